@@ -1,0 +1,1 @@
+"""Flowplane api package."""

@@ -1,0 +1,1 @@
+"""Flowplane connectors.builtin package."""

@@ -1,0 +1,1 @@
+"""Flowplane engine package."""

@@ -1,0 +1,298 @@
+"""The whole Flowplane error hierarchy.
+
+Every error has a stable machine ``code`` and an HTTP ``status``. The API turns them into
+RFC 9457 problem documents; the client rebuilds the same class from ``code``::
+
+    FlowplaneError
+    ├── InvalidInput (400)
+    │   ├── DocumentError            workflow document cannot be parsed
+    │   ├── WorkflowInvalid          graph or params are invalid (``errors`` lists them)
+    │   ├── TemplateError            a template failed to parse or render
+    │   ├── InputInvalid             run input does not match the workflow ``inputs`` schema
+    │   └── DurationInvalid
+    ├── Unauthorized (401) / Forbidden (403)
+    ├── NotFound (404)
+    │   ├── WorkflowNotFound, RunNotFound, NodeNotFound, ApprovalNotFound, ConnectorNotFound
+    ├── Conflict (409)
+    │   ├── RunNotActive, AlreadyDecided, WorkflowExists
+    ├── PreconditionFailed (412) -> VersionMismatch
+    ├── PreconditionRequired (428)
+    ├── PayloadTooLarge (413)
+    ├── UnprocessableEntity (422) -> IdempotencyKeyReused
+    ├── RateLimited (429)
+    ├── ConnectorError (node-level failures, 502 when surfaced)
+    │   └── NodeTimeout, ApprovalDenied, ChildRunFailed, NetworkPolicyViolation
+    └── StorageError (503)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class FlowplaneError(Exception):
+    """Base class: a stable ``code``, an HTTP ``status`` and optional extension members."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str = "", **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra: dict[str, Any] = extra
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the error as a JSON-safe mapping (used in events and node errors)."""
+        data: dict[str, Any] = {"code": self.code, "message": self.detail}
+        data.update(self.extra)
+        return data
+
+
+class InvalidInput(FlowplaneError):
+    """The request or document is malformed."""
+
+    code = "invalid_input"
+    status = 400
+    title = "Invalid input"
+
+
+class DocumentError(InvalidInput):
+    """A workflow document could not be parsed (syntax, size, depth, aliases)."""
+
+    code = "document_invalid"
+    title = "Workflow document cannot be parsed"
+
+
+class WorkflowInvalid(InvalidInput):
+    """A workflow document parsed but failed validation; ``errors`` lists each problem."""
+
+    code = "workflow_invalid"
+    title = "Workflow is invalid"
+
+
+class TemplateError(InvalidInput):
+    """A template expression failed to compile or render, or broke the sandbox budget."""
+
+    code = "template_error"
+    title = "Template error"
+
+
+class InputInvalid(InvalidInput):
+    """The run input does not match the workflow's ``inputs`` schema."""
+
+    code = "input_invalid"
+    title = "Run input is invalid"
+
+
+class DurationInvalid(InvalidInput):
+    """A duration string such as ``30s`` could not be parsed."""
+
+    code = "duration_invalid"
+    title = "Invalid duration"
+
+
+class Unauthorized(FlowplaneError):
+    """No valid credentials were presented."""
+
+    code = "unauthorized"
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(FlowplaneError):
+    """The caller's role does not allow this operation."""
+
+    code = "forbidden"
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(FlowplaneError):
+    """The object does not exist (or belongs to another namespace)."""
+
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class WorkflowNotFound(NotFound):
+    """No workflow with that id or name."""
+
+    code = "workflow_not_found"
+    title = "Workflow not found"
+
+
+class RunNotFound(NotFound):
+    """No run with that id."""
+
+    code = "RUN_NOT_FOUND"
+    title = "Run not found"
+
+
+class NodeNotFound(NotFound):
+    """No node with that id in the run."""
+
+    code = "NODE_NOT_FOUND"
+    title = "Node not found"
+
+
+class ApprovalNotFound(NotFound):
+    """No pending approval for that node and iteration."""
+
+    code = "APPROVAL_NOT_FOUND"
+    title = "Approval not found"
+
+
+class ConnectorNotFound(NotFound):
+    """No connector registered under that type."""
+
+    code = "connector_not_found"
+    title = "Connector not found"
+
+
+class Conflict(FlowplaneError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class RunNotActive(Conflict):
+    """The run is already terminal."""
+
+    code = "RUN_NOT_ACTIVE"
+    title = "Run is not active"
+
+
+class AlreadyDecided(Conflict):
+    """The approval was already granted or denied."""
+
+    code = "AlreadyDecided"
+    title = "Approval already decided"
+
+
+class WorkflowExists(Conflict):
+    """A workflow with that name already exists in the namespace."""
+
+    code = "workflow_exists"
+    title = "Workflow already exists"
+
+
+class PreconditionFailed(FlowplaneError):
+    """An ``If-Match`` precondition did not hold."""
+
+    code = "precondition_failed"
+    status = 412
+    title = "Precondition failed"
+
+
+class VersionMismatch(PreconditionFailed):
+    """The ``If-Match`` version is stale; ``current`` holds the current version."""
+
+    code = "version_mismatch"
+    title = "Version mismatch"
+
+
+class PreconditionRequired(FlowplaneError):
+    """The route needs an ``If-Match`` header."""
+
+    code = "precondition_required"
+    status = 428
+    title = "Precondition required"
+
+
+class PayloadTooLarge(FlowplaneError):
+    """The request body is over the size limit."""
+
+    code = "payload_too_large"
+    status = 413
+    title = "Payload too large"
+
+
+class UnprocessableEntity(FlowplaneError):
+    """The request is well-formed but cannot be processed."""
+
+    code = "unprocessable"
+    status = 422
+    title = "Unprocessable entity"
+
+
+class IdempotencyKeyReused(UnprocessableEntity):
+    """An ``Idempotency-Key`` was reused with a different request body."""
+
+    code = "idempotency_key_reused"
+    title = "Idempotency key reused with another request"
+
+
+class RateLimited(FlowplaneError):
+    """Too many requests for this key."""
+
+    code = "rate_limited"
+    status = 429
+    title = "Too many requests"
+
+
+class ConnectorError(FlowplaneError):
+    """A connector failed while executing a node. ``retryable`` says whether to retry."""
+
+    code = "connector_error"
+    status = 502
+    title = "Connector failed"
+
+    def __init__(self, detail: str = "", *, retryable: bool = True, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.retryable = retryable
+
+
+class NodeTimeout(ConnectorError):
+    """A node ran longer than its ``timeout``."""
+
+    code = "node_timeout"
+    title = "Node timed out"
+
+
+class ApprovalDenied(ConnectorError):
+    """A human denied an approval."""
+
+    code = "approval_denied"
+    title = "Approval denied"
+
+
+class ChildRunFailed(ConnectorError):
+    """A sub-workflow run ended without finishing."""
+
+    code = "child_run_failed"
+    title = "Sub-workflow failed"
+
+
+class NetworkPolicyViolation(ConnectorError):
+    """An outbound request was refused by the network policy."""
+
+    code = "network_policy_violation"
+    title = "Outbound address refused by the network policy"
+
+
+class StorageError(FlowplaneError):
+    """The database failed or is unreachable."""
+
+    code = "storage_error"
+    status = 503
+    title = "Storage unavailable"
+
+
+def _all_subclasses(cls: type[FlowplaneError]) -> list[type[FlowplaneError]]:
+    out: list[type[FlowplaneError]] = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+def error_class_for_code(code: str) -> type[FlowplaneError]:
+    """Return the error class registered for ``code`` (``FlowplaneError`` when unknown)."""
+    for cls in [FlowplaneError, *_all_subclasses(FlowplaneError)]:
+        if cls.code == code:
+            return cls
+    return FlowplaneError

@@ -1,0 +1,70 @@
+"""Configuration: ``FLOWPLANE_*`` environment variables, overridable by CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of a Flowplane process. Each field maps to ``FLOWPLANE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="FLOWPLANE_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./flowplane.db",
+        description="SQLAlchemy-style URL: sqlite:///path.db or postgresql://user@host/db.",
+    )
+    database_schema: str = Field(
+        default="flowplane",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema holding the tables (ignored on SQLite).",
+    )
+    root: Path = Field(
+        default=Path("."), description="Folder that `workflowPath` and `flow.run` paths live in."
+    )
+    host: str = Field(default="127.0.0.1", description="HTTP bind address.")
+    port: int = Field(default=8080, ge=0, le=65535, description="HTTP port.")
+    workers: int = Field(
+        default=1, ge=0, description="Embedded worker loops in `serve` (0 = API only)."
+    )
+    worker_concurrency: int = Field(
+        default=16, ge=1, le=1024, description="Node runs one worker executes at once."
+    )
+    lease_seconds: float = Field(
+        default=30.0, gt=0, description="Lease on a claimed node run; heartbeats extend it."
+    )
+    poll_interval_seconds: float = Field(
+        default=1.0, gt=0, description="Longest idle wait between claims (wake-ups cut it)."
+    )
+    reaper_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often expired leases and run timeouts are checked."
+    )
+    secret_key: str | None = Field(
+        default=None, description="Master key for credentials (base64 of 32 bytes)."
+    )
+    jwt_secret: str | None = Field(default=None, description="HS256 key for login tokens.")
+    allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts or CIDRs outbound connectors may reach despite the network policy.",
+    )
+    enable_shell: bool = Field(default=False, description="Allow the `system.shell` connector.")
+    data_dir: Path = Field(
+        default=Path("./flowplane-data"), description="Artifacts and per-namespace files."
+    )
+    log_level: str = Field(default="info", description="Python log level.")
+
+    @field_validator("allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def is_postgres(self) -> bool:
+        """Whether the database is PostgreSQL."""
+        return self.database_url.startswith(("postgresql", "postgres"))
