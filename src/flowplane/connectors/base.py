@@ -99,7 +99,20 @@ class StartChildRun:
     input: dict[str, Any] = field(default_factory=dict)
 
 
-Directive = WaitForApproval | WaitForSignal | WaitForTimer | StartChildRun
+@dataclass(frozen=True)
+class StopRun:
+    """End the whole run now: ``finished`` (stop-and-succeed) or ``failed`` (stop-and-fail).
+
+    The node itself finishes (or fails) with ``output``; nodes not yet started are skipped
+    (``finished``) or cancelled (``failed``).
+    """
+
+    status: Literal["finished", "failed"]
+    message: str = ""
+    output: Any = None
+
+
+Directive = WaitForApproval | WaitForSignal | WaitForTimer | StartChildRun | StopRun
 
 
 # --- the node context -------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flowplane.errors import DurationInvalid
 from flowplane.model.durations import parse_duration
 
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
@@ -18,6 +19,14 @@ DEFAULT_NAMESPACE = "default"
 TriggerRule = Literal["all_success", "all_done", "one_success", "none_failed"]
 OnError = Literal["fail", "continue"]
 Duration = str | int | float
+
+
+def _check_duration_value(value: Duration) -> None:
+    """Validate a duration inside a pydantic validator (which only maps ``ValueError``)."""
+    try:
+        parse_duration(value)
+    except DurationInvalid as exc:
+        raise ValueError(exc.detail) from None
 
 
 class _Strict(BaseModel):
@@ -36,7 +45,7 @@ class RetryPolicy(_Strict):
     @field_validator("initial", "max")
     @classmethod
     def _check_duration(cls, value: Duration) -> Duration:
-        parse_duration(value)
+        _check_duration_value(value)
         return value
 
     def delay_seconds(self, failed_attempt: int, rng: random.Random | None = None) -> float:
@@ -82,7 +91,7 @@ class Node(_Strict):
     @classmethod
     def _check_timeout(cls, value: Duration | None) -> Duration | None:
         if value is not None:
-            parse_duration(value)
+            _check_duration_value(value)
         return value
 
     @property
@@ -119,7 +128,7 @@ class Workflow(_Strict):
     @classmethod
     def _check_timeout(cls, value: Duration | None) -> Duration | None:
         if value is not None:
-            parse_duration(value)
+            _check_duration_value(value)
         return value
 
     @model_validator(mode="after")

@@ -1,0 +1,37 @@
+# Flowplane: `make run` serves on SQLite, `make test` runs every check. Both set up everything.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint typecheck pytest bench docs clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@if [ -d examples/plugin ]; then $(BIN)/pip install -q -e examples/plugin; fi
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/flowplane serve --load-examples
+
+lint: install
+	$(BIN)/ruff check src tests bench examples scripts
+	$(BIN)/ruff format --check src tests bench examples scripts
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: install
+	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/engine.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .pgdata

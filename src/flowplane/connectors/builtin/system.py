@@ -1,0 +1,356 @@
+"""System connectors: run a program (opt-in) and call operator-registered Python functions.
+
+``system.shell`` runs an argv list directly (no shell, so data cannot become commands),
+inside the namespace's file folder, with a timeout, capped output and an environment built
+from an allow-list. It is refused unless the operator sets ``FLOWPLANE_ENABLE_SHELL=true``.
+
+``system.python`` never runs code from a workflow: it calls a function the operator
+registered with :func:`register_function` or listed in ``FLOWPLANE_PYTHON_FUNCTIONS``
+(``name=package.module:function,...``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import json
+import os
+import re
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flowplane.connectors.base import NodeContext, connector
+from flowplane.connectors.builtin._support import (
+    credential,
+    obj,
+    out,
+    prop,
+    redact,
+    settings_value,
+)
+from flowplane.connectors.builtin.storage_files import sandbox_path
+from flowplane.errors import ConnectorError
+
+MAX_OUTPUT_BYTES = 10 * 1024 * 1024
+DEFAULT_OUTPUT_BYTES = 1024 * 1024
+INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_FORBIDDEN_ENV = re.compile(r"^(LD_|DYLD_|PYTHON|BASH_ENV$|ENV$|IFS$|PATH$)")
+_FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+FUNCTIONS_ENV = "FLOWPLANE_PYTHON_FUNCTIONS"
+
+
+def _bad(message: str) -> ConnectorError:
+    return ConnectorError(message, retryable=False)
+
+
+# --- system.shell -----------------------------------------------------------------------------
+
+
+async def _drain(stream: asyncio.StreamReader | None, limit: int) -> tuple[bytes, bool]:
+    """Read ``stream`` to its end, keeping at most ``limit`` bytes."""
+    if stream is None:
+        return b"", False
+    kept = bytearray()
+    truncated = False
+    while chunk := await stream.read(65536):
+        room = limit - len(kept)
+        if room > 0:
+            kept += chunk[:room]
+        if len(chunk) > room:
+            truncated = True
+    return bytes(kept), truncated
+
+
+def _kill_group(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _environment(params: dict[str, Any], ctx: NodeContext) -> tuple[dict[str, str], list[str]]:
+    env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    secrets: list[str] = []
+    given = dict(params.get("env") or {})
+    for name, cred in (params.get("env_credentials") or {}).items():
+        given[name] = credential(ctx, cred)
+        secrets.append(given[name])
+    for name, value in given.items():
+        if not _ENV_NAME.match(name) or _FORBIDDEN_ENV.match(name):
+            raise _bad(f"environment variable {name!r} is not allowed")
+        env[name] = str(value)
+    env.update(
+        {
+            "FLOWPLANE_RUN_ID": ctx.run_id,
+            "FLOWPLANE_NODE_ID": ctx.node_id,
+            "FLOWPLANE_IDEMPOTENCY_KEY": ctx.idempotency_key,
+        }
+    )
+    return env, secrets
+
+
+@connector(
+    "system.shell",
+    name="Run command",
+    category="system",
+    description="Run a program with an argv list (no shell) in the namespace folder; opt-in only.",
+    input_schema=obj(
+        {
+            "command": prop(
+                "array",
+                "Program and arguments, e.g. ['convert', 'in.png', "
+                "'out.jpg']; each argument is passed verbatim.",
+                items={"type": "string", "maxLength": 100_000},
+                minItems=1,
+                maxItems=1000,
+            ),
+            "cwd": prop(
+                "string",
+                "Working folder inside the namespace's file folder.",
+                default="",
+                maxLength=1024,
+            ),
+            "env": prop(
+                "object", "Extra environment variables.", additionalProperties={"type": "string"}
+            ),
+            "env_credentials": prop(
+                "object",
+                "Environment variables filled from credentials: {VAR: credential name}.",
+                additionalProperties={"type": "string"},
+            ),
+            "stdin": prop("string", "Text sent to standard input.", maxLength=10_000_000),
+            "timeout": prop(
+                "number",
+                "Seconds before the process group is killed.",
+                exclusiveMinimum=0,
+                maximum=3600,
+                default=60,
+            ),
+            "max_output_bytes": prop(
+                "integer",
+                "Bytes kept of stdout and of stderr.",
+                minimum=1,
+                maximum=MAX_OUTPUT_BYTES,
+                default=DEFAULT_OUTPUT_BYTES,
+            ),
+            "check": prop("boolean", "Fail the node on a non-zero exit code.", default=True),
+        },
+        ["command"],
+    ),
+    output_schema=out(
+        {
+            "exit_code": prop("integer", "Exit status."),
+            "stdout": prop("string", "Standard output (UTF-8, capped)."),
+            "stderr": prop("string", "Standard error (UTF-8, capped)."),
+            "truncated": prop("boolean", "Whether output was cut."),
+            "elapsed_ms": prop("integer", "Run time."),
+        }
+    ),
+    secrets=["env_credentials"],
+    examples=[
+        {"command": ["ls", "-la"], "cwd": "exports"},
+        {"command": ["gzip", "-k", "report.csv"], "timeout": 120, "check": True},
+    ],
+)
+async def shell(params: dict[str, Any], ctx: NodeContext) -> Any:
+    """Run ``command`` (an argv list) when the operator enabled the shell connector."""
+    if not settings_value(ctx, "enable_shell", False):
+        raise _bad("system.shell is disabled; the operator must set FLOWPLANE_ENABLE_SHELL=true")
+    argv = [str(a) for a in params["command"]]
+    if any("\x00" in a for a in argv):
+        raise _bad("arguments must not contain NUL characters")
+    cwd = sandbox_path(ctx, params.get("cwd", ""), allow_root=True)
+    if not cwd.is_dir():
+        raise _bad("cwd does not exist in the file folder")
+    env, secrets = _environment(params, ctx)
+    limit, timeout = (
+        params.get("max_output_bytes", DEFAULT_OUTPUT_BYTES),
+        float(params.get("timeout", 60)),
+    )
+    stdin = params.get("stdin")
+    started = time.monotonic()
+    ctx.check_cancelled()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except FileNotFoundError:
+        raise _bad(f"program {argv[0]!r} not found") from None
+    except PermissionError:
+        raise _bad(f"program {argv[0]!r} is not executable") from None
+    except OSError as exc:
+        raise _bad(f"cannot start {argv[0]!r}: {exc.strerror}") from None
+
+    async def feed() -> None:
+        if process.stdin is not None and stdin is not None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                process.stdin.write(stdin.encode())
+                await process.stdin.drain()
+            process.stdin.close()
+
+    try:
+        async with asyncio.timeout(timeout):
+            _, (out_b, out_cut), (err_b, err_cut), code = await asyncio.gather(
+                feed(), _drain(process.stdout, limit), _drain(process.stderr, limit), process.wait()
+            )
+    except TimeoutError:
+        _kill_group(process)
+        await process.wait()
+        raise ConnectorError(
+            f"{argv[0]!r} ran longer than {timeout:g}s and was killed", retryable=False
+        ) from None
+    except asyncio.CancelledError:
+        _kill_group(process)
+        raise
+    finally:
+        if process.returncode is None:
+            _kill_group(process)
+    stdout = redact(out_b.decode("utf-8", errors="replace"), secrets)
+    stderr = redact(err_b.decode("utf-8", errors="replace"), secrets)
+    if code != 0 and params.get("check", True):
+        raise ConnectorError(
+            f"{argv[0]!r} exited with code {code}: {stderr[-500:]}", retryable=False, exit_code=code
+        )
+    return {
+        "exit_code": code,
+        "stdout": stdout,
+        "stderr": stderr,
+        "truncated": out_cut or err_cut,
+        "elapsed_ms": round((time.monotonic() - started) * 1000),
+    }
+
+
+# --- system.python ----------------------------------------------------------------------------
+
+PythonFunction = Callable[..., Any]
+_FUNCTIONS: dict[str, PythonFunction] = {}
+
+
+def register_function(name: str, fn: PythonFunction) -> PythonFunction:
+    """Allow workflows to call ``fn`` as ``system.python`` function ``name``.
+
+    ``fn`` may be sync (run in a thread) or async. It receives the node's ``kwargs`` as
+    keyword arguments, plus ``ctx`` (the :class:`NodeContext`) when it declares that
+    parameter, and must return a JSON-serialisable value.
+
+    Args:
+        name: the name workflows use.
+        fn: the function.
+
+    Returns:
+        ``fn`` (so this can be used as a decorator helper).
+    """
+    if not _FUNCTION_NAME.match(name):
+        raise ValueError(f"invalid function name {name!r}")
+    if not callable(fn):
+        raise TypeError(f"{fn!r} is not callable")
+    _FUNCTIONS[name] = fn
+    return fn
+
+
+def unregister_function(name: str) -> None:
+    """Remove function ``name`` (no error when absent)."""
+    _FUNCTIONS.pop(name, None)
+
+
+def _configured(ctx: NodeContext) -> dict[str, str]:
+    """Parse ``name=module:attr,...`` from settings (``python_functions``) and the env."""
+    specs: dict[str, str] = {}
+    raw_sources = [os.environ.get(FUNCTIONS_ENV, ""), settings_value(ctx, "python_functions", "")]
+    for raw in raw_sources:
+        if isinstance(raw, dict):
+            specs.update({str(k): str(v) for k, v in raw.items()})
+            continue
+        for item in str(raw).split(","):
+            name, sep, target = item.strip().partition("=")
+            if sep and name.strip() and ":" in target:
+                specs[name.strip()] = target.strip()
+    return specs
+
+
+def resolve_function(name: str, ctx: NodeContext) -> PythonFunction:
+    """Return the function registered or configured as ``name``.
+
+    Raises:
+        ConnectorError: (not retryable) no such function, or its module fails to import.
+    """
+    if name in _FUNCTIONS:
+        return _FUNCTIONS[name]
+    target = _configured(ctx).get(name)
+    if target is None:
+        known = sorted(set(_FUNCTIONS) | set(_configured(ctx)))
+        raise _bad(f"python function {name!r} is not registered; known: {known}")
+    module_name, _, attr = target.partition(":")
+    try:
+        fn: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            fn = getattr(fn, part)
+    except (ImportError, AttributeError) as exc:
+        raise _bad(f"python function {name!r} ({target}) cannot be loaded: {exc}") from exc
+    if not callable(fn):
+        raise _bad(f"python function {name!r} ({target}) is not callable")
+    return register_function(name, fn)
+
+
+@connector(
+    "system.python",
+    name="Call Python function",
+    category="system",
+    description="Call a Python function the operator registered by name, with keyword arguments.",
+    input_schema=obj(
+        {
+            "function": prop("string", "Registered function name.", pattern=_FUNCTION_NAME.pattern),
+            "kwargs": prop("object", "Keyword arguments (JSON values)."),
+            "timeout": prop(
+                "number", "Time limit in seconds.", exclusiveMinimum=0, maximum=3600, default=60
+            ),
+        },
+        ["function"],
+    ),
+    output_schema=out({"result": prop(None, "The function's return value.")}),
+    examples=[{"function": "score_lead", "kwargs": {"email": "{{ input.email }}"}}],
+)
+async def python_call(params: dict[str, Any], ctx: NodeContext) -> Any:
+    """Call the registered function ``function`` with ``kwargs``."""
+    name = params["function"]
+    fn = resolve_function(name, ctx)
+    kwargs = dict(params.get("kwargs") or {})
+    try:
+        signature = inspect.signature(fn)
+        if "ctx" in signature.parameters:
+            kwargs["ctx"] = ctx
+        signature.bind(**kwargs)
+    except TypeError as exc:
+        raise _bad(f"bad arguments for {name!r}: {exc}") from None
+    except ValueError:  # builtins without a signature
+        pass
+    timeout = float(params.get("timeout", 60))
+    try:
+        async with asyncio.timeout(timeout):
+            if inspect.iscoroutinefunction(fn):
+                result = await fn(**kwargs)
+            else:
+                result = await asyncio.to_thread(fn, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+    except ConnectorError:
+        raise
+    except TimeoutError:
+        raise ConnectorError(f"{name!r} ran longer than {timeout:g}s", retryable=True) from None
+    except Exception as exc:
+        raise _bad(f"{name!r} raised {type(exc).__name__}: {exc}"[:1000]) from exc
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        raise _bad(f"{name!r} returned a value that is not JSON: {exc}") from None
+    return {"result": result}

@@ -1,0 +1,1013 @@
+"""State transitions of runs and node runs. Each public function runs inside one transaction.
+
+These functions are synchronous and take a :class:`~flowplane.store.tx.Tx`: the store runs
+them in a worker thread, and everything they write (state, attempts, events, frames) commits
+atomically. Every transition of a run first locks its row, so concurrent completions of two
+parents of one node cannot both miss each other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from flowplane.connectors.base import (
+    Directive,
+    StartChildRun,
+    StopRun,
+    WaitForApproval,
+    WaitForSignal,
+    WaitForTimer,
+)
+from flowplane.errors import (
+    AlreadyDecided,
+    ApprovalNotFound,
+    Conflict,
+    IdempotencyKeyReused,
+    NodeNotFound,
+    RunNotActive,
+    RunNotFound,
+)
+from flowplane.model.document import Workflow
+from flowplane.engine.plan import Plan, plans
+from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, WAITING_NODE, Row, Tx
+
+MAX_LOST_ATTEMPTS = 3
+"""Attempts lost to crashed workers that are retried beyond the node's own retry policy."""
+
+MAX_LOG_EVENTS_PER_ATTEMPT = 200
+
+
+def new_id() -> str:
+    """Return a new, roughly time-ordered id (UUIDv7 layout)."""
+    ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    rand = uuid.uuid4().int & ((1 << 74) - 1)
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
+
+
+def plan_of(tx: Tx, run: Row) -> Plan:
+    """Return the plan of a locked run row (cached)."""
+    plan = plans.get(run["id"])
+    if plan is not None:
+        return plan
+    document = run.get("document")
+    if document is None:
+        full = tx.get_run(run["id"])
+        assert full is not None
+        document = full["document"]
+    result = plans.get(run["id"], document)
+    assert result is not None
+    return result
+
+
+# --- dispatch -----------------------------------------------------------------------------
+
+
+@dataclass
+class DispatchRequest:
+    """Everything needed to start a run."""
+
+    workflow: Workflow
+    document: dict[str, Any]
+    input: dict[str, Any]
+    namespace: str
+    run_id: str | None = None
+    workflow_id: str | None = None
+    workflow_version: int | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    trigger: str = "api"
+    triggered_by: str | None = None
+    parent: tuple[str, str, int] | None = None
+    source_path: str | None = None
+    forked_from: str | None = None
+
+
+def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
+    """Insert a run with its node runs and mark the roots ready.
+
+    Returns ``(run row, created)``; ``created`` is false when the idempotency key (or the
+    explicit run id) names a run that already exists.
+    """
+    if req.idempotency_key:
+        existing = tx.find_run_by_idempotency(req.namespace, req.idempotency_key)
+        if existing is not None:
+            if req.request_hash and existing["request_hash"] not in (None, req.request_hash):
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was already used with a different request",
+                    runId=existing["id"],
+                )
+            return existing, False
+    if req.run_id is not None:
+        existing = tx.get_run(req.run_id)
+        if existing is not None:
+            if existing["workflow_name"] != req.workflow.name:
+                raise Conflict(f"run id {req.run_id!r} is already used by another workflow")
+            return existing, False
+    run_id = req.run_id or new_id()
+    plan = Plan.build(req.workflow)
+    plans.put(run_id, plan)
+    now = tx.now_ms
+    timeout = req.workflow.timeout_seconds
+    parent_run, parent_node, parent_iteration = req.parent or (None, None, None)
+    run: Row = {
+        "id": run_id,
+        "namespace": req.namespace,
+        "workflow_id": req.workflow_id,
+        "workflow_name": req.workflow.name,
+        "workflow_version": req.workflow_version,
+        "document": req.document,
+        "input": req.input,
+        "status": "running",
+        "parent_run_id": parent_run,
+        "parent_node_id": parent_node,
+        "parent_iteration": parent_iteration,
+        "idempotency_key": req.idempotency_key,
+        "request_hash": req.request_hash,
+        "trigger": req.trigger,
+        "triggered_by": req.triggered_by,
+        "source_path": req.source_path,
+        "forked_from": req.forked_from,
+        "frame_no": 0,
+        "created_at_ms": now,
+        "started_at_ms": now,
+        "updated_at_ms": now,
+        "deadline_ms": now + int(timeout * 1000) if timeout else None,
+    }
+    tx.insert_run(run)
+    roots = set(plan.graph.roots())
+    rows = []
+    for node in plan.workflow.nodes:
+        status = "ready" if node.id in roots else "pending"
+        rows.append(
+            {
+                "run_id": run_id,
+                "node_id": node.id,
+                "iteration": plan.level_iteration(node.id),
+                "status": status,
+                "attempt": 0,
+                "available_at_ms": now,
+                "lease_epoch": 0,
+            }
+        )
+    tx.insert_node_runs(rows)
+    tx.event(
+        run_id,
+        req.namespace,
+        "RunStarted",
+        workflowName=req.workflow.name,
+        workflowVersion=req.workflow_version,
+        parentRunId=parent_run,
+    )
+    for row in rows:
+        tx.change(run_id, row["node_id"], row["iteration"], row["status"])
+        if row["status"] == "ready":
+            tx.event(run_id, req.namespace, "NodeReady", row["node_id"], iteration=row["iteration"])
+    tx.notify("ready")
+    return run, True
+
+
+# --- claims -------------------------------------------------------------------------------
+
+
+def claim(tx: Tx, owner: str, limit: int, lease_ms: int) -> list[Row]:
+    """Lease due node runs to ``owner`` and record ``NodeStarted`` for each."""
+    rows = tx.claim(owner, limit, lease_ms)
+    _record_started(tx, rows)
+    return rows
+
+
+def _record_started(tx: Tx, rows: list[Row]) -> None:
+    if not rows:
+        return
+    namespaces = _namespaces(tx, {r["run_id"] for r in rows})
+    for row in rows:
+        if (row.get("wait") or {}).get("kind") == "timer":
+            continue
+        ns = namespaces.get(row["run_id"], "default")
+        tx.change(row["run_id"], row["node_id"], row["iteration"], "in-progress", row["attempt"])
+        tx.event(
+            row["run_id"],
+            ns,
+            "NodeStarted",
+            row["node_id"],
+            iteration=row["iteration"],
+            attempt=row["attempt"],
+        )
+
+
+def _namespaces(tx: Tx, run_ids: set[str]) -> dict[str, str]:
+    import sqlalchemy as sa
+
+    from flowplane.store import schema as t
+
+    query = sa.select(t.runs.c.id, t.runs.c.namespace).where(t.runs.c.id.in_(list(run_ids)))
+    return {r.id: r.namespace for r in tx.conn.execute(query)}
+
+
+def claim_ids(tx: Tx, owner: str, row_ids: list[int], lease_ms: int) -> list[Row]:
+    """Lease specific ready node runs (the completing worker's hand-off)."""
+    import sqlalchemy as sa
+
+    from flowplane.store import schema as t
+
+    if not row_ids:
+        return []
+    c = t.node_runs.c
+    rows = tx.conn.execute(
+        t.node_runs.update()
+        .where(c.id.in_(row_ids), c.status == "ready", c.available_at_ms <= tx.now_ms)
+        .values(
+            status="in-progress",
+            lease_owner=owner,
+            lease_expires_ms=tx.now_ms + lease_ms,
+            lease_epoch=c.lease_epoch + 1,
+            attempt=c.attempt + 1,
+            started_at_ms=tx.now_ms,
+        )
+        .returning(*t.node_runs.c)
+    )
+    claimed = sorted((dict(r._mapping) for r in rows), key=lambda r: r["id"])
+    _record_started(tx, claimed)
+    return claimed
+
+
+# --- completion ---------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What executing a claimed node run produced."""
+
+    kind: Literal["success", "failure", "skip", "expand", "directive"]
+    output: Any = None
+    error: dict[str, Any] | None = None
+    retryable: bool = True
+    directive: Directive | None = None
+    items: list[Any] | None = None
+    child_workflow: Workflow | None = None
+    child_document: dict[str, Any] | None = None
+    logs: list[tuple[int, str, str]] = field(default_factory=list)
+    started_at_ms: int | None = None
+
+
+@dataclass
+class Completion:
+    """The result of :func:`complete`."""
+
+    accepted: bool
+    handoff: list[Row] = field(default_factory=list)
+    ready: int = 0
+    run_status: str | None = None
+
+
+class _Effects:
+    """What one transaction made ready, for hand-off and wake-ups."""
+
+    def __init__(self) -> None:
+        self.ready: list[int] = []
+
+
+def complete(
+    tx: Tx,
+    claimed: Row,
+    outcome: Outcome,
+    *,
+    owner: str,
+    handoff: int = 0,
+    lease_ms: int = 30_000,
+) -> Completion:
+    """Record the outcome of a claimed node run, fenced on its lease epoch."""
+    run = tx.lock_run(claimed["run_id"])
+    if run is None or run["status"] in TERMINAL_RUN:
+        return Completion(accepted=False)
+    plan = plan_of(tx, run)
+    node_id, iteration = claimed["node_id"], claimed["iteration"]
+    attempt = claimed["attempt"]
+    fence = {"expect_status": "in-progress", "expect_epoch": claimed["lease_epoch"]}
+    ns = run["namespace"]
+    now = tx.now_ms
+    effects = _Effects()
+    started = outcome.started_at_ms or claimed.get("started_at_ms")
+    release = {"lease_owner": None, "lease_expires_ms": None}
+
+    if outcome.kind == "failure":
+        policy = plan.node(node_id).retry_policy
+        will_retry = outcome.retryable and attempt < policy.max_attempts
+        error = outcome.error or {"code": "connector_error", "message": "failed"}
+        if will_retry:
+            delay_ms = int(policy.delay_seconds(attempt) * 1000)
+            values = {"status": "ready", "available_at_ms": now + delay_ms, "error": error}
+            if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+                return Completion(accepted=False)
+            _attempt_row(tx, claimed, "failed", owner, started, error)
+            _persist_logs(tx, run, claimed, outcome.logs)
+            tx.change(run["id"], node_id, iteration, "ready", attempt)
+            tx.event(run["id"], ns, "NodeFailed", node_id, iteration=iteration, attempt=attempt,
+                     error=error, willRetry=True)
+            tx.event(run["id"], ns, "NodeRetrying", node_id, iteration=iteration,
+                     attempt=attempt + 1, delayMs=delay_ms)
+            tx.notify("ready")
+            return Completion(accepted=True)
+        values = {"status": "failed", "error": error, "finished_at_ms": now}
+        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+            return Completion(accepted=False)
+        _attempt_row(tx, claimed, "failed", owner, started, error)
+        _persist_logs(tx, run, claimed, outcome.logs)
+        tx.change(run["id"], node_id, iteration, "failed", attempt)
+        tx.event(run["id"], ns, "NodeFailed", node_id, iteration=iteration, attempt=attempt,
+                 error=error, willRetry=False)
+        node_settled(tx, run, plan, node_id, iteration, effects)
+        return _finish(tx, run, effects, owner, handoff, lease_ms)
+
+    if outcome.kind == "skip":
+        values = {"status": "skipped", "finished_at_ms": now, "attempt": max(0, attempt - 1)}
+        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+            return Completion(accepted=False)
+        tx.change(run["id"], node_id, iteration, "skipped")
+        tx.event(run["id"], ns, "NodeSkipped", node_id, iteration=iteration, reason="when")
+        node_settled(tx, run, plan, node_id, iteration, effects)
+        return _finish(tx, run, effects, owner, handoff, lease_ms)
+
+    if outcome.kind == "expand":
+        items = outcome.items or []
+        if not items:
+            values = {"status": "finished", "output": [], "finished_at_ms": now}
+            if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+                return Completion(accepted=False)
+            _attempt_row(tx, claimed, "finished", owner, started, None)
+            tx.change(run["id"], node_id, iteration, "finished", attempt)
+            tx.event(run["id"], ns, "NodeFinished", node_id, iteration=iteration,
+                     attempt=attempt, output=[])
+            node_settled(tx, run, plan, node_id, iteration, effects)
+            return _finish(tx, run, effects, owner, handoff, lease_ms)
+        # The node-level row stays in progress, unleased, until its items settle.
+        if not tx.update_node_run(claimed["id"], **fence, **release):
+            return Completion(accepted=False)
+        limit = plan.node(node_id).max_parallel or len(items)
+        rows = []
+        for index, item in enumerate(items):
+            status = "ready" if index < limit else "pending"
+            rows.append({"run_id": run["id"], "node_id": node_id, "iteration": index,
+                         "status": status, "attempt": 0, "available_at_ms": now,
+                         "lease_epoch": 0, "item": item})
+        tx.insert_node_runs(rows)
+        for row in rows:
+            tx.change(run["id"], node_id, row["iteration"], row["status"])
+        ready_states = tx.node_states(run["id"], [node_id])
+        for state in ready_states:
+            if state["status"] == "ready" and state["iteration"] >= 0:
+                effects.ready.append(state["id"])
+                tx.event(run["id"], ns, "NodeReady", node_id, iteration=state["iteration"])
+        return _finish(tx, run, effects, owner, handoff, lease_ms)
+
+    if outcome.kind == "directive":
+        assert outcome.directive is not None
+        accepted = _apply_directive(tx, run, plan, claimed, outcome, owner, effects)
+        if not accepted:
+            return Completion(accepted=False)
+        return _finish(tx, run, effects, owner, handoff, lease_ms)
+
+    # success
+    values = {"status": "finished", "output": outcome.output, "error": None, "finished_at_ms": now}
+    if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+        return Completion(accepted=False)
+    _attempt_row(tx, claimed, "finished", owner, started, None)
+    _persist_logs(tx, run, claimed, outcome.logs)
+    tx.change(run["id"], node_id, iteration, "finished", attempt)
+    tx.event(run["id"], ns, "NodeFinished", node_id, iteration=iteration, attempt=attempt,
+             output=outcome.output)
+    node_settled(tx, run, plan, node_id, iteration, effects)
+    return _finish(tx, run, effects, owner, handoff, lease_ms)
+
+
+def _finish(
+    tx: Tx, run: Row, effects: _Effects, owner: str, handoff: int, lease_ms: int
+) -> Completion:
+    claimed: list[Row] = []
+    if handoff > 0 and effects.ready and run["status"] not in TERMINAL_RUN:
+        claimed = claim_ids(tx, owner, effects.ready[:handoff], lease_ms)
+    if len(effects.ready) > len(claimed):
+        tx.notify("ready")
+    return Completion(
+        accepted=True, handoff=claimed, ready=len(effects.ready), run_status=run["status"]
+    )
+
+
+def _attempt_row(
+    tx: Tx, row: Row, status: str, owner: str | None, started: int | None, error: Any
+) -> None:
+    tx.insert_attempt(
+        {
+            "run_id": row["run_id"],
+            "node_id": row["node_id"],
+            "iteration": row["iteration"],
+            "attempt": max(1, row["attempt"]),
+            "status": status,
+            "worker": owner,
+            "started_at_ms": started,
+            "finished_at_ms": tx.now_ms,
+            "error": error,
+        }
+    )
+
+
+def _persist_logs(tx: Tx, run: Row, row: Row, logs: list[tuple[int, str, str]]) -> None:
+    if not logs:
+        return
+    tx.insert_logs(
+        [
+            {
+                "run_id": run["id"],
+                "node_id": row["node_id"],
+                "iteration": row["iteration"],
+                "attempt": row["attempt"],
+                "level": level,
+                "message": message,
+                "ts_ms": ts,
+            }
+            for ts, level, message in logs
+        ]
+    )
+    for _ts, level, message in logs[:MAX_LOG_EVENTS_PER_ATTEMPT]:
+        tx.event(run["id"], run["namespace"], "NodeLog", row["node_id"],
+                 iteration=row["iteration"], level=level, message=message)
+
+
+def _apply_directive(
+    tx: Tx, run: Row, plan: Plan, claimed: Row, outcome: Outcome, owner: str, effects: _Effects
+) -> bool:
+    directive = outcome.directive
+    node_id, iteration, attempt = claimed["node_id"], claimed["iteration"], claimed["attempt"]
+    ns, now = run["namespace"], tx.now_ms
+    fence = {"expect_status": "in-progress", "expect_epoch": claimed["lease_epoch"]}
+    release = {"lease_owner": None, "lease_expires_ms": None}
+    if isinstance(directive, WaitForTimer):
+        fires = int(directive.fires_at.timestamp() * 1000)
+        wait = {"kind": "timer", "firesAtMs": fires, "output": directive.output}
+        values = {"status": "waiting-timer", "available_at_ms": fires, "wait": wait}
+        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+            return False
+        _persist_logs(tx, run, claimed, outcome.logs)
+        tx.change(run["id"], node_id, iteration, "waiting-timer", attempt)
+        tx.event(run["id"], ns, "NodeWaitingTimer", node_id, iteration=iteration, firesAtMs=fires)
+        tx.notify("ready")
+        update_run_status(tx, run)
+        return True
+    if isinstance(directive, WaitForApproval):
+        wait = {"kind": "approval", "title": directive.title}
+        values = {"status": "waiting-approval", "wait": wait}
+        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+            return False
+        _persist_logs(tx, run, claimed, outcome.logs)
+        existing = tx.get_approval(run["id"], node_id, iteration)
+        approval = {
+            "run_id": run["id"], "namespace": ns, "node_id": node_id, "iteration": iteration,
+            "title": directive.title[:500], "description": directive.description,
+            "on_deny": directive.on_deny, "status": "pending", "requested_at_ms": now,
+            "decided_at_ms": None, "decided_by": None, "note": None,
+        }
+        if existing is None:
+            tx.insert_approval({"id": new_id(), **approval})
+        else:
+            tx.update_approval(existing["id"], **approval)
+        tx.change(run["id"], node_id, iteration, "waiting-approval", attempt)
+        tx.event(run["id"], ns, "NodeWaitingApproval", node_id, iteration=iteration,
+                 title=directive.title)
+        tx.event(run["id"], ns, "ApprovalRequested", node_id, iteration=iteration,
+                 title=directive.title, description=directive.description)
+        update_run_status(tx, run)
+        return True
+    if isinstance(directive, WaitForSignal):
+        wait = {"kind": "signal", "name": directive.name, "correlationId": directive.correlation_id}
+        values = {"status": "waiting-event", "wait": wait}
+        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+            return False
+        _persist_logs(tx, run, claimed, outcome.logs)
+        tx.change(run["id"], node_id, iteration, "waiting-event", attempt)
+        tx.event(run["id"], ns, "NodeWaitingEvent", node_id, iteration=iteration,
+                 signal=directive.name, correlationId=directive.correlation_id)
+        pending = tx.take_signal(run["id"], directive.name, directive.correlation_id)
+        if pending is not None:
+            row = tx.node_row(run["id"], node_id, iteration)
+            assert row is not None
+            _deliver_signal(tx, run, plan, row, pending, effects)
+        else:
+            update_run_status(tx, run)
+        return True
+    if isinstance(directive, StartChildRun):
+        assert outcome.child_workflow is not None and outcome.child_document is not None
+        child_key = f"child:{run['id']}:{node_id}:{iteration}"
+        child, _created = dispatch(
+            tx,
+            DispatchRequest(
+                workflow=outcome.child_workflow,
+                document=outcome.child_document,
+                input=directive.input,
+                namespace=ns,
+                idempotency_key=child_key,
+                trigger="parent",
+                triggered_by=run.get("triggered_by"),
+                parent=(run["id"], node_id, iteration),
+            ),
+        )
+        wait = {"kind": "child", "runId": child["id"]}
+        values = {"status": "waiting-event", "wait": wait}
+        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+            return False
+        _persist_logs(tx, run, claimed, outcome.logs)
+        tx.change(run["id"], node_id, iteration, "waiting-event", attempt)
+        tx.event(run["id"], ns, "NodeWaitingEvent", node_id, iteration=iteration,
+                 childRunId=child["id"])
+        update_run_status(tx, run)
+        return True
+    if isinstance(directive, StopRun):
+        status = "finished" if directive.status == "finished" else "failed"
+        error = None if status == "finished" else {
+            "code": "stopped", "message": directive.message or "stopped by node", "nodeId": node_id
+        }
+        values = {"status": status, "output": directive.output, "error": error,
+                  "finished_at_ms": now}
+        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+            return False
+        _attempt_row(tx, claimed, status, owner, claimed.get("started_at_ms"), error)
+        _persist_logs(tx, run, claimed, outcome.logs)
+        tx.change(run["id"], node_id, iteration, status, attempt)
+        if status == "finished":
+            tx.event(run["id"], ns, "NodeFinished", node_id, iteration=iteration,
+                     attempt=attempt, output=directive.output)
+        else:
+            tx.event(run["id"], ns, "NodeFailed", node_id, iteration=iteration,
+                     attempt=attempt, error=error, willRetry=False)
+        _stop_run(tx, run, plan, status, error)
+        return True
+    raise TypeError(f"unknown directive {directive!r}")  # pragma: no cover
+
+
+# --- settling and successors --------------------------------------------------------------
+
+
+def node_settled(
+    tx: Tx, run: Row, plan: Plan, node_id: str, iteration: int, effects: _Effects
+) -> None:
+    """React to a node run reaching a terminal state: foreach bookkeeping, successors, run."""
+    if node_id in plan.foreach and iteration >= 0:
+        _item_settled(tx, run, plan, node_id, effects)
+        return
+    _evaluate_successors(tx, run, plan, node_id, effects)
+    update_run_status(tx, run)
+
+
+def _item_settled(tx: Tx, run: Row, plan: Plan, node_id: str, effects: _Effects) -> None:
+    states = tx.node_states(run["id"], [node_id])
+    level = next(s for s in states if s["iteration"] == -1)
+    items = sorted((s for s in states if s["iteration"] >= 0), key=lambda s: s["iteration"])
+    in_flight = sum(1 for s in items if s["status"] not in TERMINAL_NODE and s["status"] != "pending")
+    limit = plan.node(node_id).max_parallel or len(items)
+    ns = run["namespace"]
+    for state in items:
+        if in_flight >= limit:
+            break
+        if state["status"] == "pending":
+            if tx.update_node_run(state["id"], expect_status="pending", status="ready",
+                                  available_at_ms=tx.now_ms):
+                in_flight += 1
+                effects.ready.append(state["id"])
+                tx.change(run["id"], node_id, state["iteration"], "ready")
+                tx.event(run["id"], ns, "NodeReady", node_id, iteration=state["iteration"])
+    if any(s["status"] not in TERMINAL_NODE for s in items):
+        update_run_status(tx, run)
+        return
+    if level["status"] in TERMINAL_NODE:
+        return
+    outputs = tx.node_outputs(run["id"], [node_id])
+    result = [outputs[(node_id, s["iteration"])][1] for s in items]
+    failed = [s for s in items if s["status"] == "failed"]
+    if failed:
+        first = outputs[(node_id, failed[0]["iteration"])][2] or {}
+        error = {
+            "code": "foreach_item_failed",
+            "message": f"{len(failed)} of {len(items)} items failed; first: "
+            f"[{failed[0]['iteration']}] {first.get('message', '')}",
+            "failedIterations": [s["iteration"] for s in failed],
+        }
+        tx.update_node_run(level["id"], status="failed", output=result, error=error,
+                           finished_at_ms=tx.now_ms)
+        tx.change(run["id"], node_id, -1, "failed", level["attempt"])
+        tx.event(run["id"], ns, "NodeFailed", node_id, iteration=-1, attempt=level["attempt"],
+                 error=error, willRetry=False)
+    else:
+        tx.update_node_run(level["id"], status="finished", output=result,
+                           finished_at_ms=tx.now_ms)
+        tx.change(run["id"], node_id, -1, "finished", level["attempt"])
+        tx.event(run["id"], ns, "NodeFinished", node_id, iteration=-1, attempt=level["attempt"],
+                 output=result)
+    _evaluate_successors(tx, run, plan, node_id, effects)
+    update_run_status(tx, run)
+
+
+def trigger_decision(rule: str, upstream: list[tuple[str, bool]]) -> str | None:
+    """Decide a pending node from its upstream ``(status, continues_on_error)`` pairs.
+
+    Returns ``"ready"``, ``"skipped"`` or ``None`` (not decidable yet).
+    """
+    done = all(status in TERMINAL_NODE for status, _ in upstream)
+    ok = [status == "finished" or (status == "failed" and cont) for status, cont in upstream]
+    failed = [status == "failed" and not cont for status, cont in upstream]
+    if rule == "one_success":
+        if any(ok):
+            return "ready"
+        return "skipped" if done else None
+    if not done:
+        return None
+    if rule == "all_done":
+        return "ready"
+    if rule == "none_failed":
+        return "skipped" if any(failed) else "ready"
+    return "ready" if all(ok) else "skipped"
+
+
+def _evaluate_successors(tx: Tx, run: Row, plan: Plan, settled: str, effects: _Effects) -> None:
+    frontier = [settled]
+    ns = run["namespace"]
+    while frontier:
+        successors: list[str] = []
+        for node_id in frontier:
+            for succ in plan.graph.downstream(node_id):
+                if succ not in successors:
+                    successors.append(succ)
+        if not successors:
+            return
+        needed = set(successors)
+        for succ in successors:
+            needed.update(plan.graph.upstream(succ))
+        states = {
+            s["node_id"]: s
+            for s in tx.node_states(run["id"], needed)
+            if s["iteration"] == plan.level_iteration(s["node_id"])
+        }
+        frontier = []
+        for succ in successors:
+            state = states.get(succ)
+            if state is None or state["status"] != "pending":
+                continue
+            upstream = [
+                (states[u]["status"] if u in states else "pending", plan.continues_on_error(u))
+                for u in plan.graph.upstream(succ)
+            ]
+            decision = trigger_decision(plan.node(succ).trigger_rule, upstream)
+            if decision is None:
+                continue
+            iteration = state["iteration"]
+            if decision == "ready":
+                if tx.update_node_run(state["id"], expect_status="pending", status="ready",
+                                      available_at_ms=tx.now_ms):
+                    effects.ready.append(state["id"])
+                    tx.change(run["id"], succ, iteration, "ready")
+                    tx.event(run["id"], ns, "NodeReady", succ, iteration=iteration)
+            elif tx.update_node_run(state["id"], expect_status="pending", status="skipped",
+                                    finished_at_ms=tx.now_ms):
+                tx.change(run["id"], succ, iteration, "skipped")
+                tx.event(run["id"], ns, "NodeSkipped", succ, iteration=iteration,
+                         reason="trigger_rule")
+                frontier.append(succ)
+
+
+# --- run status ---------------------------------------------------------------------------
+
+_WAIT_RANK = {"waiting-approval": 3, "waiting-event": 2, "waiting-timer": 1}
+
+
+def update_run_status(tx: Tx, run: Row) -> None:
+    """Recompute the run's status from its node runs; finish it when nothing is left."""
+    if run["status"] in TERMINAL_RUN:
+        return
+    counts = tx.status_counts(run["id"])
+    active = {s: n for s, n in counts.items() if s not in TERMINAL_NODE and n > 0}
+    if not active:
+        _finish_run(tx, run)
+        return
+    if "ready" in active or "in-progress" in active or set(active) <= {"pending", "aggregate"}:
+        status = "running"
+    else:
+        waits = [s for s in active if s in WAITING_NODE]
+        status = max(waits, key=lambda s: _WAIT_RANK[s]) if waits else "running"
+    if status != run["status"]:
+        previous = run["status"]
+        tx.update_run(run["id"], status=status)
+        run["status"] = status
+        tx.event(run["id"], run["namespace"], "RunStatusChanged", status=status, previous=previous)
+
+
+def _finish_run(tx: Tx, run: Row) -> None:
+    plan = plan_of(tx, run)
+    rows = tx.node_states(run["id"])
+    level_rows = [r for r in rows if r["iteration"] == plan.level_iteration(r["node_id"])]
+    failed = [
+        r for r in level_rows if r["status"] == "failed" and not plan.continues_on_error(r["node_id"])
+    ]
+    leaves = plan.graph.leaves()
+    outputs = tx.node_outputs(run["id"], [*leaves, *(r["node_id"] for r in failed)])
+    output = {
+        leaf: outputs[(leaf, plan.level_iteration(leaf))][1]
+        for leaf in leaves
+        if outputs.get((leaf, plan.level_iteration(leaf)), ("",))[0] == "finished"
+    }
+    if failed:
+        first = min(failed, key=lambda r: r["id"])
+        node_error = outputs.get((first["node_id"], first["iteration"]), ("", None, None))[2] or {}
+        error = {
+            "code": node_error.get("code", "node_failed"),
+            "message": f"node {first['node_id']!r} failed: {node_error.get('message', '')}",
+            "nodeId": first["node_id"],
+        }
+        _close_run(tx, run, "failed", output, error)
+    else:
+        _close_run(tx, run, "finished", output, None)
+
+
+def _close_run(tx: Tx, run: Row, status: str, output: Any, error: Any) -> None:
+    tx.update_run(run["id"], status=status, output=output, error=error,
+                  finished_at_ms=tx.now_ms)
+    previous = run["status"]
+    run["status"] = status
+    ns = run["namespace"]
+    if status == "finished":
+        tx.event(run["id"], ns, "RunFinished", output=output)
+    elif status == "failed":
+        tx.event(run["id"], ns, "RunFailed", error=error)
+    elif status == "cancelled":
+        tx.event(run["id"], ns, "RunCancelled", previous=previous)
+    else:
+        tx.event(run["id"], ns, "RunTimedOut", error=error)
+    if run.get("parent_run_id"):
+        _child_settled(tx, run, status, output, error)
+
+
+def _stop_run(tx: Tx, run: Row, plan: Plan, status: str, error: Any) -> None:
+    """End the run early (StopRun): leftover work is skipped or cancelled."""
+    rows = tx.node_states(run["id"])
+    for row in rows:
+        if row["status"] in TERMINAL_NODE:
+            continue
+        new = "skipped" if row["status"] in ("pending", "ready") else "cancelled"
+        tx.update_node_run(row["id"], status=new, lease_owner=None, lease_expires_ms=None,
+                           finished_at_ms=tx.now_ms)
+        tx.change(run["id"], row["node_id"], row["iteration"], new, row["attempt"])
+    tx.update_approvals(run["id"], status_from="pending", status="cancelled",
+                        decided_at_ms=tx.now_ms)
+    outputs = tx.node_outputs(run["id"], plan.graph.leaves())
+    output = {k[0]: v[1] for k, v in outputs.items() if v[0] == "finished"}
+    tx.notify("cancel", run["id"])
+    _close_run(tx, run, status, output, error)
+
+
+def _child_settled(tx: Tx, child: Row, status: str, output: Any, error: Any) -> None:
+    parent = tx.lock_run(child["parent_run_id"])
+    if parent is None or parent["status"] in TERMINAL_RUN:
+        return
+    row = tx.node_row(parent["id"], child["parent_node_id"], child["parent_iteration"])
+    if row is None or row["status"] != "waiting-event":
+        return
+    plan = plan_of(tx, parent)
+    effects = _Effects()
+    ns = parent["namespace"]
+    if status == "finished":
+        _settle_waiting(tx, parent, plan, row, "finished", output, None)
+    else:
+        err = {
+            "code": "child_run_failed",
+            "message": f"sub-workflow run {child['id']} ended {status}: "
+            f"{(error or {}).get('message', '')}".strip(),
+            "childRunId": child["id"],
+            "childStatus": status,
+        }
+        _settle_waiting(tx, parent, plan, row, "failed", None, err)
+    node_settled(tx, parent, plan, row["node_id"], row["iteration"], effects)
+    if effects.ready:
+        tx.notify("ready")
+    del ns
+
+
+def _settle_waiting(
+    tx: Tx, run: Row, plan: Plan, row: Row, status: str, output: Any, error: Any
+) -> None:
+    """Finish (or fail) a node run that was waiting; the caller evaluates successors."""
+    tx.update_node_run(row["id"], status=status, output=output, error=error,
+                       finished_at_ms=tx.now_ms, available_at_ms=tx.now_ms)
+    _attempt_row(tx, row, status, None, row.get("started_at_ms"), error)
+    tx.change(run["id"], row["node_id"], row["iteration"], status, row["attempt"])
+    if status == "finished":
+        tx.event(run["id"], run["namespace"], "NodeFinished", row["node_id"],
+                 iteration=row["iteration"], attempt=row["attempt"], output=output)
+    else:
+        tx.event(run["id"], run["namespace"], "NodeFailed", row["node_id"],
+                 iteration=row["iteration"], attempt=row["attempt"], error=error, willRetry=False)
+
+
+# --- cancellation and timeouts ------------------------------------------------------------
+
+
+def cancel(tx: Tx, run_id: str, *, status: str = "cancelled", reason: str = "") -> Row:
+    """Cancel (or time out) a run: nothing starts after this commits."""
+    run = tx.lock_run(run_id)
+    if run is None:
+        raise RunNotFound(f"run {run_id!r} not found")
+    if run["status"] in TERMINAL_RUN:
+        raise RunNotActive(f"run {run_id!r} is already {run['status']}", status=run["status"])
+    _terminate(tx, run, status, reason)
+    return run
+
+
+def _terminate(tx: Tx, run: Row, status: str, reason: str) -> None:
+    for row in tx.node_states(run["id"]):
+        if row["status"] in TERMINAL_NODE:
+            continue
+        tx.update_node_run(row["id"], status="cancelled", lease_owner=None,
+                           lease_expires_ms=None, finished_at_ms=tx.now_ms)
+        tx.change(run["id"], row["node_id"], row["iteration"], "cancelled", row["attempt"])
+    tx.update_approvals(run["id"], status_from="pending", status="cancelled",
+                        decided_at_ms=tx.now_ms)
+    tx.notify("cancel", run["id"])
+    for child in tx.child_runs(run["id"]):
+        child_row = tx.lock_run(child["id"])
+        if child_row is not None and child_row["status"] not in TERMINAL_RUN:
+            child_row["parent_run_id"] = None  # the parent is ending itself
+            _terminate(tx, child_row, "cancelled", f"parent run {run['id']} ended")
+    error = None
+    if status == "timed-out":
+        error = {"code": "run_timeout", "message": reason or "run exceeded its timeout"}
+    elif reason:
+        error = {"code": "cancelled", "message": reason}
+    _close_run(tx, run, status, None, error)
+
+
+def time_out_runs(tx: Tx) -> int:
+    """Time out every active run past its deadline."""
+    count = 0
+    for run_id in tx.runs_past_deadline():
+        run = tx.lock_run(run_id)
+        if run is None or run["status"] in TERMINAL_RUN:
+            continue
+        _terminate(tx, run, "timed-out", "run exceeded its timeout")
+        count += 1
+    return count
+
+
+# --- approvals and signals ----------------------------------------------------------------
+
+
+def decide(
+    tx: Tx,
+    run_id: str,
+    node_id: str,
+    iteration: int,
+    *,
+    approved: bool,
+    note: str | None,
+    by: str | None,
+) -> Row:
+    """Approve or deny a waiting approval; returns the approval row."""
+    run = tx.lock_run(run_id)
+    if run is None:
+        raise RunNotFound(f"run {run_id!r} not found")
+    approval = tx.get_approval(run_id, node_id, iteration)
+    if approval is None:
+        plan = plan_of(tx, run)
+        if node_id not in plan.graph.node_ids:
+            raise NodeNotFound(f"run {run_id!r} has no node {node_id!r}")
+        raise ApprovalNotFound(f"node {node_id!r} (iteration {iteration}) has no approval request")
+    if approval["status"] != "pending":
+        raise AlreadyDecided(
+            f"approval for {node_id!r} was already {approval['status']}",
+            decision=approval["status"],
+        )
+    if run["status"] in TERMINAL_RUN:
+        raise RunNotActive(f"run {run_id!r} is already {run['status']}", status=run["status"])
+    plan = plan_of(tx, run)
+    status = "approved" if approved else "denied"
+    tx.update_approval(approval["id"], status=status, decided_at_ms=tx.now_ms,
+                       decided_by=by, note=note)
+    row = tx.node_row(run_id, node_id, iteration)
+    assert row is not None
+    ns = run["namespace"]
+    output = {"approved": approved, "note": note, "decidedBy": by}
+    tx.event(run_id, ns, "ApprovalGranted" if approved else "ApprovalDenied", node_id,
+             iteration=iteration, note=note, decidedBy=by)
+    if approved or approval["on_deny"] == "continue":
+        _settle_waiting(tx, run, plan, row, "finished", output, None)
+    else:
+        error = {"code": "approval_denied", "message": f"approval denied{': ' + note if note else ''}"}
+        _settle_waiting(tx, run, plan, row, "failed", output, error)
+    effects = _Effects()
+    node_settled(tx, run, plan, node_id, iteration, effects)
+    if effects.ready:
+        tx.notify("ready")
+    approval.update(status=status, decided_by=by, note=note, decided_at_ms=tx.now_ms)
+    return approval
+
+
+def send_signal(
+    tx: Tx, run_id: str, name: str, payload: Any, correlation_id: str | None = None
+) -> dict[str, Any]:
+    """Deliver a signal to a run: wakes the oldest matching waiting node, or is kept."""
+    run = tx.lock_run(run_id)
+    if run is None:
+        raise RunNotFound(f"run {run_id!r} not found")
+    if run["status"] in TERMINAL_RUN:
+        raise RunNotActive(f"run {run_id!r} is already {run['status']}", status=run["status"])
+    signal_id = tx.insert_signal(
+        {"run_id": run_id, "name": name, "correlation_id": correlation_id, "payload": payload,
+         "created_at_ms": tx.now_ms}
+    )
+    tx.event(run_id, run["namespace"], "SignalReceived", name=name, correlationId=correlation_id)
+    for row in tx.waiting_signal_nodes(run_id):
+        wait = row.get("wait") or {}
+        if wait.get("kind") != "signal" or wait.get("name") != name:
+            continue
+        if wait.get("correlationId") is not None and wait["correlationId"] != correlation_id:
+            continue
+        effects = _Effects()
+        signal = {"id": signal_id, "name": name, "payload": payload,
+                  "correlation_id": correlation_id}
+        _deliver_signal(tx, run, plan_of(tx, run), row, signal, effects)
+        if effects.ready:
+            tx.notify("ready")
+        return {"delivered": True, "nodeId": row["node_id"], "iteration": row["iteration"]}
+    return {"delivered": False, "nodeId": None, "iteration": None}
+
+
+def _deliver_signal(
+    tx: Tx, run: Row, plan: Plan, row: Row, signal: Row, effects: _Effects
+) -> None:
+    tx.consume_signal(signal["id"], row["node_id"], row["iteration"])
+    output = {"name": signal["name"], "payload": signal["payload"],
+              "correlationId": signal["correlation_id"]}
+    _settle_waiting(tx, run, plan, row, "finished", output, None)
+    node_settled(tx, run, plan, row["node_id"], row["iteration"], effects)
+
+
+# --- recovery -----------------------------------------------------------------------------
+
+
+def reap(tx: Tx) -> int:
+    """Return node runs with expired leases to ``ready`` (counting the lost attempt)."""
+    count = 0
+    for row in tx.expired_leases():
+        run = tx.lock_run(row["run_id"])
+        if run is None:
+            continue
+        fresh = tx.node_row(row["run_id"], row["node_id"], row["iteration"])
+        if fresh is None or fresh["status"] != "in-progress" or fresh["lease_epoch"] != row["lease_epoch"]:
+            continue
+        if run["status"] in TERMINAL_RUN:
+            tx.update_node_run(row["id"], status="cancelled", lease_owner=None,
+                               lease_expires_ms=None)
+            continue
+        plan = plan_of(tx, run)
+        error = {"code": "lease_expired",
+                 "message": f"worker {row['lease_owner']} stopped heartbeating"}
+        _attempt_row(tx, row, "lost", row["lease_owner"], row.get("started_at_ms"), error)
+        policy = plan.node(row["node_id"]).retry_policy
+        ns = run["namespace"]
+        count += 1
+        if row["attempt"] < policy.max_attempts + MAX_LOST_ATTEMPTS:
+            tx.update_node_run(row["id"], status="ready", available_at_ms=tx.now_ms,
+                               lease_owner=None, lease_expires_ms=None)
+            tx.change(run["id"], row["node_id"], row["iteration"], "ready", row["attempt"])
+            tx.event(run["id"], ns, "NodeRetrying", row["node_id"], iteration=row["iteration"],
+                     attempt=row["attempt"] + 1, delayMs=0, reason="lease expired")
+            tx.notify("ready")
+            continue
+        tx.update_node_run(row["id"], status="failed", error=error, finished_at_ms=tx.now_ms,
+                           lease_owner=None, lease_expires_ms=None)
+        tx.change(run["id"], row["node_id"], row["iteration"], "failed", row["attempt"])
+        tx.event(run["id"], ns, "NodeFailed", row["node_id"], iteration=row["iteration"],
+                 attempt=row["attempt"], error=error, willRetry=False)
+        effects = _Effects()
+        node_settled(tx, run, plan, row["node_id"], row["iteration"], effects)
+        if effects.ready:
+            tx.notify("ready")
+    return count
+
+
+def release(tx: Tx, row: Row) -> bool:
+    """Give a claimed node run back without counting the attempt (graceful shutdown)."""
+    return tx.update_node_run(
+        row["id"],
+        expect_status="in-progress",
+        expect_epoch=row["lease_epoch"],
+        status="ready",
+        attempt=max(0, row["attempt"] - 1),
+        lease_owner=None,
+        lease_expires_ms=None,
+        available_at_ms=tx.now_ms,
+    )
+
+
+def wait_row_is_timer(row: Row) -> bool:
+    """Whether a claimed row is a due timer (complete it without calling the connector)."""
+    return (row.get("wait") or {}).get("kind") == "timer"

@@ -1,0 +1,479 @@
+"""The worker: claims due node runs, executes connectors, records outcomes.
+
+A worker holds nothing a crash could lose: every claim is a lease in the database, every
+outcome is committed before anything downstream starts, and a lease that stops being
+heartbeated is reaped back to ``ready`` by any worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+import jsonschema
+
+from flowplane.connectors.base import (
+    NodeContext,
+    NodeLogger,
+    StartChildRun,
+    StopRun,
+    WaitForApproval,
+    WaitForSignal,
+    WaitForTimer,
+)
+from flowplane.connectors.registry import Registry, default_registry
+from flowplane.engine import transitions
+from flowplane.engine.plan import Plan, plans
+from flowplane.engine.secrets import EnvSecrets, Redactor, SecretsProvider
+from flowplane.errors import ConnectorError, FlowplaneError, NodeTimeout, TemplateError
+from flowplane.model import templates
+from flowplane.model.document import Workflow
+from flowplane.model.graph import check_workflow
+from flowplane.model.inputs import validate_input
+from flowplane.settings import Settings
+from flowplane.store.base import Store
+from flowplane.store.tx import Row
+
+_log = logging.getLogger("flowplane.worker")
+OUTPUT_CACHE_RUNS = 256
+MAX_OUTPUT_BYTES = 4 * 1024 * 1024
+
+
+class _RunInfo:
+    """What a worker caches about a run: immutable facts and outputs it has seen."""
+
+    def __init__(self, row: Row, plan: Plan) -> None:
+        self.id: str = row["id"]
+        self.namespace: str = row["namespace"]
+        self.input: Any = row["input"]
+        self.workflow_name: str = row["workflow_name"]
+        self.workflow_version: int | None = row["workflow_version"]
+        self.started_at_ms: int | None = row["started_at_ms"]
+        self.plan = plan
+        self.outputs: dict[str, dict[str, Any]] = {}
+
+
+class Worker:
+    """Claims and executes node runs until stopped."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        settings: Settings | None = None,
+        registry: Registry | None = None,
+        secrets: SecretsProvider | None = None,
+        worker_id: str | None = None,
+        concurrency: int | None = None,
+        kv_factory: Any = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or Settings()
+        self.registry = registry or default_registry()
+        self.secrets = secrets or EnvSecrets()
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.concurrency = concurrency or self.settings.worker_concurrency
+        self.lease_ms = int(self.settings.lease_seconds * 1000)
+        self.kv_factory = kv_factory
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._rows: dict[int, Row] = {}
+        self._cancel_events: dict[int, asyncio.Event] = {}
+        self._runs: OrderedDict[str, _RunInfo] = OrderedDict()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._remove_listener: Any = None
+        self._background: list[asyncio.Task[None]] = []
+        self.executed = 0
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until :meth:`stop` is called (or the task is cancelled)."""
+        self._remove_listener = self.store.add_listener(self._on_notify)
+        self._background = [
+            asyncio.create_task(self._heartbeat_loop(), name=f"fp-heartbeat-{self.id}"),
+            asyncio.create_task(self._maintenance_loop(), name=f"fp-reaper-{self.id}"),
+        ]
+        try:
+            await self._claim_loop()
+        finally:
+            await self._shutdown()
+
+    async def stop(self) -> None:
+        """Ask the worker to stop claiming and finish."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def _shutdown(self, grace_seconds: float = 10.0) -> None:
+        if self._remove_listener is not None:
+            self._remove_listener()
+        if self._tasks:
+            _done, pending = await asyncio.wait(list(self._tasks.values()), timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _on_notify(self, kind: str, payload: str) -> None:
+        if kind == "ready":
+            self._wake.set()
+        elif kind == "cancel":
+            for row_id, row in list(self._rows.items()):
+                if row["run_id"] == payload:
+                    self._cancel_row(row_id)
+
+    def _cancel_row(self, row_id: int) -> None:
+        event = self._cancel_events.get(row_id)
+        if event is not None:
+            event.set()
+        task = self._tasks.get(row_id)
+        if task is not None:
+            task.cancel()
+
+    # --- claiming -----------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        poll = self.settings.poll_interval_seconds
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._tasks)
+            claimed: list[Row] = []
+            if free > 0:
+                self._wake.clear()
+                claimed = await self.store.transact(
+                    lambda tx: transitions.claim(tx, self.id, free, self.lease_ms)
+                )
+                for row in claimed:
+                    self._spawn(row)
+            if claimed and len(claimed) == free:
+                await asyncio.sleep(0)
+                if len(self._tasks) >= self.concurrency:
+                    await self._wait(poll)
+                continue
+            if claimed:
+                continue
+            timeout = poll
+            if free > 0:
+                due = await self.store.read(lambda tx: tx.next_due_ms())
+                if due is not None:
+                    timeout = max(0.0, min(poll, due / 1000 - time.time()))
+            await self._wait(timeout)
+
+    async def _wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _spawn(self, row: Row) -> None:
+        self._rows[row["id"]] = row
+        self._cancel_events[row["id"]] = asyncio.Event()
+        task = asyncio.create_task(self._execute(row), name=f"fp-node-{row['node_id']}")
+        self._tasks[row["id"]] = task
+
+        def _done(_t: asyncio.Task[None], row_id: int = row["id"]) -> None:
+            self._tasks.pop(row_id, None)
+            self._rows.pop(row_id, None)
+            self._cancel_events.pop(row_id, None)
+            self._wake.set()
+
+        task.add_done_callback(_done)
+
+    # --- background loops ---------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        interval = max(0.05, self.settings.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            leases = [(rid, row["lease_epoch"]) for rid, row in list(self._rows.items())]
+            if not leases:
+                continue
+            try:
+                held = await self.store.transact(
+                    lambda tx: tx.extend_leases(self.id, leases, self.lease_ms)
+                )
+            except FlowplaneError as exc:
+                _log.warning("heartbeat failed: %s", exc)
+                continue
+            for row_id, _epoch in leases:
+                if row_id not in held and row_id in self._tasks:
+                    # Cancelled, or the lease was taken over: stop the zombie.
+                    self._cancel_row(row_id)
+
+    async def _maintenance_loop(self) -> None:
+        interval = self.settings.reaper_interval_seconds
+        while True:
+            try:
+                await self.store.transact(transitions.reap)
+                await self.store.transact(transitions.time_out_runs)
+            except FlowplaneError as exc:
+                _log.warning("maintenance failed: %s", exc)
+            await asyncio.sleep(interval)
+
+    # --- execution ----------------------------------------------------------------------
+
+    async def _run_info(self, run_id: str) -> _RunInfo:
+        info = self._runs.get(run_id)
+        if info is not None:
+            self._runs.move_to_end(run_id)
+            return info
+        row = await self.store.read(lambda tx: tx.get_run(run_id))
+        if row is None:
+            raise FlowplaneError(f"run {run_id} vanished")
+        plan = plans.get(run_id, row["document"])
+        assert plan is not None
+        info = _RunInfo(row, plan)
+        self._runs[run_id] = info
+        while len(self._runs) > OUTPUT_CACHE_RUNS:
+            self._runs.popitem(last=False)
+        return info
+
+    async def _execute(self, row: Row) -> None:
+        started = int(time.time() * 1000)
+        logs: list[tuple[int, str, str]] = []
+        redactor = Redactor(())
+        try:
+            info = await self._run_info(row["run_id"])
+            outcome, redactor = await self._produce(info, row, logs)
+        except asyncio.CancelledError:
+            if self._stopping.is_set() and not self._cancel_events[row["id"]].is_set():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(
+                        self.store.transact(lambda tx: transitions.release(tx, row))
+                    )
+            raise
+        except Exception as exc:  # pragma: no cover - defensive: engine bug, not node error
+            _log.exception("worker failed executing %s/%s", row["run_id"], row["node_id"])
+            outcome = transitions.Outcome(
+                kind="failure",
+                error={"code": "internal_error", "message": type(exc).__name__},
+                retryable=True,
+            )
+        outcome.logs = [(ts, lvl, redactor.text(msg)) for ts, lvl, msg in logs]
+        outcome.started_at_ms = started
+        result = await asyncio.shield(
+            self.store.transact(
+                lambda tx: transitions.complete(
+                    tx,
+                    row,
+                    outcome,
+                    owner=self.id,
+                    handoff=max(0, self.concurrency - len(self._tasks) + 1),
+                    lease_ms=self.lease_ms,
+                )
+            )
+        )
+        self.executed += 1
+        if not result.accepted:
+            _log.info(
+                "completion of %s/%s[%s] attempt %s fenced off (lease lost or run ended)",
+                row["run_id"], row["node_id"], row["iteration"], row["attempt"],
+            )
+            return
+        if outcome.kind == "success" and row["iteration"] == info.plan.level_iteration(
+            row["node_id"]
+        ):
+            info.outputs[row["node_id"]] = {"output": outcome.output, "status": "finished"}
+        for claimed in result.handoff:
+            self._spawn(claimed)
+
+    async def _produce(
+        self, info: _RunInfo, row: Row, logs: list[tuple[int, str, str]]
+    ) -> tuple[transitions.Outcome, Redactor]:
+        plan = info.plan
+        node = plan.node(row["node_id"])
+        if transitions.wait_row_is_timer(row):
+            output = (row["wait"] or {}).get("output")
+            return transitions.Outcome(kind="success", output=output), Redactor(())
+        secret_values = await self.secrets.resolve(info.namespace, plan.secrets[node.id])
+        redactor = Redactor(secret_values.values())
+        return await self._produce_with(info, row, logs, secret_values, redactor), redactor
+
+    async def _produce_with(
+        self,
+        info: _RunInfo,
+        row: Row,
+        logs: list[tuple[int, str, str]],
+        secret_values: dict[str, str],
+        redactor: Redactor,
+    ) -> transitions.Outcome:
+        plan = info.plan
+        node = plan.node(row["node_id"])
+        try:
+            context = await self._template_context(info, row, secret_values)
+            is_level = row["iteration"] == plan.level_iteration(node.id)
+            if is_level and node.when is not None:
+                if not templates.truthy(templates.evaluate(node.when, context)):
+                    return transitions.Outcome(kind="skip")
+            if is_level and node.foreach is not None:
+                items = (
+                    node.foreach
+                    if isinstance(node.foreach, list)
+                    else templates.evaluate(node.foreach, context)
+                )
+                if not isinstance(items, list | tuple):
+                    raise TemplateError(
+                        f"foreach of node {node.id!r} must give a list, got {type(items).__name__}"
+                    )
+                return transitions.Outcome(kind="expand", items=list(items))
+            connector = self.registry.get(node.type)
+            manifest = connector.manifest
+            raw = {
+                k for k, v in (manifest.input_schema.get("properties") or {}).items()
+                if isinstance(v, dict) and v.get("x-raw")
+            }
+            rendered = {
+                k: (v if k in raw else templates.render_value(v, context))
+                for k, v in node.params.items()
+            }
+            _check_params(node.id, manifest.input_schema, rendered)
+            ctx = NodeContext(
+                run_id=info.id,
+                node_id=node.id,
+                iteration=row["iteration"],
+                attempt=row["attempt"],
+                namespace=info.namespace,
+                workflow_name=info.workflow_name,
+                logger=NodeLogger(lambda lvl, msg: logs.append((int(time.time() * 1000), lvl, msg))),
+                credentials=secret_values,
+                settings=self.settings,
+                kv=self.kv_factory(info.namespace) if self.kv_factory else None,
+                heartbeat_fn=lambda: self._heartbeat_one(row),
+                cancel_event=self._cancel_events[row["id"]],
+                extras={"template_context": context},
+            )
+            timeout = node.timeout_seconds
+            try:
+                async with asyncio.timeout(timeout):
+                    result = await connector(rendered, ctx)
+            except TimeoutError as exc:
+                raise NodeTimeout(f"node {node.id!r} exceeded its timeout of {node.timeout}") from exc
+            return await self._directive_outcome(info, row, result, redactor)
+        except ConnectorError as exc:
+            return _failure(exc.to_dict(), exc.retryable, redactor)
+        except FlowplaneError as exc:
+            return _failure(exc.to_dict(), False, redactor)
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            return _failure({"code": "connector_error", "message": message}, True, redactor)
+
+    async def _directive_outcome(
+        self, info: _RunInfo, row: Row, result: Any, redactor: Redactor
+    ) -> transitions.Outcome:
+        if isinstance(result, WaitForApproval | WaitForSignal | WaitForTimer | StopRun):
+            if isinstance(result, StopRun):
+                result = StopRun(result.status, redactor.text(result.message),
+                                 redactor.value(result.output))
+            return transitions.Outcome(kind="directive", directive=result)
+        if isinstance(result, StartChildRun):
+            document = result.document
+            if document is None:
+                name = result.workflow or ""
+                stored = await self.store.read(
+                    lambda tx: tx.workflow_by_name(info.namespace, name)
+                )
+                if stored is None:
+                    raise ConnectorError(
+                        f"sub-workflow {name!r} not found in namespace {info.namespace!r}",
+                        retryable=False,
+                    )
+                document = stored["document"]
+            document = {**document, "namespace": info.namespace}
+            child = Workflow.model_validate(document)
+            check_workflow(child, self.registry)
+            child_input = validate_input(child.inputs, result.input)
+            return transitions.Outcome(
+                kind="directive",
+                directive=StartChildRun(workflow=child.name, document=None, input=child_input),
+                child_workflow=child,
+                child_document=child.to_document(),
+            )
+        return transitions.Outcome(kind="success", output=_normalise(redactor.value(result)))
+
+    async def _heartbeat_one(self, row: Row) -> None:
+        held = await self.store.transact(
+            lambda tx: tx.extend_leases(self.id, [(row["id"], row["lease_epoch"])], self.lease_ms)
+        )
+        if row["id"] not in held:
+            raise asyncio.CancelledError("lease lost")
+
+    async def _template_context(
+        self, info: _RunInfo, row: Row, secret_values: dict[str, str]
+    ) -> dict[str, Any]:
+        refs = info.plan.refs[row["node_id"]]
+        missing = [ref for ref in refs if ref not in info.outputs]
+        if missing:
+            loaded = await self.store.read(lambda tx: tx.node_outputs(info.id, missing))
+            for (node_id, iteration), (status, output, error) in loaded.items():
+                if iteration == info.plan.level_iteration(node_id):
+                    entry = {"output": output, "status": status, "error": error}
+                    if status in ("finished", "failed", "skipped"):
+                        info.outputs[node_id] = entry
+        nodes = {ref: info.outputs.get(ref, {"output": None, "status": "pending"}) for ref in refs}
+        context: dict[str, Any] = {
+            "input": info.input,
+            "nodes": nodes,
+            "secrets": secret_values,
+            "run": {
+                "id": info.id,
+                "attempt": row["attempt"],
+                "startedAt": info.started_at_ms,
+                "iteration": row["iteration"],
+            },
+            "workflow": {
+                "name": info.workflow_name,
+                "namespace": info.namespace,
+                "version": info.workflow_version,
+            },
+        }
+        if row["iteration"] >= 0 and row["node_id"] in info.plan.foreach:
+            context["item"] = row.get("item")
+            context["index"] = row["iteration"]
+        return context
+
+
+def _failure(error: dict[str, Any], retryable: bool, redactor: Redactor) -> transitions.Outcome:
+    return transitions.Outcome(kind="failure", error=redactor.value(error), retryable=retryable)
+
+
+def _check_params(node_id: str, schema: dict[str, Any], params: dict[str, Any]) -> None:
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+    if errors:
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e.absolute_path) or '(params)'}: {e.message}"
+            for e in errors[:5]
+        )
+        raise ConnectorError(
+            f"params of node {node_id!r} are invalid after rendering: {detail}", retryable=False
+        )
+
+
+def _normalise(output: Any) -> Any:
+    """Return ``output`` as plain JSON values, refusing oversized outputs."""
+    text = json.dumps(output, default=str)
+    if len(text) > MAX_OUTPUT_BYTES:
+        raise ConnectorError(
+            f"node output is {len(text)} bytes, over the {MAX_OUTPUT_BYTES}-byte limit",
+            retryable=False,
+        )
+    return json.loads(text)
+
+
+async def run_until_stopped(worker: Worker, stop: asyncio.Event) -> None:
+    """Run ``worker`` until ``stop`` is set."""
+    task = asyncio.create_task(worker.run())
+    await stop.wait()
+    await worker.stop()
+    await task
+

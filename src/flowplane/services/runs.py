@@ -1,0 +1,189 @@
+"""RunService: the application rules for starting, inspecting and steering runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flowplane.connectors.registry import Registry, default_registry
+from flowplane.engine import transitions
+from flowplane.errors import RunNotFound
+from flowplane.model.document import Workflow
+from flowplane.model.graph import check_workflow
+from flowplane.model.inputs import validate_input
+from flowplane.store import reads
+from flowplane.store.base import Store
+from flowplane.store.tx import TERMINAL_RUN, Row
+
+
+@dataclass
+class StartResult:
+    """A dispatched (or idempotently found) run."""
+
+    run: Row
+    created: bool
+
+
+class RunService:
+    """Start, read, cancel, approve and signal runs."""
+
+    def __init__(self, store: Store, registry: Registry | None = None) -> None:
+        self.store = store
+        self.registry = registry or default_registry()
+
+    async def start(
+        self,
+        workflow: Workflow | dict[str, Any],
+        run_input: Any = None,
+        *,
+        namespace: str | None = None,
+        workflow_id: str | None = None,
+        workflow_version: int | None = None,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+        trigger: str = "api",
+        triggered_by: str | None = None,
+        run_id: str | None = None,
+        source_path: str | None = None,
+        forked_from: str | None = None,
+    ) -> StartResult:
+        """Validate the workflow and its input, then dispatch a run in one transaction."""
+        wf = workflow if isinstance(workflow, Workflow) else Workflow.model_validate(workflow)
+        if namespace is not None and namespace != wf.namespace:
+            wf = wf.model_copy(update={"namespace": namespace})
+        check_workflow(wf, self.registry)
+        value = validate_input(wf.inputs, run_input)
+        request = transitions.DispatchRequest(
+            workflow=wf,
+            document=wf.to_document(),
+            input=value,
+            namespace=wf.namespace,
+            run_id=run_id,
+            workflow_id=workflow_id,
+            workflow_version=workflow_version,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            trigger=trigger,
+            triggered_by=triggered_by,
+            source_path=source_path,
+            forked_from=forked_from,
+        )
+        run, created = await self.store.transact(lambda tx: transitions.dispatch(tx, request))
+        return StartResult(run=run, created=created)
+
+    async def get(self, run_id: str, namespaces: Sequence[str] | None = None) -> Row:
+        """Return the run (without its document); 404 if absent or in another namespace."""
+        run = await self.store.read(lambda tx: tx.get_run(run_id, with_document=False))
+        if run is None or (namespaces is not None and run["namespace"] not in namespaces):
+            raise RunNotFound(f"run {run_id!r} not found")
+        return run
+
+    async def document(self, run_id: str) -> dict[str, Any]:
+        """Return the run's pinned workflow document."""
+        run = await self.store.read(lambda tx: tx.get_run(run_id))
+        if run is None:
+            raise RunNotFound(f"run {run_id!r} not found")
+        return dict(run["document"])
+
+    async def nodes(self, run_id: str) -> list[Row]:
+        """Return every node run of the run."""
+        return await self.store.read(lambda tx: tx.node_rows(run_id))
+
+    async def attempts(self, run_id: str) -> list[Row]:
+        """Return every attempt of the run."""
+        return await self.store.read(lambda tx: reads.attempts_of(tx, run_id))
+
+    async def list(self, **filters: Any) -> list[Row]:
+        """Return runs matching ``filters`` (see :func:`reads.run_summary_rows`)."""
+        return await self.store.read(lambda tx: reads.run_summary_rows(tx, **filters))
+
+    async def cancel(self, run_id: str) -> Row:
+        """Cancel an active run (409 ``RUN_NOT_ACTIVE`` when terminal)."""
+        await self.store.transact(lambda tx: transitions.cancel(tx, run_id))
+        return await self.get(run_id)
+
+    async def decide(
+        self,
+        run_id: str,
+        node_id: str,
+        *,
+        approved: bool,
+        iteration: int = 0,
+        note: str | None = None,
+        by: str | None = None,
+    ) -> Row:
+        """Approve or deny a waiting approval."""
+        return await self.store.transact(
+            lambda tx: transitions.decide(
+                tx, run_id, node_id, iteration, approved=approved, note=note, by=by
+            )
+        )
+
+    async def signal(
+        self, run_id: str, name: str, payload: Any = None, correlation_id: str | None = None
+    ) -> dict[str, Any]:
+        """Send a signal to a run."""
+        return await self.store.transact(
+            lambda tx: transitions.send_signal(tx, run_id, name, payload, correlation_id)
+        )
+
+    async def events(self, run_id: str, after_seq: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+        """Return the run's events after ``after_seq``."""
+        return await self.store.read(
+            lambda tx: reads.events_after(tx, run_id=run_id, after_seq=after_seq, limit=limit)
+        )
+
+    async def logs(self, run_id: str, after_id: int = 0, limit: int = 200) -> list[Row]:
+        """Return the run's log lines after ``after_id``."""
+        return await self.store.read(
+            lambda tx: reads.logs_after(tx, run_id, after_id=after_id, limit=limit)
+        )
+
+    async def follow(
+        self, run_id: str, after_seq: int = 0, poll_seconds: float = 0.5
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield the run's events in ``seq`` order, live, until a terminal run event.
+
+        The table is the source of truth; notifications only cut the wait between reads,
+        so replayed and live events can never interleave out of order.
+        """
+        wake = asyncio.Event()
+
+        def on_notify(kind: str, _payload: str) -> None:
+            if kind == "event":
+                wake.set()
+
+        remove = self.store.add_listener(on_notify)
+        try:
+            while True:
+                wake.clear()
+                batch = await self.events(run_id, after_seq)
+                for event in batch:
+                    after_seq = event["seq"]
+                    yield event
+                    if event["type"] in TERMINAL_EVENTS:
+                        return
+                if not batch:
+                    run = await self.get(run_id)
+                    if run["status"] in TERMINAL_RUN:
+                        # Terminal and nothing more to read: the stream is complete.
+                        return
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), poll_seconds)
+        finally:
+            remove()
+
+    async def wait(self, run_id: str, timeout: float | None = None) -> Row:
+        """Wait until the run is terminal; return it."""
+        async def _wait() -> Row:
+            async for _event in self.follow(run_id):
+                pass
+            return await self.get(run_id)
+
+        return await asyncio.wait_for(_wait(), timeout)
+
+
+TERMINAL_EVENTS = frozenset({"RunFinished", "RunFailed", "RunCancelled", "RunTimedOut"})

@@ -1,0 +1,200 @@
+"""The store: one interface over SQLite and PostgreSQL.
+
+Every operation is a whole transaction: a synchronous function ``fn(tx)`` that runs in a
+worker thread, so the event loop pays one thread hop per transaction rather than one per
+statement (the shape of dbos-transact-py). Dialects override only what differs: engine
+set-up, how a transaction begins, the claim query, row locks, error classification and
+wake-ups (in-process on SQLite, LISTEN/NOTIFY on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from flowplane.errors import FlowplaneError, StorageError
+from flowplane.store.tx import Tx
+
+T = TypeVar("T")
+Listener = Callable[[str, str], None]
+
+MAX_TX_ATTEMPTS = 8
+_log = logging.getLogger("flowplane.store")
+
+
+class Store:
+    """Access to the database. Create one with :meth:`Store.open`."""
+
+    dialect: str = "base"
+
+    def __init__(self, url: str, *, schema: str = "flowplane") -> None:
+        self.url = url
+        self.schema = schema
+        self.engine: sa.Engine = self._create_engine(url)
+        self._write_executor = ThreadPoolExecutor(
+            max_workers=self._write_threads(), thread_name_prefix="fp-store-w"
+        )
+        self._read_executor = ThreadPoolExecutor(
+            max_workers=self._read_threads(), thread_name_prefix="fp-store-r"
+        )
+        self._listeners: list[tuple[asyncio.AbstractEventLoop, Listener]] = []
+        self._listeners_lock = threading.Lock()
+        self._closed = False
+
+    # --- construction -------------------------------------------------------------------
+
+    @staticmethod
+    def create(url: str, *, schema: str = "flowplane") -> Store:
+        """Return the store subclass for ``url`` (``sqlite:///...`` or ``postgresql://...``)."""
+        if url.startswith("sqlite"):
+            from flowplane.store.sqlite import SQLiteStore
+
+            return SQLiteStore(url, schema=schema)
+        if url.startswith(("postgresql", "postgres")):
+            from flowplane.store.postgres import PostgresStore
+
+            return PostgresStore(url, schema=schema)
+        raise StorageError(f"unsupported database URL scheme: {url.split(':', 1)[0]!r}")
+
+    @classmethod
+    async def open(cls, url: str, *, schema: str = "flowplane", migrate: bool = True) -> Store:
+        """Create the store, optionally bring the schema to the latest migration, start wake-ups."""
+        store = cls.create(url, schema=schema)
+        try:
+            if migrate:
+                await asyncio.get_running_loop().run_in_executor(
+                    store._write_executor, store.migrate
+                )
+            await store._start()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    def _create_engine(self, url: str) -> sa.Engine:
+        raise NotImplementedError
+
+    def _write_threads(self) -> int:
+        return 4
+
+    def _read_threads(self) -> int:
+        return 4
+
+    async def _start(self) -> None:
+        """Start background machinery (the PostgreSQL listener)."""
+
+    def migrate(self) -> None:
+        """Upgrade the database to the latest migration (synchronous)."""
+        from flowplane.store.migrate import upgrade
+
+        upgrade(self)
+
+    async def close(self) -> None:
+        """Stop background machinery and dispose of connections."""
+        if self._closed:
+            return
+        self._closed = True
+        self._write_executor.shutdown(wait=True)
+        self._read_executor.shutdown(wait=True)
+        self.engine.dispose()
+
+    # --- transactions -------------------------------------------------------------------
+
+    async def transact(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn(tx)`` in one write transaction, retrying on transient conflicts."""
+        if self._closed:
+            raise StorageError("store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._write_executor, self.run_sync, fn, False)
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn(tx)`` in a read-only transaction."""
+        if self._closed:
+            raise StorageError("store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._read_executor, self.run_sync, fn, True)
+
+    def run_sync(self, fn: Callable[[Tx], T], readonly: bool = False) -> T:
+        """Run ``fn(tx)`` in a transaction on the calling thread (retries included)."""
+        delay = 0.002
+        for attempt in range(1, MAX_TX_ATTEMPTS + 1):
+            try:
+                with self.engine.connect() as raw:
+                    conn = raw.execution_options(flowplane_readonly=readonly)
+                    tx = self._make_tx(conn)
+                    with conn.begin():
+                        self._on_begin(tx)
+                        result = fn(tx)
+                        if not readonly:
+                            tx.flush()
+                self._deliver_local(tx.notifications)
+                return result
+            except FlowplaneError:
+                raise
+            except sa_exc.DBAPIError as exc:
+                if attempt < MAX_TX_ATTEMPTS and self._is_transient(exc):
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.25)
+                    continue
+                raise StorageError(f"database error: {type(exc.orig).__name__}") from exc
+        raise StorageError("transaction retries exhausted")  # pragma: no cover
+
+    def _make_tx(self, conn: sa.Connection) -> Tx:
+        return Tx(conn, self.dialect)
+
+    def _on_begin(self, tx: Tx) -> None:
+        """Hook run first inside every transaction."""
+
+    def _is_transient(self, exc: sa_exc.DBAPIError) -> bool:
+        return False
+
+    # --- wake-ups -----------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(kind, payload)`` on the current loop for each notification.
+
+        Kinds: ``ready`` (work may be claimable), ``cancel`` (payload = run id), ``event``
+        (payload = ``"<namespace> <run id> <seq>"``). Returns a function that removes it.
+        """
+        entry = (asyncio.get_running_loop(), listener)
+        with self._listeners_lock:
+            self._listeners.append(entry)
+
+        def remove() -> None:
+            with self._listeners_lock, contextlib.suppress(ValueError):
+                self._listeners.remove(entry)
+
+        return remove
+
+    def _deliver_local(self, notifications: list[tuple[str, str]]) -> None:
+        if not notifications:
+            return
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for loop, listener in listeners:
+            for kind, payload in notifications:
+                with contextlib.suppress(RuntimeError):  # loop closed
+                    loop.call_soon_threadsafe(listener, kind, payload)
+
+    def _deliver_remote(self, kind: str, payload: str) -> None:
+        """Deliver a notification that arrived from another process."""
+        self._deliver_local([(kind, payload)])
+
+    # --- health -------------------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        """Return whether the database answers."""
+        try:
+            await self.read(lambda tx: tx.conn.execute(sa.text("SELECT 1")).scalar())
+        except Exception:
+            return False
+        return True

@@ -1,0 +1,155 @@
+"""PostgreSQL: ``FOR UPDATE SKIP LOCKED`` claims, row locks per run, LISTEN/NOTIFY wake-ups."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from flowplane.store import schema as t
+from flowplane.store.base import Store
+from flowplane.store.tx import Row, Tx
+
+_log = logging.getLogger("flowplane.store.postgres")
+TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "08006", "08003", "23505"}
+
+
+def driver_url(url: str) -> str:
+    """Return ``url`` with the psycopg (v3) driver selected."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def libpq_url(url: str) -> str:
+    """Return ``url`` in the form libpq understands."""
+    return "postgresql://" + driver_url(url)[len("postgresql+psycopg://") :]
+
+
+class PostgresTx(Tx):
+    """PostgreSQL transaction."""
+
+    def __init__(self, conn: sa.Connection, dialect: str, channel: str) -> None:
+        super().__init__(conn, dialect)
+        self._channel = channel
+
+    def lock_run(self, run_id: str) -> Row | None:
+        """Lock the run row so transitions of one run are serialised."""
+        row = self.conn.execute(
+            sa.select(t.runs).where(t.runs.c.id == run_id).with_for_update()
+        ).first()
+        return dict(row._mapping) if row is not None else None
+
+    def claim(self, owner: str, limit: int, lease_ms: int) -> list[Row]:
+        """Lease up to ``limit`` due node runs, skipping rows other workers hold."""
+        c = t.node_runs.c
+        due = (
+            sa.select(c.id)
+            .where(c.status.in_(("ready", "waiting-timer")), c.available_at_ms <= self.now_ms)
+            .order_by(c.available_at_ms, c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        rows = self.conn.execute(
+            t.node_runs.update()
+            .where(c.id.in_(due))
+            .values(
+                status="in-progress",
+                lease_owner=owner,
+                lease_expires_ms=self.now_ms + lease_ms,
+                lease_epoch=c.lease_epoch + 1,
+                attempt=c.attempt + sa.case((c.status == "ready", 1), else_=0),
+                started_at_ms=self.now_ms,
+            )
+            .returning(*t.node_runs.c)
+        )
+        return sorted((dict(r._mapping) for r in rows), key=lambda r: r["id"])
+
+    def _skip_locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        return query.with_for_update(skip_locked=True)
+
+    def _publish(self, notifications: list[tuple[str, str]]) -> None:
+        for kind, payload in notifications:
+            self.conn.execute(
+                sa.text("SELECT pg_notify(:channel, :message)"),
+                {"channel": self._channel, "message": f"{kind}|{payload}"},
+            )
+
+
+class PostgresStore(Store):
+    """PostgreSQL: many API and worker processes on one database."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, *, schema: str = "flowplane") -> None:
+        super().__init__(url, schema=schema)
+        self.channel = f"flowplane_{schema}"
+        self._listen_task: asyncio.Task[None] | None = None
+
+    def _create_engine(self, url: str) -> sa.Engine:
+        return sa.create_engine(
+            driver_url(url),
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+            connect_args={"options": f"-csearch_path={self.schema},public"},
+        )
+
+    def _make_tx(self, conn: sa.Connection) -> Tx:
+        return PostgresTx(conn, self.dialect, self.channel)
+
+    def _write_threads(self) -> int:
+        return 8
+
+    def _is_transient(self, exc: sa_exc.DBAPIError) -> bool:
+        if isinstance(exc, sa_exc.IntegrityError):
+            # A unique race (e.g. two dispatches with one idempotency key): retrying
+            # re-reads and finds the winner.
+            return True
+        state = getattr(exc.orig, "sqlstate", None)
+        return state in TRANSIENT_SQLSTATES or exc.connection_invalidated
+
+    def migrate(self) -> None:
+        """Create the schema if needed and upgrade it, one process at a time."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            conn.commit()
+        super().migrate()
+
+    async def _start(self) -> None:
+        self._listen_task = asyncio.create_task(self._listen(), name="flowplane-listen")
+
+    async def _listen(self) -> None:
+        delay = 0.1
+        while not self._closed:
+            try:
+                conn = await psycopg.AsyncConnection.connect(libpq_url(self.url), autocommit=True)
+                async with conn:
+                    await conn.execute(f'LISTEN "{self.channel}"')
+                    delay = 0.1
+                    # A reconnect may have missed notifications: wake everyone to re-poll.
+                    self._deliver_local([("ready", ""), ("event", "")])
+                    async for note in conn.notifies():
+                        kind, _, payload = note.payload.partition("|")
+                        self._deliver_local([(kind, payload)])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                _log.warning("LISTEN connection lost (%s); reconnecting", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def close(self) -> None:
+        """Stop listening, then close."""
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listen_task
+        await super().close()

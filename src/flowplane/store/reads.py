@@ -1,0 +1,108 @@
+"""Read queries for the control plane: runs, events, frames, logs (cursor pagination)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from flowplane.store import schema as t
+from flowplane.store.tx import Row, Tx
+
+
+def run_summary_rows(
+    tx: Tx,
+    *,
+    namespaces: Sequence[str] | None = None,
+    statuses: Sequence[str] | None = None,
+    workflow: str | None = None,
+    created_after_ms: int | None = None,
+    created_before_ms: int | None = None,
+    before_id: str | None = None,
+    limit: int = 50,
+) -> list[Row]:
+    """Return runs (without documents), newest first; ``before_id`` is the cursor."""
+    c = t.runs.c
+    cols = [col for col in t.runs.c if col.name != "document"]
+    query = sa.select(*cols)
+    if namespaces is not None:
+        query = query.where(c.namespace.in_(list(namespaces)))
+    if statuses:
+        query = query.where(c.status.in_(list(statuses)))
+    if workflow:
+        query = query.where(sa.or_(c.workflow_name == workflow, c.workflow_id == workflow))
+    if created_after_ms is not None:
+        query = query.where(c.created_at_ms >= created_after_ms)
+    if created_before_ms is not None:
+        query = query.where(c.created_at_ms < created_before_ms)
+    if before_id is not None:
+        query = query.where(c.id < before_id)
+    query = query.order_by(c.id.desc()).limit(limit)
+    return [dict(r._mapping) for r in tx.conn.execute(query)]
+
+
+def events_after(
+    tx: Tx,
+    *,
+    run_id: str | None = None,
+    namespaces: Sequence[str] | None = None,
+    types: Sequence[str] | None = None,
+    after_seq: int = 0,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
+    """Return event payloads with ``seq > after_seq`` in ``seq`` order."""
+    c = t.events.c
+    query = sa.select(c.payload).where(c.seq > after_seq)
+    if run_id is not None:
+        query = query.where(c.run_id == run_id)
+    if namespaces is not None:
+        query = query.where(c.namespace.in_(list(namespaces)))
+    if types:
+        query = query.where(c.type.in_(list(types)))
+    query = query.order_by(c.seq).limit(limit)
+    return [dict(r.payload) for r in tx.conn.execute(query)]
+
+
+def last_seq(tx: Tx) -> int:
+    """Return the newest event ``seq`` (0 when there are none)."""
+    return int(tx.conn.execute(sa.select(sa.func.max(t.events.c.seq))).scalar() or 0)
+
+
+def frames_after(tx: Tx, run_id: str, *, after_frame_no: int = 0, limit: int = 100) -> list[Row]:
+    """Return the run's frames after ``after_frame_no``."""
+    c = t.frames.c
+    query = (
+        sa.select(t.frames)
+        .where(c.run_id == run_id, c.frame_no > after_frame_no)
+        .order_by(c.frame_no)
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in tx.conn.execute(query)]
+
+
+def all_frames_until(tx: Tx, run_id: str, frame_no: int) -> list[Row]:
+    """Return the run's frames ``1..frame_no`` (to fold into a snapshot)."""
+    c = t.frames.c
+    query = (
+        sa.select(t.frames)
+        .where(c.run_id == run_id, c.frame_no <= frame_no)
+        .order_by(c.frame_no)
+    )
+    return [dict(r._mapping) for r in tx.conn.execute(query)]
+
+
+def logs_after(tx: Tx, run_id: str, *, after_id: int = 0, limit: int = 200) -> list[Row]:
+    """Return the run's log lines after ``after_id``."""
+    c = t.logs.c
+    query = (
+        sa.select(t.logs).where(c.run_id == run_id, c.id > after_id).order_by(c.id).limit(limit)
+    )
+    return [dict(r._mapping) for r in tx.conn.execute(query)]
+
+
+def attempts_of(tx: Tx, run_id: str) -> list[Row]:
+    """Return every attempt of the run's node runs."""
+    c = t.attempts.c
+    query = sa.select(t.attempts).where(c.run_id == run_id).order_by(c.id)
+    return [dict(r._mapping) for r in tx.conn.execute(query)]

@@ -1,0 +1,426 @@
+"""One transaction: the small named operations the engine and services are built from.
+
+Events and frames are buffered and written by :meth:`Tx.flush` just before commit: the
+event sequence counter row is bumped once per transaction, so its row lock is held for the
+shortest time and ``seq`` is gap-free and in commit order (a transactional outbox).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from flowplane.store import schema as t
+
+TERMINAL_NODE = ("finished", "failed", "skipped", "cancelled")
+TERMINAL_RUN = ("finished", "failed", "cancelled", "timed-out")
+WAITING_NODE = ("waiting-approval", "waiting-event", "waiting-timer")
+
+Row = dict[str, Any]
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch."""
+    return int(time.time() * 1000)
+
+
+class Tx:
+    """A transaction on one connection. Not thread-safe; lives for one ``fn(tx)`` call."""
+
+    def __init__(self, conn: sa.Connection, dialect: str) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self.now_ms = now_ms()
+        self.notifications: list[tuple[str, str]] = []
+        self._events: list[tuple[str, str, str, str | None, dict[str, Any]]] = []
+        self._changes: dict[str, list[dict[str, Any]]] = {}
+        self.committed_events: list[dict[str, Any]] = []
+
+    # --- runs ---------------------------------------------------------------------------
+
+    def lock_run(self, run_id: str) -> Row | None:
+        """Return the run row, locked against concurrent transitions of the same run."""
+        return self.get_run(run_id)
+
+    def get_run(self, run_id: str, *, with_document: bool = True) -> Row | None:
+        """Return one run row (``None`` when absent)."""
+        cols = list(t.runs.c) if with_document else [c for c in t.runs.c if c.name != "document"]
+        row = self.conn.execute(sa.select(*cols).where(t.runs.c.id == run_id)).first()
+        return dict(row._mapping) if row is not None else None
+
+    def insert_run(self, values: dict[str, Any]) -> None:
+        """Insert a run row."""
+        self.conn.execute(t.runs.insert().values(**values))
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        """Update a run row."""
+        values.setdefault("updated_at_ms", self.now_ms)
+        self.conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
+
+    def find_run_by_idempotency(self, namespace: str, key: str) -> Row | None:
+        """Return the run dispatched with ``key`` in ``namespace``."""
+        row = self.conn.execute(
+            sa.select(t.runs).where(
+                t.runs.c.namespace == namespace, t.runs.c.idempotency_key == key
+            )
+        ).first()
+        return dict(row._mapping) if row is not None else None
+
+    def child_runs(self, run_id: str, *, active_only: bool = True) -> list[Row]:
+        """Return the sub-workflow runs started by ``run_id``."""
+        query = sa.select(t.runs.c.id, t.runs.c.status).where(t.runs.c.parent_run_id == run_id)
+        if active_only:
+            query = query.where(t.runs.c.status.not_in(TERMINAL_RUN))
+        return [dict(r._mapping) for r in self.conn.execute(query)]
+
+    def runs_past_deadline(self, limit: int = 100) -> list[str]:
+        """Return ids of active runs whose whole-run timeout has passed."""
+        query = (
+            sa.select(t.runs.c.id)
+            .where(
+                t.runs.c.deadline_ms.is_not(None),
+                t.runs.c.deadline_ms <= self.now_ms,
+                t.runs.c.status.not_in(TERMINAL_RUN),
+            )
+            .limit(limit)
+        )
+        return [r[0] for r in self.conn.execute(query)]
+
+    # --- node runs ----------------------------------------------------------------------
+
+    def insert_node_runs(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert node run rows."""
+        if rows:
+            self.conn.execute(t.node_runs.insert(), list(rows))
+
+    def node_states(self, run_id: str, node_ids: Iterable[str] | None = None) -> list[Row]:
+        """Return the state columns (no output) of a run's node runs."""
+        c = t.node_runs.c
+        query = sa.select(
+            c.id, c.node_id, c.iteration, c.status, c.attempt, c.lease_epoch, c.available_at_ms
+        ).where(c.run_id == run_id)
+        if node_ids is not None:
+            ids = list(node_ids)
+            if not ids:
+                return []
+            query = query.where(c.node_id.in_(ids))
+        return [dict(r._mapping) for r in self.conn.execute(query)]
+
+    def node_rows(self, run_id: str) -> list[Row]:
+        """Return every column of a run's node runs, in insertion order."""
+        query = (
+            sa.select(t.node_runs).where(t.node_runs.c.run_id == run_id).order_by(t.node_runs.c.id)
+        )
+        return [dict(r._mapping) for r in self.conn.execute(query)]
+
+    def node_row(self, run_id: str, node_id: str, iteration: int) -> Row | None:
+        """Return one node run row."""
+        c = t.node_runs.c
+        row = self.conn.execute(
+            sa.select(t.node_runs).where(
+                c.run_id == run_id, c.node_id == node_id, c.iteration == iteration
+            )
+        ).first()
+        return dict(row._mapping) if row is not None else None
+
+    def node_outputs(
+        self, run_id: str, node_ids: Iterable[str]
+    ) -> dict[tuple[str, int], tuple[str, Any, Any]]:
+        """Return ``{(node_id, iteration): (status, output, error)}`` for the given nodes."""
+        ids = list(node_ids)
+        if not ids:
+            return {}
+        c = t.node_runs.c
+        query = sa.select(c.node_id, c.iteration, c.status, c.output, c.error).where(
+            c.run_id == run_id, c.node_id.in_(ids)
+        )
+        return {
+            (r.node_id, r.iteration): (r.status, r.output, r.error)
+            for r in self.conn.execute(query)
+        }
+
+    def update_node_run(
+        self,
+        row_id: int,
+        *,
+        expect_status: str | Sequence[str] | None = None,
+        expect_epoch: int | None = None,
+        **values: Any,
+    ) -> bool:
+        """Update one node run; with expectations, only if they hold. Returns whether it did."""
+        c = t.node_runs.c
+        query = t.node_runs.update().where(c.id == row_id).values(**values)
+        if expect_status is not None:
+            statuses = [expect_status] if isinstance(expect_status, str) else list(expect_status)
+            query = query.where(c.status.in_(statuses))
+        if expect_epoch is not None:
+            query = query.where(c.lease_epoch == expect_epoch)
+        return bool(self.conn.execute(query).rowcount)
+
+    def status_counts(self, run_id: str) -> dict[str, int]:
+        """Return ``{status: count}`` over the run's node runs.
+
+        In-progress rows without a lease (a ``foreach`` node whose items are running) are
+        counted as ``aggregate``.
+        """
+        c = t.node_runs.c
+        unleased = c.lease_owner.is_(None).label("unleased")
+        query = (
+            sa.select(c.status, unleased, sa.func.count())
+            .where(c.run_id == run_id)
+            .group_by(c.status, unleased)
+        )
+        counts: dict[str, int] = {}
+        for status, is_unleased, n in self.conn.execute(query):
+            key = "aggregate" if status == "in-progress" and is_unleased else status
+            counts[key] = counts.get(key, 0) + int(n)
+        return counts
+
+    def claim(self, owner: str, limit: int, lease_ms: int) -> list[Row]:
+        """Lease up to ``limit`` due node runs (``ready`` or due ``waiting-timer``)."""
+        raise NotImplementedError
+
+    def extend_leases(self, owner: str, leases: Sequence[tuple[int, int]], lease_ms: int) -> set[int]:
+        """Extend the leases ``(row id, epoch)``; return the ids still held."""
+        c = t.node_runs.c
+        held: set[int] = set()
+        for row_id, epoch in leases:
+            res = self.conn.execute(
+                t.node_runs.update()
+                .where(
+                    c.id == row_id,
+                    c.lease_epoch == epoch,
+                    c.status == "in-progress",
+                    c.lease_owner == owner,
+                )
+                .values(lease_expires_ms=self.now_ms + lease_ms)
+            )
+            if res.rowcount:
+                held.add(row_id)
+        return held
+
+    def expired_leases(self, limit: int = 100) -> list[Row]:
+        """Return in-progress node runs whose lease has expired (locked where supported)."""
+        c = t.node_runs.c
+        query = (
+            sa.select(t.node_runs)
+            .where(
+                c.status == "in-progress",
+                c.lease_expires_ms.is_not(None),
+                c.lease_expires_ms < self.now_ms,
+            )
+            .limit(limit)
+        )
+        return [dict(r._mapping) for r in self.conn.execute(self._skip_locked(query))]
+
+    def _skip_locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        return query
+
+    def next_due_ms(self) -> int | None:
+        """Return the earliest ``available_at_ms`` of claimable work, if any."""
+        c = t.node_runs.c
+        query = sa.select(sa.func.min(c.available_at_ms)).where(
+            c.status.in_(("ready", "waiting-timer"))
+        )
+        value = self.conn.execute(query).scalar()
+        return int(value) if value is not None else None
+
+    # --- attempts, logs -----------------------------------------------------------------
+
+    def insert_attempt(self, values: dict[str, Any]) -> None:
+        """Record one attempt of a node run."""
+        self.conn.execute(t.attempts.insert().values(**values))
+
+    def insert_logs(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Persist node log lines."""
+        if rows:
+            self.conn.execute(t.logs.insert(), list(rows))
+
+    # --- approvals and signals ----------------------------------------------------------
+
+    def insert_approval(self, values: dict[str, Any]) -> None:
+        """Insert an approval request."""
+        self.conn.execute(t.approvals.insert().values(**values))
+
+    def get_approval(self, run_id: str, node_id: str, iteration: int) -> Row | None:
+        """Return the approval of one node run."""
+        c = t.approvals.c
+        row = self.conn.execute(
+            sa.select(t.approvals).where(
+                c.run_id == run_id, c.node_id == node_id, c.iteration == iteration
+            )
+        ).first()
+        return dict(row._mapping) if row is not None else None
+
+    def update_approvals(self, run_id: str, *, status_from: str, **values: Any) -> None:
+        """Update every approval of a run currently in ``status_from``."""
+        c = t.approvals.c
+        self.conn.execute(
+            t.approvals.update().where(c.run_id == run_id, c.status == status_from).values(**values)
+        )
+
+    def update_approval(self, approval_id: str, **values: Any) -> None:
+        """Update one approval."""
+        self.conn.execute(
+            t.approvals.update().where(t.approvals.c.id == approval_id).values(**values)
+        )
+
+    def list_approvals(
+        self, *, status: str | None, namespaces: Sequence[str] | None, limit: int
+    ) -> list[Row]:
+        """Return approvals, pending first, longest wait first."""
+        c = t.approvals.c
+        query = sa.select(t.approvals)
+        if status is not None:
+            query = query.where(c.status == status)
+        if namespaces is not None:
+            query = query.where(c.namespace.in_(list(namespaces)))
+        pending_first = sa.case((c.status == "pending", 0), else_=1)
+        query = query.order_by(pending_first, c.requested_at_ms, c.id).limit(limit)
+        return [dict(r._mapping) for r in self.conn.execute(query)]
+
+    def insert_signal(self, values: dict[str, Any]) -> int:
+        """Store a signal sent to a run; return its id."""
+        res = self.conn.execute(t.signals.insert().values(**values))
+        pk = res.inserted_primary_key
+        return int(pk[0]) if pk is not None else 0
+
+    def take_signal(self, run_id: str, name: str, correlation_id: str | None) -> Row | None:
+        """Return the oldest unconsumed signal ``name`` of the run (matching correlation)."""
+        c = t.signals.c
+        query = sa.select(t.signals).where(
+            c.run_id == run_id, c.name == name, c.consumed_at_ms.is_(None)
+        )
+        if correlation_id is not None:
+            query = query.where(c.correlation_id == correlation_id)
+        row = self.conn.execute(query.order_by(c.id).limit(1)).first()
+        return dict(row._mapping) if row is not None else None
+
+    def consume_signal(self, signal_id: int, node_id: str, iteration: int) -> None:
+        """Mark a signal consumed by a node run."""
+        self.conn.execute(
+            t.signals.update()
+            .where(t.signals.c.id == signal_id)
+            .values(
+                consumed_node_id=node_id, consumed_iteration=iteration, consumed_at_ms=self.now_ms
+            )
+        )
+
+    def waiting_signal_nodes(self, run_id: str) -> list[Row]:
+        """Return the run's node runs waiting for a signal."""
+        c = t.node_runs.c
+        query = sa.select(t.node_runs).where(c.run_id == run_id, c.status == "waiting-event")
+        return [dict(r._mapping) for r in self.conn.execute(query.order_by(c.id))]
+
+    # --- workflows (for sub-workflows and services) -------------------------------------
+
+    def workflow_by_name(self, namespace: str, name: str) -> Row | None:
+        """Return the live stored workflow ``name`` in ``namespace``."""
+        c = t.workflows.c
+        row = self.conn.execute(
+            sa.select(t.workflows).where(
+                c.namespace == namespace, c.name == name, c.deleted_at_ms.is_(None)
+            )
+        ).first()
+        return dict(row._mapping) if row is not None else None
+
+    # --- events, frames, notifications --------------------------------------------------
+
+    def event(
+        self, run_id: str, namespace: str, type_: str, node_id: str | None = None, **payload: Any
+    ) -> None:
+        """Buffer an event; it is written with its ``seq`` when the transaction commits."""
+        self._events.append((run_id, namespace, type_, node_id, payload))
+
+    def change(
+        self, run_id: str, node_id: str, iteration: int, status: str, attempt: int = 0
+    ) -> None:
+        """Buffer a node state change for the run's next frame."""
+        self._changes.setdefault(run_id, []).append(
+            {"nodeId": node_id, "iteration": iteration, "status": status, "attempt": attempt}
+        )
+
+    def notify(self, kind: str, payload: str = "") -> None:
+        """Queue a wake-up, delivered after commit."""
+        item = (kind, payload)
+        if item not in self.notifications:
+            self.notifications.append(item)
+
+    def _bump_counter(self, count: int) -> int:
+        """Reserve ``count`` sequence numbers; return the last one."""
+        c = t.event_counter.c
+        res = self.conn.execute(
+            t.event_counter.update()
+            .where(c.id == 1)
+            .values(seq=c.seq + count)
+            .returning(c.seq)
+        ).scalar()
+        if res is None:
+            self.conn.execute(t.event_counter.insert().values(id=1, seq=count))
+            return count
+        return int(res)
+
+    def flush(self) -> None:
+        """Write buffered frames and events (called by the store just before commit)."""
+        for run_id, changes in self._changes.items():
+            frame_no = self.conn.execute(
+                t.runs.update()
+                .where(t.runs.c.id == run_id)
+                .values(frame_no=t.runs.c.frame_no + 1)
+                .returning(t.runs.c.frame_no, t.runs.c.namespace)
+            ).first()
+            if frame_no is None:
+                continue
+            self._events.append(
+                (run_id, frame_no.namespace, "FrameCommitted", None,
+                 {"frameNo": frame_no.frame_no, "_changes": changes})
+            )
+        self._changes = {}
+        if not self._events:
+            self._publish(self.notifications)
+            return
+        last = self._bump_counter(len(self._events))
+        first = last - len(self._events) + 1
+        rows: list[dict[str, Any]] = []
+        frame_rows: list[dict[str, Any]] = []
+        for offset, (run_id, namespace, type_, node_id, payload) in enumerate(self._events):
+            seq = first + offset
+            changes = payload.pop("_changes", None)
+            body = {"type": type_, "runId": run_id, "seq": seq, "timestampMs": self.now_ms}
+            if node_id is not None:
+                body["nodeId"] = node_id
+            body.update(payload)
+            rows.append(
+                {
+                    "seq": seq,
+                    "run_id": run_id,
+                    "namespace": namespace,
+                    "type": type_,
+                    "node_id": node_id,
+                    "ts_ms": self.now_ms,
+                    "payload": body,
+                }
+            )
+            if changes is not None:
+                frame_rows.append(
+                    {
+                        "run_id": run_id,
+                        "frame_no": payload["frameNo"],
+                        "seq": seq,
+                        "ts_ms": self.now_ms,
+                        "changes": changes,
+                    }
+                )
+        self.conn.execute(t.events.insert(), rows)
+        if frame_rows:
+            self.conn.execute(t.frames.insert(), frame_rows)
+        self._events = []
+        self.committed_events = rows
+        self.notify("event", f"{rows[-1]['seq']}")
+        self._publish(self.notifications)
+
+    def _publish(self, notifications: list[tuple[str, str]]) -> None:
+        """Send notifications to other processes (PostgreSQL NOTIFY)."""
