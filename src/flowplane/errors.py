@@ -292,7 +292,8 @@ def _all_subclasses(cls: type[FlowplaneError]) -> list[type[FlowplaneError]]:
 
 def error_class_for_code(code: str) -> type[FlowplaneError]:
     """Return the error class registered for ``code`` (``FlowplaneError`` when unknown)."""
-    for cls in [FlowplaneError, *_all_subclasses(FlowplaneError)]:
+    classes: list[type[FlowplaneError]] = [FlowplaneError, *_all_subclasses(FlowplaneError)]
+    for cls in classes:
         if cls.code == code:
             return cls
     return FlowplaneError

@@ -108,9 +108,11 @@ Handler = Callable[[Request], Reply]
 
 def json_reply(status: int, value: Any, headers: dict[str, str] | None = None) -> Reply:
     """A JSON response tuple."""
-    return status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(
-        value
-    ).encode()
+    return (
+        status,
+        {"Content-Type": "application/json", **(headers or {})},
+        json.dumps(value).encode(),
+    )
 
 
 class LocalServer:
@@ -144,10 +146,16 @@ class LocalServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _H)
+        class _Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # clients that time out on purpose close their socket early
+
+        self.server = _Server(("127.0.0.1", 0), _H)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def __enter__(self) -> LocalServer:
         self.thread.start()

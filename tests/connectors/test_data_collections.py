@@ -39,8 +39,10 @@ def test_manifests() -> None:
         ([{"field": "name", "op": "in", "value": ["ada", "zed"]}], "all", ["ada"]),
         ([{"field": "nope", "op": "exists"}], "all", []),
         (
-            [{"field": "age", "op": "lt", "value": 30}, {"field": "name", "op": "eq",
-                                                         "value": "grace"}],
+            [
+                {"field": "age", "op": "lt", "value": 30},
+                {"field": "name", "op": "eq", "value": "grace"},
+            ],
             "any",
             ["Linus", "grace"],
         ),
@@ -54,8 +56,11 @@ async def test_filter(ctx: Any, conditions: list[Any], mode: str, names: list[st
 
 async def test_filter_invert_and_type_mismatch(ctx: Any) -> None:
     out = await m.filter_items(
-        {"items": PEOPLE, "conditions": [{"field": "age", "op": "gt", "value": "x"}],
-         "invert": True},
+        {
+            "items": PEOPLE,
+            "conditions": [{"field": "age", "op": "gt", "value": "x"}],
+            "invert": True,
+        },
         ctx,
     )
     assert out["count"] == 3  # comparing int with str is simply false
@@ -68,8 +73,7 @@ async def test_filter_catastrophic_regex_times_out(
     items = [{"s": "a" * 60 + "b"}]
     with pytest.raises(ConnectorError, match="longer than"):
         await m.filter_items(
-            {"items": items, "conditions": [{"field": "s", "op": "matches",
-                                             "value": "^(a|aa)+$"}]},
+            {"items": items, "conditions": [{"field": "s", "op": "matches", "value": "^(a|aa)+$"}]},
             ctx,
         )
 
@@ -112,12 +116,12 @@ async def test_zip_chunk_slice_pluck_map(ctx: Any) -> None:
         "chunks": [[1, 2], [3]],
         "count": 2,
     }
-    assert (await m.slice_items({"items": [1, 2, 3, 4], "start": -3, "end": -1}, ctx))[
-        "items"
-    ] == [2, 3]
+    assert (await m.slice_items({"items": [1, 2, 3, 4], "start": -3, "end": -1}, ctx))["items"] == [
+        2,
+        3,
+    ]
     assert (await m.slice_items({"items": [1, 2], "reverse": True}, ctx))["items"] == [2, 1]
-    plucked = await m.pluck({"items": PEOPLE + [{}], "field": "team.id", "skip_missing": True},
-                            ctx)
+    plucked = await m.pluck({"items": PEOPLE + [{}], "field": "team.id", "skip_missing": True}, ctx)
     assert plucked["values"] == [1, 2, 1]
     mapped = await m.to_map({"items": PEOPLE, "key": "name", "value": "age"}, ctx)
     assert mapped["value"] == {"ada": 36, "Linus": 21, "grace": None}

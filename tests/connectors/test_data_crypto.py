@@ -45,8 +45,14 @@ async def test_hash(ctx: Any, algorithm: str) -> None:
 
 
 async def test_hash_encodings(ctx: Any) -> None:
-    b64 = await m.hash_data({"data": base64.b64encode(b"\x00\xff").decode(),
-                             "input_encoding": "base64", "encoding": "base64"}, ctx)
+    b64 = await m.hash_data(
+        {
+            "data": base64.b64encode(b"\x00\xff").decode(),
+            "input_encoding": "base64",
+            "encoding": "base64",
+        },
+        ctx,
+    )
     assert b64["digest"] == base64.b64encode(hashlib.sha256(b"\x00\xff").digest()).decode()
     with pytest.raises(ConnectorError):
         await m.hash_data({"data": "zz", "input_encoding": "hex"}, ctx)
@@ -57,11 +63,11 @@ async def test_hmac_sign_and_verify(ctx: Any) -> None:
     out = await m.hmac_sign({"data": "payload", "credential": "KEY"}, ctx)
     assert out == {"signature": expected}
     assert SECRET not in str(out)
-    ok = await m.hmac_verify({"data": "payload", "credential": "KEY",
-                              "signature": f"sha256={expected.upper()}"}, ctx)
+    ok = await m.hmac_verify(
+        {"data": "payload", "credential": "KEY", "signature": f"sha256={expected.upper()}"}, ctx
+    )
     assert ok == {"valid": True}
-    bad = await m.hmac_verify({"data": "payload!", "credential": "KEY",
-                               "signature": expected}, ctx)
+    bad = await m.hmac_verify({"data": "payload!", "credential": "KEY", "signature": expected}, ctx)
     assert bad == {"valid": False}
     direct = await m.hmac_sign({"data": "payload", "key": SECRET}, ctx)
     assert direct == out
@@ -78,10 +84,11 @@ async def test_base64(ctx: Any) -> None:
     url = await m.base64_encode({"data": "hello world?>", "url_safe": True}, ctx)
     assert url == {"text": "aGVsbG8gd29ybGQ_Pg"}
     for text in (enc["text"], url["text"]):
-        assert (await m.base64_decode({"text": text}, ctx)) == {"data": "hello world?>",
-                                                                "size": 13}
-    assert (await m.base64_decode({"text": "AP8=", "output": "hex"}, ctx)) == {"data": "00ff",
-                                                                              "size": 2}
+        assert (await m.base64_decode({"text": text}, ctx)) == {"data": "hello world?>", "size": 13}
+    assert (await m.base64_decode({"text": "AP8=", "output": "hex"}, ctx)) == {
+        "data": "00ff",
+        "size": 2,
+    }
     with pytest.raises(ConnectorError, match="UTF-8"):
         await m.base64_decode({"text": "AP8="}, ctx)
     with pytest.raises(ConnectorError, match="base64"):

@@ -47,7 +47,7 @@ async def test_yaml(ctx: Any) -> None:
 
 
 async def test_csv(ctx: Any) -> None:
-    out = await m.csv_parse({"text": "id,name\n1,Ada\n\n2,\"Lin, us\"\n"}, ctx)
+    out = await m.csv_parse({"text": 'id,name\n1,Ada\n\n2,"Lin, us"\n'}, ctx)
     assert out == {
         "rows": [{"id": "1", "name": "Ada"}, {"id": "2", "name": "Lin, us"}],
         "columns": ["id", "name"],
@@ -57,9 +57,7 @@ async def test_csv(ctx: Any) -> None:
     assert raw["rows"] == [["1", "2"], ["3", "4"]]
     short = await m.csv_parse({"text": "a,b\n1\n"}, ctx)
     assert short["rows"] == [{"a": "1", "b": None}]
-    text = await m.csv_format(
-        {"rows": [{"id": 1, "ok": True}, {"id": 2, "extra": {"x": 1}}]}, ctx
-    )
+    text = await m.csv_format({"rows": [{"id": 1, "ok": True}, {"id": 2, "extra": {"x": 1}}]}, ctx)
     assert text == {"text": 'id,ok,extra\n1,true,\n2,,"{""x"": 1}"\n', "count": 2}
     lists = await m.csv_format({"rows": [[1, None, "a,b"]], "delimiter": ";"}, ctx)
     assert lists["text"] == "1;;a,b\n"

@@ -75,39 +75,57 @@ async def test_stats(ctx: Any) -> None:
 async def test_round(ctx: Any) -> None:
     assert (await m.round_number({"value": 2.345, "decimals": 2}, ctx)) == {"result": 2.35}
     assert (await m.round_number({"value": [0.5, 1.5, 2.5], "mode": "half_even"}, ctx)) == {
-        "result": [0, 2, 2]}
+        "result": [0, 2, 2]
+    }
     assert (await m.round_number({"value": 1234, "decimals": -2}, ctx)) == {"result": 1200}
     assert (await m.round_number({"value": -1.1, "mode": "floor"}, ctx)) == {"result": -2}
 
 
 async def test_parse_and_format(ctx: Any) -> None:
-    assert (await m.parse_number({"text": "$1,234.50"}, ctx)) == {"value": 1234.5,
-                                                                  "is_integer": False}
+    assert (await m.parse_number({"text": "$1,234.50"}, ctx)) == {
+        "value": 1234.5,
+        "is_integer": False,
+    }
     assert (await m.parse_number({"text": "1.234,5", "decimal_separator": ","}, ctx))[
-        "value"] == 1234.5
+        "value"
+    ] == 1234.5
     assert (await m.parse_number({"text": "45%"}, ctx))["value"] == 0.45
     with pytest.raises(ConnectorError):
         await m.parse_number({"text": "n/a"}, ctx)
     out = await m.format_number({"value": 1234567.891, "prefix": "$"}, ctx)
     assert out == {"text": "$1,234,567.89"}
-    eu = await m.format_number({"value": 1234.5, "thousands": ".", "decimal_separator": ",",
-                                "decimals": 1, "suffix": " €"}, ctx)
+    eu = await m.format_number(
+        {
+            "value": 1234.5,
+            "thousands": ".",
+            "decimal_separator": ",",
+            "decimals": 1,
+            "suffix": " €",
+        },
+        ctx,
+    )
     assert eu == {"text": "1.234,5 €"}
     assert (await m.format_number({"value": 0.256, "percent": True, "decimals": 1}, ctx)) == {
-        "text": "25.6%"}
+        "text": "25.6%"
+    }
 
 
 async def test_clamp_percentage_range(ctx: Any) -> None:
-    assert (await m.clamp({"value": 120, "min": 0, "max": 100}, ctx)) == {"result": 100,
-                                                                         "clamped": True}
+    assert (await m.clamp({"value": 120, "min": 0, "max": 100}, ctx)) == {
+        "result": 100,
+        "clamped": True,
+    }
     with pytest.raises(ConnectorError):
         await m.clamp({"value": 1, "min": 5, "max": 0}, ctx)
-    assert (await m.percentage({"mode": "of_total", "a": 25, "b": 200}, ctx)) == {
-        "percent": 12.5}
+    assert (await m.percentage({"mode": "of_total", "a": 25, "b": 200}, ctx)) == {"percent": 12.5}
     assert (await m.percentage({"mode": "change", "a": 80, "b": 100}, ctx)) == {"percent": 25}
     assert (await m.percentage({"mode": "of_total", "a": 1, "b": 0}, ctx)) == {"percent": None}
     assert (await m.number_range({"start": 0, "stop": 1, "step": 0.25}, ctx))["items"] == [
-        0, 0.25, 0.5, 0.75]
+        0,
+        0.25,
+        0.5,
+        0.75,
+    ]
     assert (await m.number_range({"stop": -3, "step": -1}, ctx))["items"] == [0, -1, -2]
     with pytest.raises(ConnectorError):
         await m.number_range({"stop": 10**9}, ctx)

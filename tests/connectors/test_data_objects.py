@@ -24,17 +24,24 @@ def test_manifests() -> None:
 async def test_json_patch_and_diff(ctx: Any) -> None:
     doc = {"a": 1, "list": [1, 2]}
     out = await m.json_patch(
-        {"document": doc, "patch": [
-            {"op": "add", "path": "/b", "value": {"c": 2}},
-            {"op": "remove", "path": "/list/0"},
-            {"op": "test", "path": "/a", "value": 1},
-        ]},
+        {
+            "document": doc,
+            "patch": [
+                {"op": "add", "path": "/b", "value": {"c": 2}},
+                {"op": "remove", "path": "/list/0"},
+                {"op": "test", "path": "/a", "value": 1},
+            ],
+        },
         ctx,
     )
     assert out == {"document": {"a": 1, "list": [2], "b": {"c": 2}}}
     assert doc == {"a": 1, "list": [1, 2]}  # input untouched
-    for bad in ([{"op": "test", "path": "/a", "value": 2}], [{"op": "remove", "path": "/zz"}],
-                [{"op": "nope", "path": "/a"}], [{"path": "/a"}]):
+    for bad in (
+        [{"op": "test", "path": "/a", "value": 2}],
+        [{"op": "remove", "path": "/zz"}],
+        [{"op": "nope", "path": "/a"}],
+        [{"path": "/a"}],
+    ):
         with pytest.raises(ConnectorError) as err:
             await m.json_patch({"document": doc, "patch": bad}, ctx)
         assert not err.value.retryable
@@ -51,12 +58,12 @@ async def test_merge(ctx: Any) -> None:
         "a": {"x": 1, "y": 2, "l": [1, 2]},
         "k": None,
     }
-    assert (await m.merge({"objects": objects, "lists": "concat"}, ctx))["value"]["a"][
-        "l"
-    ] == [1, 1, 2]
-    assert (await m.merge({"objects": objects, "lists": "union"}, ctx))["value"]["a"][
-        "l"
-    ] == [1, 2]
+    assert (await m.merge({"objects": objects, "lists": "concat"}, ctx))["value"]["a"]["l"] == [
+        1,
+        1,
+        2,
+    ]
+    assert (await m.merge({"objects": objects, "lists": "union"}, ctx))["value"]["a"]["l"] == [1, 2]
     assert (await m.merge({"objects": objects, "deep": False}, ctx))["value"]["a"] == {
         "y": 2,
         "l": [1, 2],
@@ -79,7 +86,11 @@ async def test_pick_omit(ctx: Any) -> None:
 
 async def test_flatten_unflatten(ctx: Any) -> None:
     assert (await m.flatten({"items": [1, [2, [3, [4]]]], "depth": 2}, ctx))["items"] == [
-        1, 2, 3, [4]]
+        1,
+        2,
+        3,
+        [4],
+    ]
     flat = await m.flatten({"object": {"a": {"b": 1, "c": [1, {"d": 2}]}, "e": {}}}, ctx)
     assert flat["value"] == {"a.b": 1, "a.c.0": 1, "a.c.1.d": 2, "e": {}}
     nested = await m.unflatten({"object": {"a.b": 1, "a.c": 2, "d": 3}}, ctx)
@@ -91,9 +102,13 @@ async def test_flatten_unflatten(ctx: Any) -> None:
 async def test_get_set_entries(ctx: Any) -> None:
     doc = {"items": [{"name": "a"}]}
     assert (await m.get_value({"document": doc, "path": "items.0.name"}, ctx)) == {
-        "value": "a", "found": True}
+        "value": "a",
+        "found": True,
+    }
     assert (await m.get_value({"document": doc, "path": "items.5", "default": 0}, ctx)) == {
-        "value": 0, "found": False}
+        "value": 0,
+        "found": False,
+    }
     out = await m.set_values({"object": {"a": 1}, "values": {"b.c": 2, "a": 3}}, ctx)
     assert out["value"] == {"a": 3, "b": {"c": 2}}
     with pytest.raises(ConnectorError):

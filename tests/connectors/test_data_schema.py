@@ -15,8 +15,11 @@ from flowplane.errors import ConnectorError
 SCHEMA = {
     "type": "object",
     "required": ["age", "name"],
-    "properties": {"age": {"type": "integer"}, "email": {"type": "string", "format": "email"},
-                   "tags": {"type": "array", "items": {"type": "string"}}},
+    "properties": {
+        "age": {"type": "integer"},
+        "email": {"type": "string", "format": "email"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
 }
 
 
@@ -46,8 +49,13 @@ async def test_validate(ctx: Any) -> None:
 
 
 async def test_infer(ctx: Any) -> None:
-    sample = {"id": 1, "price": 9.5, "tags": ["a"], "items": [{"n": 1}, {"n": 2, "x": None}],
-              "mixed": [1, 2.5]}
+    sample = {
+        "id": 1,
+        "price": 9.5,
+        "tags": ["a"],
+        "items": [{"n": 1}, {"n": 2, "x": None}],
+        "mixed": [1, 2.5],
+    }
     schema = (await m.schema_infer({"value": sample}, ctx))["schema"]
     jsonschema.validate(sample, schema)
     assert schema["properties"]["items"]["items"]["required"] == ["n"]

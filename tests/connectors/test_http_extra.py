@@ -32,26 +32,43 @@ def graphql_handler(request: Request) -> Any:
         return json_reply(503, {"errors": [{"message": "down"}]})
     if request.path == "/html":
         return 200, {"Content-Type": "text/html"}, b"<html>oops</html>"
-    return json_reply(200, {"data": {"echo": body["variables"], "op": body.get("operationName"),
-                                     "auth": request.headers.get("authorization")}})
+    return json_reply(
+        200,
+        {
+            "data": {
+                "echo": body["variables"],
+                "op": body.get("operationName"),
+                "auth": request.headers.get("authorization"),
+            }
+        },
+    )
 
 
 async def test_graphql(ctx: Any) -> None:
     with local_server(graphql_handler) as server:
-        out = await m.graphql({"url": server.url + "/gql", "query": "query Q($id: ID!) { x }",
-                               "variables": {"id": "'; DROP TABLE x;--"},
-                               "operation_name": "Q", "credential": "TOKEN"}, ctx)
+        out = await m.graphql(
+            {
+                "url": server.url + "/gql",
+                "query": "query Q($id: ID!) { x }",
+                "variables": {"id": "'; DROP TABLE x;--"},
+                "operation_name": "Q",
+                "credential": "TOKEN",
+            },
+            ctx,
+        )
         assert out["status_code"] == 200 and out["errors"] == []
         assert out["data"]["echo"] == {"id": "'; DROP TABLE x;--"}
         assert out["data"]["auth"] == f"Bearer {TOKEN}" and out["data"]["op"] == "Q"
         assert server.requests[0].headers["idempotency-key"] == "r1:n:0"
 
         with pytest.raises(ConnectorError, match="GraphQL errors") as err:
-            await m.graphql({"url": server.url + "/errors", "query": "{x}",
-                             "credential": "TOKEN"}, ctx)
+            await m.graphql(
+                {"url": server.url + "/errors", "query": "{x}", "credential": "TOKEN"}, ctx
+            )
         assert TOKEN not in err.value.detail and not err.value.retryable
-        partial = await m.graphql({"url": server.url + "/errors", "query": "{x}",
-                                   "fail_on_errors": False}, ctx)
+        partial = await m.graphql(
+            {"url": server.url + "/errors", "query": "{x}", "fail_on_errors": False}, ctx
+        )
         assert partial["data"] is None and partial["errors"]
         with pytest.raises(ConnectorError, match="HTTP 503") as err:
             await m.graphql({"url": server.url + "/busy", "query": "{x}"}, ctx)
@@ -60,13 +77,16 @@ async def test_graphql(ctx: Any) -> None:
             await m.graphql({"url": server.url + "/html", "query": "{x}"}, ctx)
 
 
-async def test_graphql_policy_and_timeout(tmp_path: Path) -> None:
+async def test_graphql_network_policy(tmp_path: Path) -> None:
     with pytest.raises(NetworkPolicyViolation):
-        await m.graphql({"url": "http://127.0.0.1:9/gql", "query": "{x}"},
-                        make_ctx(tmp_path, allow_hosts=[]))
+        await m.graphql(
+            {"url": "http://127.0.0.1:9/gql", "query": "{x}"}, make_ctx(tmp_path, allow_hosts=[])
+        )
     with pytest.raises(NetworkPolicyViolation):
-        await m.graphql({"url": "http://169.254.169.254/latest", "query": "{x}"},
-                        make_ctx(tmp_path, allow_hosts=["169.254.0.0/16"]))
+        await m.graphql(
+            {"url": "http://169.254.169.254/latest", "query": "{x}"},
+            make_ctx(tmp_path, allow_hosts=["169.254.0.0/16"]),
+        )
 
 
 PAYLOAD = b"%PDF-1.4 fake pdf bytes" * 100
@@ -74,8 +94,14 @@ PAYLOAD = b"%PDF-1.4 fake pdf bytes" * 100
 
 def download_handler(request: Request) -> Any:
     if request.path.startswith("/report"):
-        return 200, {"Content-Type": "application/pdf",
-                     "Content-Disposition": 'attachment; filename="../../evil q1.pdf"'}, PAYLOAD
+        return (
+            200,
+            {
+                "Content-Type": "application/pdf",
+                "Content-Disposition": 'attachment; filename="../../evil q1.pdf"',
+            },
+            PAYLOAD,
+        )
     if request.path == "/missing":
         return 404, {}, b"no"
     if request.path == "/flaky":
@@ -92,8 +118,9 @@ async def test_download(ctx: Any, tmp_path: Path) -> None:
         assert Path(out["path"]).parent == tmp_path / "artifacts" / "r1"
         assert out["sha256"] == hashlib.sha256(PAYLOAD).hexdigest()
         assert TOKEN not in str(out)
-        named = await m.download({"url": server.url + "/data/file.txt",
-                                  "filename": "/etc/passwd"}, ctx)
+        named = await m.download(
+            {"url": server.url + "/data/file.txt", "filename": "/etc/passwd"}, ctx
+        )
         assert named["filename"] == "passwd" and Path(named["path"]).read_text() == "plain"
         from_url = await m.download({"url": server.url + "/data/file.txt"}, ctx)
         assert from_url["filename"] == "file.txt"
@@ -112,8 +139,11 @@ async def test_download(ctx: Any, tmp_path: Path) -> None:
 
 async def test_webhook_response(ctx: Any) -> None:
     out = await m.webhook_response({"status": 202, "body": {"ok": True}}, ctx)
-    assert out == {"status_code": 202, "headers": {"Content-Type": "application/json"},
-                   "body": {"ok": True}}
+    assert out == {
+        "status_code": 202,
+        "headers": {"Content-Type": "application/json"},
+        "body": {"ok": True},
+    }
     assert ctx.extras["webhook_response"] == out
     text = await m.webhook_response({"body": "hi", "headers": {"X-A": "1"}}, ctx)
     assert text["headers"] == {"X-A": "1", "Content-Type": "text/plain; charset=utf-8"}

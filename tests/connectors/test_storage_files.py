@@ -38,10 +38,10 @@ async def test_write_read_list_stat_delete(ctx: Any, root: Path) -> None:
     with pytest.raises(ConnectorError, match="already exists"):
         await m.file_write({"path": "reports/q1.csv", "content": "x", "mode": "create"}, ctx)
 
-    await m.file_write({"path": "state.json", "content": {"cursor": 42}, "encoding": "json"},
-                       ctx)
+    await m.file_write({"path": "state.json", "content": {"cursor": 42}, "encoding": "json"}, ctx)
     assert (await m.file_read({"path": "state.json", "encoding": "json"}, ctx))["content"] == {
-        "cursor": 42}
+        "cursor": 42
+    }
     blob = base64.b64encode(b"\x00\xff").decode()
     await m.file_write({"path": "b.bin", "content": blob, "encoding": "base64"}, ctx)
     assert (await m.file_read({"path": "b.bin", "encoding": "base64"}, ctx))["content"] == blob
@@ -71,12 +71,21 @@ async def test_write_read_list_stat_delete(ctx: Any, root: Path) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/etc/passwd", "../outside.txt", "a/../../x", "..", "a/..", "C:/windows", "a\x00b",
-     "..\\..\\x", ".", ""],
+    [
+        "/etc/passwd",
+        "../outside.txt",
+        "a/../../x",
+        "..",
+        "a/..",
+        "C:/windows",
+        "a\x00b",
+        "..\\..\\x",
+        ".",
+        "",
+    ],
 )
 async def test_escapes_refused(ctx: Any, path: str) -> None:
-    for fn, params in ((m.file_read, {}), (m.file_write, {"content": "x"}),
-                       (m.file_delete, {})):
+    for fn, params in ((m.file_read, {}), (m.file_write, {"content": "x"}), (m.file_delete, {})):
         with pytest.raises(ConnectorError) as err:
             await fn({"path": path, **params}, ctx)
         assert not err.value.retryable

@@ -51,7 +51,9 @@ def test_manifests() -> None:
 async def test_set_get_delete(ctx: Any, kv: DictKV) -> None:
     assert (await m.kv_get({"key": "a", "default": 5}, ctx)) == {"value": 5, "found": False}
     assert (await m.kv_set({"key": "a", "value": {"x": [1]}, "ttl_seconds": 60}, ctx)) == {
-        "key": "a", "ok": True}
+        "key": "a",
+        "ok": True,
+    }
     assert kv.ttls["a"] == 60
     assert (await m.kv_get({"key": "a"}, ctx)) == {"value": {"x": [1]}, "found": True}
     assert (await m.kv_delete({"key": "a"}, ctx)) == {"deleted": True}
@@ -68,8 +70,12 @@ async def test_increment(ctx: Any) -> None:
 
 async def test_no_store(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path)
-    for fn, params in ((m.kv_get, {"key": "a"}), (m.kv_set, {"key": "a", "value": 1}),
-                       (m.kv_delete, {"key": "a"}), (m.kv_increment, {"key": "a"})):
+    for fn, params in (
+        (m.kv_get, {"key": "a"}),
+        (m.kv_set, {"key": "a", "value": 1}),
+        (m.kv_delete, {"key": "a"}),
+        (m.kv_increment, {"key": "a"}),
+    ):
         with pytest.raises(ConnectorError, match="no key-value store") as err:
             await fn(params, ctx)
         assert not err.value.retryable

@@ -48,40 +48,47 @@ def test_manifests() -> None:
 
 async def test_set_get_delete(ctx: Any, prefix: str) -> None:
     key = prefix + "a"
-    assert (await m.redis_get({"credential": "REDIS", "key": key}, ctx)) == {"value": None,
-                                                                            "found": False}
-    assert (await m.redis_set({"credential": "REDIS", "key": key, "value": {"x": 1},
-                               "ttl_seconds": 60}, ctx)) == {"ok": True}
+    assert (await m.redis_get({"credential": "REDIS", "key": key}, ctx)) == {
+        "value": None,
+        "found": False,
+    }
+    assert (
+        await m.redis_set(
+            {"credential": "REDIS", "key": key, "value": {"x": 1}, "ttl_seconds": 60}, ctx
+        )
+    ) == {"ok": True}
     got = await m.redis_get({"credential": "REDIS", "key": key, "json": True}, ctx)
     assert got == {"value": {"x": 1}, "found": True}
     raw = await m.redis_get({"url": URL, "key": key}, ctx)
     assert raw["value"] == '{"x": 1}'
-    nx = await m.redis_set({"credential": "REDIS", "key": key, "value": "v",
-                            "only_if": "absent"}, ctx)
+    nx = await m.redis_set(
+        {"credential": "REDIS", "key": key, "value": "v", "only_if": "absent"}, ctx
+    )
     assert nx == {"ok": False}
     assert (await m.redis_delete({"credential": "REDIS", "keys": [key, prefix + "zz"]}, ctx)) == {
-        "deleted": 1}
+        "deleted": 1
+    }
 
 
 async def test_increment_push_publish(ctx: Any, prefix: str) -> None:
     key = prefix + "n"
     assert (await m.redis_increment({"credential": "REDIS", "key": key}, ctx)) == {"value": 1}
-    assert (await m.redis_increment({"credential": "REDIS", "key": key, "amount": 1.5},
-                                    ctx)) == {"value": 2.5}
+    assert (await m.redis_increment({"credential": "REDIS", "key": key, "amount": 1.5}, ctx)) == {
+        "value": 2.5
+    }
     q = prefix + "q"
-    out = await m.redis_list_push({"credential": "REDIS", "key": q, "values": ["a", {"b": 1}]},
-                                  ctx)
+    out = await m.redis_list_push({"credential": "REDIS", "key": q, "values": ["a", {"b": 1}]}, ctx)
     assert out == {"length": 2}
-    await m.redis_list_push({"credential": "REDIS", "key": q, "values": ["z"], "side": "left"},
-                            ctx)
+    await m.redis_list_push({"credential": "REDIS", "key": q, "values": ["z"], "side": "left"}, ctx)
     client = aioredis.Redis.from_url(URL)
     try:
         assert await client.lrange(q, 0, -1) == [b"z", b"a", b'{"b": 1}']
         pubsub = client.pubsub()
         await pubsub.subscribe(prefix + "chan")
         await pubsub.get_message(timeout=1)
-        sent = await m.redis_publish({"credential": "REDIS", "channel": prefix + "chan",
-                                      "message": {"id": 7}}, ctx)
+        sent = await m.redis_publish(
+            {"credential": "REDIS", "channel": prefix + "chan", "message": {"id": 7}}, ctx
+        )
         assert sent == {"receivers": 1}
         message = None
         for _ in range(20):
@@ -95,15 +102,15 @@ async def test_increment_push_publish(ctx: Any, prefix: str) -> None:
 
 
 async def test_errors(tmp_path: Path, prefix: str) -> None:
-    ctx = make_ctx(tmp_path, credentials={"REDIS": URL,
-                                          "DOWN": "redis://:pa55word@127.0.0.1:1/0"})
+    ctx = make_ctx(tmp_path, credentials={"REDIS": URL, "DOWN": "redis://:pa55word@127.0.0.1:1/0"})
     await m.redis_set({"credential": "REDIS", "key": prefix + "s", "value": "text"}, ctx)
     with pytest.raises(ConnectorError) as err:  # INCR on a string
         await m.redis_increment({"credential": "REDIS", "key": prefix + "s"}, ctx)
     assert not err.value.retryable
     with pytest.raises(ConnectorError) as err:
-        await asyncio.wait_for(m.redis_get({"credential": "DOWN", "key": "x", "timeout": 1}, ctx),
-                               10)
+        await asyncio.wait_for(
+            m.redis_get({"credential": "DOWN", "key": "x", "timeout": 1}, ctx), 10
+        )
     assert err.value.retryable and "pa55word" not in err.value.detail
     with pytest.raises(ConnectorError, match="give 'credential'"):
         await m.redis_get({"key": "x"}, ctx)

@@ -57,42 +57,55 @@ def test_manifests() -> None:
 async def test_postgres_roundtrip_and_injection(tmp_path: Path, pg_table: str) -> None:
     ctx = make_ctx(tmp_path, credentials={"DB": PG_URL})
     names = [s.format(table=pg_table) for s in INJECTIONS]
-    ins = await m.sql_execute_many({
-        "credential": "DB", "sql": f"INSERT INTO {pg_table} (name, score) VALUES (%s, %s)",
-        "rows": [[n, i + 0.5] for i, n in enumerate(names)]}, ctx)
+    ins = await m.sql_execute_many(
+        {
+            "credential": "DB",
+            "sql": f"INSERT INTO {pg_table} (name, score) VALUES (%s, %s)",
+            "rows": [[n, i + 0.5] for i, n in enumerate(names)],
+        },
+        ctx,
+    )
     assert ins["affected"] == len(names)
-    out = await m.sql_query({
-        "credential": "DB", "sql": f"SELECT name, score FROM {pg_table} WHERE name = %(n)s",
-        "params": {"n": names[0]}}, ctx)
-    assert out["rows"] == [{"name": names[0], "score": 0.5}] and out["columns"] == ["name",
-                                                                                    "score"]
-    everything = await m.sql_query({"credential": "DB", "sql":
-                                    f"SELECT name FROM {pg_table} ORDER BY id", "max_rows": 2},
-                                   ctx)
+    out = await m.sql_query(
+        {
+            "credential": "DB",
+            "sql": f"SELECT name, score FROM {pg_table} WHERE name = %(n)s",
+            "params": {"n": names[0]},
+        },
+        ctx,
+    )
+    assert out["rows"] == [{"name": names[0], "score": 0.5}] and out["columns"] == ["name", "score"]
+    everything = await m.sql_query(
+        {"credential": "DB", "sql": f"SELECT name FROM {pg_table} ORDER BY id", "max_rows": 2}, ctx
+    )
     assert everything["row_count"] == 2 and everything["truncated"] is True
-    stored = await m.sql_query({"credential": "DB", "sql": f"SELECT count(*) AS n FROM "
-                                f"{pg_table}"}, ctx)
+    stored = await m.sql_query(
+        {"credential": "DB", "sql": f"SELECT count(*) AS n FROM {pg_table}"}, ctx
+    )
     assert stored["rows"] == [{"n": len(names)}]  # the table survived every payload
-    upd = await m.sql_query({"credential": "DB", "sql": f"UPDATE {pg_table} SET score = 0",
-                             "params": []}, ctx)
+    upd = await m.sql_query(
+        {"credential": "DB", "sql": f"UPDATE {pg_table} SET score = 0", "params": []}, ctx
+    )
     assert upd["affected"] == len(names) and upd["rows"] == []
 
 
 async def test_postgres_errors(tmp_path: Path, pg_table: str) -> None:
-    ctx = make_ctx(tmp_path, credentials={"DB": PG_URL, "BAD": "postgresql://u:hunter22@"
-                                          "127.0.0.1:1/x"})
+    ctx = make_ctx(
+        tmp_path, credentials={"DB": PG_URL, "BAD": "postgresql://u:hunter22@127.0.0.1:1/x"}
+    )
     with pytest.raises(ConnectorError) as err:
         await m.sql_query({"credential": "DB", "sql": "SELEC nonsense"}, ctx)
     assert not err.value.retryable
     with pytest.raises(ConnectorError, match="read-only"):
-        await m.sql_query({"credential": "DB", "read_only": True,
-                           "sql": f"DELETE FROM {pg_table}"}, ctx)
+        await m.sql_query(
+            {"credential": "DB", "read_only": True, "sql": f"DELETE FROM {pg_table}"}, ctx
+        )
     with pytest.raises(ConnectorError, match="longer than"):
-        await m.sql_query({"credential": "DB", "sql": "SELECT pg_sleep(3)", "timeout": 0.3},
-                          ctx)
+        await m.sql_query({"credential": "DB", "sql": "SELECT pg_sleep(3)", "timeout": 0.3}, ctx)
     with pytest.raises(ConnectorError) as err:  # two statements with params are refused
-        await m.sql_query({"credential": "DB", "sql": f"SELECT %s; DROP TABLE {pg_table}",
-                           "params": [1]}, ctx)
+        await m.sql_query(
+            {"credential": "DB", "sql": f"SELECT %s; DROP TABLE {pg_table}", "params": [1]}, ctx
+        )
     with pytest.raises(ConnectorError) as err:
         await m.sql_query({"credential": "BAD", "sql": "SELECT 1", "timeout": 2}, ctx)
     assert err.value.retryable and "hunter22" not in str(err.value.detail)
@@ -104,29 +117,47 @@ async def test_postgres_errors(tmp_path: Path, pg_table: str) -> None:
 async def test_sqlite_via_credential_and_sandbox(tmp_path: Path, sqlite_db: Path) -> None:
     ctx = make_ctx(tmp_path, credentials={"DB": f"sqlite:///{sqlite_db}"})
     for name in INJECTIONS:
-        await m.sql_query({"credential": "DB", "sql": "INSERT INTO items (name) VALUES (?)",
-                           "params": [name.format(table="items")]}, ctx)
-    out = await m.sql_query({"credential": "DB", "sql": "SELECT name FROM items WHERE name = "
-                             ":n", "params": {"n": "$(id)"}}, ctx)
+        await m.sql_query(
+            {
+                "credential": "DB",
+                "sql": "INSERT INTO items (name) VALUES (?)",
+                "params": [name.format(table="items")],
+            },
+            ctx,
+        )
+    out = await m.sql_query(
+        {
+            "credential": "DB",
+            "sql": "SELECT name FROM items WHERE name = :n",
+            "params": {"n": "$(id)"},
+        },
+        ctx,
+    )
     assert out["rows"] == [{"name": "$(id)"}]
-    count = await m.sql_query({"credential": "DB", "sql": "SELECT count(*) AS n FROM items"},
-                              ctx)
+    count = await m.sql_query({"credential": "DB", "sql": "SELECT count(*) AS n FROM items"}, ctx)
     assert count["rows"] == [{"n": len(INJECTIONS)}]
     with pytest.raises(ConnectorError):  # sqlite3 executes one statement only
         await m.sql_query({"credential": "DB", "sql": "SELECT 1; DROP TABLE items"}, ctx)
     with pytest.raises(ConnectorError, match="readonly"):
-        await m.sql_query({"credential": "DB", "sql": "DELETE FROM items", "read_only": True},
-                          ctx)
+        await m.sql_query({"credential": "DB", "sql": "DELETE FROM items", "read_only": True}, ctx)
     with pytest.raises(ConnectorError, match="longer than"):
-        await m.sql_query({"credential": "DB", "timeout": 0.2, "sql":
-                           "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
-                           "SELECT count(*) FROM c"}, ctx)
-    sandboxed = await m.sql_query({"sqlite_file": "local.db", "sql":
-                                   "CREATE TABLE t (x BLOB)"}, ctx)
+        await m.sql_query(
+            {
+                "credential": "DB",
+                "timeout": 0.2,
+                "sql": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                "SELECT count(*) FROM c",
+            },
+            ctx,
+        )
+    sandboxed = await m.sql_query(
+        {"sqlite_file": "local.db", "sql": "CREATE TABLE t (x BLOB)"}, ctx
+    )
     assert sandboxed["rows"] == []
     assert (tmp_path / "files" / "default" / "local.db").exists()
-    await m.sql_query({"sqlite_file": "local.db", "sql": "INSERT INTO t VALUES (?)",
-                       "params": [None]}, ctx)
+    await m.sql_query(
+        {"sqlite_file": "local.db", "sql": "INSERT INTO t VALUES (?)", "params": [None]}, ctx
+    )
     with pytest.raises(ConnectorError, match="'..'"):
         await m.sql_query({"sqlite_file": "../app.db", "sql": "SELECT 1"}, ctx)
 

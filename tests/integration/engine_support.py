@@ -111,7 +111,9 @@ async def running(
             await asyncio.wait_for(task, 15)
 
 
-async def wait_status(runs: RunService, run_id: str, *statuses: str, timeout: float = 10) -> dict[str, Any]:
+async def wait_status(
+    runs: RunService, run_id: str, *statuses: str, timeout: float = 10
+) -> dict[str, Any]:
     """Poll until the run has one of ``statuses``."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

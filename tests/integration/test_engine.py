@@ -44,8 +44,10 @@ async def test_sequential_run_finishes_with_outputs_and_ordered_events(store: St
 
 async def test_input_data_is_never_rendered_as_a_template(store: Store) -> None:
     async with running(store) as rt:
-        doc = wf({"id": "a", "type": "util.set", "params": {"value": "{{ input.text }}"}},
-                 {"id": "b", "type": "util.set", "params": {"value": "got {{ nodes.a.output }}"}})
+        doc = wf(
+            {"id": "a", "type": "util.set", "params": {"value": "{{ input.text }}"}},
+            {"id": "b", "type": "util.set", "params": {"value": "got {{ nodes.a.output }}"}},
+        )
         started = await rt.runs.start(doc, {"text": "{{ 7*7 }}"})
         run = await rt.runs.wait(started.run["id"], timeout=10)
         assert run["output"] == {"b": "got {{ 7*7 }}"}
@@ -56,15 +58,31 @@ async def test_fan_out_fan_in_and_trigger_rules(store: Store) -> None:
         doc = wf(
             {"id": "start", "type": "util.noop"},
             {"id": "left", "type": "test.count", "needs": ["start"]},
-            {"id": "right", "type": "util.fail", "needs": ["start"],
-             "params": {"message": "boom", "retryable": False}},
+            {
+                "id": "right",
+                "type": "util.fail",
+                "needs": ["start"],
+                "params": {"message": "boom", "retryable": False},
+            },
             {"id": "join_all", "type": "test.count", "needs": ["left", "right"]},
-            {"id": "join_done", "type": "test.count", "needs": ["left", "right"],
-             "trigger_rule": "all_done"},
-            {"id": "join_one", "type": "test.count", "needs": ["left", "right"],
-             "trigger_rule": "one_success"},
-            {"id": "after_skip", "type": "test.count", "needs": ["join_all"],
-             "trigger_rule": "none_failed"},
+            {
+                "id": "join_done",
+                "type": "test.count",
+                "needs": ["left", "right"],
+                "trigger_rule": "all_done",
+            },
+            {
+                "id": "join_one",
+                "type": "test.count",
+                "needs": ["left", "right"],
+                "trigger_rule": "one_success",
+            },
+            {
+                "id": "after_skip",
+                "type": "test.count",
+                "needs": ["join_all"],
+                "trigger_rule": "none_failed",
+            },
         )
         started = await rt.runs.start(doc)
         run = await rt.runs.wait(started.run["id"], timeout=10)
@@ -72,8 +90,12 @@ async def test_fan_out_fan_in_and_trigger_rules(store: Store) -> None:
         assert run["error"]["nodeId"] == "right"
         states = {n["node_id"]: n["status"] for n in await rt.runs.nodes(run["id"])}
         assert states == {
-            "start": "finished", "left": "finished", "right": "failed",
-            "join_all": "skipped", "join_done": "finished", "join_one": "finished",
+            "start": "finished",
+            "left": "finished",
+            "right": "failed",
+            "join_all": "skipped",
+            "join_done": "finished",
+            "join_one": "finished",
             "after_skip": "finished",
         }
 
@@ -81,10 +103,13 @@ async def test_fan_out_fan_in_and_trigger_rules(store: Store) -> None:
 async def test_on_error_continue_lets_the_run_finish(store: Store) -> None:
     async with running(store) as rt:
         doc = wf(
-            {"id": "flaky", "type": "util.fail", "on_error": "continue",
-             "params": {"retryable": False}},
-            {"id": "next", "type": "util.set",
-             "params": {"value": "{{ nodes.flaky.status }}"}},
+            {
+                "id": "flaky",
+                "type": "util.fail",
+                "on_error": "continue",
+                "params": {"retryable": False},
+            },
+            {"id": "next", "type": "util.set", "params": {"value": "{{ nodes.flaky.status }}"}},
         )
         run = await rt.runs.wait((await rt.runs.start(doc)).run["id"], timeout=10)
         assert run["status"] == "finished"
@@ -107,13 +132,21 @@ async def test_when_false_skips_node_and_dependents(store: Store) -> None:
 
 async def test_retry_with_backoff_records_each_attempt(store: Store) -> None:
     async with running(store) as rt:
-        doc = wf({"id": "flaky", "type": "util.fail", "params": {"fail_times": 2},
-                  "retry": {"max_attempts": 3, "backoff": "fixed", "initial": "50ms"}})
+        doc = wf(
+            {
+                "id": "flaky",
+                "type": "util.fail",
+                "params": {"fail_times": 2},
+                "retry": {"max_attempts": 3, "backoff": "fixed", "initial": "50ms"},
+            }
+        )
         run = await rt.runs.wait((await rt.runs.start(doc)).run["id"], timeout=10)
         assert run["status"] == "finished"
         attempts = await rt.runs.attempts(run["id"])
         assert [(a["attempt"], a["status"]) for a in attempts] == [
-            (1, "failed"), (2, "failed"), (3, "finished")
+            (1, "failed"),
+            (2, "failed"),
+            (3, "finished"),
         ]
         types = [e["type"] for e in await rt.runs.events(run["id"])]
         assert types.count("NodeRetrying") == 2
@@ -121,8 +154,14 @@ async def test_retry_with_backoff_records_each_attempt(store: Store) -> None:
 
 async def test_retries_exhausted_fail_the_run(store: Store) -> None:
     async with running(store) as rt:
-        doc = wf({"id": "bad", "type": "util.fail", "params": {"message": "nope"},
-                  "retry": {"max_attempts": 2, "initial": "10ms", "jitter": False}})
+        doc = wf(
+            {
+                "id": "bad",
+                "type": "util.fail",
+                "params": {"message": "nope"},
+                "retry": {"max_attempts": 2, "initial": "10ms", "jitter": False},
+            }
+        )
         run = await rt.runs.wait((await rt.runs.start(doc)).run["id"], timeout=10)
         assert run["status"] == "failed"
         assert "nope" in run["error"]["message"]
@@ -132,9 +171,18 @@ async def test_foreach_respects_max_parallel_and_keeps_order(store: Store) -> No
     async with running(store) as rt:
         doc = wf(
             {"id": "items", "type": "util.set", "params": {"value": [3, 1, 2, 5, 4]}},
-            {"id": "each", "type": "util.set", "foreach": "{{ nodes.items.output }}",
-             "max_parallel": 2, "params": {"value": "{{ item * 10 + index }}"}},
-            {"id": "total", "type": "util.set", "params": {"value": "{{ nodes.each.output | sum }}"}},
+            {
+                "id": "each",
+                "type": "util.set",
+                "foreach": "{{ nodes.items.output }}",
+                "max_parallel": 2,
+                "params": {"value": "{{ item * 10 + index }}"},
+            },
+            {
+                "id": "total",
+                "type": "util.set",
+                "params": {"value": "{{ nodes.each.output | sum }}"},
+            },
         )
         run = await rt.runs.wait((await rt.runs.start(doc)).run["id"], timeout=10)
         assert run["status"] == "finished", run["error"]
@@ -148,7 +196,11 @@ async def test_approval_gate_approve_and_second_decision_conflicts(store: Store)
     async with running(store) as rt:
         doc = wf(
             {"id": "gate", "type": "control.approval", "params": {"title": "Ship it?"}},
-            {"id": "after", "type": "util.set", "params": {"value": "{{ nodes.gate.output.note }}"}},
+            {
+                "id": "after",
+                "type": "util.set",
+                "params": {"value": "{{ nodes.gate.output.note }}"},
+            },
         )
         run_id = (await rt.runs.start(doc)).run["id"]
         await wait_status(rt.runs, run_id, "waiting-approval")
@@ -191,8 +243,10 @@ async def test_signal_delivered_before_and_after_the_wait(store: Store) -> None:
 
 async def test_timer_waits_durably(store: Store) -> None:
     async with running(store) as rt:
-        doc = wf({"id": "nap", "type": "wait.duration", "params": {"duration": "300ms"}},
-                 {"id": "after", "type": "util.noop"})
+        doc = wf(
+            {"id": "nap", "type": "wait.duration", "params": {"duration": "300ms"}},
+            {"id": "after", "type": "util.noop"},
+        )
         run_id = (await rt.runs.start(doc)).run["id"]
         run = await wait_status(rt.runs, run_id, "waiting-timer", "finished")
         run = await rt.runs.wait(run_id, timeout=10)
@@ -234,16 +288,22 @@ async def test_node_timeout_and_run_timeout(store: Store) -> None:
 
 async def test_sub_workflow_parent_waits_for_child(store: Store) -> None:
     async with running(store) as rt:
-        child = wf({"id": "double", "type": "util.set", "params": {"value": "{{ input.x * 2 }}"}},
-                   name="child")
+        child = wf(
+            {"id": "double", "type": "util.set", "params": {"value": "{{ input.x * 2 }}"}},
+            name="child",
+        )
         doc = wf(
             {"id": "call", "type": "flow.run", "params": {"document": child, "input": {"x": 21}}},
-            {"id": "use", "type": "util.set", "params": {"value": "{{ nodes.call.output.double }}"}},
+            {
+                "id": "use",
+                "type": "util.set",
+                "params": {"value": "{{ nodes.call.output.double }}"},
+            },
         )
         run = await rt.runs.wait((await rt.runs.start(doc)).run["id"], timeout=10)
         assert run["status"] == "finished", run["error"]
         assert run["output"] == {"use": 42}
-        children = await rt.runs.list(workflow="child")
+        children = await rt.runs.list_runs(workflow="child")
         assert len(children) == 1 and children[0]["parent_run_id"] == run["id"]
 
 
@@ -273,9 +333,13 @@ async def test_stale_completion_is_fenced_off(store: Store) -> None:
             lambda tx: transitions.complete(tx, first[0], zombie, owner="zombie")
         )
         assert late.accepted is False
-        done = await store.transact(lambda tx: transitions.complete(tx, second[0], ok, owner="live"))
+        done = await store.transact(
+            lambda tx: transitions.complete(tx, second[0], ok, owner="live")
+        )
         assert done.accepted is True
-        again = await store.transact(lambda tx: transitions.complete(tx, second[0], ok, owner="live"))
+        again = await store.transact(
+            lambda tx: transitions.complete(tx, second[0], ok, owner="live")
+        )
         assert again.accepted is False
         run = await rt.runs.get(run_id)
         assert run["status"] == "finished" and run["output"] == {"a": {"by": "live"}}

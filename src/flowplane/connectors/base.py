@@ -238,7 +238,7 @@ class FunctionConnector:
 
 
 def connector(
-    type: str,  # noqa: A002 - the manifest field is called "type"
+    type: str,
     *,
     name: str | None = None,
     category: str | None = None,

@@ -54,7 +54,9 @@ class Redactor:
                 }
             )
         # Longest first, so a value containing another is replaced whole.
-        self._forms = sorted((f for f in forms if len(f) >= MIN_REDACT_LENGTH), key=len, reverse=True)
+        self._forms = sorted(
+            (f for f in forms if len(f) >= MIN_REDACT_LENGTH), key=len, reverse=True
+        )
 
     def text(self, text: str) -> str:
         """Return ``text`` with every secret form replaced."""

@@ -21,6 +21,7 @@ from flowplane.connectors.base import (
     WaitForSignal,
     WaitForTimer,
 )
+from flowplane.engine.plan import Plan, plans
 from flowplane.errors import (
     AlreadyDecided,
     ApprovalNotFound,
@@ -31,7 +32,6 @@ from flowplane.errors import (
     RunNotFound,
 )
 from flowplane.model.document import Workflow
-from flowplane.engine.plan import Plan, plans
 from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, WAITING_NODE, Row, Tx
 
 MAX_LOST_ATTEMPTS = 3
@@ -44,7 +44,9 @@ def new_id() -> str:
     """Return a new, roughly time-ordered id (UUIDv7 layout)."""
     ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
     rand = uuid.uuid4().int & ((1 << 74) - 1)
-    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    value = (
+        (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    )
     return str(uuid.UUID(int=value))
 
 
@@ -139,7 +141,7 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
     }
     tx.insert_run(run)
     roots = set(plan.graph.roots())
-    rows = []
+    rows: list[dict[str, Any]] = []
     for node in plan.workflow.nodes:
         status = "ready" if node.id in roots else "pending"
         rows.append(
@@ -210,7 +212,6 @@ def _namespaces(tx: Tx, run_ids: set[str]) -> dict[str, str]:
 
 def claim_ids(tx: Tx, owner: str, row_ids: list[int], lease_ms: int) -> list[Row]:
     """Lease specific ready node runs (the completing worker's hand-off)."""
-    import sqlalchemy as sa
 
     from flowplane.store import schema as t
 
@@ -287,12 +288,12 @@ def complete(
     plan = plan_of(tx, run)
     node_id, iteration = claimed["node_id"], claimed["iteration"]
     attempt = claimed["attempt"]
-    fence = {"expect_status": "in-progress", "expect_epoch": claimed["lease_epoch"]}
+    fence: dict[str, Any] = {"expect_status": "in-progress", "expect_epoch": claimed["lease_epoch"]}
     ns = run["namespace"]
     now = tx.now_ms
     effects = _Effects()
     started = outcome.started_at_ms or claimed.get("started_at_ms")
-    release = {"lease_owner": None, "lease_expires_ms": None}
+    release: dict[str, Any] = {"lease_owner": None, "lease_expires_ms": None}
 
     if outcome.kind == "failure":
         policy = plan.node(node_id).retry_policy
@@ -300,16 +301,31 @@ def complete(
         error = outcome.error or {"code": "connector_error", "message": "failed"}
         if will_retry:
             delay_ms = int(policy.delay_seconds(attempt) * 1000)
-            values = {"status": "ready", "available_at_ms": now + delay_ms, "error": error}
+            values: dict[str, Any] = {"status": "ready", "available_at_ms": now + delay_ms, "error": error}
             if not tx.update_node_run(claimed["id"], **fence, **values, **release):
                 return Completion(accepted=False)
             _attempt_row(tx, claimed, "failed", owner, started, error)
             _persist_logs(tx, run, claimed, outcome.logs)
             tx.change(run["id"], node_id, iteration, "ready", attempt)
-            tx.event(run["id"], ns, "NodeFailed", node_id, iteration=iteration, attempt=attempt,
-                     error=error, willRetry=True)
-            tx.event(run["id"], ns, "NodeRetrying", node_id, iteration=iteration,
-                     attempt=attempt + 1, delayMs=delay_ms)
+            tx.event(
+                run["id"],
+                ns,
+                "NodeFailed",
+                node_id,
+                iteration=iteration,
+                attempt=attempt,
+                error=error,
+                willRetry=True,
+            )
+            tx.event(
+                run["id"],
+                ns,
+                "NodeRetrying",
+                node_id,
+                iteration=iteration,
+                attempt=attempt + 1,
+                delayMs=delay_ms,
+            )
             tx.notify("ready")
             return Completion(accepted=True)
         values = {"status": "failed", "error": error, "finished_at_ms": now}
@@ -318,8 +334,16 @@ def complete(
         _attempt_row(tx, claimed, "failed", owner, started, error)
         _persist_logs(tx, run, claimed, outcome.logs)
         tx.change(run["id"], node_id, iteration, "failed", attempt)
-        tx.event(run["id"], ns, "NodeFailed", node_id, iteration=iteration, attempt=attempt,
-                 error=error, willRetry=False)
+        tx.event(
+            run["id"],
+            ns,
+            "NodeFailed",
+            node_id,
+            iteration=iteration,
+            attempt=attempt,
+            error=error,
+            willRetry=False,
+        )
         node_settled(tx, run, plan, node_id, iteration, effects)
         return _finish(tx, run, effects, owner, handoff, lease_ms)
 
@@ -340,8 +364,15 @@ def complete(
                 return Completion(accepted=False)
             _attempt_row(tx, claimed, "finished", owner, started, None)
             tx.change(run["id"], node_id, iteration, "finished", attempt)
-            tx.event(run["id"], ns, "NodeFinished", node_id, iteration=iteration,
-                     attempt=attempt, output=[])
+            tx.event(
+                run["id"],
+                ns,
+                "NodeFinished",
+                node_id,
+                iteration=iteration,
+                attempt=attempt,
+                output=[],
+            )
             node_settled(tx, run, plan, node_id, iteration, effects)
             return _finish(tx, run, effects, owner, handoff, lease_ms)
         # The node-level row stays in progress, unleased, until its items settle.
@@ -351,9 +382,18 @@ def complete(
         rows = []
         for index, item in enumerate(items):
             status = "ready" if index < limit else "pending"
-            rows.append({"run_id": run["id"], "node_id": node_id, "iteration": index,
-                         "status": status, "attempt": 0, "available_at_ms": now,
-                         "lease_epoch": 0, "item": item})
+            rows.append(
+                {
+                    "run_id": run["id"],
+                    "node_id": node_id,
+                    "iteration": index,
+                    "status": status,
+                    "attempt": 0,
+                    "available_at_ms": now,
+                    "lease_epoch": 0,
+                    "item": item,
+                }
+            )
         tx.insert_node_runs(rows)
         for row in rows:
             tx.change(run["id"], node_id, row["iteration"], row["status"])
@@ -378,8 +418,15 @@ def complete(
     _attempt_row(tx, claimed, "finished", owner, started, None)
     _persist_logs(tx, run, claimed, outcome.logs)
     tx.change(run["id"], node_id, iteration, "finished", attempt)
-    tx.event(run["id"], ns, "NodeFinished", node_id, iteration=iteration, attempt=attempt,
-             output=outcome.output)
+    tx.event(
+        run["id"],
+        ns,
+        "NodeFinished",
+        node_id,
+        iteration=iteration,
+        attempt=attempt,
+        output=outcome.output,
+    )
     node_settled(tx, run, plan, node_id, iteration, effects)
     return _finish(tx, run, effects, owner, handoff, lease_ms)
 
@@ -433,8 +480,15 @@ def _persist_logs(tx: Tx, run: Row, row: Row, logs: list[tuple[int, str, str]]) 
         ]
     )
     for _ts, level, message in logs[:MAX_LOG_EVENTS_PER_ATTEMPT]:
-        tx.event(run["id"], run["namespace"], "NodeLog", row["node_id"],
-                 iteration=row["iteration"], level=level, message=message)
+        tx.event(
+            run["id"],
+            run["namespace"],
+            "NodeLog",
+            row["node_id"],
+            iteration=row["iteration"],
+            level=level,
+            message=message,
+        )
 
 
 def _apply_directive(
@@ -443,12 +497,12 @@ def _apply_directive(
     directive = outcome.directive
     node_id, iteration, attempt = claimed["node_id"], claimed["iteration"], claimed["attempt"]
     ns, now = run["namespace"], tx.now_ms
-    fence = {"expect_status": "in-progress", "expect_epoch": claimed["lease_epoch"]}
-    release = {"lease_owner": None, "lease_expires_ms": None}
+    fence: dict[str, Any] = {"expect_status": "in-progress", "expect_epoch": claimed["lease_epoch"]}
+    release: dict[str, Any] = {"lease_owner": None, "lease_expires_ms": None}
     if isinstance(directive, WaitForTimer):
         fires = int(directive.fires_at.timestamp() * 1000)
         wait = {"kind": "timer", "firesAtMs": fires, "output": directive.output}
-        values = {"status": "waiting-timer", "available_at_ms": fires, "wait": wait}
+        values: dict[str, Any] = {"status": "waiting-timer", "available_at_ms": fires, "wait": wait}
         if not tx.update_node_run(claimed["id"], **fence, **values, **release):
             return False
         _persist_logs(tx, run, claimed, outcome.logs)
@@ -465,20 +519,41 @@ def _apply_directive(
         _persist_logs(tx, run, claimed, outcome.logs)
         existing = tx.get_approval(run["id"], node_id, iteration)
         approval = {
-            "run_id": run["id"], "namespace": ns, "node_id": node_id, "iteration": iteration,
-            "title": directive.title[:500], "description": directive.description,
-            "on_deny": directive.on_deny, "status": "pending", "requested_at_ms": now,
-            "decided_at_ms": None, "decided_by": None, "note": None,
+            "run_id": run["id"],
+            "namespace": ns,
+            "node_id": node_id,
+            "iteration": iteration,
+            "title": directive.title[:500],
+            "description": directive.description,
+            "on_deny": directive.on_deny,
+            "status": "pending",
+            "requested_at_ms": now,
+            "decided_at_ms": None,
+            "decided_by": None,
+            "note": None,
         }
         if existing is None:
             tx.insert_approval({"id": new_id(), **approval})
         else:
             tx.update_approval(existing["id"], **approval)
         tx.change(run["id"], node_id, iteration, "waiting-approval", attempt)
-        tx.event(run["id"], ns, "NodeWaitingApproval", node_id, iteration=iteration,
-                 title=directive.title)
-        tx.event(run["id"], ns, "ApprovalRequested", node_id, iteration=iteration,
-                 title=directive.title, description=directive.description)
+        tx.event(
+            run["id"],
+            ns,
+            "NodeWaitingApproval",
+            node_id,
+            iteration=iteration,
+            title=directive.title,
+        )
+        tx.event(
+            run["id"],
+            ns,
+            "ApprovalRequested",
+            node_id,
+            iteration=iteration,
+            title=directive.title,
+            description=directive.description,
+        )
         update_run_status(tx, run)
         return True
     if isinstance(directive, WaitForSignal):
@@ -488,8 +563,15 @@ def _apply_directive(
             return False
         _persist_logs(tx, run, claimed, outcome.logs)
         tx.change(run["id"], node_id, iteration, "waiting-event", attempt)
-        tx.event(run["id"], ns, "NodeWaitingEvent", node_id, iteration=iteration,
-                 signal=directive.name, correlationId=directive.correlation_id)
+        tx.event(
+            run["id"],
+            ns,
+            "NodeWaitingEvent",
+            node_id,
+            iteration=iteration,
+            signal=directive.name,
+            correlationId=directive.correlation_id,
+        )
         pending = tx.take_signal(run["id"], directive.name, directive.correlation_id)
         if pending is not None:
             row = tx.node_row(run["id"], node_id, iteration)
@@ -520,28 +602,54 @@ def _apply_directive(
             return False
         _persist_logs(tx, run, claimed, outcome.logs)
         tx.change(run["id"], node_id, iteration, "waiting-event", attempt)
-        tx.event(run["id"], ns, "NodeWaitingEvent", node_id, iteration=iteration,
-                 childRunId=child["id"])
+        tx.event(
+            run["id"], ns, "NodeWaitingEvent", node_id, iteration=iteration, childRunId=child["id"]
+        )
         update_run_status(tx, run)
         return True
     if isinstance(directive, StopRun):
         status = "finished" if directive.status == "finished" else "failed"
-        error = None if status == "finished" else {
-            "code": "stopped", "message": directive.message or "stopped by node", "nodeId": node_id
+        error = (
+            None
+            if status == "finished"
+            else {
+                "code": "stopped",
+                "message": directive.message or "stopped by node",
+                "nodeId": node_id,
+            }
+        )
+        values = {
+            "status": status,
+            "output": directive.output,
+            "error": error,
+            "finished_at_ms": now,
         }
-        values = {"status": status, "output": directive.output, "error": error,
-                  "finished_at_ms": now}
         if not tx.update_node_run(claimed["id"], **fence, **values, **release):
             return False
         _attempt_row(tx, claimed, status, owner, claimed.get("started_at_ms"), error)
         _persist_logs(tx, run, claimed, outcome.logs)
         tx.change(run["id"], node_id, iteration, status, attempt)
         if status == "finished":
-            tx.event(run["id"], ns, "NodeFinished", node_id, iteration=iteration,
-                     attempt=attempt, output=directive.output)
+            tx.event(
+                run["id"],
+                ns,
+                "NodeFinished",
+                node_id,
+                iteration=iteration,
+                attempt=attempt,
+                output=directive.output,
+            )
         else:
-            tx.event(run["id"], ns, "NodeFailed", node_id, iteration=iteration,
-                     attempt=attempt, error=error, willRetry=False)
+            tx.event(
+                run["id"],
+                ns,
+                "NodeFailed",
+                node_id,
+                iteration=iteration,
+                attempt=attempt,
+                error=error,
+                willRetry=False,
+            )
         _stop_run(tx, run, plan, status, error)
         return True
     raise TypeError(f"unknown directive {directive!r}")  # pragma: no cover
@@ -565,15 +673,18 @@ def _item_settled(tx: Tx, run: Row, plan: Plan, node_id: str, effects: _Effects)
     states = tx.node_states(run["id"], [node_id])
     level = next(s for s in states if s["iteration"] == -1)
     items = sorted((s for s in states if s["iteration"] >= 0), key=lambda s: s["iteration"])
-    in_flight = sum(1 for s in items if s["status"] not in TERMINAL_NODE and s["status"] != "pending")
+    in_flight = sum(
+        1 for s in items if s["status"] not in TERMINAL_NODE and s["status"] != "pending"
+    )
     limit = plan.node(node_id).max_parallel or len(items)
     ns = run["namespace"]
     for state in items:
         if in_flight >= limit:
             break
         if state["status"] == "pending":
-            if tx.update_node_run(state["id"], expect_status="pending", status="ready",
-                                  available_at_ms=tx.now_ms):
+            if tx.update_node_run(
+                state["id"], expect_status="pending", status="ready", available_at_ms=tx.now_ms
+            ):
                 in_flight += 1
                 effects.ready.append(state["id"])
                 tx.change(run["id"], node_id, state["iteration"], "ready")
@@ -594,17 +705,32 @@ def _item_settled(tx: Tx, run: Row, plan: Plan, node_id: str, effects: _Effects)
             f"[{failed[0]['iteration']}] {first.get('message', '')}",
             "failedIterations": [s["iteration"] for s in failed],
         }
-        tx.update_node_run(level["id"], status="failed", output=result, error=error,
-                           finished_at_ms=tx.now_ms)
+        tx.update_node_run(
+            level["id"], status="failed", output=result, error=error, finished_at_ms=tx.now_ms
+        )
         tx.change(run["id"], node_id, -1, "failed", level["attempt"])
-        tx.event(run["id"], ns, "NodeFailed", node_id, iteration=-1, attempt=level["attempt"],
-                 error=error, willRetry=False)
+        tx.event(
+            run["id"],
+            ns,
+            "NodeFailed",
+            node_id,
+            iteration=-1,
+            attempt=level["attempt"],
+            error=error,
+            willRetry=False,
+        )
     else:
-        tx.update_node_run(level["id"], status="finished", output=result,
-                           finished_at_ms=tx.now_ms)
+        tx.update_node_run(level["id"], status="finished", output=result, finished_at_ms=tx.now_ms)
         tx.change(run["id"], node_id, -1, "finished", level["attempt"])
-        tx.event(run["id"], ns, "NodeFinished", node_id, iteration=-1, attempt=level["attempt"],
-                 output=result)
+        tx.event(
+            run["id"],
+            ns,
+            "NodeFinished",
+            node_id,
+            iteration=-1,
+            attempt=level["attempt"],
+            output=result,
+        )
     _evaluate_successors(tx, run, plan, node_id, effects)
     update_run_status(tx, run)
 
@@ -663,16 +789,19 @@ def _evaluate_successors(tx: Tx, run: Row, plan: Plan, settled: str, effects: _E
                 continue
             iteration = state["iteration"]
             if decision == "ready":
-                if tx.update_node_run(state["id"], expect_status="pending", status="ready",
-                                      available_at_ms=tx.now_ms):
+                if tx.update_node_run(
+                    state["id"], expect_status="pending", status="ready", available_at_ms=tx.now_ms
+                ):
                     effects.ready.append(state["id"])
                     tx.change(run["id"], succ, iteration, "ready")
                     tx.event(run["id"], ns, "NodeReady", succ, iteration=iteration)
-            elif tx.update_node_run(state["id"], expect_status="pending", status="skipped",
-                                    finished_at_ms=tx.now_ms):
+            elif tx.update_node_run(
+                state["id"], expect_status="pending", status="skipped", finished_at_ms=tx.now_ms
+            ):
                 tx.change(run["id"], succ, iteration, "skipped")
-                tx.event(run["id"], ns, "NodeSkipped", succ, iteration=iteration,
-                         reason="trigger_rule")
+                tx.event(
+                    run["id"], ns, "NodeSkipped", succ, iteration=iteration, reason="trigger_rule"
+                )
                 frontier.append(succ)
 
 
@@ -707,7 +836,9 @@ def _finish_run(tx: Tx, run: Row) -> None:
     rows = tx.node_states(run["id"])
     level_rows = [r for r in rows if r["iteration"] == plan.level_iteration(r["node_id"])]
     failed = [
-        r for r in level_rows if r["status"] == "failed" and not plan.continues_on_error(r["node_id"])
+        r
+        for r in level_rows
+        if r["status"] == "failed" and not plan.continues_on_error(r["node_id"])
     ]
     leaves = plan.graph.leaves()
     outputs = tx.node_outputs(run["id"], [*leaves, *(r["node_id"] for r in failed)])
@@ -730,8 +861,7 @@ def _finish_run(tx: Tx, run: Row) -> None:
 
 
 def _close_run(tx: Tx, run: Row, status: str, output: Any, error: Any) -> None:
-    tx.update_run(run["id"], status=status, output=output, error=error,
-                  finished_at_ms=tx.now_ms)
+    tx.update_run(run["id"], status=status, output=output, error=error, finished_at_ms=tx.now_ms)
     previous = run["status"]
     run["status"] = status
     ns = run["namespace"]
@@ -754,11 +884,13 @@ def _stop_run(tx: Tx, run: Row, plan: Plan, status: str, error: Any) -> None:
         if row["status"] in TERMINAL_NODE:
             continue
         new = "skipped" if row["status"] in ("pending", "ready") else "cancelled"
-        tx.update_node_run(row["id"], status=new, lease_owner=None, lease_expires_ms=None,
-                           finished_at_ms=tx.now_ms)
+        tx.update_node_run(
+            row["id"], status=new, lease_owner=None, lease_expires_ms=None, finished_at_ms=tx.now_ms
+        )
         tx.change(run["id"], row["node_id"], row["iteration"], new, row["attempt"])
-    tx.update_approvals(run["id"], status_from="pending", status="cancelled",
-                        decided_at_ms=tx.now_ms)
+    tx.update_approvals(
+        run["id"], status_from="pending", status="cancelled", decided_at_ms=tx.now_ms
+    )
     outputs = tx.node_outputs(run["id"], plan.graph.leaves())
     output = {k[0]: v[1] for k, v in outputs.items() if v[0] == "finished"}
     tx.notify("cancel", run["id"])
@@ -796,16 +928,37 @@ def _settle_waiting(
     tx: Tx, run: Row, plan: Plan, row: Row, status: str, output: Any, error: Any
 ) -> None:
     """Finish (or fail) a node run that was waiting; the caller evaluates successors."""
-    tx.update_node_run(row["id"], status=status, output=output, error=error,
-                       finished_at_ms=tx.now_ms, available_at_ms=tx.now_ms)
+    tx.update_node_run(
+        row["id"],
+        status=status,
+        output=output,
+        error=error,
+        finished_at_ms=tx.now_ms,
+        available_at_ms=tx.now_ms,
+    )
     _attempt_row(tx, row, status, None, row.get("started_at_ms"), error)
     tx.change(run["id"], row["node_id"], row["iteration"], status, row["attempt"])
     if status == "finished":
-        tx.event(run["id"], run["namespace"], "NodeFinished", row["node_id"],
-                 iteration=row["iteration"], attempt=row["attempt"], output=output)
+        tx.event(
+            run["id"],
+            run["namespace"],
+            "NodeFinished",
+            row["node_id"],
+            iteration=row["iteration"],
+            attempt=row["attempt"],
+            output=output,
+        )
     else:
-        tx.event(run["id"], run["namespace"], "NodeFailed", row["node_id"],
-                 iteration=row["iteration"], attempt=row["attempt"], error=error, willRetry=False)
+        tx.event(
+            run["id"],
+            run["namespace"],
+            "NodeFailed",
+            row["node_id"],
+            iteration=row["iteration"],
+            attempt=row["attempt"],
+            error=error,
+            willRetry=False,
+        )
 
 
 # --- cancellation and timeouts ------------------------------------------------------------
@@ -826,11 +979,17 @@ def _terminate(tx: Tx, run: Row, status: str, reason: str) -> None:
     for row in tx.node_states(run["id"]):
         if row["status"] in TERMINAL_NODE:
             continue
-        tx.update_node_run(row["id"], status="cancelled", lease_owner=None,
-                           lease_expires_ms=None, finished_at_ms=tx.now_ms)
+        tx.update_node_run(
+            row["id"],
+            status="cancelled",
+            lease_owner=None,
+            lease_expires_ms=None,
+            finished_at_ms=tx.now_ms,
+        )
         tx.change(run["id"], row["node_id"], row["iteration"], "cancelled", row["attempt"])
-    tx.update_approvals(run["id"], status_from="pending", status="cancelled",
-                        decided_at_ms=tx.now_ms)
+    tx.update_approvals(
+        run["id"], status_from="pending", status="cancelled", decided_at_ms=tx.now_ms
+    )
     tx.notify("cancel", run["id"])
     for child in tx.child_runs(run["id"]):
         child_row = tx.lock_run(child["id"])
@@ -889,18 +1048,29 @@ def decide(
         raise RunNotActive(f"run {run_id!r} is already {run['status']}", status=run["status"])
     plan = plan_of(tx, run)
     status = "approved" if approved else "denied"
-    tx.update_approval(approval["id"], status=status, decided_at_ms=tx.now_ms,
-                       decided_by=by, note=note)
+    tx.update_approval(
+        approval["id"], status=status, decided_at_ms=tx.now_ms, decided_by=by, note=note
+    )
     row = tx.node_row(run_id, node_id, iteration)
     assert row is not None
     ns = run["namespace"]
     output = {"approved": approved, "note": note, "decidedBy": by}
-    tx.event(run_id, ns, "ApprovalGranted" if approved else "ApprovalDenied", node_id,
-             iteration=iteration, note=note, decidedBy=by)
+    tx.event(
+        run_id,
+        ns,
+        "ApprovalGranted" if approved else "ApprovalDenied",
+        node_id,
+        iteration=iteration,
+        note=note,
+        decidedBy=by,
+    )
     if approved or approval["on_deny"] == "continue":
         _settle_waiting(tx, run, plan, row, "finished", output, None)
     else:
-        error = {"code": "approval_denied", "message": f"approval denied{': ' + note if note else ''}"}
+        error = {
+            "code": "approval_denied",
+            "message": f"approval denied{': ' + note if note else ''}",
+        }
         _settle_waiting(tx, run, plan, row, "failed", output, error)
     effects = _Effects()
     node_settled(tx, run, plan, node_id, iteration, effects)
@@ -920,8 +1090,13 @@ def send_signal(
     if run["status"] in TERMINAL_RUN:
         raise RunNotActive(f"run {run_id!r} is already {run['status']}", status=run["status"])
     signal_id = tx.insert_signal(
-        {"run_id": run_id, "name": name, "correlation_id": correlation_id, "payload": payload,
-         "created_at_ms": tx.now_ms}
+        {
+            "run_id": run_id,
+            "name": name,
+            "correlation_id": correlation_id,
+            "payload": payload,
+            "created_at_ms": tx.now_ms,
+        }
     )
     tx.event(run_id, run["namespace"], "SignalReceived", name=name, correlationId=correlation_id)
     for row in tx.waiting_signal_nodes(run_id):
@@ -931,8 +1106,12 @@ def send_signal(
         if wait.get("correlationId") is not None and wait["correlationId"] != correlation_id:
             continue
         effects = _Effects()
-        signal = {"id": signal_id, "name": name, "payload": payload,
-                  "correlation_id": correlation_id}
+        signal = {
+            "id": signal_id,
+            "name": name,
+            "payload": payload,
+            "correlation_id": correlation_id,
+        }
         _deliver_signal(tx, run, plan_of(tx, run), row, signal, effects)
         if effects.ready:
             tx.notify("ready")
@@ -940,12 +1119,13 @@ def send_signal(
     return {"delivered": False, "nodeId": None, "iteration": None}
 
 
-def _deliver_signal(
-    tx: Tx, run: Row, plan: Plan, row: Row, signal: Row, effects: _Effects
-) -> None:
+def _deliver_signal(tx: Tx, run: Row, plan: Plan, row: Row, signal: Row, effects: _Effects) -> None:
     tx.consume_signal(signal["id"], row["node_id"], row["iteration"])
-    output = {"name": signal["name"], "payload": signal["payload"],
-              "correlationId": signal["correlation_id"]}
+    output = {
+        "name": signal["name"],
+        "payload": signal["payload"],
+        "correlationId": signal["correlation_id"],
+    }
     _settle_waiting(tx, run, plan, row, "finished", output, None)
     node_settled(tx, run, plan, row["node_id"], row["iteration"], effects)
 
@@ -961,32 +1141,66 @@ def reap(tx: Tx) -> int:
         if run is None:
             continue
         fresh = tx.node_row(row["run_id"], row["node_id"], row["iteration"])
-        if fresh is None or fresh["status"] != "in-progress" or fresh["lease_epoch"] != row["lease_epoch"]:
+        if (
+            fresh is None
+            or fresh["status"] != "in-progress"
+            or fresh["lease_epoch"] != row["lease_epoch"]
+        ):
             continue
         if run["status"] in TERMINAL_RUN:
-            tx.update_node_run(row["id"], status="cancelled", lease_owner=None,
-                               lease_expires_ms=None)
+            tx.update_node_run(
+                row["id"], status="cancelled", lease_owner=None, lease_expires_ms=None
+            )
             continue
         plan = plan_of(tx, run)
-        error = {"code": "lease_expired",
-                 "message": f"worker {row['lease_owner']} stopped heartbeating"}
+        error = {
+            "code": "lease_expired",
+            "message": f"worker {row['lease_owner']} stopped heartbeating",
+        }
         _attempt_row(tx, row, "lost", row["lease_owner"], row.get("started_at_ms"), error)
         policy = plan.node(row["node_id"]).retry_policy
         ns = run["namespace"]
         count += 1
         if row["attempt"] < policy.max_attempts + MAX_LOST_ATTEMPTS:
-            tx.update_node_run(row["id"], status="ready", available_at_ms=tx.now_ms,
-                               lease_owner=None, lease_expires_ms=None)
+            tx.update_node_run(
+                row["id"],
+                status="ready",
+                available_at_ms=tx.now_ms,
+                lease_owner=None,
+                lease_expires_ms=None,
+            )
             tx.change(run["id"], row["node_id"], row["iteration"], "ready", row["attempt"])
-            tx.event(run["id"], ns, "NodeRetrying", row["node_id"], iteration=row["iteration"],
-                     attempt=row["attempt"] + 1, delayMs=0, reason="lease expired")
+            tx.event(
+                run["id"],
+                ns,
+                "NodeRetrying",
+                row["node_id"],
+                iteration=row["iteration"],
+                attempt=row["attempt"] + 1,
+                delayMs=0,
+                reason="lease expired",
+            )
             tx.notify("ready")
             continue
-        tx.update_node_run(row["id"], status="failed", error=error, finished_at_ms=tx.now_ms,
-                           lease_owner=None, lease_expires_ms=None)
+        tx.update_node_run(
+            row["id"],
+            status="failed",
+            error=error,
+            finished_at_ms=tx.now_ms,
+            lease_owner=None,
+            lease_expires_ms=None,
+        )
         tx.change(run["id"], row["node_id"], row["iteration"], "failed", row["attempt"])
-        tx.event(run["id"], ns, "NodeFailed", row["node_id"], iteration=row["iteration"],
-                 attempt=row["attempt"], error=error, willRetry=False)
+        tx.event(
+            run["id"],
+            ns,
+            "NodeFailed",
+            row["node_id"],
+            iteration=row["iteration"],
+            attempt=row["attempt"],
+            error=error,
+            willRetry=False,
+        )
         effects = _Effects()
         node_settled(tx, run, plan, row["node_id"], row["iteration"], effects)
         if effects.ready:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -40,7 +41,7 @@ from flowplane.model.graph import check_workflow
 from flowplane.model.inputs import validate_input
 from flowplane.settings import Settings
 from flowplane.store.base import Store
-from flowplane.store.tx import Row
+from flowplane.store.tx import Row, Tx
 
 _log = logging.getLogger("flowplane.worker")
 OUTPUT_CACHE_RUNS = 256
@@ -153,7 +154,9 @@ class Worker:
             if free > 0:
                 self._wake.clear()
                 claimed = await self.store.transact(
-                    lambda tx: transitions.claim(tx, self.id, free, self.lease_ms)
+                    functools.partial(
+                        transitions.claim, owner=self.id, limit=free, lease_ms=self.lease_ms
+                    )
                 )
                 for row in claimed:
                     self._spawn(row)
@@ -200,7 +203,7 @@ class Worker:
                 continue
             try:
                 held = await self.store.transact(
-                    lambda tx: tx.extend_leases(self.id, leases, self.lease_ms)
+                    functools.partial(_extend, owner=self.id, leases=leases, lease_ms=self.lease_ms)
                 )
             except FlowplaneError as exc:
                 _log.warning("heartbeat failed: %s", exc)
@@ -277,7 +280,10 @@ class Worker:
         if not result.accepted:
             _log.info(
                 "completion of %s/%s[%s] attempt %s fenced off (lease lost or run ended)",
-                row["run_id"], row["node_id"], row["iteration"], row["attempt"],
+                row["run_id"],
+                row["node_id"],
+                row["iteration"],
+                row["attempt"],
             )
             return
         if outcome.kind == "success" and row["iteration"] == info.plan.level_iteration(
@@ -329,7 +335,8 @@ class Worker:
             connector = self.registry.get(node.type)
             manifest = connector.manifest
             raw = {
-                k for k, v in (manifest.input_schema.get("properties") or {}).items()
+                k
+                for k, v in (manifest.input_schema.get("properties") or {}).items()
                 if isinstance(v, dict) and v.get("x-raw")
             }
             rendered = {
@@ -344,7 +351,9 @@ class Worker:
                 attempt=row["attempt"],
                 namespace=info.namespace,
                 workflow_name=info.workflow_name,
-                logger=NodeLogger(lambda lvl, msg: logs.append((int(time.time() * 1000), lvl, msg))),
+                logger=NodeLogger(
+                    lambda lvl, msg: logs.append((int(time.time() * 1000), lvl, msg))
+                ),
                 credentials=secret_values,
                 settings=self.settings,
                 kv=self.kv_factory(info.namespace) if self.kv_factory else None,
@@ -357,7 +366,9 @@ class Worker:
                 async with asyncio.timeout(timeout):
                     result = await connector(rendered, ctx)
             except TimeoutError as exc:
-                raise NodeTimeout(f"node {node.id!r} exceeded its timeout of {node.timeout}") from exc
+                raise NodeTimeout(
+                    f"node {node.id!r} exceeded its timeout of {node.timeout}"
+                ) from exc
             return await self._directive_outcome(info, row, result, redactor)
         except ConnectorError as exc:
             return _failure(exc.to_dict(), exc.retryable, redactor)
@@ -372,16 +383,15 @@ class Worker:
     ) -> transitions.Outcome:
         if isinstance(result, WaitForApproval | WaitForSignal | WaitForTimer | StopRun):
             if isinstance(result, StopRun):
-                result = StopRun(result.status, redactor.text(result.message),
-                                 redactor.value(result.output))
+                result = StopRun(
+                    result.status, redactor.text(result.message), redactor.value(result.output)
+                )
             return transitions.Outcome(kind="directive", directive=result)
         if isinstance(result, StartChildRun):
             document = result.document
             if document is None:
                 name = result.workflow or ""
-                stored = await self.store.read(
-                    lambda tx: tx.workflow_by_name(info.namespace, name)
-                )
+                stored = await self.store.read(lambda tx: tx.workflow_by_name(info.namespace, name))
                 if stored is None:
                     raise ConnectorError(
                         f"sub-workflow {name!r} not found in namespace {info.namespace!r}",
@@ -442,6 +452,10 @@ class Worker:
         return context
 
 
+def _extend(tx: Tx, *, owner: str, leases: list[tuple[int, int]], lease_ms: int) -> set[int]:
+    return tx.extend_leases(owner, leases, lease_ms)
+
+
 def _failure(error: dict[str, Any], retryable: bool, redactor: Redactor) -> transitions.Outcome:
     return transitions.Outcome(kind="failure", error=redactor.value(error), retryable=retryable)
 
@@ -476,4 +490,3 @@ async def run_until_stopped(worker: Worker, stop: asyncio.Event) -> None:
     await stop.wait()
     await worker.stop()
     await task
-

@@ -96,7 +96,7 @@ class RunService:
         """Return every attempt of the run."""
         return await self.store.read(lambda tx: reads.attempts_of(tx, run_id))
 
-    async def list(self, **filters: Any) -> list[Row]:
+    async def list_runs(self, **filters: Any) -> list[Row]:
         """Return runs matching ``filters`` (see :func:`reads.run_summary_rows`)."""
         return await self.store.read(lambda tx: reads.run_summary_rows(tx, **filters))
 
@@ -130,7 +130,9 @@ class RunService:
             lambda tx: transitions.send_signal(tx, run_id, name, payload, correlation_id)
         )
 
-    async def events(self, run_id: str, after_seq: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+    async def events(
+        self, run_id: str, after_seq: int = 0, limit: int = 500
+    ) -> list[dict[str, Any]]:
         """Return the run's events after ``after_seq``."""
         return await self.store.read(
             lambda tx: reads.events_after(tx, run_id=run_id, after_seq=after_seq, limit=limit)
@@ -178,6 +180,7 @@ class RunService:
 
     async def wait(self, run_id: str, timeout: float | None = None) -> Row:
         """Wait until the run is terminal; return it."""
+
         async def _wait() -> Row:
             async for _event in self.follow(run_id):
                 pass

@@ -85,9 +85,7 @@ def all_frames_until(tx: Tx, run_id: str, frame_no: int) -> list[Row]:
     """Return the run's frames ``1..frame_no`` (to fold into a snapshot)."""
     c = t.frames.c
     query = (
-        sa.select(t.frames)
-        .where(c.run_id == run_id, c.frame_no <= frame_no)
-        .order_by(c.frame_no)
+        sa.select(t.frames).where(c.run_id == run_id, c.frame_no <= frame_no).order_by(c.frame_no)
     )
     return [dict(r._mapping) for r in tx.conn.execute(query)]
 
@@ -95,9 +93,7 @@ def all_frames_until(tx: Tx, run_id: str, frame_no: int) -> list[Row]:
 def logs_after(tx: Tx, run_id: str, *, after_id: int = 0, limit: int = 200) -> list[Row]:
     """Return the run's log lines after ``after_id``."""
     c = t.logs.c
-    query = (
-        sa.select(t.logs).where(c.run_id == run_id, c.id > after_id).order_by(c.id).limit(limit)
-    )
+    query = sa.select(t.logs).where(c.run_id == run_id, c.id > after_id).order_by(c.id).limit(limit)
     return [dict(r._mapping) for r in tx.conn.execute(query)]
 
 

@@ -26,9 +26,7 @@ class SQLiteTx(Tx):
             r[0]
             for r in self.conn.execute(
                 sa.select(c.id)
-                .where(
-                    c.status.in_(("ready", "waiting-timer")), c.available_at_ms <= self.now_ms
-                )
+                .where(c.status.in_(("ready", "waiting-timer")), c.available_at_ms <= self.now_ms)
                 .order_by(c.available_at_ms, c.id)
                 .limit(limit)
             )

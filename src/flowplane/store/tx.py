@@ -183,7 +183,9 @@ class Tx:
         """Lease up to ``limit`` due node runs (``ready`` or due ``waiting-timer``)."""
         raise NotImplementedError
 
-    def extend_leases(self, owner: str, leases: Sequence[tuple[int, int]], lease_ms: int) -> set[int]:
+    def extend_leases(
+        self, owner: str, leases: Sequence[tuple[int, int]], lease_ms: int
+    ) -> set[int]:
         """Extend the leases ``(row id, epoch)``; return the ids still held."""
         c = t.node_runs.c
         held: set[int] = set()
@@ -353,10 +355,7 @@ class Tx:
         """Reserve ``count`` sequence numbers; return the last one."""
         c = t.event_counter.c
         res = self.conn.execute(
-            t.event_counter.update()
-            .where(c.id == 1)
-            .values(seq=c.seq + count)
-            .returning(c.seq)
+            t.event_counter.update().where(c.id == 1).values(seq=c.seq + count).returning(c.seq)
         ).scalar()
         if res is None:
             self.conn.execute(t.event_counter.insert().values(id=1, seq=count))
@@ -375,8 +374,13 @@ class Tx:
             if frame_no is None:
                 continue
             self._events.append(
-                (run_id, frame_no.namespace, "FrameCommitted", None,
-                 {"frameNo": frame_no.frame_no, "_changes": changes})
+                (
+                    run_id,
+                    frame_no.namespace,
+                    "FrameCommitted",
+                    None,
+                    {"frameNo": frame_no.frame_no, "_changes": changes},
+                )
             )
         self._changes = {}
         if not self._events:

@@ -1,0 +1,110 @@
+"""The FastAPI application factory; ``flowplane serve`` mounts what it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import pkgutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from flowplane import __version__
+from flowplane.api import problems
+from flowplane.connectors.registry import Registry, default_registry
+from flowplane.engine.worker import Worker
+from flowplane.services.container import Services, build_services
+from flowplane.settings import Settings
+from flowplane.store.base import Store
+
+_log = logging.getLogger("flowplane.api")
+
+StartupHook = Callable[[FastAPI, Services], Awaitable[None]]
+STARTUP_HOOKS: list[StartupHook] = []
+"""Called in order once the services exist (e.g. creating the first admin key)."""
+
+
+def discover_routers() -> list[APIRouter]:
+    """Return the ``router`` of every module in :mod:`flowplane.api.routes`, sorted by name."""
+    import flowplane.api.routes as package
+
+    routers: list[APIRouter] = []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        router = getattr(module, "router", None)
+        if isinstance(router, APIRouter):
+            routers.append(router)
+    return routers
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    registry: Registry | None = None,
+    workers: int | None = None,
+) -> FastAPI:
+    """Build the Flowplane API.
+
+    Args:
+        settings: configuration (defaults from ``FLOWPLANE_*`` variables).
+        store: an open store to use; when omitted the app opens (and closes) its own.
+        registry: the connector registry (default: built-ins and plugins).
+        workers: embedded worker loops (default ``settings.workers``; 0 = API only).
+    """
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_store = store is None
+        active = store or await Store.open(settings.database_url, schema=settings.database_schema)
+        services = build_services(active, settings, registry or default_registry())
+        app.state.services = services
+        tasks: list[asyncio.Task[None]] = []
+        embedded: list[Worker] = []
+        try:
+            for hook in STARTUP_HOOKS:
+                await hook(app, services)
+            for _ in range(settings.workers if workers is None else workers):
+                worker = Worker(
+                    active,
+                    settings=settings,
+                    registry=services.registry,
+                    **services.extra.get("worker_options", {}),
+                )
+                embedded.append(worker)
+                tasks.append(asyncio.create_task(worker.run(), name="flowplane-worker"))
+            app.state.workers = embedded
+            yield
+        finally:
+            for worker in embedded:
+                await worker.stop()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            for closer in services.extra.get("closers", []):
+                await closer()
+            if own_store:
+                await active.close()
+
+    app = FastAPI(
+        title="Flowplane",
+        version=__version__,
+        description="Durable workflow engine: workflows, runs, approvals and events over HTTP.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    problems.install(app)
+    for router in discover_routers():
+        app.include_router(router)
+    return app
+
+
+def services_of(app: Any) -> Services:
+    """Return the services of a started app."""
+    services: Services = app.state.services
+    return services

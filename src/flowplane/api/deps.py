@@ -1,0 +1,95 @@
+"""Request dependencies: who is calling (``require``) and the services to call."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from fastapi import Depends, Request
+
+from flowplane.errors import Forbidden, NotFound, Unauthorized
+from flowplane.services.container import Services
+
+Role = Literal["viewer", "executor", "editor", "admin"]
+ROLE_RANK: dict[str, int] = {"viewer": 0, "executor": 1, "editor": 2, "admin": 3}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller.
+
+    Attributes:
+        id: the API key id or user id.
+        kind: ``"api_key"`` or ``"user"``.
+        name: a display name (key name or username), used as ``triggered_by``.
+        role: the caller's role.
+        namespaces: namespaces the caller may see; ``None`` means all.
+    """
+
+    id: str
+    kind: Literal["api_key", "user"]
+    name: str
+    role: Role
+    namespaces: tuple[str, ...] | None = None
+
+    def allows(self, role: str) -> bool:
+        """Whether the caller's role is at least ``role``."""
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+    def can_see(self, namespace: str) -> bool:
+        """Whether ``namespace`` is visible to the caller."""
+        return self.namespaces is None or namespace in self.namespaces
+
+    def check_namespace(self, namespace: str, what: str = "object") -> None:
+        """Raise 404 when ``namespace`` is not visible (never 403: existence is not leaked)."""
+        if not self.can_see(namespace):
+            raise NotFound(f"{what} not found")
+
+    def visible(self, requested: Sequence[str] | None = None) -> list[str] | None:
+        """Namespaces to filter a listing by (``None`` = no filter)."""
+        if requested:
+            return [ns for ns in requested if self.can_see(ns)]
+        return None if self.namespaces is None else list(self.namespaces)
+
+
+class Authenticator(Protocol):
+    """Turns a request's credentials into a principal (raises ``Unauthorized``)."""
+
+    async def authenticate(self, request: Request) -> Principal: ...  # pragma: no cover
+
+
+def get_services(request: Request) -> Services:
+    """The services of the running app."""
+    services: Services = request.app.state.services
+    return services
+
+
+async def _authenticate(request: Request) -> Principal:
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    services = get_services(request)
+    authenticator: Authenticator | None = services.extra.get("authenticator")
+    if authenticator is None:
+        # Fail closed: without an authenticator nobody gets in.
+        raise Unauthorized("authentication is not configured")
+    principal = await authenticator.authenticate(request)
+    request.state.principal = principal
+    return principal
+
+
+def require(role: Role) -> Any:
+    """A dependency that authenticates the caller and checks ``role``."""
+
+    async def dependency(request: Request) -> Principal:
+        principal = await _authenticate(request)
+        if not principal.allows(role):
+            raise Forbidden(f"this operation needs the {role} role; you have {principal.role}")
+        return principal
+
+    dependency.__name__ = f"require_{role}"
+    return Depends(dependency)
+
+
+AuthCheck = Callable[[Request], Awaitable[Principal]]

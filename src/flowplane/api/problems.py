@@ -1,0 +1,113 @@
+"""RFC 9457 problem documents for every error, with a stable ``code``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from flowplane.errors import FlowplaneError
+
+PROBLEM_TYPE = "application/problem+json"
+_log = logging.getLogger("flowplane.api")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    411: "length_required",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    428: "precondition_required",
+    429: "rate_limited",
+}
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (extension members allowed)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    code: str
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """Build a problem+json response."""
+    body: dict[str, Any] = {
+        "type": f"https://flowplane.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail or title,
+        "code": code,
+    }
+    for key, value in extra.items():
+        if key not in body:
+            body[key] = value
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_TYPE, headers=headers)
+
+
+def error_response(exc: FlowplaneError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Turn a Flowplane error into its problem response."""
+    return problem_response(exc.status, exc.code, exc.title, exc.detail, headers, **exc.extra)
+
+
+def install(app: FastAPI) -> None:
+    """Register the exception handlers on ``app``."""
+
+    async def on_flowplane(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, FlowplaneError)
+        if exc.status >= 500:
+            _log.error("request failed: %s: %s", exc.code, exc.detail)
+        headers = getattr(exc, "headers", None)
+        return error_response(exc, headers)
+
+    async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {
+                "path": ".".join(str(p) for p in err.get("loc", ())),
+                "error": err.get("msg", ""),
+                "type": err.get("type", ""),
+            }
+            for err in exc.errors()
+        ][:50]
+        detail = "; ".join(f"{e['path']}: {e['error']}" for e in errors[:5])
+        return problem_response(400, "validation_error", "Invalid request", detail, errors=errors)
+
+    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        return problem_response(
+            exc.status_code, code, detail or code.replace("_", " "), detail, exc.headers
+        )
+
+    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        _log.exception("unhandled error", exc_info=exc)
+        return problem_response(500, "internal_error", "Internal error", "an unexpected error")
+
+    app.add_exception_handler(FlowplaneError, on_flowplane)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)
