@@ -100,7 +100,11 @@ def install(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         detail = exc.detail if isinstance(exc.detail, str) else None
         return problem_response(
-            exc.status_code, code, detail or code.replace("_", " "), detail, exc.headers
+            exc.status_code,
+            code,
+            detail or code.replace("_", " "),
+            detail,
+            dict(exc.headers) if exc.headers else None,
         )
 
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -21,6 +21,7 @@ from flowplane.connectors.base import (
     WaitForSignal,
     WaitForTimer,
 )
+from flowplane.engine.faults import maybe_crash
 from flowplane.engine.plan import Plan, plans
 from flowplane.errors import (
     AlreadyDecided,
@@ -179,6 +180,8 @@ def claim(tx: Tx, owner: str, limit: int, lease_ms: int) -> list[Row]:
     """Lease due node runs to ``owner`` and record ``NodeStarted`` for each."""
     rows = tx.claim(owner, limit, lease_ms)
     _record_started(tx, rows)
+    if rows:
+        maybe_crash("claim")
     return rows
 
 
@@ -434,6 +437,7 @@ def complete(
 def _finish(
     tx: Tx, run: Row, effects: _Effects, owner: str, handoff: int, lease_ms: int
 ) -> Completion:
+    maybe_crash("complete")
     claimed: list[Row] = []
     if handoff > 0 and effects.ready and run["status"] not in TERMINAL_RUN:
         claimed = claim_ids(tx, owner, effects.ready[:handoff], lease_ms)

@@ -32,6 +32,7 @@ from flowplane.connectors.base import (
 )
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.engine import transitions
+from flowplane.engine.faults import maybe_crash
 from flowplane.engine.plan import Plan, plans
 from flowplane.engine.secrets import EnvSecrets, Redactor, SecretsProvider
 from flowplane.errors import ConnectorError, FlowplaneError, NodeTimeout, TemplateError
@@ -277,6 +278,7 @@ class Worker:
             )
         )
         self.executed += 1
+        maybe_crash("after-complete")
         if not result.accepted:
             _log.info(
                 "completion of %s/%s[%s] attempt %s fenced off (lease lost or run ended)",

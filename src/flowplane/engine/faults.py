@@ -1,0 +1,31 @@
+"""Fault injection for crash tests: kill this process at a named point.
+
+Set ``FLOWPLANE_CRASH_AT=<point>[:<n>]`` to ``SIGKILL`` the process the ``n``-th time (default
+1st) execution reaches ``point``. Points: ``claim`` (inside the claim transaction, before it
+commits), ``complete`` (inside the completion transaction, before it commits),
+``after-complete`` (just after a completion committed). Unset, this costs one dict lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+_counts: dict[str, int] = {}
+_lock = threading.Lock()
+_SPEC = os.environ.get("FLOWPLANE_CRASH_AT", "")
+
+
+def maybe_crash(point: str) -> None:
+    """Kill the process if ``FLOWPLANE_CRASH_AT`` names ``point`` and its count is reached."""
+    if not _SPEC:
+        return
+    name, _, nth = _SPEC.partition(":")
+    if name != point:
+        return
+    with _lock:
+        _counts[point] = _counts.get(point, 0) + 1
+        reached = _counts[point] >= int(nth or "1")
+    if reached:
+        os.kill(os.getpid(), signal.SIGKILL)
