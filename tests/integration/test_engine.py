@@ -357,3 +357,40 @@ async def test_worker_reaps_a_dead_workers_lease(store: Store) -> None:
         run = await rt.runs.wait(run_id, timeout=10)
         assert run["status"] == "finished"
         assert rt.probe.calls == {"a[0]": 1}
+
+
+async def test_resume_reuses_finished_outputs_and_reruns_the_rest(store: Store) -> None:
+    async with running(store) as rt:
+        doc = wf(
+            {"id": "a", "type": "test.count"},
+            {"id": "b", "type": "util.fail", "params": {"fail_times": 1, "retryable": False}},
+            {"id": "c", "type": "test.count"},
+        )
+        run_id = (await rt.runs.start(doc)).run["id"]
+        run = await rt.runs.wait(run_id, timeout=10)
+        assert run["status"] == "failed"
+        with pytest.raises(RunNotActive):
+            await rt.runs.cancel(run_id)
+        await rt.runs.resume(run_id)
+        run = await rt.runs.wait(run_id, timeout=10)
+        assert run["status"] == "finished"
+        assert rt.probe.calls == {"a[0]": 1, "c[0]": 1}
+        attempts = [(a["node_id"], a["attempt"], a["status"]) for a in await rt.runs.attempts(run_id)]
+        assert attempts == [("a", 1, "finished"), ("b", 1, "failed"), ("b", 2, "finished"),
+                            ("c", 1, "finished")]
+
+
+async def test_resume_a_cancelled_run_and_retry_makes_a_new_run(store: Store) -> None:
+    async with running(store) as rt:
+        doc = wf({"id": "a", "type": "test.count"},
+                 {"id": "gate", "type": "control.approval", "params": {"title": "ok?"}})
+        run_id = (await rt.runs.start(doc, {"x": 1})).run["id"]
+        await wait_status(rt.runs, run_id, "waiting-approval")
+        await rt.runs.cancel(run_id)
+        await rt.runs.resume(run_id)
+        await wait_status(rt.runs, run_id, "waiting-approval")
+        await rt.runs.decide(run_id, "gate", approved=True)
+        assert (await rt.runs.wait(run_id, timeout=10))["status"] == "finished"
+        assert rt.probe.calls == {"a[0]": 1}
+        retried = await rt.runs.retry(run_id)
+        assert retried.run["id"] != run_id and retried.run["input"] == {"x": 1}

@@ -288,150 +288,134 @@ def complete(
     run = tx.lock_run(claimed["run_id"])
     if run is None or run["status"] in TERMINAL_RUN:
         return Completion(accepted=False)
-    plan = plan_of(tx, run)
-    node_id, iteration = claimed["node_id"], claimed["iteration"]
-    attempt = claimed["attempt"]
-    fence: dict[str, Any] = {"expect_status": "in-progress", "expect_epoch": claimed["lease_epoch"]}
-    ns = run["namespace"]
-    now = tx.now_ms
-    effects = _Effects()
-    started = outcome.started_at_ms or claimed.get("started_at_ms")
-    release: dict[str, Any] = {"lease_owner": None, "lease_expires_ms": None}
+    step = _Step(tx, run, plan_of(tx, run), claimed, outcome, owner)
+    handler = {
+        "failure": step.failure,
+        "skip": step.skip,
+        "expand": step.expand,
+        "directive": step.directive,
+        "success": step.success,
+    }[outcome.kind]
+    if not handler():
+        return Completion(accepted=False)
+    return _finish(tx, run, step.effects, owner, handoff, lease_ms)
 
-    if outcome.kind == "failure":
-        policy = plan.node(node_id).retry_policy
-        will_retry = outcome.retryable and attempt < policy.max_attempts
-        error = outcome.error or {"code": "connector_error", "message": "failed"}
-        if will_retry:
-            delay_ms = int(policy.delay_seconds(attempt) * 1000)
-            values: dict[str, Any] = {"status": "ready", "available_at_ms": now + delay_ms, "error": error}
-            if not tx.update_node_run(claimed["id"], **fence, **values, **release):
-                return Completion(accepted=False)
-            _attempt_row(tx, claimed, "failed", owner, started, error)
-            _persist_logs(tx, run, claimed, outcome.logs)
-            tx.change(run["id"], node_id, iteration, "ready", attempt)
-            tx.event(
-                run["id"],
-                ns,
-                "NodeFailed",
-                node_id,
-                iteration=iteration,
-                attempt=attempt,
-                error=error,
-                willRetry=True,
-            )
-            tx.event(
-                run["id"],
-                ns,
-                "NodeRetrying",
-                node_id,
-                iteration=iteration,
-                attempt=attempt + 1,
-                delayMs=delay_ms,
-            )
-            tx.notify("ready")
-            return Completion(accepted=True)
-        values = {"status": "failed", "error": error, "finished_at_ms": now}
-        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
-            return Completion(accepted=False)
-        _attempt_row(tx, claimed, "failed", owner, started, error)
-        _persist_logs(tx, run, claimed, outcome.logs)
-        tx.change(run["id"], node_id, iteration, "failed", attempt)
-        tx.event(
-            run["id"],
-            ns,
-            "NodeFailed",
-            node_id,
-            iteration=iteration,
-            attempt=attempt,
-            error=error,
-            willRetry=False,
+
+class _Step:
+    """Applies one outcome to one claimed node run (each method returns whether it applied)."""
+
+    def __init__(
+        self, tx: Tx, run: Row, plan: Plan, claimed: Row, outcome: Outcome, owner: str
+    ) -> None:
+        self.tx, self.run, self.plan, self.row = tx, run, plan, claimed
+        self.outcome, self.owner = outcome, owner
+        self.effects = _Effects()
+        self.node_id: str = claimed["node_id"]
+        self.iteration: int = claimed["iteration"]
+        self.attempt: int = claimed["attempt"]
+        self.ns: str = run["namespace"]
+        self.started = outcome.started_at_ms or claimed.get("started_at_ms")
+
+    def _update(self, **values: Any) -> bool:
+        return self.tx.update_node_run(
+            self.row["id"],
+            expect_status="in-progress",
+            expect_epoch=self.row["lease_epoch"],
+            lease_owner=None,
+            lease_expires_ms=None,
+            **values,
         )
-        node_settled(tx, run, plan, node_id, iteration, effects)
-        return _finish(tx, run, effects, owner, handoff, lease_ms)
 
-    if outcome.kind == "skip":
-        values = {"status": "skipped", "finished_at_ms": now, "attempt": max(0, attempt - 1)}
-        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
-            return Completion(accepted=False)
-        tx.change(run["id"], node_id, iteration, "skipped")
-        tx.event(run["id"], ns, "NodeSkipped", node_id, iteration=iteration, reason="when")
-        node_settled(tx, run, plan, node_id, iteration, effects)
-        return _finish(tx, run, effects, owner, handoff, lease_ms)
+    def _event(self, type_: str, **payload: Any) -> None:
+        self.tx.event(
+            self.run["id"], self.ns, type_, self.node_id, iteration=self.iteration, **payload
+        )
 
-    if outcome.kind == "expand":
-        items = outcome.items or []
+    def _settled(self, status: str) -> None:
+        self.tx.change(self.run["id"], self.node_id, self.iteration, status, self.attempt)
+        node_settled(self.tx, self.run, self.plan, self.node_id, self.iteration, self.effects)
+
+    def failure(self) -> bool:
+        tx, now = self.tx, self.tx.now_ms
+        policy = self.plan.node(self.node_id).retry_policy
+        will_retry = self.outcome.retryable and self.attempt < policy.max_attempts
+        error = self.outcome.error or {"code": "connector_error", "message": "failed"}
+        if will_retry:
+            delay_ms = int(policy.delay_seconds(self.attempt) * 1000)
+            if not self._update(status="ready", available_at_ms=now + delay_ms, error=error):
+                return False
+            _attempt_row(tx, self.row, "failed", self.owner, self.started, error)
+            _persist_logs(tx, self.run, self.row, self.outcome.logs)
+            tx.change(self.run["id"], self.node_id, self.iteration, "ready", self.attempt)
+            self._event("NodeFailed", attempt=self.attempt, error=error, willRetry=True)
+            self._event("NodeRetrying", attempt=self.attempt + 1, delayMs=delay_ms)
+            tx.notify("ready")
+            return True
+        if not self._update(status="failed", error=error, finished_at_ms=now):
+            return False
+        _attempt_row(tx, self.row, "failed", self.owner, self.started, error)
+        _persist_logs(tx, self.run, self.row, self.outcome.logs)
+        self._event("NodeFailed", attempt=self.attempt, error=error, willRetry=False)
+        self._settled("failed")
+        return True
+
+    def skip(self) -> bool:
+        attempt = max(0, self.attempt - 1)
+        if not self._update(status="skipped", finished_at_ms=self.tx.now_ms, attempt=attempt):
+            return False
+        self._event("NodeSkipped", reason="when")
+        self._settled("skipped")
+        return True
+
+    def success(self) -> bool:
+        output = self.outcome.output
+        if not self._update(
+            status="finished", output=output, error=None, finished_at_ms=self.tx.now_ms
+        ):
+            return False
+        _attempt_row(self.tx, self.row, "finished", self.owner, self.started, None)
+        _persist_logs(self.tx, self.run, self.row, self.outcome.logs)
+        self._event("NodeFinished", attempt=self.attempt, output=output)
+        self._settled("finished")
+        return True
+
+    def expand(self) -> bool:
+        tx, run, node_id = self.tx, self.run, self.node_id
+        items = self.outcome.items or []
         if not items:
-            values = {"status": "finished", "output": [], "finished_at_ms": now}
-            if not tx.update_node_run(claimed["id"], **fence, **values, **release):
-                return Completion(accepted=False)
-            _attempt_row(tx, claimed, "finished", owner, started, None)
-            tx.change(run["id"], node_id, iteration, "finished", attempt)
-            tx.event(
-                run["id"],
-                ns,
-                "NodeFinished",
-                node_id,
-                iteration=iteration,
-                attempt=attempt,
-                output=[],
-            )
-            node_settled(tx, run, plan, node_id, iteration, effects)
-            return _finish(tx, run, effects, owner, handoff, lease_ms)
+            self.outcome = Outcome(kind="success", output=[], started_at_ms=self.started)
+            return self.success()
         # The node-level row stays in progress, unleased, until its items settle.
-        if not tx.update_node_run(claimed["id"], **fence, **release):
-            return Completion(accepted=False)
-        limit = plan.node(node_id).max_parallel or len(items)
-        rows = []
-        for index, item in enumerate(items):
-            status = "ready" if index < limit else "pending"
-            rows.append(
-                {
-                    "run_id": run["id"],
-                    "node_id": node_id,
-                    "iteration": index,
-                    "status": status,
-                    "attempt": 0,
-                    "available_at_ms": now,
-                    "lease_epoch": 0,
-                    "item": item,
-                }
-            )
+        if not self._update():
+            return False
+        limit = self.plan.node(node_id).max_parallel or len(items)
+        rows = [
+            {
+                "run_id": run["id"],
+                "node_id": node_id,
+                "iteration": index,
+                "status": "ready" if index < limit else "pending",
+                "attempt": 0,
+                "available_at_ms": tx.now_ms,
+                "lease_epoch": 0,
+                "item": item,
+            }
+            for index, item in enumerate(items)
+        ]
         tx.insert_node_runs(rows)
         for row in rows:
             tx.change(run["id"], node_id, row["iteration"], row["status"])
-        ready_states = tx.node_states(run["id"], [node_id])
-        for state in ready_states:
+        for state in tx.node_states(run["id"], [node_id]):
             if state["status"] == "ready" and state["iteration"] >= 0:
-                effects.ready.append(state["id"])
-                tx.event(run["id"], ns, "NodeReady", node_id, iteration=state["iteration"])
-        return _finish(tx, run, effects, owner, handoff, lease_ms)
+                self.effects.ready.append(state["id"])
+                tx.event(run["id"], self.ns, "NodeReady", node_id, iteration=state["iteration"])
+        return True
 
-    if outcome.kind == "directive":
-        assert outcome.directive is not None
-        accepted = _apply_directive(tx, run, plan, claimed, outcome, owner, effects)
-        if not accepted:
-            return Completion(accepted=False)
-        return _finish(tx, run, effects, owner, handoff, lease_ms)
-
-    # success
-    values = {"status": "finished", "output": outcome.output, "error": None, "finished_at_ms": now}
-    if not tx.update_node_run(claimed["id"], **fence, **values, **release):
-        return Completion(accepted=False)
-    _attempt_row(tx, claimed, "finished", owner, started, None)
-    _persist_logs(tx, run, claimed, outcome.logs)
-    tx.change(run["id"], node_id, iteration, "finished", attempt)
-    tx.event(
-        run["id"],
-        ns,
-        "NodeFinished",
-        node_id,
-        iteration=iteration,
-        attempt=attempt,
-        output=outcome.output,
-    )
-    node_settled(tx, run, plan, node_id, iteration, effects)
-    return _finish(tx, run, effects, owner, handoff, lease_ms)
+    def directive(self) -> bool:
+        assert self.outcome.directive is not None
+        return _apply_directive(
+            self.tx, self.run, self.plan, self.row, self.outcome, self.owner, self.effects
+        )
 
 
 def _finish(
@@ -586,7 +570,8 @@ def _apply_directive(
         return True
     if isinstance(directive, StartChildRun):
         assert outcome.child_workflow is not None and outcome.child_document is not None
-        child_key = f"child:{run['id']}:{node_id}:{iteration}"
+        # The attempt is part of the key: a resumed node starts a fresh child run.
+        child_key = f"child:{run['id']}:{node_id}:{iteration}:{attempt}"
         child, _created = dispatch(
             tx,
             DispatchRequest(
@@ -1229,3 +1214,121 @@ def release(tx: Tx, row: Row) -> bool:
 def wait_row_is_timer(row: Row) -> bool:
     """Whether a claimed row is a due timer (complete it without calling the connector)."""
     return (row.get("wait") or {}).get("kind") == "timer"
+
+
+# --- resume -------------------------------------------------------------------------------
+
+RESUMABLE_RUN = ("failed", "cancelled", "timed-out")
+
+
+def resume(tx: Tx, run_id: str) -> Row:
+    """Continue a failed, cancelled or timed-out run from where it stopped.
+
+    Finished node runs keep their recorded outputs and are not executed again; failed,
+    cancelled and skipped ones go back to ``pending`` and are re-decided in graph order.
+    """
+    run = tx.lock_run(run_id)
+    if run is None:
+        raise RunNotFound(f"run {run_id!r} not found")
+    if run["status"] not in RESUMABLE_RUN:
+        raise Conflict(
+            f"run {run_id!r} is {run['status']}; only failed, cancelled or timed-out runs resume",
+            status=run["status"],
+        )
+    plan = plan_of(tx, run)
+    ns, now = run["namespace"], tx.now_ms
+    rows = tx.node_states(run_id)
+    by_node: dict[str, list[Row]] = {}
+    for row in rows:
+        by_node.setdefault(row["node_id"], []).append(row)
+    for node_id, node_rows in by_node.items():
+        level = next(r for r in node_rows if r["iteration"] == plan.level_iteration(node_id))
+        if level["status"] == "finished":
+            continue
+        items = [r for r in node_rows if r["iteration"] >= 0 and node_id in plan.foreach]
+        if items:
+            for item in items:
+                if item["status"] != "finished":
+                    tx.update_node_run(
+                        item["id"],
+                        status="pending",
+                        error=None,
+                        finished_at_ms=None,
+                        lease_owner=None,
+                        lease_expires_ms=None,
+                        available_at_ms=now,
+                    )
+                    tx.change(run_id, node_id, item["iteration"], "pending", item["attempt"])
+            # The aggregate waits for its items again (unleased in-progress).
+            tx.update_node_run(
+                level["id"],
+                status="in-progress",
+                error=None,
+                output=None,
+                finished_at_ms=None,
+                lease_owner=None,
+                lease_expires_ms=None,
+            )
+        else:
+            tx.update_node_run(
+                level["id"],
+                status="pending",
+                error=None,
+                finished_at_ms=None,
+                lease_owner=None,
+                lease_expires_ms=None,
+                available_at_ms=now,
+                wait=None,
+            )
+        tx.change(run_id, node_id, level["iteration"], "pending", level["attempt"])
+    timeout = plan.workflow.timeout_seconds
+    tx.update_run(
+        run_id,
+        status="running",
+        error=None,
+        output=None,
+        finished_at_ms=None,
+        deadline_ms=now + int(timeout * 1000) if timeout else None,
+    )
+    previous, run["status"] = run["status"], "running"
+    tx.event(run_id, ns, "RunStatusChanged", status="running", previous=previous, reason="resume")
+    effects = _Effects()
+    _decide_pending(tx, run, plan, effects)
+    for node_id in plan.foreach:
+        states = tx.node_states(run_id, [node_id])
+        if any(s["iteration"] >= 0 and s["status"] == "pending" for s in states):
+            _item_settled(tx, run, plan, node_id, effects)
+    update_run_status(tx, run)
+    tx.notify("ready")
+    return run
+
+
+def _decide_pending(tx: Tx, run: Row, plan: Plan, effects: _Effects) -> None:
+    """Mark ready (or skipped) every pending node-level row whose needs are settled."""
+    states = {
+        s["node_id"]: s
+        for s in tx.node_states(run["id"])
+        if s["iteration"] == plan.level_iteration(s["node_id"])
+    }
+    for node_id in plan.graph.topological_order():
+        state = states[node_id]
+        if state["status"] != "pending":
+            continue
+        upstream = [
+            (states[u]["status"], plan.continues_on_error(u)) for u in plan.graph.upstream(node_id)
+        ]
+        decision = (
+            "ready" if not upstream else trigger_decision(plan.node(node_id).trigger_rule, upstream)
+        )
+        if decision is None:
+            continue
+        iteration = state["iteration"]
+        if decision == "ready":
+            tx.update_node_run(state["id"], status="ready", available_at_ms=tx.now_ms)
+            effects.ready.append(state["id"])
+            tx.change(run["id"], node_id, iteration, "ready")
+            tx.event(run["id"], run["namespace"], "NodeReady", node_id, iteration=iteration)
+        else:
+            tx.update_node_run(state["id"], status="skipped", finished_at_ms=tx.now_ms)
+            tx.change(run["id"], node_id, iteration, "skipped")
+        state["status"] = decision

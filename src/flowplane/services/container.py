@@ -28,4 +28,6 @@ class Services:
 
 def build_services(store: Store, settings: Settings, registry: Registry) -> Services:
     """Build every service over ``store``."""
-    return Services(store=store, settings=settings, registry=registry, runs=RunService(store, registry))
+    return Services(
+        store=store, settings=settings, registry=registry, runs=RunService(store, registry)
+    )

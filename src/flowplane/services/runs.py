@@ -105,6 +105,40 @@ class RunService:
         await self.store.transact(lambda tx: transitions.cancel(tx, run_id))
         return await self.get(run_id)
 
+    async def resume(self, run_id: str) -> Row:
+        """Continue a failed, cancelled or timed-out run, reusing finished nodes' outputs."""
+        await self.store.transact(lambda tx: transitions.resume(tx, run_id))
+        return await self.get(run_id)
+
+    async def retry(
+        self,
+        run_id: str,
+        *,
+        use_latest_version: bool = False,
+        triggered_by: str | None = None,
+    ) -> StartResult:
+        """Start a new run with the same input (and the latest workflow version if asked)."""
+        run = await self.store.read(lambda tx: tx.get_run(run_id))
+        if run is None:
+            raise RunNotFound(f"run {run_id!r} not found")
+        document = run["document"]
+        version = run["workflow_version"]
+        workflow_id = run["workflow_id"]
+        if use_latest_version and workflow_id is not None:
+            latest = await self.store.read(lambda tx: tx.get_workflow(workflow_id))
+            if latest is not None and latest.get("deleted_at_ms") is None:
+                document, version = latest["document"], latest["version"]
+        return await self.start(
+            document,
+            run["input"],
+            namespace=run["namespace"],
+            workflow_id=workflow_id,
+            workflow_version=version,
+            trigger="retry",
+            triggered_by=triggered_by,
+            source_path=run["source_path"],
+        )
+
     async def decide(
         self,
         run_id: str,
@@ -163,11 +197,13 @@ class RunService:
             while True:
                 wake.clear()
                 batch = await self.events(run_id, after_seq)
-                for event in batch:
+                for index, event in enumerate(batch):
                     after_seq = event["seq"]
                     yield event
-                    if event["type"] in TERMINAL_EVENTS:
-                        return
+                    if event["type"] in TERMINAL_EVENTS and index == len(batch) - 1:
+                        # A resumed run goes on after an old terminal event.
+                        if (await self.get(run_id))["status"] in TERMINAL_RUN:
+                            return
                 if not batch:
                     run = await self.get(run_id)
                     if run["status"] in TERMINAL_RUN:

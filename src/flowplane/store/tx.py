@@ -319,6 +319,13 @@ class Tx:
 
     # --- workflows (for sub-workflows and services) -------------------------------------
 
+    def get_workflow(self, workflow_id: str) -> Row | None:
+        """Return a stored workflow by id (deleted ones included)."""
+        row = self.conn.execute(
+            sa.select(t.workflows).where(t.workflows.c.id == workflow_id)
+        ).first()
+        return dict(row._mapping) if row is not None else None
+
     def workflow_by_name(self, namespace: str, name: str) -> Row | None:
         """Return the live stored workflow ``name`` in ``namespace``."""
         c = t.workflows.c

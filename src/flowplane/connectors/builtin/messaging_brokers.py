@@ -6,12 +6,14 @@ checked by the network policy and the connection goes to the checked address.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.parse
 from typing import Any
 
 import aiomqtt
 import nats
+from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -64,7 +66,7 @@ def _url(
     return parts, port, [url, parts.password, parts.username]
 
 
-async def _nats(params: dict[str, Any], ctx: NodeContext) -> Any:
+async def _nats(params: dict[str, Any], ctx: NodeContext) -> tuple[NatsClient, list[str | None]]:
     parts, port, secrets = _url(params, ctx, ("nats", "tls"), 4222)
     addresses = await check_host(ctx, parts.hostname or "", port)
     host = f"[{addresses[0]}]" if ":" in addresses[0] else addresses[0]
@@ -87,14 +89,18 @@ async def _nats(params: dict[str, Any], ctx: NodeContext) -> Any:
 
     timeout = float(params.get("timeout", 10))
     try:
-        return await nats.connect(
-            servers=[server],
-            connect_timeout=timeout,
-            allow_reconnect=False,
-            max_reconnect_attempts=0,
-            error_cb=_quiet,
-            **options,
-        ), secrets
+        async with asyncio.timeout(timeout + 1):
+            client = await nats.connect(
+                servers=[server],
+                connect_timeout=timeout,
+                allow_reconnect=False,
+                # 0 would mean "retry forever" for the initial connection.
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.1,
+                error_cb=_quiet,
+                **options,
+            )
+        return client, secrets
     except (NoServersError, OSError, TimeoutError, NatsError) as exc:
         raise ConnectorError(
             redact(f"NATS unreachable: {type(exc).__name__}", secrets), retryable=True
@@ -147,7 +153,7 @@ async def nats_publish(params: dict[str, Any], ctx: NodeContext) -> Any:
     try:
         headers = {"Nats-Msg-Id": ctx.idempotency_key, **(params.get("headers") or {})}
         await client.publish(params["subject"], payload, headers=headers)
-        await client.flush(timeout=float(params.get("timeout", 10)))
+        await client.flush(timeout=max(1, round(float(params.get("timeout", 10)))))
     except (NatsError, TimeoutError) as exc:
         raise ConnectorError(
             redact(f"NATS publish failed: {type(exc).__name__}", secrets), retryable=True

@@ -1,0 +1,122 @@
+"""Helpers shared by the CLI commands: settings from flags, plugins, errors, JSON options.
+
+The module name starts with ``_`` so that :mod:`flowplane.cli.main` does not treat it as a
+command module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pydantic
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from flowplane.connectors.registry import Registry, default_registry, load_plugin_module
+from flowplane.settings import Settings
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the run failed, was cancelled or timed out; or an operation failed
+EXIT_INVALID = 2  # invalid workflow, input or usage (typer's usage errors use 2 as well)
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
+
+err_console = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    """Print ``message`` on stderr as an error and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def build_settings(**overrides: Any) -> Settings:
+    """Return :class:`Settings` from ``FLOWPLANE_*`` variables, with non-``None`` flags on top.
+
+    Exits with status 2 and a readable message when a value is invalid.
+    """
+    values = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**values)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        fail(f"invalid settings: {problems}", EXIT_INVALID)
+
+
+def build_registry(plugins: list[str] | None) -> Registry:
+    """Return the connector registry: built-ins, entry points, then each ``--plugin`` module."""
+    registry = default_registry()
+    for name in plugins or ():
+        try:
+            load_plugin_module(registry, name)
+        except Exception as exc:
+            fail(f"cannot load plugin {name!r}: {exc}", EXIT_INVALID)
+    return registry
+
+
+def parse_json(text: str, what: str) -> Any:
+    """Parse a JSON flag value, exiting with status 2 and a pointer to the problem."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", 2)
+
+
+def read_input(input_json: str | None, input_file: Path | None) -> Any:
+    """Return the run input from ``--input`` or ``--input-file`` (``-`` reads stdin)."""
+    if input_json is not None and input_file is not None:
+        fail("give either --input or --input-file, not both", EXIT_INVALID)
+    if input_file is not None:
+        if str(input_file) == "-":
+            return parse_json(sys.stdin.read(), "the input")
+        try:
+            text = input_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot read {input_file}: {exc.strerror or exc}", EXIT_INVALID)
+        return parse_json(text, f"{input_file}")
+    if input_json is not None:
+        return parse_json(input_json, "--input")
+    return None
+
+
+def display_url(url: str) -> str:
+    """Return ``url`` with any password hidden, for logs and messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@", 1)[-1] if "@" in url else url
+
+
+def portable_url(url: str) -> str:
+    """Return a database URL another terminal can use: SQLite paths made absolute.
+
+    A URL with a password is replaced by ``$FLOWPLANE_DATABASE_URL`` so that no secret is
+    printed in a copy-paste hint.
+    """
+    prefix = "sqlite:///"
+    if url.startswith(prefix):
+        path = url[len(prefix) :]
+        if path and path != ":memory:" and not path.startswith("/"):
+            return prefix + str(Path(path).resolve())
+        return url
+    if display_url(url) != url:
+        return '"$FLOWPLANE_DATABASE_URL"'
+    return url
+
+
+def setup_logging(level: str) -> None:
+    """Send log records to stderr at ``level`` (``info``, ``debug``, ...)."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
