@@ -33,5 +33,8 @@ test: lint typecheck pytest
 bench: install
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/engine.py
 
+docs: install
+	$(BIN)/python scripts/settings_table.py --write README.md
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .pgdata

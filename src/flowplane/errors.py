@@ -9,7 +9,8 @@ RFC 9457 problem documents; the client rebuilds the same class from ``code``::
     │   ├── WorkflowInvalid          graph or params are invalid (``errors`` lists them)
     │   ├── TemplateError            a template failed to parse or render
     │   ├── InputInvalid             run input does not match the workflow ``inputs`` schema
-    │   └── DurationInvalid
+    │   ├── DurationInvalid
+    │   └── WorkflowPathOutsideRoot  a ``workflowPath`` that leaves the server's root folder
     ├── Unauthorized (401) / Forbidden (403)
     ├── NotFound (404)
     │   ├── WorkflowNotFound, RunNotFound, NodeNotFound, ApprovalNotFound, ConnectorNotFound
@@ -90,6 +91,13 @@ class DurationInvalid(InvalidInput):
 
     code = "duration_invalid"
     title = "Invalid duration"
+
+
+class WorkflowPathOutsideRoot(InvalidInput):
+    """A ``workflowPath`` resolves outside the server's ``--root`` folder."""
+
+    code = "WORKFLOW_PATH_OUTSIDE_ROOT"
+    title = "Workflow path is outside the server root"
 
 
 class Unauthorized(FlowplaneError):

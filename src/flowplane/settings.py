@@ -46,7 +46,29 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(
         default=None, description="Master key for credentials (base64 of 32 bytes)."
     )
-    jwt_secret: str | None = Field(default=None, description="HS256 key for login tokens.")
+    jwt_secret: str | None = Field(
+        default=None,
+        description="HS256 key for login tokens (at least 32 random bytes); generated and "
+        "stored in the database when unset.",
+    )
+    jwt_ttl_seconds: int = Field(
+        default=3600, ge=60, le=7 * 86400, description="Lifetime of a login token."
+    )
+    admin_key: str | None = Field(
+        default=None,
+        description="An `fp_...` admin API key created on start when missing (scripts, tests).",
+    )
+    rate_limit_per_minute: dict[str, int] = Field(
+        default_factory=lambda: {"viewer": 600, "executor": 600, "editor": 1200, "admin": 1200},
+        description="Requests per minute per API key or user, by role (JSON; 0 = unlimited). "
+        "A key's own limit overrides it.",
+    )
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest accepted request body (413)."
+    )
+    max_json_depth: int = Field(
+        default=64, ge=2, le=1000, description="Deepest accepted JSON nesting (400)."
+    )
     allow_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Hosts or CIDRs outbound connectors may reach despite the network policy.",
@@ -62,6 +84,13 @@ class Settings(BaseSettings):
     def _split_hosts(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _strong_jwt_secret(cls, value: str | None) -> str | None:
+        if value is not None and (len(value.encode()) < 32 or len(set(value)) < 8):
+            raise ValueError("FLOWPLANE_JWT_SECRET must be at least 32 random bytes")
         return value
 
     @property

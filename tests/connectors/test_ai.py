@@ -32,12 +32,20 @@ class FakeAI:
         self.flaky_left = 0
 
     def completion(self, content: str, model: str) -> JSONResponse:
-        return JSONResponse({
-            "id": "c1", "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                         "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
-        })
+        return JSONResponse(
+            {
+                "id": "c1",
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+            }
+        )
 
     async def chat(self, request: Request) -> Response:
         body = await request.json()
@@ -47,8 +55,9 @@ class FakeAI:
             return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
         if model == "flaky" and self.flaky_left > 0:
             self.flaky_left -= 1
-            return JSONResponse({"error": "slow down"}, status_code=429,
-                                headers={"Retry-After": "0"})
+            return JSONResponse(
+                {"error": "slow down"}, status_code=429, headers={"Retry-After": "0"}
+            )
         if model == "down":
             return JSONResponse({"error": f"boom {API_KEY}"}, status_code=500)
         if model == "slow":
@@ -72,19 +81,27 @@ class FakeAI:
     async def embeddings(self, request: Request) -> Response:
         body = await request.json()
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [{"index": i, "embedding": [float(len(t)), 1.0, 0.0]}
-                for i, t in reversed(list(enumerate(inputs)))]
-        return JSONResponse({"data": data, "model": body["model"],
-                             "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+        data = [
+            {"index": i, "embedding": [float(len(t)), 1.0, 0.0]}
+            for i, t in reversed(list(enumerate(inputs)))
+        ]
+        return JSONResponse(
+            {"data": data, "model": body["model"], "usage": {"prompt_tokens": 3, "total_tokens": 3}}
+        )
 
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[tuple[FakeAI, str]]:
     state = FakeAI()
-    app = Starlette(routes=[Route("/v1/chat/completions", state.chat, methods=["POST"]),
-                            Route("/v1/embeddings", state.embeddings, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error",
-                                           lifespan="off", ws="none"))
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", state.chat, methods=["POST"]),
+            Route("/v1/embeddings", state.embeddings, methods=["POST"]),
+        ]
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", lifespan="off", ws="none")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -107,24 +124,52 @@ def test_manifests() -> None:
 
 async def test_chat(ctx: Any, fake: tuple[FakeAI, str]) -> None:
     state, url = fake
-    out = await m.ai_chat({"base_url": url, "credential": "KEY", "model": "m1",
-                           "system": "be terse", "prompt": "hi", "temperature": 0.2,
-                           "max_tokens": 20}, ctx)
-    assert out == {"content": "echo: hi", "model": "m1", "finish_reason": "stop",
-                   "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}
+    out = await m.ai_chat(
+        {
+            "base_url": url,
+            "credential": "KEY",
+            "model": "m1",
+            "system": "be terse",
+            "prompt": "hi",
+            "temperature": 0.2,
+            "max_tokens": 20,
+        },
+        ctx,
+    )
+    assert out == {
+        "content": "echo: hi",
+        "model": "m1",
+        "finish_reason": "stop",
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+    }
     body = state.calls[-1]["body"]
     assert body["messages"][0] == {"role": "system", "content": "be terse"}
     assert body["temperature"] == 0.2 and body["max_tokens"] == 20
     assert state.calls[-1]["auth"] == f"Bearer {API_KEY}"
     assert API_KEY not in json.dumps(out)
-    js = await m.ai_chat({"base_url": url, "model": "m1", "response_format": "json",
-                          "messages": [{"role": "user", "content": "colours"}]}, ctx)
+    js = await m.ai_chat(
+        {
+            "base_url": url,
+            "model": "m1",
+            "response_format": "json",
+            "messages": [{"role": "user", "content": "colours"}],
+        },
+        ctx,
+    )
     assert js["json"] == {"colours": ["red"]}
     assert state.calls[-1]["body"]["response_format"] == {"type": "json_object"}
     assert state.calls[-1]["auth"] is None  # keyless local server
     schema = {"type": "object", "properties": {"colours": {"type": "array"}}}
-    await m.ai_chat({"base_url": url, "model": "m1", "prompt": "x",
-                     "response_format": "json_schema", "json_schema": schema}, ctx)
+    await m.ai_chat(
+        {
+            "base_url": url,
+            "model": "m1",
+            "prompt": "x",
+            "response_format": "json_schema",
+            "json_schema": schema,
+        },
+        ctx,
+    )
     assert state.calls[-1]["body"]["response_format"]["json_schema"]["schema"] == schema
 
 
@@ -135,8 +180,7 @@ async def test_chat_retries_429_then_succeeds(ctx: Any, fake: tuple[FakeAI, str]
     assert out["content"] == "echo: x" and state.flaky_left == 0
     state.flaky_left = 5
     with pytest.raises(ConnectorError, match="HTTP 429") as err:
-        await m.ai_chat({"base_url": url, "model": "flaky", "prompt": "x", "max_retries": 1},
-                        ctx)
+        await m.ai_chat({"base_url": url, "model": "flaky", "prompt": "x", "max_retries": 1}, ctx)
     assert err.value.retryable
 
 
@@ -176,23 +220,30 @@ async def test_embed(ctx: Any, fake: tuple[FakeAI, str]) -> None:
 async def test_classify_and_extract(ctx: Any, fake: tuple[FakeAI, str]) -> None:
     _, url = fake
     base = {"base_url": url, "max_retries": 0}
-    out = await m.ai_classify({**base, "model": "classify", "text": "refund me",
-                               "labels": ["billing", "bug"]}, ctx)
+    out = await m.ai_classify(
+        {**base, "model": "classify", "text": "refund me", "labels": ["billing", "bug"]}, ctx
+    )
     assert out["label"] == "billing" and out["confidence"] == 0.9
     with pytest.raises(ConnectorError, match="outside"):
-        await m.ai_classify({**base, "model": "classify-wrong", "text": "x",
-                             "labels": ["billing", "bug"]}, ctx)
-    schema = {"type": "object", "required": ["order_id"],
-              "properties": {"order_id": {"type": "string"}, "amount": {"type": "number"}}}
-    got = await m.ai_extract({**base, "model": "extract", "text": "order A1", "schema": schema},
-                             ctx)
+        await m.ai_classify(
+            {**base, "model": "classify-wrong", "text": "x", "labels": ["billing", "bug"]}, ctx
+        )
+    schema = {
+        "type": "object",
+        "required": ["order_id"],
+        "properties": {"order_id": {"type": "string"}, "amount": {"type": "number"}},
+    }
+    got = await m.ai_extract(
+        {**base, "model": "extract", "text": "order A1", "schema": schema}, ctx
+    )
     assert got["data"] == {"order_id": "A1", "amount": 12.5} and got["valid"]
     with pytest.raises(ConnectorError, match="does not match"):
-        await m.ai_extract({**base, "model": "extract-wrong", "text": "x", "schema": schema},
-                           ctx)
-    loose = await m.ai_extract({**base, "model": "extract-wrong", "text": "x",
-                                "schema": schema, "strict": False}, ctx)
+        await m.ai_extract({**base, "model": "extract-wrong", "text": "x", "schema": schema}, ctx)
+    loose = await m.ai_extract(
+        {**base, "model": "extract-wrong", "text": "x", "schema": schema, "strict": False}, ctx
+    )
     assert not loose["valid"] and len(loose["errors"]) == 2
     with pytest.raises(ConnectorError, match="invalid schema"):
-        await m.ai_extract({**base, "model": "extract", "text": "x",
-                            "schema": {"type": "nope"}}, ctx)
+        await m.ai_extract(
+            {**base, "model": "extract", "text": "x", "schema": {"type": "nope"}}, ctx
+        )

@@ -121,7 +121,7 @@ async def test_zip_chunk_slice_pluck_map(ctx: Any) -> None:
         3,
     ]
     assert (await m.slice_items({"items": [1, 2], "reverse": True}, ctx))["items"] == [2, 1]
-    plucked = await m.pluck({"items": PEOPLE + [{}], "field": "team.id", "skip_missing": True}, ctx)
+    plucked = await m.pluck({"items": [*PEOPLE, {}], "field": "team.id", "skip_missing": True}, ctx)
     assert plucked["values"] == [1, 2, 1]
     mapped = await m.to_map({"items": PEOPLE, "key": "name", "value": "age"}, ctx)
     assert mapped["value"] == {"ada": 36, "Linus": 21, "grace": None}

@@ -33,8 +33,10 @@ def _require(port: int) -> None:
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Any:
-    return make_ctx(tmp_path, credentials={"NATS": NATS_URL, "MQTT": MQTT_URL,
-                                           "DOWN": "nats://user:n4ts-pw@127.0.0.1:1"})
+    return make_ctx(
+        tmp_path,
+        credentials={"NATS": NATS_URL, "MQTT": MQTT_URL, "DOWN": "nats://user:n4ts-pw@127.0.0.1:1"},
+    )
 
 
 def test_manifests() -> None:
@@ -55,8 +57,15 @@ async def test_nats_publish_and_request(ctx: Any) -> None:
     await client.subscribe(subject, cb=on_message)
     await client.flush()
     try:
-        out = await m.nats_publish({"credential": "NATS", "subject": subject,
-                                    "message": {"id": "$(id)"}, "headers": {"X-A": "1"}}, ctx)
+        out = await m.nats_publish(
+            {
+                "credential": "NATS",
+                "subject": subject,
+                "message": {"id": "$(id)"},
+                "headers": {"X-A": "1"},
+            },
+            ctx,
+        )
         assert out == {"ok": True, "bytes": len(json.dumps({"id": "$(id)"}))}
         for _ in range(50):
             if received:
@@ -64,12 +73,14 @@ async def test_nats_publish_and_request(ctx: Any) -> None:
             await asyncio.sleep(0.02)
         assert json.loads(received[0].data) == {"id": "$(id)"}
         assert received[0].headers["Nats-Msg-Id"] == "r1:n:0"
-        reply = await m.nats_request({"url": NATS_URL, "subject": subject, "message": [1, 2],
-                                      "timeout": 2}, ctx)
+        reply = await m.nats_request(
+            {"url": NATS_URL, "subject": subject, "message": [1, 2], "timeout": 2}, ctx
+        )
         assert reply["reply"] == {"echo": [1, 2]}
         with pytest.raises(ConnectorError, match="no service") as err:
-            await m.nats_request({"url": NATS_URL, "subject": subject + ".none",
-                                  "message": "x", "timeout": 1}, ctx)
+            await m.nats_request(
+                {"url": NATS_URL, "subject": subject + ".none", "message": "x", "timeout": 1}, ctx
+            )
         assert err.value.retryable
     finally:
         await client.close()
@@ -77,18 +88,18 @@ async def test_nats_publish_and_request(ctx: Any) -> None:
 
 async def test_nats_errors(ctx: Any, tmp_path: Path) -> None:
     with pytest.raises(ConnectorError, match="unreachable") as err:
-        await m.nats_publish({"credential": "DOWN", "subject": "a", "message": "x",
-                              "timeout": 1}, ctx)
+        await m.nats_publish(
+            {"credential": "DOWN", "subject": "a", "message": "x", "timeout": 1}, ctx
+        )
     assert err.value.retryable and "n4ts-pw" not in err.value.detail
     with pytest.raises(NetworkPolicyViolation):
-        await m.nats_publish({"url": NATS_URL, "subject": "a", "message": "x"},
-                             make_ctx(tmp_path, allow_hosts=[]))
+        await m.nats_publish(
+            {"url": NATS_URL, "subject": "a", "message": "x"}, make_ctx(tmp_path, allow_hosts=[])
+        )
     with pytest.raises(ConnectorError, match="nats://"):
-        await m.nats_publish({"url": "http://127.0.0.1:4222", "subject": "a", "message": "x"},
-                             ctx)
+        await m.nats_publish({"url": "http://127.0.0.1:4222", "subject": "a", "message": "x"}, ctx)
     with pytest.raises(ConnectorError, match="larger"):
-        await m.nats_publish({"url": NATS_URL, "subject": "a", "message": "x" * (2 << 20)},
-                             ctx)
+        await m.nats_publish({"url": NATS_URL, "subject": "a", "message": "x" * (2 << 20)}, ctx)
 
 
 async def test_mqtt_publish(ctx: Any) -> None:
@@ -96,14 +107,22 @@ async def test_mqtt_publish(ctx: Any) -> None:
     topic = f"fptest/{uuid.uuid4().hex[:8]}"
     async with aiomqtt.Client("127.0.0.1", 1883) as sub:
         await sub.subscribe(topic, qos=1)
-        out = await m.mqtt_publish({"credential": "MQTT", "topic": topic,
-                                    "message": {"level": "'; DROP TABLE x;--"}, "qos": 1}, ctx)
+        out = await m.mqtt_publish(
+            {
+                "credential": "MQTT",
+                "topic": topic,
+                "message": {"level": "'; DROP TABLE x;--"},
+                "qos": 1,
+            },
+            ctx,
+        )
         assert out["ok"]
         async with asyncio.timeout(5):
             async for message in sub.messages:
                 assert json.loads(bytes(message.payload)) == {"level": "'; DROP TABLE x;--"}
                 break
     with pytest.raises(ConnectorError, match="MQTT publish failed") as err:
-        await m.mqtt_publish({"url": "mqtt://127.0.0.1:1", "topic": "a", "message": "x",
-                              "timeout": 1}, ctx)
+        await m.mqtt_publish(
+            {"url": "mqtt://127.0.0.1:1", "topic": "a", "message": "x", "timeout": 1}, ctx
+        )
     assert err.value.retryable

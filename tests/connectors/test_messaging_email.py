@@ -24,8 +24,9 @@ class Inbox:
     def __init__(self) -> None:
         self.envelopes: list[Any] = []
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: Any) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
         if address.startswith("nobody@"):
             return "550 no such user"
         envelope.rcpt_tos.append(address)
@@ -59,33 +60,56 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 @pytest.fixture
 def ctx(tmp_path: Path, smtp: tuple[Inbox, int]) -> Any:
-    return make_ctx(tmp_path, credentials={"SMTP": f"smtp://127.0.0.1:{smtp[1]}",
-                                           "DOWN": f"smtp://u:pw-s3cret@127.0.0.1:{_free_port()}"})
+    return make_ctx(
+        tmp_path,
+        credentials={
+            "SMTP": f"smtp://127.0.0.1:{smtp[1]}",
+            "DOWN": f"smtp://u:pw-s3cret@127.0.0.1:{_free_port()}",
+        },
+    )
 
 
-BASE = {"credential": "SMTP", "from": "Shop <shop@example.com>", "to": ["a@example.com"],
-        "subject": "Your order"}
+BASE = {
+    "credential": "SMTP",
+    "from": "Shop <shop@example.com>",
+    "to": ["a@example.com"],
+    "subject": "Your order",
+}
 
 
 def test_manifests() -> None:
     assert_manifests(m, minimum=1)
 
 
-async def test_send_text_html_attachments(ctx: Any, smtp: tuple[Inbox, int],
-                                          tmp_path: Path) -> None:
+async def test_send_text_html_attachments(
+    ctx: Any, smtp: tuple[Inbox, int], tmp_path: Path
+) -> None:
     inbox, _ = smtp
     files = tmp_path / "files" / "default"
     files.mkdir(parents=True)
     (files / "report.csv").write_text("id\n1\n")
-    out = await m.email_send({
-        **BASE, "to": "a@example.com, B <b@example.com>", "cc": ["c@example.com"],
-        "bcc": "d@example.com", "text": "Thanks!", "html": "<p>Thanks!</p>",
-        "headers": {"X-Campaign": "spring"},
-        "attachments": [{"path": "report.csv"},
-                        {"filename": "x.bin", "content_base64": base64.b64encode(b"\x00").decode()}],
-    }, ctx)
-    assert sorted(out["accepted"]) == ["a@example.com", "b@example.com", "c@example.com",
-                                       "d@example.com"]
+    out = await m.email_send(
+        {
+            **BASE,
+            "to": "a@example.com, B <b@example.com>",
+            "cc": ["c@example.com"],
+            "bcc": "d@example.com",
+            "text": "Thanks!",
+            "html": "<p>Thanks!</p>",
+            "headers": {"X-Campaign": "spring"},
+            "attachments": [
+                {"path": "report.csv"},
+                {"filename": "x.bin", "content_base64": base64.b64encode(b"\x00").decode()},
+            ],
+        },
+        ctx,
+    )
+    assert sorted(out["accepted"]) == [
+        "a@example.com",
+        "b@example.com",
+        "c@example.com",
+        "d@example.com",
+    ]
     assert out["refused"] == {} and out["message_id"].endswith("@flowplane>")
     envelope = inbox.envelopes[-1]
     assert envelope.mail_from == "shop@example.com"
@@ -101,8 +125,9 @@ async def test_send_text_html_attachments(ctx: Any, smtp: tuple[Inbox, int],
 
 
 async def test_refused_recipients(ctx: Any) -> None:
-    out = await m.email_send({**BASE, "to": ["a@example.com", "nobody@example.com"],
-                              "text": "x"}, ctx)
+    out = await m.email_send(
+        {**BASE, "to": ["a@example.com", "nobody@example.com"], "text": "x"}, ctx
+    )
     assert out["accepted"] == ["a@example.com"] and "nobody@example.com" in out["refused"]
     with pytest.raises(ConnectorError, match="refused") as err:
         await m.email_send({**BASE, "to": ["nobody@example.com"], "text": "x"}, ctx)

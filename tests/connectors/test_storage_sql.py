@@ -158,7 +158,7 @@ async def test_sqlite_via_credential_and_sandbox(tmp_path: Path, sqlite_db: Path
     await m.sql_query(
         {"sqlite_file": "local.db", "sql": "INSERT INTO t VALUES (?)", "params": [None]}, ctx
     )
-    with pytest.raises(ConnectorError, match="'..'"):
+    with pytest.raises(ConnectorError, match=r"'\.\.'"):
         await m.sql_query({"sqlite_file": "../app.db", "sql": "SELECT 1"}, ctx)
 
 

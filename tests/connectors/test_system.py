@@ -44,10 +44,19 @@ async def test_shell_arguments_stay_data(ctx: Any, payload: str) -> None:
 async def test_shell_cwd_env_stdin(ctx: Any, tmp_path: Path) -> None:
     out = await m.shell({"command": ["pwd"], "cwd": "work"}, ctx)
     assert out["stdout"].strip() == str((tmp_path / "files" / "default" / "work").resolve())
-    code = "import os,sys; print(os.environ.get('GREETING'), os.environ.get('TOKEN'), " \
-           "os.environ.get('HOME'), sys.stdin.read())"
-    out = await m.shell({"command": [PY, "-c", code], "env": {"GREETING": "hi"},
-                         "env_credentials": {"TOKEN": "API"}, "stdin": "in"}, ctx)
+    code = (
+        "import os,sys; print(os.environ.get('GREETING'), os.environ.get('TOKEN'), "
+        "os.environ.get('HOME'), sys.stdin.read())"
+    )
+    out = await m.shell(
+        {
+            "command": [PY, "-c", code],
+            "env": {"GREETING": "hi"},
+            "env_credentials": {"TOKEN": "API"},
+            "stdin": "in",
+        },
+        ctx,
+    )
     assert out["stdout"] == "hi *** None in\n"  # secrets are redacted, HOME is not inherited
     with pytest.raises(ConnectorError, match="not allowed"):
         await m.shell({"command": ["true"], "env": {"LD_PRELOAD": "/x.so"}}, ctx)
@@ -60,13 +69,15 @@ async def test_shell_cwd_env_stdin(ctx: Any, tmp_path: Path) -> None:
 
 async def test_shell_exit_codes_and_limits(ctx: Any) -> None:
     with pytest.raises(ConnectorError, match="code 3") as err:
-        await m.shell({"command": [PY, "-c", "import sys; sys.stderr.write('bad'); "
-                       "sys.exit(3)"]}, ctx)
+        await m.shell(
+            {"command": [PY, "-c", "import sys; sys.stderr.write('bad'); sys.exit(3)"]}, ctx
+        )
     assert err.value.extra["exit_code"] == 3 and "bad" in err.value.detail
     soft = await m.shell({"command": ["false"], "check": False}, ctx)
     assert soft["exit_code"] == 1
-    big = await m.shell({"command": [PY, "-c", "print('x' * 100000)"],
-                         "max_output_bytes": 1000}, ctx)
+    big = await m.shell(
+        {"command": [PY, "-c", "print('x' * 100000)"], "max_output_bytes": 1000}, ctx
+    )
     assert len(big["stdout"]) == 1000 and big["truncated"]
     with pytest.raises(ConnectorError, match="not found"):
         await m.shell({"command": ["definitely-not-a-program-xyz"]}, ctx)
@@ -105,8 +116,13 @@ def not_json() -> object:
 
 @pytest.fixture
 def registered() -> Any:
-    for name, fn in (("add", add), ("slow", slow_async), ("with_ctx", with_ctx),
-                     ("boom", boom), ("not_json", not_json)):
+    for name, fn in (
+        ("add", add),
+        ("slow", slow_async),
+        ("with_ctx", with_ctx),
+        ("boom", boom),
+        ("not_json", not_json),
+    ):
         m.register_function(name, fn)
     yield
     for name in ("add", "slow", "with_ctx", "boom", "not_json", "from_env"):
@@ -115,11 +131,14 @@ def registered() -> Any:
 
 async def test_python_functions(ctx: Any, registered: Any) -> None:
     assert (await m.python_call({"function": "add", "kwargs": {"a": 2, "b": 3}}, ctx)) == {
-        "result": 5}
+        "result": 5
+    }
     assert (await m.python_call({"function": "slow", "kwargs": {"seconds": 0}}, ctx)) == {
-        "result": "done"}
+        "result": "done"
+    }
     assert (await m.python_call({"function": "with_ctx", "kwargs": {"x": "$(id)"}}, ctx)) == {
-        "result": {"run": "r1", "x": "$(id)"}}
+        "result": {"run": "r1", "x": "$(id)"}
+    }
     with pytest.raises(ConnectorError, match="bad arguments"):
         await m.python_call({"function": "add", "kwargs": {"c": 1}}, ctx)
     with pytest.raises(ConnectorError, match="RuntimeError: kaput"):
@@ -133,8 +152,9 @@ async def test_python_functions(ctx: Any, registered: Any) -> None:
         await m.python_call({"function": "os.system", "kwargs": {"command": "id"}}, ctx)
 
 
-async def test_python_functions_from_env(ctx: Any, registered: Any,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_python_functions_from_env(
+    ctx: Any, registered: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(m.FUNCTIONS_ENV, "from_env=json:dumps, broken=nope.module:fn")
     out = await m.python_call({"function": "from_env", "kwargs": {"obj": [1]}}, ctx)
     assert out == {"result": "[1]"}
