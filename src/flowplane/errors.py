@@ -10,12 +10,16 @@ RFC 9457 problem documents; the client rebuilds the same class from ``code``::
     │   ├── TemplateError            a template failed to parse or render
     │   ├── InputInvalid             run input does not match the workflow ``inputs`` schema
     │   ├── DurationInvalid
-    │   └── WorkflowPathOutsideRoot  a ``workflowPath`` that leaves the server's root folder
-    ├── Unauthorized (401) / Forbidden (403)
+    │   ├── WorkflowPathOutsideRoot  a ``workflowPath`` that leaves the server's root folder
+    │   ├── InvalidCron              a cron expression that does not parse or never fires
+    │   └── InvalidTimezone          not an IANA time zone name
+    ├── Unauthorized (401) -> SignatureInvalid (a webhook signature does not verify)
+    ├── Forbidden (403)
     ├── NotFound (404)
     │   ├── WorkflowNotFound, RunNotFound, NodeNotFound, ApprovalNotFound, ConnectorNotFound
+    │   └── ScheduleNotFound, TriggerNotFound
     ├── Conflict (409)
-    │   ├── RunNotActive, AlreadyDecided, WorkflowExists
+    │   ├── RunNotActive, AlreadyDecided, WorkflowExists, TriggerKeyExists
     ├── PreconditionFailed (412) -> VersionMismatch
     ├── PreconditionRequired (428)
     ├── PayloadTooLarge (413)
@@ -100,12 +104,33 @@ class WorkflowPathOutsideRoot(InvalidInput):
     title = "Workflow path is outside the server root"
 
 
+class InvalidCron(InvalidInput):
+    """A cron expression does not parse, or can never fire (``0 0 31 2 *``)."""
+
+    code = "invalid_cron"
+    title = "Invalid cron expression"
+
+
+class InvalidTimezone(InvalidInput):
+    """A time zone is not a known IANA name (``Europe/Paris``)."""
+
+    code = "invalid_timezone"
+    title = "Invalid time zone"
+
+
 class Unauthorized(FlowplaneError):
     """No valid credentials were presented."""
 
     code = "unauthorized"
     status = 401
     title = "Unauthorized"
+
+
+class SignatureInvalid(Unauthorized):
+    """A webhook delivery's signature is missing, malformed, stale or wrong."""
+
+    code = "signature_invalid"
+    title = "Webhook signature invalid"
 
 
 class Forbidden(FlowplaneError):
@@ -159,6 +184,20 @@ class ConnectorNotFound(NotFound):
     title = "Connector not found"
 
 
+class ScheduleNotFound(NotFound):
+    """No schedule with that id."""
+
+    code = "schedule_not_found"
+    title = "Schedule not found"
+
+
+class TriggerNotFound(NotFound):
+    """No trigger with that id or webhook key."""
+
+    code = "trigger_not_found"
+    title = "Trigger not found"
+
+
 class Conflict(FlowplaneError):
     """The request conflicts with the current state."""
 
@@ -186,6 +225,13 @@ class WorkflowExists(Conflict):
 
     code = "workflow_exists"
     title = "Workflow already exists"
+
+
+class TriggerKeyExists(Conflict):
+    """Another trigger already uses that webhook key."""
+
+    code = "trigger_key_exists"
+    title = "Webhook key already in use"
 
 
 class PreconditionFailed(FlowplaneError):

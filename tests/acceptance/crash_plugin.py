@@ -13,8 +13,11 @@ Behaviour switches (environment of the worker process, so a restarted worker run
 
 * ``CRASH_HOLD_NODE=<node id>`` and ``CRASH_HOLD=before|after``: at that node, hold forever
   (heartbeating, like any long connector) before or after writing the side effect.
-* ``CRASH_BLOCK_NODE=<node id>`` and ``CRASH_RELEASE=<path>``: at that node, write the side
-  effect, then block the event loop (a stuck process: no heartbeats) until ``<path>`` exists.
+* ``CRASH_BLOCK_NODE=<node id>``, ``CRASH_BLOCK=<path>``, ``CRASH_RELEASE=<path>``: at that
+  node, write the side effect, wait (heartbeating) until ``CRASH_BLOCK`` exists, then block the
+  event loop (a stuck process: no heartbeats) until ``CRASH_RELEASE`` exists. Blocking the
+  loop makes the order on release deterministic: the connector returns and the completion is
+  submitted before the worker's heartbeat can notice that the lease was lost.
 * ``CRASH_WORKER_NAME``: reported in outputs and lines.
 """
 
@@ -78,7 +81,11 @@ async def effect(params: dict[str, Any], ctx: NodeContext) -> Any:
         _append("CRASH_MARKERS", _record(ctx, "hold-after"))
         await asyncio.sleep(3600)
     if os.environ.get("CRASH_BLOCK_NODE") == ctx.node_id:
-        _append("CRASH_MARKERS", _record(ctx, "block"))
+        _append("CRASH_MARKERS", _record(ctx, "entered"))
+        block = Path(os.environ["CRASH_BLOCK"])
+        while not block.exists():
+            await asyncio.sleep(0.02)
+        _append("CRASH_MARKERS", _record(ctx, "blocking"))
         release = Path(os.environ["CRASH_RELEASE"])
         while not release.exists():
             time.sleep(0.02)  # deliberately blocks the event loop: no heartbeats either

@@ -375,15 +375,23 @@ async def test_resume_reuses_finished_outputs_and_reruns_the_rest(store: Store) 
         run = await rt.runs.wait(run_id, timeout=10)
         assert run["status"] == "finished"
         assert rt.probe.calls == {"a[0]": 1, "c[0]": 1}
-        attempts = [(a["node_id"], a["attempt"], a["status"]) for a in await rt.runs.attempts(run_id)]
-        assert attempts == [("a", 1, "finished"), ("b", 1, "failed"), ("b", 2, "finished"),
-                            ("c", 1, "finished")]
+        attempts = [
+            (a["node_id"], a["attempt"], a["status"]) for a in await rt.runs.attempts(run_id)
+        ]
+        assert attempts == [
+            ("a", 1, "finished"),
+            ("b", 1, "failed"),
+            ("b", 2, "finished"),
+            ("c", 1, "finished"),
+        ]
 
 
 async def test_resume_a_cancelled_run_and_retry_makes_a_new_run(store: Store) -> None:
     async with running(store) as rt:
-        doc = wf({"id": "a", "type": "test.count"},
-                 {"id": "gate", "type": "control.approval", "params": {"title": "ok?"}})
+        doc = wf(
+            {"id": "a", "type": "test.count"},
+            {"id": "gate", "type": "control.approval", "params": {"title": "ok?"}},
+        )
         run_id = (await rt.runs.start(doc, {"x": 1})).run["id"]
         await wait_status(rt.runs, run_id, "waiting-approval")
         await rt.runs.cancel(run_id)
@@ -394,3 +402,46 @@ async def test_resume_a_cancelled_run_and_retry_makes_a_new_run(store: Store) ->
         assert rt.probe.calls == {"a[0]": 1}
         retried = await rt.runs.retry(run_id)
         assert retried.run["id"] != run_id and retried.run["input"] == {"x": 1}
+
+
+async def test_rewind_reruns_only_what_follows_the_frame(store: Store) -> None:
+    async with running(store) as rt:
+        doc = wf(
+            {"id": "a", "type": "test.count"},
+            {"id": "b", "type": "test.count"},
+            {"id": "c", "type": "test.count"},
+        )
+        run_id = (await rt.runs.start(doc)).run["id"]
+        assert (await rt.runs.wait(run_id, timeout=10))["status"] == "finished"
+        frames = await rt.runs.frames(run_id)
+        # The first frame where "a" is finished but "b" is not started yet.
+        point = next(
+            f["frameNo"]
+            for f in frames
+            if {"nodeId": "a", "iteration": 0, "status": "finished", "attempt": 1} in f["nodes"]
+        )
+        await rt.runs.rewind(run_id, point)
+        run = await rt.runs.wait(run_id, timeout=10)
+        assert run["status"] == "finished"
+        assert rt.probe.calls == {"a[0]": 1, "b[0]": 2, "c[0]": 2}
+        types = [e["type"] for e in await rt.runs.events(run_id)]
+        assert "RunRewound" in types
+
+
+async def test_fork_from_failed_node_with_fixed_workflow(store: Store) -> None:
+    async with running(store) as rt:
+        broken = wf(
+            {"id": "fetch", "type": "test.count", "params": {"value": 7}},
+            {"id": "compute", "type": "util.fail", "params": {"retryable": False}},
+            {"id": "report", "type": "test.count"},
+        )
+        run_id = (await rt.runs.start(broken)).run["id"]
+        assert (await rt.runs.wait(run_id, timeout=10))["status"] == "failed"
+        forked = await rt.runs.fork(run_id, from_node="compute")
+        fork_id = forked.run["id"]
+        assert (await rt.runs.wait(fork_id, timeout=10))["status"] == "failed"
+        assert rt.probe.calls == {"fetch[0]": 1}
+        fixed_nodes = {n["node_id"]: n for n in await rt.runs.nodes(fork_id)}
+        assert fixed_nodes["fetch"]["output"]["value"] == 7
+        diff = await rt.runs.diff(run_id, fork_id)
+        assert {n["nodeId"] for n in diff["nodes"] if n["changed"]} == set()

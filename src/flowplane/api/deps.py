@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from flowplane.errors import Forbidden, NotFound, Unauthorized
 from flowplane.services.container import Services
 
 Role = Literal["viewer", "executor", "editor", "admin"]
 ROLE_RANK: dict[str, int] = {"viewer": 0, "executor": 1, "editor": 2, "admin": 3}
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+ObjectId = Annotated[
+    str, Path(pattern=ID_PATTERN, max_length=128, description="An object id.")
+]
+"""A path id: anything else (NUL bytes, slashes, 10 kB strings) is a 400 before any query."""
 
 
 @dataclass(frozen=True)
@@ -79,17 +85,45 @@ async def _authenticate(request: Request) -> Principal:
     return principal
 
 
-def require(role: Role) -> Any:
-    """A dependency that authenticates the caller and checks ``role``."""
+class RoleRequirement:
+    """The dependency behind :func:`require`; its ``role`` is what the route needs.
 
-    async def dependency(request: Request) -> Principal:
+    The OpenAPI document and the authorization-matrix test read ``role`` back from the
+    route's dependencies (see :func:`route_role`).
+    """
+
+    def __init__(self, role: Role) -> None:
+        if role not in ROLE_RANK:
+            raise ValueError(f"unknown role {role!r}")
+        self.role: Role = role
+        self.__name__ = f"require_{role}"
+
+    async def __call__(self, request: Request) -> Principal:
         principal = await _authenticate(request)
-        if not principal.allows(role):
-            raise Forbidden(f"this operation needs the {role} role; you have {principal.role}")
+        if not principal.allows(self.role):
+            raise Forbidden(f"this operation needs the {self.role} role; you have {principal.role}")
         return principal
 
-    dependency.__name__ = f"require_{role}"
-    return Depends(dependency)
+
+def require(role: Role) -> Any:
+    """A dependency that authenticates the caller and checks ``role``."""
+    return Depends(RoleRequirement(role))
+
+
+def route_role(route: Any) -> Role | None:
+    """The role a route requires (the highest ``require`` among its dependencies), if any."""
+    dependant = getattr(route, "dependant", None)
+    found: Role | None = None
+    stack = [dependant] if dependant is not None else []
+    while stack:
+        current = stack.pop()
+        call = getattr(current, "call", None)
+        if isinstance(call, RoleRequirement) and (
+            found is None or ROLE_RANK[call.role] > ROLE_RANK[found]
+        ):
+            found = call.role
+        stack.extend(getattr(current, "dependencies", []))
+    return found
 
 
 AuthCheck = Callable[[Request], Awaitable[Principal]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -111,6 +112,12 @@ def portable_url(url: str) -> str:
     if display_url(url) != url:
         return '"$FLOWPLANE_DATABASE_URL"'
     return url
+
+
+def local_actor() -> str | None:
+    """Return ``cli:<user>``, recorded as who decided an approval from this terminal."""
+    user = os.environ.get("USER") or os.environ.get("USERNAME")
+    return f"cli:{user}" if user else None
 
 
 def setup_logging(level: str) -> None:

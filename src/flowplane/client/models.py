@@ -107,9 +107,7 @@ class RunDetail(Run):
 
     input: Any = None
     output: Any = None
-    summary: dict[str, int] = Field(
-        default_factory=dict, description="Node-level count per state."
-    )
+    summary: dict[str, int] = Field(default_factory=dict, description="Node-level count per state.")
     nodes: list[NodeState] = Field(default_factory=list)
     nodes_total: int = 0
     nodes_executed: int = Field(default=0, description="Nodes that finished or failed.")

@@ -7,6 +7,7 @@ from typing import Any
 
 from flowplane.connectors.registry import Registry
 from flowplane.services.runs import RunService
+from flowplane.services.workflows import WorkflowService
 from flowplane.settings import Settings
 from flowplane.store.base import Store
 
@@ -23,11 +24,17 @@ class Services:
     settings: Settings
     registry: Registry
     runs: RunService
+    workflows: WorkflowService
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def build_services(store: Store, settings: Settings, registry: Registry) -> Services:
     """Build every service over ``store``."""
+    runs = RunService(store, registry)
     return Services(
-        store=store, settings=settings, registry=registry, runs=RunService(store, registry)
+        store=store,
+        settings=settings,
+        registry=registry,
+        runs=runs,
+        workflows=WorkflowService(store, registry, runs),
     )

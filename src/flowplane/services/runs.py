@@ -10,13 +10,14 @@ from typing import Any
 
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.engine import transitions
+from flowplane.engine.plan import plans
 from flowplane.errors import RunNotFound
 from flowplane.model.document import Workflow
 from flowplane.model.graph import check_workflow
 from flowplane.model.inputs import validate_input
 from flowplane.store import reads
 from flowplane.store.base import Store
-from flowplane.store.tx import TERMINAL_RUN, Row
+from flowplane.store.tx import TERMINAL_RUN, Row, Tx
 
 
 @dataclass
@@ -138,6 +139,139 @@ class RunService:
             triggered_by=triggered_by,
             source_path=run["source_path"],
         )
+
+    async def rewind(self, run_id: str, frame_no: int) -> Row:
+        """Reset the run to frame ``frame_no`` and re-execute what follows."""
+        await self.store.transact(lambda tx: transitions.rewind(tx, run_id, frame_no))
+        return await self.get(run_id)
+
+    async def fork(
+        self,
+        run_id: str,
+        *,
+        frame_no: int | None = None,
+        from_node: str | None = None,
+        run_input: Any = None,
+        use_latest_version: bool = False,
+        triggered_by: str | None = None,
+    ) -> StartResult:
+        """Start a new run that reuses the original's outputs before a point.
+
+        The point is a frame (nodes finished at that frame are reused) or a node (everything
+        except that node and its downstream is reused). With ``use_latest_version`` the new
+        run uses the workflow's latest version; nodes whose definition changed run again.
+        """
+        original = await self.store.read(lambda tx: tx.get_run(run_id))
+        if original is None:
+            raise RunNotFound(f"run {run_id!r} not found")
+        source_plan = plans.get(run_id, original["document"])
+        assert source_plan is not None
+        document, version = original["document"], original["workflow_version"]
+        workflow_id = original["workflow_id"]
+        if use_latest_version and workflow_id is not None:
+            latest = await self.store.read(lambda tx: tx.get_workflow(workflow_id))
+            if latest is not None and latest.get("deleted_at_ms") is None:
+                document, version = latest["document"], latest["version"]
+        reuse = await self.store.read(
+            lambda tx: transitions.fork_outputs(
+                tx, run_id, source_plan, frame_no=frame_no, from_node=from_node
+            )
+        )
+        wf = Workflow.model_validate(document)
+        if wf.namespace != original["namespace"]:
+            wf = wf.model_copy(update={"namespace": original["namespace"]})
+        check_workflow(wf, self.registry)
+        new_nodes = {n.id: n for n in wf.nodes}
+        reuse = {
+            node_id: output
+            for node_id, output in reuse.items()
+            if node_id in new_nodes
+            and new_nodes[node_id].model_dump() == source_plan.node(node_id).model_dump()
+        }
+        value = validate_input(wf.inputs, original["input"] if run_input is None else run_input)
+        request = transitions.DispatchRequest(
+            workflow=wf,
+            document=wf.to_document(),
+            input=value,
+            namespace=wf.namespace,
+            workflow_id=workflow_id,
+            workflow_version=version,
+            trigger="fork",
+            triggered_by=triggered_by,
+            source_path=original["source_path"],
+            forked_from=run_id,
+        )
+
+        def start(tx: Tx) -> Row:
+            run, _created = transitions.dispatch(tx, request)
+            transitions.prefill(tx, run, reuse, run_id)
+            return run
+
+        run = await self.store.transact(start)
+        return StartResult(run=run, created=True)
+
+    async def frames(
+        self, run_id: str, after_frame_no: int = 0, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Return snapshots of the run's node states after each transition."""
+
+        def read(tx: Tx) -> list[dict[str, Any]]:
+            base = transitions.states_at_frame(tx, run_id, after_frame_no)
+            frames = reads.frames_after(tx, run_id, after_frame_no=after_frame_no, limit=limit)
+            attempts: dict[tuple[str, int], int] = {}
+            out: list[dict[str, Any]] = []
+            for frame in frames:
+                for change in frame["changes"]:
+                    key = (change["nodeId"], change["iteration"])
+                    base[key] = change["status"]
+                    attempts[key] = change.get("attempt", 0)
+                out.append(
+                    {
+                        "runId": run_id,
+                        "frameNo": frame["frame_no"],
+                        "seq": frame["seq"],
+                        "timestampMs": frame["ts_ms"],
+                        "changes": frame["changes"],
+                        "nodes": [
+                            {
+                                "nodeId": node_id,
+                                "iteration": iteration,
+                                "status": status,
+                                "attempt": attempts.get((node_id, iteration), 0),
+                            }
+                            for (node_id, iteration), status in base.items()
+                        ],
+                    }
+                )
+            return out
+
+        await self.get(run_id)
+        return await self.store.read(read)
+
+    async def diff(self, run_id: str, other_id: str) -> dict[str, Any]:
+        """Compare two runs (typically an original and its fork) node by node."""
+        first, second = await self.get(run_id), await self.get(other_id)
+        left = {(n["node_id"], n["iteration"]): n for n in await self.nodes(run_id)}
+        right = {(n["node_id"], n["iteration"]): n for n in await self.nodes(other_id)}
+        nodes = []
+        for key in sorted(set(left) | set(right), key=lambda k: (k[0], k[1])):
+            a, b = left.get(key), right.get(key)
+            entry = {
+                "nodeId": key[0],
+                "iteration": key[1],
+                "original": None if a is None else {"status": a["status"], "output": a["output"]},
+                "other": None if b is None else {"status": b["status"], "output": b["output"]},
+            }
+            entry["changed"] = entry["original"] != entry["other"]
+            nodes.append(entry)
+        return {
+            "runId": run_id,
+            "otherRunId": other_id,
+            "inputChanged": first["input"] != second["input"],
+            "versionChanged": first["workflow_version"] != second["workflow_version"],
+            "statusChanged": first["status"] != second["status"],
+            "nodes": nodes,
+        }
 
     async def decide(
         self,

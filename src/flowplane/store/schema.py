@@ -115,7 +115,7 @@ attempts = sa.Table(
     sa.Column("node_id", sa.String(64), nullable=False),
     sa.Column("iteration", sa.Integer, nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False),
-    # finished | failed | lost | cancelled
+    # finished | failed | lost | superseded (re-run by a rewind)
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("worker", sa.String(128), nullable=True),
     sa.Column("started_at_ms", Ms, nullable=True),
@@ -215,4 +215,135 @@ signals = sa.Table(
     sa.Column("consumed_iteration", sa.Integer, nullable=True),
     sa.Column("consumed_at_ms", Ms, nullable=True),
     sa.Index("ix_signals_run_name", "run_id", "name"),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("username", sa.String(128), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    # NULL: every namespace; otherwise a JSON list of namespace names.
+    sa.Column("namespaces", JSONType, nullable=True),
+    # Bumped on every password change; login tokens carry it, so old ones stop working.
+    sa.Column("token_version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Column("updated_at_ms", Ms, nullable=False),
+    sa.Column("password_changed_at_ms", Ms, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=True),
+    sa.UniqueConstraint("username", name="ux_users_username"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    # The first characters of the key, for lookup and display; the key itself is not stored.
+    sa.Column("prefix", sa.String(32), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("namespaces", JSONType, nullable=True),
+    sa.Column("rate_limit_per_minute", sa.Integer, nullable=True),
+    sa.Column("expires_at_ms", Ms, nullable=True),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Column("last_used_at_ms", Ms, nullable=True),
+    sa.Column("revoked_at_ms", Ms, nullable=True),
+    sa.Column("created_by", sa.String(128), nullable=True),
+    sa.UniqueConstraint("key_hash", name="ux_api_keys_hash"),
+    sa.Index("ix_api_keys_prefix", "prefix"),
+)
+
+server_secrets = sa.Table(
+    "server_secrets",
+    metadata,
+    # Values every process of an installation must agree on (the generated JWT key) and
+    # one-time markers (the first admin key); a unique name makes creation race-free.
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("created_at_ms", Ms, nullable=False),
+)
+
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("namespace", sa.String(64), nullable=False),
+    sa.Column("workflow_id", Id, nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("cron", sa.String(255), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
+    sa.Column("input", JSONType, nullable=True),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("start_at_ms", Ms, nullable=True),
+    sa.Column("end_at_ms", Ms, nullable=True),
+    # skip | latest | all: what to do with slots missed while no process was ticking.
+    sa.Column("catchup", sa.String(16), nullable=False, server_default="latest"),
+    sa.Column("catchup_window_seconds", sa.Integer, nullable=False, server_default="3600"),
+    # The first slot not yet handled; NULL when the schedule has no slot left (past end_at).
+    sa.Column("next_fire_ms", Ms, nullable=True),
+    sa.Column("last_fired_slot_ms", Ms, nullable=True),
+    # api: created through /v1/schedules; workflow: declared in a workflow's `triggers:`.
+    sa.Column("owner", sa.String(16), nullable=False, server_default="api"),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Column("updated_at_ms", Ms, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=True),
+    sa.UniqueConstraint("workflow_id", "name", name="ux_schedules_workflow_name"),
+    sa.Index("ix_schedules_due", "enabled", "next_fire_ms"),
+    sa.Index("ix_schedules_namespace", "namespace", "id"),
+)
+
+schedule_fires = sa.Table(
+    "schedule_fires",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("schedule_id", Id, nullable=False),
+    sa.Column("slot_ms", Ms, nullable=False),
+    sa.Column("run_id", Id, nullable=True),
+    sa.Column("fired_at_ms", Ms, nullable=False),
+    # fired | failed
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", JSONType, nullable=True),
+    # Every process may try a slot; this constraint lets exactly one of them fire it.
+    sa.UniqueConstraint("schedule_id", "slot_ms", name="ux_schedule_fires_slot"),
+)
+
+triggers = sa.Table(
+    "triggers",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("namespace", sa.String(64), nullable=False),
+    # NULL only for signal triggers that address waiting runs of any workflow.
+    sa.Column("workflow_id", Id, nullable=True),
+    sa.Column("key", sa.String(128), nullable=False),
+    # run: start a run; signal: deliver a signal to waiting runs.
+    sa.Column("kind", sa.String(16), nullable=False, server_default="run"),
+    sa.Column("signal_name", sa.String(128), nullable=True),
+    sa.Column("correlation", sa.String(1000), nullable=True),
+    # none | standard | github | stripe
+    sa.Column("scheme", sa.String(16), nullable=False, server_default="none"),
+    # An AES-GCM envelope when a master key is configured, else "plain:<secret>".
+    sa.Column("secret", sa.Text, nullable=True),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("owner", sa.String(16), nullable=False, server_default="api"),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Column("updated_at_ms", Ms, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=True),
+    sa.UniqueConstraint("key", name="ux_triggers_key"),
+    sa.Index("ix_triggers_namespace", "namespace", "id"),
+    sa.Index("ix_triggers_workflow", "workflow_id"),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("trigger_id", Id, nullable=False),
+    sa.Column("delivery_id", sa.String(255), nullable=False),
+    sa.Column("received_at_ms", Ms, nullable=False),
+    sa.Column("run_id", Id, nullable=True),
+    sa.UniqueConstraint("trigger_id", "delivery_id", name="ux_webhook_deliveries_id"),
+    sa.Index("ix_webhook_deliveries_received", "received_at_ms"),
 )

@@ -236,6 +236,30 @@ class Tx:
         """Record one attempt of a node run."""
         self.conn.execute(t.attempts.insert().values(**values))
 
+    def max_attempts(self, run_id: str, node_id: str) -> dict[int, int]:
+        """Return ``{iteration: highest recorded attempt}`` of a node's attempts."""
+        c = t.attempts.c
+        query = (
+            sa.select(c.iteration, sa.func.max(c.attempt))
+            .where(c.run_id == run_id, c.node_id == node_id)
+            .group_by(c.iteration)
+        )
+        return {int(r[0]): int(r[1]) for r in self.conn.execute(query)}
+
+    def supersede_attempts(self, run_id: str, node_id: str, iteration: int) -> None:
+        """Mark a node run's successful attempt ``superseded`` (a rewind re-runs it)."""
+        c = t.attempts.c
+        self.conn.execute(
+            t.attempts.update()
+            .where(
+                c.run_id == run_id,
+                c.node_id == node_id,
+                c.iteration == iteration,
+                c.status == "finished",
+            )
+            .values(status="superseded")
+        )
+
     def insert_logs(self, rows: Sequence[dict[str, Any]]) -> None:
         """Persist node log lines."""
         if rows:

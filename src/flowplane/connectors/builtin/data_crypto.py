@@ -165,7 +165,7 @@ def _hmac(params: dict[str, Any], ctx: NodeContext) -> bytes:
     description="Compute an HMAC signature of data with a secret key from a credential.",
     input_schema=obj(HMAC_INPUT, ["data"]),
     output_schema=out({"signature": prop("string", "The signature.")}),
-    secrets=["credential"],
+    secrets=["credential", "key"],
     examples=[{"data": '{"id":1}', "credential": "WEBHOOK_SECRET", "encoding": "base64"}],
 )
 async def hmac_sign(params: dict[str, Any], ctx: NodeContext) -> Any:
@@ -189,7 +189,7 @@ async def hmac_sign(params: dict[str, Any], ctx: NodeContext) -> Any:
         ["data", "signature"],
     ),
     output_schema=out({"valid": prop("boolean", "Whether the signature matches.")}),
-    secrets=["credential"],
+    secrets=["credential", "key"],
     examples=[{"data": "payload", "signature": "sha256=abc123", "credential": "GITHUB_SECRET"}],
 )
 async def hmac_verify(params: dict[str, Any], ctx: NodeContext) -> Any:

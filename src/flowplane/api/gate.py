@@ -1,0 +1,226 @@
+"""The front door: who is calling, how fast, and the start-up that makes auth work.
+
+:class:`SecurityMiddleware` authenticates every request before routing, except the exact
+open routes (``GET /health``, ``GET /readyz``, ``POST /v1/auth/login``), compared on the
+*raw* path: ``/health/``, ``//health``, ``/%68ealth`` and ``/v1/kv/xhealth`` all need a
+token. So even a route that forgot its ``require(...)`` (or a path no route serves) is
+closed to anonymous callers; ``require(role)`` then checks the role of the principal the
+middleware cached in ``request.state``. Authenticated requests then take a token from the
+caller's rate-limit bucket; anonymous and refused (401) ones take nothing.
+
+Credentials: ``Authorization: Bearer <fp_ key or login JWT>`` (scheme case-insensitive) or
+``X-API-Key: <fp_ key>``; exactly one of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.datastructures import Headers
+
+from flowplane.api.deps import Principal, Role
+from flowplane.api.limits import BodyLimitMiddleware
+from flowplane.api.metrics import Metrics, MetricsMiddleware
+from flowplane.api.openapi import install_openapi
+from flowplane.api.problems import error_response
+from flowplane.api.ratelimit import RateLimiter
+from flowplane.errors import FlowplaneError, Unauthorized
+from flowplane.security.tokens import API_KEY_PREFIX
+from flowplane.services.auth import AuthService
+from flowplane.services.container import Services
+from flowplane.settings import Settings
+
+OPEN_ROUTES: frozenset[tuple[str, bytes]] = frozenset(
+    {
+        ("GET", b"/health"),
+        ("HEAD", b"/health"),
+        ("GET", b"/readyz"),
+        ("HEAD", b"/readyz"),
+        ("POST", b"/v1/auth/login"),
+    }
+)
+"""(method, raw path) pairs reachable without credentials. Compared exactly."""
+
+MAX_CREDENTIAL_CHARS = 4096
+_log = logging.getLogger("flowplane.auth")
+
+
+class AuthRequired(Unauthorized):
+    """A 401 with the ``WWW-Authenticate`` challenge."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.headers = {"WWW-Authenticate": 'Bearer realm="flowplane"'}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An authenticated caller and the rate limit that applies to it (0 = none)."""
+
+    principal: Principal
+    rate_limit_per_minute: int
+
+    @property
+    def bucket(self) -> str:
+        """The rate-limit bucket key."""
+        return f"{self.principal.kind}:{self.principal.id}"
+
+
+def is_open(method: str, raw_path: bytes) -> bool:
+    """Whether ``(method, raw_path)`` is one of the exact open routes."""
+    return (method, raw_path.split(b"?", 1)[0]) in OPEN_ROUTES
+
+
+def extract_credential(headers: Mapping[str, str] | Headers) -> str:
+    """Return the one credential of a request; ``AuthRequired`` when missing or ambiguous."""
+    if isinstance(headers, Headers):
+        authorization = headers.getlist("authorization")
+        api_keys = headers.getlist("x-api-key")
+    else:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        authorization = [lowered["authorization"]] if "authorization" in lowered else []
+        api_keys = [lowered["x-api-key"]] if "x-api-key" in lowered else []
+    if not authorization and not api_keys:
+        raise AuthRequired("credentials required: send 'Authorization: Bearer <token>'")
+    if len(authorization) + len(api_keys) > 1:
+        raise AuthRequired("send exactly one credential")
+    if authorization:
+        scheme, _, token = authorization[0].strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise AuthRequired("unsupported authorization scheme; use Bearer")
+        credential = token.strip()
+    else:
+        credential = api_keys[0].strip()
+    if not credential or len(credential) > MAX_CREDENTIAL_CHARS:
+        raise AuthRequired("invalid or expired credentials")
+    return credential
+
+
+class RequestAuthenticator:
+    """Turns request headers into an :class:`Identity` (the ``Authenticator`` of ``deps``).
+
+    Args:
+        auth: the auth service.
+        settings: for the per-role rate limits.
+    """
+
+    def __init__(self, auth: AuthService, settings: Settings) -> None:
+        self.auth = auth
+        self.settings = settings
+
+    async def identify(self, headers: Mapping[str, str] | Headers) -> Identity:
+        """Authenticate; raise ``AuthRequired`` (401) on any failure."""
+        credential = extract_credential(headers)
+        try:
+            if credential.startswith(API_KEY_PREFIX):
+                key = await self.auth.authenticate_key(credential)
+                principal = Principal(
+                    id=key.id, kind="api_key", name=key.name, role=_role(key.role),
+                    namespaces=key.namespaces,
+                )
+                limit = key.rate_limit_per_minute
+            else:
+                user = await self.auth.authenticate_token(credential)
+                principal = Principal(
+                    id=user.id, kind="user", name=user.username, role=_role(user.role),
+                    namespaces=user.namespaces,
+                )
+                limit = None
+        except Unauthorized as exc:
+            raise AuthRequired(exc.detail) from exc
+        if limit is None:
+            limit = self.settings.rate_limit_per_minute.get(principal.role, 0)
+        return Identity(principal, limit)
+
+    async def authenticate(self, request: Request) -> Principal:
+        """Authenticate a request (used when the middleware did not run, e.g. WebSockets)."""
+        return (await self.identify(request.headers)).principal
+
+
+def _role(value: str) -> Role:
+    if value == "viewer" or value == "executor" or value == "editor" or value == "admin":
+        return value
+    raise Unauthorized("invalid or expired credentials")
+
+
+class SecurityMiddleware:
+    """Plain ASGI middleware: authenticate everything but the open routes, then rate-limit."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method", "GET")
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        if scope["type"] == "http" and is_open(method, raw_path):
+            await self.app(scope, receive, send)
+            return
+        services: Services | None = getattr(scope["app"].state, "services", None)
+        authenticator = services.extra.get("authenticator") if services is not None else None
+        limiter = services.extra.get("rate_limiter") if services is not None else None
+        try:
+            if not isinstance(authenticator, RequestAuthenticator) or limiter is None:
+                # Fail closed: without an authenticator nobody gets in.
+                raise AuthRequired("authentication is not configured")
+            identity = await authenticator.identify(Headers(scope=scope))
+            decision = limiter.check(identity.bucket, identity.rate_limit_per_minute)
+        except FlowplaneError as exc:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 4401 if exc.status == 401 else 4429})
+                return
+            response = error_response(exc, getattr(exc, "headers", None))
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = identity.principal
+        if decision is None or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
+
+        async def with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def install_security(app: FastAPI, settings: Settings) -> None:
+    """Add metrics, the security gate, body limits and the exact OpenAPI document to ``app``.
+
+    Middleware order, outermost first: metrics (sees every request), security (auth and
+    rate limit, before any body is read), body limits, then the routes.
+    """
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
+    )
+    app.add_middleware(SecurityMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_openapi(app)
+
+
+async def start_security(app: FastAPI, services: Services) -> None:
+    """Install the authenticator and make sure an admin can get in (first start).
+
+    When no API key has ever existed, an admin key is created and printed once to stderr;
+    ``FLOWPLANE_ADMIN_KEY`` makes that key deterministic instead.
+    """
+    auth = services.auth
+    await auth.jwt_secret()
+    key = await auth.bootstrap(services.settings.admin_key)
+    if key is not None:
+        print(f"Admin API key (shown once): {key}", file=sys.stderr, flush=True)
+        _log.warning("created the first admin API key (printed once on stderr)")
+    services.extra["authenticator"] = RequestAuthenticator(auth, services.settings)
+    services.extra["rate_limiter"] = RateLimiter()
+    services.extra["login_limiter"] = RateLimiter()

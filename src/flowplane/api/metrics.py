@@ -1,0 +1,159 @@
+"""Prometheus metrics: HTTP traffic counted in-process, run statistics read at scrape time.
+
+Each app has its own :class:`prometheus_client.CollectorRegistry` (tests build many apps in
+one process). Exposed families:
+
+- ``flowplane_http_requests_total{method,route,status}`` and
+  ``flowplane_http_request_duration_seconds{method,route}``: ``route`` is the route template
+  (``/v1/runs/{id}``), or ``<unmatched>``, so label cardinality stays bounded;
+- ``flowplane_runs_started_total{workflow}``, ``flowplane_runs_finished_total{workflow}``,
+  ``flowplane_runs_failed_total{workflow}`` and ``flowplane_runs{workflow,status}``;
+- ``flowplane_node_duration_seconds{workflow}`` (a histogram over recorded attempts);
+- ``flowplane_queue_depth`` (ready, due node runs) and ``flowplane_queue_delayed`` (ready,
+  not yet due: retry backoff).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from starlette.routing import Match
+
+from flowplane.services.ops import NODE_DURATION_BUCKETS_SECONDS, RunStats, run_stats
+from flowplane.store.base import Store
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+class _RunStatsCollector:
+    """Yields the families of the last :class:`RunStats` snapshot."""
+
+    def __init__(self) -> None:
+        self.snapshot = RunStats()
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self.snapshot
+        started = CounterMetricFamily(
+            "flowplane_runs_started", "Runs started, by workflow.", labels=["workflow"]
+        )
+        for workflow, count in sorted(stats.runs_started.items()):
+            started.add_metric([workflow], count)
+        finished = CounterMetricFamily(
+            "flowplane_runs_finished", "Runs finished successfully.", labels=["workflow"]
+        )
+        failed = CounterMetricFamily(
+            "flowplane_runs_failed", "Runs that failed or timed out.", labels=["workflow"]
+        )
+        by_status = GaugeMetricFamily(
+            "flowplane_runs", "Runs by workflow and status.", labels=["workflow", "status"]
+        )
+        finished_counts: dict[str, int] = {}
+        failed_counts: dict[str, int] = {}
+        for (workflow, status), count in sorted(stats.runs_by_status.items()):
+            by_status.add_metric([workflow, status], count)
+            if status == "finished":
+                finished_counts[workflow] = finished_counts.get(workflow, 0) + count
+            elif status in ("failed", "timed-out"):
+                failed_counts[workflow] = failed_counts.get(workflow, 0) + count
+        for workflow, count in finished_counts.items():
+            finished.add_metric([workflow], count)
+        for workflow, count in failed_counts.items():
+            failed.add_metric([workflow], count)
+        durations = HistogramMetricFamily(
+            "flowplane_node_duration_seconds",
+            "Durations of node attempts, by workflow.",
+            labels=["workflow"],
+        )
+        bounds = [*(str(b) for b in NODE_DURATION_BUCKETS_SECONDS), "+Inf"]
+        for workflow, hist in sorted(stats.node_durations.items()):
+            durations.add_metric(
+                [workflow], list(zip(bounds, hist.buckets, strict=True)), hist.sum_seconds
+            )
+        depth = GaugeMetricFamily("flowplane_queue_depth", "Node runs ready and due.")
+        depth.add_metric([], stats.queue_ready)
+        delayed = GaugeMetricFamily("flowplane_queue_delayed", "Node runs ready but not yet due.")
+        delayed.add_metric([], stats.queue_delayed)
+        return [started, finished, failed, by_status, durations, depth, delayed]
+
+
+class Metrics:
+    """The metrics of one app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.http_requests = Counter(
+            "flowplane_http_requests",
+            "HTTP requests, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_duration = Histogram(
+            "flowplane_http_request_duration_seconds",
+            "HTTP request durations, by method and route template.",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self._runs = _RunStatsCollector()
+        self.registry.register(self._runs)
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one HTTP request."""
+        self.http_requests.labels(method, route, str(status)).inc()
+        self.http_duration.labels(method, route).observe(seconds)
+
+    async def render(self, store: Store) -> bytes:
+        """Refresh the database statistics and return the exposition text."""
+        self._runs.snapshot = await run_stats(store)
+        return generate_latest(self.registry)
+
+
+def route_template(scope: dict[str, Any]) -> str:
+    """The template of the route that served (or would serve) the request."""
+    route = scope.get("route")
+    if route is None:
+        # Refused before routing (401, 413, 429): find the route it was meant for.
+        app = scope.get("app")
+        for candidate in getattr(app, "routes", []):
+            match, _ = candidate.matches(scope)
+            if match == Match.FULL:
+                route = candidate
+                break
+    return getattr(route, "path", None) or UNMATCHED_ROUTE
+
+
+class MetricsMiddleware:
+    """Plain ASGI middleware counting every HTTP request by route template and status."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            template = route_template(scope)
+            self.metrics.observe(scope["method"], template, status, time.perf_counter() - started)

@@ -1,0 +1,136 @@
+"""The exact OpenAPI document: what FastAPI generates, plus what the middleware really does.
+
+FastAPI documents a 422 for every route with inputs, but Flowplane answers 400 problems;
+and the errors the gate and the body limits produce (401, 403, 413, 429) are not visible
+to FastAPI at all. :func:`install_openapi` rewrites each operation so the document says
+exactly what a client gets:
+
+- ``400`` (validation, ``json_too_deep``) where the operation has parameters or a body;
+- ``413`` where it has a body;
+- ``401`` and ``429`` plus a ``security`` requirement unless the route is open;
+- ``403`` where the route needs more than ``viewer`` (``x-required-role`` names the role);
+- ``404`` where the path has parameters (unknown ids and other namespaces' objects);
+- every error response as ``application/problem+json`` with the ``Problem`` schema.
+
+Route authors therefore only declare the errors specific to a route, e.g.
+``responses=error_responses(409, 412)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from flowplane.api.deps import ROLE_RANK, route_role
+from flowplane.api.problems import PROBLEM_TYPE, Problem
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_DESCRIPTIONS = {
+    400: "Invalid request (problem `validation_error`, `json_too_deep`, ...)",
+    401: "Missing or invalid credentials",
+    403: "The caller's role is too low",
+    404: "Not found (or in a namespace the caller cannot see)",
+    409: "Conflict with the current state",
+    412: "The If-Match version is stale",
+    413: "Request body too large",
+    422: "Unprocessable request",
+    428: "If-Match required",
+    429: "Rate limit exceeded (`retryAfterMs`, `Retry-After`)",
+    503: "Service unavailable",
+}
+_RATE_LIMIT_HEADERS = {
+    "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "string"}},
+    "RateLimit-Policy": {"description": "Quota policy.", "schema": {"type": "string"}},
+    "RateLimit": {"description": "Remaining quota.", "schema": {"type": "string"}},
+}
+
+
+def problem_content() -> dict[str, Any]:
+    """The ``content`` of a problem response."""
+    return {PROBLEM_TYPE: {"schema": dict(PROBLEM_REF)}}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries for route-specific error statuses, as problem documents."""
+    return {
+        status: {
+            "description": _DESCRIPTIONS.get(status, "Error"),
+            "model": Problem,
+            "content": {PROBLEM_TYPE: {}},
+        }
+        for status in statuses
+    }
+
+
+def _add(responses: dict[str, Any], status: int) -> None:
+    responses.setdefault(str(status), {"description": _DESCRIPTIONS.get(status, "Error")})
+
+
+def rewrite(schema: dict[str, Any], app: FastAPI, open_routes: set[tuple[str, str]]) -> None:
+    """Rewrite the generated ``schema`` in place (idempotent)."""
+    roles: dict[tuple[str, str], str] = {}
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            role = route_role(route)
+            for method in route.methods:
+                if role is not None:
+                    roles[(method.upper(), route.path_format)] = role
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components["securitySchemes"] = {
+        "bearerAuth": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An `fp_...` API key or a login token from POST /v1/auth/login.",
+        },
+        "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    }
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses: dict[str, Any] = operation["responses"]
+            responses.pop("422", None)
+            params = operation.get("parameters", [])
+            if params or "requestBody" in operation:
+                _add(responses, 400)
+            if "requestBody" in operation:
+                _add(responses, 413)
+            if any(p.get("in") == "path" for p in params):
+                _add(responses, 404)
+            if (method.upper(), path) not in open_routes:
+                _add(responses, 401)
+                _add(responses, 429)
+                responses["429"]["headers"] = dict(_RATE_LIMIT_HEADERS)
+                operation["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+            role = roles.get((method.upper(), path))
+            if role is not None:
+                operation["x-required-role"] = role
+                if ROLE_RANK[role] > ROLE_RANK["viewer"]:
+                    _add(responses, 403)
+            for status, response in responses.items():
+                if status.isdigit() and int(status) >= 400:
+                    response["content"] = problem_content()
+    used = repr(schema.get("paths", {}))
+    for name in ("HTTPValidationError", "ValidationError"):
+        if f"#/components/schemas/{name}" not in used:
+            schemas.pop(name, None)
+
+
+def install_openapi(app: FastAPI, open_routes: set[tuple[str, str]] | None = None) -> None:
+    """Make ``app.openapi()`` return the rewritten document."""
+    from flowplane.api.gate import OPEN_ROUTES
+
+    opened = open_routes or {(m, p.decode()) for m, p in OPEN_ROUTES}
+    generate: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        rewrite(schema, app, opened)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

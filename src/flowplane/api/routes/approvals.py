@@ -1,0 +1,49 @@
+"""``GET /v1/approvals``: the approval inbox across runs, longest wait first."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from flowplane.api.deps import Principal, get_services, require
+from flowplane.api.problems import Problem
+from flowplane.api.routes.runs import approval_model
+from flowplane.client.models import ApprovalList
+from flowplane.services.approvals import ApprovalService
+from flowplane.services.container import Services
+
+router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
+
+MAX_APPROVALS = 500
+_PROBLEM = {
+    "model": Problem,
+    "content": {"application/problem+json": {}},
+    "description": "A problem document (RFC 9457) with a stable `code`.",
+}
+
+
+@router.get(
+    "",
+    response_model=ApprovalList,
+    summary="List approvals",
+    responses={400: _PROBLEM, 401: _PROBLEM, 403: _PROBLEM},
+)
+async def list_approvals(
+    principal: Annotated[Principal, require("viewer")],
+    services: Annotated[Services, Depends(get_services)],
+    status: Annotated[
+        Literal["pending", "approved", "denied", "cancelled", "all"],
+        Query(description="`all` lists every approval, pending first."),
+    ] = "pending",
+    namespace: Annotated[list[str] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_APPROVALS)] = 100,
+) -> ApprovalList:
+    """Approvals, pending first and longest wait first, each with ``waitingMs``."""
+    namespaces = principal.visible(namespace)
+    if namespaces is not None and not namespaces:
+        return ApprovalList(approvals=[])
+    rows = await ApprovalService(services.store).list(
+        status=None if status == "all" else status, namespaces=namespaces, limit=limit
+    )
+    return ApprovalList(approvals=[approval_model(row) for row in rows])

@@ -1,0 +1,714 @@
+"""``/v1/runs``: dispatch, list, describe, logs, events, cancel, resume, retry, approve, signal.
+
+The shapes are wire-compatible with Smithers' server (``POST /v1/runs`` with
+``workflowPath``, ``GET /v1/runs`` as a JSON array, SSE events with ``Last-Event-ID``), so
+its HTTP client works against Flowplane unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from starlette.responses import StreamingResponse
+
+from flowplane.api.deps import Principal, get_services, require
+from flowplane.api.problems import Problem
+from flowplane.api.sse import event_stream_response, parse_last_event_id
+from flowplane.client.models import (
+    Approval,
+    Attempt,
+    DispatchResult,
+    LogItem,
+    LogPage,
+    NodeState,
+    Run,
+    RunDetail,
+    SignalResult,
+)
+from flowplane.errors import (
+    InvalidInput,
+    WorkflowNotFound,
+    WorkflowPathOutsideRoot,
+)
+from flowplane.model.document import Workflow
+from flowplane.model.yaml import parse_workflow
+from flowplane.services.container import Services
+from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, Row, now_ms
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+MAX_LIST_LIMIT = 500
+MAX_LOG_LIMIT = 1000
+MAX_WORKFLOW_FILE_BYTES = 2 * 1024 * 1024
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for problem documents."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in (401, 403, *statuses):
+        out[status] = {
+            "model": Problem,
+            "content": {"application/problem+json": {}},
+            "description": "A problem document (RFC 9457) with a stable `code`.",
+        }
+    return out
+
+
+# --- request models ---------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class DispatchBody(_Body):
+    """``POST /v1/runs``: one of ``workflowId``, ``workflow`` (a name) or ``workflowPath``."""
+
+    workflow_id: str | None = Field(default=None, description="A stored workflow's id.")
+    workflow: str | None = Field(default=None, description="A stored workflow's name.")
+    workflow_path: str | None = Field(
+        default=None, description="A workflow file under the server's root folder."
+    )
+    namespace: str | None = Field(
+        default=None, description="Namespace of `workflow` (default: default)."
+    )
+    input: Any = Field(default=None, description="The run input (validated at dispatch).")
+    run_id: str | None = Field(
+        default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$", description="Own run id."
+    )
+    resume: bool = Field(default=False, description="Resume the run `runId` instead.")
+    idempotency_key: str | None = Field(
+        default=None, max_length=255, description="Same as the Idempotency-Key header."
+    )
+    config: dict[str, Any] | None = Field(
+        default=None, description="Accepted for Smithers compatibility; ignored."
+    )
+
+
+class ResumeBody(_Body):
+    """``POST /v1/runs/{id}/resume``. Smithers' fields are accepted and ignored: a run
+    resumes from its pinned workflow document."""
+
+    workflow_path: str | None = None
+    input: Any = None
+    config: dict[str, Any] | None = None
+
+
+class RetryBody(_Body):
+    """``POST /v1/runs/{id}/retry``."""
+
+    use_latest_version: bool = Field(
+        default=False, description="Run the workflow's current version, not the run's."
+    )
+
+
+class DecisionBody(_Body):
+    """``POST /v1/runs/{id}/nodes/{nodeId}/approve|deny``."""
+
+    iteration: int = Field(default=0, ge=0, description="The foreach iteration (0 otherwise).")
+    note: str | None = Field(default=None, max_length=10_000)
+    decided_by: str | None = Field(
+        default=None, description="Accepted for Smithers compatibility; the caller is recorded."
+    )
+
+
+class SignalBody(_Body):
+    """``POST /v1/runs/{id}/signals/{name}``."""
+
+    payload: Any = None
+    data: Any = Field(default=None, description="Smithers' name for `payload`.")
+    correlation_id: str | None = Field(default=None, max_length=255)
+    received_by: str | None = Field(default=None, description="Accepted; ignored.")
+
+
+# --- row -> wire ------------------------------------------------------------------------
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _duration(started: int | None, finished: int | None, running: bool) -> int | None:
+    if started is None:
+        return None
+    if finished is None:
+        return max(0, now_ms() - started) if running else None
+    return max(0, finished - started)
+
+
+def _run_fields(row: Row) -> dict[str, Any]:
+    return {
+        "run_id": row["id"],
+        "namespace": row["namespace"],
+        "workflow_id": row.get("workflow_id"),
+        "workflow_name": row["workflow_name"],
+        "workflow_version": row.get("workflow_version"),
+        "status": row["status"],
+        "error": row.get("error"),
+        "parent_run_id": row.get("parent_run_id"),
+        "trigger": row.get("trigger"),
+        "triggered_by": row.get("triggered_by"),
+        "created_at_ms": row.get("created_at_ms"),
+        "started_at_ms": row.get("started_at_ms"),
+        "finished_at_ms": row.get("finished_at_ms"),
+        "created_at": _iso(row.get("created_at_ms")),
+        "finished_at": _iso(row.get("finished_at_ms")),
+        "duration_ms": _duration(
+            row.get("started_at_ms"),
+            row.get("finished_at_ms"),
+            row["status"] not in TERMINAL_RUN,
+        ),
+    }
+
+
+def run_model(row: Row) -> Run:
+    """Build the list model of a run row."""
+    return Run(**_run_fields(row))
+
+
+def _attempt_model(row: Row) -> Attempt:
+    return Attempt(
+        node_id=row["node_id"],
+        iteration=row["iteration"],
+        attempt=row["attempt"],
+        status=row["status"],
+        worker=row.get("worker"),
+        started_at_ms=row.get("started_at_ms"),
+        finished_at_ms=row.get("finished_at_ms"),
+        duration_ms=_duration(row.get("started_at_ms"), row.get("finished_at_ms"), False),
+        error=row.get("error"),
+    )
+
+
+def describe(run: Row, nodes: list[Row], attempts: list[Row]) -> RunDetail:
+    """Build ``GET /v1/runs/{id}``: the run, a per-state summary and every node run.
+
+    ``summary``, ``nodesTotal`` and ``nodesExecuted`` count node-level rows: a plain node's
+    row, or a ``foreach`` node's iteration -1 row (its items are listed in ``nodes`` only).
+    """
+    by_node: dict[tuple[str, int], list[Attempt]] = {}
+    for row in attempts:
+        by_node.setdefault((row["node_id"], row["iteration"]), []).append(_attempt_model(row))
+    foreach_nodes = {row["node_id"] for row in nodes if row["iteration"] == -1}
+    states: list[NodeState] = []
+    summary: dict[str, int] = {}
+    executed = 0
+    total = 0
+    for row in nodes:
+        status = row["status"]
+        states.append(
+            NodeState(
+                node_id=row["node_id"],
+                iteration=row["iteration"],
+                state=status,
+                attempt=row["attempt"],
+                attempts=by_node.get((row["node_id"], row["iteration"]), []),
+                output=row.get("output"),
+                error=row.get("error"),
+                wait=row.get("wait"),
+                started_at_ms=row.get("started_at_ms"),
+                finished_at_ms=row.get("finished_at_ms"),
+                duration_ms=_duration(
+                    row.get("started_at_ms"),
+                    row.get("finished_at_ms"),
+                    status not in TERMINAL_NODE,
+                ),
+            )
+        )
+        node_level = row["iteration"] == -1 or row["node_id"] not in foreach_nodes
+        if node_level:
+            total += 1
+            summary[status] = summary.get(status, 0) + 1
+            if status in ("finished", "failed"):
+                executed += 1
+    return RunDetail(
+        **_run_fields(run),
+        input=run.get("input"),
+        output=run.get("output"),
+        summary=summary,
+        nodes=states,
+        nodes_total=total,
+        nodes_executed=executed,
+    )
+
+
+def approval_model(row: Row) -> Approval:
+    """Build the wire model of an approval row."""
+    return Approval(
+        id=row["id"],
+        run_id=row["run_id"],
+        namespace=row["namespace"],
+        node_id=row["node_id"],
+        iteration=row["iteration"],
+        title=row["title"],
+        description=row.get("description"),
+        status=row["status"],
+        requested_at_ms=row["requested_at_ms"],
+        decided_at_ms=row.get("decided_at_ms"),
+        decided_by=row.get("decided_by"),
+        note=row.get("note"),
+        waiting_ms=int(row.get("waiting_ms") or 0),
+        workflow_name=row.get("workflow_name"),
+        run_status=row.get("run_status"),
+        label=row["node_id"],
+        request_title=row["title"],
+    )
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def request_hash(body: DispatchBody) -> str:
+    """A stable hash of what a dispatch asks for (the idempotency key is left out)."""
+    data = body.model_dump(mode="json", exclude={"idempotency_key", "config"})
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def resolve_workflow_path(root: Path, workflow_path: str) -> Path:
+    """Resolve ``workflow_path`` inside ``root``; refuse anything that leaves it."""
+    base = root.resolve()
+    candidate = (base / workflow_path).resolve()
+    if candidate == base or not candidate.is_relative_to(base):
+        raise WorkflowPathOutsideRoot(
+            "workflowPath must be a file within the server's root directory",
+            workflowPath=workflow_path,
+        )
+    return candidate
+
+
+def _load_workflow_file(root: Path, workflow_path: str) -> tuple[Workflow, str]:
+    path = resolve_workflow_path(root, workflow_path)
+    if not path.is_file():
+        raise WorkflowNotFound(f"no workflow file {workflow_path!r} under the server root")
+    if path.stat().st_size > MAX_WORKFLOW_FILE_BYTES:
+        raise InvalidInput(f"workflow file {workflow_path!r} is too large")
+    text = path.read_bytes()
+    relative = path.relative_to(root.resolve()).as_posix()
+    return parse_workflow(text, source=relative), relative
+
+
+async def _stored_workflow(
+    services: Services,
+    principal: Principal,
+    *,
+    workflow_id: str | None,
+    name: str | None,
+    namespace: str | None,
+) -> tuple[Workflow, str, int | None]:
+    """Return ``(workflow, id, version)`` of a stored workflow by id or by name."""
+    workflows: Any = getattr(services, "workflows", None)
+    if workflows is None:
+        raise WorkflowNotFound("stored workflows are not available on this server")
+    if workflow_id is not None:
+        row = await workflows.get(workflow_id)
+    else:
+        assert name is not None
+        row = await workflows.get_by_name(namespace or "default", name)
+    record = row if isinstance(row, dict) else dict(vars(row))
+    if record.get("deleted_at_ms") is not None:
+        raise WorkflowNotFound(f"workflow {workflow_id or name!r} not found")
+    principal.check_namespace(record["namespace"], "workflow")
+    workflow = Workflow.model_validate(record["document"])
+    return workflow, str(record["id"]), record.get("version")
+
+
+def _parse_time(value: str | None, name: str) -> int | None:
+    """Accept epoch milliseconds or an ISO-8601 time."""
+    if value is None or value == "":
+        return None
+    if value.lstrip("-").isdigit():
+        return int(value)
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name} must be epoch milliseconds or ISO-8601") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    out = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    return out or None
+
+
+async def _visible_run(services: Services, principal: Principal, run_id: str) -> Row:
+    return await services.runs.get(run_id, principal.namespaces)
+
+
+Viewer = Annotated[Principal, require("viewer")]
+Executor = Annotated[Principal, require("executor")]
+Svc = Annotated[Services, Depends(get_services)]
+
+
+# --- routes -----------------------------------------------------------------------------
+
+
+@router.post(
+    "",
+    response_model=DispatchResult,
+    status_code=201,
+    summary="Start a run",
+    responses={
+        200: {"model": DispatchResult, "description": "An existing run (idempotent replay)."},
+        **_problems(400, 404, 409, 422),
+    },
+)
+async def dispatch_run(
+    body: DispatchBody,
+    response: Response,
+    principal: Executor,
+    services: Svc,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+) -> DispatchResult:
+    """Start a run of a stored workflow (by id or name) or of a file under the server root.
+
+    With ``resume: true`` and ``runId``, continue that run instead. The same
+    ``Idempotency-Key`` returns the same run (200); reused with another body it is 422.
+    """
+    runs = services.runs
+    if body.resume:
+        if not body.run_id:
+            raise InvalidInput("runId is required when resume is true")
+        run = await _visible_run(services, principal, body.run_id)
+        if run["status"] in TERMINAL_RUN:
+            run = await runs.resume(body.run_id)
+        response.status_code = 200
+        return DispatchResult(**_run_fields(run), created=False)
+    sources = [s for s in (body.workflow_id, body.workflow, body.workflow_path) if s]
+    if len(sources) != 1:
+        raise InvalidInput("give exactly one of workflowId, workflow or workflowPath")
+    key = idempotency_key or body.idempotency_key
+    workflow_id: str | None = None
+    version: int | None = None
+    source_path: str | None = None
+    if body.workflow_path:
+        workflow, source_path = _load_workflow_file(services.settings.root, body.workflow_path)
+    else:
+        workflow, workflow_id, version = await _stored_workflow(
+            services,
+            principal,
+            workflow_id=body.workflow_id,
+            name=body.workflow,
+            namespace=body.namespace,
+        )
+    principal.check_namespace(workflow.namespace, "workflow")
+    result = await runs.start(
+        workflow,
+        body.input,
+        workflow_id=workflow_id,
+        workflow_version=version,
+        idempotency_key=key,
+        request_hash=request_hash(body),
+        trigger="api",
+        triggered_by=principal.name,
+        run_id=body.run_id,
+        source_path=source_path,
+    )
+    response.status_code = 201 if result.created else 200
+    return DispatchResult(**_run_fields(result.run), created=result.created)
+
+
+@router.get(
+    "",
+    response_model=list[Run],
+    summary="List runs",
+    responses={
+        200: {
+            "description": "Runs, newest first. The next page's cursor is in `X-Next-Cursor` "
+            'and a `Link: <...>; rel="next"` header.'
+        },
+        **_problems(400),
+    },
+)
+async def list_runs(
+    request: Request,
+    response: Response,
+    principal: Viewer,
+    services: Svc,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
+    status: Annotated[list[str] | None, Query(description="Repeat or comma-separate.")] = None,
+    workflow: Annotated[str | None, Query(description="Workflow name or id.")] = None,
+    namespace: Annotated[list[str] | None, Query()] = None,
+    created_after: Annotated[
+        str | None, Query(alias="createdAfter", description="Epoch ms or ISO-8601.")
+    ] = None,
+    created_before: Annotated[
+        str | None, Query(alias="createdBefore", description="Epoch ms or ISO-8601.")
+    ] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[Run]:
+    """List runs newest first, as a JSON array (Smithers-compatible)."""
+    namespaces = principal.visible(_split(namespace))
+    if namespaces is not None and not namespaces:
+        return []
+    rows = await services.runs.list_runs(
+        namespaces=namespaces,
+        statuses=_split(status),
+        workflow=workflow,
+        created_after_ms=_parse_time(created_after, "createdAfter"),
+        created_before_ms=_parse_time(created_before, "createdBefore"),
+        before_id=cursor or None,
+        limit=limit + 1,
+    )
+    page = rows[:limit]
+    if len(rows) > limit:
+        next_cursor = page[-1]["id"]
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+        params.append(("cursor", next_cursor))
+        url = request.url.replace(query=urlencode(params))
+        response.headers["X-Next-Cursor"] = next_cursor
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    return [run_model(row) for row in page]
+
+
+@router.get(
+    "/{run_id}",
+    response_model=RunDetail,
+    summary="Describe a run",
+    responses=_problems(404),
+)
+async def get_run(run_id: str, principal: Viewer, services: Svc) -> RunDetail:
+    """The run's status, a per-state summary and every node run with attempts and timings."""
+    run = await services.runs.get(run_id, principal.namespaces)
+    nodes = await services.runs.nodes(run_id)
+    attempts = await services.runs.attempts(run_id)
+    return describe(run, nodes, attempts)
+
+
+@router.get(
+    "/{run_id}/logs",
+    response_model=LogPage,
+    summary="Read a run's log",
+    responses=_problems(400, 404),
+)
+async def get_logs(
+    run_id: str,
+    principal: Viewer,
+    services: Svc,
+    after: Annotated[str | None, Query(description="The `nextCursor` of a previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LOG_LIMIT)] = 200,
+) -> LogPage:
+    """Log lines and finished attempts in time order, paginated with ``after``."""
+    await _visible_run(services, principal, run_id)
+    after_log, after_attempt = _parse_log_cursor(after)
+    logs = await services.runs.logs(run_id, after_id=after_log, limit=limit + 1)
+    attempts = [a for a in await services.runs.attempts(run_id) if a["id"] > after_attempt]
+    items: list[LogItem] = []
+    li = ai = 0
+    while len(items) < limit and (li < len(logs) or ai < len(attempts)):
+        take_log = ai >= len(attempts) or (
+            li < len(logs) and logs[li]["ts_ms"] <= attempts[ai]["finished_at_ms"]
+        )
+        if take_log:
+            row = logs[li]
+            li += 1
+            after_log = row["id"]
+            items.append(
+                LogItem(
+                    kind="log",
+                    node_id=row["node_id"],
+                    iteration=row["iteration"],
+                    attempt=row["attempt"],
+                    ts_ms=row["ts_ms"],
+                    level=row["level"],
+                    message=row["message"],
+                )
+            )
+        else:
+            row = attempts[ai]
+            ai += 1
+            after_attempt = row["id"]
+            items.append(
+                LogItem(
+                    kind="attempt",
+                    node_id=row["node_id"],
+                    iteration=row["iteration"],
+                    attempt=row["attempt"],
+                    ts_ms=row["finished_at_ms"],
+                    status=row["status"],
+                    worker=row.get("worker"),
+                    started_at_ms=row.get("started_at_ms"),
+                    error=row.get("error"),
+                )
+            )
+    more = li < len(logs) or ai < len(attempts)
+    return LogPage(items=items, next_cursor=f"{after_log}.{after_attempt}" if more else None)
+
+
+def _parse_log_cursor(value: str | None) -> tuple[int, int]:
+    if not value:
+        return 0, 0
+    try:
+        parts = [int(p) for p in value.split(".")]
+    except ValueError:
+        raise InvalidInput("after must be a cursor returned as nextCursor") from None
+    if len(parts) == 1:
+        return parts[0], 0
+    if len(parts) != 2 or min(parts) < 0:
+        raise InvalidInput("after must be a cursor returned as nextCursor")
+    return parts[0], parts[1]
+
+
+@router.get(
+    "/{run_id}/events",
+    summary="Stream a run's events (SSE)",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "`id: <seq>`, `event: <type>`, `data: <json>` per event; "
+            "`: keep-alive` comments; closes after the terminal event.",
+        },
+        **_problems(404),
+    },
+)
+async def stream_run_events(
+    run_id: str,
+    principal: Viewer,
+    services: Svc,
+    after_seq: Annotated[int, Query(alias="afterSeq", ge=-1)] = 0,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """Replay the run's events after ``afterSeq`` / ``Last-Event-ID``, then follow live."""
+    await _visible_run(services, principal, run_id)
+    start = max(after_seq, parse_last_event_id(last_event_id), 0)
+    return event_stream_response(services.runs.follow(run_id, after_seq=start))
+
+
+@router.post(
+    "/{run_id}/cancel",
+    response_model=Run,
+    summary="Cancel a run",
+    responses=_problems(404, 409),
+)
+async def cancel_run(run_id: str, principal: Executor, services: Svc) -> Run:
+    """Cancel an active run; 409 ``RUN_NOT_ACTIVE`` when it is already terminal."""
+    await _visible_run(services, principal, run_id)
+    return run_model(await services.runs.cancel(run_id))
+
+
+@router.post(
+    "/{run_id}/resume",
+    response_model=Run,
+    summary="Resume a failed or cancelled run",
+    responses=_problems(400, 404, 409),
+)
+async def resume_run(
+    run_id: str, principal: Executor, services: Svc, body: ResumeBody | None = None
+) -> Run:
+    """Continue a failed, cancelled or timed-out run from where it stopped.
+
+    Finished nodes keep their recorded outputs; failed, cancelled and skipped ones run again.
+    """
+    await _visible_run(services, principal, run_id)
+    return run_model(await services.runs.resume(run_id))
+
+
+@router.post(
+    "/{run_id}/retry",
+    response_model=DispatchResult,
+    status_code=201,
+    summary="Retry a run as a new run",
+    responses=_problems(400, 404),
+)
+async def retry_run(
+    run_id: str, principal: Executor, services: Svc, body: RetryBody | None = None
+) -> DispatchResult:
+    """Start a new run with the same input (optionally on the workflow's latest version)."""
+    await _visible_run(services, principal, run_id)
+    result = await services.runs.retry(
+        run_id,
+        use_latest_version=bool(body and body.use_latest_version),
+        triggered_by=principal.name,
+    )
+    return DispatchResult(**_run_fields(result.run), created=result.created)
+
+
+async def _decide(
+    services: Services,
+    principal: Principal,
+    run_id: str,
+    node_id: str,
+    body: DecisionBody | None,
+    approved: bool,
+) -> Approval:
+    await _visible_run(services, principal, run_id)
+    decision = body or DecisionBody()
+    row = await services.runs.decide(
+        run_id,
+        node_id,
+        approved=approved,
+        iteration=decision.iteration,
+        note=decision.note,
+        by=principal.name,
+    )
+    requested = row.get("requested_at_ms") or 0
+    row["waiting_ms"] = max(0, (row.get("decided_at_ms") or requested) - requested)
+    return approval_model(row)
+
+
+@router.post(
+    "/{run_id}/nodes/{node_id}/approve",
+    response_model=Approval,
+    summary="Approve a waiting node",
+    responses=_problems(400, 404, 409),
+)
+async def approve_node(
+    run_id: str, node_id: str, principal: Executor, services: Svc, body: DecisionBody | None = None
+) -> Approval:
+    """Grant the approval of ``node_id`` (and ``iteration``), with an optional note."""
+    return await _decide(services, principal, run_id, node_id, body, True)
+
+
+@router.post(
+    "/{run_id}/nodes/{node_id}/deny",
+    response_model=Approval,
+    summary="Deny a waiting node",
+    responses=_problems(400, 404, 409),
+)
+async def deny_node(
+    run_id: str, node_id: str, principal: Executor, services: Svc, body: DecisionBody | None = None
+) -> Approval:
+    """Deny the approval of ``node_id``: the node fails (or continues, per ``on_deny``)."""
+    return await _decide(services, principal, run_id, node_id, body, False)
+
+
+@router.post(
+    "/{run_id}/signals/{name}",
+    response_model=SignalResult,
+    summary="Send a signal to a run",
+    responses=_problems(400, 404, 409),
+)
+async def send_signal(
+    run_id: str,
+    name: str,
+    principal: Executor,
+    services: Svc,
+    body: SignalBody | None = None,
+) -> SignalResult:
+    """Wake the oldest node waiting for ``name`` (matching ``correlationId``), or keep it."""
+    await _visible_run(services, principal, run_id)
+    signal = body or SignalBody()
+    payload = signal.payload if signal.payload is not None else signal.data
+    result = await services.runs.signal(run_id, name, payload, signal.correlation_id)
+    return SignalResult(
+        run_id=run_id,
+        signal=name,
+        delivered=bool(result.get("delivered")),
+        node_id=result.get("nodeId"),
+        iteration=result.get("iteration"),
+    )

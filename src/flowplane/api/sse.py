@@ -1,0 +1,107 @@
+"""Server-sent events: a run's event stream, replayed from the table then followed live.
+
+Each event goes out as ``id: <seq>``, ``event: <type>``, ``data: <json>``. The stream starts
+after ``Last-Event-ID`` (or ``?afterSeq=``), sends a ``: keep-alive`` comment when it has been
+quiet for :data:`KEEPALIVE_SECONDS`, and closes after the run's terminal event.
+
+Events come from :meth:`RunService.follow`, which reads the event table after the last
+``seq`` and only uses notifications to cut its wait: replayed and live events are the same
+query, so they can never interleave out of order. A producer task fills a bounded queue per
+connection; when a client reads slowly the producer simply stops reading the table (the table
+is the buffer), so memory per connection stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+KEEPALIVE_SECONDS = 15.0
+"""Quiet time after which a ``: keep-alive`` comment is sent."""
+BUFFER_EVENTS = 256
+"""Events one connection may hold in memory before the producer waits."""
+RETRY_MS = 1000
+"""The reconnection delay advertised to EventSource clients."""
+
+_DONE = object()
+_log = logging.getLogger("flowplane.api.sse")
+
+
+def format_event(event: dict[str, Any]) -> bytes:
+    """Render one event payload as an SSE message."""
+    data = json.dumps(event, separators=(",", ":"), default=str)
+    # A JSON dump has no raw newlines, so one ``data:`` line is enough.
+    return f"id: {event['seq']}\nevent: {event['type']}\ndata: {data}\n\n".encode()
+
+
+def parse_last_event_id(value: str | None) -> int:
+    """Return the ``seq`` of a ``Last-Event-ID`` header (0 when absent or not a number)."""
+    if not value:
+        return 0
+    try:
+        return max(int(value.strip()), 0)
+    except ValueError:
+        return 0
+
+
+async def _produce(source: AsyncIterator[dict[str, Any]], queue: asyncio.Queue[Any]) -> None:
+    try:
+        async for event in source:
+            await queue.put(event)
+    except Exception as exc:  # the consumer ends the stream; the client resumes by seq
+        _log.warning("event stream failed: %s", exc)
+        await queue.put(exc)
+    finally:
+        await queue.put(_DONE)
+
+
+async def stream_events(
+    source: AsyncIterator[dict[str, Any]],
+    *,
+    keepalive_seconds: float | None = None,
+    buffer: int = BUFFER_EVENTS,
+) -> AsyncIterator[bytes]:
+    """Turn an event iterator into SSE bytes, with keep-alives and a bounded buffer."""
+    interval = KEEPALIVE_SECONDS if keepalive_seconds is None else keepalive_seconds
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=buffer)
+    producer = asyncio.create_task(_produce(source, queue), name="flowplane-sse")
+    try:
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), interval)
+            except TimeoutError:
+                yield b": keep-alive\n\n"
+                continue
+            if item is _DONE or isinstance(item, Exception):
+                return
+            yield format_event(item)
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await producer
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+
+
+def event_stream_response(
+    source: AsyncIterator[dict[str, Any]], *, keepalive_seconds: float | None = None
+) -> StreamingResponse:
+    """Return the streaming response of a run's events."""
+    return StreamingResponse(
+        stream_events(source, keepalive_seconds=keepalive_seconds),
+        media_type="text/event-stream",
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

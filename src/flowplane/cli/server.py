@@ -1,0 +1,281 @@
+"""Process commands: ``serve`` (API + embedded workers), ``worker`` and ``db`` migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flowplane.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    build_registry,
+    build_settings,
+    display_url,
+    fail,
+    setup_logging,
+)
+from flowplane.cli.local import DatabaseSchema, DatabaseUrl, Plugins
+from flowplane.connectors.registry import Registry
+from flowplane.engine.worker import Worker
+from flowplane.errors import StorageError
+from flowplane.settings import Settings
+from flowplane.store.base import Store
+
+DEFAULT_GRACE_SECONDS = 30.0
+MAX_CONNECTIONS = 1000
+KEEP_ALIVE_SECONDS = 5
+MAX_INCOMPLETE_EVENT_BYTES = 65536
+GRACEFUL_SHUTDOWN_SECONDS = 30
+
+_log = logging.getLogger("flowplane.cli")
+
+Root = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        help="Folder that workflowPath and flow.run paths live in (default: FLOWPLANE_ROOT or .).",
+        show_default=False,
+    ),
+]
+
+
+# --- serve --------------------------------------------------------------------------------
+
+
+def _listening_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def serve_command(
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Bind address (default 127.0.0.1).", show_default=False),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", "-p", help="HTTP port (default 8080).", show_default=False),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    database_schema: DatabaseSchema = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=0, help="Embedded worker loops (0 = API only; default 1)."),
+    ] = None,
+    root: Root = None,
+    plugin: Plugins = None,
+    limit_concurrency: Annotated[
+        int,
+        typer.Option("--limit-concurrency", min=1, help="Open connections before HTTP 503."),
+    ] = MAX_CONNECTIONS,
+) -> None:
+    """Serve the HTTP API with embedded workers and the scheduler (SQLite by default)."""
+    import uvicorn
+
+    from flowplane.api.app import create_app
+
+    settings = build_settings(
+        host=host,
+        port=port,
+        database_url=database_url,
+        database_schema=database_schema,
+        workers=workers,
+        root=root,
+    )
+    setup_logging(settings.log_level)
+    registry = build_registry(plugin)
+    app = create_app(settings, registry=registry)
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                bound = settings.port
+                for server in getattr(self, "servers", []):
+                    for sock in server.sockets:
+                        bound = sock.getsockname()[1]
+                        break
+                url = _listening_url(settings.host, bound)
+                print(f"Flowplane listening on {url}", flush=True)
+                _log.info(
+                    "database %s, %d embedded worker(s)",
+                    display_url(settings.database_url),
+                    settings.workers,
+                )
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        h11_max_incomplete_event_size=MAX_INCOMPLETE_EVENT_BYTES,
+        limit_concurrency=limit_concurrency,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        log_level=settings.log_level.lower(),
+        server_header=False,
+    )
+    server = _Server(config)
+    server.run()
+    if not server.started:
+        raise typer.Exit(EXIT_FAILED)
+
+
+# --- worker -------------------------------------------------------------------------------
+
+
+async def run_worker(settings: Settings, registry: Registry, grace_seconds: float) -> int:
+    """Run one worker until SIGTERM or SIGINT, then stop gracefully; return the exit status.
+
+    On the first signal the worker stops claiming and lets in-flight node runs finish for up
+    to ``grace_seconds``; a second signal (or the end of the grace period) cancels them, and
+    their leases return them to other workers.
+    """
+    try:
+        store = await Store.open(settings.database_url, schema=settings.database_schema)
+    except StorageError as exc:
+        _log.error("cannot open the database: %s", exc.detail)
+        return EXIT_FAILED
+    loop = asyncio.get_running_loop()
+    signals = asyncio.Queue[int]()
+    installed: list[int] = []
+    for number in (int(signal.SIGTERM), int(signal.SIGINT)):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(number, signals.put_nowait, number)
+            installed.append(number)
+    worker = Worker(store, settings=settings, registry=registry)
+    task = asyncio.create_task(worker.run(), name="fp-worker")
+    _log.info(
+        "Flowplane worker %s started: database %s, concurrency %d",
+        worker.id,
+        display_url(settings.database_url),
+        worker.concurrency,
+    )
+    status = EXIT_OK
+    try:
+        got_signal = asyncio.create_task(signals.get())
+        done, _ = await asyncio.wait({task, got_signal}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            got_signal.cancel()
+            _log.error("worker stopped unexpectedly: %r", task.exception())
+            return EXIT_FAILED
+        _log.info(
+            "received %s: finishing in-flight node runs (up to %gs; again to force)",
+            signal.Signals(got_signal.result()).name,
+            grace_seconds,
+        )
+        await worker.stop()
+        second = asyncio.create_task(signals.get())
+        done, _ = await asyncio.wait({task, second}, timeout=grace_seconds)
+        second.cancel()
+        if task not in done:
+            _log.warning("cancelling in-flight node runs")
+            task.cancel()
+            status = EXIT_FAILED
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        _log.info("worker stopped")
+    finally:
+        for number in installed:
+            loop.remove_signal_handler(number)
+        await store.close()
+    return status
+
+
+def worker_command(
+    database_url: DatabaseUrl = None,
+    database_schema: DatabaseSchema = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", "-c", min=1, help="Node runs executed at once (default 16)."),
+    ] = None,
+    lease_seconds: Annotated[
+        float | None,
+        typer.Option("--lease-seconds", min=0.1, help="Lease on claimed node runs (default 30)."),
+    ] = None,
+    grace_seconds: Annotated[
+        float,
+        typer.Option("--grace-seconds", min=0, help="How long in-flight nodes may finish."),
+    ] = DEFAULT_GRACE_SECONDS,
+    root: Root = None,
+    plugin: Plugins = None,
+) -> None:
+    """Run a worker that claims and executes node runs until SIGTERM or Ctrl-C."""
+    settings = build_settings(
+        database_url=database_url,
+        database_schema=database_schema,
+        worker_concurrency=concurrency,
+        lease_seconds=lease_seconds,
+        root=root,
+    )
+    setup_logging(settings.log_level)
+    registry = build_registry(plugin)
+    raise typer.Exit(asyncio.run(run_worker(settings, registry, grace_seconds)))
+
+
+# --- db -----------------------------------------------------------------------------------
+
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+
+
+def _open_sync(database_url: str | None, database_schema: str | None) -> Store:
+    settings = build_settings(database_url=database_url, database_schema=database_schema)
+    try:
+        return Store.create(settings.database_url, schema=settings.database_schema)
+    except StorageError as exc:
+        fail(exc.detail)
+
+
+def _close(store: Store) -> None:
+    asyncio.run(store.close())
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseUrl = None, database_schema: DatabaseSchema = None) -> None:
+    """Upgrade the database to the latest schema (safe to run from several processes)."""
+    from flowplane.store.migrate import current_revision
+
+    store = _open_sync(database_url, database_schema)
+    try:
+        before = current_revision(store)
+        store.migrate()
+        after = current_revision(store)
+    except Exception as exc:
+        fail(f"upgrade failed on {display_url(store.url)}: {exc}")
+    finally:
+        _close(store)
+    where = display_url(store.url)
+    if before == after:
+        print(f"{where}: already at revision {after}")
+    else:
+        print(f"{where}: upgraded from {before or 'empty'} to {after}")
+
+
+@db_app.command("current")
+def db_current(database_url: DatabaseUrl = None, database_schema: DatabaseSchema = None) -> None:
+    """Print the database's schema revision and whether it is the latest."""
+    from flowplane.store.migrate import current_revision, head_revision
+
+    store = _open_sync(database_url, database_schema)
+    try:
+        current = current_revision(store)
+    except Exception as exc:
+        fail(f"cannot read {display_url(store.url)}: {exc}")
+    finally:
+        _close(store)
+    head = head_revision()
+    state = "up to date" if current == head else "behind: run `flowplane db upgrade`"
+    print(f"{display_url(store.url)}: revision {current or 'none'} (head {head}; {state})")
+    if current != head:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve``, ``worker`` and ``db``."""
+    app.command("serve")(serve_command)
+    app.command("worker")(worker_command)
+    app.add_typer(db_app, name="db")

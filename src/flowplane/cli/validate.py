@@ -1,0 +1,268 @@
+"""``flowplane validate FILE``: every problem of a workflow file, with its line.
+
+Problems come from three layers: the document (YAML/JSON syntax, size, depth), the workflow
+model (fields and their types) and the graph (ids, needs, cycles, connector types, params
+against the connector's ``inputSchema``, template syntax and references). Each is printed as
+``FILE:LINE: [code] node 'x' field: message`` followed by the source line, underlined.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from flowplane.cli._common import EXIT_FAILED, EXIT_OK, build_registry, fail
+from flowplane.connectors.registry import Registry
+from flowplane.errors import DocumentError, WorkflowInvalid
+from flowplane.model.document import Workflow
+from flowplane.model.graph import Graph, ValidationIssue, validate_workflow
+from flowplane.model.yaml import line_of, parse_workflow
+
+MAX_FILE_BYTES = 1_048_576
+
+
+@dataclass
+class Problem:
+    """One problem of a workflow file, located in the source when possible."""
+
+    code: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+    node_id: str | None = None
+    field: str | None = None
+    path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the problem as JSON data."""
+        return asdict(self)
+
+
+@dataclass
+class Report:
+    """The result of validating one file."""
+
+    file: str
+    text: str
+    workflow: Workflow | None
+    problems: list[Problem]
+
+    @property
+    def valid(self) -> bool:
+        """Whether no problem was found."""
+        return not self.problems
+
+
+def _strip_prefix(message: str, *prefixes: str) -> str:
+    for prefix in prefixes:
+        if prefix and message.startswith(prefix):
+            message = message[len(prefix) :]
+    return message
+
+
+def _document_problem(exc: DocumentError, source: str) -> Problem:
+    message = _strip_prefix(exc.detail, f"{source}: ")
+    message = re.sub(r"^line \d+(, column \d+)?: ", "", message)
+    line, column = exc.extra.get("line"), exc.extra.get("column")
+    return Problem(
+        code=exc.code,
+        message=message,
+        line=line if isinstance(line, int) else None,
+        column=column if isinstance(column, int) else None,
+    )
+
+
+def _model_problems(exc: WorkflowInvalid) -> list[Problem]:
+    problems = []
+    for err in exc.extra.get("errors") or []:
+        problems.append(
+            Problem(
+                code=exc.code,
+                message=str(err.get("error", "")),
+                line=err.get("line"),
+                node_id=err.get("node_id"),
+                field=err.get("field") or (None if err.get("node_id") else err.get("path")),
+                path=err.get("path") or None,
+            )
+        )
+    return problems or [Problem(code=exc.code, message=exc.detail)]
+
+
+def _issue_path(wf: Workflow, issue: ValidationIssue, duplicates: dict[str, int]) -> str | None:
+    """Return the document path (``nodes[2].params.url``) an issue points at."""
+    if issue.node_id is None:
+        return issue.field
+    indexes = [i for i, node in enumerate(wf.nodes) if node.id == issue.node_id]
+    if not indexes:
+        return None
+    index = indexes[0]
+    if issue.code == "duplicate_id":
+        # The first node keeps the id; the nth duplicate issue points at the (n+1)th node.
+        seen = duplicates.get(issue.node_id, 0) + 1
+        duplicates[issue.node_id] = seen
+        index = indexes[min(seen, len(indexes) - 1)]
+    base = f"nodes[{index}]"
+    if not issue.field:
+        return base
+    node = wf.nodes[index]
+    if issue.field == "needs" and isinstance(issue.value, str) and node.needs:
+        if issue.value in node.needs:
+            return f"{base}.needs[{node.needs.index(issue.value)}]"
+    return f"{base}.{issue.field}"
+
+
+def _graph_problems(wf: Workflow, text: str, issues: list[ValidationIssue]) -> list[Problem]:
+    problems: list[Problem] = []
+    duplicates: dict[str, int] = {}
+    for issue in issues:
+        path = _issue_path(wf, issue, duplicates)
+        message = _strip_prefix(
+            issue.error,
+            f"node {issue.node_id!r}: " if issue.node_id else "",
+            f"{issue.field}: " if issue.field else "",
+        )
+        problems.append(
+            Problem(
+                code=issue.code,
+                message=message,
+                line=line_of(text, path) if path else None,
+                node_id=issue.node_id,
+                field=issue.field,
+                path=path,
+            )
+        )
+    return problems
+
+
+def check_text(text: str, source: str, registry: Registry) -> Report:
+    """Parse and validate a workflow document; return every problem found.
+
+    Args:
+        text: the YAML or JSON document.
+        source: the file name, for messages.
+        registry: the connectors that node types and params are checked against.
+    """
+    try:
+        wf = parse_workflow(text, source=source)
+    except DocumentError as exc:
+        return Report(source, text, None, [_document_problem(exc, source)])
+    except WorkflowInvalid as exc:
+        return Report(source, text, None, _model_problems(exc))
+    issues = validate_workflow(wf, registry)
+    problems = _graph_problems(wf, text, issues)
+    problems.sort(key=lambda p: (p.line is None, p.line or 0))
+    return Report(source, text, wf, problems)
+
+
+def read_workflow_file(path: Path) -> str:
+    """Return the text of a workflow file (exits with status 2 when it cannot be read)."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            fail(f"{path}: file is larger than {MAX_FILE_BYTES} bytes", 2)
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        fail(f"{path}: no such file", 2)
+    except UnicodeDecodeError:
+        fail(f"{path}: file is not valid UTF-8", 2)
+    except OSError as exc:
+        fail(f"{path}: cannot read: {exc.strerror or exc}", 2)
+
+
+def print_problems(console: Console, report: Report) -> None:
+    """Print each problem as ``FILE:LINE: [code] node 'x' field: message`` plus context."""
+    lines = report.text.splitlines()
+    for problem in report.problems:
+        where = report.file
+        if problem.line is not None:
+            where += f":{problem.line}"
+            if problem.column is not None:
+                where += f":{problem.column}"
+        subject = ""
+        if problem.node_id:
+            subject += f"node {problem.node_id!r} "
+        if problem.field:
+            subject += f"{problem.field}: "
+        elif subject:
+            subject = subject.rstrip() + ": "
+        console.print(
+            f"[bold]{escape(where)}:[/] [red]\\[{escape(problem.code)}][/] "
+            f"{escape(subject)}{escape(problem.message)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if problem.line is not None and 0 < problem.line <= len(lines):
+            source_line = lines[problem.line - 1]
+            gutter = f"{problem.line:>5} | "
+            console.print(f"[dim]{escape(gutter)}[/]{escape(source_line)}", highlight=False)
+            if problem.column is not None:
+                start, width = problem.column - 1, 1
+            else:
+                start = len(source_line) - len(source_line.lstrip())
+                width = max(1, len(source_line.rstrip()) - start)
+            marker = " " * start + "^" * width
+            console.print(f"[dim]{' ' * 5} | [/][red]{marker}[/]", highlight=False)
+
+
+def summary(wf: Workflow) -> dict[str, Any]:
+    """Return ``{name, nodes, edges}`` for a valid workflow."""
+    graph = Graph.from_workflow(wf)
+    edges = sum(len(graph.upstream(node_id)) for node_id in graph.node_ids)
+    return {"name": wf.name, "nodes": len(graph), "edges": edges}
+
+
+def validate_command(
+    files: Annotated[
+        list[Path], typer.Argument(help="Workflow files (YAML or JSON).", show_default=False)
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON report instead of text.")
+    ] = False,
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option("--plugin", help="Import connectors from this module (repeatable)."),
+    ] = None,
+) -> None:
+    """Check workflow files: syntax, fields, graph, connector params and templates."""
+    registry = build_registry(plugin)
+    console = Console(highlight=False, soft_wrap=True)
+    reports = [check_text(read_workflow_file(path), str(path), registry) for path in files]
+    if as_json:
+        data = []
+        for report in reports:
+            entry: dict[str, Any] = {
+                "file": report.file,
+                "valid": report.valid,
+                "errors": [p.to_dict() for p in report.problems],
+            }
+            if report.valid and report.workflow is not None:
+                entry.update(summary(report.workflow))
+            data.append(entry)
+        print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False))
+    else:
+        for report in reports:
+            if report.valid and report.workflow is not None:
+                info = summary(report.workflow)
+                console.print(
+                    f"[green]✓[/] {escape(report.file)}: valid — workflow "
+                    f"[bold]{escape(info['name'])}[/], {info['nodes']} nodes, "
+                    f"{info['edges']} edges"
+                )
+            else:
+                print_problems(console, report)
+                count = len(report.problems)
+                console.print(
+                    f"[red]✗[/] {escape(report.file)}: {count} problem{'s' if count != 1 else ''}"
+                )
+    raise typer.Exit(EXIT_OK if all(r.valid for r in reports) else EXIT_FAILED)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``flowplane validate``."""
+    app.command("validate")(validate_command)

@@ -1,0 +1,430 @@
+"""What :class:`Client` and :class:`AsyncClient` share: requests as data, and error decoding.
+
+Each API operation is a function returning a :class:`Call` (method, path, parameters, body and
+a parser for the response). The sync and async clients only differ in how they send it, so
+their methods stay one line each and cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from flowplane import errors
+from flowplane.client import models as m
+
+T = TypeVar("T")
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_TIMEOUT_SECONDS = 30.0
+STREAM_READ_TIMEOUT_SECONDS = 60.0
+"""No byte for this long on an event stream (keep-alives come every 15 s) = a dropped stream."""
+USER_AGENT = "flowplane-client"
+
+_PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code"}
+_STATUS_CLASSES: dict[int, type[errors.FlowplaneError]] = {
+    400: errors.InvalidInput,
+    401: errors.Unauthorized,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    409: errors.Conflict,
+    412: errors.PreconditionFailed,
+    413: errors.PayloadTooLarge,
+    422: errors.UnprocessableEntity,
+    428: errors.PreconditionRequired,
+    429: errors.RateLimited,
+    503: errors.StorageError,
+}
+
+
+def resolve_url(base_url: str | None) -> str:
+    """The server URL: the argument, else ``FLOWPLANE_URL``, else the local default."""
+    return (base_url or os.environ.get("FLOWPLANE_URL") or DEFAULT_URL).rstrip("/")
+
+
+def resolve_token(token: str | None) -> str | None:
+    """The API key or JWT: the argument, else ``FLOWPLANE_TOKEN``."""
+    return token or os.environ.get("FLOWPLANE_TOKEN") or None
+
+
+def default_headers(token: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:
+    """Headers sent with every request."""
+    headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    headers.update(extra or {})
+    return headers
+
+
+def seg(value: str) -> str:
+    """Quote one path segment."""
+    return quote(value, safe="")
+
+
+def error_from_response(response: httpx.Response) -> errors.FlowplaneError:
+    """Rebuild the server's error: the class registered for the problem's ``code``.
+
+    Extension members (``current``, ``errors``, ``retryAfterMs``, ...) become ``extra``; an
+    unknown ``code`` falls back to the class of the HTTP status.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {"detail": response.text[:500] or response.reason_phrase}
+    code = str(body.get("code") or "")
+    cls = errors.error_class_for_code(code) if code else errors.FlowplaneError
+    if cls is errors.FlowplaneError:
+        cls = _STATUS_CLASSES.get(response.status_code, errors.FlowplaneError)
+    extra = {k: v for k, v in body.items() if k not in _PROBLEM_MEMBERS}
+    if code and code != cls.code:
+        extra["problem_code"] = code
+    extra.setdefault("http_status", response.status_code)
+    detail = str(body.get("detail") or body.get("title") or f"HTTP {response.status_code}")
+    return cls(detail, **extra)
+
+
+def check(response: httpx.Response) -> httpx.Response:
+    """Raise the rebuilt error for a 4xx/5xx response; return the response otherwise."""
+    if response.status_code >= 400:
+        raise error_from_response(response)
+    return response
+
+
+def _json(response: httpx.Response) -> Any:
+    return response.json()
+
+
+@dataclass
+class Call(Generic[T]):
+    """One API request and how to read its answer."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: list[tuple[str, str]] = field(default_factory=list)
+    json: Any = None
+    content: str | bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def request_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``httpx.Client.request``."""
+        kwargs: dict[str, Any] = {"params": self.params, "headers": self.headers}
+        if self.content is not None:
+            kwargs["content"] = self.content
+        elif self.json is not None:
+            kwargs["json"] = self.json
+        return kwargs
+
+
+def _params(**values: Any) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, list | tuple):
+            out.extend((key, str(v)) for v in value)
+        elif isinstance(value, bool):
+            out.append((key, "true" if value else "false"))
+        else:
+            out.append((key, str(value)))
+    return out
+
+
+def _if_match(version: int | str | None) -> dict[str, str]:
+    if version is None:
+        return {}
+    text = str(version)
+    return {"If-Match": text if text.startswith(('"', "W/")) else f'"{text}"'}
+
+
+def _document_call(method: str, path: str, document: dict[str, Any] | str) -> Call[Any]:
+    if isinstance(document, str):
+        return Call(
+            method, path, _json, content=document, headers={"Content-Type": "application/yaml"}
+        )
+    return Call(method, path, _json, json=document)
+
+
+# --- workflows --------------------------------------------------------------------------
+
+
+def create_workflow(document: dict[str, Any] | str) -> Call[Any]:
+    """``POST /v1/workflows`` with a JSON document or YAML text."""
+    return _document_call("POST", "/v1/workflows", document)
+
+
+def list_workflows(
+    namespace: str | None, limit: int | None, cursor: str | None, name: str | None
+) -> Call[Any]:
+    """``GET /v1/workflows``."""
+    params = _params(namespace=namespace, limit=limit, cursor=cursor, name=name)
+    return Call("GET", "/v1/workflows", _json, params=params)
+
+
+def get_workflow(workflow_id: str) -> Call[Any]:
+    """``GET /v1/workflows/{id}``."""
+    return Call("GET", f"/v1/workflows/{seg(workflow_id)}", _json)
+
+
+def update_workflow(
+    workflow_id: str, document: dict[str, Any] | str, if_match: int | str | None
+) -> Call[Any]:
+    """``PUT /v1/workflows/{id}`` (``If-Match`` = the version you edited)."""
+    call = _document_call("PUT", f"/v1/workflows/{seg(workflow_id)}", document)
+    call.headers.update(_if_match(if_match))
+    return call
+
+
+def delete_workflow(workflow_id: str, if_match: int | str | None) -> Call[None]:
+    """``DELETE /v1/workflows/{id}``."""
+    return Call(
+        "DELETE",
+        f"/v1/workflows/{seg(workflow_id)}",
+        lambda _r: None,
+        headers=_if_match(if_match),
+    )
+
+
+def validate_workflow(document: dict[str, Any] | str) -> Call[Any]:
+    """``POST /v1/workflows/validate``."""
+    return _document_call("POST", "/v1/workflows/validate", document)
+
+
+def import_workflow(document: dict[str, Any] | str) -> Call[Any]:
+    """``POST /v1/workflows/import``."""
+    return _document_call("POST", "/v1/workflows/import", document)
+
+
+def export_workflow(workflow_id: str, fmt: str) -> Call[str]:
+    """``GET /v1/workflows/{id}/export?format=yaml|json`` (the document text)."""
+    return Call(
+        "GET",
+        f"/v1/workflows/{seg(workflow_id)}/export",
+        lambda r: r.text,
+        params=_params(format=fmt),
+        headers={"Accept": "*/*"},
+    )
+
+
+def list_revisions(workflow_id: str) -> Call[Any]:
+    """``GET /v1/workflows/{id}/revisions``."""
+    return Call("GET", f"/v1/workflows/{seg(workflow_id)}/revisions", _json)
+
+
+def get_revision(workflow_id: str, version: int) -> Call[Any]:
+    """``GET /v1/workflows/{id}/revisions/{version}``."""
+    return Call("GET", f"/v1/workflows/{seg(workflow_id)}/revisions/{version}", _json)
+
+
+def restore_revision(workflow_id: str, version: int) -> Call[Any]:
+    """``POST /v1/workflows/{id}/revisions/{version}/restore``."""
+    return Call("POST", f"/v1/workflows/{seg(workflow_id)}/revisions/{version}/restore", _json)
+
+
+def patch_workflow(
+    workflow_id: str, ops: list[dict[str, Any]], if_match: int | str | None
+) -> Call[m.PatchResult]:
+    """``POST /v1/workflows/{id}/operations`` (EditOps)."""
+    return Call(
+        "POST",
+        f"/v1/workflows/{seg(workflow_id)}/operations",
+        lambda r: m.PatchResult.model_validate(r.json()),
+        json={"ops": ops},
+        headers=_if_match(if_match),
+    )
+
+
+def start_workflow_run(
+    workflow_id: str, run_input: Any, idempotency_key: str | None
+) -> Call[m.DispatchResult]:
+    """``POST /v1/workflows/{id}/runs``."""
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    return Call(
+        "POST",
+        f"/v1/workflows/{seg(workflow_id)}/runs",
+        lambda r: m.DispatchResult.model_validate(r.json()),
+        json={"input": run_input},
+        headers=headers,
+    )
+
+
+# --- runs -------------------------------------------------------------------------------
+
+
+def run_workflow(
+    *,
+    workflow_id: str | None,
+    name: str | None,
+    path: str | None,
+    run_input: Any,
+    namespace: str | None,
+    run_id: str | None,
+    idempotency_key: str | None,
+) -> Call[m.DispatchResult]:
+    """``POST /v1/runs``."""
+    given = [v for v in (workflow_id, name, path) if v]
+    if len(given) != 1:
+        raise ValueError("give exactly one of workflow_id, name or path")
+    body: dict[str, Any] = {"input": run_input}
+    for key, value in (
+        ("workflowId", workflow_id),
+        ("workflow", name),
+        ("workflowPath", path),
+        ("namespace", namespace),
+        ("runId", run_id),
+    ):
+        if value is not None:
+            body[key] = value
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    return Call(
+        "POST",
+        "/v1/runs",
+        lambda r: m.DispatchResult.model_validate(r.json()),
+        json=body,
+        headers=headers,
+    )
+
+
+def _run_list(response: httpx.Response) -> m.RunList:
+    runs = [m.Run.model_validate(item) for item in response.json()]
+    return m.RunList(runs=runs, next_cursor=response.headers.get("X-Next-Cursor"))
+
+
+def list_runs(
+    *,
+    status: str | list[str] | None,
+    workflow: str | None,
+    namespace: str | list[str] | None,
+    created_after_ms: int | None,
+    created_before_ms: int | None,
+    limit: int | None,
+    cursor: str | None,
+) -> Call[m.RunList]:
+    """``GET /v1/runs`` (the cursor of the next page comes back in ``X-Next-Cursor``)."""
+    params = _params(
+        status=status,
+        workflow=workflow,
+        namespace=namespace,
+        createdAfter=created_after_ms,
+        createdBefore=created_before_ms,
+        limit=limit,
+        cursor=cursor,
+    )
+    return Call("GET", "/v1/runs", _run_list, params=params)
+
+
+def get_run(run_id: str) -> Call[m.RunDetail]:
+    """``GET /v1/runs/{id}``."""
+    return Call("GET", f"/v1/runs/{seg(run_id)}", lambda r: m.RunDetail.model_validate(r.json()))
+
+
+def get_logs(run_id: str, after: str | None, limit: int | None) -> Call[m.LogPage]:
+    """``GET /v1/runs/{id}/logs``."""
+    return Call(
+        "GET",
+        f"/v1/runs/{seg(run_id)}/logs",
+        lambda r: m.LogPage.model_validate(r.json()),
+        params=_params(after=after, limit=limit),
+    )
+
+
+def get_frames(run_id: str, after_frame_no: int | None, limit: int | None) -> Call[Any]:
+    """``GET /v1/runs/{id}/frames``."""
+    return Call(
+        "GET",
+        f"/v1/runs/{seg(run_id)}/frames",
+        _json,
+        params=_params(afterFrameNo=after_frame_no, limit=limit),
+    )
+
+
+def _run(response: httpx.Response) -> m.Run:
+    return m.Run.model_validate(response.json())
+
+
+def cancel(run_id: str) -> Call[m.Run]:
+    """``POST /v1/runs/{id}/cancel``."""
+    return Call("POST", f"/v1/runs/{seg(run_id)}/cancel", _run)
+
+
+def resume(run_id: str) -> Call[m.Run]:
+    """``POST /v1/runs/{id}/resume``."""
+    return Call("POST", f"/v1/runs/{seg(run_id)}/resume", _run, json={})
+
+
+def retry(run_id: str, use_latest_version: bool) -> Call[m.DispatchResult]:
+    """``POST /v1/runs/{id}/retry``."""
+    return Call(
+        "POST",
+        f"/v1/runs/{seg(run_id)}/retry",
+        lambda r: m.DispatchResult.model_validate(r.json()),
+        json={"useLatestVersion": use_latest_version},
+    )
+
+
+def decide(
+    run_id: str, node_id: str, approved: bool, iteration: int, note: str | None
+) -> Call[m.Approval]:
+    """``POST /v1/runs/{id}/nodes/{nodeId}/approve|deny``."""
+    action = "approve" if approved else "deny"
+    return Call(
+        "POST",
+        f"/v1/runs/{seg(run_id)}/nodes/{seg(node_id)}/{action}",
+        lambda r: m.Approval.model_validate(r.json()),
+        json={"iteration": iteration, "note": note},
+    )
+
+
+def signal(
+    run_id: str, name: str, payload: Any, correlation_id: str | None
+) -> Call[m.SignalResult]:
+    """``POST /v1/runs/{id}/signals/{name}``."""
+    return Call(
+        "POST",
+        f"/v1/runs/{seg(run_id)}/signals/{seg(name)}",
+        lambda r: m.SignalResult.model_validate(r.json()),
+        json={"payload": payload, "correlationId": correlation_id},
+    )
+
+
+def list_approvals(
+    status: str | None, namespace: str | list[str] | None, limit: int | None
+) -> Call[list[m.Approval]]:
+    """``GET /v1/approvals``."""
+    return Call(
+        "GET",
+        "/v1/approvals",
+        lambda r: m.ApprovalList.model_validate(r.json()).approvals,
+        params=_params(status=status, namespace=namespace, limit=limit),
+    )
+
+
+def events_request(run_id: str, after_seq: int) -> tuple[str, dict[str, Any]]:
+    """The path and request options of ``GET /v1/runs/{id}/events`` after ``after_seq``."""
+    headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    if after_seq > 0:
+        headers["Last-Event-ID"] = str(after_seq)
+    timeout = httpx.Timeout(DEFAULT_TIMEOUT_SECONDS, read=STREAM_READ_TIMEOUT_SECONDS)
+    return f"/v1/runs/{seg(run_id)}/events", {
+        "params": {"afterSeq": str(after_seq)},
+        "headers": headers,
+        "timeout": timeout,
+    }
+
+
+STREAM_ERRORS = (httpx.TransportError,)
+"""Errors after which an event stream reconnects from the last ``seq``."""
+MAX_RECONNECTS = 8
+"""Consecutive failed reconnections before an event stream gives up."""
+
+
+def reconnect_delay(failures: int) -> float:
+    """Back-off before reconnection number ``failures`` (0.1 s doubling, at most 5 s)."""
+    return float(min(0.1 * 2 ** max(failures - 1, 0), 5.0))

@@ -1,0 +1,348 @@
+"""The asynchronous Flowplane client (the same methods as :class:`~flowplane.client.Client`).
+
+Example::
+
+    from flowplane.client import AsyncClient
+
+    async with AsyncClient("http://127.0.0.1:8080", token="fp_...") as fp:
+        run = await fp.run_workflow(name="order-followup", input={"order_id": 1})
+        async for event in fp.stream_events(run.run_id):
+            print(event.seq, event.type)
+        print((await fp.wait(run.run_id)).status)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+import httpx_sse
+
+from flowplane.client import _transport as t
+from flowplane.client.models import (
+    Approval,
+    DispatchResult,
+    Event,
+    LogItem,
+    LogPage,
+    PatchResult,
+    Run,
+    RunDetail,
+    RunList,
+    SignalResult,
+)
+
+T = TypeVar("T")
+
+WAIT_POLL_MAX_SECONDS = 1.0
+
+
+class AsyncClient:
+    """An asynchronous client of the Flowplane HTTP API: one method per route.
+
+    Args:
+        base_url: the server (default ``FLOWPLANE_URL``, else ``http://127.0.0.1:8080``).
+        token: an API key or login JWT (default ``FLOWPLANE_TOKEN``).
+        timeout: seconds per request (event streams wait longer between bytes).
+        headers: extra headers for every request.
+        transport: an ``httpx`` transport (tests, proxies).
+
+    Errors come back as the server's exception classes (``RunNotFound``, ``RunNotActive``,
+    ``VersionMismatch``, ...), rebuilt from the problem document's ``code``.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float = t.DEFAULT_TIMEOUT_SECONDS,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = t.resolve_url(base_url)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=t.default_headers(t.resolve_token(token), headers),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def _send(self, call: t.Call[T]) -> T:
+        response = await self._http.request(call.method, call.path, **call.request_kwargs())
+        return call.parse(t.check(response))
+
+    # --- workflows ----------------------------------------------------------------------
+
+    async def create_workflow(self, document: dict[str, Any] | str) -> Any:
+        """Store a new workflow from a document (a mapping, or YAML/JSON text)."""
+        return await self._send(t.create_workflow(document))
+
+    async def list_workflows(
+        self,
+        *,
+        namespace: str | None = None,
+        name: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Any:
+        """List stored workflows."""
+        return await self._send(t.list_workflows(namespace, limit, cursor, name))
+
+    async def get_workflow(self, workflow_id: str) -> Any:
+        """Return a stored workflow."""
+        return await self._send(t.get_workflow(workflow_id))
+
+    async def update_workflow(
+        self,
+        workflow_id: str,
+        document: dict[str, Any] | str,
+        *,
+        if_match: int | str | None = None,
+    ) -> Any:
+        """Replace a workflow's document (``if_match``: the version you edited)."""
+        return await self._send(t.update_workflow(workflow_id, document, if_match))
+
+    async def delete_workflow(self, workflow_id: str, *, if_match: int | str | None = None) -> None:
+        """Delete a workflow."""
+        await self._send(t.delete_workflow(workflow_id, if_match))
+
+    async def validate_workflow(self, document: dict[str, Any] | str) -> Any:
+        """Validate a document without storing it."""
+        return await self._send(t.validate_workflow(document))
+
+    async def import_workflow(self, document: dict[str, Any] | str) -> Any:
+        """Import a workflow document (create or new version)."""
+        return await self._send(t.import_workflow(document))
+
+    async def export_workflow(self, workflow_id: str, *, format: str = "yaml") -> str:
+        """Return a workflow's document as YAML or JSON text."""
+        return await self._send(t.export_workflow(workflow_id, format))
+
+    async def list_revisions(self, workflow_id: str) -> Any:
+        """List a workflow's revisions."""
+        return await self._send(t.list_revisions(workflow_id))
+
+    async def get_revision(self, workflow_id: str, version: int) -> Any:
+        """Return one revision of a workflow."""
+        return await self._send(t.get_revision(workflow_id, version))
+
+    async def restore_revision(self, workflow_id: str, version: int) -> Any:
+        """Make an old revision the current version (as a new version)."""
+        return await self._send(t.restore_revision(workflow_id, version))
+
+    async def patch_workflow(
+        self,
+        workflow_id: str,
+        ops: list[dict[str, Any]],
+        *,
+        if_match: int | str | None = None,
+    ) -> PatchResult:
+        """Apply EditOps; bad ops come back in ``skipped_items`` instead of failing the batch."""
+        return await self._send(t.patch_workflow(workflow_id, ops, if_match))
+
+    async def start_workflow_run(
+        self, workflow_id: str, input: Any = None, *, idempotency_key: str | None = None
+    ) -> DispatchResult:
+        """Start a run of a stored workflow through ``POST /v1/workflows/{id}/runs``."""
+        return await self._send(t.start_workflow_run(workflow_id, input, idempotency_key))
+
+    # --- runs ---------------------------------------------------------------------------
+
+    async def run_workflow(
+        self,
+        workflow_id: str | None = None,
+        *,
+        name: str | None = None,
+        path: str | None = None,
+        input: Any = None,
+        namespace: str | None = None,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> DispatchResult:
+        """Start a run of a stored workflow (by id or ``name``) or of a file under the root."""
+        return await self._send(
+            t.run_workflow(
+                workflow_id=workflow_id,
+                name=name,
+                path=path,
+                run_input=input,
+                namespace=namespace,
+                run_id=run_id,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def list_runs(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        workflow: str | None = None,
+        namespace: str | list[str] | None = None,
+        created_after_ms: int | None = None,
+        created_before_ms: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> RunList:
+        """Return a page of runs, newest first (``next_cursor`` reads the next page)."""
+        return await self._send(
+            t.list_runs(
+                status=status,
+                workflow=workflow,
+                namespace=namespace,
+                created_after_ms=created_after_ms,
+                created_before_ms=created_before_ms,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    async def get_run(self, run_id: str) -> RunDetail:
+        """Describe a run: status, summary, every node with attempts, output and error."""
+        return await self._send(t.get_run(run_id))
+
+    async def get_status(self, run_id: str) -> RunDetail:
+        """Same as :meth:`get_run` (the Smithers client's name)."""
+        return await self.get_run(run_id)
+
+    async def get_logs(
+        self, run_id: str, *, after: str | None = None, limit: int | None = None
+    ) -> LogPage:
+        """Return a page of log lines and attempts."""
+        return await self._send(t.get_logs(run_id, after, limit))
+
+    async def iter_logs(self, run_id: str, *, page_size: int = 200) -> AsyncIterator[LogItem]:
+        """Yield every log item of the run, page after page."""
+        after: str | None = None
+        while True:
+            page = await self.get_logs(run_id, after=after, limit=page_size)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            after = page.next_cursor
+
+    async def get_frames(
+        self, run_id: str, *, after_frame_no: int | None = None, limit: int | None = None
+    ) -> Any:
+        """Return the run's frames (node-state snapshots) after ``after_frame_no``."""
+        return await self._send(t.get_frames(run_id, after_frame_no, limit))
+
+    async def cancel(self, run_id: str) -> Run:
+        """Cancel an active run (``RunNotActive`` when it is terminal)."""
+        return await self._send(t.cancel(run_id))
+
+    async def resume(self, run_id: str) -> Run:
+        """Continue a failed or cancelled run, reusing the outputs it recorded."""
+        return await self._send(t.resume(run_id))
+
+    async def retry(self, run_id: str, *, use_latest_version: bool = False) -> DispatchResult:
+        """Start a new run with the same input (optionally on the latest workflow version)."""
+        return await self._send(t.retry(run_id, use_latest_version))
+
+    async def approve(
+        self, run_id: str, node_id: str, *, iteration: int = 0, note: str | None = None
+    ) -> Approval:
+        """Approve a node waiting for approval."""
+        return await self._send(t.decide(run_id, node_id, True, iteration, note))
+
+    async def deny(
+        self, run_id: str, node_id: str, *, iteration: int = 0, note: str | None = None
+    ) -> Approval:
+        """Deny a node waiting for approval."""
+        return await self._send(t.decide(run_id, node_id, False, iteration, note))
+
+    async def signal(
+        self,
+        run_id: str,
+        name: str,
+        payload: Any = None,
+        *,
+        correlation_id: str | None = None,
+    ) -> SignalResult:
+        """Send a signal to a run."""
+        return await self._send(t.signal(run_id, name, payload, correlation_id))
+
+    async def list_approvals(
+        self,
+        *,
+        status: str | None = "pending",
+        namespace: str | list[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Approval]:
+        """Return approvals, pending first and longest wait first."""
+        return await self._send(t.list_approvals(status, namespace, limit))
+
+    async def stream_events(self, run_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
+        """Yield the run's events from ``after_seq`` on, live, until its terminal event.
+
+        A dropped connection is resumed from the last ``seq`` received, so no event is lost
+        or repeated.
+        """
+        last = after_seq
+        failures = 0
+        while True:
+            path, options = t.events_request(run_id, last)
+            received = False
+            try:
+                async with httpx_sse.aconnect_sse(self._http, "GET", path, **options) as source:
+                    if source.response.status_code >= 400:
+                        await source.response.aread()
+                        raise t.error_from_response(source.response)
+                    async for sse in source.aiter_sse():
+                        if not sse.data:
+                            continue
+                        event = Event.model_validate_json(sse.data)
+                        if event.seq <= last:
+                            continue
+                        last, received, failures = event.seq, True, 0
+                        yield event
+                        if event.is_terminal:
+                            return
+            except t.STREAM_ERRORS:
+                failures += 1
+                if failures > t.MAX_RECONNECTS:
+                    raise
+                await asyncio.sleep(t.reconnect_delay(failures))
+                continue
+            # The server closed the stream without a terminal event (a restart, a proxy).
+            if not received and (await self.get_run(run_id)).is_terminal:
+                return
+            if not received:
+                failures += 1
+                await asyncio.sleep(t.reconnect_delay(failures))
+
+    async def wait(self, run_id: str, timeout: float | None = None) -> RunDetail:
+        """Wait until the run is terminal and return it; ``TimeoutError`` after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            run = await self.get_run(run_id)
+            if run.is_terminal:
+                return run
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"run {run_id} is still {run.status}")
+                delay = min(delay, remaining)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, WAIT_POLL_MAX_SECONDS)

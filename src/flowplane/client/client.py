@@ -1,0 +1,346 @@
+"""The synchronous Flowplane client.
+
+Example::
+
+    from flowplane.client import Client
+
+    with Client("http://127.0.0.1:8080", token="fp_...") as fp:
+        run = fp.run_workflow(name="order-followup", input={"order_id": 1})
+        for event in fp.stream_events(run.run_id):
+            print(event.seq, event.type)
+        print(fp.wait(run.run_id).status)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+import httpx_sse
+
+from flowplane.client import _transport as t
+from flowplane.client.models import (
+    Approval,
+    DispatchResult,
+    Event,
+    LogItem,
+    LogPage,
+    PatchResult,
+    Run,
+    RunDetail,
+    RunList,
+    SignalResult,
+)
+
+T = TypeVar("T")
+
+WAIT_POLL_MAX_SECONDS = 1.0
+
+
+class Client:
+    """A synchronous client of the Flowplane HTTP API: one method per route.
+
+    Args:
+        base_url: the server (default ``FLOWPLANE_URL``, else ``http://127.0.0.1:8080``).
+        token: an API key or login JWT (default ``FLOWPLANE_TOKEN``).
+        timeout: seconds per request (event streams wait longer between bytes).
+        headers: extra headers for every request.
+        transport: an ``httpx`` transport (tests, proxies).
+
+    Errors come back as the server's exception classes (``RunNotFound``, ``RunNotActive``,
+    ``VersionMismatch``, ...), rebuilt from the problem document's ``code``.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float = t.DEFAULT_TIMEOUT_SECONDS,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = t.resolve_url(base_url)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=t.default_headers(t.resolve_token(token), headers),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _send(self, call: t.Call[T]) -> T:
+        response = self._http.request(call.method, call.path, **call.request_kwargs())
+        return call.parse(t.check(response))
+
+    # --- workflows ----------------------------------------------------------------------
+
+    def create_workflow(self, document: dict[str, Any] | str) -> Any:
+        """Store a new workflow from a document (a mapping, or YAML/JSON text)."""
+        return self._send(t.create_workflow(document))
+
+    def list_workflows(
+        self,
+        *,
+        namespace: str | None = None,
+        name: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Any:
+        """List stored workflows."""
+        return self._send(t.list_workflows(namespace, limit, cursor, name))
+
+    def get_workflow(self, workflow_id: str) -> Any:
+        """Return a stored workflow."""
+        return self._send(t.get_workflow(workflow_id))
+
+    def update_workflow(
+        self,
+        workflow_id: str,
+        document: dict[str, Any] | str,
+        *,
+        if_match: int | str | None = None,
+    ) -> Any:
+        """Replace a workflow's document (``if_match``: the version you edited)."""
+        return self._send(t.update_workflow(workflow_id, document, if_match))
+
+    def delete_workflow(self, workflow_id: str, *, if_match: int | str | None = None) -> None:
+        """Delete a workflow."""
+        self._send(t.delete_workflow(workflow_id, if_match))
+
+    def validate_workflow(self, document: dict[str, Any] | str) -> Any:
+        """Validate a document without storing it."""
+        return self._send(t.validate_workflow(document))
+
+    def import_workflow(self, document: dict[str, Any] | str) -> Any:
+        """Import a workflow document (create or new version)."""
+        return self._send(t.import_workflow(document))
+
+    def export_workflow(self, workflow_id: str, *, format: str = "yaml") -> str:
+        """Return a workflow's document as YAML or JSON text."""
+        return self._send(t.export_workflow(workflow_id, format))
+
+    def list_revisions(self, workflow_id: str) -> Any:
+        """List a workflow's revisions."""
+        return self._send(t.list_revisions(workflow_id))
+
+    def get_revision(self, workflow_id: str, version: int) -> Any:
+        """Return one revision of a workflow."""
+        return self._send(t.get_revision(workflow_id, version))
+
+    def restore_revision(self, workflow_id: str, version: int) -> Any:
+        """Make an old revision the current version (as a new version)."""
+        return self._send(t.restore_revision(workflow_id, version))
+
+    def patch_workflow(
+        self,
+        workflow_id: str,
+        ops: list[dict[str, Any]],
+        *,
+        if_match: int | str | None = None,
+    ) -> PatchResult:
+        """Apply EditOps; bad ops come back in ``skipped_items`` instead of failing the batch."""
+        return self._send(t.patch_workflow(workflow_id, ops, if_match))
+
+    def start_workflow_run(
+        self, workflow_id: str, input: Any = None, *, idempotency_key: str | None = None
+    ) -> DispatchResult:
+        """Start a run of a stored workflow through ``POST /v1/workflows/{id}/runs``."""
+        return self._send(t.start_workflow_run(workflow_id, input, idempotency_key))
+
+    # --- runs ---------------------------------------------------------------------------
+
+    def run_workflow(
+        self,
+        workflow_id: str | None = None,
+        *,
+        name: str | None = None,
+        path: str | None = None,
+        input: Any = None,
+        namespace: str | None = None,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> DispatchResult:
+        """Start a run of a stored workflow (by id or ``name``) or of a file under the root."""
+        return self._send(
+            t.run_workflow(
+                workflow_id=workflow_id,
+                name=name,
+                path=path,
+                run_input=input,
+                namespace=namespace,
+                run_id=run_id,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def list_runs(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        workflow: str | None = None,
+        namespace: str | list[str] | None = None,
+        created_after_ms: int | None = None,
+        created_before_ms: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> RunList:
+        """Return a page of runs, newest first (``next_cursor`` reads the next page)."""
+        return self._send(
+            t.list_runs(
+                status=status,
+                workflow=workflow,
+                namespace=namespace,
+                created_after_ms=created_after_ms,
+                created_before_ms=created_before_ms,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    def get_run(self, run_id: str) -> RunDetail:
+        """Describe a run: status, summary, every node with attempts, output and error."""
+        return self._send(t.get_run(run_id))
+
+    def get_status(self, run_id: str) -> RunDetail:
+        """Same as :meth:`get_run` (the Smithers client's name)."""
+        return self.get_run(run_id)
+
+    def get_logs(
+        self, run_id: str, *, after: str | None = None, limit: int | None = None
+    ) -> LogPage:
+        """Return a page of log lines and attempts."""
+        return self._send(t.get_logs(run_id, after, limit))
+
+    def iter_logs(self, run_id: str, *, page_size: int = 200) -> Iterator[LogItem]:
+        """Yield every log item of the run, page after page."""
+        after: str | None = None
+        while True:
+            page = self.get_logs(run_id, after=after, limit=page_size)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            after = page.next_cursor
+
+    def get_frames(
+        self, run_id: str, *, after_frame_no: int | None = None, limit: int | None = None
+    ) -> Any:
+        """Return the run's frames (node-state snapshots) after ``after_frame_no``."""
+        return self._send(t.get_frames(run_id, after_frame_no, limit))
+
+    def cancel(self, run_id: str) -> Run:
+        """Cancel an active run (``RunNotActive`` when it is terminal)."""
+        return self._send(t.cancel(run_id))
+
+    def resume(self, run_id: str) -> Run:
+        """Continue a failed or cancelled run, reusing the outputs it recorded."""
+        return self._send(t.resume(run_id))
+
+    def retry(self, run_id: str, *, use_latest_version: bool = False) -> DispatchResult:
+        """Start a new run with the same input (optionally on the latest workflow version)."""
+        return self._send(t.retry(run_id, use_latest_version))
+
+    def approve(
+        self, run_id: str, node_id: str, *, iteration: int = 0, note: str | None = None
+    ) -> Approval:
+        """Approve a node waiting for approval."""
+        return self._send(t.decide(run_id, node_id, True, iteration, note))
+
+    def deny(
+        self, run_id: str, node_id: str, *, iteration: int = 0, note: str | None = None
+    ) -> Approval:
+        """Deny a node waiting for approval."""
+        return self._send(t.decide(run_id, node_id, False, iteration, note))
+
+    def signal(
+        self,
+        run_id: str,
+        name: str,
+        payload: Any = None,
+        *,
+        correlation_id: str | None = None,
+    ) -> SignalResult:
+        """Send a signal to a run."""
+        return self._send(t.signal(run_id, name, payload, correlation_id))
+
+    def list_approvals(
+        self,
+        *,
+        status: str | None = "pending",
+        namespace: str | list[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Approval]:
+        """Return approvals, pending first and longest wait first."""
+        return self._send(t.list_approvals(status, namespace, limit))
+
+    def stream_events(self, run_id: str, after_seq: int = 0) -> Iterator[Event]:
+        """Yield the run's events from ``after_seq`` on, live, until its terminal event.
+
+        A dropped connection is resumed from the last ``seq`` received, so no event is lost
+        or repeated.
+        """
+        last = after_seq
+        failures = 0
+        while True:
+            path, options = t.events_request(run_id, last)
+            received = False
+            try:
+                with httpx_sse.connect_sse(self._http, "GET", path, **options) as source:
+                    if source.response.status_code >= 400:
+                        source.response.read()
+                        raise t.error_from_response(source.response)
+                    for sse in source.iter_sse():
+                        if not sse.data:
+                            continue
+                        event = Event.model_validate_json(sse.data)
+                        if event.seq <= last:
+                            continue
+                        last, received, failures = event.seq, True, 0
+                        yield event
+                        if event.is_terminal:
+                            return
+            except t.STREAM_ERRORS:
+                failures += 1
+                if failures > t.MAX_RECONNECTS:
+                    raise
+                time.sleep(t.reconnect_delay(failures))
+                continue
+            # The server closed the stream without a terminal event (a restart, a proxy).
+            if not received and self.get_run(run_id).is_terminal:
+                return
+            if not received:
+                failures += 1
+                time.sleep(t.reconnect_delay(failures))
+
+    def wait(self, run_id: str, timeout: float | None = None) -> RunDetail:
+        """Wait until the run is terminal and return it; ``TimeoutError`` after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            run = self.get_run(run_id)
+            if run.is_terminal:
+                return run
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"run {run_id} is still {run.status}")
+                delay = min(delay, remaining)
+            time.sleep(delay)
+            delay = min(delay * 2, WAIT_POLL_MAX_SECONDS)

@@ -1,0 +1,742 @@
+"""Recording node outcomes: fenced completion, successors, foreach items, run status.
+
+Every transition of a run first locks its row, so concurrent completions of two parents of
+one node cannot both miss each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from flowplane.connectors.base import (
+    Directive,
+    StartChildRun,
+    StopRun,
+    WaitForApproval,
+    WaitForSignal,
+    WaitForTimer,
+)
+from flowplane.engine.dispatch import DispatchRequest, claim_ids, dispatch, new_id, plan_of
+from flowplane.engine.faults import maybe_crash
+from flowplane.engine.plan import Plan
+from flowplane.model.document import Workflow
+from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, WAITING_NODE, Row, Tx
+
+MAX_LOG_EVENTS_PER_ATTEMPT = 200
+
+
+@dataclass
+class Outcome:
+    """What executing a claimed node run produced."""
+
+    kind: Literal["success", "failure", "skip", "expand", "directive"]
+    output: Any = None
+    error: dict[str, Any] | None = None
+    retryable: bool = True
+    directive: Directive | None = None
+    items: list[Any] | None = None
+    child_workflow: Workflow | None = None
+    child_document: dict[str, Any] | None = None
+    logs: list[tuple[int, str, str]] = field(default_factory=list)
+    started_at_ms: int | None = None
+
+
+@dataclass
+class Completion:
+    """The result of :func:`complete`."""
+
+    accepted: bool
+    handoff: list[Row] = field(default_factory=list)
+    ready: int = 0
+    run_status: str | None = None
+
+
+class _Effects:
+    """What one transaction made ready, for hand-off and wake-ups."""
+
+    def __init__(self) -> None:
+        self.ready: list[int] = []
+
+
+def complete(
+    tx: Tx,
+    claimed: Row,
+    outcome: Outcome,
+    *,
+    owner: str,
+    handoff: int = 0,
+    lease_ms: int = 30_000,
+) -> Completion:
+    """Record the outcome of a claimed node run, fenced on its lease epoch."""
+    run = tx.lock_run(claimed["run_id"])
+    if run is None or run["status"] in TERMINAL_RUN:
+        return Completion(accepted=False)
+    step = _Step(tx, run, plan_of(tx, run), claimed, outcome, owner)
+    handler = {
+        "failure": step.failure,
+        "skip": step.skip,
+        "expand": step.expand,
+        "directive": step.directive,
+        "success": step.success,
+    }[outcome.kind]
+    if not handler():
+        return Completion(accepted=False)
+    return _finish(tx, run, step.effects, owner, handoff, lease_ms)
+
+
+class _Step:
+    """Applies one outcome to one claimed node run (each method returns whether it applied)."""
+
+    def __init__(
+        self, tx: Tx, run: Row, plan: Plan, claimed: Row, outcome: Outcome, owner: str
+    ) -> None:
+        self.tx, self.run, self.plan, self.row = tx, run, plan, claimed
+        self.outcome, self.owner = outcome, owner
+        self.effects = _Effects()
+        self.node_id: str = claimed["node_id"]
+        self.iteration: int = claimed["iteration"]
+        self.attempt: int = claimed["attempt"]
+        self.ns: str = run["namespace"]
+        self.started = outcome.started_at_ms or claimed.get("started_at_ms")
+
+    def _update(self, **values: Any) -> bool:
+        return self.tx.update_node_run(
+            self.row["id"],
+            expect_status="in-progress",
+            expect_epoch=self.row["lease_epoch"],
+            lease_owner=None,
+            lease_expires_ms=None,
+            **values,
+        )
+
+    def _event(self, type_: str, **payload: Any) -> None:
+        self.tx.event(
+            self.run["id"], self.ns, type_, self.node_id, iteration=self.iteration, **payload
+        )
+
+    def _settled(self, status: str) -> None:
+        self.tx.change(self.run["id"], self.node_id, self.iteration, status, self.attempt)
+        node_settled(self.tx, self.run, self.plan, self.node_id, self.iteration, self.effects)
+
+    def failure(self) -> bool:
+        tx, now = self.tx, self.tx.now_ms
+        policy = self.plan.node(self.node_id).retry_policy
+        will_retry = self.outcome.retryable and self.attempt < policy.max_attempts
+        error = self.outcome.error or {"code": "connector_error", "message": "failed"}
+        if will_retry:
+            delay_ms = int(policy.delay_seconds(self.attempt) * 1000)
+            if not self._update(status="ready", available_at_ms=now + delay_ms, error=error):
+                return False
+            _attempt_row(tx, self.row, "failed", self.owner, self.started, error)
+            _persist_logs(tx, self.run, self.row, self.outcome.logs)
+            tx.change(self.run["id"], self.node_id, self.iteration, "ready", self.attempt)
+            self._event("NodeFailed", attempt=self.attempt, error=error, willRetry=True)
+            self._event("NodeRetrying", attempt=self.attempt + 1, delayMs=delay_ms)
+            tx.notify("ready")
+            return True
+        if not self._update(status="failed", error=error, finished_at_ms=now):
+            return False
+        _attempt_row(tx, self.row, "failed", self.owner, self.started, error)
+        _persist_logs(tx, self.run, self.row, self.outcome.logs)
+        self._event("NodeFailed", attempt=self.attempt, error=error, willRetry=False)
+        self._settled("failed")
+        return True
+
+    def skip(self) -> bool:
+        attempt = max(0, self.attempt - 1)
+        if not self._update(status="skipped", finished_at_ms=self.tx.now_ms, attempt=attempt):
+            return False
+        self._event("NodeSkipped", reason="when")
+        self._settled("skipped")
+        return True
+
+    def success(self) -> bool:
+        output = self.outcome.output
+        if not self._update(
+            status="finished", output=output, error=None, finished_at_ms=self.tx.now_ms
+        ):
+            return False
+        _attempt_row(self.tx, self.row, "finished", self.owner, self.started, None)
+        _persist_logs(self.tx, self.run, self.row, self.outcome.logs)
+        self._event("NodeFinished", attempt=self.attempt, output=output)
+        self._settled("finished")
+        return True
+
+    def expand(self) -> bool:
+        tx, run, node_id = self.tx, self.run, self.node_id
+        items = self.outcome.items or []
+        if not items:
+            self.outcome = Outcome(kind="success", output=[], started_at_ms=self.started)
+            return self.success()
+        # The node-level row stays in progress, unleased, until its items settle.
+        if not self._update():
+            return False
+        limit = self.plan.node(node_id).max_parallel or len(items)
+        # After a rewind, earlier items' attempts stay on record: continue their numbering.
+        previous = tx.max_attempts(run["id"], node_id)
+        rows = [
+            {
+                "run_id": run["id"],
+                "node_id": node_id,
+                "iteration": index,
+                "status": "ready" if index < limit else "pending",
+                "attempt": previous.get(index, 0),
+                "available_at_ms": tx.now_ms,
+                "lease_epoch": 0,
+                "item": item,
+            }
+            for index, item in enumerate(items)
+        ]
+        tx.insert_node_runs(rows)
+        for row in rows:
+            tx.change(run["id"], node_id, row["iteration"], row["status"])
+        for state in tx.node_states(run["id"], [node_id]):
+            if state["status"] == "ready" and state["iteration"] >= 0:
+                self.effects.ready.append(state["id"])
+                tx.event(run["id"], self.ns, "NodeReady", node_id, iteration=state["iteration"])
+        return True
+
+    def directive(self) -> bool:
+        assert self.outcome.directive is not None
+        return _apply_directive(
+            self.tx, self.run, self.plan, self.row, self.outcome, self.owner, self.effects
+        )
+
+
+def _finish(
+    tx: Tx, run: Row, effects: _Effects, owner: str, handoff: int, lease_ms: int
+) -> Completion:
+    maybe_crash("complete")
+    claimed: list[Row] = []
+    if handoff > 0 and effects.ready and run["status"] not in TERMINAL_RUN:
+        claimed = claim_ids(tx, owner, effects.ready[:handoff], lease_ms)
+    if len(effects.ready) > len(claimed):
+        tx.notify("ready")
+    return Completion(
+        accepted=True, handoff=claimed, ready=len(effects.ready), run_status=run["status"]
+    )
+
+
+def _attempt_row(
+    tx: Tx, row: Row, status: str, owner: str | None, started: int | None, error: Any
+) -> None:
+    tx.insert_attempt(
+        {
+            "run_id": row["run_id"],
+            "node_id": row["node_id"],
+            "iteration": row["iteration"],
+            "attempt": max(1, row["attempt"]),
+            "status": status,
+            "worker": owner,
+            "started_at_ms": started,
+            "finished_at_ms": tx.now_ms,
+            "error": error,
+        }
+    )
+
+
+def _persist_logs(tx: Tx, run: Row, row: Row, logs: list[tuple[int, str, str]]) -> None:
+    if not logs:
+        return
+    tx.insert_logs(
+        [
+            {
+                "run_id": run["id"],
+                "node_id": row["node_id"],
+                "iteration": row["iteration"],
+                "attempt": row["attempt"],
+                "level": level,
+                "message": message,
+                "ts_ms": ts,
+            }
+            for ts, level, message in logs
+        ]
+    )
+    for _ts, level, message in logs[:MAX_LOG_EVENTS_PER_ATTEMPT]:
+        tx.event(
+            run["id"],
+            run["namespace"],
+            "NodeLog",
+            row["node_id"],
+            iteration=row["iteration"],
+            level=level,
+            message=message,
+        )
+
+
+def _apply_directive(
+    tx: Tx, run: Row, plan: Plan, claimed: Row, outcome: Outcome, owner: str, effects: _Effects
+) -> bool:
+    directive = outcome.directive
+    node_id, iteration, attempt = claimed["node_id"], claimed["iteration"], claimed["attempt"]
+    ns, now = run["namespace"], tx.now_ms
+    fence: dict[str, Any] = {"expect_status": "in-progress", "expect_epoch": claimed["lease_epoch"]}
+    release: dict[str, Any] = {"lease_owner": None, "lease_expires_ms": None}
+    if isinstance(directive, WaitForTimer):
+        fires = int(directive.fires_at.timestamp() * 1000)
+        wait = {"kind": "timer", "firesAtMs": fires, "output": directive.output}
+        values: dict[str, Any] = {"status": "waiting-timer", "available_at_ms": fires, "wait": wait}
+        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+            return False
+        _persist_logs(tx, run, claimed, outcome.logs)
+        tx.change(run["id"], node_id, iteration, "waiting-timer", attempt)
+        tx.event(run["id"], ns, "NodeWaitingTimer", node_id, iteration=iteration, firesAtMs=fires)
+        tx.notify("ready")
+        update_run_status(tx, run)
+        return True
+    if isinstance(directive, WaitForApproval):
+        wait = {"kind": "approval", "title": directive.title}
+        values = {"status": "waiting-approval", "wait": wait}
+        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+            return False
+        _persist_logs(tx, run, claimed, outcome.logs)
+        existing = tx.get_approval(run["id"], node_id, iteration)
+        approval = {
+            "run_id": run["id"],
+            "namespace": ns,
+            "node_id": node_id,
+            "iteration": iteration,
+            "title": directive.title[:500],
+            "description": directive.description,
+            "on_deny": directive.on_deny,
+            "status": "pending",
+            "requested_at_ms": now,
+            "decided_at_ms": None,
+            "decided_by": None,
+            "note": None,
+        }
+        if existing is None:
+            tx.insert_approval({"id": new_id(), **approval})
+        else:
+            tx.update_approval(existing["id"], **approval)
+        tx.change(run["id"], node_id, iteration, "waiting-approval", attempt)
+        tx.event(
+            run["id"],
+            ns,
+            "NodeWaitingApproval",
+            node_id,
+            iteration=iteration,
+            title=directive.title,
+        )
+        tx.event(
+            run["id"],
+            ns,
+            "ApprovalRequested",
+            node_id,
+            iteration=iteration,
+            title=directive.title,
+            description=directive.description,
+        )
+        update_run_status(tx, run)
+        return True
+    if isinstance(directive, WaitForSignal):
+        wait = {"kind": "signal", "name": directive.name, "correlationId": directive.correlation_id}
+        values = {"status": "waiting-event", "wait": wait}
+        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+            return False
+        _persist_logs(tx, run, claimed, outcome.logs)
+        tx.change(run["id"], node_id, iteration, "waiting-event", attempt)
+        tx.event(
+            run["id"],
+            ns,
+            "NodeWaitingEvent",
+            node_id,
+            iteration=iteration,
+            signal=directive.name,
+            correlationId=directive.correlation_id,
+        )
+        pending = tx.take_signal(run["id"], directive.name, directive.correlation_id)
+        if pending is not None:
+            row = tx.node_row(run["id"], node_id, iteration)
+            assert row is not None
+            _deliver_signal(tx, run, plan, row, pending, effects)
+        else:
+            update_run_status(tx, run)
+        return True
+    if isinstance(directive, StartChildRun):
+        assert outcome.child_workflow is not None and outcome.child_document is not None
+        # The attempt is part of the key: a resumed node starts a fresh child run.
+        child_key = f"child:{run['id']}:{node_id}:{iteration}:{attempt}"
+        child, _created = dispatch(
+            tx,
+            DispatchRequest(
+                workflow=outcome.child_workflow,
+                document=outcome.child_document,
+                input=directive.input,
+                namespace=ns,
+                idempotency_key=child_key,
+                trigger="parent",
+                triggered_by=run.get("triggered_by"),
+                parent=(run["id"], node_id, iteration),
+            ),
+        )
+        wait = {"kind": "child", "runId": child["id"]}
+        values = {"status": "waiting-event", "wait": wait}
+        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+            return False
+        _persist_logs(tx, run, claimed, outcome.logs)
+        tx.change(run["id"], node_id, iteration, "waiting-event", attempt)
+        tx.event(
+            run["id"], ns, "NodeWaitingEvent", node_id, iteration=iteration, childRunId=child["id"]
+        )
+        update_run_status(tx, run)
+        return True
+    if isinstance(directive, StopRun):
+        status = "finished" if directive.status == "finished" else "failed"
+        error = (
+            None
+            if status == "finished"
+            else {
+                "code": "stopped",
+                "message": directive.message or "stopped by node",
+                "nodeId": node_id,
+            }
+        )
+        values = {
+            "status": status,
+            "output": directive.output,
+            "error": error,
+            "finished_at_ms": now,
+        }
+        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+            return False
+        _attempt_row(tx, claimed, status, owner, claimed.get("started_at_ms"), error)
+        _persist_logs(tx, run, claimed, outcome.logs)
+        tx.change(run["id"], node_id, iteration, status, attempt)
+        if status == "finished":
+            tx.event(
+                run["id"],
+                ns,
+                "NodeFinished",
+                node_id,
+                iteration=iteration,
+                attempt=attempt,
+                output=directive.output,
+            )
+        else:
+            tx.event(
+                run["id"],
+                ns,
+                "NodeFailed",
+                node_id,
+                iteration=iteration,
+                attempt=attempt,
+                error=error,
+                willRetry=False,
+            )
+        _stop_run(tx, run, plan, status, error)
+        return True
+    raise TypeError(f"unknown directive {directive!r}")  # pragma: no cover
+
+
+def node_settled(
+    tx: Tx, run: Row, plan: Plan, node_id: str, iteration: int, effects: _Effects
+) -> None:
+    """React to a node run reaching a terminal state: foreach bookkeeping, successors, run."""
+    if node_id in plan.foreach and iteration >= 0:
+        _item_settled(tx, run, plan, node_id, effects)
+        return
+    _evaluate_successors(tx, run, plan, node_id, effects)
+    update_run_status(tx, run)
+
+
+def _item_settled(tx: Tx, run: Row, plan: Plan, node_id: str, effects: _Effects) -> None:
+    states = tx.node_states(run["id"], [node_id])
+    level = next(s for s in states if s["iteration"] == -1)
+    items = sorted((s for s in states if s["iteration"] >= 0), key=lambda s: s["iteration"])
+    in_flight = sum(
+        1 for s in items if s["status"] not in TERMINAL_NODE and s["status"] != "pending"
+    )
+    limit = plan.node(node_id).max_parallel or len(items)
+    ns = run["namespace"]
+    for state in items:
+        if in_flight >= limit:
+            break
+        if state["status"] == "pending":
+            if tx.update_node_run(
+                state["id"], expect_status="pending", status="ready", available_at_ms=tx.now_ms
+            ):
+                in_flight += 1
+                effects.ready.append(state["id"])
+                tx.change(run["id"], node_id, state["iteration"], "ready")
+                tx.event(run["id"], ns, "NodeReady", node_id, iteration=state["iteration"])
+    if any(s["status"] not in TERMINAL_NODE for s in items):
+        update_run_status(tx, run)
+        return
+    if level["status"] in TERMINAL_NODE:
+        return
+    outputs = tx.node_outputs(run["id"], [node_id])
+    result = [outputs[(node_id, s["iteration"])][1] for s in items]
+    failed = [s for s in items if s["status"] == "failed"]
+    if failed:
+        first = outputs[(node_id, failed[0]["iteration"])][2] or {}
+        error = {
+            "code": "foreach_item_failed",
+            "message": f"{len(failed)} of {len(items)} items failed; first: "
+            f"[{failed[0]['iteration']}] {first.get('message', '')}",
+            "failedIterations": [s["iteration"] for s in failed],
+        }
+        tx.update_node_run(
+            level["id"], status="failed", output=result, error=error, finished_at_ms=tx.now_ms
+        )
+        tx.change(run["id"], node_id, -1, "failed", level["attempt"])
+        tx.event(
+            run["id"],
+            ns,
+            "NodeFailed",
+            node_id,
+            iteration=-1,
+            attempt=level["attempt"],
+            error=error,
+            willRetry=False,
+        )
+    else:
+        tx.update_node_run(level["id"], status="finished", output=result, finished_at_ms=tx.now_ms)
+        tx.change(run["id"], node_id, -1, "finished", level["attempt"])
+        tx.event(
+            run["id"],
+            ns,
+            "NodeFinished",
+            node_id,
+            iteration=-1,
+            attempt=level["attempt"],
+            output=result,
+        )
+    _evaluate_successors(tx, run, plan, node_id, effects)
+    update_run_status(tx, run)
+
+
+def trigger_decision(rule: str, upstream: list[tuple[str, bool]]) -> str | None:
+    """Decide a pending node from its upstream ``(status, continues_on_error)`` pairs.
+
+    Returns ``"ready"``, ``"skipped"`` or ``None`` (not decidable yet).
+    """
+    done = all(status in TERMINAL_NODE for status, _ in upstream)
+    ok = [status == "finished" or (status == "failed" and cont) for status, cont in upstream]
+    failed = [status == "failed" and not cont for status, cont in upstream]
+    if rule == "one_success":
+        if any(ok):
+            return "ready"
+        return "skipped" if done else None
+    if not done:
+        return None
+    if rule == "all_done":
+        return "ready"
+    if rule == "none_failed":
+        return "skipped" if any(failed) else "ready"
+    return "ready" if all(ok) else "skipped"
+
+
+def _evaluate_successors(tx: Tx, run: Row, plan: Plan, settled: str, effects: _Effects) -> None:
+    frontier = [settled]
+    ns = run["namespace"]
+    while frontier:
+        successors: list[str] = []
+        for node_id in frontier:
+            for succ in plan.graph.downstream(node_id):
+                if succ not in successors:
+                    successors.append(succ)
+        if not successors:
+            return
+        needed = set(successors)
+        for succ in successors:
+            needed.update(plan.graph.upstream(succ))
+        states = {
+            s["node_id"]: s
+            for s in tx.node_states(run["id"], needed)
+            if s["iteration"] == plan.level_iteration(s["node_id"])
+        }
+        frontier = []
+        for succ in successors:
+            state = states.get(succ)
+            if state is None or state["status"] != "pending":
+                continue
+            upstream = [
+                (states[u]["status"] if u in states else "pending", plan.continues_on_error(u))
+                for u in plan.graph.upstream(succ)
+            ]
+            decision = trigger_decision(plan.node(succ).trigger_rule, upstream)
+            if decision is None:
+                continue
+            iteration = state["iteration"]
+            if decision == "ready":
+                if tx.update_node_run(
+                    state["id"], expect_status="pending", status="ready", available_at_ms=tx.now_ms
+                ):
+                    effects.ready.append(state["id"])
+                    tx.change(run["id"], succ, iteration, "ready")
+                    tx.event(run["id"], ns, "NodeReady", succ, iteration=iteration)
+            elif tx.update_node_run(
+                state["id"], expect_status="pending", status="skipped", finished_at_ms=tx.now_ms
+            ):
+                tx.change(run["id"], succ, iteration, "skipped")
+                tx.event(
+                    run["id"], ns, "NodeSkipped", succ, iteration=iteration, reason="trigger_rule"
+                )
+                frontier.append(succ)
+
+
+_WAIT_RANK = {"waiting-approval": 3, "waiting-event": 2, "waiting-timer": 1}
+
+
+def update_run_status(tx: Tx, run: Row) -> None:
+    """Recompute the run's status from its node runs; finish it when nothing is left."""
+    if run["status"] in TERMINAL_RUN:
+        return
+    counts = tx.status_counts(run["id"])
+    active = {s: n for s, n in counts.items() if s not in TERMINAL_NODE and n > 0}
+    if not active:
+        _finish_run(tx, run)
+        return
+    if "ready" in active or "in-progress" in active or set(active) <= {"pending", "aggregate"}:
+        status = "running"
+    else:
+        waits = [s for s in active if s in WAITING_NODE]
+        status = max(waits, key=lambda s: _WAIT_RANK[s]) if waits else "running"
+    if status != run["status"]:
+        previous = run["status"]
+        tx.update_run(run["id"], status=status)
+        run["status"] = status
+        tx.event(run["id"], run["namespace"], "RunStatusChanged", status=status, previous=previous)
+
+
+def _finish_run(tx: Tx, run: Row) -> None:
+    plan = plan_of(tx, run)
+    rows = tx.node_states(run["id"])
+    level_rows = [r for r in rows if r["iteration"] == plan.level_iteration(r["node_id"])]
+    failed = [
+        r
+        for r in level_rows
+        if r["status"] == "failed" and not plan.continues_on_error(r["node_id"])
+    ]
+    leaves = plan.graph.leaves()
+    outputs = tx.node_outputs(run["id"], [*leaves, *(r["node_id"] for r in failed)])
+    output = {
+        leaf: outputs[(leaf, plan.level_iteration(leaf))][1]
+        for leaf in leaves
+        if outputs.get((leaf, plan.level_iteration(leaf)), ("",))[0] == "finished"
+    }
+    if failed:
+        first = min(failed, key=lambda r: r["id"])
+        node_error = outputs.get((first["node_id"], first["iteration"]), ("", None, None))[2] or {}
+        error = {
+            "code": node_error.get("code", "node_failed"),
+            "message": f"node {first['node_id']!r} failed: {node_error.get('message', '')}",
+            "nodeId": first["node_id"],
+        }
+        _close_run(tx, run, "failed", output, error)
+    else:
+        _close_run(tx, run, "finished", output, None)
+
+
+def _close_run(tx: Tx, run: Row, status: str, output: Any, error: Any) -> None:
+    tx.update_run(run["id"], status=status, output=output, error=error, finished_at_ms=tx.now_ms)
+    previous = run["status"]
+    run["status"] = status
+    ns = run["namespace"]
+    if status == "finished":
+        tx.event(run["id"], ns, "RunFinished", output=output)
+    elif status == "failed":
+        tx.event(run["id"], ns, "RunFailed", error=error)
+    elif status == "cancelled":
+        tx.event(run["id"], ns, "RunCancelled", previous=previous)
+    else:
+        tx.event(run["id"], ns, "RunTimedOut", error=error)
+    if run.get("parent_run_id"):
+        _child_settled(tx, run, status, output, error)
+
+
+def _stop_run(tx: Tx, run: Row, plan: Plan, status: str, error: Any) -> None:
+    """End the run early (StopRun): leftover work is skipped or cancelled."""
+    rows = tx.node_states(run["id"])
+    for row in rows:
+        if row["status"] in TERMINAL_NODE:
+            continue
+        new = "skipped" if row["status"] in ("pending", "ready") else "cancelled"
+        tx.update_node_run(
+            row["id"], status=new, lease_owner=None, lease_expires_ms=None, finished_at_ms=tx.now_ms
+        )
+        tx.change(run["id"], row["node_id"], row["iteration"], new, row["attempt"])
+    tx.update_approvals(
+        run["id"], status_from="pending", status="cancelled", decided_at_ms=tx.now_ms
+    )
+    outputs = tx.node_outputs(run["id"], plan.graph.leaves())
+    output = {k[0]: v[1] for k, v in outputs.items() if v[0] == "finished"}
+    tx.notify("cancel", run["id"])
+    _close_run(tx, run, status, output, error)
+
+
+def _child_settled(tx: Tx, child: Row, status: str, output: Any, error: Any) -> None:
+    parent = tx.lock_run(child["parent_run_id"])
+    if parent is None or parent["status"] in TERMINAL_RUN:
+        return
+    row = tx.node_row(parent["id"], child["parent_node_id"], child["parent_iteration"])
+    if row is None or row["status"] != "waiting-event":
+        return
+    plan = plan_of(tx, parent)
+    effects = _Effects()
+    ns = parent["namespace"]
+    if status == "finished":
+        _settle_waiting(tx, parent, plan, row, "finished", output, None)
+    else:
+        err = {
+            "code": "child_run_failed",
+            "message": f"sub-workflow run {child['id']} ended {status}: "
+            f"{(error or {}).get('message', '')}".strip(),
+            "childRunId": child["id"],
+            "childStatus": status,
+        }
+        _settle_waiting(tx, parent, plan, row, "failed", None, err)
+    node_settled(tx, parent, plan, row["node_id"], row["iteration"], effects)
+    if effects.ready:
+        tx.notify("ready")
+    del ns
+
+
+def _settle_waiting(
+    tx: Tx, run: Row, plan: Plan, row: Row, status: str, output: Any, error: Any
+) -> None:
+    """Finish (or fail) a node run that was waiting; the caller evaluates successors."""
+    tx.update_node_run(
+        row["id"],
+        status=status,
+        output=output,
+        error=error,
+        finished_at_ms=tx.now_ms,
+        available_at_ms=tx.now_ms,
+    )
+    _attempt_row(tx, row, status, None, row.get("started_at_ms"), error)
+    tx.change(run["id"], row["node_id"], row["iteration"], status, row["attempt"])
+    if status == "finished":
+        tx.event(
+            run["id"],
+            run["namespace"],
+            "NodeFinished",
+            row["node_id"],
+            iteration=row["iteration"],
+            attempt=row["attempt"],
+            output=output,
+        )
+    else:
+        tx.event(
+            run["id"],
+            run["namespace"],
+            "NodeFailed",
+            row["node_id"],
+            iteration=row["iteration"],
+            attempt=row["attempt"],
+            error=error,
+            willRetry=False,
+        )
+
+
+def _deliver_signal(tx: Tx, run: Row, plan: Plan, row: Row, signal: Row, effects: _Effects) -> None:
+    tx.consume_signal(signal["id"], row["node_id"], row["iteration"])
+    output = {
+        "name": signal["name"],
+        "payload": signal["payload"],
+        "correlationId": signal["correlation_id"],
+    }
+    _settle_waiting(tx, run, plan, row, "finished", output, None)
+    node_settled(tx, run, plan, row["node_id"], row["iteration"], effects)

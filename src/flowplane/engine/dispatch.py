@@ -1,0 +1,209 @@
+"""Starting runs and claiming node runs (each function runs inside one transaction)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from flowplane.engine.faults import maybe_crash
+from flowplane.engine.plan import Plan, plans
+from flowplane.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+)
+from flowplane.model.document import Workflow
+from flowplane.store import schema as t
+from flowplane.store.tx import Row, Tx
+
+
+def new_id() -> str:
+    """Return a new, roughly time-ordered id (UUIDv7 layout)."""
+    ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    rand = uuid.uuid4().int & ((1 << 74) - 1)
+    value = (
+        (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    )
+    return str(uuid.UUID(int=value))
+
+
+def plan_of(tx: Tx, run: Row) -> Plan:
+    """Return the plan of a locked run row (cached)."""
+    plan = plans.get(run["id"])
+    if plan is not None:
+        return plan
+    document = run.get("document")
+    if document is None:
+        full = tx.get_run(run["id"])
+        assert full is not None
+        document = full["document"]
+    result = plans.get(run["id"], document)
+    assert result is not None
+    return result
+
+
+@dataclass
+class DispatchRequest:
+    """Everything needed to start a run."""
+
+    workflow: Workflow
+    document: dict[str, Any]
+    input: dict[str, Any]
+    namespace: str
+    run_id: str | None = None
+    workflow_id: str | None = None
+    workflow_version: int | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    trigger: str = "api"
+    triggered_by: str | None = None
+    parent: tuple[str, str, int] | None = None
+    source_path: str | None = None
+    forked_from: str | None = None
+
+
+def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
+    """Insert a run with its node runs and mark the roots ready.
+
+    Returns ``(run row, created)``; ``created`` is false when the idempotency key (or the
+    explicit run id) names a run that already exists.
+    """
+    if req.idempotency_key:
+        existing = tx.find_run_by_idempotency(req.namespace, req.idempotency_key)
+        if existing is not None:
+            if req.request_hash and existing["request_hash"] not in (None, req.request_hash):
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was already used with a different request",
+                    runId=existing["id"],
+                )
+            return existing, False
+    if req.run_id is not None:
+        existing = tx.get_run(req.run_id)
+        if existing is not None:
+            if existing["workflow_name"] != req.workflow.name:
+                raise Conflict(f"run id {req.run_id!r} is already used by another workflow")
+            return existing, False
+    run_id = req.run_id or new_id()
+    plan = Plan.build(req.workflow)
+    plans.put(run_id, plan)
+    now = tx.now_ms
+    timeout = req.workflow.timeout_seconds
+    parent_run, parent_node, parent_iteration = req.parent or (None, None, None)
+    run: Row = {
+        "id": run_id,
+        "namespace": req.namespace,
+        "workflow_id": req.workflow_id,
+        "workflow_name": req.workflow.name,
+        "workflow_version": req.workflow_version,
+        "document": req.document,
+        "input": req.input,
+        "status": "running",
+        "parent_run_id": parent_run,
+        "parent_node_id": parent_node,
+        "parent_iteration": parent_iteration,
+        "idempotency_key": req.idempotency_key,
+        "request_hash": req.request_hash,
+        "trigger": req.trigger,
+        "triggered_by": req.triggered_by,
+        "source_path": req.source_path,
+        "forked_from": req.forked_from,
+        "frame_no": 0,
+        "created_at_ms": now,
+        "started_at_ms": now,
+        "updated_at_ms": now,
+        "deadline_ms": now + int(timeout * 1000) if timeout else None,
+    }
+    tx.insert_run(run)
+    roots = set(plan.graph.roots())
+    rows: list[dict[str, Any]] = []
+    for node in plan.workflow.nodes:
+        status = "ready" if node.id in roots else "pending"
+        rows.append(
+            {
+                "run_id": run_id,
+                "node_id": node.id,
+                "iteration": plan.level_iteration(node.id),
+                "status": status,
+                "attempt": 0,
+                "available_at_ms": now,
+                "lease_epoch": 0,
+            }
+        )
+    tx.insert_node_runs(rows)
+    tx.event(
+        run_id,
+        req.namespace,
+        "RunStarted",
+        workflowName=req.workflow.name,
+        workflowVersion=req.workflow_version,
+        parentRunId=parent_run,
+    )
+    for row in rows:
+        tx.change(run_id, row["node_id"], row["iteration"], row["status"])
+        if row["status"] == "ready":
+            tx.event(run_id, req.namespace, "NodeReady", row["node_id"], iteration=row["iteration"])
+    tx.notify("ready")
+    return run, True
+
+
+def claim(tx: Tx, owner: str, limit: int, lease_ms: int) -> list[Row]:
+    """Lease due node runs to ``owner`` and record ``NodeStarted`` for each."""
+    rows = tx.claim(owner, limit, lease_ms)
+    _record_started(tx, rows)
+    if rows:
+        maybe_crash("claim")
+    return rows
+
+
+def _record_started(tx: Tx, rows: list[Row]) -> None:
+    if not rows:
+        return
+    namespaces = _namespaces(tx, {r["run_id"] for r in rows})
+    for row in rows:
+        if (row.get("wait") or {}).get("kind") == "timer":
+            continue
+        ns = namespaces.get(row["run_id"], "default")
+        tx.change(row["run_id"], row["node_id"], row["iteration"], "in-progress", row["attempt"])
+        tx.event(
+            row["run_id"],
+            ns,
+            "NodeStarted",
+            row["node_id"],
+            iteration=row["iteration"],
+            attempt=row["attempt"],
+        )
+
+
+def _namespaces(tx: Tx, run_ids: set[str]) -> dict[str, str]:
+
+    from flowplane.store import schema as t
+
+    query = sa.select(t.runs.c.id, t.runs.c.namespace).where(t.runs.c.id.in_(list(run_ids)))
+    return {r.id: r.namespace for r in tx.conn.execute(query)}
+
+
+def claim_ids(tx: Tx, owner: str, row_ids: list[int], lease_ms: int) -> list[Row]:
+    """Lease specific ready node runs (the completing worker's hand-off)."""
+
+    if not row_ids:
+        return []
+    c = t.node_runs.c
+    rows = tx.conn.execute(
+        t.node_runs.update()
+        .where(c.id.in_(row_ids), c.status == "ready", c.available_at_ms <= tx.now_ms)
+        .values(
+            status="in-progress",
+            lease_owner=owner,
+            lease_expires_ms=tx.now_ms + lease_ms,
+            lease_epoch=c.lease_epoch + 1,
+            attempt=c.attempt + 1,
+            started_at_ms=tx.now_ms,
+        )
+        .returning(*t.node_runs.c)
+    )
+    claimed = sorted((dict(r._mapping) for r in rows), key=lambda r: r["id"])
+    _record_started(tx, claimed)
+    return claimed

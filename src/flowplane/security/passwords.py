@@ -1,0 +1,44 @@
+"""Password hashing with Argon2id (argon2-cffi, RFC 9106 low-memory profile)."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from flowplane.errors import InvalidInput
+
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_CHARS = 1024
+
+_hasher = PasswordHasher()
+# Verified when the user does not exist, so a login takes as long either way.
+_DUMMY_HASH = _hasher.hash("flowplane-dummy-password")
+
+
+def check_password_policy(password: str) -> None:
+    """Raise ``InvalidInput`` when ``password`` is too short or too long."""
+    if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
+        raise InvalidInput(
+            f"a password needs {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
+        )
+
+
+def hash_password(password: str) -> str:
+    """Return the Argon2id hash of ``password`` (after the length policy)."""
+    check_password_policy(password)
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches ``password_hash`` (``None``: burn the same time, fail)."""
+    if len(password) > MAX_PASSWORD_CHARS:
+        return False
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """Whether the hash was made with weaker parameters than the current ones."""
+    return _hasher.check_needs_rehash(password_hash)

@@ -1,0 +1,125 @@
+"""Key-value rows: small named operations over the ``kv`` table.
+
+Expired entries are invisible: readers filter on ``expires_at_ms``, and writers delete an
+expired row they meet before treating the key as absent. Writers lock the row they change
+(``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite writers already hold the database lock from
+``BEGIN IMMEDIATE``), so read-modify-write sequences such as increments lose no update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from flowplane.store import schema as t
+from flowplane.store.tx import Row, Tx
+
+
+def _live(tx: Tx) -> sa.ColumnElement[bool]:
+    c = t.kv.c
+    return sa.or_(c.expires_at_ms.is_(None), c.expires_at_ms > tx.now_ms)
+
+
+def get(tx: Tx, namespace: str, key: str) -> Row | None:
+    """Return the live entry ``key`` of ``namespace`` (``None`` when absent or expired)."""
+    c = t.kv.c
+    row = tx.conn.execute(
+        sa.select(t.kv).where(c.namespace == namespace, c.key == key, _live(tx))
+    ).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def lock(tx: Tx, namespace: str, key: str) -> Row | None:
+    """Return the entry locked for update; an expired entry is deleted and ``None`` returned.
+
+    The returned row carries ``expired_version`` when an expired entry was removed, so a
+    re-created key continues its version sequence instead of restarting it.
+    """
+    c = t.kv.c
+    query = sa.select(t.kv).where(c.namespace == namespace, c.key == key)
+    if tx.dialect == "postgresql":
+        query = query.with_for_update()
+    row = tx.conn.execute(query).first()
+    if row is None:
+        return None
+    data = dict(row._mapping)
+    if data["expires_at_ms"] is not None and data["expires_at_ms"] <= tx.now_ms:
+        tx.conn.execute(t.kv.delete().where(c.namespace == namespace, c.key == key))
+        return {"expired_version": data["version"]}
+    return data
+
+
+def insert(tx: Tx, values: dict[str, Any]) -> None:
+    """Insert an entry (a concurrent insert of the same key is a unique violation)."""
+    tx.conn.execute(t.kv.insert().values(**values))
+
+
+def update(tx: Tx, namespace: str, key: str, *, expect_version: int, **values: Any) -> bool:
+    """Update an entry if its version is still ``expect_version``; return whether it did."""
+    c = t.kv.c
+    res = tx.conn.execute(
+        t.kv.update()
+        .where(c.namespace == namespace, c.key == key, c.version == expect_version)
+        .values(**values)
+    )
+    return bool(res.rowcount)
+
+
+def delete(tx: Tx, namespace: str, key: str) -> bool:
+    """Delete an entry; return whether it existed."""
+    c = t.kv.c
+    res = tx.conn.execute(t.kv.delete().where(c.namespace == namespace, c.key == key))
+    return bool(res.rowcount)
+
+
+def listing(
+    tx: Tx,
+    namespace: str,
+    *,
+    prefix: str | None = None,
+    after: str | None = None,
+    limit: int = 100,
+) -> list[Row]:
+    """Return live entries of ``namespace`` ordered by key, after the cursor key."""
+    c = t.kv.c
+    query = sa.select(t.kv).where(c.namespace == namespace, _live(tx))
+    if prefix:
+        query = query.where(c.key.like(escape_like(prefix) + "%", escape="\\"))
+    if after is not None:
+        query = query.where(c.key > after)
+    query = query.order_by(c.key).limit(limit)
+    return [dict(r._mapping) for r in tx.conn.execute(query)]
+
+
+def purge_expired(tx: Tx, limit: int = 1000) -> int:
+    """Delete up to ``limit`` expired entries; return how many."""
+    c = t.kv.c
+    expired = (
+        sa.select(c.namespace, c.key)
+        .where(c.expires_at_ms.is_not(None), c.expires_at_ms <= tx.now_ms)
+        .limit(limit)
+    )
+    rows = [(r.namespace, r.key) for r in tx.conn.execute(expired)]
+    for namespace, key in rows:
+        tx.conn.execute(
+            t.kv.delete().where(
+                c.namespace == namespace, c.key == key, c.expires_at_ms <= tx.now_ms
+            )
+        )
+    return len(rows)
+
+
+def namespaces_with_keys(tx: Tx, namespaces: Sequence[str] | None = None) -> list[str]:
+    """Return the namespaces holding at least one entry."""
+    c = t.kv.c
+    query = sa.select(c.namespace).distinct().order_by(c.namespace)
+    if namespaces is not None:
+        query = query.where(c.namespace.in_(list(namespaces)))
+    return [r[0] for r in tx.conn.execute(query)]
+
+
+def escape_like(text: str) -> str:
+    """Escape ``%``, ``_`` and ``\\`` for a ``LIKE ... ESCAPE '\\'`` pattern."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

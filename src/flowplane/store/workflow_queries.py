@@ -1,0 +1,122 @@
+"""Queries on stored workflows and their revisions (each takes the open transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from flowplane.store import schema as t
+from flowplane.store.tx import Row, Tx
+
+
+def get_workflow_row(tx: Tx, workflow_id: str, *, include_deleted: bool = False) -> Row | None:
+    """Return the workflow row ``workflow_id`` (``None`` when absent or soft-deleted)."""
+    c = t.workflows.c
+    query = sa.select(t.workflows).where(c.id == workflow_id)
+    if not include_deleted:
+        query = query.where(c.deleted_at_ms.is_(None))
+    row = tx.conn.execute(query).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def get_workflow_by_name(tx: Tx, namespace: str, name: str) -> Row | None:
+    """Return the live workflow called ``name`` in ``namespace``."""
+    c = t.workflows.c
+    row = tx.conn.execute(
+        sa.select(t.workflows).where(
+            c.namespace == namespace, c.name == name, c.deleted_at_ms.is_(None)
+        )
+    ).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def list_workflow_rows(
+    tx: Tx,
+    *,
+    namespaces: Sequence[str] | None = None,
+    after_id: str | None = None,
+    limit: int = 50,
+) -> list[Row]:
+    """Return live workflows ordered by id (creation order); ``after_id`` is the cursor."""
+    c = t.workflows.c
+    query = sa.select(t.workflows).where(c.deleted_at_ms.is_(None))
+    if namespaces is not None:
+        query = query.where(c.namespace.in_(list(namespaces)))
+    if after_id is not None:
+        query = query.where(c.id > after_id)
+    query = query.order_by(c.id).limit(limit)
+    return [dict(r._mapping) for r in tx.conn.execute(query)]
+
+
+def insert_workflow(tx: Tx, values: dict[str, Any]) -> None:
+    """Insert a workflow row."""
+    tx.conn.execute(t.workflows.insert().values(**values))
+
+
+def update_workflow_if_version(
+    tx: Tx, workflow_id: str, expected_version: int, values: dict[str, Any]
+) -> bool:
+    """Update a live workflow only if its version is still ``expected_version``.
+
+    Returns whether the row was updated (a compare-and-swap: safe without a row lock).
+    """
+    c = t.workflows.c
+    result = tx.conn.execute(
+        t.workflows.update()
+        .where(c.id == workflow_id, c.version == expected_version, c.deleted_at_ms.is_(None))
+        .values(**values)
+    )
+    return bool(result.rowcount == 1)
+
+
+def soft_delete_workflow(tx: Tx, workflow_id: str, deleted_at_ms: int) -> bool:
+    """Mark a live workflow deleted; return whether it was live."""
+    c = t.workflows.c
+    result = tx.conn.execute(
+        t.workflows.update()
+        .where(c.id == workflow_id, c.deleted_at_ms.is_(None))
+        .values(deleted_at_ms=deleted_at_ms, updated_at_ms=deleted_at_ms)
+    )
+    return bool(result.rowcount == 1)
+
+
+def insert_revision(
+    tx: Tx,
+    *,
+    workflow_id: str,
+    version: int,
+    document: dict[str, Any],
+    created_at_ms: int,
+    created_by: str | None,
+    message: str | None,
+) -> None:
+    """Record the document of one workflow version."""
+    tx.conn.execute(
+        t.workflow_revisions.insert().values(
+            workflow_id=workflow_id,
+            version=version,
+            document=document,
+            created_at_ms=created_at_ms,
+            created_by=created_by,
+            message=message[:500] if message else None,
+        )
+    )
+
+
+def list_revision_rows(tx: Tx, workflow_id: str) -> list[Row]:
+    """Return the revisions of a workflow without their documents, newest first."""
+    c = t.workflow_revisions.c
+    cols = [col for col in t.workflow_revisions.c if col.name != "document"]
+    query = sa.select(*cols).where(c.workflow_id == workflow_id).order_by(c.version.desc())
+    return [dict(r._mapping) for r in tx.conn.execute(query)]
+
+
+def get_revision_row(tx: Tx, workflow_id: str, version: int) -> Row | None:
+    """Return one revision with its document."""
+    c = t.workflow_revisions.c
+    row = tx.conn.execute(
+        sa.select(t.workflow_revisions).where(c.workflow_id == workflow_id, c.version == version)
+    ).first()
+    return dict(row._mapping) if row is not None else None

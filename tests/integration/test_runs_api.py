@@ -1,0 +1,346 @@
+"""The runs API on both backends: dispatch, list, describe, logs, SSE, steering, approvals."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runs_support import (
+    APPROVAL_WORKFLOW,
+    EXECUTOR,
+    FLAKY_WORKFLOW,
+    LOG_WORKFLOW,
+    OTHER_NS,
+    SIGNAL_WORKFLOW,
+    VIEWER,
+    Api,
+    started_api,
+)
+
+
+@pytest.fixture
+async def api(db: tuple[str, str], tmp_path: Path) -> AsyncIterator[Api]:
+    root = tmp_path / "root"
+    root.mkdir()
+    async with started_api(db, root) as started:
+        yield started
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    """Return ``[{id, event, data}]`` of an SSE body (comments and retry lines skipped)."""
+    messages: list[dict[str, Any]] = []
+    for block in text.split("\n\n"):
+        fields: dict[str, Any] = {}
+        for line in block.splitlines():
+            if line.startswith(":") or ":" not in line:
+                continue
+            key, _, value = line.partition(":")
+            fields[key] = value.removeprefix(" ")
+        if "data" in fields:
+            fields["data"] = json.loads(fields["data"])
+            messages.append(fields)
+    return messages
+
+
+async def test_dispatch_by_path_and_describe(api: Api) -> None:
+    run_id = await api.dispatch_file("hello.yaml", LOG_WORKFLOW, {"who": "ada"})
+    body = await api.wait_status(run_id, "finished")
+    assert body["runId"] == run_id
+    assert body["workflowName"] == "three-logs"
+    assert body["summary"] == {"finished": 3}
+    assert body["nodesTotal"] == 3 and body["nodesExecuted"] == 3
+    assert body["durationMs"] >= 0 and body["startedAtMs"] <= body["finishedAtMs"]
+    assert body["input"] == {"who": "ada"}
+    assert body["createdAt"].endswith("Z")
+    nodes = {n["nodeId"]: n for n in body["nodes"]}
+    assert nodes["c"]["output"] == {"greeted": "ada"}
+    assert nodes["a"]["state"] == "finished" and nodes["a"]["attempt"] == 1
+    assert nodes["a"]["attempts"][0]["status"] == "finished"
+    assert nodes["a"]["durationMs"] is not None
+
+
+async def test_workflow_path_must_stay_under_root(api: Api, tmp_path: Path) -> None:
+    (tmp_path / "outside.yaml").write_text(LOG_WORKFLOW)
+    for path in ("../outside.yaml", str(tmp_path / "outside.yaml"), "a/../../outside.yaml", "."):
+        response = await api.http.post(
+            "/v1/runs", json={"workflowPath": path}, headers=api.headers()
+        )
+        assert response.status_code == 400, path
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "WORKFLOW_PATH_OUTSIDE_ROOT"
+    missing = await api.http.post(
+        "/v1/runs", json={"workflowPath": "nope.yaml"}, headers=api.headers()
+    )
+    assert missing.status_code == 404
+    both = await api.http.post(
+        "/v1/runs", json={"workflowPath": "x.yaml", "workflow": "x"}, headers=api.headers()
+    )
+    assert both.status_code == 400
+    unknown = await api.http.post("/v1/runs", json={"bogus": 1}, headers=api.headers())
+    assert unknown.status_code == 400
+
+
+async def test_idempotency_key(api: Api) -> None:
+    (api.root / "wf.yaml").write_text(LOG_WORKFLOW)
+    headers = {**api.headers(), "Idempotency-Key": "order-1"}
+    body = {"workflowPath": "wf.yaml", "input": {"who": "a"}}
+    first = await api.http.post("/v1/runs", json=body, headers=headers)
+    second = await api.http.post("/v1/runs", json=body, headers=headers)
+    assert first.status_code == 201 and second.status_code == 200
+    assert first.json()["runId"] == second.json()["runId"]
+    assert second.json()["created"] is False
+    other = await api.http.post(
+        "/v1/runs", json={**body, "input": {"who": "b"}}, headers=headers
+    )
+    assert other.status_code == 422
+    assert other.json()["code"] == "idempotency_key_reused"
+    in_body = await api.http.post(
+        "/v1/runs", json={**body, "idempotencyKey": "order-1"}, headers=api.headers()
+    )
+    assert in_body.status_code == 200 and in_body.json()["runId"] == first.json()["runId"]
+
+
+async def test_list_filters_and_cursor(api: Api) -> None:
+    ids = [await api.dispatch_file("logs.yaml", LOG_WORKFLOW, {"who": str(i)}) for i in range(3)]
+    waiting = await api.dispatch_file("approval.yaml", APPROVAL_WORKFLOW)
+    for run_id in ids:
+        await api.wait_status(run_id, "finished")
+    await api.wait_status(waiting, "waiting-approval")
+    viewer = api.headers(VIEWER)
+
+    page = await api.http.get("/v1/runs", params={"limit": 3}, headers=viewer)
+    assert page.status_code == 200
+    assert [r["runId"] for r in page.json()] == [waiting, ids[2], ids[1]]
+    cursor = page.headers["X-Next-Cursor"]
+    assert 'rel="next"' in page.headers["Link"] and f"cursor={cursor}" in page.headers["Link"]
+    rest = await api.http.get("/v1/runs", params={"limit": 3, "cursor": cursor}, headers=viewer)
+    assert [r["runId"] for r in rest.json()] == [ids[0]]
+    assert "X-Next-Cursor" not in rest.headers
+
+    finished = await api.http.get("/v1/runs", params={"status": "finished"}, headers=viewer)
+    assert {r["runId"] for r in finished.json()} == set(ids)
+    both = await api.http.get(
+        "/v1/runs", params={"status": "finished,waiting-approval"}, headers=viewer
+    )
+    assert len(both.json()) == 4
+    by_name = await api.http.get("/v1/runs", params={"workflow": "needs-approval"}, headers=viewer)
+    assert [r["runId"] for r in by_name.json()] == [waiting]
+    future = await api.http.get(
+        "/v1/runs", params={"createdAfter": "2999-01-01T00:00:00Z"}, headers=viewer
+    )
+    assert future.json() == []
+    past = await api.http.get("/v1/runs", params={"createdAfter": "0"}, headers=viewer)
+    assert len(past.json()) == 4
+    other_ns = await api.http.get("/v1/runs", params={"namespace": "other"}, headers=viewer)
+    assert other_ns.json() == []
+    hidden = await api.http.get("/v1/runs", headers=api.headers(OTHER_NS))
+    assert hidden.json() == []
+
+
+async def test_logs_pagination(api: Api) -> None:
+    run_id = await api.dispatch_file("logs.yaml", LOG_WORKFLOW, {"who": "bob"})
+    await api.wait_status(run_id, "finished")
+    items: list[dict[str, Any]] = []
+    after: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 2}
+        if after:
+            params["after"] = after
+        response = await api.http.get(
+            f"/v1/runs/{run_id}/logs", params=params, headers=api.headers(VIEWER)
+        )
+        assert response.status_code == 200, response.text
+        page = response.json()
+        assert len(page["items"]) <= 2
+        items.extend(page["items"])
+        pages += 1
+        after = page["nextCursor"]
+        if after is None:
+            break
+    assert pages >= 3
+    logs = [i for i in items if i["kind"] == "log"]
+    attempts = [i for i in items if i["kind"] == "attempt"]
+    assert [i["message"] for i in logs] == ["hello bob", "second"]
+    assert sorted(a["nodeId"] for a in attempts) == ["a", "b", "c"]
+    assert [i["tsMs"] for i in items] == sorted(i["tsMs"] for i in items)
+    bad = await api.http.get(
+        f"/v1/runs/{run_id}/logs", params={"after": "x"}, headers=api.headers(VIEWER)
+    )
+    assert bad.status_code == 400
+
+
+async def test_sse_replay_and_resume(api: Api) -> None:
+    run_id = await api.dispatch_file("logs.yaml", LOG_WORKFLOW, {"who": "eve"})
+    await api.wait_status(run_id, "finished")
+    url = f"/v1/runs/{run_id}/events"
+    response = await api.http.get(url, headers=api.headers(VIEWER))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(response.text)
+    seqs = [int(e["id"]) for e in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert events[0]["event"] == "RunStarted" and events[-1]["event"] == "RunFinished"
+    assert all(e["event"] == e["data"]["type"] and int(e["id"]) == e["data"]["seq"] for e in events)
+
+    cut = seqs[3]
+    resumed = parse_sse(
+        (await api.http.get(url, headers={**api.headers(VIEWER), "Last-Event-ID": str(cut)})).text
+    )
+    assert [int(e["id"]) for e in resumed] == [s for s in seqs if s > cut]
+    by_query = parse_sse(
+        (await api.http.get(url, params={"afterSeq": cut}, headers=api.headers(VIEWER))).text
+    )
+    assert [int(e["id"]) for e in by_query] == [s for s in seqs if s > cut]
+    # A reconnecting EventSource sends its original URL plus Last-Event-ID: the later wins.
+    both = parse_sse(
+        (
+            await api.http.get(
+                url,
+                params={"afterSeq": seqs[0]},
+                headers={**api.headers(VIEWER), "Last-Event-ID": str(seqs[-2])},
+            )
+        ).text
+    )
+    assert [int(e["id"]) for e in both] == [seqs[-1]]
+    done = await api.http.get(url, params={"afterSeq": seqs[-1]}, headers=api.headers(VIEWER))
+    assert parse_sse(done.text) == []
+    missing = await api.http.get("/v1/runs/nope/events", headers=api.headers(VIEWER))
+    assert missing.status_code == 404 and missing.json()["code"] == "RUN_NOT_FOUND"
+
+
+async def test_cancel_then_409(api: Api) -> None:
+    run_id = await api.dispatch_file("approval.yaml", APPROVAL_WORKFLOW)
+    await api.wait_status(run_id, "waiting-approval")
+    forbidden = await api.http.post(f"/v1/runs/{run_id}/cancel", headers=api.headers(VIEWER))
+    assert forbidden.status_code == 403
+    cancelled = await api.http.post(f"/v1/runs/{run_id}/cancel", headers=api.headers())
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    again = await api.http.post(f"/v1/runs/{run_id}/cancel", headers=api.headers())
+    assert again.status_code == 409 and again.json()["code"] == "RUN_NOT_ACTIVE"
+    events = parse_sse((await api.http.get(f"/v1/runs/{run_id}/events", headers=api.headers())).text)
+    assert events[-1]["event"] == "RunCancelled"
+
+
+async def test_approvals_inbox_and_decisions(api: Api) -> None:
+    first = await api.dispatch_file("approval.yaml", APPROVAL_WORKFLOW)
+    await api.wait_status(first, "waiting-approval")
+    second = await api.dispatch_file("approval.yaml", APPROVAL_WORKFLOW)
+    await api.wait_status(second, "waiting-approval")
+
+    inbox = await api.http.get("/v1/approvals", headers=api.headers(VIEWER))
+    assert inbox.status_code == 200
+    pending = inbox.json()["approvals"]
+    assert [a["runId"] for a in pending] == [first, second]  # longest wait first
+    assert pending[0]["waitingMs"] >= pending[1]["waitingMs"]
+    assert pending[0]["title"] == "Ship it?" and pending[0]["workflowName"] == "needs-approval"
+    assert pending[0]["runStatus"] == "waiting-approval"
+
+    approved = await api.http.post(
+        f"/v1/runs/{first}/nodes/ask/approve",
+        json={"iteration": 0, "note": "lgtm"},
+        headers=api.headers(),
+    )
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "approved" and approved.json()["decidedBy"] == "exec-key"
+    await api.wait_status(first, "finished")
+    twice = await api.http.post(f"/v1/runs/{first}/nodes/ask/approve", headers=api.headers())
+    assert twice.status_code == 409
+    no_node = await api.http.post(f"/v1/runs/{second}/nodes/zzz/approve", headers=api.headers())
+    assert no_node.status_code == 404
+
+    denied = await api.http.post(
+        f"/v1/runs/{second}/nodes/ask/deny", json={"note": "no"}, headers=api.headers()
+    )
+    assert denied.status_code == 200 and denied.json()["status"] == "denied"
+    await api.wait_status(second, "failed")
+
+    assert (await api.http.get("/v1/approvals", headers=api.headers())).json()["approvals"] == []
+    everything = await api.http.get(
+        "/v1/approvals", params={"status": "all"}, headers=api.headers()
+    )
+    decided = everything.json()["approvals"]
+    assert {a["status"] for a in decided} == {"approved", "denied"}
+    assert decided[0]["note"] == "lgtm"
+    hidden = await api.http.get("/v1/approvals", headers=api.headers(OTHER_NS))
+    assert hidden.json()["approvals"] == []
+
+
+async def test_signals(api: Api) -> None:
+    run_id = await api.dispatch_file("signal.yaml", SIGNAL_WORKFLOW)
+    await api.wait_status(run_id, "waiting-event")
+    sent = await api.http.post(
+        f"/v1/runs/{run_id}/signals/paid", json={"payload": {"amount": 3}}, headers=api.headers()
+    )
+    assert sent.status_code == 200, sent.text
+    assert sent.json() == {
+        "runId": run_id,
+        "signal": "paid",
+        "delivered": True,
+        "nodeId": "wait",
+        "iteration": 0,
+    }
+    body = await api.wait_status(run_id, "finished")
+    assert body["output"] is not None or body["nodes"][-1]["output"] == {"amount": 3}
+    late = await api.http.post(f"/v1/runs/{run_id}/signals/paid", headers=api.headers())
+    assert late.status_code == 409 and late.json()["code"] == "RUN_NOT_ACTIVE"
+
+
+async def test_resume_and_retry(api: Api) -> None:
+    run_id = await api.dispatch_file("flaky.yaml", FLAKY_WORKFLOW)
+    failed = await api.wait_status(run_id, "failed")
+    first_output = next(n for n in failed["nodes"] if n["nodeId"] == "first")
+    resumed = await api.http.post(f"/v1/runs/{run_id}/resume", headers=api.headers())
+    assert resumed.status_code == 200, resumed.text
+    body = await api.wait_status(run_id, "finished")
+    nodes = {n["nodeId"]: n for n in body["nodes"]}
+    assert nodes["first"]["attempt"] == first_output["attempt"] == 1  # reused, not re-run
+    assert nodes["last"]["output"] == 2
+
+    retried = await api.http.post(
+        f"/v1/runs/{run_id}/retry", json={"useLatestVersion": False}, headers=api.headers()
+    )
+    assert retried.status_code == 201, retried.text
+    new_id = retried.json()["runId"]
+    assert new_id != run_id and retried.json()["trigger"] == "retry"
+    await api.wait_status(new_id, "failed")
+    smithers_resume = await api.http.post(
+        "/v1/runs", json={"runId": new_id, "resume": True}, headers=api.headers()
+    )
+    assert smithers_resume.status_code == 200 and smithers_resume.json()["runId"] == new_id
+    await api.wait_status(new_id, "finished")
+    active = await api.http.post(f"/v1/runs/{new_id}/resume", headers=api.headers())
+    assert active.status_code == 409
+
+
+async def test_roles_and_namespaces(api: Api) -> None:
+    (api.root / "wf.yaml").write_text(LOG_WORKFLOW)
+    viewer = await api.http.post(
+        "/v1/runs", json={"workflowPath": "wf.yaml"}, headers=api.headers(VIEWER)
+    )
+    assert viewer.status_code == 403
+    anonymous = await api.http.get("/v1/runs")
+    assert anonymous.status_code == 401
+    run_id = await api.dispatch_file("wf.yaml", LOG_WORKFLOW)
+    for path in ("", "/logs", "/events"):
+        hidden = await api.http.get(f"/v1/runs/{run_id}{path}", headers=api.headers(OTHER_NS))
+        assert hidden.status_code == 404 and hidden.json()["code"] == "RUN_NOT_FOUND"
+    other = await api.http.post(f"/v1/runs/{run_id}/cancel", headers=api.headers(OTHER_NS))
+    assert other.status_code == 404
+    assert EXECUTOR in api.headers()["Authorization"]
+
+
+async def test_openapi_documents_the_routes(api: Api) -> None:
+    spec = (await api.http.get("/openapi.json")).json()
+    paths = spec["paths"]
+    assert "/v1/runs/{run_id}/events" in paths
+    dispatch = paths["/v1/runs"]["post"]
+    assert {"200", "201", "400", "422"} <= set(dispatch["responses"])
+    assert "text/event-stream" in paths["/v1/runs/{run_id}/events"]["get"]["responses"]["200"][
+        "content"
+    ]
+    assert "/v1/approvals" in paths
