@@ -35,6 +35,7 @@ bench: install
 
 docs: install
 	$(BIN)/python scripts/settings_table.py --write README.md
+	$(BIN)/python scripts/gen_connector_docs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .pgdata

@@ -72,7 +72,9 @@ def _record(ctx: NodeContext, kind: str) -> dict[str, Any]:
 )
 async def effect(params: dict[str, Any], ctx: NodeContext) -> Any:
     """Write the side-effect line, holding or blocking where the environment says."""
-    hold = os.environ.get("CRASH_HOLD") if os.environ.get("CRASH_HOLD_NODE") == ctx.node_id else None
+    hold = (
+        os.environ.get("CRASH_HOLD") if os.environ.get("CRASH_HOLD_NODE") == ctx.node_id else None
+    )
     if hold == "before":
         _append("CRASH_MARKERS", _record(ctx, "hold-before"))
         await asyncio.sleep(3600)
@@ -116,7 +118,7 @@ def _trace_completions() -> None:
         )
         return result
 
-    transitions.complete = complete  # type: ignore[assignment]
+    transitions.complete = complete
 
 
 if os.environ.get("CRASH_TRACE"):

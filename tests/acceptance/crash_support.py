@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import json
 import os
 import signal
@@ -32,7 +33,7 @@ def sequential_workflow(length: int = 4) -> dict[str, Any]:
     nodes: list[dict[str, Any]] = [
         {"id": ids[0], "type": "crash.effect", "params": {"value": "{{ input.n }}"}}
     ]
-    for prev, node_id in zip(ids, ids[1:], strict=False):
+    for prev, node_id in itertools.pairwise(ids):
         nodes.append(
             {
                 "id": node_id,
@@ -291,11 +292,15 @@ async def check_invariants(store: Store, run_ids: list[str]) -> None:
     assert seqs == list(range(1, len(seqs) + 1)), "event seq has gaps or is out of order"
     assert all(e["payload"]["seq"] == e["seq"] for e in events)
     for run_id in run_ids:
-        types = [e["type"] for e in events if e["run_id"] == run_id and e["type"] != "FrameCommitted"]
+        types = [
+            e["type"] for e in events if e["run_id"] == run_id and e["type"] != "FrameCommitted"
+        ]
         assert types[0] == "RunStarted", types
         assert types[-1] in ("RunFinished", "RunFailed", "RunCancelled", "RunTimedOut"), types
         assert sum(ty.startswith("Run") and ty != "RunStatusChanged" for ty in types) == 2, types
-    await assert_second_success_refused(store, next(k for k, r in nodes.items() if r["status"] == "finished"))
+    await assert_second_success_refused(
+        store, next(k for k, r in nodes.items() if r["status"] == "finished")
+    )
 
 
 async def assert_second_success_refused(store: Store, key: NodeKey) -> None:

@@ -247,7 +247,7 @@ async def test_zombie_completion_is_fenced_off(
     b = spawn(workers, "B", db, files)
 
     async def b_completed_work() -> bool:
-        return (await node_runs(store))[work]["status"] == "finished"
+        return bool((await node_runs(store))[work]["status"] == "finished")
 
     await until(b_completed_work, 30, f"worker B did not take over:\n{b.stderr()}")
     files.release.touch()

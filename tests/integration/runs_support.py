@@ -1,8 +1,8 @@
 """Helpers for the runs API and client tests: a started app with keys per role.
 
-The app runs its lifespan (store, embedded worker) in-process; requests go through
-``httpx.ASGITransport``. Callers authenticate with the keys in :data:`KEYS`, checked by a
-small authenticator so these tests do not depend on how keys are stored.
+The app runs its lifespan (store, embedded worker, auth) in-process and requests go through
+``httpx.ASGITransport``; or it is served by uvicorn in a thread for the sync client. One API
+key per role is created through the auth service (see :data:`KEY_SPECS`).
 """
 
 from __future__ import annotations
@@ -19,33 +19,29 @@ from typing import Any
 
 import httpx
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from flowplane.api.app import create_app
-from flowplane.api.deps import Principal
-from flowplane.errors import Unauthorized
 from flowplane.settings import Settings
 
-KEYS: dict[str, Principal] = {
-    "fp_test_viewer": Principal("k-viewer", "api_key", "viewer-key", "viewer"),
-    "fp_test_executor": Principal("k-exec", "api_key", "exec-key", "executor"),
-    "fp_test_admin": Principal("k-admin", "api_key", "admin-key", "admin"),
-    "fp_test_other_ns": Principal("k-other", "api_key", "other-key", "admin", ("other",)),
+VIEWER, EXECUTOR, ADMIN, OTHER_NS = "viewer", "executor", "admin", "other-ns"
+KEY_SPECS: dict[str, tuple[str, str, list[str] | None]] = {
+    VIEWER: ("viewer-key", "viewer", None),
+    EXECUTOR: ("exec-key", "executor", None),
+    ADMIN: ("admin-key", "admin", None),
+    OTHER_NS: ("other-key", "admin", ["other"]),
 }
-VIEWER, EXECUTOR, ADMIN, OTHER_NS = list(KEYS)
+"""Test keys: ``{handle: (key name, role, namespaces)}``."""
 
 
-class KeyAuthenticator:
-    """Accepts the fixed test keys as ``Authorization: Bearer`` or ``X-API-Key``."""
-
-    async def authenticate(self, request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
-        scheme, _, value = header.partition(" ")
-        key = value.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
-        principal = KEYS.get(key or "")
-        if principal is None:
-            raise Unauthorized("invalid API key")
-        return principal
+async def create_keys(app: FastAPI) -> dict[str, str]:
+    """Create one API key per :data:`KEY_SPECS` entry; return ``{handle: secret}``."""
+    auth = app.state.services.auth
+    keys: dict[str, str] = {}
+    for handle, (name, role, namespaces) in KEY_SPECS.items():
+        created = await auth.create_api_key(name=name, role=role, namespaces=namespaces)
+        keys[handle] = created.secret
+    return keys
 
 
 def fast_settings(db: tuple[str, str], root: Path, **overrides: Any) -> Settings:
@@ -64,11 +60,6 @@ def fast_settings(db: tuple[str, str], root: Path, **overrides: Any) -> Settings
     return Settings(**values)
 
 
-def install_auth(app: FastAPI) -> None:
-    """Use the test keys on a started app."""
-    app.state.services.extra["authenticator"] = KeyAuthenticator()
-
-
 @dataclass
 class Api:
     """A started app and an async HTTP client for it."""
@@ -76,10 +67,11 @@ class Api:
     app: FastAPI
     http: httpx.AsyncClient
     root: Path
+    keys: dict[str, str]
 
     def headers(self, key: str = EXECUTOR) -> dict[str, str]:
-        """Authorization headers for ``key``."""
-        return {"Authorization": f"Bearer {key}"}
+        """Authorization headers for the key ``key`` (a :data:`KEY_SPECS` handle)."""
+        return {"Authorization": f"Bearer {self.keys[key]}"}
 
     async def wait_status(
         self, run_id: str, *statuses: str, timeout: float = 15.0
@@ -113,10 +105,10 @@ async def started_api(db: tuple[str, str], root: Path) -> AsyncIterator[Api]:
     """Start the app (store, one embedded worker) and yield a client for it."""
     app = create_app(fast_settings(db, root), workers=1)
     async with app.router.lifespan_context(app):
-        install_auth(app)
+        keys = await create_keys(app)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://flowplane") as http:
-            yield Api(app, http, root)
+            yield Api(app, http, root, keys)
 
 
 def free_port() -> int:
@@ -128,8 +120,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(db: tuple[str, str], root: Path) -> Iterator[str]:
-    """Serve the app with uvicorn in a thread; yield its base URL."""
+def served(db: tuple[str, str], root: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """Serve the app with uvicorn in a thread; yield its base URL and the test keys."""
     app = create_app(fast_settings(db, root), workers=1)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -141,9 +133,9 @@ def served(db: tuple[str, str], root: Path) -> Iterator[str]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
-    install_auth(app)
+    keys = asyncio.run(create_keys(app))
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", keys
     finally:
         server.should_exit = True
         thread.join(20)

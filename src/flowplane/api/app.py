@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 
 from flowplane import __version__
 from flowplane.api import problems
+from flowplane.api.gate import install_security, start_security
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.engine.worker import Worker
 from flowplane.services.container import Services, build_services
@@ -68,6 +69,7 @@ def create_app(
         tasks: list[asyncio.Task[None]] = []
         embedded: list[Worker] = []
         try:
+            await start_security(app, services)
             for hook in STARTUP_HOOKS:
                 await hook(app, services)
             for _ in range(settings.workers if workers is None else workers):
@@ -99,6 +101,7 @@ def create_app(
     )
     app.state.settings = settings
     problems.install(app)
+    install_security(app, settings)
     for router in discover_routers():
         app.include_router(router)
     return app

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import Depends, Path, Request
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from flowplane.errors import Forbidden, NotFound, Unauthorized
 from flowplane.services.container import Services
@@ -123,6 +124,33 @@ def route_role(route: Any) -> Role | None:
         ):
             found = call.role
         stack.extend(getattr(current, "dependencies", []))
+    return found
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """One HTTP operation of an app, as the router really serves it."""
+
+    path: str
+    methods: frozenset[str]
+    role: Role | None
+    route: APIRoute
+
+
+def api_routes(app: Any) -> list[RouteInfo]:
+    """Every ``APIRoute`` of ``app`` (included routers flattened) with its required role."""
+    found: list[RouteInfo] = []
+    for context in iter_route_contexts(app.routes):
+        original = context.original_route
+        if isinstance(original, APIRoute):
+            found.append(
+                RouteInfo(
+                    path=str(context.path_format or original.path_format),
+                    methods=frozenset(context.methods or original.methods or ()),
+                    role=route_role(original),
+                    route=original,
+                )
+            )
     return found
 
 

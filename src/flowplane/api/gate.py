@@ -15,6 +15,7 @@ Credentials: ``Authorization: Bearer <fp_ key or login JWT>`` (scheme case-insen
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,6 +47,12 @@ OPEN_ROUTES: frozenset[tuple[str, bytes]] = frozenset(
 )
 """(method, raw path) pairs reachable without credentials. Compared exactly."""
 
+OPEN_PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = (
+    # Webhook deliveries come from other systems; the route checks the trigger's HMAC.
+    ("POST", re.compile(rb"/v1/webhooks/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")),
+)
+"""(method, raw path pattern) pairs reachable without credentials (full match)."""
+
 MAX_CREDENTIAL_CHARS = 4096
 _log = logging.getLogger("flowplane.auth")
 
@@ -73,7 +80,10 @@ class Identity:
 
 def is_open(method: str, raw_path: bytes) -> bool:
     """Whether ``(method, raw_path)`` is one of the exact open routes."""
-    return (method, raw_path.split(b"?", 1)[0]) in OPEN_ROUTES
+    path = raw_path.split(b"?", 1)[0]
+    if (method, path) in OPEN_ROUTES:
+        return True
+    return any(m == method and p.fullmatch(path) for m, p in OPEN_PATTERNS)
 
 
 def extract_credential(headers: Mapping[str, str] | Headers) -> str:

@@ -27,7 +27,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from starlette.routing import Match
+from fastapi.routing import iter_route_contexts
 
 from flowplane.services.ops import NODE_DURATION_BUCKETS_SECONDS, RunStats, run_stats
 from flowplane.store.base import Store
@@ -121,15 +121,16 @@ class Metrics:
 def route_template(scope: dict[str, Any]) -> str:
     """The template of the route that served (or would serve) the request."""
     route = scope.get("route")
-    if route is None:
-        # Refused before routing (401, 413, 429): find the route it was meant for.
-        app = scope.get("app")
-        for candidate in getattr(app, "routes", []):
-            match, _ = candidate.matches(scope)
-            if match == Match.FULL:
-                route = candidate
-                break
-    return getattr(route, "path", None) or UNMATCHED_ROUTE
+    if route is not None:
+        return str(getattr(route, "path", None) or UNMATCHED_ROUTE)
+    # Refused before routing (401, 413, 429): find the route it was meant for.
+    path, method = scope.get("path", ""), scope.get("method", "GET")
+    for context in iter_route_contexts(getattr(scope.get("app"), "routes", [])):
+        regex = getattr(context, "path_regex", None)
+        methods = context.methods or ()
+        if regex is not None and regex.match(path) and (not methods or method in methods):
+            return str(context.path_format or UNMATCHED_ROUTE)
+    return UNMATCHED_ROUTE
 
 
 class MetricsMiddleware:

@@ -22,9 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
-from flowplane.api.deps import ROLE_RANK, route_role
+from flowplane.api.deps import ROLE_RANK, api_routes
 from flowplane.api.problems import PROBLEM_TYPE, Problem
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -72,12 +71,10 @@ def _add(responses: dict[str, Any], status: int) -> None:
 def rewrite(schema: dict[str, Any], app: FastAPI, open_routes: set[tuple[str, str]]) -> None:
     """Rewrite the generated ``schema`` in place (idempotent)."""
     roles: dict[tuple[str, str], str] = {}
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            role = route_role(route)
-            for method in route.methods:
-                if role is not None:
-                    roles[(method.upper(), route.path_format)] = role
+    for info in api_routes(app):
+        for method in info.methods:
+            if info.role is not None:
+                roles[(method.upper(), info.path)] = info.role
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -49,11 +49,17 @@ def problem_response(
     status: int,
     code: str,
     title: str,
+    /,
     detail: str | None = None,
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    """Build a problem+json response."""
+    """Build a problem+json response.
+
+    ``status``, ``code`` and ``title`` are positional-only so that an error's extension
+    members may carry the same names (``RunNotActive`` has the run's ``status``); the
+    problem's own members win.
+    """
     body: dict[str, Any] = {
         "type": f"https://flowplane.dev/problems/{code}",
         "title": title,

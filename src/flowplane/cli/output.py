@@ -150,8 +150,6 @@ class ProgressView:
             self.console.print(
                 f"[bold]Run[/] {run_id} · workflow [bold]{escape(str(name))}[/]", highlight=False
             )
-        elif parent_label:
-            self.message(f"[dim]{escape(parent_label)}: child run {run_id}[/]")
         position = self._insert_position(parent_label)
         for node_id in info.types:
             iteration = -1 if node_id in info.foreach else 0
@@ -245,13 +243,16 @@ class ProgressView:
             message = _short(error_message(event.get("error")))
             row.attempt = int(event.get("attempt") or row.attempt)
             if event.get("willRetry"):
+                # NodeRetrying follows in the same transaction and prints the line.
                 row.status, row.detail = "retrying", f"attempt {row.attempt} failed: {message}"
+                return False
             else:
                 row.status, row.ended_ms, row.detail = "failed", at, message
         elif kind == "NodeRetrying":
             delay = int(event.get("delayMs") or 0) / 1000
             row.status = "retrying"
-            row.detail = f"attempt {event.get('attempt')} in {format_seconds(delay)}; {row.detail}"
+            retry = f"retry #{event.get('attempt')} in {format_seconds(delay)}"
+            row.detail = f"{row.detail}; {retry}" if row.detail else retry
         elif kind == "NodeSkipped":
             reason = event.get("reason")
             row.status, row.ended_ms = "skipped", at
@@ -335,12 +336,13 @@ class ProgressView:
     def render(self) -> RenderableType:
         """Return the status table."""
         table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1))
+        # Fixed minimum widths keep the short columns whole; only the detail is cut.
         table.add_column(width=2, no_wrap=True)
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column(style="dim", no_wrap=True)
-        table.add_column(no_wrap=True)
-        table.add_column(justify="right", style="dim", no_wrap=True)
-        table.add_column(overflow="ellipsis", no_wrap=True)
+        table.add_column(style="bold", no_wrap=True, min_width=self._widest("label"))
+        table.add_column(style="dim", no_wrap=True, min_width=self._widest("type"))
+        table.add_column(no_wrap=True, min_width=20)
+        table.add_column(justify="right", style="dim", no_wrap=True, min_width=6)
+        table.add_column(overflow="ellipsis", no_wrap=True, ratio=1)
         for row in self.rows:
             symbol, style, label = STATUS_STYLES.get(row.status, ("?", "", row.status))
             mark: RenderableType = Text(symbol, style=style)
@@ -357,6 +359,9 @@ class ProgressView:
             table.caption_style = RUN_STYLES.get(main.status, "dim")
             table.caption_justify = "left"
         return table
+
+    def _widest(self, attribute: str) -> int:
+        return max((len(str(getattr(row, attribute))) for row in self.rows), default=4)
 
     # --- lifecycle ----------------------------------------------------------------------
 

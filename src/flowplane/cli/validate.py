@@ -217,6 +217,10 @@ def summary(wf: Workflow) -> dict[str, Any]:
     return {"name": wf.name, "nodes": len(graph), "edges": edges}
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def validate_command(
     files: Annotated[
         list[Path], typer.Argument(help="Workflow files (YAML or JSON).", show_default=False)
@@ -251,15 +255,13 @@ def validate_command(
                 info = summary(report.workflow)
                 console.print(
                     f"[green]✓[/] {escape(report.file)}: valid — workflow "
-                    f"[bold]{escape(info['name'])}[/], {info['nodes']} nodes, "
-                    f"{info['edges']} edges"
+                    f"[bold]{escape(info['name'])}[/], {_plural(info['nodes'], 'node')}, "
+                    f"{_plural(info['edges'], 'edge')}"
                 )
             else:
                 print_problems(console, report)
-                count = len(report.problems)
-                console.print(
-                    f"[red]✗[/] {escape(report.file)}: {count} problem{'s' if count != 1 else ''}"
-                )
+                count = _plural(len(report.problems), "problem")
+                console.print(f"[red]✗[/] {escape(report.file)}: {count}")
     raise typer.Exit(EXIT_OK if all(r.valid for r in reports) else EXIT_FAILED)
 
 

@@ -291,16 +291,16 @@ class Client:
         return self._send(t.list_approvals(status, namespace, limit))
 
     def stream_events(self, run_id: str, after_seq: int = 0) -> Iterator[Event]:
-        """Yield the run's events from ``after_seq`` on, live, until its terminal event.
+        """Yield the run's events from ``after_seq`` on, live, until the run is terminal.
 
-        A dropped connection is resumed from the last ``seq`` received, so no event is lost
-        or repeated.
+        The server closes the stream once the run is terminal and every event was sent (a
+        resumed run goes on after an old terminal event). A dropped connection is resumed
+        from the last ``seq`` received, so no event is lost or repeated.
         """
         last = after_seq
         failures = 0
         while True:
             path, options = t.events_request(run_id, last)
-            received = False
             try:
                 with httpx_sse.connect_sse(self._http, "GET", path, **options) as source:
                     if source.response.status_code >= 400:
@@ -312,22 +312,19 @@ class Client:
                         event = Event.model_validate_json(sse.data)
                         if event.seq <= last:
                             continue
-                        last, received, failures = event.seq, True, 0
+                        last, failures = event.seq, 0
                         yield event
-                        if event.is_terminal:
-                            return
             except t.STREAM_ERRORS:
                 failures += 1
                 if failures > t.MAX_RECONNECTS:
                     raise
                 time.sleep(t.reconnect_delay(failures))
                 continue
-            # The server closed the stream without a terminal event (a restart, a proxy).
-            if not received and self.get_run(run_id).is_terminal:
+            # A clean close: the run is over, unless a restart or a proxy cut the stream.
+            if self.get_run(run_id).is_terminal:
                 return
-            if not received:
-                failures += 1
-                time.sleep(t.reconnect_delay(failures))
+            failures += 1
+            time.sleep(t.reconnect_delay(failures))
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunDetail:
         """Wait until the run is terminal and return it; ``TimeoutError`` after ``timeout``."""

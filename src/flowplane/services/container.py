@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowplane.connectors.registry import Registry
+from flowplane.services.auth import AuthService
 from flowplane.services.runs import RunService
 from flowplane.services.workflows import WorkflowService
 from flowplane.settings import Settings
@@ -25,6 +26,7 @@ class Services:
     registry: Registry
     runs: RunService
     workflows: WorkflowService
+    auth: AuthService
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -37,4 +39,5 @@ def build_services(store: Store, settings: Settings, registry: Registry) -> Serv
         registry=registry,
         runs=runs,
         workflows=WorkflowService(store, registry, runs),
+        auth=AuthService(store, settings),
     )

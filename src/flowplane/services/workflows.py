@@ -339,11 +339,11 @@ class WorkflowService:
         namespace: str | None = None,
         namespaces: Sequence[str] | None = None,
     ) -> StoredWorkflow:
-        """Return the workflow whose id is ``ref``, else the one named ``ref`` in ``namespace``
-        (default ``default``)."""
+        """Return the workflow whose id is ``ref``, else the one named ``ref`` in
+        ``namespace`` (default ``default``)."""
 
         def fn(tx: Tx) -> Row | None:
-            row = q.get_workflow_row(tx, ref) if namespace is None else None
+            row = q.get_workflow_row(tx, ref)
             return row or q.get_workflow_by_name(tx, namespace or "default", ref)
 
         return self._visible(await self.store.read(fn), ref, namespaces)

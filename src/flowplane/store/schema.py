@@ -347,3 +347,62 @@ webhook_deliveries = sa.Table(
     sa.UniqueConstraint("trigger_id", "delivery_id", name="ux_webhook_deliveries_id"),
     sa.Index("ix_webhook_deliveries_received", "received_at_ms"),
 )
+
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("namespace", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False, server_default="generic"),
+    sa.Column("description", sa.String(500), nullable=True),
+    # "v1:<key id>:<b64 nonce>:<b64 ciphertext>" (security/crypto.py): never the plaintext.
+    sa.Column("envelope", sa.Text, nullable=False),
+    # The key id of the envelope, so key rotation finds what is left to re-encrypt.
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Column("updated_at_ms", Ms, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=True),
+    sa.Column("updated_by", sa.String(128), nullable=True),
+    sa.UniqueConstraint("namespace", "name", name="ux_credentials_name"),
+    sa.Index("ix_credentials_key_id", "key_id"),
+)
+
+kv = sa.Table(
+    "kv",
+    metadata,
+    sa.Column("namespace", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(512), primary_key=True),
+    sa.Column("value", JSONType, nullable=False),
+    # 1 on creation, +1 per write: the ETag and the compare-and-set token.
+    sa.Column("version", sa.Integer, nullable=False),
+    # Expired entries are invisible to readers and deleted by the next writer or a purge.
+    sa.Column("expires_at_ms", Ms, nullable=True),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Column("updated_at_ms", Ms, nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=True),
+    sa.Index("ix_kv_expires", "expires_at_ms"),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("ts_ms", Ms, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    # api_key | user | workflow | cli | system
+    sa.Column("actor_kind", sa.String(16), nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("namespace", sa.String(64), nullable=True),
+    sa.Column("target_type", sa.String(32), nullable=False),
+    sa.Column("target_id", sa.String(600), nullable=False),
+    sa.Column("before_version", sa.Integer, nullable=True),
+    sa.Column("after_version", sa.Integer, nullable=True),
+    sa.Column("request_id", sa.String(128), nullable=True),
+    # Small facts about the change; never a secret value (store/audit.py scrubs them).
+    sa.Column("details", JSONType, nullable=True),
+    sa.Index("ix_audit_ts", "ts_ms"),
+    sa.Index("ix_audit_namespace_id", "namespace", "id"),
+)

@@ -305,22 +305,16 @@ async def _stored_workflow(
     workflow_id: str | None,
     name: str | None,
     namespace: str | None,
-) -> tuple[Workflow, str, int | None]:
-    """Return ``(workflow, id, version)`` of a stored workflow by id or by name."""
-    workflows: Any = getattr(services, "workflows", None)
-    if workflows is None:
-        raise WorkflowNotFound("stored workflows are not available on this server")
+) -> tuple[Workflow, str, int]:
+    """Return ``(workflow, id, version)`` of a visible stored workflow, by id or by name."""
     if workflow_id is not None:
-        row = await workflows.get(workflow_id)
+        stored = await services.workflows.get(workflow_id, namespaces=principal.namespaces)
     else:
         assert name is not None
-        row = await workflows.get_by_name(namespace or "default", name)
-    record = row if isinstance(row, dict) else dict(vars(row))
-    if record.get("deleted_at_ms") is not None:
-        raise WorkflowNotFound(f"workflow {workflow_id or name!r} not found")
-    principal.check_namespace(record["namespace"], "workflow")
-    workflow = Workflow.model_validate(record["document"])
-    return workflow, str(record["id"]), record.get("version")
+        stored = await services.workflows.get_by_name(
+            namespace or "default", name, namespaces=principal.namespaces
+        )
+    return Workflow.model_validate(stored.document), stored.id, stored.version
 
 
 def _parse_time(value: str | None, name: str) -> int | None:

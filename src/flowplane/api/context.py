@@ -1,0 +1,82 @@
+"""Per-request context: the request id (``X-Request-Id``) and the acting caller.
+
+:class:`RequestIdMiddleware` accepts the caller's ``X-Request-Id`` when it is a sane token
+(1-128 of ``A-Z a-z 0-9 . _ : -``), generates one otherwise, exposes it through the
+:data:`request_id` context variable and echoes it on every response, errors included.
+The audit log records it with each mutation, so a client can find what its request did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flowplane.store.audit import Actor, actor_var, request_id_var
+
+HEADER = "x-request-id"
+_SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+request_id = request_id_var
+"""The current request's id (``None`` outside a request)."""
+
+
+def new_request_id() -> str:
+    """Return a fresh request id."""
+    return f"req_{uuid.uuid4().hex}"
+
+
+def accept_request_id(value: str | None) -> str:
+    """Return ``value`` when it is a sane request id, else a new one."""
+    if value is not None and _SANE.match(value):
+        return value
+    return new_request_id()
+
+
+def set_actor(name: str, kind: str, actor_id: str | None = None) -> None:
+    """Record who the current request acts as (called once the caller is authenticated)."""
+    actor_var.set(Actor(name=name, kind=kind, id=actor_id))
+
+
+def current_request_id() -> str | None:
+    """Return the current request id."""
+    return request_id_var.get()
+
+
+class RequestIdMiddleware:
+    """Plain ASGI middleware giving every HTTP request an id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming: str | None = None
+        for name, value in scope.get("headers", ()):
+            if name == HEADER.encode():
+                incoming = value.decode("latin-1")
+                break
+        rid = accept_request_id(incoming)
+        token = request_id_var.set(rid)
+        actor_token = actor_var.set(None)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", ()) if k.lower() != HEADER.encode()
+                ]
+                headers.append((HEADER.encode(), rid.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            # Another context (a streaming task) cannot reset these; nothing to undo then.
+            with contextlib.suppress(ValueError):
+                actor_var.reset(actor_token)
+                request_id_var.reset(token)

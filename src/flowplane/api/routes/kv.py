@@ -1,0 +1,199 @@
+"""``/v1/kv/{namespace}``: the namespace key-value store (read: viewer, write: editor).
+
+Values are JSON. Each entry has a ``version``, returned as ``ETag``; ``If-Match: "N"``
+makes a write or delete conditional on it (412 ``version_mismatch`` with ``current``, 0
+when the key is absent) and ``If-None-Match: *`` creates only. ``ttlSeconds`` makes an
+entry expire. Workflows use the same store through ``kv.get``, ``kv.set``, ``kv.delete`` and
+``kv.increment``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from flowplane.api.deps import Principal, get_services, require
+from flowplane.api.routes.credentials import actor_of, etag, iso, parse_if_match, problems
+from flowplane.client.models import WireModel
+from flowplane.errors import InvalidInput
+from flowplane.model.document import NAMESPACE_PATTERN
+from flowplane.services.container import Services
+from flowplane.services.kv import (
+    MAX_KEY_CHARS,
+    MAX_LIST_LIMIT,
+    MAX_TTL_SECONDS,
+    KVEntry,
+    KVKeyNotFound,
+    KVService,
+)
+
+router = APIRouter(prefix="/v1/kv", tags=["kv"])
+
+Viewer = Annotated[Principal, require("viewer")]
+Editor = Annotated[Principal, require("editor")]
+Svc = Annotated[Services, Depends(get_services)]
+Namespace = Annotated[str, Path(pattern=NAMESPACE_PATTERN, description="The namespace.")]
+Key = Annotated[
+    str, Path(max_length=MAX_KEY_CHARS, description="The key (may contain `/`).")
+]
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description='Only if the entry is at this version: `"3"`.'),
+]
+IfNoneMatch = Annotated[
+    str | None, Header(alias="If-None-Match", description="`*`: only create, never replace.")
+]
+
+
+def kv_service(services: Services) -> KVService:
+    """The process's KV service (built on first use)."""
+    service = services.extra.get("kv")
+    if not isinstance(service, KVService):
+        service = KVService(services.store)
+        services.extra["kv"] = service
+    return service
+
+
+class KVPut(BaseModel):
+    """``PUT /v1/kv/{namespace}/{key}``."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    value: Any = Field(description="Any JSON value but null.")
+    ttl_seconds: float | None = Field(
+        default=None, gt=0, le=MAX_TTL_SECONDS, description="Expire after this many seconds."
+    )
+
+
+class KVEntryOut(WireModel):
+    """An entry."""
+
+    namespace: str
+    key: str
+    value: Any
+    version: int = Field(description="1 at creation, +1 on every write; the ETag.")
+    expires_at_ms: int | None = None
+    expires_at: str | None = None
+    created_at_ms: int
+    updated_at_ms: int
+    updated_at: str | None = None
+
+
+class KVList(WireModel):
+    """A page of entries, ordered by key."""
+
+    items: list[KVEntryOut]
+    next_cursor: str | None = None
+
+
+def entry_model(entry: KVEntry) -> KVEntryOut:
+    """The wire form of an entry."""
+    return KVEntryOut(
+        namespace=entry.namespace,
+        key=entry.key,
+        value=entry.value,
+        version=entry.version,
+        expires_at_ms=entry.expires_at_ms,
+        expires_at=iso(entry.expires_at_ms),
+        created_at_ms=entry.created_at_ms,
+        updated_at_ms=entry.updated_at_ms,
+        updated_at=iso(entry.updated_at_ms),
+    )
+
+
+@router.get(
+    "/{namespace}",
+    response_model=KVList,
+    summary="List keys",
+    responses=problems(400, 404),
+)
+async def list_keys(
+    namespace: Namespace,
+    principal: Viewer,
+    services: Svc,
+    prefix: Annotated[str | None, Query(max_length=MAX_KEY_CHARS)] = None,
+    cursor: Annotated[str | None, Query(max_length=MAX_KEY_CHARS)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
+) -> KVList:
+    """Live entries (with values) ordered by key, optionally under a prefix."""
+    principal.check_namespace(namespace, "namespace")
+    page = await kv_service(services).list(namespace, prefix=prefix, cursor=cursor, limit=limit)
+    return KVList(items=[entry_model(e) for e in page.items], next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/{namespace}/{key:path}",
+    response_model=KVEntryOut,
+    summary="Read a key",
+    responses=problems(404),
+)
+async def get_key(
+    namespace: Namespace, key: Key, response: Response, principal: Viewer, services: Svc
+) -> KVEntryOut:
+    """The entry, with its version as ``ETag``."""
+    principal.check_namespace(namespace, "key")
+    entry = await kv_service(services).get(namespace, key)
+    response.headers["ETag"] = etag(entry.version)
+    return entry_model(entry)
+
+
+@router.put(
+    "/{namespace}/{key:path}",
+    response_model=KVEntryOut,
+    summary="Write a key",
+    responses={
+        201: {"description": "Created.", "model": KVEntryOut},
+        **problems(400, 404, 412, 413),
+    },
+)
+async def put_key(
+    namespace: Namespace,
+    key: Key,
+    body: KVPut,
+    response: Response,
+    principal: Editor,
+    services: Svc,
+    if_match: IfMatch = None,
+    if_none_match: IfNoneMatch = None,
+) -> KVEntryOut:
+    """Create or replace the entry (201 when created); conditional with ``If-Match``."""
+    principal.check_namespace(namespace, "namespace")
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise InvalidInput("If-None-Match supports only *")
+    entry, created = await kv_service(services).put(
+        namespace,
+        key,
+        body.value,
+        ttl_seconds=body.ttl_seconds,
+        if_match=parse_if_match(if_match),
+        if_none_match=if_none_match is not None,
+        actor=actor_of(principal),
+    )
+    response.status_code = 201 if created else 200
+    response.headers["ETag"] = etag(entry.version)
+    return entry_model(entry)
+
+
+@router.delete(
+    "/{namespace}/{key:path}",
+    status_code=204,
+    summary="Delete a key",
+    responses=problems(404, 412),
+)
+async def delete_key(
+    namespace: Namespace,
+    key: Key,
+    principal: Editor,
+    services: Svc,
+    if_match: IfMatch = None,
+) -> Response:
+    """Delete the entry (404 when absent); conditional with ``If-Match``."""
+    principal.check_namespace(namespace, "key")
+    deleted = await kv_service(services).delete(
+        namespace, key, if_match=parse_if_match(if_match), actor=actor_of(principal)
+    )
+    if deleted is None:
+        raise KVKeyNotFound(f"key {key!r} not found in namespace {namespace!r}")
+    return Response(status_code=204)

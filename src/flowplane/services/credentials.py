@@ -1,0 +1,461 @@
+"""CredentialService: write-only secret values, sealed with AES-256-GCM at rest.
+
+Values go in through :meth:`CredentialService.create` and :meth:`CredentialService.update`
+and come out only through :class:`DatabaseSecrets`, which the worker calls when a node that
+references ``{{ secrets.NAME }}`` (or ``${NAME}``) runs. Nothing else returns a value: API
+responses, audit entries and listings carry names, types and timestamps.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flowplane.engine.secrets import EnvSecrets, SecretsProvider
+from flowplane.errors import Conflict, InvalidInput, NotFound, VersionMismatch
+from flowplane.security.crypto import (
+    DecryptionFailed,
+    KeyRing,
+    SecretKeyMissing,
+    credential_context,
+    key_id_of,
+)
+from flowplane.settings import Settings
+from flowplane.store import audit
+from flowplane.store import credential_queries as q
+from flowplane.store.base import Store
+from flowplane.store.tx import Row, Tx
+
+_log = logging.getLogger("flowplane.credentials")
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+TYPE_PATTERN = r"^[a-z][a-z0-9_.-]{0,31}$"
+DEFAULT_TYPE = "generic"
+MAX_VALUE_BYTES = 64 * 1024
+MAX_LIST_LIMIT = 500
+ROTATE_BATCH = 200
+
+
+class CredentialNotFound(NotFound):
+    """No credential with that id (or it belongs to another namespace)."""
+
+    code = "credential_not_found"
+    title = "Credential not found"
+
+
+class CredentialExists(Conflict):
+    """A credential with that name already exists in the namespace."""
+
+    code = "credential_exists"
+    title = "Credential already exists"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A credential as shown to callers: everything but the value."""
+
+    id: str
+    namespace: str
+    name: str
+    type: str
+    description: str | None
+    version: int
+    key_id: str
+    created_at_ms: int
+    updated_at_ms: int
+    created_by: str | None
+    updated_by: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Credential:
+        """Build from a ``credentials`` row (the envelope is ignored)."""
+        return cls(
+            id=row["id"],
+            namespace=row["namespace"],
+            name=row["name"],
+            type=row["type"],
+            description=row["description"],
+            version=int(row["version"]),
+            key_id=row["key_id"],
+            created_at_ms=int(row["created_at_ms"]),
+            updated_at_ms=int(row["updated_at_ms"]),
+            created_by=row["created_by"],
+            updated_by=row["updated_by"],
+        )
+
+
+@dataclass(frozen=True)
+class CredentialPage:
+    """One page of credentials; ``next_cursor`` is ``None`` on the last page."""
+
+    items: list[Credential]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    """What :func:`rotate_key` did."""
+
+    key_id: str
+    rotated: int
+    already_current: int
+
+
+def _check_name(name: str) -> None:
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise InvalidInput(
+            "a credential name is a letter or _ then up to 127 letters, digits or _ "
+            "(it is used as {{ secrets.NAME }} and ${NAME})"
+        )
+
+
+def _check_type(type_: str) -> None:
+    if not re.fullmatch(TYPE_PATTERN, type_):
+        raise InvalidInput("a credential type is 1-32 of a-z 0-9 _ . - starting with a letter")
+
+
+def _check_value(value: str) -> None:
+    if not value:
+        raise InvalidInput("a credential value cannot be empty")
+    if len(value.encode()) > MAX_VALUE_BYTES:
+        raise InvalidInput(f"a credential value is at most {MAX_VALUE_BYTES} bytes")
+
+
+def _encode_cursor(row: Credential) -> str:
+    return f"{row.namespace}/{row.name}"
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    namespace, sep, name = cursor.partition("/")
+    if not sep:
+        raise InvalidInput("cursor must be a nextCursor returned by a listing")
+    return namespace, name
+
+
+class CredentialService:
+    """Create, list, update and delete credentials; values are write-only."""
+
+    def __init__(self, store: Store, keyring: KeyRing | None) -> None:
+        self.store = store
+        self.keyring = keyring
+
+    def _ring(self) -> KeyRing:
+        if self.keyring is None:
+            raise SecretKeyMissing(
+                "credentials need a master key: set FLOWPLANE_SECRET_KEY to the base64 of "
+                "32 random bytes (flowplane secrets generate-key); values are never stored "
+                "unencrypted"
+            )
+        return self.keyring
+
+    async def create(
+        self,
+        namespace: str,
+        name: str,
+        value: str,
+        *,
+        type_: str = DEFAULT_TYPE,
+        description: str | None = None,
+        actor: audit.Actor | None = None,
+    ) -> Credential:
+        """Seal ``value`` and store it as credential ``name`` of ``namespace``.
+
+        Raises:
+            SecretKeyMissing: no master key is configured (nothing is stored).
+            CredentialExists: the name is taken in the namespace.
+        """
+        _check_name(name)
+        _check_type(type_)
+        _check_value(value)
+        ring = self._ring()
+        who = actor or audit.current_actor()
+        credential_id = f"cred_{uuid.uuid4().hex}"
+        envelope = ring.encrypt(value, context=credential_context(namespace, credential_id))
+
+        def fn(tx: Tx) -> Row:
+            if q.by_name(tx, namespace, name) is not None:
+                raise CredentialExists(
+                    f"credential {name!r} already exists in namespace {namespace!r}"
+                )
+            row = {
+                "id": credential_id,
+                "namespace": namespace,
+                "name": name,
+                "type": type_,
+                "description": description,
+                "envelope": envelope,
+                "key_id": ring.current.kid,
+                "version": 1,
+                "created_at_ms": tx.now_ms,
+                "updated_at_ms": tx.now_ms,
+                "created_by": who.name[:128],
+                "updated_by": who.name[:128],
+            }
+            q.insert(tx, row)
+            audit.record(
+                tx,
+                actor=who,
+                action="credential.create",
+                namespace=namespace,
+                target_type="credential",
+                target_id=credential_id,
+                after_version=1,
+                details={"name": name, "type": type_},
+            )
+            return row
+
+        return Credential.from_row(await self.store.transact(fn))
+
+    async def get(self, credential_id: str, namespaces: Sequence[str] | None = None) -> Credential:
+        """Return a credential's metadata (404 when absent or not visible)."""
+        row = await self.store.read(lambda tx: q.get(tx, credential_id))
+        if row is None or (namespaces is not None and row["namespace"] not in namespaces):
+            raise CredentialNotFound(f"credential {credential_id!r} not found")
+        return Credential.from_row(row)
+
+    async def list(
+        self,
+        *,
+        namespaces: Sequence[str] | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> CredentialPage:
+        """Return credentials ordered by namespace and name."""
+        limit = max(1, min(limit, MAX_LIST_LIMIT))
+        after = _decode_cursor(cursor) if cursor else None
+        rows = await self.store.read(
+            lambda tx: q.listing(tx, namespaces=namespaces, after=after, limit=limit + 1)
+        )
+        items = [Credential.from_row(r) for r in rows[:limit]]
+        return CredentialPage(items, _encode_cursor(items[-1]) if len(rows) > limit else None)
+
+    async def update(
+        self,
+        credential_id: str,
+        *,
+        namespaces: Sequence[str] | None = None,
+        value: str | None = None,
+        type_: str | None = None,
+        description: str | None = None,
+        if_match: int | None = None,
+        actor: audit.Actor | None = None,
+    ) -> Credential:
+        """Replace the value, type or description of a credential.
+
+        Args:
+            credential_id: the credential.
+            namespaces: namespaces visible to the caller (``None``: all).
+            value: a new value (sealed anew, with a new nonce).
+            type_: a new type.
+            description: a new description.
+            if_match: only update the credential at this version (412 otherwise).
+            actor: who changes it.
+        """
+        if value is not None:
+            _check_value(value)
+        if type_ is not None:
+            _check_type(type_)
+        ring = self._ring() if value is not None else self.keyring
+        who = actor or audit.current_actor()
+
+        def fn(tx: Tx) -> Row:
+            row = q.get(tx, credential_id, for_update=True)
+            if row is None or (namespaces is not None and row["namespace"] not in namespaces):
+                raise CredentialNotFound(f"credential {credential_id!r} not found")
+            if if_match is not None and if_match != row["version"]:
+                raise VersionMismatch(
+                    f"credential is at version {row['version']}", current=row["version"]
+                )
+            changes: dict[str, Any] = {
+                "version": row["version"] + 1,
+                "updated_at_ms": tx.now_ms,
+                "updated_by": who.name[:128],
+            }
+            changed = []
+            if value is not None and ring is not None:
+                context = credential_context(row["namespace"], credential_id)
+                changes["envelope"] = ring.encrypt(value, context=context)
+                changes["key_id"] = ring.current.kid
+                changed.append("value")
+            if type_ is not None and type_ != row["type"]:
+                changes["type"] = type_
+                changed.append("type")
+            if description is not None and description != row["description"]:
+                changes["description"] = description
+                changed.append("description")
+            q.update(tx, credential_id, expect_version=row["version"], **changes)
+            audit.record(
+                tx,
+                actor=who,
+                action="credential.update",
+                namespace=row["namespace"],
+                target_type="credential",
+                target_id=credential_id,
+                before_version=row["version"],
+                after_version=changes["version"],
+                details={"name": row["name"], "changed": changed},
+            )
+            return {**row, **changes}
+
+        return Credential.from_row(await self.store.transact(fn))
+
+    async def delete(
+        self,
+        credential_id: str,
+        *,
+        namespaces: Sequence[str] | None = None,
+        if_match: int | None = None,
+        actor: audit.Actor | None = None,
+    ) -> Credential:
+        """Delete a credential; return what it was."""
+        who = actor or audit.current_actor()
+
+        def fn(tx: Tx) -> Row:
+            row = q.get(tx, credential_id, for_update=True)
+            if row is None or (namespaces is not None and row["namespace"] not in namespaces):
+                raise CredentialNotFound(f"credential {credential_id!r} not found")
+            if if_match is not None and if_match != row["version"]:
+                raise VersionMismatch(
+                    f"credential is at version {row['version']}", current=row["version"]
+                )
+            q.delete(tx, credential_id)
+            audit.record(
+                tx,
+                actor=who,
+                action="credential.delete",
+                namespace=row["namespace"],
+                target_type="credential",
+                target_id=credential_id,
+                before_version=row["version"],
+                details={"name": row["name"]},
+            )
+            return row
+
+        return Credential.from_row(await self.store.transact(fn))
+
+    async def resolve(self, namespace: str, names: Iterable[str]) -> dict[str, str]:
+        """Return the plaintext values of ``names`` in ``namespace`` (the worker's path).
+
+        Without a master key nothing is resolved from the database. A value that cannot be
+        decrypted is left out (the node then fails on the missing secret) and logged by
+        name only.
+        """
+        wanted = list(names)
+        if self.keyring is None or not wanted:
+            return {}
+        ring = self.keyring
+        rows = await self.store.read(lambda tx: q.by_names(tx, namespace, wanted))
+        out: dict[str, str] = {}
+        for row in rows:
+            try:
+                out[row["name"]] = ring.decrypt(
+                    row["envelope"], context=credential_context(namespace, row["id"])
+                )
+            except DecryptionFailed as exc:
+                _log.error(
+                    "credential %s/%s cannot be decrypted: %s", namespace, row["name"], exc.detail
+                )
+        return out
+
+
+class DatabaseSecrets:
+    """The worker's secrets: credentials of the run's namespace first, then the environment.
+
+    The environment fallback (``FLOWPLANE_SECRET_<NAME>``) keeps ``flowplane run`` and
+    single-machine set-ups working without stored credentials.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        keyring: KeyRing | None,
+        *,
+        fallback: SecretsProvider | None = None,
+    ) -> None:
+        self.credentials = CredentialService(store, keyring)
+        self.fallback: SecretsProvider = fallback or EnvSecrets()
+
+    async def resolve(self, namespace: str, names: Iterable[str]) -> dict[str, str]:
+        """Return the values of ``names`` that exist (missing names are left out)."""
+        wanted = list(dict.fromkeys(names))
+        found = await self.credentials.resolve(namespace, wanted)
+        missing = [n for n in wanted if n not in found]
+        if missing:
+            found.update(await self.fallback.resolve(namespace, missing))
+        return found
+
+
+def keyring_from_settings(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> KeyRing | None:
+    """Return the key ring of ``settings.secret_key`` (plus ``FLOWPLANE_SECRET_KEYS_OLD``)."""
+    return KeyRing.from_env(os.environ if environ is None else environ, key=settings.secret_key)
+
+
+def worker_options(store: Store, settings: Settings) -> dict[str, Any]:
+    """Return the ``Worker`` keyword arguments for credentials and the KV store.
+
+    ``secrets`` is a :class:`DatabaseSecrets` when a master key is configured (environment
+    variables only otherwise); ``kv_factory`` gives connectors the store-backed KV.
+    """
+    from flowplane.services.kv import kv_factory
+
+    options: dict[str, Any] = {"kv_factory": kv_factory(store)}
+    keyring = keyring_from_settings(settings)
+    if keyring is not None:
+        options["secrets"] = DatabaseSecrets(store, keyring)
+    return options
+
+
+async def rotate_key(store: Store, keyring: KeyRing, *, actor: audit.Actor) -> RotationReport:
+    """Re-encrypt every credential not sealed under ``keyring.current``.
+
+    Every key of the ring decrypts; the current one seals. Each batch is one transaction
+    (with an audit entry per credential), so an interrupted rotation can simply be run
+    again. Raises ``DecryptionFailed`` naming the missing key id when an envelope's key is
+    not in the ring.
+    """
+    kid = keyring.current.kid
+    rotated = 0
+
+    def batch(tx: Tx) -> int:
+        count = 0
+        for credential_id in q.ids_needing_rotation(tx, kid, ROTATE_BATCH):
+            row = q.get(tx, credential_id, for_update=True)
+            if row is None or key_id_of(row["envelope"]) == kid:
+                continue
+            context = credential_context(row["namespace"], credential_id)
+            value = keyring.decrypt(row["envelope"], context=context)
+            q.update(
+                tx,
+                credential_id,
+                expect_version=row["version"],
+                envelope=keyring.encrypt(value, context=context),
+                key_id=kid,
+            )
+            audit.record(
+                tx,
+                actor=actor,
+                action="credential.rotate_key",
+                namespace=row["namespace"],
+                target_type="credential",
+                target_id=credential_id,
+                before_version=row["version"],
+                after_version=row["version"],
+                details={"name": row["name"], "fromKeyId": row["key_id"], "toKeyId": kid},
+            )
+            count += 1
+        return count
+
+    while True:
+        done = await store.transact(batch)
+        rotated += done
+        if done == 0:
+            break
+    counts = await store.read(q.count_by_key)
+    return RotationReport(key_id=kid, rotated=rotated, already_current=counts.get(kid, 0) - rotated)

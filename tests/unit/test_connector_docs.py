@@ -1,0 +1,41 @@
+"""docs/connectors/ is generated from the manifests and kept up to date."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from flowplane.api.routes.connectors import search
+from flowplane.connectors.registry import Registry, load_builtins
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_generated_reference_is_up_to_date() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_connector_docs.py"), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_catalog_is_broad_and_its_summary_fits_a_prompt() -> None:
+    registry = Registry()
+    load_builtins(registry)
+    assert len(registry) >= 85
+    summary = json.dumps([m.summary() for m in search(registry)], separators=(",", ":"))
+    # About 4 characters a token: the whole catalogue summary stays under ~6k tokens.
+    assert len(summary) < 24_000, len(summary)
+
+
+def test_search_matches_every_word() -> None:
+    registry = Registry()
+    load_builtins(registry)
+    found = {m.type for m in search(registry, q="csv parse")}
+    assert "data.csv_parse" in found
+    assert all(m.category == "http" for m in search(registry, category="http"))
