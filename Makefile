@@ -10,7 +10,6 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
-	@if [ -d examples/plugin ]; then $(BIN)/pip install -q -e examples/plugin; fi
 	touch $(STAMP)
 
 install: $(STAMP)
