@@ -58,12 +58,17 @@ FAN_OUT_WIDTH = 1000
 
 
 class Counters:
-    """Transactions that went through ``Store.run_sync``, by kind."""
+    """Transactions that went through ``Store.run_sync``, by kind, and SQL statements."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.writes = 0
         self.reads = 0
+        self.statements = 0
+
+    def statement(self, *_args: Any) -> None:
+        with self._lock:
+            self.statements += 1
 
     def add(self, readonly: bool) -> None:
         with self._lock:
@@ -72,9 +77,9 @@ class Counters:
             else:
                 self.writes += 1
 
-    def snapshot(self) -> tuple[int, int]:
+    def snapshot(self) -> tuple[int, int, int]:
         with self._lock:
-            return self.writes, self.reads
+            return self.writes, self.reads, self.statements
 
 
 def count_transactions(store: Store) -> Counters:
@@ -89,6 +94,7 @@ def count_transactions(store: Store) -> Counters:
         return result
 
     store.run_sync = run_sync  # type: ignore[method-assign]
+    sa.event.listen(store.engine, "before_cursor_execute", counters.statement)
     return counters
 
 
@@ -169,6 +175,8 @@ class Result:
     nodes: int
     writes: int
     reads: int
+    statements: int
+    cpu_seconds: float
     per_node_ms: list[float] = field(default_factory=list)
 
     @property
@@ -206,12 +214,12 @@ class Bench:
         return t1 - t0, t2 - t0
 
     async def measure(self, name: str, runs: int, nodes: int, body: Any) -> Result:
-        w0, r0 = self.counters.snapshot()
-        t0 = time.perf_counter()
+        w0, r0, s0 = self.counters.snapshot()
+        t0, c0 = time.perf_counter(), time.process_time()
         per_node = await body
-        seconds = time.perf_counter() - t0
-        w1, r1 = self.counters.snapshot()
-        return Result(name, seconds, runs, nodes, w1 - w0, r1 - r0, per_node or [])
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        w1, r1, s1 = self.counters.snapshot()
+        return Result(name, seconds, runs, nodes, w1 - w0, r1 - r0, s1 - s0, cpu, per_node or [])
 
     async def sequential(self, count: int) -> Result:
         doc = sequential_doc()
@@ -371,7 +379,7 @@ def print_report(report: BackendReport) -> None:
     )
     header = (
         f"{'workload':<28}{'runs/s':>9}{'nodes/s':>10}{'ms/node p50':>13}{'p99':>8}"
-        f"{'writes/node':>13}{'reads/node':>12}{'nodes/s÷floor':>15}"
+        f"{'cpu ms/node':>13}{'writes/node':>13}{'reads/node':>12}{'nodes/s÷floor':>15}"
     )
     print(header)
     print("-" * len(header))
@@ -380,7 +388,9 @@ def print_report(report: BackendReport) -> None:
         p99 = f"{percentile(r.per_node_ms, 99):.2f}" if r.per_node_ms else "-"
         print(
             f"{r.name:<28}{r.runs_per_s:>9.1f}{r.nodes_per_s:>10.0f}{p50:>13}{p99:>8}"
+            f"{1000 * r.cpu_seconds / r.nodes:>13.2f}"
             f"{r.writes / r.nodes:>13.2f}{r.reads / r.nodes:>12.2f}"
+            f"{r.statements / r.nodes:>12.1f}"
             f"{r.nodes_per_s / floor:>15.3f}"
         )
     seq = report.results[0]

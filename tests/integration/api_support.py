@@ -2,7 +2,7 @@
 
 Use it from a test module (the ``db`` fixture makes it run on SQLite and PostgreSQL)::
 
-    from api_support import ApiHarness, api  # noqa: F401  (``api`` is a fixture)
+    from api_support import ApiHarness, api_fixture  # noqa: F401  (the ``api`` fixture)
 
     async def test_something(api: ApiHarness) -> None:
         r = await api.client.get("/v1/auth/me")                 # sent with the admin key
@@ -12,7 +12,8 @@ Use it from a test module (the ``db`` fixture makes it run on SQLite and Postgre
             r = await as_viewer.get("/v1/workflows")
         services = api.services                                 # store, auth, runs, ...
 
-Or build one yourself with other settings: ``async with started(db, tmp_path, workers=1,
+``api_with_worker_fixture`` is the same with one embedded worker (runs progress). Or build
+one yourself with other settings: ``async with started(db, tmp_path, workers=1,
 max_body_bytes=4096) as api: ...``.
 
 What it does: ``create_app`` with settings for tests (the given database, no embedded
@@ -24,7 +25,9 @@ and hands out keys created through :class:`flowplane.services.auth.AuthService`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +38,14 @@ import pytest
 from fastapi import FastAPI
 
 from flowplane.api.app import create_app
+from flowplane.security import passwords
 from flowplane.security.tokens import generate_api_key
 from flowplane.services.container import Services
 from flowplane.settings import Settings
 
 ROLES = ("viewer", "executor", "editor", "admin")
+# Argon2 at production cost takes ~0.5 s per hash on a shared CI core.
+passwords.use_cheap_hashing()
 BASE_URL = "http://flowplane.test"
 
 
@@ -56,6 +62,7 @@ def harness_settings(db: tuple[str, str], root: Path, **overrides: Any) -> Setti
         "reaper_interval_seconds": 0.5,
         "lease_seconds": 5.0,
         "admin_key": generate_api_key().key,
+        "secret_key": base64.b64encode(os.urandom(32)).decode(),
         "rate_limit_per_minute": dict.fromkeys(ROLES, 100_000),
     }
     values.update(overrides)
@@ -160,15 +167,20 @@ async def started(
             yield ApiHarness(app, client, settings.admin_key, settings, root)
 
 
-@pytest.fixture
-async def api(db: tuple[str, str], tmp_path: Path) -> AsyncIterator[ApiHarness]:
+@pytest.fixture(name="api")
+async def api_fixture(db: tuple[str, str], tmp_path: Path) -> AsyncIterator[ApiHarness]:
     """A started app (no embedded worker) on each backend, with an admin key."""
     async with started(db, tmp_path / "root") as harness:
         yield harness
 
 
-@pytest.fixture
-async def api_with_worker(db: tuple[str, str], tmp_path: Path) -> AsyncIterator[ApiHarness]:
+@pytest.fixture(name="api_with_worker")
+async def api_with_worker_fixture(db: tuple[str, str], tmp_path: Path) -> AsyncIterator[ApiHarness]:
     """Like ``api`` with one embedded worker, for tests that need runs to progress."""
     async with started(db, tmp_path / "root", workers=1) as harness:
         yield harness
+
+
+# Older spelling: ``from api_support import api`` (ruff then reports F811 on test arguments
+# named ``api``; import ``api_fixture`` instead).
+api = api_fixture

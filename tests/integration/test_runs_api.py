@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from runs_support import (
+    ADMIN,
     APPROVAL_WORKFLOW,
     FLAKY_WORKFLOW,
     LOG_WORKFLOW,
@@ -92,9 +92,7 @@ async def test_idempotency_key(api: Api) -> None:
     assert first.status_code == 201 and second.status_code == 200
     assert first.json()["runId"] == second.json()["runId"]
     assert second.json()["created"] is False
-    other = await api.http.post(
-        "/v1/runs", json={**body, "input": {"who": "b"}}, headers=headers
-    )
+    other = await api.http.post("/v1/runs", json={**body, "input": {"who": "b"}}, headers=headers)
     assert other.status_code == 422
     assert other.json()["code"] == "idempotency_key_reused"
     in_body = await api.http.post(
@@ -224,7 +222,9 @@ async def test_cancel_then_409(api: Api) -> None:
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     again = await api.http.post(f"/v1/runs/{run_id}/cancel", headers=api.headers())
     assert again.status_code == 409 and again.json()["code"] == "RUN_NOT_ACTIVE"
-    events = parse_sse((await api.http.get(f"/v1/runs/{run_id}/events", headers=api.headers())).text)
+    events = parse_sse(
+        (await api.http.get(f"/v1/runs/{run_id}/events", headers=api.headers())).text
+    )
     assert "RunCancelled" in [e["event"] for e in events]
 
 
@@ -336,12 +336,44 @@ async def test_roles_and_namespaces(api: Api) -> None:
 
 
 async def test_openapi_documents_the_routes(api: Api) -> None:
-    spec = (await api.http.get("/openapi.json")).json()
+    spec = (await api.http.get("/openapi.json", headers=api.headers(VIEWER))).json()
     paths = spec["paths"]
     assert "/v1/runs/{run_id}/events" in paths
     dispatch = paths["/v1/runs"]["post"]
-    assert {"200", "201", "400", "422"} <= set(dispatch["responses"])
-    assert "text/event-stream" in paths["/v1/runs/{run_id}/events"]["get"]["responses"]["200"][
-        "content"
-    ]
+    assert {"200", "201", "400", "401", "403"} <= set(dispatch["responses"])
+    assert (
+        "text/event-stream"
+        in paths["/v1/runs/{run_id}/events"]["get"]["responses"]["200"]["content"]
+    )
     assert "/v1/approvals" in paths
+
+
+async def test_dispatch_stored_workflow_by_id_and_name(api: Api) -> None:
+    created = await api.http.post(
+        "/v1/workflows",
+        content=LOG_WORKFLOW,
+        headers={**api.headers(ADMIN), "Content-Type": "application/yaml"},
+    )
+    assert created.status_code == 201, created.text
+    workflow_id = created.json()["id"]
+    by_id = await api.http.post(
+        "/v1/runs", json={"workflowId": workflow_id, "input": {"who": "id"}}, headers=api.headers()
+    )
+    assert by_id.status_code == 201, by_id.text
+    assert by_id.json()["workflowId"] == workflow_id and by_id.json()["workflowVersion"] == 1
+    by_name = await api.http.post(
+        "/v1/runs", json={"workflow": "three-logs", "input": {"who": "n"}}, headers=api.headers()
+    )
+    assert by_name.status_code == 201 and by_name.json()["workflowId"] == workflow_id
+    body = await api.wait_status(by_name.json()["runId"], "finished")
+    assert body["triggeredBy"] == "exec-key"
+    unknown = await api.http.post("/v1/runs", json={"workflow": "nope"}, headers=api.headers())
+    assert unknown.status_code == 404 and unknown.json()["code"] == "workflow_not_found"
+    hidden = await api.http.post(
+        "/v1/runs", json={"workflowId": workflow_id}, headers=api.headers(OTHER_NS)
+    )
+    assert hidden.status_code == 404
+    bad_input = await api.http.post(
+        "/v1/runs", json={"workflowId": workflow_id, "input": {"who": 3}}, headers=api.headers()
+    )
+    assert bad_input.status_code == 400 and bad_input.json()["code"] == "input_invalid"

@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 
 from flowplane import __version__
 from flowplane.api import problems
+from flowplane.api.context import RequestIdMiddleware
 from flowplane.api.gate import install_security, start_security
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.engine.worker import Worker
@@ -102,6 +103,8 @@ def create_app(
     app.state.settings = settings
     problems.install(app)
     install_security(app, settings)
+    # Outermost: every response (401s and 429s included) carries X-Request-Id.
+    app.add_middleware(RequestIdMiddleware)
     for router in discover_routers():
         app.include_router(router)
     return app

@@ -16,9 +16,7 @@ Role = Literal["viewer", "executor", "editor", "admin"]
 ROLE_RANK: dict[str, int] = {"viewer": 0, "executor": 1, "editor": 2, "admin": 3}
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-ObjectId = Annotated[
-    str, Path(pattern=ID_PATTERN, max_length=128, description="An object id.")
-]
+ObjectId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="An object id.")]
 """A path id: anything else (NUL bytes, slashes, 10 kB strings) is a 400 before any query."""
 
 

@@ -130,14 +130,20 @@ class RequestAuthenticator:
             if credential.startswith(API_KEY_PREFIX):
                 key = await self.auth.authenticate_key(credential)
                 principal = Principal(
-                    id=key.id, kind="api_key", name=key.name, role=_role(key.role),
+                    id=key.id,
+                    kind="api_key",
+                    name=key.name,
+                    role=_role(key.role),
                     namespaces=key.namespaces,
                 )
                 limit = key.rate_limit_per_minute
             else:
                 user = await self.auth.authenticate_token(credential)
                 principal = Principal(
-                    id=user.id, kind="user", name=user.username, role=_role(user.role),
+                    id=user.id,
+                    kind="user",
+                    name=user.username,
+                    role=_role(user.role),
                     namespaces=user.namespaces,
                 )
                 limit = None
@@ -152,10 +158,18 @@ class RequestAuthenticator:
         return (await self.identify(request.headers)).principal
 
 
+_ROLES: dict[str, Role] = {
+    "viewer": "viewer",
+    "executor": "executor",
+    "editor": "editor",
+    "admin": "admin",
+}
+
+
 def _role(value: str) -> Role:
-    if value == "viewer" or value == "executor" or value == "editor" or value == "admin":
-        return value
-    raise Unauthorized("invalid or expired credentials")
+    if value not in _ROLES:
+        raise Unauthorized("invalid or expired credentials")
+    return _ROLES[value]
 
 
 class SecurityMiddleware:

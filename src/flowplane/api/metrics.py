@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -26,8 +27,6 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-
-from fastapi.routing import iter_route_contexts
 
 from flowplane.services.ops import NODE_DURATION_BUCKETS_SECONDS, RunStats, run_stats
 from flowplane.store.base import Store

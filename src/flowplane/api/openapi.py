@@ -68,6 +68,30 @@ def _add(responses: dict[str, Any], status: int) -> None:
     responses.setdefault(str(status), {"description": _DESCRIPTIONS.get(status, "Error")})
 
 
+def _rewrite_operation(operation: dict[str, Any], is_open: bool, role: str | None) -> None:
+    responses: dict[str, Any] = operation["responses"]
+    responses.pop("422", None)
+    params = operation.get("parameters", [])
+    if params or "requestBody" in operation:
+        _add(responses, 400)
+    if "requestBody" in operation:
+        _add(responses, 413)
+    if any(p.get("in") == "path" for p in params):
+        _add(responses, 404)
+    if not is_open:
+        _add(responses, 401)
+        _add(responses, 429)
+        responses["429"]["headers"] = dict(_RATE_LIMIT_HEADERS)
+        operation["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+    if role is not None:
+        operation["x-required-role"] = role
+        if ROLE_RANK[role] > ROLE_RANK["viewer"]:
+            _add(responses, 403)
+    for status, response in responses.items():
+        if status.isdigit() and int(status) >= 400:
+            response["content"] = problem_content()
+
+
 def rewrite(schema: dict[str, Any], app: FastAPI, open_routes: set[tuple[str, str]]) -> None:
     """Rewrite the generated ``schema`` in place (idempotent)."""
     roles: dict[tuple[str, str], str] = {}
@@ -88,30 +112,9 @@ def rewrite(schema: dict[str, Any], app: FastAPI, open_routes: set[tuple[str, st
     }
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
-            if not isinstance(operation, dict) or "responses" not in operation:
-                continue
-            responses: dict[str, Any] = operation["responses"]
-            responses.pop("422", None)
-            params = operation.get("parameters", [])
-            if params or "requestBody" in operation:
-                _add(responses, 400)
-            if "requestBody" in operation:
-                _add(responses, 413)
-            if any(p.get("in") == "path" for p in params):
-                _add(responses, 404)
-            if (method.upper(), path) not in open_routes:
-                _add(responses, 401)
-                _add(responses, 429)
-                responses["429"]["headers"] = dict(_RATE_LIMIT_HEADERS)
-                operation["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
-            role = roles.get((method.upper(), path))
-            if role is not None:
-                operation["x-required-role"] = role
-                if ROLE_RANK[role] > ROLE_RANK["viewer"]:
-                    _add(responses, 403)
-            for status, response in responses.items():
-                if status.isdigit() and int(status) >= 400:
-                    response["content"] = problem_content()
+            if isinstance(operation, dict) and "responses" in operation:
+                key = (method.upper(), path)
+                _rewrite_operation(operation, key in open_routes, roles.get(key))
     used = repr(schema.get("paths", {}))
     for name in ("HTTPValidationError", "ValidationError"):
         if f"#/components/schemas/{name}" not in used:

@@ -51,14 +51,15 @@ def parse_last_event_id(value: str | None) -> int:
 
 
 async def _produce(source: AsyncIterator[dict[str, Any]], queue: asyncio.Queue[Any]) -> None:
+    end: object = _DONE
     try:
         async for event in source:
-            await queue.put(event)
+            await queue.put(event)  # waits while the reader is behind: the buffer is bounded
     except Exception as exc:  # the consumer ends the stream; the client resumes by seq
         _log.warning("event stream failed: %s", exc)
-        await queue.put(exc)
-    finally:
-        await queue.put(_DONE)
+        end = exc
+    # Not in a ``finally``: once cancelled (the client left) nobody reads the queue.
+    await queue.put(end)
 
 
 async def stream_events(

@@ -11,15 +11,17 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pydantic
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from flowplane.connectors.registry import Registry, default_registry, load_plugin_module
 from flowplane.settings import Settings
+
+if TYPE_CHECKING:
+    from flowplane.connectors.registry import Registry
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run failed, was cancelled or timed out; or an operation failed
@@ -53,6 +55,8 @@ def build_settings(**overrides: Any) -> Settings:
 
 def build_registry(plugins: list[str] | None) -> Registry:
     """Return the connector registry: built-ins, entry points, then each ``--plugin`` module."""
+    from flowplane.connectors.registry import default_registry, load_plugin_module
+
     registry = default_registry()
     for name in plugins or ():
         try:

@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,11 +26,10 @@ from flowplane.cli._common import (
     parse_json,
     read_input,
 )
-from flowplane.cli.runner import RunOptions, run_workflow
 from flowplane.errors import FlowplaneError
-from flowplane.services.runs import RunService
-from flowplane.settings import Settings
-from flowplane.store.base import Store
+
+if TYPE_CHECKING:
+    from flowplane.settings import Settings
 
 DatabaseUrl = Annotated[
     str | None,
@@ -104,6 +103,8 @@ def run_command(
     Exit status: 0 finished, 1 failed, cancelled or timed out, 2 invalid workflow or
     input, 130 interrupted (Ctrl-C cancels the run).
     """
+    from flowplane.cli.runner import RunOptions, run_workflow
+
     run_input = read_input(input_json, input_file)
     if root is None and not os.environ.get("FLOWPLANE_ROOT"):
         root = file.resolve().parent
@@ -154,6 +155,9 @@ def _remote(server: str, token: str | None, method: str, *args: Any, **kwargs: A
 
 
 async def _with_service(settings: Settings, action: Any) -> Any:
+    from flowplane.services.runs import RunService
+    from flowplane.store.base import Store
+
     store = await Store.open(settings.database_url, schema=settings.database_schema)
     try:
         return await action(RunService(store))

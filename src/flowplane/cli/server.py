@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,11 +21,12 @@ from flowplane.cli._common import (
     setup_logging,
 )
 from flowplane.cli.local import DatabaseSchema, DatabaseUrl, Plugins
-from flowplane.connectors.registry import Registry
-from flowplane.engine.worker import Worker
 from flowplane.errors import StorageError
-from flowplane.settings import Settings
-from flowplane.store.base import Store
+
+if TYPE_CHECKING:
+    from flowplane.connectors.registry import Registry
+    from flowplane.settings import Settings
+    from flowplane.store.base import Store
 
 DEFAULT_GRACE_SECONDS = 30.0
 MAX_CONNECTIONS = 1000
@@ -135,6 +136,9 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
     to ``grace_seconds``; a second signal (or the end of the grace period) cancels them, and
     their leases return them to other workers.
     """
+    from flowplane.engine.worker import Worker
+    from flowplane.store.base import Store
+
     try:
         store = await Store.open(settings.database_url, schema=settings.database_schema)
     except StorageError as exc:
@@ -223,6 +227,8 @@ db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 
 
 def _open_sync(database_url: str | None, database_schema: str | None) -> Store:
+    from flowplane.store.base import Store
+
     settings = build_settings(database_url=database_url, database_schema=database_schema)
     try:
         return Store.create(settings.database_url, schema=settings.database_schema)

@@ -23,6 +23,7 @@ from flowplane.connectors.registry import Registry
 from flowplane.errors import DocumentError, WorkflowInvalid
 from flowplane.model.document import Workflow
 from flowplane.model.graph import Graph, ValidationIssue, validate_workflow
+from flowplane.model.templates import iter_template_strings
 from flowplane.model.yaml import line_of, parse_workflow
 
 MAX_FILE_BYTES = 1_048_576
@@ -39,6 +40,7 @@ class Problem:
     node_id: str | None = None
     field: str | None = None
     path: str | None = None
+    length: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the problem as JSON data."""
@@ -115,6 +117,11 @@ def _issue_path(wf: Workflow, issue: ValidationIssue, duplicates: dict[str, int]
     if issue.field == "needs" and isinstance(issue.value, str) and node.needs:
         if issue.value in node.needs:
             return f"{base}.needs[{node.needs.index(issue.value)}]"
+    if issue.field == "params" and isinstance(issue.value, str):
+        # A reference problem names the whole params; point at the string that holds it.
+        for where, text in iter_template_strings(node.params, "params"):
+            if issue.value in text:
+                return f"{base}.{where}"
     return f"{base}.{issue.field}"
 
 
@@ -128,17 +135,45 @@ def _graph_problems(wf: Workflow, text: str, issues: list[ValidationIssue]) -> l
             f"node {issue.node_id!r}: " if issue.node_id else "",
             f"{issue.field}: " if issue.field else "",
         )
+        if issue.node_id:
+            message = _strip_prefix(message, f"node {issue.node_id!r} ")
+        line = line_of(text, path) if path else None
+        column, length = _span(text, line, issue)
         problems.append(
             Problem(
                 code=issue.code,
                 message=message,
-                line=line_of(text, path) if path else None,
+                line=line,
+                column=column,
                 node_id=issue.node_id,
                 field=issue.field,
                 path=path,
+                length=length,
             )
         )
     return problems
+
+
+def _span(text: str, line: int | None, issue: ValidationIssue) -> tuple[int | None, int | None]:
+    """Return the 1-based column and length of the offending key or value on ``line``."""
+    lines = text.splitlines()
+    if line is None or not 0 < line <= len(lines):
+        return None, None
+    source = lines[line - 1]
+    key = issue.field.rsplit(".", 1)[-1] if issue.field else None
+    value = issue.value if isinstance(issue.value, str) and issue.value else None
+    keys = [rf"(?<![\w.-]){re.escape(key)}(?=:)"] if key and not key.endswith("]") else []
+    values = [rf"(?<![\w-]){re.escape(value)}(?![\w-])"] if value else []
+    patterns = keys + values if issue.code in _KEY_CODES else values + keys
+    for pattern in patterns:
+        found = re.search(pattern, source)
+        if found:
+            return found.start() + 1, len(found.group())
+    return None, None
+
+
+# Problems about a key itself (rather than its value): point at the key.
+_KEY_CODES = frozenset({"unknown_param", "missing_param", "duplicate_id"})
 
 
 def check_text(text: str, source: str, registry: Registry) -> Report:
@@ -202,7 +237,9 @@ def print_problems(console: Console, report: Report) -> None:
             gutter = f"{problem.line:>5} | "
             console.print(f"[dim]{escape(gutter)}[/]{escape(source_line)}", highlight=False)
             if problem.column is not None:
-                start, width = problem.column - 1, 1
+                start = problem.column - 1
+                token = re.match(r"[^\s,\]}:]+", source_line[start:])
+                width = problem.length or (len(token.group()) if token else 1)
             else:
                 start = len(source_line) - len(source_line.lstrip())
                 width = max(1, len(source_line.rstrip()) - start)

@@ -13,6 +13,7 @@ from flowplane.client.client import Client
 from flowplane.client.models import (
     TERMINAL_EVENT_TYPES,
     TERMINAL_STATUSES,
+    AppliedItem,
     Approval,
     Attempt,
     DispatchResult,
@@ -27,6 +28,8 @@ from flowplane.client.models import (
     SignalResult,
     SkippedItem,
     ValidationIssue,
+    WorkflowInfo,
+    WorkflowPage,
 )
 from flowplane.errors import (
     AlreadyDecided,
@@ -44,6 +47,7 @@ from flowplane.errors import (
     RunNotFound,
     Unauthorized,
     VersionMismatch,
+    WorkflowExists,
     WorkflowNotFound,
     WorkflowPathOutsideRoot,
 )
@@ -52,6 +56,7 @@ __all__ = [
     "TERMINAL_EVENT_TYPES",
     "TERMINAL_STATUSES",
     "AlreadyDecided",
+    "AppliedItem",
     "Approval",
     "ApprovalNotFound",
     "AsyncClient",
@@ -82,6 +87,9 @@ __all__ = [
     "Unauthorized",
     "ValidationIssue",
     "VersionMismatch",
+    "WorkflowExists",
+    "WorkflowInfo",
     "WorkflowNotFound",
+    "WorkflowPage",
     "WorkflowPathOutsideRoot",
 ]

@@ -144,40 +144,51 @@ def _if_match(version: int | str | None) -> dict[str, str]:
     return {"If-Match": text if text.startswith(('"', "W/")) else f'"{text}"'}
 
 
-def _document_call(method: str, path: str, document: dict[str, Any] | str) -> Call[Any]:
+def _workflow(response: httpx.Response) -> m.WorkflowInfo:
+    return m.WorkflowInfo.model_validate(response.json())
+
+
+def _document_call(
+    method: str,
+    path: str,
+    document: dict[str, Any] | str,
+    parse: Callable[[httpx.Response], T],
+) -> Call[T]:
     if isinstance(document, str):
-        return Call(
-            method, path, _json, content=document, headers={"Content-Type": "application/yaml"}
-        )
-    return Call(method, path, _json, json=document)
+        headers = {"Content-Type": "application/yaml"}
+        return Call(method, path, parse, content=document, headers=headers)
+    return Call(method, path, parse, json=document)
 
 
 # --- workflows --------------------------------------------------------------------------
 
 
-def create_workflow(document: dict[str, Any] | str) -> Call[Any]:
+def create_workflow(document: dict[str, Any] | str) -> Call[m.WorkflowInfo]:
     """``POST /v1/workflows`` with a JSON document or YAML text."""
-    return _document_call("POST", "/v1/workflows", document)
+    return _document_call("POST", "/v1/workflows", document, _workflow)
 
 
 def list_workflows(
-    namespace: str | None, limit: int | None, cursor: str | None, name: str | None
-) -> Call[Any]:
+    namespace: str | list[str] | None, limit: int | None, cursor: str | None
+) -> Call[m.WorkflowPage]:
     """``GET /v1/workflows``."""
-    params = _params(namespace=namespace, limit=limit, cursor=cursor, name=name)
-    return Call("GET", "/v1/workflows", _json, params=params)
+    params = _params(namespace=namespace, limit=limit, cursor=cursor)
+    return Call(
+        "GET", "/v1/workflows", lambda r: m.WorkflowPage.model_validate(r.json()), params=params
+    )
 
 
-def get_workflow(workflow_id: str) -> Call[Any]:
-    """``GET /v1/workflows/{id}``."""
-    return Call("GET", f"/v1/workflows/{seg(workflow_id)}", _json)
+def get_workflow(workflow_id: str, namespace: str | None) -> Call[m.WorkflowInfo]:
+    """``GET /v1/workflows/{id}`` (an id, or a name in ``namespace``)."""
+    path = f"/v1/workflows/{seg(workflow_id)}"
+    return Call("GET", path, _workflow, params=_params(namespace=namespace))
 
 
 def update_workflow(
     workflow_id: str, document: dict[str, Any] | str, if_match: int | str | None
-) -> Call[Any]:
+) -> Call[m.WorkflowInfo]:
     """``PUT /v1/workflows/{id}`` (``If-Match`` = the version you edited)."""
-    call = _document_call("PUT", f"/v1/workflows/{seg(workflow_id)}", document)
+    call = _document_call("PUT", f"/v1/workflows/{seg(workflow_id)}", document, _workflow)
     call.headers.update(_if_match(if_match))
     return call
 
@@ -194,12 +205,12 @@ def delete_workflow(workflow_id: str, if_match: int | str | None) -> Call[None]:
 
 def validate_workflow(document: dict[str, Any] | str) -> Call[Any]:
     """``POST /v1/workflows/validate``."""
-    return _document_call("POST", "/v1/workflows/validate", document)
+    return _document_call("POST", "/v1/workflows/validate", document, _json)
 
 
 def import_workflow(document: dict[str, Any] | str) -> Call[Any]:
     """``POST /v1/workflows/import``."""
-    return _document_call("POST", "/v1/workflows/import", document)
+    return _document_call("POST", "/v1/workflows/import", document, _json)
 
 
 def export_workflow(workflow_id: str, fmt: str) -> Call[str]:
@@ -223,9 +234,10 @@ def get_revision(workflow_id: str, version: int) -> Call[Any]:
     return Call("GET", f"/v1/workflows/{seg(workflow_id)}/revisions/{version}", _json)
 
 
-def restore_revision(workflow_id: str, version: int) -> Call[Any]:
+def restore_revision(workflow_id: str, version: int) -> Call[m.WorkflowInfo]:
     """``POST /v1/workflows/{id}/revisions/{version}/restore``."""
-    return Call("POST", f"/v1/workflows/{seg(workflow_id)}/revisions/{version}/restore", _json)
+    path = f"/v1/workflows/{seg(workflow_id)}/revisions/{version}/restore"
+    return Call("POST", path, _workflow)
 
 
 def patch_workflow(

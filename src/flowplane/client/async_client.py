@@ -34,6 +34,8 @@ from flowplane.client.models import (
     RunDetail,
     RunList,
     SignalResult,
+    WorkflowInfo,
+    WorkflowPage,
 )
 
 T = TypeVar("T")
@@ -100,17 +102,16 @@ class AsyncClient:
     async def list_workflows(
         self,
         *,
-        namespace: str | None = None,
-        name: str | None = None,
+        namespace: str | list[str] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
-    ) -> Any:
-        """List stored workflows."""
-        return await self._send(t.list_workflows(namespace, limit, cursor, name))
+    ) -> WorkflowPage:
+        """Return a page of stored workflows (``next_cursor`` reads the next page)."""
+        return await self._send(t.list_workflows(namespace, limit, cursor))
 
-    async def get_workflow(self, workflow_id: str) -> Any:
-        """Return a stored workflow."""
-        return await self._send(t.get_workflow(workflow_id))
+    async def get_workflow(self, workflow_id: str, *, namespace: str | None = None) -> WorkflowInfo:
+        """Return a stored workflow by id, or by name (in ``namespace``, default ``default``)."""
+        return await self._send(t.get_workflow(workflow_id, namespace))
 
     async def update_workflow(
         self,
@@ -118,7 +119,7 @@ class AsyncClient:
         document: dict[str, Any] | str,
         *,
         if_match: int | str | None = None,
-    ) -> Any:
+    ) -> WorkflowInfo:
         """Replace a workflow's document (``if_match``: the version you edited)."""
         return await self._send(t.update_workflow(workflow_id, document, if_match))
 

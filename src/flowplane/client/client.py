@@ -33,6 +33,8 @@ from flowplane.client.models import (
     RunDetail,
     RunList,
     SignalResult,
+    WorkflowInfo,
+    WorkflowPage,
 )
 
 T = TypeVar("T")
@@ -92,24 +94,23 @@ class Client:
 
     # --- workflows ----------------------------------------------------------------------
 
-    def create_workflow(self, document: dict[str, Any] | str) -> Any:
+    def create_workflow(self, document: dict[str, Any] | str) -> WorkflowInfo:
         """Store a new workflow from a document (a mapping, or YAML/JSON text)."""
         return self._send(t.create_workflow(document))
 
     def list_workflows(
         self,
         *,
-        namespace: str | None = None,
-        name: str | None = None,
+        namespace: str | list[str] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
-    ) -> Any:
-        """List stored workflows."""
-        return self._send(t.list_workflows(namespace, limit, cursor, name))
+    ) -> WorkflowPage:
+        """Return a page of stored workflows (``next_cursor`` reads the next page)."""
+        return self._send(t.list_workflows(namespace, limit, cursor))
 
-    def get_workflow(self, workflow_id: str) -> Any:
-        """Return a stored workflow."""
-        return self._send(t.get_workflow(workflow_id))
+    def get_workflow(self, workflow_id: str, *, namespace: str | None = None) -> WorkflowInfo:
+        """Return a stored workflow by id, or by name (in ``namespace``, default ``default``)."""
+        return self._send(t.get_workflow(workflow_id, namespace))
 
     def update_workflow(
         self,
@@ -117,7 +118,7 @@ class Client:
         document: dict[str, Any] | str,
         *,
         if_match: int | str | None = None,
-    ) -> Any:
+    ) -> WorkflowInfo:
         """Replace a workflow's document (``if_match``: the version you edited)."""
         return self._send(t.update_workflow(workflow_id, document, if_match))
 
@@ -145,7 +146,7 @@ class Client:
         """Return one revision of a workflow."""
         return self._send(t.get_revision(workflow_id, version))
 
-    def restore_revision(self, workflow_id: str, version: int) -> Any:
+    def restore_revision(self, workflow_id: str, version: int) -> WorkflowInfo:
         """Make an old revision the current version (as a new version)."""
         return self._send(t.restore_revision(workflow_id, version))
 

@@ -217,6 +217,27 @@ class SignalResult(WireModel):
     iteration: int | None = None
 
 
+class WorkflowInfo(WireModel):
+    """A stored workflow at its current version."""
+
+    id: str
+    name: str
+    namespace: str
+    version: int = Field(description="1 at creation, +1 on every change; the ETag.")
+    description: str = ""
+    document: dict[str, Any] = Field(default_factory=dict)
+    created_at_ms: int | None = None
+    updated_at_ms: int | None = None
+    created_by: str | None = None
+
+
+class WorkflowPage(WireModel):
+    """A page of workflows and the cursor of the next page."""
+
+    items: list[WorkflowInfo]
+    next_cursor: str | None = None
+
+
 class SkippedItem(BaseModel):
     """An EditOps operation that was not applied, and why."""
 
@@ -236,22 +257,35 @@ class ValidationIssue(BaseModel):
     field: str | None = None
     value: Any = None
     error: str
+    code: str | None = None
+
+
+class AppliedItem(BaseModel):
+    """An EditOps operation that was applied."""
+
+    index: int
+    op: str
+    node_id: str | None = None
+    description: str = ""
 
 
 class PatchResult(BaseModel):
     """The result of ``POST /v1/workflows/{id}/operations``."""
 
-    ok: bool
+    ok: bool = Field(description="Nothing was skipped and nothing is invalid.")
     version: int | None = None
+    saved: bool | None = Field(default=None, description="Whether a new version was saved.")
     workflow: dict[str, Any] = Field(default_factory=dict)
     validation_errors: list[ValidationIssue] = Field(default_factory=list)
     skipped_items: list[SkippedItem] = Field(default_factory=list)
+    applied: list[AppliedItem] = Field(default_factory=list)
     summary: str = ""
 
 
 __all__ = [
     "TERMINAL_EVENT_TYPES",
     "TERMINAL_STATUSES",
+    "AppliedItem",
     "Approval",
     "ApprovalList",
     "Attempt",
@@ -269,4 +303,6 @@ __all__ = [
     "SkippedItem",
     "ValidationIssue",
     "WireModel",
+    "WorkflowInfo",
+    "WorkflowPage",
 ]

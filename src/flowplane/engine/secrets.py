@@ -50,6 +50,8 @@ class Redactor:
                     base64.b64encode(raw).decode().rstrip("="),
                     base64.urlsafe_b64encode(raw).decode().rstrip("="),
                     urllib.parse.quote(value, safe=""),
+                    # Jinja's urlencode filter and URLs keep "/" (quote's default).
+                    urllib.parse.quote(value),
                     urllib.parse.quote_plus(value),
                 }
             )

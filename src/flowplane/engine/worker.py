@@ -32,6 +32,7 @@ from flowplane.connectors.base import (
 )
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.engine import transitions
+from flowplane.engine.cron import Scheduler
 from flowplane.engine.faults import maybe_crash
 from flowplane.engine.plan import Plan, plans
 from flowplane.engine.secrets import EnvSecrets, Redactor, SecretsProvider
@@ -90,6 +91,8 @@ class Worker:
         self._cancel_events: dict[int, asyncio.Event] = {}
         self._runs: OrderedDict[str, _RunInfo] = OrderedDict()
         self._wake = asyncio.Event()
+        # Whether the last claim may have left due work behind (it filled every free slot).
+        self._saturated = False
         self._stopping = asyncio.Event()
         self._remove_listener: Any = None
         self._background: list[asyncio.Task[None]] = []
@@ -103,6 +106,10 @@ class Worker:
         self._background = [
             asyncio.create_task(self._heartbeat_loop(), name=f"fp-heartbeat-{self.id}"),
             asyncio.create_task(self._maintenance_loop(), name=f"fp-reaper-{self.id}"),
+            # Every worker also ticks the schedules; unique slot rows make that safe.
+            asyncio.create_task(
+                Scheduler(self.store, registry=self.registry).run(), name=f"fp-cron-{self.id}"
+            ),
         ]
         try:
             await self._claim_loop()
@@ -152,8 +159,10 @@ class Worker:
         while not self._stopping.is_set():
             free = self.concurrency - len(self._tasks)
             claimed: list[Row] = []
+            # Cleared even when full: a wake-up pending while no slot is free would
+            # otherwise make every wait below return at once (a busy loop).
+            self._wake.clear()
             if free > 0:
-                self._wake.clear()
                 claimed = await self.store.transact(
                     functools.partial(
                         transitions.claim, owner=self.id, limit=free, lease_ms=self.lease_ms
@@ -161,6 +170,8 @@ class Worker:
                 )
                 for row in claimed:
                     self._spawn(row)
+            # Full, or no room to claim: due work may be left, so a freed slot must wake us.
+            self._saturated = len(claimed) == free
             if claimed and len(claimed) == free:
                 await asyncio.sleep(0)
                 if len(self._tasks) >= self.concurrency:
@@ -189,7 +200,11 @@ class Worker:
             self._tasks.pop(row_id, None)
             self._rows.pop(row_id, None)
             self._cancel_events.pop(row_id, None)
-            self._wake.set()
+            # A freed slot needs a claim only if the last one may have left work behind;
+            # work made ready since then announces itself with a "ready" notification.
+            # (Waking on every finished node cost an empty claim and a read per node.)
+            if self._saturated:
+                self._wake.set()
 
         task.add_done_callback(_done)
 

@@ -5,8 +5,9 @@ An envelope is one line of text::
     v1:<key id>:<base64 nonce>:<base64 ciphertext+tag>
 
 The nonce is 96 random bits per value, and the associated data binds the envelope to its
-place: ``flowplane:v1:<key id>:<len(namespace)>:<namespace>:<credential id>``. An envelope copied to another
-credential row, another namespace or relabelled with another key id fails to decrypt.
+place: ``flowplane:v1:<key id>:<len(namespace)>:<namespace>:<credential id>``. An envelope
+copied to another credential row or namespace, or relabelled with another key id, fails to
+decrypt.
 
 The key ring comes from the environment:
 
@@ -144,6 +145,11 @@ class KeyRing:
         """Every key id this ring can decrypt with, the current one first."""
         return [self.current.kid, *(k for k in self._keys if k != self.current.kid)]
 
+    @property
+    def keys(self) -> list[MasterKey]:
+        """Every key of the ring, the current one first."""
+        return [self._keys[kid] for kid in self.key_ids]
+
     @classmethod
     def parse(cls, spec: str, old: str | None = None) -> KeyRing:
         """Build a ring from ``FLOWPLANE_SECRET_KEY`` syntax (and an optional old-keys list).
@@ -175,7 +181,7 @@ class KeyRing:
 
     def with_current(self, key: MasterKey) -> KeyRing:
         """Return a ring where ``key`` encrypts and every key of this ring still decrypts."""
-        return KeyRing(key, list(self._keys.values()))
+        return KeyRing(key, self.keys)
 
     # --- envelopes --------------------------------------------------------------------
 

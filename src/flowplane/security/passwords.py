@@ -15,6 +15,13 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("flowplane-dummy-password")
 
 
+def use_cheap_hashing() -> None:
+    """Switch to the cheapest Argon2id parameters: for test suites only, never in a server."""
+    global _hasher, _DUMMY_HASH
+    _hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    _DUMMY_HASH = _hasher.hash("flowplane-dummy-password")
+
+
 def check_password_policy(password: str) -> None:
     """Raise ``InvalidInput`` when ``password`` is too short or too long."""
     if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:

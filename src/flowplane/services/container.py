@@ -7,6 +7,7 @@ from typing import Any
 
 from flowplane.connectors.registry import Registry
 from flowplane.services.auth import AuthService
+from flowplane.services.credentials import worker_options
 from flowplane.services.runs import RunService
 from flowplane.services.workflows import WorkflowService
 from flowplane.settings import Settings
@@ -40,4 +41,5 @@ def build_services(store: Store, settings: Settings, registry: Registry) -> Serv
         runs=runs,
         workflows=WorkflowService(store, registry, runs),
         auth=AuthService(store, settings),
+        extra={"worker_options": worker_options(store, settings)},
     )

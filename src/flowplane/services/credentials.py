@@ -18,6 +18,7 @@ from typing import Any
 
 from flowplane.engine.secrets import EnvSecrets, SecretsProvider
 from flowplane.errors import Conflict, InvalidInput, NotFound, VersionMismatch
+from flowplane.security import log_redaction
 from flowplane.security.crypto import (
     DecryptionFailed,
     KeyRing,
@@ -387,6 +388,9 @@ class DatabaseSecrets:
         missing = [n for n in wanted if n not in found]
         if missing:
             found.update(await self.fallback.resolve(namespace, missing))
+        # Libraries used by connectors log too (httpx logs request URLs): keep the values
+        # out of this process's log records.
+        log_redaction.remember(found.values())
         return found
 
 

@@ -179,9 +179,7 @@ class KVService:
             if (if_none_match and live is not None) or (
                 if_match is not None and if_match != version
             ):
-                raise VersionMismatch(
-                    f"key {key!r} is at version {version}", current=version
-                )
+                raise VersionMismatch(f"key {key!r} is at version {version}", current=version)
             expires = _expiry(tx, ttl_seconds)
             if live is None:
                 previous = (current or {}).get("expired_version", 0)

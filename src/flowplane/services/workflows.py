@@ -40,6 +40,7 @@ from flowplane.model.graph import check_workflow
 from flowplane.model.yaml import MAX_DOCUMENT_BYTES, dump_json, dump_yaml, load_document
 from flowplane.model.yaml import parse_workflow as _parse_workflow
 from flowplane.services.runs import RunService, StartResult
+from flowplane.services.schedules import sync_workflow_triggers
 from flowplane.store import workflow_queries as q
 from flowplane.store.base import Store
 from flowplane.store.tx import Row, Tx
@@ -492,6 +493,7 @@ class WorkflowService:
                 _check_version(current, expected_version)
             if not q.soft_delete_workflow(tx, workflow_id, tx.now_ms):
                 raise WorkflowNotFound(f"workflow {workflow_id!r} not found")
+            sync_workflow_triggers(tx, {**_row_of(current), "deleted_at_ms": tx.now_ms})
 
         await self.store.transact(fn)
 
@@ -701,6 +703,7 @@ class WorkflowService:
             created_by=by,
             message=message,
         )
+        sync_workflow_triggers(tx, row)
         return row
 
     @staticmethod
@@ -736,7 +739,9 @@ class WorkflowService:
             created_by=by,
             message=message,
         )
-        return {**_row_of(current), **values}
+        saved = {**_row_of(current), **values}
+        sync_workflow_triggers(tx, saved)
+        return saved
 
 
 def _row_of(wf: StoredWorkflow) -> Row:

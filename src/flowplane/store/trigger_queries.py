@@ -31,8 +31,14 @@ def _all(tx: Tx, query: sa.Select[Any]) -> list[Row]:
 def _insert_once(tx: Tx, table: sa.Table, values: dict[str, Any], key: Sequence[str]) -> bool:
     """Insert ``values`` unless a row with the same unique ``key`` exists; return if inserted."""
     dialect = postgresql if tx.dialect == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(key))
-    return bool(tx.conn.execute(stmt).rowcount)
+    stmt = (
+        dialect.insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(key))
+        .returning(table.c[key[0]])
+    )
+    # RETURNING, not rowcount: drivers report -1 for an INSERT with implicit RETURNING.
+    return tx.conn.execute(stmt).first() is not None
 
 
 # --- schedules ---------------------------------------------------------------------------

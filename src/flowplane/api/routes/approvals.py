@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 
 from flowplane.api.deps import Principal, get_services, require
-from flowplane.api.problems import Problem
-from flowplane.api.routes.runs import approval_model
+from flowplane.api.openapi import error_responses
+from flowplane.api.run_views import approval_model
 from flowplane.client.models import ApprovalList
 from flowplane.services.approvals import ApprovalService
 from flowplane.services.container import Services
@@ -16,18 +16,13 @@ from flowplane.services.container import Services
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 
 MAX_APPROVALS = 500
-_PROBLEM = {
-    "model": Problem,
-    "content": {"application/problem+json": {}},
-    "description": "A problem document (RFC 9457) with a stable `code`.",
-}
 
 
 @router.get(
     "",
     response_model=ApprovalList,
     summary="List approvals",
-    responses={400: _PROBLEM, 401: _PROBLEM, 403: _PROBLEM},
+    responses=error_responses(400),
 )
 async def list_approvals(
     principal: Annotated[Principal, require("viewer")],

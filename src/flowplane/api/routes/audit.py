@@ -15,8 +15,8 @@ from fastapi import APIRouter, Depends, Query
 from flowplane.api.deps import Principal, get_services, require
 from flowplane.api.routes.credentials import iso, problems
 from flowplane.client.models import WireModel
-from flowplane.services.container import Services
 from flowplane.services.audit import MAX_LIST_LIMIT, AuditService
+from flowplane.services.container import Services
 from flowplane.store.tx import Row
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])

@@ -61,7 +61,7 @@ class UserOut(_Wire):
         return cls(
             id=user.id,
             username=user.username,
-            role=user.role,  # type: ignore[arg-type]
+            role=user.role,
             namespaces=list(user.namespaces) if user.namespaces is not None else None,
             disabled=user.disabled,
             createdAtMs=user.created_at_ms,
@@ -145,7 +145,7 @@ class TokenOut(_Wire):
             id=key.id,
             name=key.name,
             prefix=key.prefix,
-            role=key.role,  # type: ignore[arg-type]
+            role=key.role,
             namespaces=list(key.namespaces) if key.namespaces is not None else None,
             rateLimitPerMinute=key.rate_limit_per_minute,
             expiresAtMs=key.expires_at_ms,
@@ -234,9 +234,7 @@ async def change_password(
     if principal.kind != "user":
         raise InvalidInput("API keys have no password; log in as a user")
     services = get_services(request)
-    user = await services.auth.change_password(
-        principal.id, body.currentPassword, body.newPassword
-    )
+    user = await services.auth.change_password(principal.id, body.currentPassword, body.newPassword)
     return UserOut.of(user)
 
 
@@ -332,7 +330,7 @@ async def create_token(
 async def list_tokens(
     request: Request,
     principal: Principal = require("admin"),
-    includeRevoked: Annotated[bool, Query()] = False,  # noqa: N803 - wire name
+    includeRevoked: Annotated[bool, Query()] = False,
 ) -> TokenList:
     """API keys visible to the caller, oldest first (revoked ones on request)."""
     keys = await get_services(request).auth.list_api_keys(

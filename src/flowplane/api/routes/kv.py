@@ -36,9 +36,7 @@ Viewer = Annotated[Principal, require("viewer")]
 Editor = Annotated[Principal, require("editor")]
 Svc = Annotated[Services, Depends(get_services)]
 Namespace = Annotated[str, Path(pattern=NAMESPACE_PATTERN, description="The namespace.")]
-Key = Annotated[
-    str, Path(max_length=MAX_KEY_CHARS, description="The key (may contain `/`).")
-]
+Key = Annotated[str, Path(max_length=MAX_KEY_CHARS, description="The key (may contain `/`).")]
 IfMatch = Annotated[
     str | None,
     Header(alias="If-Match", description='Only if the entry is at this version: `"3"`.'),

@@ -1,7 +1,7 @@
 """Operations: liveness (``/health``), readiness (``/readyz``) and Prometheus (``/metrics``).
 
 ``/health`` and ``/readyz`` are the only open GET routes; ``/metrics`` needs a token
-(any role).
+(any role, not restricted to namespaces).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from flowplane.api.deps import Principal, get_services, require
 from flowplane.api.metrics import CONTENT_TYPE, Metrics
 from flowplane.api.openapi import error_responses
 from flowplane.api.problems import problem_response
+from flowplane.errors import Forbidden
 from flowplane.services.ops import readiness
 
 router = APIRouter(tags=["ops"])
@@ -76,10 +77,19 @@ async def readyz(request: Request) -> Ready | JSONResponse:
     "/metrics",
     response_class=Response,
     summary="Prometheus metrics",
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **error_responses(403),
+    },
 )
-async def metrics(request: Request, _principal: Principal = require("viewer")) -> Response:
-    """The Prometheus text exposition (HTTP traffic, runs, node durations, queue depth)."""
+async def metrics(request: Request, principal: Principal = require("viewer")) -> Response:
+    """The Prometheus text exposition (HTTP traffic, runs, node durations, queue depth).
+
+    The numbers span every namespace (workflow names are labels), so a key restricted to
+    some namespaces gets 403.
+    """
+    if principal.namespaces is not None:
+        raise Forbidden("metrics span every namespace; use a key without namespace limits")
     registry: Metrics = request.app.state.metrics
     body = await registry.render(get_services(request).store)
     return Response(body, media_type=CONTENT_TYPE)

@@ -20,15 +20,20 @@ from pydantic.alias_generators import to_camel
 from starlette.responses import StreamingResponse
 
 from flowplane.api.deps import Principal, get_services, require
-from flowplane.api.problems import Problem
+from flowplane.api.openapi import error_responses
+from flowplane.api.run_views import (
+    approval_model,
+    describe,
+    log_page,
+    parse_log_cursor,
+    run_fields,
+    run_model,
+)
 from flowplane.api.sse import event_stream_response, parse_last_event_id
 from flowplane.client.models import (
     Approval,
-    Attempt,
     DispatchResult,
-    LogItem,
     LogPage,
-    NodeState,
     Run,
     RunDetail,
     SignalResult,
@@ -41,25 +46,13 @@ from flowplane.errors import (
 from flowplane.model.document import Workflow
 from flowplane.model.yaml import parse_workflow
 from flowplane.services.container import Services
-from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, Row, now_ms
+from flowplane.store.tx import TERMINAL_RUN, Row
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 MAX_LIST_LIMIT = 500
 MAX_LOG_LIMIT = 1000
 MAX_WORKFLOW_FILE_BYTES = 2 * 1024 * 1024
-
-
-def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entries for problem documents."""
-    out: dict[int | str, dict[str, Any]] = {}
-    for status in (401, 403, *statuses):
-        out[status] = {
-            "model": Problem,
-            "content": {"application/problem+json": {}},
-            "description": "A problem document (RFC 9457) with a stable `code`.",
-        }
-    return out
 
 
 # --- request models ---------------------------------------------------------------------
@@ -127,142 +120,6 @@ class SignalBody(_Body):
     data: Any = Field(default=None, description="Smithers' name for `payload`.")
     correlation_id: str | None = Field(default=None, max_length=255)
     received_by: str | None = Field(default=None, description="Accepted; ignored.")
-
-
-# --- row -> wire ------------------------------------------------------------------------
-
-
-def _iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _duration(started: int | None, finished: int | None, running: bool) -> int | None:
-    if started is None:
-        return None
-    if finished is None:
-        return max(0, now_ms() - started) if running else None
-    return max(0, finished - started)
-
-
-def _run_fields(row: Row) -> dict[str, Any]:
-    return {
-        "run_id": row["id"],
-        "namespace": row["namespace"],
-        "workflow_id": row.get("workflow_id"),
-        "workflow_name": row["workflow_name"],
-        "workflow_version": row.get("workflow_version"),
-        "status": row["status"],
-        "error": row.get("error"),
-        "parent_run_id": row.get("parent_run_id"),
-        "trigger": row.get("trigger"),
-        "triggered_by": row.get("triggered_by"),
-        "created_at_ms": row.get("created_at_ms"),
-        "started_at_ms": row.get("started_at_ms"),
-        "finished_at_ms": row.get("finished_at_ms"),
-        "created_at": _iso(row.get("created_at_ms")),
-        "finished_at": _iso(row.get("finished_at_ms")),
-        "duration_ms": _duration(
-            row.get("started_at_ms"),
-            row.get("finished_at_ms"),
-            row["status"] not in TERMINAL_RUN,
-        ),
-    }
-
-
-def run_model(row: Row) -> Run:
-    """Build the list model of a run row."""
-    return Run(**_run_fields(row))
-
-
-def _attempt_model(row: Row) -> Attempt:
-    return Attempt(
-        node_id=row["node_id"],
-        iteration=row["iteration"],
-        attempt=row["attempt"],
-        status=row["status"],
-        worker=row.get("worker"),
-        started_at_ms=row.get("started_at_ms"),
-        finished_at_ms=row.get("finished_at_ms"),
-        duration_ms=_duration(row.get("started_at_ms"), row.get("finished_at_ms"), False),
-        error=row.get("error"),
-    )
-
-
-def describe(run: Row, nodes: list[Row], attempts: list[Row]) -> RunDetail:
-    """Build ``GET /v1/runs/{id}``: the run, a per-state summary and every node run.
-
-    ``summary``, ``nodesTotal`` and ``nodesExecuted`` count node-level rows: a plain node's
-    row, or a ``foreach`` node's iteration -1 row (its items are listed in ``nodes`` only).
-    """
-    by_node: dict[tuple[str, int], list[Attempt]] = {}
-    for row in attempts:
-        by_node.setdefault((row["node_id"], row["iteration"]), []).append(_attempt_model(row))
-    foreach_nodes = {row["node_id"] for row in nodes if row["iteration"] == -1}
-    states: list[NodeState] = []
-    summary: dict[str, int] = {}
-    executed = 0
-    total = 0
-    for row in nodes:
-        status = row["status"]
-        states.append(
-            NodeState(
-                node_id=row["node_id"],
-                iteration=row["iteration"],
-                state=status,
-                attempt=row["attempt"],
-                attempts=by_node.get((row["node_id"], row["iteration"]), []),
-                output=row.get("output"),
-                error=row.get("error"),
-                wait=row.get("wait"),
-                started_at_ms=row.get("started_at_ms"),
-                finished_at_ms=row.get("finished_at_ms"),
-                duration_ms=_duration(
-                    row.get("started_at_ms"),
-                    row.get("finished_at_ms"),
-                    status not in TERMINAL_NODE,
-                ),
-            )
-        )
-        node_level = row["iteration"] == -1 or row["node_id"] not in foreach_nodes
-        if node_level:
-            total += 1
-            summary[status] = summary.get(status, 0) + 1
-            if status in ("finished", "failed"):
-                executed += 1
-    return RunDetail(
-        **_run_fields(run),
-        input=run.get("input"),
-        output=run.get("output"),
-        summary=summary,
-        nodes=states,
-        nodes_total=total,
-        nodes_executed=executed,
-    )
-
-
-def approval_model(row: Row) -> Approval:
-    """Build the wire model of an approval row."""
-    return Approval(
-        id=row["id"],
-        run_id=row["run_id"],
-        namespace=row["namespace"],
-        node_id=row["node_id"],
-        iteration=row["iteration"],
-        title=row["title"],
-        description=row.get("description"),
-        status=row["status"],
-        requested_at_ms=row["requested_at_ms"],
-        decided_at_ms=row.get("decided_at_ms"),
-        decided_by=row.get("decided_by"),
-        note=row.get("note"),
-        waiting_ms=int(row.get("waiting_ms") or 0),
-        workflow_name=row.get("workflow_name"),
-        run_status=row.get("run_status"),
-        label=row["node_id"],
-        request_title=row["title"],
-    )
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -358,7 +215,7 @@ Svc = Annotated[Services, Depends(get_services)]
     summary="Start a run",
     responses={
         200: {"model": DispatchResult, "description": "An existing run (idempotent replay)."},
-        **_problems(400, 404, 409, 422),
+        **error_responses(400, 404, 409, 422),
     },
 )
 async def dispatch_run(
@@ -381,7 +238,7 @@ async def dispatch_run(
         if run["status"] in TERMINAL_RUN:
             run = await runs.resume(body.run_id)
         response.status_code = 200
-        return DispatchResult(**_run_fields(run), created=False)
+        return DispatchResult(**run_fields(run), created=False)
     sources = [s for s in (body.workflow_id, body.workflow, body.workflow_path) if s]
     if len(sources) != 1:
         raise InvalidInput("give exactly one of workflowId, workflow or workflowPath")
@@ -413,7 +270,7 @@ async def dispatch_run(
         source_path=source_path,
     )
     response.status_code = 201 if result.created else 200
-    return DispatchResult(**_run_fields(result.run), created=result.created)
+    return DispatchResult(**run_fields(result.run), created=result.created)
 
 
 @router.get(
@@ -425,7 +282,7 @@ async def dispatch_run(
             "description": "Runs, newest first. The next page's cursor is in `X-Next-Cursor` "
             'and a `Link: <...>; rel="next"` header.'
         },
-        **_problems(400),
+        **error_responses(400),
     },
 )
 async def list_runs(
@@ -473,7 +330,7 @@ async def list_runs(
     "/{run_id}",
     response_model=RunDetail,
     summary="Describe a run",
-    responses=_problems(404),
+    responses=error_responses(404),
 )
 async def get_run(run_id: str, principal: Viewer, services: Svc) -> RunDetail:
     """The run's status, a per-state summary and every node run with attempts and timings."""
@@ -487,7 +344,7 @@ async def get_run(run_id: str, principal: Viewer, services: Svc) -> RunDetail:
     "/{run_id}/logs",
     response_model=LogPage,
     summary="Read a run's log",
-    responses=_problems(400, 404),
+    responses=error_responses(400, 404),
 )
 async def get_logs(
     run_id: str,
@@ -498,63 +355,10 @@ async def get_logs(
 ) -> LogPage:
     """Log lines and finished attempts in time order, paginated with ``after``."""
     await _visible_run(services, principal, run_id)
-    after_log, after_attempt = _parse_log_cursor(after)
-    logs = await services.runs.logs(run_id, after_id=after_log, limit=limit + 1)
-    attempts = [a for a in await services.runs.attempts(run_id) if a["id"] > after_attempt]
-    items: list[LogItem] = []
-    li = ai = 0
-    while len(items) < limit and (li < len(logs) or ai < len(attempts)):
-        take_log = ai >= len(attempts) or (
-            li < len(logs) and logs[li]["ts_ms"] <= attempts[ai]["finished_at_ms"]
-        )
-        if take_log:
-            row = logs[li]
-            li += 1
-            after_log = row["id"]
-            items.append(
-                LogItem(
-                    kind="log",
-                    node_id=row["node_id"],
-                    iteration=row["iteration"],
-                    attempt=row["attempt"],
-                    ts_ms=row["ts_ms"],
-                    level=row["level"],
-                    message=row["message"],
-                )
-            )
-        else:
-            row = attempts[ai]
-            ai += 1
-            after_attempt = row["id"]
-            items.append(
-                LogItem(
-                    kind="attempt",
-                    node_id=row["node_id"],
-                    iteration=row["iteration"],
-                    attempt=row["attempt"],
-                    ts_ms=row["finished_at_ms"],
-                    status=row["status"],
-                    worker=row.get("worker"),
-                    started_at_ms=row.get("started_at_ms"),
-                    error=row.get("error"),
-                )
-            )
-    more = li < len(logs) or ai < len(attempts)
-    return LogPage(items=items, next_cursor=f"{after_log}.{after_attempt}" if more else None)
-
-
-def _parse_log_cursor(value: str | None) -> tuple[int, int]:
-    if not value:
-        return 0, 0
-    try:
-        parts = [int(p) for p in value.split(".")]
-    except ValueError:
-        raise InvalidInput("after must be a cursor returned as nextCursor") from None
-    if len(parts) == 1:
-        return parts[0], 0
-    if len(parts) != 2 or min(parts) < 0:
-        raise InvalidInput("after must be a cursor returned as nextCursor")
-    return parts[0], parts[1]
+    cursor = parse_log_cursor(after)
+    logs = await services.runs.logs(run_id, after_id=cursor[0], limit=limit + 1)
+    attempts = [a for a in await services.runs.attempts(run_id) if a["id"] > cursor[1]]
+    return log_page(logs, attempts, after=cursor, limit=limit)
 
 
 @router.get(
@@ -567,7 +371,7 @@ def _parse_log_cursor(value: str | None) -> tuple[int, int]:
             "description": "`id: <seq>`, `event: <type>`, `data: <json>` per event; "
             "`: keep-alive` comments; closes after the terminal event.",
         },
-        **_problems(404),
+        **error_responses(404),
     },
 )
 async def stream_run_events(
@@ -587,7 +391,7 @@ async def stream_run_events(
     "/{run_id}/cancel",
     response_model=Run,
     summary="Cancel a run",
-    responses=_problems(404, 409),
+    responses=error_responses(404, 409),
 )
 async def cancel_run(run_id: str, principal: Executor, services: Svc) -> Run:
     """Cancel an active run; 409 ``RUN_NOT_ACTIVE`` when it is already terminal."""
@@ -599,7 +403,7 @@ async def cancel_run(run_id: str, principal: Executor, services: Svc) -> Run:
     "/{run_id}/resume",
     response_model=Run,
     summary="Resume a failed or cancelled run",
-    responses=_problems(400, 404, 409),
+    responses=error_responses(400, 404, 409),
 )
 async def resume_run(
     run_id: str, principal: Executor, services: Svc, body: ResumeBody | None = None
@@ -617,7 +421,7 @@ async def resume_run(
     response_model=DispatchResult,
     status_code=201,
     summary="Retry a run as a new run",
-    responses=_problems(400, 404),
+    responses=error_responses(400, 404),
 )
 async def retry_run(
     run_id: str, principal: Executor, services: Svc, body: RetryBody | None = None
@@ -629,7 +433,7 @@ async def retry_run(
         use_latest_version=bool(body and body.use_latest_version),
         triggered_by=principal.name,
     )
-    return DispatchResult(**_run_fields(result.run), created=result.created)
+    return DispatchResult(**run_fields(result.run), created=result.created)
 
 
 async def _decide(
@@ -659,7 +463,7 @@ async def _decide(
     "/{run_id}/nodes/{node_id}/approve",
     response_model=Approval,
     summary="Approve a waiting node",
-    responses=_problems(400, 404, 409),
+    responses=error_responses(400, 404, 409),
 )
 async def approve_node(
     run_id: str, node_id: str, principal: Executor, services: Svc, body: DecisionBody | None = None
@@ -672,7 +476,7 @@ async def approve_node(
     "/{run_id}/nodes/{node_id}/deny",
     response_model=Approval,
     summary="Deny a waiting node",
-    responses=_problems(400, 404, 409),
+    responses=error_responses(400, 404, 409),
 )
 async def deny_node(
     run_id: str, node_id: str, principal: Executor, services: Svc, body: DecisionBody | None = None
@@ -685,7 +489,7 @@ async def deny_node(
     "/{run_id}/signals/{name}",
     response_model=SignalResult,
     summary="Send a signal to a run",
-    responses=_problems(400, 404, 409),
+    responses=error_responses(400, 404, 409),
 )
 async def send_signal(
     run_id: str,

@@ -18,8 +18,8 @@ from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException
 
 from flowplane.api.deps import Principal, get_services, require
-from flowplane.api.problems import Problem
-from flowplane.api.routes.runs import run_model
+from flowplane.api.openapi import error_responses
+from flowplane.api.run_views import run_model
 from flowplane.client.models import DispatchResult
 from flowplane.errors import InvalidInput
 from flowplane.model.document import Workflow
@@ -87,15 +87,9 @@ def _body(description: str, json_schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entries for problem documents."""
-    return {
-        status: {
-            "model": Problem,
-            "content": {"application/problem+json": {}},
-            "description": "A problem document (RFC 9457) with a stable `code`.",
-        }
-        for status in (401, 403, *statuses)
-    }
+    """OpenAPI ``responses=`` entries for this route's problem documents (the app adds the
+    statuses every route shares: 401, 403, 429, ...)."""
+    return error_responses(*statuses)
 
 
 def _with_etag(status: int, *statuses: int) -> dict[int | str, dict[str, Any]]:

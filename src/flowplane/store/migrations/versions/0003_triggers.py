@@ -34,9 +34,7 @@ def upgrade() -> None:
         sa.Column("start_at_ms", sa.BigInteger(), nullable=True),
         sa.Column("end_at_ms", sa.BigInteger(), nullable=True),
         sa.Column("catchup", sa.String(length=16), server_default="latest", nullable=False),
-        sa.Column(
-            "catchup_window_seconds", sa.Integer(), server_default="3600", nullable=False
-        ),
+        sa.Column("catchup_window_seconds", sa.Integer(), server_default="3600", nullable=False),
         sa.Column("next_fire_ms", sa.BigInteger(), nullable=True),
         sa.Column("last_fired_slot_ms", sa.BigInteger(), nullable=True),
         sa.Column("owner", sa.String(length=16), server_default="api", nullable=False),

@@ -1,0 +1,400 @@
+"""Remote commands: ``flowplane workflows ...`` and ``flowplane runs ...`` through the client.
+
+Every command takes ``--server`` and ``--token`` (or ``FLOWPLANE_URL`` / ``FLOWPLANE_TOKEN``)
+and ``--json`` for machine-readable output. Errors from the server are printed with their
+``code`` and exit with status 1 (2 for invalid input).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from flowplane.cli._common import EXIT_FAILED, EXIT_INVALID, EXIT_OK, err_console, fail
+from flowplane.cli.output import RUN_STYLES, STATUS_STYLES, error_message, print_json
+from flowplane.client import Client, Event, FlowplaneError, RunDetail
+from flowplane.errors import InvalidInput
+
+workflows_app = typer.Typer(help="Manage workflows on a server.", no_args_is_help=True)
+runs_app = typer.Typer(help="Inspect and steer runs on a server.", no_args_is_help=True)
+console = Console(highlight=False)
+
+Server = Annotated[
+    str | None,
+    typer.Option("--server", envvar="FLOWPLANE_URL", help="Server URL.", show_default=False),
+]
+Token = Annotated[
+    str | None,
+    typer.Option("--token", envvar="FLOWPLANE_TOKEN", help="API key or JWT.", show_default=False),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+@contextlib.contextmanager
+def connect(server: str | None, token: str | None) -> Iterator[Client]:
+    """Open a client and turn server errors into a message and an exit status."""
+    try:
+        with Client(server, token=token) as client:
+            yield client
+    except FlowplaneError as exc:
+        code = EXIT_INVALID if isinstance(exc, InvalidInput) else EXIT_FAILED
+        problems = exc.extra.get("errors")
+        if isinstance(problems, list):
+            for problem in problems[:20]:
+                err_console.print(f"  - {escape(json.dumps(problem, default=str))}")
+        fail(f"{exc.code}: {exc.detail}", code)
+    except OSError as exc:  # connection refused, DNS, ...
+        fail(f"cannot reach the server: {exc}")
+    except Exception as exc:
+        if type(exc).__module__.startswith("httpx"):
+            fail(f"cannot reach the server: {exc}")
+        raise
+
+
+def _time(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _seconds(ms: int | None) -> str:
+    return "-" if ms is None else f"{ms / 1000:.1f}s"
+
+
+def _status(status: str) -> str:
+    style = RUN_STYLES.get(status) or STATUS_STYLES.get(status, ("", "", ""))[1] or "bold"
+    return f"[{style}]{escape(status)}[/]"
+
+
+def _dump(value: Any) -> Any:
+    return value.model_dump(mode="json", by_alias=True) if hasattr(value, "model_dump") else value
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}", EXIT_INVALID)
+
+
+# --- workflows --------------------------------------------------------------------------
+
+
+@workflows_app.command("list")
+def workflows_list(
+    server: Server = None,
+    token: Token = None,
+    namespace: Annotated[list[str] | None, typer.Option(help="Only these namespaces.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
+    as_json: AsJson = False,
+) -> None:
+    """List stored workflows."""
+    with connect(server, token) as client:
+        page = client.list_workflows(namespace=namespace, limit=limit)
+    if as_json:
+        print_json(console, [_dump(w) for w in page.items])
+        return
+    table = Table("ID", "Namespace", "Name", "Version", "Updated", "Description")
+    for wf in page.items:
+        table.add_row(
+            wf.id,
+            wf.namespace,
+            wf.name,
+            str(wf.version),
+            _time(wf.updated_at_ms),
+            escape(wf.description[:60]),
+        )
+    console.print(table)
+
+
+@workflows_app.command("apply")
+def workflows_apply(
+    file: Annotated[Path, typer.Argument(help="A workflow document (YAML or JSON).")],
+    server: Server = None,
+    token: Token = None,
+    namespace: Annotated[str | None, typer.Option(help="Namespace of an existing one.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create the workflow, or save a new version when one with its name exists."""
+    text = _read_text(file)
+    with connect(server, token) as client:
+        try:
+            wf = client.create_workflow(text)
+            action = "created"
+        except FlowplaneError as exc:
+            if exc.code != "workflow_exists":
+                raise
+            name = _document_name(text)
+            current = client.get_workflow(name, namespace=namespace)
+            wf = client.update_workflow(current.id, text, if_match=current.version)
+            action = "updated" if wf.version != current.version else "unchanged"
+    if as_json:
+        print_json(console, {"action": action, **_dump(wf)})
+    else:
+        console.print(f"{action} {wf.name} ({wf.id}) version {wf.version}")
+
+
+def _document_name(text: str) -> str:
+    from flowplane.model.yaml import load_document
+
+    name = load_document(text).get("name")
+    if not isinstance(name, str):
+        fail("the document has no name", EXIT_INVALID)
+    return name
+
+
+@workflows_app.command("export")
+def workflows_export(
+    workflow: Annotated[str, typer.Argument(help="Workflow id or name.")],
+    server: Server = None,
+    token: Token = None,
+    format: Annotated[str, typer.Option("--format", help="yaml or json.")] = "yaml",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+) -> None:
+    """Print (or write) a workflow's document."""
+    if format not in ("yaml", "json"):
+        fail("--format must be yaml or json", EXIT_INVALID)
+    with connect(server, token) as client:
+        text = client.export_workflow(client.get_workflow(workflow).id, format=format)
+    if output is None:
+        console.print(text, markup=False, highlight=False, end="" if text.endswith("\n") else "\n")
+    else:
+        output.write_text(text, encoding="utf-8")
+        err_console.print(f"wrote {output}")
+
+
+@workflows_app.command("patch")
+def workflows_patch(
+    workflow: Annotated[str, typer.Argument(help="Workflow id or name.")],
+    ops_file: Annotated[Path, typer.Argument(help='EditOps: a list, or {"ops": [...]}.')],
+    server: Server = None,
+    token: Token = None,
+    if_match: Annotated[int | None, typer.Option(help="Expected current version.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Apply EditOps; exits 1 when an op was skipped or the result is invalid."""
+    from flowplane.model.yaml import load_document
+
+    text = _read_text(ops_file)
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError:
+        data = load_document(text, source=str(ops_file))
+    ops = data.get("ops") if isinstance(data, dict) else data
+    if not isinstance(ops, list):
+        fail('the ops file must hold a list of ops or {"ops": [...]}', EXIT_INVALID)
+    with connect(server, token) as client:
+        result = client.patch_workflow(client.get_workflow(workflow).id, ops, if_match=if_match)
+    if as_json:
+        print_json(console, _dump(result))
+    else:
+        style = "green" if result.ok else "yellow"
+        console.print(f"[{style}]version {result.version}[/]: {escape(result.summary)}")
+        for item in result.skipped_items:
+            console.print(
+                f"  [yellow]skipped[/] #{item.index} {escape(str(item.op))} "
+                f"{escape(item.node_id or '')}: [{item.reason_code}] {escape(item.reason)}"
+            )
+        for issue in result.validation_errors:
+            where = ".".join(p for p in (issue.node_id, issue.field) if p)
+            console.print(f"  [red]invalid[/] {escape(where)}: {escape(issue.error)}")
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+# --- runs -------------------------------------------------------------------------------
+
+
+@runs_app.command("list")
+def runs_list(
+    server: Server = None,
+    token: Token = None,
+    status: Annotated[list[str] | None, typer.Option(help="Only these statuses.")] = None,
+    workflow: Annotated[str | None, typer.Option(help="Workflow name or id.")] = None,
+    namespace: Annotated[list[str] | None, typer.Option(help="Only these namespaces.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    cursor: Annotated[str | None, typer.Option(help="Next-page cursor.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """List runs, newest first."""
+    with connect(server, token) as client:
+        page = client.list_runs(
+            status=status, workflow=workflow, namespace=namespace, limit=limit, cursor=cursor
+        )
+    if as_json:
+        print_json(console, {"runs": [_dump(r) for r in page.runs], "nextCursor": page.next_cursor})
+        return
+    table = Table("Run", "Workflow", "Status", "Created", "Duration", "Trigger")
+    for run in page.runs:
+        table.add_row(
+            run.run_id,
+            escape(run.workflow_name),
+            _status(run.status),
+            _time(run.created_at_ms),
+            _seconds(run.duration_ms),
+            run.trigger or "-",
+        )
+    console.print(table)
+    if page.next_cursor:
+        console.print(f"[dim]more: --cursor {page.next_cursor}[/]")
+
+
+def _show(run: RunDetail) -> None:
+    console.print(
+        f"Run [bold]{run.run_id}[/] {escape(run.workflow_name)} "
+        f"v{run.workflow_version or '-'}: {_status(run.status)} "
+        f"({run.nodes_executed}/{run.nodes_total} nodes, {_seconds(run.duration_ms)})"
+    )
+    if run.error:
+        console.print(f"[red]error:[/] {escape(error_message(run.error))}")
+    table = Table("Node", "Iter", "State", "Attempts", "Duration", "Output / error")
+    for node in run.nodes:
+        detail = error_message(node.error) if node.error else json.dumps(node.output, default=str)
+        table.add_row(
+            escape(node.node_id),
+            str(node.iteration),
+            _status(node.state),
+            str(node.attempt),
+            _seconds(node.duration_ms),
+            escape(detail[:80]) if node.output is not None or node.error else "",
+        )
+    console.print(table)
+    if run.output is not None:
+        console.print("Output:")
+        print_json(console, run.output)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    server: Server = None,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Describe a run: status, every node's state, attempts, output and error."""
+    with connect(server, token) as client:
+        run = client.get_run(run_id)
+    if as_json:
+        print_json(console, _dump(run))
+    else:
+        _show(run)
+
+
+@runs_app.command("logs")
+def runs_logs(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    server: Server = None,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Print a run's log lines and attempts."""
+    with connect(server, token) as client:
+        items = list(client.iter_logs(run_id))
+    if as_json:
+        print_json(console, [_dump(i) for i in items])
+        return
+    for item in items:
+        where = f"{item.node_id}[{item.iteration}]#{item.attempt}"
+        if item.kind == "log":
+            text = f"{escape(item.level or '')} {escape(item.message or '')}"
+        else:
+            failure = f": {error_message(item.error)}" if item.error else ""
+            text = f"attempt {_status(item.status or '')}{escape(failure)}"
+        console.print(f"[dim]{_time(item.ts_ms)}[/] {escape(where)} {text}")
+
+
+def _event_line(event: Event) -> str:
+    when = dt.datetime.fromtimestamp(event.timestamp_ms / 1000).strftime("%H:%M:%S")
+    where = f" {event.node_id}[{event.iteration or 0}]" if event.node_id else ""
+    extra = ""
+    if event.get("error"):
+        extra = f" {error_message(event.get('error'))}"
+    elif event.get("message"):
+        extra = f" {event.get('message')}"
+    return f"[dim]{when} #{event.seq}[/] {escape(event.type)}{escape(where)}{escape(extra)}"
+
+
+@runs_app.command("watch")
+def runs_watch(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    server: Server = None,
+    token: Token = None,
+    after_seq: Annotated[int, typer.Option(help="Start after this event seq.")] = 0,
+    as_json: AsJson = False,
+) -> None:
+    """Follow a run's events until it ends; exit 0 when it finished, 1 otherwise."""
+    with connect(server, token) as client:
+        for event in client.stream_events(run_id, after_seq=after_seq):
+            if event.type == "FrameCommitted":
+                continue
+            if as_json:
+                print(json.dumps(event.model_dump(mode="json", by_alias=True)), flush=True)
+            else:
+                console.print(_event_line(event))
+        run = client.get_run(run_id)
+    if not as_json:
+        console.print(f"Run {run.run_id} {_status(run.status)}")
+    raise typer.Exit(EXIT_OK if run.status == "finished" else EXIT_FAILED)
+
+
+@runs_app.command("cancel")
+def runs_cancel(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    server: Server = None,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Cancel an active run."""
+    with connect(server, token) as client:
+        run = client.cancel(run_id)
+    if as_json:
+        print_json(console, _dump(run))
+    else:
+        console.print(f"Run {run.run_id} {_status(run.status)}")
+
+
+@runs_app.command("resume")
+def runs_resume(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    server: Server = None,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Continue a failed or cancelled run, reusing the outputs it recorded."""
+    with connect(server, token) as client:
+        run = client.resume(run_id)
+    if as_json:
+        print_json(console, _dump(run))
+    else:
+        console.print(f"Run {run.run_id} resumed: {_status(run.status)}")
+
+
+@runs_app.command("retry")
+def runs_retry(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    server: Server = None,
+    token: Token = None,
+    latest: Annotated[bool, typer.Option("--latest", help="Use the latest version.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Start a new run with the same input."""
+    with connect(server, token) as client:
+        run = client.retry(run_id, use_latest_version=latest)
+    if as_json:
+        print_json(console, _dump(run))
+    else:
+        console.print(f"Run {run.run_id} started (retry of {run_id}): {_status(run.status)}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``workflows`` and ``runs`` command groups."""
+    app.add_typer(workflows_app, name="workflows")
+    app.add_typer(runs_app, name="runs")

@@ -1,0 +1,255 @@
+"""``flowplane secrets ...``: master keys and credentials, straight on the database.
+
+Like ``flowplane tokens``, these commands open the database directly, so whoever runs them
+already holds the installation's keys. Secret values are read from stdin or a prompt, never
+from arguments (which shells and process lists keep).
+
+Rotating the master key without downtime::
+
+    # 1. every process: the new key encrypts, the old one still decrypts
+    FLOWPLANE_SECRET_KEY=<new> FLOWPLANE_SECRET_KEYS_OLD=<old>   (restart)
+    # 2. re-encrypt every credential under the current (new) key
+    flowplane secrets rotate-key
+    # 3. drop FLOWPLANE_SECRET_KEYS_OLD (restart)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flowplane.cli._common import EXIT_INVALID, build_settings, err_console, fail
+from flowplane.errors import FlowplaneError
+from flowplane.model.document import DEFAULT_NAMESPACE
+from flowplane.security.crypto import OLD_KEYS_ENV, KeyRing, generate_key, parse_key
+from flowplane.services.credentials import (
+    DEFAULT_TYPE,
+    CredentialExists,
+    CredentialService,
+    keyring_from_settings,
+    rotate_key,
+)
+from flowplane.settings import Settings
+from flowplane.store.audit import Actor
+from flowplane.store.base import Store
+
+T = TypeVar("T")
+
+secrets_app = typer.Typer(
+    help="Master keys and credentials (opens the database directly).", no_args_is_help=True
+)
+console = Console(highlight=False)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option("--database-url", help="Database URL (default: FLOWPLANE_DATABASE_URL)."),
+]
+DatabaseSchema = Annotated[
+    str | None,
+    typer.Option("--database-schema", help="PostgreSQL schema (default: flowplane)."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def cli_actor() -> Actor:
+    """The audit actor of a CLI command: the operating-system user."""
+    try:
+        name = getpass.getuser()
+    except Exception:
+        name = "cli"
+    return Actor(name=name, kind="cli")
+
+
+def run_on_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store of ``settings``, run ``action`` on it, close it; errors exit."""
+
+    async def main() -> T:
+        store = await Store.open(settings.database_url, schema=settings.database_schema)
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except FlowplaneError as exc:
+        fail(f"{exc.code}: {exc.detail}", EXIT_INVALID if exc.status == 400 else 1)
+
+
+def _keyring(settings: Settings) -> KeyRing:
+    try:
+        ring = keyring_from_settings(settings)
+    except FlowplaneError as exc:
+        fail(f"{exc.code}: {exc.detail}", EXIT_INVALID)
+    if ring is None:
+        fail("set FLOWPLANE_SECRET_KEY first (flowplane secrets generate-key)", EXIT_INVALID)
+    return ring
+
+
+@secrets_app.command("generate-key")
+def generate_key_command() -> None:
+    """Print a new random master key (base64 of 32 bytes) for FLOWPLANE_SECRET_KEY."""
+    print(generate_key())
+
+
+@secrets_app.command("rotate-key")
+def rotate_key_command(
+    new_key: Annotated[
+        str | None,
+        typer.Option(
+            "--new-key",
+            envvar="FLOWPLANE_NEW_SECRET_KEY",
+            help="The key to encrypt with ([kid:]base64). Default: the current "
+            "FLOWPLANE_SECRET_KEY (after you made the new key current).",
+            show_default=False,
+        ),
+    ] = None,
+    old_keys: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--old-key",
+            help=f"A key that still decrypts (repeatable). FLOWPLANE_SECRET_KEY and {OLD_KEYS_ENV} "
+            "are always included.",
+            show_default=False,
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    database_schema: DatabaseSchema = None,
+) -> None:
+    """Re-encrypt every credential under the new (or current) master key.
+
+    Every configured key still decrypts, so the command can run while servers use the old
+    key as an old key; run it again after an interruption.
+    """
+    settings = build_settings(database_url=database_url, database_schema=database_schema)
+    try:
+        configured = keyring_from_settings(settings)
+        extra = [parse_key(k) for k in old_keys or ()]
+        if new_key is not None:
+            current = parse_key(new_key)
+        elif configured is not None:
+            current = configured.current
+        else:
+            fail("give --new-key or set FLOWPLANE_SECRET_KEY", EXIT_INVALID)
+        ring = KeyRing(current, [*(configured.keys if configured else ()), *extra])
+    except FlowplaneError as exc:
+        fail(f"{exc.code}: {exc.detail}", EXIT_INVALID)
+
+    async def action(store: Store) -> Any:
+        return await rotate_key(store, ring, actor=cli_actor())
+
+    report = run_on_store(settings, action)
+    err_console.print(
+        f"Re-encrypted {report.rotated} credential(s) under key {report.key_id} "
+        f"({report.already_current} already were)."
+    )
+    if new_key is not None and (configured is None or configured.current.kid != report.key_id):
+        err_console.print(
+            "Now make it the current key everywhere: FLOWPLANE_SECRET_KEY=<the new key>; "
+            f"keep the old one in {OLD_KEYS_ENV} until every process has restarted."
+        )
+
+
+@secrets_app.command("set")
+def set_command(
+    name: Annotated[str, typer.Argument(help="The credential name (used as ${NAME}).")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n")] = DEFAULT_NAMESPACE,
+    type_: Annotated[str, typer.Option("--type", help="The credential type.")] = DEFAULT_TYPE,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    value_stdin: Annotated[
+        bool, typer.Option("--value-stdin", help="Read the value from stdin.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+    database_schema: DatabaseSchema = None,
+) -> None:
+    """Create a credential, or replace its value; the value is read from stdin or a prompt."""
+    settings = build_settings(database_url=database_url, database_schema=database_schema)
+    ring = _keyring(settings)
+    if value_stdin or not sys.stdin.isatty():
+        value = sys.stdin.read().removesuffix("\n")
+    else:
+        value = typer.prompt(f"Value of {name}", hide_input=True)
+    if not value:
+        fail("the value is empty", EXIT_INVALID)
+
+    async def action(store: Store) -> str:
+        service = CredentialService(store, ring)
+        try:
+            await service.create(
+                namespace, name, value, type_=type_, description=description, actor=cli_actor()
+            )
+            return "created"
+        except CredentialExists:
+            page = await service.list(namespaces=[namespace], limit=500)
+            found = next(c for c in page.items if c.name == name)
+            await service.update(
+                found.id, value=value, type_=type_, description=description, actor=cli_actor()
+            )
+            return "updated"
+
+    outcome = run_on_store(settings, action)
+    err_console.print(f"Credential {namespace}/{name} {outcome}.")
+
+
+@secrets_app.command("list")
+def list_command(
+    namespace: Annotated[
+        list[str] | None, typer.Option("--namespace", "-n", help="Only these (repeatable).")
+    ] = None,
+    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+    database_schema: DatabaseSchema = None,
+) -> None:
+    """List credentials (names and metadata; values are never shown)."""
+    settings = build_settings(database_url=database_url, database_schema=database_schema)
+
+    async def action(store: Store) -> list[dict[str, Any]]:
+        service = CredentialService(store, None)
+        rows: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page = await service.list(namespaces=namespace or None, cursor=cursor, limit=500)
+            rows += [
+                {
+                    "id": c.id,
+                    "namespace": c.namespace,
+                    "name": c.name,
+                    "type": c.type,
+                    "version": c.version,
+                    "keyId": c.key_id,
+                    "updatedAtMs": c.updated_at_ms,
+                }
+                for c in page.items
+            ]
+            cursor = page.next_cursor
+            if cursor is None:
+                return rows
+
+    rows = run_on_store(settings, action)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("namespace", "name", "type", "version", "key id", "id")
+    for row in rows:
+        table.add_row(
+            row["namespace"],
+            row["name"],
+            row["type"],
+            str(row["version"]),
+            row["keyId"],
+            row["id"],
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``secrets`` command group."""
+    app.add_typer(secrets_app, name="secrets")

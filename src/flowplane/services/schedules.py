@@ -1,0 +1,457 @@
+"""ScheduleService: cron schedules of workflows, made through the API or declared in documents.
+
+A schedule belongs to one workflow and fires its latest version. Schedules created through
+``/v1/schedules`` have ``owner="api"``; those declared in a workflow's ``triggers:`` have
+``owner="workflow"`` and follow the document: :func:`sync_workflow_triggers` runs in the
+workflow's own write transaction, so a document and its schedules never disagree. Firing
+is the engine's business (:func:`flowplane.engine.cron.tick`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from flowplane.connectors.registry import Registry
+from flowplane.engine import cron
+from flowplane.engine.transitions import new_id
+from flowplane.errors import (
+    Conflict,
+    InvalidInput,
+    ScheduleNotFound,
+    WorkflowInvalid,
+    WorkflowNotFound,
+)
+from flowplane.model.durations import parse_duration
+from flowplane.services.runs import RunService, StartResult
+from flowplane.store import audit
+from flowplane.store import trigger_queries as q
+from flowplane.store import workflow_queries as wq
+from flowplane.store.base import Store
+from flowplane.store.tx import Row, Tx
+
+DEFAULT_CATCHUP = "latest"
+DEFAULT_CATCHUP_WINDOW_SECONDS = 3600
+MAX_CATCHUP_WINDOW_SECONDS = 31 * 86400
+TIMING_FIELDS = ("cron", "timezone", "start_at_ms", "end_at_ms")
+"""Changing one of these (or re-enabling) recomputes the next slot from now."""
+
+
+def parse_instant(value: Any, timezone: str, what: str) -> int | None:
+    """Milliseconds of ``value``: ``None``, epoch milliseconds, or ISO-8601.
+
+    An ISO-8601 time without an offset is read in the schedule's time zone.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise InvalidInput(f"{what}: expected an ISO-8601 time or milliseconds")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(f"{what}: {value!r} is not an ISO-8601 time") from None
+    else:
+        raise InvalidInput(f"{what}: expected an ISO-8601 time or milliseconds")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=cron.load_timezone(timezone))
+    return cron.to_ms(moment)
+
+
+def check_schedule(values: Mapping[str, Any]) -> cron.CronSpec:
+    """Validate a schedule's fields (snake_case column names); return its cron spec.
+
+    Raises:
+        InvalidCron, InvalidTimezone, InvalidInput: a field is wrong.
+    """
+    spec = cron.parse_cron(str(values["cron"]), str(values["timezone"]))
+    if values["catchup"] not in cron.CATCHUP_POLICIES:
+        raise InvalidInput(
+            f"catchup must be one of {', '.join(cron.CATCHUP_POLICIES)}, not {values['catchup']!r}"
+        )
+    window = values["catchup_window_seconds"]
+    if not isinstance(window, int) or not 1 <= window <= MAX_CATCHUP_WINDOW_SECONDS:
+        raise InvalidInput(
+            f"catchupWindowSeconds must be between 1 and {MAX_CATCHUP_WINDOW_SECONDS}"
+        )
+    start, end = values.get("start_at_ms"), values.get("end_at_ms")
+    if start is not None and end is not None and end < start:
+        raise InvalidInput("endAt is before startAt")
+    if values.get("input") is not None and not isinstance(values["input"], dict):
+        raise InvalidInput("a schedule's input must be a JSON object")
+    return spec
+
+
+def _next_fire(values: Mapping[str, Any], spec: cron.CronSpec, now_ms: int) -> int | None:
+    return cron.first_slot(
+        spec,
+        now_ms=now_ms,
+        start_at_ms=values.get("start_at_ms"),
+        end_at_ms=values.get("end_at_ms"),
+    )
+
+
+class ScheduleService:
+    """Create, read, change, delete and fire schedules."""
+
+    def __init__(self, store: Store, registry: Registry, runs: RunService) -> None:
+        self.store = store
+        self.registry = registry
+        self.runs = runs
+
+    async def create(
+        self,
+        values: Mapping[str, Any],
+        *,
+        namespaces: Sequence[str] | None = None,
+        created_by: str | None = None,
+    ) -> Row:
+        """Create an API-owned schedule.
+
+        Args:
+            values: ``workflow_id`` (or ``workflow`` name and ``namespace``), ``cron`` and
+                optionally ``name``, ``timezone``, ``input``, ``enabled``, ``start_at``,
+                ``end_at``, ``catchup``, ``catchup_window_seconds``.
+            namespaces: namespaces the caller may see (``None``: all).
+            created_by: recorded on the row.
+
+        Raises:
+            WorkflowNotFound: no such workflow visible to the caller.
+            InvalidCron, InvalidTimezone, InvalidInput: a field is wrong.
+            Conflict: the workflow already has a schedule with that name.
+        """
+        timezone = str(values.get("timezone") or "UTC")
+        row: Row = {
+            "id": new_id(),
+            "name": values.get("name") or f"schedule-{secrets.token_hex(4)}",
+            "cron": values.get("cron"),
+            "timezone": timezone,
+            "input": values.get("input") or {},
+            "enabled": bool(values.get("enabled", True)),
+            "start_at_ms": parse_instant(values.get("start_at"), timezone, "startAt"),
+            "end_at_ms": parse_instant(values.get("end_at"), timezone, "endAt"),
+            "catchup": values.get("catchup") or DEFAULT_CATCHUP,
+            "catchup_window_seconds": values.get("catchup_window_seconds")
+            or DEFAULT_CATCHUP_WINDOW_SECONDS,
+            "owner": "api",
+            "created_by": created_by,
+        }
+        spec = check_schedule(row)
+        who = audit.current_actor()
+
+        def fn(tx: Tx) -> Row:
+            workflow = _find_workflow(tx, values, namespaces)
+            if q.schedule_by_name(tx, workflow["id"], row["name"]) is not None:
+                raise Conflict(
+                    f"workflow {workflow['name']!r} already has a schedule named {row['name']!r}"
+                )
+            row.update(
+                namespace=workflow["namespace"],
+                workflow_id=workflow["id"],
+                next_fire_ms=_next_fire(row, spec, tx.now_ms),
+                last_fired_slot_ms=None,
+                created_at_ms=tx.now_ms,
+                updated_at_ms=tx.now_ms,
+            )
+            q.insert_schedule(tx, row)
+            _audit(tx, who, "schedule.create", row)
+            tx.notify("schedules")
+            return row
+
+        return await self.store.transact(fn)
+
+    async def list_schedules(
+        self,
+        *,
+        namespaces: Sequence[str] | None = None,
+        workflow_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> list[Row]:
+        """Return schedules ordered by id, after ``cursor``."""
+        return await self.store.read(
+            lambda tx: q.list_schedules(
+                tx, namespaces=namespaces, workflow_id=workflow_id, after_id=cursor, limit=limit
+            )
+        )
+
+    async def get(self, schedule_id: str, namespaces: Sequence[str] | None = None) -> Row:
+        """Return one schedule (404 when absent or in another namespace)."""
+        return await self.store.read(lambda tx: _visible(tx, schedule_id, namespaces))
+
+    async def fires(self, schedule_id: str, limit: int = 10) -> list[Row]:
+        """Return the schedule's most recent fires."""
+        return await self.store.read(lambda tx: q.list_fires(tx, schedule_id, limit))
+
+    async def update(
+        self,
+        schedule_id: str,
+        changes: Mapping[str, Any],
+        *,
+        namespaces: Sequence[str] | None = None,
+    ) -> Row:
+        """Change some fields of a schedule (``PATCH``); a workflow's own accept ``enabled`` only.
+
+        Raises:
+            ScheduleNotFound: absent or in another namespace.
+            Conflict: a field other than ``enabled`` on a schedule declared by a workflow.
+        """
+        who = audit.current_actor()
+
+        def fn(tx: Tx) -> Row:
+            current = _visible(tx, schedule_id, namespaces)
+            if current["owner"] == "workflow" and set(changes) - {"enabled"}:
+                raise Conflict(
+                    "this schedule is declared in its workflow's triggers; change the workflow "
+                    "document (only `enabled` can be changed here)"
+                )
+            merged = dict(current)
+            timezone = str(changes.get("timezone") or current["timezone"])
+            for key, value in changes.items():
+                if key in ("start_at", "end_at"):
+                    merged[f"{key}_ms"] = parse_instant(value, timezone, key)
+                elif key == "catchup_window_seconds" and value is None:
+                    merged[key] = DEFAULT_CATCHUP_WINDOW_SECONDS
+                elif key == "input":
+                    merged[key] = value or {}
+                else:
+                    merged[key] = value
+            if not merged.get("name"):
+                raise InvalidInput("name cannot be empty")
+            spec = check_schedule(merged)
+            if merged["name"] != current["name"]:
+                other = q.schedule_by_name(tx, current["workflow_id"], merged["name"])
+                if other is not None:
+                    raise Conflict(f"the workflow already has a schedule named {merged['name']!r}")
+            retime = any(merged[f] != current[f] for f in TIMING_FIELDS) or (
+                merged["enabled"] and not current["enabled"]
+            )
+            if retime:
+                merged["next_fire_ms"] = _next_fire(merged, spec, tx.now_ms)
+            merged["updated_at_ms"] = tx.now_ms
+            columns = {k: v for k, v in merged.items() if k != "id"}
+            q.update_schedule(tx, schedule_id, **columns)
+            _audit(tx, who, "schedule.update", merged, changed=sorted(changes))
+            tx.notify("schedules")
+            return merged
+
+        return await self.store.transact(fn)
+
+    async def delete(self, schedule_id: str, *, namespaces: Sequence[str] | None = None) -> None:
+        """Delete an API-owned schedule and its fire history.
+
+        Raises:
+            ScheduleNotFound: absent or in another namespace.
+            Conflict: the schedule is declared by its workflow's document.
+        """
+        who = audit.current_actor()
+
+        def fn(tx: Tx) -> None:
+            current = _visible(tx, schedule_id, namespaces)
+            if current["owner"] == "workflow":
+                raise Conflict(
+                    "this schedule is declared in its workflow's triggers; remove it from the "
+                    "workflow document (or disable it with PATCH)"
+                )
+            q.delete_schedule(tx, schedule_id)
+            _audit(tx, who, "schedule.delete", current)
+
+        await self.store.transact(fn)
+
+    async def trigger(
+        self,
+        schedule_id: str,
+        *,
+        namespaces: Sequence[str] | None = None,
+        run_input: dict[str, Any] | None = None,
+        triggered_by: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> StartResult:
+        """Start a run of the schedule's workflow now, outside its slots.
+
+        Raises:
+            ScheduleNotFound: absent or in another namespace.
+            WorkflowNotFound: the workflow was deleted.
+        """
+
+        def fn(tx: Tx) -> tuple[Row, Row | None]:
+            schedule = _visible(tx, schedule_id, namespaces)
+            return schedule, wq.get_workflow_row(tx, schedule["workflow_id"])
+
+        schedule, workflow = await self.store.read(fn)
+        if workflow is None:
+            raise WorkflowNotFound(f"the workflow of schedule {schedule_id!r} was deleted")
+        return await self.runs.start(
+            workflow["document"],
+            run_input if run_input is not None else schedule["input"] or {},
+            namespace=schedule["namespace"],
+            workflow_id=workflow["id"],
+            workflow_version=workflow["version"],
+            idempotency_key=idempotency_key,
+            trigger="schedule",
+            triggered_by=triggered_by or f"schedule:{schedule_id}",
+        )
+
+    async def tick(self, now_ms: int | None = None) -> cron.TickResult:
+        """Fire every due slot (what each scheduler loop does)."""
+        return await cron.tick(self.store, now_ms, registry=self.registry)
+
+
+def _audit(tx: Tx, who: audit.Actor, action: str, row: Row, **details: Any) -> None:
+    audit.record(
+        tx,
+        actor=who,
+        action=action,
+        namespace=row["namespace"],
+        target_type="schedule",
+        target_id=row["id"],
+        details={
+            "name": row["name"],
+            "workflowId": row["workflow_id"],
+            "cron": row["cron"],
+            **details,
+        },
+    )
+
+
+def _visible(tx: Tx, schedule_id: str, namespaces: Sequence[str] | None) -> Row:
+    row = q.get_schedule(tx, schedule_id)
+    if row is None or (namespaces is not None and row["namespace"] not in namespaces):
+        raise ScheduleNotFound(f"schedule {schedule_id!r} not found")
+    return row
+
+
+def _find_workflow(tx: Tx, values: Mapping[str, Any], namespaces: Sequence[str] | None) -> Row:
+    ref = values.get("workflow_id")
+    if ref:
+        row = wq.get_workflow_row(tx, str(ref))
+    elif values.get("workflow"):
+        ref = str(values["workflow"])
+        row = wq.get_workflow_by_name(tx, str(values.get("namespace") or "default"), ref)
+    else:
+        raise InvalidInput("give workflowId (or workflow, a name, with namespace)")
+    if row is None or (namespaces is not None and row["namespace"] not in namespaces):
+        raise WorkflowNotFound(f"workflow {ref!r} not found")
+    return row
+
+
+# --- schedules declared in workflow documents ----------------------------------------------
+
+
+def _declared_schedule(item: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The columns of a ``{type: schedule, ...}`` trigger of a document."""
+    known = {
+        "type",
+        "name",
+        "cron",
+        "timezone",
+        "input",
+        "enabled",
+        "start_at",
+        "end_at",
+        "catchup",
+        "catchup_window",
+    }
+    unknown = sorted(set(item) - known)
+    if unknown:
+        raise WorkflowInvalid(f"{where}: unknown schedule field(s) {', '.join(unknown)}")
+    if not isinstance(item.get("cron"), str):
+        raise WorkflowInvalid(f"{where}: a schedule trigger needs `cron`")
+    timezone = str(item.get("timezone") or "UTC")
+    window = item.get("catchup_window", DEFAULT_CATCHUP_WINDOW_SECONDS)
+    values: dict[str, Any] = {
+        "cron": item["cron"],
+        "timezone": timezone,
+        "input": item.get("input") or {},
+        "start_at_ms": parse_instant(item.get("start_at"), timezone, f"{where}.start_at"),
+        "end_at_ms": parse_instant(item.get("end_at"), timezone, f"{where}.end_at"),
+        "catchup": item.get("catchup") or DEFAULT_CATCHUP,
+        "catchup_window_seconds": int(parse_duration(window)),
+    }
+    if "enabled" in item:
+        values["enabled"] = bool(item["enabled"])
+    try:
+        check_schedule(values)
+    except InvalidInput as exc:
+        # Keep the precise class (InvalidCron, ...) and say where in the document it is.
+        raise type(exc)(f"{where}: {exc.detail}", **exc.extra) from None
+    return values
+
+
+def sync_workflow_schedules(tx: Tx, workflow: Row) -> None:
+    """Make the workflow-owned schedules match the document's ``triggers:`` (in ``tx``).
+
+    Schedules are matched by ``name`` (default ``schedule-<n>``, n counting the document's
+    schedule triggers from 1). A matched schedule keeps its fire history and, unless the
+    document says ``enabled``, its enabled flag; a changed cron, time zone or date range
+    restarts it from now.
+    """
+    deleted = workflow.get("deleted_at_ms") is not None
+    document = workflow.get("document") or {}
+    declared = [] if deleted else list(document.get("triggers") or [])
+    items = [t for t in declared if isinstance(t, Mapping) and t.get("type") == "schedule"]
+    existing = {r["name"]: r for r in q.schedules_of_workflow(tx, workflow["id"], owner="workflow")}
+    seen: set[str] = set()
+    for number, item in enumerate(items, start=1):
+        name = str(item.get("name") or f"schedule-{number}")
+        where = f"triggers (schedule {name!r})"
+        if name in seen:
+            raise WorkflowInvalid(f"{where}: two schedule triggers are named {name!r}")
+        seen.add(name)
+        values = _declared_schedule(item, where)
+        spec = cron.parse_cron(values["cron"], values["timezone"])
+        old = existing.get(name)
+        if old is None:
+            if q.schedule_by_name(tx, workflow["id"], name) is not None:
+                raise Conflict(f"{where}: the workflow already has an API schedule named {name!r}")
+            row = {
+                "id": new_id(),
+                "namespace": workflow["namespace"],
+                "workflow_id": workflow["id"],
+                "name": name,
+                "enabled": True,
+                "owner": "workflow",
+                "last_fired_slot_ms": None,
+                "created_at_ms": tx.now_ms,
+                "updated_at_ms": tx.now_ms,
+                "created_by": workflow.get("created_by"),
+                **values,
+            }
+            row["next_fire_ms"] = _next_fire(row, spec, tx.now_ms)
+            q.insert_schedule(tx, row)
+            continue
+        merged = {**old, **values, "namespace": workflow["namespace"]}
+        if any(merged[f] != old[f] for f in TIMING_FIELDS) or (
+            merged["enabled"] and not old["enabled"]
+        ):
+            merged["next_fire_ms"] = _next_fire(merged, spec, tx.now_ms)
+        if merged != old:
+            q.update_schedule(tx, old["id"], **{k: v for k, v in merged.items() if k != "id"})
+    for name, old in existing.items():
+        if name not in seen:
+            q.delete_schedule(tx, old["id"])
+    if deleted:
+        # API schedules of a deleted workflow would only fail: remove them too.
+        for old in q.schedules_of_workflow(tx, workflow["id"]):
+            q.delete_schedule(tx, old["id"])
+    tx.notify("schedules")
+
+
+def sync_workflow_triggers(tx: Tx, workflow: Row) -> None:
+    """Sync everything a workflow's ``triggers:`` declares: schedules and webhook triggers.
+
+    Call it inside the transaction that creates, updates or deletes the workflow, with the
+    workflow row as written (``deleted_at_ms`` set for a deletion). Raises the
+    :class:`~flowplane.errors.InvalidInput` family when a declared trigger is wrong, which
+    rolls the workflow write back.
+    """
+    from flowplane.services.triggers import sync_workflow_webhooks
+
+    sync_workflow_schedules(tx, workflow)
+    sync_workflow_webhooks(tx, workflow)

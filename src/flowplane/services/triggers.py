@@ -1,0 +1,530 @@
+"""TriggerService: webhook triggers that start runs or signal waiting runs.
+
+``POST /v1/webhooks/{key}`` is authenticated by the trigger's signature, not by an API key.
+The delivery's body, headers (minus anything secret-looking) and query become the run input
+(``{"body", "headers", "query"}``) or the signal payload. They are data: nothing in them is
+ever rendered as a template. A signal trigger's ``correlation`` expression (written by an
+editor, not by the sender) is evaluated over that data in the template sandbox to pick the
+waiting runs.
+
+Secrets are sealed with the server's master key (AES-256-GCM, bound to the trigger id) when
+``FLOWPLANE_SECRET_KEY`` is set; without it they are stored as ``plain:<secret>``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import re
+import secrets
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flowplane.engine import transitions
+from flowplane.errors import (
+    Conflict,
+    InvalidInput,
+    SignatureInvalid,
+    TriggerKeyExists,
+    TriggerNotFound,
+    WorkflowInvalid,
+    WorkflowNotFound,
+)
+from flowplane.model import templates
+from flowplane.security import webhooks
+from flowplane.security.crypto import KeyRing
+from flowplane.services.runs import RunService
+from flowplane.store import audit
+from flowplane.store import trigger_queries as q
+from flowplane.store import workflow_queries as wq
+from flowplane.store.base import Store
+from flowplane.store.tx import Row, Tx
+
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+"""Webhook keys: the same pattern the security gate opens ``/v1/webhooks/...`` for."""
+KINDS = ("run", "signal")
+MAX_SECRET_CHARS = 1024
+SECRET_HEADER_WORDS = ("auth", "cookie", "secret", "token", "signature", "password", "api-key")
+"""Headers whose name contains one of these never reach the run input."""
+PLAIN_PREFIX = "plain:"
+_log = logging.getLogger("flowplane.webhooks")
+
+
+def _secret_context(trigger_id: str) -> str:
+    return f"trigger:{trigger_id}"
+
+
+@dataclass
+class Delivery:
+    """A webhook request as received."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    query: Sequence[tuple[str, str]] = ()
+    content_type: str = ""
+
+
+@dataclass
+class WebhookOutcome:
+    """What a delivery did: the HTTP status and body to answer with."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def webhook_input(delivery: Delivery) -> dict[str, Any]:
+    """The run input (or signal payload) of a delivery: ``{body, headers, query}``.
+
+    JSON bodies are parsed, form bodies become a mapping, anything else is text. Headers
+    are lower-cased and lose every secret-looking one (``authorization``, ``cookie``,
+    signatures, tokens, ...). Repeated query parameters become lists.
+    """
+    headers = {
+        k.lower(): v
+        for k, v in delivery.headers.items()
+        if not any(word in k.lower() for word in SECRET_HEADER_WORDS)
+    }
+    query: dict[str, Any] = {}
+    for name, value in delivery.query:
+        if name in query:
+            previous = query[name]
+            query[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            query[name] = value
+    return {"body": _parse_body(delivery), "headers": headers, "query": query}
+
+
+def _parse_body(delivery: Delivery) -> Any:
+    raw = delivery.body
+    if not raw:
+        return None
+    media = delivery.content_type.split(";", 1)[0].strip().lower()
+    text = raw.decode("utf-8", "replace")
+    if media == "application/x-www-form-urlencoded":
+        form: dict[str, Any] = {}
+        for name, value in urllib.parse.parse_qsl(text, keep_blank_values=True):
+            form[name] = (
+                [*form[name], value]
+                if isinstance(form.get(name), list)
+                else ([form[name], value] if name in form else value)
+            )
+        return form
+    if media == "application/json" or media.endswith("+json") or not media:
+        try:
+            return json.loads(text)
+        except ValueError:
+            if media:
+                raise InvalidInput("the body is not valid JSON") from None
+    return text
+
+
+class TriggerService:
+    """Create, read, change and delete triggers; receive webhook deliveries."""
+
+    def __init__(self, store: Store, runs: RunService, keyring: KeyRing | None = None) -> None:
+        self.store = store
+        self.runs = runs
+        self.keyring = keyring
+        self.signature_failures: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    # --- secrets ------------------------------------------------------------------------
+
+    def _seal(self, trigger_id: str, secret: str | None) -> str | None:
+        if secret is None:
+            return None
+        if self.keyring is None:
+            return PLAIN_PREFIX + secret
+        return self.keyring.encrypt(secret, context=_secret_context(trigger_id))
+
+    def _open(self, row: Row) -> str | None:
+        sealed = row.get("secret")
+        if not sealed:
+            return None
+        if sealed.startswith(PLAIN_PREFIX):
+            return str(sealed[len(PLAIN_PREFIX) :])
+        if self.keyring is None:
+            raise SignatureInvalid(
+                "the trigger's secret is encrypted but the server has no master key",
+                reason="no_secret",
+            )
+        return self.keyring.decrypt(sealed, context=_secret_context(row["id"]))
+
+    # --- CRUD -------------------------------------------------------------------------------
+
+    def _checked(self, values: Mapping[str, Any], *, require_secret: bool) -> dict[str, Any]:
+        key = values.get("key") or secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
+        if not KEY_PATTERN.match(key):
+            raise InvalidInput(
+                f"webhook key {key!r} must match {KEY_PATTERN.pattern} (letters, digits, '_', "
+                f"'.', '-'; at most 128)"
+            )
+        kind = values.get("kind") or "run"
+        if kind not in KINDS:
+            raise InvalidInput(f"kind must be 'run' or 'signal', not {kind!r}")
+        scheme = values.get("scheme") or "none"
+        if scheme not in webhooks.SCHEMES:
+            raise InvalidInput(f"scheme must be one of {', '.join(webhooks.SCHEMES)}")
+        signal_name = values.get("signal_name")
+        correlation = values.get("correlation")
+        if kind == "signal":
+            if not signal_name:
+                raise InvalidInput("a signal trigger needs signalName")
+            if correlation:
+                templates.check_template(str(correlation), expression=True)
+        elif signal_name or correlation:
+            raise InvalidInput("signalName and correlation are for kind 'signal'")
+        elif not values.get("workflow_id") and not values.get("workflow"):
+            raise InvalidInput("a run trigger needs workflowId")
+        secret = values.get("secret")
+        _check_secret(secret)
+        if require_secret and scheme != "none" and not secret:
+            raise InvalidInput(f"scheme {scheme!r} needs a secret")
+        return {
+            "key": key,
+            "kind": kind,
+            "signal_name": signal_name if kind == "signal" else None,
+            "correlation": correlation if kind == "signal" else None,
+            "scheme": scheme,
+            "enabled": bool(values.get("enabled", True)),
+        }
+
+    async def create(
+        self,
+        values: Mapping[str, Any],
+        *,
+        namespaces: Sequence[str] | None = None,
+        created_by: str | None = None,
+    ) -> Row:
+        """Create an API-owned trigger.
+
+        Args:
+            values: ``workflow_id`` (or ``workflow`` and ``namespace``), ``kind``, ``key``
+                (generated when absent), ``signal_name``, ``correlation``, ``scheme``,
+                ``secret``, ``enabled``.
+            namespaces: namespaces the caller may see (``None``: all).
+            created_by: recorded on the row.
+
+        Raises:
+            InvalidInput: a field is wrong. TriggerKeyExists: the key is taken.
+            WorkflowNotFound: the workflow is not visible.
+        """
+        row: Row = {"id": transitions.new_id(), **self._checked(values, require_secret=True)}
+        row["secret"] = self._seal(row["id"], values.get("secret"))
+        who = audit.current_actor()
+
+        def fn(tx: Tx) -> Row:
+            namespace, workflow_id = _target(tx, values, namespaces)
+            if q.trigger_by_key(tx, row["key"]) is not None:
+                raise TriggerKeyExists(f"webhook key {row['key']!r} is already in use")
+            row.update(
+                namespace=namespace,
+                workflow_id=workflow_id,
+                owner="api",
+                created_at_ms=tx.now_ms,
+                updated_at_ms=tx.now_ms,
+                created_by=created_by,
+            )
+            q.insert_trigger(tx, row)
+            _audit(tx, who, "trigger.create", row)
+            return row
+
+        return await self.store.transact(fn)
+
+    async def list_triggers(
+        self,
+        *,
+        namespaces: Sequence[str] | None = None,
+        workflow_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> list[Row]:
+        """Return triggers ordered by id, after ``cursor``."""
+        return await self.store.read(
+            lambda tx: q.list_triggers(
+                tx, namespaces=namespaces, workflow_id=workflow_id, after_id=cursor, limit=limit
+            )
+        )
+
+    async def get(self, trigger_id: str, namespaces: Sequence[str] | None = None) -> Row:
+        """Return one trigger (404 when absent or in another namespace)."""
+        return await self.store.read(lambda tx: _visible(tx, trigger_id, namespaces))
+
+    async def replace(
+        self,
+        trigger_id: str,
+        values: Mapping[str, Any],
+        *,
+        namespaces: Sequence[str] | None = None,
+    ) -> Row:
+        """Replace a trigger's settings (``PUT``); an absent ``secret`` keeps the current one.
+
+        A trigger declared in a workflow document accepts only ``secret`` and ``enabled``.
+        """
+        who = audit.current_actor()
+
+        def fn(tx: Tx) -> Row:
+            current = _visible(tx, trigger_id, namespaces)
+            changes: dict[str, Any] = {}
+            if current["owner"] == "workflow":
+                if set(values) - {"secret", "enabled"}:
+                    raise Conflict(
+                        "this trigger is declared in its workflow's triggers; change the "
+                        "workflow document (only `secret` and `enabled` can be set here)"
+                    )
+                if "enabled" in values:
+                    changes["enabled"] = bool(values["enabled"])
+            else:
+                wanted = {**values, "key": values.get("key") or current["key"]}
+                changes = self._checked(wanted, require_secret=False)
+                namespace, workflow_id = _target(tx, values, namespaces, current["namespace"])
+                changes.update(namespace=namespace, workflow_id=workflow_id)
+                keeps = "secret" not in values and current["secret"] is not None
+                if changes["scheme"] != "none" and not values.get("secret") and not keeps:
+                    raise InvalidInput(f"scheme {changes['scheme']!r} needs a secret")
+                if changes["key"] != current["key"] and q.trigger_by_key(tx, changes["key"]):
+                    raise TriggerKeyExists(f"webhook key {changes['key']!r} is already in use")
+            if "secret" in values:
+                _check_secret(values["secret"])
+                changes["secret"] = self._seal(trigger_id, values["secret"])
+            q.update_trigger(tx, trigger_id, **changes)
+            updated = {**current, **changes, "updated_at_ms": tx.now_ms}
+            _audit(tx, who, "trigger.update", updated, secretChanged="secret" in values)
+            return updated
+
+        return await self.store.transact(fn)
+
+    async def delete(self, trigger_id: str, *, namespaces: Sequence[str] | None = None) -> None:
+        """Delete an API-owned trigger.
+
+        Raises:
+            TriggerNotFound: absent or in another namespace.
+            Conflict: the trigger is declared by its workflow's document.
+        """
+        who = audit.current_actor()
+
+        def fn(tx: Tx) -> None:
+            current = _visible(tx, trigger_id, namespaces)
+            if current["owner"] == "workflow":
+                raise Conflict(
+                    "this trigger is declared in its workflow's triggers; remove it from the "
+                    "workflow document"
+                )
+            q.delete_trigger(tx, trigger_id)
+            _audit(tx, who, "trigger.delete", current)
+
+        await self.store.transact(fn)
+
+    # --- deliveries -------------------------------------------------------------------
+
+    async def receive(self, key: str, delivery: Delivery) -> WebhookOutcome:
+        """Verify and act on one delivery to ``/v1/webhooks/{key}``.
+
+        Returns 202 ``{runId}`` for a run trigger, 202 ``{delivered, runIds}`` for a signal
+        trigger, and 200 ``{duplicate: true, ...}`` for a delivery id already handled.
+
+        Raises:
+            TriggerNotFound: no enabled trigger has that key.
+            SignatureInvalid: the signature does not verify (counted).
+            WorkflowNotFound, InputInvalid: the run cannot start.
+        """
+        row = await self.store.read(lambda tx: q.trigger_by_key(tx, key))
+        if row is None or not row["enabled"]:
+            raise TriggerNotFound(f"no webhook trigger with key {key!r}")
+        try:
+            verified = webhooks.verify(
+                row["scheme"], self._open(row), delivery.body, delivery.headers
+            )
+        except SignatureInvalid as exc:
+            self.signature_failures[(row["scheme"], str(exc.extra.get("reason", "")))] += 1
+            _log.info("webhook %s: signature refused: %s", key, exc.detail)
+            raise
+        delivery_id = verified.delivery_id
+        if delivery_id is not None:
+            seen = await self.store.read(lambda tx: q.get_delivery(tx, row["id"], delivery_id))
+            if seen is not None:
+                return WebhookOutcome(200, {"duplicate": True, "runId": seen["run_id"]})
+        payload = webhook_input(delivery)
+        if row["kind"] == "signal":
+            return await self._signal(row, payload, delivery_id)
+        return await self._start(row, payload, delivery_id)
+
+    async def _start(
+        self, row: Row, payload: dict[str, Any], delivery_id: str | None
+    ) -> WebhookOutcome:
+        workflow = await self.store.read(lambda tx: wq.get_workflow_row(tx, row["workflow_id"]))
+        if workflow is None:
+            raise WorkflowNotFound("the trigger's workflow was deleted")
+        key = f"webhook:{row['id']}:{delivery_id}" if delivery_id is not None else None
+        started = await self.runs.start(
+            workflow["document"],
+            payload,
+            namespace=row["namespace"],
+            workflow_id=workflow["id"],
+            workflow_version=workflow["version"],
+            idempotency_key=key,
+            trigger="webhook",
+            triggered_by=f"webhook:{row['key']}",
+        )
+        run_id = str(started.run["id"])
+        if delivery_id is not None:
+            await self.store.transact(
+                lambda tx: q.record_delivery(tx, row["id"], delivery_id, run_id)
+            )
+        if not started.created:
+            return WebhookOutcome(200, {"duplicate": True, "runId": run_id})
+        return WebhookOutcome(202, {"runId": run_id})
+
+    async def _signal(
+        self, row: Row, payload: dict[str, Any], delivery_id: str | None
+    ) -> WebhookOutcome:
+        correlation: str | None = None
+        if row["correlation"]:
+            value = templates.evaluate(row["correlation"], payload)
+            correlation = None if value is None else str(value)
+        name = str(row["signal_name"])
+
+        def fn(tx: Tx) -> WebhookOutcome:
+            if delivery_id is not None and not q.record_delivery(tx, row["id"], delivery_id, None):
+                return WebhookOutcome(200, {"duplicate": True, "runId": None})
+            run_ids: list[str] = []
+            nodes = q.waiting_signal_nodes(tx, row["namespace"], workflow_id=row["workflow_id"])
+            for node in nodes:
+                wait = node["wait"] or {}
+                if wait.get("kind") != "signal" or wait.get("name") != name:
+                    continue
+                wanted = wait.get("correlationId")
+                if wanted is not None and wanted != correlation:
+                    continue
+                if node["run_id"] not in run_ids:
+                    run_ids.append(node["run_id"])
+            for run_id in run_ids:
+                transitions.send_signal(tx, run_id, name, payload, correlation)
+            return WebhookOutcome(
+                202, {"delivered": len(run_ids), "runIds": run_ids, "correlationId": correlation}
+            )
+
+        return await self.store.transact(fn)
+
+
+def _audit(tx: Tx, who: audit.Actor, action: str, row: Row, **details: Any) -> None:
+    audit.record(
+        tx,
+        actor=who,
+        action=action,
+        namespace=row["namespace"],
+        target_type="trigger",
+        target_id=row["id"],
+        details={"key": row["key"], "kind": row["kind"], "scheme": row["scheme"], **details},
+    )
+
+
+def _check_secret(secret: Any) -> None:
+    if secret is not None and (
+        not isinstance(secret, str) or not 1 <= len(secret) <= MAX_SECRET_CHARS
+    ):
+        raise InvalidInput(f"secret must be a string of 1 to {MAX_SECRET_CHARS} characters")
+
+
+def _visible(tx: Tx, trigger_id: str, namespaces: Sequence[str] | None) -> Row:
+    row = q.get_trigger(tx, trigger_id)
+    if row is None or (namespaces is not None and row["namespace"] not in namespaces):
+        raise TriggerNotFound(f"trigger {trigger_id!r} not found")
+    return row
+
+
+def _target(
+    tx: Tx,
+    values: Mapping[str, Any],
+    namespaces: Sequence[str] | None,
+    default_namespace: str | None = None,
+) -> tuple[str, str | None]:
+    """The namespace and workflow a trigger points at (404 when not visible)."""
+    ref = values.get("workflow_id") or values.get("workflow")
+    namespace = str(values.get("namespace") or default_namespace or "default")
+    if ref:
+        if values.get("workflow_id"):
+            workflow = wq.get_workflow_row(tx, str(ref))
+        else:
+            workflow = wq.get_workflow_by_name(tx, namespace, str(ref))
+        if workflow is None or (namespaces is not None and workflow["namespace"] not in namespaces):
+            raise WorkflowNotFound(f"workflow {ref!r} not found")
+        return str(workflow["namespace"]), str(workflow["id"])
+    if namespaces is not None and namespace not in namespaces:
+        raise WorkflowNotFound(f"namespace {namespace!r} not found")
+    return namespace, None
+
+
+# --- webhook triggers declared in workflow documents ---------------------------------------
+
+
+def sync_workflow_webhooks(tx: Tx, workflow: Row) -> None:
+    """Make the workflow-owned webhook triggers match the document's ``triggers:``.
+
+    Declared as ``{type: webhook, key, kind?, signal?, correlation?, scheme?, enabled?}``
+    and matched by ``key``; the secret (never in a document) is set with ``PUT`` and kept
+    across document updates.
+    """
+    deleted = workflow.get("deleted_at_ms") is not None
+    document = workflow.get("document") or {}
+    declared = [] if deleted else list(document.get("triggers") or [])
+    items = [t for t in declared if isinstance(t, Mapping) and t.get("type") == "webhook"]
+    existing = {r["key"]: r for r in q.triggers_of_workflow(tx, workflow["id"], owner="workflow")}
+    seen: set[str] = set()
+    known = {"type", "key", "kind", "signal", "correlation", "scheme", "enabled"}
+    for item in items:
+        where = f"triggers (webhook {item.get('key')!r})"
+        unknown = sorted(set(item) - known)
+        if unknown:
+            raise WorkflowInvalid(f"{where}: unknown webhook field(s) {', '.join(unknown)}")
+        key = item.get("key")
+        if not isinstance(key, str) or not KEY_PATTERN.match(key):
+            raise WorkflowInvalid(f"{where}: `key` must match {KEY_PATTERN.pattern}")
+        if key in seen:
+            raise WorkflowInvalid(f"{where}: two webhook triggers use key {key!r}")
+        seen.add(key)
+        kind = item.get("kind") or "run"
+        scheme = item.get("scheme") or "none"
+        if kind not in KINDS or scheme not in webhooks.SCHEMES:
+            raise WorkflowInvalid(
+                f"{where}: kind must be run|signal, scheme one of {webhooks.SCHEMES}"
+            )
+        if kind == "signal" and not item.get("signal"):
+            raise WorkflowInvalid(f"{where}: a signal webhook needs `signal` (the signal name)")
+        if item.get("correlation"):
+            templates.check_template(str(item["correlation"]), expression=True)
+        values: dict[str, Any] = {
+            "namespace": workflow["namespace"],
+            "kind": kind,
+            "signal_name": item.get("signal") if kind == "signal" else None,
+            "correlation": item.get("correlation") if kind == "signal" else None,
+            "scheme": scheme,
+        }
+        if "enabled" in item:
+            values["enabled"] = bool(item["enabled"])
+        old = existing.get(key)
+        if old is None:
+            if q.trigger_by_key(tx, key) is not None:
+                raise TriggerKeyExists(f"{where}: webhook key {key!r} is already in use")
+            q.insert_trigger(
+                tx,
+                {
+                    "id": transitions.new_id(),
+                    "workflow_id": workflow["id"],
+                    "key": key,
+                    "secret": None,
+                    "enabled": True,
+                    "owner": "workflow",
+                    "created_at_ms": tx.now_ms,
+                    "updated_at_ms": tx.now_ms,
+                    "created_by": workflow.get("created_by"),
+                    **values,
+                },
+            )
+        elif any(old[k] != v for k, v in values.items()):
+            q.update_trigger(tx, old["id"], **values)
+    for key, old in existing.items():
+        if key not in seen:
+            q.delete_trigger(tx, old["id"])

@@ -1,0 +1,188 @@
+"""The audit log: written in the mutation's transaction, read with filters, API and CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_support import ApiHarness, api_fixture, started  # noqa: F401  (the api fixture)
+from typer.testing import CliRunner
+
+from flowplane.cli.main import app as cli
+from flowplane.security.crypto import KeyRing, generate_key, key_id_of
+from flowplane.services.credentials import CredentialService
+from flowplane.store import audit
+from flowplane.store.audit import Actor
+from flowplane.store.base import Store
+from flowplane.store.tx import Tx
+
+BOB = Actor("bob", "user", "u_1", "req-1")
+
+
+async def _write(store: Store, **kwargs: Any) -> None:
+    def fn(tx: Tx) -> None:
+        audit.record(tx, **kwargs)
+
+    await store.transact(fn)
+
+
+async def test_record_filters_and_pagination(store: Store) -> None:
+    await _write(
+        store,
+        actor=BOB,
+        action="kv.set",
+        namespace="a",
+        target_type="kv",
+        target_id="k1",
+        after_version=1,
+        details={"ttlSeconds": 5, "Password": "hunter2", "nested": [{"token": "t0k"}]},
+    )
+    await _write(
+        store,
+        actor="scheduler",
+        actor_kind="system",
+        action="schedule.fire",
+        namespace="b",
+        target_type="schedule",
+        target_id="s1",
+    )
+    await _write(
+        store,
+        actor=BOB,
+        action="kv_x.set",
+        namespace="a",
+        target_type="kv",
+        target_id="k2",
+        request_id="req-2",
+    )
+    await _write(
+        store,
+        actor=BOB,
+        action="api_key.create",
+        namespace=None,
+        target_type="api_key",
+        target_id="key_1",
+    )
+
+    def entries(**filters: Any) -> Any:
+        return store.read(lambda tx: audit.list_entries(tx, **filters))
+
+    everything = await entries()
+    assert [e["target_id"] for e in everything] == ["key_1", "k2", "s1", "k1"]  # newest first
+    first = everything[-1]
+    assert first["actor"] == "bob" and first["actor_kind"] == "user" and first["actor_id"] == "u_1"
+    assert first["request_id"] == "req-1" and first["after_version"] == 1
+    assert first["details"] == {
+        "ttlSeconds": 5,
+        "Password": "[REDACTED]",
+        "nested": [{"token": "[REDACTED]"}],
+    }
+    assert [e["target_id"] for e in await entries(namespaces=["a"])] == ["k2", "k1"]
+    # A prefix ending with "." does not match "kv_x." ("_" is not a wildcard).
+    assert [e["target_id"] for e in await entries(action="kv.")] == ["k1"]
+    assert [e["target_id"] for e in await entries(action="kv*")] == ["k2", "k1"]
+    assert [e["target_id"] for e in await entries(actor="u_1", limit=1)] == ["key_1"]
+    assert [e["target_id"] for e in await entries(request_id="req-2")] == ["k2"]
+    assert [e["target_id"] for e in await entries(target_type="schedule")] == ["s1"]
+    assert await entries(before_id=first["id"]) == []
+    assert len(await entries(since_ms=first["ts_ms"], until_ms=first["ts_ms"] + 60_000)) == 4
+
+
+async def test_entry_rolls_back_with_its_mutation(store: Store) -> None:
+    class Boom(Exception):
+        pass
+
+    def fn(tx: Tx) -> None:
+        audit.record(tx, actor=BOB, action="kv.set", namespace="a", target_type="kv", target_id="k")
+        raise Boom
+
+    with pytest.raises(Boom):
+        await store.transact(fn)
+    assert await store.read(lambda tx: audit.list_entries(tx)) == []
+
+
+async def test_api_filters_roles_and_request_ids(api: ApiHarness) -> None:
+    c = api.client
+    r = await c.put("/v1/kv/team-a/x", json={"value": 1}, headers={"X-Request-Id": "bad id!"})
+    generated = r.headers["x-request-id"]
+    assert generated.startswith("req_") and generated != "bad id!"
+    await c.put("/v1/kv/team-b/y", json={"value": 1}, headers={"X-Request-Id": "trace-42"})
+    await c.put("/v1/kv/team-b/y", json={"value": 2})
+
+    page = (await c.get("/v1/audit", params={"limit": 2})).json()
+    assert len(page["items"]) == 2 and page["nextCursor"]
+    rest = (await c.get("/v1/audit", params={"cursor": page["nextCursor"]})).json()
+    items = page["items"] + rest["items"]
+    assert [
+        (i["namespace"], i["targetId"], i["beforeVersion"], i["afterVersion"]) for i in items
+    ] == [
+        ("team-b", "y", 1, 2),
+        ("team-b", "y", None, 1),
+        ("team-a", "x", None, 1),
+    ]
+    assert items[2]["requestId"] == generated and items[1]["requestId"] == "trace-42"
+    assert items[0]["actorKind"] == "api_key" and items[0]["timestamp"].endswith("Z")
+    found = (await c.get("/v1/audit", params={"requestId": "trace-42"})).json()["items"]
+    assert [i["targetId"] for i in found] == ["y"]
+
+    team_admin = await api.key("admin", namespaces=["team-a"])
+    async with api.client_for(team_admin) as as_team_admin:
+        visible = (await as_team_admin.get("/v1/audit")).json()["items"]
+        assert {i["namespace"] for i in visible} == {"team-a"}
+        none = await as_team_admin.get("/v1/audit", params={"namespace": "team-b"})
+        assert none.json()["items"] == []
+    editor = await api.key("editor")
+    assert (await c.get("/v1/audit", headers=api.auth(editor))).status_code == 403
+    assert (await c.get("/v1/audit", params={"limit": 0})).status_code == 400
+
+
+def test_cli_audit_and_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    old_key, new_key = generate_key(), generate_key()
+    monkeypatch.setenv("FLOWPLANE_DATABASE_URL", url)
+    monkeypatch.setenv("FLOWPLANE_SECRET_KEY", old_key)
+    monkeypatch.delenv("FLOWPLANE_URL", raising=False)
+    runner = CliRunner()
+
+    r = runner.invoke(
+        cli, ["secrets", "set", "API_TOKEN", "-n", "ops", "--value-stdin"], input="s3cret-value\n"
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["secrets", "set", "API_TOKEN", "-n", "ops"], input="s3cret-2\n")
+    assert r.exit_code == 0 and "updated" in r.output
+    r = runner.invoke(cli, ["secrets", "list", "--json"])
+    assert r.exit_code == 0
+    (listed,) = json.loads(r.stdout)
+    assert listed["name"] == "API_TOKEN" and listed["version"] == 2
+    assert "s3cret" not in r.output
+
+    r = runner.invoke(cli, ["secrets", "rotate-key", "--new-key", new_key])
+    assert r.exit_code == 0, r.output
+    assert "Re-encrypted 1 credential" in r.output
+
+    async def check() -> str:
+        store = await Store.open(url)
+        try:
+            service = CredentialService(store, KeyRing.parse(new_key))
+            resolved = await service.resolve("ops", ["API_TOKEN"])
+            page = await service.list()
+            assert key_id_of(page.items[0].key_id + ":") is None  # a bare id, not an envelope
+            return resolved["API_TOKEN"] + "|" + page.items[0].key_id
+        finally:
+            await store.close()
+
+    value, kid = asyncio.run(check()).split("|")
+    assert value == "s3cret-2" and kid == KeyRing.parse(new_key).current.kid
+
+    r = runner.invoke(cli, ["audit", "--json", "--action", "credential."])
+    assert r.exit_code == 0, r.output
+    actions = [i["action"] for i in json.loads(r.stdout)]
+    assert actions == ["credential.rotate_key", "credential.update", "credential.create"]
+    r = runner.invoke(cli, ["audit", "--limit", "1"])
+    assert r.exit_code == 0 and "action" in r.output and "cred_" in r.output
+    assert "s3cret" not in r.output
+    r = runner.invoke(cli, ["secrets", "generate-key"])
+    assert r.exit_code == 0 and len(r.stdout.strip()) == 44
