@@ -352,7 +352,7 @@ async def bench_backend(backend: str, quick: bool) -> BackendReport:
         bench = Bench(store, counters, ENDS)
         try:
             results = [
-                await bench.sequential(30 if quick else 200),
+                await bench.sequential(30 if quick else 100),
                 await bench.concurrent(100 if quick else 1000),
                 await bench.fan_out(200 if quick else FAN_OUT_WIDTH),
             ]
@@ -400,6 +400,17 @@ def print_report(report: BackendReport) -> None:
     )
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), for the record."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts (a smoke run)")
@@ -410,8 +421,9 @@ def main() -> None:
     backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
     load = os.getloadavg()
     print(
-        f"flowplane engine bench: {os.cpu_count()} CPUs, load {load[0]:.2f} {load[1]:.2f} "
-        f"{load[2]:.2f}, Python {sys.version.split()[0]}, sqlalchemy {sa.__version__}"
+        f"flowplane engine bench: {cpu_model()} x {os.cpu_count()}, load {load[0]:.2f} "
+        f"{load[1]:.2f} {load[2]:.2f}, Python {sys.version.split()[0]}, "
+        f"SQLAlchemy {sa.__version__}"
     )
     for backend in backends:
         print_report(asyncio.run(bench_backend(backend, args.quick)))

@@ -12,12 +12,13 @@ RFC 9457 problem documents; the client rebuilds the same class from ``code``::
     │   ├── DurationInvalid
     │   ├── WorkflowPathOutsideRoot  a ``workflowPath`` that leaves the server's root folder
     │   ├── InvalidCron              a cron expression that does not parse or never fires
-    │   └── InvalidTimezone          not an IANA time zone name
+    │   ├── InvalidTimezone          not an IANA time zone name
+    │   └── ParamsInvalid            RPC params that do not match the method's model
     ├── Unauthorized (401) -> SignatureInvalid (a webhook signature does not verify)
     ├── Forbidden (403)
     ├── NotFound (404)
     │   ├── WorkflowNotFound, RunNotFound, NodeNotFound, ApprovalNotFound, ConnectorNotFound
-    │   └── ScheduleNotFound, TriggerNotFound
+    │   └── ScheduleNotFound, TriggerNotFound, UnknownMethod (no such RPC method)
     ├── Conflict (409)
     │   ├── RunNotActive, AlreadyDecided, WorkflowExists, TriggerKeyExists
     ├── PreconditionFailed (412) -> VersionMismatch
@@ -118,6 +119,13 @@ class InvalidTimezone(InvalidInput):
     title = "Invalid time zone"
 
 
+class ParamsInvalid(InvalidInput):
+    """RPC params that do not match the method's parameter model (``errors`` lists them)."""
+
+    code = "validation_error"
+    title = "Invalid params"
+
+
 class Unauthorized(FlowplaneError):
     """No valid credentials were presented."""
 
@@ -196,6 +204,13 @@ class TriggerNotFound(NotFound):
 
     code = "trigger_not_found"
     title = "Trigger not found"
+
+
+class UnknownMethod(NotFound):
+    """No RPC method of that name (``/v1/rpc/{method}`` and ``/v1/ws``)."""
+
+    code = "unknown_method"
+    title = "Unknown method"
 
 
 class Conflict(FlowplaneError):

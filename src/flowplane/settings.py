@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(
         default=64, ge=2, le=1000, description="Deepest accepted JSON nesting (400)."
     )
+    ws_max_connections: int = Field(
+        default=1000, ge=1, description="WebSocket connections one process accepts on `/v1/ws`."
+    )
+    ws_max_message_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest accepted WebSocket message (1009)."
+    )
+    ws_heartbeat_ms: int = Field(
+        default=15_000, ge=100, description="Interval of `tick` events on `/v1/ws`."
+    )
     allow_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Hosts or CIDRs outbound connectors may reach despite the network policy.",

@@ -82,7 +82,7 @@ class Files:
 
 
 class WorkerProcess:
-    """One ``flowplane`` worker in its own process, with the crash plugin loaded."""
+    """One ``flowplane worker --plugin crash_plugin`` process."""
 
     def __init__(
         self, name: str, db: tuple[str, str], files: Files, extra_env: dict[str, str] | None = None
@@ -114,8 +114,10 @@ class WorkerProcess:
         self.out = files.folder / f"worker-{name}.out"
         self.err = files.folder / f"worker-{name}.err"
         with self.out.open("wb") as out, self.err.open("wb") as err:
+            # `flowplane worker`, configured by FLOWPLANE_* variables like any deployment.
             self.proc = subprocess.Popen(
-                [sys.executable, str(HERE / "crash_worker.py")],
+                [sys.executable, "-m", "flowplane", "worker", "--plugin", "crash_plugin"]
+                + ["--grace-seconds", "2"],
                 env=env,
                 stdout=out,
                 stderr=err,
@@ -134,12 +136,6 @@ class WorkerProcess:
     def alive(self) -> bool:
         """Whether the process is still running."""
         return self.proc.poll() is None
-
-    async def wait_ready(self, timeout: float = 20) -> None:
-        """Wait until the worker has opened the store."""
-        await until(
-            lambda: _ready(self), timeout, f"worker {self.name} did not start:\n{self.stderr()}"
-        )
 
     async def wait_exit(self, timeout: float = 30) -> int:
         """Wait for the process to end; return its exit code."""
@@ -167,15 +163,6 @@ class WorkerProcess:
     def stderr(self) -> str:
         """The process's log output so far (the tail)."""
         return self.err.read_text(errors="replace")[-4000:]
-
-
-def _ready(worker: WorkerProcess) -> Awaitable[bool]:
-    async def check() -> bool:
-        if not worker.alive():
-            raise AssertionError(f"worker {worker.name} exited early:\n{worker.stderr()}")
-        return worker.out.exists() and "ready" in worker.out.read_text()
-
-    return check()
 
 
 def _const(fn: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:

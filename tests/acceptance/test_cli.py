@@ -17,7 +17,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -394,35 +395,97 @@ def test_db_upgrade_and_current(env: dict[str, str]) -> None:
     assert "up to date" in current.stdout
 
 
-async def test_worker_executes_runs_and_stops_gracefully(
+class SlowServer:
+    """A local HTTP server that answers after ``delay`` seconds (an in-flight node)."""
+
+    def __init__(self, delay: float) -> None:
+        delay_seconds = delay
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                time.sleep(delay_seconds)
+                body = b'{"slow": true}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> SlowServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Poll ``check`` until it holds."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+async def test_worker_executes_runs_and_finishes_in_flight_nodes_on_sigterm(
     env: dict[str, str], processes: list[Process]
 ) -> None:
     assert flowplane("db", "upgrade", env=env).returncode == 0
-    worker = Process("worker", "--concurrency", "4", env=env)
+    worker = Process(
+        "worker", "--concurrency", "4", env={**env, "FLOWPLANE_ALLOW_HOSTS": "127.0.0.1"}
+    )
     processes.append(worker)
     worker.expect(lambda name, line: "worker" in line and "started" in line)
 
     store = await Store.open(env["FLOWPLANE_DATABASE_URL"], migrate=False)
     try:
         runs = RunService(store)
-        doc = {
+        quick = {
             "name": "worker-smoke",
             "nodes": [
                 {"id": "a", "type": "util.set", "params": {"value": "{{ input.n * 2 }}"}},
                 {"id": "b", "type": "util.log", "params": {"message": "{{ nodes.a.output }}"}},
             ],
         }
-        started = await runs.start(doc, {"n": 21})
-        deadline = time.monotonic() + WAIT_SECONDS
-        while (run := await runs.get(started.run["id"]))["status"] != "finished":
-            assert time.monotonic() < deadline, f"run stayed {run['status']}"
-            await asyncio.sleep(0.1)
-        assert run["output"] == {"b": {"message": "42"}}
+        started = await runs.start(quick, {"n": 21})
+        run_id = started.run["id"]
+
+        async def finished(run_id: str = run_id) -> bool:
+            return bool((await runs.get(run_id))["status"] == "finished")
+
+        await wait_until(finished, "the quick run")
+        assert (await runs.get(run_id))["output"] == {"b": {"message": "42"}}
+
+        with SlowServer(delay=2.0) as server:
+            slow = {
+                "name": "in-flight",
+                "nodes": [{"id": "call", "type": "http.request", "params": {"url": server.url}}],
+            }
+            slow_id = (await runs.start(slow)).run["id"]
+
+            async def in_progress() -> bool:
+                nodes = await runs.nodes(slow_id)
+                return any(n["status"] == "in-progress" for n in nodes)
+
+            await wait_until(in_progress, "the slow node to start")
+            worker.proc.send_signal(signal.SIGTERM)
+            # Graceful: the worker stops claiming but lets the in-flight node finish.
+            assert await asyncio.to_thread(worker.wait) == 0, worker.output()
+        run = await runs.get(slow_id)
+        assert run["status"] == "finished", run
+        assert run["output"]["call"]["body"] == {"slow": True}
     finally:
         await store.close()
-
-    worker.proc.send_signal(signal.SIGTERM)
-    assert worker.wait() == 0, worker.output()
+    assert any("finishing in-flight node runs" in line for line in worker.stderr)
     assert any("worker stopped" in line for line in worker.stderr)
 
 

@@ -271,9 +271,10 @@ async def test_zombie_completion_is_fenced_off(
     assert run["status"] == "finished"
     assert run["output"] == {"end": {"value": 1, "worker": "B"}}
     attempts = (await attempts_by_node(store))[work]
-    assert [(x["status"], x["worker"].split(":")[0]) for x in attempts] == [
-        ("lost", "A"),
-        ("finished", "B"),
+    # Worker ids are "host:pid:suffix".
+    assert [(x["status"], int(x["worker"].split(":")[1])) for x in attempts] == [
+        ("lost", a.pid),
+        ("finished", b.pid),
     ]
     await check_invariants(store, [run_id])
     # At least once: both workers performed the side effect; only B's output was recorded.

@@ -25,9 +25,7 @@ and hands out keys created through :class:`flowplane.services.auth.AuthService`.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +60,6 @@ def harness_settings(db: tuple[str, str], root: Path, **overrides: Any) -> Setti
         "reaper_interval_seconds": 0.5,
         "lease_seconds": 5.0,
         "admin_key": generate_api_key().key,
-        "secret_key": base64.b64encode(os.urandom(32)).decode(),
         "rate_limit_per_minute": dict.fromkeys(ROLES, 100_000),
     }
     values.update(overrides)

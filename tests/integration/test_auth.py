@@ -300,3 +300,37 @@ async def test_configured_admin_key_and_bad_secrets(db: tuple[str, str], tmp_pat
     with pytest.raises(ValueError, match="FLOWPLANE_ADMIN_KEY"):
         async with app.router.lifespan_context(app):
             pass
+
+
+async def test_openapi_is_exact(api: ApiHarness) -> None:
+    from flowplane.api.deps import api_routes
+    from flowplane.api.gate import is_open
+
+    document = (await api.client.get("/openapi.json")).json()
+    paths = document["paths"]
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    for info in api_routes(api.app):
+        for method in info.methods:
+            operation = paths[info.path][method.lower()]
+            responses = operation["responses"]
+            assert "422" not in responses, (method, info.path)
+            success = [s for s in responses if s.startswith("2")]
+            assert success, (method, info.path)
+            for status in success:
+                if status != "204":
+                    content = responses[status].get("content")
+                    assert content and all(c.get("schema") for c in content.values()), (
+                        method,
+                        info.path,
+                        status,
+                    )
+            for status, response in responses.items():
+                if int(status) >= 400:
+                    assert list(response["content"]) == ["application/problem+json"]
+            if not is_open(method, info.path.encode()):
+                assert {"401", "429"} <= set(responses) and operation["security"]
+                assert operation["x-required-role"] == info.role
+            if info.role not in (None, "viewer"):
+                assert "403" in responses
+            if "{" in info.path:
+                assert "404" in responses

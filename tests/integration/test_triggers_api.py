@@ -171,7 +171,9 @@ async def test_trigger_crud_roles_and_namespaces(api: ApiHarness) -> None:
     trigger = await make_trigger(api, workflowId=wf["id"])
     assert len(trigger["key"]) >= 20 and trigger["namespace"] == "team-a"
     assert (await api.client.get(f"/v1/triggers/{trigger['id']}")).json() == trigger
-    taken = await api.client.post("/v1/triggers", json={"workflowId": wf["id"], "key": trigger["key"]})
+    taken = await api.client.post(
+        "/v1/triggers", json={"workflowId": wf["id"], "key": trigger["key"]}
+    )
     assert taken.status_code == 409 and taken.json()["code"] == "trigger_key_exists"
     no_secret = await api.client.post(
         "/v1/triggers", json={"workflowId": wf["id"], "scheme": "github"}
@@ -250,7 +252,7 @@ SIGNAL_WORKFLOW = {
         {
             "id": "paid",
             "type": "wait.signal",
-            "params": {"name": "payment", "correlation_id": "{{ input.order }}"},
+            "params": {"name": "payment", "correlation_id": "order-{{ input.order }}"},
         },
         {"id": "log", "type": "util.log", "params": {"message": "{{ nodes.paid.output }}"}},
     ],
@@ -260,22 +262,25 @@ SIGNAL_WORKFLOW = {
 async def wait_status(api: ApiHarness, run_id: str, status: str, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while (await api.services.runs.get(run_id))["status"] != status:
-        assert time.monotonic() < deadline, (
-            await api.services.runs.get(run_id),
-            await api.services.runs.nodes(run_id),
-        )
+        if time.monotonic() > deadline:
+            run = await api.services.runs.get(run_id)
+            nodes = [
+                (n["node_id"], n["status"], n["error"])
+                for n in await api.services.runs.nodes(run_id)
+            ]
+            raise AssertionError(
+                f"run never became {status}: {run['status']} {run['error']} {nodes}"
+            )
         await asyncio.sleep(0.1)
 
 
-async def test_signal_trigger_wakes_the_correlated_run(
-    db: tuple[str, str], tmp_path: Path
-) -> None:
+async def test_signal_trigger_wakes_the_correlated_run(db: tuple[str, str], tmp_path: Path) -> None:
     async with started(db, tmp_path / "root", workers=1) as api:
         wf = await make_workflow(api, SIGNAL_WORKFLOW)
         runs = [
-            (await api.services.runs.start(SIGNAL_WORKFLOW, {"order": n}, workflow_id=wf["id"])).run[
-                "id"
-            ]
+            (
+                await api.services.runs.start(SIGNAL_WORKFLOW, {"order": n}, workflow_id=wf["id"])
+            ).run["id"]
             for n in (1, 2)
         ]
         for run_id in runs:
@@ -286,7 +291,7 @@ async def test_signal_trigger_wakes_the_correlated_run(
             kind="signal",
             namespace="default",
             signalName="payment",
-            correlation="body.order.id",
+            correlation='"order-" ~ body.order.id',
             scheme="standard",
             secret=SECRETS["standard"],
         )
@@ -294,7 +299,7 @@ async def test_signal_trigger_wakes_the_correlated_run(
         headers = sign("standard", SECRETS["standard"], body, delivery_id="pay-1")
         response = await deliver(api, "payments", body, headers)
         assert response.status_code == 202, response.text
-        assert response.json() == {"delivered": 1, "runIds": [runs[0]], "correlationId": "1"}
+        assert response.json() == {"delivered": 1, "runIds": [runs[0]], "correlationId": "order-1"}
         await wait_status(api, runs[0], "finished")
         assert (await api.services.runs.get(runs[1]))["status"] == "waiting-event"
         nodes = {n["node_id"]: n for n in await api.services.runs.nodes(runs[0])}

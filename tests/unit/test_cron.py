@@ -225,9 +225,9 @@ def plan(catchup: str, *, next_fire: str, now: str, window_s: int = 3600, **kw: 
 
 def test_on_time_slot_fires_under_every_policy() -> None:
     for policy in ("skip", "latest", "all"):
-        assert plan(policy, next_fire="2024-01-01T10:00:00+00:00", now="2024-01-01T10:00:01+00:00") == [
-            "10:00"
-        ]
+        assert plan(
+            policy, next_fire="2024-01-01T10:00:00+00:00", now="2024-01-01T10:00:01+00:00"
+        ) == ["10:00"]
 
 
 def test_catchup_policies_after_downtime() -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.datastructures import Headers
 
+from flowplane.api.context import set_actor
 from flowplane.api.deps import Principal, Role
 from flowplane.api.limits import BodyLimitMiddleware
 from flowplane.api.metrics import Metrics, MetricsMiddleware
@@ -53,6 +54,8 @@ OPEN_PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = (
 )
 """(method, raw path pattern) pairs reachable without credentials (full match)."""
 
+GATEWAY_PATH = b"/v1/ws"
+"""The WebSocket gateway, which may authenticate in its first frame instead of headers."""
 MAX_CREDENTIAL_CHARS = 4096
 _log = logging.getLogger("flowplane.auth")
 
@@ -109,6 +112,10 @@ def extract_credential(headers: Mapping[str, str] | Headers) -> str:
     if not credential or len(credential) > MAX_CREDENTIAL_CHARS:
         raise AuthRequired("invalid or expired credentials")
     return credential
+
+
+def _credentials(scope: dict[str, Any]) -> bool:
+    return any(name in (b"authorization", b"x-api-key") for name, _ in scope.get("headers", ()))
 
 
 class RequestAuthenticator:
@@ -187,6 +194,11 @@ class SecurityMiddleware:
         if scope["type"] == "http" and is_open(method, raw_path):
             await self.app(scope, receive, send)
             return
+        if scope["type"] == "websocket" and raw_path == GATEWAY_PATH and not _credentials(scope):
+            # Browsers cannot set headers on an upgrade: the gateway authenticates the
+            # first frame instead (``connect`` with a token) and refuses anything else.
+            await self.app(scope, receive, send)
+            return
         services: Services | None = getattr(scope["app"].state, "services", None)
         authenticator = services.extra.get("authenticator") if services is not None else None
         limiter = services.extra.get("rate_limiter") if services is not None else None
@@ -204,6 +216,8 @@ class SecurityMiddleware:
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = identity.principal
+        # Services read who is acting (for the audit log) from the request context.
+        set_actor(identity.principal.name, identity.principal.kind, identity.principal.id)
         if decision is None or scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -10,17 +10,24 @@ one process). Exposed families:
   ``flowplane_runs_failed_total{workflow}`` and ``flowplane_runs{workflow,status}``;
 - ``flowplane_node_duration_seconds{workflow}`` (a histogram over recorded attempts);
 - ``flowplane_queue_depth`` (ready, due node runs) and ``flowplane_queue_delayed`` (ready,
-  not yet due: retry backoff).
+  not yet due: retry backoff);
+- ``flowplane_events_total`` (events ever committed: ``rate()`` is events per second) and
+  ``flowplane_approvals_requested_total``, ``..._granted_total``, ``..._denied_total``,
+  ``flowplane_approvals_pending`` (read from the database at scrape time);
+- this process's live streams: ``flowplane_gateway_connections`` (open ``/v1/ws``
+  connections), ``flowplane_gateway_requests_total{method,outcome}``,
+  ``flowplane_stream_subscribers{transport}`` (``sse`` or ``ws``) and
+  ``flowplane_stream_events_sent_total{transport}`` (``rate()`` is events delivered per second).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from fastapi.routing import iter_route_contexts
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -83,7 +90,31 @@ class _RunStatsCollector:
         depth.add_metric([], stats.queue_ready)
         delayed = GaugeMetricFamily("flowplane_queue_delayed", "Node runs ready but not yet due.")
         delayed.add_metric([], stats.queue_delayed)
-        return [started, finished, failed, by_status, durations, depth, delayed]
+        events = CounterMetricFamily("flowplane_events", "Events committed (all runs).")
+        events.add_metric([], stats.events_total)
+        approvals = stats.approvals_by_status
+        requested = CounterMetricFamily("flowplane_approvals_requested", "Approvals requested.")
+        requested.add_metric([], sum(approvals.values()))
+        granted = CounterMetricFamily("flowplane_approvals_granted", "Approvals granted.")
+        granted.add_metric([], approvals.get("approved", 0))
+        denied = CounterMetricFamily("flowplane_approvals_denied", "Approvals denied.")
+        denied.add_metric([], approvals.get("denied", 0))
+        pending = GaugeMetricFamily("flowplane_approvals_pending", "Approvals awaiting a decision.")
+        pending.add_metric([], approvals.get("pending", 0))
+        return [
+            started,
+            finished,
+            failed,
+            by_status,
+            durations,
+            depth,
+            delayed,
+            events,
+            requested,
+            granted,
+            denied,
+            pending,
+        ]
 
 
 class Metrics:
@@ -103,6 +134,29 @@ class Metrics:
             ["method", "route"],
             registry=self.registry,
         )
+        self.gateway_connections = Gauge(
+            "flowplane_gateway_connections",
+            "Open WebSocket connections on /v1/ws (this process).",
+            registry=self.registry,
+        )
+        self.gateway_requests = Counter(
+            "flowplane_gateway_requests",
+            "Gateway RPC requests (WebSocket and HTTP), by method and outcome (ok or error code).",
+            ["method", "outcome"],
+            registry=self.registry,
+        )
+        self.stream_subscribers = Gauge(
+            "flowplane_stream_subscribers",
+            "Live event subscriptions (this process), by transport.",
+            ["transport"],
+            registry=self.registry,
+        )
+        self.stream_events = Counter(
+            "flowplane_stream_events_sent",
+            "Events sent to stream subscribers (this process), by transport.",
+            ["transport"],
+            registry=self.registry,
+        )
         self._runs = _RunStatsCollector()
         self.registry.register(self._runs)
 
@@ -110,6 +164,23 @@ class Metrics:
         """Count one HTTP request."""
         self.http_requests.labels(method, route, str(status)).inc()
         self.http_duration.labels(method, route).observe(seconds)
+
+    async def track_stream(
+        self, source: AsyncIterator[dict[str, Any]], transport: str
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield ``source``'s events, counting the subscriber and each event sent."""
+        subscribers = self.stream_subscribers.labels(transport)
+        sent = self.stream_events.labels(transport)
+        subscribers.inc()
+        try:
+            async for event in source:
+                sent.inc()
+                yield event
+        finally:
+            subscribers.dec()
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     async def render(self, store: Store) -> bytes:
         """Refresh the database statistics and return the exposition text."""

@@ -38,6 +38,7 @@ def run_fields(row: Row) -> dict[str, Any]:
         "status": row["status"],
         "error": row.get("error"),
         "parent_run_id": row.get("parent_run_id"),
+        "forked_from": row.get("forked_from"),
         "trigger": row.get("trigger"),
         "triggered_by": row.get("triggered_by"),
         "created_at_ms": row.get("created_at_ms"),

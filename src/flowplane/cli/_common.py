@@ -28,7 +28,7 @@ EXIT_FAILED = 1  # the run failed, was cancelled or timed out; or an operation f
 EXIT_INVALID = 2  # invalid workflow, input or usage (typer's usage errors use 2 as well)
 EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -97,8 +98,24 @@ def run_command(
         bool,
         typer.Option("--json", help="Print events as JSON lines instead of the live view."),
     ] = False,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Also serve this run over HTTP (status, events, frames, approve/deny, "
+            "cancel) and keep serving after it ends, until Ctrl-C.",
+        ),
+    ] = False,
+    host: Annotated[str, typer.Option("--host", help="Bind address for --serve.")] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option("--port", min=0, max=65535, help="Port for --serve (0 = any free one)."),
+    ] = 7331,
 ) -> None:
     """Run a workflow file with live node-by-node progress, then print its outputs.
+
+    With ``--serve`` the run is also served over HTTP; every route but ``/health`` needs
+    the key (``FLOWPLANE_ADMIN_KEY``, else one printed once on stderr).
 
     Exit status: 0 finished, 1 failed, cancelled or timed out, 2 invalid workflow or
     input, 130 interrupted (Ctrl-C cancels the run).
@@ -119,6 +136,10 @@ def run_command(
         interactive=_stdin_is_tty(),
     )
     console = Console(highlight=False, soft_wrap=True)
+    if serve:
+        from flowplane.cli._serve_run import serve_workflow
+
+        raise typer.Exit(asyncio.run(serve_workflow(options, console, host=host, port=port)))
     raise typer.Exit(asyncio.run(run_workflow(options, console)))
 
 
@@ -148,6 +169,8 @@ def _remote(server: str, token: str | None, method: str, *args: Any, **kwargs: A
         return getattr(client, method)(*args, **kwargs)
     except FlowplaneError as exc:
         fail(f"{exc.detail} [{exc.code}]")
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach {server}: {exc}")
     finally:
         close = getattr(client, "close", None)
         if callable(close):
@@ -283,8 +306,10 @@ def signal_command(
     else:
         settings = build_settings(database_url=database_url, database_schema=database_schema)
         result = _local(settings, lambda runs: runs.signal(run_id, name, value, correlation_id))
-    delivered = result.get("delivered") if isinstance(result, dict) else None
-    node = result.get("nodeId") if isinstance(result, dict) else None
+    if isinstance(result, dict):  # local mode
+        delivered, node = result.get("delivered"), result.get("nodeId")
+    else:  # the client's SignalResult
+        delivered, node = getattr(result, "delivered", None), getattr(result, "node_id", None)
     console = Console(highlight=False)
     if delivered:
         console.print(f"[green]✓[/] signal {name!r} delivered to node {node!r} of run {run_id}")

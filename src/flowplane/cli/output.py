@@ -114,6 +114,7 @@ class ProgressView:
         self._index: dict[tuple[str, str, int], NodeRow] = {}
         self._runs: dict[str, _RunInfo] = {}
         self._main_run: str | None = None
+        self._closed = False
         self._live: Live | None = None
         if live:
             self._live = Live(
@@ -367,18 +368,22 @@ class ProgressView:
 
     def start(self) -> None:
         """Start live rendering (no-op in line mode)."""
-        if self._live is not None:
+        if self._live is not None and not self._closed:
             self._live.start()
 
     def stop(self) -> None:
-        """Stop live rendering and leave the final table on screen."""
-        if self._live is not None and self._live.is_started:
-            self._live.stop()
+        """Stop live rendering for good and leave the final table on screen."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._live is not None:
+            if self._live.is_started:
+                self._live.stop()
             self.console.print(self.render())
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
-        """Suspend live rendering (for a prompt), then resume it."""
+        """Suspend live rendering (for a prompt), then resume it unless stopped meanwhile."""
         live = self._live
         if live is None or not live.is_started:
             yield
@@ -387,7 +392,8 @@ class ProgressView:
         try:
             yield
         finally:
-            live.start()
+            if not self._closed:
+                live.start()
 
 
 def print_json(console: Console, value: Any) -> None:

@@ -39,6 +39,7 @@ from flowplane.cli.validate import check_text, print_problems, read_workflow_fil
 from flowplane.connectors.registry import Registry
 from flowplane.engine.worker import Worker
 from flowplane.errors import FlowplaneError, InputInvalid, StorageError
+from flowplane.services.credentials import worker_options
 from flowplane.services.runs import TERMINAL_EVENTS, RunService
 from flowplane.settings import Settings
 from flowplane.store.base import Store
@@ -170,6 +171,7 @@ class LocalRun:
         self.interactive = options.interactive
         self.stdin: StdinLines | None = None
         self.interrupts = 0
+        self.final_run: dict[str, Any] | None = None
 
     # --- main loop ----------------------------------------------------------------------
 
@@ -195,6 +197,8 @@ class LocalRun:
             await asyncio.gather(*self.tasks, return_exceptions=True)
             if self.view is not None:
                 self.view.stop()
+        if self.view is not None and self.final_run is not None:
+            print_result(self.console, self.final_run)
         return status
 
     def _install_sigint(self, loop: asyncio.AbstractEventLoop) -> bool:
@@ -238,9 +242,7 @@ class LocalRun:
 
     async def _finish(self) -> int:
         run = await self.service.get(self.run_id)
-        if self.view is not None:
-            self.view.stop()
-            print_result(self.console, run)
+        self.final_run = dict(run)
         if run["status"] == "finished":
             return EXIT_OK
         return EXIT_INTERRUPTED if self.interrupts else EXIT_FAILED
@@ -485,7 +487,12 @@ async def run_workflow(options: RunOptions, console: Console) -> int:
         err_console.print(f"[bold red]error:[/] cannot open the database: {escape(exc.detail)}")
         return EXIT_FAILED
     try:
-        worker = Worker(store, settings=settings, registry=options.registry)
+        worker = Worker(
+            store,
+            settings=settings,
+            registry=options.registry,
+            **worker_options(store, settings),
+        )
         worker_task = asyncio.create_task(worker.run(), name="fp-cli-worker")
         try:
             service = RunService(store, options.registry)

@@ -22,6 +22,7 @@ from flowplane.cli._common import (
 )
 from flowplane.cli.local import DatabaseSchema, DatabaseUrl, Plugins
 from flowplane.errors import StorageError
+from flowplane.services.credentials import worker_options
 
 if TYPE_CHECKING:
     from flowplane.connectors.registry import Registry
@@ -109,6 +110,14 @@ def serve_command(
                     settings.workers,
                 )
 
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Before uvicorn drops connections: WebSocket requests in flight finish and
+            # every event stream ends cleanly (clients resume by seq elsewhere).
+            from flowplane.api.gateway import drain
+
+            await drain(app)
+            await super().shutdown(sockets=sockets)
+
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -151,7 +160,7 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(number, signals.put_nowait, number)
             installed.append(number)
-    worker = Worker(store, settings=settings, registry=registry)
+    worker = Worker(store, settings=settings, registry=registry, **worker_options(store, settings))
     task = asyncio.create_task(worker.run(), name="fp-worker")
     _log.info(
         "Flowplane worker %s started: database %s, concurrency %d",
@@ -174,7 +183,9 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
         )
         await worker.stop()
         second = asyncio.create_task(signals.get())
-        done, _ = await asyncio.wait({task, second}, timeout=grace_seconds)
+        done, _ = await asyncio.wait(
+            {task, second}, timeout=grace_seconds, return_when=asyncio.FIRST_COMPLETED
+        )
         second.cancel()
         if task not in done:
             _log.warning("cancelling in-flight node runs")

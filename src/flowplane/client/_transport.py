@@ -361,6 +361,43 @@ def _run(response: httpx.Response) -> m.Run:
     return m.Run.model_validate(response.json())
 
 
+def rewind(run_id: str, frame_no: int) -> Call[m.Run]:
+    """``POST /v1/runs/{id}/rewind``."""
+    return Call("POST", f"/v1/runs/{seg(run_id)}/rewind", _run, json={"frameNo": frame_no})
+
+
+def fork(
+    run_id: str,
+    frame_no: int | None,
+    from_node: str | None,
+    run_input: Any,
+    use_latest_version: bool,
+) -> Call[m.DispatchResult]:
+    """``POST /v1/runs/{id}/fork``."""
+    body: dict[str, Any] = {"useLatestVersion": use_latest_version}
+    if frame_no is not None:
+        body["frameNo"] = frame_no
+    if from_node is not None:
+        body["fromNode"] = from_node
+    if run_input is not None:
+        body["input"] = run_input
+    return Call(
+        "POST",
+        f"/v1/runs/{seg(run_id)}/fork",
+        lambda r: m.DispatchResult.model_validate(r.json()),
+        json=body,
+    )
+
+
+def diff(run_id: str, other_run_id: str) -> Call[m.RunDiff]:
+    """``GET /v1/runs/{id}/diff/{otherRunId}``."""
+    return Call(
+        "GET",
+        f"/v1/runs/{seg(run_id)}/diff/{seg(other_run_id)}",
+        lambda r: m.RunDiff.model_validate(r.json()),
+    )
+
+
 def cancel(run_id: str) -> Call[m.Run]:
     """``POST /v1/runs/{id}/cancel``."""
     return Call("POST", f"/v1/runs/{seg(run_id)}/cancel", _run)

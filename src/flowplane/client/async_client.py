@@ -32,6 +32,7 @@ from flowplane.client.models import (
     PatchResult,
     Run,
     RunDetail,
+    RunDiff,
     RunList,
     SignalResult,
     WorkflowInfo,
@@ -255,6 +256,26 @@ class AsyncClient:
     async def resume(self, run_id: str) -> Run:
         """Continue a failed or cancelled run, reusing the outputs it recorded."""
         return await self._send(t.resume(run_id))
+
+    async def rewind(self, run_id: str, frame_no: int) -> Run:
+        """Reset a run to frame ``frame_no`` and re-execute what follows (admin or owner)."""
+        return await self._send(t.rewind(run_id, frame_no))
+
+    async def fork(
+        self,
+        run_id: str,
+        *,
+        frame_no: int | None = None,
+        from_node: str | None = None,
+        run_input: Any = None,
+        use_latest_version: bool = False,
+    ) -> DispatchResult:
+        """Start a new run reusing the outputs recorded before ``frame_no`` or ``from_node``."""
+        return await self._send(t.fork(run_id, frame_no, from_node, run_input, use_latest_version))
+
+    async def diff(self, run_id: str, other_run_id: str) -> RunDiff:
+        """Compare two runs (typically an original and its fork) node by node."""
+        return await self._send(t.diff(run_id, other_run_id))
 
     async def retry(self, run_id: str, *, use_latest_version: bool = False) -> DispatchResult:
         """Start a new run with the same input (optionally on the latest workflow version)."""

@@ -31,6 +31,7 @@ from flowplane.client.models import (
     PatchResult,
     Run,
     RunDetail,
+    RunDiff,
     RunList,
     SignalResult,
     WorkflowInfo,
@@ -253,6 +254,26 @@ class Client:
     def resume(self, run_id: str) -> Run:
         """Continue a failed or cancelled run, reusing the outputs it recorded."""
         return self._send(t.resume(run_id))
+
+    def rewind(self, run_id: str, frame_no: int) -> Run:
+        """Reset a run to frame ``frame_no`` and re-execute what follows (admin or owner)."""
+        return self._send(t.rewind(run_id, frame_no))
+
+    def fork(
+        self,
+        run_id: str,
+        *,
+        frame_no: int | None = None,
+        from_node: str | None = None,
+        run_input: Any = None,
+        use_latest_version: bool = False,
+    ) -> DispatchResult:
+        """Start a new run reusing the outputs recorded before ``frame_no`` or ``from_node``."""
+        return self._send(t.fork(run_id, frame_no, from_node, run_input, use_latest_version))
+
+    def diff(self, run_id: str, other_run_id: str) -> RunDiff:
+        """Compare two runs (typically an original and its fork) node by node."""
+        return self._send(t.diff(run_id, other_run_id))
 
     def retry(self, run_id: str, *, use_latest_version: bool = False) -> DispatchResult:
         """Start a new run with the same input (optionally on the latest workflow version)."""

@@ -47,6 +47,7 @@ class Run(WireModel):
     status: str = Field(description="One of the run statuses.")
     error: Any = None
     parent_run_id: str | None = None
+    forked_from: str | None = Field(default=None, description="The run this one was forked from.")
     trigger: str | None = None
     triggered_by: str | None = None
     created_at_ms: int | None = None
@@ -217,6 +218,62 @@ class SignalResult(WireModel):
     iteration: int | None = None
 
 
+class FrameNode(WireModel):
+    """One node run's state in a frame."""
+
+    node_id: str
+    iteration: int
+    status: str = Field(description="One of the node statuses.")
+    attempt: int = 0
+
+
+class Frame(WireModel):
+    """A snapshot of every node run's state after one committed transition."""
+
+    run_id: str
+    frame_no: int = Field(description="1, 2, ... in commit order.")
+    seq: int | None = Field(default=None, description="The event seq of the transition.")
+    timestamp_ms: int
+    created_at_ms: int | None = Field(
+        default=None, description="Smithers compatibility: same as timestampMs."
+    )
+    changes: list[dict[str, Any]] = Field(
+        default_factory=list, description="The node runs this transition changed."
+    )
+    nodes: list[FrameNode] = Field(default_factory=list)
+
+
+class DiffSide(WireModel):
+    """A node run's outcome in one of the two compared runs."""
+
+    status: str
+    output: Any = None
+
+
+class NodeDiff(WireModel):
+    """One node run compared across two runs (``None``: absent from that run)."""
+
+    node_id: str
+    iteration: int
+    original: DiffSide | None = None
+    other: DiffSide | None = None
+    changed: bool
+
+
+class RunDiff(WireModel):
+    """What differs between a run (typically the original) and another (typically a fork)."""
+
+    run_id: str
+    other_run_id: str
+    input_changed: bool
+    version_changed: bool
+    status_changed: bool
+    changed_nodes: list[str] = Field(
+        default_factory=list, description="Ids of the nodes whose status or output differ."
+    )
+    nodes: list[NodeDiff] = Field(default_factory=list)
+
+
 class WorkflowInfo(WireModel):
     """A stored workflow at its current version."""
 
@@ -289,14 +346,19 @@ __all__ = [
     "Approval",
     "ApprovalList",
     "Attempt",
+    "DiffSide",
     "DispatchResult",
     "Event",
+    "Frame",
+    "FrameNode",
     "LogItem",
     "LogPage",
+    "NodeDiff",
     "NodeState",
     "PatchResult",
     "Run",
     "RunDetail",
+    "RunDiff",
     "RunList",
     "RunStatus",
     "SignalResult",

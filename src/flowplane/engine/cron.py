@@ -58,6 +58,9 @@ DUE_LIMIT = 100
 SCHEDULER_MAX_SLEEP_SECONDS = 5.0
 """Longest idle wait of the scheduler loop (a ``schedules`` wake-up cuts it)."""
 SCHEDULER_MIN_SLEEP_SECONDS = 0.02
+DELIVERY_RETENTION_SECONDS = 30 * 86400
+"""Webhook delivery ids are remembered (replays refused) this long."""
+PRUNE_INTERVAL_SECONDS = 3600.0
 MAX_YEARS_BETWEEN_MATCHES = 5
 """An expression with no slot within this many years (``0 0 30 2 *``) is refused."""
 
@@ -605,6 +608,7 @@ class Scheduler:
         self.ticks = 0
         self._wake = asyncio.Event()
         self._stopping = False
+        self._pruned_at: float | None = None
 
     def _on_notify(self, kind: str, _payload: str) -> None:
         if kind == "schedules":
@@ -618,6 +622,7 @@ class Scheduler:
                 self._wake.clear()
                 try:
                     await tick(self.store, registry=self.registry)
+                    await self._prune()
                     delay = await self._delay()
                 except FlowplaneError as exc:
                     _log.warning("scheduler tick failed: %s", exc)
@@ -632,6 +637,16 @@ class Scheduler:
         """Ask the loop to finish after the current tick."""
         self._stopping = True
         self._wake.set()
+
+    async def _prune(self) -> None:
+        if (
+            self._pruned_at is not None
+            and time.monotonic() - self._pruned_at < PRUNE_INTERVAL_SECONDS
+        ):
+            return
+        self._pruned_at = time.monotonic()
+        cutoff = _now_ms() - DELIVERY_RETENTION_SECONDS * 1000
+        await self.store.transact(lambda tx: q.prune_deliveries(tx, cutoff))
 
     async def _delay(self) -> float:
         earliest = await self.store.read(q.earliest_next_fire)

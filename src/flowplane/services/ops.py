@@ -48,6 +48,8 @@ class RunStats:
     node_durations: dict[str, DurationHistogram] = field(default_factory=dict)
     queue_ready: int = 0
     queue_delayed: int = 0
+    approvals_by_status: dict[str, int] = field(default_factory=dict)
+    events_total: int = 0
 
 
 async def readiness(store: Store) -> Readiness:
@@ -105,6 +107,12 @@ def _read_stats(tx: Tx) -> RunStats:
     stats.queue_delayed = int(
         tx.conn.execute(ready.where(n.available_at_ms > tx.now_ms)).scalar() or 0
     )
+
+    p = t.approvals.c
+    for status, count in tx.conn.execute(sa.select(p.status, sa.func.count()).group_by(p.status)):
+        stats.approvals_by_status[str(status)] = int(count)
+    # Sequence numbers are gap-free: the newest is the number of events ever written.
+    stats.events_total = int(tx.conn.execute(sa.select(sa.func.max(t.events.c.seq))).scalar() or 0)
     return stats
 
 

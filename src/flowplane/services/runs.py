@@ -216,15 +216,23 @@ class RunService:
         """Return snapshots of the run's node states after each transition."""
 
         def read(tx: Tx) -> list[dict[str, Any]]:
-            base = transitions.states_at_frame(tx, run_id, after_frame_no)
-            frames = reads.frames_after(tx, run_id, after_frame_no=after_frame_no, limit=limit)
+            base: dict[tuple[str, int], str] = {}
             attempts: dict[tuple[str, int], int] = {}
-            out: list[dict[str, Any]] = []
-            for frame in frames:
+
+            def fold(frame: Row) -> None:
                 for change in frame["changes"]:
                     key = (change["nodeId"], change["iteration"])
                     base[key] = change["status"]
                     attempts[key] = change.get("attempt", 0)
+
+            # Fold statuses and attempts up to the first frame asked for, so that a page
+            # shows the same snapshots as a listing from the start.
+            for frame in reads.all_frames_until(tx, run_id, after_frame_no):
+                fold(frame)
+            frames = reads.frames_after(tx, run_id, after_frame_no=after_frame_no, limit=limit)
+            out: list[dict[str, Any]] = []
+            for frame in frames:
+                fold(frame)
                 out.append(
                     {
                         "runId": run_id,

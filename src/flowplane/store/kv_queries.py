@@ -8,7 +8,6 @@ expired row they meet before treating the key as absent. Writers lock the row th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -109,15 +108,6 @@ def purge_expired(tx: Tx, limit: int = 1000) -> int:
             )
         )
     return len(rows)
-
-
-def namespaces_with_keys(tx: Tx, namespaces: Sequence[str] | None = None) -> list[str]:
-    """Return the namespaces holding at least one entry."""
-    c = t.kv.c
-    query = sa.select(c.namespace).distinct().order_by(c.namespace)
-    if namespaces is not None:
-        query = query.where(c.namespace.in_(list(namespaces)))
-    return [r[0] for r in tx.conn.execute(query)]
 
 
 def escape_like(text: str) -> str:

@@ -1,0 +1,459 @@
+"""The gateway's RPC methods: one table shared by ``/v1/ws`` and ``POST /v1/rpc/{method}``.
+
+Each method names the REST endpoint it mirrors and calls it, so the rules (namespace
+checks, owner checks, idempotency, wire shapes) live in one place, and the method's role
+is read from that endpoint's ``require(...)``: an RPC call needs exactly the role of its
+REST route. Params are validated with pydantic models (``extra="forbid"``, camelCase).
+
+Stream methods (``streamRunEvents``, ``subscribe``) return a :class:`StreamSpec`: on the
+WebSocket the gateway turns it into a live subscription; over HTTP it is answered with one
+page of events read from the table (``{events, lastSeq, more}``).
+"""
+
+from __future__ import annotations
+
+import logging
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import Response
+from fastapi.params import Depends
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+from starlette.requests import Request
+
+from flowplane.api.deps import ID_PATTERN, ROLE_RANK, Principal, Role, RoleRequirement
+from flowplane.api.metrics import Metrics
+from flowplane.api.routes import approvals as approval_routes
+from flowplane.api.routes import events as event_routes
+from flowplane.api.routes import runs as run_routes
+from flowplane.api.routes import schedules as schedule_routes
+from flowplane.api.routes import timetravel as timetravel_routes
+from flowplane.api.routes import workflows as workflow_routes
+from flowplane.errors import FlowplaneError, Forbidden, ParamsInvalid, UnknownMethod
+from flowplane.services.container import Services
+from flowplane.services.feed import EventFilter, feed_of, namespace_filter, run_filter
+
+MAX_PAGE_EVENTS = 1000
+"""The most events one HTTP call of a stream method returns."""
+MAX_TYPES = 64
+"""The most event types one subscription may filter on."""
+
+_log = logging.getLogger("flowplane.rpc")
+
+RunId = Annotated[str, Field(pattern=ID_PATTERN, max_length=128, description="A run id.")]
+ObjectRef = Annotated[str, Field(pattern=ID_PATTERN, max_length=128)]
+Namespaces = Annotated[list[Annotated[str, Field(max_length=64)]] | None, Field(max_length=64)]
+Types = Annotated[list[Annotated[str, Field(max_length=64)]] | None, Field(max_length=MAX_TYPES)]
+
+
+# --- params ------------------------------------------------------------------------------
+
+
+class Params(BaseModel):
+    """Base of the params models: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    @field_validator("namespace", mode="before", check_fields=False)
+    @classmethod
+    def _one_namespace(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class RunRef(Params):
+    """``getRun``, ``cancelRun``, ``resumeRun``."""
+
+    run_id: RunId
+
+
+class ListRunsParams(Params):
+    """``listRuns``: the query of ``GET /v1/runs``."""
+
+    limit: int = Field(default=50, ge=1, le=run_routes.MAX_LIST_LIMIT)
+    status: list[str] | None = None
+    workflow: str | None = Field(default=None, max_length=128)
+    namespace: Namespaces = None
+    created_after: int | str | None = None
+    created_before: int | str | None = None
+    cursor: str | None = Field(default=None, max_length=64)
+
+
+class RewindParams(timetravel_routes.RewindBody):
+    """``rewindRun``: ``{runId, frameNo}``."""
+
+    run_id: RunId
+
+
+class ForkParams(timetravel_routes.ForkBody):
+    """``forkRun``: ``{runId, frameNo | fromNode, input?, useLatestVersion?}``."""
+
+    run_id: RunId
+
+
+class ApprovalParams(run_routes.DecisionBody):
+    """``submitApproval``: ``approved`` must be a JSON boolean (not ``"false"`` or ``0``)."""
+
+    run_id: RunId
+    node_id: str = Field(max_length=64)
+    approved: StrictBool
+
+
+class SignalParams(run_routes.SignalBody):
+    """``submitSignal``: ``{runId, name, payload?, correlationId?}``."""
+
+    run_id: RunId
+    name: str = Field(min_length=1, max_length=128)
+
+
+class ListApprovalsParams(Params):
+    """``listApprovals``: the query of ``GET /v1/approvals``."""
+
+    status: Literal["pending", "approved", "denied", "cancelled", "all"] = "pending"
+    namespace: Namespaces = None
+    limit: int = Field(default=100, ge=1, le=approval_routes.MAX_APPROVALS)
+
+
+class PageParams(Params):
+    """``listWorkflows``: namespaces and a cursor page."""
+
+    namespace: Namespaces = None
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: str | None = Field(default=None, max_length=128)
+
+
+class CronListParams(PageParams):
+    """``cronList``: the query of ``GET /v1/schedules``."""
+
+    workflow_id: str | None = Field(default=None, max_length=128)
+
+
+class CronRef(Params):
+    """``cronDelete``."""
+
+    schedule_id: ObjectRef
+
+
+class CronRunParams(schedule_routes.TriggerNow):
+    """``cronRun``: start the schedule's workflow now (optionally with another input)."""
+
+    schedule_id: ObjectRef
+    idempotency_key: str | None = Field(default=None, max_length=255)
+
+
+class StreamRunParams(Params):
+    """``streamRunEvents``: a run's events after ``afterSeq``."""
+
+    run_id: RunId
+    after_seq: int = Field(default=0, ge=0)
+    types: Types = None
+    limit: int = Field(default=500, ge=1, le=MAX_PAGE_EVENTS, description="HTTP page size.")
+
+
+class SubscribeParams(Params):
+    """``subscribe``: a run's events, or those of runs in ``namespace`` (``"*"``: all visible)."""
+
+    run_id: RunId | None = None
+    namespace: Namespaces = None
+    types: Types = None
+    after_seq: int = Field(default=0, ge=0)
+    limit: int = Field(default=500, ge=1, le=MAX_PAGE_EVENTS, description="HTTP page size.")
+
+
+# --- methods -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """What a stream method asks for: the transport decides how to deliver it."""
+
+    filter: EventFilter
+    after_seq: int
+    until_terminal: bool
+    limit: int
+
+
+Handler = Callable[[Services, Principal, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One RPC method.
+
+    Attributes:
+        name: the method name.
+        role: the role needed (that of ``endpoint``).
+        params: the params model.
+        handler: ``handler(services, principal, params)``; returns JSON-able data, a pydantic
+            model, or a :class:`StreamSpec`.
+        endpoint: the REST endpoint function it mirrors.
+    """
+
+    name: str
+    role: Role
+    params: type[BaseModel]
+    handler: Handler
+    endpoint: Callable[..., Any]
+
+
+def endpoint_role(endpoint: Callable[..., Any]) -> Role:
+    """The role a REST endpoint function requires (from its ``require(...)`` parameter)."""
+    found: Role | None = None
+    for hint in typing.get_type_hints(endpoint, include_extras=True).values():
+        for extra in getattr(hint, "__metadata__", ()):
+            if isinstance(extra, Depends) and isinstance(extra.dependency, RoleRequirement):
+                role = extra.dependency.role
+                if found is None or ROLE_RANK[role] > ROLE_RANK[found]:
+                    found = role
+    if found is None:
+        raise TypeError(f"{endpoint.__qualname__} has no require(...) parameter")
+    return found
+
+
+METHODS: dict[str, Method] = {}
+"""Every RPC method by name."""
+
+
+def method(
+    name: str, params: type[BaseModel], endpoint: Callable[..., Any]
+) -> Callable[[Handler], Handler]:
+    """Register ``handler`` as the method ``name``, mirroring ``endpoint``."""
+
+    def register(handler: Handler) -> Handler:
+        METHODS[name] = Method(name, endpoint_role(endpoint), params, handler, endpoint)
+        return handler
+
+    return register
+
+
+def _query_request(path: str) -> Request:
+    """A bare request for endpoints that read their own URL (to build ``Link`` headers)."""
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "scheme": "http",
+        "server": ("gateway", 80),
+        "path": path,
+        "root_path": "",
+        "query_string": b"",
+        "headers": [],
+    }
+    return Request(scope)
+
+
+@method("launchRun", run_routes.DispatchBody, run_routes.dispatch_run)
+async def _launch_run(services: Services, principal: Principal, p: run_routes.DispatchBody) -> Any:
+    return await run_routes.dispatch_run(p, Response(), principal, services)
+
+
+@method("getRun", RunRef, run_routes.get_run)
+async def _get_run(services: Services, principal: Principal, p: RunRef) -> Any:
+    return await run_routes.get_run(p.run_id, principal, services)
+
+
+@method("listRuns", ListRunsParams, run_routes.list_runs)
+async def _list_runs(services: Services, principal: Principal, p: ListRunsParams) -> Any:
+    response = Response()
+    items = await run_routes.list_runs(
+        _query_request("/v1/runs"),
+        response,
+        principal,
+        services,
+        limit=p.limit,
+        status=p.status,
+        workflow=p.workflow,
+        namespace=p.namespace,
+        created_after=None if p.created_after is None else str(p.created_after),
+        created_before=None if p.created_before is None else str(p.created_before),
+        cursor=p.cursor,
+    )
+    return {"items": items, "nextCursor": response.headers.get("X-Next-Cursor")}
+
+
+@method("cancelRun", RunRef, run_routes.cancel_run)
+async def _cancel_run(services: Services, principal: Principal, p: RunRef) -> Any:
+    return await run_routes.cancel_run(p.run_id, principal, services)
+
+
+@method("resumeRun", RunRef, run_routes.resume_run)
+async def _resume_run(services: Services, principal: Principal, p: RunRef) -> Any:
+    return await run_routes.resume_run(p.run_id, principal, services)
+
+
+@method("rewindRun", RewindParams, timetravel_routes.rewind_run)
+async def _rewind_run(services: Services, principal: Principal, p: RewindParams) -> Any:
+    return await timetravel_routes.rewind_run(p.run_id, p, principal, services)
+
+
+@method("forkRun", ForkParams, timetravel_routes.fork_run)
+async def _fork_run(services: Services, principal: Principal, p: ForkParams) -> Any:
+    return await timetravel_routes.fork_run(p.run_id, p, Response(), principal, services)
+
+
+@method("submitApproval", ApprovalParams, run_routes.approve_node)
+async def _submit_approval(services: Services, principal: Principal, p: ApprovalParams) -> Any:
+    decide = run_routes.approve_node if p.approved else run_routes.deny_node
+    return await decide(p.run_id, p.node_id, principal, services, p)
+
+
+@method("submitSignal", SignalParams, run_routes.send_signal)
+async def _submit_signal(services: Services, principal: Principal, p: SignalParams) -> Any:
+    return await run_routes.send_signal(p.run_id, p.name, principal, services, p)
+
+
+@method("listApprovals", ListApprovalsParams, approval_routes.list_approvals)
+async def _list_approvals(services: Services, principal: Principal, p: ListApprovalsParams) -> Any:
+    return await approval_routes.list_approvals(
+        principal, services, status=p.status, namespace=p.namespace, limit=p.limit
+    )
+
+
+@method("listWorkflows", PageParams, workflow_routes.list_workflows)
+async def _list_workflows(services: Services, principal: Principal, p: PageParams) -> Any:
+    return await workflow_routes.list_workflows(
+        principal, services, namespace=p.namespace, limit=p.limit, cursor=p.cursor
+    )
+
+
+@method("cronList", CronListParams, schedule_routes.list_schedules)
+async def _cron_list(services: Services, principal: Principal, p: CronListParams) -> Any:
+    return await schedule_routes.list_schedules(
+        principal,
+        services,
+        namespace=p.namespace,
+        workflow_id=p.workflow_id,
+        limit=p.limit,
+        cursor=p.cursor,
+    )
+
+
+@method("cronCreate", schedule_routes.ScheduleCreate, schedule_routes.create_schedule)
+async def _cron_create(
+    services: Services, principal: Principal, p: schedule_routes.ScheduleCreate
+) -> Any:
+    return await schedule_routes.create_schedule(p, Response(), principal, services)
+
+
+@method("cronDelete", CronRef, schedule_routes.delete_schedule)
+async def _cron_delete(services: Services, principal: Principal, p: CronRef) -> Any:
+    await schedule_routes.delete_schedule(p.schedule_id, principal, services)
+    return {"scheduleId": p.schedule_id, "deleted": True}
+
+
+@method("cronRun", CronRunParams, schedule_routes.trigger_schedule)
+async def _cron_run(services: Services, principal: Principal, p: CronRunParams) -> Any:
+    body = schedule_routes.TriggerNow(input=p.input)
+    return await schedule_routes.trigger_schedule(
+        p.schedule_id, principal, services, body, idempotency_key=p.idempotency_key
+    )
+
+
+@method("streamRunEvents", StreamRunParams, run_routes.stream_run_events)
+async def _stream_run_events(services: Services, principal: Principal, p: StreamRunParams) -> Any:
+    await services.runs.get(p.run_id, principal.namespaces)
+    return StreamSpec(run_filter(p.run_id, p.types), p.after_seq, True, p.limit)
+
+
+@method("subscribe", SubscribeParams, event_routes.stream_namespace_events)
+async def _subscribe(services: Services, principal: Principal, p: SubscribeParams) -> Any:
+    if (p.run_id is None) == (p.namespace is None):
+        raise ParamsInvalid("give exactly one of runId and namespace")
+    if p.run_id is not None:
+        return await _stream_run_events(
+            services,
+            principal,
+            StreamRunParams(run_id=p.run_id, after_seq=p.after_seq, types=p.types, limit=p.limit),
+        )
+    namespaces = event_routes.visible_namespaces(principal, p.namespace or [])
+    return StreamSpec(namespace_filter(namespaces, p.types), p.after_seq, False, p.limit)
+
+
+# --- calling -----------------------------------------------------------------------------
+
+
+def error_body(exc: BaseException) -> dict[str, Any]:
+    """The ``error`` member of a failed response: ``{code, message, status, ...}``."""
+    if isinstance(exc, FlowplaneError):
+        body: dict[str, Any] = {"code": exc.code, "message": exc.detail, "status": exc.status}
+        for key, value in exc.extra.items():
+            body.setdefault(key, value)
+        return body
+    return {"code": "internal_error", "message": "an unexpected error", "status": 500}
+
+
+def params_error(exc: ValidationError) -> ParamsInvalid:
+    """The :class:`ParamsInvalid` of a failed params validation (same shape as REST's 400)."""
+    errors = [
+        {
+            "path": ".".join(str(p) for p in err.get("loc", ())),
+            "error": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
+        for err in exc.errors()
+    ][:50]
+    detail = "; ".join(f"{e['path'] or 'params'}: {e['error']}" for e in errors[:5])
+    return ParamsInvalid(detail, errors=errors)
+
+
+async def call(
+    services: Services,
+    principal: Principal,
+    name: str,
+    params: Any,
+    metrics: Metrics | None = None,
+) -> Any:
+    """Run the method ``name`` for ``principal``; return its JSON-able result or a spec.
+
+    Raises:
+        UnknownMethod: no such method (404 ``unknown_method``).
+        Forbidden: the caller's role is below the method's.
+        ParamsInvalid: the params do not validate (400 ``validation_error``).
+        FlowplaneError: whatever the method raises.
+    """
+    found = METHODS.get(name)
+    label = found.name if found is not None else "<unknown>"
+    outcome = "ok"
+    try:
+        if found is None:
+            raise UnknownMethod(f"no method {name[:64]!r}", methods=sorted(METHODS))
+        if not principal.allows(found.role):
+            raise Forbidden(f"{found.name} needs the {found.role} role; you have {principal.role}")
+        try:
+            parsed = found.params.model_validate({} if params is None else params)
+        except ValidationError as exc:
+            raise params_error(exc) from None
+        try:
+            result = await found.handler(services, principal, parsed)
+        except ValidationError as exc:
+            raise params_error(exc) from None
+        return result if isinstance(result, StreamSpec) else to_json(result)
+    except FlowplaneError as exc:
+        outcome = exc.code
+        raise
+    except Exception:
+        outcome = "internal_error"
+        _log.exception("rpc method %s failed", label)
+        raise
+    finally:
+        if metrics is not None:
+            metrics.gateway_requests.labels(label, outcome).inc()
+
+
+async def page(services: Services, spec: StreamSpec) -> dict[str, Any]:
+    """One page of a stream method's events, read from the table (the HTTP answer)."""
+    events = await feed_of(services).read(spec.filter, spec.after_seq, spec.limit)
+    last = events[-1]["seq"] if events else spec.after_seq
+    return {"events": events, "lastSeq": last, "more": len(events) >= spec.limit}
+
+
+def to_json(value: Any) -> Any:
+    """Turn a handler's result (pydantic models, lists of them) into JSON-able data."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    if isinstance(value, list):
+        return [to_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: to_json(item) for key, item in value.items()}
+    return value

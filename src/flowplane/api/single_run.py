@@ -1,0 +1,187 @@
+"""The HTTP face of ``flowplane run FILE --serve``: one run, its status, events and controls.
+
+Modelled on Smithers' serve mode (``smithers up --serve``): every route works on the one run
+the process started, so no route names a run id or a workflow path.
+
+| route | what |
+|---|---|
+| ``GET /health`` | open: ``{"ok": true, "runId": ...}`` |
+| ``GET /`` | the run's status, summary and node states (as ``GET /v1/runs/{id}``) |
+| ``GET /events?afterSeq=`` | SSE of the run's events (``Last-Event-ID`` honoured) |
+| ``GET /frames?limit=&afterFrameNo=&order=`` | node-state snapshots |
+| ``POST /approve/{nodeId}``, ``POST /deny/{nodeId}`` | ``{iteration, note, decidedBy}`` |
+| ``POST /signal/{name}`` | ``{payload \\| data, correlationId}`` |
+| ``POST /cancel`` | 409 ``RUN_NOT_ACTIVE`` once the run is terminal |
+
+Everything but ``/health`` needs the one key of the process, sent as ``Authorization: Bearer
+<key>``, ``X-API-Key: <key>`` or Smithers' ``x-smithers-key: <key>``. It fails closed: a
+path no route serves is a 401 without the key, too.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Header, Query, Request
+from starlette.datastructures import Headers
+from starlette.responses import StreamingResponse
+
+from flowplane import __version__
+from flowplane.api import problems
+from flowplane.api.gate import AuthRequired, extract_credential
+from flowplane.api.limits import BodyLimitMiddleware
+from flowplane.api.routes.runs import DecisionBody, SignalBody
+from flowplane.api.routes.timetravel import DEFAULT_FRAME_LIMIT, MAX_FRAME_LIMIT, frame_page
+from flowplane.api.run_views import approval_model, describe, run_model
+from flowplane.api.sse import event_stream_response, parse_last_event_id
+from flowplane.client.models import Approval, Frame, Run, RunDetail, SignalResult
+from flowplane.errors import FlowplaneError
+from flowplane.services.runs import RunService
+from flowplane.settings import Settings
+
+OPEN_PATHS = frozenset({("GET", b"/health"), ("HEAD", b"/health")})
+"""(method, raw path) pairs reachable without the key. Compared exactly."""
+SMITHERS_KEY_HEADER = "x-smithers-key"
+
+
+def _credential(headers: Headers) -> str:
+    """The caller's key: ``Authorization``/``X-API-Key`` (as the API), or Smithers' header."""
+    smithers = headers.getlist(SMITHERS_KEY_HEADER)
+    if smithers and not headers.get("authorization") and not headers.get("x-api-key"):
+        if len(smithers) > 1:
+            raise AuthRequired("send exactly one credential")
+        return smithers[0].strip()
+    return extract_credential(headers)
+
+
+class KeyGate:
+    """Plain ASGI middleware: everything but ``GET /health`` needs the process's key.
+
+    Args:
+        app: the application to protect.
+        key: the one accepted key.
+    """
+
+    def __init__(self, app: Any, *, key: str) -> None:
+        self.app = app
+        self.key = key.encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw_path: bytes = (scope.get("raw_path") or scope["path"].encode()).split(b"?", 1)[0]
+        if (scope.get("method", "GET"), raw_path) in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        try:
+            given = _credential(Headers(scope=scope)).encode()
+            if not hmac.compare_digest(given, self.key):
+                raise AuthRequired("invalid or expired credentials")
+        except FlowplaneError as exc:
+            response = problems.error_response(exc, getattr(exc, "headers", None))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_single_run_app(
+    runs: RunService, run_id: str, *, key: str, settings: Settings | None = None
+) -> FastAPI:
+    """Build the app that serves the run ``run_id`` of ``runs``.
+
+    Args:
+        runs: the run service of the process (its store is already open).
+        run_id: the one run served.
+        key: the key every route but ``/health`` requires.
+        settings: for the request body limits (default: from the environment).
+    """
+    settings = settings or Settings()
+    app = FastAPI(
+        title="Flowplane single run",
+        version=__version__,
+        description=f"The run {run_id}: status, events, frames, approvals and cancellation.",
+    )
+    problems.install(app)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
+    )
+    app.add_middleware(KeyGate, key=key)
+
+    @app.get("/health", summary="Liveness (open)")
+    async def health() -> dict[str, Any]:
+        """Always 200, without the key."""
+        return {"ok": True, "runId": run_id}
+
+    @app.get("/", response_model=RunDetail, summary="The run's status")
+    async def status() -> RunDetail:
+        """The run's status, per-state summary and every node run (as ``GET /v1/runs/{id}``)."""
+        run = await runs.get(run_id)
+        return describe(run, await runs.nodes(run_id), await runs.attempts(run_id))
+
+    @app.get("/events", response_class=StreamingResponse, summary="The run's events (SSE)")
+    async def events(
+        after_seq: Annotated[int, Query(alias="afterSeq", ge=-1)] = 0,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    ) -> StreamingResponse:
+        """Replay the run's events after ``afterSeq``, follow live, close after the end."""
+        start = max(after_seq, parse_last_event_id(last_event_id), 0)
+        return event_stream_response(runs.follow(run_id, after_seq=start))
+
+    @app.get("/frames", response_model=list[Frame], summary="The run's frames")
+    async def frames(
+        after_frame_no: Annotated[int, Query(alias="afterFrameNo", ge=-1)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_FRAME_LIMIT)] = DEFAULT_FRAME_LIMIT,
+        order: Annotated[Literal["asc", "desc"], Query()] = "asc",
+    ) -> list[Frame]:
+        """Node-state snapshots after each committed transition."""
+        run = await runs.get(run_id)
+        return await frame_page(
+            runs, run, after_frame_no=max(after_frame_no, 0), limit=limit, order=order
+        )
+
+    async def decide(request: Request, node_id: str, body: DecisionBody | None, ok: bool) -> Any:
+        decision = body or DecisionBody()
+        row = await runs.decide(
+            run_id,
+            node_id,
+            approved=ok,
+            iteration=decision.iteration,
+            note=decision.note,
+            by=decision.decided_by or f"http:{request.client.host if request.client else '?'}",
+        )
+        requested = row.get("requested_at_ms") or 0
+        row["waiting_ms"] = max(0, (row.get("decided_at_ms") or requested) - requested)
+        return approval_model(row)
+
+    @app.post("/approve/{node_id}", response_model=Approval, summary="Approve a waiting node")
+    async def approve(request: Request, node_id: str, body: DecisionBody | None = None) -> Any:
+        """Grant the approval of ``node_id`` (and ``iteration``)."""
+        return await decide(request, node_id, body, True)
+
+    @app.post("/deny/{node_id}", response_model=Approval, summary="Deny a waiting node")
+    async def deny(request: Request, node_id: str, body: DecisionBody | None = None) -> Any:
+        """Deny the approval of ``node_id``: the node fails (or continues, per ``on_deny``)."""
+        return await decide(request, node_id, body, False)
+
+    @app.post("/signal/{name}", response_model=SignalResult, summary="Send a signal")
+    async def signal(name: str, body: SignalBody | None = None) -> SignalResult:
+        """Wake the node waiting for ``name`` (or keep the signal until one does)."""
+        sent = body or SignalBody()
+        payload = sent.payload if sent.payload is not None else sent.data
+        result = await runs.signal(run_id, name, payload, sent.correlation_id)
+        return SignalResult(
+            run_id=run_id,
+            signal=name,
+            delivered=bool(result.get("delivered")),
+            node_id=result.get("nodeId"),
+            iteration=result.get("iteration"),
+        )
+
+    @app.post("/cancel", response_model=Run, summary="Cancel the run")
+    async def cancel() -> Run:
+        """Cancel the run; 409 ``RUN_NOT_ACTIVE`` once it is terminal."""
+        return run_model(await runs.cancel(run_id))
+
+    return app

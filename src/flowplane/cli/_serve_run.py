@@ -1,0 +1,226 @@
+"""``flowplane run FILE --serve``: run one workflow locally and serve that run over HTTP.
+
+The way Smithers' ``up --serve`` does: the run executes in this process (its progress shows
+in the terminal as with a plain ``flowplane run``) while :mod:`flowplane.api.single_run`
+serves its status, events, frames, approvals and cancellation. ``/health`` is open, the rest
+needs the key: ``FLOWPLANE_ADMIN_KEY`` when set, else a fresh key printed once on stderr.
+
+The process keeps serving after the run ends, so its final state stays readable, until
+Ctrl-C or SIGTERM. A Ctrl-C while the run is active cancels it (as ``flowplane run`` does)
+and stops the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from rich.console import Console
+from rich.markup import escape
+
+from flowplane.api.single_run import create_single_run_app
+from flowplane.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, err_console
+from flowplane.cli.runner import WORKER_STOP_SECONDS, LocalRun, RunOptions
+from flowplane.cli.validate import check_text, print_problems, read_workflow_file
+from flowplane.engine.worker import Worker
+from flowplane.errors import InputInvalid, StorageError
+from flowplane.model.document import Workflow
+from flowplane.security.tokens import generate_api_key
+from flowplane.services.credentials import worker_options
+from flowplane.services.runs import RunService
+from flowplane.store.base import Store
+
+DEFAULT_PORT = 7331
+"""Smithers' default port for serve mode."""
+SERVER_START_SECONDS = 15.0
+SERVER_STOP_SECONDS = 10.0
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to us (the run owns Ctrl-C while it is active)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def bound_port(self, default: int) -> int:
+        """The port actually listened on (``--port 0`` picks a free one)."""
+        for server in getattr(self, "servers", []):
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return default
+
+
+def listening_url(host: str, port: int) -> str:
+    """``http://host:port`` (IPv6 hosts in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def _start_server(server: _Server) -> asyncio.Task[None]:
+    task = asyncio.create_task(server.serve(), name="fp-serve-run")
+    deadline = asyncio.get_running_loop().time() + SERVER_START_SECONDS
+    while not server.started:
+        if task.done() or asyncio.get_running_loop().time() > deadline:
+            server.should_exit = True
+            with contextlib.suppress(BaseException):
+                await task
+            raise OSError("the HTTP server did not start (is the port in use?)")
+        await asyncio.sleep(0.02)
+    return task
+
+
+async def _stop_server(server: _Server, task: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    try:
+        await asyncio.wait_for(asyncio.shield(task), SERVER_STOP_SECONDS)
+    except TimeoutError:
+        server.force_exit = True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    except Exception:  # the server failed while stopping: nothing left to serve anyway
+        pass
+
+
+async def _until_signal() -> None:
+    """Wait for SIGINT or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    installed: list[int] = []
+    for number in (int(signal.SIGINT), int(signal.SIGTERM)):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(number, stop.set)
+            installed.append(number)
+    try:
+        await stop.wait()
+    finally:
+        for number in installed:
+            loop.remove_signal_handler(number)
+
+
+async def _serve_session(session: LocalRun, worker_task: asyncio.Task[None], url: str) -> int:
+    loop = asyncio.get_running_loop()
+    # SIGTERM during the run cancels it, as Ctrl-C does (LocalRun owns SIGINT meanwhile).
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGTERM, session.queue.put_nowait, ("interrupt", None))
+    try:
+        status = await session.execute(worker_task)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+    if status == EXIT_INTERRUPTED:
+        return status
+    final = await session.service.get(session.run_id)
+    err_console.print(
+        f"Run {escape(session.run_id)} {escape(str(final['status']))}; still serving "
+        f"{escape(url)} (Ctrl-C to stop).",
+        highlight=False,
+        soft_wrap=True,
+    )
+    await _until_signal()
+    return status
+
+
+async def serve_workflow(options: RunOptions, console: Console, *, host: str, port: int) -> int:
+    """Validate and start one workflow file, serve its run over HTTP; return the exit status.
+
+    Args:
+        options: what ``flowplane run`` was asked to do (prompts are off: answer over HTTP
+            or from another terminal).
+        console: where the run's progress goes.
+        host: the bind address.
+        port: the TCP port (0 picks a free one; the URL is printed on stderr).
+    """
+    path = options.path
+    report = check_text(read_workflow_file(path), str(path), options.registry)
+    if not report.valid or report.workflow is None:
+        print_problems(err_console, report)
+        return EXIT_INVALID
+    settings = options.settings
+    try:
+        store = await Store.open(settings.database_url, schema=settings.database_schema)
+    except StorageError as exc:
+        err_console.print(f"[bold red]error:[/] cannot open the database: {escape(exc.detail)}")
+        return EXIT_FAILED
+    try:
+        return await _run_and_serve(store, report.workflow, options, console, host, port)
+    finally:
+        await store.close()
+
+
+async def _run_and_serve(
+    store: Store,
+    workflow: Workflow,
+    options: RunOptions,
+    console: Console,
+    host: str,
+    port: int,
+) -> int:
+    settings = options.settings
+    worker = Worker(
+        store, settings=settings, registry=options.registry, **worker_options(store, settings)
+    )
+    worker_task = asyncio.create_task(worker.run(), name="fp-serve-worker")
+    try:
+        service = RunService(store, options.registry)
+        try:
+            started = await service.start(
+                workflow,
+                options.run_input,
+                trigger="cli",
+                source_path=str(options.path.resolve()),
+            )
+        except InputInvalid as exc:
+            err_console.print(f"[bold red]error:[/] {escape(exc.detail)}", soft_wrap=True)
+            for entry in exc.extra.get("errors") or []:
+                where = entry.get("path") or "(input)"
+                err_console.print(f"  - {escape(str(where))}: {escape(str(entry['error']))}")
+            return EXIT_INVALID
+        run_id = str(started.run["id"])
+        key = settings.admin_key
+        if key is None:
+            key = generate_api_key().key
+            err_console.print(f"API key for this run (shown once): {key}", highlight=False)
+        app = create_single_run_app(service, run_id, key=key, settings=settings)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            lifespan="off",
+            log_level="warning",
+            server_header=False,
+            timeout_graceful_shutdown=int(SERVER_STOP_SECONDS),
+        )
+        server = _Server(config)
+        try:
+            server_task = await _start_server(server)
+        except OSError as exc:
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+            await service.cancel(run_id)
+            return EXIT_FAILED
+        url = listening_url(host, server.bound_port(port))
+        err_console.print(f"Serving run {run_id} on {url}", highlight=False, soft_wrap=True)
+        options.interactive = False  # decisions come over HTTP (or another terminal)
+        session = LocalRun(service, started.run, workflow.to_document(), options, console)
+        try:
+            return await _serve_session(session, worker_task, url)
+        finally:
+            await _stop_server(server, server_task)
+    finally:
+        await _stop_worker(worker, worker_task)
+
+
+async def _stop_worker(worker: Worker, task: asyncio.Task[Any]) -> None:
+    await worker.stop()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), WORKER_STOP_SECONDS)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    except Exception as exc:
+        err_console.print(f"[red]worker error: {escape(str(exc))}[/]")
