@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(BIN)/flowplane serve --load-examples
+	$(BIN)/flowplane serve --root examples --load-examples examples
 
 lint: install
 	$(BIN)/ruff check src tests bench examples scripts

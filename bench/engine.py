@@ -278,11 +278,12 @@ floor_table = sa.Table(
 )
 
 
-def commit_floor(store: Store, seconds: float, threads: int = 1) -> float:
-    """Single-row INSERT + COMMIT through the store's engine; return commits/s."""
+def commit_floor(store: Store, seconds: float, threads: int = 1) -> tuple[float, float]:
+    """Single-row INSERT + COMMIT through the store's engine; return (commits/s, CPU ms each)."""
     floor_metadata.create_all(store.engine)
     stop = time.perf_counter() + seconds
     counts = [0] * threads
+    c0 = time.process_time()
 
     def loop(slot: int) -> None:
         insert = floor_table.insert().values(payload="x" * 32)
@@ -297,7 +298,8 @@ def commit_floor(store: Store, seconds: float, threads: int = 1) -> float:
         worker.start()
     for worker in workers:
         worker.join()
-    return sum(counts) / (time.perf_counter() - t0)
+    total = sum(counts)
+    return total / (time.perf_counter() - t0), 1000 * (time.process_time() - c0) / total
 
 
 async def commit_floor_via_store(store: Store, seconds: float) -> float:
@@ -319,6 +321,7 @@ async def commit_floor_via_store(store: Store, seconds: float) -> float:
 class BackendReport:
     backend: str
     floor: float
+    floor_cpu_ms: float
     floor_store: float
     floor_parallel: float
     parallel_threads: int
@@ -335,8 +338,8 @@ async def bench_backend(backend: str, quick: bool) -> BackendReport:
     try:
         floor_seconds = 1.0 if quick else 3.0
         threads = store._write_threads()
-        floor = commit_floor(store, floor_seconds)
-        floor_parallel = commit_floor(store, floor_seconds, threads) if threads > 1 else floor
+        floor, floor_cpu_ms = commit_floor(store, floor_seconds)
+        floor_parallel = commit_floor(store, floor_seconds, threads)[0] if threads > 1 else floor
         floor_store = await commit_floor_via_store(store, floor_seconds)
 
         counters = count_transactions(store)
@@ -359,7 +362,9 @@ async def bench_backend(backend: str, quick: bool) -> BackendReport:
         finally:
             await worker.stop()
             await task
-        return BackendReport(backend, floor, floor_store, floor_parallel, threads, results)
+        return BackendReport(
+            backend, floor, floor_cpu_ms, floor_store, floor_parallel, threads, results
+        )
     finally:
         await store.close()
         if backend == "postgres":
@@ -373,7 +378,7 @@ def print_report(report: BackendReport) -> None:
     floor = report.floor
     print(f"\n== {report.backend} ==")
     print(
-        f"floor: {floor:,.0f} commits/s raw (1 thread), "
+        f"floor: {floor:,.0f} commits/s raw (1 thread, {report.floor_cpu_ms:.2f} CPU ms each), "
         f"{report.floor_store:,.0f}/s via Store.transact, "
         f"{report.floor_parallel:,.0f}/s raw with {report.parallel_threads} threads"
     )
@@ -394,9 +399,11 @@ def print_report(report: BackendReport) -> None:
             f"{r.nodes_per_s / floor:>15.3f}"
         )
     seq = report.results[0]
+    node_cpu_ms = 1000 * seq.cpu_seconds / seq.nodes
     print(
         f"sequential: mean {1000 * seq.seconds / seq.nodes:.2f} ms/node = "
-        f"{floor * seq.seconds / seq.nodes:.1f} floor commits' worth"
+        f"{floor * seq.seconds / seq.nodes:.1f} floor commits' worth of time, "
+        f"{node_cpu_ms / report.floor_cpu_ms:.1f} of CPU"
     )
 
 

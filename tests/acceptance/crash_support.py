@@ -23,6 +23,7 @@ from flowplane.store.tx import TERMINAL_RUN, Tx
 HERE = Path(__file__).resolve().parent
 NodeKey = tuple[str, str, int]
 
+WORKER_COMMAND = (sys.executable, "-m", "flowplane", "worker")
 LEASE_SECONDS = 2.0
 """Short leases make recovery after a kill quick; heartbeats every third of it keep them."""
 
@@ -116,8 +117,7 @@ class WorkerProcess:
         with self.out.open("wb") as out, self.err.open("wb") as err:
             # `flowplane worker`, configured by FLOWPLANE_* variables like any deployment.
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "flowplane", "worker", "--plugin", "crash_plugin"]
-                + ["--grace-seconds", "2"],
+                [*WORKER_COMMAND, "--plugin", "crash_plugin", "--grace-seconds", "2"],
                 env=env,
                 stdout=out,
                 stderr=err,

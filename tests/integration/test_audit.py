@@ -186,3 +186,35 @@ def test_cli_audit_and_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert "s3cret" not in r.output
     r = runner.invoke(cli, ["secrets", "generate-key"])
     assert r.exit_code == 0 and len(r.stdout.strip()) == 44
+
+
+async def test_workflow_and_auth_mutations_are_audited(api: ApiHarness) -> None:
+    c = api.client
+    editor = await api.key("editor", name="wf-editor")
+    doc = {
+        "name": "audited",
+        "nodes": [{"id": "a", "type": "util.log", "params": {"message": "x"}}],
+    }
+    async with api.client_for(editor) as as_editor:
+        r = await as_editor.post("/v1/workflows", json=doc, headers={"X-Request-Id": "wf-1"})
+        assert r.status_code == 201, r.text
+        wf_id = r.json()["id"]
+        changed = {**doc, "description": "changed"}
+        r = await as_editor.put(f"/v1/workflows/{wf_id}", json=changed, headers={"If-Match": '"1"'})
+        assert r.status_code == 200, r.text
+        assert (await as_editor.delete(f"/v1/workflows/{wf_id}")).status_code == 204
+    items = (await c.get("/v1/audit", params={"targetType": "workflow"})).json()["items"]
+    assert [(i["action"], i["beforeVersion"], i["afterVersion"]) for i in items] == [
+        ("workflow.delete", 2, None),
+        ("workflow.update", 1, 2),
+        ("workflow.create", None, 1),
+    ]
+    assert {i["actor"] for i in items} == {"wf-editor"}
+    assert items[-1]["requestId"] == "wf-1" and items[-1]["details"] == {"name": "audited"}
+
+    r = await c.post("/v1/auth/tokens", json={"name": "ci", "role": "viewer"})
+    assert r.status_code == 201, r.text
+    keys = (await c.get("/v1/audit", params={"action": "api_key."})).json()["items"]
+    created = [i for i in keys if i["details"]["name"] == "ci"]
+    assert len(created) == 1 and created[0]["actorKind"] == "api_key"
+    assert "fp_" not in json.dumps(keys)  # never a key

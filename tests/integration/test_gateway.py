@@ -70,9 +70,7 @@ async def test_feed_has_no_gap_and_no_duplicate(store: Store) -> None:
                 break
         return got
 
-    producers = [
-        asyncio.create_task(_produce(store, ns, f"r-{ns}", 40)) for ns in ("a", "b", "a")
-    ]
+    producers = [asyncio.create_task(_produce(store, ns, f"r-{ns}", 40)) for ns in ("a", "b", "a")]
     await asyncio.sleep(0.02)
     subs = [
         asyncio.create_task(subscriber(["a"], 0, 85)),

@@ -9,6 +9,7 @@ shared cores); set ``FLOWPLANE_SCHEMATHESIS_EXAMPLES`` for a deeper local run.
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import threading
@@ -68,7 +69,8 @@ def free_port() -> int:
 def served(tmp_path: Path) -> Iterator[Served]:
     admin = generate_api_key().key
     db = (f"sqlite:///{tmp_path / 'flowplane.db'}", "flowplane")
-    app = create_app(harness_settings(db, tmp_path / "root", admin_key=admin))
+    master = base64.b64encode(os.urandom(32)).decode()  # credentials need a master key
+    app = create_app(harness_settings(db, tmp_path / "root", admin_key=admin, secret_key=master))
     (tmp_path / "root").mkdir()
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical")
@@ -121,7 +123,8 @@ def fuzz(served: Served, role: str, modes: tuple[GenerationMode, ...]) -> list[s
             except Unsatisfiable:
                 continue  # nothing to make invalid (no parameters, no body)
             except Exception as exc:  # collected: one report for the whole API
-                first = str(exc).strip().splitlines()[:12]
+                parts = exc.exceptions if isinstance(exc, ExceptionGroup) else (exc,)
+                first = "\n".join(str(e) for e in parts).strip().splitlines()[:12]
                 failures.append(f"{operation.label} [{mode.value}]: " + "\n    ".join(first))
     return failures
 

@@ -21,7 +21,7 @@ from engine_support import Probe, make_registry
 from flowplane.api.app import create_app
 from flowplane.client import AsyncClient, Forbidden, InvalidInput, RunNotFound
 
-CHAIN = {
+CHAIN: dict[str, Any] = {
     "name": "chain",
     "nodes": [
         {"id": "a", "type": "test.count"},
@@ -29,7 +29,7 @@ CHAIN = {
         {"id": "c", "type": "test.count"},
     ],
 }
-BROKEN = {
+BROKEN: dict[str, Any] = {
     "name": "report",
     "nodes": [
         {"id": "fetch", "type": "test.count", "params": {"value": 7}},
@@ -100,10 +100,12 @@ async def tt(db: tuple[str, str], tmp_path: Path) -> AsyncIterator[TimeTravelApi
 
 def first_frame_with(frames: list[dict[str, Any]], node_id: str) -> int:
     """The first frame where ``node_id`` is finished (and nothing after it has started)."""
-    return next(
-        f["frameNo"]
-        for f in frames
-        if any(n["nodeId"] == node_id and n["status"] == "finished" for n in f["nodes"])
+    return int(
+        next(
+            f["frameNo"]
+            for f in frames
+            if any(n["nodeId"] == node_id and n["status"] == "finished" for n in f["nodes"])
+        )
     )
 
 

@@ -210,7 +210,7 @@ def test_first_slot_respects_start_and_end() -> None:
     assert first_slot(spec, now_ms=now, start_at_ms=None, end_at_ms=now + 1000) is None
 
 
-def plan(catchup: str, *, next_fire: str, now: str, window_s: int = 3600, **kw: int) -> list[str]:
+def plan(catchup: str, next_fire: str, now: str, window_s: int = 3600) -> list[str]:
     spec = parse_cron("*/5 * * * *")
     result = plan_slots(
         spec,
@@ -218,7 +218,6 @@ def plan(catchup: str, *, next_fire: str, now: str, window_s: int = 3600, **kw: 
         now_ms=ms(now),
         catchup=catchup,
         window_ms=window_s * 1000,
-        **kw,
     )
     return [from_ms(s).strftime("%H:%M") for s in result.fire]
 
@@ -232,17 +231,17 @@ def test_on_time_slot_fires_under_every_policy() -> None:
 
 def test_catchup_policies_after_downtime() -> None:
     # Down from 10:00 to 10:31: slots 10:00 .. 10:30 are due, 10:30 is on time.
-    args = {"next_fire": "2024-01-01T10:00:00+00:00", "now": "2024-01-01T10:30:05+00:00"}
-    assert plan("skip", **args) == ["10:30"]
-    assert plan("latest", **args) == ["10:30"]
-    assert plan("all", **args) == [f"10:{m:02d}" for m in range(0, 31, 5)]
+    args = ("2024-01-01T10:00:00+00:00", "2024-01-01T10:30:05+00:00")
+    assert plan("skip", *args) == ["10:30"]
+    assert plan("latest", *args) == ["10:30"]
+    assert plan("all", *args) == [f"10:{m:02d}" for m in range(0, 31, 5)]
     # Now nothing is on time: latest fires the newest missed one, skip none.
-    late = {"next_fire": "2024-01-01T10:00:00+00:00", "now": "2024-01-01T10:33:00+00:00"}
-    assert plan("skip", **late) == []
-    assert plan("latest", **late) == ["10:30"]
+    late = ("2024-01-01T10:00:00+00:00", "2024-01-01T10:33:00+00:00")
+    assert plan("skip", *late) == []
+    assert plan("latest", *late) == ["10:30"]
     # The window bounds what is caught up.
-    assert plan("all", **late, window_s=900) == ["10:20", "10:25", "10:30"]
-    assert plan("latest", **late, window_s=60) == []
+    assert plan("all", *late, window_s=900) == ["10:20", "10:25", "10:30"]
+    assert plan("latest", *late, window_s=60) == []
 
 
 def test_plan_counts_expired_and_moves_next_fire() -> None:

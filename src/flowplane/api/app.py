@@ -50,6 +50,7 @@ def create_app(
     store: Store | None = None,
     registry: Registry | None = None,
     workers: int | None = None,
+    on_startup: list[StartupHook] | None = None,
 ) -> FastAPI:
     """Build the Flowplane API.
 
@@ -58,6 +59,7 @@ def create_app(
         store: an open store to use; when omitted the app opens (and closes) its own.
         registry: the connector registry (default: built-ins and plugins).
         workers: embedded worker loops (default ``settings.workers``; 0 = API only).
+        on_startup: extra hooks run once the services exist (after the global ones).
     """
     settings = settings or Settings()
 
@@ -71,7 +73,7 @@ def create_app(
         embedded: list[Worker] = []
         try:
             await start_security(app, services)
-            for hook in STARTUP_HOOKS:
+            for hook in [*STARTUP_HOOKS, *(on_startup or [])]:
                 await hook(app, services)
             for _ in range(settings.workers if workers is None else workers):
                 worker = Worker(

@@ -70,7 +70,10 @@ def _add(responses: dict[str, Any], status: int) -> None:
 
 def _rewrite_operation(operation: dict[str, Any], is_open: bool, role: str | None) -> None:
     responses: dict[str, Any] = operation["responses"]
-    responses.pop("422", None)
+    if "HTTPValidationError" in repr(responses.get("422")):
+        # FastAPI's own validation answer: ours is a 400 problem instead. Declared 422s
+        # (e.g. ``idempotency_key_reused``) stay.
+        responses.pop("422", None)
     params = operation.get("parameters", [])
     if params or "requestBody" in operation:
         _add(responses, 400)
@@ -114,7 +117,8 @@ def rewrite(schema: dict[str, Any], app: FastAPI, open_routes: set[tuple[str, st
         for method, operation in item.items():
             if isinstance(operation, dict) and "responses" in operation:
                 key = (method.upper(), path)
-                _rewrite_operation(operation, key in open_routes, roles.get(key))
+                is_open = key in open_routes or bool(operation.get("x-flowplane-public"))
+                _rewrite_operation(operation, is_open, roles.get(key))
     used = repr(schema.get("paths", {}))
     for name in ("HTTPValidationError", "ValidationError"):
         if f"#/components/schemas/{name}" not in used:

@@ -75,6 +75,15 @@ def serve_command(
         int,
         typer.Option("--limit-concurrency", min=1, help="Open connections before HTTP 503."),
     ] = MAX_CONNECTIONS,
+    load_examples: Annotated[
+        Path | None,
+        typer.Option(
+            "--load-examples",
+            help="Import every workflow file of this folder (create or update) at start-up.",
+            file_okay=False,
+            exists=True,
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API with embedded workers and the scheduler (SQLite by default)."""
     import uvicorn
@@ -91,7 +100,8 @@ def serve_command(
     )
     setup_logging(settings.log_level)
     registry = build_registry(plugin)
-    app = create_app(settings, registry=registry)
+    hooks = [_example_loader(load_examples)] if load_examples is not None else []
+    app = create_app(settings, registry=registry, on_startup=hooks)
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
@@ -181,7 +191,7 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
             signal.Signals(got_signal.result()).name,
             grace_seconds,
         )
-        await worker.stop()
+        await worker.stop(grace_seconds)
         second = asyncio.create_task(signals.get())
         done, _ = await asyncio.wait(
             {task, second}, timeout=grace_seconds, return_when=asyncio.FIRST_COMPLETED
@@ -296,3 +306,26 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve_command)
     app.command("worker")(worker_command)
     app.add_typer(db_app, name="db")
+
+
+def _example_loader(folder: Path) -> Any:
+    """A start-up hook importing the folder's workflow files as stored workflows."""
+
+    async def load(_app: Any, services: Any) -> None:
+        from flowplane.errors import FlowplaneError
+
+        files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+        loaded: list[str] = []
+        for path in files:
+            try:
+                items = await services.workflows.import_documents(
+                    [path.read_text()], imported_by="flowplane serve --load-examples"
+                )
+            except FlowplaneError as exc:
+                _log.warning("example %s not loaded: %s", path.name, exc.detail)
+                continue
+            loaded.extend(item.workflow.name for item in items)
+        if loaded:
+            print(f"Loaded {len(loaded)} example workflows: {', '.join(loaded)}", flush=True)
+
+    return load

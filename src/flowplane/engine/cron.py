@@ -398,17 +398,6 @@ class TickResult:
     skipped_expired: int = 0
     run_ids: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The wire form."""
-        return {
-            "fired": self.fired,
-            "failed": self.failed,
-            "skippedAlreadyFired": self.skipped_already_fired,
-            "skippedNotMatching": self.skipped_not_matching,
-            "skippedExpired": self.skipped_expired,
-            "runIds": list(self.run_ids),
-        }
-
 
 @dataclass
 class _Prepared:
@@ -605,7 +594,6 @@ class Scheduler:
         self.store = store
         self.registry = registry
         self.max_sleep_seconds = max_sleep_seconds
-        self.ticks = 0
         self._wake = asyncio.Event()
         self._stopping = False
         self._pruned_at: float | None = None
@@ -627,7 +615,6 @@ class Scheduler:
                 except FlowplaneError as exc:
                     _log.warning("scheduler tick failed: %s", exc)
                     delay = self.max_sleep_seconds
-                self.ticks += 1
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
         finally:

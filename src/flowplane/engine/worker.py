@@ -48,6 +48,7 @@ from flowplane.store.tx import Row, Tx
 _log = logging.getLogger("flowplane.worker")
 OUTPUT_CACHE_RUNS = 256
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024
+SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 class _RunInfo:
@@ -97,6 +98,7 @@ class Worker:
         self._remove_listener: Any = None
         self._background: list[asyncio.Task[None]] = []
         self.executed = 0
+        self._grace_seconds = SHUTDOWN_GRACE_SECONDS
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -116,16 +118,21 @@ class Worker:
         finally:
             await self._shutdown()
 
-    async def stop(self) -> None:
-        """Ask the worker to stop claiming and finish."""
+    async def stop(self, grace_seconds: float | None = None) -> None:
+        """Stop claiming; in-flight node runs get ``grace_seconds`` to finish, then are
+        cancelled and their leases released (default :data:`SHUTDOWN_GRACE_SECONDS`)."""
+        if grace_seconds is not None:
+            self._grace_seconds = grace_seconds
         self._stopping.set()
         self._wake.set()
 
-    async def _shutdown(self, grace_seconds: float = 10.0) -> None:
+    async def _shutdown(self) -> None:
         if self._remove_listener is not None:
             self._remove_listener()
         if self._tasks:
-            _done, pending = await asyncio.wait(list(self._tasks.values()), timeout=grace_seconds)
+            _done, pending = await asyncio.wait(
+                list(self._tasks.values()), timeout=self._grace_seconds
+            )
             for task in pending:
                 task.cancel()
             if pending:

@@ -25,6 +25,7 @@ from flowplane.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from flowplane.model.document import NAMESPACE_PATTERN
 from flowplane.security import passwords, tokens
 from flowplane.settings import Settings
+from flowplane.store import audit
 from flowplane.store import auth_queries as q
 from flowplane.store.base import Store
 from flowplane.store.tx import Row, Tx, now_ms
@@ -270,6 +271,7 @@ class AuthService:
         expires_at_ms: int | None,
         rate_limit: int | None,
         created_by: str | None,
+        actor: audit.Actor = audit.SYSTEM,
     ) -> Row:
         row: Row = {
             "id": new_id(),
@@ -286,6 +288,15 @@ class AuthService:
             "created_by": created_by,
         }
         q.insert_api_key(tx, row)
+        audit.record(
+            tx,
+            actor=actor,
+            action="api_key.create",
+            namespace=None,
+            target_type="api_key",
+            target_id=row["id"],
+            details={"name": name, "role": role, "namespaces": namespaces},
+        )
         return row
 
     async def create_api_key(
@@ -313,6 +324,7 @@ class AuthService:
         if rate_limit_per_minute is not None and rate_limit_per_minute < 0:
             raise InvalidInput("rateLimitPerMinute must be >= 0")
         generated = tokens.generate_api_key()
+        who = audit.current_actor()
 
         def insert(tx: Tx) -> Row:
             return self._insert_key(
@@ -325,6 +337,7 @@ class AuthService:
                 expires_at_ms=expires_at_ms,
                 rate_limit=rate_limit_per_minute,
                 created_by=scope.name,
+                actor=who,
             )
 
         row = await self.store.transact(insert)
@@ -354,12 +367,22 @@ class AuthService:
     async def revoke_api_key(self, key_id: str, *, scope: Scope = LOCAL) -> ApiKeyInfo:
         """Revoke a key (idempotent); it stops working at once."""
         await self.get_api_key(key_id, scope=scope)
+        who = audit.current_actor()
 
         def revoke(tx: Tx) -> Row | None:
             row = q.get_api_key(tx, key_id)
             if row is not None and row["revoked_at_ms"] is None:
                 q.update_api_key(tx, key_id, revoked_at_ms=tx.now_ms)
                 row = q.get_api_key(tx, key_id)
+                audit.record(
+                    tx,
+                    actor=who,
+                    action="api_key.revoke",
+                    namespace=None,
+                    target_type="api_key",
+                    target_id=key_id,
+                    details={"name": row["name"] if row is not None else None},
+                )
             return row
 
         row = await self.store.transact(revoke)
@@ -412,6 +435,7 @@ class AuthService:
         if not scope.covers(allowed):
             raise InvalidInput("you can only grant namespaces you can see yourself")
         password_hash = passwords.hash_password(password)
+        who = audit.current_actor()
 
         def insert(tx: Tx) -> Row:
             if q.user_by_name(tx, username) is not None:
@@ -430,6 +454,15 @@ class AuthService:
                 "created_by": scope.name,
             }
             q.insert_user(tx, row)
+            audit.record(
+                tx,
+                actor=who,
+                action="user.create",
+                namespace=None,
+                target_type="user",
+                target_id=row["id"],
+                details={"username": username, "role": role, "namespaces": allowed},
+            )
             return row
 
         row = await self.store.transact(insert)
@@ -483,6 +516,7 @@ class AuthService:
         if disabled is not None:
             values["disabled"] = disabled
         password_hash = passwords.hash_password(password) if password is not None else None
+        who = audit.current_actor()
 
         def update(tx: Tx) -> Row | None:
             row = q.get_user(tx, user_id)
@@ -496,6 +530,16 @@ class AuthService:
                 changes["token_version"] = int(row["token_version"]) + 1
             if changes:
                 q.update_user(tx, user_id, **changes)
+                changed = sorted(values) + (["password"] if password_hash is not None else [])
+                audit.record(
+                    tx,
+                    actor=who,
+                    action="user.update",
+                    namespace=None,
+                    target_type="user",
+                    target_id=user_id,
+                    details={"username": row["username"], "changed": changed},
+                )
             return q.get_user(tx, user_id)
 
         row = await self.store.transact(update)
@@ -513,7 +557,22 @@ class AuthService:
     async def delete_user(self, user_id: str, *, scope: Scope = LOCAL) -> None:
         """Delete a user; their tokens stop working."""
         await self.get_user(user_id, scope=scope)
-        if not await self.store.transact(lambda tx: q.delete_user(tx, user_id)):
+        who = audit.current_actor()
+
+        def remove(tx: Tx) -> bool:
+            if not q.delete_user(tx, user_id):
+                return False
+            audit.record(
+                tx,
+                actor=who,
+                action="user.delete",
+                namespace=None,
+                target_type="user",
+                target_id=user_id,
+            )
+            return True
+
+        if not await self.store.transact(remove):
             raise NotFound("user not found")
 
     # --- login tokens --------------------------------------------------------------------

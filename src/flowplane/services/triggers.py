@@ -19,7 +19,7 @@ import logging
 import re
 import secrets
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,14 +87,20 @@ def webhook_input(delivery: Delivery) -> dict[str, Any]:
         for k, v in delivery.headers.items()
         if not any(word in k.lower() for word in SECRET_HEADER_WORDS)
     }
-    query: dict[str, Any] = {}
-    for name, value in delivery.query:
-        if name in query:
-            previous = query[name]
-            query[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+    return {"body": _parse_body(delivery), "headers": headers, "query": _multi(delivery.query)}
+
+
+def _multi(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Name/value pairs as a mapping; a repeated name maps to the list of its values."""
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name not in out:
+            out[name] = value
+        elif isinstance(out[name], list):
+            out[name].append(value)
         else:
-            query[name] = value
-    return {"body": _parse_body(delivery), "headers": headers, "query": query}
+            out[name] = [out[name], value]
+    return out
 
 
 def _parse_body(delivery: Delivery) -> Any:
@@ -104,14 +110,7 @@ def _parse_body(delivery: Delivery) -> Any:
     media = delivery.content_type.split(";", 1)[0].strip().lower()
     text = raw.decode("utf-8", "replace")
     if media == "application/x-www-form-urlencoded":
-        form: dict[str, Any] = {}
-        for name, value in urllib.parse.parse_qsl(text, keep_blank_values=True):
-            form[name] = (
-                [*form[name], value]
-                if isinstance(form.get(name), list)
-                else ([form[name], value] if name in form else value)
-            )
-        return form
+        return _multi(urllib.parse.parse_qsl(text, keep_blank_values=True))
     if media == "application/json" or media.endswith("+json") or not media:
         try:
             return json.loads(text)

@@ -41,6 +41,7 @@ from flowplane.model.yaml import MAX_DOCUMENT_BYTES, dump_json, dump_yaml, load_
 from flowplane.model.yaml import parse_workflow as _parse_workflow
 from flowplane.services.runs import RunService, StartResult
 from flowplane.services.schedules import sync_workflow_triggers
+from flowplane.store import audit
 from flowplane.store import workflow_queries as q
 from flowplane.store.base import Store
 from flowplane.store.tx import Row, Tx
@@ -431,8 +432,9 @@ class WorkflowService:
         wf = self.parse(document)
         _check_writable(wf.namespace, namespaces)
         doc = canonical_document(wf)
+        who = audit.current_actor()
         row = await self.store.transact(
-            lambda tx: self._insert(tx, doc, created_by, message or "created")
+            lambda tx: self._insert(tx, doc, created_by, message or "created", actor=who)
         )
         return StoredWorkflow.from_row(row)
 
@@ -467,6 +469,7 @@ class WorkflowService:
                 'updating a workflow needs If-Match with the version you read, e.g. If-Match: "3"'
             )
         wf = self.parse(document)
+        who = audit.current_actor()
 
         def fn(tx: Tx) -> Row:
             current = self._visible(q.get_workflow_row(tx, workflow_id), workflow_id, namespaces)
@@ -474,7 +477,7 @@ class WorkflowService:
             doc = _in_namespace(wf, current.namespace)
             if doc == current.document:
                 return _row_of(current)
-            return self._save(tx, current, doc, updated_by, message or "updated")
+            return self._save(tx, current, doc, updated_by, message or "updated", actor=who)
 
         return StoredWorkflow.from_row(await self.store.transact(fn))
 
@@ -486,6 +489,7 @@ class WorkflowService:
         namespaces: Sequence[str] | None = None,
     ) -> None:
         """Soft-delete the workflow; runs keep their pinned copy, the name becomes free."""
+        who = audit.current_actor()
 
         def fn(tx: Tx) -> None:
             current = self._visible(q.get_workflow_row(tx, workflow_id), workflow_id, namespaces)
@@ -494,6 +498,16 @@ class WorkflowService:
             if not q.soft_delete_workflow(tx, workflow_id, tx.now_ms):
                 raise WorkflowNotFound(f"workflow {workflow_id!r} not found")
             sync_workflow_triggers(tx, {**_row_of(current), "deleted_at_ms": tx.now_ms})
+            audit.record(
+                tx,
+                actor=who,
+                action="workflow.delete",
+                namespace=current.namespace,
+                target_type="workflow",
+                target_id=current.id,
+                before_version=current.version,
+                details={"name": current.name},
+            )
 
         await self.store.transact(fn)
 
@@ -507,6 +521,7 @@ class WorkflowService:
         restored_by: str | None = None,
     ) -> StoredWorkflow:
         """Save the document of ``version`` as a new version (history is never rewritten)."""
+        who = audit.current_actor()
 
         def fn(tx: Tx) -> Row:
             current = self._visible(q.get_workflow_row(tx, workflow_id), workflow_id, namespaces)
@@ -516,7 +531,15 @@ class WorkflowService:
             if revision is None:
                 raise NotFound(f"workflow {workflow_id!r} has no version {version}")
             doc = dict(revision["document"])
-            return self._save(tx, current, doc, restored_by, f"restored from version {version}")
+            return self._save(
+                tx,
+                current,
+                doc,
+                restored_by,
+                f"restored from version {version}",
+                actor=who,
+                action="workflow.restore",
+            )
 
         return StoredWorkflow.from_row(await self.store.transact(fn))
 
@@ -547,18 +570,31 @@ class WorkflowService:
                 raise InvalidInput(f"the import holds workflow {wf.namespace}/{wf.name} twice")
             seen.add((wf.namespace, wf.name))
         docs = [canonical_document(wf) for wf in parsed]
+        who = audit.current_actor()
 
         def fn(tx: Tx) -> list[tuple[Row, ImportAction]]:
             out: list[tuple[Row, ImportAction]] = []
             for doc in docs:
                 row = q.get_workflow_by_name(tx, doc["namespace"], doc["name"])
                 if row is None:
-                    out.append((self._insert(tx, doc, imported_by, "imported"), "created"))
+                    row = self._insert(
+                        tx, doc, imported_by, "imported", actor=who, action="workflow.import"
+                    )
+                    out.append((row, "created"))
                 elif row["document"] == doc:
                     out.append((row, "unchanged"))
                 else:
                     current = StoredWorkflow.from_row(row)
-                    out.append((self._save(tx, current, doc, imported_by, "imported"), "updated"))
+                    row = self._save(
+                        tx,
+                        current,
+                        doc,
+                        imported_by,
+                        "imported",
+                        actor=who,
+                        action="workflow.import",
+                    )
+                    out.append((row, "updated"))
             return out
 
         results = await self.store.transact(fn)
@@ -585,6 +621,7 @@ class WorkflowService:
         node deleted, say) is not saved; validation errors do not stop the save, so an
         agent can repair a workflow over several batches.
         """
+        who = audit.current_actor()
         for attempt in range(1, PATCH_ATTEMPTS + 1):
             current = await self.get(workflow_id, namespaces=namespaces)
             if expected_version is not None:
@@ -604,6 +641,8 @@ class WorkflowService:
                         doc=result.workflow,
                         by=edited_by,
                         message=message,
+                        actor=who,
+                        action="workflow.patch",
                     )
                 )
             except VersionMismatch:
@@ -674,7 +713,15 @@ class WorkflowService:
         return parsed
 
     @staticmethod
-    def _insert(tx: Tx, doc: dict[str, Any], by: str | None, message: str) -> Row:
+    def _insert(
+        tx: Tx,
+        doc: dict[str, Any],
+        by: str | None,
+        message: str,
+        *,
+        actor: audit.Actor = audit.SYSTEM,
+        action: str = "workflow.create",
+    ) -> Row:
         existing = q.get_workflow_by_name(tx, doc["namespace"], doc["name"])
         if existing is not None:
             raise WorkflowExists(
@@ -704,11 +751,28 @@ class WorkflowService:
             message=message,
         )
         sync_workflow_triggers(tx, row)
+        audit.record(
+            tx,
+            actor=actor,
+            action=action,
+            namespace=row["namespace"],
+            target_type="workflow",
+            target_id=row["id"],
+            after_version=1,
+            details={"name": row["name"]},
+        )
         return row
 
     @staticmethod
     def _save(
-        tx: Tx, current: StoredWorkflow, doc: dict[str, Any], by: str | None, message: str
+        tx: Tx,
+        current: StoredWorkflow,
+        doc: dict[str, Any],
+        by: str | None,
+        message: str,
+        *,
+        actor: audit.Actor = audit.SYSTEM,
+        action: str = "workflow.update",
     ) -> Row:
         """Write ``doc`` as version ``current.version + 1`` (compare-and-swap) + a revision."""
         name = str(doc.get("name", current.name))
@@ -741,6 +805,17 @@ class WorkflowService:
         )
         saved = {**_row_of(current), **values}
         sync_workflow_triggers(tx, saved)
+        audit.record(
+            tx,
+            actor=actor,
+            action=action,
+            namespace=current.namespace,
+            target_type="workflow",
+            target_id=current.id,
+            before_version=current.version,
+            after_version=version,
+            details={"name": name},
+        )
         return saved
 
 

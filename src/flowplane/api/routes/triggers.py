@@ -234,12 +234,28 @@ async def delete_trigger(trigger_id: str, principal: Editor, services: Svc) -> R
     return Response(status_code=204)
 
 
+class WebhookAccepted(BaseModel):
+    """What a webhook delivery did: a run started, runs signalled, or a replay ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+    runId: str | None = None
+    delivered: int | None = None
+    runIds: list[str] | None = None
+    correlationId: str | None = None
+    duplicate: bool | None = None
+
+
 @router.post(
     "/v1/webhooks/{key}",
     status_code=202,
     summary="Deliver a webhook",
+    response_model=WebhookAccepted,
+    response_model_exclude_none=True,
     responses={
-        200: {"description": "A replayed delivery id: nothing new happened."},
+        200: {
+            "description": "A replayed delivery id: nothing new happened.",
+            "model": WebhookAccepted,
+        },
         **error_responses(401, 404),
     },
     openapi_extra={

@@ -1,0 +1,324 @@
+"""Live event streams against real ``flowplane serve`` processes, with real clients.
+
+- An SSE client drops its connection twice mid-run and resumes with ``Last-Event-ID``: the
+  concatenated events equal the event table, in order.
+- A WebSocket client reconnects and resubscribes with ``afterSeq``: same equality.
+- Two ``serve`` processes share one PostgreSQL schema: one executes (``--workers 1``), the
+  other only serves the API (``--workers 0``); the events a worker commits in one process
+  reach SSE and WebSocket clients of the other through LISTEN/NOTIFY. Stopping that process
+  (SIGTERM) ends its open streams at once instead of waiting out the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from conftest import POSTGRES_URL, drop_schema, require_postgres
+from flowplane.services.auth import AuthService
+from flowplane.settings import Settings
+from flowplane.store import reads
+from flowplane.store.base import Store
+
+STEPS = 6
+SLOW_WORKFLOW = "name: slow-steps\nnodes:\n" + "".join(
+    f"  - {{id: log{i}, type: util.log, params: {{message: 'step {i}'}}}}\n"
+    f"  - {{id: nap{i}, type: wait.duration, params: {{duration: 150ms}}}}\n"
+    for i in range(STEPS)
+)
+TERMINAL = {"RunFinished", "RunFailed", "RunCancelled", "RunTimedOut"}
+
+
+@dataclass
+class Serve:
+    """A running ``flowplane serve``."""
+
+    url: str
+    key: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def stop(self, timeout: float = 30) -> float:
+        """SIGTERM; return the seconds it took to exit."""
+        started = time.monotonic()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return time.monotonic() - started
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def spawn(base: Path, name: str, url: str, key: str, *args: str) -> Serve:
+    """Start ``flowplane serve`` (see :func:`ready`)."""
+    base.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "FLOWPLANE_ADMIN_KEY": key,
+        "FLOWPLANE_POLL_INTERVAL_SECONDS": "0.2",
+        "FLOWPLANE_DATA_DIR": str(base / "data"),
+        "FLOWPLANE_WS_HEARTBEAT_MS": "500",
+    }
+    cmd = [sys.executable, "-m", "flowplane", "serve", "--port", str(port)]
+    cmd += ["--database-url", url, "--root", str(base), *args]
+    log = base / f"{name}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=base)
+    return Serve(f"http://127.0.0.1:{port}", key, proc, log)
+
+
+def ready(*servers: Serve) -> None:
+    """Wait until every server answers ``/readyz``."""
+    deadline = time.monotonic() + 90
+    for server in servers:
+        while True:
+            try:
+                if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.proc.poll() is not None or time.monotonic() > deadline:
+                for other in servers:
+                    other.stop()
+                raise RuntimeError(server.log.read_text())
+            time.sleep(0.2)
+
+
+def new_key() -> str:
+    return f"fp_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
+
+
+async def launch(server: Serve, name: str = "slow-steps") -> str:
+    async with httpx.AsyncClient(base_url=server.url, headers=server.headers) as c:
+        listed = (await c.get("/v1/workflows")).json()["items"]
+        found = [w["id"] for w in listed if w["name"] == name]
+        if not found:
+            doc = SLOW_WORKFLOW.replace("slow-steps", name)
+            r = await c.post("/v1/workflows", content=doc, headers={"Content-Type": "text/yaml"})
+            assert r.status_code == 201, r.text
+            found = [r.json()["id"]]
+        run = await c.post("/v1/runs", json={"workflowId": found[0]})
+        assert run.status_code == 201, run.text
+        run_id: str = run.json()["runId"]
+        return run_id
+
+
+async def table(url: str, schema: str, run_id: str) -> list[dict[str, Any]]:
+    store = await Store.open(url, schema=schema, migrate=False)
+    try:
+        return await store.read(lambda tx: reads.events_after(tx, run_id=run_id, limit=10_000))
+    finally:
+        await store.close()
+
+
+async def sse(
+    server: Serve, path: str, *, last_event_id: int | None = None, take: int | None = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """Read SSE events; stop after ``take`` (dropping the connection) or at the end.
+
+    Returns the events and whether the server ended the stream.
+    """
+    headers = dict(server.headers)
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = str(last_event_id)
+    events: list[dict[str, Any]] = []
+    fields: dict[str, str] = {}
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=30) as c,
+        c.stream("GET", path, headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            if line == "" and "data" in fields:
+                event = json.loads(fields["data"])
+                assert fields["id"] == str(event["seq"]) and fields["event"] == event["type"]
+                events.append(event)
+                if take is not None and len(events) >= take:
+                    return events, False  # leaving the block drops the connection
+                fields = {}
+            elif line and not line.startswith(":"):
+                key, _, value = line.partition(": ")
+                fields[key] = value
+    return events, True
+
+
+class Ws:
+    """A connected gateway client."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.next_id = 0
+
+    async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.next_id += 1
+        await self.ws.send(
+            json.dumps({"type": "req", "id": self.next_id, "method": method, "params": params})
+        )
+        while True:
+            frame = json.loads(await asyncio.wait_for(self.ws.recv(), 20))
+            if frame["type"] == "res" and frame["id"] == self.next_id:
+                assert frame["ok"], frame
+                return dict(frame["payload"])
+
+    async def events(self, take: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """Subscription events until ``take`` or ``subscription.end``."""
+        got: list[dict[str, Any]] = []
+        while take is None or len(got) < take:
+            frame = json.loads(await asyncio.wait_for(self.ws.recv(), 20))
+            if frame["type"] != "event" or frame["event"] == "tick":
+                continue
+            if frame["event"] == "subscription.end":
+                return got, True
+            assert frame["seq"] == frame["payload"]["seq"]
+            got.append(frame["payload"])
+        return got, False
+
+
+async def ws_session(server: Serve) -> AsyncIterator[Ws]:
+    ws_url = server.url.replace("http://", "ws://") + "/v1/ws"
+    async with connect(ws_url) as ws:
+        client = Ws(ws)
+        await client.request("connect", {"token": server.key})
+        yield client
+
+
+# --- one SQLite server ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sqlite_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve, str]]:
+    base = tmp_path_factory.mktemp("live-sqlite")
+    url = f"sqlite:///{base / 'fp.db'}"
+    server = spawn(base, "serve", url, new_key(), "--workers", "1")
+    ready(server)
+    try:
+        yield server, url
+    finally:
+        server.stop()
+
+
+async def test_sse_drop_and_resume_equals_table(sqlite_serve: tuple[Serve, str]) -> None:
+    server, url = sqlite_serve
+    run_id = await launch(server)
+    path = f"/v1/runs/{run_id}/events"
+    first, ended = await sse(server, path, take=4)
+    assert not ended
+    await asyncio.sleep(0.3)  # the run goes on while nobody listens
+    second, ended = await sse(server, path, last_event_id=first[-1]["seq"], take=6)
+    assert not ended
+    rest, ended = await sse(server, f"{path}?afterSeq={second[-1]['seq']}")
+    assert ended, "the stream closes after the terminal event"
+    streamed = first + second + rest
+    assert streamed == await table(url, "flowplane", run_id)
+    assert TERMINAL & {e["type"] for e in rest}
+
+
+async def test_ws_reconnect_with_after_seq_equals_table(sqlite_serve: tuple[Serve, str]) -> None:
+    server, url = sqlite_serve
+    run_id = await launch(server)
+    streamed: list[dict[str, Any]] = []
+    ended = False
+    while not ended:  # a new connection each round, resuming after the last seq
+        async for client in ws_session(server):
+            after = streamed[-1]["seq"] if streamed else 0
+            await client.request("streamRunEvents", {"runId": run_id, "afterSeq": after})
+            got, ended = await client.events(take=5)
+            streamed += got
+    assert streamed == await table(url, "flowplane", run_id)
+    assert TERMINAL & {e["type"] for e in streamed}
+
+
+# --- two processes on PostgreSQL ------------------------------------------------------------
+
+
+async def prepare(schema: str, key: str) -> None:
+    """Migrate the schema and create the admin key and JWT secret, as a first start does."""
+    store = await Store.open(POSTGRES_URL, schema=schema)
+    try:
+        auth = AuthService(store, Settings(database_url=POSTGRES_URL, database_schema=schema))
+        await auth.jwt_secret()
+        await auth.bootstrap(key)
+    finally:
+        await store.close()
+
+
+@pytest.fixture(scope="module")
+def pg_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve, Serve, str]]:
+    require_postgres()
+    base = tmp_path_factory.mktemp("live-pg")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    key = new_key()
+    asyncio.run(prepare(schema, key))  # so that both can start at once
+    args = ("--database-schema", schema)
+    executor = spawn(base / "a", "executor", POSTGRES_URL, key, *args, "--workers", "1")
+    api_only = spawn(base / "b", "api", POSTGRES_URL, key, *args, "--workers", "0")
+    try:
+        ready(executor, api_only)
+        yield api_only, executor, schema
+    finally:
+        for server in (api_only, executor):
+            if server.proc.poll() is None:
+                server.stop()
+        drop_schema(schema)
+
+
+async def test_events_of_another_process_stream_in_order(
+    pg_pair: tuple[Serve, Serve, str],
+) -> None:
+    api_only, _executor, schema = pg_pair
+    namespace_path = "/v1/events?namespace=default&types=RunStarted,NodeFinished,RunFinished"
+    namespace_stream = asyncio.create_task(sse(api_only, namespace_path))
+    run_id = await launch(api_only)  # dispatched here, executed by the other process
+
+    async def over_ws() -> list[dict[str, Any]]:
+        async for client in ws_session(api_only):
+            await client.request("subscribe", {"runId": run_id, "afterSeq": 0})
+            events, ended = await client.events()
+            assert ended
+            return events
+        raise AssertionError("unreachable")
+
+    (over_sse, ended), ws_events = await asyncio.gather(
+        sse(api_only, f"/v1/runs/{run_id}/events"), over_ws()
+    )
+    expected = await table(POSTGRES_URL, schema, run_id)
+    assert ended and over_sse == expected and ws_events == expected
+    assert {e["type"] for e in expected} >= {"NodeStarted", "NodeFinished", "RunFinished"}
+
+    # SIGTERM: the never-ending namespace stream is closed by the drain, not cut at 30 s.
+    seconds = api_only.stop()
+    namespace_events, namespace_ended = await asyncio.wait_for(namespace_stream, 10)
+    assert seconds < 15 and namespace_ended
+    mine = [e for e in namespace_events if e["runId"] == run_id]
+    assert mine == [
+        e for e in expected if e["type"] in {"RunStarted", "NodeFinished", "RunFinished"}
+    ]
