@@ -106,7 +106,7 @@ def baseline_server(port: int) -> None:
     async def times(_request: Request) -> JSONResponse:
         return JSONResponse(sent)
 
-    routes = [Route("/sse", sse), Route("/publish", publish), Route("/times", times)]
+    routes = [Route("/sse", sse), Route("/publish", publish, methods=["POST"]), Route("/times", times)]
     uvicorn.run(Starlette(routes=routes), host="127.0.0.1", port=port, log_level="warning")
 
 

@@ -218,3 +218,25 @@ async def test_workflow_and_auth_mutations_are_audited(api: ApiHarness) -> None:
     created = [i for i in keys if i["details"]["name"] == "ci"]
     assert len(created) == 1 and created[0]["actorKind"] == "api_key"
     assert "fp_" not in json.dumps(keys)  # never a key
+
+
+async def test_run_mutations_are_audited(api: ApiHarness) -> None:
+    c = api.client
+    doc = {
+        "name": "ask",
+        "nodes": [{"id": "a", "type": "control.approval", "params": {"title": "ok?"}}],
+    }
+    wf_id = (await c.post("/v1/workflows", json=doc)).json()["id"]
+    executor = await api.key("executor", name="runner")
+    async with api.client_for(executor) as as_executor:
+        r = await as_executor.post(f"/v1/workflows/{wf_id}/runs", json={})
+        assert r.status_code == 201, r.text
+        run_id = r.json()["runId"]
+        assert (await as_executor.post(f"/v1/runs/{run_id}/cancel")).status_code == 200
+    items = (await c.get("/v1/audit", params={"targetType": "run"})).json()["items"]
+    assert [(i["action"], i["actor"], i["targetId"]) for i in items] == [
+        ("run.cancel", "runner", run_id),
+        ("run.start", "runner", run_id),
+    ]
+    assert items[1]["details"] == {"workflow": "ask", "trigger": "api"}
+    assert items[0]["namespace"] == "default"

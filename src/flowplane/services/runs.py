@@ -15,7 +15,7 @@ from flowplane.errors import RunNotFound
 from flowplane.model.document import Workflow
 from flowplane.model.graph import check_workflow
 from flowplane.model.inputs import validate_input
-from flowplane.store import reads
+from flowplane.store import audit, reads
 from flowplane.store.base import Store
 from flowplane.store.tx import TERMINAL_RUN, Row, Tx
 
@@ -72,7 +72,16 @@ class RunService:
             source_path=source_path,
             forked_from=forked_from,
         )
-        run, created = await self.store.transact(lambda tx: transitions.dispatch(tx, request))
+        who = audit.current_actor()
+
+        def dispatch(tx: Tx) -> tuple[Row, bool]:
+            run, created = transitions.dispatch(tx, request)
+            if created:
+                details = {"workflow": wf.name, "trigger": trigger}
+                _audit_run(tx, who, "run.start", run["id"], run["namespace"], details)
+            return run, created
+
+        run, created = await self.store.transact(dispatch)
         return StartResult(run=run, created=created)
 
     async def get(self, run_id: str, namespaces: Sequence[str] | None = None) -> Row:
@@ -103,12 +112,24 @@ class RunService:
 
     async def cancel(self, run_id: str) -> Row:
         """Cancel an active run (409 ``RUN_NOT_ACTIVE`` when terminal)."""
-        await self.store.transact(lambda tx: transitions.cancel(tx, run_id))
+        who = audit.current_actor()
+
+        def cancel(tx: Tx) -> None:
+            transitions.cancel(tx, run_id)
+            _audit_run(tx, who, "run.cancel", run_id)
+
+        await self.store.transact(cancel)
         return await self.get(run_id)
 
     async def resume(self, run_id: str) -> Row:
         """Continue a failed, cancelled or timed-out run, reusing finished nodes' outputs."""
-        await self.store.transact(lambda tx: transitions.resume(tx, run_id))
+        who = audit.current_actor()
+
+        def resume(tx: Tx) -> None:
+            transitions.resume(tx, run_id)
+            _audit_run(tx, who, "run.resume", run_id)
+
+        await self.store.transact(resume)
         return await self.get(run_id)
 
     async def retry(
@@ -142,7 +163,13 @@ class RunService:
 
     async def rewind(self, run_id: str, frame_no: int) -> Row:
         """Reset the run to frame ``frame_no`` and re-execute what follows."""
-        await self.store.transact(lambda tx: transitions.rewind(tx, run_id, frame_no))
+        who = audit.current_actor()
+
+        def rewind(tx: Tx) -> None:
+            transitions.rewind(tx, run_id, frame_no)
+            _audit_run(tx, who, "run.rewind", run_id, details={"frameNo": frame_no})
+
+        await self.store.transact(rewind)
         return await self.get(run_id)
 
     async def fork(
@@ -202,9 +229,13 @@ class RunService:
             forked_from=run_id,
         )
 
+        who = audit.current_actor()
+
         def start(tx: Tx) -> Row:
             run, _created = transitions.dispatch(tx, request)
             transitions.prefill(tx, run, reuse, run_id)
+            details = {"workflow": wf.name, "forkedFrom": run_id}
+            _audit_run(tx, who, "run.fork", run["id"], run["namespace"], details)
             return run
 
         run = await self.store.transact(start)
@@ -292,19 +323,31 @@ class RunService:
         by: str | None = None,
     ) -> Row:
         """Approve or deny a waiting approval."""
-        return await self.store.transact(
-            lambda tx: transitions.decide(
+        who = audit.current_actor()
+
+        def decide(tx: Tx) -> Row:
+            result = transitions.decide(
                 tx, run_id, node_id, iteration, approved=approved, note=note, by=by
             )
-        )
+            action = "run.approve" if approved else "run.deny"
+            details = {"nodeId": node_id, "iteration": iteration}
+            _audit_run(tx, who, action, run_id, details=details)
+            return result
+
+        return await self.store.transact(decide)
 
     async def signal(
         self, run_id: str, name: str, payload: Any = None, correlation_id: str | None = None
     ) -> dict[str, Any]:
         """Send a signal to a run."""
-        return await self.store.transact(
-            lambda tx: transitions.send_signal(tx, run_id, name, payload, correlation_id)
-        )
+        who = audit.current_actor()
+
+        def signal(tx: Tx) -> dict[str, Any]:
+            result = transitions.send_signal(tx, run_id, name, payload, correlation_id)
+            _audit_run(tx, who, "run.signal", run_id, details={"name": name})
+            return result
+
+        return await self.store.transact(signal)
 
     async def events(
         self, run_id: str, after_seq: int = 0, limit: int = 500
@@ -365,6 +408,29 @@ class RunService:
             return await self.get(run_id)
 
         return await asyncio.wait_for(_wait(), timeout)
+
+
+def _audit_run(
+    tx: Tx,
+    who: audit.Actor,
+    action: str,
+    run_id: str,
+    namespace: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append the audit entry of a run mutation (inside its transaction)."""
+    if namespace is None:
+        run = tx.get_run(run_id, with_document=False)
+        namespace = run["namespace"] if run is not None else None
+    audit.record(
+        tx,
+        actor=who,
+        action=action,
+        namespace=namespace,
+        target_type="run",
+        target_id=run_id,
+        details=details,
+    )
 
 
 TERMINAL_EVENTS = frozenset({"RunFinished", "RunFailed", "RunCancelled", "RunTimedOut"})
