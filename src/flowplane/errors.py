@@ -351,6 +351,50 @@ class StorageError(FlowplaneError):
     title = "Storage unavailable"
 
 
+class KVKeyNotFound(NotFound):
+    """No live entry under that key."""
+
+    code = "kv_key_not_found"
+    title = "Key not found"
+
+
+class KVValueNotNumeric(Conflict):
+    """``increment`` on an entry whose value is not a number."""
+
+    code = "kv_value_not_numeric"
+    title = "Value is not a number"
+
+
+class CredentialNotFound(NotFound):
+    """No credential with that id (or it belongs to another namespace)."""
+
+    code = "credential_not_found"
+    title = "Credential not found"
+
+
+class CredentialExists(Conflict):
+    """A credential with that name already exists in the namespace."""
+
+    code = "credential_exists"
+    title = "Credential already exists"
+
+
+class SecretKeyMissing(FlowplaneError):
+    """No master key is configured, so credentials can be neither stored nor read."""
+
+    code = "secret_key_missing"
+    status = 503
+    title = "Secret key missing"
+
+
+class DecryptionFailed(FlowplaneError):
+    """An envelope could not be opened: unknown key id, tampering, or the wrong binding."""
+
+    code = "secret_decryption_failed"
+    status = 500
+    title = "Credential cannot be decrypted"
+
+
 def _all_subclasses(cls: type[FlowplaneError]) -> list[type[FlowplaneError]]:
     out: list[type[FlowplaneError]] = []
     for sub in cls.__subclasses__():

@@ -112,9 +112,10 @@ async def test_api_filters_roles_and_request_ids(api: ApiHarness) -> None:
     await c.put("/v1/kv/team-b/y", json={"value": 1}, headers={"X-Request-Id": "trace-42"})
     await c.put("/v1/kv/team-b/y", json={"value": 2})
 
-    page = (await c.get("/v1/audit", params={"limit": 2})).json()
+    page = (await c.get("/v1/audit", params={"limit": 2, "targetType": "kv"})).json()
     assert len(page["items"]) == 2 and page["nextCursor"]
-    rest = (await c.get("/v1/audit", params={"cursor": page["nextCursor"]})).json()
+    params = {"cursor": page["nextCursor"], "targetType": "kv"}
+    rest = (await c.get("/v1/audit", params=params)).json()
     items = page["items"] + rest["items"]
     assert [
         (i["namespace"], i["targetId"], i["beforeVersion"], i["afterVersion"]) for i in items
@@ -131,7 +132,7 @@ async def test_api_filters_roles_and_request_ids(api: ApiHarness) -> None:
     team_admin = await api.key("admin", namespaces=["team-a"])
     async with api.client_for(team_admin) as as_team_admin:
         visible = (await as_team_admin.get("/v1/audit")).json()["items"]
-        assert {i["namespace"] for i in visible} == {"team-a"}
+        assert {i["namespace"] for i in visible} == {"team-a"}  # global entries are hidden
         none = await as_team_admin.get("/v1/audit", params={"namespace": "team-b"})
         assert none.json()["items"] == []
     editor = await api.key("editor")
@@ -240,3 +241,44 @@ async def test_run_mutations_are_audited(api: ApiHarness) -> None:
     ]
     assert items[1]["details"] == {"workflow": "ask", "trigger": "api"}
     assert items[0]["namespace"] == "default"
+
+
+def test_cli_audit_remote_pages_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    from flowplane.cli import audit as audit_cli
+
+    seen: list[httpx.Request] = []
+    entry = {
+        "id": 2,
+        "tsMs": 1_700_000_000_000,
+        "actor": "ci",
+        "actorKind": "api_key",
+        "action": "kv.set",
+        "namespace": "default",
+        "targetType": "kv",
+        "targetId": "k",
+        "beforeVersion": None,
+        "afterVersion": 1,
+        "requestId": "r1",
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if "cursor" in request.url.params:
+            return httpx.Response(200, json={"items": [{**entry, "id": 1}], "nextCursor": None})
+        return httpx.Response(200, json={"items": [entry], "nextCursor": "2"})
+
+    real_client = httpx.Client
+    monkeypatch.setattr(
+        audit_cli.httpx,
+        "Client",
+        lambda **kw: real_client(transport=httpx.MockTransport(handler), **kw),
+    )
+    r = CliRunner().invoke(
+        cli, ["audit", "--server", "http://fp.test", "--token", "fp_x", "--json", "-n", "default"]
+    )
+    assert r.exit_code == 0, r.output
+    assert [i["id"] for i in json.loads(r.stdout)] == [2, 1]
+    assert seen[0].headers["authorization"] == "Bearer fp_x"
+    assert seen[0].url.params["namespace"] == "default" and seen[1].url.params["cursor"] == "2"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from api_support import ApiHarness, api_fixture, started  # noqa: F401  (the api fixture)
 
-from flowplane.errors import VersionMismatch
-from flowplane.services.kv import KVService, KVValueNotNumeric, StoreKV
+from flowplane.errors import KVValueNotNumeric, VersionMismatch
+from flowplane.services.kv import KVService, StoreKV
 from flowplane.store.audit import Actor
 from flowplane.store.base import Store
 

@@ -39,7 +39,7 @@ from flowplane.api.app import create_app
 from flowplane.security.tokens import generate_api_key
 
 EXAMPLES = int(os.environ.get("FLOWPLANE_SCHEMATHESIS_EXAMPLES", "3"))
-STREAMING = {"/v1/runs/{run_id}/events"}  # SSE: held open while the run lives
+STREAMING = {"/v1/runs/{run_id}/events", "/v1/events"}  # SSE: held open while live
 CHECKS: list[Callable[..., Any]] = [
     not_a_server_error,
     status_code_conformance,

@@ -34,10 +34,10 @@ async def test_keepalive_then_events_then_close() -> None:
     chunks = [c async for c in stream_events(source(), keepalive_seconds=0.05)]
     assert chunks[0].startswith(b"retry: ")
     assert b": keep-alive\n\n" in chunks
-    assert [c for c in chunks if c.startswith(b"id:")] == [
-        format_event({"type": "RunStarted", "seq": 1}),
-        format_event({"type": "RunFinished", "seq": 2}),
-    ]
+    # Events already queued together may share one chunk (one write for a burst).
+    assert b"".join(c for c in chunks if c.startswith(b"id:")) == format_event(
+        {"type": "RunStarted", "seq": 1}
+    ) + format_event({"type": "RunFinished", "seq": 2})
 
 
 async def test_bounded_buffer_applies_backpressure() -> None:
@@ -53,5 +53,7 @@ async def test_bounded_buffer_applies_backpressure() -> None:
     assert (await anext(stream)).startswith(b"retry: ")
     await anext(stream)
     await asyncio.sleep(0.05)
-    assert produced <= 8  # the producer waits for the reader instead of buffering everything
+    # The producer waits for the reader instead of buffering everything: at most the
+    # buffer, one coalesced chunk already taken from it, and the event it is putting.
+    assert produced <= 4 + 4 + 1
     await stream.aclose()

@@ -28,6 +28,8 @@ BUFFER_EVENTS = 256
 """Events one connection may hold in memory before the producer waits."""
 RETRY_MS = 1000
 """The reconnection delay advertised to EventSource clients."""
+COALESCE_EVENTS = 64
+"""Most queued events written to the socket in one chunk."""
 
 _DONE = object()
 _log = logging.getLogger("flowplane.api.sse")
@@ -75,14 +77,28 @@ async def stream_events(
     try:
         yield f"retry: {RETRY_MS}\n\n".encode()
         while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), interval)
-            except TimeoutError:
-                yield b": keep-alive\n\n"
-                continue
-            if item is _DONE or isinstance(item, Exception):
-                return
-            yield format_event(item)
+            if queue.empty():
+                try:
+                    async with asyncio.timeout(interval):
+                        item = await queue.get()
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+            else:
+                item = queue.get_nowait()
+            # Whatever else is already queued goes out in the same write: one chunk (and one
+            # trip through the middleware and the socket) for a burst instead of one each.
+            chunk: list[bytes] = []
+            while True:
+                if item is _DONE or isinstance(item, Exception):
+                    if chunk:
+                        yield b"".join(chunk)
+                    return
+                chunk.append(format_event(item))
+                if queue.empty() or len(chunk) >= COALESCE_EVENTS:
+                    break
+                item = queue.get_nowait()
+            yield b"".join(chunk)
     finally:
         producer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

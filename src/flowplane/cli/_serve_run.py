@@ -45,6 +45,7 @@ class _Server(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
+        """Install no handlers: SIGINT and SIGTERM are handled by :func:`serve_workflow`."""
         yield
 
     def bound_port(self, default: int) -> int:
@@ -204,6 +205,13 @@ async def _run_and_serve(
             return EXIT_FAILED
         url = listening_url(host, server.bound_port(port))
         err_console.print(f"Serving run {run_id} on {url}", highlight=False, soft_wrap=True)
+        err_console.print(
+            "  GET / · /events · /frames   POST /approve/<node> · /deny/<node> · /cancel"
+            "   (Authorization: Bearer <key>; /health is open)",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
         options.interactive = False  # decisions come over HTTP (or another terminal)
         session = LocalRun(service, started.run, workflow.to_document(), options, console)
         try:

@@ -27,12 +27,11 @@ from rich.console import Console
 from rich.table import Table
 
 from flowplane.cli._common import EXIT_INVALID, build_settings, err_console, fail
-from flowplane.errors import FlowplaneError
+from flowplane.errors import CredentialExists, FlowplaneError
 from flowplane.model.document import DEFAULT_NAMESPACE
 from flowplane.security.crypto import OLD_KEYS_ENV, KeyRing, generate_key, parse_key
 from flowplane.services.credentials import (
     DEFAULT_TYPE,
-    CredentialExists,
     CredentialService,
     keyring_from_settings,
     rotate_key,

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from flowplane.errors import FlowplaneError
+from flowplane.errors import DecryptionFailed, FlowplaneError, SecretKeyMissing
 
 ENVELOPE_VERSION = "v1"
 KEY_BYTES = 32
@@ -48,28 +48,12 @@ OLD_KEYS_ENV = "FLOWPLANE_SECRET_KEYS_OLD"
 _KID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
-class SecretKeyMissing(FlowplaneError):
-    """No master key is configured, so credentials can be neither stored nor read."""
-
-    code = "secret_key_missing"
-    status = 503
-    title = "Secret key missing"
-
-
 class SecretKeyInvalid(FlowplaneError):
     """A configured master key cannot be parsed (the message never contains the key)."""
 
     code = "secret_key_invalid"
     status = 500
     title = "Secret key invalid"
-
-
-class DecryptionFailed(FlowplaneError):
-    """An envelope could not be opened: unknown key id, tampering, or the wrong binding."""
-
-    code = "secret_decryption_failed"
-    status = 500
-    title = "Credential cannot be decrypted"
 
 
 @dataclass(frozen=True, repr=False)

@@ -17,12 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowplane.engine.secrets import EnvSecrets, SecretsProvider
-from flowplane.errors import Conflict, InvalidInput, NotFound, VersionMismatch
+from flowplane.errors import (
+    CredentialExists,
+    CredentialNotFound,
+    DecryptionFailed,
+    InvalidInput,
+    SecretKeyMissing,
+    VersionMismatch,
+)
 from flowplane.security import log_redaction
 from flowplane.security.crypto import (
-    DecryptionFailed,
     KeyRing,
-    SecretKeyMissing,
     credential_context,
     key_id_of,
 )
@@ -40,20 +45,6 @@ DEFAULT_TYPE = "generic"
 MAX_VALUE_BYTES = 64 * 1024
 MAX_LIST_LIMIT = 500
 ROTATE_BATCH = 200
-
-
-class CredentialNotFound(NotFound):
-    """No credential with that id (or it belongs to another namespace)."""
-
-    code = "credential_not_found"
-    title = "Credential not found"
-
-
-class CredentialExists(Conflict):
-    """A credential with that name already exists in the namespace."""
-
-    code = "credential_exists"
-    title = "Credential already exists"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flowplane.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, VersionMismatch
+from flowplane.errors import (
+    InvalidInput,
+    KVKeyNotFound,
+    KVValueNotNumeric,
+    PayloadTooLarge,
+    VersionMismatch,
+)
 from flowplane.store import audit
 from flowplane.store import kv_queries as q
 from flowplane.store.base import Store
@@ -29,20 +35,6 @@ MAX_TTL_SECONDS = 10 * 365 * 86400
 MAX_LIST_LIMIT = 1000
 _KEY_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 WORKFLOW_ACTOR = audit.Actor(name="workflow", kind="workflow")
-
-
-class KVKeyNotFound(NotFound):
-    """No live entry under that key."""
-
-    code = "kv_key_not_found"
-    title = "Key not found"
-
-
-class KVValueNotNumeric(Conflict):
-    """``increment`` on an entry whose value is not a number."""
-
-    code = "kv_value_not_numeric"
-    title = "Value is not a number"
 
 
 @dataclass(frozen=True)

@@ -180,10 +180,13 @@ class Store:
             return
         with self._listeners_lock:
             listeners = list(self._listeners)
+        by_loop: dict[asyncio.AbstractEventLoop, list[Listener]] = {}
         for loop, listener in listeners:
-            for kind, payload in notifications:
-                with contextlib.suppress(RuntimeError):  # loop closed
-                    loop.call_soon_threadsafe(listener, kind, payload)
+            by_loop.setdefault(loop, []).append(listener)
+        # One wake-up of each loop per transaction, however many listeners it has.
+        for loop, targets in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # loop closed
+                loop.call_soon_threadsafe(_fan_out, targets, list(notifications))
 
     def _deliver_remote(self, kind: str, payload: str) -> None:
         """Deliver a notification that arrived from another process."""
@@ -198,3 +201,12 @@ class Store:
         except Exception:
             return False
         return True
+
+
+def _fan_out(listeners: list[Listener], notifications: list[tuple[str, str]]) -> None:
+    for listener in listeners:
+        for kind, payload in notifications:
+            try:
+                listener(kind, payload)
+            except Exception:  # one bad listener must not starve the others
+                _log.exception("notification listener failed")

@@ -16,6 +16,11 @@ from flowplane.store.base import Store
 from flowplane.store.tx import Row, Tx
 
 _log = logging.getLogger("flowplane.store.postgres")
+_LOCK_RUN = (
+    sa.select(*[c for c in t.runs.c if c.name != "document"])
+    .where(t.runs.c.id == sa.bindparam("_run"))
+    .with_for_update()
+)
 TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "08006", "08003", "23505"}
 
 
@@ -41,9 +46,7 @@ class PostgresTx(Tx):
 
     def lock_run(self, run_id: str) -> Row | None:
         """Lock the run row so transitions of one run are serialised."""
-        row = self.conn.execute(
-            sa.select(t.runs).where(t.runs.c.id == run_id).with_for_update()
-        ).first()
+        row = self.conn.execute(_LOCK_RUN, {"_run": run_id}).first()
         return dict(row._mapping) if row is not None else None
 
     def claim(self, owner: str, limit: int, lease_ms: int) -> list[Row]:

@@ -21,6 +21,57 @@ WAITING_NODE = ("waiting-approval", "waiting-event", "waiting-timer")
 
 Row = dict[str, Any]
 
+# Hot-path statements are built once: SQLAlchemy then only binds parameters and hits its
+# compile cache, instead of building and hashing a new statement on every call. UPDATE and
+# INSERT statements without ``.values()`` take their SET columns from the parameter keys.
+_N = t.node_runs.c
+_RUN_COLUMNS = [c for c in t.runs.c if c.name != "document"]
+_GET_RUN = sa.select(t.runs).where(t.runs.c.id == sa.bindparam("_run"))
+_GET_RUN_NO_DOC = sa.select(*_RUN_COLUMNS).where(t.runs.c.id == sa.bindparam("_run"))
+_UPDATE_RUN = t.runs.update().where(t.runs.c.id == sa.bindparam("_run"))
+_STATE_COLUMNS = (
+    _N.id,
+    _N.node_id,
+    _N.iteration,
+    _N.status,
+    _N.attempt,
+    _N.lease_epoch,
+    _N.available_at_ms,
+)
+_NODE_STATES = sa.select(*_STATE_COLUMNS).where(_N.run_id == sa.bindparam("_run"))
+_NODE_STATES_OF = _NODE_STATES.where(_N.node_id.in_(sa.bindparam("_nodes", expanding=True)))
+_NODE_OUTPUTS = sa.select(_N.node_id, _N.iteration, _N.status, _N.output, _N.error).where(
+    _N.run_id == sa.bindparam("_run"), _N.node_id.in_(sa.bindparam("_nodes", expanding=True))
+)
+_UPDATE_NODE = {
+    (by_status, by_epoch): t.node_runs.update().where(
+        _N.id == sa.bindparam("_id"),
+        *([_N.status.in_(sa.bindparam("_statuses", expanding=True))] if by_status else []),
+        *([_N.lease_epoch == sa.bindparam("_epoch")] if by_epoch else []),
+    )
+    for by_status in (False, True)
+    for by_epoch in (False, True)
+}
+_UNLEASED = _N.lease_owner.is_(None).label("unleased")
+_STATUS_COUNTS = (
+    sa.select(_N.status, _UNLEASED, sa.func.count())
+    .where(_N.run_id == sa.bindparam("_run"))
+    .group_by(_N.status, _UNLEASED)
+)
+_INSERT_ATTEMPT = t.attempts.insert()
+_BUMP_COUNTER = (
+    t.event_counter.update()
+    .where(t.event_counter.c.id == 1)
+    .values(seq=t.event_counter.c.seq + sa.bindparam("_count"))
+    .returning(t.event_counter.c.seq)
+)
+_BUMP_FRAME = (
+    t.runs.update()
+    .where(t.runs.c.id == sa.bindparam("_run"))
+    .values(frame_no=t.runs.c.frame_no + 1)
+    .returning(t.runs.c.frame_no, t.runs.c.namespace)
+)
+
 
 def now_ms() -> int:
     """Milliseconds since the epoch."""
@@ -42,13 +93,14 @@ class Tx:
     # --- runs ---------------------------------------------------------------------------
 
     def lock_run(self, run_id: str) -> Row | None:
-        """Return the run row, locked against concurrent transitions of the same run."""
-        return self.get_run(run_id)
+        """Return the run row (without its document), locked against concurrent transitions
+        of the same run."""
+        return self.get_run(run_id, with_document=False)
 
     def get_run(self, run_id: str, *, with_document: bool = True) -> Row | None:
         """Return one run row (``None`` when absent)."""
-        cols = list(t.runs.c) if with_document else [c for c in t.runs.c if c.name != "document"]
-        row = self.conn.execute(sa.select(*cols).where(t.runs.c.id == run_id)).first()
+        query = _GET_RUN if with_document else _GET_RUN_NO_DOC
+        row = self.conn.execute(query, {"_run": run_id}).first()
         return dict(row._mapping) if row is not None else None
 
     def insert_run(self, values: dict[str, Any]) -> None:
@@ -58,7 +110,7 @@ class Tx:
     def update_run(self, run_id: str, **values: Any) -> None:
         """Update a run row."""
         values.setdefault("updated_at_ms", self.now_ms)
-        self.conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
+        self.conn.execute(_UPDATE_RUN, {**values, "_run": run_id})
 
     def find_run_by_idempotency(self, namespace: str, key: str) -> Row | None:
         """Return the run dispatched with ``key`` in ``namespace``."""
@@ -98,16 +150,14 @@ class Tx:
 
     def node_states(self, run_id: str, node_ids: Iterable[str] | None = None) -> list[Row]:
         """Return the state columns (no output) of a run's node runs."""
-        c = t.node_runs.c
-        query = sa.select(
-            c.id, c.node_id, c.iteration, c.status, c.attempt, c.lease_epoch, c.available_at_ms
-        ).where(c.run_id == run_id)
-        if node_ids is not None:
+        if node_ids is None:
+            rows = self.conn.execute(_NODE_STATES, {"_run": run_id})
+        else:
             ids = list(node_ids)
             if not ids:
                 return []
-            query = query.where(c.node_id.in_(ids))
-        return [dict(r._mapping) for r in self.conn.execute(query)]
+            rows = self.conn.execute(_NODE_STATES_OF, {"_run": run_id, "_nodes": ids})
+        return [dict(r._mapping) for r in rows]
 
     def node_rows(self, run_id: str) -> list[Row]:
         """Return every column of a run's node runs, in insertion order."""
@@ -133,14 +183,8 @@ class Tx:
         ids = list(node_ids)
         if not ids:
             return {}
-        c = t.node_runs.c
-        query = sa.select(c.node_id, c.iteration, c.status, c.output, c.error).where(
-            c.run_id == run_id, c.node_id.in_(ids)
-        )
-        return {
-            (r.node_id, r.iteration): (r.status, r.output, r.error)
-            for r in self.conn.execute(query)
-        }
+        rows = self.conn.execute(_NODE_OUTPUTS, {"_run": run_id, "_nodes": ids})
+        return {(r.node_id, r.iteration): (r.status, r.output, r.error) for r in rows}
 
     def update_node_run(
         self,
@@ -151,14 +195,16 @@ class Tx:
         **values: Any,
     ) -> bool:
         """Update one node run; with expectations, only if they hold. Returns whether it did."""
-        c = t.node_runs.c
-        query = t.node_runs.update().where(c.id == row_id).values(**values)
+        if not values:
+            return False
+        params: dict[str, Any] = {**values, "_id": row_id}
         if expect_status is not None:
             statuses = [expect_status] if isinstance(expect_status, str) else list(expect_status)
-            query = query.where(c.status.in_(statuses))
+            params["_statuses"] = statuses
         if expect_epoch is not None:
-            query = query.where(c.lease_epoch == expect_epoch)
-        return bool(self.conn.execute(query).rowcount)
+            params["_epoch"] = expect_epoch
+        query = _UPDATE_NODE[(expect_status is not None, expect_epoch is not None)]
+        return bool(self.conn.execute(query, params).rowcount)
 
     def status_counts(self, run_id: str) -> dict[str, int]:
         """Return ``{status: count}`` over the run's node runs.
@@ -166,15 +212,8 @@ class Tx:
         In-progress rows without a lease (a ``foreach`` node whose items are running) are
         counted as ``aggregate``.
         """
-        c = t.node_runs.c
-        unleased = c.lease_owner.is_(None).label("unleased")
-        query = (
-            sa.select(c.status, unleased, sa.func.count())
-            .where(c.run_id == run_id)
-            .group_by(c.status, unleased)
-        )
         counts: dict[str, int] = {}
-        for status, is_unleased, n in self.conn.execute(query):
+        for status, is_unleased, n in self.conn.execute(_STATUS_COUNTS, {"_run": run_id}):
             key = "aggregate" if status == "in-progress" and is_unleased else status
             counts[key] = counts.get(key, 0) + int(n)
         return counts
@@ -234,7 +273,7 @@ class Tx:
 
     def insert_attempt(self, values: dict[str, Any]) -> None:
         """Record one attempt of a node run."""
-        self.conn.execute(t.attempts.insert().values(**values))
+        self.conn.execute(_INSERT_ATTEMPT, values)
 
     def max_attempts(self, run_id: str, node_id: str) -> dict[int, int]:
         """Return ``{iteration: highest recorded attempt}`` of a node's attempts."""
@@ -384,10 +423,7 @@ class Tx:
 
     def _bump_counter(self, count: int) -> int:
         """Reserve ``count`` sequence numbers; return the last one."""
-        c = t.event_counter.c
-        res = self.conn.execute(
-            t.event_counter.update().where(c.id == 1).values(seq=c.seq + count).returning(c.seq)
-        ).scalar()
+        res = self.conn.execute(_BUMP_COUNTER, {"_count": count}).scalar()
         if res is None:
             self.conn.execute(t.event_counter.insert().values(id=1, seq=count))
             return count
@@ -396,12 +432,7 @@ class Tx:
     def flush(self) -> None:
         """Write buffered frames and events (called by the store just before commit)."""
         for run_id, changes in self._changes.items():
-            frame_no = self.conn.execute(
-                t.runs.update()
-                .where(t.runs.c.id == run_id)
-                .values(frame_no=t.runs.c.frame_no + 1)
-                .returning(t.runs.c.frame_no, t.runs.c.namespace)
-            ).first()
+            frame_no = self.conn.execute(_BUMP_FRAME, {"_run": run_id}).first()
             if frame_no is None:
                 continue
             self._events.append(

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from flowplane.api.deps import Principal, get_services, require
+from flowplane.api.deps import ObjectId, Principal, get_services, require
 from flowplane.api.problems import Problem
 from flowplane.client.models import WireModel
 from flowplane.model.document import DEFAULT_NAMESPACE, NAMESPACE_PATTERN
@@ -231,7 +231,7 @@ async def list_credentials(
     responses=problems(404),
 )
 async def get_credential(
-    credential_id: str, response: Response, principal: Admin, services: Svc
+    credential_id: ObjectId, response: Response, principal: Admin, services: Svc
 ) -> CredentialOut:
     """The credential's metadata, with its version as ``ETag``."""
     found = await credential_service(services).get(credential_id, principal.namespaces)
@@ -246,7 +246,7 @@ async def get_credential(
     responses=problems(400, 404, 412, 503),
 )
 async def update_credential(
-    credential_id: str,
+    credential_id: ObjectId,
     body: CredentialUpdate,
     response: Response,
     principal: Admin,
@@ -274,7 +274,7 @@ async def update_credential(
     responses=problems(404, 412),
 )
 async def delete_credential(
-    credential_id: str,
+    credential_id: ObjectId,
     principal: Admin,
     services: Svc,
     if_match: IfMatch = None,

@@ -8,7 +8,8 @@ closing it. See ``docs/events.md``.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import StreamingResponse
@@ -82,7 +83,12 @@ async def stream_namespace_events(
         raise InvalidInput(f"at most {MAX_FILTER_VALUES} event types")
     start = max(after_seq, parse_last_event_id(last_event_id))
     source = feed_of(services).stream(namespace_filter(namespaces, wanted or None), start)
-    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
-    if metrics is not None:
+    return sse_response(request, source)
+
+
+def sse_response(request: Request, source: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+    """The SSE response of an event stream, counted in the app's stream metrics."""
+    metrics = getattr(request.app.state, "metrics", None)
+    if isinstance(metrics, Metrics):
         source = metrics.track_stream(source, "sse")
     return event_stream_response(source)

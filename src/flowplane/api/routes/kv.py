@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 from flowplane.api.deps import Principal, get_services, require
 from flowplane.api.routes.credentials import actor_of, etag, iso, parse_if_match, problems
 from flowplane.client.models import WireModel
-from flowplane.errors import InvalidInput
+from flowplane.errors import InvalidInput, KVKeyNotFound
 from flowplane.model.document import NAMESPACE_PATTERN
 from flowplane.services.container import Services
 from flowplane.services.kv import (
@@ -26,7 +26,6 @@ from flowplane.services.kv import (
     MAX_LIST_LIMIT,
     MAX_TTL_SECONDS,
     KVEntry,
-    KVKeyNotFound,
     KVService,
 )
 

@@ -21,6 +21,7 @@ from starlette.responses import StreamingResponse
 
 from flowplane.api.deps import Principal, get_services, require
 from flowplane.api.openapi import error_responses
+from flowplane.api.routes.events import sse_response
 from flowplane.api.run_views import (
     approval_model,
     describe,
@@ -29,7 +30,7 @@ from flowplane.api.run_views import (
     run_fields,
     run_model,
 )
-from flowplane.api.sse import event_stream_response, parse_last_event_id
+from flowplane.api.sse import parse_last_event_id
 from flowplane.client.models import (
     Approval,
     DispatchResult,
@@ -46,6 +47,7 @@ from flowplane.errors import (
 from flowplane.model.document import Workflow
 from flowplane.model.yaml import parse_workflow
 from flowplane.services.container import Services
+from flowplane.services.feed import feed_of, run_filter
 from flowplane.store.tx import TERMINAL_RUN, Row
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
@@ -375,6 +377,7 @@ async def get_logs(
     },
 )
 async def stream_run_events(
+    request: Request,
     run_id: str,
     principal: Viewer,
     services: Svc,
@@ -384,7 +387,10 @@ async def stream_run_events(
     """Replay the run's events after ``afterSeq`` / ``Last-Event-ID``, then follow live."""
     await _visible_run(services, principal, run_id)
     start = max(after_seq, parse_last_event_id(last_event_id), 0)
-    return event_stream_response(services.runs.follow(run_id, after_seq=start))
+    # The process's one event feed fans events out (one table read per commit, not one per
+    # subscriber); it ends the stream once the run is terminal and fully delivered.
+    source = feed_of(services).stream(run_filter(run_id), start, until_terminal=True)
+    return sse_response(request, source)
 
 
 @router.post(
