@@ -210,7 +210,7 @@ def _finish(
     maybe_crash("complete")
     claimed: list[Row] = []
     if handoff > 0 and effects.ready and run["status"] not in TERMINAL_RUN:
-        claimed = claim_ids(tx, owner, effects.ready[:handoff], lease_ms)
+        claimed = claim_ids(tx, owner, effects.ready[:handoff], lease_ms, run["namespace"])
     if len(effects.ready) > len(claimed):
         tx.notify("ready")
     return Completion(

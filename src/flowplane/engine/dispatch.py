@@ -158,10 +158,14 @@ def claim(tx: Tx, owner: str, limit: int, lease_ms: int) -> list[Row]:
     return rows
 
 
-def _record_started(tx: Tx, rows: list[Row]) -> None:
+def _record_started(tx: Tx, rows: list[Row], namespace: str | None = None) -> None:
     if not rows:
         return
-    namespaces = _namespaces(tx, {r["run_id"] for r in rows})
+    run_ids = {r["run_id"] for r in rows}
+    if namespace is not None and len(run_ids) == 1:
+        namespaces = {next(iter(run_ids)): namespace}
+    else:
+        namespaces = _namespaces(tx, run_ids)
     for row in rows:
         if (row.get("wait") or {}).get("kind") == "timer":
             continue
@@ -177,33 +181,47 @@ def _record_started(tx: Tx, rows: list[Row]) -> None:
         )
 
 
+_NAMESPACES = sa.select(t.runs.c.id, t.runs.c.namespace).where(
+    t.runs.c.id.in_(sa.bindparam("_runs", expanding=True))
+)
+_N = t.node_runs.c
+_CLAIM_IDS = (
+    t.node_runs.update()
+    .where(
+        _N.id.in_(sa.bindparam("_ids", expanding=True)),
+        _N.status == "ready",
+        _N.available_at_ms <= sa.bindparam("_now"),
+    )
+    .values(
+        status="in-progress",
+        lease_owner=sa.bindparam("_owner"),
+        lease_expires_ms=sa.bindparam("_expires"),
+        lease_epoch=_N.lease_epoch + 1,
+        attempt=_N.attempt + 1,
+        started_at_ms=sa.bindparam("_now"),
+    )
+    .returning(*t.node_runs.c)
+)
+
+
 def _namespaces(tx: Tx, run_ids: set[str]) -> dict[str, str]:
-
-    from flowplane.store import schema as t
-
-    query = sa.select(t.runs.c.id, t.runs.c.namespace).where(t.runs.c.id.in_(list(run_ids)))
-    return {r.id: r.namespace for r in tx.conn.execute(query)}
+    rows = tx.conn.execute(_NAMESPACES, {"_runs": list(run_ids)})
+    return {r.id: r.namespace for r in rows}
 
 
-def claim_ids(tx: Tx, owner: str, row_ids: list[int], lease_ms: int) -> list[Row]:
+def claim_ids(
+    tx: Tx, owner: str, row_ids: list[int], lease_ms: int, namespace: str | None = None
+) -> list[Row]:
     """Lease specific ready node runs (the completing worker's hand-off)."""
-
     if not row_ids:
         return []
-    c = t.node_runs.c
-    rows = tx.conn.execute(
-        t.node_runs.update()
-        .where(c.id.in_(row_ids), c.status == "ready", c.available_at_ms <= tx.now_ms)
-        .values(
-            status="in-progress",
-            lease_owner=owner,
-            lease_expires_ms=tx.now_ms + lease_ms,
-            lease_epoch=c.lease_epoch + 1,
-            attempt=c.attempt + 1,
-            started_at_ms=tx.now_ms,
-        )
-        .returning(*t.node_runs.c)
-    )
+    params = {
+        "_ids": row_ids,
+        "_now": tx.now_ms,
+        "_owner": owner,
+        "_expires": tx.now_ms + lease_ms,
+    }
+    rows = tx.conn.execute(_CLAIM_IDS, params)
     claimed = sorted((dict(r._mapping) for r in rows), key=lambda r: r["id"])
-    _record_started(tx, claimed)
+    _record_started(tx, claimed, namespace)
     return claimed
