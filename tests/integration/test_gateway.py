@@ -34,6 +34,7 @@ from flowplane.api.gateway import Connection, Gateway, GatewayConfig, drain
 from flowplane.services.feed import EventFeed, namespace_filter, run_filter
 from flowplane.store import reads
 from flowplane.store.base import Store
+from flowplane.store.tx import Tx
 
 TERMINAL = {"RunFinished", "RunFailed", "RunCancelled", "RunTimedOut"}
 
@@ -43,9 +44,11 @@ TERMINAL = {"RunFinished", "RunFailed", "RunCancelled", "RunTimedOut"}
 
 async def _produce(store: Store, namespace: str, run_id: str, count: int) -> None:
     for i in range(count):
-        await store.transact(
-            lambda tx, i=i: tx.event(run_id, namespace, "NodeLog", None, message=f"m{i}")
-        )
+
+        def append(tx: Tx, i: int = i) -> None:
+            tx.event(run_id, namespace, "NodeLog", None, message=f"m{i}")
+
+        await store.transact(append)
         if i % 7 == 0:
             await asyncio.sleep(0)
 
@@ -91,7 +94,7 @@ async def test_feed_run_stream_ends_after_terminal(store: Store) -> None:
     events = [e async for e in feed.stream(run_filter("no-such-run"), 0, until_terminal=True)]
     assert events == []  # a run that does not exist is as good as finished
     stream = feed.stream(namespace_filter(None), 0)
-    waiter = asyncio.create_task(anext(stream))
+    waiter = asyncio.ensure_future(anext(stream))
     await asyncio.sleep(0.05)
     await feed.close()
     with pytest.raises(StopAsyncIteration):
@@ -233,7 +236,7 @@ async def test_rpc_over_http(served: Served) -> None:
         extra = await rpc_call(as_viewer, "getRun", {"runId": run_id, "verbose": True})
         assert extra.status_code == 400 and extra.json()["code"] == "validation_error"
 
-        params = {"runId": run_id, "nodeId": "ask", "approved": "true"}
+        params: dict[str, Any] = {"runId": run_id, "nodeId": "ask", "approved": "true"}
         not_bool = await rpc_call(admin, "submitApproval", params)
         assert not_bool.status_code == 400, not_bool.text
         assert "approved" in not_bool.json()["detail"]

@@ -36,7 +36,7 @@ async def websocket_gateway(websocket: WebSocket) -> None:
     response_class=JSONResponse,
     responses={
         200: {
-            "content": {"application/json": {"schema": {}}},
+            "content": {"application/json": {"schema": {"description": "Any JSON value."}}},
             "description": "The method's payload (what the WebSocket `res` frame carries).",
         },
         **error_responses(400, 403, 404, 409, 422),
