@@ -87,8 +87,8 @@ async def _stop_server(server: _Server, task: asyncio.Task[None]) -> None:
         pass
 
 
-async def _until_signal() -> None:
-    """Wait for SIGINT or SIGTERM."""
+def _stop_on_signals() -> tuple[asyncio.Event, list[int]]:
+    """Route SIGINT and SIGTERM to an event (installed at once, before any await)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     installed: list[int] = []
@@ -96,6 +96,12 @@ async def _until_signal() -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(number, stop.set)
             installed.append(number)
+    return stop, installed
+
+
+async def _until_signal(stop: asyncio.Event, installed: list[int]) -> None:
+    """Wait for SIGINT or SIGTERM."""
+    loop = asyncio.get_running_loop()
     try:
         await stop.wait()
     finally:
@@ -113,8 +119,12 @@ async def _serve_session(session: LocalRun, worker_task: asyncio.Task[None], url
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGTERM)
-    if status == EXIT_INTERRUPTED:
+    if status == EXIT_INTERRUPTED or session.interrupts:
+        # Ctrl-C (or SIGTERM) arrived while the run was ending: the user asked to stop.
         return status
+    # Take the signals over before awaiting anything: a Ctrl-C that lands while the run's
+    # end is being reported must stop serving cleanly, not raise KeyboardInterrupt.
+    stop, installed = _stop_on_signals()
     final = await session.service.get(session.run_id)
     err_console.print(
         f"Run {escape(session.run_id)} {escape(str(final['status']))}; still serving "
@@ -122,7 +132,7 @@ async def _serve_session(session: LocalRun, worker_task: asyncio.Task[None], url
         highlight=False,
         soft_wrap=True,
     )
-    await _until_signal()
+    await _until_signal(stop, installed)
     return status
 
 
