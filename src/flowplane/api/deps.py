@@ -70,6 +70,11 @@ def get_services(request: Request) -> Services:
     return services
 
 
+async def services_dependency(request: Request) -> Services:
+    """``get_services`` as a dependency: async, so FastAPI runs it without a thread hop."""
+    return get_services(request)
+
+
 async def _authenticate(request: Request) -> Principal:
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,9 @@ ROLES = ("viewer", "executor", "editor", "admin")
 JWT_SECRET_NAME = "jwt_secret"
 BOOTSTRAP_MARKER = "bootstrap_admin_key"
 LAST_USED_RESOLUTION_MS = 60_000
+KEY_CACHE_SECONDS = 2.0
+"""How long a process reuses a key lookup: a revocation made by another process takes effect
+within this time (at once in the process that revoked it)."""
 _BAD_CREDENTIALS = "invalid or expired credentials"
 _log = logging.getLogger("flowplane.auth")
 
@@ -184,6 +188,8 @@ class AuthService:
         self.store = store
         self.settings = settings
         self._jwt_secret: str | None = settings.jwt_secret
+        # prefix -> (monotonic time read, candidate rows); see KEY_CACHE_SECONDS.
+        self._key_rows: dict[str, tuple[float, list[Row]]] = {}
 
     # --- start-up ----------------------------------------------------------------------
 
@@ -365,8 +371,10 @@ class AuthService:
         return info
 
     async def revoke_api_key(self, key_id: str, *, scope: Scope = LOCAL) -> ApiKeyInfo:
-        """Revoke a key (idempotent); it stops working at once."""
+        """Revoke a key (idempotent); it stops working at once in this process and within
+        :data:`KEY_CACHE_SECONDS` in others."""
         await self.get_api_key(key_id, scope=scope)
+        self._key_rows.clear()
         who = audit.current_actor()
 
         def revoke(tx: Tx) -> Row | None:
@@ -396,7 +404,14 @@ class AuthService:
         if not tokens.looks_like_api_key(key):
             raise Unauthorized(_BAD_CREDENTIALS)
         prefix = tokens.key_prefix(key)
-        rows = await self.store.read(lambda tx: q.api_keys_by_prefix(tx, prefix))
+        cached = self._key_rows.get(prefix)
+        if cached is not None and time.monotonic() - cached[0] < KEY_CACHE_SECONDS:
+            rows = cached[1]
+        else:
+            rows = await self.store.read(lambda tx: q.api_keys_by_prefix(tx, prefix))
+            if len(self._key_rows) > 10_000:
+                self._key_rows.clear()
+            self._key_rows[prefix] = (time.monotonic(), rows)
         match: Row | None = None
         for row in rows:
             # Every candidate is compared, in constant time, whatever matched before.
@@ -411,6 +426,7 @@ class AuthService:
         if info.last_used_at_ms is None or at - info.last_used_at_ms > LAST_USED_RESOLUTION_MS:
             # One write per key per minute at most, not one per request.
             await self.store.transact(lambda tx: q.update_api_key(tx, info.id, last_used_at_ms=at))
+            match["last_used_at_ms"] = at
         return info
 
     # --- users ---------------------------------------------------------------------------

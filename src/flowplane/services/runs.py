@@ -91,6 +91,22 @@ class RunService:
             raise RunNotFound(f"run {run_id!r} not found")
         return run
 
+    async def snapshot(
+        self, run_id: str, namespaces: Sequence[str] | None = None
+    ) -> tuple[Row, list[Row], list[Row]]:
+        """Return the run, its node runs and its attempts, read in one transaction."""
+
+        def read(tx: Tx) -> tuple[Row | None, list[Row], list[Row]]:
+            run = tx.get_run(run_id, with_document=False)
+            if run is None:
+                return None, [], []
+            return run, tx.node_rows(run_id), reads.attempts_of(tx, run_id)
+
+        run, nodes, attempts = await self.store.read(read)
+        if run is None or (namespaces is not None and run["namespace"] not in namespaces):
+            raise RunNotFound(f"run {run_id!r} not found")
+        return run, nodes, attempts
+
     async def document(self, run_id: str) -> dict[str, Any]:
         """Return the run's pinned workflow document."""
         run = await self.store.read(lambda tx: tx.get_run(run_id))

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from flowplane.api.deps import Principal, get_services, require
+from flowplane.api.deps import Principal, require, services_dependency
 from flowplane.api.openapi import error_responses
 from flowplane.api.run_views import approval_model
 from flowplane.client.models import ApprovalList
@@ -26,7 +26,7 @@ MAX_APPROVALS = 500
 )
 async def list_approvals(
     principal: Annotated[Principal, require("viewer")],
-    services: Annotated[Services, Depends(get_services)],
+    services: Annotated[Services, Depends(services_dependency)],
     status: Annotated[
         Literal["pending", "approved", "denied", "cancelled", "all"],
         Query(description="`all` lists every approval, pending first."),

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from flowplane.api.deps import Principal, get_services, require
+from flowplane.api.deps import Principal, require, services_dependency
 from flowplane.api.routes.credentials import iso, problems
 from flowplane.client.models import WireModel
 from flowplane.services.audit import MAX_LIST_LIMIT, AuditService
@@ -22,7 +22,7 @@ from flowplane.store.tx import Row
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 Admin = Annotated[Principal, require("admin")]
-Svc = Annotated[Services, Depends(get_services)]
+Svc = Annotated[Services, Depends(services_dependency)]
 
 
 class AuditEntry(WireModel):

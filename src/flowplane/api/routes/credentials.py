@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from flowplane.api.deps import ObjectId, Principal, get_services, require
+from flowplane.api.deps import ObjectId, Principal, require, services_dependency
 from flowplane.api.problems import Problem
 from flowplane.client.models import WireModel
 from flowplane.model.document import DEFAULT_NAMESPACE, NAMESPACE_PATTERN
@@ -33,7 +33,7 @@ from flowplane.store.audit import Actor, current_actor
 router = APIRouter(prefix="/v1/credentials", tags=["credentials"])
 
 Admin = Annotated[Principal, require("admin")]
-Svc = Annotated[Services, Depends(get_services)]
+Svc = Annotated[Services, Depends(services_dependency)]
 IfMatch = Annotated[
     str | None,
     Header(alias="If-Match", description='The version you read, as its ETag: `"3"`.'),

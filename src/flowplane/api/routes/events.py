@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import StreamingResponse
 
-from flowplane.api.deps import Principal, get_services, require
+from flowplane.api.deps import Principal, require, services_dependency
 from flowplane.api.metrics import Metrics
 from flowplane.api.openapi import error_responses
 from flowplane.api.sse import event_stream_response, parse_last_event_id
@@ -65,7 +65,7 @@ def visible_namespaces(principal: Principal, requested: list[str]) -> list[str] 
 async def stream_namespace_events(
     request: Request,
     principal: Annotated[Principal, require("viewer")],
-    services: Annotated[Services, Depends(get_services)],
+    services: Annotated[Services, Depends(services_dependency)],
     namespace: Annotated[
         list[str],
         Query(description="Namespaces (repeat or comma-separate); `*` for all you can see."),

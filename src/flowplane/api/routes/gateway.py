@@ -14,7 +14,7 @@ from fastapi import APIRouter, Body, Depends, Path, Request, WebSocket
 from fastapi.responses import JSONResponse
 
 from flowplane.api import rpc
-from flowplane.api.deps import Principal, get_services, require
+from flowplane.api.deps import Principal, require, services_dependency
 from flowplane.api.gateway import gateway_of
 from flowplane.api.metrics import Metrics
 from flowplane.api.openapi import error_responses
@@ -46,7 +46,7 @@ async def call_method(
     request: Request,
     method: Annotated[str, Path(max_length=64, description="A method name, e.g. `getRun`.")],
     principal: Annotated[Principal, require("viewer")],
-    services: Annotated[Services, Depends(get_services)],
+    services: Annotated[Services, Depends(services_dependency)],
     params: Annotated[dict[str, Any] | None, Body(description="The method's params.")] = None,
 ) -> JSONResponse:
     """Run one gateway method; each method needs the role of the REST route it mirrors."""

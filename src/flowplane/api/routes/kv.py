@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from flowplane.api.deps import Principal, get_services, require
+from flowplane.api.deps import Principal, require, services_dependency
 from flowplane.api.routes.credentials import actor_of, etag, iso, parse_if_match, problems
 from flowplane.client.models import WireModel
 from flowplane.errors import InvalidInput, KVKeyNotFound
@@ -33,7 +33,7 @@ router = APIRouter(prefix="/v1/kv", tags=["kv"])
 
 Viewer = Annotated[Principal, require("viewer")]
 Editor = Annotated[Principal, require("editor")]
-Svc = Annotated[Services, Depends(get_services)]
+Svc = Annotated[Services, Depends(services_dependency)]
 Namespace = Annotated[str, Path(pattern=NAMESPACE_PATTERN, description="The namespace.")]
 Key = Annotated[str, Path(max_length=MAX_KEY_CHARS, description="The key (may contain `/`).")]
 IfMatch = Annotated[

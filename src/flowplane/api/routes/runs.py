@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.responses import StreamingResponse
 
-from flowplane.api.deps import Principal, get_services, require
+from flowplane.api.deps import Principal, require, services_dependency
 from flowplane.api.openapi import error_responses
 from flowplane.api.routes.events import sse_response
 from flowplane.api.run_views import (
@@ -204,7 +204,7 @@ async def _visible_run(services: Services, principal: Principal, run_id: str) ->
 
 Viewer = Annotated[Principal, require("viewer")]
 Executor = Annotated[Principal, require("executor")]
-Svc = Annotated[Services, Depends(get_services)]
+Svc = Annotated[Services, Depends(services_dependency)]
 
 
 # --- routes -----------------------------------------------------------------------------
@@ -336,9 +336,7 @@ async def list_runs(
 )
 async def get_run(run_id: str, principal: Viewer, services: Svc) -> RunDetail:
     """The run's status, a per-state summary and every node run with attempts and timings."""
-    run = await services.runs.get(run_id, principal.namespaces)
-    nodes = await services.runs.nodes(run_id)
-    attempts = await services.runs.attempts(run_id)
+    run, nodes, attempts = await services.runs.snapshot(run_id, principal.namespaces)
     return describe(run, nodes, attempts)
 
 

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from flowplane.api.deps import Principal, get_services, require
+from flowplane.api.deps import Principal, require, services_dependency
 from flowplane.api.openapi import error_responses
 from flowplane.api.run_views import run_fields, run_model
 from flowplane.client.models import DispatchResult, Frame, Run, RunDiff
@@ -35,7 +35,7 @@ MAX_FRAME_LIMIT = 1000
 
 Viewer = Annotated[Principal, require("viewer")]
 Executor = Annotated[Principal, require("executor")]
-Svc = Annotated[Services, Depends(get_services)]
+Svc = Annotated[Services, Depends(services_dependency)]
 
 
 class _Body(BaseModel):

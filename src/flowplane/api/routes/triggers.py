@@ -17,7 +17,7 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from flowplane.api.deps import Principal, get_services, require
+from flowplane.api.deps import Principal, require, services_dependency
 from flowplane.api.openapi import error_responses
 from flowplane.client.models import WireModel
 from flowplane.errors import SignatureInvalid
@@ -33,7 +33,7 @@ OPEN_ROUTES: frozenset[tuple[str, str]] = frozenset({("POST", "/v1/webhooks/{key
 """Routes of this module reachable without an API key (the webhook signature is the auth)."""
 
 Editor = Annotated[Principal, require("editor")]
-Svc = Annotated[Services, Depends(get_services)]
+Svc = Annotated[Services, Depends(services_dependency)]
 WebhookKey = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", description="The trigger's key.")
 ]

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException
 
-from flowplane.api.deps import Principal, get_services, require
+from flowplane.api.deps import Principal, require, services_dependency
 from flowplane.api.openapi import error_responses
 from flowplane.api.run_views import run_model
 from flowplane.client.models import DispatchResult
@@ -37,7 +37,7 @@ from flowplane.services.workflows import (
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
 
-Svc = Annotated[Services, Depends(get_services)]
+Svc = Annotated[Services, Depends(services_dependency)]
 Viewer = Annotated[Principal, require("viewer")]
 Executor = Annotated[Principal, require("executor")]
 Editor = Annotated[Principal, require("editor")]
