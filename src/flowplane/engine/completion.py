@@ -20,6 +20,7 @@ from flowplane.connectors.base import (
 from flowplane.engine.dispatch import DispatchRequest, claim_ids, dispatch, new_id, plan_of
 from flowplane.engine.faults import maybe_crash
 from flowplane.engine.plan import Plan
+from flowplane.engine.successors import Effects, evaluate_successors
 from flowplane.model.document import Workflow
 from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, WAITING_NODE, Row, Tx
 
@@ -52,13 +53,6 @@ class Completion:
     run_status: str | None = None
 
 
-class _Effects:
-    """What one transaction made ready, for hand-off and wake-ups."""
-
-    def __init__(self) -> None:
-        self.ready: list[int] = []
-
-
 def complete(
     tx: Tx,
     claimed: Row,
@@ -73,6 +67,7 @@ def complete(
     if run is None or run["status"] in TERMINAL_RUN:
         return Completion(accepted=False)
     step = _Step(tx, run, plan_of(tx, run), claimed, outcome, owner)
+    step.effects.hand_off(owner, handoff, lease_ms)
     handler = {
         "failure": step.failure,
         "skip": step.skip,
@@ -93,7 +88,7 @@ class _Step:
     ) -> None:
         self.tx, self.run, self.plan, self.row = tx, run, plan, claimed
         self.outcome, self.owner = outcome, owner
-        self.effects = _Effects()
+        self.effects = Effects()
         self.node_id: str = claimed["node_id"]
         self.iteration: int = claimed["iteration"]
         self.attempt: int = claimed["attempt"]
@@ -117,7 +112,9 @@ class _Step:
 
     def _settled(self, status: str) -> None:
         self.tx.change(self.run["id"], self.node_id, self.iteration, status, self.attempt)
-        node_settled(self.tx, self.run, self.plan, self.node_id, self.iteration, self.effects)
+        node_settled(
+            self.tx, self.run, self.plan, self.node_id, self.iteration, self.effects, status
+        )
 
     def failure(self) -> bool:
         tx, now = self.tx, self.tx.now_ms
@@ -205,12 +202,14 @@ class _Step:
 
 
 def _finish(
-    tx: Tx, run: Row, effects: _Effects, owner: str, handoff: int, lease_ms: int
+    tx: Tx, run: Row, effects: Effects, owner: str, handoff: int, lease_ms: int
 ) -> Completion:
     maybe_crash("complete")
     claimed: list[Row] = []
-    if handoff > 0 and effects.ready and run["status"] not in TERMINAL_RUN:
-        claimed = claim_ids(tx, owner, effects.ready[:handoff], lease_ms, run["namespace"])
+    if effects.leased or (handoff > 0 and effects.ready and run["status"] not in TERMINAL_RUN):
+        leased = {r["id"] for r in effects.leased}
+        rest = [i for i in effects.ready[:handoff] if i not in leased]
+        claimed = claim_ids(tx, owner, rest, lease_ms, run["namespace"], effects.leased)
     if len(effects.ready) > len(claimed):
         tx.notify("ready")
     return Completion(
@@ -266,7 +265,7 @@ def _persist_logs(tx: Tx, run: Row, row: Row, logs: list[tuple[int, str, str]]) 
 
 
 def _apply_directive(
-    tx: Tx, run: Row, plan: Plan, claimed: Row, outcome: Outcome, owner: str, effects: _Effects
+    tx: Tx, run: Row, plan: Plan, claimed: Row, outcome: Outcome, owner: str, effects: Effects
 ) -> bool:
     directive = outcome.directive
     node_id, iteration, attempt = claimed["node_id"], claimed["iteration"], claimed["attempt"]
@@ -431,17 +430,27 @@ def _apply_directive(
 
 
 def node_settled(
-    tx: Tx, run: Row, plan: Plan, node_id: str, iteration: int, effects: _Effects
+    tx: Tx,
+    run: Row,
+    plan: Plan,
+    node_id: str,
+    iteration: int,
+    effects: Effects,
+    status: str | None = None,
 ) -> None:
-    """React to a node run reaching a terminal state: foreach bookkeeping, successors, run."""
+    """React to a node run reaching a terminal state: foreach bookkeeping, successors, run.
+
+    ``status`` is the state the node run was just given in this transaction, when the
+    caller knows it: successors depending only on it are then decided without a read.
+    """
     if node_id in plan.foreach and iteration >= 0:
         _item_settled(tx, run, plan, node_id, effects)
         return
-    _evaluate_successors(tx, run, plan, node_id, effects)
-    update_run_status(tx, run)
+    evaluate_successors(tx, run, plan, node_id, effects, status)
+    update_run_status(tx, run, made_ready=bool(effects.ready))
 
 
-def _item_settled(tx: Tx, run: Row, plan: Plan, node_id: str, effects: _Effects) -> None:
+def _item_settled(tx: Tx, run: Row, plan: Plan, node_id: str, effects: Effects) -> None:
     states = tx.node_states(run["id"], [node_id])
     level = next(s for s in states if s["iteration"] == -1)
     items = sorted((s for s in states if s["iteration"] >= 0), key=lambda s: s["iteration"])
@@ -462,7 +471,7 @@ def _item_settled(tx: Tx, run: Row, plan: Plan, node_id: str, effects: _Effects)
                 tx.change(run["id"], node_id, state["iteration"], "ready")
                 tx.event(run["id"], ns, "NodeReady", node_id, iteration=state["iteration"])
     if any(s["status"] not in TERMINAL_NODE for s in items):
-        update_run_status(tx, run)
+        update_run_status(tx, run, made_ready=bool(effects.ready))
         return
     if level["status"] in TERMINAL_NODE:
         return
@@ -503,86 +512,24 @@ def _item_settled(tx: Tx, run: Row, plan: Plan, node_id: str, effects: _Effects)
             attempt=level["attempt"],
             output=result,
         )
-    _evaluate_successors(tx, run, plan, node_id, effects)
-    update_run_status(tx, run)
-
-
-def trigger_decision(rule: str, upstream: list[tuple[str, bool]]) -> str | None:
-    """Decide a pending node from its upstream ``(status, continues_on_error)`` pairs.
-
-    Returns ``"ready"``, ``"skipped"`` or ``None`` (not decidable yet).
-    """
-    done = all(status in TERMINAL_NODE for status, _ in upstream)
-    ok = [status == "finished" or (status == "failed" and cont) for status, cont in upstream]
-    failed = [status == "failed" and not cont for status, cont in upstream]
-    if rule == "one_success":
-        if any(ok):
-            return "ready"
-        return "skipped" if done else None
-    if not done:
-        return None
-    if rule == "all_done":
-        return "ready"
-    if rule == "none_failed":
-        return "skipped" if any(failed) else "ready"
-    return "ready" if all(ok) else "skipped"
-
-
-def _evaluate_successors(tx: Tx, run: Row, plan: Plan, settled: str, effects: _Effects) -> None:
-    frontier = [settled]
-    ns = run["namespace"]
-    while frontier:
-        successors: list[str] = []
-        for node_id in frontier:
-            for succ in plan.graph.downstream(node_id):
-                if succ not in successors:
-                    successors.append(succ)
-        if not successors:
-            return
-        needed = set(successors)
-        for succ in successors:
-            needed.update(plan.graph.upstream(succ))
-        states = {
-            s["node_id"]: s
-            for s in tx.node_states(run["id"], needed)
-            if s["iteration"] == plan.level_iteration(s["node_id"])
-        }
-        frontier = []
-        for succ in successors:
-            state = states.get(succ)
-            if state is None or state["status"] != "pending":
-                continue
-            upstream = [
-                (states[u]["status"] if u in states else "pending", plan.continues_on_error(u))
-                for u in plan.graph.upstream(succ)
-            ]
-            decision = trigger_decision(plan.node(succ).trigger_rule, upstream)
-            if decision is None:
-                continue
-            iteration = state["iteration"]
-            if decision == "ready":
-                if tx.update_node_run(
-                    state["id"], expect_status="pending", status="ready", available_at_ms=tx.now_ms
-                ):
-                    effects.ready.append(state["id"])
-                    tx.change(run["id"], succ, iteration, "ready")
-                    tx.event(run["id"], ns, "NodeReady", succ, iteration=iteration)
-            elif tx.update_node_run(
-                state["id"], expect_status="pending", status="skipped", finished_at_ms=tx.now_ms
-            ):
-                tx.change(run["id"], succ, iteration, "skipped")
-                tx.event(
-                    run["id"], ns, "NodeSkipped", succ, iteration=iteration, reason="trigger_rule"
-                )
-                frontier.append(succ)
+    level_status = "failed" if failed else "finished"
+    evaluate_successors(tx, run, plan, node_id, effects, level_status)
+    update_run_status(tx, run, made_ready=bool(effects.ready))
 
 
 _WAIT_RANK = {"waiting-approval": 3, "waiting-event": 2, "waiting-timer": 1}
 
 
-def update_run_status(tx: Tx, run: Row) -> None:
-    """Recompute the run's status from its node runs; finish it when nothing is left."""
+def update_run_status(tx: Tx, run: Row, *, made_ready: bool = False) -> None:
+    """Recompute the run's status from its node runs; finish it when nothing is left.
+
+    ``made_ready``: this transaction has just made one of the run's node runs ready, so the
+    run is certainly ``running`` and its node runs need not be counted.
+    """
     if run["status"] in TERMINAL_RUN:
+        return
+    if made_ready:
+        _set_run_status(tx, run, "running")
         return
     counts = tx.status_counts(run["id"])
     active = {s: n for s, n in counts.items() if s not in TERMINAL_NODE and n > 0}
@@ -594,6 +541,10 @@ def update_run_status(tx: Tx, run: Row) -> None:
     else:
         waits = [s for s in active if s in WAITING_NODE]
         status = max(waits, key=lambda s: _WAIT_RANK[s]) if waits else "running"
+    _set_run_status(tx, run, status)
+
+
+def _set_run_status(tx: Tx, run: Row, status: str) -> None:
     if status != run["status"]:
         previous = run["status"]
         tx.update_run(run["id"], status=status)
@@ -675,7 +626,7 @@ def _child_settled(tx: Tx, child: Row, status: str, output: Any, error: Any) -> 
     if row is None or row["status"] != "waiting-event":
         return
     plan = plan_of(tx, parent)
-    effects = _Effects()
+    effects = Effects()
     ns = parent["namespace"]
     if status == "finished":
         _settle_waiting(tx, parent, plan, row, "finished", output, None)
@@ -688,7 +639,8 @@ def _child_settled(tx: Tx, child: Row, status: str, output: Any, error: Any) -> 
             "childStatus": status,
         }
         _settle_waiting(tx, parent, plan, row, "failed", None, err)
-    node_settled(tx, parent, plan, row["node_id"], row["iteration"], effects)
+    settled = "finished" if status == "finished" else "failed"
+    node_settled(tx, parent, plan, row["node_id"], row["iteration"], effects, settled)
     if effects.ready:
         tx.notify("ready")
     del ns
@@ -731,7 +683,7 @@ def _settle_waiting(
         )
 
 
-def _deliver_signal(tx: Tx, run: Row, plan: Plan, row: Row, signal: Row, effects: _Effects) -> None:
+def _deliver_signal(tx: Tx, run: Row, plan: Plan, row: Row, signal: Row, effects: Effects) -> None:
     tx.consume_signal(signal["id"], row["node_id"], row["iteration"])
     output = {
         "name": signal["name"],
@@ -739,4 +691,4 @@ def _deliver_signal(tx: Tx, run: Row, plan: Plan, row: Row, signal: Row, effects
         "correlationId": signal["correlation_id"],
     }
     _settle_waiting(tx, run, plan, row, "finished", output, None)
-    node_settled(tx, run, plan, row["node_id"], row["iteration"], effects)
+    node_settled(tx, run, plan, row["node_id"], row["iteration"], effects, "finished")

@@ -8,11 +8,11 @@ from flowplane.engine.completion import (
     _attempt_row,
     _close_run,
     _deliver_signal,
-    _Effects,
     _settle_waiting,
     node_settled,
 )
 from flowplane.engine.dispatch import plan_of
+from flowplane.engine.successors import Effects
 from flowplane.errors import (
     AlreadyDecided,
     ApprovalNotFound,
@@ -131,7 +131,7 @@ def decide(
             "message": f"approval denied{': ' + note if note else ''}",
         }
         _settle_waiting(tx, run, plan, row, "failed", output, error)
-    effects = _Effects()
+    effects = Effects()
     node_settled(tx, run, plan, node_id, iteration, effects)
     if effects.ready:
         tx.notify("ready")
@@ -164,7 +164,7 @@ def send_signal(
             continue
         if wait.get("correlationId") is not None and wait["correlationId"] != correlation_id:
             continue
-        effects = _Effects()
+        effects = Effects()
         signal = {
             "id": signal_id,
             "name": name,
@@ -246,7 +246,7 @@ def reap(tx: Tx) -> int:
             error=error,
             willRetry=False,
         )
-        effects = _Effects()
+        effects = Effects()
         node_settled(tx, run, plan, row["node_id"], row["iteration"], effects)
         if effects.ready:
             tx.notify("ready")

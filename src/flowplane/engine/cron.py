@@ -604,7 +604,7 @@ class Scheduler:
 
     async def run(self) -> None:
         """Tick until :meth:`stop` is called (or the task is cancelled)."""
-        remove = self.store.add_listener(self._on_notify)
+        remove = self.store.add_listener(self._on_notify, kinds=("schedules",))
         try:
             while not self._stopping:
                 self._wake.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,24 +185,6 @@ def _record_started(tx: Tx, rows: list[Row], namespace: str | None = None) -> No
 _NAMESPACES = sa.select(t.runs.c.id, t.runs.c.namespace).where(
     t.runs.c.id.in_(sa.bindparam("_runs", expanding=True))
 )
-_N = t.node_runs.c
-_CLAIM_IDS = (
-    t.node_runs.update()
-    .where(
-        _N.id.in_(sa.bindparam("_ids", expanding=True)),
-        _N.status == "ready",
-        _N.available_at_ms <= sa.bindparam("_now"),
-    )
-    .values(
-        status="in-progress",
-        lease_owner=sa.bindparam("_owner"),
-        lease_expires_ms=sa.bindparam("_expires"),
-        lease_epoch=_N.lease_epoch + 1,
-        attempt=_N.attempt + 1,
-        started_at_ms=sa.bindparam("_now"),
-    )
-    .returning(*t.node_runs.c)
-)
 
 
 def _namespaces(tx: Tx, run_ids: set[str]) -> dict[str, str]:
@@ -210,18 +193,20 @@ def _namespaces(tx: Tx, run_ids: set[str]) -> dict[str, str]:
 
 
 def claim_ids(
-    tx: Tx, owner: str, row_ids: list[int], lease_ms: int, namespace: str | None = None
+    tx: Tx,
+    owner: str,
+    row_ids: list[int],
+    lease_ms: int,
+    namespace: str | None = None,
+    leased: Sequence[Row] = (),
 ) -> list[Row]:
-    """Lease specific ready node runs (the completing worker's hand-off)."""
-    if not row_ids:
-        return []
-    params = {
-        "_ids": row_ids,
-        "_now": tx.now_ms,
-        "_owner": owner,
-        "_expires": tx.now_ms + lease_ms,
-    }
-    rows = tx.conn.execute(_CLAIM_IDS, params)
-    claimed = sorted((dict(r._mapping) for r in rows), key=lambda r: r["id"])
+    """Lease specific ready node runs (the completing worker's hand-off).
+
+    ``leased``: rows of the same run this transaction already leased; they are returned
+    and recorded (``NodeStarted``) together with the others, in id order.
+    """
+    claimed = tx.claim_ids(owner, row_ids, lease_ms)
+    if leased:
+        claimed = sorted([*leased, *claimed], key=lambda r: r["id"])
     _record_started(tx, claimed, namespace)
     return claimed

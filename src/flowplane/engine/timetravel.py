@@ -8,14 +8,13 @@ import sqlalchemy as sa
 
 from flowplane.engine.completion import (
     _attempt_row,
-    _Effects,
     _item_settled,
-    trigger_decision,
     update_run_status,
 )
 from flowplane.engine.control import _terminate
 from flowplane.engine.dispatch import plan_of
 from flowplane.engine.plan import Plan
+from flowplane.engine.successors import Effects, trigger_decision
 from flowplane.errors import (
     Conflict,
     InvalidInput,
@@ -52,7 +51,7 @@ def resume(tx: Tx, run_id: str) -> Row:
     return run
 
 
-def _decide_pending(tx: Tx, run: Row, plan: Plan, effects: _Effects) -> None:
+def _decide_pending(tx: Tx, run: Row, plan: Plan, effects: Effects) -> None:
     """Mark ready (or skipped) every pending node-level row whose needs are settled."""
     states = {
         s["node_id"]: s
@@ -190,7 +189,7 @@ def _restart(tx: Tx, run: Row, plan: Plan, reason: str) -> None:
             previous=previous,
             reason=reason,
         )
-    effects = _Effects()
+    effects = Effects()
     _decide_pending(tx, run, plan, effects)
     for node_id in plan.foreach:
         states = tx.node_states(run["id"], [node_id])
@@ -271,6 +270,6 @@ def prefill(tx: Tx, run: Row, reuse: dict[str, Any], source_run: str) -> None:
     for state in tx.node_states(run["id"]):
         if state["status"] == "ready" and state["node_id"] not in usable:
             tx.update_node_run(state["id"], status="pending")
-    effects = _Effects()
+    effects = Effects()
     _decide_pending(tx, run, plan, effects)
     update_run_status(tx, run)

@@ -13,7 +13,6 @@ from flowplane.engine.completion import (
     Outcome,
     complete,
     node_settled,
-    trigger_decision,
     update_run_status,
 )
 from flowplane.engine.control import (
@@ -34,6 +33,7 @@ from flowplane.engine.dispatch import (
     new_id,
     plan_of,
 )
+from flowplane.engine.successors import trigger_decision
 from flowplane.engine.timetravel import (
     RESUMABLE_RUN,
     fork_outputs,

@@ -49,6 +49,7 @@ _log = logging.getLogger("flowplane.worker")
 OUTPUT_CACHE_RUNS = 256
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 10.0
+CHECKER_CACHE_SIZE = 512
 
 
 class _RunInfo:
@@ -104,7 +105,7 @@ class Worker:
 
     async def run(self) -> None:
         """Run until :meth:`stop` is called (or the task is cancelled)."""
-        self._remove_listener = self.store.add_listener(self._on_notify)
+        self._remove_listener = self.store.add_listener(self._on_notify, kinds=("ready", "cancel"))
         self._background = [
             asyncio.create_task(self._heartbeat_loop(), name=f"fp-heartbeat-{self.id}"),
             asyncio.create_task(self._maintenance_loop(), name=f"fp-reaper-{self.id}"),
@@ -357,17 +358,14 @@ class Worker:
                     )
                 return transitions.Outcome(kind="expand", items=list(items))
             connector = self.registry.get(node.type)
-            manifest = connector.manifest
-            raw = {
-                k
-                for k, v in (manifest.input_schema.get("properties") or {}).items()
-                if isinstance(v, dict) and v.get("x-raw")
-            }
+            checker = _checker(connector.manifest.input_schema)
             rendered = {
-                k: (v if k in raw else templates.render_value(v, context))
+                k: (v if k in checker.raw else templates.render_value(v, context))
                 for k, v in node.params.items()
             }
-            _check_params(node.id, manifest.input_schema, rendered)
+            if not checker.known_valid(node.params):
+                _check_params(node.id, checker.validator, rendered)
+                checker.passed(node.params)
             ctx = NodeContext(
                 run_id=info.id,
                 node_id=node.id,
@@ -484,8 +482,48 @@ def _failure(error: dict[str, Any], retryable: bool, redactor: Redactor) -> tran
     return transitions.Outcome(kind="failure", error=redactor.value(error), retryable=retryable)
 
 
-def _check_params(node_id: str, schema: dict[str, Any], params: dict[str, Any]) -> None:
-    validator = jsonschema.Draft202012Validator(schema)
+class _ParamsChecker:
+    """What checking params against one connector input schema needs, built once."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self.validator = jsonschema.Draft202012Validator(schema)
+        # Params marked ``x-raw`` are passed through without template rendering.
+        self.raw = {
+            k
+            for k, v in (schema.get("properties") or {}).items()
+            if isinstance(v, dict) and v.get("x-raw")
+        }
+        # Node params without templates that passed: they render to the same values
+        # every time, so they pass again (keyed by the params object, held here).
+        self._static_valid: dict[int, dict[str, Any]] = {}
+
+    def known_valid(self, params: dict[str, Any]) -> bool:
+        return self._static_valid.get(id(params)) is params
+
+    def passed(self, params: dict[str, Any]) -> None:
+        if next(templates.iter_template_strings(params), None) is None:
+            if len(self._static_valid) >= CHECKER_CACHE_SIZE:
+                self._static_valid.clear()
+            self._static_valid[id(params)] = params
+
+
+_checkers: dict[int, _ParamsChecker] = {}
+
+
+def _checker(schema: dict[str, Any]) -> _ParamsChecker:
+    """The checker of ``schema`` (cached per schema object; manifests are immutable)."""
+    checker = _checkers.get(id(schema))
+    if checker is None or checker.schema is not schema:
+        if len(_checkers) >= CHECKER_CACHE_SIZE:
+            _checkers.clear()
+        checker = _checkers[id(schema)] = _ParamsChecker(schema)
+    return checker
+
+
+def _check_params(
+    node_id: str, validator: jsonschema.protocols.Validator, params: dict[str, Any]
+) -> None:
     errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
         detail = "; ".join(
@@ -499,13 +537,34 @@ def _check_params(node_id: str, schema: dict[str, Any], params: dict[str, Any]) 
 
 def _normalise(output: Any) -> Any:
     """Return ``output`` as plain JSON values, refusing oversized outputs."""
+    try:
+        plain = _is_plain(output)
+    except RecursionError:
+        plain = False
     text = json.dumps(output, default=str)
     if len(text) > MAX_OUTPUT_BYTES:
         raise ConnectorError(
             f"node output is {len(text)} bytes, over the {MAX_OUTPUT_BYTES}-byte limit",
             retryable=False,
         )
-    return json.loads(text)
+    # Already plain JSON values: the round trip would only copy them.
+    return output if plain else json.loads(text)
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether ``value`` is made only of JSON types (exact types: no subclasses, tuples
+    or non-string keys, which the JSON round trip would change)."""
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return True
+    if kind is dict:
+        return all(type(k) is str and _is_plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_is_plain(v) for v in value)
+    return False
 
 
 async def run_until_stopped(worker: Worker, stop: asyncio.Event) -> None:

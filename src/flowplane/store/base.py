@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -26,6 +26,7 @@ from flowplane.store.tx import Tx
 
 T = TypeVar("T")
 Listener = Callable[[str, str], None]
+Notification = tuple[str, str]
 
 MAX_TX_ATTEMPTS = 8
 _log = logging.getLogger("flowplane.store")
@@ -35,6 +36,9 @@ class Store:
     """Access to the database. Create one with :meth:`Store.open`."""
 
     dialect: str = "base"
+    # Whether each writer thread keeps its connection across transactions (SQLite: its
+    # single writer then pays no pool checkout, reset and return per transaction).
+    keep_writer_connections = False
 
     def __init__(self, url: str, *, schema: str = "flowplane") -> None:
         self.url = url
@@ -46,8 +50,14 @@ class Store:
         self._read_executor = ThreadPoolExecutor(
             max_workers=self._read_threads(), thread_name_prefix="fp-store-r"
         )
-        self._listeners: list[tuple[asyncio.AbstractEventLoop, Listener]] = []
+        self._listeners: list[
+            tuple[asyncio.AbstractEventLoop, Listener, frozenset[str] | None]
+        ] = []
         self._listeners_lock = threading.Lock()
+        # Writer threads' own connections (with keep_writer_connections).
+        self._writer = threading.local()
+        self._writer_conns: list[sa.Connection] = []
+        self._writer_lock = threading.Lock()
         self._closed = False
 
     # --- construction -------------------------------------------------------------------
@@ -105,6 +115,15 @@ class Store:
         self._closed = True
         self._write_executor.shutdown(wait=True)
         self._read_executor.shutdown(wait=True)
+        self._dispose()
+
+    def _dispose(self) -> None:
+        """Close connections (the executors have stopped)."""
+        with self._writer_lock:
+            conns, self._writer_conns = self._writer_conns, []
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                conn.close()
         self.engine.dispose()
 
     # --- transactions -------------------------------------------------------------------
@@ -128,8 +147,7 @@ class Store:
         delay = 0.002
         for attempt in range(1, MAX_TX_ATTEMPTS + 1):
             try:
-                with self.engine.connect() as raw:
-                    conn = raw.execution_options(flowplane_readonly=readonly)
+                with self._connect(readonly) as conn:
                     tx = self._make_tx(conn)
                     with conn.begin():
                         self._on_begin(tx)
@@ -148,6 +166,35 @@ class Store:
                 raise StorageError(f"database error: {type(exc.orig).__name__}") from exc
         raise StorageError("transaction retries exhausted")  # pragma: no cover
 
+    def _connect(self, readonly: bool) -> contextlib.AbstractContextManager[sa.Connection]:
+        """A connection for one transaction: one from the pool (returned on exit), or for
+        writes with :attr:`keep_writer_connections`, the calling thread's own."""
+        if readonly or not self.keep_writer_connections:
+            return self.engine.connect().execution_options(flowplane_readonly=readonly)
+        return self._writer_connection()
+
+    @contextlib.contextmanager
+    def _writer_connection(self) -> Iterator[sa.Connection]:
+        conn: sa.Connection | None = getattr(self._writer, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self.engine.connect().execution_options(flowplane_readonly=False)
+            self._writer.conn = conn
+            with self._writer_lock:
+                self._writer_conns.append(conn)
+        try:
+            yield conn
+        except BaseException as exc:
+            # A database error (or a transaction left open) may leave the connection in
+            # an unknown state: the next transaction starts on a fresh one.
+            if isinstance(exc, sa_exc.DBAPIError) or conn.in_transaction():
+                self._writer.conn = None
+                with self._writer_lock, contextlib.suppress(ValueError):
+                    self._writer_conns.remove(conn)
+                with contextlib.suppress(Exception):
+                    conn.invalidate()
+                    conn.close()
+            raise
+
     def _make_tx(self, conn: sa.Connection) -> Tx:
         return Tx(conn, self.dialect)
 
@@ -159,13 +206,21 @@ class Store:
 
     # --- wake-ups -----------------------------------------------------------------------
 
-    def add_listener(self, listener: Listener) -> Callable[[], None]:
+    def add_listener(
+        self, listener: Listener, kinds: Iterable[str] | None = None
+    ) -> Callable[[], None]:
         """Call ``listener(kind, payload)`` on the current loop for each notification.
 
         Kinds: ``ready`` (work may be claimable), ``cancel`` (payload = run id), ``event``
-        (payload = ``"<namespace> <run id> <seq>"``). Returns a function that removes it.
+        (payload = ``"<namespace> <run id> <seq>"``). With ``kinds``, only notifications of
+        those kinds are delivered to it (and a transaction with none of them does not wake
+        its loop). Returns a function that removes it.
         """
-        entry = (asyncio.get_running_loop(), listener)
+        entry = (
+            asyncio.get_running_loop(),
+            listener,
+            frozenset(kinds) if kinds is not None else None,
+        )
         with self._listeners_lock:
             self._listeners.append(entry)
 
@@ -180,13 +235,20 @@ class Store:
             return
         with self._listeners_lock:
             listeners = list(self._listeners)
-        by_loop: dict[asyncio.AbstractEventLoop, list[Listener]] = {}
-        for loop, listener in listeners:
-            by_loop.setdefault(loop, []).append(listener)
-        # One wake-up of each loop per transaction, however many listeners it has.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Listener, list[Notification]]]] = {}
+        for loop, listener, kinds in listeners:
+            wanted = (
+                list(notifications)
+                if kinds is None
+                else [item for item in notifications if item[0] in kinds]
+            )
+            if wanted:
+                by_loop.setdefault(loop, []).append((listener, wanted))
+        # One wake-up of each loop per transaction, however many listeners it has, and
+        # none for a loop whose listeners want none of these notifications.
         for loop, targets in by_loop.items():
             with contextlib.suppress(RuntimeError):  # loop closed
-                loop.call_soon_threadsafe(_fan_out, targets, list(notifications))
+                loop.call_soon_threadsafe(_fan_out, targets)
 
     def _deliver_remote(self, kind: str, payload: str) -> None:
         """Deliver a notification that arrived from another process."""
@@ -203,8 +265,8 @@ class Store:
         return True
 
 
-def _fan_out(listeners: list[Listener], notifications: list[tuple[str, str]]) -> None:
-    for listener in listeners:
+def _fan_out(targets: list[tuple[Listener, list[Notification]]]) -> None:
+    for listener, notifications in targets:
         for kind, payload in notifications:
             try:
                 listener(kind, payload)

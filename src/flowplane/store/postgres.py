@@ -13,10 +13,11 @@ from sqlalchemy import exc as sa_exc
 
 from flowplane.store import schema as t
 from flowplane.store.base import Store
+from flowplane.store.prepared import Prepared
 from flowplane.store.tx import Row, Tx
 
 _log = logging.getLogger("flowplane.store.postgres")
-_LOCK_RUN = (
+_LOCK_RUN = Prepared(
     sa.select(*[c for c in t.runs.c if c.name != "document"])
     .where(t.runs.c.id == sa.bindparam("_run"))
     .with_for_update()
@@ -46,8 +47,8 @@ class PostgresTx(Tx):
 
     def lock_run(self, run_id: str) -> Row | None:
         """Lock the run row so transitions of one run are serialised."""
-        row = self.conn.execute(_LOCK_RUN, {"_run": run_id}).first()
-        return dict(row._mapping) if row is not None else None
+        rows, _count = _LOCK_RUN.execute(self.conn, {"_run": run_id})
+        return rows[0] if rows else None
 
     def claim(self, owner: str, limit: int, lease_ms: int) -> list[Row]:
         """Lease up to ``limit`` due node runs, skipping rows other workers hold."""

@@ -11,9 +11,31 @@ from sqlalchemy import exc as sa_exc
 
 from flowplane.store import schema as t
 from flowplane.store.base import Store
+from flowplane.store.prepared import execute_sql
 from flowplane.store.tx import Row, Tx
 
 BUSY_TIMEOUT_MS = 10_000
+
+_N = t.node_runs.c
+_DUE = (
+    sa.select(_N.id)
+    .where(_N.status.in_(("ready", "waiting-timer")), _N.available_at_ms <= sa.bindparam("_now"))
+    .order_by(_N.available_at_ms, _N.id)
+    .limit(sa.bindparam("_limit"))
+)
+_CLAIM = (
+    t.node_runs.update()
+    .where(_N.id.in_(sa.bindparam("_ids", expanding=True)))
+    .values(
+        status="in-progress",
+        lease_owner=sa.bindparam("_owner"),
+        lease_expires_ms=sa.bindparam("_expires"),
+        lease_epoch=_N.lease_epoch + 1,
+        attempt=_N.attempt + sa.case((_N.status == "ready", 1), else_=0),
+        started_at_ms=sa.bindparam("_now"),
+    )
+    .returning(*t.node_runs.c)
+)
 
 
 class SQLiteTx(Tx):
@@ -21,31 +43,16 @@ class SQLiteTx(Tx):
 
     def claim(self, owner: str, limit: int, lease_ms: int) -> list[Row]:
         """Lease up to ``limit`` due node runs; safe because the write lock is held."""
-        c = t.node_runs.c
-        ids = [
-            r[0]
-            for r in self.conn.execute(
-                sa.select(c.id)
-                .where(c.status.in_(("ready", "waiting-timer")), c.available_at_ms <= self.now_ms)
-                .order_by(c.available_at_ms, c.id)
-                .limit(limit)
-            )
-        ]
+        ids = [r[0] for r in self.conn.execute(_DUE, {"_now": self.now_ms, "_limit": limit})]
         if not ids:
             return []
-        rows = self.conn.execute(
-            t.node_runs.update()
-            .where(c.id.in_(ids))
-            .values(
-                status="in-progress",
-                lease_owner=owner,
-                lease_expires_ms=self.now_ms + lease_ms,
-                lease_epoch=c.lease_epoch + 1,
-                attempt=c.attempt + sa.case((c.status == "ready", 1), else_=0),
-                started_at_ms=self.now_ms,
-            )
-            .returning(*t.node_runs.c)
-        )
+        params = {
+            "_ids": ids,
+            "_now": self.now_ms,
+            "_owner": owner,
+            "_expires": self.now_ms + lease_ms,
+        }
+        rows = self.conn.execute(_CLAIM, params)
         return sorted((dict(r._mapping) for r in rows), key=lambda r: r["id"])
 
 
@@ -53,6 +60,7 @@ class SQLiteStore(Store):
     """The embedded default."""
 
     dialect = "sqlite"
+    keep_writer_connections = True
 
     def _create_engine(self, url: str) -> sa.Engine:
         engine = sa.create_engine(
@@ -75,7 +83,7 @@ class SQLiteStore(Store):
         @event.listens_for(engine, "begin")
         def _on_begin(conn: sa.Connection) -> None:
             readonly = conn.get_execution_options().get("flowplane_readonly", False)
-            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            execute_sql(conn, "BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
 

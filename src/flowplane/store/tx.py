@@ -14,63 +14,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from flowplane.store import schema as t
+from flowplane.store import statements as q
 
 TERMINAL_NODE = ("finished", "failed", "skipped", "cancelled")
 TERMINAL_RUN = ("finished", "failed", "cancelled", "timed-out")
 WAITING_NODE = ("waiting-approval", "waiting-event", "waiting-timer")
 
 Row = dict[str, Any]
-
-# Hot-path statements are built once: SQLAlchemy then only binds parameters and hits its
-# compile cache, instead of building and hashing a new statement on every call. UPDATE and
-# INSERT statements without ``.values()`` take their SET columns from the parameter keys.
-_N = t.node_runs.c
-_RUN_COLUMNS = [c for c in t.runs.c if c.name != "document"]
-_GET_RUN = sa.select(t.runs).where(t.runs.c.id == sa.bindparam("_run"))
-_GET_RUN_NO_DOC = sa.select(*_RUN_COLUMNS).where(t.runs.c.id == sa.bindparam("_run"))
-_UPDATE_RUN = t.runs.update().where(t.runs.c.id == sa.bindparam("_run"))
-_STATE_COLUMNS = (
-    _N.id,
-    _N.node_id,
-    _N.iteration,
-    _N.status,
-    _N.attempt,
-    _N.lease_epoch,
-    _N.available_at_ms,
-)
-_NODE_STATES = sa.select(*_STATE_COLUMNS).where(_N.run_id == sa.bindparam("_run"))
-_NODE_STATES_OF = _NODE_STATES.where(_N.node_id.in_(sa.bindparam("_nodes", expanding=True)))
-_NODE_OUTPUTS = sa.select(_N.node_id, _N.iteration, _N.status, _N.output, _N.error).where(
-    _N.run_id == sa.bindparam("_run"), _N.node_id.in_(sa.bindparam("_nodes", expanding=True))
-)
-_UPDATE_NODE = {
-    (by_status, by_epoch): t.node_runs.update().where(
-        _N.id == sa.bindparam("_id"),
-        *([_N.status.in_(sa.bindparam("_statuses", expanding=True))] if by_status else []),
-        *([_N.lease_epoch == sa.bindparam("_epoch")] if by_epoch else []),
-    )
-    for by_status in (False, True)
-    for by_epoch in (False, True)
-}
-_UNLEASED = _N.lease_owner.is_(None).label("unleased")
-_STATUS_COUNTS = (
-    sa.select(_N.status, _UNLEASED, sa.func.count())
-    .where(_N.run_id == sa.bindparam("_run"))
-    .group_by(_N.status, _UNLEASED)
-)
-_INSERT_ATTEMPT = t.attempts.insert()
-_BUMP_COUNTER = (
-    t.event_counter.update()
-    .where(t.event_counter.c.id == 1)
-    .values(seq=t.event_counter.c.seq + sa.bindparam("_count"))
-    .returning(t.event_counter.c.seq)
-)
-_BUMP_FRAME = (
-    t.runs.update()
-    .where(t.runs.c.id == sa.bindparam("_run"))
-    .values(frame_no=t.runs.c.frame_no + 1)
-    .returning(t.runs.c.frame_no, t.runs.c.namespace)
-)
 
 
 def now_ms() -> int:
@@ -99,18 +49,18 @@ class Tx:
 
     def get_run(self, run_id: str, *, with_document: bool = True) -> Row | None:
         """Return one run row (``None`` when absent)."""
-        query = _GET_RUN if with_document else _GET_RUN_NO_DOC
-        row = self.conn.execute(query, {"_run": run_id}).first()
-        return dict(row._mapping) if row is not None else None
+        query = q.GET_RUN if with_document else q.GET_RUN_NO_DOC
+        rows, _count = query.execute(self.conn, {"_run": run_id})
+        return rows[0] if rows else None
 
     def insert_run(self, values: dict[str, Any]) -> None:
         """Insert a run row."""
-        self.conn.execute(t.runs.insert().values(**values))
+        q.INSERT_RUN.execute(self.conn, values)
 
     def update_run(self, run_id: str, **values: Any) -> None:
         """Update a run row."""
         values.setdefault("updated_at_ms", self.now_ms)
-        self.conn.execute(_UPDATE_RUN, {**values, "_run": run_id})
+        q.UPDATE_RUN.execute(self.conn, {**values, "_run": run_id})
 
     def find_run_by_idempotency(self, namespace: str, key: str) -> Row | None:
         """Return the run dispatched with ``key`` in ``namespace``."""
@@ -145,18 +95,23 @@ class Tx:
 
     def insert_node_runs(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert node run rows."""
-        if rows:
+        if not rows:
+            return
+        keys = rows[0].keys()
+        if all(row.keys() == keys for row in rows):
+            q.INSERT_NODE_RUNS.execute_many(self.conn, rows)
+        else:
             self.conn.execute(t.node_runs.insert(), list(rows))
 
     def node_states(self, run_id: str, node_ids: Iterable[str] | None = None) -> list[Row]:
         """Return the state columns (no output) of a run's node runs."""
         if node_ids is None:
-            rows = self.conn.execute(_NODE_STATES, {"_run": run_id})
+            return q.NODE_STATES.execute(self.conn, {"_run": run_id})[0]
         else:
             ids = list(node_ids)
             if not ids:
                 return []
-            rows = self.conn.execute(_NODE_STATES_OF, {"_run": run_id, "_nodes": ids})
+            rows = self.conn.execute(q.NODE_STATES_OF, {"_run": run_id, "_nodes": ids})
         return [dict(r._mapping) for r in rows]
 
     def node_rows(self, run_id: str) -> list[Row]:
@@ -183,7 +138,7 @@ class Tx:
         ids = list(node_ids)
         if not ids:
             return {}
-        rows = self.conn.execute(_NODE_OUTPUTS, {"_run": run_id, "_nodes": ids})
+        rows = self.conn.execute(q.NODE_OUTPUTS, {"_run": run_id, "_nodes": ids})
         return {(r.node_id, r.iteration): (r.status, r.output, r.error) for r in rows}
 
     def update_node_run(
@@ -198,13 +153,48 @@ class Tx:
         if not values:
             return False
         params: dict[str, Any] = {**values, "_id": row_id}
+        if expect_status is None or isinstance(expect_status, str):
+            if expect_status is not None:
+                params["_status"] = expect_status
+            if expect_epoch is not None:
+                params["_epoch"] = expect_epoch
+            prepared = q.UPDATE_NODE_PREPARED[(expect_status is not None, expect_epoch is not None)]
+            return bool(prepared.execute(self.conn, params)[1])
         if expect_status is not None:
             statuses = [expect_status] if isinstance(expect_status, str) else list(expect_status)
             params["_statuses"] = statuses
         if expect_epoch is not None:
             params["_epoch"] = expect_epoch
-        query = _UPDATE_NODE[(expect_status is not None, expect_epoch is not None)]
+        query = q.UPDATE_NODE[(expect_status is not None, expect_epoch is not None)]
         return bool(self.conn.execute(query, params).rowcount)
+
+    def settle_pending(
+        self, run_id: str, node_id: str, iteration: int, **values: Any
+    ) -> int | None:
+        """Update one node run by key if it is still ``pending``; return its id if it was.
+
+        One statement instead of reading the row's state and updating it by id.
+        """
+        params = {**values, "_run": run_id, "_node": node_id, "_iteration": iteration}
+        rows, _count = q.SETTLE_PENDING.execute(self.conn, params)
+        return int(rows[0]["id"]) if rows else None
+
+    def claim_pending(
+        self, run_id: str, node_id: str, iteration: int, owner: str, lease_ms: int
+    ) -> Row | None:
+        """Make a pending node run ready and lease it, in one statement: the same row as
+        :meth:`settle_pending` to ``ready`` followed by :meth:`claim_ids`. Returns the
+        leased row, or ``None`` if it was not pending."""
+        params = {
+            "_run": run_id,
+            "_node": node_id,
+            "_iteration": iteration,
+            "_now": self.now_ms,
+            "_owner": owner,
+            "_expires": self.now_ms + lease_ms,
+        }
+        rows, _count = q.CLAIM_PENDING.execute(self.conn, params)
+        return rows[0] if rows else None
 
     def status_counts(self, run_id: str) -> dict[str, int]:
         """Return ``{status: count}`` over the run's node runs.
@@ -213,7 +203,7 @@ class Tx:
         counted as ``aggregate``.
         """
         counts: dict[str, int] = {}
-        for status, is_unleased, n in self.conn.execute(_STATUS_COUNTS, {"_run": run_id}):
+        for status, is_unleased, n in self.conn.execute(q.STATUS_COUNTS, {"_run": run_id}):
             key = "aggregate" if status == "in-progress" and is_unleased else status
             counts[key] = counts.get(key, 0) + int(n)
         return counts
@@ -221,6 +211,21 @@ class Tx:
     def claim(self, owner: str, limit: int, lease_ms: int) -> list[Row]:
         """Lease up to ``limit`` due node runs (``ready`` or due ``waiting-timer``)."""
         raise NotImplementedError
+
+    def claim_ids(self, owner: str, row_ids: Sequence[int], lease_ms: int) -> list[Row]:
+        """Lease the given node runs if they are (still) ready and due; in id order."""
+        if not row_ids:
+            return []
+        params: dict[str, Any] = {
+            "_now": self.now_ms,
+            "_owner": owner,
+            "_expires": self.now_ms + lease_ms,
+        }
+        if len(row_ids) == 1:
+            rows, _count = q.CLAIM_ID.execute(self.conn, {**params, "_id": row_ids[0]})
+            return rows
+        result = self.conn.execute(q.CLAIM_IDS, {**params, "_ids": list(row_ids)})
+        return sorted((dict(r._mapping) for r in result), key=lambda r: r["id"])
 
     def extend_leases(
         self, owner: str, leases: Sequence[tuple[int, int]], lease_ms: int
@@ -273,7 +278,7 @@ class Tx:
 
     def insert_attempt(self, values: dict[str, Any]) -> None:
         """Record one attempt of a node run."""
-        self.conn.execute(_INSERT_ATTEMPT, values)
+        q.INSERT_ATTEMPT.execute(self.conn, values)
 
     def max_attempts(self, run_id: str, node_id: str) -> dict[int, int]:
         """Return ``{iteration: highest recorded attempt}`` of a node's attempts."""
@@ -423,25 +428,25 @@ class Tx:
 
     def _bump_counter(self, count: int) -> int:
         """Reserve ``count`` sequence numbers; return the last one."""
-        res = self.conn.execute(_BUMP_COUNTER, {"_count": count}).scalar()
-        if res is None:
+        rows, _count = q.BUMP_COUNTER.execute(self.conn, {"_count": count})
+        if not rows:
             self.conn.execute(t.event_counter.insert().values(id=1, seq=count))
             return count
-        return int(res)
+        return int(rows[0]["seq"])
 
     def flush(self) -> None:
         """Write buffered frames and events (called by the store just before commit)."""
         for run_id, changes in self._changes.items():
-            frame_no = self.conn.execute(_BUMP_FRAME, {"_run": run_id}).first()
-            if frame_no is None:
+            bumped, _count = q.BUMP_FRAME.execute(self.conn, {"_run": run_id})
+            if not bumped:
                 continue
             self._events.append(
                 (
                     run_id,
-                    frame_no.namespace,
+                    bumped[0]["namespace"],
                     "FrameCommitted",
                     None,
-                    {"frameNo": frame_no.frame_no, "_changes": changes},
+                    {"frameNo": bumped[0]["frame_no"], "_changes": changes},
                 )
             )
         self._changes = {}
@@ -480,9 +485,8 @@ class Tx:
                         "changes": changes,
                     }
                 )
-        self.conn.execute(t.events.insert(), rows)
-        if frame_rows:
-            self.conn.execute(t.frames.insert(), frame_rows)
+        q.INSERT_EVENTS.execute_many(self.conn, rows)
+        q.INSERT_FRAMES.execute_many(self.conn, frame_rows)
         self._events = []
         self.committed_events = rows
         self.notify("event", f"{rows[-1]['seq']}")

@@ -1,0 +1,135 @@
+"""The store's hot statements, built once.
+
+SQLAlchemy then only binds parameters and hits its compile cache, instead of building and
+hashing a new statement on every call; :class:`~flowplane.store.prepared.Prepared` ones
+skip SQLAlchemy's execution machinery altogether. UPDATE and INSERT statements without
+``.values()`` take their SET columns from the parameter keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from flowplane.store import schema as t
+from flowplane.store.prepared import Prepared
+
+_N = t.node_runs.c
+RUN_COLUMNS = [c for c in t.runs.c if c.name != "document"]
+GET_RUN = Prepared(sa.select(t.runs).where(t.runs.c.id == sa.bindparam("_run")))
+GET_RUN_NO_DOC = Prepared(sa.select(*RUN_COLUMNS).where(t.runs.c.id == sa.bindparam("_run")))
+INSERT_RUN = Prepared(t.runs.insert())
+UPDATE_RUN = Prepared(t.runs.update().where(t.runs.c.id == sa.bindparam("_run")))
+STATE_COLUMNS = (
+    _N.id,
+    _N.node_id,
+    _N.iteration,
+    _N.status,
+    _N.attempt,
+    _N.lease_epoch,
+    _N.available_at_ms,
+)
+NODE_STATES_ALL = sa.select(*STATE_COLUMNS).where(_N.run_id == sa.bindparam("_run"))
+NODE_STATES = Prepared(NODE_STATES_ALL)
+NODE_STATES_OF = NODE_STATES_ALL.where(_N.node_id.in_(sa.bindparam("_nodes", expanding=True)))
+NODE_OUTPUTS = sa.select(_N.node_id, _N.iteration, _N.status, _N.output, _N.error).where(
+    _N.run_id == sa.bindparam("_run"), _N.node_id.in_(sa.bindparam("_nodes", expanding=True))
+)
+UPDATE_NODE = {
+    (by_status, by_epoch): t.node_runs.update().where(
+        _N.id == sa.bindparam("_id"),
+        *([_N.status.in_(sa.bindparam("_statuses", expanding=True))] if by_status else []),
+        *([_N.lease_epoch == sa.bindparam("_epoch")] if by_epoch else []),
+    )
+    for by_status in (False, True)
+    for by_epoch in (False, True)
+}
+# The same, expecting one status: no expanding parameter, so it can be prepared.
+UPDATE_NODE_PREPARED = {
+    (by_status, by_epoch): Prepared(
+        t.node_runs.update().where(
+            _N.id == sa.bindparam("_id"),
+            *([_N.status == sa.bindparam("_status")] if by_status else []),
+            *([_N.lease_epoch == sa.bindparam("_epoch")] if by_epoch else []),
+        )
+    )
+    for by_status in (False, True)
+    for by_epoch in (False, True)
+}
+SETTLE_PENDING = Prepared(
+    t.node_runs.update()
+    .where(
+        _N.run_id == sa.bindparam("_run"),
+        _N.node_id == sa.bindparam("_node"),
+        _N.iteration == sa.bindparam("_iteration"),
+        _N.status == "pending",
+    )
+    .returning(_N.id)
+)
+
+
+def _claim_ids(ids: Any) -> Any:
+    return (
+        t.node_runs.update()
+        .where(
+            ids,
+            _N.status == "ready",
+            _N.available_at_ms <= sa.bindparam("_now"),
+        )
+        .values(
+            status="in-progress",
+            lease_owner=sa.bindparam("_owner"),
+            lease_expires_ms=sa.bindparam("_expires"),
+            lease_epoch=_N.lease_epoch + 1,
+            attempt=_N.attempt + 1,
+            started_at_ms=sa.bindparam("_now"),
+        )
+        .returning(*t.node_runs.c)
+    )
+
+
+CLAIM_IDS = _claim_ids(_N.id.in_(sa.bindparam("_ids", expanding=True)))
+# A pending node run made ready and leased at once (the completing worker's hand-off).
+CLAIM_PENDING = Prepared(
+    t.node_runs.update()
+    .where(
+        _N.run_id == sa.bindparam("_run"),
+        _N.node_id == sa.bindparam("_node"),
+        _N.iteration == sa.bindparam("_iteration"),
+        _N.status == "pending",
+    )
+    .values(
+        status="in-progress",
+        available_at_ms=sa.bindparam("_now"),
+        lease_owner=sa.bindparam("_owner"),
+        lease_expires_ms=sa.bindparam("_expires"),
+        lease_epoch=_N.lease_epoch + 1,
+        attempt=_N.attempt + 1,
+        started_at_ms=sa.bindparam("_now"),
+    )
+    .returning(*t.node_runs.c)
+)
+CLAIM_ID = Prepared(_claim_ids(_N.id == sa.bindparam("_id")))
+UNLEASED = _N.lease_owner.is_(None).label("unleased")
+STATUS_COUNTS = (
+    sa.select(_N.status, UNLEASED, sa.func.count())
+    .where(_N.run_id == sa.bindparam("_run"))
+    .group_by(_N.status, UNLEASED)
+)
+INSERT_ATTEMPT = Prepared(t.attempts.insert())
+INSERT_NODE_RUNS = Prepared(t.node_runs.insert())
+INSERT_EVENTS = Prepared(t.events.insert())
+INSERT_FRAMES = Prepared(t.frames.insert())
+BUMP_COUNTER = Prepared(
+    t.event_counter.update()
+    .where(t.event_counter.c.id == 1)
+    .values(seq=t.event_counter.c.seq + sa.bindparam("_count"))
+    .returning(t.event_counter.c.seq)
+)
+BUMP_FRAME = Prepared(
+    t.runs.update()
+    .where(t.runs.c.id == sa.bindparam("_run"))
+    .values(frame_no=t.runs.c.frame_no + 1)
+    .returning(t.runs.c.frame_no, t.runs.c.namespace)
+)
