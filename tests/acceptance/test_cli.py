@@ -32,7 +32,7 @@ from flowplane.store.base import Store
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 FLOWPLANE = [sys.executable, "-m", "flowplane"]
-WAIT_SECONDS = 60.0
+WAIT_SECONDS = 120.0
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ the app in a thread. The client is about the wire, not the database: SQLite only
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -170,8 +171,10 @@ async def test_async_client_runs(api: Api) -> None:
 async def test_async_client_steering(api: Api) -> None:
     async with async_client(api) as fp:
         waiting = await fp.run_workflow(path="approval.yaml")
-        other = await fp.run_workflow(path="approval.yaml")
+        # The second approval is requested strictly later, so "longest wait first" is defined.
         await api.wait_status(waiting.run_id, "waiting-approval")
+        await asyncio.sleep(0.01)
+        other = await fp.run_workflow(path="approval.yaml")
         await api.wait_status(other.run_id, "waiting-approval")
         pending = await fp.list_approvals()
         assert [a.run_id for a in pending] == [waiting.run_id, other.run_id]
