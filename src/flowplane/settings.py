@@ -63,6 +63,14 @@ class Settings(BaseSettings):
         description="Requests per minute per API key or user, by role (JSON; 0 = unlimited). "
         "A key's own limit overrides it.",
     )
+    run_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=3600,
+        description="How long the rendered detail of a settled run (run and nodes terminal) "
+        "may be served from memory; changes made through this process show at once, through "
+        "another process within this time (0 = off).",
+    )
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, description="Largest accepted request body (413)."
     )

@@ -26,6 +26,7 @@ from starlette.datastructures import Headers
 
 from flowplane.api.context import set_actor
 from flowplane.api.deps import Principal, Role
+from flowplane.api.hot_routes import SettledRunMiddleware
 from flowplane.api.limits import BodyLimitMiddleware
 from flowplane.api.metrics import Metrics, MetricsMiddleware
 from flowplane.api.openapi import install_openapi
@@ -235,13 +236,15 @@ def install_security(app: FastAPI, settings: Settings) -> None:
     """Add metrics, the security gate, body limits and the exact OpenAPI document to ``app``.
 
     Middleware order, outermost first: metrics (sees every request), security (auth and
-    rate limit, before any body is read), body limits, then the routes.
+    rate limit, before any body is read), settled-run details served from memory
+    (:mod:`flowplane.api.hot_routes`), body limits, then the routes.
     """
     metrics = Metrics()
     app.state.metrics = metrics
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
     )
+    app.add_middleware(SettledRunMiddleware)
     app.add_middleware(SecurityMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_openapi(app)

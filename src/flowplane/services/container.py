@@ -8,6 +8,7 @@ from typing import Any
 from flowplane.connectors.registry import Registry
 from flowplane.services.auth import AuthService
 from flowplane.services.credentials import worker_options
+from flowplane.services.run_cache import SettledRunCache
 from flowplane.services.runs import RunService
 from flowplane.services.workflows import WorkflowService
 from flowplane.settings import Settings
@@ -33,7 +34,7 @@ class Services:
 
 def build_services(store: Store, settings: Settings, registry: Registry) -> Services:
     """Build every service over ``store``."""
-    runs = RunService(store, registry)
+    runs = RunService(store, registry, settled=SettledRunCache(settings.run_cache_seconds))
     return Services(
         store=store,
         settings=settings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from flowplane.errors import RunNotFound
 from flowplane.model.document import Workflow
 from flowplane.model.graph import check_workflow
 from flowplane.model.inputs import validate_input
+from flowplane.services.run_cache import SettledRunCache
 from flowplane.store import audit, reads
 from flowplane.store.base import Store
 from flowplane.store.tx import TERMINAL_RUN, Row, Tx
@@ -31,9 +32,17 @@ class StartResult:
 class RunService:
     """Start, read, cancel, approve and signal runs."""
 
-    def __init__(self, store: Store, registry: Registry | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry | None = None,
+        *,
+        settled: SettledRunCache | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry or default_registry()
+        self.settled = settled if settled is not None else SettledRunCache(ttl_seconds=0)
+        """Rendered details of settled runs (see :mod:`flowplane.services.run_cache`)."""
 
     async def start(
         self,
@@ -134,8 +143,16 @@ class RunService:
             transitions.cancel(tx, run_id)
             _audit_run(tx, who, "run.cancel", run_id)
 
-        await self.store.transact(cancel)
+        await self._change(run_id, cancel)
         return await self.get(run_id)
+
+    async def _change(self, run_id: str, change: Callable[[Tx], None]) -> None:
+        """Run ``change`` in a transaction, then drop the run's cached detail."""
+        try:
+            await self.store.transact(change)
+        finally:
+            # After the commit: a reader that started before it cannot store what it read.
+            self.settled.drop(run_id)
 
     async def resume(self, run_id: str) -> Row:
         """Continue a failed, cancelled or timed-out run, reusing finished nodes' outputs."""
@@ -145,7 +162,7 @@ class RunService:
             transitions.resume(tx, run_id)
             _audit_run(tx, who, "run.resume", run_id)
 
-        await self.store.transact(resume)
+        await self._change(run_id, resume)
         return await self.get(run_id)
 
     async def retry(
@@ -185,7 +202,7 @@ class RunService:
             transitions.rewind(tx, run_id, frame_no)
             _audit_run(tx, who, "run.rewind", run_id, details={"frameNo": frame_no})
 
-        await self.store.transact(rewind)
+        await self._change(run_id, rewind)
         return await self.get(run_id)
 
     async def fork(

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.responses import StreamingResponse
 
+from flowplane.api import hot_routes
 from flowplane.api.deps import Principal, require, services_dependency
 from flowplane.api.openapi import error_responses
 from flowplane.api.routes.events import sse_response
@@ -334,10 +335,18 @@ async def list_runs(
     summary="Describe a run",
     responses=error_responses(404),
 )
-async def get_run(run_id: str, principal: Viewer, services: Svc) -> RunDetail:
+async def get_run(run_id: str, principal: Viewer, services: Svc) -> Response:
     """The run's status, a per-state summary and every node run with attempts and timings."""
+    settled = services.runs.settled
+    cached = settled.get(run_id)
+    if cached is not None and principal.can_see(cached.namespace):
+        return Response(cached.body, media_type=hot_routes.MEDIA_TYPE)
+    token = settled.token()
     run, nodes, attempts = await services.runs.snapshot(run_id, principal.namespaces)
-    return describe(run, nodes, attempts)
+    body = hot_routes.render(describe(run, nodes, attempts))
+    if hot_routes.is_settled(run, nodes, attempts):
+        settled.put(run_id, run["namespace"], body, token)
+    return Response(body, media_type=hot_routes.MEDIA_TYPE)
 
 
 @router.get(

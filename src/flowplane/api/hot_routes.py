@@ -1,0 +1,96 @@
+"""The hot read: ``GET /v1/runs/{id}`` of a settled run, answered before routing.
+
+Polling a run's detail is the most frequent request a dashboard, a CLI ``--wait`` or an
+agent makes. Once a run is settled (run, node runs and attempts all terminal) its detail
+only changes through a user action, so the route stores the rendered body in
+:class:`~flowplane.services.run_cache.SettledRunCache` and :class:`SettledRunMiddleware`
+answers later requests for it straight from memory.
+
+The middleware sits *inside* the security gate: the caller is authenticated and
+rate-limited exactly as for any route (401/429 and the ``RateLimit`` headers unchanged),
+the request id and metrics middlewares see it (labelled with the real route template), and
+a caller whose namespaces do not include the run's falls through to the route, which
+answers 404 as before. What it skips is what costs: routing through every route of the
+app, dependency resolution, the database read and serialisation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.routing import APIRoute
+
+from flowplane.api.deps import Principal, api_routes, route_role
+from flowplane.client.models import RunDetail
+from flowplane.services.container import Services
+from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, Row
+
+PREFIX = "/v1/runs/"
+TEMPLATE = "/v1/runs/{run_id}"
+MEDIA_TYPE = "application/json"
+
+
+def render(detail: RunDetail) -> bytes:
+    """The JSON body of a run detail, as the route sends it."""
+    return detail.model_dump_json(by_alias=True).encode()
+
+
+def is_settled(run: Row, nodes: list[Row], attempts: list[Row]) -> bool:
+    """Whether nothing but a user action can change the run any more."""
+    return (
+        run["status"] in TERMINAL_RUN
+        and all(node["status"] in TERMINAL_NODE for node in nodes)
+        and all(attempt.get("finished_at_ms") is not None for attempt in attempts)
+    )
+
+
+def _describe_route(app: Any) -> APIRoute | None:
+    for info in api_routes(app):
+        if info.path == TEMPLATE and "GET" in info.methods:
+            return info.route
+    return None
+
+
+class SettledRunMiddleware:
+    """Plain ASGI middleware serving cached details of settled runs (see the module doc)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._route: APIRoute | None = None
+        self._role = "admin"  # until the route is found: its real role is never higher
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and scope["path"].startswith(PREFIX)
+            and await self._answer(scope, send)
+        ):
+            return
+        await self.app(scope, receive, send)
+
+    async def _answer(self, scope: dict[str, Any], send: Any) -> bool:
+        run_id: str = scope["path"][len(PREFIX) :]
+        if not run_id or "/" in run_id:
+            return False
+        services: Services | None = getattr(scope["app"].state, "services", None)
+        principal = scope.get("state", {}).get("principal")
+        if services is None or not isinstance(principal, Principal):
+            return False
+        entry = services.runs.settled.get(run_id)
+        if entry is None:
+            return False
+        if self._route is None:
+            self._route = _describe_route(scope["app"])
+            self._role = route_role(self._route) or "admin"
+        if not principal.can_see(entry.namespace) or not principal.allows(self._role):
+            return False  # the route answers (404 or 403) as it always does
+        # Metrics label the request with the template of the route that would have served it.
+        scope["route"] = self._route
+        headers = [
+            (b"content-length", str(len(entry.body)).encode()),
+            (b"content-type", MEDIA_TYPE.encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": entry.body})
+        return True

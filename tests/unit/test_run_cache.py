@@ -1,0 +1,51 @@
+"""SettledRunCache: freshness, drops racing readers, and its memory bound."""
+
+from __future__ import annotations
+
+from flowplane.services.run_cache import SettledRunCache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_entries_expire_after_the_ttl() -> None:
+    clock = Clock()
+    cache = SettledRunCache(2.0, clock=clock)
+    assert cache.put("r1", "ns", b"{}", cache.token())
+    clock.now += 1.9
+    entry = cache.get("r1")
+    assert entry is not None and entry.body == b"{}" and entry.namespace == "ns"
+    clock.now += 0.1
+    assert cache.get("r1") is None
+    assert len(cache) == 0
+
+
+def test_a_reader_that_started_before_a_drop_cannot_store() -> None:
+    cache = SettledRunCache(2.0)
+    token = cache.token()  # a reader starts
+    cache.drop("r1")  # the run changes meanwhile
+    assert not cache.put("r1", "ns", b"old", token)
+    assert cache.get("r1") is None
+    assert cache.put("r1", "ns", b"new", cache.token())
+    cache.drop("r1")
+    assert cache.get("r1") is None
+
+
+def test_off_stores_nothing() -> None:
+    cache = SettledRunCache(0)
+    assert not cache.enabled
+    assert not cache.put("r1", "ns", b"{}", cache.token())
+    assert cache.get("r1") is None
+
+
+def test_bounded_oldest_first() -> None:
+    cache = SettledRunCache(60.0, max_entries=3)
+    for i in range(5):
+        cache.put(f"r{i}", "ns", b"{}", cache.token())
+    assert len(cache) == 3
+    assert [cache.get(f"r{i}") is not None for i in range(5)] == [False, False, True, True, True]
