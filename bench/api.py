@@ -10,7 +10,11 @@ in one run, four targets are loaded by the same load generator with the same opt
   Python on this machine;
 * ``GET /health``: Flowplane's open liveness route, through the same middleware stack and
   router but without authentication or database: what the framework costs;
-* ``GET /v1/runs/{id}``: a finished run of a 5-node workflow, with an API key header;
+* ``GET /v1/runs/{id}``: a finished run of a 5-node workflow, with an API key header. A
+  settled run's rendered detail is kept in memory (``FLOWPLANE_RUN_CACHE_SECONDS``), so
+  after the first read this is the authenticated, rate-limited, metered answer from memory;
+* ``GET live run``: ``GET /v1/runs/{id}`` of a run that is not settled (created by a POST,
+  ``ready``), never cached: the full path with the database read and rendering;
 * ``POST /v1/workflows/{id}/runs``: each request creates a run (201).
 
 Both apps are served the same way: each in its own subprocess (this file with ``--serve``),
@@ -443,15 +447,17 @@ def load_targets(
     auth = {"Authorization": f"Bearer {fixture.key}"}
     post_headers = {**auth, "Content-Type": "application/json"}
     post_url = f"{flowplane.base}/v1/workflows/{fixture.workflow_id}/runs"
+    check = httpx.post(post_url, headers=post_headers, content=POST_BODY)
+    if check.status_code != 201:
+        raise RuntimeError(f"POST run answered {check.status_code}: {check.text}")
+    live = f"{flowplane.base}/v1/runs/{check.json()['runId']}"
     targets = {
         "bare": (bare, Request(bare.base + probe)),
         "GET health": (flowplane, Request(flowplane.base + "/health")),
         "GET run": (flowplane, Request(flowplane.base + probe, headers=auth)),
+        "GET live run": (flowplane, Request(live, headers=auth)),
         "POST run": (flowplane, Request(post_url, "POST", post_headers, POST_BODY)),
     }
-    check = httpx.post(post_url, headers=post_headers, content=POST_BODY)
-    if check.status_code != 201:
-        raise RuntimeError(f"POST run answered {check.status_code}: {check.text}")
     warm = argparse.Namespace(**{**vars(args), "duration": 1})
     for server, request in targets.values():
         measure(generator, server, request, warm, work)
@@ -467,7 +473,7 @@ def print_report(backend: str, loads: dict[str, list[Load]], fixture: Fixture) -
     size = len(json.dumps(fixture.document, separators=(",", ":")))
     print(f"\n== {backend} == (GET run body ~{size:,} bytes, {NODES} nodes)")
     header = (
-        f"{'target':<12}{'req/s':>9}{'rounds':>16}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'target':<14}{'req/s':>9}{'rounds':>16}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'cpu µs/req':>12}{'errors':>8}{'÷ bare':>8}"
     )
     print(header)
@@ -478,7 +484,7 @@ def print_report(backend: str, loads: dict[str, list[Load]], fixture: Fixture) -
         cpu = f"{best.cpu_us:.0f}" if best.cpu_us is not None else "-"
         every = "/".join(f"{load.rate:.0f}" for load in rounds)
         print(
-            f"{name:<12}{best.rate:>9.0f}{every:>16}{best.p50_ms:>9.2f}{best.p99_ms:>9.2f}"
+            f"{name:<14}{best.rate:>9.0f}{every:>16}{best.p50_ms:>9.2f}{best.p99_ms:>9.2f}"
             f"{cpu:>12}{sum(load.bad for load in rounds):>8}{best.rate / floor:>8.2f}"
         )
 

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
         default=Path("./flowplane-data"), description="Artifacts and per-namespace files."
     )
     log_level: str = Field(default="info", description="Python log level.")
+    opentelemetry: bool = Field(
+        default=False,
+        description="Emit FastAPI's native OpenTelemetry spans, metrics and logs through the "
+        "globally configured providers (off: no per-request check; Prometheus `/metrics` "
+        "is always on).",
+    )
 
     @field_validator("allow_hosts", mode="before")
     @classmethod

@@ -101,6 +101,10 @@ def create_app(
         version=__version__,
         description="Durable workflow engine: workflows, runs, approvals and events over HTTP.",
         lifespan=lifespan,
+        # Off by default: FastAPI otherwise asks the OpenTelemetry globals on every request.
+        telemetry=None
+        if settings.opentelemetry
+        else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     problems.install(app)

@@ -9,14 +9,15 @@ The audit log records it with each mutation, so a client can find what its reque
 from __future__ import annotations
 
 import contextlib
+import os
 import re
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowplane.store.audit import Actor, actor_var, request_id_var
 
 HEADER = "x-request-id"
+_HEADER_BYTES = HEADER.encode()
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 request_id = request_id_var
@@ -25,7 +26,7 @@ request_id = request_id_var
 
 def new_request_id() -> str:
     """Return a fresh request id."""
-    return f"req_{uuid.uuid4().hex}"
+    return f"req_{os.urandom(16).hex()}"
 
 
 def accept_request_id(value: str | None) -> str:
@@ -57,19 +58,18 @@ class RequestIdMiddleware:
             return
         incoming: str | None = None
         for name, value in scope.get("headers", ()):
-            if name == HEADER.encode():
+            if name == _HEADER_BYTES:
                 incoming = value.decode("latin-1")
                 break
         rid = accept_request_id(incoming)
         token = request_id_var.set(rid)
         actor_token = actor_var.set(None)
+        own = (_HEADER_BYTES, rid.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v) for k, v in message.get("headers", ()) if k.lower() != HEADER.encode()
-                ]
-                headers.append((HEADER.encode(), rid.encode()))
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != _HEADER_BYTES]
+                headers.append(own)
                 message = {**message, "headers": headers}
             await send(message)
 

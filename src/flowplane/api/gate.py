@@ -99,6 +99,22 @@ def extract_credential(headers: Mapping[str, str] | Headers) -> str:
         lowered = {k.lower(): v for k, v in headers.items()}
         authorization = [lowered["authorization"]] if "authorization" in lowered else []
         api_keys = [lowered["x-api-key"]] if "x-api-key" in lowered else []
+    return _one_credential(authorization, api_keys)
+
+
+def scope_credential(scope: Mapping[str, Any]) -> str:
+    """:func:`extract_credential` straight from an ASGI scope's raw headers."""
+    authorization: list[str] = []
+    api_keys: list[str] = []
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            authorization.append(value.decode("latin-1"))
+        elif name == b"x-api-key":
+            api_keys.append(value.decode("latin-1"))
+    return _one_credential(authorization, api_keys)
+
+
+def _one_credential(authorization: list[str], api_keys: list[str]) -> str:
     if not authorization and not api_keys:
         raise AuthRequired("credentials required: send 'Authorization: Bearer <token>'")
     if len(authorization) + len(api_keys) > 1:
@@ -133,7 +149,10 @@ class RequestAuthenticator:
 
     async def identify(self, headers: Mapping[str, str] | Headers) -> Identity:
         """Authenticate; raise ``AuthRequired`` (401) on any failure."""
-        credential = extract_credential(headers)
+        return await self.identify_credential(extract_credential(headers))
+
+    async def identify_credential(self, credential: str) -> Identity:
+        """Authenticate one credential; raise ``AuthRequired`` (401) on any failure."""
         try:
             if credential.startswith(API_KEY_PREFIX):
                 key = await self.auth.authenticate_key(credential)
@@ -207,7 +226,7 @@ class SecurityMiddleware:
             if not isinstance(authenticator, RequestAuthenticator) or limiter is None:
                 # Fail closed: without an authenticator nobody gets in.
                 raise AuthRequired("authentication is not configured")
-            identity = await authenticator.identify(Headers(scope=scope))
+            identity = await authenticator.identify_credential(scope_credential(scope))
             decision = limiter.check(identity.bucket, identity.rate_limit_per_minute)
         except FlowplaneError as exc:
             if scope["type"] == "websocket":

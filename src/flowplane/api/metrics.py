@@ -157,13 +157,23 @@ class Metrics:
             ["transport"],
             registry=self.registry,
         )
+        self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._runs = _RunStatsCollector()
         self.registry.register(self._runs)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one HTTP request."""
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_duration.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._http_children.get(key)
+        if children is None:
+            # Label lookups cost more than the update; routes x methods x statuses is bounded.
+            children = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_duration.labels(method, route),
+            )
+            self._http_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     async def track_stream(
         self, source: AsyncIterator[dict[str, Any]], transport: str

@@ -12,6 +12,7 @@ page of events read from the table (``{events, lastSeq, more}``).
 
 from __future__ import annotations
 
+import json
 import logging
 import typing
 from collections.abc import Awaitable, Callable
@@ -250,7 +251,7 @@ async def _launch_run(services: Services, principal: Principal, p: run_routes.Di
 
 @method("getRun", RunRef, run_routes.get_run)
 async def _get_run(services: Services, principal: Principal, p: RunRef) -> Any:
-    return await run_routes.get_run(p.run_id, principal, services)
+    return json.loads(await run_routes.run_detail_body(p.run_id, principal, services))
 
 
 @method("listRuns", ListRunsParams, run_routes.list_runs)

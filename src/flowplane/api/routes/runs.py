@@ -337,16 +337,22 @@ async def list_runs(
 )
 async def get_run(run_id: str, principal: Viewer, services: Svc) -> Response:
     """The run's status, a per-state summary and every node run with attempts and timings."""
+    body = await run_detail_body(run_id, principal, services)
+    return Response(body, media_type=hot_routes.MEDIA_TYPE)
+
+
+async def run_detail_body(run_id: str, principal: Principal, services: Services) -> bytes:
+    """The rendered ``RunDetail`` of a run, from the settled-run cache when it is there."""
     settled = services.runs.settled
     cached = settled.get(run_id)
     if cached is not None and principal.can_see(cached.namespace):
-        return Response(cached.body, media_type=hot_routes.MEDIA_TYPE)
+        return cached.body
     token = settled.token()
     run, nodes, attempts = await services.runs.snapshot(run_id, principal.namespaces)
     body = hot_routes.render(describe(run, nodes, attempts))
     if hot_routes.is_settled(run, nodes, attempts):
         settled.put(run_id, run["namespace"], body, token)
-    return Response(body, media_type=hot_routes.MEDIA_TYPE)
+    return body
 
 
 @router.get(
