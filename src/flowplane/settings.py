@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         "may be served from memory; changes made through this process show at once, through "
         "another process within this time (0 = off).",
     )
+    webhook_reply_timeout_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=600,
+        description="How long a webhook delivery waits for the run's `http.webhook_response` "
+        "node before answering 202 `{runId}` (0 = never wait).",
+    )
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, description="Largest accepted request body (413)."
     )

@@ -22,6 +22,7 @@ from flowplane.api.openapi import error_responses
 from flowplane.client.models import WireModel
 from flowplane.errors import SignatureInvalid
 from flowplane.model.document import NAMESPACE_PATTERN
+from flowplane.services import webhook_reply
 from flowplane.services.container import Services
 from flowplane.services.credentials import keyring_from_settings
 from flowplane.services.triggers import MAX_SECRET_CHARS, Delivery, TriggerService
@@ -256,6 +257,11 @@ class WebhookAccepted(BaseModel):
             "description": "A replayed delivery id: nothing new happened.",
             "model": WebhookAccepted,
         },
+        "default": {
+            "description": "When the workflow has an `http.webhook_response` node: the status, "
+            "headers and body that node set (see docs/triggers.md).",
+            "content": {"*/*": {"schema": {}}},
+        },
         **error_responses(401, 404),
     },
     openapi_extra={
@@ -268,9 +274,12 @@ class WebhookAccepted(BaseModel):
         },
     },
 )
-async def receive_webhook(key: WebhookKey, request: Request, services: Svc) -> JSONResponse:
+async def receive_webhook(key: WebhookKey, request: Request, services: Svc) -> Response:
     """Verify the signature over the raw body, then start a run (202 ``{runId}``) or signal
     the waiting runs the correlation expression matches (202 ``{delivered, runIds}``).
+
+    A run whose workflow has an ``http.webhook_response`` node answers with what that node
+    sets, once it finishes (202 ``{runId}`` if it does not within the reply timeout).
 
     The run input is ``{body, headers, query}``; secret-looking headers are dropped.
     """
@@ -287,4 +296,10 @@ async def receive_webhook(key: WebhookKey, request: Request, services: Svc) -> J
         if counter is not None:
             counter.labels(str(exc.extra.get("scheme", "")), str(exc.extra.get("reason", ""))).inc()
         raise
+    run_id = outcome.body.get("runId")
+    if outcome.status == 202 and isinstance(run_id, str):
+        timeout = services.settings.webhook_reply_timeout_seconds
+        reply = await webhook_reply.await_reply(services.runs, run_id, timeout)
+        if reply is not None:
+            return Response(reply.body, status_code=reply.status, headers=reply.headers)
     return JSONResponse(outcome.body, status_code=outcome.status)

@@ -1,0 +1,111 @@
+"""Answering a webhook's caller from the run it started: the ``http.webhook_response`` node.
+
+A webhook trigger of kind ``run`` normally answers 202 ``{runId}`` at once. When the
+workflow has an ``http.webhook_response`` node, the delivery instead waits (at most
+``FLOWPLANE_WEBHOOK_REPLY_TIMEOUT_SECONDS``) for the first such node to finish and answers
+with the status, headers and body that node set, so a workflow can be a synchronous HTTP
+endpoint (validate → compute → reply, then go on with slower work). If the run ends
+without reaching such a node, or the wait times out, the caller gets the usual 202
+``{runId}``; the run goes on either way.
+
+The node's output is the run's data (redacted like every output); headers that belong to
+the connection or to the server (hop-by-hop headers, ``Content-Length``, our request id and
+rate-limit headers) are dropped, and a body that is not text or bytes is sent as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flowplane.services.runs import RunService
+
+REPLY_TYPE = "http.webhook_response"
+DROPPED_HEADERS = frozenset(
+    {
+        "connection",
+        "content-length",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "ratelimit",
+        "ratelimit-policy",
+        "retry-after",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "x-request-id",
+    }
+)
+
+
+@dataclass(frozen=True)
+class WebhookReply:
+    """What to answer the webhook's caller."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def reply_nodes(document: Mapping[str, Any]) -> frozenset[str]:
+    """Ids of the document's ``http.webhook_response`` nodes."""
+    return frozenset(
+        str(node["id"])
+        for node in document.get("nodes") or []
+        if isinstance(node, Mapping) and node.get("type") == REPLY_TYPE and "id" in node
+    )
+
+
+def build_reply(output: Any) -> WebhookReply | None:
+    """The reply an ``http.webhook_response`` node's output describes (``None``: not one)."""
+    if not isinstance(output, Mapping):
+        return None
+    status = output.get("status_code", 200)
+    if not isinstance(status, int) or not 100 <= status <= 599:
+        return None
+    headers = {
+        str(name): str(value)
+        for name, value in (output.get("headers") or {}).items()
+        if str(name).lower() not in DROPPED_HEADERS
+    }
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    body = output.get("body")
+    if body is None:
+        data = b""
+    elif isinstance(body, bytes):
+        data = body
+    elif isinstance(body, str) and "json" not in content_type.lower():
+        data = body.encode()
+    else:
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return WebhookReply(status, headers, data)
+
+
+async def await_reply(runs: RunService, run_id: str, timeout: float) -> WebhookReply | None:
+    """Wait for the run's first ``http.webhook_response`` node; ``None`` when there is none,
+    the run ends without one, or ``timeout`` passes."""
+    if timeout <= 0:
+        return None
+    nodes = reply_nodes(await runs.document(run_id))
+    if not nodes:
+        return None
+
+    async def watch() -> WebhookReply | None:
+        async for event in runs.follow(run_id, poll_seconds=0.2):
+            if event.get("type") == "NodeFinished" and event.get("nodeId") in nodes:
+                if "output" in event:
+                    return build_reply(event["output"])
+                rows = await runs.nodes(run_id)
+                output = next((r["output"] for r in rows if r["node_id"] == event["nodeId"]), None)
+                return build_reply(output)
+        return None
+
+    try:
+        return await asyncio.wait_for(watch(), timeout)
+    except TimeoutError:
+        return None
