@@ -10,13 +10,15 @@ without reaching such a node, or the wait times out, the caller gets the usual 2
 
 The node's output is the run's data (redacted like every output); headers that belong to
 the connection or to the server (hop-by-hop headers, ``Content-Length``, our request id and
-rate-limit headers) are dropped, and a body that is not text or bytes is sent as JSON.
+rate-limit headers) and malformed names or values are dropped, and a body that is not
+text or bytes is sent as JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +44,11 @@ DROPPED_HEADERS = frozenset(
     }
 )
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""A header name (RFC 9110 token); others are dropped rather than break the response."""
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+"""A header value: no control characters, Latin-1 only."""
+
 
 @dataclass(frozen=True)
 class WebhookReply:
@@ -66,12 +73,14 @@ def build_reply(output: Any) -> WebhookReply | None:
     if not isinstance(output, Mapping):
         return None
     status = output.get("status_code", 200)
-    if not isinstance(status, int) or not 100 <= status <= 599:
-        return None
+    if not isinstance(status, int) or not 200 <= status <= 599:
+        return None  # 1xx are not final answers
     headers = {
         str(name): str(value)
         for name, value in (output.get("headers") or {}).items()
         if str(name).lower() not in DROPPED_HEADERS
+        and _TOKEN.fullmatch(str(name))
+        and _FIELD_VALUE.fullmatch(str(value))
     }
     content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
     body = output.get("body")
@@ -83,6 +92,8 @@ def build_reply(output: Any) -> WebhookReply | None:
         data = body.encode()
     else:
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    if status in (204, 304):
+        data = b""  # these answers have no body
     return WebhookReply(status, headers, data)
 
 
