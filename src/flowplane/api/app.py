@@ -29,12 +29,23 @@ STARTUP_HOOKS: list[StartupHook] = []
 """Called in order once the services exist (e.g. creating the first admin key)."""
 
 
+FIRST_ROUTERS = ("ops", "runs", "workflows", "events", "approvals")
+"""Route modules matched first, most requested first: FastAPI tries routers in order, one
+route pattern at a time, so a health probe or a run poll should not walk every other
+router's routes first. No two modules serve the same method and path, so order is safe."""
+
+
+def _router_rank(name: str) -> tuple[int, str]:
+    return (FIRST_ROUTERS.index(name) if name in FIRST_ROUTERS else len(FIRST_ROUTERS), name)
+
+
 def discover_routers() -> list[APIRouter]:
-    """Return the ``router`` of every module in :mod:`flowplane.api.routes`, sorted by name."""
+    """Return the ``router`` of every module in :mod:`flowplane.api.routes`: those of
+    :data:`FIRST_ROUTERS` first, then the others by name."""
     import flowplane.api.routes as package
 
     routers: list[APIRouter] = []
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: _router_rank(i.name)):
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{package.__name__}.{info.name}")
