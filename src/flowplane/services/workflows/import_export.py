@@ -1,0 +1,123 @@
+"""ImportExportMixin: a workflow as YAML or JSON text, and importing many at once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from flowplane.errors import DocumentError, InvalidInput, WorkflowInvalid
+from flowplane.model.document import Workflow
+from flowplane.model.yaml import dump_json, dump_yaml
+from flowplane.services.workflows import versions
+from flowplane.services.workflows.documents import canonical_document
+from flowplane.services.workflows.reads import WorkflowReader
+from flowplane.services.workflows.records import (
+    ExportFormat,
+    ImportAction,
+    ImportItem,
+    StoredWorkflow,
+)
+from flowplane.store import audit
+from flowplane.store import workflow_queries as q
+from flowplane.store.tx import Row, Tx
+
+__all__ = ["MAX_IMPORT_DOCUMENTS", "ImportExportMixin"]
+
+MAX_IMPORT_DOCUMENTS = 500
+
+
+class ImportExportMixin(WorkflowReader):
+    """Export one workflow as text; create or update many from documents."""
+
+    async def export(
+        self,
+        workflow_id: str,
+        fmt: ExportFormat = "yaml",
+        *,
+        namespaces: Sequence[str] | None = None,
+    ) -> tuple[str, StoredWorkflow]:
+        """Return the document as YAML or JSON text (importing it gives the same document)."""
+        if fmt not in ("yaml", "json"):
+            raise InvalidInput(f"unknown export format {fmt!r}; use yaml or json")
+        wf = await self.get(workflow_id, namespaces=namespaces)
+        text = dump_yaml(wf.document) if fmt == "yaml" else dump_json(wf.document)
+        return text, wf
+
+    async def import_documents(
+        self,
+        documents: Sequence[dict[str, Any] | str | bytes],
+        *,
+        namespaces: Sequence[str] | None = None,
+        imported_by: str | None = None,
+    ) -> list[ImportItem]:
+        """Create or update (by namespace and name) many workflows in one transaction.
+
+        A document equal to the stored one is left ``unchanged`` (no new version). Nothing
+        is stored unless every document is valid.
+
+        Raises:
+            WorkflowInvalid: some documents are invalid; ``errors`` items carry ``index``.
+            InvalidInput: too many documents, or two with the same namespace and name.
+            Forbidden: a namespace the caller may not use.
+        """
+        if len(documents) > MAX_IMPORT_DOCUMENTS:
+            raise InvalidInput(f"an import holds at most {MAX_IMPORT_DOCUMENTS} documents")
+        parsed = self._parse_many(documents)
+        seen: set[tuple[str, str]] = set()
+        for wf in parsed:
+            versions.check_writable(wf.namespace, namespaces)
+            if (wf.namespace, wf.name) in seen:
+                raise InvalidInput(f"the import holds workflow {wf.namespace}/{wf.name} twice")
+            seen.add((wf.namespace, wf.name))
+        docs = [canonical_document(wf) for wf in parsed]
+        who = audit.current_actor()
+
+        def fn(tx: Tx) -> list[tuple[Row, ImportAction]]:
+            out: list[tuple[Row, ImportAction]] = []
+            for doc in docs:
+                row = q.get_workflow_by_name(tx, doc["namespace"], doc["name"])
+                if row is None:
+                    row = versions.insert(
+                        tx, doc, imported_by, "imported", actor=who, action="workflow.import"
+                    )
+                    out.append((row, "created"))
+                elif row["document"] == doc:
+                    out.append((row, "unchanged"))
+                else:
+                    current = StoredWorkflow.from_row(row)
+                    row = versions.save(
+                        tx,
+                        current,
+                        doc,
+                        imported_by,
+                        "imported",
+                        actor=who,
+                        action="workflow.import",
+                    )
+                    out.append((row, "updated"))
+            return out
+
+        results = await self.store.transact(fn)
+        return [
+            ImportItem(workflow=StoredWorkflow.from_row(row), action=action)
+            for row, action in results
+        ]
+
+    def _parse_many(self, documents: Sequence[dict[str, Any] | str | bytes]) -> list[Workflow]:
+        parsed: list[Workflow] = []
+        errors: list[dict[str, Any]] = []
+        for index, document in enumerate(documents):
+            try:
+                parsed.append(self.parse(document, source=f"document {index}"))
+            except DocumentError as exc:
+                errors.append({"index": index, "error": exc.detail, "code": exc.code})
+            except WorkflowInvalid as exc:
+                found = exc.extra.get("errors") or [{"error": exc.detail}]
+                errors.extend({"index": index, **e} for e in found)
+        if errors:
+            count = len({e["index"] for e in errors})
+            raise WorkflowInvalid(
+                f"{count} of {len(documents)} document(s) are invalid; nothing was imported",
+                errors=errors,
+            )
+        return parsed

@@ -1,0 +1,157 @@
+"""WorkflowService: every operation on stored workflows, assembled from its parts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from flowplane.errors import PreconditionRequired, WorkflowNotFound
+from flowplane.services.runs import StartResult
+from flowplane.services.schedules import sync_workflow_triggers
+from flowplane.services.workflows import versions
+from flowplane.services.workflows.documents import canonical_document, in_namespace
+from flowplane.services.workflows.import_export import ImportExportMixin
+from flowplane.services.workflows.patching import PatchMixin
+from flowplane.services.workflows.records import ExpectedVersion, StoredWorkflow
+from flowplane.services.workflows.revisions import RevisionsMixin
+from flowplane.store import audit
+from flowplane.store import workflow_queries as q
+from flowplane.store.tx import Row, Tx
+
+__all__ = ["WorkflowService"]
+
+
+class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
+    """Create, read, change, version, import/export and run stored workflows."""
+
+    # --- writes -------------------------------------------------------------------------
+
+    async def create(
+        self,
+        document: dict[str, Any] | str | bytes,
+        *,
+        namespaces: Sequence[str] | None = None,
+        created_by: str | None = None,
+        message: str | None = None,
+    ) -> StoredWorkflow:
+        """Validate and store a new workflow at version 1.
+
+        Raises:
+            DocumentError, WorkflowInvalid: the document is unreadable or invalid.
+            Forbidden: its namespace is not one the caller may use.
+            WorkflowExists: a live workflow has that name in the namespace.
+        """
+        wf = self.parse(document)
+        versions.check_writable(wf.namespace, namespaces)
+        doc = canonical_document(wf)
+        who = audit.current_actor()
+        row = await self.store.transact(
+            lambda tx: versions.insert(tx, doc, created_by, message or "created", actor=who)
+        )
+        return StoredWorkflow.from_row(row)
+
+    async def update(
+        self,
+        workflow_id: str,
+        document: dict[str, Any] | str | bytes,
+        *,
+        expected_version: ExpectedVersion,
+        namespaces: Sequence[str] | None = None,
+        updated_by: str | None = None,
+        message: str | None = None,
+    ) -> StoredWorkflow:
+        """Replace the document, as a new version; an identical document changes nothing.
+
+        Args:
+            workflow_id: the workflow.
+            document: the new document; its ``namespace`` may be omitted, not changed.
+            expected_version: the version the caller read (``If-Match``), or
+                :data:`ANY_VERSION`; ``None`` is refused.
+            namespaces: the namespaces the caller may see.
+            updated_by: recorded on the revision.
+            message: recorded on the revision.
+
+        Raises:
+            PreconditionRequired: ``expected_version`` is ``None``.
+            VersionMismatch: the workflow is at another version (``current`` says which).
+            WorkflowNotFound, WorkflowInvalid, WorkflowExists: as for :meth:`create`.
+        """
+        if expected_version is None:
+            raise PreconditionRequired(
+                'updating a workflow needs If-Match with the version you read, e.g. If-Match: "3"'
+            )
+        wf = self.parse(document)
+        who = audit.current_actor()
+
+        def fn(tx: Tx) -> Row:
+            current = versions.visible(q.get_workflow_row(tx, workflow_id), workflow_id, namespaces)
+            versions.check_version(current, expected_version)
+            doc = in_namespace(wf, current.namespace)
+            if doc == current.document:
+                return versions.row_of(current)
+            return versions.save(tx, current, doc, updated_by, message or "updated", actor=who)
+
+        return StoredWorkflow.from_row(await self.store.transact(fn))
+
+    async def delete(
+        self,
+        workflow_id: str,
+        *,
+        expected_version: ExpectedVersion = None,
+        namespaces: Sequence[str] | None = None,
+    ) -> None:
+        """Soft-delete the workflow; runs keep their pinned copy, the name becomes free."""
+        who = audit.current_actor()
+
+        def fn(tx: Tx) -> None:
+            current = versions.visible(q.get_workflow_row(tx, workflow_id), workflow_id, namespaces)
+            if expected_version is not None:
+                versions.check_version(current, expected_version)
+            if not q.soft_delete_workflow(tx, workflow_id, tx.now_ms):
+                raise WorkflowNotFound(f"workflow {workflow_id!r} not found")
+            sync_workflow_triggers(tx, {**versions.row_of(current), "deleted_at_ms": tx.now_ms})
+            audit.record(
+                tx,
+                actor=who,
+                action="workflow.delete",
+                namespace=current.namespace,
+                target_type="workflow",
+                target_id=current.id,
+                before_version=current.version,
+                details={"name": current.name},
+            )
+
+        await self.store.transact(fn)
+
+    async def start_run(
+        self,
+        workflow_id: str,
+        run_input: Any = None,
+        *,
+        namespaces: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+        run_id: str | None = None,
+        triggered_by: str | None = None,
+        trigger: str = "api",
+    ) -> StartResult:
+        """Dispatch a run of the workflow's current version (the run pins that document).
+
+        Raises:
+            WorkflowNotFound: the workflow is not visible.
+            WorkflowInvalid, InputInvalid: the workflow or the input is invalid.
+            IdempotencyKeyReused: the key was used with another request.
+        """
+        wf = await self.get(workflow_id, namespaces=namespaces)
+        return await self.runs.start(
+            wf.document,
+            run_input,
+            namespace=wf.namespace,
+            workflow_id=wf.id,
+            workflow_version=wf.version,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            trigger=trigger,
+            triggered_by=triggered_by,
+            run_id=run_id,
+        )
