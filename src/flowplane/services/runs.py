@@ -425,6 +425,9 @@ class RunService:
                 if not batch:
                     run = await self.get(run_id)
                     if run["status"] in TERMINAL_RUN:
+                        if await self.events(run_id, after_seq, limit=1):
+                            # It ended between the read above and this one: read the rest.
+                            continue
                         # Terminal and nothing more to read: the stream is complete.
                         return
                     with contextlib.suppress(TimeoutError):

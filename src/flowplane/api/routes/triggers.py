@@ -257,11 +257,7 @@ class WebhookAccepted(BaseModel):
             "description": "A replayed delivery id: nothing new happened.",
             "model": WebhookAccepted,
         },
-        "default": {
-            "description": "When the workflow has an `http.webhook_response` node: the status, "
-            "headers and body that node set (see docs/triggers.md).",
-            "content": {"*/*": {"schema": {}}},
-        },
+
         **error_responses(401, 404),
     },
     openapi_extra={
@@ -278,8 +274,9 @@ async def receive_webhook(key: WebhookKey, request: Request, services: Svc) -> R
     """Verify the signature over the raw body, then start a run (202 ``{runId}``) or signal
     the waiting runs the correlation expression matches (202 ``{delivered, runIds}``).
 
-    A run whose workflow has an ``http.webhook_response`` node answers with what that node
-    sets, once it finishes (202 ``{runId}`` if it does not within the reply timeout).
+    A run whose workflow has an ``http.webhook_response`` node answers instead with the
+    status, headers and body that node sets, once it finishes (202 ``{runId}`` if it does not
+    within `FLOWPLANE_WEBHOOK_REPLY_TIMEOUT_SECONDS`); see docs/triggers.md.
 
     The run input is ``{body, headers, query}``; secret-looking headers are dropped.
     """
