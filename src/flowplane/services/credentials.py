@@ -31,6 +31,7 @@ from flowplane.security.crypto import (
     credential_context,
     key_id_of,
 )
+from flowplane.services.paging import Page, paginate
 from flowplane.settings import Settings
 from flowplane.store import audit
 from flowplane.store import credential_queries as q
@@ -81,12 +82,8 @@ class Credential:
         )
 
 
-@dataclass(frozen=True)
-class CredentialPage:
-    """One page of credentials; ``next_cursor`` is ``None`` on the last page."""
-
-    items: list[Credential]
-    next_cursor: str | None
+CredentialPage = Page[Credential]
+"""One page of credentials; ``next_cursor`` is ``None`` on the last page."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +115,8 @@ def _check_value(value: str) -> None:
         raise InvalidInput(f"a credential value is at most {MAX_VALUE_BYTES} bytes")
 
 
-def _encode_cursor(row: Credential) -> str:
-    return f"{row.namespace}/{row.name}"
+def _encode_cursor(row: Row) -> str:
+    return f"{row['namespace']}/{row['name']}"
 
 
 def _decode_cursor(cursor: str) -> tuple[str, str]:
@@ -223,8 +220,7 @@ class CredentialService:
         rows = await self.store.read(
             lambda tx: q.listing(tx, namespaces=namespaces, after=after, limit=limit + 1)
         )
-        items = [Credential.from_row(r) for r in rows[:limit]]
-        return CredentialPage(items, _encode_cursor(items[-1]) if len(rows) > limit else None)
+        return paginate(rows, limit, _encode_cursor).map(Credential.from_row)
 
     async def update(
         self,

@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from flowplane.errors import (
@@ -24,6 +25,7 @@ from flowplane.errors import (
     PayloadTooLarge,
     VersionMismatch,
 )
+from flowplane.services.paging import Page, paginate
 from flowplane.store import audit
 from flowplane.store import kv_queries as q
 from flowplane.store.base import Store
@@ -63,12 +65,8 @@ class KVEntry:
         )
 
 
-@dataclass(frozen=True)
-class KVPage:
-    """One page of a listing; ``next_cursor`` (the last key) is ``None`` on the last page."""
-
-    items: list[KVEntry]
-    next_cursor: str | None
+KVPage = Page[KVEntry]
+"""One page of a listing; ``next_cursor`` (the last key) is ``None`` on the last page."""
 
 
 def check_key(key: str) -> str:
@@ -134,8 +132,7 @@ class KVService:
         rows = await self.store.read(
             lambda tx: q.listing(tx, namespace, prefix=prefix, after=cursor, limit=limit + 1)
         )
-        items = [KVEntry.from_row(r) for r in rows[:limit]]
-        return KVPage(items, items[-1].key if len(rows) > limit else None)
+        return paginate(rows, limit, itemgetter("key")).map(KVEntry.from_row)
 
     async def put(
         self,

@@ -39,6 +39,7 @@ from flowplane.model.edits import PatchResult, apply_ops
 from flowplane.model.graph import check_workflow
 from flowplane.model.yaml import MAX_DOCUMENT_BYTES, dump_json, dump_yaml, load_document
 from flowplane.model.yaml import parse_workflow as _parse_workflow
+from flowplane.services.paging import Page, paginate
 from flowplane.services.runs import RunService, StartResult
 from flowplane.services.schedules import sync_workflow_triggers
 from flowplane.store import audit
@@ -120,12 +121,8 @@ class StoredWorkflow:
         )
 
 
-@dataclass(frozen=True)
-class WorkflowPage:
-    """One page of a workflow listing; ``next_cursor`` is ``None`` on the last page."""
-
-    items: list[StoredWorkflow]
-    next_cursor: str | None
+WorkflowPage = Page[StoredWorkflow]
+"""One page of a workflow listing; ``next_cursor`` is ``None`` on the last page."""
 
 
 @dataclass(frozen=True)
@@ -364,9 +361,7 @@ class WorkflowService:
                 tx, namespaces=namespaces, after_id=cursor, limit=limit + 1
             )
         )
-        items = [StoredWorkflow.from_row(r) for r in rows[:limit]]
-        next_cursor = items[-1].id if len(rows) > limit else None
-        return WorkflowPage(items=items, next_cursor=next_cursor)
+        return paginate(rows, limit).map(StoredWorkflow.from_row)
 
     async def revisions(
         self, workflow_id: str, *, namespaces: Sequence[str] | None = None

@@ -21,6 +21,7 @@ from flowplane.client.models import WireModel
 from flowplane.errors import InvalidInput
 from flowplane.model.document import NAMESPACE_PATTERN
 from flowplane.services.container import Services
+from flowplane.services.paging import paginate
 from flowplane.services.schedules import MAX_CATCHUP_WINDOW_SECONDS, ScheduleService
 from flowplane.store.tx import Row
 
@@ -246,11 +247,8 @@ async def list_schedules(
     rows = await schedule_service(services).list_schedules(
         namespaces=visible, workflow_id=workflow_id, cursor=cursor, limit=limit + 1
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return ScheduleList(
-        items=[schedule_out(r) for r in rows], next_cursor=rows[-1]["id"] if more else None
-    )
+    page = paginate(rows, limit)
+    return ScheduleList(items=[schedule_out(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/v1/schedules/{schedule_id}", response_model=ScheduleOut, summary="Get a schedule")

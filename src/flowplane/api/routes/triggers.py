@@ -24,6 +24,7 @@ from flowplane.errors import SignatureInvalid
 from flowplane.model.document import NAMESPACE_PATTERN
 from flowplane.services.container import Services
 from flowplane.services.credentials import keyring_from_settings
+from flowplane.services.paging import paginate
 from flowplane.services.triggers import MAX_SECRET_CHARS, Delivery, TriggerService
 from flowplane.store.tx import Row
 
@@ -193,11 +194,8 @@ async def list_triggers(
     rows = await trigger_service(services).list_triggers(
         namespaces=visible, workflow_id=workflow_id, cursor=cursor, limit=limit + 1
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return TriggerList(
-        items=[trigger_out(r) for r in rows], next_cursor=rows[-1]["id"] if more else None
-    )
+    page = paginate(rows, limit)
+    return TriggerList(items=[trigger_out(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/v1/triggers/{trigger_id}", response_model=TriggerOut, summary="Get a trigger")
