@@ -1,12 +1,22 @@
-"""Link headers of a paginated listing that answers with a bare JSON array."""
+"""Query parameters of the paginated listings, and the ``Link`` headers of ``GET /v1/runs``."""
 
 from __future__ import annotations
 
+from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import Request, Response
+from fastapi import Query, Request, Response
 
-__all__ = ["link_next"]
+__all__ = ["Cursor", "NamespaceFilter", "PageSize", "link_next"]
+
+NamespaceFilter = Annotated[
+    list[str] | None, Query(description="Only these namespaces (repeatable).")
+]
+"""``?namespace=a&namespace=b``; default ``None``: every namespace the caller sees."""
+PageSize = Annotated[int, Query(ge=1, le=500)]
+"""``?limit=``: the page size (default 50)."""
+Cursor = Annotated[str | None, Query(description="`nextCursor` of the previous page.")]
+"""``?cursor=``: where the page starts (default ``None``: at the beginning)."""
 
 
 def link_next(request: Request, response: Response, cursor: str) -> None:

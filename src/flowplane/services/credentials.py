@@ -126,6 +126,23 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
     return namespace, name
 
 
+def _locked(
+    tx: Tx, credential_id: str, namespaces: Sequence[str] | None, if_match: int | None
+) -> Row:
+    """The credential's row, locked for a write at version ``if_match`` (when given).
+
+    Raises:
+        CredentialNotFound: absent or in another namespace.
+        VersionMismatch: at another version than ``if_match``.
+    """
+    row = q.get(tx, credential_id, for_update=True)
+    if row is None or (namespaces is not None and row["namespace"] not in namespaces):
+        raise CredentialNotFound(f"credential {credential_id!r} not found")
+    if if_match is not None and if_match != row["version"]:
+        raise VersionMismatch(f"credential is at version {row['version']}", current=row["version"])
+    return row
+
+
 class CredentialService:
     """Create, list, update and delete credentials; values are write-only."""
 
@@ -252,13 +269,7 @@ class CredentialService:
         who = actor or audit.current_actor()
 
         def fn(tx: Tx) -> Row:
-            row = q.get(tx, credential_id, for_update=True)
-            if row is None or (namespaces is not None and row["namespace"] not in namespaces):
-                raise CredentialNotFound(f"credential {credential_id!r} not found")
-            if if_match is not None and if_match != row["version"]:
-                raise VersionMismatch(
-                    f"credential is at version {row['version']}", current=row["version"]
-                )
+            row = _locked(tx, credential_id, namespaces, if_match)
             changes: dict[str, Any] = {
                 "version": row["version"] + 1,
                 "updated_at_ms": tx.now_ms,
@@ -304,13 +315,7 @@ class CredentialService:
         who = actor or audit.current_actor()
 
         def fn(tx: Tx) -> Row:
-            row = q.get(tx, credential_id, for_update=True)
-            if row is None or (namespaces is not None and row["namespace"] not in namespaces):
-                raise CredentialNotFound(f"credential {credential_id!r} not found")
-            if if_match is not None and if_match != row["version"]:
-                raise VersionMismatch(
-                    f"credential is at version {row['version']}", current=row["version"]
-                )
+            row = _locked(tx, credential_id, namespaces, if_match)
             q.delete(tx, credential_id)
             audit.record(
                 tx,

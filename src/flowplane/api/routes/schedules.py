@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 
 from flowplane.api.deps import Principal, get_services, require
 from flowplane.api.openapi import error_responses
+from flowplane.api.paging import Cursor, NamespaceFilter, PageSize
 from flowplane.api.run_views import iso
 from flowplane.client.models import WireModel
 from flowplane.errors import InvalidInput
@@ -233,12 +234,10 @@ async def create_schedule(
 async def list_schedules(
     principal: Editor,
     services: Svc,
-    namespace: Annotated[
-        list[str] | None, Query(description="Only these namespaces (repeatable).")
-    ] = None,
+    namespace: NamespaceFilter = None,
     workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="`nextCursor` of the previous page.")] = None,
+    limit: PageSize = 50,
+    cursor: Cursor = None,
 ) -> ScheduleList:
     """List schedules by id, a page at a time."""
     visible = principal.visible(namespace)

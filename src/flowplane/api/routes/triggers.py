@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from flowplane.api.deps import Principal, require, services_dependency
 from flowplane.api.openapi import error_responses
+from flowplane.api.paging import Cursor, NamespaceFilter, PageSize
 from flowplane.client.models import WireModel
 from flowplane.errors import SignatureInvalid
 from flowplane.model.document import NAMESPACE_PATTERN
@@ -180,12 +181,10 @@ async def create_trigger(
 async def list_triggers(
     principal: Editor,
     services: Svc,
-    namespace: Annotated[
-        list[str] | None, Query(description="Only these namespaces (repeatable).")
-    ] = None,
+    namespace: NamespaceFilter = None,
     workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="`nextCursor` of the previous page.")] = None,
+    limit: PageSize = 50,
+    cursor: Cursor = None,
 ) -> TriggerList:
     """List triggers by id, a page at a time."""
     visible = principal.visible(namespace)
