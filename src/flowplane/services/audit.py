@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from flowplane.services.paging import Page, paginate
 from flowplane.store import audit
 from flowplane.store.base import Store
 from flowplane.store.tx import Row
@@ -12,12 +12,8 @@ from flowplane.store.tx import Row
 MAX_LIST_LIMIT = 1000
 
 
-@dataclass(frozen=True)
-class AuditPage:
-    """Entries newest first; ``next_cursor`` (an entry id) is ``None`` on the last page."""
-
-    items: list[Row]
-    next_cursor: str | None
+AuditPage = Page[Row]
+"""Entries newest first; ``next_cursor`` (an entry id) is ``None`` on the last page."""
 
 
 class AuditService:
@@ -58,5 +54,4 @@ class AuditService:
                 limit=limit + 1,
             )
         )
-        page = rows[:limit]
-        return AuditPage(page, str(page[-1]["id"]) if len(rows) > limit else None)
+        return paginate(rows, limit)

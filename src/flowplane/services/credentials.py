@@ -31,6 +31,7 @@ from flowplane.security.crypto import (
     credential_context,
     key_id_of,
 )
+from flowplane.services.paging import Page, paginate
 from flowplane.settings import Settings
 from flowplane.store import audit
 from flowplane.store import credential_queries as q
@@ -81,12 +82,8 @@ class Credential:
         )
 
 
-@dataclass(frozen=True)
-class CredentialPage:
-    """One page of credentials; ``next_cursor`` is ``None`` on the last page."""
-
-    items: list[Credential]
-    next_cursor: str | None
+CredentialPage = Page[Credential]
+"""One page of credentials; ``next_cursor`` is ``None`` on the last page."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +115,8 @@ def _check_value(value: str) -> None:
         raise InvalidInput(f"a credential value is at most {MAX_VALUE_BYTES} bytes")
 
 
-def _encode_cursor(row: Credential) -> str:
-    return f"{row.namespace}/{row.name}"
+def _encode_cursor(row: Row) -> str:
+    return f"{row['namespace']}/{row['name']}"
 
 
 def _decode_cursor(cursor: str) -> tuple[str, str]:
@@ -127,6 +124,23 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
     if not sep:
         raise InvalidInput("cursor must be a nextCursor returned by a listing")
     return namespace, name
+
+
+def _locked(
+    tx: Tx, credential_id: str, namespaces: Sequence[str] | None, if_match: int | None
+) -> Row:
+    """The credential's row, locked for a write at version ``if_match`` (when given).
+
+    Raises:
+        CredentialNotFound: absent or in another namespace.
+        VersionMismatch: at another version than ``if_match``.
+    """
+    row = q.get(tx, credential_id, for_update=True)
+    if row is None or (namespaces is not None and row["namespace"] not in namespaces):
+        raise CredentialNotFound(f"credential {credential_id!r} not found")
+    if if_match is not None and if_match != row["version"]:
+        raise VersionMismatch(f"credential is at version {row['version']}", current=row["version"])
+    return row
 
 
 class CredentialService:
@@ -223,8 +237,7 @@ class CredentialService:
         rows = await self.store.read(
             lambda tx: q.listing(tx, namespaces=namespaces, after=after, limit=limit + 1)
         )
-        items = [Credential.from_row(r) for r in rows[:limit]]
-        return CredentialPage(items, _encode_cursor(items[-1]) if len(rows) > limit else None)
+        return paginate(rows, limit, _encode_cursor).map(Credential.from_row)
 
     async def update(
         self,
@@ -256,13 +269,7 @@ class CredentialService:
         who = actor or audit.current_actor()
 
         def fn(tx: Tx) -> Row:
-            row = q.get(tx, credential_id, for_update=True)
-            if row is None or (namespaces is not None and row["namespace"] not in namespaces):
-                raise CredentialNotFound(f"credential {credential_id!r} not found")
-            if if_match is not None and if_match != row["version"]:
-                raise VersionMismatch(
-                    f"credential is at version {row['version']}", current=row["version"]
-                )
+            row = _locked(tx, credential_id, namespaces, if_match)
             changes: dict[str, Any] = {
                 "version": row["version"] + 1,
                 "updated_at_ms": tx.now_ms,
@@ -308,13 +315,7 @@ class CredentialService:
         who = actor or audit.current_actor()
 
         def fn(tx: Tx) -> Row:
-            row = q.get(tx, credential_id, for_update=True)
-            if row is None or (namespaces is not None and row["namespace"] not in namespaces):
-                raise CredentialNotFound(f"credential {credential_id!r} not found")
-            if if_match is not None and if_match != row["version"]:
-                raise VersionMismatch(
-                    f"credential is at version {row['version']}", current=row["version"]
-                )
+            row = _locked(tx, credential_id, namespaces, if_match)
             q.delete(tx, credential_id)
             audit.record(
                 tx,

@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from flowplane.errors import (
@@ -24,6 +25,7 @@ from flowplane.errors import (
     PayloadTooLarge,
     VersionMismatch,
 )
+from flowplane.services.paging import Page, paginate
 from flowplane.store import audit
 from flowplane.store import kv_queries as q
 from flowplane.store.base import Store
@@ -63,12 +65,8 @@ class KVEntry:
         )
 
 
-@dataclass(frozen=True)
-class KVPage:
-    """One page of a listing; ``next_cursor`` (the last key) is ``None`` on the last page."""
-
-    items: list[KVEntry]
-    next_cursor: str | None
+KVPage = Page[KVEntry]
+"""One page of a listing; ``next_cursor`` (the last key) is ``None`` on the last page."""
 
 
 def check_key(key: str) -> str:
@@ -134,8 +132,7 @@ class KVService:
         rows = await self.store.read(
             lambda tx: q.listing(tx, namespace, prefix=prefix, after=cursor, limit=limit + 1)
         )
-        items = [KVEntry.from_row(r) for r in rows[:limit]]
-        return KVPage(items, items[-1].key if len(rows) > limit else None)
+        return paginate(rows, limit, itemgetter("key")).map(KVEntry.from_row)
 
     async def put(
         self,
@@ -165,8 +162,7 @@ class KVService:
         who = actor or audit.current_actor()
 
         def fn(tx: Tx) -> tuple[Row, bool]:
-            current = q.lock(tx, namespace, key)
-            live = current if current is not None and "version" in current else None
+            current, live = _lock(tx, namespace, key)
             version = live["version"] if live is not None else 0
             if (if_none_match and live is not None) or (
                 if_match is not None and if_match != version
@@ -174,17 +170,7 @@ class KVService:
                 raise VersionMismatch(f"key {key!r} is at version {version}", current=version)
             expires = _expiry(tx, ttl_seconds)
             if live is None:
-                previous = (current or {}).get("expired_version", 0)
-                row = {
-                    "namespace": namespace,
-                    "key": key,
-                    "value": value,
-                    "version": previous + 1,
-                    "expires_at_ms": expires,
-                    "created_at_ms": tx.now_ms,
-                    "updated_at_ms": tx.now_ms,
-                    "updated_by": who.name[:128],
-                }
+                row = _first_row(tx, namespace, key, value, expires, current, who)
                 q.insert(tx, row)
             else:
                 changes = {
@@ -228,8 +214,7 @@ class KVService:
         who = actor or audit.current_actor()
 
         def fn(tx: Tx) -> Row | None:
-            current = q.lock(tx, namespace, key)
-            live = current if current is not None and "version" in current else None
+            _, live = _lock(tx, namespace, key)
             version = live["version"] if live is not None else 0
             if if_match is not None and if_match != version:
                 raise VersionMismatch(f"key {key!r} is at version {version}", current=version)
@@ -269,20 +254,9 @@ class KVService:
         who = actor or audit.current_actor()
 
         def fn(tx: Tx) -> Row:
-            current = q.lock(tx, namespace, key)
-            live = current if current is not None and "version" in current else None
+            current, live = _lock(tx, namespace, key)
             if live is None:
-                previous = (current or {}).get("expired_version", 0)
-                row = {
-                    "namespace": namespace,
-                    "key": key,
-                    "value": amount,
-                    "version": previous + 1,
-                    "expires_at_ms": None,
-                    "created_at_ms": tx.now_ms,
-                    "updated_at_ms": tx.now_ms,
-                    "updated_by": who.name[:128],
-                }
+                row = _first_row(tx, namespace, key, amount, None, current, who)
                 # A concurrent first increment makes this a unique violation: the store
                 # retries the whole transaction, which then finds and locks the row.
                 q.insert(tx, row)
@@ -320,6 +294,36 @@ class KVService:
     async def purge_expired(self) -> int:
         """Delete expired entries (they are already invisible); return how many."""
         return await self.store.transact(q.purge_expired)
+
+
+def _lock(tx: Tx, namespace: str, key: str) -> tuple[Row | None, Row | None]:
+    """Lock the key's row; return it (see :func:`q.lock`) and the live entry, if any."""
+    current = q.lock(tx, namespace, key)
+    live = current if current is not None and "version" in current else None
+    return current, live
+
+
+def _first_row(
+    tx: Tx,
+    namespace: str,
+    key: str,
+    value: Any,
+    expires_at_ms: int | None,
+    current: Row | None,
+    who: audit.Actor,
+) -> Row:
+    """A new entry's row; its version continues after an expired one's (``current``)."""
+    previous = (current or {}).get("expired_version", 0)
+    return {
+        "namespace": namespace,
+        "key": key,
+        "value": value,
+        "version": previous + 1,
+        "expires_at_ms": expires_at_ms,
+        "created_at_ms": tx.now_ms,
+        "updated_at_ms": tx.now_ms,
+        "updated_by": who.name[:128],
+    }
 
 
 class StoreKV:

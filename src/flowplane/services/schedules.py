@@ -25,8 +25,13 @@ from flowplane.errors import (
     WorkflowNotFound,
 )
 from flowplane.model.durations import parse_duration
+from flowplane.services.owned import (
+    OwnedKind,
+    OwnedService,
+    declared_triggers,
+    find_workflow,
+)
 from flowplane.services.runs import RunService, StartResult
-from flowplane.store import audit
 from flowplane.store import trigger_queries as q
 from flowplane.store import workflow_queries as wq
 from flowplane.store.base import Store
@@ -97,8 +102,24 @@ def _next_fire(values: Mapping[str, Any], spec: cron.CronSpec, now_ms: int) -> i
     )
 
 
-class ScheduleService:
+def _summary(row: Row) -> dict[str, Any]:
+    return {"name": row["name"], "workflowId": row["workflow_id"], "cron": row["cron"]}
+
+
+class ScheduleService(OwnedService):
     """Create, read, change, delete and fire schedules."""
+
+    kind = OwnedKind(
+        name="schedule",
+        not_found=ScheduleNotFound,
+        get=q.get_schedule,
+        listing=q.list_schedules,
+        insert=q.insert_schedule,
+        update=q.update_schedule,
+        delete=q.delete_schedule,
+        summary=_summary,
+        wake="schedules",
+    )
 
     def __init__(self, store: Store, registry: Registry, runs: RunService) -> None:
         self.store = store
@@ -143,10 +164,11 @@ class ScheduleService:
             "created_by": created_by,
         }
         spec = check_schedule(row)
-        who = audit.current_actor()
 
-        def fn(tx: Tx) -> Row:
-            workflow = _find_workflow(tx, values, namespaces)
+        def place(tx: Tx, row: Row) -> None:
+            workflow = find_workflow(tx, values, namespaces)
+            if workflow is None:
+                raise InvalidInput("give workflowId (or workflow, a name, with namespace)")
             if q.schedule_by_name(tx, workflow["id"], row["name"]) is not None:
                 raise Conflict(
                     f"workflow {workflow['name']!r} already has a schedule named {row['name']!r}"
@@ -156,15 +178,9 @@ class ScheduleService:
                 workflow_id=workflow["id"],
                 next_fire_ms=_next_fire(row, spec, tx.now_ms),
                 last_fired_slot_ms=None,
-                created_at_ms=tx.now_ms,
-                updated_at_ms=tx.now_ms,
             )
-            q.insert_schedule(tx, row)
-            _audit(tx, who, "schedule.create", row)
-            tx.notify("schedules")
-            return row
 
-        return await self.store.transact(fn)
+        return await self._create(row, place)
 
     async def list_schedules(
         self,
@@ -175,15 +191,13 @@ class ScheduleService:
         limit: int = 50,
     ) -> list[Row]:
         """Return schedules ordered by id, after ``cursor``."""
-        return await self.store.read(
-            lambda tx: q.list_schedules(
-                tx, namespaces=namespaces, workflow_id=workflow_id, after_id=cursor, limit=limit
-            )
+        return await self._list(
+            namespaces=namespaces, workflow_id=workflow_id, cursor=cursor, limit=limit
         )
 
     async def get(self, schedule_id: str, namespaces: Sequence[str] | None = None) -> Row:
         """Return one schedule (404 when absent or in another namespace)."""
-        return await self.store.read(lambda tx: _visible(tx, schedule_id, namespaces))
+        return await self._get(schedule_id, namespaces)
 
     async def fires(self, schedule_id: str, limit: int = 10) -> list[Row]:
         """Return the schedule's most recent fires."""
@@ -202,14 +216,11 @@ class ScheduleService:
             ScheduleNotFound: absent or in another namespace.
             Conflict: a field other than ``enabled`` on a schedule declared by a workflow.
         """
-        who = audit.current_actor()
 
-        def fn(tx: Tx) -> Row:
-            current = _visible(tx, schedule_id, namespaces)
+        def change(tx: Tx, current: Row) -> tuple[dict[str, Any], dict[str, Any]]:
             if current["owner"] == "workflow" and set(changes) - {"enabled"}:
-                raise Conflict(
-                    "this schedule is declared in its workflow's triggers; change the workflow "
-                    "document (only `enabled` can be changed here)"
+                raise self._declared(
+                    "change the workflow document (only `enabled` can be changed here)"
                 )
             merged = dict(current)
             timezone = str(changes.get("timezone") or current["timezone"])
@@ -236,12 +247,9 @@ class ScheduleService:
                 merged["next_fire_ms"] = _next_fire(merged, spec, tx.now_ms)
             merged["updated_at_ms"] = tx.now_ms
             columns = {k: v for k, v in merged.items() if k != "id"}
-            q.update_schedule(tx, schedule_id, **columns)
-            _audit(tx, who, "schedule.update", merged, changed=sorted(changes))
-            tx.notify("schedules")
-            return merged
+            return columns, {"changed": sorted(changes)}
 
-        return await self.store.transact(fn)
+        return await self._update(schedule_id, namespaces, change)
 
     async def delete(self, schedule_id: str, *, namespaces: Sequence[str] | None = None) -> None:
         """Delete an API-owned schedule and its fire history.
@@ -250,19 +258,11 @@ class ScheduleService:
             ScheduleNotFound: absent or in another namespace.
             Conflict: the schedule is declared by its workflow's document.
         """
-        who = audit.current_actor()
-
-        def fn(tx: Tx) -> None:
-            current = _visible(tx, schedule_id, namespaces)
-            if current["owner"] == "workflow":
-                raise Conflict(
-                    "this schedule is declared in its workflow's triggers; remove it from the "
-                    "workflow document (or disable it with PATCH)"
-                )
-            q.delete_schedule(tx, schedule_id)
-            _audit(tx, who, "schedule.delete", current)
-
-        await self.store.transact(fn)
+        await self._delete(
+            schedule_id,
+            namespaces,
+            advice="remove it from the workflow document (or disable it with PATCH)",
+        )
 
     async def trigger(
         self,
@@ -281,7 +281,7 @@ class ScheduleService:
         """
 
         def fn(tx: Tx) -> tuple[Row, Row | None]:
-            schedule = _visible(tx, schedule_id, namespaces)
+            schedule = self._visible(tx, schedule_id, namespaces)
             return schedule, wq.get_workflow_row(tx, schedule["workflow_id"])
 
         schedule, workflow = await self.store.read(fn)
@@ -301,44 +301,6 @@ class ScheduleService:
     async def tick(self, now_ms: int | None = None) -> cron.TickResult:
         """Fire every due slot (what each scheduler loop does)."""
         return await cron.tick(self.store, now_ms, registry=self.registry)
-
-
-def _audit(tx: Tx, who: audit.Actor, action: str, row: Row, **details: Any) -> None:
-    audit.record(
-        tx,
-        actor=who,
-        action=action,
-        namespace=row["namespace"],
-        target_type="schedule",
-        target_id=row["id"],
-        details={
-            "name": row["name"],
-            "workflowId": row["workflow_id"],
-            "cron": row["cron"],
-            **details,
-        },
-    )
-
-
-def _visible(tx: Tx, schedule_id: str, namespaces: Sequence[str] | None) -> Row:
-    row = q.get_schedule(tx, schedule_id)
-    if row is None or (namespaces is not None and row["namespace"] not in namespaces):
-        raise ScheduleNotFound(f"schedule {schedule_id!r} not found")
-    return row
-
-
-def _find_workflow(tx: Tx, values: Mapping[str, Any], namespaces: Sequence[str] | None) -> Row:
-    ref = values.get("workflow_id")
-    if ref:
-        row = wq.get_workflow_row(tx, str(ref))
-    elif values.get("workflow"):
-        ref = str(values["workflow"])
-        row = wq.get_workflow_by_name(tx, str(values.get("namespace") or "default"), ref)
-    else:
-        raise InvalidInput("give workflowId (or workflow, a name, with namespace)")
-    if row is None or (namespaces is not None and row["namespace"] not in namespaces):
-        raise WorkflowNotFound(f"workflow {ref!r} not found")
-    return row
 
 
 # --- schedules declared in workflow documents ----------------------------------------------
@@ -392,10 +354,7 @@ def sync_workflow_schedules(tx: Tx, workflow: Row) -> None:
     document says ``enabled``, its enabled flag; a changed cron, time zone or date range
     restarts it from now.
     """
-    deleted = workflow.get("deleted_at_ms") is not None
-    document = workflow.get("document") or {}
-    declared = [] if deleted else list(document.get("triggers") or [])
-    items = [t for t in declared if isinstance(t, Mapping) and t.get("type") == "schedule"]
+    items = declared_triggers(workflow, "schedule")
     existing = {r["name"]: r for r in q.schedules_of_workflow(tx, workflow["id"], owner="workflow")}
     seen: set[str] = set()
     for number, item in enumerate(items, start=1):
@@ -436,7 +395,7 @@ def sync_workflow_schedules(tx: Tx, workflow: Row) -> None:
     for name, old in existing.items():
         if name not in seen:
             q.delete_schedule(tx, old["id"])
-    if deleted:
+    if workflow.get("deleted_at_ms") is not None:
         # API schedules of a deleted workflow would only fail: remove them too.
         for old in q.schedules_of_workflow(tx, workflow["id"]):
             q.delete_schedule(tx, old["id"])

@@ -25,7 +25,6 @@ from typing import Any
 
 from flowplane.engine import transitions
 from flowplane.errors import (
-    Conflict,
     InvalidInput,
     SignatureInvalid,
     TriggerKeyExists,
@@ -36,8 +35,14 @@ from flowplane.errors import (
 from flowplane.model import templates
 from flowplane.security import webhooks
 from flowplane.security.crypto import KeyRing
+from flowplane.services.owned import (
+    OwnedKind,
+    OwnedService,
+    declared_triggers,
+    find_workflow,
+    visible_to,
+)
 from flowplane.services.runs import RunService
-from flowplane.store import audit
 from flowplane.store import trigger_queries as q
 from flowplane.store import workflow_queries as wq
 from flowplane.store.base import Store
@@ -120,8 +125,23 @@ def _parse_body(delivery: Delivery) -> Any:
     return text
 
 
-class TriggerService:
+def _summary(row: Row) -> dict[str, Any]:
+    return {"key": row["key"], "kind": row["kind"], "scheme": row["scheme"]}
+
+
+class TriggerService(OwnedService):
     """Create, read, change and delete triggers; receive webhook deliveries."""
+
+    kind = OwnedKind(
+        name="trigger",
+        not_found=TriggerNotFound,
+        get=q.get_trigger,
+        listing=q.list_triggers,
+        insert=q.insert_trigger,
+        update=q.update_trigger,
+        delete=q.delete_trigger,
+        summary=_summary,
+    )
 
     def __init__(self, store: Store, runs: RunService, keyring: KeyRing | None = None) -> None:
         self.store = store
@@ -211,26 +231,17 @@ class TriggerService:
             WorkflowNotFound: the workflow is not visible.
         """
         row: Row = {"id": transitions.new_id(), **self._checked(values, require_secret=True)}
-        row["secret"] = self._seal(row["id"], values.get("secret"))
-        who = audit.current_actor()
+        row.update(
+            secret=self._seal(row["id"], values.get("secret")), owner="api", created_by=created_by
+        )
 
-        def fn(tx: Tx) -> Row:
+        def place(tx: Tx, row: Row) -> None:
             namespace, workflow_id = _target(tx, values, namespaces)
             if q.trigger_by_key(tx, row["key"]) is not None:
                 raise TriggerKeyExists(f"webhook key {row['key']!r} is already in use")
-            row.update(
-                namespace=namespace,
-                workflow_id=workflow_id,
-                owner="api",
-                created_at_ms=tx.now_ms,
-                updated_at_ms=tx.now_ms,
-                created_by=created_by,
-            )
-            q.insert_trigger(tx, row)
-            _audit(tx, who, "trigger.create", row)
-            return row
+            row.update(namespace=namespace, workflow_id=workflow_id)
 
-        return await self.store.transact(fn)
+        return await self._create(row, place)
 
     async def list_triggers(
         self,
@@ -241,15 +252,13 @@ class TriggerService:
         limit: int = 50,
     ) -> list[Row]:
         """Return triggers ordered by id, after ``cursor``."""
-        return await self.store.read(
-            lambda tx: q.list_triggers(
-                tx, namespaces=namespaces, workflow_id=workflow_id, after_id=cursor, limit=limit
-            )
+        return await self._list(
+            namespaces=namespaces, workflow_id=workflow_id, cursor=cursor, limit=limit
         )
 
     async def get(self, trigger_id: str, namespaces: Sequence[str] | None = None) -> Row:
         """Return one trigger (404 when absent or in another namespace)."""
-        return await self.store.read(lambda tx: _visible(tx, trigger_id, namespaces))
+        return await self._get(trigger_id, namespaces)
 
     async def replace(
         self,
@@ -262,16 +271,13 @@ class TriggerService:
 
         A trigger declared in a workflow document accepts only ``secret`` and ``enabled``.
         """
-        who = audit.current_actor()
 
-        def fn(tx: Tx) -> Row:
-            current = _visible(tx, trigger_id, namespaces)
+        def change(tx: Tx, current: Row) -> tuple[dict[str, Any], dict[str, Any]]:
             changes: dict[str, Any] = {}
             if current["owner"] == "workflow":
                 if set(values) - {"secret", "enabled"}:
-                    raise Conflict(
-                        "this trigger is declared in its workflow's triggers; change the "
-                        "workflow document (only `secret` and `enabled` can be set here)"
+                    raise self._declared(
+                        "change the workflow document (only `secret` and `enabled` can be set here)"
                     )
                 if "enabled" in values:
                     changes["enabled"] = bool(values["enabled"])
@@ -288,12 +294,9 @@ class TriggerService:
             if "secret" in values:
                 _check_secret(values["secret"])
                 changes["secret"] = self._seal(trigger_id, values["secret"])
-            q.update_trigger(tx, trigger_id, **changes)
-            updated = {**current, **changes, "updated_at_ms": tx.now_ms}
-            _audit(tx, who, "trigger.update", updated, secretChanged="secret" in values)
-            return updated
+            return changes, {"secretChanged": "secret" in values}
 
-        return await self.store.transact(fn)
+        return await self._update(trigger_id, namespaces, change)
 
     async def delete(self, trigger_id: str, *, namespaces: Sequence[str] | None = None) -> None:
         """Delete an API-owned trigger.
@@ -302,19 +305,7 @@ class TriggerService:
             TriggerNotFound: absent or in another namespace.
             Conflict: the trigger is declared by its workflow's document.
         """
-        who = audit.current_actor()
-
-        def fn(tx: Tx) -> None:
-            current = _visible(tx, trigger_id, namespaces)
-            if current["owner"] == "workflow":
-                raise Conflict(
-                    "this trigger is declared in its workflow's triggers; remove it from the "
-                    "workflow document"
-                )
-            q.delete_trigger(tx, trigger_id)
-            _audit(tx, who, "trigger.delete", current)
-
-        await self.store.transact(fn)
+        await self._delete(trigger_id, namespaces, advice="remove it from the workflow document")
 
     # --- deliveries -------------------------------------------------------------------
 
@@ -408,30 +399,11 @@ class TriggerService:
         return await self.store.transact(fn)
 
 
-def _audit(tx: Tx, who: audit.Actor, action: str, row: Row, **details: Any) -> None:
-    audit.record(
-        tx,
-        actor=who,
-        action=action,
-        namespace=row["namespace"],
-        target_type="trigger",
-        target_id=row["id"],
-        details={"key": row["key"], "kind": row["kind"], "scheme": row["scheme"], **details},
-    )
-
-
 def _check_secret(secret: Any) -> None:
     if secret is not None and (
         not isinstance(secret, str) or not 1 <= len(secret) <= MAX_SECRET_CHARS
     ):
         raise InvalidInput(f"secret must be a string of 1 to {MAX_SECRET_CHARS} characters")
-
-
-def _visible(tx: Tx, trigger_id: str, namespaces: Sequence[str] | None) -> Row:
-    row = q.get_trigger(tx, trigger_id)
-    if row is None or (namespaces is not None and row["namespace"] not in namespaces):
-        raise TriggerNotFound(f"trigger {trigger_id!r} not found")
-    return row
 
 
 def _target(
@@ -441,17 +413,11 @@ def _target(
     default_namespace: str | None = None,
 ) -> tuple[str, str | None]:
     """The namespace and workflow a trigger points at (404 when not visible)."""
-    ref = values.get("workflow_id") or values.get("workflow")
-    namespace = str(values.get("namespace") or default_namespace or "default")
-    if ref:
-        if values.get("workflow_id"):
-            workflow = wq.get_workflow_row(tx, str(ref))
-        else:
-            workflow = wq.get_workflow_by_name(tx, namespace, str(ref))
-        if workflow is None or (namespaces is not None and workflow["namespace"] not in namespaces):
-            raise WorkflowNotFound(f"workflow {ref!r} not found")
+    workflow = find_workflow(tx, values, namespaces, default_namespace)
+    if workflow is not None:
         return str(workflow["namespace"]), str(workflow["id"])
-    if namespaces is not None and namespace not in namespaces:
+    namespace = str(values.get("namespace") or default_namespace or "default")
+    if not visible_to(namespaces, namespace):
         raise WorkflowNotFound(f"namespace {namespace!r} not found")
     return namespace, None
 
@@ -466,10 +432,7 @@ def sync_workflow_webhooks(tx: Tx, workflow: Row) -> None:
     and matched by ``key``; the secret (never in a document) is set with ``PUT`` and kept
     across document updates.
     """
-    deleted = workflow.get("deleted_at_ms") is not None
-    document = workflow.get("document") or {}
-    declared = [] if deleted else list(document.get("triggers") or [])
-    items = [t for t in declared if isinstance(t, Mapping) and t.get("type") == "webhook"]
+    items = declared_triggers(workflow, "webhook")
     existing = {r["key"]: r for r in q.triggers_of_workflow(tx, workflow["id"], owner="workflow")}
     seen: set[str] = set()
     known = {"type", "key", "kind", "signal", "correlation", "scheme", "enabled"}

@@ -12,7 +12,6 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +21,7 @@ from starlette.responses import StreamingResponse
 from flowplane.api import hot_routes
 from flowplane.api.deps import Principal, require, services_dependency
 from flowplane.api.openapi import error_responses
+from flowplane.api.paging import link_next
 from flowplane.api.routes.events import sse_response
 from flowplane.api.run_views import (
     approval_model,
@@ -49,6 +49,7 @@ from flowplane.model.document import Workflow
 from flowplane.model.yaml import parse_workflow
 from flowplane.services.container import Services
 from flowplane.services.feed import feed_of, run_filter
+from flowplane.services.paging import paginate
 from flowplane.store.tx import TERMINAL_RUN, Row
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
@@ -318,15 +319,10 @@ async def list_runs(
         before_id=cursor or None,
         limit=limit + 1,
     )
-    page = rows[:limit]
-    if len(rows) > limit:
-        next_cursor = page[-1]["id"]
-        params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
-        params.append(("cursor", next_cursor))
-        url = request.url.replace(query=urlencode(params))
-        response.headers["X-Next-Cursor"] = next_cursor
-        response.headers["Link"] = f'<{url}>; rel="next"'
-    return [run_model(row) for row in page]
+    page = paginate(rows, limit)
+    if page.next_cursor is not None:
+        link_next(request, response, page.next_cursor)
+    return [run_model(row) for row in page.items]
 
 
 @router.get(

@@ -16,11 +16,13 @@ from pydantic.alias_generators import to_camel
 
 from flowplane.api.deps import Principal, get_services, require
 from flowplane.api.openapi import error_responses
+from flowplane.api.paging import Cursor, NamespaceFilter, PageSize
 from flowplane.api.run_views import iso
 from flowplane.client.models import WireModel
 from flowplane.errors import InvalidInput
 from flowplane.model.document import NAMESPACE_PATTERN
 from flowplane.services.container import Services
+from flowplane.services.paging import paginate
 from flowplane.services.schedules import MAX_CATCHUP_WINDOW_SECONDS, ScheduleService
 from flowplane.store.tx import Row
 
@@ -232,12 +234,10 @@ async def create_schedule(
 async def list_schedules(
     principal: Editor,
     services: Svc,
-    namespace: Annotated[
-        list[str] | None, Query(description="Only these namespaces (repeatable).")
-    ] = None,
+    namespace: NamespaceFilter = None,
     workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="`nextCursor` of the previous page.")] = None,
+    limit: PageSize = 50,
+    cursor: Cursor = None,
 ) -> ScheduleList:
     """List schedules by id, a page at a time."""
     visible = principal.visible(namespace)
@@ -246,11 +246,8 @@ async def list_schedules(
     rows = await schedule_service(services).list_schedules(
         namespaces=visible, workflow_id=workflow_id, cursor=cursor, limit=limit + 1
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return ScheduleList(
-        items=[schedule_out(r) for r in rows], next_cursor=rows[-1]["id"] if more else None
-    )
+    page = paginate(rows, limit)
+    return ScheduleList(items=[schedule_out(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/v1/schedules/{schedule_id}", response_model=ScheduleOut, summary="Get a schedule")

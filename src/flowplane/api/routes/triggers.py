@@ -19,12 +19,14 @@ from pydantic.alias_generators import to_camel
 
 from flowplane.api.deps import Principal, require, services_dependency
 from flowplane.api.openapi import error_responses
+from flowplane.api.paging import Cursor, NamespaceFilter, PageSize
 from flowplane.client.models import WireModel
 from flowplane.errors import SignatureInvalid
 from flowplane.model.document import NAMESPACE_PATTERN
 from flowplane.services import webhook_reply
 from flowplane.services.container import Services
 from flowplane.services.credentials import keyring_from_settings
+from flowplane.services.paging import paginate
 from flowplane.services.triggers import MAX_SECRET_CHARS, Delivery, TriggerService
 from flowplane.store.tx import Row
 
@@ -180,12 +182,10 @@ async def create_trigger(
 async def list_triggers(
     principal: Editor,
     services: Svc,
-    namespace: Annotated[
-        list[str] | None, Query(description="Only these namespaces (repeatable).")
-    ] = None,
+    namespace: NamespaceFilter = None,
     workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="`nextCursor` of the previous page.")] = None,
+    limit: PageSize = 50,
+    cursor: Cursor = None,
 ) -> TriggerList:
     """List triggers by id, a page at a time."""
     visible = principal.visible(namespace)
@@ -194,11 +194,8 @@ async def list_triggers(
     rows = await trigger_service(services).list_triggers(
         namespaces=visible, workflow_id=workflow_id, cursor=cursor, limit=limit + 1
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return TriggerList(
-        items=[trigger_out(r) for r in rows], next_cursor=rows[-1]["id"] if more else None
-    )
+    page = paginate(rows, limit)
+    return TriggerList(items=[trigger_out(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/v1/triggers/{trigger_id}", response_model=TriggerOut, summary="Get a trigger")
@@ -257,7 +254,6 @@ class WebhookAccepted(BaseModel):
             "description": "A replayed delivery id: nothing new happened.",
             "model": WebhookAccepted,
         },
-
         **error_responses(401, 404),
     },
     openapi_extra={

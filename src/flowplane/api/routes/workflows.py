@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 
 from flowplane.api.deps import Principal, require, services_dependency
 from flowplane.api.openapi import error_responses
+from flowplane.api.paging import Cursor, NamespaceFilter, PageSize
 from flowplane.api.run_views import run_model
 from flowplane.client.models import DispatchResult
 from flowplane.errors import InvalidInput
@@ -379,11 +380,9 @@ async def create_workflow(
 async def list_workflows(
     principal: Viewer,
     services: Svc,
-    namespace: Annotated[
-        list[str] | None, Query(description="Only these namespaces (repeatable).")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="`nextCursor` of the previous page.")] = None,
+    namespace: NamespaceFilter = None,
+    limit: PageSize = 50,
+    cursor: Cursor = None,
 ) -> WorkflowList:
     """List live workflows in creation order, a page at a time."""
     visible = principal.visible(namespace)

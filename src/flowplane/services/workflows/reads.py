@@ -10,6 +10,7 @@ from flowplane.errors import DocumentError, WorkflowInvalid
 from flowplane.model.document import Workflow
 from flowplane.model.graph import check_workflow
 from flowplane.model.yaml import parse_workflow as _parse_workflow
+from flowplane.services.paging import paginate
 from flowplane.services.runs import RunService
 from flowplane.services.workflows import versions
 from flowplane.services.workflows.documents import canonical_document
@@ -133,6 +134,4 @@ class WorkflowReader:
                 tx, namespaces=namespaces, after_id=cursor, limit=limit + 1
             )
         )
-        items = [StoredWorkflow.from_row(r) for r in rows[:limit]]
-        next_cursor = items[-1].id if len(rows) > limit else None
-        return WorkflowPage(items=items, next_cursor=next_cursor)
+        return paginate(rows, limit).map(StoredWorkflow.from_row)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from flowplane.model.edits import PatchResult
+from flowplane.services.paging import Page
 from flowplane.store.tx import Row
 
 __all__ = [
@@ -77,12 +78,8 @@ class StoredWorkflow:
         )
 
 
-@dataclass(frozen=True)
-class WorkflowPage:
-    """One page of a workflow listing; ``next_cursor`` is ``None`` on the last page."""
-
-    items: list[StoredWorkflow]
-    next_cursor: str | None
+WorkflowPage = Page[StoredWorkflow]
+"""One page of a workflow listing; ``next_cursor`` is ``None`` on the last page."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,200 @@
+"""What schedules and webhook triggers share: objects that belong to a workflow.
+
+Both live in a namespace and point at a workflow (a signal trigger may point at none). Those
+created through the API have ``owner="api"``; those declared in a workflow's ``triggers:``
+have ``owner="workflow"``, follow the document, and can only be partly changed (and not
+deleted) through the API. Every write is audited as ``<kind>.create|update|delete``.
+:class:`OwnedService` holds that life cycle; each service adds only its own fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from flowplane.errors import Conflict, NotFound, WorkflowNotFound
+from flowplane.store import audit
+from flowplane.store import workflow_queries as wq
+from flowplane.store.base import Store
+from flowplane.store.tx import Row, Tx
+
+__all__ = ["OwnedKind", "OwnedService", "declared_triggers", "find_workflow", "visible_to"]
+
+
+class ListRows(Protocol):
+    """A store query listing one kind of object by id (``after_id`` is the cursor)."""
+
+    def __call__(
+        self,
+        tx: Tx,
+        *,
+        namespaces: Sequence[str] | None = ...,
+        workflow_id: str | None = ...,
+        after_id: str | None = ...,
+        limit: int = ...,
+    ) -> list[Row]:
+        """Return up to ``limit`` rows."""
+        ...
+
+
+@dataclass(frozen=True)
+class OwnedKind:
+    """One kind of workflow-owned object: its name and its store queries."""
+
+    name: str
+    """``schedule``: the audit target type, the action prefix and the word in messages."""
+    not_found: type[NotFound]
+    get: Callable[[Tx, str], Row | None]
+    listing: ListRows
+    insert: Callable[[Tx, dict[str, Any]], None]
+    update: Callable[..., bool]
+    """``update(tx, id, **columns)``; it sets ``updated_at_ms`` unless given."""
+    delete: Callable[[Tx, str], bool]
+    summary: Callable[[Row], dict[str, Any]]
+    """The audit details every entry of this kind carries."""
+    wake: str | None = None
+    """The channel notified after a create or an update (``None``: none)."""
+
+
+def visible_to(namespaces: Sequence[str] | None, namespace: str) -> bool:
+    """Whether a caller limited to ``namespaces`` (``None``: all) sees ``namespace``."""
+    return namespaces is None or namespace in namespaces
+
+
+def find_workflow(
+    tx: Tx,
+    values: Mapping[str, Any],
+    namespaces: Sequence[str] | None,
+    default_namespace: str | None = None,
+) -> Row | None:
+    """The workflow ``values`` names: ``workflow_id``, or ``workflow`` in ``namespace``.
+
+    Returns ``None`` when ``values`` names no workflow.
+
+    Raises:
+        WorkflowNotFound: no such workflow visible to the caller.
+    """
+    ref = values.get("workflow_id") or values.get("workflow")
+    if not ref:
+        return None
+    if values.get("workflow_id"):
+        row = wq.get_workflow_row(tx, str(ref))
+    else:
+        namespace = str(values.get("namespace") or default_namespace or "default")
+        row = wq.get_workflow_by_name(tx, namespace, str(ref))
+    if row is None or not visible_to(namespaces, row["namespace"]):
+        raise WorkflowNotFound(f"workflow {ref!r} not found")
+    return row
+
+
+def declared_triggers(workflow: Row, type_: str) -> list[Mapping[str, Any]]:
+    """The items of type ``type_`` in a workflow's ``triggers:`` (none once it is deleted)."""
+    if workflow.get("deleted_at_ms") is not None:
+        return []
+    document = workflow.get("document") or {}
+    declared = list(document.get("triggers") or [])
+    return [t for t in declared if isinstance(t, Mapping) and t.get("type") == type_]
+
+
+class OwnedService:
+    """Reading, creating, changing and deleting one kind of workflow-owned object.
+
+    Subclasses set :attr:`kind` and keep their public methods (named after their objects),
+    which pass what is specific to them to the protected methods here.
+    """
+
+    kind: ClassVar[OwnedKind]
+    store: Store
+
+    def _visible(self, tx: Tx, object_id: str, namespaces: Sequence[str] | None) -> Row:
+        """The object, or its ``NotFound`` when absent or in another namespace."""
+        row = self.kind.get(tx, object_id)
+        if row is None or not visible_to(namespaces, row["namespace"]):
+            raise self.kind.not_found(f"{self.kind.name} {object_id!r} not found")
+        return row
+
+    def _audit(self, tx: Tx, who: audit.Actor, action: str, row: Row, **details: Any) -> None:
+        audit.record(
+            tx,
+            actor=who,
+            action=f"{self.kind.name}.{action}",
+            namespace=row["namespace"],
+            target_type=self.kind.name,
+            target_id=row["id"],
+            details={**self.kind.summary(row), **details},
+        )
+
+    def _declared(self, advice: str) -> Conflict:
+        """The conflict of changing a declared object here; ``advice`` says what to do."""
+        return Conflict(f"this {self.kind.name} is declared in its workflow's triggers; {advice}")
+
+    def _wake(self, tx: Tx) -> None:
+        if self.kind.wake is not None:
+            tx.notify(self.kind.wake)
+
+    async def _get(self, object_id: str, namespaces: Sequence[str] | None) -> Row:
+        return await self.store.read(lambda tx: self._visible(tx, object_id, namespaces))
+
+    async def _list(
+        self,
+        *,
+        namespaces: Sequence[str] | None,
+        workflow_id: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> list[Row]:
+        return await self.store.read(
+            lambda tx: self.kind.listing(
+                tx, namespaces=namespaces, workflow_id=workflow_id, after_id=cursor, limit=limit
+            )
+        )
+
+    async def _create(self, row: Row, place: Callable[[Tx, Row], None]) -> Row:
+        """Insert ``row`` once ``place`` has checked it and set its workflow columns."""
+        who = audit.current_actor()
+
+        def fn(tx: Tx) -> Row:
+            place(tx, row)
+            row.update(created_at_ms=tx.now_ms, updated_at_ms=tx.now_ms)
+            self.kind.insert(tx, row)
+            self._audit(tx, who, "create", row)
+            self._wake(tx)
+            return row
+
+        return await self.store.transact(fn)
+
+    async def _update(
+        self,
+        object_id: str,
+        namespaces: Sequence[str] | None,
+        change: Callable[[Tx, Row], tuple[dict[str, Any], dict[str, Any]]],
+    ) -> Row:
+        """Write the columns ``change(tx, current)`` returns, audited with its details."""
+        who = audit.current_actor()
+
+        def fn(tx: Tx) -> Row:
+            current = self._visible(tx, object_id, namespaces)
+            columns, details = change(tx, current)
+            self.kind.update(tx, object_id, **columns)
+            updated = {**current, **columns, "updated_at_ms": tx.now_ms}
+            self._audit(tx, who, "update", updated, **details)
+            self._wake(tx)
+            return updated
+
+        return await self.store.transact(fn)
+
+    async def _delete(
+        self, object_id: str, namespaces: Sequence[str] | None, *, advice: str
+    ) -> None:
+        """Delete an API-owned object; a declared one is a conflict (with ``advice``)."""
+        who = audit.current_actor()
+
+        def fn(tx: Tx) -> None:
+            current = self._visible(tx, object_id, namespaces)
+            if current["owner"] == "workflow":
+                raise self._declared(advice)
+            self.kind.delete(tx, object_id)
+            self._audit(tx, who, "delete", current)
+
+        await self.store.transact(fn)
