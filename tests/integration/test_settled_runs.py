@@ -22,6 +22,7 @@ from runs_support import ADMIN, OTHER_NS, VIEWER, Api, create_keys, fast_setting
 
 from flowplane.api.app import create_app
 from flowplane.services.runs import RunService
+from flowplane.store.base import Store
 
 FAILS_ONCE = """
 name: fails-once
@@ -120,22 +121,26 @@ async def test_a_change_through_this_process_shows_at_once(api: Api) -> None:
     assert again.json() == finished
 
 
-async def test_a_change_through_another_process_shows_within_the_ttl(
-    db: tuple[str, str], tmp_path: Path
-) -> None:
-    ttl = 0.5
+async def test_a_change_through_another_process(db: tuple[str, str], tmp_path: Path) -> None:
+    """Another process (its own store and RunService) resumes the run. On PostgreSQL its
+    ``run-changed`` NOTIFY drops the entry here at once (the TTL is set far too long to
+    matter); SQLite has no notifications between processes, so the TTL bounds it."""
+    postgres = db[0].startswith("postgresql")
+    ttl = 120.0 if postgres else 0.5
     async with served(db, tmp_path, run_cache_seconds=ttl) as api:
         run_id, _ = await settled_run(api)
-        # Another process: its own RunService (no shared memory) over the same database.
-        other = RunService(api.app.state.services.store)
-        await other.resume(run_id)
-        resumed_at = time.monotonic()
-        while True:
-            read = await api.http.get(f"/v1/runs/{run_id}", headers=api.headers(VIEWER))
-            if read.json()["status"] != "failed":
-                break
-            assert time.monotonic() - resumed_at < ttl + 5.0, "stale after the TTL"
-            await asyncio.sleep(0.05)
+        other_store = await Store.open(db[0], schema=db[1])
+        try:
+            await RunService(other_store).resume(run_id)
+            resumed_at = time.monotonic()
+            while True:
+                read = await api.http.get(f"/v1/runs/{run_id}", headers=api.headers(VIEWER))
+                if read.json()["status"] != "failed":
+                    break
+                assert time.monotonic() - resumed_at < (5.0 if postgres else ttl + 5.0), "stale"
+                await asyncio.sleep(0.05)
+        finally:
+            await other_store.close()
 
 
 async def test_cache_off(db: tuple[str, str], tmp_path: Path) -> None:

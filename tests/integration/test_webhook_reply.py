@@ -65,6 +65,9 @@ async def test_the_reply_node_answers_the_caller(db: tuple[str, str], tmp_path: 
         assert response.headers["content-type"] == "application/json"
         assert response.headers["x-quote"] == "q-2"
         assert response.headers["x-request-id"] != "forged"  # ours, not the workflow's
+        # Served from the API's origin: nothing in it may run as script there.
+        assert response.headers["content-security-policy"].startswith("sandbox")
+        assert response.headers["x-content-type-options"] == "nosniff"
         assert int(response.headers["content-length"]) == len(response.content)
         runs = await api.services.runs.list_runs(limit=10)
         assert len(runs) == 1

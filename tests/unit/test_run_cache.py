@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from flowplane.services import run_cache
 from flowplane.services.run_cache import SettledRunCache
 
 
@@ -49,3 +52,17 @@ def test_bounded_oldest_first() -> None:
         cache.put(f"r{i}", "ns", b"{}", cache.token())
     assert len(cache) == 3
     assert [cache.get(f"r{i}") is not None for i in range(5)] == [False, False, True, True, True]
+
+
+def test_bytes_are_bounded_and_expired_entries_swept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run_cache, "MAX_BODY_BYTES", 100)
+    monkeypatch.setattr(run_cache, "MAX_TOTAL_BYTES", 250)
+    clock = Clock()
+    cache = SettledRunCache(10.0, clock=clock)
+    assert not cache.put("huge", "ns", b"x" * 101, cache.token())
+    for i in range(3):
+        assert cache.put(f"r{i}", "ns", b"x" * 100, cache.token())
+    assert [cache.get(f"r{i}") is not None for i in range(3)] == [False, True, True]
+    clock.now += 11
+    cache.put("new", "ns", b"{}", cache.token())
+    assert len(cache) == 1  # the expired ones went when the new one came

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flowplane.services.webhook_reply import build_reply, reply_nodes
+from flowplane.services.webhook_reply import FORCED_HEADERS, build_reply, reply_nodes
 
 
 def test_json_text_and_empty_bodies() -> None:
@@ -31,7 +31,27 @@ def test_headers_that_are_not_the_nodes_to_set_are_dropped() -> None:
             }
         }
     )
-    assert reply is not None and reply.headers == {"X-Ok": "yes"}
+    assert reply is not None
+    assert reply.headers == {"X-Ok": "yes", **FORCED_HEADERS}
+
+
+def test_served_from_our_origin_safely() -> None:
+    reply = build_reply(
+        {
+            "headers": {
+                "Content-Type": "text/html",
+                "Set-Cookie": "sid=x",
+                "content-security-policy": "script-src *",
+                "X-Padded": "  v  ",
+            },
+            "body": "<script>alert(1)</script>",
+        }
+    )
+    assert reply is not None
+    assert "Set-Cookie" not in reply.headers
+    assert reply.headers["Content-Security-Policy"].startswith("sandbox")
+    assert "content-security-policy" not in reply.headers
+    assert reply.headers["X-Padded"] == "v"
 
 
 def test_not_a_reply() -> None:

@@ -80,6 +80,7 @@ def create_app(
         active = store or await Store.open(settings.database_url, schema=settings.database_schema)
         services = build_services(active, settings, registry or default_registry())
         app.state.services = services
+        stop_watching = services.runs.watch_changes()
         tasks: list[asyncio.Task[None]] = []
         embedded: list[Worker] = []
         try:
@@ -98,6 +99,7 @@ def create_app(
             app.state.workers = embedded
             yield
         finally:
+            stop_watching()
             for worker in embedded:
                 await worker.stop()
             if tasks:

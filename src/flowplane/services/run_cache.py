@@ -11,14 +11,18 @@ Consistency:
 - a change made through this process (:meth:`RunService.resume`, ``rewind``, ``cancel``)
   drops the entry when its transaction commits, so this process never serves the old body
   afterwards;
-- a change made through another process (a second API server, the local CLI) is visible
-  here at the latest ``ttl_seconds`` after it commits (``FLOWPLANE_RUN_CACHE_SECONDS``,
-  2 s by default; 0 turns the cache off), like the API-key cache of
-  :mod:`flowplane.services.auth`;
+- a change made through another process (a second API server, the local CLI) commits a
+  ``run-changed`` notification with it; on PostgreSQL every API process LISTENs and drops
+  the entry when it arrives (milliseconds). Without one (SQLite has no notifications
+  between processes, or one lost while the LISTEN connection reconnects) the entry is
+  served at most ``ttl_seconds`` (``FLOWPLANE_RUN_CACHE_SECONDS``, 2 s by default; 0 turns
+  the cache off), like the API-key cache of :mod:`flowplane.services.auth`;
 - a reader that began before a drop cannot store what it read after it: :meth:`token`
   returns the drop counter, and :meth:`put` refuses a body read under an older one.
 
-Memory is bounded: at most ``max_entries`` bodies (least recently stored dropped first).
+Memory is bounded: at most ``max_entries`` bodies and :data:`MAX_TOTAL_BYTES` in all
+(oldest dropped first, expired ones swept as new ones arrive); a body over
+:data:`MAX_BODY_BYTES` is not kept.
 """
 
 from __future__ import annotations
@@ -28,8 +32,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+RUN_CHANGED = "run-changed"
+"""The store notification (payload: run id) a resume, rewind or cancel commits with it."""
 MAX_ENTRIES = 2048
 """Bodies kept at most (a 5-node run's body is ~2.4 kB)."""
+MAX_BODY_BYTES = 256 * 1024
+"""Larger bodies are not kept (a node output alone may be 4 MB)."""
+MAX_TOTAL_BYTES = 64 * 1024 * 1024
+"""Bytes of bodies kept at most."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,7 @@ class SettledRunCache:
         self._clock = clock
         self._entries: OrderedDict[str, CachedRun] = OrderedDict()
         self._drops = 0
+        self._bytes = 0
 
     @property
     def enabled(self) -> bool:
@@ -73,7 +84,7 @@ class SettledRunCache:
         if entry is None:
             return None
         if self._clock() - entry.stored_at >= self.ttl_seconds:
-            self._entries.pop(run_id, None)
+            self._forget(run_id)
             return None
         return entry
 
@@ -83,18 +94,33 @@ class SettledRunCache:
 
     def put(self, run_id: str, namespace: str, body: bytes, token: int) -> bool:
         """Store a settled run's body unless an entry was dropped since ``token``."""
-        if not self.enabled or token != self._drops:
+        if not self.enabled or token != self._drops or len(body) > MAX_BODY_BYTES:
             return False
-        self._entries[run_id] = CachedRun(namespace, body, self._clock())
-        self._entries.move_to_end(run_id)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        now = self._clock()
+        self._forget(run_id)
+        self._entries[run_id] = CachedRun(namespace, body, now)
+        self._bytes += len(body)
+        # Entries are in store order and share one TTL: expired ones are at the front.
+        while self._entries:
+            oldest_id, oldest = next(iter(self._entries.items()))
+            if (
+                now - oldest.stored_at < self.ttl_seconds
+                and len(self._entries) <= self.max_entries
+                and self._bytes <= MAX_TOTAL_BYTES
+            ):
+                break
+            self._forget(oldest_id)
         return True
+
+    def _forget(self, run_id: str) -> None:
+        entry = self._entries.pop(run_id, None)
+        if entry is not None:
+            self._bytes -= len(entry.body)
 
     def drop(self, run_id: str) -> None:
         """Forget ``run_id`` (its run changed or is about to)."""
         self._drops += 1
-        self._entries.pop(run_id, None)
+        self._forget(run_id)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -15,7 +15,7 @@ from flowplane.errors import RunNotFound
 from flowplane.model.document import Workflow
 from flowplane.model.graph import check_workflow
 from flowplane.model.inputs import validate_input
-from flowplane.services.run_cache import SettledRunCache
+from flowplane.services.run_cache import RUN_CHANGED, SettledRunCache
 from flowplane.store import audit, reads
 from flowplane.store.base import Store
 from flowplane.store.tx import TERMINAL_RUN, Row, Tx
@@ -147,12 +147,28 @@ class RunService:
         return await self.get(run_id)
 
     async def _change(self, run_id: str, change: Callable[[Tx], None]) -> None:
-        """Run ``change`` in a transaction, then drop the run's cached detail."""
+        """Run ``change`` in a transaction, then drop the run's cached detail, here and (by a
+        ``run-changed`` notification committed with it) in every process that watches."""
+
+        def change_and_announce(tx: Tx) -> None:
+            change(tx)
+            tx.notify(RUN_CHANGED, run_id)
+
         try:
-            await self.store.transact(change)
+            await self.store.transact(change_and_announce)
         finally:
             # After the commit: a reader that started before it cannot store what it read.
             self.settled.drop(run_id)
+
+    def watch_changes(self) -> Callable[[], None]:
+        """Drop cached details of runs other processes change (PostgreSQL ``NOTIFY``; on
+        SQLite only this process notifies, and other processes' changes wait for the TTL).
+        Returns a function that stops watching."""
+
+        def changed(_kind: str, run_id: str) -> None:
+            self.settled.drop(run_id)
+
+        return self.store.add_listener(changed, kinds=[RUN_CHANGED])
 
     async def resume(self, run_id: str) -> Row:
         """Continue a failed, cancelled or timed-out run, reusing finished nodes' outputs."""

@@ -36,6 +36,7 @@ DROPPED_HEADERS = frozenset(
         "ratelimit",
         "ratelimit-policy",
         "retry-after",
+        "set-cookie",
         "te",
         "trailer",
         "transfer-encoding",
@@ -43,6 +44,17 @@ DROPPED_HEADERS = frozenset(
         "x-request-id",
     }
 )
+
+MAX_WAITING = 256
+"""Deliveries of this process waiting for a reply at once; more get 202 ``{runId}`` at once
+(each waiting delivery holds a connection, counted by uvicorn's ``limit_concurrency``)."""
+FORCED_HEADERS = {
+    # The reply is served from the API's origin: whatever the workflow (or the webhook
+    # caller's data inside it) puts in the body must not run as script there.
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+_waiting = 0
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 """A header name (RFC 9110 token); others are dropped rather than break the response."""
@@ -75,13 +87,15 @@ def build_reply(output: Any) -> WebhookReply | None:
     status = output.get("status_code", 200)
     if not isinstance(status, int) or not 200 <= status <= 599:
         return None  # 1xx are not final answers
+    forced = {name.lower() for name in FORCED_HEADERS}
     headers = {
-        str(name): str(value)
+        str(name): str(value).strip(" \t")  # h11 refuses surrounding whitespace
         for name, value in (output.get("headers") or {}).items()
-        if str(name).lower() not in DROPPED_HEADERS
+        if str(name).lower() not in DROPPED_HEADERS | forced
         and _TOKEN.fullmatch(str(name))
         and _FIELD_VALUE.fullmatch(str(value))
     }
+    headers.update(FORCED_HEADERS)
     content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
     body = output.get("body")
     if body is None:
@@ -100,14 +114,15 @@ def build_reply(output: Any) -> WebhookReply | None:
 async def await_reply(runs: RunService, run_id: str, timeout: float) -> WebhookReply | None:
     """Wait for the run's first ``http.webhook_response`` node; ``None`` when there is none,
     the run ends without one, or ``timeout`` passes."""
-    if timeout <= 0:
+    global _waiting
+    if timeout <= 0 or _waiting >= MAX_WAITING:
         return None
     nodes = reply_nodes(await runs.document(run_id))
     if not nodes:
         return None
 
     async def watch() -> WebhookReply | None:
-        async for event in runs.follow(run_id, poll_seconds=0.2):
+        async for event in runs.follow(run_id, poll_seconds=1.0):
             if event.get("type") == "NodeFinished" and event.get("nodeId") in nodes:
                 if "output" in event:
                     return build_reply(event["output"])
@@ -116,7 +131,10 @@ async def await_reply(runs: RunService, run_id: str, timeout: float) -> WebhookR
                 return build_reply(output)
         return None
 
+    _waiting += 1
     try:
         return await asyncio.wait_for(watch(), timeout)
     except TimeoutError:
         return None
+    finally:
+        _waiting -= 1

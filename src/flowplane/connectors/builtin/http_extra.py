@@ -285,7 +285,7 @@ async def download(params: dict[str, Any], ctx: NodeContext) -> Any:
     description="Set the HTTP status, headers and body answered to a webhook trigger's caller.",
     input_schema=obj(
         {
-            "status": prop("integer", "HTTP status.", minimum=100, maximum=599, default=200),
+            "status": prop("integer", "HTTP status.", minimum=200, maximum=599, default=200),
             "body": prop(None, "Response body: JSON value or text."),
             "headers": prop("object", "Response headers.", additionalProperties={"type": "string"}),
             "content_type": prop(
