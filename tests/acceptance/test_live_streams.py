@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import secrets
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import serve_support
+from serve_support import Serve, new_key, wait_ready
 from websockets.asyncio.client import connect
 
 from conftest import POSTGRES_URL, drop_schema, require_postgres
@@ -43,78 +39,18 @@ SLOW_WORKFLOW = "name: slow-steps\nnodes:\n" + "".join(
 TERMINAL = {"RunFinished", "RunFailed", "RunCancelled", "RunTimedOut"}
 
 
-@dataclass
-class Serve:
-    """A running ``flowplane serve``."""
-
-    url: str
-    key: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"}
-
-    def stop(self, timeout: float = 30) -> float:
-        """SIGTERM; return the seconds it took to exit."""
-        started = time.monotonic()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        return time.monotonic() - started
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+START_SECONDS = 90.0  # two servers on PostgreSQL may start slowly on a busy machine
 
 
 def spawn(base: Path, name: str, url: str, key: str, *args: str) -> Serve:
     """Start ``flowplane serve`` (see :func:`ready`)."""
-    base.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "FLOWPLANE_ADMIN_KEY": key,
-        "FLOWPLANE_POLL_INTERVAL_SECONDS": "0.2",
-        "FLOWPLANE_DATA_DIR": str(base / "data"),
-        "FLOWPLANE_WS_HEARTBEAT_MS": "500",
-    }
-    cmd = [sys.executable, "-m", "flowplane", "serve", "--port", str(port)]
-    cmd += ["--database-url", url, "--root", str(base), *args]
-    log = base / f"{name}.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=base)
-    return Serve(f"http://127.0.0.1:{port}", key, proc, log)
+    heartbeat = {"FLOWPLANE_WS_HEARTBEAT_MS": "500"}
+    return serve_support.spawn(base, url, *args, key=key, name=name, env=heartbeat)
 
 
 def ready(*servers: Serve) -> None:
     """Wait until every server answers ``/readyz``."""
-    deadline = time.monotonic() + 90
-    for server in servers:
-        while True:
-            try:
-                if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.proc.poll() is not None or time.monotonic() > deadline:
-                for other in servers:
-                    other.stop()
-                raise RuntimeError(server.log.read_text())
-            time.sleep(0.2)
-
-
-def new_key() -> str:
-    return f"fp_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
+    wait_ready(*servers, path="/readyz", timeout=START_SECONDS)
 
 
 async def launch(server: Serve, name: str = "slow-steps") -> str:

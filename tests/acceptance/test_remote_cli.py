@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from serve_support import Serve, serving
 from typer.testing import CliRunner
 
 from flowplane.cli.main import app
@@ -31,85 +28,26 @@ nodes:
 """
 
 
-@dataclass
-class Server:
-    """A running ``flowplane serve``."""
-
-    url: str
-    key: str
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {"FLOWPLANE_URL": self.url, "FLOWPLANE_TOKEN": self.key}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     base = tmp_path_factory.mktemp("remote-cli")
     root = base / "root"
     root.mkdir()
-    port = _free_port()
-    key = f"fp_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
-    env = {
-        **os.environ,
-        "FLOWPLANE_ADMIN_KEY": key,
-        "FLOWPLANE_POLL_INTERVAL_SECONDS": "0.2",
-        "FLOWPLANE_DATA_DIR": str(base / "data"),
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "flowplane",
-        "serve",
-        "--port",
-        str(port),
-        "--database-url",
-        f"sqlite:///{base / 'fp.db'}",
-        "--root",
-        str(root),
-    ]
-    log = (base / "serve.log").open("w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=base)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((base / "serve.log").read_text())
-            time.sleep(0.2)
-        yield Server(url, key)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with serving(base, f"sqlite:///{base / 'fp.db'}", root=root) as running:
+        yield running
 
 
-def cli(server: Server, *args: str, code: int = 0) -> str:
+def cli(server: Serve, *args: str, code: int = 0) -> str:
     result = CliRunner().invoke(app, list(args), env=server.env)
     assert result.exit_code == code, result.output
     return result.output
 
 
-def cli_json(server: Server, *args: str) -> Any:
+def cli_json(server: Serve, *args: str) -> Any:
     return json.loads(cli(server, *args, "--json"))
 
 
-def test_workflows_commands(server: Server, tmp_path: Path) -> None:
+def test_workflows_commands(server: Serve, tmp_path: Path) -> None:
     file = tmp_path / "wf.yaml"
     file.write_text(WORKFLOW)
     assert cli_json(server, "workflows", "apply", str(file))["action"] == "created"
@@ -128,7 +66,7 @@ def test_workflows_commands(server: Server, tmp_path: Path) -> None:
     assert good["ok"] is True
 
 
-def test_runs_commands(server: Server, tmp_path: Path) -> None:
+def test_runs_commands(server: Serve, tmp_path: Path) -> None:
     with Client(server.url, token=server.key) as client:
         if not client.list_workflows().items:
             client.create_workflow(WORKFLOW)
@@ -160,7 +98,7 @@ def test_runs_commands(server: Server, tmp_path: Path) -> None:
     assert "RUN_NOT_FOUND" in cli(server, "runs", "show", "nope", code=1)
 
 
-def test_cli_process_uses_environment(server: Server) -> None:
+def test_cli_process_uses_environment(server: Serve) -> None:
     env = {**os.environ, **server.env}
     done = subprocess.run(
         [sys.executable, "-m", "flowplane", "runs", "list", "--json"],
@@ -181,7 +119,7 @@ def test_cli_process_uses_environment(server: Server) -> None:
     assert denied.returncode == 1 and "unauthorized" in denied.stderr.lower()
 
 
-def test_llm_repair_loop_example(server: Server) -> None:
+def test_llm_repair_loop_example(server: Serve) -> None:
     done = subprocess.run(
         [
             sys.executable,

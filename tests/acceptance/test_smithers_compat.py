@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from serve_support import Serve, serving
 
 HERE = Path(__file__).resolve().parent
 CLIENT = HERE / "smithers_client.mjs"
@@ -46,69 +42,22 @@ nodes:
 pytestmark = pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     """A ``flowplane serve`` on SQLite with the two workflows under its root."""
     base = tmp_path_factory.mktemp("smithers")
     root = base / "root"
     (root / "flows").mkdir(parents=True)
     (root / "flows" / "approval.yaml").write_text(APPROVAL)
     (root / "flows" / "flaky.yaml").write_text(FLAKY)
-    port = _free_port()
-    key = f"fp_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
-    env = {
-        **os.environ,
-        "FLOWPLANE_ADMIN_KEY": key,
-        "FLOWPLANE_POLL_INTERVAL_SECONDS": "0.2",
-        "FLOWPLANE_DATA_DIR": str(base / "data"),
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "flowplane",
-        "serve",
-        "--port",
-        str(port),
-        "--database-url",
-        f"sqlite:///{base / 'fp.db'}",
-        "--root",
-        str(root),
-    ]
-    log_path = base / "serve.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=base)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log_path.read_text())
-                time.sleep(0.2)
-            yield url, key, log_path
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with serving(base, f"sqlite:///{base / 'fp.db'}", root=root) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def report(server: tuple[str, str, Path]) -> dict[str, Any]:
+def report(server: Serve) -> dict[str, Any]:
     """Run the Smithers client's lifecycle scenario once; return its JSON report."""
-    url, key, log_path = server
+    url, key, log_path = server.url, server.key, server.log
     assert NODE is not None
     env = {
         **os.environ,

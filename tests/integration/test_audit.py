@@ -246,8 +246,6 @@ async def test_run_mutations_are_audited(api: ApiHarness) -> None:
 def test_cli_audit_remote_pages_through(monkeypatch: pytest.MonkeyPatch) -> None:
     import httpx
 
-    from flowplane.cli import audit as audit_cli
-
     seen: list[httpx.Request] = []
     entry = {
         "id": 2,
@@ -271,7 +269,7 @@ def test_cli_audit_remote_pages_through(monkeypatch: pytest.MonkeyPatch) -> None
 
     real_client = httpx.Client
     monkeypatch.setattr(
-        audit_cli.httpx,
+        httpx,
         "Client",
         lambda **kw: real_client(transport=httpx.MockTransport(handler), **kw),
     )

@@ -1,7 +1,9 @@
 """Helpers shared by the CLI commands: settings from flags, plugins, errors, JSON options.
 
 The module name starts with ``_`` so that :mod:`flowplane.cli.main` does not treat it as a
-command module.
+command module. Like every CLI module it imports only ``typer`` and ``rich`` at the top:
+``flowplane --help`` imports all command modules, so anything heavier (settings, the
+store, the engine) is imported by the function that needs it.
 """
 
 from __future__ import annotations
@@ -10,18 +12,21 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import pydantic
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from flowplane.settings import Settings
-
 if TYPE_CHECKING:
     from flowplane.connectors.registry import Registry
+    from flowplane.errors import FlowplaneError
+    from flowplane.settings import Settings
+    from flowplane.store.base import Store
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run failed, was cancelled or timed out; or an operation failed
@@ -42,6 +47,10 @@ def build_settings(**overrides: Any) -> Settings:
 
     Exits with status 2 and a readable message when a value is invalid.
     """
+    import pydantic
+
+    from flowplane.settings import Settings
+
     values = {key: value for key, value in overrides.items() if value is not None}
     try:
         return Settings(**values)
@@ -51,6 +60,34 @@ def build_settings(**overrides: Any) -> Settings:
             for err in exc.errors()
         )
         fail(f"invalid settings: {problems}", EXIT_INVALID)
+
+
+def fail_with(exc: FlowplaneError) -> NoReturn:
+    """Report a Flowplane error as ``code: detail`` and exit (2 for invalid input, else 1)."""
+    fail(f"{exc.code}: {exc.detail}", EXIT_INVALID if exc.status == 400 else EXIT_FAILED)
+
+
+def run_on_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store of ``settings``, run ``action`` on it and close it.
+
+    A :class:`~flowplane.errors.FlowplaneError` is reported with :func:`fail_with`.
+    """
+    import asyncio
+
+    from flowplane.errors import FlowplaneError
+    from flowplane.store.base import Store
+
+    async def main() -> T:
+        store = await Store.open(settings.database_url, schema=settings.database_schema)
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except FlowplaneError as exc:
+        fail_with(exc)
 
 
 def build_registry(plugins: list[str] | None) -> Registry:

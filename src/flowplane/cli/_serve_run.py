@@ -24,7 +24,7 @@ from rich.markup import escape
 
 from flowplane.api.single_run import create_single_run_app
 from flowplane.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, err_console
-from flowplane.cli.runner import WORKER_STOP_SECONDS, LocalRun, RunOptions
+from flowplane.cli._runner import WORKER_STOP_SECONDS, LocalRun, RunOptions
 from flowplane.cli.validate import check_text, print_problems, read_workflow_file
 from flowplane.engine.worker import Worker
 from flowplane.errors import InputInvalid, StorageError

@@ -8,22 +8,19 @@ installation; no API key is needed. ``tokens create`` prints the new key alone o
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from flowplane.cli._common import EXIT_INVALID, build_settings, err_console, fail
-from flowplane.errors import FlowplaneError
-from flowplane.model.durations import parse_duration
-from flowplane.services.auth import ROLES, ApiKeyInfo, AuthService, UserInfo
-from flowplane.store.base import Store
-from flowplane.store.tx import now_ms
+from flowplane.cli._common import EXIT_INVALID, build_settings, err_console, fail, run_on_store
+
+if TYPE_CHECKING:
+    from flowplane.services.auth import ApiKeyInfo, AuthService, UserInfo
 
 T = TypeVar("T")
 
@@ -53,22 +50,16 @@ def _run(
     database_schema: str | None,
     action: Callable[[AuthService], Awaitable[T]],
 ) -> T:
+    """Run ``action`` with an :class:`AuthService` on the configured database."""
+    from flowplane.services.auth import AuthService
+
     settings = build_settings(database_url=database_url, database_schema=database_schema)
-
-    async def main() -> T:
-        store = await Store.open(settings.database_url, schema=settings.database_schema)
-        try:
-            return await action(AuthService(store, settings))
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(main())
-    except FlowplaneError as exc:
-        fail(exc.detail, EXIT_INVALID if exc.status == 400 else 1)
+    return run_on_store(settings, lambda store: action(AuthService(store, settings)))
 
 
 def _check_role(role: str) -> str:
+    from flowplane.services.auth import ROLES
+
     if role not in ROLES:
         fail(f"unknown role {role!r}; expected one of {', '.join(ROLES)}", EXIT_INVALID)
     return role
@@ -82,6 +73,8 @@ def _read_password(from_stdin: bool, prompt: str = "Password") -> str:
 
 
 def _key_dict(key: ApiKeyInfo) -> dict[str, Any]:
+    from flowplane.store.tx import now_ms
+
     return {
         "id": key.id,
         "name": key.name,
@@ -132,6 +125,10 @@ def tokens_create(
     database_schema: DatabaseSchema = None,
 ) -> None:
     """Create an API key and print it (once: it cannot be shown again)."""
+    from flowplane.errors import FlowplaneError
+    from flowplane.model.durations import parse_duration
+    from flowplane.store.tx import now_ms
+
     _check_role(role)
     expires_at: int | None = None
     if expires_in is not None:

@@ -8,53 +8,60 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from flowplane.cli._common import build_settings, fail
-from flowplane.cli.secrets import run_on_store
-from flowplane.services.audit import MAX_LIST_LIMIT, AuditService
-from flowplane.store.base import Store
+from flowplane.cli._client import Server, remote_errors
+from flowplane.cli._common import build_settings, fail, run_on_store
+
+if TYPE_CHECKING:
+    from flowplane.store.base import Store
 
 console = Console(highlight=False)
 HTTP_TIMEOUT_SECONDS = 30.0
+# The largest page GET /v1/audit serves: flowplane.services.audit.MAX_LIST_LIMIT (pinned by
+# tests/unit/test_cli_startup.py; importing it here would import the store).
+REMOTE_PAGE_SIZE = 1000
 _COLUMNS = ("time", "actor", "action", "namespace", "target", "versions", "request")
 
 
 def _fetch_remote(server: str, token: str | None, params: dict[str, Any]) -> list[dict[str, Any]]:
+    import httpx
+
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     items: list[dict[str, Any]] = []
     limit = int(params.pop("limit"))
     query = {k: v for k, v in params.items() if v is not None}
-    try:
-        with httpx.Client(
+    with (
+        remote_errors(),
+        httpx.Client(
             base_url=server.rstrip("/"), headers=headers, timeout=HTTP_TIMEOUT_SECONDS
-        ) as client:
-            while len(items) < limit:
-                query["limit"] = min(limit - len(items), MAX_LIST_LIMIT)
-                r = client.get("/v1/audit", params=query)
-                if r.status_code >= 400:
-                    try:
-                        problem = r.json()
-                        fail(f"{problem.get('code')}: {problem.get('detail')}")
-                    except ValueError:
-                        fail(f"the server answered {r.status_code}")
-                page = r.json()
-                items += page["items"]
-                if not page.get("nextCursor"):
-                    break
-                query["cursor"] = page["nextCursor"]
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach the server: {exc}")
+        ) as client,
+    ):
+        while len(items) < limit:
+            query["limit"] = min(limit - len(items), REMOTE_PAGE_SIZE)
+            r = client.get("/v1/audit", params=query)
+            if r.status_code >= 400:
+                try:
+                    problem = r.json()
+                    fail(f"{problem.get('code')}: {problem.get('detail')}")
+                except ValueError:
+                    fail(f"the server answered {r.status_code}")
+            page = r.json()
+            items += page["items"]
+            if not page.get("nextCursor"):
+                break
+            query["cursor"] = page["nextCursor"]
     return items
 
 
 def _fetch_local(settings_kwargs: dict[str, Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+    from flowplane.services.audit import MAX_LIST_LIMIT, AuditService
+
     settings = build_settings(**settings_kwargs)
     limit = int(params.pop("limit"))
 
@@ -95,10 +102,7 @@ def _versions(item: dict[str, Any]) -> str:
 
 
 def audit_command(
-    server: Annotated[
-        str | None,
-        typer.Option("--server", envvar="FLOWPLANE_URL", help="Server URL.", show_default=False),
-    ] = None,
+    server: Server = None,
     token: Annotated[
         str | None,
         typer.Option("--token", envvar="FLOWPLANE_TOKEN", help="An admin API key or JWT."),

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from flowplane.connectors.registry import Registry, default_registry, load_plugin_module
+if TYPE_CHECKING:
+    from flowplane.connectors.registry import Registry
 
 
 def _registry(plugins: list[str] | None) -> Registry:
+    from flowplane.connectors.registry import default_registry, load_plugin_module
+
     registry = default_registry()
     for module in plugins or []:
         load_plugin_module(registry, module)

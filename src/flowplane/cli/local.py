@@ -7,30 +7,28 @@ or ``flowplane serve`` uses), or through a server's HTTP API with ``--server URL
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from flowplane.cli._client import remote
 from flowplane.cli._common import (
     build_registry,
     build_settings,
-    fail,
     local_actor,
     parse_json,
     read_input,
+    run_on_store,
 )
-from flowplane.errors import FlowplaneError
 
 if TYPE_CHECKING:
-    from flowplane.settings import Settings
+    from flowplane.services.runs import RunService
 
 DatabaseUrl = Annotated[
     str | None,
@@ -120,7 +118,9 @@ def run_command(
     Exit status: 0 finished, 1 failed, cancelled or timed out, 2 invalid workflow or
     input, 130 interrupted (Ctrl-C cancels the run).
     """
-    from flowplane.cli.runner import RunOptions, run_workflow
+    import asyncio
+
+    from flowplane.cli._runner import RunOptions, run_workflow
 
     run_input = read_input(input_json, input_file)
     if root is None and not os.environ.get("FLOWPLANE_ROOT"):
@@ -153,46 +153,14 @@ def _stdin_is_tty() -> bool:
 # --- approve / deny / signal --------------------------------------------------------------
 
 
-def _client(server: str, token: str | None) -> Any:
-    """Return a :class:`flowplane.client.Client` (imported lazily: it is optional here)."""
-    try:
-        module = importlib.import_module("flowplane.client")
-        client_class = module.Client
-    except (ImportError, AttributeError):
-        fail("--server needs the Flowplane Python client (flowplane.client.Client)")
-    return client_class(server, token=token)
-
-
-def _remote(server: str, token: str | None, method: str, *args: Any, **kwargs: Any) -> Any:
-    client = _client(server, token)
-    try:
-        return getattr(client, method)(*args, **kwargs)
-    except FlowplaneError as exc:
-        fail(f"{exc.detail} [{exc.code}]")
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach {server}: {exc}")
-    finally:
-        close = getattr(client, "close", None)
-        if callable(close):
-            close()
-
-
-async def _with_service(settings: Settings, action: Any) -> Any:
+def _on_runs(
+    database_url: str | None, database_schema: str | None, action: Callable[[RunService], Any]
+) -> Any:
+    """Run ``action`` with a :class:`RunService` on the configured database."""
     from flowplane.services.runs import RunService
-    from flowplane.store.base import Store
 
-    store = await Store.open(settings.database_url, schema=settings.database_schema)
-    try:
-        return await action(RunService(store))
-    finally:
-        await store.close()
-
-
-def _local(settings: Settings, action: Any) -> Any:
-    try:
-        return asyncio.run(_with_service(settings, action))
-    except FlowplaneError as exc:
-        fail(f"{exc.detail} [{exc.code}]")
+    settings = build_settings(database_url=database_url, database_schema=database_schema)
+    return run_on_store(settings, lambda store: action(RunService(store)))
 
 
 def _decide(
@@ -209,12 +177,13 @@ def _decide(
 ) -> None:
     verb = "approved" if approved else "denied"
     if server:
-        method = "approve" if approved else "deny"
-        _remote(server, token, method, run_id, node_id, iteration=iteration, note=note)
+        with remote(server, token) as fp:
+            decide = fp.approve if approved else fp.deny
+            decide(run_id, node_id, iteration=iteration, note=note)
     else:
-        settings = build_settings(database_url=database_url, database_schema=database_schema)
-        _local(
-            settings,
+        _on_runs(
+            database_url,
+            database_schema,
             lambda runs: runs.decide(
                 run_id,
                 node_id,
@@ -299,13 +268,16 @@ def signal_command(
 ) -> None:
     """Send a signal to a run (it completes a matching wait.signal node, now or later)."""
     value = parse_json(payload, "--payload") if payload is not None else None
+    result: Any
     if server:
-        result = _remote(
-            server, token, "signal", run_id, name, payload=value, correlation_id=correlation_id
-        )
+        with remote(server, token) as fp:
+            result = fp.signal(run_id, name, payload=value, correlation_id=correlation_id)
     else:
-        settings = build_settings(database_url=database_url, database_schema=database_schema)
-        result = _local(settings, lambda runs: runs.signal(run_id, name, value, correlation_id))
+        result = _on_runs(
+            database_url,
+            database_schema,
+            lambda runs: runs.signal(run_id, name, value, correlation_id),
+        )
     if isinstance(result, dict):  # local mode
         delivered, node = result.get("delivered"), result.get("nodeId")
     else:  # the client's SignalResult

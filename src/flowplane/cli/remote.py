@@ -7,57 +7,28 @@ and ``--json`` for machine-readable output. Errors from the server are printed w
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from flowplane.cli._client import AsJson, Server, Token, remote
 from flowplane.cli._common import EXIT_FAILED, EXIT_INVALID, EXIT_OK, err_console, fail
-from flowplane.cli.output import RUN_STYLES, STATUS_STYLES, error_message, print_json
-from flowplane.client import Client, Event, FlowplaneError, RunDetail
-from flowplane.errors import InvalidInput
+from flowplane.cli._output import RUN_STYLES, STATUS_STYLES, error_message, print_json
+
+if TYPE_CHECKING:
+    from flowplane.client import Event, RunDetail
 
 workflows_app = typer.Typer(help="Manage workflows on a server.", no_args_is_help=True)
 runs_app = typer.Typer(help="Inspect and steer runs on a server.", no_args_is_help=True)
 console = Console(highlight=False)
 
-Server = Annotated[
-    str | None,
-    typer.Option("--server", envvar="FLOWPLANE_URL", help="Server URL.", show_default=False),
-]
-Token = Annotated[
-    str | None,
-    typer.Option("--token", envvar="FLOWPLANE_TOKEN", help="API key or JWT.", show_default=False),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-
-
-@contextlib.contextmanager
-def connect(server: str | None, token: str | None) -> Iterator[Client]:
-    """Open a client and turn server errors into a message and an exit status."""
-    try:
-        with Client(server, token=token) as client:
-            yield client
-    except FlowplaneError as exc:
-        code = EXIT_INVALID if isinstance(exc, InvalidInput) else EXIT_FAILED
-        problems = exc.extra.get("errors")
-        if isinstance(problems, list):
-            for problem in problems[:20]:
-                err_console.print(f"  - {escape(json.dumps(problem, default=str))}")
-        fail(f"{exc.code}: {exc.detail}", code)
-    except OSError as exc:  # connection refused, DNS, ...
-        fail(f"cannot reach the server: {exc}")
-    except Exception as exc:
-        if type(exc).__module__.startswith("httpx"):
-            fail(f"cannot reach the server: {exc}")
-        raise
+RunId = Annotated[str, typer.Argument(help="Run id.")]
 
 
 def _time(ms: int | None) -> str:
@@ -79,6 +50,14 @@ def _dump(value: Any) -> Any:
     return value.model_dump(mode="json", by_alias=True) if hasattr(value, "model_dump") else value
 
 
+def _emit(as_json: bool, value: Any, text: str) -> None:
+    """Print ``value`` as JSON with ``--json``, else the human line ``text``."""
+    if as_json:
+        print_json(console, _dump(value))
+    else:
+        console.print(text)
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -98,8 +77,8 @@ def workflows_list(
     as_json: AsJson = False,
 ) -> None:
     """List stored workflows."""
-    with connect(server, token) as client:
-        page = client.list_workflows(namespace=namespace, limit=limit)
+    with remote(server, token) as fp:
+        page = fp.list_workflows(namespace=namespace, limit=limit)
     if as_json:
         print_json(console, [_dump(w) for w in page.items])
         return
@@ -125,22 +104,22 @@ def workflows_apply(
     as_json: AsJson = False,
 ) -> None:
     """Create the workflow, or save a new version when one with its name exists."""
+    from flowplane.errors import FlowplaneError
+
     text = _read_text(file)
-    with connect(server, token) as client:
+    with remote(server, token) as fp:
         try:
-            wf = client.create_workflow(text)
+            wf = fp.create_workflow(text)
             action = "created"
         except FlowplaneError as exc:
             if exc.code != "workflow_exists":
                 raise
             name = _document_name(text)
-            current = client.get_workflow(name, namespace=namespace)
-            wf = client.update_workflow(current.id, text, if_match=current.version)
+            current = fp.get_workflow(name, namespace=namespace)
+            wf = fp.update_workflow(current.id, text, if_match=current.version)
             action = "updated" if wf.version != current.version else "unchanged"
-    if as_json:
-        print_json(console, {"action": action, **_dump(wf)})
-    else:
-        console.print(f"{action} {wf.name} ({wf.id}) version {wf.version}")
+    line = f"{action} {wf.name} ({wf.id}) version {wf.version}"
+    _emit(as_json, {"action": action, **_dump(wf)}, line)
 
 
 def _document_name(text: str) -> str:
@@ -163,8 +142,8 @@ def workflows_export(
     """Print (or write) a workflow's document."""
     if format not in ("yaml", "json"):
         fail("--format must be yaml or json", EXIT_INVALID)
-    with connect(server, token) as client:
-        text = client.export_workflow(client.get_workflow(workflow).id, format=format)
+    with remote(server, token) as fp:
+        text = fp.export_workflow(fp.get_workflow(workflow).id, format=format)
     if output is None:
         console.print(text, markup=False, highlight=False, end="" if text.endswith("\n") else "\n")
     else:
@@ -192,8 +171,8 @@ def workflows_patch(
     ops = data.get("ops") if isinstance(data, dict) else data
     if not isinstance(ops, list):
         fail('the ops file must hold a list of ops or {"ops": [...]}', EXIT_INVALID)
-    with connect(server, token) as client:
-        result = client.patch_workflow(client.get_workflow(workflow).id, ops, if_match=if_match)
+    with remote(server, token) as fp:
+        result = fp.patch_workflow(fp.get_workflow(workflow).id, ops, if_match=if_match)
     if as_json:
         print_json(console, _dump(result))
     else:
@@ -225,8 +204,8 @@ def runs_list(
     as_json: AsJson = False,
 ) -> None:
     """List runs, newest first."""
-    with connect(server, token) as client:
-        page = client.list_runs(
+    with remote(server, token) as fp:
+        page = fp.list_runs(
             status=status, workflow=workflow, namespace=namespace, limit=limit, cursor=cursor
         )
     if as_json:
@@ -274,14 +253,14 @@ def _show(run: RunDetail) -> None:
 
 @runs_app.command("show")
 def runs_show(
-    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    run_id: RunId,
     server: Server = None,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
     """Describe a run: status, every node's state, attempts, output and error."""
-    with connect(server, token) as client:
-        run = client.get_run(run_id)
+    with remote(server, token) as fp:
+        run = fp.get_run(run_id)
     if as_json:
         print_json(console, _dump(run))
     else:
@@ -290,14 +269,14 @@ def runs_show(
 
 @runs_app.command("logs")
 def runs_logs(
-    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    run_id: RunId,
     server: Server = None,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
     """Print a run's log lines and attempts."""
-    with connect(server, token) as client:
-        items = list(client.iter_logs(run_id))
+    with remote(server, token) as fp:
+        items = list(fp.iter_logs(run_id))
     if as_json:
         print_json(console, [_dump(i) for i in items])
         return
@@ -324,22 +303,22 @@ def _event_line(event: Event) -> str:
 
 @runs_app.command("watch")
 def runs_watch(
-    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    run_id: RunId,
     server: Server = None,
     token: Token = None,
     after_seq: Annotated[int, typer.Option(help="Start after this event seq.")] = 0,
     as_json: AsJson = False,
 ) -> None:
     """Follow a run's events until it ends; exit 0 when it finished, 1 otherwise."""
-    with connect(server, token) as client:
-        for event in client.stream_events(run_id, after_seq=after_seq):
+    with remote(server, token) as fp:
+        for event in fp.stream_events(run_id, after_seq=after_seq):
             if event.type == "FrameCommitted":
                 continue
             if as_json:
                 print(json.dumps(event.model_dump(mode="json", by_alias=True)), flush=True)
             else:
                 console.print(_event_line(event))
-        run = client.get_run(run_id)
+        run = fp.get_run(run_id)
     if not as_json:
         console.print(f"Run {run.run_id} {_status(run.status)}")
     raise typer.Exit(EXIT_OK if run.status == "finished" else EXIT_FAILED)
@@ -347,51 +326,43 @@ def runs_watch(
 
 @runs_app.command("cancel")
 def runs_cancel(
-    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    run_id: RunId,
     server: Server = None,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
     """Cancel an active run."""
-    with connect(server, token) as client:
-        run = client.cancel(run_id)
-    if as_json:
-        print_json(console, _dump(run))
-    else:
-        console.print(f"Run {run.run_id} {_status(run.status)}")
+    with remote(server, token) as fp:
+        run = fp.cancel(run_id)
+    _emit(as_json, run, f"Run {run.run_id} {_status(run.status)}")
 
 
 @runs_app.command("resume")
 def runs_resume(
-    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    run_id: RunId,
     server: Server = None,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
     """Continue a failed or cancelled run, reusing the outputs it recorded."""
-    with connect(server, token) as client:
-        run = client.resume(run_id)
-    if as_json:
-        print_json(console, _dump(run))
-    else:
-        console.print(f"Run {run.run_id} resumed: {_status(run.status)}")
+    with remote(server, token) as fp:
+        run = fp.resume(run_id)
+    _emit(as_json, run, f"Run {run.run_id} resumed: {_status(run.status)}")
 
 
 @runs_app.command("retry")
 def runs_retry(
-    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    run_id: RunId,
     server: Server = None,
     token: Token = None,
     latest: Annotated[bool, typer.Option("--latest", help="Use the latest version.")] = False,
     as_json: AsJson = False,
 ) -> None:
     """Start a new run with the same input."""
-    with connect(server, token) as client:
-        run = client.retry(run_id, use_latest_version=latest)
-    if as_json:
-        print_json(console, _dump(run))
-    else:
-        console.print(f"Run {run.run_id} started (retry of {run_id}): {_status(run.status)}")
+    with remote(server, token) as fp:
+        run = fp.retry(run_id, use_latest_version=latest)
+    line = f"Run {run.run_id} started (retry of {run_id}): {_status(run.status)}"
+    _emit(as_json, run, line)
 
 
 def register(app: typer.Typer) -> None:

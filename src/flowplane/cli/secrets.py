@@ -15,32 +15,29 @@ Rotating the master key without downtime::
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from flowplane.cli._common import EXIT_INVALID, build_settings, err_console, fail
-from flowplane.errors import CredentialExists, FlowplaneError
-from flowplane.model.document import DEFAULT_NAMESPACE
-from flowplane.security.crypto import OLD_KEYS_ENV, KeyRing, generate_key, parse_key
-from flowplane.services.credentials import (
-    DEFAULT_TYPE,
-    CredentialService,
-    keyring_from_settings,
-    rotate_key,
-)
-from flowplane.settings import Settings
-from flowplane.store.audit import Actor
-from flowplane.store.base import Store
+from flowplane.cli._common import EXIT_INVALID, build_settings, err_console, fail, run_on_store
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from flowplane.security.crypto import KeyRing
+    from flowplane.settings import Settings
+    from flowplane.store.audit import Actor
+    from flowplane.store.base import Store
+
+# Copies of flowplane.model.document.DEFAULT_NAMESPACE, flowplane.security.crypto.OLD_KEYS_ENV
+# and flowplane.services.credentials.DEFAULT_TYPE (pinned by tests/unit/test_cli_startup.py):
+# they appear in --help, and importing their modules would slow down every command.
+DEFAULT_NAMESPACE = "default"
+OLD_KEYS_ENV = "FLOWPLANE_SECRET_KEYS_OLD"
+DEFAULT_TYPE = "generic"
 
 secrets_app = typer.Typer(
     help="Master keys and credentials (opens the database directly).", no_args_is_help=True
@@ -60,6 +57,8 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 def cli_actor() -> Actor:
     """The audit actor of a CLI command: the operating-system user."""
+    from flowplane.store.audit import Actor
+
     try:
         name = getpass.getuser()
     except Exception:
@@ -67,23 +66,10 @@ def cli_actor() -> Actor:
     return Actor(name=name, kind="cli")
 
 
-def run_on_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T:
-    """Open the store of ``settings``, run ``action`` on it, close it; errors exit."""
-
-    async def main() -> T:
-        store = await Store.open(settings.database_url, schema=settings.database_schema)
-        try:
-            return await action(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(main())
-    except FlowplaneError as exc:
-        fail(f"{exc.code}: {exc.detail}", EXIT_INVALID if exc.status == 400 else 1)
-
-
 def _keyring(settings: Settings) -> KeyRing:
+    from flowplane.errors import FlowplaneError
+    from flowplane.services.credentials import keyring_from_settings
+
     try:
         ring = keyring_from_settings(settings)
     except FlowplaneError as exc:
@@ -96,6 +82,8 @@ def _keyring(settings: Settings) -> KeyRing:
 @secrets_app.command("generate-key")
 def generate_key_command() -> None:
     """Print a new random master key (base64 of 32 bytes) for FLOWPLANE_SECRET_KEY."""
+    from flowplane.security.crypto import generate_key
+
     print(generate_key())
 
 
@@ -128,6 +116,10 @@ def rotate_key_command(
     Every configured key still decrypts, so the command can run while servers use the old
     key as an old key; run it again after an interruption.
     """
+    from flowplane.errors import FlowplaneError
+    from flowplane.security.crypto import KeyRing, parse_key
+    from flowplane.services.credentials import keyring_from_settings, rotate_key
+
     settings = build_settings(database_url=database_url, database_schema=database_schema)
     try:
         configured = keyring_from_settings(settings)
@@ -170,6 +162,9 @@ def set_command(
     database_schema: DatabaseSchema = None,
 ) -> None:
     """Create a credential, or replace its value; the value is read from stdin or a prompt."""
+    from flowplane.errors import CredentialExists
+    from flowplane.services.credentials import CredentialService
+
     settings = build_settings(database_url=database_url, database_schema=database_schema)
     ring = _keyring(settings)
     if value_stdin or not sys.stdin.isatty():
@@ -208,6 +203,8 @@ def list_command(
     database_schema: DatabaseSchema = None,
 ) -> None:
     """List credentials (names and metadata; values are never shown)."""
+    from flowplane.services.credentials import CredentialService
+
     settings = build_settings(database_url=database_url, database_schema=database_schema)
 
     async def action(store: Store) -> list[dict[str, Any]]:

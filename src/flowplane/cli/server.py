@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,8 +18,6 @@ from flowplane.cli._common import (
     setup_logging,
 )
 from flowplane.cli.local import DatabaseSchema, DatabaseUrl, Plugins
-from flowplane.errors import StorageError
-from flowplane.services.credentials import worker_options
 
 if TYPE_CHECKING:
     from flowplane.connectors.registry import Registry
@@ -155,7 +150,13 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
     to ``grace_seconds``; a second signal (or the end of the grace period) cancels them, and
     their leases return them to other workers.
     """
+    import asyncio
+    import contextlib
+    import signal
+
     from flowplane.engine.worker import Worker
+    from flowplane.errors import StorageError
+    from flowplane.services.credentials import worker_options
     from flowplane.store.base import Store
 
     try:
@@ -239,6 +240,8 @@ def worker_command(
     )
     setup_logging(settings.log_level)
     registry = build_registry(plugin)
+    import asyncio
+
     raise typer.Exit(asyncio.run(run_worker(settings, registry, grace_seconds)))
 
 
@@ -248,6 +251,7 @@ db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 
 
 def _open_sync(database_url: str | None, database_schema: str | None) -> Store:
+    from flowplane.errors import StorageError
     from flowplane.store.base import Store
 
     settings = build_settings(database_url=database_url, database_schema=database_schema)
@@ -258,6 +262,8 @@ def _open_sync(database_url: str | None, database_schema: str | None) -> Store:
 
 
 def _close(store: Store) -> None:
+    import asyncio
+
     asyncio.run(store.close())
 
 

@@ -12,19 +12,19 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from flowplane.cli._common import EXIT_FAILED, EXIT_OK, build_registry, fail
-from flowplane.connectors.registry import Registry
-from flowplane.errors import DocumentError, WorkflowInvalid
-from flowplane.model.document import Workflow
-from flowplane.model.graph import Graph, ValidationIssue, validate_workflow
-from flowplane.model.templates import iter_template_strings
-from flowplane.model.yaml import line_of, parse_workflow
+
+if TYPE_CHECKING:
+    from flowplane.connectors.registry import Registry
+    from flowplane.errors import DocumentError, WorkflowInvalid
+    from flowplane.model.document import Workflow
+    from flowplane.model.graph import ValidationIssue
 
 MAX_FILE_BYTES = 1_048_576
 
@@ -99,6 +99,8 @@ def _model_problems(exc: WorkflowInvalid) -> list[Problem]:
 
 def _issue_path(wf: Workflow, issue: ValidationIssue, duplicates: dict[str, int]) -> str | None:
     """Return the document path (``nodes[2].params.url``) an issue points at."""
+    from flowplane.model.templates import iter_template_strings
+
     if issue.node_id is None:
         return issue.field
     indexes = [i for i, node in enumerate(wf.nodes) if node.id == issue.node_id]
@@ -126,6 +128,8 @@ def _issue_path(wf: Workflow, issue: ValidationIssue, duplicates: dict[str, int]
 
 
 def _graph_problems(wf: Workflow, text: str, issues: list[ValidationIssue]) -> list[Problem]:
+    from flowplane.model.yaml import line_of
+
     problems: list[Problem] = []
     duplicates: dict[str, int] = {}
     for issue in issues:
@@ -184,6 +188,10 @@ def check_text(text: str, source: str, registry: Registry) -> Report:
         source: the file name, for messages.
         registry: the connectors that node types and params are checked against.
     """
+    from flowplane.errors import DocumentError, WorkflowInvalid
+    from flowplane.model.graph import validate_workflow
+    from flowplane.model.yaml import parse_workflow
+
     try:
         wf = parse_workflow(text, source=source)
     except DocumentError as exc:
@@ -249,6 +257,8 @@ def print_problems(console: Console, report: Report) -> None:
 
 def summary(wf: Workflow) -> dict[str, Any]:
     """Return ``{name, nodes, edges}`` for a valid workflow."""
+    from flowplane.model.graph import Graph
+
     graph = Graph.from_workflow(wf)
     edges = sum(len(graph.upstream(node_id)) for node_id in graph.node_ids)
     return {"name": wf.name, "nodes": len(graph), "edges": edges}

@@ -34,7 +34,7 @@ from flowplane.cli._common import (
     local_actor,
     portable_url,
 )
-from flowplane.cli.output import ProgressView, error_message, print_result
+from flowplane.cli._output import ProgressView, error_message, print_result
 from flowplane.cli.validate import check_text, print_problems, read_workflow_file
 from flowplane.connectors.registry import Registry
 from flowplane.engine.worker import Worker
