@@ -63,10 +63,29 @@ def complete(
     lease_ms: int = 30_000,
 ) -> Completion:
     """Record the outcome of a claimed node run, fenced on its lease epoch."""
-    run = tx.lock_run(claimed["run_id"])
-    if run is None or run["status"] in TERMINAL_RUN:
-        return Completion(accepted=False)
+    if outcome.kind == "success":
+        # The common case: lock the run and finish the node run at once (one statement on
+        # PostgreSQL); the same fenced update as _Step.success would make.
+        run, updated = tx.lock_run_and_update_node(
+            claimed["run_id"],
+            claimed["id"],
+            claimed["lease_epoch"],
+            status="finished",
+            output=outcome.output,
+            error=None,
+            finished_at_ms=tx.now_ms,
+            lease_owner=None,
+            lease_expires_ms=None,
+        )
+        if run is None or run["status"] in TERMINAL_RUN or not updated:
+            return Completion(accepted=False)
+    else:
+        run = tx.lock_run(claimed["run_id"])
+        if run is None or run["status"] in TERMINAL_RUN:
+            return Completion(accepted=False)
+        updated = False
     step = _Step(tx, run, plan_of(tx, run), claimed, outcome, owner)
+    step.node_updated = updated
     step.effects.hand_off(owner, handoff, lease_ms)
     handler = {
         "failure": step.failure,
@@ -94,6 +113,8 @@ class _Step:
         self.attempt: int = claimed["attempt"]
         self.ns: str = run["namespace"]
         self.started = outcome.started_at_ms or claimed.get("started_at_ms")
+        # Whether complete() already applied the success update.
+        self.node_updated = False
 
     def _update(self, **values: Any) -> bool:
         return self.tx.update_node_run(
@@ -150,7 +171,7 @@ class _Step:
 
     def success(self) -> bool:
         output = self.outcome.output
-        if not self._update(
+        if not self.node_updated and not self._update(
             status="finished", output=output, error=None, finished_at_ms=self.tx.now_ms
         ):
             return False

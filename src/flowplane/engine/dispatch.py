@@ -161,21 +161,44 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
 
 def claim(tx: Tx, owner: str, limit: int, lease_ms: int) -> list[Row]:
     """Lease due node runs to ``owner`` and record ``NodeStarted`` for each."""
+    return claim_work(tx, owner, limit, lease_ms).rows
+
+
+@dataclass
+class Claimed:
+    """What :func:`claim_work` leased, with what the worker needs next."""
+
+    rows: list[Row]
+    # Run rows (without document) of the claimed node runs; their plans are cached.
+    runs: dict[str, Row]
+    # When the claim left free slots: the earliest ``available_at_ms`` of claimable work
+    # left (a timer, a retry), so the worker knows how long it may sleep.
+    next_due_ms: int | None
+
+
+def claim_work(tx: Tx, owner: str, limit: int, lease_ms: int) -> Claimed:
+    """:func:`claim`, also returning the claimed rows' runs and, when fewer than ``limit``
+    were due, when the next work is due: one transaction for the worker's claim loop."""
     rows = tx.claim(owner, limit, lease_ms)
-    _record_started(tx, rows)
+    runs = _record_started(tx, rows)
+    for run in runs.values():
+        plan_of(tx, run)  # cached for the worker (reads the document if not yet)
+    due = tx.next_due_ms() if len(rows) < limit else None
     if rows:
         maybe_crash("claim")
-    return rows
+    return Claimed(rows, runs, due)
 
 
-def _record_started(tx: Tx, rows: list[Row], namespace: str | None = None) -> None:
+def _record_started(tx: Tx, rows: list[Row], namespace: str | None = None) -> dict[str, Row]:
     if not rows:
-        return
+        return {}
     run_ids = {r["run_id"] for r in rows}
+    runs: dict[str, Row] = {}
     if namespace is not None and len(run_ids) == 1:
         namespaces = {next(iter(run_ids)): namespace}
     else:
-        namespaces = _namespaces(tx, run_ids)
+        runs = _runs(tx, run_ids)
+        namespaces = {run_id: run["namespace"] for run_id, run in runs.items()}
     for row in rows:
         if (row.get("wait") or {}).get("kind") == "timer":
             continue
@@ -189,16 +212,21 @@ def _record_started(tx: Tx, rows: list[Row], namespace: str | None = None) -> No
             iteration=row["iteration"],
             attempt=row["attempt"],
         )
+    return runs
 
 
-_NAMESPACES = sa.select(t.runs.c.id, t.runs.c.namespace).where(
+_RUNS = sa.select(*(c for c in t.runs.c if c.name != "document")).where(
     t.runs.c.id.in_(sa.bindparam("_runs", expanding=True))
 )
 
 
-def _namespaces(tx: Tx, run_ids: set[str]) -> dict[str, str]:
-    rows = tx.conn.execute(_NAMESPACES, {"_runs": list(run_ids)})
-    return {r.id: r.namespace for r in rows}
+def _runs(tx: Tx, run_ids: set[str]) -> dict[str, Row]:
+    """The run rows (without document) of ``run_ids``."""
+    if len(run_ids) == 1:
+        run = tx.get_run(next(iter(run_ids)), with_document=False)
+        return {run["id"]: run} if run is not None else {}
+    rows = tx.conn.execute(_RUNS, {"_runs": list(run_ids)})
+    return {r.id: dict(r._mapping) for r in rows}
 
 
 def claim_ids(

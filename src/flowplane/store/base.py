@@ -149,11 +149,15 @@ class Store:
             try:
                 with self._connect(readonly) as conn:
                     tx = self._make_tx(conn)
-                    with conn.begin():
-                        self._on_begin(tx)
-                        result = fn(tx)
-                        if not readonly:
-                            tx.flush()
+                    try:
+                        with conn.begin():
+                            self._on_begin(tx)
+                            result = fn(tx)
+                            if not readonly:
+                                tx.flush()
+                                self._before_commit(tx)
+                    finally:
+                        self._on_end(tx)
                 self._deliver_local(tx.notifications)
                 return result
             except FlowplaneError:
@@ -200,6 +204,12 @@ class Store:
 
     def _on_begin(self, tx: Tx) -> None:
         """Hook run first inside every transaction."""
+
+    def _before_commit(self, tx: Tx) -> None:
+        """Hook run last inside every write transaction, after :meth:`Tx.flush`."""
+
+    def _on_end(self, tx: Tx) -> None:
+        """Hook run after every transaction, committed or not."""
 
     def _is_transient(self, exc: sa_exc.DBAPIError) -> bool:
         return False

@@ -13,8 +13,15 @@ from sqlalchemy import exc as sa_exc
 
 from flowplane.store import schema as t
 from flowplane.store.base import Store
-from flowplane.store.prepared import Prepared
-from flowplane.store.tx import Row, Tx
+from flowplane.store.prepared import (
+    PENDING,
+    Prepared,
+    commit_batched,
+    disable_batching,
+    enable_batching,
+    flush_pending,
+)
+from flowplane.store.tx import TERMINAL_RUN, Row, Tx
 
 _log = logging.getLogger("flowplane.store.postgres")
 _LOCK_RUN = Prepared(
@@ -22,6 +29,34 @@ _LOCK_RUN = Prepared(
     .where(t.runs.c.id == sa.bindparam("_run"))
     .with_for_update()
 )
+_NOTIFY = Prepared(sa.select(sa.func.pg_notify(sa.bindparam("channel"), sa.bindparam("message"))))
+_LOCK_AND_UPDATE: dict[tuple[str, ...], Prepared] = {}
+
+
+def _lock_and_update(keys: tuple[str, ...]) -> Prepared:
+    runs, nodes = t.runs.c, t.node_runs.c
+    locked = (
+        sa.select(*[c for c in t.runs.c if c.name != "document"])
+        .where(runs.id == sa.bindparam("_run"))
+        .with_for_update()
+        .cte("locked")
+    )
+    updated = (
+        t.node_runs.update()
+        .where(
+            nodes.id == sa.bindparam("_id"),
+            nodes.status == "in-progress",
+            nodes.lease_epoch == sa.bindparam("_epoch"),
+            sa.exists().where(*(locked.c.status != status for status in TERMINAL_RUN)),
+        )
+        .values({k: sa.bindparam(f"_v_{k}", type_=nodes[k].type) for k in keys})
+        .returning(nodes.id)
+        .cte("updated")
+    )
+    count = sa.select(sa.func.count()).select_from(updated).scalar_subquery()
+    return Prepared(sa.select(*locked.c, count.label("_updated")))
+
+
 TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "08006", "08003", "23505"}
 
 
@@ -48,7 +83,25 @@ class PostgresTx(Tx):
     def lock_run(self, run_id: str) -> Row | None:
         """Lock the run row so transitions of one run are serialised."""
         rows, _count = _LOCK_RUN.execute(self.conn, {"_run": run_id})
-        return rows[0] if rows else None
+        return self._locked(rows[0] if rows else None)
+
+    def lock_run_and_update_node(
+        self, run_id: str, row_id: int, epoch: int, **values: Any
+    ) -> tuple[Row | None, bool]:
+        """One statement: lock the run row and, if the run is not terminal, apply the fenced
+        update to the node run (the same row locks, in the same order, as two)."""
+        keys = tuple(values)
+        stmt = _LOCK_AND_UPDATE.get(keys)
+        if stmt is None:
+            stmt = _LOCK_AND_UPDATE[keys] = _lock_and_update(keys)
+        params = {f"_v_{k}": v for k, v in values.items()}
+        params.update(_run=run_id, _id=row_id, _epoch=epoch)
+        rows, _count = stmt.execute(self.conn, params)
+        if not rows:
+            return None, False
+        run = rows[0]
+        updated = bool(run.pop("_updated"))
+        return self._locked(run), updated
 
     def claim(self, owner: str, limit: int, lease_ms: int) -> list[Row]:
         """Lease up to ``limit`` due node runs, skipping rows other workers hold."""
@@ -80,17 +133,22 @@ class PostgresTx(Tx):
         return query.with_for_update(skip_locked=True)
 
     def _publish(self, notifications: list[tuple[str, str]]) -> None:
+        # Queued: sent with the COMMIT (NOTIFY is delivered at commit anyway).
         for kind, payload in notifications:
-            self.conn.execute(
-                sa.text("SELECT pg_notify(:channel, :message)"),
-                {"channel": self._channel, "message": f"{kind}|{payload}"},
-            )
+            _NOTIFY.defer(self.conn, {"channel": self._channel, "message": f"{kind}|{payload}"})
 
 
 class PostgresStore(Store):
-    """PostgreSQL: many API and worker processes on one database."""
+    """PostgreSQL: many API and worker processes on one database.
+
+    Each writer thread keeps its connection (no pool checkout and no pre-ping round trip
+    per transaction; a broken one is replaced, and the transaction retried, on the error),
+    and transactions batch statements whose results are not read (see
+    :mod:`flowplane.store.prepared`): a node's completion is ~4 round trips, not ~13.
+    """
 
     dialect = "postgresql"
+    keep_writer_connections = True
 
     def __init__(self, url: str, *, schema: str = "flowplane") -> None:
         super().__init__(url, schema=schema)
@@ -98,13 +156,31 @@ class PostgresStore(Store):
         self._listen_task: asyncio.Task[None] | None = None
 
     def _create_engine(self, url: str) -> sa.Engine:
-        return sa.create_engine(
+        engine = sa.create_engine(
             driver_url(url),
             pool_size=10,
             max_overflow=10,
             pool_pre_ping=True,
             connect_args={"options": f"-csearch_path={self.schema},public"},
         )
+
+        @sa.event.listens_for(engine, "before_cursor_execute")
+        def _send_queued(conn: sa.Connection, *_args: Any) -> None:
+            # A statement not run through Prepared: queued ones go first, in order.
+            if conn.info.get(PENDING):
+                flush_pending(conn)
+
+        return engine
+
+    def _on_begin(self, tx: Tx) -> None:
+        enable_batching(tx.conn)
+
+    def _before_commit(self, tx: Tx) -> None:
+        commit_batched(tx.conn)
+
+    def _on_end(self, tx: Tx) -> None:
+        with contextlib.suppress(Exception):
+            disable_batching(tx.conn)
 
     def _make_tx(self, conn: sa.Connection) -> Tx:
         return PostgresTx(conn, self.dialect, self.channel)

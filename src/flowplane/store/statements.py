@@ -127,9 +127,20 @@ BUMP_COUNTER = Prepared(
     .values(seq=t.event_counter.c.seq + sa.bindparam("_count"))
     .returning(t.event_counter.c.seq)
 )
+# The frame of a run this transaction holds locked: its number is known, nothing to read.
+BUMP_FRAME_TO = Prepared(
+    t.runs.update()
+    .where(t.runs.c.id == sa.bindparam("_run"))
+    .values(frame_no=sa.bindparam("_frame"))
+)
 BUMP_FRAME = Prepared(
     t.runs.update()
     .where(t.runs.c.id == sa.bindparam("_run"))
     .values(frame_no=t.runs.c.frame_no + 1)
     .returning(t.runs.c.frame_no, t.runs.c.namespace)
+)
+NEXT_DUE = Prepared(
+    sa.select(sa.func.min(_N.available_at_ms).label("next_due")).where(
+        sa.or_(_N.status == "ready", _N.status == "waiting-timer")
+    )
 )
