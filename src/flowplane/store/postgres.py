@@ -15,11 +15,13 @@ from flowplane.store import schema as t
 from flowplane.store.base import Store
 from flowplane.store.prepared import (
     PENDING,
+    UNKNOWN_STATEMENT,
     Prepared,
     commit_batched,
     disable_batching,
     enable_batching,
     flush_pending,
+    resync,
 )
 from flowplane.store.tx import TERMINAL_RUN, Row, Tx
 
@@ -57,7 +59,19 @@ def _lock_and_update(keys: tuple[str, ...]) -> Prepared:
     return Prepared(sa.select(*locked.c, count.label("_updated")))
 
 
-TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "08006", "08003", "23505"}
+ROLLED_BACK = "flowplane_rolled_back"
+# UNKNOWN_STATEMENT: a prepared statement dropped behind our back (see prepared._Session);
+# the batch that found out renamed them, so the retry prepares afresh.
+TRANSIENT_SQLSTATES = {
+    "40001",
+    "40P01",
+    "55P03",
+    "57P01",
+    "08006",
+    "08003",
+    "23505",
+    UNKNOWN_STATEMENT,
+}
 
 
 def driver_url(url: str) -> str:
@@ -164,6 +178,10 @@ class PostgresStore(Store):
             connect_args={"options": f"-csearch_path={self.schema},public"},
         )
 
+        @sa.event.listens_for(engine, "rollback")
+        def _rolled_back(conn: sa.Connection) -> None:
+            conn.info[ROLLED_BACK] = True
+
         @sa.event.listens_for(engine, "before_cursor_execute")
         def _send_queued(conn: sa.Connection, *_args: Any) -> None:
             # A statement not run through Prepared: queued ones go first, in order.
@@ -179,6 +197,9 @@ class PostgresStore(Store):
         commit_batched(tx.conn)
 
     def _on_end(self, tx: Tx) -> None:
+        with contextlib.suppress(Exception):
+            if tx.conn.info.pop(ROLLED_BACK, False):
+                resync(tx.conn)
         with contextlib.suppress(Exception):
             disable_batching(tx.conn)
 

@@ -205,10 +205,19 @@ def commit_batched(conn: sa.Connection) -> None:
     _run_batch(conn, _COMMIT, (), False)
 
 
+UNKNOWN_STATEMENT = "26000"  # invalid_sql_statement_name: a prepared statement is gone
+_OURS = "SELECT name FROM pg_prepared_statements WHERE name LIKE 'fp\\_%'"
+
+
 class _Session:
     """What batching keeps per psycopg connection: its client-side binder, and the
     statements it has ``PREPARE``d (named by ``generation``; prepared statements outlive
-    transactions, so after a failed batch the names are changed rather than guessed)."""
+    transactions, so after a failed batch the names are changed rather than guessed).
+
+    psycopg itself sends ``DEALLOCATE ALL`` after a rollback when it has prepared
+    statements of its own, which drops ours too: after a rollback, :func:`resync`
+    re-reads which of ours the server still has.
+    """
 
     def __init__(self, dbapi_conn: Any) -> None:
         import psycopg
@@ -217,6 +226,18 @@ class _Session:
         self.mogrify = psycopg.ClientCursor(dbapi_conn).mogrify
         self.prepared: set[str] = set()
         self.generation = 0
+
+
+def resync(conn: sa.Connection) -> None:
+    """After a rollback (batching still on, so no transaction is opened): learn which of
+    our prepared statements the server still holds (one round trip, only if we had any)."""
+    session: _Session | None = conn.info.get(MOGRIFY)
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    if session is None or session.dbapi_conn is not dbapi_conn or not session.prepared:
+        return
+    with dbapi_conn.cursor() as cursor:
+        cursor.execute(_OURS, prepare=False)
+        session.prepared = {row[0] for row in cursor.fetchall()}
 
 
 def _run_batch(
@@ -253,7 +274,8 @@ def _run_batch(
         try:
             cursor.execute(sql, prepare=False)
         except conn.dialect.loaded_dbapi.Error as exc:
-            if new:
+            if new or getattr(exc, "sqlstate", None) == UNKNOWN_STATEMENT:
+                # Which PREPAREs ran is unknown (they outlive the transaction): new names.
                 session.prepared.clear()
                 session.generation += 1
             raise _wrap(conn, cursor, sql, None, exc) from exc
