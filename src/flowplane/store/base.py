@@ -142,8 +142,12 @@ class Store:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._read_executor, self.run_sync, fn, True)
 
-    def run_sync(self, fn: Callable[[Tx], T], readonly: bool = False) -> T:
-        """Run ``fn(tx)`` in a transaction on the calling thread (retries included)."""
+    def run_sync(self, fn: Callable[[Tx], T], readonly: bool = False, *, inline: bool = False) -> T:
+        """Run ``fn(tx)`` in a transaction on the calling thread (retries included).
+
+        ``inline``: the caller is an event loop's thread; a transient error (the database
+        is busy) raises :class:`Busy` at once instead of sleeping and retrying there.
+        """
         delay = 0.002
         for attempt in range(1, MAX_TX_ATTEMPTS + 1):
             try:
@@ -163,6 +167,8 @@ class Store:
             except FlowplaneError:
                 raise
             except sa_exc.DBAPIError as exc:
+                if inline and self._is_transient(exc):
+                    raise Busy from exc
                 if attempt < MAX_TX_ATTEMPTS and self._is_transient(exc):
                     time.sleep(delay)
                     delay = min(delay * 2, 0.25)
@@ -182,6 +188,7 @@ class Store:
         conn: sa.Connection | None = getattr(self._writer, "conn", None)
         if conn is None or conn.closed or conn.invalidated:
             conn = self.engine.connect().execution_options(flowplane_readonly=False)
+            self._configure_writer(conn)
             self._writer.conn = conn
             with self._writer_lock:
                 self._writer_conns.append(conn)
@@ -189,8 +196,15 @@ class Store:
             yield conn
         except BaseException as exc:
             # A database error (or a transaction left open) may leave the connection in
-            # an unknown state: the next transaction starts on a fresh one.
-            if isinstance(exc, sa_exc.DBAPIError) or conn.in_transaction():
+            # an unknown state: the next transaction starts on a fresh one. (Not when an
+            # inline transaction merely found the database locked at BEGIN.)
+            busy = (
+                isinstance(exc, sa_exc.DBAPIError)
+                and getattr(self._writer, "inline", False)
+                and self._is_transient(exc)
+                and not conn.invalidated
+            )
+            if (isinstance(exc, sa_exc.DBAPIError) and not busy) or conn.in_transaction():
                 self._writer.conn = None
                 with self._writer_lock, contextlib.suppress(ValueError):
                     self._writer_conns.remove(conn)
@@ -198,6 +212,9 @@ class Store:
                     conn.invalidate()
                     conn.close()
             raise
+
+    def _configure_writer(self, conn: sa.Connection) -> None:
+        """Hook for a new kept writer connection of the calling thread."""
 
     def _make_tx(self, conn: sa.Connection) -> Tx:
         return Tx(conn, self.dialect)
@@ -255,10 +272,15 @@ class Store:
             if wanted:
                 by_loop.setdefault(loop, []).append((listener, wanted))
         # One wake-up of each loop per transaction, however many listeners it has, and
-        # none for a loop whose listeners want none of these notifications.
+        # none for a loop whose listeners want none of these notifications. The calling
+        # thread's own loop (an inline transaction) needs no self-pipe wake-up.
+        current = asyncio._get_running_loop()
         for loop, targets in by_loop.items():
             with contextlib.suppress(RuntimeError):  # loop closed
-                loop.call_soon_threadsafe(_fan_out, targets)
+                if loop is current:
+                    loop.call_soon(_fan_out, targets)
+                else:
+                    loop.call_soon_threadsafe(_fan_out, targets)
 
     def _deliver_remote(self, kind: str, payload: str) -> None:
         """Deliver a notification that arrived from another process."""
@@ -273,6 +295,11 @@ class Store:
         except Exception:
             return False
         return True
+
+
+class Busy(Exception):
+    """An inline transaction found the database busy (and was rolled back): run it on
+    the store's writer thread instead."""
 
 
 def _fan_out(targets: list[tuple[Listener, list[Notification]]]) -> None:
