@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -142,7 +142,15 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
                 "lease_epoch": 0,
             }
         )
-    tx.insert_node_runs(rows)
+    # A fork's dispatch is followed by prefill(), which finishes reused roots in the same
+    # transaction: its roots are claimed as usual, never leased here.
+    local = _local_workers.get(tx.conn.engine) if req.forked_from is None else None
+    taken = local.reserve(len(roots)) if local is not None else 0
+    if local is None or not taken:
+        tx.insert_node_runs(rows)
+        leased: list[Row] = []
+    else:
+        leased = _insert_leased(tx, rows, local, taken)
     tx.event(
         run_id,
         req.namespace,
@@ -155,8 +163,76 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
         tx.change(run_id, row["node_id"], row["iteration"], row["status"])
         if row["status"] == "ready":
             tx.event(run_id, req.namespace, "NodeReady", row["node_id"], iteration=row["iteration"])
-    tx.notify("ready")
+    if local is not None and leased:
+        _record_started(tx, leased, req.namespace)
+        maybe_crash("claim")
+        adopted = dict(run)
+        tx.after_commit.append(lambda: local.adopt(leased, adopted))
+    if len(leased) < len(roots):
+        tx.notify("ready")
     return run, True
+
+
+class LocalWorker(Protocol):
+    """A worker in this process that takes the roots of the runs it dispatches at once
+    (see :func:`register_local_worker`). Its methods may be called from any thread."""
+
+    owner: str
+    lease_ms: int
+
+    def reserve(self, count: int) -> int:
+        """Reserve up to ``count`` free slots; return how many."""
+
+    def release(self, count: int) -> None:
+        """Give back reserved slots (the transaction did not commit)."""
+
+    def adopt(self, rows: list[Row], run: Row) -> None:
+        """Execute node runs leased to it in reserved slots (after the commit)."""
+
+
+_local_workers: dict[Any, LocalWorker] = {}
+
+
+def register_local_worker(engine: Any, worker: LocalWorker) -> Callable[[], None]:
+    """Let :func:`dispatch` on ``engine`` (a store's) lease the roots of new runs straight
+    to ``worker``, in the dispatching transaction: the run's first node then needs no
+    claim transaction (nor, on PostgreSQL, a NOTIFY round trip to a listener). The final
+    rows and events are those of a ready root claimed at once. Returns the unregister
+    function."""
+    _local_workers[engine] = worker
+
+    def unregister() -> None:
+        if _local_workers.get(engine) is worker:
+            del _local_workers[engine]
+
+    return unregister
+
+
+def _insert_leased(tx: Tx, rows: list[dict[str, Any]], local: LocalWorker, taken: int) -> list[Row]:
+    """Insert ``rows`` in order, the first ``taken`` ready ones leased to ``local`` (as a
+    claim would leave them: in progress, attempt 1, epoch 1); return the leased rows."""
+    tx.after_rollback.append(lambda: local.release(taken))
+    now = tx.now_ms
+    leased: list[Row] = []
+    rest: list[dict[str, Any]] = []
+    for row in rows:
+        if row["status"] == "ready" and len(leased) < taken:
+            tx.insert_node_runs(rest)
+            rest = []
+            values = {
+                **row,
+                "status": "in-progress",
+                "attempt": 1,
+                "lease_epoch": 1,
+                "lease_owner": local.owner,
+                "lease_expires_ms": now + local.lease_ms,
+                "started_at_ms": now,
+            }
+            leased.append(tx.insert_node_run_returning(values))
+        else:
+            rest.append(row)
+    tx.insert_node_runs(rest)
+    return leased
 
 
 def claim(tx: Tx, owner: str, limit: int, lease_ms: int) -> list[Row]:

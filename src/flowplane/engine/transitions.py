@@ -34,6 +34,7 @@ from flowplane.engine.dispatch import (
     dispatch,
     new_id,
     plan_of,
+    register_local_worker,
 )
 from flowplane.engine.successors import trigger_decision
 from flowplane.engine.timetravel import (
@@ -66,6 +67,7 @@ __all__ = [
     "plan_of",
     "prefill",
     "reap",
+    "register_local_worker",
     "release",
     "resume",
     "rewind",

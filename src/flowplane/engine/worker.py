@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -100,12 +101,21 @@ class Worker:
         self._background: list[asyncio.Task[None]] = []
         self.executed = 0
         self._grace_seconds = SHUTDOWN_GRACE_SECONDS
+        # Slots reserved by dispatch transactions leasing roots to this worker (see
+        # transitions.register_local_worker); guarded by _slots_lock (any thread).
+        self._reserved = 0
+        self._slots_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._unregister: Any = None
+        self.owner = self.id
 
     # --- lifecycle ----------------------------------------------------------------------
 
     async def run(self) -> None:
         """Run until :meth:`stop` is called (or the task is cancelled)."""
         self._remove_listener = self.store.add_listener(self._on_notify, kinds=("ready", "cancel"))
+        self._loop = asyncio.get_running_loop()
+        self._unregister = transitions.register_local_worker(self.store.engine, self)
         self._background = [
             asyncio.create_task(self._heartbeat_loop(), name=f"fp-heartbeat-{self.id}"),
             asyncio.create_task(self._maintenance_loop(), name=f"fp-reaper-{self.id}"),
@@ -128,6 +138,8 @@ class Worker:
         self._wake.set()
 
     async def _shutdown(self) -> None:
+        if self._unregister is not None:
+            self._unregister()
         if self._remove_listener is not None:
             self._remove_listener()
         if self._tasks:
@@ -143,6 +155,39 @@ class Worker:
         for task in self._background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    # --- local hand-off of dispatched runs (called from any thread) -------------------
+
+    def reserve(self, count: int) -> int:
+        """Reserve up to ``count`` free slots for roots a dispatch leases to this worker."""
+        with self._slots_lock:
+            if self._stopping.is_set() or self._loop is None:
+                return 0
+            taken = max(0, min(count, self.concurrency - len(self._tasks) - self._reserved))
+            self._reserved += taken
+            return taken
+
+    def release(self, count: int) -> None:
+        """Give back reserved slots (the dispatch did not commit)."""
+        with self._slots_lock:
+            self._reserved -= count
+
+    def adopt(self, rows: list[Row], run: Row) -> None:
+        """Execute node runs a committed dispatch leased to this worker."""
+        loop = self._loop
+        if loop is None:
+            return  # the lease expires and the reaper gives the rows back
+        if asyncio._get_running_loop() is loop:
+            self._adopt(rows, run)
+        else:
+            with contextlib.suppress(RuntimeError):  # loop closed: the reaper recovers
+                loop.call_soon_threadsafe(self._adopt, rows, run)
+
+    def _adopt(self, rows: list[Row], run: Row) -> None:
+        with self._slots_lock:
+            self._reserved -= len(rows)
+        for row in rows:
+            self._spawn(row, run)
 
     def _on_notify(self, kind: str, payload: str) -> None:
         if kind == "ready":
@@ -165,7 +210,7 @@ class Worker:
     async def _claim_loop(self) -> None:
         poll = self.settings.poll_interval_seconds
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._tasks)
+            free = self.concurrency - len(self._tasks) - self._reserved
             claimed: list[Row] = []
             # Cleared even when full: a wake-up pending while no slot is free would
             # otherwise make every wait below return at once (a busy loop).

@@ -151,7 +151,7 @@ class Store:
         delay = 0.002
         for attempt in range(1, MAX_TX_ATTEMPTS + 1):
             try:
-                with self._connect(readonly) as conn:
+                with self._connect(readonly, inline) as conn:
                     tx = self._make_tx(conn)
                     try:
                         with conn.begin():
@@ -160,9 +160,13 @@ class Store:
                             if not readonly:
                                 tx.flush()
                                 self._before_commit(tx)
+                    except BaseException:
+                        tx.run_hooks(committed=False)
+                        raise
                     finally:
                         self._on_end(tx)
                 self._deliver_local(tx.notifications)
+                tx.run_hooks(committed=True)
                 return result
             except FlowplaneError:
                 raise
@@ -176,20 +180,26 @@ class Store:
                 raise StorageError(f"database error: {type(exc.orig).__name__}") from exc
         raise StorageError("transaction retries exhausted")  # pragma: no cover
 
-    def _connect(self, readonly: bool) -> contextlib.AbstractContextManager[sa.Connection]:
+    def _connect(
+        self, readonly: bool, inline: bool = False
+    ) -> contextlib.AbstractContextManager[sa.Connection]:
         """A connection for one transaction: one from the pool (returned on exit), or for
-        writes with :attr:`keep_writer_connections`, the calling thread's own."""
+        writes with :attr:`keep_writer_connections` (and inline reads), the calling
+        thread's own."""
+        if inline:
+            return self._writer_connection(readonly)
         if readonly or not self.keep_writer_connections:
             return self.engine.connect().execution_options(flowplane_readonly=readonly)
         return self._writer_connection()
 
     @contextlib.contextmanager
-    def _writer_connection(self) -> Iterator[sa.Connection]:
-        conn: sa.Connection | None = getattr(self._writer, "conn", None)
+    def _writer_connection(self, readonly: bool = False) -> Iterator[sa.Connection]:
+        slot = "reader" if readonly else "conn"
+        conn: sa.Connection | None = getattr(self._writer, slot, None)
         if conn is None or conn.closed or conn.invalidated:
-            conn = self.engine.connect().execution_options(flowplane_readonly=False)
+            conn = self.engine.connect().execution_options(flowplane_readonly=readonly)
             self._configure_writer(conn)
-            self._writer.conn = conn
+            setattr(self._writer, slot, conn)
             with self._writer_lock:
                 self._writer_conns.append(conn)
         try:
@@ -205,7 +215,7 @@ class Store:
                 and not conn.invalidated
             )
             if (isinstance(exc, sa_exc.DBAPIError) and not busy) or conn.in_transaction():
-                self._writer.conn = None
+                setattr(self._writer, slot, None)
                 with self._writer_lock, contextlib.suppress(ValueError):
                     self._writer_conns.remove(conn)
                 with contextlib.suppress(Exception):

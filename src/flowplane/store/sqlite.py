@@ -121,6 +121,17 @@ class SQLiteStore(Store):
                 asyncio.get_running_loop().run_in_executor(self._write_executor, self._checkpoint)
         return result
 
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn(tx)`` in a read-only transaction, inline like :meth:`transact` (a WAL
+        reader does not wait for writers), on a reader thread if the database is busy."""
+        if self._closed:
+            raise StorageError("store is closed")
+        self._writer.inline = True
+        try:
+            return self.run_sync(fn, True, inline=True)
+        except Busy:
+            return await super().read(fn)
+
     def _configure_writer(self, conn: sa.Connection) -> None:
         if getattr(self._writer, "inline", False):
             execute_sql(conn, "PRAGMA busy_timeout=0")

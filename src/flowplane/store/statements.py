@@ -119,6 +119,7 @@ STATUS_COUNTS = (
 )
 INSERT_ATTEMPT = Prepared(t.attempts.insert())
 INSERT_NODE_RUNS = Prepared(t.node_runs.insert())
+INSERT_NODE_RUN_RETURNING = Prepared(t.node_runs.insert().returning(*t.node_runs.c))
 INSERT_EVENTS = Prepared(t.events.insert())
 INSERT_FRAMES = Prepared(t.frames.insert())
 BUMP_COUNTER = Prepared(

@@ -8,7 +8,7 @@ shortest time and ``seq`` is gap-free and in commit order (a transactional outbo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,6 +42,16 @@ class Tx:
         # (frame_no, namespace) of runs this transaction locked or inserted: nobody else
         # can bump their frame before it commits, so flush need not read it back.
         self._frames: dict[str, tuple[int, str]] = {}
+        # Called (on the transaction's thread) once it committed, or once it did not.
+        self.after_commit: list[Callable[[], None]] = []
+        self.after_rollback: list[Callable[[], None]] = []
+
+    def run_hooks(self, *, committed: bool) -> None:
+        """Run the :attr:`after_commit` or :attr:`after_rollback` callbacks (once)."""
+        hooks = self.after_commit if committed else self.after_rollback
+        self.after_commit, self.after_rollback = [], []
+        for hook in hooks:
+            hook()
 
     # --- runs ---------------------------------------------------------------------------
 
@@ -126,6 +136,11 @@ class Tx:
             q.INSERT_NODE_RUNS.defer_many(self.conn, rows)
         else:
             self.conn.execute(t.node_runs.insert(), list(rows))
+
+    def insert_node_run_returning(self, values: dict[str, Any]) -> Row:
+        """Insert one node run row; return it as stored (with its id)."""
+        rows, _count = q.INSERT_NODE_RUN_RETURNING.execute(self.conn, values)
+        return rows[0]
 
     def node_states(self, run_id: str, node_ids: Iterable[str] | None = None) -> list[Row]:
         """Return the state columns (no output) of a run's node runs."""
