@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import Any
 
@@ -32,6 +33,32 @@ _LOCK_RUN = Prepared(
     .with_for_update()
 )
 _NOTIFY = Prepared(sa.select(sa.func.pg_notify(sa.bindparam("channel"), sa.bindparam("message"))))
+_WRITE_EVENTS = Prepared(
+    sa.text(
+        """
+WITH counter AS (
+    INSERT INTO event_counter (id, seq) VALUES (1, CAST(:_n AS BIGINT))
+    ON CONFLICT (id) DO UPDATE SET seq = event_counter.seq + EXCLUDED.seq
+    RETURNING seq - CAST(:_n AS BIGINT) AS base
+), written AS (
+    INSERT INTO events (seq, run_id, namespace, type, node_id, ts_ms, payload)
+    SELECT counter.base + v.o, v.run_id, v.namespace, v.type, v.node_id,
+           CAST(:_ts AS BIGINT), v.payload || jsonb_build_object('seq', counter.base + v.o)
+    FROM counter, jsonb_to_recordset(CAST(:_events AS JSONB)) AS v(
+        o BIGINT, run_id VARCHAR, namespace VARCHAR, type VARCHAR, node_id VARCHAR,
+        payload JSONB)
+), framed AS (
+    INSERT INTO frames (run_id, frame_no, seq, ts_ms, changes)
+    SELECT f.run_id, f.frame_no, counter.base + f.o, CAST(:_ts AS BIGINT), f.changes
+    FROM counter, jsonb_to_recordset(CAST(:_frames AS JSONB)) AS f(
+        o BIGINT, run_id VARCHAR, frame_no INTEGER, changes JSONB)
+)
+SELECT counter.base + CAST(:_n AS BIGINT) AS last,
+       pg_notify(CAST(:_channel AS TEXT), 'event|' || (counter.base + CAST(:_n AS BIGINT)))
+FROM counter
+"""
+    ).columns(sa.column("last", sa.BigInteger), sa.column("pg_notify", sa.String))
+)
 _LOCK_AND_UPDATE: dict[tuple[str, ...], Prepared] = {}
 
 
@@ -116,6 +143,60 @@ class PostgresTx(Tx):
         run = rows[0]
         updated = bool(run.pop("_updated"))
         return self._locked(run), updated
+
+    def _write_events(self) -> None:
+        """One queued statement allocates the ``seq`` numbers and writes the events, their
+        frames and the ``event`` NOTIFY (its seq only known there): it travels with the
+        COMMIT, so writing the events costs no round trip of its own. The counter row is
+        locked from this statement to the commit, as with a separate bump: ``seq`` stays
+        gap-free and in commit order."""
+        events, self._events = self._events, []
+        now = self.now_ms
+        rows: list[dict[str, Any]] = []
+        frame_rows: list[dict[str, Any]] = []
+        for offset, (run_id, namespace, type_, node_id, payload) in enumerate(events, 1):
+            changes = payload.pop("_changes", None)
+            # "seq" is set by the statement (same key order as Tx.flush's bodies).
+            body = {"type": type_, "runId": run_id, "seq": 0, "timestampMs": now}
+            if node_id is not None:
+                body["nodeId"] = node_id
+            body.update(payload)
+            rows.append(
+                {
+                    "o": offset,
+                    "run_id": run_id,
+                    "namespace": namespace,
+                    "type": type_,
+                    "node_id": node_id,
+                    "payload": body,
+                }
+            )
+            if changes is not None:
+                frame_rows.append(
+                    {
+                        "o": offset,
+                        "run_id": run_id,
+                        "frame_no": payload["frameNo"],
+                        "changes": changes,
+                    }
+                )
+        # Other wake-ups first, as Tx.flush sends them before its "event" one.
+        self._publish(self.notifications)
+
+        def written(result: list[Row]) -> None:
+            self.notify("event", str(result[0]["last"]))
+
+        _WRITE_EVENTS.defer(
+            self.conn,
+            {
+                "_n": len(events),
+                "_ts": now,
+                "_events": json.dumps(rows),
+                "_frames": json.dumps(frame_rows),
+                "_channel": self._channel,
+            },
+            on_result=written,
+        )
 
     def claim(self, owner: str, limit: int, lease_ms: int) -> list[Row]:
         """Lease up to ``limit`` due node runs, skipping rows other workers hold."""

@@ -121,15 +121,23 @@ class Prepared:
         else:
             _run(conn, compiled, args, True)
 
-    def defer(self, conn: sa.Connection, params: dict[str, Any]) -> None:
-        """Execute without reading the result: on a batching connection, queued until the
-        next statement that needs a result (or the commit); elsewhere, at once."""
+    def defer(
+        self,
+        conn: sa.Connection,
+        params: dict[str, Any],
+        on_result: Callable[[list[Row]], None] | None = None,
+    ) -> None:
+        """Execute without waiting for the result: on a batching connection, queued until
+        the next statement that needs a result (or the commit); elsewhere, at once.
+        ``on_result`` gets the rows when they arrive (before the commit returns)."""
         compiled = self._for(conn.dialect, params)
         pending: list[_Queued] | None = conn.info.get(PENDING)
         if pending is None:
-            _run(conn, compiled, compiled.args(params), False)
+            rows, _count = _run(conn, compiled, compiled.args(params), False)
+            if on_result is not None:
+                on_result(rows)
         else:
-            pending.append((compiled, compiled.args(params), False))
+            pending.append((compiled, compiled.args(params), False, on_result))
 
     def defer_many(self, conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
         """:meth:`execute_many` without reading the result (see :meth:`defer`)."""
@@ -140,7 +148,7 @@ class Prepared:
             self.execute_many(conn, rows)
             return
         compiled = self._for(conn.dialect, rows[0])
-        pending.append((compiled, [compiled.args(row) for row in rows], True))
+        pending.append((compiled, [compiled.args(row) for row in rows], True, None))
 
 
 class _Plain:
@@ -152,7 +160,8 @@ class _Plain:
         self.sql = sql
 
 
-_Queued = tuple["_Compiled | _Plain", Any, bool]
+# (statement, parameters, executemany?, callback for its rows)
+_Queued = tuple["_Compiled | _Plain", Any, bool, "Callable[[list[Row]], None] | None"]
 _BEGIN = _Plain("BEGIN")
 _COMMIT = _Plain("COMMIT")
 MOGRIFY = "flowplane_mogrify"
@@ -174,7 +183,7 @@ def enable_batching(conn: sa.Connection) -> None:
     """
     dbapi_conn: Any = conn.connection.dbapi_connection
     dbapi_conn.autocommit = True
-    conn.info[PENDING] = [(_BEGIN, (), False)]
+    conn.info[PENDING] = [(_BEGIN, (), False, None)]
 
 
 def disable_batching(conn: sa.Connection) -> None:
@@ -198,7 +207,7 @@ def commit_batched(conn: sa.Connection) -> None:
     SQLAlchemy's own commit that follows finds the transaction closed and sends nothing.
     """
     pending: list[_Queued] | None = conn.info.get(PENDING)
-    if pending is not None and pending[:1] == [(_BEGIN, (), False)]:
+    if pending is not None and pending[:1] == [(_BEGIN, (), False, None)]:
         if len(pending) == 1:
             pending.clear()  # nothing was sent: nothing to commit
             return
@@ -252,7 +261,7 @@ def _run_batch(
     batch = list(pending)
     pending.clear()
     if compiled is not None:
-        batch.append((compiled, args, many))
+        batch.append((compiled, args, many, None))
     dbapi_conn: Any = conn.connection.dbapi_connection
     assert dbapi_conn is not None
     session: _Session | None = conn.info.get(MOGRIFY)
@@ -261,13 +270,17 @@ def _run_batch(
     dispatch = conn.dispatch
     parts: list[str] = []
     new: list[str] = []
-    for item, item_args, item_many in batch:
+    # (index of the statement's result, callback) of queued statements that want rows.
+    wanted: list[tuple[int, Callable[[list[Row]], None], _Compiled]] = []
+    for item, item_args, item_many, on_result in batch:
         if isinstance(item, _Plain):
             parts.append(item.sql)
             continue
         for listener in dispatch.before_cursor_execute:
             listener(conn, None, item.sql, item_args, None, item_many)
         _execute_parts(conn, session, item, item_args, item_many, parts, new)
+        if on_result is not None:
+            wanted.append((len(parts) - 1, on_result, item))
     sql = ";\n".join(parts)
     cursor = dbapi_conn.cursor()
     try:
@@ -280,15 +293,15 @@ def _run_batch(
                 session.generation += 1
             raise _wrap(conn, cursor, sql, None, exc) from exc
         session.prepared.update(new)
-        for item, item_args, item_many in batch:
+        for item, item_args, item_many, _on_result in batch:
             if not isinstance(item, _Plain):
                 for listener in dispatch.after_cursor_execute:
                     listener(conn, cursor, item.sql, item_args, None, item_many)
+        position = _deliver(cursor, wanted)
         rows: list[Row] = []
         rowcount = -1
         if compiled is not None and not isinstance(compiled, _Plain):
-            # Its result is the last one (one per statement sent).
-            for _ in range(len(parts) - 1):
+            for _ in range(len(parts) - 1 - position):
                 cursor.nextset()
             if compiled.results is not None:
                 rows = _rows(compiled.results, cursor.fetchall())
@@ -296,6 +309,18 @@ def _run_batch(
         return rows, rowcount
     finally:
         cursor.close()
+
+
+def _deliver(cursor: Any, wanted: list[tuple[int, Callable[[list[Row]], None], _Compiled]]) -> int:
+    """Hand queued statements their rows (one result per statement sent, in order);
+    return the index of the cursor's current result."""
+    position = 0
+    for index, on_result, item in wanted:
+        for _ in range(index - position):
+            cursor.nextset()
+        position = index
+        on_result(_rows(item.results, cursor.fetchall()) if item.results else [])
+    return position
 
 
 def _execute_parts(

@@ -145,3 +145,22 @@ NEXT_DUE = Prepared(
         sa.or_(_N.status == "ready", _N.status == "waiting-timer")
     )
 )
+# A foreach node's items, counted by status / the first pending ones (item completions).
+ITEM_COUNTS = Prepared(
+    sa.select(_N.status, sa.func.count().label("n"))
+    .where(
+        _N.run_id == sa.bindparam("_run"), _N.node_id == sa.bindparam("_node"), _N.iteration >= 0
+    )
+    .group_by(_N.status)
+)
+PENDING_ITEMS = Prepared(
+    sa.select(_N.id, _N.iteration)
+    .where(
+        _N.run_id == sa.bindparam("_run"),
+        _N.node_id == sa.bindparam("_node"),
+        _N.iteration >= 0,
+        _N.status == "pending",
+    )
+    .order_by(_N.iteration)
+    .limit(sa.bindparam("_limit"))
+)

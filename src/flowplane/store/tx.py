@@ -235,6 +235,16 @@ class Tx:
         rows, _count = q.CLAIM_PENDING.execute(self.conn, params)
         return rows[0] if rows else None
 
+    def item_counts(self, run_id: str, node_id: str) -> dict[str, int]:
+        """Return ``{status: count}`` over the items (iterations >= 0) of a foreach node."""
+        rows, _count = q.ITEM_COUNTS.execute(self.conn, {"_run": run_id, "_node": node_id})
+        return {row["status"]: int(row["n"]) for row in rows}
+
+    def pending_items(self, run_id: str, node_id: str, limit: int) -> list[Row]:
+        """Return ``id`` and ``iteration`` of the first ``limit`` pending items of a node."""
+        params = {"_run": run_id, "_node": node_id, "_limit": limit}
+        return q.PENDING_ITEMS.execute(self.conn, params)[0]
+
     def status_counts(self, run_id: str) -> dict[str, int]:
         """Return ``{status: count}`` over the run's node runs.
 
@@ -496,6 +506,11 @@ class Tx:
         if not self._events:
             self._publish(self.notifications)
             return
+        self._write_events()
+
+    def _write_events(self) -> None:
+        """Allocate the buffered events' ``seq`` numbers, write them (and their frames),
+        queue the ``event`` wake-up and publish the notifications."""
         last = self._bump_counter(len(self._events))
         first = last - len(self._events) + 1
         rows: list[dict[str, Any]] = []
