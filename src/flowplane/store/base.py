@@ -2,8 +2,10 @@
 
 Every operation is a whole transaction: a synchronous function ``fn(tx)`` that runs in a
 worker thread, so the event loop pays one thread hop per transaction rather than one per
-statement (the shape of dbos-transact-py). Dialects override only what differs: engine
-set-up, how a transaction begins, the claim query, row locks, error classification and
+statement (the shape of dbos-transact-py). On SQLite, where a transaction takes less than
+the hop, it runs on the calling loop's thread instead whenever the database is free (see
+``SQLiteStore.transact``). Dialects override only what differs: engine set-up, how a
+transaction begins and commits, the claim query, row locks, error classification and
 wake-ups (in-process on SQLite, LISTEN/NOTIFY on PostgreSQL).
 """
 

@@ -110,6 +110,9 @@ class SQLiteStore(Store):
         """
         if self._closed:
             raise StorageError("store is closed")
+        # Still a suspension point, as a hop to a thread was: callers (and asyncio's own
+        # cancellation, e.g. wait_for's) were written against transactions that yield.
+        await asyncio.sleep(0)
         self._writer.inline = True
         try:
             result = self.run_sync(fn, False, inline=True)
@@ -126,6 +129,7 @@ class SQLiteStore(Store):
         reader does not wait for writers), on a reader thread if the database is busy."""
         if self._closed:
             raise StorageError("store is closed")
+        await asyncio.sleep(0)  # a suspension point, as in transact()
         self._writer.inline = True
         try:
             return self.run_sync(fn, True, inline=True)
