@@ -112,8 +112,8 @@ CLAIM_PENDING = Prepared(
 )
 CLAIM_ID = Prepared(_claim_ids(_N.id == sa.bindparam("_id")))
 UNLEASED = _N.lease_owner.is_(None).label("unleased")
-STATUS_COUNTS = (
-    sa.select(_N.status, UNLEASED, sa.func.count())
+STATUS_COUNTS = Prepared(
+    sa.select(_N.status, UNLEASED, sa.func.count().label("n"))
     .where(_N.run_id == sa.bindparam("_run"))
     .group_by(_N.status, UNLEASED)
 )

@@ -252,9 +252,10 @@ class Tx:
         counted as ``aggregate``.
         """
         counts: dict[str, int] = {}
-        for status, is_unleased, n in self.conn.execute(q.STATUS_COUNTS, {"_run": run_id}):
-            key = "aggregate" if status == "in-progress" and is_unleased else status
-            counts[key] = counts.get(key, 0) + int(n)
+        for row in q.STATUS_COUNTS.execute(self.conn, {"_run": run_id})[0]:
+            status = row["status"]
+            key = "aggregate" if status == "in-progress" and row["unleased"] else status
+            counts[key] = counts.get(key, 0) + int(row["n"])
         return counts
 
     def claim(self, owner: str, limit: int, lease_ms: int) -> list[Row]:
