@@ -246,10 +246,6 @@ class PostgresStore(Store):
     keep_writer_connections = True
 
     def __init__(self, url: str, *, schema: str = "flowplane") -> None:
-        # Backend PIDs of this store's connections: their NOTIFYs were already delivered
-        # in-process when they committed, so LISTEN skips them (a second wake-up would
-        # cost the worker an empty claim).
-        self._own_pids: set[int] = set()
         super().__init__(url, schema=schema)
         self.channel = f"flowplane_{schema}"
         self._listen_task: asyncio.Task[None] | None = None
@@ -262,17 +258,6 @@ class PostgresStore(Store):
             pool_pre_ping=True,
             connect_args={"options": f"-csearch_path={self.schema},public"},
         )
-
-        @sa.event.listens_for(engine, "connect")
-        def _connected(dbapi_conn: Any, record: Any) -> None:
-            pid = record.info["flowplane_pid"] = dbapi_conn.info.backend_pid
-            self._own_pids.add(pid)
-
-        def _gone(_dbapi_conn: Any, record: Any, *_args: Any) -> None:
-            self._own_pids.discard(record.info.pop("flowplane_pid", None))
-
-        sa.event.listen(engine, "close", _gone)
-        sa.event.listen(engine, "invalidate", _gone)
 
         @sa.event.listens_for(engine, "rollback")
         def _rolled_back(conn: sa.Connection) -> None:
@@ -334,8 +319,6 @@ class PostgresStore(Store):
                     # A reconnect may have missed notifications: wake everyone to re-poll.
                     self._deliver_local([("ready", ""), ("event", "")])
                     async for note in conn.notifies():
-                        if note.pid in self._own_pids:
-                            continue  # delivered locally at its commit
                         kind, _, payload = note.payload.partition("|")
                         self._deliver_local([(kind, payload)])
             except asyncio.CancelledError:
