@@ -88,8 +88,8 @@ def count_transactions(store: Store) -> Counters:
     original = store.run_sync
 
     @functools.wraps(original)
-    def run_sync(fn: Callable[[Any], Any], readonly: bool = False) -> Any:
-        result = original(fn, readonly)
+    def run_sync(fn: Callable[[Any], Any], readonly: bool = False, **kwargs: Any) -> Any:
+        result = original(fn, readonly, **kwargs)
         counters.add(readonly)
         return result
 

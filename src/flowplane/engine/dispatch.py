@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -142,7 +142,15 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
                 "lease_epoch": 0,
             }
         )
-    tx.insert_node_runs(rows)
+    # A fork's dispatch is followed by prefill(), which finishes reused roots in the same
+    # transaction: its roots are claimed as usual, never leased here.
+    local = _local_workers.get(tx.conn.engine) if req.forked_from is None else None
+    taken = local.reserve(len(roots)) if local is not None else 0
+    if local is None or not taken:
+        tx.insert_node_runs(rows)
+        leased: list[Row] = []
+    else:
+        leased = _insert_leased(tx, rows, local, taken)
     tx.event(
         run_id,
         req.namespace,
@@ -155,27 +163,118 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
         tx.change(run_id, row["node_id"], row["iteration"], row["status"])
         if row["status"] == "ready":
             tx.event(run_id, req.namespace, "NodeReady", row["node_id"], iteration=row["iteration"])
-    tx.notify("ready")
+    if local is not None and leased:
+        _record_started(tx, leased, req.namespace)
+        maybe_crash("claim")
+        adopted = dict(run)
+        tx.after_commit.append(lambda: local.adopt(leased, adopted))
+    if len(leased) < len(roots):
+        tx.notify("ready")
     return run, True
+
+
+class LocalWorker(Protocol):
+    """A worker in this process that takes the roots of the runs it dispatches at once
+    (see :func:`register_local_worker`). Its methods may be called from any thread."""
+
+    owner: str
+    lease_ms: int
+
+    def reserve(self, count: int) -> int:
+        """Reserve up to ``count`` free slots; return how many."""
+
+    def release(self, count: int) -> None:
+        """Give back reserved slots (the transaction did not commit)."""
+
+    def adopt(self, rows: list[Row], run: Row) -> None:
+        """Execute node runs leased to it in reserved slots (after the commit)."""
+
+
+_local_workers: dict[Any, LocalWorker] = {}
+
+
+def register_local_worker(engine: Any, worker: LocalWorker) -> Callable[[], None]:
+    """Let :func:`dispatch` on ``engine`` (a store's) lease the roots of new runs straight
+    to ``worker``, in the dispatching transaction: the run's first node then needs no
+    claim transaction (nor, on PostgreSQL, a NOTIFY round trip to a listener). The final
+    rows and events are those of a ready root claimed at once. Returns the unregister
+    function."""
+    _local_workers[engine] = worker
+
+    def unregister() -> None:
+        if _local_workers.get(engine) is worker:
+            del _local_workers[engine]
+
+    return unregister
+
+
+def _insert_leased(tx: Tx, rows: list[dict[str, Any]], local: LocalWorker, taken: int) -> list[Row]:
+    """Insert ``rows`` in order, the first ``taken`` ready ones leased to ``local`` (as a
+    claim would leave them: in progress, attempt 1, epoch 1); return the leased rows."""
+    tx.after_rollback.append(lambda: local.release(taken))
+    now = tx.now_ms
+    leased: list[Row] = []
+    rest: list[dict[str, Any]] = []
+    for row in rows:
+        if row["status"] == "ready" and len(leased) < taken:
+            tx.insert_node_runs(rest)
+            rest = []
+            values = {
+                **row,
+                "status": "in-progress",
+                "attempt": 1,
+                "lease_epoch": 1,
+                "lease_owner": local.owner,
+                "lease_expires_ms": now + local.lease_ms,
+                "started_at_ms": now,
+            }
+            leased.append(tx.insert_node_run_returning(values))
+        else:
+            rest.append(row)
+    tx.insert_node_runs(rest)
+    return leased
 
 
 def claim(tx: Tx, owner: str, limit: int, lease_ms: int) -> list[Row]:
     """Lease due node runs to ``owner`` and record ``NodeStarted`` for each."""
+    return claim_work(tx, owner, limit, lease_ms).rows
+
+
+@dataclass
+class Claimed:
+    """What :func:`claim_work` leased, with what the worker needs next."""
+
+    rows: list[Row]
+    # Run rows (without document) of the claimed node runs; their plans are cached.
+    runs: dict[str, Row]
+    # When the claim left free slots: the earliest ``available_at_ms`` of claimable work
+    # left (a timer, a retry), so the worker knows how long it may sleep.
+    next_due_ms: int | None
+
+
+def claim_work(tx: Tx, owner: str, limit: int, lease_ms: int) -> Claimed:
+    """:func:`claim`, also returning the claimed rows' runs and, when fewer than ``limit``
+    were due, when the next work is due: one transaction for the worker's claim loop."""
     rows = tx.claim(owner, limit, lease_ms)
-    _record_started(tx, rows)
+    runs = _record_started(tx, rows)
+    for run in runs.values():
+        plan_of(tx, run)  # cached for the worker (reads the document if not yet)
+    due = tx.next_due_ms() if len(rows) < limit else None
     if rows:
         maybe_crash("claim")
-    return rows
+    return Claimed(rows, runs, due)
 
 
-def _record_started(tx: Tx, rows: list[Row], namespace: str | None = None) -> None:
+def _record_started(tx: Tx, rows: list[Row], namespace: str | None = None) -> dict[str, Row]:
     if not rows:
-        return
+        return {}
     run_ids = {r["run_id"] for r in rows}
+    runs: dict[str, Row] = {}
     if namespace is not None and len(run_ids) == 1:
         namespaces = {next(iter(run_ids)): namespace}
     else:
-        namespaces = _namespaces(tx, run_ids)
+        runs = _runs(tx, run_ids)
+        namespaces = {run_id: run["namespace"] for run_id, run in runs.items()}
     for row in rows:
         if (row.get("wait") or {}).get("kind") == "timer":
             continue
@@ -189,16 +288,21 @@ def _record_started(tx: Tx, rows: list[Row], namespace: str | None = None) -> No
             iteration=row["iteration"],
             attempt=row["attempt"],
         )
+    return runs
 
 
-_NAMESPACES = sa.select(t.runs.c.id, t.runs.c.namespace).where(
+_RUNS = sa.select(*(c for c in t.runs.c if c.name != "document")).where(
     t.runs.c.id.in_(sa.bindparam("_runs", expanding=True))
 )
 
 
-def _namespaces(tx: Tx, run_ids: set[str]) -> dict[str, str]:
-    rows = tx.conn.execute(_NAMESPACES, {"_runs": list(run_ids)})
-    return {r.id: r.namespace for r in rows}
+def _runs(tx: Tx, run_ids: set[str]) -> dict[str, Row]:
+    """The run rows (without document) of ``run_ids``."""
+    if len(run_ids) == 1:
+        run = tx.get_run(next(iter(run_ids)), with_document=False)
+        return {run["id"]: run} if run is not None else {}
+    rows = tx.conn.execute(_RUNS, {"_runs": list(run_ids)})
+    return {r.id: dict(r._mapping) for r in rows}
 
 
 def claim_ids(

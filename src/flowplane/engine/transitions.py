@@ -26,12 +26,15 @@ from flowplane.engine.control import (
     wait_row_is_timer,
 )
 from flowplane.engine.dispatch import (
+    Claimed,
     DispatchRequest,
     claim,
     claim_ids,
+    claim_work,
     dispatch,
     new_id,
     plan_of,
+    register_local_worker,
 )
 from flowplane.engine.successors import trigger_decision
 from flowplane.engine.timetravel import (
@@ -47,12 +50,14 @@ __all__ = [
     "MAX_LOG_EVENTS_PER_ATTEMPT",
     "MAX_LOST_ATTEMPTS",
     "RESUMABLE_RUN",
+    "Claimed",
     "Completion",
     "DispatchRequest",
     "Outcome",
     "cancel",
     "claim",
     "claim_ids",
+    "claim_work",
     "complete",
     "decide",
     "dispatch",
@@ -62,6 +67,7 @@ __all__ = [
     "plan_of",
     "prefill",
     "reap",
+    "register_local_worker",
     "release",
     "resume",
     "rewind",

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -100,12 +101,21 @@ class Worker:
         self._background: list[asyncio.Task[None]] = []
         self.executed = 0
         self._grace_seconds = SHUTDOWN_GRACE_SECONDS
+        # Slots reserved by dispatch transactions leasing roots to this worker (see
+        # transitions.register_local_worker); guarded by _slots_lock (any thread).
+        self._reserved = 0
+        self._slots_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._unregister: Any = None
+        self.owner = self.id
 
     # --- lifecycle ----------------------------------------------------------------------
 
     async def run(self) -> None:
         """Run until :meth:`stop` is called (or the task is cancelled)."""
         self._remove_listener = self.store.add_listener(self._on_notify, kinds=("ready", "cancel"))
+        self._loop = asyncio.get_running_loop()
+        self._unregister = transitions.register_local_worker(self.store.engine, self)
         self._background = [
             asyncio.create_task(self._heartbeat_loop(), name=f"fp-heartbeat-{self.id}"),
             asyncio.create_task(self._maintenance_loop(), name=f"fp-reaper-{self.id}"),
@@ -128,6 +138,8 @@ class Worker:
         self._wake.set()
 
     async def _shutdown(self) -> None:
+        if self._unregister is not None:
+            self._unregister()
         if self._remove_listener is not None:
             self._remove_listener()
         if self._tasks:
@@ -143,6 +155,39 @@ class Worker:
         for task in self._background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    # --- local hand-off of dispatched runs (called from any thread) -------------------
+
+    def reserve(self, count: int) -> int:
+        """Reserve up to ``count`` free slots for roots a dispatch leases to this worker."""
+        with self._slots_lock:
+            if self._stopping.is_set() or self._loop is None:
+                return 0
+            taken = max(0, min(count, self.concurrency - len(self._tasks) - self._reserved))
+            self._reserved += taken
+            return taken
+
+    def release(self, count: int) -> None:
+        """Give back reserved slots (the dispatch did not commit)."""
+        with self._slots_lock:
+            self._reserved -= count
+
+    def adopt(self, rows: list[Row], run: Row) -> None:
+        """Execute node runs a committed dispatch leased to this worker."""
+        loop = self._loop
+        if loop is None:
+            return  # the lease expires and the reaper gives the rows back
+        if asyncio._get_running_loop() is loop:
+            self._adopt(rows, run)
+        else:
+            with contextlib.suppress(RuntimeError):  # loop closed: the reaper recovers
+                loop.call_soon_threadsafe(self._adopt, rows, run)
+
+    def _adopt(self, rows: list[Row], run: Row) -> None:
+        with self._slots_lock:
+            self._reserved -= len(rows)
+        for row in rows:
+            self._spawn(row, run)
 
     def _on_notify(self, kind: str, payload: str) -> None:
         if kind == "ready":
@@ -165,19 +210,21 @@ class Worker:
     async def _claim_loop(self) -> None:
         poll = self.settings.poll_interval_seconds
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._tasks)
+            free = self.concurrency - len(self._tasks) - self._reserved
             claimed: list[Row] = []
             # Cleared even when full: a wake-up pending while no slot is free would
             # otherwise make every wait below return at once (a busy loop).
             self._wake.clear()
+            due: int | None = None
             if free > 0:
-                claimed = await self.store.transact(
+                work = await self.store.transact(
                     functools.partial(
-                        transitions.claim, owner=self.id, limit=free, lease_ms=self.lease_ms
+                        transitions.claim_work, owner=self.id, limit=free, lease_ms=self.lease_ms
                     )
                 )
+                claimed, due = work.rows, work.next_due_ms
                 for row in claimed:
-                    self._spawn(row)
+                    self._spawn(row, work.runs.get(row["run_id"]))
             # Full, or no room to claim: due work may be left, so a freed slot must wake us.
             self._saturated = len(claimed) == free
             if claimed and len(claimed) == free:
@@ -185,23 +232,22 @@ class Worker:
                 if len(self._tasks) >= self.concurrency:
                     await self._wait(poll)
                 continue
-            if claimed:
-                continue
+            # Otherwise the claim took all due work: what becomes due later is either made
+            # ready with a "ready" notification (which sets the event cleared above) or is
+            # a timer or retry at ``due`` (read in the claim's transaction).
             timeout = poll
-            if free > 0:
-                due = await self.store.read(lambda tx: tx.next_due_ms())
-                if due is not None:
-                    timeout = max(0.0, min(poll, due / 1000 - time.time()))
+            if due is not None:
+                timeout = max(0.0, min(poll, due / 1000 - time.time()))
             await self._wait(timeout)
 
     async def _wait(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
-    def _spawn(self, row: Row) -> None:
+    def _spawn(self, row: Row, run: Row | None = None) -> None:
         self._rows[row["id"]] = row
         self._cancel_events[row["id"]] = asyncio.Event()
-        task = asyncio.create_task(self._execute(row), name=f"fp-node-{row['node_id']}")
+        task = asyncio.create_task(self._execute(row, run), name=f"fp-node-{row['node_id']}")
         self._tasks[row["id"]] = task
 
         def _done(_t: asyncio.Task[None], row_id: int = row["id"]) -> None:
@@ -249,15 +295,21 @@ class Worker:
 
     # --- execution ----------------------------------------------------------------------
 
-    async def _run_info(self, run_id: str) -> _RunInfo:
+    async def _run_info(self, run_id: str, run: Row | None = None) -> _RunInfo:
         info = self._runs.get(run_id)
         if info is not None:
             self._runs.move_to_end(run_id)
             return info
-        row = await self.store.read(lambda tx: tx.get_run(run_id))
-        if row is None:
-            raise FlowplaneError(f"run {run_id} vanished")
-        plan = plans.get(run_id, row["document"])
+        # The claim's transaction read the run row and cached its plan: no read needed.
+        plan = plans.get(run_id) if run is not None else None
+        if run is not None and plan is not None:
+            row = run
+        else:
+            fetched = await self.store.read(lambda tx: tx.get_run(run_id))
+            if fetched is None:
+                raise FlowplaneError(f"run {run_id} vanished")
+            row = fetched
+            plan = plans.get(run_id, row["document"])
         assert plan is not None
         info = _RunInfo(row, plan)
         self._runs[run_id] = info
@@ -265,12 +317,12 @@ class Worker:
             self._runs.popitem(last=False)
         return info
 
-    async def _execute(self, row: Row) -> None:
+    async def _execute(self, row: Row, run: Row | None = None) -> None:
         started = int(time.time() * 1000)
         logs: list[tuple[int, str, str]] = []
         redactor = Redactor(())
         try:
-            info = await self._run_info(row["run_id"])
+            info = await self._run_info(row["run_id"], run)
             outcome, redactor = await self._produce(info, row, logs)
         except asyncio.CancelledError:
             if self._stopping.is_set() and not self._cancel_events[row["id"]].is_set():

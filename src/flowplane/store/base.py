@@ -2,8 +2,10 @@
 
 Every operation is a whole transaction: a synchronous function ``fn(tx)`` that runs in a
 worker thread, so the event loop pays one thread hop per transaction rather than one per
-statement (the shape of dbos-transact-py). Dialects override only what differs: engine
-set-up, how a transaction begins, the claim query, row locks, error classification and
+statement (the shape of dbos-transact-py). On SQLite, where a transaction takes less than
+the hop, it runs on the calling loop's thread instead whenever the database is free (see
+``SQLiteStore.transact``). Dialects override only what differs: engine set-up, how a
+transaction begins and commits, the claim query, row locks, error classification and
 wake-ups (in-process on SQLite, LISTEN/NOTIFY on PostgreSQL).
 """
 
@@ -142,23 +144,37 @@ class Store:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._read_executor, self.run_sync, fn, True)
 
-    def run_sync(self, fn: Callable[[Tx], T], readonly: bool = False) -> T:
-        """Run ``fn(tx)`` in a transaction on the calling thread (retries included)."""
+    def run_sync(self, fn: Callable[[Tx], T], readonly: bool = False, *, inline: bool = False) -> T:
+        """Run ``fn(tx)`` in a transaction on the calling thread (retries included).
+
+        ``inline``: the caller is an event loop's thread; a transient error (the database
+        is busy) raises :class:`Busy` at once instead of sleeping and retrying there.
+        """
         delay = 0.002
         for attempt in range(1, MAX_TX_ATTEMPTS + 1):
             try:
-                with self._connect(readonly) as conn:
+                with self._connect(readonly, inline) as conn:
                     tx = self._make_tx(conn)
-                    with conn.begin():
-                        self._on_begin(tx)
-                        result = fn(tx)
-                        if not readonly:
-                            tx.flush()
+                    try:
+                        with conn.begin():
+                            self._on_begin(tx)
+                            result = fn(tx)
+                            if not readonly:
+                                tx.flush()
+                                self._before_commit(tx)
+                    except BaseException:
+                        tx.run_hooks(committed=False)
+                        raise
+                    finally:
+                        self._on_end(tx)
                 self._deliver_local(tx.notifications)
+                tx.run_hooks(committed=True)
                 return result
             except FlowplaneError:
                 raise
             except sa_exc.DBAPIError as exc:
+                if inline and self._is_transient(exc):
+                    raise Busy from exc
                 if attempt < MAX_TX_ATTEMPTS and self._is_transient(exc):
                     time.sleep(delay)
                     delay = min(delay * 2, 0.25)
@@ -166,28 +182,42 @@ class Store:
                 raise StorageError(f"database error: {type(exc.orig).__name__}") from exc
         raise StorageError("transaction retries exhausted")  # pragma: no cover
 
-    def _connect(self, readonly: bool) -> contextlib.AbstractContextManager[sa.Connection]:
+    def _connect(
+        self, readonly: bool, inline: bool = False
+    ) -> contextlib.AbstractContextManager[sa.Connection]:
         """A connection for one transaction: one from the pool (returned on exit), or for
-        writes with :attr:`keep_writer_connections`, the calling thread's own."""
+        writes with :attr:`keep_writer_connections` (and inline reads), the calling
+        thread's own."""
+        if inline:
+            return self._writer_connection(readonly)
         if readonly or not self.keep_writer_connections:
             return self.engine.connect().execution_options(flowplane_readonly=readonly)
         return self._writer_connection()
 
     @contextlib.contextmanager
-    def _writer_connection(self) -> Iterator[sa.Connection]:
-        conn: sa.Connection | None = getattr(self._writer, "conn", None)
+    def _writer_connection(self, readonly: bool = False) -> Iterator[sa.Connection]:
+        slot = "reader" if readonly else "conn"
+        conn: sa.Connection | None = getattr(self._writer, slot, None)
         if conn is None or conn.closed or conn.invalidated:
-            conn = self.engine.connect().execution_options(flowplane_readonly=False)
-            self._writer.conn = conn
+            conn = self.engine.connect().execution_options(flowplane_readonly=readonly)
+            self._configure_writer(conn)
+            setattr(self._writer, slot, conn)
             with self._writer_lock:
                 self._writer_conns.append(conn)
         try:
             yield conn
         except BaseException as exc:
             # A database error (or a transaction left open) may leave the connection in
-            # an unknown state: the next transaction starts on a fresh one.
-            if isinstance(exc, sa_exc.DBAPIError) or conn.in_transaction():
-                self._writer.conn = None
+            # an unknown state: the next transaction starts on a fresh one. (Not when an
+            # inline transaction merely found the database locked at BEGIN.)
+            busy = (
+                isinstance(exc, sa_exc.DBAPIError)
+                and getattr(self._writer, "inline", False)
+                and self._is_transient(exc)
+                and not conn.invalidated
+            )
+            if (isinstance(exc, sa_exc.DBAPIError) and not busy) or conn.in_transaction():
+                setattr(self._writer, slot, None)
                 with self._writer_lock, contextlib.suppress(ValueError):
                     self._writer_conns.remove(conn)
                 with contextlib.suppress(Exception):
@@ -195,11 +225,20 @@ class Store:
                     conn.close()
             raise
 
+    def _configure_writer(self, conn: sa.Connection) -> None:
+        """Hook for a new kept writer connection of the calling thread."""
+
     def _make_tx(self, conn: sa.Connection) -> Tx:
         return Tx(conn, self.dialect)
 
     def _on_begin(self, tx: Tx) -> None:
         """Hook run first inside every transaction."""
+
+    def _before_commit(self, tx: Tx) -> None:
+        """Hook run last inside every write transaction, after :meth:`Tx.flush`."""
+
+    def _on_end(self, tx: Tx) -> None:
+        """Hook run after every transaction, committed or not."""
 
     def _is_transient(self, exc: sa_exc.DBAPIError) -> bool:
         return False
@@ -245,10 +284,15 @@ class Store:
             if wanted:
                 by_loop.setdefault(loop, []).append((listener, wanted))
         # One wake-up of each loop per transaction, however many listeners it has, and
-        # none for a loop whose listeners want none of these notifications.
+        # none for a loop whose listeners want none of these notifications. The calling
+        # thread's own loop (an inline transaction) needs no self-pipe wake-up.
+        current = asyncio._get_running_loop()
         for loop, targets in by_loop.items():
             with contextlib.suppress(RuntimeError):  # loop closed
-                loop.call_soon_threadsafe(_fan_out, targets)
+                if loop is current:
+                    loop.call_soon(_fan_out, targets)
+                else:
+                    loop.call_soon_threadsafe(_fan_out, targets)
 
     def _deliver_remote(self, kind: str, payload: str) -> None:
         """Deliver a notification that arrived from another process."""
@@ -263,6 +307,11 @@ class Store:
         except Exception:
             return False
         return True
+
+
+class Busy(Exception):
+    """An inline transaction found the database busy (and was rolled back): run it on
+    the store's writer thread instead."""
 
 
 def _fan_out(targets: list[tuple[Listener, list[Notification]]]) -> None:

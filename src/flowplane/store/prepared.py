@@ -16,6 +16,7 @@ parameters can be prepared.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,14 +25,31 @@ from sqlalchemy import exc as sa_exc
 
 Processor = Callable[[Any], Any]
 Row = dict[str, Any]
+# conn.info key of the statements queued on a batching (PostgreSQL) connection.
+PENDING = "flowplane_pending"
+_IDS = itertools.count(1)
 
 
 class _Compiled:
     """One statement compiled for one dialect and set of parameter keys."""
 
-    __slots__ = ("binds", "compiled", "names", "positional", "results", "sql")
+    __slots__ = (
+        "binds",
+        "compiled",
+        "keys",
+        "name",
+        "names",
+        "numbered",
+        "positional",
+        "results",
+        "sql",
+        "stmt",
+    )
 
     def __init__(self, stmt: Any, dialect: sa.Dialect, keys: Sequence[str]) -> None:
+        self.stmt, self.keys = stmt, list(keys)
+        self.name = f"fp_{next(_IDS)}"
+        self.numbered: tuple[str, list[str]] | None = None
         compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
         if "POSTCOMPILE" in compiled.string:
             raise ValueError("statements with expanding parameters cannot be prepared")
@@ -54,6 +72,14 @@ class _Compiled:
             if columns
             else None
         )
+
+    def numbered_sql(self, dialect: sa.Dialect) -> tuple[str, list[str]]:
+        """The statement with ``$n`` parameters (for ``PREPARE``), and their names in order."""
+        if self.numbered is None:
+            numbered: Any = type(dialect)(paramstyle="numeric_dollar")  # type: ignore[call-arg]
+            compiled = self.stmt.compile(dialect=numbered, column_keys=self.keys)
+            self.numbered = (compiled.string, list(compiled.positiontup or ()))
+        return self.numbered
 
     def args(self, params: dict[str, Any]) -> Any:
         values = self.compiled.construct_params(params)
@@ -95,14 +121,50 @@ class Prepared:
         else:
             _run(conn, compiled, args, True)
 
+    def defer(
+        self,
+        conn: sa.Connection,
+        params: dict[str, Any],
+        on_result: Callable[[list[Row]], None] | None = None,
+    ) -> None:
+        """Execute without waiting for the result: on a batching connection, queued until
+        the next statement that needs a result (or the commit); elsewhere, at once.
+        ``on_result`` gets the rows when they arrive (before the commit returns)."""
+        compiled = self._for(conn.dialect, params)
+        pending: list[_Queued] | None = conn.info.get(PENDING)
+        if pending is None:
+            rows, _count = _run(conn, compiled, compiled.args(params), False)
+            if on_result is not None:
+                on_result(rows)
+        else:
+            pending.append((compiled, compiled.args(params), False, on_result))
+
+    def defer_many(self, conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """:meth:`execute_many` without reading the result (see :meth:`defer`)."""
+        if not rows:
+            return
+        pending: list[_Queued] | None = conn.info.get(PENDING)
+        if pending is None:
+            self.execute_many(conn, rows)
+            return
+        compiled = self._for(conn.dialect, rows[0])
+        pending.append((compiled, [compiled.args(row) for row in rows], True, None))
+
 
 class _Plain:
     """Driver SQL without parameters or results (``BEGIN IMMEDIATE``)."""
 
-    results = None
+    results: list[tuple[str, Processor | None]] | None = None
 
     def __init__(self, sql: str) -> None:
         self.sql = sql
+
+
+# (statement, parameters, executemany?, callback for its rows)
+_Queued = tuple["_Compiled | _Plain", Any, bool, "Callable[[list[Row]], None] | None"]
+_BEGIN = _Plain("BEGIN")
+_COMMIT = _Plain("COMMIT")
+MOGRIFY = "flowplane_mogrify"
 
 
 def execute_sql(conn: sa.Connection, sql: str) -> None:
@@ -110,11 +172,197 @@ def execute_sql(conn: sa.Connection, sql: str) -> None:
     _run(conn, _Plain(sql), (), False)
 
 
+def enable_batching(conn: sa.Connection) -> None:
+    """Start a transaction in batching mode on this (psycopg) connection.
+
+    The transaction's ``BEGIN`` is queued (it travels with the first statement), so psycopg
+    is switched to autocommit for the transaction, or it would send its own ``BEGIN`` in a
+    round trip of its own; :func:`disable_batching` switches it back. Every statement path
+    sends what is queued first (:class:`Prepared`, and the store's ``before_cursor_execute``
+    hook for SQLAlchemy's), so nothing ever runs outside the transaction.
+    """
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    dbapi_conn.autocommit = True
+    conn.info[PENDING] = [(_BEGIN, (), False, None)]
+
+
+def disable_batching(conn: sa.Connection) -> None:
+    """End batching mode (after the transaction, committed or rolled back)."""
+    conn.info.pop(PENDING, None)
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    if dbapi_conn is not None and not dbapi_conn.closed:
+        dbapi_conn.autocommit = False
+
+
+def flush_pending(conn: sa.Connection) -> None:
+    """Send the queued statements now (one round trip), e.g. before a statement that does
+    not go through :class:`Prepared`."""
+    if conn.info.get(PENDING):
+        _run_batch(conn, None, None, False)
+
+
+def commit_batched(conn: sa.Connection) -> None:
+    """Send the queued statements and ``COMMIT`` in one round trip (batching connections).
+
+    SQLAlchemy's own commit that follows finds the transaction closed and sends nothing.
+    """
+    pending: list[_Queued] | None = conn.info.get(PENDING)
+    if pending is not None and pending[:1] == [(_BEGIN, (), False, None)]:
+        if len(pending) == 1:
+            pending.clear()  # nothing was sent: nothing to commit
+            return
+    _run_batch(conn, _COMMIT, (), False)
+
+
+UNKNOWN_STATEMENT = "26000"  # invalid_sql_statement_name: a prepared statement is gone
+_OURS = "SELECT name FROM pg_prepared_statements WHERE name LIKE 'fp\\_%'"
+
+
+class _Session:
+    """What batching keeps per psycopg connection: its client-side binder, and the
+    statements it has ``PREPARE``d (named by ``generation``; prepared statements outlive
+    transactions, so after a failed batch the names are changed rather than guessed).
+
+    psycopg itself sends ``DEALLOCATE ALL`` after a rollback when it has prepared
+    statements of its own, which drops ours too: after a rollback, :func:`resync`
+    re-reads which of ours the server still has.
+    """
+
+    def __init__(self, dbapi_conn: Any) -> None:
+        import psycopg
+
+        self.dbapi_conn = dbapi_conn
+        self.mogrify = psycopg.ClientCursor(dbapi_conn).mogrify
+        self.prepared: set[str] = set()
+        self.generation = 0
+
+
+def resync(conn: sa.Connection) -> None:
+    """After a rollback (batching still on, so no transaction is opened): learn which of
+    our prepared statements the server still holds (one round trip, only if we had any)."""
+    session: _Session | None = conn.info.get(MOGRIFY)
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    if session is None or session.dbapi_conn is not dbapi_conn or not session.prepared:
+        return
+    with dbapi_conn.cursor() as cursor:
+        cursor.execute(_OURS, prepare=False)
+        session.prepared = {row[0] for row in cursor.fetchall()}
+
+
+def _run_batch(
+    conn: sa.Connection, compiled: _Compiled | _Plain | None, args: Any, many: bool
+) -> tuple[list[Row], int]:
+    """Send the queued statements, then ``compiled`` (if any), as one multi-statement
+    query: one round trip. Each statement is ``PREPARE``d once per connection and run with
+    ``EXECUTE``, its parameters bound on the client by psycopg (as its ``ClientCursor``
+    does), so the server plans it once, not per use. Returns ``compiled``'s rows and
+    rowcount."""
+    pending: list[_Queued] = conn.info[PENDING]
+    batch = list(pending)
+    pending.clear()
+    if compiled is not None:
+        batch.append((compiled, args, many, None))
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    session: _Session | None = conn.info.get(MOGRIFY)
+    if session is None or session.dbapi_conn is not dbapi_conn:
+        session = conn.info[MOGRIFY] = _Session(dbapi_conn)
+    dispatch = conn.dispatch
+    parts: list[str] = []
+    new: list[str] = []
+    # (index of the statement's result, callback) of queued statements that want rows.
+    wanted: list[tuple[int, Callable[[list[Row]], None], _Compiled]] = []
+    for item, item_args, item_many, on_result in batch:
+        if isinstance(item, _Plain):
+            parts.append(item.sql)
+            continue
+        for listener in dispatch.before_cursor_execute:
+            listener(conn, None, item.sql, item_args, None, item_many)
+        _execute_parts(conn, session, item, item_args, item_many, parts, new)
+        if on_result is not None:
+            wanted.append((len(parts) - 1, on_result, item))
+    sql = ";\n".join(parts)
+    cursor = dbapi_conn.cursor()
+    try:
+        try:
+            cursor.execute(sql, prepare=False)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            if new or getattr(exc, "sqlstate", None) == UNKNOWN_STATEMENT:
+                # Which PREPAREs ran is unknown (they outlive the transaction): new names.
+                session.prepared.clear()
+                session.generation += 1
+            raise _wrap(conn, cursor, sql, None, exc) from exc
+        session.prepared.update(new)
+        for item, item_args, item_many, _on_result in batch:
+            if not isinstance(item, _Plain):
+                for listener in dispatch.after_cursor_execute:
+                    listener(conn, cursor, item.sql, item_args, None, item_many)
+        position = _deliver(cursor, wanted)
+        rows: list[Row] = []
+        rowcount = -1
+        if compiled is not None and not isinstance(compiled, _Plain):
+            for _ in range(len(parts) - 1 - position):
+                cursor.nextset()
+            if compiled.results is not None:
+                rows = _rows(compiled.results, cursor.fetchall())
+            rowcount = cursor.rowcount
+        return rows, rowcount
+    finally:
+        cursor.close()
+
+
+def _deliver(cursor: Any, wanted: list[tuple[int, Callable[[list[Row]], None], _Compiled]]) -> int:
+    """Hand queued statements their rows (one result per statement sent, in order);
+    return the index of the cursor's current result."""
+    position = 0
+    for index, on_result, item in wanted:
+        for _ in range(index - position):
+            cursor.nextset()
+        position = index
+        on_result(_rows(item.results, cursor.fetchall()) if item.results else [])
+    return position
+
+
+def _execute_parts(
+    conn: sa.Connection,
+    session: _Session,
+    item: _Compiled,
+    args: Any,
+    many: bool,
+    parts: list[str],
+    new: list[str],
+) -> None:
+    """Append ``item``'s ``EXECUTE`` (one per parameter set), preceded by its ``PREPARE``
+    the first time this connection sees it."""
+    sql, names = item.numbered_sql(conn.dialect)
+    name = f"{item.name}_{session.generation}"
+    if name not in session.prepared and name not in new:
+        parts.append(f"PREPARE {name} AS {sql}")
+        new.append(name)
+    call = f"EXECUTE {name}({', '.join(['%s'] * len(names))})" if names else f"EXECUTE {name}"
+    for one in args if many else (args,):
+        parts.append(session.mogrify(call, [one[n] for n in names]))
+
+
+def _rows(results: list[tuple[str, Processor | None]], raw_rows: Any) -> list[Row]:
+    rows: list[Row] = []
+    for raw in raw_rows:
+        row: Row = {}
+        for (key, processor), value in zip(results, raw, strict=True):
+            row[key] = processor(value) if processor is not None else value
+        rows.append(row)
+    return rows
+
+
 def _run(
     conn: sa.Connection, compiled: _Compiled | _Plain, args: Any, many: bool
 ) -> tuple[list[Row], int]:
     dbapi_conn = conn.connection.dbapi_connection
     assert dbapi_conn is not None
+    pending: list[_Queued] | None = conn.info.get(PENDING)
+    if pending:
+        # Queued statements (at least the transaction's BEGIN) travel with this one.
+        return _run_batch(conn, compiled, args, many)
     cursor = dbapi_conn.cursor()
     sql = compiled.sql
     dispatch = conn.dispatch
@@ -128,12 +376,7 @@ def _run(
                 cursor.execute(sql, args)
             rows: list[Row] = []
             if compiled.results is not None:
-                results = compiled.results
-                for raw in cursor.fetchall():
-                    row: Row = {}
-                    for (key, processor), value in zip(results, raw, strict=True):
-                        row[key] = processor(value) if processor is not None else value
-                    rows.append(row)
+                rows = _rows(compiled.results, cursor.fetchall())
             rowcount = cursor.rowcount
         except conn.dialect.loaded_dbapi.Error as exc:
             raise _wrap(conn, cursor, sql, args, exc) from exc
@@ -146,6 +389,9 @@ def _run(
 
 def _wrap(conn: sa.Connection, cursor: Any, sql: str, args: Any, exc: Any) -> Exception:
     """The ``DBAPIError`` SQLAlchemy would raise (invalidating a lost connection)."""
+    pending = conn.info.get(PENDING)
+    if pending:
+        pending.clear()
     dialect = conn.dialect
     disconnect = dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
     if disconnect:

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 
+from flowplane.errors import StorageError
 from flowplane.store import schema as t
-from flowplane.store.base import Store
+from flowplane.store.base import Busy, Store
 from flowplane.store.prepared import execute_sql
 from flowplane.store.tx import Row, Tx
 
 BUSY_TIMEOUT_MS = 10_000
+# Inline (event-loop thread) commits between two WAL checkpoints on the writer thread.
+CHECKPOINT_EVERY = 200
+T = TypeVar("T")
 
 _N = t.node_runs.c
 _DUE = (
@@ -61,6 +68,7 @@ class SQLiteStore(Store):
 
     dialect = "sqlite"
     keep_writer_connections = True
+    _inline_commits = 0
 
     def _create_engine(self, url: str) -> sa.Engine:
         engine = sa.create_engine(
@@ -86,6 +94,57 @@ class SQLiteStore(Store):
             execute_sql(conn, "BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
+
+    async def transact(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn(tx)`` in one write transaction: on the calling event loop's thread when
+        the database is free, else on the writer thread.
+
+        SQLite runs one writer at a time and a write transaction here takes a fraction of
+        a millisecond (WAL, no fsync at commit): the thread hop to the writer and the
+        loop's wake-up back cost more than the transaction. The loop thread's connection
+        does not wait for the lock (``busy_timeout=0``): if another connection (the writer
+        thread, another process) holds it, ``BEGIN IMMEDIATE`` fails at once, nothing has
+        been done, and the transaction goes to the writer thread, which waits as before.
+        Its commits do not checkpoint (no fsync on the loop); the writer thread does, every
+        :data:`CHECKPOINT_EVERY` of them.
+        """
+        if self._closed:
+            raise StorageError("store is closed")
+        # Still a suspension point, as a hop to a thread was: callers (and asyncio's own
+        # cancellation, e.g. wait_for's) were written against transactions that yield.
+        await asyncio.sleep(0)
+        self._writer.inline = True
+        try:
+            result = self.run_sync(fn, False, inline=True)
+        except Busy:
+            return await super().transact(fn)
+        self._inline_commits += 1
+        if self._inline_commits % CHECKPOINT_EVERY == 0:
+            with contextlib.suppress(RuntimeError):  # closing: nothing more to checkpoint
+                asyncio.get_running_loop().run_in_executor(self._write_executor, self._checkpoint)
+        return result
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn(tx)`` in a read-only transaction, inline like :meth:`transact` (a WAL
+        reader does not wait for writers), on a reader thread if the database is busy."""
+        if self._closed:
+            raise StorageError("store is closed")
+        await asyncio.sleep(0)  # a suspension point, as in transact()
+        self._writer.inline = True
+        try:
+            return self.run_sync(fn, True, inline=True)
+        except Busy:
+            return await super().read(fn)
+
+    def _configure_writer(self, conn: sa.Connection) -> None:
+        if getattr(self._writer, "inline", False):
+            execute_sql(conn, "PRAGMA busy_timeout=0")
+            execute_sql(conn, "PRAGMA wal_autocheckpoint=0")
+
+    def _checkpoint(self) -> None:
+        with contextlib.suppress(Exception), self.engine.connect() as conn:
+            execute_sql(conn, "PRAGMA wal_checkpoint(PASSIVE)")
+            conn.commit()
 
     def _write_threads(self) -> int:
         # One writer thread: SQLite serialises writers anyway; contention would only add

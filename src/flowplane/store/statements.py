@@ -112,13 +112,14 @@ CLAIM_PENDING = Prepared(
 )
 CLAIM_ID = Prepared(_claim_ids(_N.id == sa.bindparam("_id")))
 UNLEASED = _N.lease_owner.is_(None).label("unleased")
-STATUS_COUNTS = (
-    sa.select(_N.status, UNLEASED, sa.func.count())
+STATUS_COUNTS = Prepared(
+    sa.select(_N.status, UNLEASED, sa.func.count().label("n"))
     .where(_N.run_id == sa.bindparam("_run"))
     .group_by(_N.status, UNLEASED)
 )
 INSERT_ATTEMPT = Prepared(t.attempts.insert())
 INSERT_NODE_RUNS = Prepared(t.node_runs.insert())
+INSERT_NODE_RUN_RETURNING = Prepared(t.node_runs.insert().returning(*t.node_runs.c))
 INSERT_EVENTS = Prepared(t.events.insert())
 INSERT_FRAMES = Prepared(t.frames.insert())
 BUMP_COUNTER = Prepared(
@@ -127,9 +128,39 @@ BUMP_COUNTER = Prepared(
     .values(seq=t.event_counter.c.seq + sa.bindparam("_count"))
     .returning(t.event_counter.c.seq)
 )
+# The frame of a run this transaction holds locked: its number is known, nothing to read.
+BUMP_FRAME_TO = Prepared(
+    t.runs.update()
+    .where(t.runs.c.id == sa.bindparam("_run"))
+    .values(frame_no=sa.bindparam("_frame"))
+)
 BUMP_FRAME = Prepared(
     t.runs.update()
     .where(t.runs.c.id == sa.bindparam("_run"))
     .values(frame_no=t.runs.c.frame_no + 1)
     .returning(t.runs.c.frame_no, t.runs.c.namespace)
+)
+NEXT_DUE = Prepared(
+    sa.select(sa.func.min(_N.available_at_ms).label("next_due")).where(
+        sa.or_(_N.status == "ready", _N.status == "waiting-timer")
+    )
+)
+# A foreach node's items, counted by status / the first pending ones (item completions).
+ITEM_COUNTS = Prepared(
+    sa.select(_N.status, sa.func.count().label("n"))
+    .where(
+        _N.run_id == sa.bindparam("_run"), _N.node_id == sa.bindparam("_node"), _N.iteration >= 0
+    )
+    .group_by(_N.status)
+)
+PENDING_ITEMS = Prepared(
+    sa.select(_N.id, _N.iteration)
+    .where(
+        _N.run_id == sa.bindparam("_run"),
+        _N.node_id == sa.bindparam("_node"),
+        _N.iteration >= 0,
+        _N.status == "pending",
+    )
+    .order_by(_N.iteration)
+    .limit(sa.bindparam("_limit"))
 )

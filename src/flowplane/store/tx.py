@@ -8,7 +8,7 @@ shortest time and ``seq`` is gap-free and in commit order (a transactional outbo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,13 +39,46 @@ class Tx:
         self._events: list[tuple[str, str, str, str | None, dict[str, Any]]] = []
         self._changes: dict[str, list[dict[str, Any]]] = {}
         self.committed_events: list[dict[str, Any]] = []
+        # (frame_no, namespace) of runs this transaction locked or inserted: nobody else
+        # can bump their frame before it commits, so flush need not read it back.
+        self._frames: dict[str, tuple[int, str]] = {}
+        # Called (on the transaction's thread) once it committed, or once it did not.
+        self.after_commit: list[Callable[[], None]] = []
+        self.after_rollback: list[Callable[[], None]] = []
+
+    def run_hooks(self, *, committed: bool) -> None:
+        """Run the :attr:`after_commit` or :attr:`after_rollback` callbacks (once)."""
+        hooks = self.after_commit if committed else self.after_rollback
+        self.after_commit, self.after_rollback = [], []
+        for hook in hooks:
+            hook()
 
     # --- runs ---------------------------------------------------------------------------
 
     def lock_run(self, run_id: str) -> Row | None:
         """Return the run row (without its document), locked against concurrent transitions
         of the same run."""
-        return self.get_run(run_id, with_document=False)
+        return self._locked(self.get_run(run_id, with_document=False))
+
+    def _locked(self, run: Row | None) -> Row | None:
+        if run is not None:
+            self._frames[run["id"]] = (run["frame_no"], run["namespace"])
+        return run
+
+    def lock_run_and_update_node(
+        self, run_id: str, row_id: int, epoch: int, **values: Any
+    ) -> tuple[Row | None, bool]:
+        """:meth:`lock_run`, then, if the run is not terminal, update the node run
+        ``row_id`` if it is still ``in-progress`` under lease ``epoch`` (a fenced
+        completion). Returns the locked run row and whether the node run was updated.
+        (One statement on PostgreSQL.)"""
+        run = self.lock_run(run_id)
+        if run is None or run["status"] in TERMINAL_RUN:
+            return run, False
+        updated = self.update_node_run(
+            row_id, expect_status="in-progress", expect_epoch=epoch, **values
+        )
+        return run, updated
 
     def get_run(self, run_id: str, *, with_document: bool = True) -> Row | None:
         """Return one run row (``None`` when absent)."""
@@ -55,12 +88,13 @@ class Tx:
 
     def insert_run(self, values: dict[str, Any]) -> None:
         """Insert a run row."""
-        q.INSERT_RUN.execute(self.conn, values)
+        q.INSERT_RUN.defer(self.conn, values)
+        self._frames[values["id"]] = (values.get("frame_no") or 0, values["namespace"])
 
     def update_run(self, run_id: str, **values: Any) -> None:
         """Update a run row."""
         values.setdefault("updated_at_ms", self.now_ms)
-        q.UPDATE_RUN.execute(self.conn, {**values, "_run": run_id})
+        q.UPDATE_RUN.defer(self.conn, {**values, "_run": run_id})
 
     def find_run_by_idempotency(self, namespace: str, key: str) -> Row | None:
         """Return the run dispatched with ``key`` in ``namespace``."""
@@ -99,9 +133,14 @@ class Tx:
             return
         keys = rows[0].keys()
         if all(row.keys() == keys for row in rows):
-            q.INSERT_NODE_RUNS.execute_many(self.conn, rows)
+            q.INSERT_NODE_RUNS.defer_many(self.conn, rows)
         else:
             self.conn.execute(t.node_runs.insert(), list(rows))
+
+    def insert_node_run_returning(self, values: dict[str, Any]) -> Row:
+        """Insert one node run row; return it as stored (with its id)."""
+        rows, _count = q.INSERT_NODE_RUN_RETURNING.execute(self.conn, values)
+        return rows[0]
 
     def node_states(self, run_id: str, node_ids: Iterable[str] | None = None) -> list[Row]:
         """Return the state columns (no output) of a run's node runs."""
@@ -196,6 +235,16 @@ class Tx:
         rows, _count = q.CLAIM_PENDING.execute(self.conn, params)
         return rows[0] if rows else None
 
+    def item_counts(self, run_id: str, node_id: str) -> dict[str, int]:
+        """Return ``{status: count}`` over the items (iterations >= 0) of a foreach node."""
+        rows, _count = q.ITEM_COUNTS.execute(self.conn, {"_run": run_id, "_node": node_id})
+        return {row["status"]: int(row["n"]) for row in rows}
+
+    def pending_items(self, run_id: str, node_id: str, limit: int) -> list[Row]:
+        """Return ``id`` and ``iteration`` of the first ``limit`` pending items of a node."""
+        params = {"_run": run_id, "_node": node_id, "_limit": limit}
+        return q.PENDING_ITEMS.execute(self.conn, params)[0]
+
     def status_counts(self, run_id: str) -> dict[str, int]:
         """Return ``{status: count}`` over the run's node runs.
 
@@ -203,9 +252,10 @@ class Tx:
         counted as ``aggregate``.
         """
         counts: dict[str, int] = {}
-        for status, is_unleased, n in self.conn.execute(q.STATUS_COUNTS, {"_run": run_id}):
-            key = "aggregate" if status == "in-progress" and is_unleased else status
-            counts[key] = counts.get(key, 0) + int(n)
+        for row in q.STATUS_COUNTS.execute(self.conn, {"_run": run_id})[0]:
+            status = row["status"]
+            key = "aggregate" if status == "in-progress" and row["unleased"] else status
+            counts[key] = counts.get(key, 0) + int(row["n"])
         return counts
 
     def claim(self, owner: str, limit: int, lease_ms: int) -> list[Row]:
@@ -267,18 +317,15 @@ class Tx:
 
     def next_due_ms(self) -> int | None:
         """Return the earliest ``available_at_ms`` of claimable work, if any."""
-        c = t.node_runs.c
-        query = sa.select(sa.func.min(c.available_at_ms)).where(
-            c.status.in_(("ready", "waiting-timer"))
-        )
-        value = self.conn.execute(query).scalar()
+        rows, _count = q.NEXT_DUE.execute(self.conn, {})
+        value = rows[0]["next_due"] if rows else None
         return int(value) if value is not None else None
 
     # --- attempts, logs -----------------------------------------------------------------
 
     def insert_attempt(self, values: dict[str, Any]) -> None:
         """Record one attempt of a node run."""
-        q.INSERT_ATTEMPT.execute(self.conn, values)
+        q.INSERT_ATTEMPT.defer(self.conn, values)
 
     def max_attempts(self, run_id: str, node_id: str) -> dict[int, int]:
         """Return ``{iteration: highest recorded attempt}`` of a node's attempts."""
@@ -437,22 +484,34 @@ class Tx:
     def flush(self) -> None:
         """Write buffered frames and events (called by the store just before commit)."""
         for run_id, changes in self._changes.items():
-            bumped, _count = q.BUMP_FRAME.execute(self.conn, {"_run": run_id})
-            if not bumped:
-                continue
+            known = self._frames.get(run_id)
+            if known is not None:
+                frame_no, namespace = known[0] + 1, known[1]
+                q.BUMP_FRAME_TO.defer(self.conn, {"_run": run_id, "_frame": frame_no})
+                self._frames[run_id] = (frame_no, namespace)
+            else:
+                bumped, _count = q.BUMP_FRAME.execute(self.conn, {"_run": run_id})
+                if not bumped:
+                    continue
+                frame_no, namespace = bumped[0]["frame_no"], bumped[0]["namespace"]
             self._events.append(
                 (
                     run_id,
-                    bumped[0]["namespace"],
+                    namespace,
                     "FrameCommitted",
                     None,
-                    {"frameNo": bumped[0]["frame_no"], "_changes": changes},
+                    {"frameNo": frame_no, "_changes": changes},
                 )
             )
         self._changes = {}
         if not self._events:
             self._publish(self.notifications)
             return
+        self._write_events()
+
+    def _write_events(self) -> None:
+        """Allocate the buffered events' ``seq`` numbers, write them (and their frames),
+        queue the ``event`` wake-up and publish the notifications."""
         last = self._bump_counter(len(self._events))
         first = last - len(self._events) + 1
         rows: list[dict[str, Any]] = []
@@ -485,8 +544,8 @@ class Tx:
                         "changes": changes,
                     }
                 )
-        q.INSERT_EVENTS.execute_many(self.conn, rows)
-        q.INSERT_FRAMES.execute_many(self.conn, frame_rows)
+        q.INSERT_EVENTS.defer_many(self.conn, rows)
+        q.INSERT_FRAMES.defer_many(self.conn, frame_rows)
         self._events = []
         self.committed_events = rows
         self.notify("event", f"{rows[-1]['seq']}")

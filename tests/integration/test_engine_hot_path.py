@@ -1,0 +1,144 @@
+"""The engine's hot path on both backends: dispatch hand-off, batched statements, fan-out."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from engine_support import fast_settings, running
+
+from flowplane.engine import transitions
+from flowplane.errors import NotFound
+from flowplane.store import reads
+from flowplane.store.base import Store
+
+
+def chain(count: int) -> dict[str, Any]:
+    return {
+        "name": "hot-chain",
+        "nodes": [{"id": f"n{i}", "type": "test.count"} for i in range(count)],
+    }
+
+
+async def test_dispatch_leases_roots_to_the_local_worker(store: Store) -> None:
+    async with running(store) as rt:
+        await asyncio.sleep(0.1)  # the worker is running
+        started = await rt.runs.start(chain(3))
+        run_id = started.run["id"]
+        run = await rt.runs.wait(run_id, timeout=10)
+        assert run["status"] == "finished"
+        assert rt.probe.calls == {"n0[0]": 1, "n1[0]": 1, "n2[0]": 1}
+        events = await rt.runs.events(run_id)
+        seqs = [e["seq"] for e in events]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # gap-free, in order
+        # The dispatch transaction made n0 ready and leased it: one frame, one attempt.
+        first_frame = [e for e in events if e["seq"] <= _first_frame_seq(events)]
+        assert [e["type"] for e in first_frame] == [
+            "RunStarted",
+            "NodeReady",
+            "NodeStarted",
+            "FrameCommitted",
+        ]
+        frames = await store.read(lambda tx: reads.frames_after(tx, run_id))
+        assert [f["frame_no"] for f in frames] == list(range(1, len(frames) + 1))
+        assert {"nodeId": "n0", "iteration": 0, "status": "in-progress", "attempt": 1} in frames[0][
+            "changes"
+        ]
+        attempts = await store.read(lambda tx: reads.attempts_of(tx, run_id))
+        assert sorted((a["node_id"], a["attempt"]) for a in attempts) == [
+            ("n0", 1),
+            ("n1", 1),
+            ("n2", 1),
+        ]
+
+
+def _first_frame_seq(events: list[dict[str, Any]]) -> int:
+    return next(e["seq"] for e in events if e["type"] == "FrameCommitted")
+
+
+async def test_no_hand_off_without_free_slots(store: Store) -> None:
+    # A full worker leaves the roots ready for a later claim; nothing is lost.
+    async with running(store, settings=fast_settings(worker_concurrency=1)) as rt:
+        await asyncio.sleep(0.1)  # the worker is running
+        reserved = rt.worker.reserve(1)
+        assert reserved == 1
+        try:
+            started = await rt.runs.start(chain(2))
+            node = await store.read(lambda tx: tx.node_row(started.run["id"], "n0", 0))
+            assert node is not None and node["status"] == "ready"
+        finally:
+            rt.worker.release(reserved)
+        rt.worker._wake.set()
+        run = await rt.runs.wait(started.run["id"], timeout=10)
+        assert run["status"] == "finished"
+
+
+async def test_concurrent_runs_keep_seq_gap_free(store: Store) -> None:
+    async with running(store) as rt:
+        started = await asyncio.gather(*(rt.runs.start(chain(4)) for _ in range(6)))
+        for result in started:
+            run = await rt.runs.wait(result.run["id"], timeout=20)
+            assert run["status"] == "finished"
+        seqs = await store.read(
+            lambda tx: [
+                r[0] for r in tx.conn.exec_driver_sql("SELECT seq FROM events ORDER BY seq")
+            ]
+        )
+        assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_reads_after_rolled_back_transactions_keep_working(store: Store) -> None:
+    # PostgreSQL: a rollback makes psycopg drop every prepared statement of the session.
+    async with running(store) as rt:
+        run_id = (await rt.runs.start(chain(1))).run["id"]
+        await rt.runs.wait(run_id, timeout=10)
+
+        def missing(tx: Any) -> None:
+            tx.get_run(run_id)
+            raise NotFound("no")
+
+        for _ in range(3):
+            for _ in range(6):  # past psycopg's prepare threshold
+                assert (await store.read(lambda tx: tx.get_run(run_id))) is not None
+                await store.read(lambda tx: tx.node_rows(run_id))
+            try:
+                await store.read(missing)
+            except NotFound:
+                pass
+            assert (await store.read(lambda tx: tx.get_run(run_id)))["id"] == run_id
+
+
+async def test_fan_out_with_max_parallel_and_a_failed_item(store: Store) -> None:
+    async with running(store) as rt:
+        doc = {
+            "name": "hot-fan",
+            "nodes": [
+                {
+                    "id": "fan",
+                    "type": "util.fail",
+                    "foreach": list(range(7)),
+                    "max_parallel": 3,
+                    "params": {"retryable": False},
+                    "when": "{{ true }}",
+                },
+            ],
+        }
+        run_id = (await rt.runs.start(doc)).run["id"]
+        run = await rt.runs.wait(run_id, timeout=20)
+        assert run["status"] == "failed"
+        level = await store.read(lambda tx: tx.node_row(run_id, "fan", -1))
+        assert level is not None and level["status"] == "failed"
+        assert level["error"]["code"] == "foreach_item_failed"
+        assert level["error"]["failedIterations"] == list(range(7))
+        items = await store.read(lambda tx: tx.node_states(run_id, ["fan"]))
+        failed = sorted(s["iteration"] for s in items if s["status"] == "failed")
+        assert failed == [-1, *range(7)]
+
+
+async def test_claim_work_reports_next_due_time(store: Store) -> None:
+    async with running(store, start_worker=False) as rt:
+        run_id = (await rt.runs.start(chain(1))).run["id"]
+        work = await store.transact(lambda tx: transitions.claim_work(tx, "w", 4, 60_000))
+        assert [r["run_id"] for r in work.rows] == [run_id]
+        assert set(work.runs) == {run_id}
+        assert work.next_due_ms is None  # nothing else claimable
