@@ -92,6 +92,9 @@ class Worker:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._rows: dict[int, Row] = {}
         self._cancel_events: dict[int, asyncio.Event] = {}
+        # Node runs whose outcome is being recorded: the completion transaction is fenced on
+        # the lease and may hand node runs off to this worker, so it must not be cancelled.
+        self._completing: set[int] = set()
         self._runs: OrderedDict[str, _RunInfo] = OrderedDict()
         self._wake = asyncio.Event()
         # Whether the last claim may have left due work behind (it filled every free slot).
@@ -254,6 +257,7 @@ class Worker:
             self._tasks.pop(row_id, None)
             self._rows.pop(row_id, None)
             self._cancel_events.pop(row_id, None)
+            self._completing.discard(row_id)
             # A freed slot needs a claim only if the last one may have left work behind;
             # work made ready since then announces itself with a "ready" notification.
             # (Waking on every finished node cost an empty claim and a read per node.)
@@ -278,9 +282,14 @@ class Worker:
             except FlowplaneError as exc:
                 _log.warning("heartbeat failed: %s", exc)
                 continue
+            except Exception:  # an engine bug must not stop heartbeats for good
+                _log.exception("heartbeat failed")
+                continue
             for row_id, _epoch in leases:
-                if row_id not in held and row_id in self._tasks:
-                    # Cancelled, or the lease was taken over: stop the zombie.
+                if row_id not in held and row_id in self._tasks and row_id not in self._completing:
+                    # Cancelled, or the lease was taken over: stop the zombie. (A node run
+                    # being completed is not held because its own completion just committed:
+                    # cancelling its task then would drop the node runs handed off to us.)
                     self._cancel_row(row_id)
 
     async def _maintenance_loop(self) -> None:
@@ -291,6 +300,8 @@ class Worker:
                 await self.store.transact(transitions.time_out_runs)
             except FlowplaneError as exc:
                 _log.warning("maintenance failed: %s", exc)
+            except Exception:  # a dead reaper would turn a lost lease into a hang
+                _log.exception("maintenance failed")
             await asyncio.sleep(interval)
 
     # --- execution ----------------------------------------------------------------------
@@ -340,6 +351,7 @@ class Worker:
             )
         outcome.logs = [(ts, lvl, redactor.text(msg)) for ts, lvl, msg in logs]
         outcome.started_at_ms = started
+        self._completing.add(row["id"])
         result = await asyncio.shield(
             self.store.transact(
                 lambda tx: transitions.complete(
