@@ -118,4 +118,4 @@ def _read_stats(tx: Tx) -> RunStats:
 
 async def run_stats(store: Store) -> RunStats:
     """Read the run, node-duration and queue statistics."""
-    return await store.read(_read_stats)
+    return await store.read(_read_stats, scan=True)

@@ -137,8 +137,12 @@ class Store:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._write_executor, self.run_sync, fn, False)
 
-    async def read(self, fn: Callable[[Tx], T]) -> T:
-        """Run ``fn(tx)`` in a read-only transaction."""
+    async def read(self, fn: Callable[[Tx], T], *, scan: bool = False) -> T:
+        """Run ``fn(tx)`` in a read-only transaction.
+
+        ``scan``: the read may take long (aggregates over whole tables): never run it on the
+        event loop's thread (see :meth:`SQLiteStore.read`).
+        """
         if self._closed:
             raise StorageError("store is closed")
         loop = asyncio.get_running_loop()

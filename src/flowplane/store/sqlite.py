@@ -124,11 +124,14 @@ class SQLiteStore(Store):
                 asyncio.get_running_loop().run_in_executor(self._write_executor, self._checkpoint)
         return result
 
-    async def read(self, fn: Callable[[Tx], T]) -> T:
+    async def read(self, fn: Callable[[Tx], T], *, scan: bool = False) -> T:
         """Run ``fn(tx)`` in a read-only transaction, inline like :meth:`transact` (a WAL
-        reader does not wait for writers), on a reader thread if the database is busy."""
+        reader does not wait for writers), on a reader thread if the database is busy or
+        the read is a ``scan`` (SQLite releases the GIL there, so the loop keeps serving)."""
         if self._closed:
             raise StorageError("store is closed")
+        if scan:
+            return await super().read(fn)
         await asyncio.sleep(0)  # a suspension point, as in transact()
         self._writer.inline = True
         try:
