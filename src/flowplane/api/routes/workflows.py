@@ -24,7 +24,7 @@ from flowplane.api.run_views import run_model
 from flowplane.client.models import DispatchResult
 from flowplane.errors import InvalidInput
 from flowplane.model.document import Workflow
-from flowplane.model.edits import OPS
+from flowplane.model.edits import OPS, SkipCode
 from flowplane.services.container import Services
 from flowplane.services.workflows import (
     ANY_VERSION,
@@ -201,17 +201,7 @@ class SkippedItemOut(BaseModel):
     index: int
     op: str | None
     node_id: str | None
-    reason_code: Literal[
-        "node_already_exists",
-        "node_type_not_registered",
-        "node_not_found",
-        "invalid_edge_source",
-        "invalid_edge_target",
-        "duplicate_connection",
-        "cycle_introduced",
-        "edge_not_found",
-        "invalid_op",
-    ]
+    reason_code: SkipCode
     reason: str
     details: dict[str, Any]
 

@@ -38,7 +38,14 @@ from flowplane.model.edits import report
 from flowplane.model.edits.editor import Editor
 from flowplane.model.edits.ops import OPS, check_shape
 from flowplane.model.edits.references import rewrite_references
-from flowplane.model.edits.results import SKIP_CODES, AppliedItem, PatchResult, Skip, SkippedItem
+from flowplane.model.edits.results import (
+    SKIP_CODES,
+    AppliedItem,
+    PatchResult,
+    Skip,
+    SkipCode,
+    SkippedItem,
+)
 from flowplane.model.graph import Catalog
 
 __all__ = [
@@ -46,6 +53,7 @@ __all__ = [
     "SKIP_CODES",
     "AppliedItem",
     "PatchResult",
+    "SkipCode",
     "SkippedItem",
     "apply_ops",
     "rewrite_references",

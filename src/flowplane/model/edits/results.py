@@ -7,11 +7,11 @@ into a :class:`SkippedItem` with one of :data:`SKIP_CODES`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
-__all__ = ["SKIP_CODES", "AppliedItem", "PatchResult", "Skip", "SkippedItem"]
+__all__ = ["SKIP_CODES", "AppliedItem", "PatchResult", "Skip", "SkipCode", "SkippedItem"]
 
-SKIP_CODES = (
+SkipCode = Literal[
     "node_already_exists",
     "node_type_not_registered",
     "node_not_found",
@@ -21,7 +21,9 @@ SKIP_CODES = (
     "cycle_introduced",
     "edge_not_found",
     "invalid_op",
-)
+]
+"""Why an op was skipped (the wire model of the EditOps route uses it too)."""
+SKIP_CODES: tuple[str, ...] = get_args(SkipCode)
 
 
 @dataclass(frozen=True)
