@@ -57,16 +57,14 @@ UPDATE_NODE_PREPARED = {
     for by_status in (False, True)
     for by_epoch in (False, True)
 }
-SETTLE_PENDING = Prepared(
-    t.node_runs.update()
-    .where(
-        _N.run_id == sa.bindparam("_run"),
-        _N.node_id == sa.bindparam("_node"),
-        _N.iteration == sa.bindparam("_iteration"),
-        _N.status == "pending",
-    )
-    .returning(_N.id)
+# One node run of a run (``_run``, ``_node``, ``_iteration``) that has not started yet.
+_PENDING_NODE_RUN = (
+    _N.run_id == sa.bindparam("_run"),
+    _N.node_id == sa.bindparam("_node"),
+    _N.iteration == sa.bindparam("_iteration"),
+    _N.status == "pending",
 )
+SETTLE_PENDING = Prepared(t.node_runs.update().where(*_PENDING_NODE_RUN).returning(_N.id))
 
 
 def _claim_ids(ids: Any) -> Any:
@@ -93,12 +91,7 @@ CLAIM_IDS = _claim_ids(_N.id.in_(sa.bindparam("_ids", expanding=True)))
 # A pending node run made ready and leased at once (the completing worker's hand-off).
 CLAIM_PENDING = Prepared(
     t.node_runs.update()
-    .where(
-        _N.run_id == sa.bindparam("_run"),
-        _N.node_id == sa.bindparam("_node"),
-        _N.iteration == sa.bindparam("_iteration"),
-        _N.status == "pending",
-    )
+    .where(*_PENDING_NODE_RUN)
     .values(
         status="in-progress",
         available_at_ms=sa.bindparam("_now"),
