@@ -39,10 +39,12 @@ from flowplane.cli.validate import check_text, print_problems, read_workflow_fil
 from flowplane.connectors.registry import Registry
 from flowplane.engine.worker import Worker
 from flowplane.errors import FlowplaneError, InputInvalid, StorageError
+from flowplane.model.document import Workflow
 from flowplane.services.credentials import worker_options
 from flowplane.services.runs import TERMINAL_EVENTS, RunService
 from flowplane.settings import Settings
 from flowplane.store.base import Store
+from flowplane.store.tx import Row
 
 CANCEL_WAIT_SECONDS = 15.0
 WORKER_STOP_SECONDS = 15.0
@@ -472,11 +474,11 @@ class LocalRun:
             return
 
 
-async def run_workflow(options: RunOptions, console: Console) -> int:
-    """Validate, dispatch and follow one workflow file; return the exit status."""
+async def open_checked(options: RunOptions) -> tuple[Workflow, Store] | int:
+    """Validate the workflow file and open the database; on failure print why and return
+    the exit status."""
     path = options.path
-    text = read_workflow_file(path)
-    report = check_text(text, str(path), options.registry)
+    report = check_text(read_workflow_file(path), str(path), options.registry)
     if not report.valid or report.workflow is None:
         print_problems(err_console, report)
         return EXIT_INVALID
@@ -486,41 +488,62 @@ async def run_workflow(options: RunOptions, console: Console) -> int:
     except StorageError as exc:
         err_console.print(f"[bold red]error:[/] cannot open the database: {escape(exc.detail)}")
         return EXIT_FAILED
+    return report.workflow, store
+
+
+def start_worker(store: Store, options: RunOptions, name: str) -> tuple[Worker, asyncio.Task[Any]]:
+    """Start an embedded worker for the run; stop it with :func:`stop_worker`."""
+    settings = options.settings
+    worker = Worker(
+        store, settings=settings, registry=options.registry, **worker_options(store, settings)
+    )
+    return worker, asyncio.create_task(worker.run(), name=name)
+
+
+async def stop_worker(worker: Worker, task: asyncio.Task[Any]) -> None:
+    """Stop the embedded worker, waiting up to :data:`WORKER_STOP_SECONDS` for it."""
+    await worker.stop()
     try:
-        worker = Worker(
-            store,
-            settings=settings,
-            registry=options.registry,
-            **worker_options(store, settings),
+        await asyncio.wait_for(asyncio.shield(task), WORKER_STOP_SECONDS)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    except Exception as exc:
+        err_console.print(f"[red]worker error: {escape(error_message(str(exc)))}[/]")
+
+
+async def start_run(service: RunService, workflow: Workflow, options: RunOptions) -> Row | None:
+    """Dispatch the run; ``None`` (after printing the errors) when its input is invalid."""
+    try:
+        started = await service.start(
+            workflow, options.run_input, trigger="cli", source_path=str(options.path.resolve())
         )
-        worker_task = asyncio.create_task(worker.run(), name="fp-cli-worker")
+    except InputInvalid as exc:
+        err_console.print(f"[bold red]error:[/] {escape(exc.detail)}", soft_wrap=True)
+        for entry in exc.extra.get("errors") or []:
+            where = entry.get("path") or "(input)"
+            err_console.print(f"  - {escape(str(where))}: {escape(str(entry['error']))}")
+        return None
+    return started.run
+
+
+async def run_workflow(options: RunOptions, console: Console) -> int:
+    """Validate, dispatch and follow one workflow file; return the exit status."""
+    opened = await open_checked(options)
+    if isinstance(opened, int):
+        return opened
+    workflow, store = opened
+    try:
+        worker, worker_task = start_worker(store, options, "fp-cli-worker")
         try:
             service = RunService(store, options.registry)
-            try:
-                started = await service.start(
-                    report.workflow,
-                    options.run_input,
-                    trigger="cli",
-                    source_path=str(path.resolve()),
-                )
-            except InputInvalid as exc:
-                err_console.print(f"[bold red]error:[/] {escape(exc.detail)}", soft_wrap=True)
-                for entry in exc.extra.get("errors") or []:
-                    where = entry.get("path") or "(input)"
-                    err_console.print(f"  - {escape(str(where))}: {escape(str(entry['error']))}")
+            run = await start_run(service, workflow, options)
+            if run is None:
                 return EXIT_INVALID
-            document = report.workflow.to_document()
-            session = LocalRun(service, started.run, document, options, console)
+            session = LocalRun(service, run, workflow.to_document(), options, console)
             return await session.execute(worker_task)
         finally:
-            await worker.stop()
-            try:
-                await asyncio.wait_for(asyncio.shield(worker_task), WORKER_STOP_SECONDS)
-            except TimeoutError:
-                worker_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker_task
-            except Exception as exc:
-                err_console.print(f"[red]worker error: {escape(error_message(str(exc)))}[/]")
+            await stop_worker(worker, worker_task)
     finally:
         await store.close()

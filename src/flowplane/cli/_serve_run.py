@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Iterator
-from typing import Any
 
 import uvicorn
 from rich.console import Console
@@ -24,13 +23,16 @@ from rich.markup import escape
 
 from flowplane.api.single_run import create_single_run_app
 from flowplane.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, err_console
-from flowplane.cli._runner import WORKER_STOP_SECONDS, LocalRun, RunOptions
-from flowplane.cli.validate import check_text, print_problems, read_workflow_file
-from flowplane.engine.worker import Worker
-from flowplane.errors import InputInvalid, StorageError
+from flowplane.cli._runner import (
+    LocalRun,
+    RunOptions,
+    open_checked,
+    start_run,
+    start_worker,
+    stop_worker,
+)
 from flowplane.model.document import Workflow
 from flowplane.security.tokens import generate_api_key
-from flowplane.services.credentials import worker_options
 from flowplane.services.runs import RunService
 from flowplane.store.base import Store
 
@@ -146,19 +148,12 @@ async def serve_workflow(options: RunOptions, console: Console, *, host: str, po
         host: the bind address.
         port: the TCP port (0 picks a free one; the URL is printed on stderr).
     """
-    path = options.path
-    report = check_text(read_workflow_file(path), str(path), options.registry)
-    if not report.valid or report.workflow is None:
-        print_problems(err_console, report)
-        return EXIT_INVALID
-    settings = options.settings
+    opened = await open_checked(options)
+    if isinstance(opened, int):
+        return opened
+    workflow, store = opened
     try:
-        store = await Store.open(settings.database_url, schema=settings.database_schema)
-    except StorageError as exc:
-        err_console.print(f"[bold red]error:[/] cannot open the database: {escape(exc.detail)}")
-        return EXIT_FAILED
-    try:
-        return await _run_and_serve(store, report.workflow, options, console, host, port)
+        return await _run_and_serve(store, workflow, options, console, host, port)
     finally:
         await store.close()
 
@@ -172,26 +167,13 @@ async def _run_and_serve(
     port: int,
 ) -> int:
     settings = options.settings
-    worker = Worker(
-        store, settings=settings, registry=options.registry, **worker_options(store, settings)
-    )
-    worker_task = asyncio.create_task(worker.run(), name="fp-serve-worker")
+    worker, worker_task = start_worker(store, options, "fp-serve-worker")
     try:
         service = RunService(store, options.registry)
-        try:
-            started = await service.start(
-                workflow,
-                options.run_input,
-                trigger="cli",
-                source_path=str(options.path.resolve()),
-            )
-        except InputInvalid as exc:
-            err_console.print(f"[bold red]error:[/] {escape(exc.detail)}", soft_wrap=True)
-            for entry in exc.extra.get("errors") or []:
-                where = entry.get("path") or "(input)"
-                err_console.print(f"  - {escape(str(where))}: {escape(str(entry['error']))}")
+        run = await start_run(service, workflow, options)
+        if run is None:
             return EXIT_INVALID
-        run_id = str(started.run["id"])
+        run_id = str(run["id"])
         key = settings.admin_key
         if key is None:
             key = generate_api_key().key
@@ -223,22 +205,10 @@ async def _run_and_serve(
             markup=False,
         )
         options.interactive = False  # decisions come over HTTP (or another terminal)
-        session = LocalRun(service, started.run, workflow.to_document(), options, console)
+        session = LocalRun(service, run, workflow.to_document(), options, console)
         try:
             return await _serve_session(session, worker_task, url)
         finally:
             await _stop_server(server, server_task)
     finally:
-        await _stop_worker(worker, worker_task)
-
-
-async def _stop_worker(worker: Worker, task: asyncio.Task[Any]) -> None:
-    await worker.stop()
-    try:
-        await asyncio.wait_for(asyncio.shield(task), WORKER_STOP_SECONDS)
-    except TimeoutError:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    except Exception as exc:
-        err_console.print(f"[red]worker error: {escape(str(exc))}[/]")
+        await stop_worker(worker, worker_task)
