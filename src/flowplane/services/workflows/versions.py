@@ -28,6 +28,16 @@ def visible(row: Row | None, ref: str, namespaces: Sequence[str] | None) -> Stor
     return StoredWorkflow.from_row(row)
 
 
+def check_name_free(tx: Tx, namespace: str, name: str, *, owner: str | None = None) -> None:
+    """Raise :class:`WorkflowExists` if another workflow than ``owner`` has ``name``."""
+    other = q.get_workflow_by_name(tx, namespace, name)
+    if other is not None and other["id"] != owner:
+        raise WorkflowExists(
+            f"a workflow named {name!r} already exists in namespace {namespace!r}",
+            id=other["id"],
+        )
+
+
 def insert(
     tx: Tx,
     doc: dict[str, Any],
@@ -38,12 +48,7 @@ def insert(
     action: str = "workflow.create",
 ) -> Row:
     """Write ``doc`` as version 1 of a new workflow, with its revision."""
-    existing = q.get_workflow_by_name(tx, doc["namespace"], doc["name"])
-    if existing is not None:
-        raise WorkflowExists(
-            f"a workflow named {doc['name']!r} already exists in namespace {doc['namespace']!r}",
-            id=existing["id"],
-        )
+    check_name_free(tx, doc["namespace"], doc["name"])
     row: Row = {
         "id": new_id(),
         "namespace": doc["namespace"],
@@ -92,12 +97,7 @@ def save(
     """Write ``doc`` as version ``current.version + 1`` (compare-and-swap) + a revision."""
     name = str(doc.get("name", current.name))
     if name != current.name:
-        other = q.get_workflow_by_name(tx, current.namespace, name)
-        if other is not None and other["id"] != current.id:
-            raise WorkflowExists(
-                f"a workflow named {name!r} already exists in namespace {current.namespace!r}",
-                id=other["id"],
-            )
+        check_name_free(tx, current.namespace, name, owner=current.id)
     version = current.version + 1
     values = {"name": name, "document": doc, "version": version, "updated_at_ms": tx.now_ms}
     if not q.update_workflow_if_version(tx, current.id, current.version, values):
