@@ -24,8 +24,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import json
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -279,18 +281,31 @@ floor_table = sa.Table(
 
 
 def commit_floor(store: Store, seconds: float, threads: int = 1) -> tuple[float, float]:
-    """Single-row INSERT + COMMIT through the store's engine; return (commits/s, CPU ms each)."""
+    """Single-row INSERT + COMMIT transactions, each thread on one connection of the store's
+    engine (same driver, pragmas and server settings), the fewest round trips the driver
+    allows: on PostgreSQL one (an autocommit INSERT), on SQLite ``BEGIN IMMEDIATE``,
+    INSERT, COMMIT. Return (commits/s, CPU ms each)."""
     floor_metadata.create_all(store.engine)
     stop = time.perf_counter() + seconds
     counts = [0] * threads
     c0 = time.process_time()
+    sql = "INSERT INTO bench_floor (payload) VALUES ('" + "x" * 32 + "')"
 
     def loop(slot: int) -> None:
-        insert = floor_table.insert().values(payload="x" * 32)
-        while time.perf_counter() < stop:
-            with store.engine.connect() as conn, conn.begin():
-                conn.execute(insert)
-            counts[slot] += 1
+        with store.engine.connect() as conn:
+            dbapi: Any = conn.connection.dbapi_connection
+            if store.dialect == "postgresql":
+                dbapi.autocommit = True
+                cursor = dbapi.cursor()
+                while time.perf_counter() < stop:
+                    cursor.execute(sql, prepare=True)
+                    counts[slot] += 1
+                dbapi.autocommit = False
+                return
+            while time.perf_counter() < stop:
+                with conn.begin():
+                    conn.exec_driver_sql(sql)
+                counts[slot] += 1
 
     t0 = time.perf_counter()
     workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
@@ -326,6 +341,7 @@ class BackendReport:
     floor_parallel: float
     parallel_threads: int
     results: list[Result]
+    dbos: dict[str, Any] | None = None
 
 
 async def bench_backend(backend: str, quick: bool) -> BackendReport:
@@ -344,6 +360,7 @@ async def bench_backend(backend: str, quick: bool) -> BackendReport:
 
         counters = count_transactions(store)
         ENDS.attach()
+        dbos: dict[str, Any] | None = None
         settings = Settings(
             worker_concurrency=CONCURRENCY,
             lease_seconds=30,
@@ -354,8 +371,10 @@ async def bench_backend(backend: str, quick: bool) -> BackendReport:
         task = asyncio.create_task(worker.run())
         bench = Bench(store, counters, ENDS)
         try:
-            results = [
-                await bench.sequential(30 if quick else 100),
+            results = [await bench.sequential(30 if quick else 100)]
+            if backend == "postgres":
+                dbos = await asyncio.to_thread(dbos_baseline, 30 if quick else 100)
+            results += [
                 await bench.concurrent(100 if quick else 1000),
                 await bench.fan_out(200 if quick else FAN_OUT_WIDTH),
             ]
@@ -363,7 +382,7 @@ async def bench_backend(backend: str, quick: bool) -> BackendReport:
             await worker.stop()
             await task
         return BackendReport(
-            backend, floor, floor_cpu_ms, floor_store, floor_parallel, threads, results
+            backend, floor, floor_cpu_ms, floor_store, floor_parallel, threads, results, dbos
         )
     finally:
         await store.close()
@@ -372,6 +391,30 @@ async def bench_backend(backend: str, quick: bool) -> BackendReport:
 
             with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def dbos_baseline(runs: int) -> dict[str, Any] | None:
+    """DBOS's ``sequential`` on the same server (bench/dbos_baseline.py, in its own
+    virtualenv: ``FLOWPLANE_BENCH_DBOS_PYTHON`` or ``.venv-dbos``); ``None`` without it."""
+    python = os.environ.get("FLOWPLANE_BENCH_DBOS_PYTHON") or str(
+        Path(__file__).resolve().parent.parent / ".venv-dbos" / "bin" / "python"
+    )
+    if not Path(python).exists():
+        return None
+    script = Path(__file__).resolve().parent / "dbos_baseline.py"
+    done = subprocess.run(
+        [python, str(script), POSTGRES_URL, str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        print(f"DBOS baseline failed: {done.stderr.strip()[-500:]}", file=sys.stderr)
+        return None
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
 
 
 def print_report(report: BackendReport) -> None:
@@ -384,7 +427,8 @@ def print_report(report: BackendReport) -> None:
     )
     header = (
         f"{'workload':<28}{'runs/s':>9}{'nodes/s':>10}{'ms/node p50':>13}{'p99':>8}"
-        f"{'cpu ms/node':>13}{'writes/node':>13}{'reads/node':>12}{'nodes/s÷floor':>15}"
+        f"{'cpu ms/node':>13}{'writes/node':>13}{'reads/node':>12}{'stmts/node':>12}"
+        f"{'nodes/s÷floor':>15}"
     )
     print(header)
     print("-" * len(header))
@@ -405,6 +449,15 @@ def print_report(report: BackendReport) -> None:
         f"{floor * seq.seconds / seq.nodes:.1f} floor commits' worth of time, "
         f"{node_cpu_ms / report.floor_cpu_ms:.1f} of CPU"
     )
+    if report.dbos is not None:
+        ours = percentile(seq.per_node_ms, 50)
+        peer = report.dbos
+        print(
+            f"DBOS {peer['version']} (same server, same run, 10 no-op steps, "
+            f"{peer['runs']} runs): p50 {peer['p50_ms']:.2f} ms/step, p99 "
+            f"{peer['p99_ms']:.2f}, {peer['cpu_ms']:.2f} CPU ms/step; "
+            f"flowplane p50 ÷ DBOS p50 = {ours / peer['p50_ms']:.2f}"
+        )
 
 
 def cpu_model() -> str:

@@ -142,3 +142,58 @@ async def test_claim_work_reports_next_due_time(store: Store) -> None:
         assert [r["run_id"] for r in work.rows] == [run_id]
         assert set(work.runs) == {run_id}
         assert work.next_due_ms is None  # nothing else claimable
+
+
+async def test_hand_off_leased_with_the_completion_is_fenced(store: Store) -> None:
+    # A node whose successors wait on it alone leases them in its completion's first
+    # statement (PostgreSQL): only when that completion is accepted.
+    async with running(store, start_worker=False) as rt:
+        doc = {
+            "name": "hot-fenced",
+            "nodes": [
+                {"id": "a", "type": "util.noop"},
+                {"id": "b", "type": "util.noop", "needs": ["a"]},
+                {"id": "c", "type": "util.noop", "needs": ["a"]},
+            ],
+        }
+        run_id = (await rt.runs.start(doc)).run["id"]
+        first = await store.transact(lambda tx: transitions.claim(tx, "zombie", 1, 1))
+        await asyncio.sleep(0.05)
+        assert await store.transact(transitions.reap) == 1
+        second = await store.transact(lambda tx: transitions.claim(tx, "live", 1, 60_000))
+        ok = transitions.Outcome(kind="success", output={"by": "live"})
+
+        late = await store.transact(
+            lambda tx: transitions.complete(tx, first[0], ok, owner="zombie", handoff=2)
+        )
+        assert late.accepted is False and late.handoff == []
+        states = await store.read(lambda tx: tx.node_states(run_id, ["b", "c"]))
+        assert {s["status"] for s in states} == {"pending"}
+
+        done = await store.transact(
+            lambda tx: transitions.complete(tx, second[0], ok, owner="live", handoff=1)
+        )
+        assert done.accepted is True and done.ready == 2
+        assert [(r["node_id"], r["attempt"], r["lease_owner"]) for r in done.handoff] == [
+            ("b", 1, "live")
+        ]
+        rows = {r["node_id"]: r for r in await store.read(lambda tx: tx.node_rows(run_id))}
+        assert (rows["b"]["status"], rows["b"]["lease_owner"]) == ("in-progress", "live")
+        assert (rows["c"]["status"], rows["c"]["lease_owner"]) == ("ready", None)
+        types = [(e["type"], e.get("nodeId")) for e in await rt.runs.events(run_id)]
+        assert ("NodeStarted", "b") in types and ("NodeStarted", "c") not in types
+        assert types.index(("NodeReady", "b")) < types.index(("NodeStarted", "b"))
+
+
+async def test_no_hand_off_into_a_cancelled_run(store: Store) -> None:
+    async with running(store, start_worker=False) as rt:
+        run_id = (await rt.runs.start(chain(2))).run["id"]
+        claimed = await store.transact(lambda tx: transitions.claim(tx, "w", 1, 60_000))
+        await rt.runs.cancel(run_id)
+        ok = transitions.Outcome(kind="success", output=None)
+        result = await store.transact(
+            lambda tx: transitions.complete(tx, claimed[0], ok, owner="w", handoff=1)
+        )
+        assert result.accepted is False and result.handoff == []
+        n1 = await store.read(lambda tx: tx.node_row(run_id, "n1", 0))
+        assert n1 is not None and n1["status"] != "in-progress" and n1["lease_owner"] is None

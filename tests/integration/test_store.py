@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,3 +40,35 @@ async def test_event_seq_is_gap_free_and_ordered(store: Store) -> None:
 
 async def test_ping(store: Store) -> None:
     assert await store.ping()
+
+
+async def test_wake_ups_reach_other_stores_once_and_not_the_sender_twice(
+    store: Store, db: tuple[str, str]
+) -> None:
+    # On PostgreSQL a second store on the schema stands for another process (LISTEN/
+    # NOTIFY); the sender's own listener drops its NOTIFYs, delivered in-process already.
+    other = await Store.open(db[0], schema=db[1])
+    try:
+        mine: list[tuple[str, str]] = []
+        theirs: list[tuple[str, str]] = []
+        got = asyncio.Event()
+
+        def on_theirs(kind: str, payload: str) -> None:
+            theirs.append((kind, payload))
+            got.set()
+
+        store.add_listener(lambda kind, payload: mine.append((kind, payload)), kinds=("cancel",))
+        other.add_listener(on_theirs, kinds=("cancel",))
+        await asyncio.sleep(0.2)  # the listeners are connected (and their reconnect wake-ups done)
+        for run in ("r1", "r2"):
+            await store.transact(lambda tx, run=run: tx.notify("cancel", run))
+        if store.dialect == "postgresql":
+            async with asyncio.timeout(5):
+                while len(theirs) < 2:
+                    got.clear()
+                    await got.wait()
+            assert theirs == [("cancel", "r1"), ("cancel", "r2")]
+        await asyncio.sleep(0.3)  # time for a duplicate to arrive, if one were sent
+        assert mine == [("cancel", "r1"), ("cancel", "r2")]
+    finally:
+        await other.close()

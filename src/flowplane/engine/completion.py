@@ -19,8 +19,8 @@ from flowplane.connectors.base import (
 )
 from flowplane.engine.dispatch import DispatchRequest, claim_ids, dispatch, new_id, plan_of
 from flowplane.engine.faults import maybe_crash
-from flowplane.engine.plan import Plan
-from flowplane.engine.successors import Effects, evaluate_successors
+from flowplane.engine.plan import Plan, plans
+from flowplane.engine.successors import Effects, evaluate_successors, handoff_claims
 from flowplane.model.document import Workflow
 from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, WAITING_NODE, Row, Tx
 
@@ -65,11 +65,21 @@ def complete(
     """Record the outcome of a claimed node run, fenced on its lease epoch."""
     if outcome.kind == "success":
         # The common case: lock the run and finish the node run at once (one statement on
-        # PostgreSQL); the same fenced update as _Step.success would make.
+        # PostgreSQL); the same fenced update as _Step.success would make. The successors
+        # this worker will be handed are leased in the same round trip when predictable.
+        cached = plans.get(claimed["run_id"])
+        claims = (
+            handoff_claims(cached, claimed["node_id"], claimed["iteration"], handoff)
+            if cached is not None
+            else []
+        )
         run, updated = tx.lock_run_and_update_node(
             claimed["run_id"],
             claimed["id"],
             claimed["lease_epoch"],
+            claims,
+            owner,
+            lease_ms,
             status="finished",
             output=outcome.output,
             error=None,
@@ -96,6 +106,9 @@ def complete(
     }[outcome.kind]
     if not handler():
         return Completion(accepted=False)
+    if any(row is not None for row in tx.preclaimed.values()):
+        # handoff_claims predicted a claim the successors' evaluation did not make.
+        raise RuntimeError(f"node runs leased ahead but not handed off: {list(tx.preclaimed)}")
     return _finish(tx, run, step.effects, owner, handoff, lease_ms)
 
 

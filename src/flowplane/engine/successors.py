@@ -33,6 +33,22 @@ class Effects:
         return len(self.ready) < self.limit
 
 
+def handoff_claims(plan: Plan, node_id: str, iteration: int, limit: int) -> list[tuple[str, int]]:
+    """The pending node runs :func:`evaluate_successors` will lease to the completing
+    worker (:meth:`Tx.claim_pending`) once ``node_id`` finished, known before it runs.
+
+    Only when every successor waits on ``node_id`` alone: each is then made ready
+    (whatever its trigger rule) without a read, in ``downstream`` order, and the first
+    ``limit`` are leased. Otherwise (joins, foreach items) nothing is predicted.
+    """
+    if limit <= 0 or (node_id in plan.foreach and iteration >= 0):
+        return []
+    successors = plan.graph.downstream(node_id)
+    if any(set(plan.graph.upstream(succ)) != {node_id} for succ in successors):
+        return []
+    return [(succ, plan.level_iteration(succ)) for succ in successors[:limit]]
+
+
 def trigger_decision(rule: str, upstream: list[tuple[str, bool]]) -> str | None:
     """Decide a pending node from its upstream ``(status, continues_on_error)`` pairs.
 

@@ -28,7 +28,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from flowplane.store import schema as t
+from flowplane.store.prepared import Prepared
 from flowplane.store.tx import Row, Tx
+
+_INSERT_AUDIT = Prepared(t.audit.insert())
 
 REDACTED = "[REDACTED]"
 SENSITIVE_DETAIL_KEYS = frozenset(
@@ -129,21 +132,23 @@ def record(
     clean = scrub(details) if details else None
     if clean is not None and redact is not None:
         clean = redact(clean)
-    tx.conn.execute(
-        t.audit.insert().values(
-            ts_ms=tx.now_ms,
-            actor=who.name[:128],
-            actor_kind=who.kind[:16],
-            actor_id=who.id,
-            action=action[:64],
-            namespace=namespace,
-            target_type=target_type[:32],
-            target_id=target_id[:600],
-            before_version=before_version,
-            after_version=after_version,
-            request_id=request_id or who.request_id,
-            details=clean,
-        )
+    # Queued: on PostgreSQL it travels with the transaction's next statement or COMMIT.
+    _INSERT_AUDIT.defer(
+        tx.conn,
+        {
+            "ts_ms": tx.now_ms,
+            "actor": who.name[:128],
+            "actor_kind": who.kind[:16],
+            "actor_id": who.id,
+            "action": action[:64],
+            "namespace": namespace,
+            "target_type": target_type[:32],
+            "target_id": target_id[:600],
+            "before_version": before_version,
+            "after_version": after_version,
+            "request_id": request_id or who.request_id,
+            "details": clean,
+        },
     )
 
 

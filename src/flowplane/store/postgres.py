@@ -6,6 +6,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import secrets
+import select
+import threading
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -13,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from flowplane.store import schema as t
+from flowplane.store import statements as q
 from flowplane.store.base import Store
 from flowplane.store.prepared import (
     PENDING,
@@ -54,7 +60,8 @@ WITH counter AS (
         o BIGINT, run_id VARCHAR, frame_no INTEGER, changes JSONB)
 )
 SELECT counter.base + CAST(:_n AS BIGINT) AS last,
-       pg_notify(CAST(:_channel AS TEXT), 'event|' || (counter.base + CAST(:_n AS BIGINT)))
+       pg_notify(CAST(:_channel AS TEXT),
+                 CAST(:_prefix AS TEXT) || (counter.base + CAST(:_n AS BIGINT)))
 FROM counter
 """
     ).columns(sa.column("last", sa.BigInteger), sa.column("pg_notify", sa.String))
@@ -117,9 +124,12 @@ def libpq_url(url: str) -> str:
 class PostgresTx(Tx):
     """PostgreSQL transaction."""
 
-    def __init__(self, conn: sa.Connection, dialect: str, channel: str) -> None:
+    def __init__(self, conn: sa.Connection, dialect: str, channel: str, sender: str) -> None:
         super().__init__(conn, dialect)
         self._channel = channel
+        # Prefixed to every NOTIFY so that the sending store's listener can drop its own
+        # (delivered in-process at commit already).
+        self._sender = sender
 
     def lock_run(self, run_id: str) -> Row | None:
         """Lock the run row so transitions of one run are serialised."""
@@ -127,22 +137,60 @@ class PostgresTx(Tx):
         return self._locked(rows[0] if rows else None)
 
     def lock_run_and_update_node(
-        self, run_id: str, row_id: int, epoch: int, **values: Any
+        self,
+        run_id: str,
+        row_id: int,
+        epoch: int,
+        claims: Sequence[tuple[str, int]] = (),
+        owner: str = "",
+        lease_ms: int = 0,
+        **values: Any,
     ) -> tuple[Row | None, bool]:
         """One statement: lock the run row and, if the run is not terminal, apply the fenced
-        update to the node run (the same row locks, in the same order, as two)."""
+        update to the node run (the same row locks, in the same order, as two).
+
+        ``claims`` travel in the same round trip, each applied only if the update did
+        (see :data:`~flowplane.store.statements.GATED_CLAIM_PENDING`)."""
         keys = tuple(values)
         stmt = _LOCK_AND_UPDATE.get(keys)
         if stmt is None:
             stmt = _LOCK_AND_UPDATE[keys] = _lock_and_update(keys)
         params = {f"_v_{k}": v for k, v in values.items()}
         params.update(_run=run_id, _id=row_id, _epoch=epoch)
-        rows, _count = stmt.execute(self.conn, params)
+        if claims:
+            rows = self._with_claims(stmt, params, run_id, row_id, epoch, claims, owner, lease_ms)
+        else:
+            rows, _count = stmt.execute(self.conn, params)
         if not rows:
             return None, False
         run = rows[0]
         updated = bool(run.pop("_updated"))
         return self._locked(run), updated
+
+    def _with_claims(
+        self,
+        stmt: Prepared,
+        params: dict[str, Any],
+        run_id: str,
+        row_id: int,
+        epoch: int,
+        claims: Sequence[tuple[str, int]],
+        owner: str,
+        lease_ms: int,
+    ) -> list[Row]:
+        answer: list[list[Row]] = []
+        stmt.defer(self.conn, params, on_result=answer.append)
+        for node_id, iteration in claims:
+            key = (run_id, node_id, iteration)
+
+            def claimed(rows: list[Row], key: tuple[str, str, int] = key) -> None:
+                self.preclaimed[key] = rows[0] if rows else None
+
+            claim = self._claim_params(run_id, node_id, iteration, owner, lease_ms)
+            claim.update(_done=row_id, _epoch=epoch)
+            q.GATED_CLAIM_PENDING.defer(self.conn, claim, on_result=claimed)
+        flush_pending(self.conn)
+        return answer[0]
 
     def _write_events(self) -> None:
         """One queued statement allocates the ``seq`` numbers and writes the events, their
@@ -194,6 +242,7 @@ class PostgresTx(Tx):
                 "_events": json.dumps(rows),
                 "_frames": json.dumps(frame_rows),
                 "_channel": self._channel,
+                "_prefix": f"{self._sender}|event|",
             },
             on_result=written,
         )
@@ -230,7 +279,8 @@ class PostgresTx(Tx):
     def _publish(self, notifications: list[tuple[str, str]]) -> None:
         # Queued: sent with the COMMIT (NOTIFY is delivered at commit anyway).
         for kind, payload in notifications:
-            _NOTIFY.defer(self.conn, {"channel": self._channel, "message": f"{kind}|{payload}"})
+            message = f"{self._sender}|{kind}|{payload}"
+            _NOTIFY.defer(self.conn, {"channel": self._channel, "message": message})
 
 
 class PostgresStore(Store):
@@ -248,7 +298,9 @@ class PostgresStore(Store):
     def __init__(self, url: str, *, schema: str = "flowplane") -> None:
         super().__init__(url, schema=schema)
         self.channel = f"flowplane_{schema}"
-        self._listen_task: asyncio.Task[None] | None = None
+        self.sender = secrets.token_hex(4)
+        self._listen_thread: threading.Thread | None = None
+        self._stop_listening = _StopPipe()
 
     def _create_engine(self, url: str) -> sa.Engine:
         engine = sa.create_engine(
@@ -285,7 +337,7 @@ class PostgresStore(Store):
             disable_batching(tx.conn)
 
     def _make_tx(self, conn: sa.Connection) -> Tx:
-        return PostgresTx(conn, self.dialect, self.channel)
+        return PostgresTx(conn, self.dialect, self.channel, self.sender)
 
     def _write_threads(self) -> int:
         return 8
@@ -306,32 +358,88 @@ class PostgresStore(Store):
         super().migrate()
 
     async def _start(self) -> None:
-        self._listen_task = asyncio.create_task(self._listen(), name="flowplane-listen")
+        self._listen_thread = threading.Thread(
+            target=self._listen, name="fp-store-listen", daemon=True
+        )
+        self._listen_thread.start()
 
-    async def _listen(self) -> None:
+    def _listen(self) -> None:
+        """LISTEN on the store's channel in a thread of its own, until :meth:`close`.
+
+        Waiting is a ``select`` on the connection's socket and the stop pipe, without the
+        GIL; each notification costs a few microseconds of this thread, and the event loops
+        are woken only for notifications other stores sent (this store delivered its own
+        in-process when their transaction committed).
+        """
         delay = 0.1
-        while not self._closed:
+        while not self._stop_listening.is_set():
             try:
-                conn = await psycopg.AsyncConnection.connect(libpq_url(self.url), autocommit=True)
-                async with conn:
-                    await conn.execute(f'LISTEN "{self.channel}"')
+                with psycopg.connect(libpq_url(self.url), autocommit=True) as conn:
+                    conn.execute(f'LISTEN "{self.channel}"')
                     delay = 0.1
                     # A reconnect may have missed notifications: wake everyone to re-poll.
                     self._deliver_local([("ready", ""), ("event", "")])
-                    async for note in conn.notifies():
-                        kind, _, payload = note.payload.partition("|")
-                        self._deliver_local([(kind, payload)])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+                    self._receive(conn.pgconn)
+            except Exception as exc:  # lost connection (or the server is down): retry
+                if self._stop_listening.is_set():
+                    return
                 _log.warning("LISTEN connection lost (%s); reconnecting", type(exc).__name__)
-                await asyncio.sleep(delay)
+                if self._stop_listening.wait(delay):
+                    return
                 delay = min(delay * 2, 5.0)
+
+    def _receive(self, pgconn: Any) -> None:
+        prefix = f"{self.sender}|"
+        stop = self._stop_listening.fileno()
+        sock = pgconn.socket
+        while True:
+            readable, _, _ = select.select([sock, stop], [], [])
+            if stop in readable:
+                return
+            pgconn.consume_input()
+            notes: list[tuple[str, str]] = []
+            while (note := pgconn.notifies()) is not None:
+                message: str = note.extra.decode()
+                if message.startswith(prefix):
+                    continue
+                _sender, _, rest = message.partition("|")
+                kind, _, payload = rest.partition("|")
+                notes.append((kind, payload))
+            if notes:
+                self._deliver_local(notes)
 
     async def close(self) -> None:
         """Stop listening, then close."""
-        if self._listen_task is not None:
-            self._listen_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listen_task
+        self._stop_listening.set()
+        if self._listen_thread is not None:
+            await asyncio.to_thread(self._listen_thread.join, 10)
         await super().close()
+        self._stop_listening.close()
+
+
+class _StopPipe:
+    """A flag a ``select`` can wait on (the listener thread's stop signal)."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        self._set = threading.Event()
+
+    def fileno(self) -> int:
+        return self._read
+
+    def set(self) -> None:
+        if not self._set.is_set():
+            self._set.set()
+            with contextlib.suppress(OSError):
+                os.write(self._write, b"x")
+
+    def is_set(self) -> bool:
+        return self._set.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._set.wait(timeout)
+
+    def close(self) -> None:
+        for fd in (self._read, self._write):
+            with contextlib.suppress(OSError):
+                os.close(fd)

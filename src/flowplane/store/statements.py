@@ -16,6 +16,7 @@ from flowplane.store import schema as t
 from flowplane.store.prepared import Prepared
 
 _N = t.node_runs.c
+TERMINAL_RUN = ("finished", "failed", "cancelled", "timed-out")
 RUN_COLUMNS = [c for c in t.runs.c if c.name != "document"]
 GET_RUN = Prepared(sa.select(t.runs).where(t.runs.c.id == sa.bindparam("_run")))
 GET_RUN_NO_DOC = Prepared(sa.select(*RUN_COLUMNS).where(t.runs.c.id == sa.bindparam("_run")))
@@ -104,6 +105,24 @@ CLAIM_PENDING = Prepared(
     .returning(*t.node_runs.c)
 )
 CLAIM_ID = Prepared(_claim_ids(_N.id == sa.bindparam("_id")))
+_DONE = t.node_runs.alias("done")
+_RUN = t.runs.alias("run")
+# CLAIM_PENDING sent together with a completion's first statement, before the engine has
+# decided on successors (see Tx.lock_run_and_update_node): it applies only if that
+# statement finished node run ``_done`` under lease ``_epoch`` in a run that is not over.
+GATED_CLAIM_PENDING = Prepared(
+    CLAIM_PENDING.stmt.where(
+        sa.exists().where(
+            _DONE.c.id == sa.bindparam("_done"),
+            _DONE.c.status == "finished",
+            _DONE.c.lease_epoch == sa.bindparam("_epoch"),
+        ),
+        sa.exists().where(
+            _RUN.c.id == sa.bindparam("_run"),
+            *(_RUN.c.status != status for status in TERMINAL_RUN),
+        ),
+    )
+)
 UNLEASED = _N.lease_owner.is_(None).label("unleased")
 STATUS_COUNTS = Prepared(
     sa.select(_N.status, UNLEASED, sa.func.count().label("n"))

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 
 from flowplane.store import schema as t
 from flowplane.store import statements as q
+from flowplane.store.statements import TERMINAL_RUN as TERMINAL_RUN
 
 TERMINAL_NODE = ("finished", "failed", "skipped", "cancelled")
-TERMINAL_RUN = ("finished", "failed", "cancelled", "timed-out")
 WAITING_NODE = ("waiting-approval", "waiting-event", "waiting-timer")
 
 Row = dict[str, Any]
@@ -45,6 +45,9 @@ class Tx:
         # Called (on the transaction's thread) once it committed, or once it did not.
         self.after_commit: list[Callable[[], None]] = []
         self.after_rollback: list[Callable[[], None]] = []
+        # Pending node runs leased ahead by lock_run_and_update_node(claims=...), by
+        # (run id, node id, iteration): the leased row, or None if it was not pending.
+        self.preclaimed: dict[tuple[str, str, int], Row | None] = {}
 
     def run_hooks(self, *, committed: bool) -> None:
         """Run the :attr:`after_commit` or :attr:`after_rollback` callbacks (once)."""
@@ -66,12 +69,25 @@ class Tx:
         return run
 
     def lock_run_and_update_node(
-        self, run_id: str, row_id: int, epoch: int, **values: Any
+        self,
+        run_id: str,
+        row_id: int,
+        epoch: int,
+        claims: Sequence[tuple[str, int]] = (),
+        owner: str = "",
+        lease_ms: int = 0,
+        **values: Any,
     ) -> tuple[Row | None, bool]:
         """:meth:`lock_run`, then, if the run is not terminal, update the node run
         ``row_id`` if it is still ``in-progress`` under lease ``epoch`` (a fenced
         completion). Returns the locked run row and whether the node run was updated.
-        (One statement on PostgreSQL.)"""
+        (One statement on PostgreSQL.)
+
+        ``claims``: ``(node id, iteration)`` of pending node runs of the run that the
+        caller will :meth:`claim_pending` for ``owner`` if the update applies. A store
+        where a statement costs a round trip sends those claims with this statement and
+        answers the later ``claim_pending`` calls from :attr:`preclaimed`; here they are
+        left to ``claim_pending``."""
         run = self.lock_run(run_id)
         if run is None or run["status"] in TERMINAL_RUN:
             return run, False
@@ -224,7 +240,18 @@ class Tx:
         """Make a pending node run ready and lease it, in one statement: the same row as
         :meth:`settle_pending` to ``ready`` followed by :meth:`claim_ids`. Returns the
         leased row, or ``None`` if it was not pending."""
-        params = {
+        key = (run_id, node_id, iteration)
+        if key in self.preclaimed:
+            return self.preclaimed.pop(key)
+        rows, _count = q.CLAIM_PENDING.execute(
+            self.conn, self._claim_params(run_id, node_id, iteration, owner, lease_ms)
+        )
+        return rows[0] if rows else None
+
+    def _claim_params(
+        self, run_id: str, node_id: str, iteration: int, owner: str, lease_ms: int
+    ) -> dict[str, Any]:
+        return {
             "_run": run_id,
             "_node": node_id,
             "_iteration": iteration,
@@ -232,8 +259,6 @@ class Tx:
             "_owner": owner,
             "_expires": self.now_ms + lease_ms,
         }
-        rows, _count = q.CLAIM_PENDING.execute(self.conn, params)
-        return rows[0] if rows else None
 
     def item_counts(self, run_id: str, node_id: str) -> dict[str, int]:
         """Return ``{status: count}`` over the items (iterations >= 0) of a foreach node."""
