@@ -14,6 +14,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# DBOS, the peer baseline of bench/engine.py, in a virtualenv of its own (its own dependency set).
+DBOS_VERSION := 3.4.0
+.venv-dbos/.installed-$(DBOS_VERSION):
+	$(PYTHON) -m venv .venv-dbos
+	.venv-dbos/bin/pip install -q 'dbos==$(DBOS_VERSION)'
+	touch $@
+
 run: install
 	$(BIN)/flowplane serve --root examples --load-examples examples
 
@@ -30,6 +37,7 @@ pytest: install
 test: lint typecheck pytest
 
 bench: install
+	@$(MAKE) -s .venv-dbos/.installed-$(DBOS_VERSION) || echo "DBOS could not be installed: bench/engine.py runs without its baseline"
 	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null 2>&1 || sudo -n apt-get install -y -q wrk >/dev/null 2>&1 || echo "wrk is not installed: bench/api.py falls back to its slower Python load generator"
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/engine.py
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/events.py
