@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -70,5 +71,38 @@ async def test_wake_ups_reach_other_stores_once_and_not_the_sender_twice(
             assert theirs == [("cancel", "r1"), ("cancel", "r2")]
         await asyncio.sleep(0.3)  # time for a duplicate to arrive, if one were sent
         assert mine == [("cancel", "r1"), ("cancel", "r2")]
+    finally:
+        await other.close()
+
+
+async def test_listener_reconnects_after_losing_its_connection(
+    store: Store, db: tuple[str, str]
+) -> None:
+    if store.dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY wake-ups are PostgreSQL's (SQLite's are in-process)")
+    other = await Store.open(db[0], schema=db[1])
+    try:
+        got: asyncio.Queue[str] = asyncio.Queue()
+        store.add_listener(lambda _kind, payload: got.put_nowait(payload), kinds=("cancel",))
+        await asyncio.sleep(0.2)
+
+        def kill_listeners(tx: Any) -> int:
+            sql = (
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE query = :listen AND pid <> pg_backend_pid()"
+            )
+            listen = f'LISTEN "flowplane_{db[1]}"'
+            return int(tx.conn.execute(sa.text(sql), {"listen": listen}).scalar())
+
+        assert await other.transact(kill_listeners) == 2  # both stores' listeners
+        async with asyncio.timeout(10):
+            while True:  # until the listener is back (notifications sent before are lost)
+                await other.transact(lambda tx: tx.notify("cancel", "after"))
+                try:
+                    async with asyncio.timeout(0.3):
+                        if await got.get() == "after":
+                            break
+                except TimeoutError:
+                    continue
     finally:
         await other.close()

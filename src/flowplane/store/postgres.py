@@ -391,10 +391,12 @@ class PostgresStore(Store):
     def _receive(self, pgconn: Any) -> None:
         prefix = f"{self.sender}|"
         stop = self._stop_listening.fileno()
-        sock = pgconn.socket
+        poller = select.poll()  # not select.select: descriptors may exceed FD_SETSIZE
+        poller.register(pgconn.socket, select.POLLIN)
+        poller.register(stop, select.POLLIN)
         while True:
-            readable, _, _ = select.select([sock, stop], [], [])
-            if stop in readable:
+            events = poller.poll()
+            if any(fd == stop for fd, _event in events):
                 return
             pgconn.consume_input()
             notes: list[tuple[str, str]] = []
