@@ -22,7 +22,7 @@ from flowplane.engine.faults import maybe_crash
 from flowplane.engine.plan import Plan, plans
 from flowplane.engine.successors import Effects, evaluate_successors, handoff_claims
 from flowplane.model.document import Workflow
-from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, WAITING_NODE, Row, Tx
+from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, WAITING_NODE, Ahead, Row, Tx
 
 MAX_LOG_EVENTS_PER_ATTEMPT = 200
 
@@ -67,19 +67,11 @@ def complete(
         # The common case: lock the run and finish the node run at once (one statement on
         # PostgreSQL); the same fenced update as _Step.success would make. The successors
         # this worker will be handed are leased in the same round trip when predictable.
-        cached = plans.get(claimed["run_id"])
-        claims = (
-            handoff_claims(cached, claimed["node_id"], claimed["iteration"], handoff)
-            if cached is not None
-            else []
-        )
         run, updated = tx.lock_run_and_update_node(
             claimed["run_id"],
             claimed["id"],
             claimed["lease_epoch"],
-            claims,
-            owner,
-            lease_ms,
+            _ahead(claimed, owner, handoff, lease_ms),
             status="finished",
             output=outcome.output,
             error=None,
@@ -106,10 +98,25 @@ def complete(
     }[outcome.kind]
     if not handler():
         return Completion(accepted=False)
-    if any(row is not None for row in tx.preclaimed.values()):
-        # handoff_claims predicted a claim the successors' evaluation did not make.
-        raise RuntimeError(f"node runs leased ahead but not handed off: {list(tx.preclaimed)}")
+    leftover = tx.leftover_claims()
+    if leftover:  # handoff_claims predicted a claim the successors' evaluation did not make
+        raise RuntimeError(f"node runs leased ahead but not handed off: {leftover}")
     return _finish(tx, run, step.effects, owner, handoff, lease_ms)
+
+
+def _ahead(claimed: Row, owner: str, handoff: int, lease_ms: int) -> Ahead | None:
+    """What the success of ``claimed`` leads to next, when its (cached) plan tells: the
+    successors leased to ``owner``, or the counts deciding the run's status."""
+    plan = plans.get(claimed["run_id"])
+    if plan is None:
+        return None
+    node_id, iteration = claimed["node_id"], claimed["iteration"]
+    if node_id in plan.foreach and iteration >= 0:  # an item: _item_settled counts
+        return Ahead(item_counts_of=node_id, status_counts=True)
+    if not plan.graph.downstream(node_id):  # a leaf: update_run_status counts
+        return Ahead(status_counts=True)
+    claims = handoff_claims(plan, node_id, iteration, handoff)
+    return Ahead(claims, owner, lease_ms) if claims else None
 
 
 class _Step:

@@ -10,7 +10,7 @@ import os
 import secrets
 import select
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -30,7 +30,7 @@ from flowplane.store.prepared import (
     flush_pending,
     resync,
 )
-from flowplane.store.tx import TERMINAL_RUN, Row, Tx
+from flowplane.store.tx import TERMINAL_RUN, Ahead, Row, Tx
 
 _log = logging.getLogger("flowplane.store.postgres")
 _LOCK_RUN = Prepared(
@@ -137,28 +137,22 @@ class PostgresTx(Tx):
         return self._locked(rows[0] if rows else None)
 
     def lock_run_and_update_node(
-        self,
-        run_id: str,
-        row_id: int,
-        epoch: int,
-        claims: Sequence[tuple[str, int]] = (),
-        owner: str = "",
-        lease_ms: int = 0,
-        **values: Any,
+        self, run_id: str, row_id: int, epoch: int, ahead: Ahead | None = None, **values: Any
     ) -> tuple[Row | None, bool]:
         """One statement: lock the run row and, if the run is not terminal, apply the fenced
         update to the node run (the same row locks, in the same order, as two).
 
-        ``claims`` travel in the same round trip, each applied only if the update did
-        (see :data:`~flowplane.store.statements.GATED_CLAIM_PENDING`)."""
+        What ``ahead`` names travels in the same round trip: the claims each applied only
+        if the update did (see :data:`~flowplane.store.statements.GATED_CLAIM_PENDING`),
+        the counts read after it."""
         keys = tuple(values)
         stmt = _LOCK_AND_UPDATE.get(keys)
         if stmt is None:
             stmt = _LOCK_AND_UPDATE[keys] = _lock_and_update(keys)
         params = {f"_v_{k}": v for k, v in values.items()}
         params.update(_run=run_id, _id=row_id, _epoch=epoch)
-        if claims:
-            rows = self._with_claims(stmt, params, run_id, row_id, epoch, claims, owner, lease_ms)
+        if ahead is not None:
+            rows = self._with_ahead(stmt, params, ahead)
         else:
             rows, _count = stmt.execute(self.conn, params)
         if not rows:
@@ -167,28 +161,32 @@ class PostgresTx(Tx):
         updated = bool(run.pop("_updated"))
         return self._locked(run), updated
 
-    def _with_claims(
-        self,
-        stmt: Prepared,
-        params: dict[str, Any],
-        run_id: str,
-        row_id: int,
-        epoch: int,
-        claims: Sequence[tuple[str, int]],
-        owner: str,
-        lease_ms: int,
-    ) -> list[Row]:
+    def _with_ahead(self, stmt: Prepared, params: dict[str, Any], ahead: Ahead) -> list[Row]:
+        run_id = params["_run"]
         answer: list[list[Row]] = []
         stmt.defer(self.conn, params, on_result=answer.append)
-        for node_id, iteration in claims:
-            key = (run_id, node_id, iteration)
 
-            def claimed(rows: list[Row], key: tuple[str, str, int] = key) -> None:
-                self.preclaimed[key] = rows[0] if rows else None
+        def keep(key: tuple[Any, ...], first: bool = False) -> Callable[[list[Row]], None]:
+            def store(rows: list[Row]) -> None:
+                self.ahead[key] = (rows[0] if rows else None) if first else rows
 
-            claim = self._claim_params(run_id, node_id, iteration, owner, lease_ms)
-            claim.update(_done=row_id, _epoch=epoch)
-            q.GATED_CLAIM_PENDING.defer(self.conn, claim, on_result=claimed)
+            return store
+
+        for node_id, iteration in ahead.claims:
+            claim = self._claim_params(run_id, node_id, iteration, ahead.owner, ahead.lease_ms)
+            claim.update(_done=params["_id"], _epoch=params["_epoch"])
+            q.GATED_CLAIM_PENDING.defer(
+                self.conn, claim, on_result=keep(("claim", run_id, node_id, iteration), True)
+            )
+        if ahead.item_counts_of is not None:
+            node_id = ahead.item_counts_of
+            q.ITEM_COUNTS.defer(
+                self.conn,
+                {"_run": run_id, "_node": node_id},
+                on_result=keep(("items", run_id, node_id)),
+            )
+        if ahead.status_counts:
+            q.STATUS_COUNTS.defer(self.conn, {"_run": run_id}, on_result=keep(("status", run_id)))
         flush_pending(self.conn)
         return answer[0]
 

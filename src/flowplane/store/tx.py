@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +22,20 @@ TERMINAL_NODE = ("finished", "failed", "skipped", "cancelled")
 WAITING_NODE = ("waiting-approval", "waiting-event", "waiting-timer")
 
 Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """What a completion will do right after its fenced update, if that applies (see
+    :meth:`Tx.lock_run_and_update_node`): lease ``claims`` (``(node id, iteration)`` of
+    pending node runs of the run) to ``owner``, count the items of ``item_counts_of``, count
+    the run's node runs by status."""
+
+    claims: Sequence[tuple[str, int]] = ()
+    owner: str = ""
+    lease_ms: int = 0
+    item_counts_of: str | None = None
+    status_counts: bool = False
 
 
 def now_ms() -> int:
@@ -45,9 +60,10 @@ class Tx:
         # Called (on the transaction's thread) once it committed, or once it did not.
         self.after_commit: list[Callable[[], None]] = []
         self.after_rollback: list[Callable[[], None]] = []
-        # Pending node runs leased ahead by lock_run_and_update_node(claims=...), by
-        # (run id, node id, iteration): the leased row, or None if it was not pending.
-        self.preclaimed: dict[tuple[str, str, int], Row | None] = {}
+        # What lock_run_and_update_node did ahead (see Ahead): ("claim", run id, node id,
+        # iteration) -> the leased row or None; ("items", run id, node id) and ("status",
+        # run id) -> count rows, valid until the transaction writes node runs.
+        self.ahead: dict[tuple[Any, ...], Any] = {}
 
     def run_hooks(self, *, committed: bool) -> None:
         """Run the :attr:`after_commit` or :attr:`after_rollback` callbacks (once)."""
@@ -69,25 +85,18 @@ class Tx:
         return run
 
     def lock_run_and_update_node(
-        self,
-        run_id: str,
-        row_id: int,
-        epoch: int,
-        claims: Sequence[tuple[str, int]] = (),
-        owner: str = "",
-        lease_ms: int = 0,
-        **values: Any,
+        self, run_id: str, row_id: int, epoch: int, ahead: Ahead | None = None, **values: Any
     ) -> tuple[Row | None, bool]:
         """:meth:`lock_run`, then, if the run is not terminal, update the node run
         ``row_id`` if it is still ``in-progress`` under lease ``epoch`` (a fenced
         completion). Returns the locked run row and whether the node run was updated.
         (One statement on PostgreSQL.)
 
-        ``claims``: ``(node id, iteration)`` of pending node runs of the run that the
-        caller will :meth:`claim_pending` for ``owner`` if the update applies. A store
-        where a statement costs a round trip sends those claims with this statement and
-        answers the later ``claim_pending`` calls from :attr:`preclaimed`; here they are
-        left to ``claim_pending``."""
+        ``ahead``: what the caller will do next if the update applies. A store where each
+        statement costs a round trip sends those statements with this one (the claims
+        applying only if the update did) and answers the later :meth:`claim_pending`,
+        :meth:`item_counts` and :meth:`status_counts` calls from :attr:`ahead`; here
+        nothing is done ahead."""
         run = self.lock_run(run_id)
         if run is None or run["status"] in TERMINAL_RUN:
             return run, False
@@ -95,6 +104,15 @@ class Tx:
             row_id, expect_status="in-progress", expect_epoch=epoch, **values
         )
         return run, updated
+
+    def leftover_claims(self) -> list[tuple[Any, ...]]:
+        """Node runs leased ahead that no :meth:`claim_pending` call took (a bug)."""
+        return [k for k, v in self.ahead.items() if k[0] == "claim" and v is not None]
+
+    def _nodes_written(self) -> None:
+        """Counts read ahead are stale once node runs change."""
+        if self.ahead:
+            self.ahead = {k: v for k, v in self.ahead.items() if k[0] == "claim"}
 
     def get_run(self, run_id: str, *, with_document: bool = True) -> Row | None:
         """Return one run row (``None`` when absent)."""
@@ -145,6 +163,7 @@ class Tx:
 
     def insert_node_runs(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert node run rows."""
+        self._nodes_written()
         if not rows:
             return
         keys = rows[0].keys()
@@ -155,6 +174,7 @@ class Tx:
 
     def insert_node_run_returning(self, values: dict[str, Any]) -> Row:
         """Insert one node run row; return it as stored (with its id)."""
+        self._nodes_written()
         rows, _count = q.INSERT_NODE_RUN_RETURNING.execute(self.conn, values)
         return rows[0]
 
@@ -205,6 +225,7 @@ class Tx:
         **values: Any,
     ) -> bool:
         """Update one node run; with expectations, only if they hold. Returns whether it did."""
+        self._nodes_written()
         if not values:
             return False
         params: dict[str, Any] = {**values, "_id": row_id}
@@ -230,6 +251,7 @@ class Tx:
 
         One statement instead of reading the row's state and updating it by id.
         """
+        self._nodes_written()
         params = {**values, "_run": run_id, "_node": node_id, "_iteration": iteration}
         rows, _count = q.SETTLE_PENDING.execute(self.conn, params)
         return int(rows[0]["id"]) if rows else None
@@ -240,9 +262,11 @@ class Tx:
         """Make a pending node run ready and lease it, in one statement: the same row as
         :meth:`settle_pending` to ``ready`` followed by :meth:`claim_ids`. Returns the
         leased row, or ``None`` if it was not pending."""
-        key = (run_id, node_id, iteration)
-        if key in self.preclaimed:
-            return self.preclaimed.pop(key)
+        key = ("claim", run_id, node_id, iteration)
+        if key in self.ahead:
+            leased: Row | None = self.ahead.pop(key)
+            return leased
+        self._nodes_written()
         rows, _count = q.CLAIM_PENDING.execute(
             self.conn, self._claim_params(run_id, node_id, iteration, owner, lease_ms)
         )
@@ -262,7 +286,9 @@ class Tx:
 
     def item_counts(self, run_id: str, node_id: str) -> dict[str, int]:
         """Return ``{status: count}`` over the items (iterations >= 0) of a foreach node."""
-        rows, _count = q.ITEM_COUNTS.execute(self.conn, {"_run": run_id, "_node": node_id})
+        rows = self.ahead.pop(("items", run_id, node_id), None)
+        if rows is None:
+            rows, _count = q.ITEM_COUNTS.execute(self.conn, {"_run": run_id, "_node": node_id})
         return {row["status"]: int(row["n"]) for row in rows}
 
     def pending_items(self, run_id: str, node_id: str, limit: int) -> list[Row]:
@@ -276,8 +302,11 @@ class Tx:
         In-progress rows without a lease (a ``foreach`` node whose items are running) are
         counted as ``aggregate``.
         """
+        rows = self.ahead.pop(("status", run_id), None)
+        if rows is None:
+            rows = q.STATUS_COUNTS.execute(self.conn, {"_run": run_id})[0]
         counts: dict[str, int] = {}
-        for row in q.STATUS_COUNTS.execute(self.conn, {"_run": run_id})[0]:
+        for row in rows:
             status = row["status"]
             key = "aggregate" if status == "in-progress" and row["unleased"] else status
             counts[key] = counts.get(key, 0) + int(row["n"])
@@ -289,6 +318,7 @@ class Tx:
 
     def claim_ids(self, owner: str, row_ids: Sequence[int], lease_ms: int) -> list[Row]:
         """Lease the given node runs if they are (still) ready and due; in id order."""
+        self._nodes_written()
         if not row_ids:
             return []
         params: dict[str, Any] = {
