@@ -17,6 +17,8 @@ parameters can be prepared.
 from __future__ import annotations
 
 import itertools
+import json
+import json.encoder
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,6 +36,7 @@ class _Compiled:
     """One statement compiled for one dialect and set of parameter keys."""
 
     __slots__ = (
+        "args",
         "binds",
         "compiled",
         "keys",
@@ -59,16 +62,23 @@ class _Compiled:
         self.names: list[str] = list(compiled.positiontup or ())
         self.binds: list[tuple[str, Processor]] = []
         for name, bind in compiled.binds.items():
-            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            processor = bind_processor(bind.type, dialect)
             if processor is not None:
                 self.binds.append((name, processor))
+        # The driver's parameters from a parameter dict (see _builder).
+        self.args: Callable[[dict[str, Any]], Any] = (
+            _builder(compiled, self.keys, self.binds, self.positional, self.names)
+            or self.construct_args
+        )
         # Selected or RETURNING columns (none for plain DML).
         columns = list(stmt.exported_columns)
-        self.results: list[tuple[str, Processor | None]] | None = (
-            [
-                (col.key, col.type.dialect_impl(dialect).result_processor(dialect, None))
-                for col in columns
-            ]
+        self.results: _Results | None = (
+            _Results(
+                [
+                    (col.key, col.type.dialect_impl(dialect).result_processor(dialect, None))
+                    for col in columns
+                ]
+            )
             if columns
             else None
         )
@@ -81,7 +91,9 @@ class _Compiled:
             self.numbered = (compiled.string, list(compiled.positiontup or ()))
         return self.numbered
 
-    def args(self, params: dict[str, Any]) -> Any:
+    def construct_args(self, params: dict[str, Any]) -> Any:
+        """The driver's parameters the way SQLAlchemy builds them (``construct_params``,
+        then the bind processors): what :attr:`args` returns, only slower."""
         values = self.compiled.construct_params(params)
         # Like SQLAlchemy, processors see None too (JSON stores None as JSON null).
         for name, processor in self.binds:
@@ -89,6 +101,159 @@ class _Compiled:
         if self.positional:
             return tuple(values[name] for name in self.names)
         return values
+
+
+def _builder(
+    compiled: Any,
+    keys: Sequence[str],
+    binds: list[tuple[str, Processor]],
+    positional: bool,
+    names: list[str],
+) -> Callable[[dict[str, Any]], Any] | None:
+    """A function giving what :meth:`_Compiled.construct_args` gives for parameter dicts
+    with exactly ``keys`` (the compiled statement is cached per key tuple), generated once.
+
+    For such dicts ``construct_params`` always takes each bind's value from the same
+    place: the parameter of its key, else of its name, else the bind's own (literal)
+    value; so the function reads them directly, applies the processors and builds the
+    tuple (``?`` style) or dict (``%(name)s`` style) in one expression. ``None`` for
+    statements it does not cover (escaped or collected bind names, callable or missing
+    required values): they keep ``construct_args``.
+    """
+    if compiled.escaped_bind_names or getattr(compiled, "_collected_params", None):
+        return None
+    present = set(keys)
+    namespace: dict[str, Any] = {}
+    source: dict[str, str] = {}  # bind name -> expression of its value
+    for bind, name in compiled.bind_names.items():
+        if bind.key in present:
+            source[name] = f"p[{bind.key!r}]"
+        elif name in present:
+            source[name] = f"p[{name!r}]"
+        elif bind.required or bind.callable:
+            return None
+        else:
+            constant = f"c{len(namespace)}"
+            namespace[constant] = bind.value
+            source[name] = constant
+    lines = ["def build(p):"]
+    for index, (name, processor) in enumerate(binds):
+        if name not in source:
+            return None
+        namespace[f"f{index}"] = processor
+        lines.append(f"    v{index} = f{index}({source[name]})")
+        source[name] = f"v{index}"
+    if positional:
+        if any(name not in source for name in names):
+            return None
+        items = "".join(f"{source[name]}, " for name in names)
+        lines.append(f"    return ({items})")
+    else:
+        items = "".join(f"{name!r}: {value}, " for name, value in source.items())
+        lines.append(f"    return {{{items}}}")
+    exec("\n".join(lines), namespace)  # names and keys appear as repr() literals only
+    build: Callable[[dict[str, Any]], Any] = namespace["build"]
+    return build
+
+
+class _Results:
+    """Turns a statement's raw result rows into dicts, with the result processors."""
+
+    __slots__ = ("columns", "keys", "processed")
+
+    def __init__(self, columns: list[tuple[str, Processor | None]]) -> None:
+        self.columns = columns
+        self.keys = [key for key, _processor in columns]
+        # (key, processor) of the columns with one; None if keys repeat (rows() would
+        # process a value twice): then the column-by-column loop.
+        unique = len(set(self.keys)) == len(self.keys)
+        self.processed: list[tuple[str, Processor]] | None = (
+            [(key, processor) for key, processor in columns if processor is not None]
+            if unique
+            else None
+        )
+
+    def rows(self, raw_rows: Any) -> list[Row]:
+        keys, processed = self.keys, self.processed
+        if processed is None:
+            return _rows(self.columns, raw_rows)
+        rows = [dict(zip(keys, raw, strict=True)) for raw in raw_rows]
+        if processed:
+            for row in rows:
+                for key, processor in processed:
+                    row[key] = processor(row[key])
+        return rows
+
+
+def bind_processor(type_: Any, dialect: sa.Dialect) -> Processor | None:
+    """The type's bind processor for ``dialect``; SQLAlchemy's JSON one replaced by an
+    equivalent that is quicker for None, dicts and lists (see :func:`_json_processor`)."""
+    impl = type_.dialect_impl(dialect)
+    processor: Processor | None = impl.bind_processor(dialect)
+    if processor is None or _ENCODE is None or not _plain_json(impl, dialect):
+        return processor
+    return _json_processor(None if impl.none_as_null else "null", processor)
+
+
+def _plain_json(impl: Any, dialect: sa.Dialect) -> bool:
+    """Whether ``impl``'s bind processor is SQLAlchemy's JSON one serialising with
+    ``json.dumps`` into a string column as is (SQLite's)."""
+    cls = type(impl)
+    return (
+        isinstance(impl, sa.JSON)
+        and cls.bind_processor is sa.JSON.bind_processor
+        and cls._make_bind_processor is sa.JSON._make_bind_processor
+        and getattr(dialect, "_json_serializer", None) is None
+        and impl._str_impl.bind_processor(dialect) is None
+    )
+
+
+def _json_processor(none: str | None, processor: Processor) -> Processor:
+    """SQLAlchemy's JSON bind ``processor``, with None (JSON ``null``, or SQL NULL with
+    ``none_as_null``: ``none``) and plain dicts and lists done here; other values (its
+    ``JSON.NULL`` and ``null()`` markers, strings, numbers) go to ``processor``."""
+
+    def process(value: Any) -> Any:
+        if value is None:
+            return none
+        cls = type(value)
+        if cls is dict or cls is list:
+            return dumps(value)
+        return processor(value)
+
+    return process
+
+
+# json.dumps's C encoder with its default settings, built once. json.dumps builds one per
+# call (with a fresh dict for its circular-reference check), which costs as much as
+# encoding a small dict.
+_ENCODE: Any = None
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:
+    _defaults = json.JSONEncoder()
+    _ENCODE = _c_make_encoder(
+        None,  # no circular-reference check: a cycle fails below, then json.dumps reports it
+        _defaults.default,
+        json.encoder.encode_basestring_ascii,
+        _defaults.indent,
+        _defaults.key_separator,
+        _defaults.item_separator,
+        _defaults.sort_keys,
+        _defaults.skipkeys,
+        _defaults.allow_nan,
+    )
+
+
+def dumps(value: dict[str, Any] | list[Any]) -> str:
+    """``json.dumps(value)`` (default settings) of a dict or list, quicker: the same C
+    encoder, built once. Any failure (a value that cannot be encoded, a cycle: it hits
+    the recursion limit here) is left to ``json.dumps``, so errors are its own."""
+    if _ENCODE is None:
+        return json.dumps(value)
+    try:
+        return "".join(_ENCODE(value, 0))
+    except Exception:
+        return json.dumps(value)
 
 
 class Prepared:
@@ -154,7 +319,7 @@ class Prepared:
 class _Plain:
     """Driver SQL without parameters or results (``BEGIN IMMEDIATE``)."""
 
-    results: list[tuple[str, Processor | None]] | None = None
+    results: _Results | None = None
 
     def __init__(self, sql: str) -> None:
         self.sql = sql
@@ -304,7 +469,7 @@ def _run_batch(
             for _ in range(len(parts) - 1 - position):
                 cursor.nextset()
             if compiled.results is not None:
-                rows = _rows(compiled.results, cursor.fetchall())
+                rows = compiled.results.rows(cursor.fetchall())
             rowcount = cursor.rowcount
         return rows, rowcount
     finally:
@@ -319,7 +484,7 @@ def _deliver(cursor: Any, wanted: list[tuple[int, Callable[[list[Row]], None], _
         for _ in range(index - position):
             cursor.nextset()
         position = index
-        on_result(_rows(item.results, cursor.fetchall()) if item.results else [])
+        on_result(item.results.rows(cursor.fetchall()) if item.results else [])
     return position
 
 
@@ -376,7 +541,7 @@ def _run(
                 cursor.execute(sql, args)
             rows: list[Row] = []
             if compiled.results is not None:
-                rows = _rows(compiled.results, cursor.fetchall())
+                rows = compiled.results.rows(cursor.fetchall())
             rowcount = cursor.rowcount
         except conn.dialect.loaded_dbapi.Error as exc:
             raise _wrap(conn, cursor, sql, args, exc) from exc
