@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from flowplane.errors import FlowplaneError, StorageError
+from flowplane.store.prepared import begin_transaction, end_transaction
 from flowplane.store.tx import Tx
 
 T = TypeVar("T")
@@ -161,6 +162,7 @@ class Store:
                     tx = self._make_tx(conn)
                     try:
                         with conn.begin():
+                            begin_transaction(conn)
                             self._on_begin(tx)
                             result = fn(tx)
                             if not readonly:
@@ -170,6 +172,8 @@ class Store:
                         tx.run_hooks(committed=False)
                         raise
                     finally:
+                        with contextlib.suppress(Exception):
+                            end_transaction(conn)
                         self._on_end(tx)
                 self._deliver_local(tx.notifications)
                 tx.run_hooks(committed=True)

@@ -21,7 +21,6 @@ from flowplane.store import schema as t
 from flowplane.store import statements as q
 from flowplane.store.base import Store
 from flowplane.store.prepared import (
-    PENDING,
     UNKNOWN_STATEMENT,
     Prepared,
     commit_batched,
@@ -318,8 +317,7 @@ class PostgresStore(Store):
         @sa.event.listens_for(engine, "before_cursor_execute")
         def _send_queued(conn: sa.Connection, *_args: Any) -> None:
             # A statement not run through Prepared: queued ones go first, in order.
-            if conn.info.get(PENDING):
-                flush_pending(conn)
+            flush_pending(conn)
 
         return engine
 

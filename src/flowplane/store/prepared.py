@@ -27,8 +27,8 @@ from sqlalchemy import exc as sa_exc
 
 Processor = Callable[[Any], Any]
 Row = dict[str, Any]
-# conn.info key of the statements queued on a batching (PostgreSQL) connection.
-PENDING = "flowplane_pending"
+# conn.info key of the connection's _Link.
+LINK = "flowplane_link"
 _IDS = itertools.count(1)
 
 
@@ -296,7 +296,7 @@ class Prepared:
         the next statement that needs a result (or the commit); elsewhere, at once.
         ``on_result`` gets the rows when they arrive (before the commit returns)."""
         compiled = self._for(conn.dialect, params)
-        pending: list[_Queued] | None = conn.info.get(PENDING)
+        pending = _pending(conn)
         if pending is None:
             rows, _count = _run(conn, compiled, compiled.args(params), False)
             if on_result is not None:
@@ -308,7 +308,7 @@ class Prepared:
         """:meth:`execute_many` without reading the result (see :meth:`defer`)."""
         if not rows:
             return
-        pending: list[_Queued] | None = conn.info.get(PENDING)
+        pending = _pending(conn)
         if pending is None:
             self.execute_many(conn, rows)
             return
@@ -329,7 +329,66 @@ class _Plain:
 _Queued = tuple["_Compiled | _Plain", Any, bool, "Callable[[list[Row]], None] | None"]
 _BEGIN = _Plain("BEGIN")
 _COMMIT = _Plain("COMMIT")
-MOGRIFY = "flowplane_mogrify"
+Listener = Callable[..., Any]
+
+
+class _Link:
+    """How prepared statements use one DBAPI connection. Kept in its connection's
+    ``info``, which SQLAlchemy clears when the DBAPI connection is replaced.
+
+    Between :func:`begin_transaction` and :func:`end_transaction` the connection's
+    ``before_cursor_execute`` and ``after_cursor_execute`` listeners are the ones it had
+    when the transaction began (looked up once, not per statement); outside, they are
+    looked up per statement. sqlite3 statements share one cursor (results are always
+    read to the end). ``pending``: the statements queued on a batching connection;
+    ``session``: its :class:`_Session`."""
+
+    __slots__ = ("after", "before", "cursor", "dbapi", "in_tx", "pending", "reuse", "session")
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.dbapi: Any = conn.connection.dbapi_connection
+        self.reuse = conn.dialect.name == "sqlite"
+        self.cursor: Any = None
+        self.in_tx = False
+        self.before: tuple[Listener, ...] = ()
+        self.after: tuple[Listener, ...] = ()
+        self.pending: list[_Queued] | None = None
+        self.session: _Session | None = None
+
+
+def _link(conn: sa.Connection) -> _Link:
+    link: _Link | None = conn.info.get(LINK)
+    if link is None:
+        link = conn.info[LINK] = _Link(conn)
+    return link
+
+
+def _pending(conn: sa.Connection) -> list[_Queued] | None:
+    link: _Link | None = conn.info.get(LINK)
+    return link.pending if link is not None else None
+
+
+def _listeners(conn: sa.Connection) -> tuple[tuple[Listener, ...], tuple[Listener, ...]]:
+    """The connection's cursor-execute listeners (checked the way SQLAlchemy does)."""
+    if not (conn._has_events or conn.engine._has_events):
+        return (), ()
+    dispatch = conn.dispatch
+    return tuple(dispatch.before_cursor_execute), tuple(dispatch.after_cursor_execute)
+
+
+def begin_transaction(conn: sa.Connection) -> None:
+    """A transaction began on ``conn``: look its listeners up for the whole of it."""
+    link = _link(conn)
+    link.before, link.after = _listeners(conn)
+    link.in_tx = True
+
+
+def end_transaction(conn: sa.Connection) -> None:
+    """The transaction on ``conn`` ended (committed or not)."""
+    link: _Link | None = conn.info.get(LINK)
+    if link is not None:
+        link.in_tx = False
+        link.before = link.after = ()
 
 
 def execute_sql(conn: sa.Connection, sql: str) -> None:
@@ -346,14 +405,16 @@ def enable_batching(conn: sa.Connection) -> None:
     sends what is queued first (:class:`Prepared`, and the store's ``before_cursor_execute``
     hook for SQLAlchemy's), so nothing ever runs outside the transaction.
     """
-    dbapi_conn: Any = conn.connection.dbapi_connection
-    dbapi_conn.autocommit = True
-    conn.info[PENDING] = [(_BEGIN, (), False, None)]
+    link = _link(conn)
+    link.dbapi.autocommit = True
+    link.pending = [(_BEGIN, (), False, None)]
 
 
 def disable_batching(conn: sa.Connection) -> None:
     """End batching mode (after the transaction, committed or rolled back)."""
-    conn.info.pop(PENDING, None)
+    link: _Link | None = conn.info.get(LINK)
+    if link is not None:
+        link.pending = None
     dbapi_conn: Any = conn.connection.dbapi_connection
     if dbapi_conn is not None and not dbapi_conn.closed:
         dbapi_conn.autocommit = False
@@ -362,8 +423,9 @@ def disable_batching(conn: sa.Connection) -> None:
 def flush_pending(conn: sa.Connection) -> None:
     """Send the queued statements now (one round trip), e.g. before a statement that does
     not go through :class:`Prepared`."""
-    if conn.info.get(PENDING):
-        _run_batch(conn, None, None, False)
+    link: _Link | None = conn.info.get(LINK)
+    if link is not None and link.pending:
+        _run_batch(conn, link, None, None, False)
 
 
 def commit_batched(conn: sa.Connection) -> None:
@@ -371,12 +433,13 @@ def commit_batched(conn: sa.Connection) -> None:
 
     SQLAlchemy's own commit that follows finds the transaction closed and sends nothing.
     """
-    pending: list[_Queued] | None = conn.info.get(PENDING)
+    link = _link(conn)
+    pending = link.pending
     if pending is not None and pending[:1] == [(_BEGIN, (), False, None)]:
         if len(pending) == 1:
             pending.clear()  # nothing was sent: nothing to commit
             return
-    _run_batch(conn, _COMMIT, (), False)
+    _run_batch(conn, link, _COMMIT, (), False)
 
 
 UNKNOWN_STATEMENT = "26000"  # invalid_sql_statement_name: a prepared statement is gone
@@ -405,7 +468,8 @@ class _Session:
 def resync(conn: sa.Connection) -> None:
     """After a rollback (batching still on, so no transaction is opened): learn which of
     our prepared statements the server still holds (one round trip, only if we had any)."""
-    session: _Session | None = conn.info.get(MOGRIFY)
+    link: _Link | None = conn.info.get(LINK)
+    session = link.session if link is not None else None
     dbapi_conn: Any = conn.connection.dbapi_connection
     if session is None or session.dbapi_conn is not dbapi_conn or not session.prepared:
         return
@@ -415,24 +479,24 @@ def resync(conn: sa.Connection) -> None:
 
 
 def _run_batch(
-    conn: sa.Connection, compiled: _Compiled | _Plain | None, args: Any, many: bool
+    conn: sa.Connection, link: _Link, compiled: _Compiled | _Plain | None, args: Any, many: bool
 ) -> tuple[list[Row], int]:
     """Send the queued statements, then ``compiled`` (if any), as one multi-statement
     query: one round trip. Each statement is ``PREPARE``d once per connection and run with
     ``EXECUTE``, its parameters bound on the client by psycopg (as its ``ClientCursor``
     does), so the server plans it once, not per use. Returns ``compiled``'s rows and
     rowcount."""
-    pending: list[_Queued] = conn.info[PENDING]
+    pending = link.pending
+    assert pending is not None
     batch = list(pending)
     pending.clear()
     if compiled is not None:
         batch.append((compiled, args, many, None))
-    dbapi_conn: Any = conn.connection.dbapi_connection
-    assert dbapi_conn is not None
-    session: _Session | None = conn.info.get(MOGRIFY)
-    if session is None or session.dbapi_conn is not dbapi_conn:
-        session = conn.info[MOGRIFY] = _Session(dbapi_conn)
-    dispatch = conn.dispatch
+    dbapi_conn = link.dbapi
+    session = link.session
+    if session is None:
+        session = link.session = _Session(dbapi_conn)
+    before, after = (link.before, link.after) if link.in_tx else _listeners(conn)
     parts: list[str] = []
     new: list[str] = []
     # (index of the statement's result, callback) of queued statements that want rows.
@@ -441,7 +505,7 @@ def _run_batch(
         if isinstance(item, _Plain):
             parts.append(item.sql)
             continue
-        for listener in dispatch.before_cursor_execute:
+        for listener in before:
             listener(conn, None, item.sql, item_args, None, item_many)
         _execute_parts(conn, session, item, item_args, item_many, parts, new)
         if on_result is not None:
@@ -460,7 +524,7 @@ def _run_batch(
         session.prepared.update(new)
         for item, item_args, item_many, _on_result in batch:
             if not isinstance(item, _Plain):
-                for listener in dispatch.after_cursor_execute:
+                for listener in after:
                     listener(conn, cursor, item.sql, item_args, None, item_many)
         position = _deliver(cursor, wanted)
         rows: list[Row] = []
@@ -522,17 +586,21 @@ def _rows(results: list[tuple[str, Processor | None]], raw_rows: Any) -> list[Ro
 def _run(
     conn: sa.Connection, compiled: _Compiled | _Plain, args: Any, many: bool
 ) -> tuple[list[Row], int]:
-    dbapi_conn = conn.connection.dbapi_connection
-    assert dbapi_conn is not None
-    pending: list[_Queued] | None = conn.info.get(PENDING)
-    if pending:
+    link: _Link | None = conn.info.get(LINK)
+    if link is None:
+        link = _link(conn)
+    if link.pending:
         # Queued statements (at least the transaction's BEGIN) travel with this one.
-        return _run_batch(conn, compiled, args, many)
-    cursor = dbapi_conn.cursor()
+        return _run_batch(conn, link, compiled, args, many)
+    before, after = (link.before, link.after) if link.in_tx else _listeners(conn)
+    cursor = link.cursor
+    if cursor is None:
+        cursor = link.dbapi.cursor()
+        if link.reuse:
+            link.cursor = cursor
     sql = compiled.sql
-    dispatch = conn.dispatch
     try:
-        for listener in dispatch.before_cursor_execute:
+        for listener in before:
             listener(conn, cursor, sql, args, None, many)
         try:
             if many:
@@ -542,19 +610,20 @@ def _run(
             rows: list[Row] = []
             if compiled.results is not None:
                 rows = compiled.results.rows(cursor.fetchall())
-            rowcount = cursor.rowcount
+            rowcount: int = cursor.rowcount
         except conn.dialect.loaded_dbapi.Error as exc:
             raise _wrap(conn, cursor, sql, args, exc) from exc
-        for listener in dispatch.after_cursor_execute:
+        for listener in after:
             listener(conn, cursor, sql, args, None, many)
         return rows, rowcount
     finally:
-        cursor.close()
+        if not link.reuse:
+            cursor.close()
 
 
 def _wrap(conn: sa.Connection, cursor: Any, sql: str, args: Any, exc: Any) -> Exception:
     """The ``DBAPIError`` SQLAlchemy would raise (invalidating a lost connection)."""
-    pending = conn.info.get(PENDING)
+    pending = _pending(conn)
     if pending:
         pending.clear()
     dialect = conn.dialect
