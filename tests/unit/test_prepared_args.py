@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from flowplane.store import audit, postgres, prepared
+from flowplane.store import audit, postgres, prepared, schema
 from flowplane.store import statements as q
 from flowplane.store.prepared import Prepared, _Compiled
 
@@ -149,3 +149,21 @@ def test_dumps_errors_are_json_dumps_errors() -> None:
         prepared.dumps({"a": object()})
     # The encoder still works after a failure.
     assert prepared.dumps({"a": [1]}) == '{"a": [1]}'
+
+
+@pytest.mark.parametrize("dialect_name", list(DIALECTS))
+def test_result_processors_match_sqlalchemy(dialect_name: str) -> None:
+    dialect = DIALECTS[dialect_name]
+    raw: list[Any] = [None, "null", '{"a": [1, null]}', "[1]", "3", 3, 2.5, '"s"', "true"]
+    checked = 0
+    for column in [*schema.node_runs.c, *schema.runs.c, *schema.events.c]:
+        ours = prepared.result_processor(column.type, dialect)
+        theirs = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        assert (ours is None) == (theirs is None), column
+        if ours is None or theirs is None:
+            continue
+        for value in raw:
+            assert repr(ours(value)) == repr(theirs(value)), (column, value)
+            checked += 1
+    if dialect_name == "sqlite":
+        assert checked > 0  # JSON columns are decoded here (natively by psycopg)

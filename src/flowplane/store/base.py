@@ -161,8 +161,8 @@ class Store:
                 with self._connect(readonly, inline) as conn:
                     tx = self._make_tx(conn)
                     try:
+                        begin_transaction(conn)
                         with conn.begin():
-                            begin_transaction(conn)
                             self._on_begin(tx)
                             result = fn(tx)
                             if not readonly:

@@ -73,12 +73,7 @@ class _Compiled:
         # Selected or RETURNING columns (none for plain DML).
         columns = list(stmt.exported_columns)
         self.results: _Results | None = (
-            _Results(
-                [
-                    (col.key, col.type.dialect_impl(dialect).result_processor(dialect, None))
-                    for col in columns
-                ]
-            )
+            _Results([(col.key, result_processor(col.type, dialect)) for col in columns])
             if columns
             else None
         )
@@ -193,6 +188,26 @@ def bind_processor(type_: Any, dialect: sa.Dialect) -> Processor | None:
     if processor is None or _ENCODE is None or not _plain_json(impl, dialect):
         return processor
     return _json_processor(None if impl.none_as_null else "null", processor)
+
+
+def result_processor(type_: Any, dialect: sa.Dialect) -> Processor | None:
+    """The type's result processor for ``dialect``; for JSON decoded with ``json.loads``,
+    with JSON ``null`` (what None is stored as) answered without decoding."""
+    impl = type_.dialect_impl(dialect)
+    processor: Processor | None = impl.result_processor(dialect, None)
+    if (
+        processor is None
+        or not isinstance(impl, sa.JSON)
+        or getattr(dialect, "_json_deserializer", None) is not None
+    ):
+        return processor
+
+    def process(value: Any) -> Any:
+        if value is None or value == "null":
+            return None
+        return processor(value)
+
+    return process
 
 
 def _plain_json(impl: Any, dialect: sa.Dialect) -> bool:
@@ -373,11 +388,12 @@ def _listeners(conn: sa.Connection) -> tuple[tuple[Listener, ...], tuple[Listene
     if not (conn._has_events or conn.engine._has_events):
         return (), ()
     dispatch = conn.dispatch
-    return tuple(dispatch.before_cursor_execute), tuple(dispatch.after_cursor_execute)
+    return tuple(iter(dispatch.before_cursor_execute)), tuple(iter(dispatch.after_cursor_execute))
 
 
 def begin_transaction(conn: sa.Connection) -> None:
-    """A transaction began on ``conn``: look its listeners up for the whole of it."""
+    """A transaction begins on ``conn`` (called just before SQLAlchemy's ``begin``, so
+    that its ``BEGIN`` is covered too): look its listeners up for the whole of it."""
     link = _link(conn)
     link.before, link.after = _listeners(conn)
     link.in_tx = True
