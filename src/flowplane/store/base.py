@@ -162,7 +162,7 @@ class Store:
                     tx = self._make_tx(conn)
                     try:
                         begin_transaction(conn)
-                        with conn.begin():
+                        with self._begin(conn, readonly):
                             self._on_begin(tx)
                             result = fn(tx)
                             if not readonly:
@@ -235,6 +235,12 @@ class Store:
 
     def _configure_writer(self, conn: sa.Connection) -> None:
         """Hook for a new kept writer connection of the calling thread."""
+
+    def _begin(
+        self, conn: sa.Connection, readonly: bool
+    ) -> contextlib.AbstractContextManager[object]:
+        """The transaction of :meth:`run_sync`: committed on success, else rolled back."""
+        return conn.begin()
 
     def _make_tx(self, conn: sa.Connection) -> Tx:
         return Tx(conn, self.dialect)

@@ -311,9 +311,10 @@ class Prepared:
         the next statement that needs a result (or the commit); elsewhere, at once.
         ``on_result`` gets the rows when they arrive (before the commit returns)."""
         compiled = self._for(conn.dialect, params)
-        pending = _pending(conn)
+        link: _Link | None = conn.info.get(LINK)
+        pending = link.pending if link is not None else None
         if pending is None:
-            rows, _count = _run(conn, compiled, compiled.args(params), False)
+            rows, _count = _run(conn, compiled, compiled.args(params), False, link)
             if on_result is not None:
                 on_result(rows)
         else:
@@ -600,9 +601,12 @@ def _rows(results: list[tuple[str, Processor | None]], raw_rows: Any) -> list[Ro
 
 
 def _run(
-    conn: sa.Connection, compiled: _Compiled | _Plain, args: Any, many: bool
+    conn: sa.Connection,
+    compiled: _Compiled | _Plain,
+    args: Any,
+    many: bool,
+    link: _Link | None = None,
 ) -> tuple[list[Row], int]:
-    link: _Link | None = conn.info.get(LINK)
     if link is None:
         link = _link(conn)
     if link.pending:
@@ -635,6 +639,11 @@ def _run(
     finally:
         if not link.reuse:
             cursor.close()
+
+
+def driver_error(conn: sa.Connection, exc: Exception, sql: str) -> Exception:
+    """The ``DBAPIError`` SQLAlchemy would raise for driver error ``exc`` (of ``sql``)."""
+    return _wrap(conn, None, sql, None, exc)
 
 
 def _wrap(conn: sa.Connection, cursor: Any, sql: str, args: Any, exc: Any) -> Exception:
