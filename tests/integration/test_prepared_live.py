@@ -79,3 +79,27 @@ async def test_workload_parameters_match_construct_params(store: Store, checked:
     for table in ("INSERT INTO events", "INSERT INTO frames", "INSERT INTO node_runs"):
         assert table in sql
     assert len(checked) > 30
+
+
+def test_literals_match_psycopg_mogrify() -> None:
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    from conftest import POSTGRES_URL, require_postgres
+    from flowplane.store.prepared import _Session
+
+    require_postgres()
+    values: list[Any] = [
+        *(None, True, False, 0, 1, -1, -5, 2**31, 2**40, -(2**63), 2**70, -(2**70)),
+        *("", "abc", "it's", "''", "a\\b", "é ü 中", "--", "%s", "%%", "$1", "\n\t"),
+        *(1.5, -0.0, Jsonb({"a": [1, None, "é", "x'y"]}), Jsonb(None), Jsonb("a\\b")),
+    ]
+    with psycopg.connect(POSTGRES_URL) as conn:
+        session = _Session(conn)
+        for value in values:
+            assert session.literal(value) == session.mogrify("%s", [value]), repr(value)
+            call = f"EXECUTE fp_1_0({session.literal(value)}, {session.literal('x')})"
+            assert call == session.mogrify("EXECUTE fp_1_0(%s, %s)", [value, "x"]), repr(value)
+        for binder in (session.literal, lambda v: session.mogrify("%s", [v])):
+            with pytest.raises(psycopg.DataError):
+                binder("nul\x00")

@@ -475,11 +475,35 @@ class _Session:
 
     def __init__(self, dbapi_conn: Any) -> None:
         import psycopg
+        from psycopg.adapt import Transformer
 
         self.dbapi_conn = dbapi_conn
-        self.mogrify = psycopg.ClientCursor(dbapi_conn).mogrify
+        cursor = psycopg.ClientCursor(dbapi_conn)
+        self.mogrify = cursor.mogrify
+        # What mogrify quotes each parameter with (a Transformer of the cursor's
+        # adapters), made once rather than per call.
+        self.transformer = Transformer.from_context(cursor)
+        self.encoding: str = self.transformer.encoding
         self.prepared: set[str] = set()
         self.generation = 0
+
+    def literal(self, value: Any) -> str:
+        """``value`` as ``mogrify`` puts it in a query: the common parameter types (None,
+        bools, ints, strings without backslashes or NULs) quoted here, exactly as
+        psycopg does, anything else by psycopg's transformer."""
+        cls = type(value)
+        if value is None:
+            return "NULL"
+        if cls is str:
+            text: str = value
+            if "\\" not in text and "\x00" not in text:
+                return "'" + text.replace("'", "''") + "'"
+        elif cls is int:
+            return str(value) if value >= 0 else " " + str(value)  # " -1": never "--"
+        elif cls is bool:
+            return "true" if value else "false"
+        literal: bytes = self.transformer.as_literal(value)
+        return literal.decode(self.encoding)
 
 
 def resync(conn: sa.Connection) -> None:
@@ -585,9 +609,13 @@ def _execute_parts(
     if name not in session.prepared and name not in new:
         parts.append(f"PREPARE {name} AS {sql}")
         new.append(name)
-    call = f"EXECUTE {name}({', '.join(['%s'] * len(names))})" if names else f"EXECUTE {name}"
+    if not names:
+        parts.extend([f"EXECUTE {name}"] * (len(args) if many else 1))
+        return
+    call, literal = f"EXECUTE {name}(", session.literal
     for one in args if many else (args,):
-        parts.append(session.mogrify(call, [one[n] for n in names]))
+        # What session.mogrify(f"EXECUTE {name}(%s, ...)", values) gives, quicker.
+        parts.append(call + ", ".join([literal(one[n]) for n in names]) + ")")
 
 
 def _rows(results: list[tuple[str, Processor | None]], raw_rows: Any) -> list[Row]:
