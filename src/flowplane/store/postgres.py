@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -25,6 +24,7 @@ from flowplane.store.prepared import (
     Prepared,
     commit_batched,
     disable_batching,
+    dumps,
     enable_batching,
     flush_pending,
     resync,
@@ -238,8 +238,8 @@ class PostgresTx(Tx):
             {
                 "_n": len(events),
                 "_ts": now,
-                "_events": json.dumps(rows),
-                "_frames": json.dumps(frame_rows),
+                "_events": dumps(rows),
+                "_frames": dumps(frame_rows),
                 "_channel": self._channel,
                 "_prefix": f"{self._sender}|event|",
             },
