@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from flowplane.errors import FlowplaneError, StorageError
+from flowplane.store.prepared import begin_transaction, end_transaction
 from flowplane.store.tx import Tx
 
 T = TypeVar("T")
@@ -160,7 +161,8 @@ class Store:
                 with self._connect(readonly, inline) as conn:
                     tx = self._make_tx(conn)
                     try:
-                        with conn.begin():
+                        begin_transaction(conn)
+                        with self._begin(conn, readonly):
                             self._on_begin(tx)
                             result = fn(tx)
                             if not readonly:
@@ -170,6 +172,8 @@ class Store:
                         tx.run_hooks(committed=False)
                         raise
                     finally:
+                        with contextlib.suppress(Exception):
+                            end_transaction(conn)
                         self._on_end(tx)
                 self._deliver_local(tx.notifications)
                 tx.run_hooks(committed=True)
@@ -231,6 +235,12 @@ class Store:
 
     def _configure_writer(self, conn: sa.Connection) -> None:
         """Hook for a new kept writer connection of the calling thread."""
+
+    def _begin(
+        self, conn: sa.Connection, readonly: bool
+    ) -> contextlib.AbstractContextManager[object]:
+        """The transaction of :meth:`run_sync`: committed on success, else rolled back."""
+        return conn.begin()
 
     def _make_tx(self, conn: sa.Connection) -> Tx:
         return Tx(conn, self.dialect)

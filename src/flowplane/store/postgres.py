@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -21,11 +20,11 @@ from flowplane.store import schema as t
 from flowplane.store import statements as q
 from flowplane.store.base import Store
 from flowplane.store.prepared import (
-    PENDING,
     UNKNOWN_STATEMENT,
     Prepared,
     commit_batched,
     disable_batching,
+    dumps,
     enable_batching,
     flush_pending,
     resync,
@@ -237,8 +236,8 @@ class PostgresTx(Tx):
             {
                 "_n": len(events),
                 "_ts": now,
-                "_events": json.dumps(rows),
-                "_frames": json.dumps(frame_rows),
+                "_events": dumps(rows),
+                "_frames": dumps(frame_rows),
                 "_channel": self._channel,
                 "_prefix": f"{self._sender}|event|",
             },
@@ -316,8 +315,7 @@ class PostgresStore(Store):
         @sa.event.listens_for(engine, "before_cursor_execute")
         def _send_queued(conn: sa.Connection, *_args: Any) -> None:
             # A statement not run through Prepared: queued ones go first, in order.
-            if conn.info.get(PENDING):
-                flush_pending(conn)
+            flush_pending(conn)
 
         return engine
 

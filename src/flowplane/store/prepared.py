@@ -17,6 +17,8 @@ parameters can be prepared.
 from __future__ import annotations
 
 import itertools
+import json
+import json.encoder
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,8 +27,8 @@ from sqlalchemy import exc as sa_exc
 
 Processor = Callable[[Any], Any]
 Row = dict[str, Any]
-# conn.info key of the statements queued on a batching (PostgreSQL) connection.
-PENDING = "flowplane_pending"
+# conn.info key of the connection's _Link.
+LINK = "flowplane_link"
 _IDS = itertools.count(1)
 
 
@@ -34,6 +36,7 @@ class _Compiled:
     """One statement compiled for one dialect and set of parameter keys."""
 
     __slots__ = (
+        "args",
         "binds",
         "compiled",
         "keys",
@@ -59,16 +62,18 @@ class _Compiled:
         self.names: list[str] = list(compiled.positiontup or ())
         self.binds: list[tuple[str, Processor]] = []
         for name, bind in compiled.binds.items():
-            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            processor = bind_processor(bind.type, dialect)
             if processor is not None:
                 self.binds.append((name, processor))
+        # The driver's parameters from a parameter dict (see _builder).
+        self.args: Callable[[dict[str, Any]], Any] = (
+            _builder(compiled, self.keys, self.binds, self.positional, self.names)
+            or self.construct_args
+        )
         # Selected or RETURNING columns (none for plain DML).
         columns = list(stmt.exported_columns)
-        self.results: list[tuple[str, Processor | None]] | None = (
-            [
-                (col.key, col.type.dialect_impl(dialect).result_processor(dialect, None))
-                for col in columns
-            ]
+        self.results: _Results | None = (
+            _Results([(col.key, result_processor(col.type, dialect)) for col in columns])
             if columns
             else None
         )
@@ -81,7 +86,9 @@ class _Compiled:
             self.numbered = (compiled.string, list(compiled.positiontup or ()))
         return self.numbered
 
-    def args(self, params: dict[str, Any]) -> Any:
+    def construct_args(self, params: dict[str, Any]) -> Any:
+        """The driver's parameters the way SQLAlchemy builds them (``construct_params``,
+        then the bind processors): what :attr:`args` returns, only slower."""
         values = self.compiled.construct_params(params)
         # Like SQLAlchemy, processors see None too (JSON stores None as JSON null).
         for name, processor in self.binds:
@@ -89,6 +96,179 @@ class _Compiled:
         if self.positional:
             return tuple(values[name] for name in self.names)
         return values
+
+
+def _builder(
+    compiled: Any,
+    keys: Sequence[str],
+    binds: list[tuple[str, Processor]],
+    positional: bool,
+    names: list[str],
+) -> Callable[[dict[str, Any]], Any] | None:
+    """A function giving what :meth:`_Compiled.construct_args` gives for parameter dicts
+    with exactly ``keys`` (the compiled statement is cached per key tuple), generated once.
+
+    For such dicts ``construct_params`` always takes each bind's value from the same
+    place: the parameter of its key, else of its name, else the bind's own (literal)
+    value; so the function reads them directly, applies the processors and builds the
+    tuple (``?`` style) or dict (``%(name)s`` style) in one expression. ``None`` for
+    statements it does not cover (escaped or collected bind names, callable or missing
+    required values): they keep ``construct_args``.
+    """
+    if compiled.escaped_bind_names or getattr(compiled, "_collected_params", None):
+        return None
+    present = set(keys)
+    namespace: dict[str, Any] = {}
+    source: dict[str, str] = {}  # bind name -> expression of its value
+    for bind, name in compiled.bind_names.items():
+        if bind.key in present:
+            source[name] = f"p[{bind.key!r}]"
+        elif name in present:
+            source[name] = f"p[{name!r}]"
+        elif bind.required or bind.callable:
+            return None
+        else:
+            constant = f"c{len(namespace)}"
+            namespace[constant] = bind.value
+            source[name] = constant
+    lines = ["def build(p):"]
+    for index, (name, processor) in enumerate(binds):
+        if name not in source:
+            return None
+        namespace[f"f{index}"] = processor
+        lines.append(f"    v{index} = f{index}({source[name]})")
+        source[name] = f"v{index}"
+    if positional:
+        if any(name not in source for name in names):
+            return None
+        items = "".join(f"{source[name]}, " for name in names)
+        lines.append(f"    return ({items})")
+    else:
+        items = "".join(f"{name!r}: {value}, " for name, value in source.items())
+        lines.append(f"    return {{{items}}}")
+    exec("\n".join(lines), namespace)  # names and keys appear as repr() literals only
+    build: Callable[[dict[str, Any]], Any] = namespace["build"]
+    return build
+
+
+class _Results:
+    """Turns a statement's raw result rows into dicts, with the result processors."""
+
+    __slots__ = ("columns", "keys", "processed")
+
+    def __init__(self, columns: list[tuple[str, Processor | None]]) -> None:
+        self.columns = columns
+        self.keys = [key for key, _processor in columns]
+        # (key, processor) of the columns with one; None if keys repeat (rows() would
+        # process a value twice): then the column-by-column loop.
+        unique = len(set(self.keys)) == len(self.keys)
+        self.processed: list[tuple[str, Processor]] | None = (
+            [(key, processor) for key, processor in columns if processor is not None]
+            if unique
+            else None
+        )
+
+    def rows(self, raw_rows: Any) -> list[Row]:
+        keys, processed = self.keys, self.processed
+        if processed is None:
+            return _rows(self.columns, raw_rows)
+        rows = [dict(zip(keys, raw, strict=True)) for raw in raw_rows]
+        if processed:
+            for row in rows:
+                for key, processor in processed:
+                    row[key] = processor(row[key])
+        return rows
+
+
+def bind_processor(type_: Any, dialect: sa.Dialect) -> Processor | None:
+    """The type's bind processor for ``dialect``; SQLAlchemy's JSON one replaced by an
+    equivalent that is quicker for None, dicts and lists (see :func:`_json_processor`)."""
+    impl = type_.dialect_impl(dialect)
+    processor: Processor | None = impl.bind_processor(dialect)
+    if processor is None or _ENCODE is None or not _plain_json(impl, dialect):
+        return processor
+    return _json_processor(None if impl.none_as_null else "null", processor)
+
+
+def result_processor(type_: Any, dialect: sa.Dialect) -> Processor | None:
+    """The type's result processor for ``dialect``; for JSON decoded with ``json.loads``,
+    with JSON ``null`` (what None is stored as) answered without decoding."""
+    impl = type_.dialect_impl(dialect)
+    processor: Processor | None = impl.result_processor(dialect, None)
+    if (
+        processor is None
+        or not isinstance(impl, sa.JSON)
+        or getattr(dialect, "_json_deserializer", None) is not None
+    ):
+        return processor
+
+    def process(value: Any) -> Any:
+        if value is None or value == "null":
+            return None
+        return processor(value)
+
+    return process
+
+
+def _plain_json(impl: Any, dialect: sa.Dialect) -> bool:
+    """Whether ``impl``'s bind processor is SQLAlchemy's JSON one serialising with
+    ``json.dumps`` into a string column as is (SQLite's)."""
+    cls = type(impl)
+    return (
+        isinstance(impl, sa.JSON)
+        and cls.bind_processor is sa.JSON.bind_processor
+        and cls._make_bind_processor is sa.JSON._make_bind_processor
+        and getattr(dialect, "_json_serializer", None) is None
+        and impl._str_impl.bind_processor(dialect) is None
+    )
+
+
+def _json_processor(none: str | None, processor: Processor) -> Processor:
+    """SQLAlchemy's JSON bind ``processor``, with None (JSON ``null``, or SQL NULL with
+    ``none_as_null``: ``none``) and plain dicts and lists done here; other values (its
+    ``JSON.NULL`` and ``null()`` markers, strings, numbers) go to ``processor``."""
+
+    def process(value: Any) -> Any:
+        if value is None:
+            return none
+        cls = type(value)
+        if cls is dict or cls is list:
+            return dumps(value)
+        return processor(value)
+
+    return process
+
+
+# json.dumps's C encoder with its default settings, built once. json.dumps builds one per
+# call (with a fresh dict for its circular-reference check), which costs as much as
+# encoding a small dict.
+_ENCODE: Any = None
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:
+    _defaults = json.JSONEncoder()
+    _ENCODE = _c_make_encoder(
+        None,  # no circular-reference check: a cycle fails below, then json.dumps reports it
+        _defaults.default,
+        json.encoder.encode_basestring_ascii,
+        _defaults.indent,
+        _defaults.key_separator,
+        _defaults.item_separator,
+        _defaults.sort_keys,
+        _defaults.skipkeys,
+        _defaults.allow_nan,
+    )
+
+
+def dumps(value: dict[str, Any] | list[Any]) -> str:
+    """``json.dumps(value)`` (default settings) of a dict or list, quicker: the same C
+    encoder, built once. Any failure (a value that cannot be encoded, a cycle: it hits
+    the recursion limit here) is left to ``json.dumps``, so errors are its own."""
+    if _ENCODE is None:
+        return json.dumps(value)
+    try:
+        return "".join(_ENCODE(value, 0))
+    except Exception:
+        return json.dumps(value)
 
 
 class Prepared:
@@ -131,9 +311,10 @@ class Prepared:
         the next statement that needs a result (or the commit); elsewhere, at once.
         ``on_result`` gets the rows when they arrive (before the commit returns)."""
         compiled = self._for(conn.dialect, params)
-        pending: list[_Queued] | None = conn.info.get(PENDING)
+        link: _Link | None = conn.info.get(LINK)
+        pending = link.pending if link is not None else None
         if pending is None:
-            rows, _count = _run(conn, compiled, compiled.args(params), False)
+            rows, _count = _run(conn, compiled, compiled.args(params), False, link)
             if on_result is not None:
                 on_result(rows)
         else:
@@ -143,7 +324,7 @@ class Prepared:
         """:meth:`execute_many` without reading the result (see :meth:`defer`)."""
         if not rows:
             return
-        pending: list[_Queued] | None = conn.info.get(PENDING)
+        pending = _pending(conn)
         if pending is None:
             self.execute_many(conn, rows)
             return
@@ -154,7 +335,7 @@ class Prepared:
 class _Plain:
     """Driver SQL without parameters or results (``BEGIN IMMEDIATE``)."""
 
-    results: list[tuple[str, Processor | None]] | None = None
+    results: _Results | None = None
 
     def __init__(self, sql: str) -> None:
         self.sql = sql
@@ -164,7 +345,67 @@ class _Plain:
 _Queued = tuple["_Compiled | _Plain", Any, bool, "Callable[[list[Row]], None] | None"]
 _BEGIN = _Plain("BEGIN")
 _COMMIT = _Plain("COMMIT")
-MOGRIFY = "flowplane_mogrify"
+Listener = Callable[..., Any]
+
+
+class _Link:
+    """How prepared statements use one DBAPI connection. Kept in its connection's
+    ``info``, which SQLAlchemy clears when the DBAPI connection is replaced.
+
+    Between :func:`begin_transaction` and :func:`end_transaction` the connection's
+    ``before_cursor_execute`` and ``after_cursor_execute`` listeners are the ones it had
+    when the transaction began (looked up once, not per statement); outside, they are
+    looked up per statement. sqlite3 statements share one cursor (results are always
+    read to the end). ``pending``: the statements queued on a batching connection;
+    ``session``: its :class:`_Session`."""
+
+    __slots__ = ("after", "before", "cursor", "dbapi", "in_tx", "pending", "reuse", "session")
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.dbapi: Any = conn.connection.dbapi_connection
+        self.reuse = conn.dialect.name == "sqlite"
+        self.cursor: Any = None
+        self.in_tx = False
+        self.before: tuple[Listener, ...] = ()
+        self.after: tuple[Listener, ...] = ()
+        self.pending: list[_Queued] | None = None
+        self.session: _Session | None = None
+
+
+def _link(conn: sa.Connection) -> _Link:
+    link: _Link | None = conn.info.get(LINK)
+    if link is None:
+        link = conn.info[LINK] = _Link(conn)
+    return link
+
+
+def _pending(conn: sa.Connection) -> list[_Queued] | None:
+    link: _Link | None = conn.info.get(LINK)
+    return link.pending if link is not None else None
+
+
+def _listeners(conn: sa.Connection) -> tuple[tuple[Listener, ...], tuple[Listener, ...]]:
+    """The connection's cursor-execute listeners (checked the way SQLAlchemy does)."""
+    if not (conn._has_events or conn.engine._has_events):
+        return (), ()
+    dispatch = conn.dispatch
+    return tuple(iter(dispatch.before_cursor_execute)), tuple(iter(dispatch.after_cursor_execute))
+
+
+def begin_transaction(conn: sa.Connection) -> None:
+    """A transaction begins on ``conn`` (called just before SQLAlchemy's ``begin``, so
+    that its ``BEGIN`` is covered too): look its listeners up for the whole of it."""
+    link = _link(conn)
+    link.before, link.after = _listeners(conn)
+    link.in_tx = True
+
+
+def end_transaction(conn: sa.Connection) -> None:
+    """The transaction on ``conn`` ended (committed or not)."""
+    link: _Link | None = conn.info.get(LINK)
+    if link is not None:
+        link.in_tx = False
+        link.before = link.after = ()
 
 
 def execute_sql(conn: sa.Connection, sql: str) -> None:
@@ -181,14 +422,16 @@ def enable_batching(conn: sa.Connection) -> None:
     sends what is queued first (:class:`Prepared`, and the store's ``before_cursor_execute``
     hook for SQLAlchemy's), so nothing ever runs outside the transaction.
     """
-    dbapi_conn: Any = conn.connection.dbapi_connection
-    dbapi_conn.autocommit = True
-    conn.info[PENDING] = [(_BEGIN, (), False, None)]
+    link = _link(conn)
+    link.dbapi.autocommit = True
+    link.pending = [(_BEGIN, (), False, None)]
 
 
 def disable_batching(conn: sa.Connection) -> None:
     """End batching mode (after the transaction, committed or rolled back)."""
-    conn.info.pop(PENDING, None)
+    link: _Link | None = conn.info.get(LINK)
+    if link is not None:
+        link.pending = None
     dbapi_conn: Any = conn.connection.dbapi_connection
     if dbapi_conn is not None and not dbapi_conn.closed:
         dbapi_conn.autocommit = False
@@ -197,8 +440,9 @@ def disable_batching(conn: sa.Connection) -> None:
 def flush_pending(conn: sa.Connection) -> None:
     """Send the queued statements now (one round trip), e.g. before a statement that does
     not go through :class:`Prepared`."""
-    if conn.info.get(PENDING):
-        _run_batch(conn, None, None, False)
+    link: _Link | None = conn.info.get(LINK)
+    if link is not None and link.pending:
+        _run_batch(conn, link, None, None, False)
 
 
 def commit_batched(conn: sa.Connection) -> None:
@@ -206,12 +450,13 @@ def commit_batched(conn: sa.Connection) -> None:
 
     SQLAlchemy's own commit that follows finds the transaction closed and sends nothing.
     """
-    pending: list[_Queued] | None = conn.info.get(PENDING)
+    link = _link(conn)
+    pending = link.pending
     if pending is not None and pending[:1] == [(_BEGIN, (), False, None)]:
         if len(pending) == 1:
             pending.clear()  # nothing was sent: nothing to commit
             return
-    _run_batch(conn, _COMMIT, (), False)
+    _run_batch(conn, link, _COMMIT, (), False)
 
 
 UNKNOWN_STATEMENT = "26000"  # invalid_sql_statement_name: a prepared statement is gone
@@ -230,17 +475,42 @@ class _Session:
 
     def __init__(self, dbapi_conn: Any) -> None:
         import psycopg
+        from psycopg.adapt import Transformer
 
         self.dbapi_conn = dbapi_conn
-        self.mogrify = psycopg.ClientCursor(dbapi_conn).mogrify
+        cursor = psycopg.ClientCursor(dbapi_conn)
+        self.mogrify = cursor.mogrify
+        # What mogrify quotes each parameter with (a Transformer of the cursor's
+        # adapters), made once rather than per call.
+        self.transformer = Transformer.from_context(cursor)
+        self.encoding: str = self.transformer.encoding
         self.prepared: set[str] = set()
         self.generation = 0
+
+    def literal(self, value: Any) -> str:
+        """``value`` as ``mogrify`` puts it in a query: the common parameter types (None,
+        bools, ints, strings without backslashes or NULs) quoted here, exactly as
+        psycopg does, anything else by psycopg's transformer."""
+        cls = type(value)
+        if value is None:
+            return "NULL"
+        if cls is str:
+            text: str = value
+            if "\\" not in text and "\x00" not in text:
+                return "'" + text.replace("'", "''") + "'"
+        elif cls is int:
+            return str(value) if value >= 0 else " " + str(value)  # " -1": never "--"
+        elif cls is bool:
+            return "true" if value else "false"
+        literal: bytes = self.transformer.as_literal(value)
+        return literal.decode(self.encoding)
 
 
 def resync(conn: sa.Connection) -> None:
     """After a rollback (batching still on, so no transaction is opened): learn which of
     our prepared statements the server still holds (one round trip, only if we had any)."""
-    session: _Session | None = conn.info.get(MOGRIFY)
+    link: _Link | None = conn.info.get(LINK)
+    session = link.session if link is not None else None
     dbapi_conn: Any = conn.connection.dbapi_connection
     if session is None or session.dbapi_conn is not dbapi_conn or not session.prepared:
         return
@@ -250,24 +520,24 @@ def resync(conn: sa.Connection) -> None:
 
 
 def _run_batch(
-    conn: sa.Connection, compiled: _Compiled | _Plain | None, args: Any, many: bool
+    conn: sa.Connection, link: _Link, compiled: _Compiled | _Plain | None, args: Any, many: bool
 ) -> tuple[list[Row], int]:
     """Send the queued statements, then ``compiled`` (if any), as one multi-statement
     query: one round trip. Each statement is ``PREPARE``d once per connection and run with
     ``EXECUTE``, its parameters bound on the client by psycopg (as its ``ClientCursor``
     does), so the server plans it once, not per use. Returns ``compiled``'s rows and
     rowcount."""
-    pending: list[_Queued] = conn.info[PENDING]
+    pending = link.pending
+    assert pending is not None
     batch = list(pending)
     pending.clear()
     if compiled is not None:
         batch.append((compiled, args, many, None))
-    dbapi_conn: Any = conn.connection.dbapi_connection
-    assert dbapi_conn is not None
-    session: _Session | None = conn.info.get(MOGRIFY)
-    if session is None or session.dbapi_conn is not dbapi_conn:
-        session = conn.info[MOGRIFY] = _Session(dbapi_conn)
-    dispatch = conn.dispatch
+    dbapi_conn = link.dbapi
+    session = link.session
+    if session is None:
+        session = link.session = _Session(dbapi_conn)
+    before, after = (link.before, link.after) if link.in_tx else _listeners(conn)
     parts: list[str] = []
     new: list[str] = []
     # (index of the statement's result, callback) of queued statements that want rows.
@@ -276,7 +546,7 @@ def _run_batch(
         if isinstance(item, _Plain):
             parts.append(item.sql)
             continue
-        for listener in dispatch.before_cursor_execute:
+        for listener in before:
             listener(conn, None, item.sql, item_args, None, item_many)
         _execute_parts(conn, session, item, item_args, item_many, parts, new)
         if on_result is not None:
@@ -295,7 +565,7 @@ def _run_batch(
         session.prepared.update(new)
         for item, item_args, item_many, _on_result in batch:
             if not isinstance(item, _Plain):
-                for listener in dispatch.after_cursor_execute:
+                for listener in after:
                     listener(conn, cursor, item.sql, item_args, None, item_many)
         position = _deliver(cursor, wanted)
         rows: list[Row] = []
@@ -304,7 +574,7 @@ def _run_batch(
             for _ in range(len(parts) - 1 - position):
                 cursor.nextset()
             if compiled.results is not None:
-                rows = _rows(compiled.results, cursor.fetchall())
+                rows = compiled.results.rows(cursor.fetchall())
             rowcount = cursor.rowcount
         return rows, rowcount
     finally:
@@ -319,7 +589,7 @@ def _deliver(cursor: Any, wanted: list[tuple[int, Callable[[list[Row]], None], _
         for _ in range(index - position):
             cursor.nextset()
         position = index
-        on_result(_rows(item.results, cursor.fetchall()) if item.results else [])
+        on_result(item.results.rows(cursor.fetchall()) if item.results else [])
     return position
 
 
@@ -339,9 +609,13 @@ def _execute_parts(
     if name not in session.prepared and name not in new:
         parts.append(f"PREPARE {name} AS {sql}")
         new.append(name)
-    call = f"EXECUTE {name}({', '.join(['%s'] * len(names))})" if names else f"EXECUTE {name}"
+    if not names:
+        parts.extend([f"EXECUTE {name}"] * (len(args) if many else 1))
+        return
+    call, literal = f"EXECUTE {name}(", session.literal
     for one in args if many else (args,):
-        parts.append(session.mogrify(call, [one[n] for n in names]))
+        # What session.mogrify(f"EXECUTE {name}(%s, ...)", values) gives, quicker.
+        parts.append(call + ", ".join([literal(one[n]) for n in names]) + ")")
 
 
 def _rows(results: list[tuple[str, Processor | None]], raw_rows: Any) -> list[Row]:
@@ -355,19 +629,26 @@ def _rows(results: list[tuple[str, Processor | None]], raw_rows: Any) -> list[Ro
 
 
 def _run(
-    conn: sa.Connection, compiled: _Compiled | _Plain, args: Any, many: bool
+    conn: sa.Connection,
+    compiled: _Compiled | _Plain,
+    args: Any,
+    many: bool,
+    link: _Link | None = None,
 ) -> tuple[list[Row], int]:
-    dbapi_conn = conn.connection.dbapi_connection
-    assert dbapi_conn is not None
-    pending: list[_Queued] | None = conn.info.get(PENDING)
-    if pending:
+    if link is None:
+        link = _link(conn)
+    if link.pending:
         # Queued statements (at least the transaction's BEGIN) travel with this one.
-        return _run_batch(conn, compiled, args, many)
-    cursor = dbapi_conn.cursor()
+        return _run_batch(conn, link, compiled, args, many)
+    before, after = (link.before, link.after) if link.in_tx else _listeners(conn)
+    cursor = link.cursor
+    if cursor is None:
+        cursor = link.dbapi.cursor()
+        if link.reuse:
+            link.cursor = cursor
     sql = compiled.sql
-    dispatch = conn.dispatch
     try:
-        for listener in dispatch.before_cursor_execute:
+        for listener in before:
             listener(conn, cursor, sql, args, None, many)
         try:
             if many:
@@ -376,20 +657,26 @@ def _run(
                 cursor.execute(sql, args)
             rows: list[Row] = []
             if compiled.results is not None:
-                rows = _rows(compiled.results, cursor.fetchall())
-            rowcount = cursor.rowcount
+                rows = compiled.results.rows(cursor.fetchall())
+            rowcount: int = cursor.rowcount
         except conn.dialect.loaded_dbapi.Error as exc:
             raise _wrap(conn, cursor, sql, args, exc) from exc
-        for listener in dispatch.after_cursor_execute:
+        for listener in after:
             listener(conn, cursor, sql, args, None, many)
         return rows, rowcount
     finally:
-        cursor.close()
+        if not link.reuse:
+            cursor.close()
+
+
+def driver_error(conn: sa.Connection, exc: Exception, sql: str) -> Exception:
+    """The ``DBAPIError`` SQLAlchemy would raise for driver error ``exc`` (of ``sql``)."""
+    return _wrap(conn, None, sql, None, exc)
 
 
 def _wrap(conn: sa.Connection, cursor: Any, sql: str, args: Any, exc: Any) -> Exception:
     """The ``DBAPIError`` SQLAlchemy would raise (invalidating a lost connection)."""
-    pending = conn.info.get(PENDING)
+    pending = _pending(conn)
     if pending:
         pending.clear()
     dialect = conn.dialect

@@ -568,16 +568,18 @@ class Tx:
         """Allocate the buffered events' ``seq`` numbers, write them (and their frames),
         queue the ``event`` wake-up and publish the notifications."""
         last = self._bump_counter(len(self._events))
-        first = last - len(self._events) + 1
+        now = self.now_ms
         rows: list[dict[str, Any]] = []
         frame_rows: list[dict[str, Any]] = []
-        for offset, (run_id, namespace, type_, node_id, payload) in enumerate(self._events):
-            seq = first + offset
+        seq = last - len(self._events)
+        for run_id, namespace, type_, node_id, payload in self._events:
+            seq += 1
             changes = payload.pop("_changes", None)
-            body = {"type": type_, "runId": run_id, "seq": seq, "timestampMs": self.now_ms}
+            body = {"type": type_, "runId": run_id, "seq": seq, "timestampMs": now}
             if node_id is not None:
                 body["nodeId"] = node_id
-            body.update(payload)
+            if payload:
+                body.update(payload)
             rows.append(
                 {
                     "seq": seq,
@@ -585,7 +587,7 @@ class Tx:
                     "namespace": namespace,
                     "type": type_,
                     "node_id": node_id,
-                    "ts_ms": self.now_ms,
+                    "ts_ms": now,
                     "payload": body,
                 }
             )
@@ -595,7 +597,7 @@ class Tx:
                         "run_id": run_id,
                         "frame_no": payload["frameNo"],
                         "seq": seq,
-                        "ts_ms": self.now_ms,
+                        "ts_ms": now,
                         "changes": changes,
                     }
                 )

@@ -1,0 +1,105 @@
+"""Every prepared statement a real workload executes gets, from its generated parameter
+builder, exactly the parameters SQLAlchemy's ``construct_params`` way gives."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from engine_support import running
+
+from flowplane.store.base import Store
+from flowplane.store.prepared import Prepared
+
+
+@pytest.fixture
+def checked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Check every Prepared execution's parameters; the statements checked."""
+    seen: list[str] = []
+
+    def check(stmt: Prepared, conn: sa.Connection, params: dict[str, Any]) -> None:
+        compiled = stmt._for(conn.dialect, params)
+        fast, slow = compiled.args(dict(params)), compiled.construct_args(dict(params))
+        assert repr(fast) == repr(slow), (compiled.sql, params)
+        seen.append(compiled.sql)
+
+    for method in ("execute", "defer"):
+        original = getattr(Prepared, method)
+
+        def one(
+            self: Prepared, conn: sa.Connection, params: Any, _o: Any = original, **kw: Any
+        ) -> Any:
+            check(self, conn, params)
+            return _o(self, conn, params, **kw)
+
+        monkeypatch.setattr(Prepared, method, one)
+    for method in ("execute_many", "defer_many"):
+        original = getattr(Prepared, method)
+
+        def many(
+            self: Prepared, conn: sa.Connection, rows: Sequence[Any], _o: Any = original
+        ) -> Any:
+            for row in rows:
+                check(self, conn, row)
+            return _o(self, conn, rows)
+
+        monkeypatch.setattr(Prepared, method, many)
+    return seen
+
+
+async def test_workload_parameters_match_construct_params(store: Store, checked: list[str]) -> None:
+    async with running(store) as rt:
+        chain = {
+            "name": "live-chain",
+            "nodes": [
+                {"id": "a", "type": "test.count", "params": {"value": {"x": [1, None, "é"]}}},
+                {"id": "b", "type": "test.count", "needs": ["a"]},
+                {"id": "c", "type": "util.noop", "needs": ["a"]},
+            ],
+        }
+        fan = {
+            "name": "live-fan",
+            "nodes": [
+                {
+                    "id": "fan",
+                    "type": "util.fail",
+                    "foreach": list(range(3)),
+                    "max_parallel": 2,
+                    "params": {"retryable": False},
+                },
+            ],
+        }
+        first = (await rt.runs.start(chain, {"k": "v"})).run["id"]
+        second = (await rt.runs.start(fan)).run["id"]
+        assert (await rt.runs.wait(first, timeout=20))["status"] == "finished"
+        assert (await rt.runs.wait(second, timeout=20))["status"] == "failed"
+    sql = " ".join(checked)
+    for table in ("INSERT INTO events", "INSERT INTO frames", "INSERT INTO node_runs"):
+        assert table in sql
+    assert len(checked) > 30
+
+
+def test_literals_match_psycopg_mogrify() -> None:
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    from conftest import POSTGRES_URL, require_postgres
+    from flowplane.store.prepared import _Session
+
+    require_postgres()
+    values: list[Any] = [
+        *(None, True, False, 0, 1, -1, -5, 2**31, 2**40, -(2**63), 2**70, -(2**70)),
+        *("", "abc", "it's", "''", "a\\b", "é ü 中", "--", "%s", "%%", "$1", "\n\t"),
+        *(1.5, -0.0, Jsonb({"a": [1, None, "é", "x'y"]}), Jsonb(None), Jsonb("a\\b")),
+    ]
+    with psycopg.connect(POSTGRES_URL) as conn:
+        session = _Session(conn)
+        for value in values:
+            assert session.literal(value) == session.mogrify("%s", [value]), repr(value)
+            call = f"EXECUTE fp_1_0({session.literal(value)}, {session.literal('x')})"
+            assert call == session.mogrify("EXECUTE fp_1_0(%s, %s)", [value, "x"]), repr(value)
+        for binder in (session.literal, lambda v: session.mogrify("%s", [v])):
+            with pytest.raises(psycopg.DataError):
+                binder("nul\x00")

@@ -1,0 +1,87 @@
+"""SQLite transactions begun and ended on the driver connection (not SQLAlchemy's
+``begin``): commit, rollback, statements through SQLAlchemy in between, and a busy
+database sending the transaction to the writer thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from flowplane.store import schema as t
+from flowplane.store.base import Store
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> Any:
+    store = await Store.open(f"sqlite:///{tmp_path / 'tx.db'}")
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def _event(tx: Any, message: str) -> None:
+    tx.event("run-1", "default", "NodeLog", "a", message=message)
+
+
+async def _messages(store: Store) -> list[str]:
+    def read(tx: Any) -> list[str]:
+        rows = tx.conn.execute(sa.select(t.events.c.payload).order_by(t.events.c.seq))
+        return [r[0]["message"] for r in rows]
+
+    return await store.read(read)
+
+
+async def test_commit_and_rollback(sqlite_store: Store) -> None:
+    await sqlite_store.transact(lambda tx: _event(tx, "one"))
+
+    def fail(tx: Any) -> None:
+        _event(tx, "lost")
+        tx.flush()  # written to the database, then rolled back
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await sqlite_store.transact(fail)
+    await sqlite_store.transact(lambda tx: _event(tx, "two"))
+    assert await _messages(sqlite_store) == ["one", "two"]
+
+
+async def test_sqlalchemy_statements_join_the_transaction(sqlite_store: Store) -> None:
+    def mixed(tx: Any, fail: bool) -> int:
+        _event(tx, "mixed-fail" if fail else "mixed")
+        tx.flush()
+        # Through SQLAlchemy: it begins "its" transaction, the BEGIN is not sent twice.
+        count = tx.conn.execute(sa.select(sa.func.count()).select_from(t.events)).scalar()
+        tx.conn.execute(t.event_counter.update().values(seq=t.event_counter.c.seq))
+        if fail:
+            raise RuntimeError("boom")
+        return int(count)
+
+    assert await sqlite_store.transact(lambda tx: mixed(tx, False)) == 1
+    with pytest.raises(RuntimeError):
+        await sqlite_store.transact(lambda tx: mixed(tx, True))
+    await sqlite_store.transact(lambda tx: _event(tx, "after"))
+    assert await _messages(sqlite_store) == ["mixed", "after"]
+
+
+async def test_busy_database_goes_to_the_writer_thread(sqlite_store: Store, tmp_path: Path) -> None:
+    await sqlite_store.transact(lambda tx: _event(tx, "first"))
+    # Another process holds the write lock: the inline BEGIN IMMEDIATE fails at once
+    # and the transaction waits on the writer thread until the lock is released.
+    other = sqlite3.connect(tmp_path / "tx.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        pending = asyncio.ensure_future(sqlite_store.transact(lambda tx: _event(tx, "waited")))
+        await asyncio.sleep(0.2)
+        assert not pending.done()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    await pending
+    await sqlite_store.transact(lambda tx: _event(tx, "inline again"))
+    assert await _messages(sqlite_store) == ["first", "waited", "inline again"]
