@@ -97,19 +97,18 @@ def complete(
     step = _Step(tx, run, plan_of(tx, run), claimed, outcome, owner)
     step.node_updated = updated
     step.effects.hand_off(owner, handoff, lease_ms)
-    handler = {
-        "failure": step.failure,
-        "skip": step.skip,
-        "expand": step.expand,
-        "directive": step.directive,
-        "success": step.success,
-    }[outcome.kind]
-    if not handler():
+    if outcome.kind not in _HANDLERS:
+        raise KeyError(outcome.kind)
+    if not getattr(step, outcome.kind)():
         return Completion(accepted=False)
     if any(row is not None for row in tx.preclaimed.values()):
         # handoff_claims predicted a claim the successors' evaluation did not make.
         raise RuntimeError(f"node runs leased ahead but not handed off: {list(tx.preclaimed)}")
     return _finish(tx, run, step.effects, owner, handoff, lease_ms)
+
+
+# Outcome kinds, each applied by the _Step method of that name.
+_HANDLERS = frozenset({"failure", "skip", "expand", "directive", "success"})
 
 
 class _Step:
