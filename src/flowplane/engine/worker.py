@@ -394,10 +394,11 @@ class Worker:
         self, info: _RunInfo, row: Row, logs: list[tuple[int, str, str]]
     ) -> tuple[transitions.Outcome, Redactor]:
         plan = info.plan
+        node = plan.node(row["node_id"])
         if transitions.wait_row_is_timer(row):
             output = (row["wait"] or {}).get("output")
             return transitions.Outcome(kind="success", output=output), _NO_SECRETS
-        secret_values = await self.secrets.resolve(info.namespace, plan.secrets[row["node_id"]])
+        secret_values = await self.secrets.resolve(info.namespace, plan.secrets[node.id])
         redactor = Redactor(secret_values.values()) if secret_values else _NO_SECRETS
         return await self._produce_with(info, row, logs, secret_values, redactor), redactor
 
