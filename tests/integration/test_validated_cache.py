@@ -55,6 +55,32 @@ def test_cache_is_bounded() -> None:
     assert cache.get(b"k3", Registry()) is None  # validated against another catalog
 
 
+def test_cache_is_bounded_in_characters() -> None:
+    registry = Registry()
+
+    def workflow(note: str) -> Workflow:
+        return Workflow.model_validate(
+            {"name": "one", "nodes": [{"id": "a", "type": "util.noop", "params": {"n": note}}]}
+        )
+
+    cache = ValidatedCache(size=100, chars=1000)
+    small = workflow("x")
+    cache.put(b"s1", small, small.to_document(), registry)
+    cache.put(b"s2", small, small.to_document(), registry)
+    assert cache.get(b"s1", registry) is not None
+    # Over a quarter of the bound: returned, not kept.
+    large = workflow("y" * 300)
+    entry = cache.put(b"big", large, large.to_document(), registry)
+    assert entry.plan.node("a").params == {"n": "y" * 300}
+    assert cache.get(b"big", registry) is None
+    # Within a quarter, but together over the bound: the least recently used go.
+    medium = workflow("z" * 120)
+    for name in (b"m1", b"m2", b"m3", b"m4", b"m5"):
+        cache.put(name, medium, medium.to_document(), registry)
+    assert cache.get(b"s2", registry) is None
+    assert cache.get(b"m5", registry) is not None
+
+
 async def test_a_changed_document_is_validated_again(store: Store) -> None:
     async with running(store, start_worker=False) as rt:
         document = doc(key="k")

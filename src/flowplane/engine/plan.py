@@ -100,6 +100,9 @@ plans = PlanCache()
 
 
 VALIDATED_CACHE_SIZE = 256
+# Bound of the JSON text of the cached documents together (their parsed forms take a few
+# times more); a document over a quarter of it is not cached.
+VALIDATED_CACHE_CHARS = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,12 @@ class ValidatedCache:
     the same manifest for every node type (a connector replaced later means a miss).
     """
 
-    def __init__(self, size: int = VALIDATED_CACHE_SIZE) -> None:
+    def __init__(
+        self, size: int = VALIDATED_CACHE_SIZE, chars: int = VALIDATED_CACHE_CHARS
+    ) -> None:
         self._size = size
+        self._chars = chars
+        self._held = 0  # characters of the cached documents' JSON text
         self._entries: OrderedDict[bytes, Validated] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -175,17 +182,25 @@ class ValidatedCache:
             catalog=catalog,
             manifests=manifests,
         )
+        size = len(entry.document_text)
+        if size > self._chars // 4:
+            return entry  # too large to keep: validated again next time
         with self._lock:
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._held -= len(previous.document_text)
             self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
+            self._held += size
+            while len(self._entries) > self._size or self._held > self._chars:
+                _key, dropped = self._entries.popitem(last=False)
+                self._held -= len(dropped.document_text)
         return entry
 
     def clear(self) -> None:
         """Forget every entry."""
         with self._lock:
             self._entries.clear()
+            self._held = 0
 
 
 validated = ValidatedCache()
