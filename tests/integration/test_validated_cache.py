@@ -39,6 +39,9 @@ def test_key_follows_the_content_and_the_namespace() -> None:
     # JSON would not tell these apart from plain values: they are never cached.
     assert ValidatedCache.key({**document, "tags": ("a",)}, None) is None
     assert ValidatedCache.key({**document, "extra": {1: "x"}}, None) is None
+    # Key order is part of the document (params reach connectors in that order).
+    reordered = doc(b=1, a=2)
+    assert ValidatedCache.key(reordered, None) != ValidatedCache.key(doc(a=2, b=1), None)
     # 1, 1.0 and True are different documents.
     keys = {ValidatedCache.key({**document, "v": v}, None) for v in (1, 1.0, True)}
     assert len(keys) == 3

@@ -151,7 +151,8 @@ class ValidatedCache:
         try:
             if not _plain_json(document):
                 return None
-            text = json.dumps([namespace, document], sort_keys=True, separators=(",", ":"))
+            # Key order is kept: it is part of the document (params reach connectors in it).
+            text = json.dumps([namespace, document], separators=(",", ":"))
         except (RecursionError, TypeError, ValueError):
             return None
         return hashlib.sha256(text.encode()).digest()
