@@ -89,14 +89,9 @@ def complete(
     step = _Step(tx, run, plan_of(tx, run), claimed, outcome, owner)
     step.node_updated = updated
     step.effects.hand_off(owner, handoff, lease_ms)
-    handler = {
-        "failure": step.failure,
-        "skip": step.skip,
-        "expand": step.expand,
-        "directive": step.directive,
-        "success": step.success,
-    }[outcome.kind]
-    if not handler():
+    if outcome.kind not in _HANDLERS:
+        raise KeyError(outcome.kind)
+    if not getattr(step, outcome.kind)():
         return Completion(accepted=False)
     leftover = tx.leftover_claims()
     if leftover:  # handoff_claims predicted a claim the successors' evaluation did not make
@@ -117,6 +112,10 @@ def _ahead(claimed: Row, owner: str, handoff: int, lease_ms: int) -> Ahead | Non
         return Ahead(status_counts=True)
     claims = handoff_claims(plan, node_id, iteration, handoff)
     return Ahead(claims, owner, lease_ms) if claims else None
+
+
+# Outcome kinds, each applied by the _Step method of that name.
+_HANDLERS = frozenset({"failure", "skip", "expand", "directive", "success"})
 
 
 class _Step:

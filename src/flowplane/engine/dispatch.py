@@ -73,6 +73,8 @@ class DispatchRequest:
     parent: tuple[str, str, int] | None = None
     source_path: str | None = None
     forked_from: str | None = None
+    # The plan of ``workflow`` when the caller has one (shared by the runs of a document).
+    plan: Plan | None = None
 
 
 def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
@@ -97,7 +99,7 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
                 raise Conflict(f"run id {req.run_id!r} is already used by another workflow")
             return existing, False
     run_id = req.run_id or new_id()
-    plan = Plan.build(req.workflow)
+    plan = req.plan if req.plan is not None else Plan.build(req.workflow)
     plans.put(run_id, plan)
     now = tx.now_ms
     timeout = req.workflow.timeout_seconds

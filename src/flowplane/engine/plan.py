@@ -5,6 +5,8 @@ Pinned documents never change, so plans are cached by run id.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -12,7 +14,7 @@ from typing import Any
 
 from flowplane.model import templates
 from flowplane.model.document import Node, Workflow
-from flowplane.model.graph import Graph
+from flowplane.model.graph import Catalog, Graph
 
 PLAN_CACHE_SIZE = 2048
 
@@ -95,3 +97,127 @@ class PlanCache:
 
 
 plans = PlanCache()
+
+
+VALIDATED_CACHE_SIZE = 256
+# Bound of the JSON text of the cached documents together (their parsed forms take a few
+# times more); a document over a quarter of it is not cached.
+VALIDATED_CACHE_CHARS = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Validated:
+    """A workflow document that passed validation, with what starting a run of it needs.
+
+    ``document_text`` is the JSON of ``workflow.to_document()``: each run gets its own copy
+    of the document (it is handed out with the run row). The workflow and the plan are
+    shared by the runs of the document, read only like every cached plan.
+    """
+
+    workflow: Workflow
+    document_text: str
+    plan: Plan
+    # What the validation depended on: the catalog and the manifest of each node type.
+    catalog: Catalog
+    manifests: tuple[tuple[str, object], ...]
+
+    def document(self) -> dict[str, Any]:
+        """A fresh copy of the validated document."""
+        result: dict[str, Any] = json.loads(self.document_text)
+        return result
+
+
+class ValidatedCache:
+    """A thread-safe LRU of validated workflow documents by a hash of their content.
+
+    The key is computed from the document given on every lookup, so a caller changing its
+    document afterwards changes nothing here; a hit also requires the same catalog holding
+    the same manifest for every node type (a connector replaced later means a miss).
+    """
+
+    def __init__(
+        self, size: int = VALIDATED_CACHE_SIZE, chars: int = VALIDATED_CACHE_CHARS
+    ) -> None:
+        self._size = size
+        self._chars = chars
+        self._held = 0  # characters of the cached documents' JSON text
+        self._entries: OrderedDict[bytes, Validated] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(document: Any, namespace: str | None) -> bytes | None:
+        """The key of ``document`` started in ``namespace``; ``None`` when it is not made
+        only of plain JSON values (then it is not cached)."""
+        try:
+            if not _plain_json(document):
+                return None
+            # Key order is kept: it is part of the document (params reach connectors in it).
+            text = json.dumps([namespace, document], separators=(",", ":"))
+        except (RecursionError, TypeError, ValueError):
+            return None
+        return hashlib.sha256(text.encode()).digest()
+
+    def get(self, key: bytes, catalog: Catalog) -> Validated | None:
+        """The entry of ``key`` if it was validated against ``catalog`` as it is now."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+        if entry.catalog is not catalog:
+            return None
+        if any(catalog.lookup(type_) is not manifest for type_, manifest in entry.manifests):
+            return None
+        return entry
+
+    def put(
+        self, key: bytes, workflow: Workflow, document: dict[str, Any], catalog: Catalog
+    ) -> Validated:
+        """Cache ``workflow`` (just validated against ``catalog``) and return its entry."""
+        types = dict.fromkeys(node.type for node in workflow.nodes)
+        manifests = tuple((type_, catalog.lookup(type_)) for type_ in types)
+        entry = Validated(
+            workflow=workflow,
+            document_text=json.dumps(document, separators=(",", ":")),
+            plan=Plan.build(workflow),
+            catalog=catalog,
+            manifests=manifests,
+        )
+        size = len(entry.document_text)
+        if size > self._chars // 4:
+            return entry  # too large to keep: validated again next time
+        with self._lock:
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._held -= len(previous.document_text)
+            self._entries[key] = entry
+            self._held += size
+            while len(self._entries) > self._size or self._held > self._chars:
+                _key, dropped = self._entries.popitem(last=False)
+                self._held -= len(dropped.document_text)
+        return entry
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+            self._held = 0
+
+
+validated = ValidatedCache()
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain_json(value: Any) -> bool:
+    """Whether ``value`` is made only of JSON types (exact types, string keys): its JSON
+    text then identifies it."""
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return True
+    if kind is dict:
+        return all(type(k) is str and _plain_json(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain_json(v) for v in value)
+    return False

@@ -44,7 +44,8 @@ def handoff_claims(plan: Plan, node_id: str, iteration: int, limit: int) -> list
     if limit <= 0 or (node_id in plan.foreach and iteration >= 0):
         return []
     successors = plan.graph.downstream(node_id)
-    if any(set(plan.graph.upstream(succ)) != {node_id} for succ in successors):
+    only = (node_id,)  # upstream ids are distinct: a successor of node_id alone has these
+    if any(plan.graph.upstream(succ) != only for succ in successors):
         return []
     return [(succ, plan.level_iteration(succ)) for succ in successors[:limit]]
 

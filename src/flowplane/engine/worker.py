@@ -51,6 +51,8 @@ OUTPUT_CACHE_RUNS = 256
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 10.0
 CHECKER_CACHE_SIZE = 512
+# The redactor of a node run without secrets (it replaces nothing; shared, never changed).
+_NO_SECRETS = Redactor(())
 
 
 class _RunInfo:
@@ -331,9 +333,14 @@ class Worker:
     async def _execute(self, row: Row, run: Row | None = None) -> None:
         started = int(time.time() * 1000)
         logs: list[tuple[int, str, str]] = []
-        redactor = Redactor(())
+        redactor = _NO_SECRETS
         try:
-            info = await self._run_info(row["run_id"], run)
+            cached = self._runs.get(row["run_id"])
+            if cached is None:
+                info = await self._run_info(row["run_id"], run)
+            else:
+                info = cached
+                self._runs.move_to_end(row["run_id"])
             outcome, redactor = await self._produce(info, row, logs)
         except asyncio.CancelledError:
             if self._stopping.is_set() and not self._cancel_events[row["id"]].is_set():
@@ -349,7 +356,8 @@ class Worker:
                 error={"code": "internal_error", "message": type(exc).__name__},
                 retryable=True,
             )
-        outcome.logs = [(ts, lvl, redactor.text(msg)) for ts, lvl, msg in logs]
+        if logs:
+            outcome.logs = [(ts, lvl, redactor.text(msg)) for ts, lvl, msg in logs]
         outcome.started_at_ms = started
         self._completing.add(row["id"])
         result = await asyncio.shield(
@@ -389,9 +397,9 @@ class Worker:
         node = plan.node(row["node_id"])
         if transitions.wait_row_is_timer(row):
             output = (row["wait"] or {}).get("output")
-            return transitions.Outcome(kind="success", output=output), Redactor(())
+            return transitions.Outcome(kind="success", output=output), _NO_SECRETS
         secret_values = await self.secrets.resolve(info.namespace, plan.secrets[node.id])
-        redactor = Redactor(secret_values.values())
+        redactor = Redactor(secret_values.values()) if secret_values else _NO_SECRETS
         return await self._produce_with(info, row, logs, secret_values, redactor), redactor
 
     async def _produce_with(
@@ -405,7 +413,10 @@ class Worker:
         plan = info.plan
         node = plan.node(row["node_id"])
         try:
-            context = await self._template_context(info, row, secret_values)
+            refs = plan.refs[node.id]
+            if refs:
+                await self._load_outputs(info, refs)
+            context = self._context(info, row, refs, secret_values)
             is_level = row["iteration"] == plan.level_iteration(node.id)
             if is_level and node.when is not None:
                 if not templates.truthy(templates.evaluate(node.when, context)):
@@ -423,10 +434,14 @@ class Worker:
                 return transitions.Outcome(kind="expand", items=list(items))
             connector = self.registry.get(node.type)
             checker = _checker(connector.manifest.input_schema)
-            rendered = {
-                k: (v if k in checker.raw else templates.render_value(v, context))
-                for k, v in node.params.items()
-            }
+            rendered = (
+                {
+                    k: (v if k in checker.raw else templates.render_value(v, context))
+                    for k, v in node.params.items()
+                }
+                if node.params
+                else {}
+            )
             if not checker.known_valid(node.params):
                 _check_params(node.id, checker.validator, rendered)
                 checker.passed(node.params)
@@ -449,13 +464,18 @@ class Worker:
             )
             timeout = node.timeout_seconds
             try:
-                async with asyncio.timeout(timeout):
+                if timeout is None:  # asyncio.timeout(None) would never expire
                     result = await connector(rendered, ctx)
+                else:
+                    async with asyncio.timeout(timeout):
+                        result = await connector(rendered, ctx)
             except TimeoutError as exc:
                 raise NodeTimeout(
                     f"node {node.id!r} exceeded its timeout of {node.timeout}"
                 ) from exc
-            return await self._directive_outcome(info, row, result, redactor)
+            if isinstance(result, _DIRECTIVES):
+                return await self._directive_outcome(info, row, result, redactor)
+            return transitions.Outcome(kind="success", output=_normalise(redactor.value(result)))
         except ConnectorError as exc:
             return _failure(exc.to_dict(), exc.retryable, redactor)
         except FlowplaneError as exc:
@@ -503,10 +523,8 @@ class Worker:
         if row["id"] not in held:
             raise asyncio.CancelledError("lease lost")
 
-    async def _template_context(
-        self, info: _RunInfo, row: Row, secret_values: dict[str, str]
-    ) -> dict[str, Any]:
-        refs = info.plan.refs[row["node_id"]]
+    async def _load_outputs(self, info: _RunInfo, refs: frozenset[str]) -> None:
+        """Read the settled outputs of ``refs`` the run's cache does not hold yet."""
         missing = [ref for ref in refs if ref not in info.outputs]
         if missing:
             loaded = await self.store.read(lambda tx: tx.node_outputs(info.id, missing))
@@ -515,6 +533,11 @@ class Worker:
                     entry = {"output": output, "status": status, "error": error}
                     if status in ("finished", "failed", "skipped"):
                         info.outputs[node_id] = entry
+
+    def _context(
+        self, info: _RunInfo, row: Row, refs: frozenset[str], secret_values: dict[str, str]
+    ) -> dict[str, Any]:
+        """The template context of ``row`` (outputs of ``refs`` as cached, else pending)."""
         nodes = {ref: info.outputs.get(ref, {"output": None, "status": "pending"}) for ref in refs}
         context: dict[str, Any] = {
             "input": info.input,
@@ -599,12 +622,18 @@ def _check_params(
         )
 
 
+_DIRECTIVES = (WaitForApproval, WaitForSignal, WaitForTimer, StopRun, StartChildRun)
+
+
 def _normalise(output: Any) -> Any:
     """Return ``output`` as plain JSON values, refusing oversized outputs."""
     try:
-        plain = _is_plain(output)
-    except RecursionError:
-        plain = False
+        bound = _json_bound(output)
+        plain = True
+    except (_NotPlain, RecursionError):
+        bound, plain = -1, False
+    if plain and bound <= MAX_OUTPUT_BYTES:
+        return output  # plain, and certainly small enough: nothing to copy or measure
     text = json.dumps(output, default=str)
     if len(text) > MAX_OUTPUT_BYTES:
         raise ConnectorError(
@@ -615,20 +644,40 @@ def _normalise(output: Any) -> Any:
     return output if plain else json.loads(text)
 
 
-_JSON_SCALARS = (str, int, float, bool, type(None))
+# More than any output may be: the JSON text must be measured.
+_UNBOUNDED = MAX_OUTPUT_BYTES + 1
 
 
-def _is_plain(value: Any) -> bool:
-    """Whether ``value`` is made only of JSON types (exact types: no subclasses, tuples
-    or non-string keys, which the JSON round trip would change)."""
+class _NotPlain(Exception):
+    """A value is not made only of JSON types (see :func:`_json_bound`)."""
+
+
+def _json_bound(value: Any) -> int:
+    """An upper bound of ``len(json.dumps(value))`` for a value made only of JSON types
+    (exact types: no subclasses, tuples or non-string keys, which the JSON round trip would
+    change); raises :class:`_NotPlain` for any other value."""
     kind = type(value)
-    if kind in _JSON_SCALARS:
-        return True
+    if kind is str:
+        return 12 * len(value) + 2  # at worst a surrogate pair of escapes per character
     if kind is dict:
-        return all(type(k) is str and _is_plain(v) for k, v in value.items())
+        size = 2
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            size += 12 * len(key) + 6 + _json_bound(item)
+        return size
     if kind is list:
-        return all(_is_plain(v) for v in value)
-    return False
+        size = 2
+        for item in value:
+            size += _json_bound(item) + 2
+        return size
+    if kind is int:
+        return 21 if value.bit_length() < 64 else _UNBOUNDED
+    if kind is float:
+        return 32
+    if kind is bool or value is None:
+        return 5
+    raise _NotPlain
 
 
 async def run_until_stopped(worker: Worker, stop: asyncio.Event) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.engine import transitions
-from flowplane.engine.plan import plans
+from flowplane.engine.plan import Plan, ValidatedCache, plans, validated
 from flowplane.errors import RunNotFound
 from flowplane.model.document import Workflow
 from flowplane.model.graph import check_workflow
@@ -61,14 +61,11 @@ class RunService:
         forked_from: str | None = None,
     ) -> StartResult:
         """Validate the workflow and its input, then dispatch a run in one transaction."""
-        wf = workflow if isinstance(workflow, Workflow) else Workflow.model_validate(workflow)
-        if namespace is not None and namespace != wf.namespace:
-            wf = wf.model_copy(update={"namespace": namespace})
-        check_workflow(wf, self.registry)
+        wf, document, plan = self._validated(workflow, namespace)
         value = validate_input(wf.inputs, run_input)
         request = transitions.DispatchRequest(
             workflow=wf,
-            document=wf.to_document(),
+            document=document,
             input=value,
             namespace=wf.namespace,
             run_id=run_id,
@@ -80,6 +77,7 @@ class RunService:
             triggered_by=triggered_by,
             source_path=source_path,
             forked_from=forked_from,
+            plan=plan,
         )
         who = audit.current_actor()
 
@@ -92,6 +90,29 @@ class RunService:
 
         run, created = await self.store.transact(dispatch)
         return StartResult(run=run, created=created)
+
+    def _validated(
+        self, workflow: Workflow | dict[str, Any], namespace: str | None
+    ) -> tuple[Workflow, dict[str, Any], Plan | None]:
+        """The checked workflow, its document and (for a cached document) its plan.
+
+        A document (a mapping) that passed validation before, against the same connectors,
+        is not validated again (see :class:`~flowplane.engine.plan.ValidatedCache`).
+        """
+        key = None if isinstance(workflow, Workflow) else ValidatedCache.key(workflow, namespace)
+        if key is not None:
+            hit = validated.get(key, self.registry)
+            if hit is not None:
+                return hit.workflow, hit.document(), hit.plan
+        wf = workflow if isinstance(workflow, Workflow) else Workflow.model_validate(workflow)
+        if namespace is not None and namespace != wf.namespace:
+            wf = wf.model_copy(update={"namespace": namespace})
+        check_workflow(wf, self.registry)
+        document = wf.to_document()
+        if key is None:
+            return wf, document, None
+        entry = validated.put(key, wf, document, self.registry)
+        return wf, document, entry.plan
 
     async def get(self, run_id: str, namespaces: Sequence[str] | None = None) -> Row:
         """Return the run (without its document); 404 if absent or in another namespace."""
