@@ -460,6 +460,16 @@ def print_report(report: BackendReport) -> None:
         )
 
 
+def python_speed() -> float:
+    """Seconds for a fixed pure-Python loop (10 M additions): how fast this machine runs
+    Python right now. Shared VMs vary (CPU steal); compare runs through it."""
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - t0
+
+
 def cpu_model() -> str:
     """The CPU's model name (Linux), for the record."""
     try:
@@ -486,7 +496,10 @@ def main() -> None:
         f"SQLAlchemy {sa.__version__}"
     )
     for backend in backends:
-        print_report(asyncio.run(bench_backend(backend, args.quick)))
+        speed = python_speed()
+        report = asyncio.run(bench_backend(backend, args.quick))
+        print_report(report)
+        print(f"reference Python loop: {speed:.2f} s before, {python_speed():.2f} s after")
 
 
 if __name__ == "__main__":
