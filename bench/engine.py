@@ -46,6 +46,7 @@ from flowplane.engine.worker import Worker
 from flowplane.services.runs import RunService
 from flowplane.settings import Settings
 from flowplane.store.base import Store
+from flowplane.store.prepared import Prepared
 from flowplane.store.tx import TERMINAL_RUN
 
 POSTGRES_URL = os.environ.get(
@@ -318,13 +319,16 @@ def commit_floor(store: Store, seconds: float, threads: int = 1) -> tuple[float,
 
 
 async def commit_floor_via_store(store: Store, seconds: float) -> float:
-    """The same commits through ``Store.transact`` (adds the thread hop and Tx set-up)."""
-    insert = floor_table.insert().values(payload="x" * 32)
+    """The same commits through ``Store.transact`` as the engine writes (a prepared
+    statement, queued: on PostgreSQL it travels with the ``COMMIT``, one round trip);
+    adds the store's thread hop (PostgreSQL) and transaction set-up."""
+    insert = Prepared(floor_table.insert())
+    params = {"payload": "x" * 32}
     stop = time.perf_counter() + seconds
     count = 0
     t0 = time.perf_counter()
     while time.perf_counter() < stop:
-        await store.transact(lambda tx: tx.conn.execute(insert))
+        await store.transact(lambda tx: insert.defer(tx.conn, params))
         count += 1
     return count / (time.perf_counter() - t0)
 
