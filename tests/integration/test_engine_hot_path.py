@@ -197,3 +197,22 @@ async def test_no_hand_off_into_a_cancelled_run(store: Store) -> None:
         assert result.accepted is False and result.handoff == []
         n1 = await store.read(lambda tx: tx.node_row(run_id, "n1", 0))
         assert n1 is not None and n1["status"] != "in-progress" and n1["lease_owner"] is None
+
+
+async def test_no_hand_off_from_a_completion_that_did_not_apply(store: Store) -> None:
+    # The node run is already finished under the same epoch (a duplicate completion):
+    # the lease taken ahead must not apply although status and epoch match.
+    async with running(store, start_worker=False) as rt:
+        run_id = (await rt.runs.start(chain(2))).run["id"]
+        claimed = await store.transact(lambda tx: transitions.claim(tx, "w", 1, 60_000))
+        row = claimed[0]
+        await store.transact(
+            lambda tx: tx.update_node_run(row["id"], status="finished", finished_at_ms=1)
+        )
+        ok = transitions.Outcome(kind="success", output=None)
+        result = await store.transact(
+            lambda tx: transitions.complete(tx, row, ok, owner="w", handoff=1)
+        )
+        assert result.accepted is False and result.handoff == []
+        n1 = await store.read(lambda tx: tx.node_row(run_id, "n1", 0))
+        assert n1 is not None and (n1["status"], n1["lease_owner"]) == ("pending", None)

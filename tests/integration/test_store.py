@@ -106,3 +106,20 @@ async def test_listener_reconnects_after_losing_its_connection(
                     continue
     finally:
         await other.close()
+
+
+async def test_listener_takes_notifications_without_a_sender(
+    store: Store, db: tuple[str, str]
+) -> None:
+    # A NOTIFY without the "@<sender>|" prefix (another version, or psql) still wakes us.
+    if store.dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY wake-ups are PostgreSQL's (SQLite's are in-process)")
+    got: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    store.add_listener(lambda kind, payload: got.put_nowait((kind, payload)), kinds=("cancel",))
+    await asyncio.sleep(0.2)
+    sql = sa.text("SELECT pg_notify(:channel, :message)")
+    with store.engine.connect() as conn:
+        conn.execute(sql, {"channel": f"flowplane_{db[1]}", "message": "cancel|r9"})
+        conn.commit()
+    async with asyncio.timeout(5):
+        assert await got.get() == ("cancel", "r9")

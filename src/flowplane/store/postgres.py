@@ -93,6 +93,16 @@ def _lock_and_update(keys: tuple[str, ...]) -> Prepared:
 
 
 ROLLED_BACK = "flowplane_rolled_back"
+# The listener's connection: a bounded connect, and TCP keepalives so that a server that
+# vanished without closing the connection is noticed (then it reconnects).
+_LISTEN_OPTIONS: dict[str, Any] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+_LISTEN_POLL_MS = 60_000
 # UNKNOWN_STATEMENT: a prepared statement dropped behind our back (see prepared._Session);
 # the batch that found out renamed them, so the retry prepares afresh.
 TRANSIENT_SQLSTATES = {
@@ -295,7 +305,7 @@ class PostgresStore(Store):
     def __init__(self, url: str, *, schema: str = "flowplane") -> None:
         super().__init__(url, schema=schema)
         self.channel = f"flowplane_{schema}"
-        self.sender = secrets.token_hex(4)
+        self._sender = ("", 0)  # (token, pid): see sender
         self._listen_thread: threading.Thread | None = None
         self._stop_listening = _StopPipe()
 
@@ -335,6 +345,16 @@ class PostgresStore(Store):
     def _make_tx(self, conn: sa.Connection) -> Tx:
         return PostgresTx(conn, self.dialect, self.channel, self.sender)
 
+    @property
+    def sender(self) -> str:
+        """The random token prefixed to this store's NOTIFYs (a new one in a forked child:
+        its listener must not take the parent's NOTIFYs for its own)."""
+        token, pid = self._sender
+        if pid != os.getpid():
+            token = f"@{secrets.token_hex(8)}"
+            self._sender = (token, os.getpid())
+        return token
+
     def _write_threads(self) -> int:
         return 8
 
@@ -362,7 +382,7 @@ class PostgresStore(Store):
     def _listen(self) -> None:
         """LISTEN on the store's channel in a thread of its own, until :meth:`close`.
 
-        Waiting is a ``select`` on the connection's socket and the stop pipe, without the
+        Waiting is a ``poll`` on the connection's socket and the stop pipe, without the
         GIL; each notification costs a few microseconds of this thread, and the event loops
         are woken only for notifications other stores sent (this store delivered its own
         in-process when their transaction committed).
@@ -370,12 +390,16 @@ class PostgresStore(Store):
         delay = 0.1
         while not self._stop_listening.is_set():
             try:
-                with psycopg.connect(libpq_url(self.url), autocommit=True) as conn:
+                with psycopg.connect(
+                    libpq_url(self.url), autocommit=True, **_LISTEN_OPTIONS
+                ) as conn:
                     conn.execute(f'LISTEN "{self.channel}"')
                     delay = 0.1
                     # A reconnect may have missed notifications: wake everyone to re-poll.
                     self._deliver_local([("ready", ""), ("event", "")])
-                    self._receive(conn.pgconn)
+                    if self._stop_listening.is_set():
+                        return
+                    self._receive(conn.pgconn, conn.info.encoding)
             except Exception as exc:  # lost connection (or the server is down): retry
                 if self._stop_listening.is_set():
                     return
@@ -384,24 +408,25 @@ class PostgresStore(Store):
                     return
                 delay = min(delay * 2, 5.0)
 
-    def _receive(self, pgconn: Any) -> None:
-        prefix = f"{self.sender}|"
+    def _receive(self, pgconn: Any, encoding: str) -> None:
+        own = f"{self.sender}|"
         stop = self._stop_listening.fileno()
         poller = select.poll()  # not select.select: descriptors may exceed FD_SETSIZE
         poller.register(pgconn.socket, select.POLLIN)
         poller.register(stop, select.POLLIN)
         while True:
-            events = poller.poll()
+            events = poller.poll(_LISTEN_POLL_MS)
             if any(fd == stop for fd, _event in events):
                 return
-            pgconn.consume_input()
+            pgconn.consume_input()  # raises when the connection is gone
             notes: list[tuple[str, str]] = []
             while (note := pgconn.notifies()) is not None:
-                message: str = note.extra.decode()
-                if message.startswith(prefix):
+                message = note.extra.decode(encoding, "replace")
+                if message.startswith(own):
                     continue
-                _sender, _, rest = message.partition("|")
-                kind, _, payload = rest.partition("|")
+                if message.startswith("@"):  # "@<sender>|<kind>|<payload>"
+                    message = message.partition("|")[2]
+                kind, _, payload = message.partition("|")  # (also an unprefixed "<kind>|...")
                 notes.append((kind, payload))
             if notes:
                 self._deliver_local(notes)
@@ -409,10 +434,12 @@ class PostgresStore(Store):
     async def close(self) -> None:
         """Stop listening, then close."""
         self._stop_listening.set()
-        if self._listen_thread is not None:
-            await asyncio.to_thread(self._listen_thread.join, 10)
+        thread = self._listen_thread
+        if thread is not None:
+            await asyncio.to_thread(thread.join, 15)
         await super().close()
-        self._stop_listening.close()
+        if thread is None or not thread.is_alive():
+            self._stop_listening.close()  # (else the thread may still poll its descriptor)
 
 
 class _StopPipe:

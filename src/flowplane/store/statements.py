@@ -110,12 +110,15 @@ _RUN = t.runs.alias("run")
 # CLAIM_PENDING sent together with a completion's first statement, before the engine has
 # decided on successors (see Tx.lock_run_and_update_node): it applies only if that
 # statement finished node run ``_done`` under lease ``_epoch`` in a run that is not over.
+# (PostgreSQL only: "this transaction wrote the row" is its xmin being our transaction id;
+# a row finished earlier under the same epoch, a duplicate completion, does not count.)
 GATED_CLAIM_PENDING = Prepared(
     CLAIM_PENDING.stmt.where(
         sa.exists().where(
             _DONE.c.id == sa.bindparam("_done"),
             _DONE.c.status == "finished",
             _DONE.c.lease_epoch == sa.bindparam("_epoch"),
+            sa.text("done.xmin = pg_current_xact_id()::xid"),
         ),
         sa.exists().where(
             _RUN.c.id == sa.bindparam("_run"),
