@@ -71,10 +71,12 @@ async def test_api_list_prefix_pagination_and_ttl(api: ApiHarness) -> None:
     # "_" in a prefix is literal, not a LIKE wildcard.
     assert [i["key"] for i in (await c.get("/v1/kv/ns1?prefix=a_")).json()["items"]] == ["a_x"]
 
-    r = await c.put("/v1/kv/ns1/short", json={"value": 1, "ttlSeconds": 0.2})
-    assert r.json()["expiresAtMs"] is not None
+    # A TTL long enough for the read before it to be in time on a loaded machine.
+    r = await c.put("/v1/kv/ns1/short", json={"value": 1, "ttlSeconds": 1.0})
+    expires_ms = r.json()["expiresAtMs"]
+    assert expires_ms is not None
     assert (await c.get("/v1/kv/ns1/short")).status_code == 200
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(max(0.0, expires_ms / 1000 - time.time()) + 0.05)
     assert (await c.get("/v1/kv/ns1/short")).status_code == 404
     assert "short" not in [i["key"] for i in (await c.get("/v1/kv/ns1")).json()["items"]]
     r = await c.put("/v1/kv/ns1/short", json={"value": 2})
