@@ -63,6 +63,7 @@ def complete(
     lease_ms: int = 30_000,
 ) -> Completion:
     """Record the outcome of a claimed node run, fenced on its lease epoch."""
+    cached = plans.get(claimed["run_id"])
     if outcome.kind == "success":
         # The common case: lock the run and finish the node run at once (one statement on
         # PostgreSQL); the same fenced update as _Step.success would make. The successors
@@ -71,7 +72,7 @@ def complete(
             claimed["run_id"],
             claimed["id"],
             claimed["lease_epoch"],
-            _ahead(claimed, owner, handoff, lease_ms),
+            _ahead(cached, claimed, owner, handoff, lease_ms),
             status="finished",
             output=outcome.output,
             error=None,
@@ -86,7 +87,8 @@ def complete(
         if run is None or run["status"] in TERMINAL_RUN:
             return Completion(accepted=False)
         updated = False
-    step = _Step(tx, run, plan_of(tx, run), claimed, outcome, owner)
+    plan = cached if cached is not None else plan_of(tx, run)
+    step = _Step(tx, run, plan, claimed, outcome, owner)
     step.node_updated = updated
     step.effects.hand_off(owner, handoff, lease_ms)
     if outcome.kind not in _HANDLERS:
@@ -99,10 +101,11 @@ def complete(
     return _finish(tx, run, step.effects, owner, handoff, lease_ms)
 
 
-def _ahead(claimed: Row, owner: str, handoff: int, lease_ms: int) -> Ahead | None:
-    """What the success of ``claimed`` leads to next, when its (cached) plan tells: the
+def _ahead(
+    plan: Plan | None, claimed: Row, owner: str, handoff: int, lease_ms: int
+) -> Ahead | None:
+    """What the success of ``claimed`` leads to next, when its cached plan tells: the
     successors leased to ``owner``, or the counts deciding the run's status."""
-    plan = plans.get(claimed["run_id"])
     if plan is None:
         return None
     node_id, iteration = claimed["node_id"], claimed["iteration"]
