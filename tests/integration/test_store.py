@@ -78,8 +78,7 @@ async def test_wake_ups_reach_other_stores_once_and_not_the_sender_twice(
 async def test_listener_reconnects_after_losing_its_connection(
     store: Store, db: tuple[str, str]
 ) -> None:
-    if store.dialect != "postgresql":
-        pytest.skip("LISTEN/NOTIFY wake-ups are PostgreSQL's (SQLite's are in-process)")
+    _postgres_only(store)
     other = await Store.open(db[0], schema=db[1])
     try:
         got: asyncio.Queue[str] = asyncio.Queue()
@@ -112,8 +111,7 @@ async def test_listener_takes_notifications_without_a_sender(
     store: Store, db: tuple[str, str]
 ) -> None:
     # A NOTIFY without the "@<sender>|" prefix (another version, or psql) still wakes us.
-    if store.dialect != "postgresql":
-        pytest.skip("LISTEN/NOTIFY wake-ups are PostgreSQL's (SQLite's are in-process)")
+    _postgres_only(store)
     got: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
     store.add_listener(lambda kind, payload: got.put_nowait((kind, payload)), kinds=("cancel",))
     await asyncio.sleep(0.2)
@@ -123,3 +121,8 @@ async def test_listener_takes_notifications_without_a_sender(
         conn.commit()
     async with asyncio.timeout(5):
         assert await got.get() == ("cancel", "r9")
+
+
+def _postgres_only(store: Store) -> None:
+    if store.dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY wake-ups are PostgreSQL's (SQLite's are in-process)")
