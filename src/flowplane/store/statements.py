@@ -112,14 +112,24 @@ _RUN = t.runs.alias("run")
 # statement finished node run ``_done`` under lease ``_epoch`` in a run that is not over.
 # (PostgreSQL only: "this transaction wrote the row" is its xmin being our transaction id;
 # a row finished earlier under the same epoch, a duplicate completion, does not count.)
-GATED_CLAIM_PENDING = Prepared(
-    CLAIM_PENDING.stmt.where(
-        sa.exists().where(
-            _DONE.c.id == sa.bindparam("_done"),
+# Whether this transaction finished node run ``_done`` under lease ``_epoch``: the row is
+# looked up by its id alone and then checked (NULL, i.e. false, when absent), so that the
+# planner cannot scan the status index's "finished" rows instead (it did, with young table
+# statistics: a cost growing with every node run ever finished).
+_DONE_BY_US = (
+    sa.select(
+        sa.and_(
             _DONE.c.status == "finished",
             _DONE.c.lease_epoch == sa.bindparam("_epoch"),
             sa.text("done.xmin = pg_current_xact_id()::xid"),
-        ),
+        )
+    )
+    .where(_DONE.c.id == sa.bindparam("_done"))
+    .scalar_subquery()
+)
+GATED_CLAIM_PENDING = Prepared(
+    CLAIM_PENDING.stmt.where(
+        _DONE_BY_US,
         sa.exists().where(
             _RUN.c.id == sa.bindparam("_run"),
             *(_RUN.c.status != status for status in TERMINAL_RUN),
