@@ -123,6 +123,52 @@ async def test_listener_takes_notifications_without_a_sender(
         assert await got.get() == ("cancel", "r9")
 
 
+async def test_event_notifications_reach_only_processes_listening_for_events(
+    store: Store, db: tuple[str, str]
+) -> None:
+    # "event" NOTIFYs (one per commit with events) have a channel of their own: a store
+    # with no listener for them (a worker process) is not woken by them, until one is added.
+    _postgres_only(store)
+    other = await Store.open(db[0], schema=db[1])
+    try:
+        arrived: list[str] = []  # kinds reaching the other store's listener thread
+        deliver = other._deliver_local
+
+        def spy(notes: list[tuple[str, str]]) -> None:
+            arrived.extend(kind for kind, _payload in notes)
+            deliver(notes)
+
+        other._deliver_local = spy  # type: ignore[method-assign]
+        cancels: asyncio.Queue[str] = asyncio.Queue()
+        other.add_listener(lambda _kind, payload: cancels.put_nowait(payload), kinds=("cancel",))
+        await asyncio.sleep(0.3)
+        arrived.clear()
+
+        def write(tx: Any) -> None:
+            tx.event("run-1", "default", "NodeLog", "a", message="x")
+
+        for _ in range(3):
+            await store.transact(write)
+        await store.transact(lambda tx: tx.notify("cancel", "sentinel"))
+        async with asyncio.timeout(5):
+            assert await cancels.get() == "sentinel"
+        assert "cancel" in arrived and "event" not in arrived, arrived
+
+        events: asyncio.Queue[str] = asyncio.Queue()
+        other.add_listener(lambda _kind, payload: events.put_nowait(payload), kinds=("event",))
+        async with asyncio.timeout(10):
+            while True:  # the listener reconnects to take the event channel too
+                await store.transact(write)
+                try:
+                    async with asyncio.timeout(0.3):
+                        if await events.get() != "":  # (not the reconnect's wake-up)
+                            break
+                except TimeoutError:
+                    continue
+    finally:
+        await other.close()
+
+
 def _postgres_only(store: Store) -> None:
     if store.dialect != "postgresql":
         pytest.skip("LISTEN/NOTIFY wake-ups are PostgreSQL's (SQLite's are in-process)")

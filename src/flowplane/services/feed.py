@@ -255,7 +255,7 @@ class EventFeed:
             self._wake.set()
 
     async def _tail(self) -> None:
-        self._remove_listener = self.store.add_listener(self._on_notify)
+        self._remove_listener = self.store.add_listener(self._on_notify, kinds=("event",))
         try:
             while True:
                 if not self._subscribers:

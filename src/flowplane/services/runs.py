@@ -447,7 +447,7 @@ class RunService:
             if kind == "event":
                 wake.set()
 
-        remove = self.store.add_listener(on_notify)
+        remove = self.store.add_listener(on_notify, kinds=("event",))
         try:
             while True:
                 wake.clear()

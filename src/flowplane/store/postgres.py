@@ -9,7 +9,7 @@ import os
 import secrets
 import select
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import psycopg
@@ -18,7 +18,7 @@ from sqlalchemy import exc as sa_exc
 
 from flowplane.store import schema as t
 from flowplane.store import statements as q
-from flowplane.store.base import Store
+from flowplane.store.base import Listener, Store
 from flowplane.store.prepared import (
     UNKNOWN_STATEMENT,
     Prepared,
@@ -133,9 +133,12 @@ def libpq_url(url: str) -> str:
 class PostgresTx(Tx):
     """PostgreSQL transaction."""
 
-    def __init__(self, conn: sa.Connection, dialect: str, channel: str, sender: str) -> None:
+    def __init__(
+        self, conn: sa.Connection, dialect: str, channel: str, sender: str, event_channel: str
+    ) -> None:
         super().__init__(conn, dialect)
         self._channel = channel
+        self._event_channel = event_channel
         # Prefixed to every NOTIFY so that the sending store's listener can drop its own
         # (delivered in-process at commit already).
         self._sender = sender
@@ -248,7 +251,7 @@ class PostgresTx(Tx):
                 "_ts": now,
                 "_events": dumps(rows),
                 "_frames": dumps(frame_rows),
-                "_channel": self._channel,
+                "_channel": self._event_channel,
                 "_prefix": f"{self._sender}|event|",
             },
             on_result=written,
@@ -287,7 +290,8 @@ class PostgresTx(Tx):
         # Queued: sent with the COMMIT (NOTIFY is delivered at commit anyway).
         for kind, payload in notifications:
             message = f"{self._sender}|{kind}|{payload}"
-            _NOTIFY.defer(self.conn, {"channel": self._channel, "message": message})
+            channel = self._event_channel if kind == "event" else self._channel
+            _NOTIFY.defer(self.conn, {"channel": channel, "message": message})
 
 
 class PostgresStore(Store):
@@ -305,6 +309,13 @@ class PostgresStore(Store):
     def __init__(self, url: str, *, schema: str = "flowplane") -> None:
         super().__init__(url, schema=schema)
         self.channel = f"flowplane_{schema}"
+        # "event" notifications (one per committed transaction with events) go on a
+        # channel of their own, LISTENed to only by processes with a listener for them
+        # (API processes: event streams): a worker-only process is not woken by every
+        # commit of every other process, nor by its own.
+        self.event_channel = f"flowplane_{schema}_events"
+        self._events_wanted = False
+        self._relisten = _StopPipe()
         self._sender = ("", 0)  # (token, pid): see sender
         self._listen_thread: threading.Thread | None = None
         self._stop_listening = _StopPipe()
@@ -343,7 +354,7 @@ class PostgresStore(Store):
             disable_batching(tx.conn)
 
     def _make_tx(self, conn: sa.Connection) -> Tx:
-        return PostgresTx(conn, self.dialect, self.channel, self.sender)
+        return PostgresTx(conn, self.dialect, self.channel, self.sender, self.event_channel)
 
     @property
     def sender(self) -> str:
@@ -379,8 +390,20 @@ class PostgresStore(Store):
         )
         self._listen_thread.start()
 
+    def add_listener(
+        self, listener: Listener, kinds: Iterable[str] | None = None
+    ) -> Callable[[], None]:
+        kinds = None if kinds is None else frozenset(kinds)
+        remove = super().add_listener(listener, kinds)
+        if not self._events_wanted and (kinds is None or "event" in kinds):
+            # From now on this process LISTENs to the event channel too (the listener
+            # reconnects, then wakes every listener to re-read, as after any reconnect).
+            self._events_wanted = True
+            self._relisten.set()
+        return remove
+
     def _listen(self) -> None:
-        """LISTEN on the store's channel in a thread of its own, until :meth:`close`.
+        """LISTEN on the store's channels in a thread of its own, until :meth:`close`.
 
         Waiting is a ``poll`` on the connection's socket and the stop pipe, without the
         GIL; each notification costs a few microseconds of this thread, and the event loops
@@ -393,6 +416,9 @@ class PostgresStore(Store):
                 with psycopg.connect(
                     libpq_url(self.url), autocommit=True, **_LISTEN_OPTIONS
                 ) as conn:
+                    self._relisten.clear()
+                    if self._events_wanted:
+                        conn.execute(f'LISTEN "{self.event_channel}"')
                     conn.execute(f'LISTEN "{self.channel}"')
                     delay = 0.1
                     # A reconnect may have missed notifications: wake everyone to re-poll.
@@ -409,14 +435,17 @@ class PostgresStore(Store):
                 delay = min(delay * 2, 5.0)
 
     def _receive(self, pgconn: Any, encoding: str) -> None:
+        """Deliver notifications until :meth:`close`, or until the channels to LISTEN to
+        change (then return: the caller reconnects)."""
         own = f"{self.sender}|"
-        stop = self._stop_listening.fileno()
+        stop, relisten = self._stop_listening.fileno(), self._relisten.fileno()
         poller = select.poll()  # not select.select: descriptors may exceed FD_SETSIZE
         poller.register(pgconn.socket, select.POLLIN)
         poller.register(stop, select.POLLIN)
+        poller.register(relisten, select.POLLIN)
         while True:
             events = poller.poll(_LISTEN_POLL_MS)
-            if any(fd == stop for fd, _event in events):
+            if any(fd in (stop, relisten) for fd, _event in events):
                 return
             pgconn.consume_input()  # raises when the connection is gone
             notes: list[tuple[str, str]] = []
@@ -440,6 +469,7 @@ class PostgresStore(Store):
         await super().close()
         if thread is None or not thread.is_alive():
             self._stop_listening.close()  # (else the thread may still poll its descriptor)
+            self._relisten.close()
 
 
 class _StopPipe:
@@ -460,6 +490,15 @@ class _StopPipe:
 
     def is_set(self) -> bool:
         return self._set.is_set()
+
+    def clear(self) -> None:
+        """Unset (drain the pipe)."""
+        if self._set.is_set():
+            self._set.clear()
+            with contextlib.suppress(OSError):
+                os.set_blocking(self._read, False)
+                while os.read(self._read, 64):
+                    pass
 
     def wait(self, timeout: float) -> bool:
         return self._set.wait(timeout)
