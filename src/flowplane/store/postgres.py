@@ -492,13 +492,14 @@ class _StopPipe:
         return self._set.is_set()
 
     def clear(self) -> None:
-        """Unset (drain the pipe)."""
-        if self._set.is_set():
-            self._set.clear()
-            with contextlib.suppress(OSError):
-                os.set_blocking(self._read, False)
-                while os.read(self._read, 64):
-                    pass
+        """Unset, and drain the pipe whatever the flag says: a :meth:`set` racing this
+        one may have set the flag before and written after it was cleared, and a byte
+        left behind would keep every ``poll`` returning at once."""
+        self._set.clear()
+        with contextlib.suppress(OSError):  # (BlockingIOError once empty)
+            os.set_blocking(self._read, False)
+            while os.read(self._read, 64):
+                pass
 
     def wait(self, timeout: float) -> bool:
         return self._set.wait(timeout)
