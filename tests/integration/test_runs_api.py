@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -346,6 +347,39 @@ async def test_openapi_documents_the_routes(api: Api) -> None:
         in paths["/v1/runs/{run_id}/events"]["get"]["responses"]["200"]["content"]
     )
     assert "/v1/approvals" in paths
+
+
+async def test_dispatching_a_stored_workflow_validates_its_document_once(api: Api) -> None:
+    # POST /v1/runs hands RunService.start the stored document, so the validation cache
+    # (per document content and connector set) serves every later dispatch of it.
+    from flowplane.engine.plan import ValidatedCache, validated
+
+    name = f"cached-{uuid.uuid4().hex[:8]}"
+    text = LOG_WORKFLOW.replace("name: three-logs", f"name: {name}")
+    created = await api.http.post(
+        "/v1/workflows",
+        content=text,
+        headers={**api.headers(ADMIN), "Content-Type": "application/yaml"},
+    )
+    assert created.status_code == 201, created.text
+    workflow_id = created.json()["id"]
+    stored = await api.http.get(f"/v1/workflows/{workflow_id}", headers=api.headers(ADMIN))
+    key = ValidatedCache.key(stored.json()["document"], None)
+    registry = api.app.state.services.runs.registry
+    assert key is not None and validated.get(key, registry) is None
+    first = await api.http.post(
+        "/v1/runs", json={"workflowId": workflow_id, "input": {"who": "a"}}, headers=api.headers()
+    )
+    assert first.status_code == 201, first.text
+    hit = validated.get(key, registry)
+    assert hit is not None
+    second = await api.http.post(
+        "/v1/runs", json={"workflow": name, "input": {"who": "b"}}, headers=api.headers()
+    )
+    assert second.status_code == 201, second.text
+    assert validated.get(key, registry) is hit  # not validated (and stored) again
+    for run in (first, second):
+        assert (await api.wait_status(run.json()["runId"], "finished"))["workflowId"] == workflow_id
 
 
 async def test_dispatch_stored_workflow_by_id_and_name(api: Api) -> None:

@@ -50,6 +50,7 @@ from flowplane.model.yaml import parse_workflow
 from flowplane.services.container import Services
 from flowplane.services.feed import feed_of, run_filter
 from flowplane.services.paging import paginate
+from flowplane.services.workflows.records import StoredWorkflow
 from flowplane.store.tx import TERMINAL_RUN, Row
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
@@ -166,8 +167,8 @@ async def _stored_workflow(
     workflow_id: str | None,
     name: str | None,
     namespace: str | None,
-) -> tuple[Workflow, str, int]:
-    """Return ``(workflow, id, version)`` of a visible stored workflow, by id or by name."""
+) -> StoredWorkflow:
+    """A visible stored workflow, by id or by name."""
     if workflow_id is not None:
         stored = await services.workflows.get(workflow_id, namespaces=principal.namespaces)
     else:
@@ -175,7 +176,7 @@ async def _stored_workflow(
         stored = await services.workflows.get_by_name(
             namespace or "default", name, namespaces=principal.namespaces
         )
-    return Workflow.model_validate(stored.document), stored.id, stored.version
+    return stored
 
 
 def _parse_time(value: str | None, name: str) -> int | None:
@@ -250,17 +251,23 @@ async def dispatch_run(
     workflow_id: str | None = None
     version: int | None = None
     source_path: str | None = None
+    workflow: Workflow | dict[str, Any]
     if body.workflow_path:
         workflow, source_path = _load_workflow_file(services.settings.root, body.workflow_path)
+        workflow_namespace = workflow.namespace
     else:
-        workflow, workflow_id, version = await _stored_workflow(
+        stored = await _stored_workflow(
             services,
             principal,
             workflow_id=body.workflow_id,
             name=body.workflow,
             namespace=body.namespace,
         )
-    principal.check_namespace(workflow.namespace, "workflow")
+        # The stored document as it is: RunService.start validates a document once per
+        # content (and connector set), not on every dispatch.
+        workflow, workflow_id, version = stored.document, stored.id, stored.version
+        workflow_namespace = stored.namespace
+    principal.check_namespace(workflow_namespace, "workflow")
     result = await runs.start(
         workflow,
         body.input,
