@@ -252,7 +252,7 @@ class PostgresTx(Tx):
                 "_events": dumps(rows),
                 "_frames": dumps(frame_rows),
                 "_channel": self._event_channel,
-                "_prefix": f"{self._sender}|event|",
+                "_prefix": self._prefix("event"),
             },
             on_result=written,
         )
@@ -286,10 +286,14 @@ class PostgresTx(Tx):
     def _skip_locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
         return query.with_for_update(skip_locked=True)
 
+    def _prefix(self, kind: str) -> str:
+        """What a NOTIFY payload of ``kind`` starts with: ``<sender token>|<kind>|``."""
+        return f"{self._sender}|{kind}|"
+
     def _publish(self, notifications: list[tuple[str, str]]) -> None:
         # Queued: sent with the COMMIT (NOTIFY is delivered at commit anyway).
         for kind, payload in notifications:
-            message = f"{self._sender}|{kind}|{payload}"
+            message = self._prefix(kind) + payload
             channel = self._event_channel if kind == "event" else self._channel
             _NOTIFY.defer(self.conn, {"channel": channel, "message": message})
 
