@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
@@ -88,9 +89,9 @@ async def test_listener_reconnects_after_losing_its_connection(
         def kill_listeners(tx: Any) -> int:
             sql = (
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE query = :listen AND pid <> pg_backend_pid()"
+                "WHERE query LIKE :listen AND pid <> pg_backend_pid()"
             )
-            listen = f'LISTEN "flowplane_{db[1]}"'
+            listen = f'LISTEN "flowplane_{db[1]}%'
             return int(tx.conn.execute(sa.text(sql), {"listen": listen}).scalar())
 
         assert await other.transact(kill_listeners) == 2  # both stores' listeners
@@ -167,6 +168,56 @@ async def test_event_notifications_reach_only_processes_listening_for_events(
                     continue
     finally:
         await other.close()
+
+
+async def test_taking_the_event_channel_loses_no_other_notification(
+    store: Store, db: tuple[str, str]
+) -> None:
+    # The listener LISTENs to the event channel on its connection when the first event
+    # listener comes (no reconnect): cancels sent meanwhile all arrive.
+    _postgres_only(store)
+    other = await Store.open(db[0], schema=db[1])
+    try:
+        got: list[int] = []
+        other.add_listener(lambda _kind, payload: got.append(int(payload)), kinds=("cancel",))
+        await asyncio.sleep(0.3)
+        for i in range(300):
+            if i == 100:
+                other.add_listener(lambda _kind, _payload: None, kinds=("event",))
+            await store.transact(lambda tx, i=i: tx.notify("cancel", str(i)))
+        async with asyncio.timeout(5):
+            while len(got) < 300:
+                await asyncio.sleep(0.02)
+        assert sorted(got) == list(range(300))
+    finally:
+        await other.close()
+
+
+async def test_notifications_with_the_longest_schema_name() -> None:
+    # Channel names are limited to 63 bytes; schema names are not (as far as 63): the
+    # channels are shortened with a hash, wake-ups and events still cross stores.
+    from conftest import POSTGRES_URL, drop_schema, require_postgres
+
+    require_postgres()
+    schema = "t_" + uuid.uuid4().hex + "x" * 29
+    assert len(schema) == 63
+    one = await Store.open(POSTGRES_URL, schema=schema)
+    two = await Store.open(POSTGRES_URL, schema=schema)
+    try:
+        got: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        two.add_listener(lambda kind, payload: got.put_nowait((kind, payload)))
+        await asyncio.sleep(0.3)
+        while not got.empty():  # (the listener's own wake-ups)
+            got.get_nowait()
+        await one.transact(lambda tx: tx.notify("cancel", "r1"))
+        await one.transact(lambda tx: tx.event("run-1", "default", "NodeLog", "a", message="x"))
+        async with asyncio.timeout(5):
+            assert await got.get() == ("cancel", "r1")
+            assert (await got.get())[0] == "event"
+    finally:
+        await one.close()
+        await two.close()
+        drop_schema(schema)
 
 
 def _postgres_only(store: Store) -> None:

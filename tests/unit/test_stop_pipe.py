@@ -39,3 +39,23 @@ def test_clear_drains_a_byte_written_after_the_flag_was_cleared() -> None:
         assert not readable(pipe)
     finally:
         pipe.close()
+
+
+def test_set_after_close_writes_nothing() -> None:
+    pipe = _StopPipe()
+    pipe.close()
+    assert pipe.fileno() == -1
+    pipe.set()  # its old descriptor number may belong to another file by now
+    pipe.clear()
+
+
+def test_channel_names_fit_postgresql() -> None:
+    from flowplane.store.postgres import MAX_CHANNEL_BYTES, channel_name
+
+    assert channel_name("flowplane") == "flowplane_flowplane"
+    assert channel_name("flowplane", "_events") == "flowplane_flowplane_events"
+    long_a, long_b = "a" * 62 + "b", "a" * 62 + "c"
+    names = {channel_name(s, suffix) for s in (long_a, long_b) for suffix in ("", "_events")}
+    assert len(names) == 4
+    assert all(len(name.encode()) <= MAX_CHANNEL_BYTES for name in names)
+    assert all(name.endswith("_events") for name in names if "events" in name)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import hashlib
 import logging
 import os
 import secrets
@@ -90,6 +92,24 @@ def _lock_and_update(keys: tuple[str, ...]) -> Prepared:
     )
     count = sa.select(sa.func.count()).select_from(updated).scalar_subquery()
     return Prepared(sa.select(*locked.c, count.label("_updated")))
+
+
+def _collect(into: list[str], note: psycopg.Notify) -> None:
+    into.append(note.payload)
+
+
+MAX_CHANNEL_BYTES = 63  # NAMEDATALEN - 1: pg_notify refuses longer channel names
+
+
+def channel_name(schema: str, suffix: str = "") -> str:
+    """The NOTIFY channel of a schema (``flowplane_<schema><suffix>``), shortened with a
+    hash of the schema name when that would be too long for PostgreSQL."""
+    name = f"flowplane_{schema}{suffix}"
+    if len(name.encode()) <= MAX_CHANNEL_BYTES:
+        return name
+    digest = hashlib.sha256(schema.encode()).hexdigest()[:12]
+    keep = MAX_CHANNEL_BYTES - len(f"flowplane__{digest}{suffix}".encode())
+    return f"flowplane_{schema.encode()[:keep].decode(errors='ignore')}_{digest}{suffix}"
 
 
 ROLLED_BACK = "flowplane_rolled_back"
@@ -312,12 +332,12 @@ class PostgresStore(Store):
 
     def __init__(self, url: str, *, schema: str = "flowplane") -> None:
         super().__init__(url, schema=schema)
-        self.channel = f"flowplane_{schema}"
+        self.channel = channel_name(schema)
         # "event" notifications (one per committed transaction with events) go on a
         # channel of their own, LISTENed to only by processes with a listener for them
         # (API processes: event streams): a worker-only process is not woken by every
         # commit of every other process, nor by its own.
-        self.event_channel = f"flowplane_{schema}_events"
+        self.event_channel = channel_name(schema, "_events")
         self._events_wanted = False
         self._relisten = _StopPipe()
         self._sender = ("", 0)  # (token, pid): see sender
@@ -400,8 +420,8 @@ class PostgresStore(Store):
         kinds = None if kinds is None else frozenset(kinds)
         remove = super().add_listener(listener, kinds)
         if not self._events_wanted and (kinds is None or "event" in kinds):
-            # From now on this process LISTENs to the event channel too (the listener
-            # reconnects, then wakes every listener to re-read, as after any reconnect).
+            # From now on this process LISTENs to the event channel too: the listener
+            # thread adds it on its connection, then wakes the event listeners to re-read.
             self._events_wanted = True
             self._relisten.set()
         return remove
@@ -420,16 +440,20 @@ class PostgresStore(Store):
                 with psycopg.connect(
                     libpq_url(self.url), autocommit=True, **_LISTEN_OPTIONS
                 ) as conn:
-                    self._relisten.clear()
-                    if self._events_wanted:
-                        conn.execute(f'LISTEN "{self.event_channel}"')
+                    # Notifications that arrive while a statement runs on the connection
+                    # (our LISTENs) are handed to psycopg's handlers, not left for
+                    # pgconn.notifies(): take them there.
+                    arrived: list[str] = []
+                    conn.add_notify_handler(functools.partial(_collect, arrived))
                     conn.execute(f'LISTEN "{self.channel}"')
+                    events = self._listen_events(conn)
                     delay = 0.1
                     # A reconnect may have missed notifications: wake everyone to re-poll.
-                    self._deliver_local([("ready", ""), ("event", "")])
+                    self._deliver_local([("ready", ""), ("event", ""), *self._parse(arrived)])
+                    arrived.clear()
                     if self._stop_listening.is_set():
                         return
-                    self._receive(conn.pgconn, conn.info.encoding)
+                    self._receive(conn, arrived, events)
             except Exception as exc:  # lost connection (or the server is down): retry
                 if self._stop_listening.is_set():
                     return
@@ -438,31 +462,55 @@ class PostgresStore(Store):
                     return
                 delay = min(delay * 2, 5.0)
 
-    def _receive(self, pgconn: Any, encoding: str) -> None:
-        """Deliver notifications until :meth:`close`, or until the channels to LISTEN to
-        change (then return: the caller reconnects)."""
-        own = f"{self.sender}|"
+    def _listen_events(self, conn: psycopg.Connection[Any]) -> bool:
+        """LISTEN to the event channel too if a listener wants events; whether it does."""
+        self._relisten.clear()  # (before reading the flag: add_listener sets it first)
+        if not self._events_wanted:
+            return False
+        conn.execute(f'LISTEN "{self.event_channel}"')
+        return True
+
+    def _receive(self, conn: psycopg.Connection[Any], arrived: list[str], events: bool) -> None:
+        """Deliver notifications until :meth:`close`; LISTEN to the event channel on the
+        same connection once a listener wants events (nothing is missed meanwhile)."""
+        pgconn = conn.pgconn
+        encoding = conn.info.encoding
         stop, relisten = self._stop_listening.fileno(), self._relisten.fileno()
         poller = select.poll()  # not select.select: descriptors may exceed FD_SETSIZE
         poller.register(pgconn.socket, select.POLLIN)
         poller.register(stop, select.POLLIN)
         poller.register(relisten, select.POLLIN)
         while True:
-            events = poller.poll(_LISTEN_POLL_MS)
-            if any(fd in (stop, relisten) for fd, _event in events):
+            ready = {fd for fd, _event in poller.poll(_LISTEN_POLL_MS)}
+            if stop in ready:
                 return
-            pgconn.consume_input()  # raises when the connection is gone
             notes: list[tuple[str, str]] = []
+            if relisten in ready and not events:
+                events = self._listen_events(conn)
+                if events:  # events committed before the LISTEN: re-read
+                    notes.append(("event", ""))
+            elif relisten in ready:
+                self._relisten.clear()
+            pgconn.consume_input()  # raises when the connection is gone
             while (note := pgconn.notifies()) is not None:
-                message = note.extra.decode(encoding, "replace")
-                if message.startswith(own):
-                    continue
-                if message.startswith("@"):  # "@<sender>|<kind>|<payload>"
-                    message = message.partition("|")[2]
-                kind, _, payload = message.partition("|")  # (also an unprefixed "<kind>|...")
-                notes.append((kind, payload))
+                arrived.append(note.extra.decode(encoding, "replace"))
+            notes.extend(self._parse(arrived))
+            arrived.clear()
             if notes:
                 self._deliver_local(notes)
+
+    def _parse(self, messages: list[str]) -> list[tuple[str, str]]:
+        """``(kind, payload)`` of NOTIFY payloads, without those this store sent."""
+        own = f"{self.sender}|"
+        notes: list[tuple[str, str]] = []
+        for message in messages:
+            if message.startswith(own):
+                continue
+            if message.startswith("@"):  # "@<sender>|<kind>|<payload>"
+                message = message.partition("|")[2]
+            kind, _, payload = message.partition("|")  # (also an unprefixed "<kind>|...")
+            notes.append((kind, payload))
+        return notes
 
     async def close(self) -> None:
         """Stop listening, then close."""
@@ -489,8 +537,9 @@ class _StopPipe:
     def set(self) -> None:
         if not self._set.is_set():
             self._set.set()
-            with contextlib.suppress(OSError):
-                os.write(self._write, b"x")
+            if self._write >= 0:  # (closed: a reused descriptor number is not ours)
+                with contextlib.suppress(OSError):
+                    os.write(self._write, b"x")
 
     def is_set(self) -> bool:
         return self._set.is_set()
@@ -509,6 +558,8 @@ class _StopPipe:
         return self._set.wait(timeout)
 
     def close(self) -> None:
-        for fd in (self._read, self._write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        fds, (self._read, self._write) = (self._read, self._write), (-1, -1)
+        for fd in fds:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)

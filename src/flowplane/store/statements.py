@@ -107,11 +107,6 @@ CLAIM_PENDING = Prepared(
 CLAIM_ID = Prepared(_claim_ids(_N.id == sa.bindparam("_id")))
 _DONE = t.node_runs.alias("done")
 _RUN = t.runs.alias("run")
-# CLAIM_PENDING sent together with a completion's first statement, before the engine has
-# decided on successors (see Tx.lock_run_and_update_node): it applies only if that
-# statement finished node run ``_done`` under lease ``_epoch`` in a run that is not over.
-# (PostgreSQL only: "this transaction wrote the row" is its xmin being our transaction id;
-# a row finished earlier under the same epoch, a duplicate completion, does not count.)
 # Whether this transaction finished node run ``_done`` under lease ``_epoch``: the row is
 # looked up by its id alone and then checked (NULL, i.e. false, when absent), so that the
 # planner cannot scan the status index's "finished" rows instead (it did, with young table
@@ -127,6 +122,11 @@ _DONE_BY_US = (
     .where(_DONE.c.id == sa.bindparam("_done"))
     .scalar_subquery()
 )
+# CLAIM_PENDING sent together with a completion's first statement, before the engine has
+# decided on successors (see Tx.lock_run_and_update_node): it applies only if that
+# statement finished node run ``_done`` under lease ``_epoch`` in a run that is not over.
+# (PostgreSQL only: "this transaction wrote the row" is its xmin being our transaction id;
+# a row finished earlier under the same epoch, a duplicate completion, does not count.)
 GATED_CLAIM_PENDING = Prepared(
     CLAIM_PENDING.stmt.where(
         _DONE_BY_US,
