@@ -349,20 +349,25 @@ async def test_openapi_documents_the_routes(api: Api) -> None:
     assert "/v1/approvals" in paths
 
 
+async def store_workflow(api: Api, yaml_text: str) -> str:
+    """Store a workflow (YAML) through the API; return its id."""
+    created = await api.http.post(
+        "/v1/workflows",
+        content=yaml_text,
+        headers={**api.headers(ADMIN), "Content-Type": "application/yaml"},
+    )
+    assert created.status_code == 201, created.text
+    workflow_id: str = created.json()["id"]
+    return workflow_id
+
+
 async def test_dispatching_a_stored_workflow_validates_its_document_once(api: Api) -> None:
     # POST /v1/runs hands RunService.start the stored document, so the validation cache
     # (per document content and connector set) serves every later dispatch of it.
     from flowplane.engine.plan import ValidatedCache, validated
 
     name = f"cached-{uuid.uuid4().hex[:8]}"
-    text = LOG_WORKFLOW.replace("name: three-logs", f"name: {name}")
-    created = await api.http.post(
-        "/v1/workflows",
-        content=text,
-        headers={**api.headers(ADMIN), "Content-Type": "application/yaml"},
-    )
-    assert created.status_code == 201, created.text
-    workflow_id = created.json()["id"]
+    workflow_id = await store_workflow(api, LOG_WORKFLOW.replace("three-logs", name))
     stored = await api.http.get(f"/v1/workflows/{workflow_id}", headers=api.headers(ADMIN))
     key = ValidatedCache.key(stored.json()["document"], None)
     registry = api.app.state.services.runs.registry
@@ -383,13 +388,7 @@ async def test_dispatching_a_stored_workflow_validates_its_document_once(api: Ap
 
 
 async def test_dispatch_stored_workflow_by_id_and_name(api: Api) -> None:
-    created = await api.http.post(
-        "/v1/workflows",
-        content=LOG_WORKFLOW,
-        headers={**api.headers(ADMIN), "Content-Type": "application/yaml"},
-    )
-    assert created.status_code == 201, created.text
-    workflow_id = created.json()["id"]
+    workflow_id = await store_workflow(api, LOG_WORKFLOW)
     by_id = await api.http.post(
         "/v1/runs", json={"workflowId": workflow_id, "input": {"who": "id"}}, headers=api.headers()
     )
