@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -95,15 +96,12 @@ async def test_listener_reconnects_after_losing_its_connection(
             return int(tx.conn.execute(sa.text(sql), {"listen": listen}).scalar())
 
         assert await other.transact(kill_listeners) == 2  # both stores' listeners
-        async with asyncio.timeout(10):
-            while True:  # until the listener is back (notifications sent before are lost)
-                await other.transact(lambda tx: tx.notify("cancel", "after"))
-                try:
-                    async with asyncio.timeout(0.3):
-                        if await got.get() == "after":
-                            break
-                except TimeoutError:
-                    continue
+        # Until the listener is back (notifications sent before are lost).
+        await send_until_received(
+            lambda: other.transact(lambda tx: tx.notify("cancel", "after")),
+            got,
+            lambda payload: payload == "after",
+        )
     finally:
         await other.close()
 
@@ -157,15 +155,10 @@ async def test_event_notifications_reach_only_processes_listening_for_events(
 
         events: asyncio.Queue[str] = asyncio.Queue()
         other.add_listener(lambda _kind, payload: events.put_nowait(payload), kinds=("event",))
-        async with asyncio.timeout(10):
-            while True:  # the listener reconnects to take the event channel too
-                await store.transact(write)
-                try:
-                    async with asyncio.timeout(0.3):
-                        if await events.get() != "":  # (not the reconnect's wake-up)
-                            break
-                except TimeoutError:
-                    continue
+        # Until the listener LISTENs to the event channel too ("": its own wake-up).
+        await send_until_received(
+            lambda: store.transact(write), events, lambda payload: payload != ""
+        )
     finally:
         await other.close()
 
@@ -218,6 +211,23 @@ async def test_notifications_with_the_longest_schema_name() -> None:
         await one.close()
         await two.close()
         drop_schema(schema)
+
+
+async def send_until_received(
+    send: Callable[[], Awaitable[object]],
+    received: asyncio.Queue[str],
+    wanted: Callable[[str], bool],
+) -> None:
+    """Send, then wait 0.3 s for a ``wanted`` payload, again until one came (10 s at most)."""
+    async with asyncio.timeout(10):
+        while True:
+            await send()
+            try:
+                async with asyncio.timeout(0.3):
+                    if wanted(await received.get()):
+                        return
+            except TimeoutError:
+                continue
 
 
 def _postgres_only(store: Store) -> None:
