@@ -92,7 +92,7 @@ def create_app(
                     active,
                     settings=settings,
                     registry=services.registry,
-                    **services.extra.get("worker_options", {}),
+                    **services.worker_options,
                 )
                 embedded.append(worker)
                 tasks.append(asyncio.create_task(worker.run(), name="flowplane-worker"))
@@ -104,8 +104,7 @@ def create_app(
                 await worker.stop()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
-            for closer in services.extra.get("closers", []):
-                await closer()
+            await services.aclose()
             if own_store:
                 await active.close()
 

@@ -2,66 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Path, Request
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from flowplane.errors import Forbidden, NotFound, Unauthorized
+from flowplane.errors import Forbidden, Unauthorized
+from flowplane.services.caller import ROLE_RANK, Caller, Role
 from flowplane.services.container import Services
-
-Role = Literal["viewer", "executor", "editor", "admin"]
-ROLE_RANK: dict[str, int] = {"viewer": 0, "executor": 1, "editor": 2, "admin": 3}
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 ObjectId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="An object id.")]
 """A path id: anything else (NUL bytes, slashes, 10 kB strings) is a 400 before any query."""
 
 
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated caller.
-
-    Attributes:
-        id: the API key id or user id.
-        kind: ``"api_key"`` or ``"user"``.
-        name: a display name (key name or username), used as ``triggered_by``.
-        role: the caller's role.
-        namespaces: namespaces the caller may see; ``None`` means all.
-    """
-
-    id: str
-    kind: Literal["api_key", "user"]
-    name: str
-    role: Role
-    namespaces: tuple[str, ...] | None = None
-
-    def allows(self, role: str) -> bool:
-        """Whether the caller's role is at least ``role``."""
-        return ROLE_RANK[self.role] >= ROLE_RANK[role]
-
-    def can_see(self, namespace: str) -> bool:
-        """Whether ``namespace`` is visible to the caller."""
-        return self.namespaces is None or namespace in self.namespaces
-
-    def check_namespace(self, namespace: str, what: str = "object") -> None:
-        """Raise 404 when ``namespace`` is not visible (never 403: existence is not leaked)."""
-        if not self.can_see(namespace):
-            raise NotFound(f"{what} not found")
-
-    def visible(self, requested: Sequence[str] | None = None) -> list[str] | None:
-        """Namespaces to filter a listing by (``None`` = no filter)."""
-        if requested:
-            return [ns for ns in requested if self.can_see(ns)]
-        return None if self.namespaces is None else list(self.namespaces)
-
-
 class Authenticator(Protocol):
     """Turns a request's credentials into a principal (raises ``Unauthorized``)."""
 
-    async def authenticate(self, request: Request) -> Principal: ...  # pragma: no cover
+    async def authenticate(self, request: Request) -> Caller: ...  # pragma: no cover
 
 
 def get_services(request: Request) -> Services:
@@ -75,12 +35,13 @@ async def services_dependency(request: Request) -> Services:
     return get_services(request)
 
 
-async def _authenticate(request: Request) -> Principal:
+async def _authenticate(request: Request) -> Caller:
     cached = getattr(request.state, "principal", None)
-    if isinstance(cached, Principal):
+    if isinstance(cached, Caller):
         return cached
-    services = get_services(request)
-    authenticator: Authenticator | None = services.extra.get("authenticator")
+    # ``app.state.gatekeeper`` (flowplane.api.gate, which imports this module) holds it.
+    gatekeeper = getattr(request.app.state, "gatekeeper", None)
+    authenticator: Authenticator | None = getattr(gatekeeper, "authenticator", None)
     if authenticator is None:
         # Fail closed: without an authenticator nobody gets in.
         raise Unauthorized("authentication is not configured")
@@ -102,7 +63,7 @@ class RoleRequirement:
         self.role: Role = role
         self.__name__ = f"require_{role}"
 
-    async def __call__(self, request: Request) -> Principal:
+    async def __call__(self, request: Request) -> Caller:
         principal = await _authenticate(request)
         if not principal.allows(self.role):
             raise Forbidden(f"this operation needs the {self.role} role; you have {principal.role}")
@@ -157,4 +118,4 @@ def api_routes(app: Any) -> list[RouteInfo]:
     return found
 
 
-AuthCheck = Callable[[Request], Awaitable[Principal]]
+AuthCheck = Callable[[Request], Awaitable[Caller]]

@@ -25,7 +25,6 @@ from fastapi import FastAPI, Request
 from starlette.datastructures import Headers
 
 from flowplane.api.context import set_actor
-from flowplane.api.deps import Principal, Role
 from flowplane.api.hot_routes import SettledRunMiddleware
 from flowplane.api.limits import BodyLimitMiddleware
 from flowplane.api.metrics import Metrics, MetricsMiddleware
@@ -35,6 +34,7 @@ from flowplane.api.ratelimit import RateLimiter
 from flowplane.errors import FlowplaneError, Unauthorized
 from flowplane.security.tokens import API_KEY_PREFIX
 from flowplane.services.auth import AuthService
+from flowplane.services.caller import Caller, Role
 from flowplane.services.container import Services
 from flowplane.settings import Settings
 
@@ -73,7 +73,7 @@ class AuthRequired(Unauthorized):
 class Identity:
     """An authenticated caller and the rate limit that applies to it (0 = none)."""
 
-    principal: Principal
+    principal: Caller
     rate_limit_per_minute: int
 
     @property
@@ -156,7 +156,7 @@ class RequestAuthenticator:
         try:
             if credential.startswith(API_KEY_PREFIX):
                 key = await self.auth.authenticate_key(credential)
-                principal = Principal(
+                principal = Caller(
                     id=key.id,
                     kind="api_key",
                     name=key.name,
@@ -166,7 +166,7 @@ class RequestAuthenticator:
                 limit = key.rate_limit_per_minute
             else:
                 user = await self.auth.authenticate_token(credential)
-                principal = Principal(
+                principal = Caller(
                     id=user.id,
                     kind="user",
                     name=user.username,
@@ -180,7 +180,7 @@ class RequestAuthenticator:
             limit = self.settings.rate_limit_per_minute.get(principal.role, 0)
         return Identity(principal, limit)
 
-    async def authenticate(self, request: Request) -> Principal:
+    async def authenticate(self, request: Request) -> Caller:
         """Authenticate a request (used when the middleware did not run, e.g. WebSockets)."""
         return (await self.identify(request.headers)).principal
 
@@ -219,15 +219,15 @@ class SecurityMiddleware:
             # first frame instead (``connect`` with a token) and refuses anything else.
             await self.app(scope, receive, send)
             return
-        services: Services | None = getattr(scope["app"].state, "services", None)
-        authenticator = services.extra.get("authenticator") if services is not None else None
-        limiter = services.extra.get("rate_limiter") if services is not None else None
+        gatekeeper = getattr(scope["app"].state, "gatekeeper", None)
         try:
-            if not isinstance(authenticator, RequestAuthenticator) or limiter is None:
+            if not isinstance(gatekeeper, Gatekeeper):
                 # Fail closed: without an authenticator nobody gets in.
                 raise AuthRequired("authentication is not configured")
-            identity = await authenticator.identify_credential(scope_credential(scope))
-            decision = limiter.check(identity.bucket, identity.rate_limit_per_minute)
+            identity = await gatekeeper.authenticator.identify_credential(scope_credential(scope))
+            decision = gatekeeper.rate_limiter.check(
+                identity.bucket, identity.rate_limit_per_minute
+            )
         except FlowplaneError as exc:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4401 if exc.status == 401 else 4429})
@@ -249,6 +249,27 @@ class SecurityMiddleware:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+@dataclass(frozen=True)
+class Gatekeeper:
+    """The API's own start-up state: who is calling and how fast they may call.
+
+    Held on ``app.state.gatekeeper`` (set by :func:`start_security`); the security
+    middleware, the WebSocket gateway and login read it. Until it is set nobody gets in.
+    """
+
+    authenticator: RequestAuthenticator
+    rate_limiter: RateLimiter
+    login_limiter: RateLimiter
+
+
+def gatekeeper_of(app: Any) -> Gatekeeper:
+    """The app's :class:`Gatekeeper`; ``AuthRequired`` when security has not started."""
+    gatekeeper = getattr(app.state, "gatekeeper", None)
+    if not isinstance(gatekeeper, Gatekeeper):
+        raise AuthRequired("authentication is not configured")
+    return gatekeeper
 
 
 def install_security(app: FastAPI, settings: Settings) -> None:
@@ -281,6 +302,8 @@ async def start_security(app: FastAPI, services: Services) -> None:
     if key is not None:
         print(f"Admin API key (shown once): {key}", file=sys.stderr, flush=True)
         _log.warning("created the first admin API key (printed once on stderr)")
-    services.extra["authenticator"] = RequestAuthenticator(auth, services.settings)
-    services.extra["rate_limiter"] = RateLimiter()
-    services.extra["login_limiter"] = RateLimiter()
+    app.state.gatekeeper = Gatekeeper(
+        authenticator=RequestAuthenticator(auth, services.settings),
+        rate_limiter=RateLimiter(),
+        login_limiter=RateLimiter(),
+    )

@@ -43,13 +43,11 @@ from starlette.datastructures import Headers
 from flowplane import __version__
 from flowplane.api import rpc
 from flowplane.api.context import set_actor
-from flowplane.api.deps import Principal
-from flowplane.api.gate import AuthRequired, Identity, RequestAuthenticator
+from flowplane.api.gate import AuthRequired, Gatekeeper, Identity, gatekeeper_of
 from flowplane.api.metrics import Metrics
-from flowplane.api.ratelimit import RateLimiter
 from flowplane.errors import FlowplaneError, InvalidInput, RateLimited
+from flowplane.services.caller import Caller
 from flowplane.services.container import Services
-from flowplane.services.feed import feed_of
 from flowplane.settings import Settings
 
 PROTOCOL = 1
@@ -178,7 +176,7 @@ class Connection:
         self.config = gateway.config
         self.websocket = websocket
         self.services = services
-        self.principal: Principal | None = None
+        self.principal: Caller | None = None
         self.identity: Identity | None = None
         self.subscriptions: dict[str, asyncio.Task[None]] = {}
         self.finished = asyncio.Event()
@@ -334,9 +332,7 @@ class Connection:
                 hello = ConnectParams.model_validate(params or {})
             except ValidationError as exc:
                 raise rpc.params_error(exc) from None
-            authenticator = self.services.extra.get("authenticator")
-            if not isinstance(authenticator, RequestAuthenticator):
-                raise AuthRequired("authentication is not configured")
+            authenticator = gatekeeper_of(self.websocket.app).authenticator
             if hello.token is not None:
                 identity = await authenticator.identify({"authorization": f"Bearer {hello.token}"})
             else:
@@ -393,9 +389,10 @@ class Connection:
             await self.send(_response(frame_id, payload))
 
     def _take_token(self) -> None:
-        limiter = self.services.extra.get("rate_limiter")
+        gatekeeper = getattr(self.websocket.app.state, "gatekeeper", None)
         assert self.identity is not None
-        if isinstance(limiter, RateLimiter):
+        if isinstance(gatekeeper, Gatekeeper):
+            limiter = gatekeeper.rate_limiter
             decision = limiter.take(self.identity.bucket, self.identity.rate_limit_per_minute)
             if decision is not None and not decision.allowed:
                 raise RateLimited("rate limit exceeded", retryAfterMs=decision.retry_after_ms)
@@ -408,7 +405,7 @@ class Connection:
             raise InvalidInput(f"at most {limit} subscriptions per connection")
         self._next_subscription += 1
         sid = f"s{self._next_subscription}"
-        feed = feed_of(self.services)
+        feed = self.services.feed
         source = feed.stream(spec.filter, spec.after_seq, until_terminal=spec.until_terminal)
         # The answer goes out before the subscription's first event.
         await self.send(_response(frame_id, {"subscription": sid, "afterSeq": spec.after_seq}))
@@ -527,5 +524,5 @@ async def drain(app: FastAPI, timeout: float | None = None) -> None:
     if isinstance(gateway, Gateway):
         await gateway.drain(timeout)
     services: Services | None = getattr(app.state, "services", None)
-    if services is not None and "event_feed" in services.extra:
-        await feed_of(services).close()
+    if services is not None:
+        await services.feed.close()

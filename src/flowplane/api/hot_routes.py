@@ -20,8 +20,9 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 
-from flowplane.api.deps import Principal, api_routes, route_role
+from flowplane.api.deps import api_routes, route_role
 from flowplane.client.models import RunDetail
+from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, Row
 
@@ -75,7 +76,7 @@ class SettledRunMiddleware:
             return False
         services: Services | None = getattr(scope["app"].state, "services", None)
         principal = scope.get("state", {}).get("principal")
-        if services is None or not isinstance(principal, Principal):
+        if services is None or not isinstance(principal, Caller):
             return False
         entry = services.runs.settled.get(run_id)
         if entry is None:

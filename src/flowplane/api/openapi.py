@@ -23,8 +23,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from flowplane.api.deps import ROLE_RANK, api_routes
+from flowplane.api.deps import api_routes
 from flowplane.api.problems import PROBLEM_TYPE, Problem
+from flowplane.services.caller import ROLE_RANK
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _DESCRIPTIONS = {

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 from pydantic.alias_generators import to_camel
 from starlette.requests import Request
 
-from flowplane.api.deps import ID_PATTERN, ROLE_RANK, Principal, Role, RoleRequirement
+from flowplane.api.deps import ID_PATTERN, RoleRequirement
 from flowplane.api.metrics import Metrics
 from flowplane.api.routes import approvals as approval_routes
 from flowplane.api.routes import events as event_routes
@@ -34,8 +34,9 @@ from flowplane.api.routes import schedules as schedule_routes
 from flowplane.api.routes import timetravel as timetravel_routes
 from flowplane.api.routes import workflows as workflow_routes
 from flowplane.errors import FlowplaneError, Forbidden, ParamsInvalid, UnknownMethod
+from flowplane.services.caller import ROLE_RANK, Caller, Role
 from flowplane.services.container import Services
-from flowplane.services.feed import EventFilter, feed_of, namespace_filter, run_filter
+from flowplane.services.feed import EventFilter, namespace_filter, run_filter
 
 MAX_PAGE_EVENTS = 1000
 """The most events one HTTP call of a stream method returns."""
@@ -176,7 +177,7 @@ class StreamSpec:
     limit: int
 
 
-Handler = Callable[[Services, Principal, Any], Awaitable[Any]]
+Handler = Callable[[Services, Caller, Any], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -245,17 +246,17 @@ def _query_request(path: str) -> Request:
 
 
 @method("launchRun", run_routes.DispatchBody, run_routes.dispatch_run)
-async def _launch_run(services: Services, principal: Principal, p: run_routes.DispatchBody) -> Any:
+async def _launch_run(services: Services, principal: Caller, p: run_routes.DispatchBody) -> Any:
     return await run_routes.dispatch_run(p, Response(), principal, services)
 
 
 @method("getRun", RunRef, run_routes.get_run)
-async def _get_run(services: Services, principal: Principal, p: RunRef) -> Any:
+async def _get_run(services: Services, principal: Caller, p: RunRef) -> Any:
     return json.loads(await run_routes.run_detail_body(p.run_id, principal, services))
 
 
 @method("listRuns", ListRunsParams, run_routes.list_runs)
-async def _list_runs(services: Services, principal: Principal, p: ListRunsParams) -> Any:
+async def _list_runs(services: Services, principal: Caller, p: ListRunsParams) -> Any:
     response = Response()
     items = await run_routes.list_runs(
         _query_request("/v1/runs"),
@@ -274,52 +275,52 @@ async def _list_runs(services: Services, principal: Principal, p: ListRunsParams
 
 
 @method("cancelRun", RunRef, run_routes.cancel_run)
-async def _cancel_run(services: Services, principal: Principal, p: RunRef) -> Any:
+async def _cancel_run(services: Services, principal: Caller, p: RunRef) -> Any:
     return await run_routes.cancel_run(p.run_id, principal, services)
 
 
 @method("resumeRun", RunRef, run_routes.resume_run)
-async def _resume_run(services: Services, principal: Principal, p: RunRef) -> Any:
+async def _resume_run(services: Services, principal: Caller, p: RunRef) -> Any:
     return await run_routes.resume_run(p.run_id, principal, services)
 
 
 @method("rewindRun", RewindParams, timetravel_routes.rewind_run)
-async def _rewind_run(services: Services, principal: Principal, p: RewindParams) -> Any:
+async def _rewind_run(services: Services, principal: Caller, p: RewindParams) -> Any:
     return await timetravel_routes.rewind_run(p.run_id, p, principal, services)
 
 
 @method("forkRun", ForkParams, timetravel_routes.fork_run)
-async def _fork_run(services: Services, principal: Principal, p: ForkParams) -> Any:
+async def _fork_run(services: Services, principal: Caller, p: ForkParams) -> Any:
     return await timetravel_routes.fork_run(p.run_id, p, Response(), principal, services)
 
 
 @method("submitApproval", ApprovalParams, run_routes.approve_node)
-async def _submit_approval(services: Services, principal: Principal, p: ApprovalParams) -> Any:
+async def _submit_approval(services: Services, principal: Caller, p: ApprovalParams) -> Any:
     decide = run_routes.approve_node if p.approved else run_routes.deny_node
     return await decide(p.run_id, p.node_id, principal, services, p)
 
 
 @method("submitSignal", SignalParams, run_routes.send_signal)
-async def _submit_signal(services: Services, principal: Principal, p: SignalParams) -> Any:
+async def _submit_signal(services: Services, principal: Caller, p: SignalParams) -> Any:
     return await run_routes.send_signal(p.run_id, p.name, principal, services, p)
 
 
 @method("listApprovals", ListApprovalsParams, approval_routes.list_approvals)
-async def _list_approvals(services: Services, principal: Principal, p: ListApprovalsParams) -> Any:
+async def _list_approvals(services: Services, principal: Caller, p: ListApprovalsParams) -> Any:
     return await approval_routes.list_approvals(
         principal, services, status=p.status, namespace=p.namespace, limit=p.limit
     )
 
 
 @method("listWorkflows", PageParams, workflow_routes.list_workflows)
-async def _list_workflows(services: Services, principal: Principal, p: PageParams) -> Any:
+async def _list_workflows(services: Services, principal: Caller, p: PageParams) -> Any:
     return await workflow_routes.list_workflows(
         principal, services, namespace=p.namespace, limit=p.limit, cursor=p.cursor
     )
 
 
 @method("cronList", CronListParams, schedule_routes.list_schedules)
-async def _cron_list(services: Services, principal: Principal, p: CronListParams) -> Any:
+async def _cron_list(services: Services, principal: Caller, p: CronListParams) -> Any:
     return await schedule_routes.list_schedules(
         principal,
         services,
@@ -332,19 +333,19 @@ async def _cron_list(services: Services, principal: Principal, p: CronListParams
 
 @method("cronCreate", schedule_routes.ScheduleCreate, schedule_routes.create_schedule)
 async def _cron_create(
-    services: Services, principal: Principal, p: schedule_routes.ScheduleCreate
+    services: Services, principal: Caller, p: schedule_routes.ScheduleCreate
 ) -> Any:
     return await schedule_routes.create_schedule(p, Response(), principal, services)
 
 
 @method("cronDelete", CronRef, schedule_routes.delete_schedule)
-async def _cron_delete(services: Services, principal: Principal, p: CronRef) -> Any:
+async def _cron_delete(services: Services, principal: Caller, p: CronRef) -> Any:
     await schedule_routes.delete_schedule(p.schedule_id, principal, services)
     return {"scheduleId": p.schedule_id, "deleted": True}
 
 
 @method("cronRun", CronRunParams, schedule_routes.trigger_schedule)
-async def _cron_run(services: Services, principal: Principal, p: CronRunParams) -> Any:
+async def _cron_run(services: Services, principal: Caller, p: CronRunParams) -> Any:
     body = schedule_routes.TriggerNow(input=p.input)
     return await schedule_routes.trigger_schedule(
         p.schedule_id, principal, services, body, idempotency_key=p.idempotency_key
@@ -352,13 +353,13 @@ async def _cron_run(services: Services, principal: Principal, p: CronRunParams) 
 
 
 @method("streamRunEvents", StreamRunParams, run_routes.stream_run_events)
-async def _stream_run_events(services: Services, principal: Principal, p: StreamRunParams) -> Any:
+async def _stream_run_events(services: Services, principal: Caller, p: StreamRunParams) -> Any:
     await services.runs.get(p.run_id, principal.namespaces)
     return StreamSpec(run_filter(p.run_id, p.types), p.after_seq, True, p.limit)
 
 
 @method("subscribe", SubscribeParams, event_routes.stream_namespace_events)
-async def _subscribe(services: Services, principal: Principal, p: SubscribeParams) -> Any:
+async def _subscribe(services: Services, principal: Caller, p: SubscribeParams) -> Any:
     if (p.run_id is None) == (p.namespace is None):
         raise ParamsInvalid("give exactly one of runId and namespace")
     if p.run_id is not None:
@@ -400,7 +401,7 @@ def params_error(exc: ValidationError) -> ParamsInvalid:
 
 async def call(
     services: Services,
-    principal: Principal,
+    principal: Caller,
     name: str,
     params: Any,
     metrics: Metrics | None = None,
@@ -444,7 +445,7 @@ async def call(
 
 async def page(services: Services, spec: StreamSpec) -> dict[str, Any]:
     """One page of a stream method's events, read from the table (the HTTP answer)."""
-    events = await feed_of(services).read(spec.filter, spec.after_seq, spec.limit)
+    events = await services.feed.read(spec.filter, spec.after_seq, spec.limit)
     last = events[-1]["seq"] if events else spec.after_seq
     return {"events": events, "lastSeq": last, "more": len(events) >= spec.limit}
 

@@ -22,6 +22,8 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from flowplane.status import TERMINAL_NODE
+
 # status -> (symbol, style, label)
 STATUS_STYLES: dict[str, tuple[str, str, str]] = {
     "pending": ("·", "dim", "pending"),
@@ -42,7 +44,6 @@ RUN_STYLES: dict[str, str] = {
     "cancelled": "bold yellow",
     "timed-out": "bold red",
 }
-TERMINAL_NODE = frozenset({"finished", "failed", "skipped", "cancelled"})
 LIVE_REFRESH_PER_SECOND = 8
 DETAIL_CHARS = 120
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flowplane.connectors.registry import Registry
 from flowplane.services.auth import AuthService
-from flowplane.services.credentials import worker_options
+from flowplane.services.credentials import CredentialService, keyring_from_settings, worker_options
+from flowplane.services.feed import EventFeed
+from flowplane.services.kv import KVService
 from flowplane.services.run_cache import SettledRunCache
 from flowplane.services.runs import RunService
+from flowplane.services.schedules import ScheduleService
+from flowplane.services.triggers import TriggerService
 from flowplane.services.workflows import WorkflowService
 from flowplane.settings import Settings
 from flowplane.store.base import Store
@@ -17,10 +21,10 @@ from flowplane.store.base import Store
 
 @dataclass
 class Services:
-    """Store, settings, registry and the application services built on them.
+    """Store, settings, registry and every application service built on them.
 
-    Services added by later features (workflows, auth, schedules, ...) are attached as
-    attributes by :func:`build_services`; ``extra`` holds anything else a feature needs.
+    Every surface (REST, RPC, WebSocket, serve mode, CLI) holds one of these and calls its
+    services; nothing is added to it after :func:`build_services`.
     """
 
     store: Store
@@ -29,12 +33,23 @@ class Services:
     runs: RunService
     workflows: WorkflowService
     auth: AuthService
-    extra: dict[str, Any] = field(default_factory=dict)
+    schedules: ScheduleService
+    triggers: TriggerService
+    kv: KVService
+    credentials: CredentialService
+    feed: EventFeed
+    worker_options: dict[str, Any]
+    """``Worker`` keyword arguments: the credentials provider and the KV factory."""
+
+    async def aclose(self) -> None:
+        """Release what the services hold (the event feed's tail)."""
+        await self.feed.close()
 
 
 def build_services(store: Store, settings: Settings, registry: Registry) -> Services:
     """Build every service over ``store``."""
     runs = RunService(store, registry, settled=SettledRunCache(settings.run_cache_seconds))
+    keyring = keyring_from_settings(settings)
     return Services(
         store=store,
         settings=settings,
@@ -42,5 +57,10 @@ def build_services(store: Store, settings: Settings, registry: Registry) -> Serv
         runs=runs,
         workflows=WorkflowService(store, registry, runs),
         auth=AuthService(store, settings),
-        extra={"worker_options": worker_options(store, settings)},
+        schedules=ScheduleService(store, registry, runs),
+        triggers=TriggerService(store, runs, keyring),
+        kv=KVService(store),
+        credentials=CredentialService(store, keyring),
+        feed=EventFeed(store),
+        worker_options=worker_options(store, settings),
     )

@@ -55,7 +55,7 @@ RETRY_SECONDS = 1.0
 """Pause after a failed read of the tail (the database is away)."""
 
 if TYPE_CHECKING:
-    from flowplane.services.container import Services
+    pass
 
 _log = logging.getLogger("flowplane.feed")
 
@@ -308,13 +308,3 @@ def namespace_filter(
         namespaces=tuple(namespaces) if namespaces is not None else None,
         types=frozenset(types) if types else None,
     )
-
-
-def feed_of(services: Services) -> EventFeed:
-    """The process's event feed (built on first use; closed with the app)."""
-    feed = services.extra.get("event_feed")
-    if not isinstance(feed, EventFeed):
-        feed = EventFeed(services.store)
-        services.extra["event_feed"] = feed
-        services.extra.setdefault("closers", []).append(feed.close)
-    return feed

@@ -12,11 +12,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flowplane.status import TERMINAL_RUN
 from flowplane.store import schema as t
 from flowplane.store.prepared import Prepared
 
 _N = t.node_runs.c
-TERMINAL_RUN = ("finished", "failed", "cancelled", "timed-out")
 RUN_COLUMNS = [c for c in t.runs.c if c.name != "document"]
 GET_RUN = Prepared(sa.select(t.runs).where(t.runs.c.id == sa.bindparam("_run")))
 GET_RUN_NO_DOC = Prepared(sa.select(*RUN_COLUMNS).where(t.runs.c.id == sa.bindparam("_run")))

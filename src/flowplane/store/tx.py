@@ -14,12 +14,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flowplane.status import TERMINAL_NODE as TERMINAL_NODE
+from flowplane.status import TERMINAL_RUN as TERMINAL_RUN
+from flowplane.status import WAITING_NODE as WAITING_NODE
 from flowplane.store import schema as t
 from flowplane.store import statements as q
-from flowplane.store.statements import TERMINAL_RUN as TERMINAL_RUN
-
-TERMINAL_NODE = ("finished", "failed", "skipped", "cancelled")
-WAITING_NODE = ("waiting-approval", "waiting-event", "waiting-timer")
 
 Row = dict[str, Any]
 

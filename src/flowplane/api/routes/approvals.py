@@ -6,11 +6,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from flowplane.api.deps import Principal, require, services_dependency
+from flowplane.api.deps import require, services_dependency
 from flowplane.api.openapi import error_responses
 from flowplane.api.run_views import approval_model
 from flowplane.client.models import ApprovalList
 from flowplane.services.approvals import ApprovalService
+from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
@@ -25,7 +26,7 @@ MAX_APPROVALS = 500
     responses=error_responses(400),
 )
 async def list_approvals(
-    principal: Annotated[Principal, require("viewer")],
+    principal: Annotated[Caller, require("viewer")],
     services: Annotated[Services, Depends(services_dependency)],
     status: Annotated[
         Literal["pending", "approved", "denied", "cancelled", "all"],

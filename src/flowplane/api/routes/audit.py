@@ -12,16 +12,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from flowplane.api.deps import Principal, require, services_dependency
+from flowplane.api.deps import require, services_dependency
 from flowplane.api.routes.credentials import iso, problems
 from flowplane.client.models import WireModel
 from flowplane.services.audit import MAX_LIST_LIMIT, AuditService
+from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 from flowplane.store.tx import Row
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
-Admin = Annotated[Principal, require("admin")]
+Admin = Annotated[Caller, require("admin")]
 Svc = Annotated[Services, Depends(services_dependency)]
 
 

@@ -11,12 +11,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowplane.api.deps import ObjectId, Principal, get_services, require
+from flowplane.api.deps import ObjectId, get_services, require
+from flowplane.api.gate import gatekeeper_of
 from flowplane.api.openapi import error_responses
-from flowplane.api.ratelimit import RateLimiter
 from flowplane.errors import InvalidInput
 from flowplane.security.passwords import MAX_PASSWORD_CHARS
 from flowplane.services.auth import ApiKeyInfo, Scope, UserInfo
+from flowplane.services.caller import Caller
 from flowplane.store.tx import now_ms
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -181,7 +182,7 @@ class TokenList(_Wire):
     items: list[TokenOut]
 
 
-def _scope(principal: Principal) -> Scope:
+def _scope(principal: Caller) -> Scope:
     return Scope(name=principal.name, namespaces=principal.namespaces)
 
 
@@ -194,7 +195,7 @@ def _scope(principal: Principal) -> Scope:
 async def login(body: LoginRequest, request: Request) -> LoginResponse:
     """Exchange a username and password for a short-lived login token (JWT)."""
     services = get_services(request)
-    limiter: RateLimiter = services.extra["login_limiter"]
+    limiter = gatekeeper_of(request.app).login_limiter
     # Password guessing is throttled per username and per client, failed or not.
     limiter.check(f"user:{body.username.lower()}", LOGIN_ATTEMPTS_PER_MINUTE_USER)
     client = request.client.host if request.client is not None else "unknown"
@@ -210,7 +211,7 @@ async def login(body: LoginRequest, request: Request) -> LoginResponse:
 
 
 @router.get("/me", response_model=Me, summary="The caller")
-async def me(principal: Principal = require("viewer")) -> Me:
+async def me(principal: Caller = require("viewer")) -> Me:
     """Who the credentials belong to, with role and namespaces."""
     return Me(
         id=principal.id,
@@ -228,7 +229,7 @@ async def me(principal: Principal = require("viewer")) -> Me:
     responses=error_responses(401),
 )
 async def change_password(
-    body: PasswordChange, request: Request, principal: Principal = require("viewer")
+    body: PasswordChange, request: Request, principal: Caller = require("viewer")
 ) -> UserOut:
     """Change the logged-in user's password; every older login token stops working."""
     if principal.kind != "user":
@@ -246,7 +247,7 @@ async def change_password(
     responses=error_responses(409),
 )
 async def create_user(
-    body: UserCreate, request: Request, principal: Principal = require("admin")
+    body: UserCreate, request: Request, principal: Caller = require("admin")
 ) -> UserOut:
     """Create a user with a role and optional namespaces."""
     user = await get_services(request).auth.create_user(
@@ -260,7 +261,7 @@ async def create_user(
 
 
 @router.get("/users", response_model=UserList, summary="List users")
-async def list_users(request: Request, principal: Principal = require("admin")) -> UserList:
+async def list_users(request: Request, principal: Caller = require("admin")) -> UserList:
     """Users visible to the caller, by username."""
     users = await get_services(request).auth.list_users(scope=_scope(principal))
     return UserList(items=[UserOut.of(u) for u in users])
@@ -268,7 +269,7 @@ async def list_users(request: Request, principal: Principal = require("admin")) 
 
 @router.get("/users/{user_id}", response_model=UserOut, summary="Get a user")
 async def get_user(
-    user_id: ObjectId, request: Request, principal: Principal = require("admin")
+    user_id: ObjectId, request: Request, principal: Caller = require("admin")
 ) -> UserOut:
     """One user."""
     return UserOut.of(await get_services(request).auth.get_user(user_id, scope=_scope(principal)))
@@ -276,7 +277,7 @@ async def get_user(
 
 @router.patch("/users/{user_id}", response_model=UserOut, summary="Update a user")
 async def update_user(
-    user_id: ObjectId, body: UserUpdate, request: Request, principal: Principal = require("admin")
+    user_id: ObjectId, body: UserUpdate, request: Request, principal: Caller = require("admin")
 ) -> UserOut:
     """Change role, namespaces (``null`` = all), ``disabled`` or the password."""
     user = await get_services(request).auth.update_user(
@@ -293,7 +294,7 @@ async def update_user(
 
 @router.delete("/users/{user_id}", status_code=204, summary="Delete a user")
 async def delete_user(
-    user_id: ObjectId, request: Request, principal: Principal = require("admin")
+    user_id: ObjectId, request: Request, principal: Caller = require("admin")
 ) -> Response:
     """Delete a user; their login tokens stop working."""
     await get_services(request).auth.delete_user(user_id, scope=_scope(principal))
@@ -307,7 +308,7 @@ async def delete_user(
     summary="Create an API key",
 )
 async def create_token(
-    body: TokenCreate, request: Request, principal: Principal = require("admin")
+    body: TokenCreate, request: Request, principal: Caller = require("admin")
 ) -> TokenCreated:
     """Create an API key. The response holds the key (``secret``) this one time only."""
     if body.expiresAtMs is not None and body.expiresInSeconds is not None:
@@ -329,7 +330,7 @@ async def create_token(
 @router.get("/tokens", response_model=TokenList, summary="List API keys")
 async def list_tokens(
     request: Request,
-    principal: Principal = require("admin"),
+    principal: Caller = require("admin"),
     includeRevoked: Annotated[bool, Query()] = False,
 ) -> TokenList:
     """API keys visible to the caller, oldest first (revoked ones on request)."""
@@ -341,7 +342,7 @@ async def list_tokens(
 
 @router.get("/tokens/{token_id}", response_model=TokenOut, summary="Get an API key")
 async def get_token(
-    token_id: ObjectId, request: Request, principal: Principal = require("admin")
+    token_id: ObjectId, request: Request, principal: Caller = require("admin")
 ) -> TokenOut:
     """One API key (without the key)."""
     key = await get_services(request).auth.get_api_key(token_id, scope=_scope(principal))
@@ -350,7 +351,7 @@ async def get_token(
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut, summary="Revoke an API key")
 async def revoke_token(
-    token_id: ObjectId, request: Request, principal: Principal = require("admin")
+    token_id: ObjectId, request: Request, principal: Caller = require("admin")
 ) -> TokenOut:
     """Revoke an API key; it stops working immediately. Revoking twice is harmless."""
     key = await get_services(request).auth.revoke_api_key(token_id, scope=_scope(principal))

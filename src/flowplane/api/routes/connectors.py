@@ -7,10 +7,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict
 
-from flowplane.api.deps import Principal, get_services, require
+from flowplane.api.deps import get_services, require
 from flowplane.api.problems import Problem
 from flowplane.connectors.base import Manifest
 from flowplane.connectors.registry import Registry
+from flowplane.services.caller import Caller
 
 router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
 
@@ -78,7 +79,7 @@ async def list_connectors(
     detail: Literal["summary", "full"] = Query("summary"),
     category: str | None = Query(None, max_length=64),
     q: str | None = Query(None, max_length=200, description="Words to search for."),
-    _principal: Principal = require("viewer"),
+    _principal: Caller = require("viewer"),
 ) -> dict[str, Any]:
     """List connectors; ``detail=summary`` is compact enough for an LLM prompt."""
     manifests = search(get_services(request).registry, category=category, q=q)
@@ -88,7 +89,7 @@ async def list_connectors(
 
 @router.get("/categories", response_model=list[Category], responses=_ERRORS)
 async def list_categories(
-    request: Request, _principal: Principal = require("viewer")
+    request: Request, _principal: Caller = require("viewer")
 ) -> list[dict[str, Any]]:
     """List categories with their connector counts."""
     counts = get_services(request).registry.categories()
@@ -103,7 +104,7 @@ async def list_categories(
 async def get_connector(
     request: Request,
     type: str = Path(..., max_length=128),
-    _principal: Principal = require("viewer"),
+    _principal: Caller = require("viewer"),
 ) -> dict[str, Any]:
     """Return one connector's full manifest (404 lists close matches)."""
     return get_services(request).registry.get(type).manifest.to_dict()

@@ -15,24 +15,23 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from flowplane.api.deps import ObjectId, Principal, require, services_dependency
+from flowplane.api.deps import ObjectId, require, services_dependency
 from flowplane.api.problems import Problem
 from flowplane.client.models import WireModel
 from flowplane.model.document import DEFAULT_NAMESPACE, NAMESPACE_PATTERN
+from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 from flowplane.services.credentials import (
     MAX_LIST_LIMIT,
     NAME_PATTERN,
     TYPE_PATTERN,
     Credential,
-    CredentialService,
-    keyring_from_settings,
 )
 from flowplane.store.audit import Actor, current_actor
 
 router = APIRouter(prefix="/v1/credentials", tags=["credentials"])
 
-Admin = Annotated[Principal, require("admin")]
+Admin = Annotated[Caller, require("admin")]
 Svc = Annotated[Services, Depends(services_dependency)]
 IfMatch = Annotated[
     str | None,
@@ -73,7 +72,7 @@ def parse_if_match(value: str | None) -> int | None:
     return int(text) if text.isdigit() else -1
 
 
-def actor_of(principal: Principal) -> Actor:
+def actor_of(principal: Caller) -> Actor:
     """The audit actor of an authenticated caller, with the current request id."""
     return Actor(
         name=principal.name,
@@ -81,15 +80,6 @@ def actor_of(principal: Principal) -> Actor:
         id=principal.id,
         request_id=current_actor().request_id,
     )
-
-
-def credential_service(services: Services) -> CredentialService:
-    """The process's credential service (built on first use)."""
-    service = services.extra.get("credentials")
-    if not isinstance(service, CredentialService):
-        service = CredentialService(services.store, keyring_from_settings(services.settings))
-        services.extra["credentials"] = service
-    return service
 
 
 # --- models ------------------------------------------------------------------------------
@@ -186,7 +176,7 @@ async def create_credential(
 ) -> CredentialOut:
     """Seal the value with the master key and store it; the response omits the value."""
     principal.check_namespace(body.namespace, "namespace")
-    created = await credential_service(services).create(
+    created = await services.credentials.create(
         body.namespace,
         body.name,
         body.value,
@@ -216,9 +206,7 @@ async def list_credentials(
     namespaces = principal.visible(namespace)
     if namespaces is not None and not namespaces:
         return CredentialList(items=[])
-    page = await credential_service(services).list(
-        namespaces=namespaces, cursor=cursor, limit=limit
-    )
+    page = await services.credentials.list(namespaces=namespaces, cursor=cursor, limit=limit)
     return CredentialList(
         items=[credential_model(c) for c in page.items], next_cursor=page.next_cursor
     )
@@ -234,7 +222,7 @@ async def get_credential(
     credential_id: ObjectId, response: Response, principal: Admin, services: Svc
 ) -> CredentialOut:
     """The credential's metadata, with its version as ``ETag``."""
-    found = await credential_service(services).get(credential_id, principal.namespaces)
+    found = await services.credentials.get(credential_id, principal.namespaces)
     response.headers["ETag"] = etag(found.version)
     return credential_model(found)
 
@@ -254,7 +242,7 @@ async def update_credential(
     if_match: IfMatch = None,
 ) -> CredentialOut:
     """Replace the value (re-sealed with a new nonce), type or description."""
-    updated = await credential_service(services).update(
+    updated = await services.credentials.update(
         credential_id,
         namespaces=principal.namespaces,
         value=body.value,
@@ -280,7 +268,7 @@ async def delete_credential(
     if_match: IfMatch = None,
 ) -> Response:
     """Delete the credential; runs that reference it fail to resolve it from then on."""
-    await credential_service(services).delete(
+    await services.credentials.delete(
         credential_id,
         namespaces=principal.namespaces,
         if_match=parse_if_match(if_match),

@@ -14,13 +14,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import StreamingResponse
 
-from flowplane.api.deps import Principal, require, services_dependency
+from flowplane.api.deps import require, services_dependency
 from flowplane.api.metrics import Metrics
 from flowplane.api.openapi import error_responses
 from flowplane.api.sse import event_stream_response, parse_last_event_id
 from flowplane.errors import InvalidInput, NotFound
+from flowplane.services.caller import Caller
 from flowplane.services.container import Services
-from flowplane.services.feed import feed_of, namespace_filter
+from flowplane.services.feed import namespace_filter
 
 router = APIRouter(tags=["events"])
 
@@ -32,7 +33,7 @@ def _split(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
 
-def visible_namespaces(principal: Principal, requested: list[str]) -> list[str] | None:
+def visible_namespaces(principal: Caller, requested: list[str]) -> list[str] | None:
     """The namespaces a stream of ``requested`` covers (``None``: all of them).
 
     ``*`` means every namespace the caller sees. Namespaces the caller cannot see are left
@@ -64,7 +65,7 @@ def visible_namespaces(principal: Principal, requested: list[str]) -> list[str] 
 )
 async def stream_namespace_events(
     request: Request,
-    principal: Annotated[Principal, require("viewer")],
+    principal: Annotated[Caller, require("viewer")],
     services: Annotated[Services, Depends(services_dependency)],
     namespace: Annotated[
         list[str],
@@ -82,7 +83,7 @@ async def stream_namespace_events(
     if len(wanted) > MAX_FILTER_VALUES:
         raise InvalidInput(f"at most {MAX_FILTER_VALUES} event types")
     start = max(after_seq, parse_last_event_id(last_event_id))
-    source = feed_of(services).stream(namespace_filter(namespaces, wanted or None), start)
+    source = services.feed.stream(namespace_filter(namespaces, wanted or None), start)
     return sse_response(request, source)
 
 

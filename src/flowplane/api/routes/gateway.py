@@ -14,10 +14,11 @@ from fastapi import APIRouter, Body, Depends, Path, Request, WebSocket
 from fastapi.responses import JSONResponse
 
 from flowplane.api import rpc
-from flowplane.api.deps import Principal, require, services_dependency
+from flowplane.api.deps import require, services_dependency
 from flowplane.api.gateway import gateway_of
 from flowplane.api.metrics import Metrics
 from flowplane.api.openapi import error_responses
+from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 
 router = APIRouter(tags=["gateway"])
@@ -45,7 +46,7 @@ async def websocket_gateway(websocket: WebSocket) -> None:
 async def call_method(
     request: Request,
     method: Annotated[str, Path(max_length=64, description="A method name, e.g. `getRun`.")],
-    principal: Annotated[Principal, require("viewer")],
+    principal: Annotated[Caller, require("viewer")],
     services: Annotated[Services, Depends(services_dependency)],
     params: Annotated[dict[str, Any] | None, Body(description="The method's params.")] = None,
 ) -> JSONResponse:

@@ -15,24 +15,24 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from flowplane.api.deps import Principal, require, services_dependency
+from flowplane.api.deps import require, services_dependency
 from flowplane.api.routes.credentials import actor_of, etag, iso, parse_if_match, problems
 from flowplane.client.models import WireModel
 from flowplane.errors import InvalidInput, KVKeyNotFound
 from flowplane.model.document import NAMESPACE_PATTERN
+from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 from flowplane.services.kv import (
     MAX_KEY_CHARS,
     MAX_LIST_LIMIT,
     MAX_TTL_SECONDS,
     KVEntry,
-    KVService,
 )
 
 router = APIRouter(prefix="/v1/kv", tags=["kv"])
 
-Viewer = Annotated[Principal, require("viewer")]
-Editor = Annotated[Principal, require("editor")]
+Viewer = Annotated[Caller, require("viewer")]
+Editor = Annotated[Caller, require("editor")]
 Svc = Annotated[Services, Depends(services_dependency)]
 Namespace = Annotated[str, Path(pattern=NAMESPACE_PATTERN, description="The namespace.")]
 Key = Annotated[str, Path(max_length=MAX_KEY_CHARS, description="The key (may contain `/`).")]
@@ -43,15 +43,6 @@ IfMatch = Annotated[
 IfNoneMatch = Annotated[
     str | None, Header(alias="If-None-Match", description="`*`: only create, never replace.")
 ]
-
-
-def kv_service(services: Services) -> KVService:
-    """The process's KV service (built on first use)."""
-    service = services.extra.get("kv")
-    if not isinstance(service, KVService):
-        service = KVService(services.store)
-        services.extra["kv"] = service
-    return service
 
 
 class KVPut(BaseModel):
@@ -116,7 +107,7 @@ async def list_keys(
 ) -> KVList:
     """Live entries (with values) ordered by key, optionally under a prefix."""
     principal.check_namespace(namespace, "namespace")
-    page = await kv_service(services).list(namespace, prefix=prefix, cursor=cursor, limit=limit)
+    page = await services.kv.list(namespace, prefix=prefix, cursor=cursor, limit=limit)
     return KVList(items=[entry_model(e) for e in page.items], next_cursor=page.next_cursor)
 
 
@@ -131,7 +122,7 @@ async def get_key(
 ) -> KVEntryOut:
     """The entry, with its version as ``ETag``."""
     principal.check_namespace(namespace, "key")
-    entry = await kv_service(services).get(namespace, key)
+    entry = await services.kv.get(namespace, key)
     response.headers["ETag"] = etag(entry.version)
     return entry_model(entry)
 
@@ -159,7 +150,7 @@ async def put_key(
     principal.check_namespace(namespace, "namespace")
     if if_none_match is not None and if_none_match.strip() != "*":
         raise InvalidInput("If-None-Match supports only *")
-    entry, created = await kv_service(services).put(
+    entry, created = await services.kv.put(
         namespace,
         key,
         body.value,
@@ -188,7 +179,7 @@ async def delete_key(
 ) -> Response:
     """Delete the entry (404 when absent); conditional with ``If-Match``."""
     principal.check_namespace(namespace, "key")
-    deleted = await kv_service(services).delete(
+    deleted = await services.kv.delete(
         namespace, key, if_match=parse_if_match(if_match), actor=actor_of(principal)
     )
     if deleted is None:

@@ -13,11 +13,12 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
 from flowplane import __version__
-from flowplane.api.deps import Principal, get_services, require
+from flowplane.api.deps import get_services, require
 from flowplane.api.metrics import CONTENT_TYPE, Metrics
 from flowplane.api.openapi import error_responses
 from flowplane.api.problems import problem_response
 from flowplane.errors import Forbidden
+from flowplane.services.caller import Caller
 from flowplane.services.ops import readiness
 
 router = APIRouter(tags=["ops"])
@@ -82,7 +83,7 @@ async def readyz(request: Request) -> Ready | JSONResponse:
         **error_responses(403),
     },
 )
-async def metrics(request: Request, principal: Principal = require("viewer")) -> Response:
+async def metrics(request: Request, principal: Caller = require("viewer")) -> Response:
     """The Prometheus text exposition (HTTP traffic, runs, node durations, queue depth).
 
     The numbers span every namespace (workflow names are labels), so a key restricted to

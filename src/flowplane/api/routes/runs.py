@@ -19,7 +19,7 @@ from pydantic.alias_generators import to_camel
 from starlette.responses import StreamingResponse
 
 from flowplane.api import hot_routes
-from flowplane.api.deps import Principal, require, services_dependency
+from flowplane.api.deps import require, services_dependency
 from flowplane.api.openapi import error_responses
 from flowplane.api.paging import link_next
 from flowplane.api.routes.events import sse_response
@@ -47,8 +47,9 @@ from flowplane.errors import (
 )
 from flowplane.model.document import Workflow
 from flowplane.model.yaml import parse_workflow
+from flowplane.services.caller import Caller
 from flowplane.services.container import Services
-from flowplane.services.feed import feed_of, run_filter
+from flowplane.services.feed import run_filter
 from flowplane.services.paging import paginate
 from flowplane.services.workflows.records import StoredWorkflow
 from flowplane.store.tx import TERMINAL_RUN, Row
@@ -162,7 +163,7 @@ def _load_workflow_file(root: Path, workflow_path: str) -> tuple[Workflow, str]:
 
 async def _stored_workflow(
     services: Services,
-    principal: Principal,
+    principal: Caller,
     *,
     workflow_id: str | None,
     name: str | None,
@@ -201,12 +202,12 @@ def _split(values: list[str] | None) -> list[str] | None:
     return out or None
 
 
-async def _visible_run(services: Services, principal: Principal, run_id: str) -> Row:
+async def _visible_run(services: Services, principal: Caller, run_id: str) -> Row:
     return await services.runs.get(run_id, principal.namespaces)
 
 
-Viewer = Annotated[Principal, require("viewer")]
-Executor = Annotated[Principal, require("executor")]
+Viewer = Annotated[Caller, require("viewer")]
+Executor = Annotated[Caller, require("executor")]
 Svc = Annotated[Services, Depends(services_dependency)]
 
 
@@ -344,7 +345,7 @@ async def get_run(run_id: str, principal: Viewer, services: Svc) -> Response:
     return Response(body, media_type=hot_routes.MEDIA_TYPE)
 
 
-async def run_detail_body(run_id: str, principal: Principal, services: Services) -> bytes:
+async def run_detail_body(run_id: str, principal: Caller, services: Services) -> bytes:
     """The rendered ``RunDetail`` of a run, from the settled-run cache when it is there."""
     settled = services.runs.settled
     cached = settled.get(run_id)
@@ -405,7 +406,7 @@ async def stream_run_events(
     start = max(after_seq, parse_last_event_id(last_event_id), 0)
     # The process's one event feed fans events out (one table read per commit, not one per
     # subscriber); it ends the stream once the run is terminal and fully delivered.
-    source = feed_of(services).stream(run_filter(run_id), start, until_terminal=True)
+    source = services.feed.stream(run_filter(run_id), start, until_terminal=True)
     return sse_response(request, source)
 
 
@@ -460,7 +461,7 @@ async def retry_run(
 
 async def _decide(
     services: Services,
-    principal: Principal,
+    principal: Caller,
     run_id: str,
     node_id: str,
     body: DecisionBody | None,

@@ -14,35 +14,27 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from flowplane.api.deps import Principal, get_services, require
+from flowplane.api.deps import get_services, require
 from flowplane.api.openapi import error_responses
 from flowplane.api.paging import Cursor, NamespaceFilter, PageSize
 from flowplane.api.run_views import iso
 from flowplane.client.models import WireModel
 from flowplane.errors import InvalidInput
 from flowplane.model.document import NAMESPACE_PATTERN
+from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 from flowplane.services.paging import paginate
-from flowplane.services.schedules import MAX_CATCHUP_WINDOW_SECONDS, ScheduleService
+from flowplane.services.schedules import MAX_CATCHUP_WINDOW_SECONDS
 from flowplane.store.tx import Row
 
 router = APIRouter(tags=["schedules"])
 
-Editor = Annotated[Principal, require("editor")]
-Admin = Annotated[Principal, require("admin")]
+Editor = Annotated[Caller, require("editor")]
+Admin = Annotated[Caller, require("admin")]
 Svc = Annotated[Services, Depends(get_services)]
 Instant = int | str
 CatchupPolicy = Literal["skip", "latest", "all"]
 """Mirrors :data:`flowplane.engine.cron.CATCHUP_POLICIES`."""
-
-
-def schedule_service(services: Services) -> ScheduleService:
-    """The process's schedule service (built on first use)."""
-    service = services.extra.get("schedules")
-    if not isinstance(service, ScheduleService):
-        service = ScheduleService(services.store, services.registry, services.runs)
-        services.extra["schedules"] = service
-    return service
 
 
 # --- models ------------------------------------------------------------------------------
@@ -223,7 +215,7 @@ async def create_schedule(
     body: ScheduleCreate, response: Response, principal: Editor, services: Svc
 ) -> ScheduleOut:
     """Create a schedule of a workflow; an invalid cron expression is a 400 ``invalid_cron``."""
-    row = await schedule_service(services).create(
+    row = await services.schedules.create(
         _changes(body), namespaces=principal.visible(), created_by=principal.name
     )
     response.headers["Location"] = f"/v1/schedules/{row['id']}"
@@ -243,7 +235,7 @@ async def list_schedules(
     visible = principal.visible(namespace)
     if visible is not None and not visible:
         return ScheduleList(items=[])
-    rows = await schedule_service(services).list_schedules(
+    rows = await services.schedules.list_schedules(
         namespaces=visible, workflow_id=workflow_id, cursor=cursor, limit=limit + 1
     )
     page = paginate(rows, limit)
@@ -253,7 +245,7 @@ async def list_schedules(
 @router.get("/v1/schedules/{schedule_id}", response_model=ScheduleOut, summary="Get a schedule")
 async def get_schedule(schedule_id: str, principal: Editor, services: Svc) -> ScheduleOut:
     """Return a schedule with its latest fires."""
-    service = schedule_service(services)
+    service = services.schedules
     row = await service.get(schedule_id, principal.visible())
     return schedule_out(row, await service.fires(schedule_id))
 
@@ -268,7 +260,7 @@ async def patch_schedule(
     schedule_id: str, body: ScheduleFields, principal: Editor, services: Svc
 ) -> ScheduleOut:
     """Change the given fields; a new cron, zone, date range or re-enabling restarts from now."""
-    row = await schedule_service(services).update(
+    row = await services.schedules.update(
         schedule_id, _changes(body), namespaces=principal.visible()
     )
     return schedule_out(row)
@@ -282,7 +274,7 @@ async def patch_schedule(
 )
 async def delete_schedule(schedule_id: str, principal: Editor, services: Svc) -> Response:
     """Delete an API-created schedule (a workflow's own go with its ``triggers:``)."""
-    await schedule_service(services).delete(schedule_id, namespaces=principal.visible())
+    await services.schedules.delete(schedule_id, namespaces=principal.visible())
     return Response(status_code=204)
 
 
@@ -300,7 +292,7 @@ async def trigger_schedule(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> Started:
     """Start a run of the schedule's workflow now, with its input (or ``input``)."""
-    started = await schedule_service(services).trigger(
+    started = await services.schedules.trigger(
         schedule_id,
         namespaces=principal.visible(),
         run_input=body.input if body is not None else None,
@@ -313,7 +305,7 @@ async def trigger_schedule(
 @router.post("/v1/admin/tick", response_model=TickOut, summary="Fire due schedule slots now")
 async def admin_tick(_principal: Admin, services: Svc) -> TickOut:
     """Run one scheduler tick in this process (what every scheduler loop does on its own)."""
-    result = await schedule_service(services).tick()
+    result = await services.schedules.tick()
     return TickOut(
         fired=result.fired,
         failed=result.failed,

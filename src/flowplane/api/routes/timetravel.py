@@ -19,11 +19,12 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from flowplane.api.deps import Principal, require, services_dependency
+from flowplane.api.deps import require, services_dependency
 from flowplane.api.openapi import error_responses
 from flowplane.api.run_views import run_fields, run_model
 from flowplane.client.models import DispatchResult, Frame, Run, RunDiff
 from flowplane.errors import Forbidden, InvalidInput
+from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 from flowplane.services.runs import RunService
 from flowplane.store.tx import Row
@@ -33,8 +34,8 @@ router = APIRouter(prefix="/v1/runs", tags=["time travel"])
 DEFAULT_FRAME_LIMIT = 50
 MAX_FRAME_LIMIT = 1000
 
-Viewer = Annotated[Principal, require("viewer")]
-Executor = Annotated[Principal, require("executor")]
+Viewer = Annotated[Caller, require("viewer")]
+Executor = Annotated[Caller, require("executor")]
 Svc = Annotated[Services, Depends(services_dependency)]
 
 
@@ -105,7 +106,7 @@ def run_diff(raw: dict[str, Any]) -> RunDiff:
     return diff
 
 
-def check_owner(principal: Principal, run: Row) -> None:
+def check_owner(principal: Caller, run: Row) -> None:
     """Allow an admin, or the principal that started ``run``; anyone else gets 403."""
     if principal.allows("admin"):
         return

@@ -17,17 +17,17 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from flowplane.api.deps import Principal, require, services_dependency
+from flowplane.api.deps import require, services_dependency
 from flowplane.api.openapi import error_responses
 from flowplane.api.paging import Cursor, NamespaceFilter, PageSize
 from flowplane.client.models import WireModel
 from flowplane.errors import SignatureInvalid
 from flowplane.model.document import NAMESPACE_PATTERN
 from flowplane.services import webhook_reply
+from flowplane.services.caller import Caller
 from flowplane.services.container import Services
-from flowplane.services.credentials import keyring_from_settings
 from flowplane.services.paging import paginate
-from flowplane.services.triggers import MAX_SECRET_CHARS, Delivery, TriggerService
+from flowplane.services.triggers import MAX_SECRET_CHARS, Delivery
 from flowplane.store.tx import Row
 
 router = APIRouter(tags=["triggers"])
@@ -35,22 +35,11 @@ router = APIRouter(tags=["triggers"])
 OPEN_ROUTES: frozenset[tuple[str, str]] = frozenset({("POST", "/v1/webhooks/{key}")})
 """Routes of this module reachable without an API key (the webhook signature is the auth)."""
 
-Editor = Annotated[Principal, require("editor")]
+Editor = Annotated[Caller, require("editor")]
 Svc = Annotated[Services, Depends(services_dependency)]
 WebhookKey = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", description="The trigger's key.")
 ]
-
-
-def trigger_service(services: Services) -> TriggerService:
-    """The process's trigger service (built on first use)."""
-    service = services.extra.get("triggers")
-    if not isinstance(service, TriggerService):
-        service = TriggerService(
-            services.store, services.runs, keyring_from_settings(services.settings)
-        )
-        services.extra["triggers"] = service
-    return service
 
 
 def _failures_counter(request: Request) -> Counter | None:
@@ -169,7 +158,7 @@ async def create_trigger(
     body: TriggerIn, response: Response, principal: Editor, services: Svc
 ) -> TriggerOut:
     """Create a trigger; its deliveries go to ``url``."""
-    row = await trigger_service(services).create(
+    row = await services.triggers.create(
         body.model_dump(exclude_unset=True),
         namespaces=principal.visible(),
         created_by=principal.name,
@@ -191,7 +180,7 @@ async def list_triggers(
     visible = principal.visible(namespace)
     if visible is not None and not visible:
         return TriggerList(items=[])
-    rows = await trigger_service(services).list_triggers(
+    rows = await services.triggers.list_triggers(
         namespaces=visible, workflow_id=workflow_id, cursor=cursor, limit=limit + 1
     )
     page = paginate(rows, limit)
@@ -201,7 +190,7 @@ async def list_triggers(
 @router.get("/v1/triggers/{trigger_id}", response_model=TriggerOut, summary="Get a trigger")
 async def get_trigger(trigger_id: str, principal: Editor, services: Svc) -> TriggerOut:
     """Return a trigger (never its secret)."""
-    return trigger_out(await trigger_service(services).get(trigger_id, principal.visible()))
+    return trigger_out(await services.triggers.get(trigger_id, principal.visible()))
 
 
 @router.put(
@@ -214,7 +203,7 @@ async def put_trigger(
     trigger_id: str, body: TriggerIn, principal: Editor, services: Svc
 ) -> TriggerOut:
     """Replace a trigger's settings; a workflow's own trigger takes ``secret``/``enabled`` only."""
-    row = await trigger_service(services).replace(
+    row = await services.triggers.replace(
         trigger_id, body.model_dump(exclude_unset=True), namespaces=principal.visible()
     )
     return trigger_out(row)
@@ -228,7 +217,7 @@ async def put_trigger(
 )
 async def delete_trigger(trigger_id: str, principal: Editor, services: Svc) -> Response:
     """Delete an API-created trigger and its delivery log."""
-    await trigger_service(services).delete(trigger_id, namespaces=principal.visible())
+    await services.triggers.delete(trigger_id, namespaces=principal.visible())
     return Response(status_code=204)
 
 
@@ -283,7 +272,7 @@ async def receive_webhook(key: WebhookKey, request: Request, services: Svc) -> R
         content_type=request.headers.get("content-type", ""),
     )
     try:
-        outcome = await trigger_service(services).receive(key, delivery)
+        outcome = await services.triggers.receive(key, delivery)
     except SignatureInvalid as exc:
         counter = _failures_counter(request)
         if counter is not None:

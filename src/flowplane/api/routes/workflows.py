@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException
 
-from flowplane.api.deps import Principal, require, services_dependency
+from flowplane.api.deps import require, services_dependency
 from flowplane.api.openapi import error_responses
 from flowplane.api.paging import Cursor, NamespaceFilter, PageSize
 from flowplane.api.run_views import run_model
@@ -25,6 +25,7 @@ from flowplane.client.models import DispatchResult
 from flowplane.errors import InvalidInput
 from flowplane.model.document import Workflow
 from flowplane.model.edits import OPS, SkipCode
+from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 from flowplane.services.workflows import (
     ANY_VERSION,
@@ -39,9 +40,9 @@ from flowplane.services.workflows import (
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
 
 Svc = Annotated[Services, Depends(services_dependency)]
-Viewer = Annotated[Principal, require("viewer")]
-Executor = Annotated[Principal, require("executor")]
-Editor = Annotated[Principal, require("editor")]
+Viewer = Annotated[Caller, require("viewer")]
+Executor = Annotated[Caller, require("executor")]
+Editor = Annotated[Caller, require("editor")]
 IfMatch = Annotated[
     str | None,
     Header(alias="If-Match", description='The version you read, as its ETag: `"3"`, or `*`.'),
