@@ -27,6 +27,7 @@ run: install
 lint: install
 	$(BIN)/ruff check src tests bench examples scripts
 	$(BIN)/ruff format --check src tests bench examples scripts
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
