@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from connector_kit import assert_manifests, make_ctx
 
-from flowplane.connectors.builtin import _support as support
+from flowplane.connectors.builtin import _regex as safe_regex
 from flowplane.connectors.builtin import data_text as m
 from flowplane.errors import ConnectorError
 
@@ -61,10 +61,10 @@ async def test_regex_safety(ctx: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConnectorError, match="invalid regular expression"):
         await m.regex_match({"text": "a", "pattern": "("}, ctx)
     with pytest.raises(ConnectorError, match="longer than"):
-        await m.regex_match({"text": "a", "pattern": "a" * (support.MAX_PATTERN_CHARS + 1)}, ctx)
+        await m.regex_match({"text": "a", "pattern": "a" * (safe_regex.MAX_PATTERN_CHARS + 1)}, ctx)
     with pytest.raises(ConnectorError, match="text is longer"):
         await m.regex_extract(
-            {"text": "a" * (support.MAX_REGEX_INPUT_CHARS + 1), "pattern": "a"}, ctx
+            {"text": "a" * (safe_regex.MAX_REGEX_INPUT_CHARS + 1), "pattern": "a"}, ctx
         )
 
 

@@ -21,14 +21,9 @@ from flowplane.connectors.base import (
     WaitForTimer,
     connector,
 )
-from flowplane.connectors.builtin._support import (
-    CONDITION_SCHEMA,
-    check_all,
-    obj,
-    out,
-    prop,
-    set_path,
-)
+from flowplane.connectors.builtin._conditions import CONDITION_SCHEMA, check_all
+from flowplane.connectors.builtin._paths import set_path
+from flowplane.connectors.builtin._schemas import obj, out, prop
 from flowplane.errors import ConnectorError, DurationInvalid
 from flowplane.model.durations import parse_duration
 

@@ -15,7 +15,7 @@ from defusedxml import DefusedXmlException
 from markdown_it import MarkdownIt
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import obj, out, prop
+from flowplane.connectors.builtin._schemas import obj, out, prop
 from flowplane.errors import ConnectorError
 
 MAX_TEXT_CHARS = 10_000_000

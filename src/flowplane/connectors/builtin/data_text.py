@@ -10,17 +10,15 @@ from typing import Any
 import regex
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import (
+from flowplane.connectors.builtin._regex import (
     MAX_PATTERN_CHARS,
     MAX_REGEX_INPUT_CHARS,
     REGEX_TIMEOUT_SECONDS,
     check_regex_input,
     compile_regex,
-    obj,
-    out,
-    prop,
     regex_timeout_error,
 )
+from flowplane.connectors.builtin._schemas import obj, out, prop
 from flowplane.errors import ConnectorError
 
 MAX_TEXT_CHARS = 10_000_000

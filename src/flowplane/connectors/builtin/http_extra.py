@@ -15,19 +15,13 @@ from typing import Any
 import httpx
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import (
-    CREDENTIAL_PROP,
-    credential,
-    data_dir,
-    http_call,
-    http_client,
-    obj,
-    out,
-    prop,
-    redact,
-    status_error,
-)
+from flowplane.connectors.builtin._credentials import credential
+from flowplane.connectors.builtin._http_calls import http_call, status_error
+from flowplane.connectors.builtin._network import http_client
+from flowplane.connectors.builtin._schemas import CREDENTIAL_PROP, obj, out, prop
+from flowplane.connectors.builtin._settings import data_dir
 from flowplane.errors import ConnectorError
+from flowplane.security.redaction import mask_values
 
 MAX_DOWNLOAD_BYTES = 500 * 1024 * 1024
 DEFAULT_DOWNLOAD_BYTES = 100 * 1024 * 1024
@@ -143,7 +137,7 @@ async def graphql(params: dict[str, Any], ctx: NodeContext) -> Any:
         messages = "; ".join(
             str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors[:5]
         )
-        raise _bad(redact(f"GraphQL errors: {messages}"[:1000], secrets))
+        raise _bad(mask_values(f"GraphQL errors: {messages}"[:1000], secrets))
     return {"data": payload.get("data"), "errors": errors, "status_code": result.status}
 
 
@@ -256,7 +250,7 @@ async def download(params: dict[str, Any], ctx: NodeContext) -> Any:
     except httpx.HTTPError as exc:
         partial.unlink(missing_ok=True)
         raise ConnectorError(
-            redact(f"download failed: {type(exc).__name__}", secrets),
+            mask_values(f"download failed: {type(exc).__name__}", secrets),
             retryable=not isinstance(exc, httpx.InvalidURL),
         ) from None
     name = (

@@ -15,16 +15,9 @@ import time
 from typing import Any
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import (
-    CREDENTIAL_PROP,
-    HttpResult,
-    credential,
-    http_call,
-    obj,
-    out,
-    prop,
-    status_error,
-)
+from flowplane.connectors.builtin._credentials import credential
+from flowplane.connectors.builtin._http_calls import HttpResult, http_call, status_error
+from flowplane.connectors.builtin._schemas import CREDENTIAL_PROP, obj, out, prop
 from flowplane.errors import ConnectorError
 
 CATEGORY = "messaging"

@@ -19,16 +19,11 @@ from nats.errors import NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import (
-    CREDENTIAL_PROP,
-    check_host,
-    credential,
-    obj,
-    out,
-    prop,
-    redact,
-)
+from flowplane.connectors.builtin._credentials import credential
+from flowplane.connectors.builtin._network import check_host
+from flowplane.connectors.builtin._schemas import CREDENTIAL_PROP, obj, out, prop
 from flowplane.errors import ConnectorError
+from flowplane.security.redaction import mask_values
 
 CATEGORY = "messaging"
 MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -103,7 +98,7 @@ async def _nats(params: dict[str, Any], ctx: NodeContext) -> tuple[NatsClient, l
         return client, secrets
     except (NoServersError, OSError, TimeoutError, NatsError) as exc:
         raise ConnectorError(
-            redact(f"NATS unreachable: {type(exc).__name__}", secrets), retryable=True
+            mask_values(f"NATS unreachable: {type(exc).__name__}", secrets), retryable=True
         ) from None
 
 
@@ -156,7 +151,7 @@ async def nats_publish(params: dict[str, Any], ctx: NodeContext) -> Any:
         await client.flush(timeout=max(1, round(float(params.get("timeout", 10)))))
     except (NatsError, TimeoutError) as exc:
         raise ConnectorError(
-            redact(f"NATS publish failed: {type(exc).__name__}", secrets), retryable=True
+            mask_values(f"NATS publish failed: {type(exc).__name__}", secrets), retryable=True
         ) from None
     finally:
         await client.close()
@@ -205,7 +200,7 @@ async def nats_request(params: dict[str, Any], ctx: NodeContext) -> Any:
         raise ConnectorError(f"no reply within {timeout:g}s", retryable=True) from None
     except NatsError as exc:
         raise ConnectorError(
-            redact(f"NATS request failed: {type(exc).__name__}", secrets), retryable=True
+            mask_values(f"NATS request failed: {type(exc).__name__}", secrets), retryable=True
         ) from None
     finally:
         await client.close()
@@ -276,6 +271,6 @@ async def mqtt_publish(params: dict[str, Any], ctx: NodeContext) -> Any:
             )
     except aiomqtt.MqttError as exc:
         raise ConnectorError(
-            redact(f"MQTT publish failed: {exc}", secrets)[:500], retryable=True
+            mask_values(f"MQTT publish failed: {exc}", secrets)[:500], retryable=True
         ) from None
     return {"ok": True, "bytes": len(payload)}

@@ -20,7 +20,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import data_dir, obj, out, prop
+from flowplane.connectors.builtin._schemas import obj, out, prop
+from flowplane.connectors.builtin._settings import data_dir
 from flowplane.errors import ConnectorError
 
 MAX_FILE_BYTES = 50 * 1024 * 1024

@@ -24,16 +24,12 @@ from collections.abc import Callable
 from typing import Any
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import (
-    credential,
-    obj,
-    out,
-    prop,
-    redact,
-    settings_value,
-)
+from flowplane.connectors.builtin._credentials import credential
+from flowplane.connectors.builtin._schemas import obj, out, prop
+from flowplane.connectors.builtin._settings import settings_value
 from flowplane.connectors.builtin.storage_files import sandbox_path
 from flowplane.errors import ConnectorError
+from flowplane.security.redaction import mask_values
 
 MAX_OUTPUT_BYTES = 10 * 1024 * 1024
 DEFAULT_OUTPUT_BYTES = 1024 * 1024
@@ -215,8 +211,8 @@ async def shell(params: dict[str, Any], ctx: NodeContext) -> Any:
     finally:
         if process.returncode is None:
             _kill_group(process)
-    stdout = redact(out_b.decode("utf-8", errors="replace"), secrets)
-    stderr = redact(err_b.decode("utf-8", errors="replace"), secrets)
+    stdout = mask_values(out_b.decode("utf-8", errors="replace"), secrets)
+    stderr = mask_values(err_b.decode("utf-8", errors="replace"), secrets)
     if code != 0 and params.get("check", True):
         raise ConnectorError(
             f"{argv[0]!r} exited with code {code}: {stderr[-500:]}", retryable=False, exit_code=code
