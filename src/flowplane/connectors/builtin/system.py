@@ -25,9 +25,9 @@ from typing import Any
 
 from flowplane.connectors.base import NodeContext, connector
 from flowplane.connectors.builtin._credentials import credential
+from flowplane.connectors.builtin._sandbox import sandbox_path
 from flowplane.connectors.builtin._schemas import obj, out, prop
 from flowplane.connectors.builtin._settings import settings_value
-from flowplane.connectors.builtin.storage_files import sandbox_path
 from flowplane.errors import ConnectorError
 from flowplane.security.redaction import mask_values
 

@@ -24,8 +24,8 @@ import psycopg
 from flowplane.connectors.base import NodeContext, connector
 from flowplane.connectors.builtin._credentials import credential
 from flowplane.connectors.builtin._network import check_host
+from flowplane.connectors.builtin._sandbox import sandbox_path
 from flowplane.connectors.builtin._schemas import CREDENTIAL_PROP, obj, out, prop
-from flowplane.connectors.builtin.storage_files import sandbox_path
 from flowplane.errors import ConnectorError
 from flowplane.security.redaction import mask_values
 
