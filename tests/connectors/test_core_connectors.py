@@ -25,7 +25,7 @@ from flowplane.connectors.base import (
     WaitForSignal,
     WaitForTimer,
 )
-from flowplane.connectors.builtin import http as http_module
+from flowplane.connectors.builtin import http_request as http_module
 from flowplane.connectors.registry import Registry, load_builtins
 from flowplane.errors import ConnectorError, NetworkPolicyViolation
 from flowplane.settings import Settings

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from connector_kit import assert_manifests, make_ctx
 
-from flowplane.connectors.builtin import _support as support
+from flowplane.connectors.builtin import _regex as safe_regex
 from flowplane.connectors.builtin import data_collections as m
 from flowplane.errors import ConnectorError
 
@@ -69,7 +69,7 @@ async def test_filter_invert_and_type_mismatch(ctx: Any) -> None:
 async def test_filter_catastrophic_regex_times_out(
     ctx: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(support, "REGEX_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(safe_regex, "REGEX_TIMEOUT_SECONDS", 0.2)
     items = [{"s": "a" * 60 + "b"}]
     with pytest.raises(ConnectorError, match="longer than"):
         await m.filter_items(

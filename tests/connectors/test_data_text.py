@@ -1,4 +1,4 @@
-"""data_text: bounded regular expressions and string operations."""
+"""data_text and data_urls: bounded regular expressions, string operations, URLs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from connector_kit import assert_manifests, make_ctx
 
-from flowplane.connectors.builtin import _support as support
+from flowplane.connectors.builtin import _regex as safe_regex
 from flowplane.connectors.builtin import data_text as m
+from flowplane.connectors.builtin import data_urls
 from flowplane.errors import ConnectorError
 
 
@@ -19,7 +20,8 @@ def ctx(tmp_path: Path) -> Any:
 
 
 def test_manifests() -> None:
-    assert_manifests(m, minimum=14)
+    assert_manifests(m, minimum=12)
+    assert_manifests(data_urls, minimum=2)
 
 
 async def test_regex_match_and_extract(ctx: Any) -> None:
@@ -61,10 +63,10 @@ async def test_regex_safety(ctx: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConnectorError, match="invalid regular expression"):
         await m.regex_match({"text": "a", "pattern": "("}, ctx)
     with pytest.raises(ConnectorError, match="longer than"):
-        await m.regex_match({"text": "a", "pattern": "a" * (support.MAX_PATTERN_CHARS + 1)}, ctx)
+        await m.regex_match({"text": "a", "pattern": "a" * (safe_regex.MAX_PATTERN_CHARS + 1)}, ctx)
     with pytest.raises(ConnectorError, match="text is longer"):
         await m.regex_extract(
-            {"text": "a" * (support.MAX_REGEX_INPUT_CHARS + 1), "pattern": "a"}, ctx
+            {"text": "a" * (safe_regex.MAX_REGEX_INPUT_CHARS + 1), "pattern": "a"}, ctx
         )
 
 
@@ -136,7 +138,7 @@ async def test_string_ops(ctx: Any) -> None:
 
 
 async def test_urls(ctx: Any) -> None:
-    out = await m.url_parse({"url": "https://u:secret@ex.com:8443/a?x=1&y=2&y=3#top"}, ctx)
+    out = await data_urls.url_parse({"url": "https://u:secret@ex.com:8443/a?x=1&y=2&y=3#top"}, ctx)
     assert out == {
         "scheme": "https",
         "host": "ex.com",
@@ -148,8 +150,8 @@ async def test_urls(ctx: Any) -> None:
     }
     assert "secret" not in str(out)
     with pytest.raises(ConnectorError):
-        await m.url_parse({"url": "http://ex.com:99999/"}, ctx)
-    built = await m.url_build(
+        await data_urls.url_parse({"url": "http://ex.com:99999/"}, ctx)
+    built = await data_urls.url_build(
         {
             "base": "https://api.ex.com/v1?k=1",
             "path": ["users", "a b/c"],

@@ -1,4 +1,5 @@
-"""messaging: chat webhooks and signed generic webhooks against a real local HTTP server."""
+"""Chat webhooks (slack, discord, teams, mattermost, telegram) and signed webhook.send, against
+a real local HTTP server."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from connector_kit import Request, assert_manifests, json_reply, local_server, make_ctx
 
-from flowplane.connectors.builtin import messaging as m
+from flowplane.connectors.builtin import chat, webhook
 from flowplane.errors import ConnectorError
 
 BOT_TOKEN = "123456:bot-token-secret"
@@ -60,49 +61,50 @@ def ctx(tmp_path: Path, server: Any) -> Any:
 
 
 def test_manifests() -> None:
-    assert_manifests(m, minimum=6)
+    assert_manifests(chat, minimum=5)
+    assert_manifests(webhook, minimum=1)
 
 
 async def test_slack(ctx: Any, server: Any) -> None:
-    out = await m.slack_send(
+    out = await chat.slack_send(
         {"credential": "SLACK", "text": "hi *there*", "blocks": [{"type": "section"}]}, ctx
     )
     assert out == {"ok": True, "status_code": 200, "response": "ok"}
     assert server.requests[-1].json() == {"text": "hi *there*", "blocks": [{"type": "section"}]}
     assert "SECRET" not in str(out)
     with pytest.raises(ConnectorError, match="HTTP 400") as err:
-        await m.slack_send({"credential": "SLACK_FAIL", "text": "x"}, ctx)
+        await chat.slack_send({"credential": "SLACK_FAIL", "text": "x"}, ctx)
     assert not err.value.retryable and "fail" not in err.value.detail
     with pytest.raises(ConnectorError, match="HTTP 429") as err:
-        await m.slack_send({"credential": "SLACK_BUSY", "text": "x"}, ctx)
+        await chat.slack_send({"credential": "SLACK_BUSY", "text": "x"}, ctx)
     assert err.value.retryable and err.value.extra["retry_after"] == "7"
     with pytest.raises(ConnectorError, match="not available"):
-        await m.slack_send({"credential": "NOPE", "text": "x"}, ctx)
+        await chat.slack_send({"credential": "NOPE", "text": "x"}, ctx)
 
 
 async def test_discord_teams_mattermost(ctx: Any, server: Any) -> None:
-    out = await m.discord_send({"credential": "DISCORD", "content": "@everyone deploy"}, ctx)
+    out = await chat.discord_send({"credential": "DISCORD", "content": "@everyone deploy"}, ctx)
     assert out["status_code"] == 204 and out["response"] is None
     assert server.requests[-1].json()["allowed_mentions"] == {"parse": []}
     with pytest.raises(ConnectorError, match="content"):
-        await m.discord_send({"credential": "DISCORD"}, ctx)
+        await chat.discord_send({"credential": "DISCORD"}, ctx)
 
-    await m.teams_send({"credential": "TEAMS", "title": "Build", "text": "green"}, ctx)
+    await chat.teams_send({"credential": "TEAMS", "title": "Build", "text": "green"}, ctx)
     card = server.requests[-1].json()["attachments"][0]
     assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
     assert [b["text"] for b in card["content"]["body"]] == ["Build", "green"]
     custom = {"type": "AdaptiveCard", "version": "1.4", "body": []}
-    await m.teams_send({"credential": "TEAMS", "card": custom}, ctx)
+    await chat.teams_send({"credential": "TEAMS", "card": custom}, ctx)
     assert server.requests[-1].json()["attachments"][0]["content"] == custom
     with pytest.raises(ConnectorError):
-        await m.teams_send({"credential": "TEAMS"}, ctx)
+        await chat.teams_send({"credential": "TEAMS"}, ctx)
 
-    await m.mattermost_send({"credential": "MM", "text": "#### Alert", "channel": "ops"}, ctx)
+    await chat.mattermost_send({"credential": "MM", "text": "#### Alert", "channel": "ops"}, ctx)
     assert server.requests[-1].json() == {"text": "#### Alert", "channel": "ops"}
 
 
 async def test_telegram(ctx: Any, server: Any) -> None:
-    out = await m.telegram_send(
+    out = await chat.telegram_send(
         {
             "credential": "BOT",
             "chat_id": 42,
@@ -115,7 +117,7 @@ async def test_telegram(ctx: Any, server: Any) -> None:
     assert out == {"ok": True, "message_id": 99, "status_code": 200}
     assert server.requests[-1].path == f"/bot{BOT_TOKEN}/sendMessage"
     with pytest.raises(ConnectorError) as err:
-        await m.telegram_send(
+        await chat.telegram_send(
             {"credential": "BOT", "chat_id": "bad", "text": "x", "api_url": server.url}, ctx
         )
     assert BOT_TOKEN not in err.value.detail and BOT_TOKEN not in str(err.value.extra)
@@ -123,7 +125,7 @@ async def test_telegram(ctx: Any, server: Any) -> None:
 
 async def test_webhook_send_signed(ctx: Any, server: Any) -> None:
     payload = {"type": "order.shipped", "note": "'; DROP TABLE x;--"}
-    out = await m.webhook_send(
+    out = await webhook.webhook_send(
         {
             "url": server.url + "/in",
             "payload": payload,
@@ -142,10 +144,10 @@ async def test_webhook_send_signed(ctx: Any, server: Any) -> None:
     ).decode()
     assert req.headers["webhook-signature"] == f"v1,{expected}"
     assert req.json() == payload and req.headers["x-event-type"] == "order.shipped"
-    again = await m.webhook_send({"url": server.url + "/in", "payload": payload}, ctx)
+    again = await webhook.webhook_send({"url": server.url + "/in", "payload": payload}, ctx)
     assert again["webhook_id"] == msg_id  # stable across retries of the node run
     assert "webhook-signature" not in server.requests[-1].headers
-    raw = m.standard_webhook_signature("plain-secret", "id", 1, b"{}")
+    raw = webhook.standard_webhook_signature("plain-secret", "id", 1, b"{}")
     assert (
         raw
         == "v1,"
@@ -155,16 +157,20 @@ async def test_webhook_send_signed(ctx: Any, server: Any) -> None:
 
 async def test_webhook_send_errors(ctx: Any, server: Any) -> None:
     with pytest.raises(ConnectorError, match="HTTP 400") as err:
-        await m.webhook_send({"url_credential": "HOOK_URL", "payload": {}}, ctx) if False else (
-            await m.webhook_send({"url": server.url + "/x/fail", "payload": {}}, ctx)
+        await webhook.webhook_send(
+            {"url_credential": "HOOK_URL", "payload": {}}, ctx
+        ) if False else (
+            await webhook.webhook_send({"url": server.url + "/x/fail", "payload": {}}, ctx)
         )
     assert not err.value.retryable
-    ok = await m.webhook_send({"url_credential": "HOOK_URL", "payload": {}}, ctx)
+    ok = await webhook.webhook_send({"url_credential": "HOOK_URL", "payload": {}}, ctx)
     assert "SECRETPATH" not in str(ok)
     with pytest.raises(ConnectorError, match="timed out") as err:
-        await m.webhook_send({"url": server.url + "/slow", "payload": {}, "timeout": 0.2}, ctx)
+        await webhook.webhook_send(
+            {"url": server.url + "/slow", "payload": {}, "timeout": 0.2}, ctx
+        )
     assert err.value.retryable
     with pytest.raises(ConnectorError, match="give 'url'"):
-        await m.webhook_send({"payload": {}}, ctx)
+        await webhook.webhook_send({"payload": {}}, ctx)
     with pytest.raises(ConnectorError):
-        await m.webhook_send({"url": "http://10.1.2.3/x", "payload": {}}, ctx)
+        await webhook.webhook_send({"url": "http://10.1.2.3/x", "payload": {}}, ctx)

@@ -12,7 +12,7 @@ import pytest
 from connector_kit import assert_manifests, make_ctx
 
 from flowplane.connectors.base import NodeContext
-from flowplane.connectors.builtin import system as m
+from flowplane.connectors.builtin import system_python, system_shell
 from flowplane.errors import ConnectorError
 
 PY = sys.executable
@@ -26,29 +26,30 @@ def ctx(tmp_path: Path) -> Any:
 
 
 def test_manifests() -> None:
-    assert_manifests(m, minimum=2)
+    assert_manifests(system_shell, minimum=1)
+    assert_manifests(system_python, minimum=1)
 
 
 async def test_shell_disabled_by_default(tmp_path: Path) -> None:
     with pytest.raises(ConnectorError, match="disabled") as err:
-        await m.shell({"command": ["echo", "hi"]}, make_ctx(tmp_path))
+        await system_shell.shell({"command": ["echo", "hi"]}, make_ctx(tmp_path))
     assert not err.value.retryable
 
 
 @pytest.mark.parametrize("payload", ["$(id)", "; rm -rf /", "`id`", "a && echo pwned", "*"])
 async def test_shell_arguments_stay_data(ctx: Any, payload: str) -> None:
-    out = await m.shell({"command": ["echo", payload]}, ctx)
+    out = await system_shell.shell({"command": ["echo", payload]}, ctx)
     assert out["stdout"] == payload + "\n" and out["exit_code"] == 0
 
 
 async def test_shell_cwd_env_stdin(ctx: Any, tmp_path: Path) -> None:
-    out = await m.shell({"command": ["pwd"], "cwd": "work"}, ctx)
+    out = await system_shell.shell({"command": ["pwd"], "cwd": "work"}, ctx)
     assert out["stdout"].strip() == str((tmp_path / "files" / "default" / "work").resolve())
     code = (
         "import os,sys; print(os.environ.get('GREETING'), os.environ.get('TOKEN'), "
         "os.environ.get('HOME'), sys.stdin.read())"
     )
-    out = await m.shell(
+    out = await system_shell.shell(
         {
             "command": [PY, "-c", code],
             "env": {"GREETING": "hi"},
@@ -59,34 +60,36 @@ async def test_shell_cwd_env_stdin(ctx: Any, tmp_path: Path) -> None:
     )
     assert out["stdout"] == "hi *** None in\n"  # secrets are redacted, HOME is not inherited
     with pytest.raises(ConnectorError, match="not allowed"):
-        await m.shell({"command": ["true"], "env": {"LD_PRELOAD": "/x.so"}}, ctx)
+        await system_shell.shell({"command": ["true"], "env": {"LD_PRELOAD": "/x.so"}}, ctx)
     for cwd in ("../..", "/tmp"):
         with pytest.raises(ConnectorError):
-            await m.shell({"command": ["pwd"], "cwd": cwd}, ctx)
+            await system_shell.shell({"command": ["pwd"], "cwd": cwd}, ctx)
     with pytest.raises(ConnectorError, match="does not exist"):
-        await m.shell({"command": ["pwd"], "cwd": "nope"}, ctx)
+        await system_shell.shell({"command": ["pwd"], "cwd": "nope"}, ctx)
 
 
 async def test_shell_exit_codes_and_limits(ctx: Any) -> None:
     with pytest.raises(ConnectorError, match="code 3") as err:
-        await m.shell(
+        await system_shell.shell(
             {"command": [PY, "-c", "import sys; sys.stderr.write('bad'); sys.exit(3)"]}, ctx
         )
     assert err.value.extra["exit_code"] == 3 and "bad" in err.value.detail
-    soft = await m.shell({"command": ["false"], "check": False}, ctx)
+    soft = await system_shell.shell({"command": ["false"], "check": False}, ctx)
     assert soft["exit_code"] == 1
-    big = await m.shell(
+    big = await system_shell.shell(
         {"command": [PY, "-c", "print('x' * 100000)"], "max_output_bytes": 1000}, ctx
     )
     assert len(big["stdout"]) == 1000 and big["truncated"]
     with pytest.raises(ConnectorError, match="not found"):
-        await m.shell({"command": ["definitely-not-a-program-xyz"]}, ctx)
+        await system_shell.shell({"command": ["definitely-not-a-program-xyz"]}, ctx)
 
 
 async def test_shell_timeout_kills_process_group(ctx: Any) -> None:
     started = time.monotonic()
     with pytest.raises(ConnectorError, match="killed"):
-        await m.shell({"command": ["sh", "-c", "sleep 30 & sleep 30"], "timeout": 0.3}, ctx)
+        await system_shell.shell(
+            {"command": ["sh", "-c", "sleep 30 & sleep 30"], "timeout": 0.3}, ctx
+        )
     assert time.monotonic() - started < 5
 
 
@@ -123,42 +126,44 @@ def registered() -> Any:
         ("boom", boom),
         ("not_json", not_json),
     ):
-        m.register_function(name, fn)
+        system_python.register_function(name, fn)
     yield
     for name in ("add", "slow", "with_ctx", "boom", "not_json", "from_env"):
-        m.unregister_function(name)
+        system_python.unregister_function(name)
 
 
 async def test_python_functions(ctx: Any, registered: Any) -> None:
-    assert (await m.python_call({"function": "add", "kwargs": {"a": 2, "b": 3}}, ctx)) == {
-        "result": 5
-    }
-    assert (await m.python_call({"function": "slow", "kwargs": {"seconds": 0}}, ctx)) == {
-        "result": "done"
-    }
-    assert (await m.python_call({"function": "with_ctx", "kwargs": {"x": "$(id)"}}, ctx)) == {
-        "result": {"run": "r1", "x": "$(id)"}
-    }
+    assert (
+        await system_python.python_call({"function": "add", "kwargs": {"a": 2, "b": 3}}, ctx)
+    ) == {"result": 5}
+    assert (
+        await system_python.python_call({"function": "slow", "kwargs": {"seconds": 0}}, ctx)
+    ) == {"result": "done"}
+    assert (
+        await system_python.python_call({"function": "with_ctx", "kwargs": {"x": "$(id)"}}, ctx)
+    ) == {"result": {"run": "r1", "x": "$(id)"}}
     with pytest.raises(ConnectorError, match="bad arguments"):
-        await m.python_call({"function": "add", "kwargs": {"c": 1}}, ctx)
+        await system_python.python_call({"function": "add", "kwargs": {"c": 1}}, ctx)
     with pytest.raises(ConnectorError, match="RuntimeError: kaput"):
-        await m.python_call({"function": "boom"}, ctx)
+        await system_python.python_call({"function": "boom"}, ctx)
     with pytest.raises(ConnectorError, match="not JSON"):
-        await m.python_call({"function": "not_json"}, ctx)
+        await system_python.python_call({"function": "not_json"}, ctx)
     with pytest.raises(ConnectorError, match="longer than") as err:
-        await m.python_call({"function": "slow", "kwargs": {"seconds": 5}, "timeout": 0.1}, ctx)
+        await system_python.python_call(
+            {"function": "slow", "kwargs": {"seconds": 5}, "timeout": 0.1}, ctx
+        )
     assert err.value.retryable
     with pytest.raises(ConnectorError, match="not registered"):
-        await m.python_call({"function": "os.system", "kwargs": {"command": "id"}}, ctx)
+        await system_python.python_call({"function": "os.system", "kwargs": {"command": "id"}}, ctx)
 
 
 async def test_python_functions_from_env(
     ctx: Any, registered: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(m.FUNCTIONS_ENV, "from_env=json:dumps, broken=nope.module:fn")
-    out = await m.python_call({"function": "from_env", "kwargs": {"obj": [1]}}, ctx)
+    monkeypatch.setenv(system_python.FUNCTIONS_ENV, "from_env=json:dumps, broken=nope.module:fn")
+    out = await system_python.python_call({"function": "from_env", "kwargs": {"obj": [1]}}, ctx)
     assert out == {"result": "[1]"}
     with pytest.raises(ConnectorError, match="cannot be loaded"):
-        await m.python_call({"function": "broken"}, ctx)
+        await system_python.python_call({"function": "broken"}, ctx)
     with pytest.raises(ValueError):
-        m.register_function("bad name!", add)
+        system_python.register_function("bad name!", add)

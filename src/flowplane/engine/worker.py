@@ -36,12 +36,13 @@ from flowplane.engine import transitions
 from flowplane.engine.cron import Scheduler
 from flowplane.engine.faults import maybe_crash
 from flowplane.engine.plan import Plan, plans
-from flowplane.engine.secrets import EnvSecrets, Redactor, SecretsProvider
+from flowplane.engine.secrets import EnvSecrets, SecretsProvider
 from flowplane.errors import ConnectorError, FlowplaneError, NodeTimeout, TemplateError
 from flowplane.model import templates
 from flowplane.model.document import Workflow
 from flowplane.model.graph import check_workflow
 from flowplane.model.inputs import validate_input
+from flowplane.security.redaction import Redactor
 from flowplane.settings import Settings
 from flowplane.store.base import Store
 from flowplane.store.tx import Row, Tx

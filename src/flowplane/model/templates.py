@@ -36,6 +36,7 @@ from flowplane.model._sandbox import (
     tick,
 )
 from flowplane.model.document import Node, is_template
+from flowplane.security.redaction import mask_values
 
 __all__ = [
     "MAX_RENDER_ALLOC_BYTES",
@@ -163,9 +164,7 @@ def check_template(source: str, *, expression: bool = False) -> None:
 def _redact(message: str, context: Mapping[str, Any]) -> str:
     secrets = context.get("secrets")
     if isinstance(secrets, Mapping):
-        for value in secrets.values():
-            if isinstance(value, str) and len(value) >= 3:
-                message = message.replace(value, "***")
+        return mask_values(message, (v for v in secrets.values() if isinstance(v, str)))
     return message
 
 

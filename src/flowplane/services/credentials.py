@@ -25,12 +25,12 @@ from flowplane.errors import (
     SecretKeyMissing,
     VersionMismatch,
 )
-from flowplane.security import log_redaction
 from flowplane.security.crypto import (
     KeyRing,
     credential_context,
     key_id_of,
 )
+from flowplane.security.redaction import remember_in_logs
 from flowplane.services.paging import Page, paginate
 from flowplane.settings import Settings
 from flowplane.store import audit
@@ -382,7 +382,7 @@ class DatabaseSecrets:
             found.update(await self.fallback.resolve(namespace, missing))
         # Libraries used by connectors log too (httpx logs request URLs): keep the values
         # out of this process's log records.
-        log_redaction.remember(found.values())
+        remember_in_logs(found.values())
         return found
 
 

@@ -27,13 +27,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flowplane.security.redaction import redact_keys
 from flowplane.store import schema as t
 from flowplane.store.prepared import Prepared
 from flowplane.store.tx import Row, Tx
 
 _INSERT_AUDIT = Prepared(t.audit.insert())
 
-REDACTED = "[REDACTED]"
 SENSITIVE_DETAIL_KEYS = frozenset(
     {
         "value",
@@ -154,16 +154,7 @@ def record(
 
 def scrub(value: Any) -> Any:
     """Return ``value`` with sensitive-looking keys redacted and long strings cut."""
-    if isinstance(value, dict):
-        return {
-            str(k): (REDACTED if str(k).lower() in SENSITIVE_DETAIL_KEYS else scrub(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [scrub(v) for v in value]
-    if isinstance(value, str) and len(value) > MAX_DETAIL_STRING_CHARS:
-        return value[:MAX_DETAIL_STRING_CHARS] + "…"
-    return value
+    return redact_keys(value, SENSITIVE_DETAIL_KEYS, MAX_DETAIL_STRING_CHARS)
 
 
 def list_entries(

@@ -15,18 +15,11 @@ from typing import Any
 import jsonschema
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import (
-    CREDENTIAL_PROP,
-    HttpResult,
-    credential,
-    http_call,
-    obj,
-    out,
-    prop,
-    redact,
-    status_error,
-)
+from flowplane.connectors.builtin._credentials import credential
+from flowplane.connectors.builtin._http_calls import HttpResult, http_call, status_error
+from flowplane.connectors.builtin._schemas import CREDENTIAL_PROP, obj, out, prop
 from flowplane.errors import ConnectorError
+from flowplane.security.redaction import mask_values
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MAX_RETRY_AFTER_SECONDS = 30.0
@@ -118,7 +111,7 @@ async def call_api(
             raise ConnectorError(
                 f"{label} returned a body that is not a JSON object",
                 retryable=True,
-                body=redact(result.text[:300], [key]),
+                body=mask_values(result.text[:300], [key]),
             )
         return result.json
     raise AssertionError("unreachable")  # pragma: no cover

@@ -6,15 +6,9 @@ import json
 from typing import Any
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import (
-    CONDITION_SCHEMA,
-    check_all,
-    get_path,
-    has_path,
-    obj,
-    out,
-    prop,
-)
+from flowplane.connectors.builtin._conditions import CONDITION_SCHEMA, check_all
+from flowplane.connectors.builtin._paths import get_path, has_path
+from flowplane.connectors.builtin._schemas import obj, out, prop
 from flowplane.errors import ConnectorError
 
 ITEMS = prop("array", "The list of items.")

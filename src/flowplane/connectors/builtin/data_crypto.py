@@ -11,7 +11,8 @@ import uuid
 from typing import Any
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import CREDENTIAL_PROP, credential, obj, out, prop
+from flowplane.connectors.builtin._credentials import credential
+from flowplane.connectors.builtin._schemas import CREDENTIAL_PROP, obj, out, prop
 from flowplane.errors import ConnectorError
 
 ALGORITHMS = ("sha256", "sha512", "sha1", "md5", "sha384", "sha3_256", "blake2b")

@@ -9,7 +9,8 @@ import statistics
 from typing import Any
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import finite, obj, out, prop, to_number
+from flowplane.connectors.builtin._numbers import finite, to_number
+from flowplane.connectors.builtin._schemas import obj, out, prop
 from flowplane.errors import ConnectorError
 
 NUMBER = prop("number", "A number.")

@@ -9,14 +9,8 @@ from typing import Any
 import jsonpatch
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import (
-    get_path,
-    has_path,
-    obj,
-    out,
-    prop,
-    set_path,
-)
+from flowplane.connectors.builtin._paths import get_path, has_path, set_path
+from flowplane.connectors.builtin._schemas import obj, out, prop
 from flowplane.errors import ConnectorError
 
 ITEMS = prop("array", "The list of items.")

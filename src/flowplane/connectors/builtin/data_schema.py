@@ -8,7 +8,7 @@ import jsonschema
 from jsonschema.validators import validator_for
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import obj, out, prop
+from flowplane.connectors.builtin._schemas import obj, out, prop
 from flowplane.errors import ConnectorError
 
 MAX_ERRORS = 100

@@ -8,7 +8,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import finite, obj, out, prop
+from flowplane.connectors.builtin._numbers import finite
+from flowplane.connectors.builtin._schemas import obj, out, prop
 from flowplane.errors import ConnectorError
 
 TIME = prop(

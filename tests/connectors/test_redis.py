@@ -1,4 +1,4 @@
-"""storage_redis: against the real Redis on 127.0.0.1:6379."""
+"""redis.*: against the real Redis on 127.0.0.1:6379."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from connector_kit import assert_manifests, make_ctx
 
-from flowplane.connectors.builtin import storage_redis as m
+from flowplane.connectors.builtin import redis as m
 from flowplane.errors import ConnectorError, NetworkPolicyViolation
 
 URL = os.environ.get("FLOWPLANE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -14,18 +14,17 @@ import datetime as dt
 import fnmatch
 import json
 import os
-import re
 import stat
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import data_dir, obj, out, prop
+from flowplane.connectors.builtin._sandbox import sandbox_path, sandbox_root
+from flowplane.connectors.builtin._schemas import obj, out, prop
 from flowplane.errors import ConnectorError
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_LIST_ENTRIES = 10_000
-_NAMESPACE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 PATH = prop(
     "string",
@@ -43,40 +42,6 @@ ENCODING = prop(
 
 def _bad(message: str) -> ConnectorError:
     return ConnectorError(message, retryable=False)
-
-
-def sandbox_root(ctx: NodeContext) -> Path:
-    """Return (and create) the namespace's file folder ``<data_dir>/files/<namespace>``."""
-    if not _NAMESPACE.match(ctx.namespace) or ctx.namespace in (".", ".."):
-        raise _bad("namespace is not usable as a folder name")
-    root = data_dir(ctx) / "files" / ctx.namespace
-    root.mkdir(parents=True, exist_ok=True)
-    return root.resolve()
-
-
-def sandbox_path(ctx: NodeContext, relative: str, *, allow_root: bool = False) -> Path:
-    """Return the absolute path of ``relative`` inside the sandbox.
-
-    Raises:
-        ConnectorError: (not retryable) the path is absolute, has ``..``, or escapes.
-    """
-    root = sandbox_root(ctx)
-    text = relative.replace("\\", "/")
-    if "\x00" in text:
-        raise _bad("path contains a NUL character")
-    pure = PurePosixPath(text)
-    if pure.is_absolute() or re.match(r"^[A-Za-z]:", text):
-        raise _bad("absolute paths are not allowed; give a path inside the file folder")
-    if ".." in pure.parts:
-        raise _bad("'..' is not allowed in paths")
-    parts = [p for p in pure.parts if p not in ("", ".")]
-    if not parts and not allow_root:
-        raise _bad("path names the folder itself")
-    candidate = root.joinpath(*parts)
-    resolved = candidate.resolve()
-    if resolved != root and not resolved.is_relative_to(root):
-        raise _bad("path leads outside the file folder (symbolic link?)")
-    return candidate
 
 
 def _display(ctx: NodeContext, path: Path) -> str:

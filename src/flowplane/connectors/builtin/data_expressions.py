@@ -1,4 +1,4 @@
-"""Data connectors: ``data.transform`` (JMESPath) and ``data.template`` (Jinja2 templates)."""
+"""``data.transform`` (JMESPath) and ``data.template`` (Jinja2): data reshaped by an expression."""
 
 from __future__ import annotations
 

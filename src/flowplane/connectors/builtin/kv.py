@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowplane.connectors.base import KVAccess, NodeContext, connector
-from flowplane.connectors.builtin._support import obj, out, prop
+from flowplane.connectors.builtin._schemas import obj, out, prop
 from flowplane.errors import ConnectorError
 
 KEY = prop("string", "The key (scoped to the run's namespace).", minLength=1, maxLength=512)

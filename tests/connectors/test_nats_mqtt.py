@@ -1,4 +1,4 @@
-"""messaging_brokers: NATS (127.0.0.1:4222) and Mosquitto (127.0.0.1:1883), both real."""
+"""nats.* and mqtt.*: NATS (127.0.0.1:4222) and Mosquitto (127.0.0.1:1883), both real."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import nats
 import pytest
 from connector_kit import assert_manifests, make_ctx
 
-from flowplane.connectors.builtin import messaging_brokers as m
+from flowplane.connectors.builtin import mqtt as mqtt_connectors
+from flowplane.connectors.builtin import nats as nats_connectors
 from flowplane.errors import ConnectorError, NetworkPolicyViolation
 
 NATS_URL = "nats://127.0.0.1:4222"
@@ -40,7 +41,8 @@ def ctx(tmp_path: Path) -> Any:
 
 
 def test_manifests() -> None:
-    assert_manifests(m, minimum=3)
+    assert_manifests(nats_connectors, minimum=2)
+    assert_manifests(mqtt_connectors, minimum=1)
 
 
 async def test_nats_publish_and_request(ctx: Any) -> None:
@@ -57,7 +59,7 @@ async def test_nats_publish_and_request(ctx: Any) -> None:
     await client.subscribe(subject, cb=on_message)
     await client.flush()
     try:
-        out = await m.nats_publish(
+        out = await nats_connectors.nats_publish(
             {
                 "credential": "NATS",
                 "subject": subject,
@@ -73,12 +75,12 @@ async def test_nats_publish_and_request(ctx: Any) -> None:
             await asyncio.sleep(0.02)
         assert json.loads(received[0].data) == {"id": "$(id)"}
         assert received[0].headers["Nats-Msg-Id"] == "r1:n:0"
-        reply = await m.nats_request(
+        reply = await nats_connectors.nats_request(
             {"url": NATS_URL, "subject": subject, "message": [1, 2], "timeout": 2}, ctx
         )
         assert reply["reply"] == {"echo": [1, 2]}
         with pytest.raises(ConnectorError, match="no service") as err:
-            await m.nats_request(
+            await nats_connectors.nats_request(
                 {"url": NATS_URL, "subject": subject + ".none", "message": "x", "timeout": 1}, ctx
             )
         assert err.value.retryable
@@ -88,18 +90,22 @@ async def test_nats_publish_and_request(ctx: Any) -> None:
 
 async def test_nats_errors(ctx: Any, tmp_path: Path) -> None:
     with pytest.raises(ConnectorError, match="unreachable") as err:
-        await m.nats_publish(
+        await nats_connectors.nats_publish(
             {"credential": "DOWN", "subject": "a", "message": "x", "timeout": 1}, ctx
         )
     assert err.value.retryable and "n4ts-pw" not in err.value.detail
     with pytest.raises(NetworkPolicyViolation):
-        await m.nats_publish(
+        await nats_connectors.nats_publish(
             {"url": NATS_URL, "subject": "a", "message": "x"}, make_ctx(tmp_path, allow_hosts=[])
         )
     with pytest.raises(ConnectorError, match="nats://"):
-        await m.nats_publish({"url": "http://127.0.0.1:4222", "subject": "a", "message": "x"}, ctx)
+        await nats_connectors.nats_publish(
+            {"url": "http://127.0.0.1:4222", "subject": "a", "message": "x"}, ctx
+        )
     with pytest.raises(ConnectorError, match="larger"):
-        await m.nats_publish({"url": NATS_URL, "subject": "a", "message": "x" * (2 << 20)}, ctx)
+        await nats_connectors.nats_publish(
+            {"url": NATS_URL, "subject": "a", "message": "x" * (2 << 20)}, ctx
+        )
 
 
 async def test_mqtt_publish(ctx: Any) -> None:
@@ -107,7 +113,7 @@ async def test_mqtt_publish(ctx: Any) -> None:
     topic = f"fptest/{uuid.uuid4().hex[:8]}"
     async with aiomqtt.Client("127.0.0.1", 1883) as sub:
         await sub.subscribe(topic, qos=1)
-        out = await m.mqtt_publish(
+        out = await mqtt_connectors.mqtt_publish(
             {
                 "credential": "MQTT",
                 "topic": topic,
@@ -122,7 +128,7 @@ async def test_mqtt_publish(ctx: Any) -> None:
                 assert json.loads(bytes(message.payload)) == {"level": "'; DROP TABLE x;--"}
                 break
     with pytest.raises(ConnectorError, match="MQTT publish failed") as err:
-        await m.mqtt_publish(
+        await mqtt_connectors.mqtt_publish(
             {"url": "mqtt://127.0.0.1:1", "topic": "a", "message": "x", "timeout": 1}, ctx
         )
     assert err.value.retryable

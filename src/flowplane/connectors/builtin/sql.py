@@ -22,17 +22,12 @@ from typing import Any
 import psycopg
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import (
-    CREDENTIAL_PROP,
-    check_host,
-    credential,
-    obj,
-    out,
-    prop,
-    redact,
-)
-from flowplane.connectors.builtin.storage_files import sandbox_path
+from flowplane.connectors.builtin._credentials import credential
+from flowplane.connectors.builtin._network import check_host
+from flowplane.connectors.builtin._sandbox import sandbox_path
+from flowplane.connectors.builtin._schemas import CREDENTIAL_PROP, obj, out, prop
 from flowplane.errors import ConnectorError
+from flowplane.security.redaction import mask_values
 
 MAX_ROWS = 100_000
 DEFAULT_ROWS = 1000
@@ -250,7 +245,7 @@ async def _run(params: dict[str, Any], ctx: NodeContext, many: list[Any] | None)
             )
     except ConnectorError as exc:
         password = urllib.parse.urlsplit(url).password
-        exc.detail = redact(exc.detail, [url, password])
+        exc.detail = mask_values(exc.detail, [url, password])
         exc.args = (exc.detail,)
         raise
     raise _bad(f"unsupported database scheme {scheme!r} (postgresql or sqlite)")

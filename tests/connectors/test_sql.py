@@ -1,4 +1,4 @@
-"""storage_sql: real PostgreSQL and SQLite; values are always bound, never spliced."""
+"""sql.*: real PostgreSQL and SQLite; values are always bound, never spliced."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from connector_kit import assert_manifests, make_ctx
 
-from flowplane.connectors.builtin import storage_sql as m
+from flowplane.connectors.builtin import sql as m
 from flowplane.errors import ConnectorError, NetworkPolicyViolation
 
 PG_URL = os.environ.get("FLOWPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -1,4 +1,4 @@
-"""storage_kv: kv.* connectors against a dict-backed KVAccess (the store is tested elsewhere)."""
+"""kv.* connectors against a dict-backed KVAccess (the store is tested elsewhere)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from connector_kit import assert_manifests, make_ctx
 
-from flowplane.connectors.builtin import storage_kv as m
+from flowplane.connectors.builtin import kv as m
 from flowplane.errors import ConnectorError
 
 

@@ -1,4 +1,4 @@
-"""http_extra: GraphQL, downloads into run artifacts, webhook responses (real local server)."""
+"""http.graphql, http.download (into run artifacts), http.webhook_response (real local server)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from connector_kit import Request, assert_manifests, json_reply, local_server, make_ctx
 
-from flowplane.connectors.builtin import http_extra as m
+from flowplane.connectors.builtin import http_download, http_graphql, http_webhook_response
 from flowplane.errors import ConnectorError, NetworkPolicyViolation
 
 TOKEN = "tok-very-secret-123"
@@ -21,7 +21,8 @@ def ctx(tmp_path: Path) -> Any:
 
 
 def test_manifests() -> None:
-    assert_manifests(m, minimum=3)
+    for module in (http_graphql, http_download, http_webhook_response):
+        assert_manifests(module, minimum=1)
 
 
 def graphql_handler(request: Request) -> Any:
@@ -46,7 +47,7 @@ def graphql_handler(request: Request) -> Any:
 
 async def test_graphql(ctx: Any) -> None:
     with local_server(graphql_handler) as server:
-        out = await m.graphql(
+        out = await http_graphql.graphql(
             {
                 "url": server.url + "/gql",
                 "query": "query Q($id: ID!) { x }",
@@ -62,28 +63,28 @@ async def test_graphql(ctx: Any) -> None:
         assert server.requests[0].headers["idempotency-key"] == "r1:n:0"
 
         with pytest.raises(ConnectorError, match="GraphQL errors") as err:
-            await m.graphql(
+            await http_graphql.graphql(
                 {"url": server.url + "/errors", "query": "{x}", "credential": "TOKEN"}, ctx
             )
         assert TOKEN not in err.value.detail and not err.value.retryable
-        partial = await m.graphql(
+        partial = await http_graphql.graphql(
             {"url": server.url + "/errors", "query": "{x}", "fail_on_errors": False}, ctx
         )
         assert partial["data"] is None and partial["errors"]
         with pytest.raises(ConnectorError, match="HTTP 503") as err:
-            await m.graphql({"url": server.url + "/busy", "query": "{x}"}, ctx)
+            await http_graphql.graphql({"url": server.url + "/busy", "query": "{x}"}, ctx)
         assert err.value.retryable
         with pytest.raises(ConnectorError, match="not return a GraphQL"):
-            await m.graphql({"url": server.url + "/html", "query": "{x}"}, ctx)
+            await http_graphql.graphql({"url": server.url + "/html", "query": "{x}"}, ctx)
 
 
 async def test_graphql_network_policy(tmp_path: Path) -> None:
     with pytest.raises(NetworkPolicyViolation):
-        await m.graphql(
+        await http_graphql.graphql(
             {"url": "http://127.0.0.1:9/gql", "query": "{x}"}, make_ctx(tmp_path, allow_hosts=[])
         )
     with pytest.raises(NetworkPolicyViolation):
-        await m.graphql(
+        await http_graphql.graphql(
             {"url": "http://169.254.169.254/latest", "query": "{x}"},
             make_ctx(tmp_path, allow_hosts=["169.254.0.0/16"]),
         )
@@ -111,41 +112,47 @@ def download_handler(request: Request) -> Any:
 
 async def test_download(ctx: Any, tmp_path: Path) -> None:
     with local_server(download_handler) as server:
-        out = await m.download({"url": server.url + "/report?id=1", "credential": "TOKEN"}, ctx)
+        out = await http_download.download(
+            {"url": server.url + "/report?id=1", "credential": "TOKEN"}, ctx
+        )
         assert out["filename"] == "evil_q1.pdf" and out["size"] == len(PAYLOAD)
         assert out["artifact"] == "artifacts/r1/evil_q1.pdf"
         assert Path(out["path"]).read_bytes() == PAYLOAD
         assert Path(out["path"]).parent == tmp_path / "artifacts" / "r1"
         assert out["sha256"] == hashlib.sha256(PAYLOAD).hexdigest()
         assert TOKEN not in str(out)
-        named = await m.download(
+        named = await http_download.download(
             {"url": server.url + "/data/file.txt", "filename": "/etc/passwd"}, ctx
         )
         assert named["filename"] == "passwd" and Path(named["path"]).read_text() == "plain"
-        from_url = await m.download({"url": server.url + "/data/file.txt"}, ctx)
+        from_url = await http_download.download({"url": server.url + "/data/file.txt"}, ctx)
         assert from_url["filename"] == "file.txt"
         with pytest.raises(ConnectorError, match="larger") as err:
-            await m.download({"url": server.url + "/report", "max_bytes": 100}, ctx)
+            await http_download.download({"url": server.url + "/report", "max_bytes": 100}, ctx)
         assert not err.value.retryable
         with pytest.raises(ConnectorError, match="404") as err:
-            await m.download({"url": server.url + "/missing"}, ctx)
+            await http_download.download({"url": server.url + "/missing"}, ctx)
         assert not err.value.retryable
         with pytest.raises(ConnectorError, match="502") as err:
-            await m.download({"url": server.url + "/flaky"}, ctx)
+            await http_download.download({"url": server.url + "/flaky"}, ctx)
         assert err.value.retryable
     leftovers = [p.name for p in (tmp_path / "artifacts" / "r1").iterdir()]
     assert not [p for p in leftovers if p.endswith(".part")]
 
 
 async def test_webhook_response(ctx: Any) -> None:
-    out = await m.webhook_response({"status": 202, "body": {"ok": True}}, ctx)
+    out = await http_webhook_response.webhook_response({"status": 202, "body": {"ok": True}}, ctx)
     assert out == {
         "status_code": 202,
         "headers": {"Content-Type": "application/json"},
         "body": {"ok": True},
     }
     assert ctx.extras["webhook_response"] == out
-    text = await m.webhook_response({"body": "hi", "headers": {"X-A": "1"}}, ctx)
+    text = await http_webhook_response.webhook_response(
+        {"body": "hi", "headers": {"X-A": "1"}}, ctx
+    )
     assert text["headers"] == {"X-A": "1", "Content-Type": "text/plain; charset=utf-8"}
     with pytest.raises(ConnectorError, match="line breaks"):
-        await m.webhook_response({"headers": {"X-A": "1\r\nSet-Cookie: x"}}, ctx)
+        await http_webhook_response.webhook_response(
+            {"headers": {"X-A": "1\r\nSet-Cookie: x"}}, ctx
+        )

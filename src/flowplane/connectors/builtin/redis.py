@@ -13,16 +13,11 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import (
-    CREDENTIAL_PROP,
-    check_host,
-    credential,
-    obj,
-    out,
-    prop,
-    redact,
-)
+from flowplane.connectors.builtin._credentials import credential
+from flowplane.connectors.builtin._network import check_host
+from flowplane.connectors.builtin._schemas import CREDENTIAL_PROP, obj, out, prop
 from flowplane.errors import ConnectorError
+from flowplane.security.redaction import mask_values
 
 T = TypeVar("T")
 MAX_VALUE_BYTES = 16 * 1024 * 1024
@@ -97,11 +92,13 @@ async def _with_redis(
         ctx.check_cancelled()
         return await action(client)
     except (RedisConnectionError, RedisTimeoutError) as exc:
-        raise ConnectorError(redact(f"Redis unreachable: {exc}", secrets), retryable=True) from None
+        raise ConnectorError(
+            mask_values(f"Redis unreachable: {exc}", secrets), retryable=True
+        ) from None
     except ResponseError as exc:
-        raise _bad(redact(f"Redis error: {exc}", secrets)) from None
+        raise _bad(mask_values(f"Redis error: {exc}", secrets)) from None
     except RedisError as exc:
-        raise ConnectorError(redact(f"Redis error: {exc}", secrets), retryable=True) from None
+        raise ConnectorError(mask_values(f"Redis error: {exc}", secrets), retryable=True) from None
     finally:
         await client.aclose()  # type: ignore[attr-defined,unused-ignore]
 

@@ -1,4 +1,4 @@
-"""storage_files: the per-namespace sandbox and its escapes."""
+"""file.*: the per-namespace sandbox and its escapes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from connector_kit import assert_manifests, make_ctx
 
-from flowplane.connectors.builtin import storage_files as m
+from flowplane.connectors.builtin import file as m
 from flowplane.errors import ConnectorError
 
 

@@ -1,4 +1,4 @@
-"""control_extra: condition, switch, router, assert, stop directives and batches."""
+"""control.*: condition, switch, router, assert, stop directives and batches."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from connector_kit import assert_manifests, json_reply, local_server, make_ctx
 
 from flowplane.connectors.base import StopRun
-from flowplane.connectors.builtin import control_extra as m
+from flowplane.connectors.builtin import control as m
 from flowplane.errors import ConnectorError
 
 

@@ -1,4 +1,4 @@
-"""messaging_email: email.send against a real SMTP server (aiosmtpd) on 127.0.0.1."""
+"""email.send against a real SMTP server (aiosmtpd) on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from connector_kit import assert_manifests, make_ctx
 
-from flowplane.connectors.builtin import messaging_email as m
+from flowplane.connectors.builtin import email as m
 from flowplane.errors import ConnectorError, NetworkPolicyViolation
 
 

@@ -22,17 +22,12 @@ from email.utils import formatdate, getaddresses
 from typing import Any
 
 from flowplane.connectors.base import NodeContext, connector
-from flowplane.connectors.builtin._support import (
-    CREDENTIAL_PROP,
-    check_host,
-    credential,
-    obj,
-    out,
-    prop,
-    redact,
-)
-from flowplane.connectors.builtin.storage_files import sandbox_path
+from flowplane.connectors.builtin._credentials import credential
+from flowplane.connectors.builtin._network import check_host
+from flowplane.connectors.builtin._sandbox import sandbox_path
+from flowplane.connectors.builtin._schemas import CREDENTIAL_PROP, obj, out, prop
 from flowplane.errors import ConnectorError
+from flowplane.security.redaction import mask_values
 
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
 MAX_RECIPIENTS = 500
@@ -275,16 +270,18 @@ async def email_send(params: dict[str, Any], ctx: NodeContext) -> Any:
     except smtplib.SMTPResponseException as exc:
         raw = exc.smtp_error
         text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-        reason = redact(text, secrets)[:300]
+        reason = mask_values(text, secrets)[:300]
         raise ConnectorError(
             f"SMTP error {exc.smtp_code}: {reason}", retryable=400 <= exc.smtp_code < 500
         ) from None
     except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
         raise ConnectorError(
-            redact(f"SMTP server unreachable: {type(exc).__name__}", secrets), retryable=True
+            mask_values(f"SMTP server unreachable: {type(exc).__name__}", secrets), retryable=True
         ) from None
     except smtplib.SMTPException as exc:
-        raise ConnectorError(redact(f"SMTP error: {exc}", secrets)[:500], retryable=True) from None
+        raise ConnectorError(
+            mask_values(f"SMTP error: {exc}", secrets)[:500], retryable=True
+        ) from None
     accepted = [r for r in recipients if r not in result["refused"]]
     ctx.logger.info(f"email sent to {len(accepted)} recipient(s)")
     return {"message_id": msg["Message-ID"], "accepted": accepted, "refused": result["refused"]}
