@@ -9,6 +9,7 @@ real start-up imports.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -99,3 +100,41 @@ def test_constants_copied_into_the_cli_match_their_sources() -> None:
     assert secrets.OLD_KEYS_ENV == OLD_KEYS_ENV
     assert secrets.DEFAULT_TYPE == DEFAULT_TYPE
     assert audit.REMOTE_PAGE_SIZE == MAX_LIST_LIMIT
+
+
+def test_help_shows_no_rest_literals() -> None:
+    """Docstrings' ``double backticks`` show as single ones in ``--help``."""
+    for command in ("run", "serve", "worker"):
+        out = subprocess.run(
+            [sys.executable, "-m", "flowplane", command, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            env={**os.environ, "COLUMNS": "200"},
+        ).stdout
+        assert "``" not in out
+        if command == "run":
+            assert "`--serve`" in out
+
+
+def test_client_only_install_explains_what_to_install() -> None:
+    """Without the server's extra, ``flowplane`` names the extra instead of a traceback."""
+    blocker = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'typer':\n"
+        "            raise ModuleNotFoundError(f\"No module named '{name}'\", name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "sys.argv = ['flowplane', '--help']\n"
+        "from flowplane.__main__ import run\n"
+        "run()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", blocker], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert "pip install 'flowplane[server]'" in done.stderr
+    assert "typer is not installed" in done.stderr
+    assert "Traceback" not in done.stderr

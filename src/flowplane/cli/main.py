@@ -16,9 +16,10 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
 
 from flowplane import __version__
 from flowplane.cli._common import err_console
@@ -27,7 +28,7 @@ app = typer.Typer(
     name="flowplane",
     help="Flowplane: a durable workflow engine with an HTTP control plane.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_show_locals=False,  # locals may hold secrets
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -74,9 +75,21 @@ def discover_commands(target: typer.Typer, package: str = "flowplane.cli") -> li
 discover_commands(app)
 
 
+def _plain_help(command: Any) -> Any:
+    """Turn the docstrings' reST literals (double backticks) into the single ones help shows."""
+    for holder in [command, *getattr(command, "params", ())]:
+        for attr in ("help", "short_help"):
+            text = getattr(holder, attr, None)
+            if isinstance(text, str) and "``" in text:
+                setattr(holder, attr, text.replace("``", "`"))
+    for sub in (getattr(command, "commands", None) or {}).values():
+        _plain_help(sub)
+    return command
+
+
 def main() -> None:
     """Entry point of the ``flowplane`` script (and ``python -m flowplane``)."""
-    app(prog_name="flowplane")
+    _plain_help(typer.main.get_command(app))(prog_name="flowplane")
 
 
 if __name__ == "__main__":  # pragma: no cover
