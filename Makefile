@@ -3,16 +3,26 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+SERVER_STAMP := $(VENV)/.server-stamp
 
-.PHONY: install run test lint typecheck pytest bench docs clean
+.PHONY: install install-server run test lint typecheck pytest bench docs clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+
+# `make run` needs only the server; `make test` adds the development tools.
+$(SERVER_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install -q -e '.[server]'
+	touch $(SERVER_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(SERVER_STAMP)
 
 install: $(STAMP)
+
+install-server: $(SERVER_STAMP)
 
 # DBOS, the peer baseline of bench/engine.py, in a virtualenv of its own (its own dependency set).
 DBOS_VERSION := 3.4.0
@@ -21,7 +31,7 @@ DBOS_VERSION := 3.4.0
 	.venv-dbos/bin/pip install -q 'dbos==$(DBOS_VERSION)'
 	touch $@
 
-run: install
+run: install-server
 	$(BIN)/flowplane serve --root examples --load-examples examples
 
 lint: install
