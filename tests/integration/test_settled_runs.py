@@ -1,7 +1,7 @@
 """``GET /v1/runs/{id}`` of settled runs served from memory, on both backends.
 
 The first read of a settled run renders it; later reads are answered before routing
-(:mod:`flowplane.api.hot_routes`). These tests check that such answers are the same
+(:mod:`flowplane.api.settled_runs`). These tests check that such answers are the same
 document with the same headers, still authenticated, rate-limited, counted and
 namespace-checked, and that a change of the run is never hidden from this process.
 """

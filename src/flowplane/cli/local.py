@@ -28,6 +28,7 @@ from flowplane.cli._common import (
 )
 
 if TYPE_CHECKING:
+    from flowplane.services.caller import Caller
     from flowplane.services.runs import RunService
 
 DatabaseUrl = Annotated[
@@ -185,6 +186,7 @@ def _decide(
             database_url,
             database_schema,
             lambda runs: runs.decide(
+                Caller.system(),
                 run_id,
                 node_id,
                 approved=approved,
@@ -276,7 +278,7 @@ def signal_command(
         result = _on_runs(
             database_url,
             database_schema,
-            lambda runs: runs.signal(run_id, name, value, correlation_id),
+            lambda runs: runs.signal(Caller.system(), run_id, name, value, correlation_id),
         )
     if isinstance(result, dict):  # local mode
         delivered, node = result.get("delivered"), result.get("nodeId")
