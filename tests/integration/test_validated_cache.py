@@ -137,7 +137,7 @@ async def test_a_replaced_connector_means_validating_again(store: Store) -> None
         # Another service over another catalog does not reuse this one's validation.
         other = RunService(store)
         with pytest.raises(WorkflowInvalid):
-            await other.start(doc(key="k"))
+            await other.start(Caller.system(), doc(key="k"))
 
 
 async def test_namespace_is_part_of_the_key(store: Store) -> None:
