@@ -47,6 +47,9 @@ from flowplane.settings import Settings
 from flowplane.store.base import Store
 from flowplane.store.tx import Row
 
+LOCAL = Caller.system()
+"""Who a local run acts as: the process itself (it holds the database, not an API key)."""
+
 CANCEL_WAIT_SECONDS = 15.0
 WORKER_STOP_SECONDS = 15.0
 DEFAULT_SCHEMA = "flowplane"
@@ -244,7 +247,7 @@ class LocalRun:
                     return await self._finish()
 
     async def _finish(self) -> int:
-        run = await self.service.get(Caller.system(), self.run_id)
+        run = await self.service.get(LOCAL, self.run_id)
         self.final_run = dict(run)
         if run["status"] == "finished":
             return EXIT_OK
@@ -252,7 +255,7 @@ class LocalRun:
 
     async def _cancel(self) -> None:
         try:
-            await self.service.cancel(Caller.system(), self.run_id)
+            await self.service.cancel(LOCAL, self.run_id)
         except FlowplaneError as exc:  # already terminal: the next event ends the loop
             self.talk.print(f"[yellow]{escape(exc.detail)}[/]")
 
@@ -265,7 +268,7 @@ class LocalRun:
 
         async def pump() -> None:
             try:
-                async for event in self.service.follow(Caller.system(), run_id, poll_seconds=0.25):
+                async for event in self.service.follow(LOCAL, run_id, poll_seconds=0.25):
                     self.queue.put_nowait(("event", event))
             except asyncio.CancelledError:
                 raise
@@ -313,7 +316,7 @@ class LocalRun:
             return
         if self.view is not None:
             try:
-                document = await self.service.document(Caller.system(), child_id)
+                document = await self.service.document(LOCAL, child_id)
             except FlowplaneError:
                 document = {}
             label = self.view.label_of(run_id, node_id, iteration)
@@ -441,7 +444,7 @@ class LocalRun:
                 continue
             try:
                 await self.service.decide(
-                    Caller.system(),
+                    LOCAL,
                     wait.run_id,
                     wait.node_id,
                     approved=decision,
@@ -471,7 +474,7 @@ class LocalRun:
                 continue
             try:
                 await self.service.signal(
-                    Caller.system(), wait.run_id, wait.title, payload, wait.correlation_id
+                    LOCAL, wait.run_id, wait.title, payload, wait.correlation_id
                 )
             except FlowplaneError as exc:
                 self.talk.print(f"[yellow]{escape(exc.detail)}[/]")
@@ -521,7 +524,7 @@ async def start_run(service: RunService, workflow: Workflow, options: RunOptions
     """Dispatch the run; ``None`` (after printing the errors) when its input is invalid."""
     try:
         started = await service.start(
-            Caller.system(),
+            LOCAL,
             workflow,
             options.run_input,
             trigger="cli",
