@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.errors import InvalidInput, RunNotFound
@@ -26,6 +26,8 @@ from flowplane.store.base import Store
 from flowplane.store.tx import Row, Tx, now_ms
 
 __all__ = ["LogEntry", "RunReader", "RunSnapshot", "duration_ms", "parse_log_cursor"]
+
+T = TypeVar("T")
 
 
 class RunSnapshot(NamedTuple):
@@ -112,8 +114,10 @@ class RunReader:
     ) -> bytes:
         """The rendered detail of a run, from the settled-run cache when it is there.
 
-        ``render`` turns a snapshot into the surface's body; the body of a settled run is
-        kept (see :mod:`flowplane.services.run_cache`) and answered without a read.
+        ``render`` turns a snapshot into the body of ``GET /v1/runs/{id}``
+        (:func:`flowplane.api.run_views.render_detail`); the body of a settled run is kept
+        (see :mod:`flowplane.services.run_cache`) and answered without a read. The cache
+        holds that one wire form: a surface that answers in another reads :meth:`snapshot`.
         """
         caller.require("viewer")
         cached = self.settled.get(run_id)
@@ -126,7 +130,7 @@ class RunReader:
             self.settled.put(run_id, snapshot.run["namespace"], body, token)
         return body
 
-    async def _read_of_run(self, caller: Caller, run_id: str, read: Callable[[Tx], Any]) -> Any:
+    async def _read_of_run(self, caller: Caller, run_id: str, read: Callable[[Tx], T]) -> T:
         """``read(tx)`` of a run the caller may see (404 otherwise), in one transaction.
 
         A caller that sees every namespace costs no extra read: the run is then not looked
@@ -136,7 +140,7 @@ class RunReader:
         if caller.namespaces is None:
             return await self.store.read(read)
 
-        def checked(tx: Tx) -> tuple[Row | None, Any]:
+        def checked(tx: Tx) -> tuple[Row | None, T | None]:
             run = tx.get_run(run_id, with_document=False)
             if run is None or not caller.can_see(run["namespace"]):
                 return run, None
@@ -144,6 +148,7 @@ class RunReader:
 
         run, result = await self.store.read(checked)
         _visible(caller, run, run_id)
+        assert result is not None  # read only for a visible run
         return result
 
     async def document(self, caller: Caller, run_id: str) -> dict[str, Any]:
@@ -154,15 +159,11 @@ class RunReader:
 
     async def nodes(self, caller: Caller, run_id: str) -> list[Row]:
         """Return every node run of the run."""
-        rows: list[Row] = await self._read_of_run(caller, run_id, lambda tx: tx.node_rows(run_id))
-        return rows
+        return await self._read_of_run(caller, run_id, lambda tx: tx.node_rows(run_id))
 
     async def attempts(self, caller: Caller, run_id: str) -> list[Row]:
         """Return every attempt of the run."""
-        rows: list[Row] = await self._read_of_run(
-            caller, run_id, lambda tx: reads.attempts_of(tx, run_id)
-        )
-        return rows
+        return await self._read_of_run(caller, run_id, lambda tx: reads.attempts_of(tx, run_id))
 
     async def list_runs(
         self,
@@ -210,21 +211,19 @@ class RunReader:
         self, caller: Caller, run_id: str, after_seq: int = 0, limit: int = 500
     ) -> list[dict[str, Any]]:
         """Return the run's events after ``after_seq``."""
-        events: list[dict[str, Any]] = await self._read_of_run(
+        return await self._read_of_run(
             caller,
             run_id,
             lambda tx: reads.events_after(tx, run_id=run_id, after_seq=after_seq, limit=limit),
         )
-        return events
 
     async def logs(
         self, caller: Caller, run_id: str, after_id: int = 0, limit: int = 200
     ) -> list[Row]:
         """Return the run's log lines after ``after_id``."""
-        rows: list[Row] = await self._read_of_run(
+        return await self._read_of_run(
             caller, run_id, lambda tx: reads.logs_after(tx, run_id, after_id=after_id, limit=limit)
         )
-        return rows
 
     async def log_page(
         self, caller: Caller, run_id: str, after: str | None = None, limit: int = 200
