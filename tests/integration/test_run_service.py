@@ -83,7 +83,7 @@ async def test_a_run_in_another_namespace_is_not_found(store: Store) -> None:
                 await call
         assert (await rt.runs.list_runs(outsider)).items == []
         assert (await rt.runs.list_runs(outsider, namespaces=["team-a"])).items == []
-        assert await rt.runs.approvals_inbox(outsider) == []
+        assert await rt.runs.approvals.list(outsider) == []
         # Nothing was changed by the refused calls.
         assert (await rt.runs.get(SYSTEM, run_id))["status"] == "waiting-approval"
         insider = caller("executor", "team-a")

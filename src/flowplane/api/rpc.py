@@ -329,7 +329,7 @@ async def _submit_signal(services: Services, principal: Caller, p: SignalParams)
 
 @method("listApprovals", ListApprovalsParams, approval_routes.list_approvals)
 async def _list_approvals(services: Services, principal: Caller, p: ListApprovalsParams) -> Any:
-    rows = await services.runs.approvals_inbox(
+    rows = await services.runs.approvals.list(
         principal,
         status=None if p.status == "all" else p.status,
         namespaces=p.namespace,

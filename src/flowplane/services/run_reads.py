@@ -263,28 +263,6 @@ class RunReader:
         more = li < len(logs) or ai < len(attempts)
         return Page(items, f"{after_log}.{after_attempt}" if more else None)
 
-    async def approvals_inbox(
-        self,
-        caller: Caller,
-        *,
-        status: str | None = "pending",
-        namespaces: list[str] | None = None,
-        limit: int = 100,
-    ) -> list[Row]:
-        """Approvals of visible runs, pending first and longest wait first (``waiting_ms``).
-
-        Args:
-            caller: who asks (a viewer).
-            status: only approvals in this status (``None``: every status).
-            namespaces: only these namespaces (default: every one the caller sees).
-            limit: the most approvals returned.
-        """
-        caller.require("viewer")
-        visible = caller.visible(namespaces)
-        if visible is not None and not visible:
-            return []
-        return await self.approvals.list(status=status, namespaces=visible, limit=limit)
-
     # --- time travel ---------------------------------------------------------------------
 
     async def frames(

@@ -36,7 +36,7 @@ async def list_approvals(
     limit: Annotated[int, Query(ge=1, le=MAX_APPROVALS)] = 100,
 ) -> ApprovalList:
     """Approvals, pending first and longest wait first, each with ``waitingMs``."""
-    rows = await services.runs.approvals_inbox(
+    rows = await services.runs.approvals.list(
         of_request(principal),
         status=None if status == "all" else status,
         namespaces=namespace,
