@@ -52,7 +52,6 @@ router = APIRouter(prefix="/v1/runs", tags=["runs"])
 MAX_LIST_LIMIT = 500
 MAX_LOG_LIMIT = 1000
 
-
 Viewer = Annotated[Caller, require("viewer")]
 Executor = Annotated[Caller, require("executor")]
 Svc = Annotated[Services, Depends(services_dependency)]
