@@ -57,9 +57,6 @@ Executor = Annotated[Caller, require("executor")]
 Svc = Annotated[Services, Depends(services_dependency)]
 
 
-# --- routes -----------------------------------------------------------------------------
-
-
 @router.post(
     "",
     response_model=DispatchResult,
