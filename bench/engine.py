@@ -44,6 +44,7 @@ import sqlalchemy as sa
 from flowplane.connectors.registry import default_registry
 from flowplane.engine import transitions
 from flowplane.engine.worker import Worker
+from flowplane.services.caller import Caller
 from flowplane.services.runs import RunService
 from flowplane.settings import Settings
 from flowplane.store.base import Store
@@ -210,7 +211,7 @@ class Bench:
     async def run_one(self, doc: dict[str, Any]) -> tuple[float, float]:
         """Start a run and wait for its end; return (dispatch seconds, total seconds)."""
         t0 = time.perf_counter()
-        started = await self.runs.start(doc)
+        started = await self.runs.start(Caller.system(), doc)
         t1 = time.perf_counter()
         status = await self.ends.wait(started.run["id"])
         t2 = time.perf_counter()

@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from conftest import POSTGRES_URL, drop_schema, require_postgres
+from flowplane.services.caller import Caller
 from flowplane.services.runs import RunService
 from flowplane.store.base import Store
 
@@ -456,31 +457,31 @@ async def test_worker_executes_runs_and_finishes_in_flight_nodes_on_sigterm(
                 {"id": "b", "type": "util.log", "params": {"message": "{{ nodes.a.output }}"}},
             ],
         }
-        started = await runs.start(quick, {"n": 21})
+        started = await runs.start(Caller.system(), quick, {"n": 21})
         run_id = started.run["id"]
 
         async def finished(run_id: str = run_id) -> bool:
-            return bool((await runs.get(run_id))["status"] == "finished")
+            return bool((await runs.get(Caller.system(), run_id))["status"] == "finished")
 
         await wait_until(finished, "the quick run")
-        assert (await runs.get(run_id))["output"] == {"b": {"message": "42"}}
+        assert (await runs.get(Caller.system(), run_id))["output"] == {"b": {"message": "42"}}
 
         with SlowServer(delay=2.0) as server:
             slow = {
                 "name": "in-flight",
                 "nodes": [{"id": "call", "type": "http.request", "params": {"url": server.url}}],
             }
-            slow_id = (await runs.start(slow)).run["id"]
+            slow_id = (await runs.start(Caller.system(), slow)).run["id"]
 
             async def in_progress() -> bool:
-                nodes = await runs.nodes(slow_id)
+                nodes = await runs.nodes(Caller.system(), slow_id)
                 return any(n["status"] == "in-progress" for n in nodes)
 
             await wait_until(in_progress, "the slow node to start")
             worker.proc.send_signal(signal.SIGTERM)
             # Graceful: the worker stops claiming but lets the in-flight node finish.
             assert await asyncio.to_thread(worker.wait) == 0, worker.output()
-        run = await runs.get(slow_id)
+        run = await runs.get(Caller.system(), slow_id)
         assert run["status"] == "finished", run
         assert run["output"]["call"]["body"] == {"slow": True}
     finally:

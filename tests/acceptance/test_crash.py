@@ -34,6 +34,7 @@ from crash_support import (
 )
 
 from flowplane.connectors.registry import Registry, load_builtins, register_module
+from flowplane.services.caller import Caller
 from flowplane.services.runs import RunService
 from flowplane.store.base import Store
 
@@ -84,7 +85,7 @@ async def start_runs(runs: RunService, first: int, count: int = RUNS) -> dict[st
     doc = sequential_workflow(len(NODES))
     started = {}
     for n in range(first, first + count):
-        result = await runs.start(doc, {"n": n})
+        result = await runs.start(Caller.system(), doc, {"n": n})
         started[result.run["id"]] = n
     return started
 
@@ -224,7 +225,7 @@ async def test_zombie_completion_is_fenced_off(
             },
         ],
     }
-    run_id = (await runs.start(doc)).run["id"]
+    run_id = (await runs.start(Caller.system(), doc)).run["id"]
     work: NodeKey = (run_id, "work", 0)
     a = spawn(workers, "A", db, files, CRASH_BLOCK_NODE="work", FLOWPLANE_LEASE_SECONDS="1")
 
@@ -265,7 +266,7 @@ async def test_zombie_completion_is_fenced_off(
     assert [r["accepted"] for r in b_done] == [True]
     assert b_done[0]["epoch"] > a_completions()[0]["epoch"]
 
-    await runs.signal(run_id, "go")
+    await runs.signal(Caller.system(), run_id, "go")
     await wait_terminal(store, [run_id])
     run = (await run_rows(store, [run_id]))[run_id]
     assert run["status"] == "finished"

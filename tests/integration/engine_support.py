@@ -11,6 +11,7 @@ from typing import Any
 from flowplane.connectors.base import NodeContext, connector
 from flowplane.connectors.registry import Registry, load_builtins
 from flowplane.engine.worker import Worker
+from flowplane.services.caller import Caller
 from flowplane.services.runs import RunService
 from flowplane.settings import Settings
 from flowplane.store.base import Store
@@ -117,7 +118,7 @@ async def wait_status(
     """Poll until the run has one of ``statuses``."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        run = await runs.get(run_id)
+        run = await runs.get(Caller.system(), run_id)
         if run["status"] in statuses:
             return run
         if asyncio.get_running_loop().time() > deadline:

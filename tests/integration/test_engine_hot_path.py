@@ -9,6 +9,7 @@ from engine_support import fast_settings, running
 
 from flowplane.engine import transitions
 from flowplane.errors import NotFound
+from flowplane.services.caller import Caller
 from flowplane.store import reads
 from flowplane.store.base import Store
 
@@ -23,12 +24,12 @@ def chain(count: int) -> dict[str, Any]:
 async def test_dispatch_leases_roots_to_the_local_worker(store: Store) -> None:
     async with running(store) as rt:
         await asyncio.sleep(0.1)  # the worker is running
-        started = await rt.runs.start(chain(3))
+        started = await rt.runs.start(Caller.system(), chain(3))
         run_id = started.run["id"]
-        run = await rt.runs.wait(run_id, timeout=10)
+        run = await rt.runs.wait(Caller.system(), run_id, timeout=10)
         assert run["status"] == "finished"
         assert rt.probe.calls == {"n0[0]": 1, "n1[0]": 1, "n2[0]": 1}
-        events = await rt.runs.events(run_id)
+        events = await rt.runs.events(Caller.system(), run_id)
         seqs = [e["seq"] for e in events]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # gap-free, in order
         # The dispatch transaction made n0 ready and leased it: one frame, one attempt.
@@ -63,21 +64,23 @@ async def test_no_hand_off_without_free_slots(store: Store) -> None:
         reserved = rt.worker.reserve(1)
         assert reserved == 1
         try:
-            started = await rt.runs.start(chain(2))
+            started = await rt.runs.start(Caller.system(), chain(2))
             node = await store.read(lambda tx: tx.node_row(started.run["id"], "n0", 0))
             assert node is not None and node["status"] == "ready"
         finally:
             rt.worker.release(reserved)
         rt.worker._wake.set()
-        run = await rt.runs.wait(started.run["id"], timeout=10)
+        run = await rt.runs.wait(Caller.system(), started.run["id"], timeout=10)
         assert run["status"] == "finished"
 
 
 async def test_concurrent_runs_keep_seq_gap_free(store: Store) -> None:
     async with running(store) as rt:
-        started = await asyncio.gather(*(rt.runs.start(chain(4)) for _ in range(6)))
+        started = await asyncio.gather(
+            *(rt.runs.start(Caller.system(), chain(4)) for _ in range(6))
+        )
         for result in started:
-            run = await rt.runs.wait(result.run["id"], timeout=20)
+            run = await rt.runs.wait(Caller.system(), result.run["id"], timeout=20)
             assert run["status"] == "finished"
         seqs = await store.read(
             lambda tx: [
@@ -90,8 +93,8 @@ async def test_concurrent_runs_keep_seq_gap_free(store: Store) -> None:
 async def test_reads_after_rolled_back_transactions_keep_working(store: Store) -> None:
     # PostgreSQL: a rollback makes psycopg drop every prepared statement of the session.
     async with running(store) as rt:
-        run_id = (await rt.runs.start(chain(1))).run["id"]
-        await rt.runs.wait(run_id, timeout=10)
+        run_id = (await rt.runs.start(Caller.system(), chain(1))).run["id"]
+        await rt.runs.wait(Caller.system(), run_id, timeout=10)
 
         def missing(tx: Any) -> None:
             tx.get_run(run_id)
@@ -123,8 +126,8 @@ async def test_fan_out_with_max_parallel_and_a_failed_item(store: Store) -> None
                 },
             ],
         }
-        run_id = (await rt.runs.start(doc)).run["id"]
-        run = await rt.runs.wait(run_id, timeout=20)
+        run_id = (await rt.runs.start(Caller.system(), doc)).run["id"]
+        run = await rt.runs.wait(Caller.system(), run_id, timeout=20)
         assert run["status"] == "failed"
         level = await store.read(lambda tx: tx.node_row(run_id, "fan", -1))
         assert level is not None and level["status"] == "failed"
@@ -137,7 +140,7 @@ async def test_fan_out_with_max_parallel_and_a_failed_item(store: Store) -> None
 
 async def test_claim_work_reports_next_due_time(store: Store) -> None:
     async with running(store, start_worker=False) as rt:
-        run_id = (await rt.runs.start(chain(1))).run["id"]
+        run_id = (await rt.runs.start(Caller.system(), chain(1))).run["id"]
         work = await store.transact(lambda tx: transitions.claim_work(tx, "w", 4, 60_000))
         assert [r["run_id"] for r in work.rows] == [run_id]
         assert set(work.runs) == {run_id}
@@ -156,7 +159,7 @@ async def test_hand_off_leased_with_the_completion_is_fenced(store: Store) -> No
                 {"id": "c", "type": "util.noop", "needs": ["a"]},
             ],
         }
-        run_id = (await rt.runs.start(doc)).run["id"]
+        run_id = (await rt.runs.start(Caller.system(), doc)).run["id"]
         first = await store.transact(lambda tx: transitions.claim(tx, "zombie", 1, 1))
         await asyncio.sleep(0.05)
         assert await store.transact(transitions.reap) == 1
@@ -180,16 +183,18 @@ async def test_hand_off_leased_with_the_completion_is_fenced(store: Store) -> No
         rows = {r["node_id"]: r for r in await store.read(lambda tx: tx.node_rows(run_id))}
         assert (rows["b"]["status"], rows["b"]["lease_owner"]) == ("in-progress", "live")
         assert (rows["c"]["status"], rows["c"]["lease_owner"]) == ("ready", None)
-        types = [(e["type"], e.get("nodeId")) for e in await rt.runs.events(run_id)]
+        types = [
+            (e["type"], e.get("nodeId")) for e in await rt.runs.events(Caller.system(), run_id)
+        ]
         assert ("NodeStarted", "b") in types and ("NodeStarted", "c") not in types
         assert types.index(("NodeReady", "b")) < types.index(("NodeStarted", "b"))
 
 
 async def test_no_hand_off_into_a_cancelled_run(store: Store) -> None:
     async with running(store, start_worker=False) as rt:
-        run_id = (await rt.runs.start(chain(2))).run["id"]
+        run_id = (await rt.runs.start(Caller.system(), chain(2))).run["id"]
         claimed = await store.transact(lambda tx: transitions.claim(tx, "w", 1, 60_000))
-        await rt.runs.cancel(run_id)
+        await rt.runs.cancel(Caller.system(), run_id)
         ok = transitions.Outcome(kind="success", output=None)
         result = await store.transact(
             lambda tx: transitions.complete(tx, claimed[0], ok, owner="w", handoff=1)
@@ -203,7 +208,7 @@ async def test_no_hand_off_from_a_completion_that_did_not_apply(store: Store) ->
     # The node run is already finished under the same epoch (a duplicate completion):
     # the lease taken ahead must not apply although status and epoch match.
     async with running(store, start_worker=False) as rt:
-        run_id = (await rt.runs.start(chain(2))).run["id"]
+        run_id = (await rt.runs.start(Caller.system(), chain(2))).run["id"]
         claimed = await store.transact(lambda tx: transitions.claim(tx, "w", 1, 60_000))
         row = claimed[0]
         await store.transact(

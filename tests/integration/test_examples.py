@@ -23,6 +23,7 @@ from engine_support import fast_settings, wait_status
 from flowplane.connectors.registry import default_registry
 from flowplane.engine.worker import Worker
 from flowplane.model.yaml import parse_workflow
+from flowplane.services.caller import Caller
 from flowplane.services.runs import RunService
 from flowplane.store.base import Store
 
@@ -51,17 +52,17 @@ class Env:
 
     async def start(self, example: str, run_input: Any) -> str:
         wf = parse_workflow((EXAMPLES / example).read_text(), source=example)
-        started = await self.runs.start(wf, run_input, source_path=example)
+        started = await self.runs.start(Caller.system(), wf, run_input, source_path=example)
         return str(started.run["id"])
 
     async def finish(self, run_id: str) -> dict[str, Any]:
-        run = await self.runs.wait(run_id, timeout=RUN_TIMEOUT_SECONDS)
+        run = await self.runs.wait(Caller.system(), run_id, timeout=RUN_TIMEOUT_SECONDS)
         return dict(run)
 
     async def node_status(self, run_id: str) -> dict[str, str]:
         return {
             row["node_id"]: row["status"]
-            for row in await self.runs.nodes(run_id)
+            for row in await self.runs.nodes(Caller.system(), run_id)
             if row["iteration"] in (0, -1)
         }
 
@@ -97,7 +98,7 @@ async def fan_out_fan_in(env: Env) -> None:
             "refunds": 1,
         }
     }
-    events = await env.runs.events(run_id)
+    events = await env.runs.events(Caller.system(), run_id)
     started = [e["nodeId"] for e in events if e["type"] == "NodeStarted"]
     # The join starts only after all three branches.
     assert started.index("report") > max(started.index(n) for n in ("amounts", "best_customer"))
@@ -108,8 +109,12 @@ async def approval_gate(env: Env) -> None:
     denied = await env.start("approval_gate.yaml", {"service": "search", "version": "0.9.0"})
     for run_id in (approved, denied):
         await wait_status(env.runs, run_id, "waiting-approval")
-    await env.runs.decide(approved, "approve", approved=True, note="ship it", by="alice")
-    await env.runs.decide(denied, "approve", approved=False, note="freeze week", by="bob")
+    await env.runs.decide(
+        Caller.system(), approved, "approve", approved=True, note="ship it", by="alice"
+    )
+    await env.runs.decide(
+        Caller.system(), denied, "approve", approved=False, note="freeze week", by="bob"
+    )
 
     run = await env.finish(approved)
     assert run["status"] == "finished"
@@ -123,7 +128,7 @@ async def approval_gate(env: Env) -> None:
     assert run["output"]["notify"]["approved"] is False
     statuses = await env.node_status(denied)
     assert statuses["deploy"] == "skipped" and statuses["record_denial"] == "finished"
-    logs = [line["message"] for line in await env.runs.logs(denied)]
+    logs = [line["message"] for line in await env.runs.logs(Caller.system(), denied)]
     assert logs == ["deploy of search 0.9.0 denied: freeze week"]
 
 
@@ -135,9 +140,13 @@ async def retry_flaky_http(env: Env) -> None:
         assert server.requests == 3
     assert run["status"] == "finished", run["error"]
     assert run["output"] == {"quote": {"symbol": "FLOW", "price": 42.5, "served_on_request": 3}}
-    attempts = [a for a in await env.runs.attempts(run_id) if a["node_id"] == "fetch"]
+    attempts = [
+        a for a in await env.runs.attempts(Caller.system(), run_id) if a["node_id"] == "fetch"
+    ]
     assert [a["status"] for a in attempts] == ["failed", "failed", "finished"]
-    retries = [e for e in await env.runs.events(run_id) if e["type"] == "NodeRetrying"]
+    retries = [
+        e for e in await env.runs.events(Caller.system(), run_id) if e["type"] == "NodeRetrying"
+    ]
     assert [e["attempt"] for e in retries] == [2, 3]
 
 
@@ -154,7 +163,7 @@ async def foreach_list(env: Env) -> None:
     summary = run["output"]["summary"]
     assert summary["sent"] == 4
     assert summary["recipients"] == [s["email"] for s in signups]
-    nodes = await env.runs.nodes(run_id)
+    nodes = await env.runs.nodes(Caller.system(), run_id)
     bodies = {
         r["iteration"]: r["output"]["value"]["body"]
         for r in nodes
@@ -178,11 +187,11 @@ async def sub_workflow(env: Env) -> None:
             "grand_total": 178.75,
         }
     }
-    events = await env.runs.events(run_id)
+    events = await env.runs.events(Caller.system(), run_id)
     children = [e["childRunId"] for e in events if e.get("childRunId")]
     assert len(children) == 2
     for child_id in children:
-        child = await env.runs.get(child_id)
+        child = await env.runs.get(Caller.system(), child_id)
         assert child["status"] == "finished"
         assert child["parent_run_id"] == run_id
         assert child["workflow_name"] == "price-invoice"
@@ -203,19 +212,23 @@ async def order_followup(env: Env) -> None:
     for run_id in (overpaid, exact):
         await wait_status(env.runs, run_id, "waiting-event")
     # A signal with another correlation id does not wake the node.
-    stray = await env.runs.signal(overpaid, "payment-received", {"amount": 1}, "order-99")
+    stray = await env.runs.signal(
+        Caller.system(), overpaid, "payment-received", {"amount": 1}, "order-99"
+    )
     assert stray["delivered"] is False
-    await env.runs.signal(overpaid, "payment-received", {"amount": 120}, "order-7")
-    await env.runs.signal(exact, "payment-received", {"amount": 50}, "order-8")
+    await env.runs.signal(Caller.system(), overpaid, "payment-received", {"amount": 120}, "order-7")
+    await env.runs.signal(Caller.system(), exact, "payment-received", {"amount": 50}, "order-8")
 
     await wait_status(env.runs, overpaid, "waiting-approval")
-    await env.runs.decide(overpaid, "approve_refund", approved=True, note="refund 20")
+    await env.runs.decide(
+        Caller.system(), overpaid, "approve_refund", approved=True, note="refund 20"
+    )
     run = await env.finish(overpaid)
     assert run["output"] == {"result": {"order_id": 7, "paid": 120, "refund_step": "finished"}}
 
     run = await env.finish(exact)
     assert run["output"] == {"result": {"order_id": 8, "paid": 50, "refund_step": "skipped"}}
-    logs = [line["message"] for line in await env.runs.logs(exact)]
+    logs = [line["message"] for line in await env.runs.logs(Caller.system(), exact)]
     assert logs == ["order 8: paid 50, refund step skipped"]
 
 

@@ -31,6 +31,7 @@ from flowplane.api import rpc
 from flowplane.api.app import create_app
 from flowplane.api.deps import api_routes
 from flowplane.api.gateway import Connection, Gateway, GatewayConfig, drain
+from flowplane.services.caller import Caller
 from flowplane.services.feed import EventFeed, namespace_filter, run_filter
 from flowplane.store import reads
 from flowplane.store.base import Store
@@ -202,7 +203,9 @@ async def wait_status(served: Served, run_id: str, status: str) -> None:
 
 async def table(served: Served, run_id: str) -> list[dict[str, Any]]:
     services = served.app.state.services
-    events: list[dict[str, Any]] = served.on_server(services.runs.events(run_id, 0, 10_000))
+    events: list[dict[str, Any]] = served.on_server(
+        services.runs.events(Caller.system(), run_id, 0, 10_000)
+    )
     return events
 
 

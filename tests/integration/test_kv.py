@@ -12,6 +12,7 @@ import pytest
 from api_support import ApiHarness, api_fixture, started  # noqa: F401  (the api fixture)
 
 from flowplane.errors import KVValueNotNumeric, VersionMismatch
+from flowplane.services.caller import Caller
 from flowplane.services.kv import KVService, StoreKV
 from flowplane.store.audit import Actor
 from flowplane.store.base import Store
@@ -135,10 +136,12 @@ async def test_connectors_in_a_real_run(db: tuple[str, str], tmp_path: Path) -> 
             ],
         }
         services = api.services
-        started_run = await services.runs.start(doc)
-        run = await services.runs.wait(started_run.run["id"], timeout=30)
+        started_run = await services.runs.start(Caller.system(), doc)
+        run = await services.runs.wait(Caller.system(), started_run.run["id"], timeout=30)
         assert run["status"] == "finished", run
-        nodes = {n["node_id"]: n["output"] for n in await services.runs.nodes(run["id"])}
+        nodes = {
+            n["node_id"]: n["output"] for n in await services.runs.nodes(Caller.system(), run["id"])
+        }
         assert nodes["read"] == {"value": {"text": "hi"}, "found": True}
         assert nodes["miss"] == {"value": 7, "found": False}
         assert nodes["inc2"] == {"value": 5}

@@ -17,6 +17,7 @@ import pytest
 from engine_support import running
 
 from conftest import POSTGRES_URL, drop_schema, require_postgres
+from flowplane.services.caller import Caller
 from flowplane.store.base import Store
 from flowplane.store.prepared import Prepared
 from flowplane.store.statements import GATED_CLAIM_PENDING
@@ -67,8 +68,8 @@ async def test_gated_claim_looks_the_finished_row_up_by_id(pg_store: tuple[Store
             ],
         }
         for _ in range(3):
-            run = (await rt.runs.start(chain)).run["id"]
-            assert (await rt.runs.wait(run, timeout=20))["status"] == "finished"
+            run = (await rt.runs.start(Caller.system(), chain)).run["id"]
+            assert (await rt.runs.wait(Caller.system(), run, timeout=20))["status"] == "finished"
     params: dict[str, Any] = {
         "_run": "r",
         "_node": "n",

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from engine_support import running
 
+from flowplane.services.caller import Caller
 from flowplane.store.base import Store
 from flowplane.store.prepared import Prepared
 
@@ -71,10 +72,10 @@ async def test_workload_parameters_match_construct_params(store: Store, checked:
                 },
             ],
         }
-        first = (await rt.runs.start(chain, {"k": "v"})).run["id"]
-        second = (await rt.runs.start(fan)).run["id"]
-        assert (await rt.runs.wait(first, timeout=20))["status"] == "finished"
-        assert (await rt.runs.wait(second, timeout=20))["status"] == "failed"
+        first = (await rt.runs.start(Caller.system(), chain, {"k": "v"})).run["id"]
+        second = (await rt.runs.start(Caller.system(), fan)).run["id"]
+        assert (await rt.runs.wait(Caller.system(), first, timeout=20))["status"] == "finished"
+        assert (await rt.runs.wait(Caller.system(), second, timeout=20))["status"] == "failed"
     sql = " ".join(checked)
     for table in ("INSERT INTO events", "INSERT INTO frames", "INSERT INTO node_runs"):
         assert table in sql

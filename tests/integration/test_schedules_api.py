@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from api_support import ApiHarness, api_fixture  # noqa: F401  (the ``api`` fixture)
 
 from flowplane.engine.cron import TickResult, tick
+from flowplane.services.caller import Caller
 from flowplane.store import schema as t
 from flowplane.store.base import Store
 
@@ -211,12 +212,14 @@ async def test_trigger_now_and_admin_tick(api: ApiHarness) -> None:
     response = await api.client.post(f"/v1/schedules/{sched['id']}/trigger")
     assert response.status_code == 202, response.text
     run_id = response.json()["runId"]
-    run = await api.services.runs.get(run_id)
+    run = await api.services.runs.get(Caller.system(), run_id)
     assert run["trigger"] == "schedule" and run["input"] == {"n": 5}
     override = await api.client.post(
         f"/v1/schedules/{sched['id']}/trigger", json={"input": {"n": 6}}
     )
-    assert (await api.services.runs.get(override.json()["runId"]))["input"] == {"n": 6}
+    assert (await api.services.runs.get(Caller.system(), override.json()["runId"]))["input"] == {
+        "n": 6
+    }
 
     ticked = await api.client.post("/v1/admin/tick")
     assert ticked.status_code == 200

@@ -1,7 +1,7 @@
 """``GET /v1/runs/{id}`` of settled runs served from memory, on both backends.
 
 The first read of a settled run renders it; later reads are answered before routing
-(:mod:`flowplane.api.hot_routes`). These tests check that such answers are the same
+(:mod:`flowplane.api.settled_runs`). These tests check that such answers are the same
 document with the same headers, still authenticated, rate-limited, counted and
 namespace-checked, and that a change of the run is never hidden from this process.
 """
@@ -21,6 +21,7 @@ import pytest
 from runs_support import ADMIN, OTHER_NS, VIEWER, Api, create_keys, fast_settings
 
 from flowplane.api.app import create_app
+from flowplane.services.caller import Caller
 from flowplane.services.runs import RunService
 from flowplane.store.base import Store
 
@@ -131,7 +132,7 @@ async def test_a_change_through_another_process(db: tuple[str, str], tmp_path: P
         run_id, _ = await settled_run(api)
         other_store = await Store.open(db[0], schema=db[1])
         try:
-            await RunService(other_store).resume(run_id)
+            await RunService(other_store).resume(Caller.system(), run_id)
             resumed_at = time.monotonic()
             while True:
                 read = await api.http.get(f"/v1/runs/{run_id}", headers=api.headers(VIEWER))
@@ -147,6 +148,6 @@ async def test_cache_off(db: tuple[str, str], tmp_path: Path) -> None:
     async with served(db, tmp_path, run_cache_seconds=0) as api:
         run_id, _ = await settled_run(api)
         other = RunService(api.app.state.services.store)
-        await other.resume(run_id)
+        await other.resume(Caller.system(), run_id)
         read = await api.http.get(f"/v1/runs/{run_id}", headers=api.headers(VIEWER))
         assert read.json()["status"] != "failed"

@@ -18,6 +18,7 @@ import pytest
 from api_support import ApiHarness, api_fixture, started  # noqa: F401  (``api`` fixture)
 
 from flowplane.security.webhooks import sign
+from flowplane.services.caller import Caller
 
 SECRETS = {
     "standard": "whsec_" + base64.b64encode(b"k" * 32).decode(),
@@ -67,7 +68,7 @@ async def deliver(
 
 
 async def count_runs(api: ApiHarness) -> int:
-    return len(await api.services.runs.list_runs(limit=500))
+    return len((await api.services.runs.list_runs(Caller.system(), limit=500)).items)
 
 
 async def test_unsigned_trigger_starts_a_run_with_body_headers_and_query(api: ApiHarness) -> None:
@@ -82,7 +83,7 @@ async def test_unsigned_trigger_starts_a_run_with_body_headers_and_query(api: Ap
         params=[("a", "1"), ("a", "2"), ("b", "3")],
     )
     assert response.status_code == 202, response.text
-    run = await api.services.runs.get(response.json()["runId"])
+    run = await api.services.runs.get(Caller.system(), response.json()["runId"])
     assert run["trigger"] == "webhook" and run["triggered_by"] == "webhook:new-order"
     data = run["input"]
     # The body is data: the template-looking string stays as it is.
@@ -94,7 +95,7 @@ async def test_unsigned_trigger_starts_a_run_with_body_headers_and_query(api: Ap
     form = await deliver(
         api, "new-order", b"x=1&y=2", {"Content-Type": "application/x-www-form-urlencoded"}
     )
-    form_run = await api.services.runs.get(form.json()["runId"])
+    form_run = await api.services.runs.get(Caller.system(), form.json()["runId"])
     assert form_run["input"]["body"] == {"x": "1", "y": "2"}
 
     unknown = await deliver(api, "no-such-key", b"{}")
@@ -261,12 +262,12 @@ SIGNAL_WORKFLOW = {
 
 async def wait_status(api: ApiHarness, run_id: str, status: str, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
-    while (await api.services.runs.get(run_id))["status"] != status:
+    while (await api.services.runs.get(Caller.system(), run_id))["status"] != status:
         if time.monotonic() > deadline:
-            run = await api.services.runs.get(run_id)
+            run = await api.services.runs.get(Caller.system(), run_id)
             nodes = [
                 (n["node_id"], n["status"], n["error"])
-                for n in await api.services.runs.nodes(run_id)
+                for n in await api.services.runs.nodes(Caller.system(), run_id)
             ]
             raise AssertionError(
                 f"run never became {status}: {run['status']} {run['error']} {nodes}"
@@ -279,7 +280,9 @@ async def test_signal_trigger_wakes_the_correlated_run(db: tuple[str, str], tmp_
         wf = await make_workflow(api, SIGNAL_WORKFLOW)
         runs = [
             (
-                await api.services.runs.start(SIGNAL_WORKFLOW, {"order": n}, workflow_id=wf["id"])
+                await api.services.runs.start(
+                    Caller.system(), SIGNAL_WORKFLOW, {"order": n}, workflow_id=wf["id"]
+                )
             ).run["id"]
             for n in (1, 2)
         ]
@@ -301,8 +304,8 @@ async def test_signal_trigger_wakes_the_correlated_run(db: tuple[str, str], tmp_
         assert response.status_code == 202, response.text
         assert response.json() == {"delivered": 1, "runIds": [runs[0]], "correlationId": "order-1"}
         await wait_status(api, runs[0], "finished")
-        assert (await api.services.runs.get(runs[1]))["status"] == "waiting-event"
-        nodes = {n["node_id"]: n for n in await api.services.runs.nodes(runs[0])}
+        assert (await api.services.runs.get(Caller.system(), runs[1]))["status"] == "waiting-event"
+        nodes = {n["node_id"]: n for n in await api.services.runs.nodes(Caller.system(), runs[0])}
         payload = nodes["paid"]["output"]["payload"]
         assert payload["body"]["amount"] == "{{ 6 * 7 }}"  # data, never rendered
         replay = await deliver(api, "payments", body, headers)

@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 from api_support import ApiHarness, started
 
+from flowplane.services.caller import Caller
+
 REPLY_WORKFLOW: dict[str, Any] = {
     "name": "quote",
     "nodes": [
@@ -51,7 +53,7 @@ async def deliver(api: ApiHarness, key: str, body: dict[str, Any]) -> httpx.Resp
 
 async def wait_finished(api: ApiHarness, run_id: str) -> None:
     deadline = time.monotonic() + 15
-    while (await api.services.runs.get(run_id))["status"] != "finished":
+    while (await api.services.runs.get(Caller.system(), run_id))["status"] != "finished":
         assert time.monotonic() < deadline, "the run did not finish"
         await asyncio.sleep(0.1)
 
@@ -69,7 +71,7 @@ async def test_the_reply_node_answers_the_caller(db: tuple[str, str], tmp_path: 
         assert response.headers["content-security-policy"].startswith("sandbox")
         assert response.headers["x-content-type-options"] == "nosniff"
         assert int(response.headers["content-length"]) == len(response.content)
-        runs = await api.services.runs.list_runs(limit=10)
+        runs = (await api.services.runs.list_runs(Caller.system(), limit=10)).items
         assert len(runs) == 1
         # The caller had its answer before the run's slow last node; the run still finishes.
         assert runs[0]["status"] != "finished"

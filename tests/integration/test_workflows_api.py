@@ -12,6 +12,8 @@ import pytest
 import yaml
 from api_support import ApiHarness, started
 
+from flowplane.services.caller import Caller
+
 ORDER_YAML = """\
 name: order-followup
 description: Fetch an order, then log it.
@@ -196,7 +198,7 @@ async def test_soft_delete_keeps_runs_pinned_copy(api: ApiHarness) -> None:
     assert wf["id"] not in [w["id"] for w in listed["items"]]
 
     assert (await api.client.get(f"/v1/runs/{run_id}")).status_code == 200
-    pinned = await api.services.runs.document(run_id)
+    pinned = await api.services.runs.document(Caller.system(), run_id)
     assert pinned["nodes"][0]["params"]["message"] == "pinned"
     # The name is free again.
     assert (await create(api, simple("doomed")))["id"] != wf["id"]

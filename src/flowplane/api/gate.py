@@ -25,12 +25,12 @@ from fastapi import FastAPI, Request
 from starlette.datastructures import Headers
 
 from flowplane.api.context import set_actor
-from flowplane.api.hot_routes import SettledRunMiddleware
 from flowplane.api.limits import BodyLimitMiddleware
 from flowplane.api.metrics import Metrics, MetricsMiddleware
 from flowplane.api.openapi import install_openapi
 from flowplane.api.problems import error_response
 from flowplane.api.ratelimit import RateLimiter
+from flowplane.api.settled_runs import SettledRunMiddleware
 from flowplane.errors import FlowplaneError, Unauthorized
 from flowplane.security.tokens import API_KEY_PREFIX
 from flowplane.services.auth import AuthService
@@ -277,7 +277,7 @@ def install_security(app: FastAPI, settings: Settings) -> None:
 
     Middleware order, outermost first: metrics (sees every request), security (auth and
     rate limit, before any body is read), settled-run details served from memory
-    (:mod:`flowplane.api.hot_routes`), body limits, then the routes.
+    (:mod:`flowplane.api.settled_runs`), body limits, then the routes.
     """
     metrics = Metrics()
     app.state.metrics = metrics

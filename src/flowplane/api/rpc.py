@@ -1,9 +1,11 @@
 """The gateway's RPC methods: one table shared by ``/v1/ws`` and ``POST /v1/rpc/{method}``.
 
-Each method names the REST endpoint it mirrors and calls it, so the rules (namespace
-checks, owner checks, idempotency, wire shapes) live in one place, and the method's role
-is read from that endpoint's ``require(...)``: an RPC call needs exactly the role of its
-REST route. Params are validated with pydantic models (``extra="forbid"``, camelCase).
+Each method translates its params to one service call with the caller, as the REST
+endpoint it mirrors does, so the rules (roles, namespace checks, owner checks,
+idempotency) live in the services and the wire shapes in the shared views. The method's
+role is read from that endpoint's ``require(...)``: an RPC call needs exactly the role of
+its REST route. Params are validated with pydantic models (``extra="forbid"``,
+camelCase).
 
 Stream methods (``streamRunEvents``, ``subscribe``) return a :class:`StreamSpec`: on the
 WebSocket the gateway turns it into a live subscription; over HTTP it is answered with one
@@ -19,24 +21,40 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import Response
 from fastapi.params import Depends
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
-from starlette.requests import Request
 
 from flowplane.api.deps import ID_PATTERN, RoleRequirement
 from flowplane.api.metrics import Metrics
+from flowplane.api.models.runs import (
+    DecisionBody,
+    DispatchBody,
+    ForkBody,
+    RewindBody,
+    SignalBody,
+    parse_time,
+    split_values,
+)
 from flowplane.api.routes import approvals as approval_routes
 from flowplane.api.routes import events as event_routes
 from flowplane.api.routes import runs as run_routes
 from flowplane.api.routes import schedules as schedule_routes
 from flowplane.api.routes import timetravel as timetravel_routes
 from flowplane.api.routes import workflows as workflow_routes
+from flowplane.api.run_views import (
+    approval_model,
+    render_detail,
+    run_fields,
+    run_model,
+    signal_result,
+)
+from flowplane.client.models import ApprovalList, DispatchResult
 from flowplane.errors import FlowplaneError, Forbidden, ParamsInvalid, UnknownMethod
 from flowplane.services.caller import ROLE_RANK, Caller, Role
 from flowplane.services.container import Services
-from flowplane.services.feed import EventFilter, namespace_filter, run_filter
+from flowplane.services.feed import EventFilter
+from flowplane.services.paging import paginate
 
 MAX_PAGE_EVENTS = 1000
 """The most events one HTTP call of a stream method returns."""
@@ -83,19 +101,19 @@ class ListRunsParams(Params):
     cursor: str | None = Field(default=None, max_length=64)
 
 
-class RewindParams(timetravel_routes.RewindBody):
+class RewindParams(RewindBody):
     """``rewindRun``: ``{runId, frameNo}``."""
 
     run_id: RunId
 
 
-class ForkParams(timetravel_routes.ForkBody):
+class ForkParams(ForkBody):
     """``forkRun``: ``{runId, frameNo | fromNode, input?, useLatestVersion?}``."""
 
     run_id: RunId
 
 
-class ApprovalParams(run_routes.DecisionBody):
+class ApprovalParams(DecisionBody):
     """``submitApproval``: ``approved`` must be a JSON boolean (not ``"false"`` or ``0``)."""
 
     run_id: RunId
@@ -103,7 +121,7 @@ class ApprovalParams(run_routes.DecisionBody):
     approved: StrictBool
 
 
-class SignalParams(run_routes.SignalBody):
+class SignalParams(SignalBody):
     """``submitSignal``: ``{runId, name, payload?, correlationId?}``."""
 
     run_id: RunId
@@ -230,104 +248,120 @@ def method(
     return register
 
 
-def _query_request(path: str) -> Request:
-    """A bare request for endpoints that read their own URL (to build ``Link`` headers)."""
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "scheme": "http",
-        "server": ("gateway", 80),
-        "path": path,
-        "root_path": "",
-        "query_string": b"",
-        "headers": [],
-    }
-    return Request(scope)
-
-
-@method("launchRun", run_routes.DispatchBody, run_routes.dispatch_run)
-async def _launch_run(services: Services, principal: Caller, p: run_routes.DispatchBody) -> Any:
-    return await run_routes.dispatch_run(p, Response(), principal, services)
+@method("launchRun", DispatchBody, run_routes.dispatch_run)
+async def _launch_run(services: Services, principal: Caller, p: DispatchBody) -> Any:
+    result = await services.runs.launch(principal, p.launch_request(), root=services.settings.root)
+    return DispatchResult(**run_fields(result.run), created=result.created)
 
 
 @method("getRun", RunRef, run_routes.get_run)
 async def _get_run(services: Services, principal: Caller, p: RunRef) -> Any:
-    return json.loads(await run_routes.run_detail_body(p.run_id, principal, services))
+    return json.loads(await services.runs.detail(principal, p.run_id, render_detail))
 
 
 @method("listRuns", ListRunsParams, run_routes.list_runs)
 async def _list_runs(services: Services, principal: Caller, p: ListRunsParams) -> Any:
-    response = Response()
-    items = await run_routes.list_runs(
-        _query_request("/v1/runs"),
-        response,
+    page = await services.runs.list_runs(
         principal,
-        services,
-        limit=p.limit,
-        status=p.status,
+        namespaces=split_values(p.namespace),
+        statuses=split_values(p.status),
         workflow=p.workflow,
-        namespace=p.namespace,
-        created_after=None if p.created_after is None else str(p.created_after),
-        created_before=None if p.created_before is None else str(p.created_before),
+        created_after_ms=parse_time(_text(p.created_after), "createdAfter"),
+        created_before_ms=parse_time(_text(p.created_before), "createdBefore"),
         cursor=p.cursor,
+        limit=p.limit,
     )
-    return {"items": items, "nextCursor": response.headers.get("X-Next-Cursor")}
+    return {"items": [run_model(row) for row in page.items], "nextCursor": page.next_cursor}
+
+
+def _text(value: int | str | None) -> str | None:
+    return None if value is None else str(value)
 
 
 @method("cancelRun", RunRef, run_routes.cancel_run)
 async def _cancel_run(services: Services, principal: Caller, p: RunRef) -> Any:
-    return await run_routes.cancel_run(p.run_id, principal, services)
+    return run_model(await services.runs.cancel(principal, p.run_id))
 
 
 @method("resumeRun", RunRef, run_routes.resume_run)
 async def _resume_run(services: Services, principal: Caller, p: RunRef) -> Any:
-    return await run_routes.resume_run(p.run_id, principal, services)
+    return run_model(await services.runs.resume(principal, p.run_id))
 
 
 @method("rewindRun", RewindParams, timetravel_routes.rewind_run)
 async def _rewind_run(services: Services, principal: Caller, p: RewindParams) -> Any:
-    return await timetravel_routes.rewind_run(p.run_id, p, principal, services)
+    return run_model(await services.runs.rewind(principal, p.run_id, p.frame_no))
 
 
 @method("forkRun", ForkParams, timetravel_routes.fork_run)
 async def _fork_run(services: Services, principal: Caller, p: ForkParams) -> Any:
-    return await timetravel_routes.fork_run(p.run_id, p, Response(), principal, services)
+    result = await services.runs.fork(
+        principal,
+        p.run_id,
+        frame_no=p.frame_no,
+        from_node=p.from_node,
+        run_input=p.input,
+        use_latest_version=p.use_latest_version,
+        triggered_by=principal.name,
+    )
+    return DispatchResult(**run_fields(result.run), created=result.created)
 
 
 @method("submitApproval", ApprovalParams, run_routes.approve_node)
 async def _submit_approval(services: Services, principal: Caller, p: ApprovalParams) -> Any:
-    decide = run_routes.approve_node if p.approved else run_routes.deny_node
-    return await decide(p.run_id, p.node_id, principal, services, p)
+    row = await services.runs.decide(
+        principal,
+        p.run_id,
+        p.node_id,
+        approved=p.approved,
+        iteration=p.iteration,
+        note=p.note,
+        by=principal.name,
+    )
+    return approval_model(row)
 
 
 @method("submitSignal", SignalParams, run_routes.send_signal)
 async def _submit_signal(services: Services, principal: Caller, p: SignalParams) -> Any:
-    return await run_routes.send_signal(p.run_id, p.name, principal, services, p)
+    result = await services.runs.signal(principal, p.run_id, p.name, p.value, p.correlation_id)
+    return signal_result(p.run_id, p.name, result)
 
 
 @method("listApprovals", ListApprovalsParams, approval_routes.list_approvals)
 async def _list_approvals(services: Services, principal: Caller, p: ListApprovalsParams) -> Any:
-    return await approval_routes.list_approvals(
-        principal, services, status=p.status, namespace=p.namespace, limit=p.limit
+    rows = await services.runs.approvals.list(
+        principal,
+        status=None if p.status == "all" else p.status,
+        namespaces=p.namespace,
+        limit=p.limit,
     )
+    return ApprovalList(approvals=[approval_model(row) for row in rows])
 
 
 @method("listWorkflows", PageParams, workflow_routes.list_workflows)
 async def _list_workflows(services: Services, principal: Caller, p: PageParams) -> Any:
-    return await workflow_routes.list_workflows(
-        principal, services, namespace=p.namespace, limit=p.limit, cursor=p.cursor
+    visible = principal.visible(p.namespace)
+    if visible is not None and not visible:
+        return workflow_routes.WorkflowList(items=[], next_cursor=None)
+    page = await services.workflows.list_workflows(
+        namespaces=visible, limit=p.limit, cursor=p.cursor
+    )
+    return workflow_routes.WorkflowList(
+        items=[workflow_routes.workflow_out(w) for w in page.items], next_cursor=page.next_cursor
     )
 
 
 @method("cronList", CronListParams, schedule_routes.list_schedules)
 async def _cron_list(services: Services, principal: Caller, p: CronListParams) -> Any:
-    return await schedule_routes.list_schedules(
-        principal,
-        services,
-        namespace=p.namespace,
-        workflow_id=p.workflow_id,
-        limit=p.limit,
-        cursor=p.cursor,
+    visible = principal.visible(p.namespace)
+    if visible is not None and not visible:
+        return schedule_routes.ScheduleList(items=[])
+    rows = await services.schedules.list_schedules(
+        namespaces=visible, workflow_id=p.workflow_id, cursor=p.cursor, limit=p.limit + 1
+    )
+    page = paginate(rows, p.limit)
+    return schedule_routes.ScheduleList(
+        items=[schedule_routes.schedule_out(r) for r in page.items], next_cursor=page.next_cursor
     )
 
 
@@ -335,27 +369,36 @@ async def _cron_list(services: Services, principal: Caller, p: CronListParams) -
 async def _cron_create(
     services: Services, principal: Caller, p: schedule_routes.ScheduleCreate
 ) -> Any:
-    return await schedule_routes.create_schedule(p, Response(), principal, services)
+    row = await services.schedules.create(
+        schedule_routes._changes(p),
+        namespaces=principal.visible(),
+        created_by=principal.name,
+    )
+    return schedule_routes.schedule_out(row)
 
 
 @method("cronDelete", CronRef, schedule_routes.delete_schedule)
 async def _cron_delete(services: Services, principal: Caller, p: CronRef) -> Any:
-    await schedule_routes.delete_schedule(p.schedule_id, principal, services)
+    await services.schedules.delete(p.schedule_id, namespaces=principal.visible())
     return {"scheduleId": p.schedule_id, "deleted": True}
 
 
 @method("cronRun", CronRunParams, schedule_routes.trigger_schedule)
 async def _cron_run(services: Services, principal: Caller, p: CronRunParams) -> Any:
-    body = schedule_routes.TriggerNow(input=p.input)
-    return await schedule_routes.trigger_schedule(
-        p.schedule_id, principal, services, body, idempotency_key=p.idempotency_key
+    started = await services.schedules.trigger(
+        p.schedule_id,
+        namespaces=principal.visible(),
+        run_input=p.input,
+        triggered_by=principal.name,
+        idempotency_key=p.idempotency_key,
     )
+    return schedule_routes.Started(run_id=started.run["id"])
 
 
 @method("streamRunEvents", StreamRunParams, run_routes.stream_run_events)
 async def _stream_run_events(services: Services, principal: Caller, p: StreamRunParams) -> Any:
-    await services.runs.get(p.run_id, principal.namespaces)
-    return StreamSpec(run_filter(p.run_id, p.types), p.after_seq, True, p.limit)
+    event_filter = await services.feed.for_run(principal, p.run_id, p.types)
+    return StreamSpec(event_filter, p.after_seq, True, p.limit)
 
 
 @method("subscribe", SubscribeParams, event_routes.stream_namespace_events)
@@ -368,8 +411,9 @@ async def _subscribe(services: Services, principal: Caller, p: SubscribeParams) 
             principal,
             StreamRunParams(run_id=p.run_id, after_seq=p.after_seq, types=p.types, limit=p.limit),
         )
-    namespaces = event_routes.visible_namespaces(principal, p.namespace or [])
-    return StreamSpec(namespace_filter(namespaces, p.types), p.after_seq, False, p.limit)
+    requested = split_values(p.namespace) or []
+    event_filter = services.feed.for_namespaces(principal, requested, p.types)
+    return StreamSpec(event_filter, p.after_seq, False, p.limit)
 
 
 # --- calling -----------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Views of run rows as wire models: runs, node states, attempts, approvals and log pages.
+"""Views of what the run services return as wire models: runs, details, approvals, logs.
 
-Pure functions from store rows (``dict``) to :mod:`flowplane.client.models`, so the routes
-stay thin and the shapes are tested once.
+Pure functions from :mod:`flowplane.services.runs` results to :mod:`flowplane.client.models`,
+shared by every surface that answers in Flowplane's wire format (REST, RPC, serve mode), so
+the shapes are written once.
 """
 
 from __future__ import annotations
@@ -9,26 +10,35 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flowplane.client.models import Approval, Attempt, LogItem, LogPage, NodeState, Run, RunDetail
-from flowplane.errors import InvalidInput
-from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, Row, now_ms
+from flowplane.client.models import (
+    Approval,
+    Attempt,
+    Frame,
+    LogItem,
+    LogPage,
+    NodeState,
+    Run,
+    RunDetail,
+    RunDiff,
+    SignalResult,
+)
+from flowplane.services.paging import Page
+from flowplane.services.runs import LogEntry, Row, RunSnapshot, duration_ms
+from flowplane.status import TERMINAL_NODE, TERMINAL_RUN
+
+MEDIA_TYPE = "application/json"
+"""The media type of a rendered run detail."""
 
 
 def iso(ms: int | None) -> str | None:
+    """An epoch-milliseconds time as ISO-8601 UTC (``...Z``)."""
     if ms is None:
         return None
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def duration_ms(started: int | None, finished: int | None, running: bool) -> int | None:
-    if started is None:
-        return None
-    if finished is None:
-        return max(0, now_ms() - started) if running else None
-    return max(0, finished - started)
-
-
 def run_fields(row: Row) -> dict[str, Any]:
+    """The fields of a run row shared by every run model."""
     return {
         "run_id": row["id"],
         "namespace": row["namespace"],
@@ -148,21 +158,6 @@ def approval_model(row: Row) -> Approval:
     )
 
 
-def parse_log_cursor(value: str | None) -> tuple[int, int]:
-    """Split a log cursor ``"<last log id>.<last attempt id>"`` (a bare number = log id)."""
-    if not value:
-        return 0, 0
-    try:
-        parts = [int(p) for p in value.split(".")]
-    except ValueError:
-        raise InvalidInput("after must be a cursor returned as nextCursor") from None
-    if len(parts) == 1:
-        return parts[0], 0
-    if len(parts) != 2 or min(parts) < 0:
-        raise InvalidInput("after must be a cursor returned as nextCursor")
-    return parts[0], parts[1]
-
-
 def _log_item(row: Row) -> LogItem:
     return LogItem(
         kind="log",
@@ -189,29 +184,40 @@ def _attempt_item(row: Row) -> LogItem:
     )
 
 
-def log_page(
-    logs: list[Row], attempts: list[Row], *, after: tuple[int, int], limit: int
-) -> LogPage:
-    """Merge log lines and attempts (each in id order, after the cursor) into one page.
+def log_page(page: Page[LogEntry]) -> LogPage:
+    """The wire model of a page of :meth:`RunService.log_page`."""
+    items = [
+        _log_item(entry.row) if entry.kind == "log" else _attempt_item(entry.row)
+        for entry in page.items
+    ]
+    return LogPage(items=items, next_cursor=page.next_cursor)
 
-    Items are taken in time order from the front of each list, so the next cursor is simply
-    the last log id and the last attempt id taken: no item is skipped or repeated. ``logs``
-    should hold up to ``limit + 1`` rows so that a further page is detected.
-    """
-    after_log, after_attempt = after
-    items: list[LogItem] = []
-    li = ai = 0
-    while len(items) < limit and (li < len(logs) or ai < len(attempts)):
-        take_log = ai >= len(attempts) or (
-            li < len(logs) and logs[li]["ts_ms"] <= attempts[ai]["finished_at_ms"]
-        )
-        if take_log:
-            after_log = logs[li]["id"]
-            items.append(_log_item(logs[li]))
-            li += 1
-        else:
-            after_attempt = attempts[ai]["id"]
-            items.append(_attempt_item(attempts[ai]))
-            ai += 1
-    more = li < len(logs) or ai < len(attempts)
-    return LogPage(items=items, next_cursor=f"{after_log}.{after_attempt}" if more else None)
+
+def render_detail(snapshot: RunSnapshot) -> bytes:
+    """The JSON body of ``GET /v1/runs/{id}`` for a snapshot (what the cache keeps)."""
+    return describe(*snapshot).model_dump_json(by_alias=True).encode()
+
+
+def frame_model(raw: dict[str, Any]) -> Frame:
+    """The wire model of one frame of :meth:`RunService.frames`."""
+    frame = Frame.model_validate(raw)
+    frame.created_at_ms = frame.timestamp_ms
+    return frame
+
+
+def diff_model(raw: dict[str, Any]) -> RunDiff:
+    """The wire model of :meth:`RunService.diff`'s result."""
+    diff = RunDiff.model_validate(raw)
+    diff.changed_nodes = sorted({n.node_id for n in diff.nodes if n.changed})
+    return diff
+
+
+def signal_result(run_id: str, name: str, result: dict[str, Any]) -> SignalResult:
+    """The wire model of :meth:`RunService.signal`'s result."""
+    return SignalResult(
+        run_id=run_id,
+        signal=name,
+        delivered=bool(result.get("delivered")),
+        node_id=result.get("nodeId"),
+        iteration=result.get("iteration"),
+    )

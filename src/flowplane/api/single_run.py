@@ -25,18 +25,26 @@ from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Header, Query, Request
 from starlette.datastructures import Headers
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from flowplane import __version__
 from flowplane.api import problems
 from flowplane.api.gate import AuthRequired, extract_credential
 from flowplane.api.limits import BodyLimitMiddleware
-from flowplane.api.routes.runs import DecisionBody, SignalBody
-from flowplane.api.routes.timetravel import DEFAULT_FRAME_LIMIT, MAX_FRAME_LIMIT, frame_page
-from flowplane.api.run_views import approval_model, describe, run_model
+from flowplane.api.models.runs import DecisionBody, SignalBody
+from flowplane.api.routes.timetravel import DEFAULT_FRAME_LIMIT, MAX_FRAME_LIMIT
+from flowplane.api.run_views import (
+    MEDIA_TYPE,
+    approval_model,
+    frame_model,
+    render_detail,
+    run_model,
+    signal_result,
+)
 from flowplane.api.sse import event_stream_response, parse_last_event_id
 from flowplane.client.models import Approval, Frame, Run, RunDetail, SignalResult
 from flowplane.errors import FlowplaneError
+from flowplane.services.caller import Caller
 from flowplane.services.runs import RunService
 from flowplane.settings import Settings
 
@@ -87,7 +95,12 @@ class KeyGate:
 
 
 def create_single_run_app(
-    runs: RunService, run_id: str, *, key: str, settings: Settings | None = None
+    runs: RunService,
+    run_id: str,
+    *,
+    key: str,
+    settings: Settings | None = None,
+    caller: Caller | None = None,
 ) -> FastAPI:
     """Build the app that serves the run ``run_id`` of ``runs``.
 
@@ -96,8 +109,11 @@ def create_single_run_app(
         run_id: the one run served.
         key: the key every route but ``/health`` requires.
         settings: for the request body limits (default: from the environment).
+        caller: who the holder of ``key`` acts as (default: the process itself, which
+            started the run).
     """
     settings = settings or Settings()
+    who = caller or Caller.system()
     app = FastAPI(
         title="Flowplane single run",
         version=__version__,
@@ -115,10 +131,9 @@ def create_single_run_app(
         return {"ok": True, "runId": run_id}
 
     @app.get("/", response_model=RunDetail, summary="The run's status")
-    async def status() -> RunDetail:
+    async def status() -> Response:
         """The run's status, per-state summary and every node run (as ``GET /v1/runs/{id}``)."""
-        run = await runs.get(run_id)
-        return describe(run, await runs.nodes(run_id), await runs.attempts(run_id))
+        return Response(await runs.detail(who, run_id, render_detail), media_type=MEDIA_TYPE)
 
     @app.get("/events", response_class=StreamingResponse, summary="The run's events (SSE)")
     async def events(
@@ -127,7 +142,7 @@ def create_single_run_app(
     ) -> StreamingResponse:
         """Replay the run's events after ``afterSeq``, follow live, close after the end."""
         start = max(after_seq, parse_last_event_id(last_event_id), 0)
-        return event_stream_response(runs.follow(run_id, after_seq=start))
+        return event_stream_response(runs.follow(who, run_id, after_seq=start))
 
     @app.get("/frames", response_model=list[Frame], summary="The run's frames")
     async def frames(
@@ -136,14 +151,13 @@ def create_single_run_app(
         order: Annotated[Literal["asc", "desc"], Query()] = "asc",
     ) -> list[Frame]:
         """Node-state snapshots after each committed transition."""
-        run = await runs.get(run_id)
-        return await frame_page(
-            runs, run, after_frame_no=max(after_frame_no, 0), limit=limit, order=order
-        )
+        found = await runs.frames(who, run_id, after_frame_no, limit=limit, order=order)
+        return [frame_model(frame) for frame in found]
 
     async def decide(request: Request, node_id: str, body: DecisionBody | None, ok: bool) -> Any:
         decision = body or DecisionBody()
         row = await runs.decide(
+            who,
             run_id,
             node_id,
             approved=ok,
@@ -151,8 +165,6 @@ def create_single_run_app(
             note=decision.note,
             by=decision.decided_by or f"http:{request.client.host if request.client else '?'}",
         )
-        requested = row.get("requested_at_ms") or 0
-        row["waiting_ms"] = max(0, (row.get("decided_at_ms") or requested) - requested)
         return approval_model(row)
 
     @app.post("/approve/{node_id}", response_model=Approval, summary="Approve a waiting node")
@@ -169,19 +181,12 @@ def create_single_run_app(
     async def signal(name: str, body: SignalBody | None = None) -> SignalResult:
         """Wake the node waiting for ``name`` (or keep the signal until one does)."""
         sent = body or SignalBody()
-        payload = sent.payload if sent.payload is not None else sent.data
-        result = await runs.signal(run_id, name, payload, sent.correlation_id)
-        return SignalResult(
-            run_id=run_id,
-            signal=name,
-            delivered=bool(result.get("delivered")),
-            node_id=result.get("nodeId"),
-            iteration=result.get("iteration"),
-        )
+        result = await runs.signal(who, run_id, name, sent.value, sent.correlation_id)
+        return signal_result(run_id, name, result)
 
     @app.post("/cancel", response_model=Run, summary="Cancel the run")
     async def cancel() -> Run:
         """Cancel the run; 409 ``RUN_NOT_ACTIVE`` once it is terminal."""
-        return run_model(await runs.cancel(run_id))
+        return run_model(await runs.cancel(who, run_id))
 
     return app

@@ -40,11 +40,15 @@ from flowplane.connectors.registry import Registry
 from flowplane.engine.worker import Worker
 from flowplane.errors import FlowplaneError, InputInvalid, StorageError
 from flowplane.model.document import Workflow
+from flowplane.services.caller import Caller
 from flowplane.services.credentials import worker_options
 from flowplane.services.runs import TERMINAL_EVENTS, RunService
 from flowplane.settings import Settings
 from flowplane.store.base import Store
 from flowplane.store.tx import Row
+
+LOCAL = Caller.system()
+"""Who a local run acts as: the process itself (it holds the database, not an API key)."""
 
 CANCEL_WAIT_SECONDS = 15.0
 WORKER_STOP_SECONDS = 15.0
@@ -243,7 +247,7 @@ class LocalRun:
                     return await self._finish()
 
     async def _finish(self) -> int:
-        run = await self.service.get(self.run_id)
+        run = await self.service.get(LOCAL, self.run_id)
         self.final_run = dict(run)
         if run["status"] == "finished":
             return EXIT_OK
@@ -251,7 +255,7 @@ class LocalRun:
 
     async def _cancel(self) -> None:
         try:
-            await self.service.cancel(self.run_id)
+            await self.service.cancel(LOCAL, self.run_id)
         except FlowplaneError as exc:  # already terminal: the next event ends the loop
             self.talk.print(f"[yellow]{escape(exc.detail)}[/]")
 
@@ -264,7 +268,7 @@ class LocalRun:
 
         async def pump() -> None:
             try:
-                async for event in self.service.follow(run_id, poll_seconds=0.25):
+                async for event in self.service.follow(LOCAL, run_id, poll_seconds=0.25):
                     self.queue.put_nowait(("event", event))
             except asyncio.CancelledError:
                 raise
@@ -312,7 +316,7 @@ class LocalRun:
             return
         if self.view is not None:
             try:
-                document = await self.service.document(child_id)
+                document = await self.service.document(LOCAL, child_id)
             except FlowplaneError:
                 document = {}
             label = self.view.label_of(run_id, node_id, iteration)
@@ -440,6 +444,7 @@ class LocalRun:
                 continue
             try:
                 await self.service.decide(
+                    LOCAL,
                     wait.run_id,
                     wait.node_id,
                     approved=decision,
@@ -468,7 +473,9 @@ class LocalRun:
                 self.talk.print(f"[red]not JSON: {escape(exc.msg)}[/]")
                 continue
             try:
-                await self.service.signal(wait.run_id, wait.title, payload, wait.correlation_id)
+                await self.service.signal(
+                    LOCAL, wait.run_id, wait.title, payload, wait.correlation_id
+                )
             except FlowplaneError as exc:
                 self.talk.print(f"[yellow]{escape(exc.detail)}[/]")
             return
@@ -517,7 +524,11 @@ async def start_run(service: RunService, workflow: Workflow, options: RunOptions
     """Dispatch the run; ``None`` (after printing the errors) when its input is invalid."""
     try:
         started = await service.start(
-            workflow, options.run_input, trigger="cli", source_path=str(options.path.resolve())
+            LOCAL,
+            workflow,
+            options.run_input,
+            trigger="cli",
+            source_path=str(options.path.resolve()),
         )
     except InputInvalid as exc:
         err_console.print(f"[bold red]error:[/] {escape(exc.detail)}", soft_wrap=True)

@@ -24,6 +24,7 @@ from rich.markup import escape
 from flowplane.api.single_run import create_single_run_app
 from flowplane.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, err_console
 from flowplane.cli._runner import (
+    LOCAL,
     LocalRun,
     RunOptions,
     open_checked,
@@ -127,7 +128,7 @@ async def _serve_session(session: LocalRun, worker_task: asyncio.Task[None], url
     # Take the signals over before awaiting anything: a Ctrl-C that lands while the run's
     # end is being reported must stop serving cleanly, not raise KeyboardInterrupt.
     stop, installed = _stop_on_signals()
-    final = await session.service.get(session.run_id)
+    final = await session.service.get(LOCAL, session.run_id)
     err_console.print(
         f"Run {escape(session.run_id)} {escape(str(final['status']))}; still serving "
         f"{escape(url)} (Ctrl-C to stop).",
@@ -193,7 +194,7 @@ async def _run_and_serve(
             server_task = await _start_server(server)
         except OSError as exc:
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
-            await service.cancel(run_id)
+            await service.cancel(LOCAL, run_id)
             return EXIT_FAILED
         url = listening_url(host, server.bound_port(port))
         err_console.print(f"Serving run {run_id} on {url}", highlight=False, soft_wrap=True)

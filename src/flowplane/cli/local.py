@@ -28,6 +28,7 @@ from flowplane.cli._common import (
 )
 
 if TYPE_CHECKING:
+    from flowplane.services.caller import Caller
     from flowplane.services.runs import RunService
 
 DatabaseUrl = Annotated[
@@ -154,13 +155,17 @@ def _stdin_is_tty() -> bool:
 
 
 def _on_runs(
-    database_url: str | None, database_schema: str | None, action: Callable[[RunService], Any]
+    database_url: str | None,
+    database_schema: str | None,
+    action: Callable[[RunService, Caller], Any],
 ) -> Any:
-    """Run ``action`` with a :class:`RunService` on the configured database."""
+    """Run ``action`` with a :class:`RunService` on the configured database, acting as the
+    process itself (the local CLI is not an API caller)."""
+    from flowplane.services.caller import Caller
     from flowplane.services.runs import RunService
 
     settings = build_settings(database_url=database_url, database_schema=database_schema)
-    return run_on_store(settings, lambda store: action(RunService(store)))
+    return run_on_store(settings, lambda store: action(RunService(store), Caller.system()))
 
 
 def _decide(
@@ -184,7 +189,8 @@ def _decide(
         _on_runs(
             database_url,
             database_schema,
-            lambda runs: runs.decide(
+            lambda runs, caller: runs.decide(
+                caller,
                 run_id,
                 node_id,
                 approved=approved,
@@ -276,7 +282,7 @@ def signal_command(
         result = _on_runs(
             database_url,
             database_schema,
-            lambda runs: runs.signal(run_id, name, value, correlation_id),
+            lambda runs, caller: runs.signal(caller, run_id, name, value, correlation_id),
         )
     if isinstance(result, dict):  # local mode
         delivered, node = result.get("delivered"), result.get("nodeId")

@@ -1,9 +1,10 @@
-"""Approval queries: the pending-approval inbox across runs."""
+"""Approval queries: the pending-approval inbox across runs, as far as a caller sees it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from flowplane.services.caller import Caller
 from flowplane.store.base import Store
 from flowplane.store.tx import Row, Tx, now_ms
 
@@ -18,6 +19,7 @@ class ApprovalService:
 
     async def list(
         self,
+        caller: Caller,
         *,
         status: str | None = "pending",
         namespaces: Sequence[str] | None = None,
@@ -26,10 +28,20 @@ class ApprovalService:
         """Return approvals, pending first and longest wait first, with ``waiting_ms``.
 
         Each row also carries ``workflow_name`` and ``run_status`` of its run.
+
+        Args:
+            caller: who asks (a viewer); only approvals of runs it sees are listed.
+            status: only approvals in this status (``None``: every status).
+            namespaces: only these namespaces (default: every one the caller sees).
+            limit: the most approvals returned.
         """
+        caller.require("viewer")
+        visible = caller.visible(namespaces)
+        if visible is not None and not visible:
+            return []
 
         def query(tx: Tx) -> list[Row]:
-            rows = tx.list_approvals(status=status, namespaces=namespaces, limit=limit)
+            rows = tx.list_approvals(status=status, namespaces=visible, limit=limit)
             runs: dict[str, Row | None] = {}
             for row in rows:
                 run_id = row["run_id"]

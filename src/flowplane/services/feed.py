@@ -32,16 +32,17 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
-from flowplane.errors import StorageError
-from flowplane.services.runs import TERMINAL_EVENTS
+from flowplane.errors import InvalidInput, NotFound, RunNotFound, StorageError
+from flowplane.services.caller import Caller
+from flowplane.status import TERMINAL_RUN
 from flowplane.store import reads
 from flowplane.store import schema as t
 from flowplane.store.base import Store
-from flowplane.store.tx import TERMINAL_RUN, Tx
+from flowplane.store.tx import Tx
 
 BATCH_EVENTS = 500
 """Events read per query (tail and replay)."""
@@ -53,9 +54,12 @@ READY_TIMEOUT_SECONDS = 30.0
 """How long a new subscriber waits for the tail to learn the newest ``seq``."""
 RETRY_SECONDS = 1.0
 """Pause after a failed read of the tail (the database is away)."""
-
-if TYPE_CHECKING:
-    pass
+ALL_NAMESPACES = "*"
+"""In a namespace stream's request: every namespace the caller sees."""
+MAX_FILTER_VALUES = 64
+"""The most namespaces (or event types) one stream may filter on."""
+TERMINAL_EVENTS = frozenset({"RunFinished", "RunFailed", "RunCancelled", "RunTimedOut"})
+"""Event types that end a run (a resumed run goes on after one)."""
 
 _log = logging.getLogger("flowplane.feed")
 
@@ -154,6 +158,47 @@ class EventFeed:
     def subscribers(self) -> int:
         """The number of live subscribers."""
         return len(self._subscribers)
+
+    async def for_run(
+        self, caller: Caller, run_id: str, types: Sequence[str] | None = None
+    ) -> EventFilter:
+        """The filter of one run's events, for a caller that may read them.
+
+        Raises:
+            Forbidden: the caller is not a viewer.
+            RunNotFound: no such run, or it is in a namespace the caller cannot see.
+        """
+        caller.require("viewer")
+        namespace = await self.store.read(lambda tx: _run_namespace(tx, run_id))
+        if namespace is None or not caller.can_see(namespace):
+            raise RunNotFound(f"run {run_id!r} not found")
+        return run_filter(run_id, types)
+
+    def for_namespaces(
+        self, caller: Caller, requested: Sequence[str], types: Sequence[str] | None = None
+    ) -> EventFilter:
+        """The filter of the events of whole namespaces, as far as the caller sees them.
+
+        ``*`` means every namespace the caller sees. Namespaces the caller cannot see are
+        left out; when none is left the answer is 404, as for any object of another
+        namespace.
+
+        Raises:
+            Forbidden: the caller is not a viewer.
+            InvalidInput: no namespace, or more than 64 namespaces or types.
+            NotFound: none of the namespaces is visible.
+        """
+        caller.require("viewer")
+        if not requested:
+            raise InvalidInput("namespace is required (a name, a comma-separated list, or *)")
+        if len(requested) > MAX_FILTER_VALUES:
+            raise InvalidInput(f"at most {MAX_FILTER_VALUES} namespaces")
+        visible = caller.visible(None if ALL_NAMESPACES in requested else requested)
+        if visible is not None and not visible:
+            raise NotFound("namespace not found")
+        if types is not None and len(types) > MAX_FILTER_VALUES:
+            raise InvalidInput(f"at most {MAX_FILTER_VALUES} event types")
+        return namespace_filter(visible, types)
 
     async def read(
         self, event_filter: EventFilter, after_seq: int, limit: int
@@ -293,6 +338,11 @@ class EventFeed:
                         sub.offer(event)
             if len(rows) < self.batch:
                 return
+
+
+def _run_namespace(tx: Tx, run_id: str) -> str | None:
+    run = tx.get_run(run_id, with_document=False)
+    return None if run is None else str(run["namespace"])
 
 
 def run_filter(run_id: str, types: Sequence[str] | None = None) -> EventFilter:

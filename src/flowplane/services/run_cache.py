@@ -4,7 +4,7 @@ A run is *settled* when the run and every one of its node runs are in a terminal
 nothing in the engine writes to it any more, and only a user action (resume, rewind) can
 change it again. ``GET /v1/runs/{id}`` of a settled run is the most frequent read a
 dashboard or a polling client makes, so its rendered body is kept here and served
-without a database read, routing or serialisation (see :mod:`flowplane.api.hot_routes`).
+without a database read, routing or serialisation (see :mod:`flowplane.api.settled_runs`).
 
 Consistency:
 

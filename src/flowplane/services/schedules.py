@@ -25,6 +25,7 @@ from flowplane.errors import (
     WorkflowNotFound,
 )
 from flowplane.model.durations import parse_duration
+from flowplane.services.caller import Caller
 from flowplane.services.owned import (
     OwnedKind,
     OwnedService,
@@ -288,6 +289,7 @@ class ScheduleService(OwnedService):
         if workflow is None:
             raise WorkflowNotFound(f"the workflow of schedule {schedule_id!r} was deleted")
         return await self.runs.start(
+            Caller.system(),
             workflow["document"],
             run_input if run_input is not None else schedule["input"] or {},
             namespace=schedule["namespace"],

@@ -35,6 +35,7 @@ from flowplane.errors import (
 from flowplane.model import templates
 from flowplane.security import webhooks
 from flowplane.security.crypto import KeyRing
+from flowplane.services.caller import Caller
 from flowplane.services.owned import (
     OwnedKind,
     OwnedService,
@@ -349,6 +350,7 @@ class TriggerService(OwnedService):
             raise WorkflowNotFound("the trigger's workflow was deleted")
         key = f"webhook:{row['id']}:{delivery_id}" if delivery_id is not None else None
         started = await self.runs.start(
+            Caller.system(),
             workflow["document"],
             payload,
             namespace=row["namespace"],

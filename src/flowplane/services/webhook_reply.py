@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flowplane.services.caller import Caller
 from flowplane.services.runs import RunService
 
 REPLY_TYPE = "http.webhook_response"
@@ -117,16 +118,16 @@ async def await_reply(runs: RunService, run_id: str, timeout: float) -> WebhookR
     global _waiting
     if timeout <= 0 or _waiting >= MAX_WAITING:
         return None
-    nodes = reply_nodes(await runs.document(run_id))
+    nodes = reply_nodes(await runs.document(Caller.system(), run_id))
     if not nodes:
         return None
 
     async def watch() -> WebhookReply | None:
-        async for event in runs.follow(run_id, poll_seconds=1.0):
+        async for event in runs.follow(Caller.system(), run_id, poll_seconds=1.0):
             if event.get("type") == "NodeFinished" and event.get("nodeId") in nodes:
                 if "output" in event:
                     return build_reply(event["output"])
-                rows = await runs.nodes(run_id)
+                rows = await runs.nodes(Caller.system(), run_id)
                 output = next((r["output"] for r in rows if r["node_id"] == event["nodeId"]), None)
                 return build_reply(output)
         return None

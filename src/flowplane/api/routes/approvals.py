@@ -6,11 +6,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from flowplane.api.callers import of_request
 from flowplane.api.deps import require, services_dependency
 from flowplane.api.openapi import error_responses
 from flowplane.api.run_views import approval_model
 from flowplane.client.models import ApprovalList
-from flowplane.services.approvals import ApprovalService
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 
@@ -36,10 +36,10 @@ async def list_approvals(
     limit: Annotated[int, Query(ge=1, le=MAX_APPROVALS)] = 100,
 ) -> ApprovalList:
     """Approvals, pending first and longest wait first, each with ``waitingMs``."""
-    namespaces = principal.visible(namespace)
-    if namespaces is not None and not namespaces:
-        return ApprovalList(approvals=[])
-    rows = await ApprovalService(services.store).list(
-        status=None if status == "all" else status, namespaces=namespaces, limit=limit
+    rows = await services.runs.approvals.list(
+        of_request(principal),
+        status=None if status == "all" else status,
+        namespaces=namespace,
+        limit=limit,
     )
     return ApprovalList(approvals=[approval_model(row) for row in rows])

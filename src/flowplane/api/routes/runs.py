@@ -7,29 +7,33 @@ its HTTP client works against Flowplane unchanged.
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 from starlette.responses import StreamingResponse
 
-from flowplane.api import hot_routes
+from flowplane.api.callers import of_request
 from flowplane.api.deps import require, services_dependency
+from flowplane.api.models.runs import (
+    DecisionBody,
+    DispatchBody,
+    ResumeBody,
+    RetryBody,
+    SignalBody,
+    parse_time,
+    split_values,
+)
 from flowplane.api.openapi import error_responses
 from flowplane.api.paging import link_next
 from flowplane.api.routes.events import sse_response
 from flowplane.api.run_views import (
+    MEDIA_TYPE,
     approval_model,
-    describe,
     log_page,
-    parse_log_cursor,
+    render_detail,
     run_fields,
     run_model,
+    signal_result,
 )
 from flowplane.api.sse import parse_last_event_id
 from flowplane.client.models import (
@@ -40,178 +44,17 @@ from flowplane.client.models import (
     RunDetail,
     SignalResult,
 )
-from flowplane.errors import (
-    InvalidInput,
-    WorkflowNotFound,
-    WorkflowPathOutsideRoot,
-)
-from flowplane.model.document import Workflow
-from flowplane.model.yaml import parse_workflow
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
-from flowplane.services.feed import run_filter
-from flowplane.services.paging import paginate
-from flowplane.services.workflows.records import StoredWorkflow
-from flowplane.store.tx import TERMINAL_RUN, Row
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 MAX_LIST_LIMIT = 500
 MAX_LOG_LIMIT = 1000
-MAX_WORKFLOW_FILE_BYTES = 2 * 1024 * 1024
-
-
-# --- request models ---------------------------------------------------------------------
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class DispatchBody(_Body):
-    """``POST /v1/runs``: one of ``workflowId``, ``workflow`` (a name) or ``workflowPath``."""
-
-    workflow_id: str | None = Field(default=None, description="A stored workflow's id.")
-    workflow: str | None = Field(default=None, description="A stored workflow's name.")
-    workflow_path: str | None = Field(
-        default=None, description="A workflow file under the server's root folder."
-    )
-    namespace: str | None = Field(
-        default=None, description="Namespace of `workflow` (default: default)."
-    )
-    input: Any = Field(default=None, description="The run input (validated at dispatch).")
-    run_id: str | None = Field(
-        default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$", description="Own run id."
-    )
-    resume: bool = Field(default=False, description="Resume the run `runId` instead.")
-    idempotency_key: str | None = Field(
-        default=None, max_length=255, description="Same as the Idempotency-Key header."
-    )
-    config: dict[str, Any] | None = Field(
-        default=None, description="Accepted for Smithers compatibility; ignored."
-    )
-
-
-class ResumeBody(_Body):
-    """``POST /v1/runs/{id}/resume``. Smithers' fields are accepted and ignored: a run
-    resumes from its pinned workflow document."""
-
-    workflow_path: str | None = None
-    input: Any = None
-    config: dict[str, Any] | None = None
-
-
-class RetryBody(_Body):
-    """``POST /v1/runs/{id}/retry``."""
-
-    use_latest_version: bool = Field(
-        default=False, description="Run the workflow's current version, not the run's."
-    )
-
-
-class DecisionBody(_Body):
-    """``POST /v1/runs/{id}/nodes/{nodeId}/approve|deny``."""
-
-    iteration: int = Field(default=0, ge=0, description="The foreach iteration (0 otherwise).")
-    note: str | None = Field(default=None, max_length=10_000)
-    decided_by: str | None = Field(
-        default=None, description="Accepted for Smithers compatibility; the caller is recorded."
-    )
-
-
-class SignalBody(_Body):
-    """``POST /v1/runs/{id}/signals/{name}``."""
-
-    payload: Any = None
-    data: Any = Field(default=None, description="Smithers' name for `payload`.")
-    correlation_id: str | None = Field(default=None, max_length=255)
-    received_by: str | None = Field(default=None, description="Accepted; ignored.")
-
-
-# --- helpers ----------------------------------------------------------------------------
-
-
-def request_hash(body: DispatchBody) -> str:
-    """A stable hash of what a dispatch asks for (the idempotency key is left out)."""
-    data = body.model_dump(mode="json", exclude={"idempotency_key", "config"})
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def resolve_workflow_path(root: Path, workflow_path: str) -> Path:
-    """Resolve ``workflow_path`` inside ``root``; refuse anything that leaves it."""
-    base = root.resolve()
-    candidate = (base / workflow_path).resolve()
-    if candidate == base or not candidate.is_relative_to(base):
-        raise WorkflowPathOutsideRoot(
-            "workflowPath must be a file within the server's root directory",
-            workflowPath=workflow_path,
-        )
-    return candidate
-
-
-def _load_workflow_file(root: Path, workflow_path: str) -> tuple[Workflow, str]:
-    path = resolve_workflow_path(root, workflow_path)
-    if not path.is_file():
-        raise WorkflowNotFound(f"no workflow file {workflow_path!r} under the server root")
-    if path.stat().st_size > MAX_WORKFLOW_FILE_BYTES:
-        raise InvalidInput(f"workflow file {workflow_path!r} is too large")
-    text = path.read_bytes()
-    relative = path.relative_to(root.resolve()).as_posix()
-    return parse_workflow(text, source=relative), relative
-
-
-async def _stored_workflow(
-    services: Services,
-    principal: Caller,
-    *,
-    workflow_id: str | None,
-    name: str | None,
-    namespace: str | None,
-) -> StoredWorkflow:
-    """A visible stored workflow, by id or by name."""
-    if workflow_id is not None:
-        stored = await services.workflows.get(workflow_id, namespaces=principal.namespaces)
-    else:
-        assert name is not None
-        stored = await services.workflows.get_by_name(
-            namespace or "default", name, namespaces=principal.namespaces
-        )
-    return stored
-
-
-def _parse_time(value: str | None, name: str) -> int | None:
-    """Accept epoch milliseconds or an ISO-8601 time."""
-    if value is None or value == "":
-        return None
-    if value.lstrip("-").isdigit():
-        return int(value)
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{name} must be epoch milliseconds or ISO-8601") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return int(parsed.timestamp() * 1000)
-
-
-def _split(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    out = [part.strip() for value in values for part in value.split(",") if part.strip()]
-    return out or None
-
-
-async def _visible_run(services: Services, principal: Caller, run_id: str) -> Row:
-    return await services.runs.get(run_id, principal.namespaces)
-
 
 Viewer = Annotated[Caller, require("viewer")]
 Executor = Annotated[Caller, require("executor")]
 Svc = Annotated[Services, Depends(services_dependency)]
-
-
-# --- routes -----------------------------------------------------------------------------
 
 
 @router.post(
@@ -236,50 +79,10 @@ async def dispatch_run(
     With ``resume: true`` and ``runId``, continue that run instead. The same
     ``Idempotency-Key`` returns the same run (200); reused with another body it is 422.
     """
-    runs = services.runs
-    if body.resume:
-        if not body.run_id:
-            raise InvalidInput("runId is required when resume is true")
-        run = await _visible_run(services, principal, body.run_id)
-        if run["status"] in TERMINAL_RUN:
-            run = await runs.resume(body.run_id)
-        response.status_code = 200
-        return DispatchResult(**run_fields(run), created=False)
-    sources = [s for s in (body.workflow_id, body.workflow, body.workflow_path) if s]
-    if len(sources) != 1:
-        raise InvalidInput("give exactly one of workflowId, workflow or workflowPath")
-    key = idempotency_key or body.idempotency_key
-    workflow_id: str | None = None
-    version: int | None = None
-    source_path: str | None = None
-    workflow: Workflow | dict[str, Any]
-    if body.workflow_path:
-        workflow, source_path = _load_workflow_file(services.settings.root, body.workflow_path)
-        workflow_namespace = workflow.namespace
-    else:
-        stored = await _stored_workflow(
-            services,
-            principal,
-            workflow_id=body.workflow_id,
-            name=body.workflow,
-            namespace=body.namespace,
-        )
-        # The stored document as it is: RunService.start validates a document once per
-        # content (and connector set), not on every dispatch.
-        workflow, workflow_id, version = stored.document, stored.id, stored.version
-        workflow_namespace = stored.namespace
-    principal.check_namespace(workflow_namespace, "workflow")
-    result = await runs.start(
-        workflow,
-        body.input,
-        workflow_id=workflow_id,
-        workflow_version=version,
-        idempotency_key=key,
-        request_hash=request_hash(body),
-        trigger="api",
-        triggered_by=principal.name,
-        run_id=body.run_id,
-        source_path=source_path,
+    result = await services.runs.launch(
+        of_request(principal),
+        body.launch_request(idempotency_key),
+        root=services.settings.root,
     )
     response.status_code = 201 if result.created else 200
     return DispatchResult(**run_fields(result.run), created=result.created)
@@ -315,19 +118,16 @@ async def list_runs(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[Run]:
     """List runs newest first, as a JSON array (Smithers-compatible)."""
-    namespaces = principal.visible(_split(namespace))
-    if namespaces is not None and not namespaces:
-        return []
-    rows = await services.runs.list_runs(
-        namespaces=namespaces,
-        statuses=_split(status),
+    page = await services.runs.list_runs(
+        of_request(principal),
+        namespaces=split_values(namespace),
+        statuses=split_values(status),
         workflow=workflow,
-        created_after_ms=_parse_time(created_after, "createdAfter"),
-        created_before_ms=_parse_time(created_before, "createdBefore"),
-        before_id=cursor or None,
-        limit=limit + 1,
+        created_after_ms=parse_time(created_after, "createdAfter"),
+        created_before_ms=parse_time(created_before, "createdBefore"),
+        cursor=cursor,
+        limit=limit,
     )
-    page = paginate(rows, limit)
     if page.next_cursor is not None:
         link_next(request, response, page.next_cursor)
     return [run_model(row) for row in page.items]
@@ -341,22 +141,8 @@ async def list_runs(
 )
 async def get_run(run_id: str, principal: Viewer, services: Svc) -> Response:
     """The run's status, a per-state summary and every node run with attempts and timings."""
-    body = await run_detail_body(run_id, principal, services)
-    return Response(body, media_type=hot_routes.MEDIA_TYPE)
-
-
-async def run_detail_body(run_id: str, principal: Caller, services: Services) -> bytes:
-    """The rendered ``RunDetail`` of a run, from the settled-run cache when it is there."""
-    settled = services.runs.settled
-    cached = settled.get(run_id)
-    if cached is not None and principal.can_see(cached.namespace):
-        return cached.body
-    token = settled.token()
-    run, nodes, attempts = await services.runs.snapshot(run_id, principal.namespaces)
-    body = hot_routes.render(describe(run, nodes, attempts))
-    if hot_routes.is_settled(run, nodes, attempts):
-        settled.put(run_id, run["namespace"], body, token)
-    return body
+    body = await services.runs.detail(of_request(principal), run_id, render_detail)
+    return Response(body, media_type=MEDIA_TYPE)
 
 
 @router.get(
@@ -373,11 +159,7 @@ async def get_logs(
     limit: Annotated[int, Query(ge=1, le=MAX_LOG_LIMIT)] = 200,
 ) -> LogPage:
     """Log lines and finished attempts in time order, paginated with ``after``."""
-    await _visible_run(services, principal, run_id)
-    cursor = parse_log_cursor(after)
-    logs = await services.runs.logs(run_id, after_id=cursor[0], limit=limit + 1)
-    attempts = [a for a in await services.runs.attempts(run_id) if a["id"] > cursor[1]]
-    return log_page(logs, attempts, after=cursor, limit=limit)
+    return log_page(await services.runs.log_page(of_request(principal), run_id, after, limit))
 
 
 @router.get(
@@ -402,12 +184,11 @@ async def stream_run_events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """Replay the run's events after ``afterSeq`` / ``Last-Event-ID``, then follow live."""
-    await _visible_run(services, principal, run_id)
+    event_filter = await services.feed.for_run(of_request(principal), run_id)
     start = max(after_seq, parse_last_event_id(last_event_id), 0)
     # The process's one event feed fans events out (one table read per commit, not one per
     # subscriber); it ends the stream once the run is terminal and fully delivered.
-    source = services.feed.stream(run_filter(run_id), start, until_terminal=True)
-    return sse_response(request, source)
+    return sse_response(request, services.feed.stream(event_filter, start, until_terminal=True))
 
 
 @router.post(
@@ -418,8 +199,7 @@ async def stream_run_events(
 )
 async def cancel_run(run_id: str, principal: Executor, services: Svc) -> Run:
     """Cancel an active run; 409 ``RUN_NOT_ACTIVE`` when it is already terminal."""
-    await _visible_run(services, principal, run_id)
-    return run_model(await services.runs.cancel(run_id))
+    return run_model(await services.runs.cancel(of_request(principal), run_id))
 
 
 @router.post(
@@ -435,8 +215,7 @@ async def resume_run(
 
     Finished nodes keep their recorded outputs; failed, cancelled and skipped ones run again.
     """
-    await _visible_run(services, principal, run_id)
-    return run_model(await services.runs.resume(run_id))
+    return run_model(await services.runs.resume(of_request(principal), run_id))
 
 
 @router.post(
@@ -450,8 +229,8 @@ async def retry_run(
     run_id: str, principal: Executor, services: Svc, body: RetryBody | None = None
 ) -> DispatchResult:
     """Start a new run with the same input (optionally on the workflow's latest version)."""
-    await _visible_run(services, principal, run_id)
     result = await services.runs.retry(
+        of_request(principal),
         run_id,
         use_latest_version=bool(body and body.use_latest_version),
         triggered_by=principal.name,
@@ -467,9 +246,9 @@ async def _decide(
     body: DecisionBody | None,
     approved: bool,
 ) -> Approval:
-    await _visible_run(services, principal, run_id)
     decision = body or DecisionBody()
     row = await services.runs.decide(
+        of_request(principal),
         run_id,
         node_id,
         approved=approved,
@@ -477,8 +256,6 @@ async def _decide(
         note=decision.note,
         by=principal.name,
     )
-    requested = row.get("requested_at_ms") or 0
-    row["waiting_ms"] = max(0, (row.get("decided_at_ms") or requested) - requested)
     return approval_model(row)
 
 
@@ -522,14 +299,8 @@ async def send_signal(
     body: SignalBody | None = None,
 ) -> SignalResult:
     """Wake the oldest node waiting for ``name`` (matching ``correlationId``), or keep it."""
-    await _visible_run(services, principal, run_id)
     signal = body or SignalBody()
-    payload = signal.payload if signal.payload is not None else signal.data
-    result = await services.runs.signal(run_id, name, payload, signal.correlation_id)
-    return SignalResult(
-        run_id=run_id,
-        signal=name,
-        delivered=bool(result.get("delivered")),
-        node_id=result.get("nodeId"),
-        iteration=result.get("iteration"),
+    result = await services.runs.signal(
+        of_request(principal), run_id, name, signal.value, signal.correlation_id
     )
+    return signal_result(run_id, name, result)

@@ -13,21 +13,18 @@ See ``docs/time-travel.md``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
+from flowplane.api.callers import of_request
 from flowplane.api.deps import require, services_dependency
+from flowplane.api.models.runs import ForkBody, RewindBody
 from flowplane.api.openapi import error_responses
-from flowplane.api.run_views import run_fields, run_model
+from flowplane.api.run_views import diff_model, frame_model, run_fields, run_model
 from flowplane.client.models import DispatchResult, Frame, Run, RunDiff
-from flowplane.errors import Forbidden, InvalidInput
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
-from flowplane.services.runs import RunService
-from flowplane.store.tx import Row
 
 router = APIRouter(prefix="/v1/runs", tags=["time travel"])
 
@@ -37,85 +34,6 @@ MAX_FRAME_LIMIT = 1000
 Viewer = Annotated[Caller, require("viewer")]
 Executor = Annotated[Caller, require("executor")]
 Svc = Annotated[Services, Depends(services_dependency)]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class RewindBody(_Body):
-    """``POST /v1/runs/{id}/rewind``."""
-
-    frame_no: int = Field(ge=1, description="The frame to go back to (see `/frames`).")
-
-
-class ForkBody(_Body):
-    """``POST /v1/runs/{id}/fork``: give exactly one of ``frameNo`` and ``fromNode``."""
-
-    frame_no: int | None = Field(
-        default=None, ge=1, description="Reuse the outputs of nodes finished at this frame."
-    )
-    from_node: str | None = Field(
-        default=None,
-        max_length=64,
-        description="Re-run this node and everything downstream of it; reuse the rest.",
-    )
-    input: Any = Field(default=None, description="A new run input (default: the original's).")
-    use_latest_version: bool = Field(
-        default=False,
-        description="Run the workflow's current version; nodes whose definition changed run again.",
-    )
-
-
-# --- views -------------------------------------------------------------------------------
-
-
-def _frame(raw: dict[str, Any]) -> Frame:
-    frame = Frame.model_validate(raw)
-    frame.created_at_ms = frame.timestamp_ms
-    return frame
-
-
-async def frame_page(
-    runs: RunService,
-    run: Row,
-    *,
-    after_frame_no: int = 0,
-    limit: int = DEFAULT_FRAME_LIMIT,
-    order: Literal["asc", "desc"] = "asc",
-) -> list[Frame]:
-    """Return up to ``limit`` frames of ``run`` after ``after_frame_no``.
-
-    ``asc`` pages forward from ``after_frame_no`` (oldest first); ``desc`` returns the newest
-    ``limit`` frames after ``after_frame_no``, newest first (Smithers' order).
-    """
-    start = after_frame_no
-    if order == "desc":
-        last = int(run.get("frame_no") or 0)
-        start = max(after_frame_no, last - limit)
-    frames = [_frame(f) for f in await runs.frames(run["id"], start, limit)]
-    if order == "desc":
-        frames.reverse()
-    return frames
-
-
-def run_diff(raw: dict[str, Any]) -> RunDiff:
-    """Build the wire model of :meth:`RunService.diff`'s result."""
-    diff = RunDiff.model_validate(raw)
-    diff.changed_nodes = sorted({n.node_id for n in diff.nodes if n.changed})
-    return diff
-
-
-def check_owner(principal: Caller, run: Row) -> None:
-    """Allow an admin, or the principal that started ``run``; anyone else gets 403."""
-    if principal.allows("admin"):
-        return
-    if run.get("triggered_by") and run.get("triggered_by") == principal.name:
-        return
-    raise Forbidden("only an admin or the run's owner may rewind it")
-
-
-# --- routes ------------------------------------------------------------------------------
 
 
 @router.get(
@@ -138,10 +56,10 @@ async def list_frames(
     ] = "asc",
 ) -> list[Frame]:
     """Snapshots of every node run's state after each committed transition (a JSON array)."""
-    run = await services.runs.get(run_id, principal.namespaces)
-    return await frame_page(
-        services.runs, run, after_frame_no=max(after_frame_no, 0), limit=limit, order=order
+    frames = await services.runs.frames(
+        of_request(principal), run_id, after_frame_no, limit=limit, order=order
     )
+    return [frame_model(frame) for frame in frames]
 
 
 @router.post(
@@ -157,9 +75,7 @@ async def rewind_run(run_id: str, body: RewindBody, principal: Executor, service
     called again); everything after it is reset and runs again. Only an admin or the run's
     owner (the caller that started it) may rewind a run.
     """
-    run = await services.runs.get(run_id, principal.namespaces)
-    check_owner(principal, run)
-    return run_model(await services.runs.rewind(run_id, body.frame_no))
+    return run_model(await services.runs.rewind(of_request(principal), run_id, body.frame_no))
 
 
 @router.post(
@@ -179,10 +95,8 @@ async def fork_run(
     run input; ``useLatestVersion`` runs the workflow's current version, where nodes whose
     definition changed run again.
     """
-    await services.runs.get(run_id, principal.namespaces)
-    if (body.frame_no is None) == (body.from_node is None):
-        raise InvalidInput("give exactly one of frameNo and fromNode")
     result = await services.runs.fork(
+        of_request(principal),
         run_id,
         frame_no=body.frame_no,
         from_node=body.from_node,
@@ -205,6 +119,4 @@ async def diff_runs(run_id: str, other_run_id: str, principal: Viewer, services:
 
     A node is ``changed`` when its status or output differ; ``changedNodes`` lists them.
     """
-    await services.runs.get(run_id, principal.namespaces)
-    await services.runs.get(other_run_id, principal.namespaces)
-    return run_diff(await services.runs.diff(run_id, other_run_id))
+    return diff_model(await services.runs.diff(of_request(principal), run_id, other_run_id))

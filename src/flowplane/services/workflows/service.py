@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flowplane.errors import PreconditionRequired, WorkflowNotFound
+from flowplane.services.caller import Caller
 from flowplane.services.runs import StartResult
 from flowplane.services.schedules import sync_workflow_triggers
 from flowplane.services.workflows import versions
@@ -144,6 +145,7 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
         """
         wf = await self.get(workflow_id, namespaces=namespaces)
         return await self.runs.start(
+            Caller.system(),
             wf.document,
             run_input,
             namespace=wf.namespace,

@@ -1,8 +1,9 @@
-"""The hot read: ``GET /v1/runs/{id}`` of a settled run, answered before routing.
+"""Settled runs: ``GET /v1/runs/{id}`` of a settled run, answered before routing.
 
 Polling a run's detail is the most frequent request a dashboard, a CLI ``--wait`` or an
 agent makes. Once a run is settled (run, node runs and attempts all terminal) its detail
-only changes through a user action, so the route stores the rendered body in
+only changes through a user action, so :meth:`RunService.detail
+<flowplane.services.runs.RunService.detail>` stores the rendered body in
 :class:`~flowplane.services.run_cache.SettledRunCache` and :class:`SettledRunMiddleware`
 answers later requests for it straight from memory.
 
@@ -21,28 +22,12 @@ from typing import Any
 from fastapi.routing import APIRoute
 
 from flowplane.api.deps import api_routes, route_role
-from flowplane.client.models import RunDetail
+from flowplane.api.run_views import MEDIA_TYPE
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
-from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, Row
 
 PREFIX = "/v1/runs/"
 TEMPLATE = "/v1/runs/{run_id}"
-MEDIA_TYPE = "application/json"
-
-
-def render(detail: RunDetail) -> bytes:
-    """The JSON body of a run detail, as the route sends it."""
-    return detail.model_dump_json(by_alias=True).encode()
-
-
-def is_settled(run: Row, nodes: list[Row], attempts: list[Row]) -> bool:
-    """Whether nothing but a user action can change the run any more."""
-    return (
-        run["status"] in TERMINAL_RUN
-        and all(node["status"] in TERMINAL_NODE for node in nodes)
-        and all(attempt.get("finished_at_ms") is not None for attempt in attempts)
-    )
 
 
 def _describe_route(app: Any) -> APIRoute | None:

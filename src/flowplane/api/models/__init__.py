@@ -1,0 +1,1 @@
+"""Wire models of the HTTP API: the pydantic bodies of requests and responses, by area."""

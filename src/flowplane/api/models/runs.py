@@ -1,0 +1,167 @@
+"""Request bodies of the run routes (``/v1/runs``) and of the RPC methods that mirror them.
+
+The shapes are wire-compatible with Smithers' server (``POST /v1/runs`` with
+``workflowPath``, its approve/deny and signal bodies), so its HTTP client works against
+Flowplane unchanged. Responses are the models of :mod:`flowplane.client.models`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from flowplane.errors import InvalidInput
+from flowplane.services.launch import LaunchRequest
+
+__all__ = [
+    "DecisionBody",
+    "DispatchBody",
+    "ForkBody",
+    "ResumeBody",
+    "RetryBody",
+    "RewindBody",
+    "SignalBody",
+    "parse_time",
+    "split_values",
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class DispatchBody(_Body):
+    """``POST /v1/runs``: one of ``workflowId``, ``workflow`` (a name) or ``workflowPath``."""
+
+    workflow_id: str | None = Field(default=None, description="A stored workflow's id.")
+    workflow: str | None = Field(default=None, description="A stored workflow's name.")
+    workflow_path: str | None = Field(
+        default=None, description="A workflow file under the server's root folder."
+    )
+    namespace: str | None = Field(
+        default=None, description="Namespace of `workflow` (default: default)."
+    )
+    input: Any = Field(default=None, description="The run input (validated at dispatch).")
+    run_id: str | None = Field(
+        default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$", description="Own run id."
+    )
+    resume: bool = Field(default=False, description="Resume the run `runId` instead.")
+    idempotency_key: str | None = Field(
+        default=None, max_length=255, description="Same as the Idempotency-Key header."
+    )
+    config: dict[str, Any] | None = Field(
+        default=None, description="Accepted for Smithers compatibility; ignored."
+    )
+
+    def request_hash(self) -> str:
+        """A stable hash of what the body asks for (the idempotency key is left out)."""
+        data = self.model_dump(mode="json", exclude={"idempotency_key", "config"})
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def launch_request(self, idempotency_key: str | None = None) -> LaunchRequest:
+        """The service request of this body (``idempotency_key``: the header's, if sent)."""
+        return LaunchRequest(
+            workflow_id=self.workflow_id,
+            workflow=self.workflow,
+            workflow_path=self.workflow_path,
+            namespace=self.namespace,
+            input=self.input,
+            run_id=self.run_id,
+            resume=self.resume,
+            idempotency_key=idempotency_key or self.idempotency_key,
+            request_hash=self.request_hash(),
+        )
+
+
+class ResumeBody(_Body):
+    """``POST /v1/runs/{id}/resume``. Smithers' fields are accepted and ignored: a run
+    resumes from its pinned workflow document."""
+
+    workflow_path: str | None = None
+    input: Any = None
+    config: dict[str, Any] | None = None
+
+
+class RetryBody(_Body):
+    """``POST /v1/runs/{id}/retry``."""
+
+    use_latest_version: bool = Field(
+        default=False, description="Run the workflow's current version, not the run's."
+    )
+
+
+class DecisionBody(_Body):
+    """``POST /v1/runs/{id}/nodes/{nodeId}/approve|deny``."""
+
+    iteration: int = Field(default=0, ge=0, description="The foreach iteration (0 otherwise).")
+    note: str | None = Field(default=None, max_length=10_000)
+    decided_by: str | None = Field(
+        default=None, description="Accepted for Smithers compatibility; the caller is recorded."
+    )
+
+
+class SignalBody(_Body):
+    """``POST /v1/runs/{id}/signals/{name}``."""
+
+    payload: Any = None
+    data: Any = Field(default=None, description="Smithers' name for `payload`.")
+    correlation_id: str | None = Field(default=None, max_length=255)
+    received_by: str | None = Field(default=None, description="Accepted; ignored.")
+
+    @property
+    def value(self) -> Any:
+        """The signal's payload (``payload``, else Smithers' ``data``)."""
+        return self.payload if self.payload is not None else self.data
+
+
+class RewindBody(_Body):
+    """``POST /v1/runs/{id}/rewind``."""
+
+    frame_no: int = Field(ge=1, description="The frame to go back to (see `/frames`).")
+
+
+class ForkBody(_Body):
+    """``POST /v1/runs/{id}/fork``: give exactly one of ``frameNo`` and ``fromNode``."""
+
+    frame_no: int | None = Field(
+        default=None, ge=1, description="Reuse the outputs of nodes finished at this frame."
+    )
+    from_node: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Re-run this node and everything downstream of it; reuse the rest.",
+    )
+    input: Any = Field(default=None, description="A new run input (default: the original's).")
+    use_latest_version: bool = Field(
+        default=False,
+        description="Run the workflow's current version; nodes whose definition changed run again.",
+    )
+
+
+def parse_time(value: str | None, name: str) -> int | None:
+    """Accept epoch milliseconds or an ISO-8601 time."""
+    if value is None or value == "":
+        return None
+    if value.lstrip("-").isdigit():
+        return int(value)
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name} must be epoch milliseconds or ISO-8601") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+def split_values(values: list[str] | None) -> list[str] | None:
+    """Repeated and comma-separated query values as one list (``None`` when empty)."""
+    if not values:
+        return None
+    out = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    return out or None

@@ -1,0 +1,449 @@
+"""Reading runs: one run, its nodes, attempts, log, events and frames, and run listings.
+
+:class:`RunReader` is the reading half of :class:`flowplane.services.runs.RunService`. Every
+method takes the :class:`~flowplane.services.caller.Caller` it reads for: a viewer, who sees
+the runs of its namespaces only (another namespace's run is *not found*).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, TypeVar
+
+from flowplane.connectors.registry import Registry, default_registry
+from flowplane.errors import InvalidInput, RunNotFound
+from flowplane.services.approvals import ApprovalService
+from flowplane.services.caller import Caller
+from flowplane.services.feed import TERMINAL_EVENTS
+from flowplane.services.paging import Page, paginate
+from flowplane.services.run_cache import RUN_CHANGED, SettledRunCache
+from flowplane.status import TERMINAL_NODE, TERMINAL_RUN
+from flowplane.store import reads
+from flowplane.store.base import Store
+from flowplane.store.tx import Row, Tx, now_ms
+
+__all__ = ["LogEntry", "RunReader", "RunSnapshot", "duration_ms", "parse_log_cursor"]
+
+T = TypeVar("T")
+
+
+class RunSnapshot(NamedTuple):
+    """A run, its node runs and its attempts, read in one transaction."""
+
+    run: Row
+    nodes: list[Row]
+    attempts: list[Row]
+
+    @property
+    def settled(self) -> bool:
+        """Whether nothing but a user action can change the run any more."""
+        return (
+            self.run["status"] in TERMINAL_RUN
+            and all(node["status"] in TERMINAL_NODE for node in self.nodes)
+            and all(attempt.get("finished_at_ms") is not None for attempt in self.attempts)
+        )
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One item of a run's log: a log line (``kind="log"``) or a finished attempt."""
+
+    kind: Literal["log", "attempt"]
+    row: Row
+
+
+def duration_ms(started: int | None, finished: int | None, running: bool) -> int | None:
+    """How long something took (``None`` before it started); so far, while ``running``."""
+    if started is None:
+        return None
+    if finished is None:
+        return max(0, now_ms() - started) if running else None
+    return max(0, finished - started)
+
+
+class RunReader:
+    """Read runs for a caller (see the module doc)."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry | None = None,
+        *,
+        settled: SettledRunCache | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry or default_registry()
+        self.settled = settled if settled is not None else SettledRunCache(ttl_seconds=0)
+        """Rendered details of settled runs (see :mod:`flowplane.services.run_cache`)."""
+        self.approvals = ApprovalService(store)
+        """The approval inbox across runs."""
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def get(self, caller: Caller, run_id: str) -> Row:
+        """Return the run (without its document).
+
+        Raises:
+            Forbidden: the caller is not a viewer.
+            RunNotFound: absent, or in a namespace the caller cannot see.
+        """
+        caller.require("viewer")
+        return _visible(caller, await self._read_run(run_id), run_id)
+
+    async def _read_run(self, run_id: str) -> Row | None:
+        return await self.store.read(lambda tx: tx.get_run(run_id, with_document=False))
+
+    async def snapshot(self, caller: Caller, run_id: str) -> RunSnapshot:
+        """Return the run, its node runs and its attempts, read in one transaction."""
+        caller.require("viewer")
+
+        def read(tx: Tx) -> tuple[Row | None, list[Row], list[Row]]:
+            run = tx.get_run(run_id, with_document=False)
+            if run is None:
+                return None, [], []
+            return run, tx.node_rows(run_id), reads.attempts_of(tx, run_id)
+
+        run, nodes, attempts = await self.store.read(read)
+        return RunSnapshot(_visible(caller, run, run_id), nodes, attempts)
+
+    async def detail(
+        self, caller: Caller, run_id: str, render: Callable[[RunSnapshot], bytes]
+    ) -> bytes:
+        """The rendered detail of a run, from the settled-run cache when it is there.
+
+        ``render`` turns a snapshot into the body of ``GET /v1/runs/{id}``
+        (:func:`flowplane.api.run_views.render_detail`); the body of a settled run is kept
+        (see :mod:`flowplane.services.run_cache`) and answered without a read. The cache
+        holds that one wire form: a surface that answers in another reads :meth:`snapshot`.
+        """
+        caller.require("viewer")
+        cached = self.settled.get(run_id)
+        if cached is not None and caller.can_see(cached.namespace):
+            return cached.body
+        token = self.settled.token()
+        snapshot = await self.snapshot(caller, run_id)
+        body = render(snapshot)
+        if snapshot.settled:
+            self.settled.put(run_id, snapshot.run["namespace"], body, token)
+        return body
+
+    async def _read_of_run(self, caller: Caller, run_id: str, read: Callable[[Tx], T]) -> T:
+        """``read(tx)`` of a run the caller may see (404 otherwise), in one transaction.
+
+        A caller that sees every namespace costs no extra read: the run is then not looked
+        up (as before, a missing run reads as empty).
+        """
+        caller.require("viewer")
+        if caller.namespaces is None:
+            return await self.store.read(read)
+
+        def checked(tx: Tx) -> tuple[Row | None, T | None]:
+            run = tx.get_run(run_id, with_document=False)
+            if run is None or not caller.can_see(run["namespace"]):
+                return run, None
+            return run, read(tx)
+
+        run, result = await self.store.read(checked)
+        _visible(caller, run, run_id)
+        assert result is not None  # read only for a visible run
+        return result
+
+    async def document(self, caller: Caller, run_id: str) -> dict[str, Any]:
+        """Return the run's pinned workflow document."""
+        caller.require("viewer")
+        run = await self.store.read(lambda tx: tx.get_run(run_id))
+        return dict(_visible(caller, run, run_id)["document"])
+
+    async def nodes(self, caller: Caller, run_id: str) -> list[Row]:
+        """Return every node run of the run."""
+        return await self._read_of_run(caller, run_id, lambda tx: tx.node_rows(run_id))
+
+    async def attempts(self, caller: Caller, run_id: str) -> list[Row]:
+        """Return every attempt of the run."""
+        return await self._read_of_run(caller, run_id, lambda tx: reads.attempts_of(tx, run_id))
+
+    async def list_runs(
+        self,
+        caller: Caller,
+        *,
+        namespaces: list[str] | None = None,
+        statuses: list[str] | None = None,
+        workflow: str | None = None,
+        created_after_ms: int | None = None,
+        created_before_ms: int | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[Row]:
+        """One page of runs, newest first, of the visible ones among ``namespaces``.
+
+        Args:
+            caller: who asks (a viewer); only runs of namespaces it sees are listed.
+            namespaces: only these namespaces (default: every one the caller sees).
+            statuses: only runs in these statuses.
+            workflow: only runs of this workflow (a name or an id).
+            created_after_ms: only runs created at or after this time.
+            created_before_ms: only runs created before this time.
+            cursor: the ``next_cursor`` of the previous page.
+            limit: the page size.
+        """
+        caller.require("viewer")
+        visible = caller.visible(namespaces)
+        if visible is not None and not visible:
+            return Page([])
+        rows = await self.store.read(
+            lambda tx: reads.run_summary_rows(
+                tx,
+                namespaces=visible,
+                statuses=statuses,
+                workflow=workflow,
+                created_after_ms=created_after_ms,
+                created_before_ms=created_before_ms,
+                before_id=cursor or None,
+                limit=limit + 1,
+            )
+        )
+        return paginate(rows, limit)
+
+    async def events(
+        self, caller: Caller, run_id: str, after_seq: int = 0, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Return the run's events after ``after_seq``."""
+        return await self._read_of_run(
+            caller,
+            run_id,
+            lambda tx: reads.events_after(tx, run_id=run_id, after_seq=after_seq, limit=limit),
+        )
+
+    async def logs(
+        self, caller: Caller, run_id: str, after_id: int = 0, limit: int = 200
+    ) -> list[Row]:
+        """Return the run's log lines after ``after_id``."""
+        return await self._read_of_run(
+            caller, run_id, lambda tx: reads.logs_after(tx, run_id, after_id=after_id, limit=limit)
+        )
+
+    async def log_page(
+        self, caller: Caller, run_id: str, after: str | None = None, limit: int = 200
+    ) -> Page[LogEntry]:
+        """Log lines and finished attempts in time order, a page at a time.
+
+        The cursor is ``"<last log id>.<last attempt id>"`` (a bare number is a log id).
+        Items are taken in time order from the front of each list, so the next cursor is the
+        last log id and the last attempt id taken: no item is skipped or repeated.
+
+        Raises:
+            InvalidInput: ``after`` is not a cursor this method returned.
+        """
+        await self.get(caller, run_id)
+        after_log, after_attempt = parse_log_cursor(after)
+
+        def read(tx: Tx) -> tuple[list[Row], list[Row]]:
+            logs = reads.logs_after(tx, run_id, after_id=after_log, limit=limit + 1)
+            attempts = [a for a in reads.attempts_of(tx, run_id) if a["id"] > after_attempt]
+            return logs, attempts
+
+        logs, attempts = await self.store.read(read)
+        items: list[LogEntry] = []
+        li = ai = 0
+        while len(items) < limit and (li < len(logs) or ai < len(attempts)):
+            take_log = ai >= len(attempts) or (
+                li < len(logs) and logs[li]["ts_ms"] <= attempts[ai]["finished_at_ms"]
+            )
+            if take_log:
+                after_log = logs[li]["id"]
+                items.append(LogEntry("log", logs[li]))
+                li += 1
+            else:
+                after_attempt = attempts[ai]["id"]
+                items.append(LogEntry("attempt", attempts[ai]))
+                ai += 1
+        more = li < len(logs) or ai < len(attempts)
+        return Page(items, f"{after_log}.{after_attempt}" if more else None)
+
+    # --- time travel ---------------------------------------------------------------------
+
+    async def frames(
+        self,
+        caller: Caller,
+        run_id: str,
+        after_frame_no: int = 0,
+        limit: int = 100,
+        order: Literal["asc", "desc"] = "asc",
+    ) -> list[dict[str, Any]]:
+        """Return snapshots of the run's node states after each transition.
+
+        ``asc`` pages forward from ``after_frame_no`` (oldest first); ``desc`` returns the
+        newest ``limit`` frames after ``after_frame_no``, newest first (Smithers' order).
+        """
+        run = await self.get(caller, run_id)
+        start = max(after_frame_no, 0)
+        if order == "desc":
+            last = int(run.get("frame_no") or 0)
+            start = max(start, last - limit)
+
+        def read(tx: Tx) -> list[dict[str, Any]]:
+            base: dict[tuple[str, int], str] = {}
+            attempts: dict[tuple[str, int], int] = {}
+
+            def fold(frame: Row) -> None:
+                for change in frame["changes"]:
+                    key = (change["nodeId"], change["iteration"])
+                    base[key] = change["status"]
+                    attempts[key] = change.get("attempt", 0)
+
+            # Fold statuses and attempts up to the first frame asked for, so that a page
+            # shows the same snapshots as a listing from the start.
+            for frame in reads.all_frames_until(tx, run_id, start):
+                fold(frame)
+            frames = reads.frames_after(tx, run_id, after_frame_no=start, limit=limit)
+            out: list[dict[str, Any]] = []
+            for frame in frames:
+                fold(frame)
+                out.append(
+                    {
+                        "runId": run_id,
+                        "frameNo": frame["frame_no"],
+                        "seq": frame["seq"],
+                        "timestampMs": frame["ts_ms"],
+                        "changes": frame["changes"],
+                        "nodes": [
+                            {
+                                "nodeId": node_id,
+                                "iteration": iteration,
+                                "status": status,
+                                "attempt": attempts.get((node_id, iteration), 0),
+                            }
+                            for (node_id, iteration), status in base.items()
+                        ],
+                    }
+                )
+            return out
+
+        out = await self.store.read(read)
+        if order == "desc":
+            out.reverse()
+        return out
+
+    async def diff(self, caller: Caller, run_id: str, other_id: str) -> dict[str, Any]:
+        """Compare two runs (typically an original and its fork) node by node."""
+        first, second = await self.get(caller, run_id), await self.get(caller, other_id)
+        left = {(n["node_id"], n["iteration"]): n for n in await self.nodes(caller, run_id)}
+        right = {(n["node_id"], n["iteration"]): n for n in await self.nodes(caller, other_id)}
+        nodes = []
+        for key in sorted(set(left) | set(right), key=lambda k: (k[0], k[1])):
+            a, b = left.get(key), right.get(key)
+            entry = {
+                "nodeId": key[0],
+                "iteration": key[1],
+                "original": None if a is None else {"status": a["status"], "output": a["output"]},
+                "other": None if b is None else {"status": b["status"], "output": b["output"]},
+            }
+            entry["changed"] = entry["original"] != entry["other"]
+            nodes.append(entry)
+        return {
+            "runId": run_id,
+            "otherRunId": other_id,
+            "inputChanged": first["input"] != second["input"],
+            "versionChanged": first["workflow_version"] != second["workflow_version"],
+            "statusChanged": first["status"] != second["status"],
+            "nodes": nodes,
+        }
+
+    # --- following -----------------------------------------------------------------------
+
+    async def follow(
+        self, caller: Caller, run_id: str, after_seq: int = 0, poll_seconds: float = 0.5
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield the run's events in ``seq`` order, live, until a terminal run event.
+
+        The table is the source of truth; notifications only cut the wait between reads,
+        so replayed and live events can never interleave out of order. The caller's right
+        to the run is checked once, before the first event.
+        """
+        await self.get(caller, run_id)
+        wake = asyncio.Event()
+
+        def on_notify(kind: str, _payload: str) -> None:
+            if kind == "event":
+                wake.set()
+
+        def read(after: int, limit: int = 500) -> Any:
+            return self.store.read(
+                lambda tx: reads.events_after(tx, run_id=run_id, after_seq=after, limit=limit)
+            )
+
+        async def status() -> str | None:
+            run = await self._read_run(run_id)
+            return None if run is None else str(run["status"])
+
+        remove = self.store.add_listener(on_notify, kinds=("event",))
+        try:
+            while True:
+                wake.clear()
+                batch: list[dict[str, Any]] = await read(after_seq)
+                for index, event in enumerate(batch):
+                    after_seq = event["seq"]
+                    yield event
+                    if event["type"] in TERMINAL_EVENTS and index == len(batch) - 1:
+                        # A resumed run goes on after an old terminal event.
+                        if await status() in (*TERMINAL_RUN, None):
+                            return
+                if not batch:
+                    current = await status()
+                    if current is None:
+                        raise RunNotFound(f"run {run_id!r} not found")
+                    if current in TERMINAL_RUN:
+                        if await read(after_seq, 1):
+                            # It ended between the read above and this one: read the rest.
+                            continue
+                        # Terminal and nothing more to read: the stream is complete.
+                        return
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), poll_seconds)
+        finally:
+            remove()
+
+    async def wait(self, caller: Caller, run_id: str, timeout: float | None = None) -> Row:
+        """Wait until the run is terminal; return it."""
+
+        async def _wait() -> Row:
+            async for _event in self.follow(caller, run_id):
+                pass
+            return await self.get(caller, run_id)
+
+        return await asyncio.wait_for(_wait(), timeout)
+
+    def watch_changes(self) -> Callable[[], None]:
+        """Drop cached details of runs other processes change (PostgreSQL ``NOTIFY``; on
+        SQLite only this process notifies, and other processes' changes wait for the TTL).
+        Returns a function that stops watching."""
+
+        def changed(_kind: str, run_id: str) -> None:
+            self.settled.drop(run_id)
+
+        return self.store.add_listener(changed, kinds=[RUN_CHANGED])
+
+
+def _visible(caller: Caller, run: Row | None, run_id: str) -> Row:
+    """``run``, unless it is absent or in a namespace the caller cannot see (404)."""
+    if run is None or not caller.can_see(run["namespace"]):
+        raise RunNotFound(f"run {run_id!r} not found")
+    return run
+
+
+def parse_log_cursor(value: str | None) -> tuple[int, int]:
+    """Split a log cursor ``"<last log id>.<last attempt id>"`` (a bare number = log id)."""
+    if not value:
+        return 0, 0
+    try:
+        parts = [int(p) for p in value.split(".")]
+    except ValueError:
+        raise InvalidInput("after must be a cursor returned as nextCursor") from None
+    if len(parts) == 1:
+        return parts[0], 0
+    if len(parts) != 2 or min(parts) < 0:
+        raise InvalidInput("after must be a cursor returned as nextCursor")
+    return parts[0], parts[1]
