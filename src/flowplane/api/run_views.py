@@ -11,7 +11,8 @@ from typing import Any
 
 from flowplane.client.models import Approval, Attempt, LogItem, LogPage, NodeState, Run, RunDetail
 from flowplane.errors import InvalidInput
-from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, Row, now_ms
+from flowplane.ids import now_ms
+from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, Row
 
 
 def iso(ms: int | None) -> str | None:

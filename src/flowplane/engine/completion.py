@@ -17,10 +17,11 @@ from flowplane.connectors.base import (
     WaitForSignal,
     WaitForTimer,
 )
-from flowplane.engine.dispatch import DispatchRequest, claim_ids, dispatch, new_id, plan_of
+from flowplane.engine.dispatch import DispatchRequest, claim_ids, dispatch, plan_of
 from flowplane.engine.faults import maybe_crash
 from flowplane.engine.plan import Plan, plans
 from flowplane.engine.successors import Effects, evaluate_successors, handoff_claims
+from flowplane.ids import new_id
 from flowplane.model.document import Workflow
 from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, WAITING_NODE, Ahead, Row, Tx
 

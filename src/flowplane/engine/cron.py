@@ -34,6 +34,7 @@ from croniter import CroniterBadDateError, CroniterError, croniter
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.engine import transitions
 from flowplane.errors import FlowplaneError, InvalidCron, InvalidTimezone
+from flowplane.ids import new_id
 from flowplane.model.document import Workflow
 from flowplane.model.graph import check_workflow
 from flowplane.model.inputs import validate_input
@@ -439,7 +440,7 @@ def fire_slot(tx: Tx, schedule: Row, slot_ms: int, prepared: _Prepared) -> str |
     Returns the run id, ``""`` when the fire was recorded as failed, or ``None`` when another
     process already handled the slot.
     """
-    run_id = transitions.new_id() if prepared.error is None else None
+    run_id = new_id() if prepared.error is None else None
     won = q.claim_fire(
         tx,
         {

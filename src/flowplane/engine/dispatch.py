@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import threading
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,27 +14,10 @@ from flowplane.errors import (
     Conflict,
     IdempotencyKeyReused,
 )
+from flowplane.ids import new_id
 from flowplane.model.document import Workflow
 from flowplane.store import schema as t
 from flowplane.store.tx import Row, Tx
-
-_last_id: list[int] = [0, 0]
-_id_lock = threading.Lock()
-
-
-def new_id() -> str:
-    """Return a new time-ordered id (UUIDv7 layout), increasing within a process."""
-    ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-    rand = uuid.uuid4().int & ((1 << 74) - 1)
-    with _id_lock:
-        if ms <= _last_id[0]:
-            # Same millisecond (or a clock step back): keep ids ordered by creation.
-            ms, rand = _last_id[0], (_last_id[1] + 1) & ((1 << 74) - 1)
-        _last_id[0], _last_id[1] = ms, rand
-    value = (
-        (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
-    )
-    return str(uuid.UUID(int=value))
 
 
 def plan_of(tx: Tx, run: Row) -> Plan:

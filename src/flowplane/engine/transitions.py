@@ -32,7 +32,6 @@ from flowplane.engine.dispatch import (
     claim_ids,
     claim_work,
     dispatch,
-    new_id,
     plan_of,
     register_local_worker,
 )
@@ -62,7 +61,6 @@ __all__ = [
     "decide",
     "dispatch",
     "fork_outputs",
-    "new_id",
     "node_settled",
     "plan_of",
     "prefill",

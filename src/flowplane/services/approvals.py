@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from flowplane.ids import now_ms
 from flowplane.store.base import Store
-from flowplane.store.tx import Row, Tx, now_ms
+from flowplane.store.tx import Row, Tx
 
 APPROVAL_STATUSES = ("pending", "approved", "denied", "cancelled")
 

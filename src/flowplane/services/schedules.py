@@ -16,7 +16,6 @@ from typing import Any
 
 from flowplane.connectors.registry import Registry
 from flowplane.engine import cron
-from flowplane.engine.transitions import new_id
 from flowplane.errors import (
     Conflict,
     InvalidInput,
@@ -24,6 +23,7 @@ from flowplane.errors import (
     WorkflowInvalid,
     WorkflowNotFound,
 )
+from flowplane.ids import new_id
 from flowplane.model.durations import parse_duration
 from flowplane.services.owned import (
     OwnedKind,

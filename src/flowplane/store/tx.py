@@ -7,13 +7,13 @@ shortest time and ``seq`` is gap-free and in commit order (a transactional outbo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from flowplane.ids import now_ms as now_ms
 from flowplane.status import TERMINAL_NODE as TERMINAL_NODE
 from flowplane.status import TERMINAL_RUN as TERMINAL_RUN
 from flowplane.status import WAITING_NODE as WAITING_NODE
@@ -35,11 +35,6 @@ class Ahead:
     lease_ms: int = 0
     item_counts_of: str | None = None
     status_counts: bool = False
-
-
-def now_ms() -> int:
-    """Milliseconds since the epoch."""
-    return int(time.time() * 1000)
 
 
 class Tx:
