@@ -7,14 +7,8 @@ Each public function runs inside one transaction: a synchronous function taking 
 
 from __future__ import annotations
 
-from flowplane.engine.completion import (
-    MAX_LOG_EVENTS_PER_ATTEMPT,
-    Completion,
-    Outcome,
-    complete,
-    node_settled,
-    update_run_status,
-)
+from flowplane.engine.attempts import MAX_LOG_EVENTS_PER_ATTEMPT
+from flowplane.engine.completion import Completion, Outcome, complete
 from flowplane.engine.control import (
     MAX_LOST_ATTEMPTS,
     cancel,
@@ -35,6 +29,7 @@ from flowplane.engine.dispatch import (
     plan_of,
     register_local_worker,
 )
+from flowplane.engine.settlement import node_settled, update_run_status
 from flowplane.engine.successors import trigger_decision
 from flowplane.engine.timetravel import (
     RESUMABLE_RUN,

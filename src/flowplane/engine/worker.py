@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import os
 import socket
@@ -19,8 +18,6 @@ import time
 import uuid
 from collections import OrderedDict
 from typing import Any
-
-import jsonschema
 
 from flowplane.connectors.base import (
     NodeContext,
@@ -32,25 +29,22 @@ from flowplane.connectors.base import (
     WaitForTimer,
 )
 from flowplane.connectors.registry import Registry, default_registry
-from flowplane.engine import transitions
-from flowplane.engine.cron import Scheduler
+from flowplane.engine import starting, transitions
 from flowplane.engine.faults import maybe_crash
+from flowplane.engine.outputs import normalise_output
+from flowplane.engine.params import resolve_params
 from flowplane.engine.plan import Plan, plans
+from flowplane.engine.scheduler import Scheduler
 from flowplane.engine.secrets import EnvSecrets, Redactor, SecretsProvider
 from flowplane.errors import ConnectorError, FlowplaneError, NodeTimeout, TemplateError
 from flowplane.model import templates
-from flowplane.model.document import Workflow
-from flowplane.model.graph import check_workflow
-from flowplane.model.inputs import validate_input
 from flowplane.settings import Settings
 from flowplane.store.base import Store
 from flowplane.store.tx import Row, Tx
 
 _log = logging.getLogger("flowplane.worker")
 OUTPUT_CACHE_RUNS = 256
-MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 10.0
-CHECKER_CACHE_SIZE = 512
 # The redactor of a node run without secrets (it replaces nothing; shared, never changed).
 _NO_SECRETS = Redactor(())
 
@@ -433,18 +427,7 @@ class Worker:
                     )
                 return transitions.Outcome(kind="expand", items=list(items))
             connector = self.registry.get(node.type)
-            checker = _checker(connector.manifest.input_schema)
-            rendered = (
-                {
-                    k: (v if k in checker.raw else templates.render_value(v, context))
-                    for k, v in node.params.items()
-                }
-                if node.params
-                else {}
-            )
-            if not checker.known_valid(node.params):
-                _check_params(node.id, checker.validator, rendered)
-                checker.passed(node.params)
+            rendered = resolve_params(node, connector.manifest.input_schema, context)
             ctx = NodeContext(
                 run_id=info.id,
                 node_id=node.id,
@@ -475,7 +458,9 @@ class Worker:
                 ) from exc
             if isinstance(result, _DIRECTIVES):
                 return await self._directive_outcome(info, row, result, redactor)
-            return transitions.Outcome(kind="success", output=_normalise(redactor.value(result)))
+            return transitions.Outcome(
+                kind="success", output=normalise_output(redactor.value(result))
+            )
         except ConnectorError as exc:
             return _failure(exc.to_dict(), exc.retryable, redactor)
         except FlowplaneError as exc:
@@ -505,16 +490,17 @@ class Worker:
                     )
                 document = stored["document"]
             document = {**document, "namespace": info.namespace}
-            child = Workflow.model_validate(document)
-            check_workflow(child, self.registry)
-            child_input = validate_input(child.inputs, result.input)
+            child = starting.prepare(
+                document, result.input, self.registry, namespace=info.namespace
+            )
             return transitions.Outcome(
                 kind="directive",
-                directive=StartChildRun(workflow=child.name, document=None, input=child_input),
-                child_workflow=child,
-                child_document=child.to_document(),
+                directive=StartChildRun(
+                    workflow=child.workflow.name, document=None, input=child.input
+                ),
+                child=child,
             )
-        return transitions.Outcome(kind="success", output=_normalise(redactor.value(result)))
+        return transitions.Outcome(kind="success", output=normalise_output(redactor.value(result)))
 
     async def _heartbeat_one(self, row: Row) -> None:
         held = await self.store.transact(
@@ -569,115 +555,7 @@ def _failure(error: dict[str, Any], retryable: bool, redactor: Redactor) -> tran
     return transitions.Outcome(kind="failure", error=redactor.value(error), retryable=retryable)
 
 
-class _ParamsChecker:
-    """What checking params against one connector input schema needs, built once."""
-
-    def __init__(self, schema: dict[str, Any]) -> None:
-        self.schema = schema
-        self.validator = jsonschema.Draft202012Validator(schema)
-        # Params marked ``x-raw`` are passed through without template rendering.
-        self.raw = {
-            k
-            for k, v in (schema.get("properties") or {}).items()
-            if isinstance(v, dict) and v.get("x-raw")
-        }
-        # Node params without templates that passed: they render to the same values
-        # every time, so they pass again (keyed by the params object, held here).
-        self._static_valid: dict[int, dict[str, Any]] = {}
-
-    def known_valid(self, params: dict[str, Any]) -> bool:
-        return self._static_valid.get(id(params)) is params
-
-    def passed(self, params: dict[str, Any]) -> None:
-        if next(templates.iter_template_strings(params), None) is None:
-            if len(self._static_valid) >= CHECKER_CACHE_SIZE:
-                self._static_valid.clear()
-            self._static_valid[id(params)] = params
-
-
-_checkers: dict[int, _ParamsChecker] = {}
-
-
-def _checker(schema: dict[str, Any]) -> _ParamsChecker:
-    """The checker of ``schema`` (cached per schema object; manifests are immutable)."""
-    checker = _checkers.get(id(schema))
-    if checker is None or checker.schema is not schema:
-        if len(_checkers) >= CHECKER_CACHE_SIZE:
-            _checkers.clear()
-        checker = _checkers[id(schema)] = _ParamsChecker(schema)
-    return checker
-
-
-def _check_params(
-    node_id: str, validator: jsonschema.protocols.Validator, params: dict[str, Any]
-) -> None:
-    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
-    if errors:
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in e.absolute_path) or '(params)'}: {e.message}"
-            for e in errors[:5]
-        )
-        raise ConnectorError(
-            f"params of node {node_id!r} are invalid after rendering: {detail}", retryable=False
-        )
-
-
 _DIRECTIVES = (WaitForApproval, WaitForSignal, WaitForTimer, StopRun, StartChildRun)
-
-
-def _normalise(output: Any) -> Any:
-    """Return ``output`` as plain JSON values, refusing oversized outputs."""
-    try:
-        bound = _json_bound(output)
-        plain = True
-    except (_NotPlain, RecursionError):
-        bound, plain = -1, False
-    if plain and bound <= MAX_OUTPUT_BYTES:
-        return output  # plain, and certainly small enough: nothing to copy or measure
-    text = json.dumps(output, default=str)
-    if len(text) > MAX_OUTPUT_BYTES:
-        raise ConnectorError(
-            f"node output is {len(text)} bytes, over the {MAX_OUTPUT_BYTES}-byte limit",
-            retryable=False,
-        )
-    # Already plain JSON values: the round trip would only copy them.
-    return output if plain else json.loads(text)
-
-
-# More than any output may be: the JSON text must be measured.
-_UNBOUNDED = MAX_OUTPUT_BYTES + 1
-
-
-class _NotPlain(Exception):
-    """A value is not made only of JSON types (see :func:`_json_bound`)."""
-
-
-def _json_bound(value: Any) -> int:
-    """An upper bound of ``len(json.dumps(value))`` for a value made only of JSON types
-    (exact types: no subclasses, tuples or non-string keys, which the JSON round trip would
-    change); raises :class:`_NotPlain` for any other value."""
-    kind = type(value)
-    if kind is str:
-        return 12 * len(value) + 2  # at worst a surrogate pair of escapes per character
-    if kind is dict:
-        size = 2
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _NotPlain
-            size += 12 * len(key) + 6 + _json_bound(item)
-        return size
-    if kind is list:
-        size = 2
-        for item in value:
-            size += _json_bound(item) + 2
-        return size
-    if kind is int:
-        return 21 if value.bit_length() < 64 else _UNBOUNDED
-    if kind is float:
-        return 32
-    if kind is bool or value is None:
-        return 5
-    raise _NotPlain
 
 
 async def run_until_stopped(worker: Worker, stop: asyncio.Event) -> None:
