@@ -40,9 +40,6 @@ DELIVERY_RETENTION_SECONDS = 30 * 86400
 PRUNE_INTERVAL_SECONDS = 3600.0
 
 
-# --- the tick -------------------------------------------------------------------------------
-
-
 @dataclass
 class TickResult:
     """What one tick did, summed over schedules (``POST /v1/admin/tick`` returns it)."""
@@ -218,9 +215,6 @@ def _registry() -> Registry:
     if _REGISTRY is None:
         _REGISTRY = default_registry()
     return _REGISTRY
-
-
-# --- the loop -------------------------------------------------------------------------------
 
 
 class Scheduler:
