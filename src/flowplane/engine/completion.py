@@ -22,9 +22,9 @@ from flowplane.connectors.base import (
     WaitForTimer,
 )
 from flowplane.engine.attempts import persist_logs, record_attempt
-from flowplane.engine.dispatch import claim_ids, plan_of
+from flowplane.engine.claims import claim_ids
 from flowplane.engine.faults import maybe_crash
-from flowplane.engine.plan import Plan, plans
+from flowplane.engine.plan import Plan, plan_of, plans
 from flowplane.engine.settlement import (
     deliver_signal,
     node_settled,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowplane.engine.attempts import record_attempt
-from flowplane.engine.dispatch import plan_of
+from flowplane.engine.plan import plan_of
 from flowplane.engine.settlement import (
     close_run,
     deliver_signal,

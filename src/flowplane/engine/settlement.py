@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowplane.engine.attempts import record_attempt
-from flowplane.engine.dispatch import plan_of
-from flowplane.engine.plan import Plan
+from flowplane.engine.plan import Plan, plan_of
 from flowplane.engine.successors import Effects, evaluate_successors
 from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, WAITING_NODE, Row, Tx
 

@@ -8,8 +8,7 @@ import sqlalchemy as sa
 
 from flowplane.engine.attempts import record_attempt
 from flowplane.engine.control import _terminate
-from flowplane.engine.dispatch import plan_of
-from flowplane.engine.plan import Plan
+from flowplane.engine.plan import Plan, plan_of
 from flowplane.engine.settlement import item_settled, update_run_status
 from flowplane.engine.successors import Effects, trigger_decision
 from flowplane.errors import (
