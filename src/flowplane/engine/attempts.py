@@ -12,6 +12,7 @@ MAX_LOG_EVENTS_PER_ATTEMPT = 200
 def record_attempt(
     tx: Tx, row: Row, status: str, owner: str | None, started: int | None, error: Any
 ) -> None:
+    """Record the attempt of node run ``row`` that ended ``status`` (on ``owner``)."""
     tx.insert_attempt(
         {
             "run_id": row["run_id"],
@@ -28,6 +29,8 @@ def record_attempt(
 
 
 def persist_logs(tx: Tx, run: Row, row: Row, logs: list[tuple[int, str, str]]) -> None:
+    """Store the attempt's log lines ``(ts_ms, level, message)``; the first
+    :data:`MAX_LOG_EVENTS_PER_ATTEMPT` are also sent as ``NodeLog`` events."""
     if not logs:
         return
     tx.insert_logs(

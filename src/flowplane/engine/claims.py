@@ -47,6 +47,9 @@ def claim_work(tx: Tx, owner: str, limit: int, lease_ms: int) -> Claimed:
 
 
 def record_started(tx: Tx, rows: list[Row], namespace: str | None = None) -> dict[str, Row]:
+    """Record a frame change and a ``NodeStarted`` event for each leased row (not for due
+    timers); return the rows' runs when they had to be read (``namespace`` given for rows
+    of one run spares that read)."""
     if not rows:
         return {}
     run_ids = {r["run_id"] for r in rows}

@@ -37,6 +37,8 @@ def node_settled(
 
 
 def item_settled(tx: Tx, run: Row, plan: Plan, node_id: str, effects: Effects) -> None:
+    """An item of ``foreach`` node ``node_id`` settled: start pending items up to its
+    ``max_parallel``; once every item settled, settle the node itself with their outputs."""
     # Counted in SQL: reading every item row on each item's completion made a fan-out
     # quadratic in Python rows. The item rows are read once, when the last one settles.
     counts = tx.item_counts(run["id"], node_id)
@@ -172,6 +174,7 @@ def _finish_run(tx: Tx, run: Row) -> None:
 
 
 def close_run(tx: Tx, run: Row, status: str, output: Any, error: Any) -> None:
+    """End the run with ``status`` (its terminal event; a child run settles its parent)."""
     tx.update_run(run["id"], status=status, output=output, error=error, finished_at_ms=tx.now_ms)
     previous = run["status"]
     run["status"] = status
@@ -217,7 +220,6 @@ def _child_settled(tx: Tx, child: Row, status: str, output: Any, error: Any) -> 
         return
     plan = plan_of(tx, parent)
     effects = Effects()
-    ns = parent["namespace"]
     if status == "finished":
         settle_waiting(tx, parent, plan, row, "finished", output, None)
     else:
@@ -233,7 +235,6 @@ def _child_settled(tx: Tx, child: Row, status: str, output: Any, error: Any) -> 
     node_settled(tx, parent, plan, row["node_id"], row["iteration"], effects, settled)
     if effects.ready:
         tx.notify("ready")
-    del ns
 
 
 def settle_waiting(
@@ -274,6 +275,7 @@ def settle_waiting(
 
 
 def deliver_signal(tx: Tx, run: Row, plan: Plan, row: Row, signal: Row, effects: Effects) -> None:
+    """Consume ``signal`` for node run ``row`` waiting for it: it finishes with the signal."""
     tx.consume_signal(signal["id"], row["node_id"], row["iteration"])
     output = {
         "name": signal["name"],
