@@ -53,7 +53,7 @@ class TickResult:
 
 
 @dataclass
-class _Prepared:
+class _ScheduleRun:
     """A schedule's run, prepared once per tick (or the reason it cannot start)."""
 
     run: starting.Prepared | None = None
@@ -66,9 +66,9 @@ def schedule_idempotency_key(schedule_id: str, slot_ms: int) -> str:
     return f"schedule:{schedule_id}:{slot_ms}"
 
 
-def _prepare(workflow_row: Row | None, schedule: Row, registry: Registry) -> _Prepared:
+def _prepare(workflow_row: Row | None, schedule: Row, registry: Registry) -> _ScheduleRun:
     if workflow_row is None:
-        return _Prepared(
+        return _ScheduleRun(
             error={"code": "workflow_not_found", "message": "the schedule's workflow is deleted"}
         )
     try:
@@ -79,13 +79,13 @@ def _prepare(workflow_row: Row | None, schedule: Row, registry: Registry) -> _Pr
             namespace=schedule["namespace"],
         )
     except FlowplaneError as exc:
-        return _Prepared(error=exc.to_dict())
+        return _ScheduleRun(error=exc.to_dict())
     except ValueError as exc:  # pydantic ValidationError
-        return _Prepared(error={"code": "workflow_invalid", "message": str(exc)[:2000]})
-    return _Prepared(run=run, version=workflow_row["version"])
+        return _ScheduleRun(error={"code": "workflow_invalid", "message": str(exc)[:2000]})
+    return _ScheduleRun(run=run, version=workflow_row["version"])
 
 
-def fire_slot(tx: Tx, schedule: Row, slot_ms: int, prepared: _Prepared) -> str | None:
+def fire_slot(tx: Tx, schedule: Row, slot_ms: int, prepared: _ScheduleRun) -> str | None:
     """Fire one slot in the open transaction.
 
     Returns the run id, ``""`` when the fire was recorded as failed, or ``None`` when another

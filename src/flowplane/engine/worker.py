@@ -281,7 +281,7 @@ class Worker:
                 _log.exception("maintenance failed")
             await asyncio.sleep(interval)
 
-    # --- execution ----------------------------------------------------------------------
+    # --- node tasks: execute, then record the outcome ----------------------------------
 
     async def _run_info(self, run_id: str, run: Row | None = None) -> RunInfo:
         info = self._runs.get(run_id)
