@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from api_support import ApiHarness, api_fixture  # noqa: F401  (the ``api`` fixture)
 
-from flowplane.engine.cron import TickResult, tick
+from flowplane.engine.scheduler import TickResult, tick
 from flowplane.services.caller import Caller
 from flowplane.store import schema as t
 from flowplane.store.base import Store

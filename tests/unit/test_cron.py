@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from flowplane.engine.cron import (
+from flowplane.errors import InvalidCron, InvalidTimezone
+from flowplane.model.cron import (
     CronSpec,
     first_slot,
     from_ms,
@@ -15,7 +16,6 @@ from flowplane.engine.cron import (
     plan_slots,
     to_ms,
 )
-from flowplane.errors import InvalidCron, InvalidTimezone
 
 
 def ms(text: str) -> int:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flowplane.engine import worker
+from flowplane.engine import outputs
 from flowplane.errors import ConnectorError
 
 json_values = st.recursive(
@@ -27,7 +27,7 @@ json_values = st.recursive(
 
 @given(json_values)
 def test_bound_is_an_upper_bound_of_the_json_length(value: Any) -> None:
-    assert worker._json_bound(value) >= len(json.dumps(value, default=str))
+    assert outputs.json_bound(value) >= len(json.dumps(value, default=str))
 
 
 @pytest.mark.parametrize(
@@ -35,27 +35,27 @@ def test_bound_is_an_upper_bound_of_the_json_length(value: Any) -> None:
     ["\U0001f600" * 50, '"\\\n\x00' * 40, {"\u00e9\U0001f600": ["\x01", -(2**63) + 1]}, -1e-308],
 )
 def test_bound_holds_for_escapes_and_extremes(value: Any) -> None:
-    assert worker._json_bound(value) >= len(json.dumps(value))
+    assert outputs.json_bound(value) >= len(json.dumps(value))
 
 
 def test_plain_output_is_returned_as_is() -> None:
     output = {"a": [1, 2.5, "x", None, True], "b": {}}
-    assert worker._normalise(output) is output
+    assert outputs.normalise_output(output) is output
 
 
 def test_other_values_go_through_json() -> None:
-    assert worker._normalise({"t": (1, 2)}) == {"t": [1, 2]}
-    assert worker._normalise({1: "x"}) == {"1": "x"}
+    assert outputs.normalise_output({"t": (1, 2)}) == {"t": [1, 2]}
+    assert outputs.normalise_output({1: "x"}) == {"1": "x"}
     big = 2**80
-    assert worker._normalise([big]) == [big]
+    assert outputs.normalise_output([big]) == [big]
 
 
 def test_oversized_output_is_refused() -> None:
     with pytest.raises(ConnectorError, match="byte limit"):
-        worker._normalise("x" * (worker.MAX_OUTPUT_BYTES + 1))
+        outputs.normalise_output("x" * (outputs.MAX_OUTPUT_BYTES + 1))
     # Escapes count: under the limit in characters, over it as JSON text.
     with pytest.raises(ConnectorError, match="byte limit"):
-        worker._normalise(["\x01" * (worker.MAX_OUTPUT_BYTES // 6 + 1)])
+        outputs.normalise_output(["\x01" * (outputs.MAX_OUTPUT_BYTES // 6 + 1)])
     # Large but within the limit: kept.
-    fits = "y" * (worker.MAX_OUTPUT_BYTES - 10)
-    assert worker._normalise(fits) is fits
+    fits = "y" * (outputs.MAX_OUTPUT_BYTES - 10)
+    assert outputs.normalise_output(fits) is fits

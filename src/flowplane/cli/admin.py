@@ -73,7 +73,7 @@ def _read_password(from_stdin: bool, prompt: str = "Password") -> str:
 
 
 def _key_dict(key: ApiKeyInfo) -> dict[str, Any]:
-    from flowplane.store.tx import now_ms
+    from flowplane.ids import now_ms
 
     return {
         "id": key.id,
@@ -126,8 +126,8 @@ def tokens_create(
 ) -> None:
     """Create an API key and print it (once: it cannot be shown again)."""
     from flowplane.errors import FlowplaneError
+    from flowplane.ids import now_ms
     from flowplane.model.durations import parse_duration
-    from flowplane.store.tx import now_ms
 
     _check_role(role)
     expires_at: int | None = None

@@ -1,4 +1,8 @@
-"""Recording node outcomes: fenced completion, successors, foreach items, run status.
+"""Node completion: recording what executing a claimed node run produced, fenced on its lease.
+
+A success, a failure (retried or not), a skip, a ``foreach`` expansion or a directive (wait
+for a timer, an approval or a signal, start a child run, stop the run). What follows a node
+run's end, successors and the run's status, is :mod:`flowplane.engine.settlement`.
 
 Every transition of a run first locks its row, so concurrent completions of two parents of
 one node cannot both miss each other.
@@ -17,14 +21,20 @@ from flowplane.connectors.base import (
     WaitForSignal,
     WaitForTimer,
 )
-from flowplane.engine.dispatch import DispatchRequest, claim_ids, dispatch, new_id, plan_of
+from flowplane.engine.attempts import persist_logs, record_attempt
+from flowplane.engine.claims import claim_ids
 from flowplane.engine.faults import maybe_crash
-from flowplane.engine.plan import Plan, plans
-from flowplane.engine.successors import Effects, evaluate_successors, handoff_claims
-from flowplane.model.document import Workflow
-from flowplane.store.tx import TERMINAL_NODE, TERMINAL_RUN, WAITING_NODE, Ahead, Row, Tx
-
-MAX_LOG_EVENTS_PER_ATTEMPT = 200
+from flowplane.engine.plan import Plan, plan_of, plans
+from flowplane.engine.settlement import (
+    deliver_signal,
+    node_settled,
+    stop_run,
+    update_run_status,
+)
+from flowplane.engine.starting import Prepared, start
+from flowplane.engine.successors import Effects, handoff_claims
+from flowplane.ids import new_id
+from flowplane.store.tx import TERMINAL_RUN, Ahead, Row, Tx
 
 
 @dataclass
@@ -37,8 +47,8 @@ class Outcome:
     retryable: bool = True
     directive: Directive | None = None
     items: list[Any] | None = None
-    child_workflow: Workflow | None = None
-    child_document: dict[str, Any] | None = None
+    # The child run a StartChildRun directive starts (validated outside the transaction).
+    child: Prepared | None = None
     logs: list[tuple[int, str, str]] = field(default_factory=list)
     started_at_ms: int | None = None
 
@@ -109,7 +119,7 @@ def _ahead(
     if plan is None:
         return None
     node_id, iteration = claimed["node_id"], claimed["iteration"]
-    if node_id in plan.foreach and iteration >= 0:  # an item: _item_settled counts
+    if node_id in plan.foreach and iteration >= 0:  # an item: item_settled counts
         return Ahead(item_counts_of=node_id, status_counts=True)
     if not plan.graph.downstream(node_id):  # a leaf: update_run_status counts
         return Ahead(status_counts=True)
@@ -168,8 +178,8 @@ class _Step:
             delay_ms = int(policy.delay_seconds(self.attempt) * 1000)
             if not self._update(status="ready", available_at_ms=now + delay_ms, error=error):
                 return False
-            _attempt_row(tx, self.row, "failed", self.owner, self.started, error)
-            _persist_logs(tx, self.run, self.row, self.outcome.logs)
+            record_attempt(tx, self.row, "failed", self.owner, self.started, error)
+            persist_logs(tx, self.run, self.row, self.outcome.logs)
             tx.change(self.run["id"], self.node_id, self.iteration, "ready", self.attempt)
             self._event("NodeFailed", attempt=self.attempt, error=error, willRetry=True)
             self._event("NodeRetrying", attempt=self.attempt + 1, delayMs=delay_ms)
@@ -177,8 +187,8 @@ class _Step:
             return True
         if not self._update(status="failed", error=error, finished_at_ms=now):
             return False
-        _attempt_row(tx, self.row, "failed", self.owner, self.started, error)
-        _persist_logs(tx, self.run, self.row, self.outcome.logs)
+        record_attempt(tx, self.row, "failed", self.owner, self.started, error)
+        persist_logs(tx, self.run, self.row, self.outcome.logs)
         self._event("NodeFailed", attempt=self.attempt, error=error, willRetry=False)
         self._settled("failed")
         return True
@@ -197,8 +207,8 @@ class _Step:
             status="finished", output=output, error=None, finished_at_ms=self.tx.now_ms
         ):
             return False
-        _attempt_row(self.tx, self.row, "finished", self.owner, self.started, None)
-        _persist_logs(self.tx, self.run, self.row, self.outcome.logs)
+        record_attempt(self.tx, self.row, "finished", self.owner, self.started, None)
+        persist_logs(self.tx, self.run, self.row, self.outcome.logs)
         self._event("NodeFinished", attempt=self.attempt, output=output)
         self._settled("finished")
         return True
@@ -260,53 +270,6 @@ def _finish(
     )
 
 
-def _attempt_row(
-    tx: Tx, row: Row, status: str, owner: str | None, started: int | None, error: Any
-) -> None:
-    tx.insert_attempt(
-        {
-            "run_id": row["run_id"],
-            "node_id": row["node_id"],
-            "iteration": row["iteration"],
-            "attempt": max(1, row["attempt"]),
-            "status": status,
-            "worker": owner,
-            "started_at_ms": started,
-            "finished_at_ms": tx.now_ms,
-            "error": error,
-        }
-    )
-
-
-def _persist_logs(tx: Tx, run: Row, row: Row, logs: list[tuple[int, str, str]]) -> None:
-    if not logs:
-        return
-    tx.insert_logs(
-        [
-            {
-                "run_id": run["id"],
-                "node_id": row["node_id"],
-                "iteration": row["iteration"],
-                "attempt": row["attempt"],
-                "level": level,
-                "message": message,
-                "ts_ms": ts,
-            }
-            for ts, level, message in logs
-        ]
-    )
-    for _ts, level, message in logs[:MAX_LOG_EVENTS_PER_ATTEMPT]:
-        tx.event(
-            run["id"],
-            run["namespace"],
-            "NodeLog",
-            row["node_id"],
-            iteration=row["iteration"],
-            level=level,
-            message=message,
-        )
-
-
 def _apply_directive(
     tx: Tx, run: Row, plan: Plan, claimed: Row, outcome: Outcome, owner: str, effects: Effects
 ) -> bool:
@@ -321,7 +284,7 @@ def _apply_directive(
         values: dict[str, Any] = {"status": "waiting-timer", "available_at_ms": fires, "wait": wait}
         if not tx.update_node_run(claimed["id"], **fence, **values, **release):
             return False
-        _persist_logs(tx, run, claimed, outcome.logs)
+        persist_logs(tx, run, claimed, outcome.logs)
         tx.change(run["id"], node_id, iteration, "waiting-timer", attempt)
         tx.event(run["id"], ns, "NodeWaitingTimer", node_id, iteration=iteration, firesAtMs=fires)
         tx.notify("ready")
@@ -332,7 +295,7 @@ def _apply_directive(
         values = {"status": "waiting-approval", "wait": wait}
         if not tx.update_node_run(claimed["id"], **fence, **values, **release):
             return False
-        _persist_logs(tx, run, claimed, outcome.logs)
+        persist_logs(tx, run, claimed, outcome.logs)
         existing = tx.get_approval(run["id"], node_id, iteration)
         approval = {
             "run_id": run["id"],
@@ -377,7 +340,7 @@ def _apply_directive(
         values = {"status": "waiting-event", "wait": wait}
         if not tx.update_node_run(claimed["id"], **fence, **values, **release):
             return False
-        _persist_logs(tx, run, claimed, outcome.logs)
+        persist_logs(tx, run, claimed, outcome.logs)
         tx.change(run["id"], node_id, iteration, "waiting-event", attempt)
         tx.event(
             run["id"],
@@ -392,32 +355,27 @@ def _apply_directive(
         if pending is not None:
             row = tx.node_row(run["id"], node_id, iteration)
             assert row is not None
-            _deliver_signal(tx, run, plan, row, pending, effects)
+            deliver_signal(tx, run, plan, row, pending, effects)
         else:
             update_run_status(tx, run)
         return True
     if isinstance(directive, StartChildRun):
-        assert outcome.child_workflow is not None and outcome.child_document is not None
+        assert outcome.child is not None  # prepared by the worker, in the run's namespace
         # The attempt is part of the key: a resumed node starts a fresh child run.
         child_key = f"child:{run['id']}:{node_id}:{iteration}:{attempt}"
-        child, _created = dispatch(
+        child, _created = start(
             tx,
-            DispatchRequest(
-                workflow=outcome.child_workflow,
-                document=outcome.child_document,
-                input=directive.input,
-                namespace=ns,
-                idempotency_key=child_key,
-                trigger="parent",
-                triggered_by=run.get("triggered_by"),
-                parent=(run["id"], node_id, iteration),
-            ),
+            outcome.child,
+            idempotency_key=child_key,
+            trigger="parent",
+            triggered_by=run.get("triggered_by"),
+            parent=(run["id"], node_id, iteration),
         )
         wait = {"kind": "child", "runId": child["id"]}
         values = {"status": "waiting-event", "wait": wait}
         if not tx.update_node_run(claimed["id"], **fence, **values, **release):
             return False
-        _persist_logs(tx, run, claimed, outcome.logs)
+        persist_logs(tx, run, claimed, outcome.logs)
         tx.change(run["id"], node_id, iteration, "waiting-event", attempt)
         tx.event(
             run["id"], ns, "NodeWaitingEvent", node_id, iteration=iteration, childRunId=child["id"]
@@ -443,8 +401,8 @@ def _apply_directive(
         }
         if not tx.update_node_run(claimed["id"], **fence, **values, **release):
             return False
-        _attempt_row(tx, claimed, status, owner, claimed.get("started_at_ms"), error)
-        _persist_logs(tx, run, claimed, outcome.logs)
+        record_attempt(tx, claimed, status, owner, claimed.get("started_at_ms"), error)
+        persist_logs(tx, run, claimed, outcome.logs)
         tx.change(run["id"], node_id, iteration, status, attempt)
         if status == "finished":
             tx.event(
@@ -467,275 +425,6 @@ def _apply_directive(
                 error=error,
                 willRetry=False,
             )
-        _stop_run(tx, run, plan, status, error)
+        stop_run(tx, run, plan, status, error)
         return True
     raise TypeError(f"unknown directive {directive!r}")  # pragma: no cover
-
-
-def node_settled(
-    tx: Tx,
-    run: Row,
-    plan: Plan,
-    node_id: str,
-    iteration: int,
-    effects: Effects,
-    status: str | None = None,
-) -> None:
-    """React to a node run reaching a terminal state: foreach bookkeeping, successors, run.
-
-    ``status`` is the state the node run was just given in this transaction, when the
-    caller knows it: successors depending only on it are then decided without a read.
-    """
-    if node_id in plan.foreach and iteration >= 0:
-        _item_settled(tx, run, plan, node_id, effects)
-        return
-    evaluate_successors(tx, run, plan, node_id, effects, status)
-    update_run_status(tx, run, made_ready=bool(effects.ready))
-
-
-def _item_settled(tx: Tx, run: Row, plan: Plan, node_id: str, effects: Effects) -> None:
-    # Counted in SQL: reading every item row on each item's completion made a fan-out
-    # quadratic in Python rows. The item rows are read once, when the last one settles.
-    counts = tx.item_counts(run["id"], node_id)
-    total = sum(counts.values())
-    pending = counts.get("pending", 0)
-    settled = sum(n for status, n in counts.items() if status in TERMINAL_NODE)
-    in_flight = total - settled - pending
-    limit = plan.node(node_id).max_parallel or total
-    ns = run["namespace"]
-    if pending and in_flight < limit:
-        for state in tx.pending_items(run["id"], node_id, limit - in_flight):
-            if tx.update_node_run(
-                state["id"], expect_status="pending", status="ready", available_at_ms=tx.now_ms
-            ):
-                effects.ready.append(state["id"])
-                tx.change(run["id"], node_id, state["iteration"], "ready")
-                tx.event(run["id"], ns, "NodeReady", node_id, iteration=state["iteration"])
-    if settled < total:
-        update_run_status(tx, run, made_ready=bool(effects.ready))
-        return
-    level = tx.node_row(run["id"], node_id, -1)
-    assert level is not None
-    if level["status"] in TERMINAL_NODE:
-        return
-    outputs = tx.node_outputs(run["id"], [node_id])
-    items: list[Row] = sorted(
-        ({"iteration": it, "status": v[0]} for (_n, it), v in outputs.items() if it >= 0),
-        key=lambda s: int(s["iteration"]),
-    )
-    result = [outputs[(node_id, s["iteration"])][1] for s in items]
-    failed = [s for s in items if s["status"] == "failed"]
-    if failed:
-        first = outputs[(node_id, failed[0]["iteration"])][2] or {}
-        error = {
-            "code": "foreach_item_failed",
-            "message": f"{len(failed)} of {len(items)} items failed; first: "
-            f"[{failed[0]['iteration']}] {first.get('message', '')}",
-            "failedIterations": [s["iteration"] for s in failed],
-        }
-        tx.update_node_run(
-            level["id"], status="failed", output=result, error=error, finished_at_ms=tx.now_ms
-        )
-        tx.change(run["id"], node_id, -1, "failed", level["attempt"])
-        tx.event(
-            run["id"],
-            ns,
-            "NodeFailed",
-            node_id,
-            iteration=-1,
-            attempt=level["attempt"],
-            error=error,
-            willRetry=False,
-        )
-    else:
-        tx.update_node_run(level["id"], status="finished", output=result, finished_at_ms=tx.now_ms)
-        tx.change(run["id"], node_id, -1, "finished", level["attempt"])
-        tx.event(
-            run["id"],
-            ns,
-            "NodeFinished",
-            node_id,
-            iteration=-1,
-            attempt=level["attempt"],
-            output=result,
-        )
-    level_status = "failed" if failed else "finished"
-    evaluate_successors(tx, run, plan, node_id, effects, level_status)
-    update_run_status(tx, run, made_ready=bool(effects.ready))
-
-
-_WAIT_RANK = {"waiting-approval": 3, "waiting-event": 2, "waiting-timer": 1}
-
-
-def update_run_status(tx: Tx, run: Row, *, made_ready: bool = False) -> None:
-    """Recompute the run's status from its node runs; finish it when nothing is left.
-
-    ``made_ready``: this transaction has just made one of the run's node runs ready, so the
-    run is certainly ``running`` and its node runs need not be counted.
-    """
-    if run["status"] in TERMINAL_RUN:
-        return
-    if made_ready:
-        _set_run_status(tx, run, "running")
-        return
-    counts = tx.status_counts(run["id"])
-    active = {s: n for s, n in counts.items() if s not in TERMINAL_NODE and n > 0}
-    if not active:
-        _finish_run(tx, run)
-        return
-    if "ready" in active or "in-progress" in active or set(active) <= {"pending", "aggregate"}:
-        status = "running"
-    else:
-        waits = [s for s in active if s in WAITING_NODE]
-        status = max(waits, key=lambda s: _WAIT_RANK[s]) if waits else "running"
-    _set_run_status(tx, run, status)
-
-
-def _set_run_status(tx: Tx, run: Row, status: str) -> None:
-    if status != run["status"]:
-        previous = run["status"]
-        tx.update_run(run["id"], status=status)
-        run["status"] = status
-        tx.event(run["id"], run["namespace"], "RunStatusChanged", status=status, previous=previous)
-
-
-def _finish_run(tx: Tx, run: Row) -> None:
-    plan = plan_of(tx, run)
-    rows = tx.node_states(run["id"])
-    level_rows = [r for r in rows if r["iteration"] == plan.level_iteration(r["node_id"])]
-    failed = [
-        r
-        for r in level_rows
-        if r["status"] == "failed" and not plan.continues_on_error(r["node_id"])
-    ]
-    leaves = plan.graph.leaves()
-    outputs = tx.node_outputs(run["id"], [*leaves, *(r["node_id"] for r in failed)])
-    output = {
-        leaf: outputs[(leaf, plan.level_iteration(leaf))][1]
-        for leaf in leaves
-        if outputs.get((leaf, plan.level_iteration(leaf)), ("",))[0] == "finished"
-    }
-    if failed:
-        first = min(failed, key=lambda r: r["id"])
-        node_error = outputs.get((first["node_id"], first["iteration"]), ("", None, None))[2] or {}
-        error = {
-            "code": node_error.get("code", "node_failed"),
-            "message": f"node {first['node_id']!r} failed: {node_error.get('message', '')}",
-            "nodeId": first["node_id"],
-        }
-        _close_run(tx, run, "failed", output, error)
-    else:
-        _close_run(tx, run, "finished", output, None)
-
-
-def _close_run(tx: Tx, run: Row, status: str, output: Any, error: Any) -> None:
-    tx.update_run(run["id"], status=status, output=output, error=error, finished_at_ms=tx.now_ms)
-    previous = run["status"]
-    run["status"] = status
-    ns = run["namespace"]
-    if status == "finished":
-        tx.event(run["id"], ns, "RunFinished", output=output)
-    elif status == "failed":
-        tx.event(run["id"], ns, "RunFailed", error=error)
-    elif status == "cancelled":
-        tx.event(run["id"], ns, "RunCancelled", previous=previous)
-    else:
-        tx.event(run["id"], ns, "RunTimedOut", error=error)
-    if run.get("parent_run_id"):
-        _child_settled(tx, run, status, output, error)
-
-
-def _stop_run(tx: Tx, run: Row, plan: Plan, status: str, error: Any) -> None:
-    """End the run early (StopRun): leftover work is skipped or cancelled."""
-    rows = tx.node_states(run["id"])
-    for row in rows:
-        if row["status"] in TERMINAL_NODE:
-            continue
-        new = "skipped" if row["status"] in ("pending", "ready") else "cancelled"
-        tx.update_node_run(
-            row["id"], status=new, lease_owner=None, lease_expires_ms=None, finished_at_ms=tx.now_ms
-        )
-        tx.change(run["id"], row["node_id"], row["iteration"], new, row["attempt"])
-    tx.update_approvals(
-        run["id"], status_from="pending", status="cancelled", decided_at_ms=tx.now_ms
-    )
-    outputs = tx.node_outputs(run["id"], plan.graph.leaves())
-    output = {k[0]: v[1] for k, v in outputs.items() if v[0] == "finished"}
-    tx.notify("cancel", run["id"])
-    _close_run(tx, run, status, output, error)
-
-
-def _child_settled(tx: Tx, child: Row, status: str, output: Any, error: Any) -> None:
-    parent = tx.lock_run(child["parent_run_id"])
-    if parent is None or parent["status"] in TERMINAL_RUN:
-        return
-    row = tx.node_row(parent["id"], child["parent_node_id"], child["parent_iteration"])
-    if row is None or row["status"] != "waiting-event":
-        return
-    plan = plan_of(tx, parent)
-    effects = Effects()
-    ns = parent["namespace"]
-    if status == "finished":
-        _settle_waiting(tx, parent, plan, row, "finished", output, None)
-    else:
-        err = {
-            "code": "child_run_failed",
-            "message": f"sub-workflow run {child['id']} ended {status}: "
-            f"{(error or {}).get('message', '')}".strip(),
-            "childRunId": child["id"],
-            "childStatus": status,
-        }
-        _settle_waiting(tx, parent, plan, row, "failed", None, err)
-    settled = "finished" if status == "finished" else "failed"
-    node_settled(tx, parent, plan, row["node_id"], row["iteration"], effects, settled)
-    if effects.ready:
-        tx.notify("ready")
-    del ns
-
-
-def _settle_waiting(
-    tx: Tx, run: Row, plan: Plan, row: Row, status: str, output: Any, error: Any
-) -> None:
-    """Finish (or fail) a node run that was waiting; the caller evaluates successors."""
-    tx.update_node_run(
-        row["id"],
-        status=status,
-        output=output,
-        error=error,
-        finished_at_ms=tx.now_ms,
-        available_at_ms=tx.now_ms,
-    )
-    _attempt_row(tx, row, status, None, row.get("started_at_ms"), error)
-    tx.change(run["id"], row["node_id"], row["iteration"], status, row["attempt"])
-    if status == "finished":
-        tx.event(
-            run["id"],
-            run["namespace"],
-            "NodeFinished",
-            row["node_id"],
-            iteration=row["iteration"],
-            attempt=row["attempt"],
-            output=output,
-        )
-    else:
-        tx.event(
-            run["id"],
-            run["namespace"],
-            "NodeFailed",
-            row["node_id"],
-            iteration=row["iteration"],
-            attempt=row["attempt"],
-            error=error,
-            willRetry=False,
-        )
-
-
-def _deliver_signal(tx: Tx, run: Row, plan: Plan, row: Row, signal: Row, effects: Effects) -> None:
-    tx.consume_signal(signal["id"], row["node_id"], row["iteration"])
-    output = {
-        "name": signal["name"],
-        "payload": signal["payload"],
-        "correlationId": signal["correlation_id"],
-    }
-    _settle_waiting(tx, run, plan, row, "finished", output, None)
-    node_settled(tx, run, plan, row["node_id"], row["iteration"], effects, "finished")

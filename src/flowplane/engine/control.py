@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowplane.engine.completion import (
-    _attempt_row,
-    _close_run,
-    _deliver_signal,
-    _settle_waiting,
+from flowplane.engine.attempts import record_attempt
+from flowplane.engine.plan import plan_of
+from flowplane.engine.settlement import (
+    close_run,
+    deliver_signal,
     node_settled,
+    settle_waiting,
 )
-from flowplane.engine.dispatch import plan_of
 from flowplane.engine.successors import Effects
 from flowplane.errors import (
     AlreadyDecided,
@@ -63,7 +63,7 @@ def _terminate(tx: Tx, run: Row, status: str, reason: str) -> None:
         error = {"code": "run_timeout", "message": reason or "run exceeded its timeout"}
     elif reason:
         error = {"code": "cancelled", "message": reason}
-    _close_run(tx, run, status, None, error)
+    close_run(tx, run, status, None, error)
 
 
 def time_out_runs(tx: Tx) -> int:
@@ -124,13 +124,13 @@ def decide(
         decidedBy=by,
     )
     if approved or approval["on_deny"] == "continue":
-        _settle_waiting(tx, run, plan, row, "finished", output, None)
+        settle_waiting(tx, run, plan, row, "finished", output, None)
     else:
         error = {
             "code": "approval_denied",
             "message": f"approval denied{': ' + note if note else ''}",
         }
-        _settle_waiting(tx, run, plan, row, "failed", output, error)
+        settle_waiting(tx, run, plan, row, "failed", output, error)
     effects = Effects()
     node_settled(tx, run, plan, node_id, iteration, effects)
     if effects.ready:
@@ -171,7 +171,7 @@ def send_signal(
             "payload": payload,
             "correlation_id": correlation_id,
         }
-        _deliver_signal(tx, run, plan_of(tx, run), row, signal, effects)
+        deliver_signal(tx, run, plan_of(tx, run), row, signal, effects)
         if effects.ready:
             tx.notify("ready")
         return {"delivered": True, "nodeId": row["node_id"], "iteration": row["iteration"]}
@@ -202,7 +202,7 @@ def reap(tx: Tx) -> int:
             "code": "lease_expired",
             "message": f"worker {row['lease_owner']} stopped heartbeating",
         }
-        _attempt_row(tx, row, "lost", row["lease_owner"], row.get("started_at_ms"), error)
+        record_attempt(tx, row, "lost", row["lease_owner"], row.get("started_at_ms"), error)
         policy = plan.node(row["node_id"]).retry_policy
         ns = run["namespace"]
         count += 1

@@ -1,58 +1,26 @@
-"""Starting runs and claiming node runs (each function runs inside one transaction)."""
+"""Dispatching a run: inserting it with its node runs, its roots ready or leased at once.
+
+Runs inside the starting transaction (see :mod:`flowplane.engine.starting`); a worker in
+this process may take the new run's roots in that same transaction
+(:func:`register_local_worker`).
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-import threading
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import sqlalchemy as sa
-
+from flowplane.engine.claims import record_started
 from flowplane.engine.faults import maybe_crash
 from flowplane.engine.plan import Plan, plans
 from flowplane.errors import (
     Conflict,
     IdempotencyKeyReused,
 )
+from flowplane.ids import new_id
 from flowplane.model.document import Workflow
-from flowplane.store import schema as t
 from flowplane.store.tx import Row, Tx
-
-_last_id: list[int] = [0, 0]
-_id_lock = threading.Lock()
-
-
-def new_id() -> str:
-    """Return a new time-ordered id (UUIDv7 layout), increasing within a process."""
-    ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-    rand = uuid.uuid4().int & ((1 << 74) - 1)
-    with _id_lock:
-        if ms <= _last_id[0]:
-            # Same millisecond (or a clock step back): keep ids ordered by creation.
-            ms, rand = _last_id[0], (_last_id[1] + 1) & ((1 << 74) - 1)
-        _last_id[0], _last_id[1] = ms, rand
-    value = (
-        (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
-    )
-    return str(uuid.UUID(int=value))
-
-
-def plan_of(tx: Tx, run: Row) -> Plan:
-    """Return the plan of a locked run row (cached)."""
-    plan = plans.get(run["id"])
-    if plan is not None:
-        return plan
-    document = run.get("document")
-    if document is None:
-        full = tx.get_run(run["id"])
-        assert full is not None
-        document = full["document"]
-    result = plans.get(run["id"], document)
-    assert result is not None
-    return result
 
 
 @dataclass
@@ -166,7 +134,7 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
         if row["status"] == "ready":
             tx.event(run_id, req.namespace, "NodeReady", row["node_id"], iteration=row["iteration"])
     if local is not None and leased:
-        _record_started(tx, leased, req.namespace)
+        record_started(tx, leased, req.namespace)
         maybe_crash("claim")
         adopted = dict(run)
         tx.after_commit.append(lambda: local.adopt(leased, adopted))
@@ -235,93 +203,3 @@ def _insert_leased(tx: Tx, rows: list[dict[str, Any]], local: LocalWorker, taken
             rest.append(row)
     tx.insert_node_runs(rest)
     return leased
-
-
-def claim(tx: Tx, owner: str, limit: int, lease_ms: int) -> list[Row]:
-    """Lease due node runs to ``owner`` and record ``NodeStarted`` for each."""
-    return claim_work(tx, owner, limit, lease_ms).rows
-
-
-@dataclass
-class Claimed:
-    """What :func:`claim_work` leased, with what the worker needs next."""
-
-    rows: list[Row]
-    # Run rows (without document) of the claimed node runs; their plans are cached.
-    runs: dict[str, Row]
-    # When the claim left free slots: the earliest ``available_at_ms`` of claimable work
-    # left (a timer, a retry), so the worker knows how long it may sleep.
-    next_due_ms: int | None
-
-
-def claim_work(tx: Tx, owner: str, limit: int, lease_ms: int) -> Claimed:
-    """:func:`claim`, also returning the claimed rows' runs and, when fewer than ``limit``
-    were due, when the next work is due: one transaction for the worker's claim loop."""
-    rows = tx.claim(owner, limit, lease_ms)
-    runs = _record_started(tx, rows)
-    for run in runs.values():
-        plan_of(tx, run)  # cached for the worker (reads the document if not yet)
-    due = tx.next_due_ms() if len(rows) < limit else None
-    if rows:
-        maybe_crash("claim")
-    return Claimed(rows, runs, due)
-
-
-def _record_started(tx: Tx, rows: list[Row], namespace: str | None = None) -> dict[str, Row]:
-    if not rows:
-        return {}
-    run_ids = {r["run_id"] for r in rows}
-    runs: dict[str, Row] = {}
-    if namespace is not None and len(run_ids) == 1:
-        namespaces = {next(iter(run_ids)): namespace}
-    else:
-        runs = _runs(tx, run_ids)
-        namespaces = {run_id: run["namespace"] for run_id, run in runs.items()}
-    for row in rows:
-        if (row.get("wait") or {}).get("kind") == "timer":
-            continue
-        ns = namespaces.get(row["run_id"], "default")
-        tx.change(row["run_id"], row["node_id"], row["iteration"], "in-progress", row["attempt"])
-        tx.event(
-            row["run_id"],
-            ns,
-            "NodeStarted",
-            row["node_id"],
-            iteration=row["iteration"],
-            attempt=row["attempt"],
-        )
-    return runs
-
-
-_RUNS = sa.select(*(c for c in t.runs.c if c.name != "document")).where(
-    t.runs.c.id.in_(sa.bindparam("_runs", expanding=True))
-)
-
-
-def _runs(tx: Tx, run_ids: set[str]) -> dict[str, Row]:
-    """The run rows (without document) of ``run_ids``."""
-    if len(run_ids) == 1:
-        run = tx.get_run(next(iter(run_ids)), with_document=False)
-        return {run["id"]: run} if run is not None else {}
-    rows = tx.conn.execute(_RUNS, {"_runs": list(run_ids)})
-    return {r.id: dict(r._mapping) for r in rows}
-
-
-def claim_ids(
-    tx: Tx,
-    owner: str,
-    row_ids: list[int],
-    lease_ms: int,
-    namespace: str | None = None,
-    leased: Sequence[Row] = (),
-) -> list[Row]:
-    """Lease specific ready node runs (the completing worker's hand-off).
-
-    ``leased``: rows of the same run this transaction already leased; they are returned
-    and recorded (``NodeStarted``) together with the others, in id order.
-    """
-    claimed = tx.claim_ids(owner, row_ids, lease_ms)
-    if leased:
-        claimed = sorted([*leased, *claimed], key=lambda r: r["id"])
-    _record_started(tx, claimed, namespace)
-    return claimed

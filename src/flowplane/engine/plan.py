@@ -15,6 +15,7 @@ from typing import Any
 from flowplane.model import templates
 from flowplane.model.document import Node, Workflow
 from flowplane.model.graph import Catalog, Graph
+from flowplane.store.tx import Row, Tx
 
 PLAN_CACHE_SIZE = 2048
 
@@ -97,6 +98,21 @@ class PlanCache:
 
 
 plans = PlanCache()
+
+
+def plan_of(tx: Tx, run: Row) -> Plan:
+    """Return the plan of a locked run row (cached)."""
+    plan = plans.get(run["id"])
+    if plan is not None:
+        return plan
+    document = run.get("document")
+    if document is None:
+        full = tx.get_run(run["id"])
+        assert full is not None
+        document = full["document"]
+    result = plans.get(run["id"], document)
+    assert result is not None
+    return result
 
 
 VALIDATED_CACHE_SIZE = 256

@@ -6,14 +6,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from flowplane.engine.completion import (
-    _attempt_row,
-    _item_settled,
-    update_run_status,
-)
+from flowplane.engine.attempts import record_attempt
 from flowplane.engine.control import _terminate
-from flowplane.engine.dispatch import plan_of
-from flowplane.engine.plan import Plan
+from flowplane.engine.plan import Plan, plan_of
+from flowplane.engine.settlement import item_settled, update_run_status
 from flowplane.engine.successors import Effects, trigger_decision
 from flowplane.errors import (
     Conflict,
@@ -194,7 +190,7 @@ def _restart(tx: Tx, run: Row, plan: Plan, reason: str) -> None:
     for node_id in plan.foreach:
         states = tx.node_states(run["id"], [node_id])
         if any(s["iteration"] >= 0 and s["status"] == "pending" for s in states):
-            _item_settled(tx, run, plan, node_id, effects)
+            item_settled(tx, run, plan, node_id, effects)
     update_run_status(tx, run)
     tx.notify("ready")
 
@@ -248,7 +244,7 @@ def prefill(tx: Tx, run: Row, reuse: dict[str, Any], source_run: str) -> None:
         tx.update_node_run(
             state["id"], status="finished", output=output, attempt=1, finished_at_ms=tx.now_ms
         )
-        _attempt_row(
+        record_attempt(
             tx,
             {**state, "run_id": run["id"], "attempt": 1},
             "finished",

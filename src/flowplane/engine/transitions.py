@@ -7,14 +7,9 @@ Each public function runs inside one transaction: a synchronous function taking 
 
 from __future__ import annotations
 
-from flowplane.engine.completion import (
-    MAX_LOG_EVENTS_PER_ATTEMPT,
-    Completion,
-    Outcome,
-    complete,
-    node_settled,
-    update_run_status,
-)
+from flowplane.engine.attempts import MAX_LOG_EVENTS_PER_ATTEMPT
+from flowplane.engine.claims import Claimed, claim, claim_ids, claim_work
+from flowplane.engine.completion import Completion, Outcome, complete
 from flowplane.engine.control import (
     MAX_LOST_ATTEMPTS,
     cancel,
@@ -25,17 +20,9 @@ from flowplane.engine.control import (
     time_out_runs,
     wait_row_is_timer,
 )
-from flowplane.engine.dispatch import (
-    Claimed,
-    DispatchRequest,
-    claim,
-    claim_ids,
-    claim_work,
-    dispatch,
-    new_id,
-    plan_of,
-    register_local_worker,
-)
+from flowplane.engine.dispatch import DispatchRequest, dispatch, register_local_worker
+from flowplane.engine.plan import plan_of
+from flowplane.engine.settlement import node_settled, update_run_status
 from flowplane.engine.successors import trigger_decision
 from flowplane.engine.timetravel import (
     RESUMABLE_RUN,
@@ -62,7 +49,6 @@ __all__ = [
     "decide",
     "dispatch",
     "fork_outputs",
-    "new_id",
     "node_settled",
     "plan_of",
     "prefill",

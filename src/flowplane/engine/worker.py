@@ -1,4 +1,4 @@
-"""The worker: claims due node runs, executes connectors, records outcomes.
+"""The worker: claims due node runs, executes them, records their outcomes.
 
 A worker holds nothing a crash could lose: every claim is a lease in the database, every
 outcome is committed before anything downstream starts, and a lease that stops being
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import os
 import socket
@@ -20,54 +19,21 @@ import uuid
 from collections import OrderedDict
 from typing import Any
 
-import jsonschema
-
-from flowplane.connectors.base import (
-    NodeContext,
-    NodeLogger,
-    StartChildRun,
-    StopRun,
-    WaitForApproval,
-    WaitForSignal,
-    WaitForTimer,
-)
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.engine import transitions
-from flowplane.engine.cron import Scheduler
+from flowplane.engine.execution import NO_SECRETS, NodeExecutor, RunInfo
 from flowplane.engine.faults import maybe_crash
-from flowplane.engine.plan import Plan, plans
+from flowplane.engine.plan import plans
+from flowplane.engine.scheduler import Scheduler
 from flowplane.engine.secrets import EnvSecrets, SecretsProvider
-from flowplane.errors import ConnectorError, FlowplaneError, NodeTimeout, TemplateError
-from flowplane.model import templates
-from flowplane.model.document import Workflow
-from flowplane.model.graph import check_workflow
-from flowplane.model.inputs import validate_input
-from flowplane.security.redaction import Redactor
+from flowplane.errors import FlowplaneError
 from flowplane.settings import Settings
 from flowplane.store.base import Store
 from flowplane.store.tx import Row, Tx
 
 _log = logging.getLogger("flowplane.worker")
 OUTPUT_CACHE_RUNS = 256
-MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 10.0
-CHECKER_CACHE_SIZE = 512
-# The redactor of a node run without secrets (it replaces nothing; shared, never changed).
-_NO_SECRETS = Redactor(())
-
-
-class _RunInfo:
-    """What a worker caches about a run: immutable facts and outputs it has seen."""
-
-    def __init__(self, row: Row, plan: Plan) -> None:
-        self.id: str = row["id"]
-        self.namespace: str = row["namespace"]
-        self.input: Any = row["input"]
-        self.workflow_name: str = row["workflow_name"]
-        self.workflow_version: int | None = row["workflow_version"]
-        self.started_at_ms: int | None = row["started_at_ms"]
-        self.plan = plan
-        self.outputs: dict[str, dict[str, Any]] = {}
 
 
 class Worker:
@@ -92,13 +58,21 @@ class Worker:
         self.concurrency = concurrency or self.settings.worker_concurrency
         self.lease_ms = int(self.settings.lease_seconds * 1000)
         self.kv_factory = kv_factory
+        self._executor = NodeExecutor(
+            store,
+            settings=self.settings,
+            registry=self.registry,
+            secrets=self.secrets,
+            kv_factory=kv_factory,
+            heartbeat=self._heartbeat_one,
+        )
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._rows: dict[int, Row] = {}
         self._cancel_events: dict[int, asyncio.Event] = {}
         # Node runs whose outcome is being recorded: the completion transaction is fenced on
         # the lease and may hand node runs off to this worker, so it must not be cancelled.
         self._completing: set[int] = set()
-        self._runs: OrderedDict[str, _RunInfo] = OrderedDict()
+        self._runs: OrderedDict[str, RunInfo] = OrderedDict()
         self._wake = asyncio.Event()
         # Whether the last claim may have left due work behind (it filled every free slot).
         self._saturated = False
@@ -307,9 +281,9 @@ class Worker:
                 _log.exception("maintenance failed")
             await asyncio.sleep(interval)
 
-    # --- execution ----------------------------------------------------------------------
+    # --- node tasks: execute, then record the outcome ----------------------------------
 
-    async def _run_info(self, run_id: str, run: Row | None = None) -> _RunInfo:
+    async def _run_info(self, run_id: str, run: Row | None = None) -> RunInfo:
         info = self._runs.get(run_id)
         if info is not None:
             self._runs.move_to_end(run_id)
@@ -325,7 +299,7 @@ class Worker:
             row = fetched
             plan = plans.get(run_id, row["document"])
         assert plan is not None
-        info = _RunInfo(row, plan)
+        info = RunInfo(row, plan)
         self._runs[run_id] = info
         while len(self._runs) > OUTPUT_CACHE_RUNS:
             self._runs.popitem(last=False)
@@ -334,7 +308,7 @@ class Worker:
     async def _execute(self, row: Row, run: Row | None = None) -> None:
         started = int(time.time() * 1000)
         logs: list[tuple[int, str, str]] = []
-        redactor = _NO_SECRETS
+        redactor = NO_SECRETS
         try:
             cached = self._runs.get(row["run_id"])
             if cached is None:
@@ -342,7 +316,9 @@ class Worker:
             else:
                 info = cached
                 self._runs.move_to_end(row["run_id"])
-            outcome, redactor = await self._produce(info, row, logs)
+            outcome, redactor = await self._executor.produce(
+                info, row, logs, self._cancel_events[row["id"]]
+            )
         except asyncio.CancelledError:
             if self._stopping.is_set() and not self._cancel_events[row["id"]].is_set():
                 with contextlib.suppress(Exception):
@@ -391,132 +367,6 @@ class Worker:
         for claimed in result.handoff:
             self._spawn(claimed)
 
-    async def _produce(
-        self, info: _RunInfo, row: Row, logs: list[tuple[int, str, str]]
-    ) -> tuple[transitions.Outcome, Redactor]:
-        plan = info.plan
-        node = plan.node(row["node_id"])
-        if transitions.wait_row_is_timer(row):
-            output = (row["wait"] or {}).get("output")
-            return transitions.Outcome(kind="success", output=output), _NO_SECRETS
-        secret_values = await self.secrets.resolve(info.namespace, plan.secrets[node.id])
-        redactor = Redactor(secret_values.values()) if secret_values else _NO_SECRETS
-        return await self._produce_with(info, row, logs, secret_values, redactor), redactor
-
-    async def _produce_with(
-        self,
-        info: _RunInfo,
-        row: Row,
-        logs: list[tuple[int, str, str]],
-        secret_values: dict[str, str],
-        redactor: Redactor,
-    ) -> transitions.Outcome:
-        plan = info.plan
-        node = plan.node(row["node_id"])
-        try:
-            refs = plan.refs[node.id]
-            if refs:
-                await self._load_outputs(info, refs)
-            context = self._context(info, row, refs, secret_values)
-            is_level = row["iteration"] == plan.level_iteration(node.id)
-            if is_level and node.when is not None:
-                if not templates.truthy(templates.evaluate(node.when, context)):
-                    return transitions.Outcome(kind="skip")
-            if is_level and node.foreach is not None:
-                items = (
-                    node.foreach
-                    if isinstance(node.foreach, list)
-                    else templates.evaluate(node.foreach, context)
-                )
-                if not isinstance(items, list | tuple):
-                    raise TemplateError(
-                        f"foreach of node {node.id!r} must give a list, got {type(items).__name__}"
-                    )
-                return transitions.Outcome(kind="expand", items=list(items))
-            connector = self.registry.get(node.type)
-            checker = _checker(connector.manifest.input_schema)
-            rendered = (
-                {
-                    k: (v if k in checker.raw else templates.render_value(v, context))
-                    for k, v in node.params.items()
-                }
-                if node.params
-                else {}
-            )
-            if not checker.known_valid(node.params):
-                _check_params(node.id, checker.validator, rendered)
-                checker.passed(node.params)
-            ctx = NodeContext(
-                run_id=info.id,
-                node_id=node.id,
-                iteration=row["iteration"],
-                attempt=row["attempt"],
-                namespace=info.namespace,
-                workflow_name=info.workflow_name,
-                logger=NodeLogger(
-                    lambda lvl, msg: logs.append((int(time.time() * 1000), lvl, msg))
-                ),
-                credentials=secret_values,
-                settings=self.settings,
-                kv=self.kv_factory(info.namespace) if self.kv_factory else None,
-                heartbeat_fn=lambda: self._heartbeat_one(row),
-                cancel_event=self._cancel_events[row["id"]],
-                extras={"template_context": context},
-            )
-            timeout = node.timeout_seconds
-            try:
-                if timeout is None:  # asyncio.timeout(None) would never expire
-                    result = await connector(rendered, ctx)
-                else:
-                    async with asyncio.timeout(timeout):
-                        result = await connector(rendered, ctx)
-            except TimeoutError as exc:
-                raise NodeTimeout(
-                    f"node {node.id!r} exceeded its timeout of {node.timeout}"
-                ) from exc
-            if isinstance(result, _DIRECTIVES):
-                return await self._directive_outcome(info, row, result, redactor)
-            return transitions.Outcome(kind="success", output=_normalise(redactor.value(result)))
-        except ConnectorError as exc:
-            return _failure(exc.to_dict(), exc.retryable, redactor)
-        except FlowplaneError as exc:
-            return _failure(exc.to_dict(), False, redactor)
-        except Exception as exc:
-            message = f"{type(exc).__name__}: {exc}"
-            return _failure({"code": "connector_error", "message": message}, True, redactor)
-
-    async def _directive_outcome(
-        self, info: _RunInfo, row: Row, result: Any, redactor: Redactor
-    ) -> transitions.Outcome:
-        if isinstance(result, WaitForApproval | WaitForSignal | WaitForTimer | StopRun):
-            if isinstance(result, StopRun):
-                result = StopRun(
-                    result.status, redactor.text(result.message), redactor.value(result.output)
-                )
-            return transitions.Outcome(kind="directive", directive=result)
-        if isinstance(result, StartChildRun):
-            document = result.document
-            if document is None:
-                name = result.workflow or ""
-                stored = await self.store.read(lambda tx: tx.workflow_by_name(info.namespace, name))
-                if stored is None:
-                    raise ConnectorError(
-                        f"sub-workflow {name!r} not found in namespace {info.namespace!r}",
-                        retryable=False,
-                    )
-                document = stored["document"]
-            document = {**document, "namespace": info.namespace}
-            child = Workflow.model_validate(document)
-            check_workflow(child, self.registry)
-            child_input = validate_input(child.inputs, result.input)
-            return transitions.Outcome(
-                kind="directive",
-                directive=StartChildRun(workflow=child.name, document=None, input=child_input),
-                child_workflow=child,
-                child_document=child.to_document(),
-            )
-        return transitions.Outcome(kind="success", output=_normalise(redactor.value(result)))
-
     async def _heartbeat_one(self, row: Row) -> None:
         held = await self.store.transact(
             lambda tx: tx.extend_leases(self.id, [(row["id"], row["lease_epoch"])], self.lease_ms)
@@ -524,161 +374,9 @@ class Worker:
         if row["id"] not in held:
             raise asyncio.CancelledError("lease lost")
 
-    async def _load_outputs(self, info: _RunInfo, refs: frozenset[str]) -> None:
-        """Read the settled outputs of ``refs`` the run's cache does not hold yet."""
-        missing = [ref for ref in refs if ref not in info.outputs]
-        if missing:
-            loaded = await self.store.read(lambda tx: tx.node_outputs(info.id, missing))
-            for (node_id, iteration), (status, output, error) in loaded.items():
-                if iteration == info.plan.level_iteration(node_id):
-                    entry = {"output": output, "status": status, "error": error}
-                    if status in ("finished", "failed", "skipped"):
-                        info.outputs[node_id] = entry
-
-    def _context(
-        self, info: _RunInfo, row: Row, refs: frozenset[str], secret_values: dict[str, str]
-    ) -> dict[str, Any]:
-        """The template context of ``row`` (outputs of ``refs`` as cached, else pending)."""
-        nodes = {ref: info.outputs.get(ref, {"output": None, "status": "pending"}) for ref in refs}
-        context: dict[str, Any] = {
-            "input": info.input,
-            "nodes": nodes,
-            "secrets": secret_values,
-            "run": {
-                "id": info.id,
-                "attempt": row["attempt"],
-                "startedAt": info.started_at_ms,
-                "iteration": row["iteration"],
-            },
-            "workflow": {
-                "name": info.workflow_name,
-                "namespace": info.namespace,
-                "version": info.workflow_version,
-            },
-        }
-        if row["iteration"] >= 0 and row["node_id"] in info.plan.foreach:
-            context["item"] = row.get("item")
-            context["index"] = row["iteration"]
-        return context
-
 
 def _extend(tx: Tx, *, owner: str, leases: list[tuple[int, int]], lease_ms: int) -> set[int]:
     return tx.extend_leases(owner, leases, lease_ms)
-
-
-def _failure(error: dict[str, Any], retryable: bool, redactor: Redactor) -> transitions.Outcome:
-    return transitions.Outcome(kind="failure", error=redactor.value(error), retryable=retryable)
-
-
-class _ParamsChecker:
-    """What checking params against one connector input schema needs, built once."""
-
-    def __init__(self, schema: dict[str, Any]) -> None:
-        self.schema = schema
-        self.validator = jsonschema.Draft202012Validator(schema)
-        # Params marked ``x-raw`` are passed through without template rendering.
-        self.raw = {
-            k
-            for k, v in (schema.get("properties") or {}).items()
-            if isinstance(v, dict) and v.get("x-raw")
-        }
-        # Node params without templates that passed: they render to the same values
-        # every time, so they pass again (keyed by the params object, held here).
-        self._static_valid: dict[int, dict[str, Any]] = {}
-
-    def known_valid(self, params: dict[str, Any]) -> bool:
-        return self._static_valid.get(id(params)) is params
-
-    def passed(self, params: dict[str, Any]) -> None:
-        if next(templates.iter_template_strings(params), None) is None:
-            if len(self._static_valid) >= CHECKER_CACHE_SIZE:
-                self._static_valid.clear()
-            self._static_valid[id(params)] = params
-
-
-_checkers: dict[int, _ParamsChecker] = {}
-
-
-def _checker(schema: dict[str, Any]) -> _ParamsChecker:
-    """The checker of ``schema`` (cached per schema object; manifests are immutable)."""
-    checker = _checkers.get(id(schema))
-    if checker is None or checker.schema is not schema:
-        if len(_checkers) >= CHECKER_CACHE_SIZE:
-            _checkers.clear()
-        checker = _checkers[id(schema)] = _ParamsChecker(schema)
-    return checker
-
-
-def _check_params(
-    node_id: str, validator: jsonschema.protocols.Validator, params: dict[str, Any]
-) -> None:
-    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
-    if errors:
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in e.absolute_path) or '(params)'}: {e.message}"
-            for e in errors[:5]
-        )
-        raise ConnectorError(
-            f"params of node {node_id!r} are invalid after rendering: {detail}", retryable=False
-        )
-
-
-_DIRECTIVES = (WaitForApproval, WaitForSignal, WaitForTimer, StopRun, StartChildRun)
-
-
-def _normalise(output: Any) -> Any:
-    """Return ``output`` as plain JSON values, refusing oversized outputs."""
-    try:
-        bound = _json_bound(output)
-        plain = True
-    except (_NotPlain, RecursionError):
-        bound, plain = -1, False
-    if plain and bound <= MAX_OUTPUT_BYTES:
-        return output  # plain, and certainly small enough: nothing to copy or measure
-    text = json.dumps(output, default=str)
-    if len(text) > MAX_OUTPUT_BYTES:
-        raise ConnectorError(
-            f"node output is {len(text)} bytes, over the {MAX_OUTPUT_BYTES}-byte limit",
-            retryable=False,
-        )
-    # Already plain JSON values: the round trip would only copy them.
-    return output if plain else json.loads(text)
-
-
-# More than any output may be: the JSON text must be measured.
-_UNBOUNDED = MAX_OUTPUT_BYTES + 1
-
-
-class _NotPlain(Exception):
-    """A value is not made only of JSON types (see :func:`_json_bound`)."""
-
-
-def _json_bound(value: Any) -> int:
-    """An upper bound of ``len(json.dumps(value))`` for a value made only of JSON types
-    (exact types: no subclasses, tuples or non-string keys, which the JSON round trip would
-    change); raises :class:`_NotPlain` for any other value."""
-    kind = type(value)
-    if kind is str:
-        return 12 * len(value) + 2  # at worst a surrogate pair of escapes per character
-    if kind is dict:
-        size = 2
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _NotPlain
-            size += 12 * len(key) + 6 + _json_bound(item)
-        return size
-    if kind is list:
-        size = 2
-        for item in value:
-            size += _json_bound(item) + 2
-        return size
-    if kind is int:
-        return 21 if value.bit_length() < 64 else _UNBOUNDED
-    if kind is float:
-        return 32
-    if kind is bool or value is None:
-        return 5
-    raise _NotPlain
 
 
 async def run_until_stopped(worker: Worker, stop: asyncio.Event) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from flowplane.ids import now_ms
 from flowplane.services.caller import Caller
 from flowplane.store.base import Store
-from flowplane.store.tx import Row, Tx, now_ms
+from flowplane.store.tx import Row, Tx
 
 APPROVAL_STATUSES = ("pending", "approved", "denied", "cancelled")
 

@@ -21,15 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flowplane.engine.transitions import new_id
 from flowplane.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from flowplane.ids import new_id, now_ms
 from flowplane.model.document import NAMESPACE_PATTERN
 from flowplane.security import passwords, tokens
 from flowplane.settings import Settings
 from flowplane.store import audit
 from flowplane.store import auth_queries as q
 from flowplane.store.base import Store
-from flowplane.store.tx import Row, Tx, now_ms
+from flowplane.store.tx import Row, Tx
 
 ROLES = ("viewer", "executor", "editor", "admin")
 JWT_SECRET_NAME = "jwt_secret"

@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flowplane.engine import transitions
-from flowplane.engine.plan import Plan, ValidatedCache, plans, validated
+from flowplane.engine import starting, transitions
+from flowplane.engine.plan import plans
 from flowplane.errors import Forbidden, InvalidInput, RunNotFound, WorkflowNotFound
 from flowplane.model.document import Workflow
-from flowplane.model.graph import check_workflow
-from flowplane.model.inputs import validate_input
 from flowplane.services.caller import Caller
 from flowplane.services.feed import TERMINAL_EVENTS
 from flowplane.services.launch import LaunchRequest, load_workflow_file
@@ -141,58 +139,30 @@ class RunService(RunReader):
         """
         caller.require("executor")
         caller.check_namespace(namespace or _namespace_of(workflow), "workflow")
-        wf, document, plan = self._validated(workflow, namespace)
-        value = validate_input(wf.inputs, run_input)
-        request = transitions.DispatchRequest(
-            workflow=wf,
-            document=document,
-            input=value,
-            namespace=wf.namespace,
-            run_id=run_id,
-            workflow_id=workflow_id,
-            workflow_version=workflow_version,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-            trigger=trigger,
-            triggered_by=triggered_by,
-            source_path=source_path,
-            forked_from=forked_from,
-            plan=plan,
-        )
+        prepared = starting.prepare(workflow, run_input, self.registry, namespace=namespace)
         who = _actor(caller)
 
         def dispatch(tx: Tx) -> tuple[Row, bool]:
-            run, created = transitions.dispatch(tx, request)
+            run, created = starting.start(
+                tx,
+                prepared,
+                run_id=run_id,
+                workflow_id=workflow_id,
+                workflow_version=workflow_version,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+                trigger=trigger,
+                triggered_by=triggered_by,
+                source_path=source_path,
+                forked_from=forked_from,
+            )
             if created:
-                details = {"workflow": wf.name, "trigger": trigger}
+                details = {"workflow": prepared.workflow.name, "trigger": trigger}
                 _audit_run(tx, who, "run.start", run["id"], run["namespace"], details)
             return run, created
 
         run, created = await self.store.transact(dispatch)
         return StartResult(run=run, created=created)
-
-    def _validated(
-        self, workflow: Workflow | dict[str, Any], namespace: str | None
-    ) -> tuple[Workflow, dict[str, Any], Plan | None]:
-        """The checked workflow, its document and (for a cached document) its plan.
-
-        A document (a mapping) that passed validation before, against the same connectors,
-        is not validated again (see :class:`~flowplane.engine.plan.ValidatedCache`).
-        """
-        key = None if isinstance(workflow, Workflow) else ValidatedCache.key(workflow, namespace)
-        if key is not None:
-            hit = validated.get(key, self.registry)
-            if hit is not None:
-                return hit.workflow, hit.document(), hit.plan
-        wf = workflow if isinstance(workflow, Workflow) else Workflow.model_validate(workflow)
-        if namespace is not None and namespace != wf.namespace:
-            wf = wf.model_copy(update={"namespace": namespace})
-        check_workflow(wf, self.registry)
-        document = wf.to_document()
-        if key is None:
-            return wf, document, None
-        entry = validated.put(key, wf, document, self.registry)
-        return wf, document, entry.plan
 
     # --- steering ------------------------------------------------------------------------
 
@@ -335,37 +305,34 @@ class RunService(RunReader):
                 tx, run_id, source_plan, frame_no=frame_no, from_node=from_node
             )
         )
-        wf = Workflow.model_validate(document)
-        if wf.namespace != original["namespace"]:
-            wf = wf.model_copy(update={"namespace": original["namespace"]})
-        check_workflow(wf, self.registry)
-        new_nodes = {n.id: n for n in wf.nodes}
+        prepared = starting.prepare(
+            document,
+            original["input"] if run_input is None else run_input,
+            self.registry,
+            namespace=original["namespace"],
+        )
+        new_nodes = {n.id: n for n in prepared.workflow.nodes}
         reuse = {
             node_id: output
             for node_id, output in reuse.items()
             if node_id in new_nodes
             and new_nodes[node_id].model_dump() == source_plan.node(node_id).model_dump()
         }
-        value = validate_input(wf.inputs, original["input"] if run_input is None else run_input)
-        request = transitions.DispatchRequest(
-            workflow=wf,
-            document=wf.to_document(),
-            input=value,
-            namespace=wf.namespace,
-            workflow_id=workflow_id,
-            workflow_version=version,
-            trigger="fork",
-            triggered_by=triggered_by,
-            source_path=original["source_path"],
-            forked_from=run_id,
-        )
-
         who = _actor(caller)
 
         def start(tx: Tx) -> Row:
-            run, _created = transitions.dispatch(tx, request)
+            run, _created = starting.start(
+                tx,
+                prepared,
+                workflow_id=workflow_id,
+                workflow_version=version,
+                trigger="fork",
+                triggered_by=triggered_by,
+                source_path=original["source_path"],
+                forked_from=run_id,
+            )
             transitions.prefill(tx, run, reuse, run_id)
-            details = {"workflow": wf.name, "forkedFrom": run_id}
+            details = {"workflow": prepared.workflow.name, "forkedFrom": run_id}
             _audit_run(tx, who, "run.fork", run["id"], run["namespace"], details)
             return run
 

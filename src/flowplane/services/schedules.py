@@ -4,7 +4,7 @@ A schedule belongs to one workflow and fires its latest version. Schedules creat
 ``/v1/schedules`` have ``owner="api"``; those declared in a workflow's ``triggers:`` have
 ``owner="workflow"`` and follow the document: :func:`sync_workflow_triggers` runs in the
 workflow's own write transaction, so a document and its schedules never disagree. Firing
-is the engine's business (:func:`flowplane.engine.cron.tick`).
+is the engine's business (:func:`flowplane.engine.scheduler.tick`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from flowplane.connectors.registry import Registry
-from flowplane.engine import cron
-from flowplane.engine.transitions import new_id
+from flowplane.engine import scheduler
 from flowplane.errors import (
     Conflict,
     InvalidInput,
@@ -24,6 +23,8 @@ from flowplane.errors import (
     WorkflowInvalid,
     WorkflowNotFound,
 )
+from flowplane.ids import new_id
+from flowplane.model import cron
 from flowplane.model.durations import parse_duration
 from flowplane.services.caller import Caller
 from flowplane.services.owned import (
@@ -300,9 +301,9 @@ class ScheduleService(OwnedService):
             triggered_by=triggered_by or f"schedule:{schedule_id}",
         )
 
-    async def tick(self, now_ms: int | None = None) -> cron.TickResult:
+    async def tick(self, now_ms: int | None = None) -> scheduler.TickResult:
         """Fire every due slot (what each scheduler loop does)."""
-        return await cron.tick(self.store, now_ms, registry=self.registry)
+        return await scheduler.tick(self.store, now_ms, registry=self.registry)
 
 
 # --- schedules declared in workflow documents ----------------------------------------------

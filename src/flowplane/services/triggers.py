@@ -32,6 +32,7 @@ from flowplane.errors import (
     WorkflowInvalid,
     WorkflowNotFound,
 )
+from flowplane.ids import new_id
 from flowplane.model import templates
 from flowplane.security import webhooks
 from flowplane.security.crypto import KeyRing
@@ -231,7 +232,7 @@ class TriggerService(OwnedService):
             InvalidInput: a field is wrong. TriggerKeyExists: the key is taken.
             WorkflowNotFound: the workflow is not visible.
         """
-        row: Row = {"id": transitions.new_id(), **self._checked(values, require_secret=True)}
+        row: Row = {"id": new_id(), **self._checked(values, require_secret=True)}
         row.update(
             secret=self._seal(row["id"], values.get("secret")), owner="api", created_by=created_by
         )
@@ -475,7 +476,7 @@ def sync_workflow_webhooks(tx: Tx, workflow: Row) -> None:
             q.insert_trigger(
                 tx,
                 {
-                    "id": transitions.new_id(),
+                    "id": new_id(),
                     "workflow_id": workflow["id"],
                     "key": key,
                     "secret": None,

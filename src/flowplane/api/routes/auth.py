@@ -15,10 +15,10 @@ from flowplane.api.deps import ObjectId, get_services, require
 from flowplane.api.gate import gatekeeper_of
 from flowplane.api.openapi import error_responses
 from flowplane.errors import InvalidInput
+from flowplane.ids import now_ms
 from flowplane.security.passwords import MAX_PASSWORD_CHARS
 from flowplane.services.auth import ApiKeyInfo, Scope, UserInfo
 from flowplane.services.caller import Caller
-from flowplane.store.tx import now_ms
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 

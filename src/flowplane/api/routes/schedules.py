@@ -34,7 +34,7 @@ Admin = Annotated[Caller, require("admin")]
 Svc = Annotated[Services, Depends(get_services)]
 Instant = int | str
 CatchupPolicy = Literal["skip", "latest", "all"]
-"""Mirrors :data:`flowplane.engine.cron.CATCHUP_POLICIES`."""
+"""Mirrors :data:`flowplane.model.cron.CATCHUP_POLICIES`."""
 
 
 # --- models ------------------------------------------------------------------------------

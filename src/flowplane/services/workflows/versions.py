@@ -10,8 +10,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from flowplane.engine.transitions import new_id
 from flowplane.errors import Forbidden, VersionMismatch, WorkflowExists, WorkflowNotFound
+from flowplane.ids import new_id
 from flowplane.services.schedules import sync_workflow_triggers
 from flowplane.services.workflows.records import ANY_VERSION, StoredWorkflow
 from flowplane.store import audit

@@ -1,0 +1,59 @@
+"""What a node run's attempt leaves on record: its attempt row and its log lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowplane.store.tx import Row, Tx
+
+MAX_LOG_EVENTS_PER_ATTEMPT = 200
+
+
+def record_attempt(
+    tx: Tx, row: Row, status: str, owner: str | None, started: int | None, error: Any
+) -> None:
+    """Record the attempt of node run ``row`` that ended ``status`` (on ``owner``)."""
+    tx.insert_attempt(
+        {
+            "run_id": row["run_id"],
+            "node_id": row["node_id"],
+            "iteration": row["iteration"],
+            "attempt": max(1, row["attempt"]),
+            "status": status,
+            "worker": owner,
+            "started_at_ms": started,
+            "finished_at_ms": tx.now_ms,
+            "error": error,
+        }
+    )
+
+
+def persist_logs(tx: Tx, run: Row, row: Row, logs: list[tuple[int, str, str]]) -> None:
+    """Store the attempt's log lines ``(ts_ms, level, message)``; the first
+    :data:`MAX_LOG_EVENTS_PER_ATTEMPT` are also sent as ``NodeLog`` events."""
+    if not logs:
+        return
+    tx.insert_logs(
+        [
+            {
+                "run_id": run["id"],
+                "node_id": row["node_id"],
+                "iteration": row["iteration"],
+                "attempt": row["attempt"],
+                "level": level,
+                "message": message,
+                "ts_ms": ts,
+            }
+            for ts, level, message in logs
+        ]
+    )
+    for _ts, level, message in logs[:MAX_LOG_EVENTS_PER_ATTEMPT]:
+        tx.event(
+            run["id"],
+            run["namespace"],
+            "NodeLog",
+            row["node_id"],
+            iteration=row["iteration"],
+            level=level,
+            message=message,
+        )

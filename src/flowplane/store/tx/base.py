@@ -1,0 +1,59 @@
+"""What every table's operations share: the connection, the clock and the buffers of one
+transaction (see :class:`flowplane.store.tx.Tx`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from flowplane.ids import now_ms
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """What a completion will do right after its fenced update, if that applies (see
+    :meth:`Tx.lock_run_and_update_node`): lease ``claims`` (``(node id, iteration)`` of
+    pending node runs of the run) to ``owner``, count the items of ``item_counts_of``, count
+    the run's node runs by status."""
+
+    claims: Sequence[tuple[str, int]] = ()
+    owner: str = ""
+    lease_ms: int = 0
+    item_counts_of: str | None = None
+    status_counts: bool = False
+
+
+class TxBase:
+    """The state of a transaction on one connection. Not thread-safe; lives for one
+    ``fn(tx)`` call."""
+
+    def __init__(self, conn: sa.Connection, dialect: str) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self.now_ms = now_ms()
+        self.notifications: list[tuple[str, str]] = []
+        self._events: list[tuple[str, str, str, str | None, dict[str, Any]]] = []
+        self._changes: dict[str, list[dict[str, Any]]] = {}
+        self.committed_events: list[dict[str, Any]] = []
+        # (frame_no, namespace) of runs this transaction locked or inserted: nobody else
+        # can bump their frame before it commits, so flush need not read it back.
+        self._frames: dict[str, tuple[int, str]] = {}
+        # Called (on the transaction's thread) once it committed, or once it did not.
+        self.after_commit: list[Callable[[], None]] = []
+        self.after_rollback: list[Callable[[], None]] = []
+        # What lock_run_and_update_node did ahead (see Ahead): ("claim", run id, node id,
+        # iteration) -> the leased row or None; ("items", run id, node id) and ("status",
+        # run id) -> count rows, valid until the transaction writes node runs.
+        self.ahead: dict[tuple[Any, ...], Any] = {}
+
+    def run_hooks(self, *, committed: bool) -> None:
+        """Run the :attr:`after_commit` or :attr:`after_rollback` callbacks (once)."""
+        hooks = self.after_commit if committed else self.after_rollback
+        self.after_commit, self.after_rollback = [], []
+        for hook in hooks:
+            hook()

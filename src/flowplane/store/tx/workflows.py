@@ -1,0 +1,29 @@
+"""Reading stored workflows inside an engine transaction (sub-workflows, retries)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from flowplane.store import schema as t
+from flowplane.store.tx.base import Row, TxBase
+
+
+class WorkflowsTx(TxBase):
+    """Stored workflows, by id or by name."""
+
+    def get_workflow(self, workflow_id: str) -> Row | None:
+        """Return a stored workflow by id (deleted ones included)."""
+        row = self.conn.execute(
+            sa.select(t.workflows).where(t.workflows.c.id == workflow_id)
+        ).first()
+        return dict(row._mapping) if row is not None else None
+
+    def workflow_by_name(self, namespace: str, name: str) -> Row | None:
+        """Return the live stored workflow ``name`` in ``namespace``."""
+        c = t.workflows.c
+        row = self.conn.execute(
+            sa.select(t.workflows).where(
+                c.namespace == namespace, c.name == name, c.deleted_at_ms.is_(None)
+            )
+        ).first()
+        return dict(row._mapping) if row is not None else None
