@@ -111,6 +111,7 @@ def test_key_syntax() -> None:
         base64.b64encode(bytes(33)).decode(),
         "bad id!:" + generate_key(),
     ],
+    ids=["not-base64", "short", "too-long", "bad-key-id"],  # stable for pytest-xdist
 )
 def test_invalid_keys_never_echo_the_key(spec: str) -> None:
     with pytest.raises(SecretKeyInvalid) as err:
