@@ -11,18 +11,22 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-
 _ROLES = frozenset({"viewer", "executor", "editor", "admin"})
 # Host names, IPs (v4 and bracketed v6), ports, CIDRs and ``*.`` wildcards use only these.
-_HOST_NAME = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?")
-_HOST_ENTRY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]/*%")
+_HOST_NAME = re.compile(
+    r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?"
+)
+_HOST_ENTRY_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]/*%"
+)
 
 
 def split_list(value: Any) -> Any:
     """Read a list-valued setting: a JSON list of strings or comma-separated text.
 
-    A value that starts with ``["`` (or is ``[]``) must be a JSON list of strings (anything else is refused,
-    rather than kept as one junk entry); other text is split on commas, blanks dropped.
+    A value that starts with ``["`` (or is ``[]``) must be a JSON list of strings (anything
+    else is refused, rather than kept as one junk entry); other text is split on commas,
+    blanks dropped.
 
     Raises:
         ValueError: a ``[...]`` value that is not a JSON list of strings.
