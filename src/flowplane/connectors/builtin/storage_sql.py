@@ -4,6 +4,10 @@ The SQL text is passed to the driver unchanged and values travel separately as b
 parameters, so data can never become SQL. Placeholders are the driver's own: PostgreSQL
 ``%s`` / ``%(name)s`` (write a literal ``%`` as ``%%`` when parameters are given), SQLite
 ``?`` / ``:name``. One statement per call. The database URL comes from a credential.
+
+On SQLite a statement may touch only the database the connector opened (``sqlite_file`` is
+inside the namespace's folder): an authorizer refuses ``ATTACH``, ``DETACH``, ``VACUUM
+INTO``, ``load_extension()`` and the directory pragmas, which would read or write other files.
 """
 
 from __future__ import annotations
