@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import nats
 import pytest
 import redis
@@ -383,6 +384,19 @@ async def test_nats_url_credential(api: ApiHarness) -> None:
         assert got == [b"hello"]
     finally:
         await conn.close()
+
+
+async def test_mqtt_url_credential(api: ApiHarness) -> None:
+    need(1883, "an MQTT broker")
+    topic = f"fp/cred/{uuid.uuid4().hex}"
+    async with aiomqtt.Client("127.0.0.1", 1883) as sub:
+        await sub.subscribe(topic, qos=1)
+        await store(api, "MQTT_URL", "mqtt://127.0.0.1:1883")
+        params = {"credential": "MQTT_URL", "topic": topic, "message": "hello", "qos": 1}
+        await run_node(api, {"type": "mqtt.publish", "params": params})
+        async with asyncio.timeout(5):
+            message = await anext(aiter(sub.messages))
+        assert message.payload == b"hello"
 
 
 @pytest.mark.parametrize("type_", ["data.hmac", "data.hmac_verify"])

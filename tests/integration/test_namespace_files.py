@@ -5,6 +5,7 @@ connectors. Through the HTTP API with a worker, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -97,6 +98,21 @@ async def test_paths_cannot_leave_the_namespace_folder(api: ApiHarness) -> None:
         assert read["status"] == "failed" and "team-b only" not in str(read), (path, read)
         write = {"id": "w", "type": "file.write", "params": {"path": path, "content": "pwned"}}
         assert (await run_as(api, editor, write))["status"] == "failed", path
+    for path in escapes:
+        for type_ in ("file.delete", "file.stat", "file.list"):
+            probe = {"id": "p", "type": type_, "params": {"path": path}}
+            run = await run_as(api, editor, probe)
+            assert run["status"] == "failed", (type_, path, run)
+            assert "secret.txt" not in str(run["output"]), (type_, path, run)
+    listing = {"id": "l", "type": "file.list", "params": {"path": "link-to-b"}}
+    assert (await run_as(api, editor, listing))["status"] == "failed"
+    recursive = {"id": "l", "type": "file.list", "params": {"recursive": True}}
+    run = await run_as(api, editor, recursive)
+    assert run["status"] == "finished", run
+    (node,) = run["nodes"]
+    listed = json.dumps(node["output"])
+    # The links are listed as entries of team-a; nothing behind them is.
+    assert "link-to-b/" not in listed and "b.db" not in listed.replace("b-link.db", ""), listed
     for path in ("../team-b/b.db", str(other / "b.db"), "b-link.db", "link-to-b/b.db"):
         run = await run_as(api, editor, sql("CREATE TABLE pwned (x)", sqlite_file=path))
         assert run["status"] == "failed", (path, run)

@@ -265,15 +265,16 @@ async def receive_webhook(key: WebhookKey, request: Request, services: Svc) -> R
     within `FLOWPLANE_WEBHOOK_REPLY_TIMEOUT_SECONDS`); see docs/triggers.md.
 
     The run input is ``{body, headers, query}``; secret-looking headers are dropped.
+    Deliveries are limited per client address and per trigger (429; see docs/triggers.md).
     """
+    limits = webhook_limits_of(request.app, services.settings)
+    limits.admit_client(request)  # before the body is even read
     delivery = Delivery(
         body=await request.body(),
         headers=dict(request.headers),
         query=list(request.query_params.multi_items()),
         content_type=request.headers.get("content-type", ""),
     )
-    limits = webhook_limits_of(request.app, services.settings)
-    limits.admit_client(request)
     try:
         outcome = await services.triggers.receive(key, delivery, admit=limits.admit_trigger)
     except SignatureInvalid as exc:
