@@ -122,3 +122,39 @@ async def test_paths_cannot_leave_the_namespace_folder(api: ApiHarness) -> None:
     write = {"id": "w", "type": "file.write", "params": {"path": "in/ok.txt", "content": "ok"}}
     assert (await run_as(api, editor, write))["status"] == "finished"
     assert (mine / "in" / "ok.txt").read_text() == "ok"
+
+
+async def test_attachments_and_shell_folders_stay_in_the_namespace(
+    db: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SMTP server is never reached: the attachment is refused while building the message.
+    monkeypatch.setenv("FLOWPLANE_SECRET_SMTP_URL", "smtp://127.0.0.1:1")
+    async with started(db, tmp_path / "root", workers=1, enable_shell=True) as api:
+        editor = await api.key("editor", ["team-a"])
+        mine, other = folder(api, "team-a"), folder(api, "team-b")
+        (other / "secret.txt").write_text("team-b only")
+        (mine / "link-to-b").symlink_to(other, target_is_directory=True)
+        for path in ("../team-b/secret.txt", str(other / "secret.txt"), "link-to-b/secret.txt"):
+            mail = {
+                "id": "m",
+                "type": "email.send",
+                "params": {
+                    "credential": "SMTP_URL",
+                    "from": "a@example.com",
+                    "to": ["b@example.com"],
+                    "subject": "x",
+                    "text": "x",
+                    "attachments": [{"path": path}],
+                },
+            }
+            run = await run_as(api, editor, mail)
+            assert run["status"] == "failed", (path, run)
+            error = json.dumps(run["error"])
+            assert "SMTP" not in error and "team-b only" not in json.dumps(run), error
+        for cwd in ("../team-b", str(other), "link-to-b"):
+            shell = {"id": "s", "type": "system.shell", "params": {"command": ["ls"], "cwd": cwd}}
+            run = await run_as(api, editor, shell)
+            assert run["status"] == "failed" and "secret.txt" not in json.dumps(run), (cwd, run)
+        shell = {"id": "s", "type": "system.shell", "params": {"command": ["pwd"]}}
+        run = await run_as(api, editor, shell)
+        assert run["status"] == "finished" and str(mine) in json.dumps(run["nodes"]), run
