@@ -2,11 +2,61 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_ROLES = frozenset({"viewer", "executor", "editor", "admin"})
+# Host names, IPs (v4 and bracketed v6), ports, CIDRs and ``*.`` wildcards use only these.
+_HOST_NAME = re.compile(
+    r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?"
+)
+_HOST_ENTRY_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]/*%"
+)
+
+
+def split_list(value: Any) -> Any:
+    """Read a list-valued setting: a JSON list of strings or comma-separated text.
+
+    A value that starts with ``["`` (or is ``[]``) must be a JSON list of strings (anything
+    else is refused, rather than kept as one junk entry); other text is split on commas,
+    blanks dropped.
+
+    Raises:
+        ValueError: a ``[...]`` value that is not a JSON list of strings.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    # ``[::1]:8080,...`` is comma-separated text; ``["...`` and ``[]`` are JSON.
+    if text.startswith("[") and text[1:].lstrip()[:1] in ('"', "]"):
+        try:
+            items = json.loads(text)
+        except ValueError:
+            raise ValueError(f"not a JSON list of strings: {value!r}") from None
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise ValueError(f"not a JSON list of strings: {value!r}")
+        return [item.strip() for item in items if item.strip()]
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _brackets_ok(entry: str) -> bool:
+    """Whether brackets in an ``allow_hosts`` entry enclose an IPv6 address, as in URLs."""
+    if "[" not in entry and "]" not in entry:
+        return True
+    inside, closed, _rest = entry.removeprefix("[").partition("]")
+    if not entry.startswith("[") or not closed:
+        return False
+    try:
+        return ipaddress.ip_address(inside).version == 6
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -95,7 +145,29 @@ class Settings(BaseSettings):
     )
     allow_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Hosts or CIDRs outbound connectors may reach despite the network policy.",
+        description="Hosts or CIDRs outbound connectors may reach despite the network policy "
+        '(comma-separated or a JSON list: `api.internal,10.0.0.0/8` or `["127.0.0.1:8080"]`).',
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or CIDRs of reverse proxies whose `X-Forwarded-For`/`Forwarded` "
+        "headers name the client (comma-separated or a JSON list); from anyone else those "
+        "headers are ignored. Used by the login and webhook limits.",
+    )
+    webhook_rate_per_minute: int = Field(
+        default=120,
+        ge=0,
+        le=1_000_000,
+        description="Deliveries one webhook trigger accepts per minute (a bucket that refills "
+        "at this rate; 429 past it; 0 = unlimited). Signed triggers count only deliveries "
+        "whose signature verified.",
+    )
+    webhook_client_rate_per_minute: int = Field(
+        default=600,
+        ge=0,
+        le=1_000_000,
+        description="Webhook deliveries one client address may send per minute, to all "
+        "triggers together, signed or not (429 past it; 0 = unlimited).",
     )
     enable_shell: bool = Field(default=False, description="Allow the `system.shell` connector.")
     data_dir: Path = Field(
@@ -109,11 +181,52 @@ class Settings(BaseSettings):
         "is always on).",
     )
 
-    @field_validator("allow_hosts", mode="before")
+    @field_validator("allow_hosts", "trusted_proxies", mode="before")
     @classmethod
-    def _split_hosts(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
+    def _split_list(cls, value: Any) -> Any:
+        return split_list(value)
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _valid_hosts(cls, value: list[str]) -> list[str]:
+        # Imported here: the network policy pulls in httpx, which settings otherwise need not.
+        from flowplane.security.ssrf import AllowEntry
+
+        for entry in value:
+            if not _HOST_ENTRY_CHARS.issuperset(entry) or not _brackets_ok(entry):
+                raise ValueError(f"FLOWPLANE_ALLOW_HOSTS: invalid entry {entry!r}")
+            try:
+                parsed = AllowEntry.parse(entry)
+            except ValueError as exc:
+                raise ValueError(f"FLOWPLANE_ALLOW_HOSTS: {exc}") from None
+            name = parsed.host or parsed.wildcard_suffix
+            if name is not None and not _HOST_NAME.fullmatch(name):
+                raise ValueError(f"FLOWPLANE_ALLOW_HOSTS: invalid host name in {entry!r}")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"FLOWPLANE_TRUSTED_PROXIES: {entry!r} is not an IP address or CIDR"
+                ) from None
+        return value
+
+    @field_validator("rate_limit_per_minute")
+    @classmethod
+    def _known_roles(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - _ROLES)
+        if unknown:
+            raise ValueError(
+                f"FLOWPLANE_RATE_LIMIT_PER_MINUTE: unknown role(s) {unknown}; "
+                f"roles are {sorted(_ROLES)}"
+            )
+        if any(limit < 0 for limit in value.values()):
+            raise ValueError("FLOWPLANE_RATE_LIMIT_PER_MINUTE: limits must be >= 0")
         return value
 
     @field_validator("jwt_secret")

@@ -175,3 +175,31 @@ async def test_bad_targets(tmp_path: Path, params: dict[str, Any], message: str)
     ctx = make_ctx(tmp_path, credentials={"MYSQL": "mysql://x", "DB": "sqlite:///x.db"})
     with pytest.raises(ConnectorError, match=message):
         await m.sql_query({"sql": "SELECT 1", **params}, ctx)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "VACUUM INTO '{target}'",
+        "ATTACH DATABASE '{target}' AS other",
+        "ATTACH DATABASE 'file:{target}?mode=rwc' AS other",
+        "DETACH DATABASE main",
+        "SELECT load_extension('{target}')",
+        "PRAGMA temp_store_directory = '{folder}'",
+    ],
+)
+@pytest.mark.parametrize("via", ["credential", "sqlite_file"])
+async def test_sqlite_statements_touch_no_other_file(
+    tmp_path: Path, sqlite_db: Path, sql: str, via: str
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = elsewhere / "copy.db"
+    ctx = make_ctx(tmp_path, credentials={"DB": f"sqlite:///{sqlite_db}"})
+    where = {"credential": "DB"} if via == "credential" else {"sqlite_file": "app.db"}
+    with pytest.raises(ConnectorError, match="not authorized") as info:
+        await m.sql_query({**where, "sql": sql.format(target=target, folder=elsewhere)}, ctx)
+    assert info.value.retryable is False
+    assert list(elsewhere.iterdir()) == []
+    # The connector's own database still works, VACUUM in place included.
+    await m.sql_query({**where, "sql": "VACUUM"}, ctx)

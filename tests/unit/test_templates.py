@@ -379,3 +379,26 @@ def test_node_references_read_bare_when_as_expression() -> None:
     assert node_references(node) == {"a", "b", "c"}
     assert node_secret_names(node) == {"FLAG", "TOKEN"}
     assert references([node.params, node.when, node.foreach]) == {"b", "c"}
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ 1e308 * 10 }}",
+        "{{ -1e308 * 10 }}",
+        "{{ 1e308 * 10 - 1e308 * 10 }}",
+        "{{ [1, 1e308 * 10] }}",
+        "{{ {'a': {'b': 1e308 * 10}} }}",
+        "total: {{ 1e308 * 10 }}",
+    ],
+)
+def test_non_finite_results_are_errors_not_null(source: str) -> None:
+    with pytest.raises(TemplateError, match="not a finite number"):
+        templates.render_value(source, {})
+    with pytest.raises(TemplateError, match="not a finite number"):
+        templates.evaluate(source.removeprefix("total: "), {})
+
+
+def test_non_finite_intermediate_values_are_fine() -> None:
+    assert templates.render_value("{{ (1e308 * 10) > 1 }}", {}) is True
+    assert templates.render_value("{{ 1e308 }}", {}) == 1e308

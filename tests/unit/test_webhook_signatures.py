@@ -118,6 +118,19 @@ def test_standard_malformed_timestamp_and_id_binding() -> None:
     assert reason("standard", {**headers, "webhook-id": "msg_2"}) == "mismatch"
 
 
+@pytest.mark.parametrize("scheme", TIMED)
+@pytest.mark.parametrize(
+    "stamp", ["9" * 400, "-" + "9" * 400, "9" * 16, "\u0661\u0662\u0663", "1_700_000_000", "+1"]
+)
+def test_absurd_timestamps_are_malformed_never_an_overflow(scheme: str, stamp: str) -> None:
+    headers = headers_for(scheme)
+    if scheme == "standard":
+        headers["webhook-timestamp"] = stamp
+    else:
+        headers["Stripe-Signature"] = headers["Stripe-Signature"].replace(f"t={NOW}", f"t={stamp}")
+    assert reason(scheme, headers) == "malformed"
+
+
 def test_standard_accepts_any_of_several_signatures() -> None:
     headers = headers_for("standard")
     headers["webhook-signature"] = "v1,AAAA v1a,xyz " + headers["webhook-signature"]

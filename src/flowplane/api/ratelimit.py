@@ -129,6 +129,13 @@ class RateLimiter:
             raise RateLimitExceeded(decision)
         return decision
 
+    def refund(self, key: str) -> None:
+        """Give back the token a :meth:`take` on ``key`` took (an attempt that did not count)."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.refill(self._clock())
+            bucket.tokens = min(bucket.capacity, bucket.tokens + 1.0)
+
     def _evict(self, now: float) -> None:
         # Full buckets carry no state worth keeping; drop them first, then the oldest.
         for key in [k for k, b in self._buckets.items() if b.full_at() <= now]:

@@ -9,11 +9,12 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from flowplane.model import templates
-from flowplane.model.document import Node, Workflow
+from flowplane.model.document import Node, Workflow, is_template
 from flowplane.model.graph import Catalog, Graph
 from flowplane.store.tx import Row, Tx
 
@@ -40,7 +41,9 @@ class Plan:
         for node in wf.nodes:
             ancestors = graph.ancestors(node.id)
             refs[node.id] = frozenset(templates.node_references(node)) & ancestors
-            secrets[node.id] = frozenset(templates.node_secret_names(node))
+            secrets[node.id] = frozenset(templates.node_secret_names(node)) | frozenset(
+                credential_params(node.params)
+            )
         return cls(
             workflow=wf,
             graph=graph,
@@ -60,6 +63,27 @@ class Plan:
     def continues_on_error(self, node_id: str) -> bool:
         """Whether a failure of ``node_id`` lets the run go on."""
         return self.node(node_id).on_error == "continue"
+
+
+def credential_params(params: dict[str, Any]) -> Iterator[str]:
+    """The credential names a node's params give: what ``NodeContext.credentials`` must hold.
+
+    Connectors take a credential by name in ``credential`` or ``<purpose>_credential`` (one
+    name) and ``<purpose>_credentials`` (a mapping to names), as the built-ins do
+    (``slack.send {"credential": "SLACK_URL"}``, ``webhook.send {"url_credential": ...}``,
+    ``system.shell {"env_credentials": {"TOKEN": "API_TOKEN"}}``). Only literal names count:
+    which credential a node uses is fixed by the workflow, never chosen by run input.
+    """
+    for key, value in params.items():
+        if key == "credential" or key.endswith("_credential"):
+            names = [value]
+        elif key.endswith("_credentials") and isinstance(value, dict):
+            names = list(value.values())
+        else:
+            continue
+        for name in names:
+            if isinstance(name, str) and name and not is_template(name):
+                yield name
 
 
 class PlanCache:

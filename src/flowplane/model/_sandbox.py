@@ -12,6 +12,7 @@ import base64
 import binascii
 import functools
 import json
+import math
 import re
 import string
 import time
@@ -140,6 +141,28 @@ def estimate_size(value: Any, limit: int = MAX_RENDER_BYTES) -> int:
         if total > limit:
             return total
     return total
+
+
+def refuse_non_finite(value: Any) -> None:
+    """Refuse a result holding ``inf`` or ``nan`` (``{{ 1e308 * 10 }}``).
+
+    JSON has no such numbers: stored, they would turn into ``null`` without a word.
+
+    Raises:
+        TemplateError: ``value`` is, or contains, a float that is not finite.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is float:
+            if not math.isfinite(item):
+                raise TemplateError(
+                    f"the result is not a finite number ({item!r}): JSON cannot hold it"
+                )
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
 
 
 def _refuse_size(what: str, size: int) -> None:
@@ -404,6 +427,7 @@ def _finalize(_context: Context, value: Any) -> Any:
     size = estimate_size(value)
     _refuse_size("rendered value", size)
     _charge(size)
+    refuse_non_finite(value)
     return value
 
 

@@ -33,6 +33,7 @@ from flowplane.model._sandbox import (
     FlowplaneSandbox,
     budget,
     estimate_size,
+    refuse_non_finite,
     tick,
 )
 from flowplane.model.document import Node, is_template
@@ -199,6 +200,7 @@ def _native(value: Any) -> Any:
         raise TemplateError("a template cannot return a function or method")
     if estimate_size(value, MAX_RENDER_BYTES) > MAX_RENDER_BYTES:
         raise TemplateError(f"result is larger than {MAX_RENDER_BYTES} bytes")
+    refuse_non_finite(value)
     return value
 
 

@@ -27,6 +27,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ TOLERANCE_SECONDS = 300
 """How far a signed timestamp may be from now (5 minutes, as Stripe and Standard Webhooks)."""
 MAX_SIGNATURE_HEADER_CHARS = 4096
 SIGNATURE_HEADERS = ("webhook-signature", "x-hub-signature-256", "stripe-signature")
+_TIMESTAMP_RE = re.compile(r"-?[0-9]{1,15}")
+"""A signed timestamp: decimal seconds, at most 15 digits (ASCII only, unlike ``int()``)."""
 
 Reason = Literal["missing", "malformed", "mismatch", "stale", "no_secret"]
 
@@ -72,11 +75,14 @@ def _hmac(key: bytes, message: bytes) -> bytes:
 def _timestamp(scheme: str, text: str | None, now: float, tolerance: int) -> int:
     if not text:
         raise _fail(scheme, "missing", "the delivery has no signed timestamp")
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise _fail(scheme, "malformed", "the signed timestamp is not an integer") from None
-    if abs(now - value) > tolerance:
+    stripped = text.strip()
+    # A Unix time in seconds has at most a dozen digits for millennia to come; anything longer
+    # is hostile (400 nines once overflowed the float comparison below into a 500).
+    if not _TIMESTAMP_RE.fullmatch(stripped):
+        raise _fail(scheme, "malformed", "the signed timestamp is not an integer of seconds")
+    value = int(stripped)
+    # Integer arithmetic: ``now`` is a float, and mixing a huge int into it would overflow.
+    if abs(int(now) - value) > tolerance:
         raise _fail(
             scheme,
             "stale",

@@ -19,7 +19,7 @@ import logging
 import re
 import secrets
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -311,11 +311,15 @@ class TriggerService(OwnedService):
 
     # --- deliveries -------------------------------------------------------------------
 
-    async def receive(self, key: str, delivery: Delivery) -> WebhookOutcome:
+    async def receive(
+        self, key: str, delivery: Delivery, admit: Callable[[str], None] | None = None
+    ) -> WebhookOutcome:
         """Verify and act on one delivery to ``/v1/webhooks/{key}``.
 
         Returns 202 ``{runId}`` for a run trigger, 202 ``{delivered, runIds}`` for a signal
         trigger, and 200 ``{duplicate: true, ...}`` for a delivery id already handled.
+        ``admit(trigger_id)`` is called once the trigger's scheme accepted the delivery (a
+        rate limit raises from it).
 
         Raises:
             TriggerNotFound: no enabled trigger has that key.
@@ -333,6 +337,8 @@ class TriggerService(OwnedService):
             self.signature_failures[(row["scheme"], str(exc.extra.get("reason", "")))] += 1
             _log.info("webhook %s: signature refused: %s", key, exc.detail)
             raise
+        if admit is not None:
+            admit(str(row["id"]))
         delivery_id = verified.delivery_id
         if delivery_id is not None:
             seen = await self.store.read(lambda tx: q.get_delivery(tx, row["id"], delivery_id))

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowplane.api.deps import ObjectId, get_services, require
 from flowplane.api.gate import gatekeeper_of
+from flowplane.api.login_throttle import throttled_login
 from flowplane.api.openapi import error_responses
 from flowplane.errors import InvalidInput
 from flowplane.ids import now_ms
@@ -28,8 +29,6 @@ Password = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_CHARS)]
 Namespace = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Namespaces = Annotated[list[Namespace], Field(min_length=1, max_length=1000)] | None
 DisplayName = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]{1,128}$")]
-LOGIN_ATTEMPTS_PER_MINUTE_USER = 20
-LOGIN_ATTEMPTS_PER_MINUTE_CLIENT = 60
 
 
 class _Wire(BaseModel):
@@ -195,12 +194,14 @@ def _scope(principal: Caller) -> Scope:
 async def login(body: LoginRequest, request: Request) -> LoginResponse:
     """Exchange a username and password for a short-lived login token (JWT)."""
     services = get_services(request)
-    limiter = gatekeeper_of(request.app).login_limiter
-    # Password guessing is throttled per username and per client, failed or not.
-    limiter.check(f"user:{body.username.lower()}", LOGIN_ATTEMPTS_PER_MINUTE_USER)
-    client = request.client.host if request.client is not None else "unknown"
-    limiter.check(f"client:{client}", LOGIN_ATTEMPTS_PER_MINUTE_CLIENT)
-    result = await services.auth.login(body.username, body.password)
+    # Failures are throttled per (username, client) and per client, never per username.
+    result = await throttled_login(
+        request,
+        gatekeeper_of(request.app).login_limiter,
+        services.settings,
+        body.username,
+        lambda: services.auth.login(body.username, body.password),
+    )
     return LoginResponse(
         accessToken=result.token,
         tokenType="Bearer",

@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 from flowplane.api.deps import require, services_dependency
 from flowplane.api.openapi import error_responses
 from flowplane.api.paging import Cursor, NamespaceFilter, PageSize
+from flowplane.api.webhook_limits import webhook_limits_of
 from flowplane.client.models import WireModel
 from flowplane.errors import SignatureInvalid
 from flowplane.model.document import NAMESPACE_PATTERN
@@ -243,7 +244,7 @@ class WebhookAccepted(BaseModel):
             "description": "A replayed delivery id: nothing new happened.",
             "model": WebhookAccepted,
         },
-        **error_responses(401, 404),
+        **error_responses(401, 404, 429),
     },
     openapi_extra={
         "security": [],
@@ -264,7 +265,10 @@ async def receive_webhook(key: WebhookKey, request: Request, services: Svc) -> R
     within `FLOWPLANE_WEBHOOK_REPLY_TIMEOUT_SECONDS`); see docs/triggers.md.
 
     The run input is ``{body, headers, query}``; secret-looking headers are dropped.
+    Deliveries are limited per client address and per trigger (429; see docs/triggers.md).
     """
+    limits = webhook_limits_of(request.app, services.settings)
+    limits.admit_client(request)  # before the body is even read
     delivery = Delivery(
         body=await request.body(),
         headers=dict(request.headers),
@@ -272,7 +276,7 @@ async def receive_webhook(key: WebhookKey, request: Request, services: Svc) -> R
         content_type=request.headers.get("content-type", ""),
     )
     try:
-        outcome = await services.triggers.receive(key, delivery)
+        outcome = await services.triggers.receive(key, delivery, admit=limits.admit_trigger)
     except SignatureInvalid as exc:
         counter = _failures_counter(request)
         if counter is not None:

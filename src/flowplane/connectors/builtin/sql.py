@@ -4,6 +4,10 @@ The SQL text is passed to the driver unchanged and values travel separately as b
 parameters, so data can never become SQL. Placeholders are the driver's own: PostgreSQL
 ``%s`` / ``%(name)s`` (write a literal ``%`` as ``%%`` when parameters are given), SQLite
 ``?`` / ``:name``. One statement per call. The database URL comes from a credential.
+
+On SQLite a statement may touch only the database the connector opened (``sqlite_file`` is
+inside the namespace's folder): an authorizer refuses ``ATTACH``, ``DETACH``, ``VACUUM
+INTO``, ``load_extension()`` and the directory pragmas, which would read or write other files.
 """
 
 from __future__ import annotations
@@ -114,6 +118,28 @@ def _result(
 
 # --- SQLite -------------------------------------------------------------------------------------
 
+# What a statement may not do, whatever file it runs on: every file SQLite touches must be the
+# database the connector opened (inside the namespace's folder, or the credential's file).
+# ``ATTACH 'x'`` opens or creates any file the server can write, ``VACUUM INTO 'x'`` writes
+# one (SQLite authorises it as an ATTACH of that file); plain ``VACUUM`` attaches ''.
+_DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
+_DENIED_PRAGMAS = frozenset({"temp_store_directory", "data_store_directory"})
+
+
+def _authorize(
+    action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None
+) -> int:
+    """The SQLite authorizer of connector connections (see the rules above)."""
+    if action == sqlite3.SQLITE_ATTACH:
+        return sqlite3.SQLITE_OK if arg1 == "" else sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_DETACH:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _DENIED_FUNCTIONS:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _DENIED_PRAGMAS:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
 
 def _sqlite_run(
     path: str,
@@ -132,6 +158,7 @@ def _sqlite_run(
     except sqlite3.Error as exc:
         raise ConnectorError(f"cannot open SQLite database: {exc}", retryable=True) from exc
     conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+    conn.set_authorizer(_authorize)
     try:
         with conn:
             if many is not None:
@@ -151,6 +178,11 @@ def _sqlite_run(
         locked = "locked" in str(exc) or "busy" in str(exc)
         raise ConnectorError(f"SQLite error: {exc}", retryable=locked) from exc
     except (sqlite3.Error, ValueError, OverflowError) as exc:
+        if str(exc) in ("not authorized", "authorization denied"):
+            raise _bad(
+                "SQLite error: not authorized (ATTACH, DETACH, VACUUM INTO, extensions and "
+                "directory pragmas are refused: a statement may only use its own database file)"
+            ) from exc
         raise _bad(f"SQLite error: {exc}") from exc
     finally:
         conn.close()
