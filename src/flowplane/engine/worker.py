@@ -35,16 +35,24 @@ from flowplane.connectors.registry import Registry, default_registry
 from flowplane.engine import transitions
 from flowplane.engine.cron import Scheduler
 from flowplane.engine.faults import maybe_crash
+from flowplane.engine.heartbeats import Heartbeats
+from flowplane.engine.outage import keep_running, until_stored
 from flowplane.engine.plan import Plan, plans
 from flowplane.engine.secrets import EnvSecrets, Redactor, SecretsProvider
-from flowplane.errors import ConnectorError, FlowplaneError, NodeTimeout, TemplateError
+from flowplane.errors import (
+    ConnectorError,
+    DatabaseUnavailable,
+    FlowplaneError,
+    NodeTimeout,
+    TemplateError,
+)
 from flowplane.model import templates
 from flowplane.model.document import Workflow
 from flowplane.model.graph import check_workflow
 from flowplane.model.inputs import validate_input
 from flowplane.settings import Settings
 from flowplane.store.base import Store
-from flowplane.store.tx import Row, Tx
+from flowplane.store.tx import Row
 
 _log = logging.getLogger("flowplane.worker")
 OUTPUT_CACHE_RUNS = 256
@@ -130,7 +138,8 @@ class Worker:
             ),
         ]
         try:
-            await self._claim_loop()
+            # A database outage (or a bug) restarts the loop after a backoff: never exit.
+            await keep_running(self._claim_loop, what="claiming", stopping=self._stopping)
         finally:
             await self._shutdown()
 
@@ -271,28 +280,24 @@ class Worker:
     # --- background loops ---------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        interval = max(0.05, self.settings.lease_seconds / 3)
-        while True:
-            await asyncio.sleep(interval)
-            leases = [(rid, row["lease_epoch"]) for rid, row in list(self._rows.items())]
-            if not leases:
+        # A thread and connection of their own: a heartbeat never waits behind the work's
+        # transactions, nor for a busy event loop (see flowplane.engine.heartbeats).
+        await Heartbeats(
+            self.store,
+            owner=self.id,
+            lease_ms=self.lease_ms,
+            leases=lambda: [(rid, row["lease_epoch"]) for rid, row in list(self._rows.items())],
+            lost=self._leases_lost,
+        ).run()
+
+    def _leases_lost(self, leases: list[tuple[int, int]]) -> None:
+        for row_id, epoch in leases:
+            row = self._rows.get(row_id)
+            if row is None or row["lease_epoch"] != epoch or row_id in self._completing:
+                # Gone, re-claimed since, or not held because its own completion just
+                # committed: cancelling it then would drop the node runs handed off to us.
                 continue
-            try:
-                held = await self.store.transact(
-                    functools.partial(_extend, owner=self.id, leases=leases, lease_ms=self.lease_ms)
-                )
-            except FlowplaneError as exc:
-                _log.warning("heartbeat failed: %s", exc)
-                continue
-            except Exception:  # an engine bug must not stop heartbeats for good
-                _log.exception("heartbeat failed")
-                continue
-            for row_id, _epoch in leases:
-                if row_id not in held and row_id in self._tasks and row_id not in self._completing:
-                    # Cancelled, or the lease was taken over: stop the zombie. (A node run
-                    # being completed is not held because its own completion just committed:
-                    # cancelling its task then would drop the node runs handed off to us.)
-                    self._cancel_row(row_id)
+            self._cancel_row(row_id)  # cancelled, or the lease was taken over: a zombie
 
     async def _maintenance_loop(self) -> None:
         interval = self.settings.reaper_interval_seconds
@@ -318,7 +323,9 @@ class Worker:
         if run is not None and plan is not None:
             row = run
         else:
-            fetched = await self.store.read(lambda tx: tx.get_run(run_id))
+            fetched = await until_stored(
+                lambda: self.store.read(lambda tx: tx.get_run(run_id)), what="reading a run"
+            )
             if fetched is None:
                 raise FlowplaneError(f"run {run_id} vanished")
             row = fetched
@@ -360,16 +367,21 @@ class Worker:
             outcome.logs = [(ts, lvl, redactor.text(msg)) for ts, lvl, msg in logs]
         outcome.started_at_ms = started
         self._completing.add(row["id"])
+        # Retried through an outage: the outcome is recorded once the database is back
+        # (fenced on the lease: a retry of a completion that did commit is refused).
         result = await asyncio.shield(
-            self.store.transact(
-                lambda tx: transitions.complete(
-                    tx,
-                    row,
-                    outcome,
-                    owner=self.id,
-                    handoff=max(0, self.concurrency - len(self._tasks) + 1),
-                    lease_ms=self.lease_ms,
-                )
+            until_stored(
+                lambda: self.store.transact(
+                    lambda tx: transitions.complete(
+                        tx,
+                        row,
+                        outcome,
+                        owner=self.id,
+                        handoff=max(0, self.concurrency - len(self._tasks) + 1),
+                        lease_ms=self.lease_ms,
+                    )
+                ),
+                what="recording a node's outcome",
             )
         )
         self.executed += 1
@@ -398,7 +410,10 @@ class Worker:
         if transitions.wait_row_is_timer(row):
             output = (row["wait"] or {}).get("output")
             return transitions.Outcome(kind="success", output=output), _NO_SECRETS
-        secret_values = await self.secrets.resolve(info.namespace, plan.secrets[node.id])
+        secret_values = await until_stored(
+            lambda: self.secrets.resolve(info.namespace, plan.secrets[node.id]),
+            what="resolving secrets",
+        )
         redactor = Redactor(secret_values.values()) if secret_values else _NO_SECRETS
         return await self._produce_with(info, row, logs, secret_values, redactor), redactor
 
@@ -478,6 +493,8 @@ class Worker:
             return transitions.Outcome(kind="success", output=_normalise(redactor.value(result)))
         except ConnectorError as exc:
             return _failure(exc.to_dict(), exc.retryable, redactor)
+        except DatabaseUnavailable as exc:  # (a connector's own store access): transient
+            return _failure(exc.to_dict(), True, redactor)
         except FlowplaneError as exc:
             return _failure(exc.to_dict(), False, redactor)
         except Exception as exc:
@@ -527,7 +544,10 @@ class Worker:
         """Read the settled outputs of ``refs`` the run's cache does not hold yet."""
         missing = [ref for ref in refs if ref not in info.outputs]
         if missing:
-            loaded = await self.store.read(lambda tx: tx.node_outputs(info.id, missing))
+            loaded = await until_stored(
+                lambda: self.store.read(lambda tx: tx.node_outputs(info.id, missing)),
+                what="reading outputs",
+            )
             for (node_id, iteration), (status, output, error) in loaded.items():
                 if iteration == info.plan.level_iteration(node_id):
                     entry = {"output": output, "status": status, "error": error}
@@ -559,10 +579,6 @@ class Worker:
             context["item"] = row.get("item")
             context["index"] = row["iteration"]
         return context
-
-
-def _extend(tx: Tx, *, owner: str, leases: list[tuple[int, int]], lease_ms: int) -> set[int]:
-    return tx.extend_leases(owner, leases, lease_ms)
 
 
 def _failure(error: dict[str, Any], retryable: bool, redactor: Redactor) -> transitions.Outcome:
