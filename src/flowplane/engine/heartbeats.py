@@ -8,6 +8,12 @@ leases the worker holds, and extends them through :meth:`Store.run_sync` on that
 (so on its own kept connection, never waiting for a writer thread). Only the leases found
 lost go back to the event loop, to cancel their node runs.
 
+A lease still says that its node run progresses, not merely that the process exists: the
+event loop ticks a timestamp, and a loop silent for :data:`STALL_LEASES` leases (a
+connector that blocks it for good) gets no more beats, so its leases expire and another
+worker takes the node runs over. A loop that is only slow (an overloaded machine) keeps
+them.
+
 Smallest safe lease: the heartbeat runs every third of the lease, so a lease survives two
 missed beats; it must exceed the longest stall of one beat (a database restart's
 reconnection, a slow commit on an overloaded server) plus one interval. See the README.
@@ -33,6 +39,8 @@ Lease = tuple[int, int]  # (node run id, lease epoch)
 BEATS_PER_LEASE = 3
 MIN_INTERVAL_SECONDS = 0.05
 JOIN_SECONDS = 5.0
+# A loop silent for this many leases is stuck: its leases are let expire.
+STALL_LEASES = 3
 
 
 class Heartbeats:
@@ -64,6 +72,7 @@ class Heartbeats:
         self._leases = leases
         self._lost = lost
         self._stop = threading.Event()
+        self._loop_seen = time.monotonic()
         self.beats = 0
 
     async def run(self) -> None:
@@ -75,7 +84,9 @@ class Heartbeats:
         thread.daemon = True
         thread.start()
         try:
-            await asyncio.Event().wait()  # until cancelled (the worker's shutdown)
+            while True:  # until cancelled (the worker's shutdown)
+                self._loop_seen = time.monotonic()
+                await asyncio.sleep(self.interval / 2)
         finally:
             self._stop.set()
             await asyncio.to_thread(thread.join, JOIN_SECONDS)
@@ -88,6 +99,10 @@ class Heartbeats:
             next_beat = max(next_beat + self.interval, time.monotonic())
             leases = self._snapshot()
             if not leases:
+                continue
+            stalled = time.monotonic() - self._loop_seen
+            if stalled > STALL_LEASES * self.lease_ms / 1000:
+                _log.warning("event loop stalled for %.1fs: leases not extended", stalled)
                 continue
             try:
                 held = self.store.run_sync(
