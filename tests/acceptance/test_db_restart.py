@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -35,10 +31,10 @@ from crash_support import (
     run_rows,
     until,
 )
+from outage_support import effect_counts, registry, spawn_fixture  # noqa: F401  (``spawn``)
 from private_postgres import RESTART_MODES, PrivateCluster, postgres_bin
 
 from flowplane.api.app import create_app
-from flowplane.connectors.registry import Registry, load_builtins, register_module
 from flowplane.security import passwords
 from flowplane.security.tokens import generate_api_key
 from flowplane.services.runs import RunService
@@ -46,15 +42,10 @@ from flowplane.settings import Settings
 from flowplane.store.base import Store
 from flowplane.store.tx import TERMINAL_RUN
 
-HERE = Path(__file__).resolve().parent
 pytestmark = pytest.mark.slow
 passwords.use_cheap_hashing()
 
 NODES = ("a", "b", "c", "d")
-# Long enough that work in flight outlives the restart without its lease expiring: the
-# restart test is about reconnecting, the heartbeat test about short leases.
-LEASE_SECONDS = 10.0
-WORKER_COMMAND = (sys.executable, "-m", "flowplane", "worker")
 
 
 @pytest.fixture(scope="module")
@@ -83,16 +74,6 @@ def private_db(cluster: PrivateCluster) -> Iterator[tuple[str, str]]:
         cluster.start()
 
 
-def registry() -> Registry:
-    """Built-ins and the outage connectors (to validate documents)."""
-    import outage_plugin
-
-    reg = Registry()
-    load_builtins(reg)
-    register_module(reg, outage_plugin)
-    return reg
-
-
 def chain(sleep: float) -> dict[str, Any]:
     """``a -> b -> c -> d``: each step sleeps, then adds one to the previous value."""
     nodes: list[dict[str, Any]] = []
@@ -110,77 +91,6 @@ def chain(sleep: float) -> dict[str, Any]:
     return {"name": "outage-chain", "inputs": {"n": {"type": "integer"}}, "nodes": nodes}
 
 
-class WorkerProcess:
-    """A real ``flowplane worker --plugin outage_plugin`` process."""
-
-    def __init__(
-        self, name: str, db: tuple[str, str], folder: Path, lease_seconds: float, **env: str
-    ) -> None:
-        self.name = name
-        variables = {k: v for k, v in os.environ.items() if not k.startswith("FLOWPLANE_")}
-        variables.update(
-            {
-                "FLOWPLANE_DATABASE_URL": db[0],
-                "FLOWPLANE_DATABASE_SCHEMA": db[1],
-                "FLOWPLANE_LEASE_SECONDS": str(lease_seconds),
-                "FLOWPLANE_REAPER_INTERVAL_SECONDS": "0.25",
-                "FLOWPLANE_POLL_INTERVAL_SECONDS": "0.2",
-                "FLOWPLANE_WORKER_CONCURRENCY": "16",
-                "FLOWPLANE_LOG_LEVEL": "info",
-                "OUTAGE_EFFECTS": str(folder / "effects.jsonl"),
-                "PYTHONPATH": os.pathsep.join(
-                    [str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])]
-                ),
-            }
-        )
-        variables.update(env)
-        self.err = folder / f"worker-{name}.err"
-        with (folder / f"worker-{name}.out").open("wb") as out, self.err.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [*WORKER_COMMAND, "--plugin", "outage_plugin", "--grace-seconds", "2"],
-                env=variables,
-                stdout=out,
-                stderr=err,
-                cwd=folder,
-            )
-
-    def alive(self) -> bool:
-        """Whether the process still runs."""
-        return self.proc.poll() is None
-
-    def log(self) -> str:
-        """The process's log so far."""
-        return self.err.read_text(errors="replace")
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not stop in time."""
-        if not self.alive():
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Any]:
-    """``spawn(name, db, lease_seconds, **env)`` starts a worker; all are stopped at the end."""
-    started: list[WorkerProcess] = []
-
-    def start(
-        name: str, db: tuple[str, str], lease_seconds: float = LEASE_SECONDS, **env: str
-    ) -> WorkerProcess:
-        worker = WorkerProcess(name, db, tmp_path, lease_seconds, **env)
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
-
-
 @pytest.fixture
 async def store_on(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     """``await store_on(db)`` opens the test's own store on ``db`` (closed at the end)."""
@@ -194,15 +104,6 @@ async def store_on(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     yield open_store
     for store in opened:
         await store.close()
-
-
-def effect_counts(folder: Path) -> collections.Counter[tuple[str, str, int]]:
-    """How many times each node run's side effect happened."""
-    path = folder / "effects.jsonl"
-    lines = path.read_text().splitlines() if path.exists() else []
-    return collections.Counter(
-        (r["run"], r["node"], r["iteration"]) for r in map(json.loads, filter(None, lines))
-    )
 
 
 async def settle(store: Store, run_ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
