@@ -4,6 +4,7 @@ restart (``pg_ctl -m fast`` and ``-m immediate``) and stop, never the shared ser
 * two real ``flowplane worker`` processes ride out a restart with work in flight: no run
   lost, stuck or with a node output recorded twice, both workers still alive;
 * a worker started while the database is down waits (saying so in its log), then works;
+* the scheduler fires each slot of a schedule once across a crash restart;
 * the API answers a database outage with a 503 ``database_unavailable`` problem and
   ``Retry-After``, and never a 500 while the database comes back.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from crash_support import (
     all_events,
     attempts_by_node,
@@ -38,9 +41,12 @@ from flowplane.api.app import create_app
 from flowplane.security import passwords
 from flowplane.security.tokens import generate_api_key
 from flowplane.services.runs import RunService
+from flowplane.services.schedules import ScheduleService
+from flowplane.services.workflows import WorkflowService
 from flowplane.settings import Settings
+from flowplane.store import schema as t
 from flowplane.store.base import Store
-from flowplane.store.tx import TERMINAL_RUN
+from flowplane.store.tx import TERMINAL_RUN, Tx
 
 pytestmark = pytest.mark.slow
 passwords.use_cheap_hashing()
@@ -264,3 +270,54 @@ async def test_the_api_answers_an_outage_with_503_and_retry_after(
         statuses += [(await start_run()).status_code, (await api.get("/v1/runs")).status_code]
     assert 500 not in statuses, statuses
     assert set(statuses[-10:]) <= {200, 201}, statuses
+
+
+async def test_the_scheduler_rides_out_a_restart(
+    cluster: PrivateCluster,
+    private_db: tuple[str, str],
+    spawn: Any,
+    store_on: Any,
+) -> None:
+    """A schedule firing every second keeps firing each slot once across a crash restart
+    (the slots due while the database was down fire after it, ``catchup: all``)."""
+    store = await store_on(private_db)
+    reg = registry()
+    runs = RunService(store, reg)
+    workflow = await WorkflowService(store, reg, runs).create(
+        {"name": "tick", "nodes": [{"id": "log", "type": "util.log", "params": {"message": "t"}}]}
+    )
+    start_ms = (int(time.time()) + 6) * 1000  # after the workers have started
+    slots = [start_ms + i * 1000 for i in range(14)]
+    await ScheduleService(store, reg, runs).create(
+        {
+            "workflow_id": workflow.id,
+            "name": "every-second",
+            "cron": "* * * * * *",
+            "start_at": slots[0],
+            "end_at": slots[-1],
+            "catchup": "all",
+        }
+    )
+    workers = [spawn("A", private_db), spawn("B", private_db)]
+
+    def fires(tx: Tx) -> list[tuple[int, str | None, str]]:
+        c = t.schedule_fires.c
+        query = sa.select(c.slot_ms, c.run_id, c.status).order_by(c.slot_ms)
+        return [(r.slot_ms, r.run_id, r.status) for r in tx.conn.execute(query)]
+
+    async def some_fired() -> bool:
+        return len(await store.read(fires)) >= 4
+
+    await until(some_fired, 30, "the schedule did not fire", interval=0.2)
+    await asyncio.to_thread(cluster.restart, "immediate", 3.0)
+
+    async def all_fired() -> bool:
+        return len(await store.read(fires)) >= len(slots) and time.time() * 1000 > slots[-1] + 2000
+
+    await until(all_fired, 60, "slots were not fired after the restart", interval=0.5)
+    done = await store.read(fires)
+    logs = "".join(w.log()[-3000:] for w in workers)
+    assert [slot for slot, _, _ in done] == slots, logs
+    assert {status for _, _, status in done} == {"fired"}, logs
+    assert len({run_id for _, run_id, _ in done}) == len(slots)
+    assert all(w.alive() for w in workers), logs
