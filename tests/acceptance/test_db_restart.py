@@ -321,3 +321,30 @@ async def test_the_scheduler_rides_out_a_restart(
     assert {status for _, _, status in done} == {"fired"}, logs
     assert len({run_id for _, run_id, _ in done}) == len(slots)
     assert all(w.alive() for w in workers), logs
+
+
+async def test_the_listener_reconnects_after_a_restart(
+    cluster: PrivateCluster, private_db: tuple[str, str], store_on: Any
+) -> None:
+    """Wake-ups from other processes (LISTEN/NOTIFY: claims, cancels, event streams) resume
+    once the database is back, however long it was down."""
+    listening, sending = await store_on(private_db), await store_on(private_db)
+    got: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    listening.add_listener(lambda kind, payload: got.put_nowait((kind, payload)))
+
+    async def received(kind: str, payload: str) -> None:
+        async with asyncio.timeout(30):
+            while True:
+                await sending.transact(lambda tx: tx.notify(kind, payload))
+                try:
+                    async with asyncio.timeout(0.3):
+                        while (await got.get()) != (kind, payload):
+                            pass
+                        return
+                except TimeoutError:
+                    continue
+
+    await received("cancel", "before")
+    await asyncio.to_thread(cluster.restart, "immediate", 4.0)
+    await received("cancel", "after")
+    await received("event", "after")
