@@ -156,7 +156,7 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
     import contextlib
     import signal
 
-    from flowplane.engine.outage import Backoff
+    from flowplane.engine.outage import Backoff, describe
     from flowplane.engine.worker import Worker
     from flowplane.errors import DatabaseUnavailable, StorageError
     from flowplane.services.credentials import worker_options
@@ -179,7 +179,7 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
         except DatabaseUnavailable as exc:
             delay = backoff.failed(exc)
         except StorageError as exc:
-            _log.error("cannot open the database: %s", exc.detail)
+            _log.error("cannot open the database: %s", describe(exc))
             _remove_handlers(loop, installed)
             return EXIT_FAILED
         with contextlib.suppress(TimeoutError):

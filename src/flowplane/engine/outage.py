@@ -52,7 +52,7 @@ class Backoff:
             self._since = time.monotonic()
         self.failures += 1
         delay, self.delay = self.delay, min(self.delay * 2, self.cap)
-        _log.warning("%s: %s; waiting %.1fs and retrying", self.what, _describe(exc), delay)
+        _log.warning("%s: %s; waiting %.1fs and retrying", self.what, describe(exc), delay)
         return delay
 
     def succeeded(self) -> None:
@@ -67,9 +67,16 @@ class Backoff:
         self.delay, self.failures, self._since = self.start, 0, None
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """The error for the log: its detail and, for a driver error, the driver's first line
+    (the API's problem does not show it; an operator needs it: "Connection refused")."""
     detail = getattr(exc, "detail", None)
-    return str(detail) if detail else f"{type(exc).__name__}: {exc}"
+    text = str(detail) if detail else f"{type(exc).__name__}: {exc}"
+    orig = getattr(exc.__cause__, "orig", None)
+    if orig is not None:
+        first = next(iter(str(orig).strip().splitlines()), "")
+        text = f"{text} ({first[:200]})" if first else text
+    return text
 
 
 async def until_stored(op: Callable[[], Awaitable[T]], *, what: str) -> T:

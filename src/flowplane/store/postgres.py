@@ -140,6 +140,9 @@ TRANSIENT_SQLSTATES = {
 # and class 08 (connection exceptions). An error without an SQLSTATE came from the client
 # library (connection refused, connection closed).
 UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
+# Connection failures that waiting does not cure (libpq reports them without an SQLSTATE):
+# a wrong database, role or password is a configuration error, not an outage.
+_MISCONFIGURED = ("does not exist", "authentication failed", "no pg_hba.conf entry")
 
 
 def driver_url(url: str) -> str:
@@ -416,6 +419,8 @@ class PostgresStore(Store):
         orig = exc.orig
         state = getattr(orig, "sqlstate", None)
         if state is None:
+            if any(text in str(orig) for text in _MISCONFIGURED):
+                return False
             return isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError)
         return state.startswith("08") or state in UNAVAILABLE_SQLSTATES
 
