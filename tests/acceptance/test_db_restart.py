@@ -34,7 +34,7 @@ from crash_support import (
     run_rows,
     until,
 )
-from outage_support import effect_counts, registry, spawn_fixture  # noqa: F401  (``spawn``)
+from outage_support import LEASE_SECONDS, effect_counts, registry, spawn_fixture  # noqa: F401  (``spawn``)
 from private_postgres import RESTART_MODES, PrivateCluster, postgres_bin
 
 from flowplane.api.app import create_app
@@ -137,9 +137,18 @@ async def duplicated_outputs(store: Store) -> int:
     return sum(1 for n in finished.values() if n > 1) + sum(1 for n in events.values() if n > 1)
 
 
-@pytest.mark.parametrize("mode", RESTART_MODES)
+# (restart mode, seconds down, lease seconds): down for longer than the store's own retries
+# (about a second), so the workers' loops and completions must wait and retry; in the last
+# case down for longer than the leases, which expire meanwhile (the node runs in flight run
+# again after the outage: at least once, their outputs still recorded once).
+OUTAGES = [(mode, 3.0, LEASE_SECONDS) for mode in RESTART_MODES] + [("immediate", 12.0, 3.0)]
+
+
+@pytest.mark.parametrize(("mode", "down", "lease"), OUTAGES)
 async def test_workers_ride_out_a_database_restart(
     mode: str,
+    down: float,
+    lease: float,
     cluster: PrivateCluster,
     private_db: tuple[str, str],
     spawn: Any,
@@ -152,7 +161,7 @@ async def test_workers_ride_out_a_database_restart(
     expected: dict[str, int] = {}
     for n in range(60):
         expected[(await runs.start(doc, {"n": n})).run["id"]] = n
-    workers = [spawn("A", private_db), spawn("B", private_db)]
+    workers = [spawn("A", private_db, lease), spawn("B", private_db, lease)]
 
     async def some_finished() -> bool:
         assert all(w.alive() for w in workers), workers[0].log() + workers[1].log()
@@ -161,9 +170,7 @@ async def test_workers_ride_out_a_database_restart(
 
     await until(some_finished, 60, "the workers did not make progress", interval=0.1)
     in_flight = sum(r["status"] == "in-progress" for r in (await node_runs(store)).values())
-    # Down for longer than the store's own retries (about a second): the workers' loops
-    # and completions must wait and retry, not merely the store.
-    await asyncio.to_thread(cluster.restart, mode, 3.0)
+    await asyncio.to_thread(cluster.restart, mode, down)
     for n in range(60, 80):  # work started after the outage runs as well
         expected[(await runs.start(doc, {"n": n})).run["id"]] = n
 
@@ -178,7 +185,8 @@ async def test_workers_ride_out_a_database_restart(
     alive = [w.alive() for w in workers]
     logs = "".join(f"--- worker {w.name}\n{w.log()[-3000:]}\n" for w in workers)
     print(
-        f"\ndb restart -m {mode}: runs={len(rows)} in-flight-at-restart={in_flight} "
+        f"\ndb restart -m {mode}, down {down:g}s, lease {lease:g}s: runs={len(rows)} "
+        f"in-flight-at-restart={in_flight} "
         f"lost={lost} duplicated={duplicated} stuck={stuck} "
         f"side-effects-repeated={again} workers-alive={alive}"
     )
