@@ -4,6 +4,7 @@ restart (``pg_ctl -m fast`` and ``-m immediate``) and stop, never the shared ser
 * two real ``flowplane worker`` processes ride out a restart with work in flight: no run
   lost, stuck or with a node output recorded twice, both workers still alive;
 * a worker started while the database is down waits (saying so in its log), then works;
+* ``flowplane serve`` keeps executing and streaming events across a restart;
 * the scheduler fires each slot of a schedule once across a crash restart;
 * the API answers a database outage with a 503 ``database_unavailable`` problem and
   ``Retry-After``, and never a 500 while the database comes back.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import os
 import time
 import uuid
@@ -25,6 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
+import serve_support
 import sqlalchemy as sa
 from crash_support import (
     all_events,
@@ -357,3 +360,70 @@ async def test_the_listener_reconnects_after_a_restart(
     await asyncio.to_thread(cluster.restart, "immediate", 4.0)
     await received("cancel", "after")
     await received("event", "after")
+
+
+async def test_serve_streams_and_executes_across_a_restart(
+    cluster: PrivateCluster, private_db: tuple[str, str], tmp_path: Path
+) -> None:
+    """``flowplane serve`` (API, embedded worker, event feed) on the private cluster: an
+    open SSE stream of the namespace's events carries on across a crash restart, and a run
+    started after it executes and reaches the stream."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "hello.yaml").write_text(
+        "name: hello\nnodes:\n  - id: a\n    type: util.log\n    params: {message: hi}\n"
+    )
+    schema = private_db[1]
+    server = serve_support.spawn(
+        tmp_path, private_db[0], "--database-schema", schema, "--workers", "1", root=root
+    )
+    try:
+        await asyncio.to_thread(serve_support.wait_ready, server)
+        events: list[dict[str, Any]] = []
+        path = "/v1/events?namespace=default&types=RunStarted,RunFinished"
+        stream = asyncio.create_task(_collect_sse(server, path, events))
+
+        async def start() -> str:
+            async with httpx.AsyncClient(base_url=server.url, headers=server.headers) as c:
+                for _ in range(50):
+                    r = await c.post("/v1/runs", json={"workflowPath": "hello.yaml"})
+                    if r.status_code == 201:
+                        return str(r.json()["runId"])
+                    assert r.status_code == 503, r.text  # (never a 500)
+                    await asyncio.sleep(0.2)
+            raise AssertionError("no run could be started")
+
+        async def finished(run_id: str) -> bool:
+            assert not stream.done(), stream
+            return any(e["runId"] == run_id and e["type"] == "RunFinished" for e in events)
+
+        await asyncio.sleep(0.5)  # (the stream is open)
+        before = await start()
+        await until(lambda: finished(before), 30, f"no RunFinished:\n{server.log.read_text()}")
+        await asyncio.to_thread(cluster.restart, "immediate", 3.0)
+        after = await start()
+        await until(lambda: finished(after), 60, f"no RunFinished:\n{server.log.read_text()}")
+        assert server.proc.poll() is None
+        seqs = [e["seq"] for e in events]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        assert [(e["runId"], e["type"]) for e in events] == [
+            (before, "RunStarted"),
+            (before, "RunFinished"),
+            (after, "RunStarted"),
+            (after, "RunFinished"),
+        ]
+        stream.cancel()
+    finally:
+        server.stop()
+
+
+async def _collect_sse(server: serve_support.Serve, path: str, into: list[dict[str, Any]]) -> None:
+    """Append each event of the SSE stream at ``path`` to ``into`` until cancelled."""
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=None) as client,
+        client.stream("GET", path, headers=server.headers) as response,
+    ):
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                into.append(json.loads(line[len("data: ") :]))

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from flowplane.errors import StorageError
+from flowplane.errors import DatabaseUnavailable
 from flowplane.services.runs import TERMINAL_EVENTS
 from flowplane.store import reads
 from flowplane.store import schema as t
@@ -242,7 +242,7 @@ class EventFeed:
         try:
             await asyncio.wait_for(self._ready.wait(), READY_TIMEOUT_SECONDS)
         except TimeoutError:
-            raise StorageError("the event feed could not read the event table") from None
+            raise DatabaseUnavailable("the event feed could not read the event table") from None
 
     async def _run_is_terminal(self, run_id: str | None) -> bool:
         if run_id is None:
