@@ -171,10 +171,6 @@ class SQLiteStore(Store):
         message = str(exc.orig).lower()
         return "locked" in message or "busy" in message
 
-    def _is_unavailable(self, exc: sa_exc.DBAPIError) -> bool:
-        # The file cannot be opened (its folder is gone or unmounted): wait and retry.
-        return bool(exc.connection_invalidated) or "unable to open" in str(exc.orig).lower()
-
 
 class _DriverTransaction:
     """A :meth:`Store.run_sync` transaction begun and ended on the sqlite3 connection
