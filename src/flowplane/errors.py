@@ -29,6 +29,7 @@ RFC 9457 problem documents; the client rebuilds the same class from ``code``::
     ├── ConnectorError (node-level failures, 502 when surfaced)
     │   └── NodeTimeout, ApprovalDenied, ChildRunFailed, NetworkPolicyViolation
     └── StorageError (503)
+        └── DatabaseUnavailable  the database cannot be reached now (``Retry-After``)
 """
 
 from __future__ import annotations
@@ -349,6 +350,23 @@ class StorageError(FlowplaneError):
     code = "storage_error"
     status = 503
     title = "Storage unavailable"
+
+
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached or is restarting: a transient state.
+
+    Answered as 503 with ``Retry-After``; workers, the scheduler and the event feed wait
+    and retry with backoff instead of stopping.
+    """
+
+    code = "database_unavailable"
+    title = "Database unavailable"
+    retry_after_seconds: ClassVar[int] = 2
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The HTTP headers of the problem response (``Retry-After``)."""
+        return {"Retry-After": str(self.retry_after_seconds)}
 
 
 class KVKeyNotFound(NotFound):

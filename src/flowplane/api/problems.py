@@ -9,9 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from flowplane.errors import FlowplaneError
+from flowplane.errors import DatabaseUnavailable, FlowplaneError
 
 PROBLEM_TYPE = "application/problem+json"
 _log = logging.getLogger("flowplane.api")
@@ -113,7 +114,17 @@ def install(app: FastAPI) -> None:
             dict(exc.headers) if exc.headers else None,
         )
 
-    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, FlowplaneError):
+            # Raised in a middleware, outside the routes' handler (e.g. the store while
+            # authenticating): still its own problem, not a 500.
+            return await on_flowplane(request, exc)
+        if isinstance(exc, sa_exc.DBAPIError | sa_exc.PendingRollbackError):
+            # A driver error that bypassed the store's classification (the store wraps
+            # its own): the database failed under us, which a retry may outlive.
+            _log.warning("database error outside the store: %s", type(exc).__name__)
+            unavailable = DatabaseUnavailable(f"database unavailable: {type(exc).__name__}")
+            return error_response(unavailable, unavailable.headers)
         _log.exception("unhandled error", exc_info=exc)
         return problem_response(500, "internal_error", "Internal error", "an unexpected error")
 

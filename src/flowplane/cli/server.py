@@ -20,6 +20,8 @@ from flowplane.cli._common import (
 from flowplane.cli.local import DatabaseSchema, DatabaseUrl, Plugins
 
 if TYPE_CHECKING:
+    import asyncio
+
     from flowplane.connectors.registry import Registry
     from flowplane.settings import Settings
     from flowplane.store.base import Store
@@ -154,16 +156,12 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
     import contextlib
     import signal
 
+    from flowplane.engine.outage import Backoff, describe
     from flowplane.engine.worker import Worker
-    from flowplane.errors import StorageError
+    from flowplane.errors import DatabaseUnavailable, StorageError
     from flowplane.services.credentials import worker_options
     from flowplane.store.base import Store
 
-    try:
-        store = await Store.open(settings.database_url, schema=settings.database_schema)
-    except StorageError as exc:
-        _log.error("cannot open the database: %s", exc.detail)
-        return EXIT_FAILED
     loop = asyncio.get_running_loop()
     signals = asyncio.Queue[int]()
     installed: list[int] = []
@@ -171,6 +169,25 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(number, signals.put_nowait, number)
             installed.append(number)
+    # A database that is down (or restarting) at start-up is waited for, as during work.
+    backoff = Backoff(f"worker start-up ({display_url(settings.database_url)})")
+    while True:
+        try:
+            store = await Store.open(settings.database_url, schema=settings.database_schema)
+            backoff.succeeded()
+            break
+        except DatabaseUnavailable as exc:
+            delay = backoff.failed(exc)
+        except StorageError as exc:
+            _log.error("cannot open the database: %s", describe(exc))
+            _remove_handlers(loop, installed)
+            return EXIT_FAILED
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_next(signals), delay)
+        if not signals.empty():
+            _log.info("stopped while waiting for the database")
+            _remove_handlers(loop, installed)
+            return EXIT_OK
     worker = Worker(store, settings=settings, registry=registry, **worker_options(store, settings))
     task = asyncio.create_task(worker.run(), name="fp-worker")
     _log.info(
@@ -206,10 +223,20 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
             await task
         _log.info("worker stopped")
     finally:
-        for number in installed:
-            loop.remove_signal_handler(number)
+        _remove_handlers(loop, installed)
         await store.close()
     return status
+
+
+async def _next(queue: asyncio.Queue[int]) -> None:
+    """Wait until ``queue`` holds an item, leaving it there."""
+    item = await queue.get()
+    queue.put_nowait(item)
+
+
+def _remove_handlers(loop: asyncio.AbstractEventLoop, signals: list[int]) -> None:
+    for number in signals:
+        loop.remove_signal_handler(number)
 
 
 def worker_command(

@@ -25,11 +25,18 @@ from flowplane.connectors.base import (
 )
 from flowplane.connectors.registry import Registry
 from flowplane.engine import starting, transitions
+from flowplane.engine.outage import until_stored
 from flowplane.engine.outputs import normalise_output
 from flowplane.engine.params import resolve_params
 from flowplane.engine.plan import Plan
 from flowplane.engine.secrets import SecretsProvider
-from flowplane.errors import ConnectorError, FlowplaneError, NodeTimeout, TemplateError
+from flowplane.errors import (
+    ConnectorError,
+    DatabaseUnavailable,
+    FlowplaneError,
+    NodeTimeout,
+    TemplateError,
+)
 from flowplane.model import templates
 from flowplane.security.redaction import Redactor
 from flowplane.settings import Settings
@@ -89,7 +96,10 @@ class NodeExecutor:
         if transitions.wait_row_is_timer(row):
             output = (row["wait"] or {}).get("output")
             return transitions.Outcome(kind="success", output=output), NO_SECRETS
-        secret_values = await self.secrets.resolve(info.namespace, plan.secrets[node.id])
+        secret_values = await until_stored(
+            lambda: self.secrets.resolve(info.namespace, plan.secrets[node.id]),
+            what="resolving secrets",
+        )
         redactor = Redactor(secret_values.values()) if secret_values else NO_SECRETS
         outcome = await self._produce_with(info, row, logs, secret_values, redactor, cancel_event)
         return outcome, redactor
@@ -162,6 +172,8 @@ class NodeExecutor:
             )
         except ConnectorError as exc:
             return _failure(exc.to_dict(), exc.retryable, redactor)
+        except DatabaseUnavailable as exc:  # (a connector's own store access): transient
+            return _failure(exc.to_dict(), True, redactor)
         except FlowplaneError as exc:
             return _failure(exc.to_dict(), False, redactor)
         except Exception as exc:
@@ -205,7 +217,10 @@ class NodeExecutor:
         """Read the settled outputs of ``refs`` the run's cache does not hold yet."""
         missing = [ref for ref in refs if ref not in info.outputs]
         if missing:
-            loaded = await self.store.read(lambda tx: tx.node_outputs(info.id, missing))
+            loaded = await until_stored(
+                lambda: self.store.read(lambda tx: tx.node_outputs(info.id, missing)),
+                what="reading outputs",
+            )
             for (node_id, iteration), (status, output, error) in loaded.items():
                 if iteration == info.plan.level_iteration(node_id):
                     entry = {"output": output, "status": status, "error": error}

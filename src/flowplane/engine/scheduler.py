@@ -19,6 +19,7 @@ from typing import Any
 
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.engine import starting
+from flowplane.engine.outage import Backoff
 from flowplane.errors import FlowplaneError
 from flowplane.ids import new_id
 from flowplane.ids import now_ms as clock_ms
@@ -247,6 +248,7 @@ class Scheduler:
     async def run(self) -> None:
         """Tick until :meth:`stop` is called (or the task is cancelled)."""
         remove = self.store.add_listener(self._on_notify, kinds=("schedules",))
+        backoff = Backoff("scheduler tick")
         try:
             while not self._stopping:
                 self._wake.clear()
@@ -254,9 +256,13 @@ class Scheduler:
                     await tick(self.store, registry=self.registry)
                     await self._prune()
                     delay = await self._delay()
-                except FlowplaneError as exc:
-                    _log.warning("scheduler tick failed: %s", exc)
-                    delay = self.max_sleep_seconds
+                    backoff.succeeded()
+                except Exception as exc:
+                    # A database outage (or a bug) must not end the loop: retry with
+                    # backoff, so slots due meanwhile fire soon after the database is back.
+                    if not isinstance(exc, FlowplaneError):
+                        _log.exception("scheduler tick failed")
+                    delay = min(self.max_sleep_seconds, backoff.failed(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
         finally:

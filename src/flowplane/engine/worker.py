@@ -23,13 +23,15 @@ from flowplane.connectors.registry import Registry, default_registry
 from flowplane.engine import transitions
 from flowplane.engine.execution import NO_SECRETS, NodeExecutor, RunInfo
 from flowplane.engine.faults import maybe_crash
+from flowplane.engine.heartbeats import Heartbeats
+from flowplane.engine.outage import keep_running, until_stored
 from flowplane.engine.plan import plans
 from flowplane.engine.scheduler import Scheduler
 from flowplane.engine.secrets import EnvSecrets, SecretsProvider
 from flowplane.errors import FlowplaneError
 from flowplane.settings import Settings
 from flowplane.store.base import Store
-from flowplane.store.tx import Row, Tx
+from flowplane.store.tx import Row
 
 _log = logging.getLogger("flowplane.worker")
 OUTPUT_CACHE_RUNS = 256
@@ -105,7 +107,8 @@ class Worker:
             ),
         ]
         try:
-            await self._claim_loop()
+            # A database outage (or a bug) restarts the loop after a backoff: never exit.
+            await keep_running(self._claim_loop, what="claiming", stopping=self._stopping)
         finally:
             await self._shutdown()
 
@@ -246,28 +249,24 @@ class Worker:
     # --- background loops ---------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        interval = max(0.05, self.settings.lease_seconds / 3)
-        while True:
-            await asyncio.sleep(interval)
-            leases = [(rid, row["lease_epoch"]) for rid, row in list(self._rows.items())]
-            if not leases:
+        # A thread and connection of their own: a heartbeat never waits behind the work's
+        # transactions, nor for a busy event loop (see flowplane.engine.heartbeats).
+        await Heartbeats(
+            self.store,
+            owner=self.id,
+            lease_ms=self.lease_ms,
+            leases=lambda: [(rid, row["lease_epoch"]) for rid, row in list(self._rows.items())],
+            lost=self._leases_lost,
+        ).run()
+
+    def _leases_lost(self, leases: list[tuple[int, int]]) -> None:
+        for row_id, epoch in leases:
+            row = self._rows.get(row_id)
+            if row is None or row["lease_epoch"] != epoch or row_id in self._completing:
+                # Gone, re-claimed since, or not held because its own completion just
+                # committed: cancelling it then would drop the node runs handed off to us.
                 continue
-            try:
-                held = await self.store.transact(
-                    functools.partial(_extend, owner=self.id, leases=leases, lease_ms=self.lease_ms)
-                )
-            except FlowplaneError as exc:
-                _log.warning("heartbeat failed: %s", exc)
-                continue
-            except Exception:  # an engine bug must not stop heartbeats for good
-                _log.exception("heartbeat failed")
-                continue
-            for row_id, _epoch in leases:
-                if row_id not in held and row_id in self._tasks and row_id not in self._completing:
-                    # Cancelled, or the lease was taken over: stop the zombie. (A node run
-                    # being completed is not held because its own completion just committed:
-                    # cancelling its task then would drop the node runs handed off to us.)
-                    self._cancel_row(row_id)
+            self._cancel_row(row_id)  # cancelled, or the lease was taken over: a zombie
 
     async def _maintenance_loop(self) -> None:
         interval = self.settings.reaper_interval_seconds
@@ -293,7 +292,9 @@ class Worker:
         if run is not None and plan is not None:
             row = run
         else:
-            fetched = await self.store.read(lambda tx: tx.get_run(run_id))
+            fetched = await until_stored(
+                lambda: self.store.read(lambda tx: tx.get_run(run_id)), what="reading a run"
+            )
             if fetched is None:
                 raise FlowplaneError(f"run {run_id} vanished")
             row = fetched
@@ -337,16 +338,21 @@ class Worker:
             outcome.logs = [(ts, lvl, redactor.text(msg)) for ts, lvl, msg in logs]
         outcome.started_at_ms = started
         self._completing.add(row["id"])
+        # Retried through an outage: the outcome is recorded once the database is back
+        # (fenced on the lease: a retry of a completion that did commit is refused).
         result = await asyncio.shield(
-            self.store.transact(
-                lambda tx: transitions.complete(
-                    tx,
-                    row,
-                    outcome,
-                    owner=self.id,
-                    handoff=max(0, self.concurrency - len(self._tasks) + 1),
-                    lease_ms=self.lease_ms,
-                )
+            until_stored(
+                lambda: self.store.transact(
+                    lambda tx: transitions.complete(
+                        tx,
+                        row,
+                        outcome,
+                        owner=self.id,
+                        handoff=max(0, self.concurrency - len(self._tasks) + 1),
+                        lease_ms=self.lease_ms,
+                    )
+                ),
+                what="recording a node's outcome",
             )
         )
         self.executed += 1
@@ -373,10 +379,6 @@ class Worker:
         )
         if row["id"] not in held:
             raise asyncio.CancelledError("lease lost")
-
-
-def _extend(tx: Tx, *, owner: str, leases: list[tuple[int, int]], lease_ms: int) -> set[int]:
-    return tx.extend_leases(owner, leases, lease_ms)
 
 
 async def run_until_stopped(worker: Worker, stop: asyncio.Event) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from flowplane.errors import InvalidInput, NotFound, RunNotFound, StorageError
+from flowplane.errors import DatabaseUnavailable, InvalidInput, NotFound, RunNotFound
 from flowplane.services.caller import Caller
 from flowplane.status import TERMINAL_RUN
 from flowplane.store import reads
@@ -287,7 +287,7 @@ class EventFeed:
         try:
             await asyncio.wait_for(self._ready.wait(), READY_TIMEOUT_SECONDS)
         except TimeoutError:
-            raise StorageError("the event feed could not read the event table") from None
+            raise DatabaseUnavailable("the event feed could not read the event table") from None
 
     async def _run_is_terminal(self, run_id: str | None) -> bool:
         if run_id is None:

@@ -23,7 +23,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from flowplane.errors import FlowplaneError, StorageError
+from flowplane.errors import DatabaseUnavailable, FlowplaneError, StorageError
 from flowplane.store.prepared import begin_transaction, end_transaction
 from flowplane.store.tx import Tx
 
@@ -88,6 +88,10 @@ class Store:
                     store._write_executor, store.migrate
                 )
             await store._start()
+        except sa_exc.DBAPIError as exc:
+            await store.close()
+            # Callers (``flowplane worker``) wait and retry on an unavailable database.
+            raise store._storage_error(exc) from exc
         except BaseException:
             await store.close()
             raise
@@ -187,8 +191,24 @@ class Store:
                     time.sleep(delay)
                     delay = min(delay * 2, 0.25)
                     continue
-                raise StorageError(f"database error: {type(exc.orig).__name__}") from exc
+                raise self._storage_error(exc) from exc
+            except sa_exc.PendingRollbackError as exc:
+                # A connection invalidated inside its transaction (the server went away):
+                # it has been discarded; the next attempt connects afresh.
+                if attempt < MAX_TX_ATTEMPTS:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.25)
+                    continue
+                raise DatabaseUnavailable("database unavailable: connection lost") from exc
         raise StorageError("transaction retries exhausted")  # pragma: no cover
+
+    def _storage_error(self, exc: sa_exc.DBAPIError) -> StorageError:
+        """The Flowplane error of a driver error: :class:`DatabaseUnavailable` (transient:
+        wait and retry) when the database cannot be reached, else :class:`StorageError`."""
+        name = type(exc.orig).__name__
+        if self._is_unavailable(exc):
+            return DatabaseUnavailable(f"database unavailable: {name}")
+        return StorageError(f"database error: {name}")
 
     def _connect(
         self, readonly: bool, inline: bool = False
@@ -224,7 +244,12 @@ class Store:
                 and self._is_transient(exc)
                 and not conn.invalidated
             )
-            if (isinstance(exc, sa_exc.DBAPIError) and not busy) or conn.in_transaction():
+            if (
+                (isinstance(exc, sa_exc.DBAPIError) and not busy)
+                or isinstance(exc, sa_exc.PendingRollbackError)
+                or conn.invalidated
+                or conn.in_transaction()
+            ):
                 setattr(self._writer, slot, None)
                 with self._writer_lock, contextlib.suppress(ValueError):
                     self._writer_conns.remove(conn)
@@ -255,7 +280,13 @@ class Store:
         """Hook run after every transaction, committed or not."""
 
     def _is_transient(self, exc: sa_exc.DBAPIError) -> bool:
+        """Whether retrying the transaction may succeed (a conflict, a lost connection)."""
         return False
+
+    def _is_unavailable(self, exc: sa_exc.DBAPIError) -> bool:
+        """Whether ``exc`` says the database cannot be reached now (refused, shutting
+        down, starting up, connection lost): transient, unlike a refused statement."""
+        return bool(exc.connection_invalidated)
 
     # --- wake-ups -----------------------------------------------------------------------
 

@@ -135,6 +135,14 @@ TRANSIENT_SQLSTATES = {
     "23505",
     UNKNOWN_STATEMENT,
 }
+# The server cannot be reached now: shutting down (57P01 admin_shutdown, 57P02
+# crash_shutdown), starting up (57P03 cannot_connect_now), out of connection slots (53300)
+# and class 08 (connection exceptions). An error without an SQLSTATE came from the client
+# library (connection refused, connection closed).
+UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
+# Connection failures that waiting does not cure (libpq reports them without an SQLSTATE):
+# a wrong database, role or password is a configuration error, not an outage.
+_MISCONFIGURED = ("does not exist", "authentication failed", "no pg_hba.conf entry")
 
 
 def driver_url(url: str) -> str:
@@ -355,7 +363,11 @@ class PostgresStore(Store):
 
         @sa.event.listens_for(engine, "rollback")
         def _rolled_back(conn: sa.Connection) -> None:
-            conn.info[ROLLED_BACK] = True
+            # An invalidated connection (the server went away) has no DBAPI connection:
+            # reading ``conn.info`` would raise PendingRollbackError over the real error.
+            # It is discarded anyway, so there is nothing to resync.
+            if not conn.invalidated:
+                conn.info[ROLLED_BACK] = True
 
         @sa.event.listens_for(engine, "before_cursor_execute")
         def _send_queued(conn: sa.Connection, *_args: Any) -> None:
@@ -399,7 +411,18 @@ class PostgresStore(Store):
             # re-reads and finds the winner.
             return True
         state = getattr(exc.orig, "sqlstate", None)
-        return state in TRANSIENT_SQLSTATES or exc.connection_invalidated
+        return state in TRANSIENT_SQLSTATES or self._is_unavailable(exc)
+
+    def _is_unavailable(self, exc: sa_exc.DBAPIError) -> bool:
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        state = getattr(orig, "sqlstate", None)
+        if state is None:
+            if any(text in str(orig) for text in _MISCONFIGURED):
+                return False
+            return isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError)
+        return state.startswith("08") or state in UNAVAILABLE_SQLSTATES
 
     def migrate(self) -> None:
         """Create the schema if needed and upgrade it, one process at a time."""

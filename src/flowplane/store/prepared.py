@@ -680,9 +680,12 @@ def _wrap(conn: sa.Connection, cursor: Any, sql: str, args: Any, exc: Any) -> Ex
     if pending:
         pending.clear()
     dialect = conn.dialect
-    disconnect = dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
-    if disconnect:
-        conn.invalidate(exc)
+    if conn.invalidated:  # (``conn.connection`` would raise PendingRollbackError)
+        disconnect = True
+    else:
+        disconnect = dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+        if disconnect:
+            conn.invalidate(exc)
     wrapped: Exception = sa_exc.DBAPIError.instance(
         sql,
         args,
