@@ -18,6 +18,7 @@ import pytest
 from crash_support import attempts_by_node, run_rows, until
 from outage_support import effect_counts, registry, spawn_fixture  # noqa: F401  (``spawn``)
 
+from flowplane.services.caller import Caller
 from flowplane.services.runs import RunService
 from flowplane.store.base import Store
 from flowplane.store.tx import TERMINAL_RUN
@@ -44,7 +45,7 @@ async def test_a_saturated_worker_keeps_its_short_leases(
                 }
             ],
         }
-        run_id = (await runs.start(doc)).run["id"]
+        run_id = (await runs.start(Caller.system(), doc)).run["id"]
         worker = spawn("busy", db, lease_seconds=LEASE_SECONDS)
 
         async def settled() -> bool:
