@@ -25,6 +25,7 @@ from flowplane.engine.transitions import new_id
 from flowplane.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from flowplane.model.document import NAMESPACE_PATTERN
 from flowplane.security import passwords, tokens
+from flowplane.services.context import current_actor
 from flowplane.settings import Settings
 from flowplane.store import audit
 from flowplane.store import auth_queries as q
@@ -330,7 +331,7 @@ class AuthService:
         if rate_limit_per_minute is not None and rate_limit_per_minute < 0:
             raise InvalidInput("rateLimitPerMinute must be >= 0")
         generated = tokens.generate_api_key()
-        who = audit.current_actor()
+        who = current_actor()
 
         def insert(tx: Tx) -> Row:
             return self._insert_key(
@@ -375,7 +376,7 @@ class AuthService:
         :data:`KEY_CACHE_SECONDS` in others."""
         await self.get_api_key(key_id, scope=scope)
         self._key_rows.clear()
-        who = audit.current_actor()
+        who = current_actor()
 
         def revoke(tx: Tx) -> Row | None:
             row = q.get_api_key(tx, key_id)
@@ -451,7 +452,7 @@ class AuthService:
         if not scope.covers(allowed):
             raise InvalidInput("you can only grant namespaces you can see yourself")
         password_hash = passwords.hash_password(password)
-        who = audit.current_actor()
+        who = current_actor()
 
         def insert(tx: Tx) -> Row:
             if q.user_by_name(tx, username) is not None:
@@ -532,7 +533,7 @@ class AuthService:
         if disabled is not None:
             values["disabled"] = disabled
         password_hash = passwords.hash_password(password) if password is not None else None
-        who = audit.current_actor()
+        who = current_actor()
 
         def update(tx: Tx) -> Row | None:
             row = q.get_user(tx, user_id)
@@ -573,7 +574,7 @@ class AuthService:
     async def delete_user(self, user_id: str, *, scope: Scope = LOCAL) -> None:
         """Delete a user; their tokens stop working."""
         await self.get_user(user_id, scope=scope)
-        who = audit.current_actor()
+        who = current_actor()
 
         def remove(tx: Tx) -> bool:
             if not q.delete_user(tx, user_id):

@@ -31,6 +31,7 @@ from flowplane.security.crypto import (
     credential_context,
     key_id_of,
 )
+from flowplane.services.context import current_actor
 from flowplane.services.paging import Page, paginate
 from flowplane.settings import Settings
 from flowplane.store import audit
@@ -179,7 +180,7 @@ class CredentialService:
         _check_type(type_)
         _check_value(value)
         ring = self._ring()
-        who = actor or audit.current_actor()
+        who = actor or current_actor()
         credential_id = f"cred_{uuid.uuid4().hex}"
         envelope = ring.encrypt(value, context=credential_context(namespace, credential_id))
 
@@ -266,7 +267,7 @@ class CredentialService:
         if type_ is not None:
             _check_type(type_)
         ring = self._ring() if value is not None else self.keyring
-        who = actor or audit.current_actor()
+        who = actor or current_actor()
 
         def fn(tx: Tx) -> Row:
             row = _locked(tx, credential_id, namespaces, if_match)
@@ -312,7 +313,7 @@ class CredentialService:
         actor: audit.Actor | None = None,
     ) -> Credential:
         """Delete a credential; return what it was."""
-        who = actor or audit.current_actor()
+        who = actor or current_actor()
 
         def fn(tx: Tx) -> Row:
             row = _locked(tx, credential_id, namespaces, if_match)

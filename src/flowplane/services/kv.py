@@ -25,6 +25,7 @@ from flowplane.errors import (
     PayloadTooLarge,
     VersionMismatch,
 )
+from flowplane.services.context import current_actor
 from flowplane.services.paging import Page, paginate
 from flowplane.store import audit
 from flowplane.store import kv_queries as q
@@ -159,7 +160,7 @@ class KVService:
         """
         check_key(key)
         check_value(value)
-        who = actor or audit.current_actor()
+        who = actor or current_actor()
 
         def fn(tx: Tx) -> tuple[Row, bool]:
             current, live = _lock(tx, namespace, key)
@@ -211,7 +212,7 @@ class KVService:
         With ``if_match``, the entry must be at that version (412 otherwise).
         """
         check_key(key)
-        who = actor or audit.current_actor()
+        who = actor or current_actor()
 
         def fn(tx: Tx) -> Row | None:
             _, live = _lock(tx, namespace, key)
@@ -251,7 +252,7 @@ class KVService:
         check_key(key)
         if not _is_number(amount) or not math.isfinite(amount):
             raise InvalidInput("amount must be a finite number")
-        who = actor or audit.current_actor()
+        who = actor or current_actor()
 
         def fn(tx: Tx) -> Row:
             current, live = _lock(tx, namespace, key)

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from flowplane.errors import Conflict, NotFound, WorkflowNotFound
+from flowplane.services.caller import Caller, Role
+from flowplane.services.paging import Page, paginate
 from flowplane.store import audit
 from flowplane.store import workflow_queries as wq
+from flowplane.store.audit import Actor
 from flowplane.store.base import Store
 from flowplane.store.tx import Row, Tx
 
-__all__ = ["OwnedKind", "OwnedService", "declared_triggers", "find_workflow", "visible_to"]
+__all__ = ["OwnedKind", "OwnedService", "declared_triggers", "find_workflow"]
 
 
 class ListRows(Protocol):
@@ -53,19 +56,18 @@ class OwnedKind:
     delete: Callable[[Tx, str], bool]
     summary: Callable[[Row], dict[str, Any]]
     """The audit details every entry of this kind carries."""
+    delete_advice: str
+    """What the conflict of deleting a declared object advises instead."""
     wake: str | None = None
     """The channel notified after a create or an update (``None``: none)."""
-
-
-def visible_to(namespaces: Sequence[str] | None, namespace: str) -> bool:
-    """Whether a caller limited to ``namespaces`` (``None``: all) sees ``namespace``."""
-    return namespaces is None or namespace in namespaces
+    role: Role = "editor"
+    """The role every operation on this kind needs."""
 
 
 def find_workflow(
     tx: Tx,
     values: Mapping[str, Any],
-    namespaces: Sequence[str] | None,
+    caller: Caller,
     default_namespace: str | None = None,
 ) -> Row | None:
     """The workflow ``values`` names: ``workflow_id``, or ``workflow`` in ``namespace``.
@@ -83,7 +85,7 @@ def find_workflow(
     else:
         namespace = str(values.get("namespace") or default_namespace or "default")
         row = wq.get_workflow_by_name(tx, namespace, str(ref))
-    if row is None or not visible_to(namespaces, row["namespace"]):
+    if row is None or not caller.can_see(row["namespace"]):
         raise WorkflowNotFound(f"workflow {ref!r} not found")
     return row
 
@@ -100,21 +102,24 @@ def declared_triggers(workflow: Row, type_: str) -> list[Mapping[str, Any]]:
 class OwnedService:
     """Reading, creating, changing and deleting one kind of workflow-owned object.
 
-    Subclasses set :attr:`kind` and keep their public methods (named after their objects),
-    which pass what is specific to them to the protected methods here.
+    The public ``get``, ``list`` and ``delete`` serve every kind as they are; subclasses set
+    :attr:`kind` and write ``create`` and their change method (``update``, ``replace``),
+    which pass what is specific to them to :meth:`_create` and :meth:`_update`. Every
+    method checks the caller's role (:attr:`OwnedKind.role`) and hides other namespaces'
+    objects behind the kind's ``NotFound``.
     """
 
     kind: ClassVar[OwnedKind]
     store: Store
 
-    def _visible(self, tx: Tx, object_id: str, namespaces: Sequence[str] | None) -> Row:
+    def _visible(self, tx: Tx, object_id: str, caller: Caller) -> Row:
         """The object, or its ``NotFound`` when absent or in another namespace."""
         row = self.kind.get(tx, object_id)
-        if row is None or not visible_to(namespaces, row["namespace"]):
+        if row is None or not caller.can_see(row["namespace"]):
             raise self.kind.not_found(f"{self.kind.name} {object_id!r} not found")
         return row
 
-    def _audit(self, tx: Tx, who: audit.Actor, action: str, row: Row, **details: Any) -> None:
+    def _audit(self, tx: Tx, who: Actor, action: str, row: Row, **details: Any) -> None:
         audit.record(
             tx,
             actor=who,
@@ -133,26 +138,56 @@ class OwnedService:
         if self.kind.wake is not None:
             tx.notify(self.kind.wake)
 
-    async def _get(self, object_id: str, namespaces: Sequence[str] | None) -> Row:
-        return await self.store.read(lambda tx: self._visible(tx, object_id, namespaces))
+    async def get(self, caller: Caller, object_id: str) -> Row:
+        """Return one object (its ``NotFound`` when absent or in another namespace)."""
+        caller.require(self.kind.role)
+        return await self.store.read(lambda tx: self._visible(tx, object_id, caller))
 
-    async def _list(
+    async def list(
         self,
+        caller: Caller,
         *,
-        namespaces: Sequence[str] | None,
-        workflow_id: str | None,
-        cursor: str | None,
-        limit: int,
-    ) -> list[Row]:
-        return await self.store.read(
+        namespaces: Sequence[str] | None = None,
+        workflow_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[Row]:
+        """A page of objects ordered by id, in ``namespaces`` the caller sees (``None``: all)."""
+        caller.require(self.kind.role)
+        visible = caller.visible(namespaces)
+        if visible is not None and not visible:
+            return Page([])
+        rows = await self.store.read(
             lambda tx: self.kind.listing(
-                tx, namespaces=namespaces, workflow_id=workflow_id, after_id=cursor, limit=limit
+                tx, namespaces=visible, workflow_id=workflow_id, after_id=cursor, limit=limit + 1
             )
         )
+        return paginate(rows, limit)
 
-    async def _create(self, row: Row, place: Callable[[Tx, Row], None]) -> Row:
+    async def delete(self, caller: Caller, object_id: str) -> None:
+        """Delete an API-owned object.
+
+        Raises:
+            NotFound: (the kind's) absent or in another namespace.
+            Conflict: the object is declared by its workflow's document.
+        """
+        caller.require(self.kind.role)
+        who = caller.actor
+
+        def fn(tx: Tx) -> None:
+            current = self._visible(tx, object_id, caller)
+            if current["owner"] == "workflow":
+                raise self._declared(self.kind.delete_advice)
+            self.kind.delete(tx, object_id)
+            self._audit(tx, who, "delete", current)
+
+        await self.store.transact(fn)
+
+    async def _create(self, caller: Caller, row: Row, place: Callable[[Tx, Row], None]) -> Row:
         """Insert ``row`` once ``place`` has checked it and set its workflow columns."""
-        who = audit.current_actor()
+        caller.require(self.kind.role)
+        who = caller.actor
+        row.setdefault("created_by", caller.name)
 
         def fn(tx: Tx) -> Row:
             place(tx, row)
@@ -166,15 +201,16 @@ class OwnedService:
 
     async def _update(
         self,
+        caller: Caller,
         object_id: str,
-        namespaces: Sequence[str] | None,
         change: Callable[[Tx, Row], tuple[dict[str, Any], dict[str, Any]]],
     ) -> Row:
         """Write the columns ``change(tx, current)`` returns, audited with its details."""
-        who = audit.current_actor()
+        caller.require(self.kind.role)
+        who = caller.actor
 
         def fn(tx: Tx) -> Row:
-            current = self._visible(tx, object_id, namespaces)
+            current = self._visible(tx, object_id, caller)
             columns, details = change(tx, current)
             self.kind.update(tx, object_id, **columns)
             updated = {**current, **columns, "updated_at_ms": tx.now_ms}
@@ -183,18 +219,3 @@ class OwnedService:
             return updated
 
         return await self.store.transact(fn)
-
-    async def _delete(
-        self, object_id: str, namespaces: Sequence[str] | None, *, advice: str
-    ) -> None:
-        """Delete an API-owned object; a declared one is a conflict (with ``advice``)."""
-        who = audit.current_actor()
-
-        def fn(tx: Tx) -> None:
-            current = self._visible(tx, object_id, namespaces)
-            if current["owner"] == "workflow":
-                raise self._declared(advice)
-            self.kind.delete(tx, object_id)
-            self._audit(tx, who, "delete", current)
-
-        await self.store.transact(fn)

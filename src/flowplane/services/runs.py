@@ -15,6 +15,7 @@ from flowplane.errors import RunNotFound
 from flowplane.model.document import Workflow
 from flowplane.model.graph import check_workflow
 from flowplane.model.inputs import validate_input
+from flowplane.services.context import current_actor
 from flowplane.services.run_cache import RUN_CHANGED, SettledRunCache
 from flowplane.store import audit, reads
 from flowplane.store.base import Store
@@ -79,7 +80,7 @@ class RunService:
             forked_from=forked_from,
             plan=plan,
         )
-        who = audit.current_actor()
+        who = current_actor()
 
         def dispatch(tx: Tx) -> tuple[Row, bool]:
             run, created = transitions.dispatch(tx, request)
@@ -158,7 +159,7 @@ class RunService:
 
     async def cancel(self, run_id: str) -> Row:
         """Cancel an active run (409 ``RUN_NOT_ACTIVE`` when terminal)."""
-        who = audit.current_actor()
+        who = current_actor()
 
         def cancel(tx: Tx) -> None:
             transitions.cancel(tx, run_id)
@@ -193,7 +194,7 @@ class RunService:
 
     async def resume(self, run_id: str) -> Row:
         """Continue a failed, cancelled or timed-out run, reusing finished nodes' outputs."""
-        who = audit.current_actor()
+        who = current_actor()
 
         def resume(tx: Tx) -> None:
             transitions.resume(tx, run_id)
@@ -233,7 +234,7 @@ class RunService:
 
     async def rewind(self, run_id: str, frame_no: int) -> Row:
         """Reset the run to frame ``frame_no`` and re-execute what follows."""
-        who = audit.current_actor()
+        who = current_actor()
 
         def rewind(tx: Tx) -> None:
             transitions.rewind(tx, run_id, frame_no)
@@ -299,7 +300,7 @@ class RunService:
             forked_from=run_id,
         )
 
-        who = audit.current_actor()
+        who = current_actor()
 
         def start(tx: Tx) -> Row:
             run, _created = transitions.dispatch(tx, request)
@@ -393,7 +394,7 @@ class RunService:
         by: str | None = None,
     ) -> Row:
         """Approve or deny a waiting approval."""
-        who = audit.current_actor()
+        who = current_actor()
 
         def decide(tx: Tx) -> Row:
             result = transitions.decide(
@@ -410,7 +411,7 @@ class RunService:
         self, run_id: str, name: str, payload: Any = None, correlation_id: str | None = None
     ) -> dict[str, Any]:
         """Send a signal to a run."""
-        who = audit.current_actor()
+        who = current_actor()
 
         def signal(tx: Tx) -> dict[str, Any]:
             result = transitions.send_signal(tx, run_id, name, payload, correlation_id)

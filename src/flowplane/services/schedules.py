@@ -10,7 +10,7 @@ is the engine's business (:func:`flowplane.engine.cron.tick`).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from flowplane.errors import (
     WorkflowNotFound,
 )
 from flowplane.model.durations import parse_duration
+from flowplane.services.caller import Caller
 from flowplane.services.owned import (
     OwnedKind,
     OwnedService,
@@ -118,6 +119,7 @@ class ScheduleService(OwnedService):
         update=q.update_schedule,
         delete=q.delete_schedule,
         summary=_summary,
+        delete_advice="remove it from the workflow document (or disable it with PATCH)",
         wake="schedules",
     )
 
@@ -126,21 +128,14 @@ class ScheduleService(OwnedService):
         self.registry = registry
         self.runs = runs
 
-    async def create(
-        self,
-        values: Mapping[str, Any],
-        *,
-        namespaces: Sequence[str] | None = None,
-        created_by: str | None = None,
-    ) -> Row:
-        """Create an API-owned schedule.
+    async def create(self, caller: Caller, values: Mapping[str, Any]) -> Row:
+        """Create an API-owned schedule (editor); the caller is its ``created_by``.
 
         Args:
+            caller: who asks.
             values: ``workflow_id`` (or ``workflow`` name and ``namespace``), ``cron`` and
                 optionally ``name``, ``timezone``, ``input``, ``enabled``, ``start_at``,
                 ``end_at``, ``catchup``, ``catchup_window_seconds``.
-            namespaces: namespaces the caller may see (``None``: all).
-            created_by: recorded on the row.
 
         Raises:
             WorkflowNotFound: no such workflow visible to the caller.
@@ -161,12 +156,11 @@ class ScheduleService(OwnedService):
             "catchup_window_seconds": values.get("catchup_window_seconds")
             or DEFAULT_CATCHUP_WINDOW_SECONDS,
             "owner": "api",
-            "created_by": created_by,
         }
         spec = check_schedule(row)
 
         def place(tx: Tx, row: Row) -> None:
-            workflow = find_workflow(tx, values, namespaces)
+            workflow = find_workflow(tx, values, caller)
             if workflow is None:
                 raise InvalidInput("give workflowId (or workflow, a name, with namespace)")
             if q.schedule_by_name(tx, workflow["id"], row["name"]) is not None:
@@ -180,36 +174,21 @@ class ScheduleService(OwnedService):
                 last_fired_slot_ms=None,
             )
 
-        return await self._create(row, place)
+        return await self._create(caller, row, place)
 
-    async def list_schedules(
-        self,
-        *,
-        namespaces: Sequence[str] | None = None,
-        workflow_id: str | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
-    ) -> list[Row]:
-        """Return schedules ordered by id, after ``cursor``."""
-        return await self._list(
-            namespaces=namespaces, workflow_id=workflow_id, cursor=cursor, limit=limit
-        )
+    async def get_with_fires(
+        self, caller: Caller, schedule_id: str, limit: int = 10
+    ) -> tuple[Row, list[Row]]:
+        """Return one schedule and its ``limit`` most recent fires (404 when not visible)."""
+        caller.require(self.kind.role)
 
-    async def get(self, schedule_id: str, namespaces: Sequence[str] | None = None) -> Row:
-        """Return one schedule (404 when absent or in another namespace)."""
-        return await self._get(schedule_id, namespaces)
+        def fn(tx: Tx) -> tuple[Row, list[Row]]:
+            row = self._visible(tx, schedule_id, caller)
+            return row, q.list_fires(tx, schedule_id, limit)
 
-    async def fires(self, schedule_id: str, limit: int = 10) -> list[Row]:
-        """Return the schedule's most recent fires."""
-        return await self.store.read(lambda tx: q.list_fires(tx, schedule_id, limit))
+        return await self.store.read(fn)
 
-    async def update(
-        self,
-        schedule_id: str,
-        changes: Mapping[str, Any],
-        *,
-        namespaces: Sequence[str] | None = None,
-    ) -> Row:
+    async def update(self, caller: Caller, schedule_id: str, changes: Mapping[str, Any]) -> Row:
         """Change some fields of a schedule (``PATCH``); a workflow's own accept ``enabled`` only.
 
         Raises:
@@ -249,39 +228,27 @@ class ScheduleService(OwnedService):
             columns = {k: v for k, v in merged.items() if k != "id"}
             return columns, {"changed": sorted(changes)}
 
-        return await self._update(schedule_id, namespaces, change)
-
-    async def delete(self, schedule_id: str, *, namespaces: Sequence[str] | None = None) -> None:
-        """Delete an API-owned schedule and its fire history.
-
-        Raises:
-            ScheduleNotFound: absent or in another namespace.
-            Conflict: the schedule is declared by its workflow's document.
-        """
-        await self._delete(
-            schedule_id,
-            namespaces,
-            advice="remove it from the workflow document (or disable it with PATCH)",
-        )
+        return await self._update(caller, schedule_id, change)
 
     async def trigger(
         self,
+        caller: Caller,
         schedule_id: str,
         *,
-        namespaces: Sequence[str] | None = None,
         run_input: dict[str, Any] | None = None,
-        triggered_by: str | None = None,
         idempotency_key: str | None = None,
     ) -> StartResult:
-        """Start a run of the schedule's workflow now, outside its slots.
+        """Start a run of the schedule's workflow now, outside its slots (by ``caller``).
 
         Raises:
             ScheduleNotFound: absent or in another namespace.
             WorkflowNotFound: the workflow was deleted.
         """
 
+        caller.require(self.kind.role)
+
         def fn(tx: Tx) -> tuple[Row, Row | None]:
-            schedule = self._visible(tx, schedule_id, namespaces)
+            schedule = self._visible(tx, schedule_id, caller)
             return schedule, wq.get_workflow_row(tx, schedule["workflow_id"])
 
         schedule, workflow = await self.store.read(fn)
@@ -295,11 +262,12 @@ class ScheduleService(OwnedService):
             workflow_version=workflow["version"],
             idempotency_key=idempotency_key,
             trigger="schedule",
-            triggered_by=triggered_by or f"schedule:{schedule_id}",
+            triggered_by=caller.name,
         )
 
-    async def tick(self, now_ms: int | None = None) -> cron.TickResult:
-        """Fire every due slot (what each scheduler loop does)."""
+    async def tick(self, caller: Caller, now_ms: int | None = None) -> cron.TickResult:
+        """Fire every due slot now (admin; what each scheduler loop does on its own)."""
+        caller.require("admin")
         return await cron.tick(self.store, now_ms, registry=self.registry)
 
 

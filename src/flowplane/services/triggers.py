@@ -35,12 +35,12 @@ from flowplane.errors import (
 from flowplane.model import templates
 from flowplane.security import webhooks
 from flowplane.security.crypto import KeyRing
+from flowplane.services.caller import Caller
 from flowplane.services.owned import (
     OwnedKind,
     OwnedService,
     declared_triggers,
     find_workflow,
-    visible_to,
 )
 from flowplane.services.runs import RunService
 from flowplane.store import trigger_queries as q
@@ -141,6 +141,7 @@ class TriggerService(OwnedService):
         update=q.update_trigger,
         delete=q.delete_trigger,
         summary=_summary,
+        delete_advice="remove it from the workflow document",
     )
 
     def __init__(self, store: Store, runs: RunService, keyring: KeyRing | None = None) -> None:
@@ -210,63 +211,31 @@ class TriggerService(OwnedService):
             "enabled": bool(values.get("enabled", True)),
         }
 
-    async def create(
-        self,
-        values: Mapping[str, Any],
-        *,
-        namespaces: Sequence[str] | None = None,
-        created_by: str | None = None,
-    ) -> Row:
-        """Create an API-owned trigger.
+    async def create(self, caller: Caller, values: Mapping[str, Any]) -> Row:
+        """Create an API-owned trigger (editor); the caller is its ``created_by``.
 
         Args:
+            caller: who asks.
             values: ``workflow_id`` (or ``workflow`` and ``namespace``), ``kind``, ``key``
                 (generated when absent), ``signal_name``, ``correlation``, ``scheme``,
                 ``secret``, ``enabled``.
-            namespaces: namespaces the caller may see (``None``: all).
-            created_by: recorded on the row.
 
         Raises:
             InvalidInput: a field is wrong. TriggerKeyExists: the key is taken.
             WorkflowNotFound: the workflow is not visible.
         """
         row: Row = {"id": transitions.new_id(), **self._checked(values, require_secret=True)}
-        row.update(
-            secret=self._seal(row["id"], values.get("secret")), owner="api", created_by=created_by
-        )
+        row.update(secret=self._seal(row["id"], values.get("secret")), owner="api")
 
         def place(tx: Tx, row: Row) -> None:
-            namespace, workflow_id = _target(tx, values, namespaces)
+            namespace, workflow_id = _target(tx, values, caller)
             if q.trigger_by_key(tx, row["key"]) is not None:
                 raise TriggerKeyExists(f"webhook key {row['key']!r} is already in use")
             row.update(namespace=namespace, workflow_id=workflow_id)
 
-        return await self._create(row, place)
+        return await self._create(caller, row, place)
 
-    async def list_triggers(
-        self,
-        *,
-        namespaces: Sequence[str] | None = None,
-        workflow_id: str | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
-    ) -> list[Row]:
-        """Return triggers ordered by id, after ``cursor``."""
-        return await self._list(
-            namespaces=namespaces, workflow_id=workflow_id, cursor=cursor, limit=limit
-        )
-
-    async def get(self, trigger_id: str, namespaces: Sequence[str] | None = None) -> Row:
-        """Return one trigger (404 when absent or in another namespace)."""
-        return await self._get(trigger_id, namespaces)
-
-    async def replace(
-        self,
-        trigger_id: str,
-        values: Mapping[str, Any],
-        *,
-        namespaces: Sequence[str] | None = None,
-    ) -> Row:
+    async def replace(self, caller: Caller, trigger_id: str, values: Mapping[str, Any]) -> Row:
         """Replace a trigger's settings (``PUT``); an absent ``secret`` keeps the current one.
 
         A trigger declared in a workflow document accepts only ``secret`` and ``enabled``.
@@ -284,7 +253,7 @@ class TriggerService(OwnedService):
             else:
                 wanted = {**values, "key": values.get("key") or current["key"]}
                 changes = self._checked(wanted, require_secret=False)
-                namespace, workflow_id = _target(tx, values, namespaces, current["namespace"])
+                namespace, workflow_id = _target(tx, values, caller, current["namespace"])
                 changes.update(namespace=namespace, workflow_id=workflow_id)
                 keeps = "secret" not in values and current["secret"] is not None
                 if changes["scheme"] != "none" and not values.get("secret") and not keeps:
@@ -296,16 +265,7 @@ class TriggerService(OwnedService):
                 changes["secret"] = self._seal(trigger_id, values["secret"])
             return changes, {"secretChanged": "secret" in values}
 
-        return await self._update(trigger_id, namespaces, change)
-
-    async def delete(self, trigger_id: str, *, namespaces: Sequence[str] | None = None) -> None:
-        """Delete an API-owned trigger.
-
-        Raises:
-            TriggerNotFound: absent or in another namespace.
-            Conflict: the trigger is declared by its workflow's document.
-        """
-        await self._delete(trigger_id, namespaces, advice="remove it from the workflow document")
+        return await self._update(caller, trigger_id, change)
 
     # --- deliveries -------------------------------------------------------------------
 
@@ -409,15 +369,15 @@ def _check_secret(secret: Any) -> None:
 def _target(
     tx: Tx,
     values: Mapping[str, Any],
-    namespaces: Sequence[str] | None,
+    caller: Caller,
     default_namespace: str | None = None,
 ) -> tuple[str, str | None]:
     """The namespace and workflow a trigger points at (404 when not visible)."""
-    workflow = find_workflow(tx, values, namespaces, default_namespace)
+    workflow = find_workflow(tx, values, caller, default_namespace)
     if workflow is not None:
         return str(workflow["namespace"]), str(workflow["id"])
     namespace = str(values.get("namespace") or default_namespace or "default")
-    if not visible_to(namespaces, namespace):
+    if not caller.can_see(namespace):
         raise WorkflowNotFound(f"namespace {namespace!r} not found")
     return namespace, None
 

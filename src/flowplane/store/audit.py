@@ -1,12 +1,10 @@
 """The audit log: one row per mutation, written inside the mutation's own transaction.
 
-Who is acting travels in context variables, set by the HTTP layer for each request (the
-request id by the middleware, the caller once authenticated) and read by services *before*
-they enter a store transaction: transactions run on executor threads, where the request's
-context is not visible. ``current_actor()`` captures both; ``record(tx, actor=who, ...)``
-writes the row::
+Services name who acts (``caller.actor``, or :func:`flowplane.services.context.current_actor`
+for work without a caller) *before* they enter a store transaction, and
+``record(tx, actor=who, ...)`` writes the row::
 
-    who = audit.current_actor()
+    who = caller.actor
 
     def fn(tx: Tx) -> None:
         ...  # the change
@@ -20,7 +18,6 @@ Details never hold secret values: keys that usually carry one (``value``, ``pass
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,13 +48,6 @@ SENSITIVE_DETAIL_KEYS = frozenset(
 )
 MAX_DETAIL_STRING_CHARS = 1000
 
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "flowplane_request_id", default=None
-)
-actor_var: contextvars.ContextVar[Actor | None] = contextvars.ContextVar(
-    "flowplane_actor", default=None
-)
-
 
 @dataclass(frozen=True)
 class Actor:
@@ -77,19 +67,6 @@ class Actor:
 
 
 SYSTEM = Actor(name="system", kind="system")
-
-
-def current_actor(default: Actor = SYSTEM) -> Actor:
-    """Return the actor of the current context (with the request id), or ``default``.
-
-    Call it in async code before ``store.transact``: the transaction's thread does not see
-    the request's context variables.
-    """
-    actor = actor_var.get() or default
-    request_id = request_id_var.get()
-    if request_id is not None and actor.request_id is None:
-        actor = Actor(actor.name, actor.kind, actor.id, request_id)
-    return actor
 
 
 def record(

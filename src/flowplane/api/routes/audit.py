@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from flowplane.api.deps import require, services_dependency
-from flowplane.api.routes.credentials import iso, problems
+from flowplane.api.models.common import iso, problems
 from flowplane.client.models import WireModel
 from flowplane.services.audit import MAX_LIST_LIMIT, AuditService
 from flowplane.services.caller import Caller

@@ -8,15 +8,14 @@ server refuses to store values (503 ``secret_key_missing``).
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from flowplane.api.deps import ObjectId, require, services_dependency
-from flowplane.api.problems import Problem
+from flowplane.api.models.common import etag, iso, parse_if_match, problems
 from flowplane.client.models import WireModel
 from flowplane.model.document import DEFAULT_NAMESPACE, NAMESPACE_PATTERN
 from flowplane.services.caller import Caller
@@ -27,7 +26,6 @@ from flowplane.services.credentials import (
     TYPE_PATTERN,
     Credential,
 )
-from flowplane.store.audit import Actor, current_actor
 
 router = APIRouter(prefix="/v1/credentials", tags=["credentials"])
 
@@ -38,48 +36,6 @@ IfMatch = Annotated[
     Header(alias="If-Match", description='The version you read, as its ETag: `"3"`.'),
 ]
 SECRET_VALUE_MAX_CHARS = 65_536
-
-
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entries for problem documents (401 and 403 included)."""
-    return {
-        status: {
-            "model": Problem,
-            "content": {"application/problem+json": {}},
-            "description": "A problem document (RFC 9457) with a stable `code`.",
-        }
-        for status in (401, 403, *statuses)
-    }
-
-
-def iso(ms: int | None) -> str | None:
-    """ISO-8601 (UTC) of epoch milliseconds."""
-    if ms is None:
-        return None
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def etag(version: int) -> str:
-    """The ETag of a version."""
-    return f'"{version}"'
-
-
-def parse_if_match(value: str | None) -> int | None:
-    """``If-Match`` -> the expected version; a value naming no version never matches (-1)."""
-    if value is None or not value.strip():
-        return None
-    text = value.split(",")[0].strip().removeprefix("W/").strip('"')
-    return int(text) if text.isdigit() else -1
-
-
-def actor_of(principal: Caller) -> Actor:
-    """The audit actor of an authenticated caller, with the current request id."""
-    return Actor(
-        name=principal.name,
-        kind=principal.kind,
-        id=principal.id,
-        request_id=current_actor().request_id,
-    )
 
 
 # --- models ------------------------------------------------------------------------------
@@ -182,7 +138,7 @@ async def create_credential(
         body.value,
         type_=body.type,
         description=body.description,
-        actor=actor_of(principal),
+        actor=principal.actor,
     )
     response.headers["ETag"] = etag(created.version)
     response.headers["Location"] = f"/v1/credentials/{created.id}"
@@ -249,7 +205,7 @@ async def update_credential(
         type_=body.type,
         description=body.description,
         if_match=parse_if_match(if_match),
-        actor=actor_of(principal),
+        actor=principal.actor,
     )
     response.headers["ETag"] = etag(updated.version)
     return credential_model(updated)
@@ -272,6 +228,6 @@ async def delete_credential(
         credential_id,
         namespaces=principal.namespaces,
         if_match=parse_if_match(if_match),
-        actor=actor_of(principal),
+        actor=principal.actor,
     )
     return Response(status_code=204)

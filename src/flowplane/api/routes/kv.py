@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from flowplane.api.deps import require, services_dependency
-from flowplane.api.routes.credentials import actor_of, etag, iso, parse_if_match, problems
+from flowplane.api.models.common import etag, iso, parse_if_match, problems
 from flowplane.client.models import WireModel
 from flowplane.errors import InvalidInput, KVKeyNotFound
 from flowplane.model.document import NAMESPACE_PATTERN
@@ -157,7 +157,7 @@ async def put_key(
         ttl_seconds=body.ttl_seconds,
         if_match=parse_if_match(if_match),
         if_none_match=if_none_match is not None,
-        actor=actor_of(principal),
+        actor=principal.actor,
     )
     response.status_code = 201 if created else 200
     response.headers["ETag"] = etag(entry.version)
@@ -180,7 +180,7 @@ async def delete_key(
     """Delete the entry (404 when absent); conditional with ``If-Match``."""
     principal.check_namespace(namespace, "key")
     deleted = await services.kv.delete(
-        namespace, key, if_match=parse_if_match(if_match), actor=actor_of(principal)
+        namespace, key, if_match=parse_if_match(if_match), actor=principal.actor
     )
     if deleted is None:
         raise KVKeyNotFound(f"key {key!r} not found in namespace {namespace!r}")

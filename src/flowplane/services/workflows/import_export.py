@@ -8,6 +8,7 @@ from typing import Any
 from flowplane.errors import DocumentError, InvalidInput, WorkflowInvalid
 from flowplane.model.document import Workflow
 from flowplane.model.yaml import dump_json, dump_yaml
+from flowplane.services.context import current_actor
 from flowplane.services.workflows import versions
 from flowplane.services.workflows.documents import canonical_document
 from flowplane.services.workflows.reads import WorkflowReader
@@ -17,7 +18,6 @@ from flowplane.services.workflows.records import (
     ImportItem,
     StoredWorkflow,
 )
-from flowplane.store import audit
 from flowplane.store import workflow_queries as q
 from flowplane.store.tx import Row, Tx
 
@@ -70,7 +70,7 @@ class ImportExportMixin(WorkflowReader):
                 raise InvalidInput(f"the import holds workflow {wf.namespace}/{wf.name} twice")
             seen.add((wf.namespace, wf.name))
         docs = [canonical_document(wf) for wf in parsed]
-        who = audit.current_actor()
+        who = current_actor()
 
         def fn(tx: Tx) -> list[tuple[Row, ImportAction]]:
             out: list[tuple[Row, ImportAction]] = []

@@ -10,11 +10,11 @@ from typing import Any
 from flowplane.errors import VersionMismatch
 from flowplane.model.document import Workflow
 from flowplane.model.edits import apply_ops
+from flowplane.services.context import current_actor
 from flowplane.services.workflows import versions
 from flowplane.services.workflows.documents import canonical_document
 from flowplane.services.workflows.reads import WorkflowReader
 from flowplane.services.workflows.records import ExpectedVersion, PatchOutcome, StoredWorkflow
-from flowplane.store import audit
 
 __all__ = ["PATCH_ATTEMPTS", "PatchMixin"]
 
@@ -42,7 +42,7 @@ class PatchMixin(WorkflowReader):
         node deleted, say) is not saved; validation errors do not stop the save, so an
         agent can repair a workflow over several batches.
         """
-        who = audit.current_actor()
+        who = current_actor()
         for attempt in range(1, PATCH_ATTEMPTS + 1):
             current = await self.get(workflow_id, namespaces=namespaces)
             if expected_version is not None:

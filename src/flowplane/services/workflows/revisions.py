@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from flowplane.errors import NotFound
+from flowplane.services.context import current_actor
 from flowplane.services.workflows import versions
 from flowplane.services.workflows.reads import WorkflowReader
 from flowplane.services.workflows.records import ExpectedVersion, Revision, StoredWorkflow
-from flowplane.store import audit
 from flowplane.store import workflow_queries as q
 from flowplane.store.tx import Row, Tx
 
@@ -58,7 +58,7 @@ class RevisionsMixin(WorkflowReader):
         restored_by: str | None = None,
     ) -> StoredWorkflow:
         """Save the document of ``version`` as a new version (history is never rewritten)."""
-        who = audit.current_actor()
+        who = current_actor()
 
         def fn(tx: Tx) -> Row:
             current = versions.visible(q.get_workflow_row(tx, workflow_id), workflow_id, namespaces)

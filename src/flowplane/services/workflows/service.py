@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flowplane.errors import PreconditionRequired, WorkflowNotFound
+from flowplane.services.context import current_actor
 from flowplane.services.runs import StartResult
 from flowplane.services.schedules import sync_workflow_triggers
 from flowplane.services.workflows import versions
@@ -44,7 +45,7 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
         wf = self.parse(document)
         versions.check_writable(wf.namespace, namespaces)
         doc = canonical_document(wf)
-        who = audit.current_actor()
+        who = current_actor()
         row = await self.store.transact(
             lambda tx: versions.insert(tx, doc, created_by, message or "created", actor=who)
         )
@@ -81,7 +82,7 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
                 'updating a workflow needs If-Match with the version you read, e.g. If-Match: "3"'
             )
         wf = self.parse(document)
-        who = audit.current_actor()
+        who = current_actor()
 
         def fn(tx: Tx) -> Row:
             current = versions.visible(q.get_workflow_row(tx, workflow_id), workflow_id, namespaces)
@@ -101,7 +102,7 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
         namespaces: Sequence[str] | None = None,
     ) -> None:
         """Soft-delete the workflow; runs keep their pinned copy, the name becomes free."""
-        who = audit.current_actor()
+        who = current_actor()
 
         def fn(tx: Tx) -> None:
             current = versions.visible(q.get_workflow_row(tx, workflow_id), workflow_id, namespaces)
