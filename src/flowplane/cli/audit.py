@@ -61,6 +61,7 @@ def _fetch_remote(server: str, token: str | None, params: dict[str, Any]) -> lis
 
 def _fetch_local(settings_kwargs: dict[str, Any], params: dict[str, Any]) -> list[dict[str, Any]]:
     from flowplane.services.audit import MAX_LIST_LIMIT, AuditService
+    from flowplane.services.caller import Caller
 
     settings = build_settings(**settings_kwargs)
     limit = int(params.pop("limit"))
@@ -71,6 +72,7 @@ def _fetch_local(settings_kwargs: dict[str, Any], params: dict[str, Any]) -> lis
         cursor: str | None = None
         while len(items) < limit:
             page = await service.list(
+                Caller.system("cli"),
                 **params, cursor=cursor, limit=min(limit - len(items), MAX_LIST_LIMIT)
             )
             items += [_camel(row) for row in page.items]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from flowplane.services.caller import Caller
 from flowplane.services.paging import Page, paginate
 from flowplane.store import audit
 from flowplane.store.base import Store
@@ -24,6 +25,7 @@ class AuditService:
 
     async def list(
         self,
+        caller: Caller,
         *,
         namespaces: Sequence[str] | None = None,
         actor: str | None = None,
@@ -36,7 +38,15 @@ class AuditService:
         cursor: str | None = None,
         limit: int = 100,
     ) -> AuditPage:
-        """Return a page of entries matching every filter (see :func:`audit.list_entries`)."""
+        """A page of entries matching every filter (see :func:`audit.list_entries`); admin.
+
+        ``namespaces`` is narrowed to those the caller sees; an admin limited to some
+        namespaces sees only their entries (and none of the global ones).
+        """
+        caller.require("admin")
+        namespaces = caller.visible(namespaces)
+        if namespaces is not None and not namespaces:
+            return Page([])
         limit = max(1, min(limit, MAX_LIST_LIMIT))
         before_id = int(cursor) if cursor and cursor.isdigit() else None
         rows = await self.store.read(

@@ -8,6 +8,7 @@ and after), when (``tsMs``), where (``namespace``) and the ``requestId`` of the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -15,10 +16,9 @@ from fastapi import APIRouter, Depends, Query
 from flowplane.api.deps import require, services_dependency
 from flowplane.api.models.common import iso, problems
 from flowplane.client.models import WireModel
-from flowplane.services.audit import MAX_LIST_LIMIT, AuditService
+from flowplane.services.audit import MAX_LIST_LIMIT
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
-from flowplane.store.tx import Row
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -52,7 +52,7 @@ class AuditPage(WireModel):
     next_cursor: str | None = None
 
 
-def entry_model(row: Row) -> AuditEntry:
+def entry_model(row: Mapping[str, Any]) -> AuditEntry:
     """The wire form of an audit row."""
     return AuditEntry(
         id=int(row["id"]),
@@ -90,11 +90,9 @@ async def list_audit(
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
 ) -> AuditPage:
     """Entries newest first, filtered; an admin limited to namespaces sees only theirs."""
-    namespaces = principal.visible(namespace)
-    if namespaces is not None and not namespaces:
-        return AuditPage(items=[])
-    page = await AuditService(services.store).list(
-        namespaces=namespaces,
+    page = await services.audit.list(
+        principal,
+        namespaces=namespace,
         actor=actor,
         action=action,
         target_type=target_type,

@@ -16,9 +16,8 @@ from flowplane.api.gate import gatekeeper_of
 from flowplane.api.openapi import error_responses
 from flowplane.errors import InvalidInput
 from flowplane.security.passwords import MAX_PASSWORD_CHARS
-from flowplane.services.auth import ApiKeyInfo, Scope, UserInfo
+from flowplane.services.auth import ApiKeyInfo, UserInfo
 from flowplane.services.caller import Caller
-from flowplane.store.tx import now_ms
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -154,7 +153,7 @@ class TokenOut(_Wire):
             lastUsedAtMs=key.last_used_at_ms,
             revokedAtMs=key.revoked_at_ms,
             createdBy=key.created_by,
-            active=key.active(now_ms()),
+            active=key.active(),
         )
 
 
@@ -182,10 +181,6 @@ class TokenList(_Wire):
     items: list[TokenOut]
 
 
-def _scope(principal: Caller) -> Scope:
-    return Scope(name=principal.name, namespaces=principal.namespaces)
-
-
 @router.post(
     "/login",
     response_model=LoginResponse,
@@ -205,7 +200,7 @@ async def login(body: LoginRequest, request: Request) -> LoginResponse:
         accessToken=result.token,
         tokenType="Bearer",
         expiresAtMs=result.expires_at_ms,
-        expiresIn=max(0, (result.expires_at_ms - now_ms()) // 1000),
+        expiresIn=result.expires_in_seconds(),
         user=UserOut.of(result.user),
     )
 
@@ -255,7 +250,7 @@ async def create_user(
         password=body.password,
         role=body.role,
         namespaces=body.namespaces,
-        scope=_scope(principal),
+        caller=principal,
     )
     return UserOut.of(user)
 
@@ -263,7 +258,7 @@ async def create_user(
 @router.get("/users", response_model=UserList, summary="List users")
 async def list_users(request: Request, principal: Caller = require("admin")) -> UserList:
     """Users visible to the caller, by username."""
-    users = await get_services(request).auth.list_users(scope=_scope(principal))
+    users = await get_services(request).auth.list_users(caller=principal)
     return UserList(items=[UserOut.of(u) for u in users])
 
 
@@ -272,7 +267,7 @@ async def get_user(
     user_id: ObjectId, request: Request, principal: Caller = require("admin")
 ) -> UserOut:
     """One user."""
-    return UserOut.of(await get_services(request).auth.get_user(user_id, scope=_scope(principal)))
+    return UserOut.of(await get_services(request).auth.get_user(user_id, caller=principal))
 
 
 @router.patch("/users/{user_id}", response_model=UserOut, summary="Update a user")
@@ -287,7 +282,7 @@ async def update_user(
         set_namespaces="namespaces" in body.model_fields_set,
         disabled=body.disabled,
         password=body.password,
-        scope=_scope(principal),
+        caller=principal,
     )
     return UserOut.of(user)
 
@@ -297,7 +292,7 @@ async def delete_user(
     user_id: ObjectId, request: Request, principal: Caller = require("admin")
 ) -> Response:
     """Delete a user; their login tokens stop working."""
-    await get_services(request).auth.delete_user(user_id, scope=_scope(principal))
+    await get_services(request).auth.delete_user(user_id, caller=principal)
     return Response(status_code=204)
 
 
@@ -311,18 +306,14 @@ async def create_token(
     body: TokenCreate, request: Request, principal: Caller = require("admin")
 ) -> TokenCreated:
     """Create an API key. The response holds the key (``secret``) this one time only."""
-    if body.expiresAtMs is not None and body.expiresInSeconds is not None:
-        raise InvalidInput("give expiresAtMs or expiresInSeconds, not both")
-    expires = body.expiresAtMs
-    if body.expiresInSeconds is not None:
-        expires = now_ms() + body.expiresInSeconds * 1000
     created = await get_services(request).auth.create_api_key(
         name=body.name,
         role=body.role,
         namespaces=body.namespaces,
-        expires_at_ms=expires,
+        expires_at_ms=body.expiresAtMs,
+        expires_in_seconds=body.expiresInSeconds,
         rate_limit_per_minute=body.rateLimitPerMinute,
-        scope=_scope(principal),
+        caller=principal,
     )
     return TokenCreated(token=TokenOut.of(created.info), secret=created.secret)
 
@@ -335,7 +326,7 @@ async def list_tokens(
 ) -> TokenList:
     """API keys visible to the caller, oldest first (revoked ones on request)."""
     keys = await get_services(request).auth.list_api_keys(
-        include_revoked=includeRevoked, scope=_scope(principal)
+        include_revoked=includeRevoked, caller=principal
     )
     return TokenList(items=[TokenOut.of(k) for k in keys])
 
@@ -345,7 +336,7 @@ async def get_token(
     token_id: ObjectId, request: Request, principal: Caller = require("admin")
 ) -> TokenOut:
     """One API key (without the key)."""
-    key = await get_services(request).auth.get_api_key(token_id, scope=_scope(principal))
+    key = await get_services(request).auth.get_api_key(token_id, caller=principal)
     return TokenOut.of(key)
 
 
@@ -354,5 +345,5 @@ async def revoke_token(
     token_id: ObjectId, request: Request, principal: Caller = require("admin")
 ) -> TokenOut:
     """Revoke an API key; it stops working immediately. Revoking twice is harmless."""
-    key = await get_services(request).auth.revoke_api_key(token_id, scope=_scope(principal))
+    key = await get_services(request).auth.revoke_api_key(token_id, caller=principal)
     return TokenOut.of(key)
