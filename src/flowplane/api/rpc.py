@@ -27,6 +27,7 @@ from starlette.requests import Request
 
 from flowplane.api.deps import ID_PATTERN, RoleRequirement
 from flowplane.api.metrics import Metrics
+from flowplane.api.models import schedules as schedule_models
 from flowplane.api.routes import approvals as approval_routes
 from flowplane.api.routes import events as event_routes
 from flowplane.api.routes import runs as run_routes
@@ -138,7 +139,7 @@ class CronRef(Params):
     schedule_id: ObjectRef
 
 
-class CronRunParams(schedule_routes.TriggerNow):
+class CronRunParams(schedule_models.TriggerNow):
     """``cronRun``: start the schedule's workflow now (optionally with another input)."""
 
     schedule_id: ObjectRef
@@ -331,9 +332,9 @@ async def _cron_list(services: Services, principal: Caller, p: CronListParams) -
     )
 
 
-@method("cronCreate", schedule_routes.ScheduleCreate, schedule_routes.create_schedule)
+@method("cronCreate", schedule_models.ScheduleCreate, schedule_routes.create_schedule)
 async def _cron_create(
-    services: Services, principal: Caller, p: schedule_routes.ScheduleCreate
+    services: Services, principal: Caller, p: schedule_models.ScheduleCreate
 ) -> Any:
     return await schedule_routes.create_schedule(p, Response(), principal, services)
 
@@ -346,7 +347,7 @@ async def _cron_delete(services: Services, principal: Caller, p: CronRef) -> Any
 
 @method("cronRun", CronRunParams, schedule_routes.trigger_schedule)
 async def _cron_run(services: Services, principal: Caller, p: CronRunParams) -> Any:
-    body = schedule_routes.TriggerNow(input=p.input)
+    body = schedule_models.TriggerNow(input=p.input)
     return await schedule_routes.trigger_schedule(
         p.schedule_id, principal, services, body, idempotency_key=p.idempotency_key
     )

@@ -73,7 +73,9 @@ def _fetch_local(settings_kwargs: dict[str, Any], params: dict[str, Any]) -> lis
         while len(items) < limit:
             page = await service.list(
                 Caller.system("cli"),
-                **params, cursor=cursor, limit=min(limit - len(items), MAX_LIST_LIMIT)
+                **params,
+                cursor=cursor,
+                limit=min(limit - len(items), MAX_LIST_LIMIT),
             )
             items += [_camel(row) for row in page.items]
             cursor = page.next_cursor

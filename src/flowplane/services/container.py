@@ -14,6 +14,7 @@ from typing import Any
 from flowplane.connectors.registry import Registry
 from flowplane.services.audit import AuditService
 from flowplane.services.auth import AuthService
+from flowplane.services.catalog import ConnectorCatalog
 from flowplane.services.credentials import CredentialService, keyring_from_settings, worker_options
 from flowplane.services.feed import EventFeed
 from flowplane.services.kv import KVService
@@ -49,6 +50,7 @@ class Services:
     credentials: CredentialService
     feed: EventFeed
     audit: AuditService
+    catalog: ConnectorCatalog
     ops: OpsService
     worker_options: dict[str, Any]
     """``Worker`` keyword arguments: the credentials provider and the KV factory."""
@@ -75,6 +77,7 @@ def build_services(store: Store, settings: Settings, registry: Registry) -> Serv
         credentials=CredentialService(store, keyring),
         feed=EventFeed(store),
         audit=AuditService(store),
+        catalog=ConnectorCatalog(registry),
         ops=OpsService(store),
         worker_options=worker_options(store, settings),
     )
