@@ -88,7 +88,7 @@ async def stop(proc: subprocess.Popen[bytes]) -> None:
 async def test_three_workers_fire_each_slot_exactly_once(store: Store, tmp_path: Path) -> None:
     registry = default_registry()
     runs = RunService(store, registry)
-    workflow = await WorkflowService(store, registry, runs).create(WORKFLOW)
+    workflow = await WorkflowService(store, registry, runs).create(Caller.system(), WORKFLOW)
     start_ms = (int(time.time() + STARTUP_SECONDS) + 1) * 1000
     end_ms = start_ms + (SLOTS - 1) * 1000
     schedule = await ScheduleService(store, registry, runs).create(

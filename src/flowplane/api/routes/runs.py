@@ -171,12 +171,10 @@ async def _stored_workflow(
 ) -> StoredWorkflow:
     """A visible stored workflow, by id or by name."""
     if workflow_id is not None:
-        stored = await services.workflows.get(workflow_id, namespaces=principal.namespaces)
+        stored = await services.workflows.get(principal, workflow_id)
     else:
         assert name is not None
-        stored = await services.workflows.get_by_name(
-            namespace or "default", name, namespaces=principal.namespaces
-        )
+        stored = await services.workflows.get_by_name(principal, namespace or "default", name)
     return stored
 
 
