@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from flowplane.cli.main import app as cli
 from flowplane.security.crypto import KeyRing, generate_key, key_id_of
+from flowplane.services.caller import Caller
 from flowplane.services.credentials import CredentialService
 from flowplane.store import audit
 from flowplane.store.audit import Actor
@@ -169,7 +170,7 @@ def test_cli_audit_and_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         try:
             service = CredentialService(store, KeyRing.parse(new_key))
             resolved = await service.resolve("ops", ["API_TOKEN"])
-            page = await service.list()
+            page = await service.list(Caller.system())
             assert key_id_of(page.items[0].key_id + ":") is None  # a bare id, not an envelope
             return resolved["API_TOKEN"] + "|" + page.items[0].key_id
         finally:

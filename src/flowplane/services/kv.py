@@ -25,6 +25,7 @@ from flowplane.errors import (
     PayloadTooLarge,
     VersionMismatch,
 )
+from flowplane.services.caller import Caller
 from flowplane.services.context import current_actor
 from flowplane.services.paging import Page, paginate
 from flowplane.store import audit
@@ -103,13 +104,20 @@ def _is_number(value: Any) -> bool:
 
 
 class KVService:
-    """Read and write namespace key-value entries."""
+    """Read and write namespace key-value entries.
+
+    ``get``, ``list``, ``put`` and ``delete`` take the :class:`Caller` of a surface (role,
+    namespace, audit actor); ``find``, ``write``, ``remove`` and ``increment`` are what a
+    workflow does through :class:`StoreKV`, named by its own actor.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def get(self, namespace: str, key: str) -> KVEntry:
-        """Return the live entry (``KVKeyNotFound`` when absent or expired)."""
+    async def get(self, caller: Caller, namespace: str, key: str) -> KVEntry:
+        """Return the live entry (viewer; ``KVKeyNotFound`` when absent or expired)."""
+        caller.require("viewer")
+        caller.check_namespace(namespace, "key")
         row = await self.store.read(lambda tx: q.get(tx, namespace, key))
         if row is None:
             raise KVKeyNotFound(f"key {key!r} not found in namespace {namespace!r}")
@@ -122,13 +130,16 @@ class KVService:
 
     async def list(
         self,
+        caller: Caller,
         namespace: str,
         *,
         prefix: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
     ) -> KVPage:
-        """Return live entries ordered by key; pass ``next_cursor`` on for the next page."""
+        """Live entries ordered by key (viewer); pass ``next_cursor`` on for the next page."""
+        caller.require("viewer")
+        caller.check_namespace(namespace, "namespace")
         limit = max(1, min(limit, MAX_LIST_LIMIT))
         rows = await self.store.read(
             lambda tx: q.listing(tx, namespace, prefix=prefix, after=cursor, limit=limit + 1)
@@ -136,6 +147,46 @@ class KVService:
         return paginate(rows, limit, itemgetter("key")).map(KVEntry.from_row)
 
     async def put(
+        self,
+        caller: Caller,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        ttl_seconds: float | None = None,
+        if_match: int | None = None,
+        if_none_match: bool = False,
+    ) -> tuple[KVEntry, bool]:
+        """Create or replace an entry as ``caller`` (editor); see :meth:`write`."""
+        caller.require("editor")
+        caller.check_namespace(namespace, "namespace")
+        return await self.write(
+            namespace,
+            key,
+            value,
+            ttl_seconds=ttl_seconds,
+            if_match=if_match,
+            if_none_match=if_none_match,
+            actor=caller.actor,
+        )
+
+    async def delete(
+        self, caller: Caller, namespace: str, key: str, *, if_match: int | None = None
+    ) -> KVEntry:
+        """Delete an entry as ``caller`` (editor); return what it held.
+
+        Raises:
+            KVKeyNotFound: there was nothing to delete (or the namespace is not visible).
+            VersionMismatch: ``if_match`` is not the entry's version.
+        """
+        caller.require("editor")
+        caller.check_namespace(namespace, "key")
+        deleted = await self.remove(namespace, key, if_match=if_match, actor=caller.actor)
+        if deleted is None:
+            raise KVKeyNotFound(f"key {key!r} not found in namespace {namespace!r}")
+        return deleted
+
+    async def write(
         self,
         namespace: str,
         key: str,
@@ -199,7 +250,7 @@ class KVService:
         row, created = await self.store.transact(fn)
         return KVEntry.from_row(row), created
 
-    async def delete(
+    async def remove(
         self,
         namespace: str,
         key: str,
@@ -344,13 +395,13 @@ class StoreKV:
 
     async def set(self, key: str, value: Any, ttl_seconds: float | None = None) -> None:
         """Store ``value`` under ``key``."""
-        await self.service.put(
+        await self.service.write(
             self.namespace, key, value, ttl_seconds=ttl_seconds, actor=self.actor
         )
 
     async def delete(self, key: str) -> bool:
         """Delete ``key``; return whether it existed."""
-        return await self.service.delete(self.namespace, key, actor=self.actor) is not None
+        return await self.service.remove(self.namespace, key, actor=self.actor) is not None
 
     async def increment(self, key: str, amount: float = 1) -> float:
         """Add ``amount`` to ``key`` atomically; return the new value."""

@@ -131,14 +131,13 @@ async def create_credential(
     body: CredentialCreate, response: Response, principal: Admin, services: Svc
 ) -> CredentialOut:
     """Seal the value with the master key and store it; the response omits the value."""
-    principal.check_namespace(body.namespace, "namespace")
     created = await services.credentials.create(
+        principal,
         body.namespace,
         body.name,
         body.value,
         type_=body.type,
         description=body.description,
-        actor=principal.actor,
     )
     response.headers["ETag"] = etag(created.version)
     response.headers["Location"] = f"/v1/credentials/{created.id}"
@@ -159,10 +158,9 @@ async def list_credentials(
     cursor: Annotated[str | None, Query(max_length=300)] = None,
 ) -> CredentialList:
     """Credentials ordered by namespace and name (names and metadata only)."""
-    namespaces = principal.visible(namespace)
-    if namespaces is not None and not namespaces:
-        return CredentialList(items=[])
-    page = await services.credentials.list(namespaces=namespaces, cursor=cursor, limit=limit)
+    page = await services.credentials.list(
+        principal, namespaces=namespace, cursor=cursor, limit=limit
+    )
     return CredentialList(
         items=[credential_model(c) for c in page.items], next_cursor=page.next_cursor
     )
@@ -178,7 +176,7 @@ async def get_credential(
     credential_id: ObjectId, response: Response, principal: Admin, services: Svc
 ) -> CredentialOut:
     """The credential's metadata, with its version as ``ETag``."""
-    found = await services.credentials.get(credential_id, principal.namespaces)
+    found = await services.credentials.get(principal, credential_id)
     response.headers["ETag"] = etag(found.version)
     return credential_model(found)
 
@@ -199,13 +197,12 @@ async def update_credential(
 ) -> CredentialOut:
     """Replace the value (re-sealed with a new nonce), type or description."""
     updated = await services.credentials.update(
+        principal,
         credential_id,
-        namespaces=principal.namespaces,
         value=body.value,
         type_=body.type,
         description=body.description,
         if_match=parse_if_match(if_match),
-        actor=principal.actor,
     )
     response.headers["ETag"] = etag(updated.version)
     return credential_model(updated)
@@ -224,10 +221,5 @@ async def delete_credential(
     if_match: IfMatch = None,
 ) -> Response:
     """Delete the credential; runs that reference it fail to resolve it from then on."""
-    await services.credentials.delete(
-        credential_id,
-        namespaces=principal.namespaces,
-        if_match=parse_if_match(if_match),
-        actor=principal.actor,
-    )
+    await services.credentials.delete(principal, credential_id, if_match=parse_if_match(if_match))
     return Response(status_code=204)

@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 from flowplane.api.deps import require, services_dependency
 from flowplane.api.models.common import etag, iso, parse_if_match, problems
 from flowplane.client.models import WireModel
-from flowplane.errors import InvalidInput, KVKeyNotFound
+from flowplane.errors import InvalidInput
 from flowplane.model.document import NAMESPACE_PATTERN
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
@@ -106,8 +106,7 @@ async def list_keys(
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
 ) -> KVList:
     """Live entries (with values) ordered by key, optionally under a prefix."""
-    principal.check_namespace(namespace, "namespace")
-    page = await services.kv.list(namespace, prefix=prefix, cursor=cursor, limit=limit)
+    page = await services.kv.list(principal, namespace, prefix=prefix, cursor=cursor, limit=limit)
     return KVList(items=[entry_model(e) for e in page.items], next_cursor=page.next_cursor)
 
 
@@ -121,8 +120,7 @@ async def get_key(
     namespace: Namespace, key: Key, response: Response, principal: Viewer, services: Svc
 ) -> KVEntryOut:
     """The entry, with its version as ``ETag``."""
-    principal.check_namespace(namespace, "key")
-    entry = await services.kv.get(namespace, key)
+    entry = await services.kv.get(principal, namespace, key)
     response.headers["ETag"] = etag(entry.version)
     return entry_model(entry)
 
@@ -147,17 +145,16 @@ async def put_key(
     if_none_match: IfNoneMatch = None,
 ) -> KVEntryOut:
     """Create or replace the entry (201 when created); conditional with ``If-Match``."""
-    principal.check_namespace(namespace, "namespace")
     if if_none_match is not None and if_none_match.strip() != "*":
         raise InvalidInput("If-None-Match supports only *")
     entry, created = await services.kv.put(
+        principal,
         namespace,
         key,
         body.value,
         ttl_seconds=body.ttl_seconds,
         if_match=parse_if_match(if_match),
         if_none_match=if_none_match is not None,
-        actor=principal.actor,
     )
     response.status_code = 201 if created else 200
     response.headers["ETag"] = etag(entry.version)
@@ -178,10 +175,5 @@ async def delete_key(
     if_match: IfMatch = None,
 ) -> Response:
     """Delete the entry (404 when absent); conditional with ``If-Match``."""
-    principal.check_namespace(namespace, "key")
-    deleted = await services.kv.delete(
-        namespace, key, if_match=parse_if_match(if_match), actor=principal.actor
-    )
-    if deleted is None:
-        raise KVKeyNotFound(f"key {key!r} not found in namespace {namespace!r}")
+    await services.kv.delete(principal, namespace, key, if_match=parse_if_match(if_match))
     return Response(status_code=204)
