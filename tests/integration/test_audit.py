@@ -68,8 +68,11 @@ async def test_record_filters_and_pagination(store: Store) -> None:
         target_id="key_1",
     )
 
-    def entries(**filters: Any) -> Any:
-        return store.read(lambda tx: audit.list_entries(tx, **filters))
+    def entries(before_id: int | None = None, limit: int = 100, **filters: Any) -> Any:
+        where = audit.AuditFilter(**filters)
+        return store.read(
+            lambda tx: audit.list_entries(tx, where, before_id=before_id, limit=limit)
+        )
 
     everything = await entries()
     assert [e["target_id"] for e in everything] == ["key_1", "k2", "s1", "k1"]  # newest first

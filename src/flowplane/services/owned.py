@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, ClassVar, Protocol
+
+from pydantic.alias_generators import to_camel
 
 from flowplane.errors import Conflict, NotFound, WorkflowNotFound
 from flowplane.services.caller import Caller, Role
@@ -54,14 +57,44 @@ class OwnedKind:
     update: Callable[..., bool]
     """``update(tx, id, **columns)``; it sets ``updated_at_ms`` unless given."""
     delete: Callable[[Tx, str], bool]
-    summary: Callable[[Row], dict[str, Any]]
-    """The audit details every entry of this kind carries."""
+    summary: tuple[str, ...]
+    """The columns every audit entry of this kind carries in its details (camelCased)."""
     delete_advice: str
     """What the conflict of deleting a declared object advises instead."""
     wake: str | None = None
     """The channel notified after a create or an update (``None``: none)."""
     role: Role = "editor"
     """The role every operation on this kind needs."""
+
+    @classmethod
+    def over(
+        cls,
+        queries: ModuleType,
+        name: str,
+        not_found: type[NotFound],
+        *,
+        summary: tuple[str, ...],
+        delete_advice: str,
+        wake: str | None = None,
+    ) -> OwnedKind:
+        """The kind whose store queries are ``queries.get_<name>``, ``list_<name>s``,
+        ``insert_<name>``, ``update_<name>`` and ``delete_<name>``."""
+        return cls(
+            name=name,
+            not_found=not_found,
+            get=getattr(queries, f"get_{name}"),
+            listing=getattr(queries, f"list_{name}s"),
+            insert=getattr(queries, f"insert_{name}"),
+            update=getattr(queries, f"update_{name}"),
+            delete=getattr(queries, f"delete_{name}"),
+            summary=summary,
+            delete_advice=delete_advice,
+            wake=wake,
+        )
+
+    def details(self, row: Row) -> dict[str, Any]:
+        """The audit details of ``row``: its :attr:`summary` columns, camelCased."""
+        return {to_camel(column): row[column] for column in self.summary}
 
 
 def find_workflow(
@@ -127,7 +160,7 @@ class OwnedService:
             namespace=row["namespace"],
             target_type=self.kind.name,
             target_id=row["id"],
-            details={**self.kind.summary(row), **details},
+            details={**self.kind.details(row), **details},
         )
 
     def _declared(self, advice: str) -> Conflict:

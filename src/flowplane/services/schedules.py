@@ -103,22 +103,14 @@ def _next_fire(values: Mapping[str, Any], spec: cron.CronSpec, now_ms: int) -> i
     )
 
 
-def _summary(row: Row) -> dict[str, Any]:
-    return {"name": row["name"], "workflowId": row["workflow_id"], "cron": row["cron"]}
-
-
 class ScheduleService(OwnedService):
     """Create, read, change, delete and fire schedules."""
 
-    kind = OwnedKind(
-        name="schedule",
-        not_found=ScheduleNotFound,
-        get=q.get_schedule,
-        listing=q.list_schedules,
-        insert=q.insert_schedule,
-        update=q.update_schedule,
-        delete=q.delete_schedule,
-        summary=_summary,
+    kind = OwnedKind.over(
+        q,
+        "schedule",
+        ScheduleNotFound,
+        summary=("name", "workflow_id", "cron"),
         delete_advice="remove it from the workflow document (or disable it with PATCH)",
         wake="schedules",
     )

@@ -125,22 +125,14 @@ def _parse_body(delivery: Delivery) -> Any:
     return text
 
 
-def _summary(row: Row) -> dict[str, Any]:
-    return {"key": row["key"], "kind": row["kind"], "scheme": row["scheme"]}
-
-
 class TriggerService(OwnedService):
     """Create, read, change and delete triggers; receive webhook deliveries."""
 
-    kind = OwnedKind(
-        name="trigger",
-        not_found=TriggerNotFound,
-        get=q.get_trigger,
-        listing=q.list_triggers,
-        insert=q.insert_trigger,
-        update=q.update_trigger,
-        delete=q.delete_trigger,
-        summary=_summary,
+    kind = OwnedKind.over(
+        q,
+        "trigger",
+        TriggerNotFound,
+        summary=("key", "kind", "scheme"),
         delete_advice="remove it from the workflow document",
     )
 

@@ -143,24 +143,11 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def list_entries(
-    tx: Tx,
-    *,
-    namespaces: Sequence[str] | None = None,
-    actor: str | None = None,
-    action: str | None = None,
-    target_type: str | None = None,
-    target_id: str | None = None,
-    request_id: str | None = None,
-    since_ms: int | None = None,
-    until_ms: int | None = None,
-    before_id: int | None = None,
-    limit: int = 100,
-) -> list[Row]:
-    """Return audit entries, newest first, matching every given filter.
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which audit entries to read; every given field must match.
 
-    Args:
-        tx: a read transaction.
+    Attributes:
         namespaces: only these namespaces (``None``: all, global entries included).
         actor: the actor name or id.
         action: an exact action, or a prefix ending with ``.`` or ``*`` (``kv.``, ``kv*``).
@@ -169,31 +156,57 @@ def list_entries(
         request_id: the request id.
         since_ms: entries at or after this time.
         until_ms: entries before this time.
+    """
+
+    namespaces: Sequence[str] | None = None
+    actor: str | None = None
+    action: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    request_id: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+
+
+def list_entries(
+    tx: Tx,
+    where: AuditFilter = AuditFilter(),
+    *,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[Row]:
+    """Return audit entries, newest first, matching ``where``.
+
+    Args:
+        tx: a read transaction.
+        where: the filter.
         before_id: the pagination cursor: entries with a smaller id.
         limit: the page size.
     """
     c = t.audit.c
     query = sa.select(t.audit)
-    if namespaces is not None:
-        query = query.where(c.namespace.in_(list(namespaces)))
-    if actor is not None:
-        query = query.where(sa.or_(c.actor == actor, c.actor_id == actor))
-    if action is not None:
-        if action.endswith(("*", ".")):
-            prefix = action.rstrip("*")
+    if where.namespaces is not None:
+        query = query.where(c.namespace.in_(list(where.namespaces)))
+    if where.actor is not None:
+        query = query.where(sa.or_(c.actor == where.actor, c.actor_id == where.actor))
+    if where.action is not None:
+        if where.action.endswith(("*", ".")):
+            prefix = where.action.rstrip("*")
             query = query.where(c.action.like(_escape_like(prefix) + "%", escape="\\"))
         else:
-            query = query.where(c.action == action)
-    if target_type is not None:
-        query = query.where(c.target_type == target_type)
-    if target_id is not None:
-        query = query.where(c.target_id == target_id)
-    if request_id is not None:
-        query = query.where(c.request_id == request_id)
-    if since_ms is not None:
-        query = query.where(c.ts_ms >= since_ms)
-    if until_ms is not None:
-        query = query.where(c.ts_ms < until_ms)
+            query = query.where(c.action == where.action)
+    exact = {
+        c.target_type: where.target_type,
+        c.target_id: where.target_id,
+        c.request_id: where.request_id,
+    }
+    for column, wanted in exact.items():
+        if wanted is not None:
+            query = query.where(column == wanted)
+    if where.since_ms is not None:
+        query = query.where(c.ts_ms >= where.since_ms)
+    if where.until_ms is not None:
+        query = query.where(c.ts_ms < where.until_ms)
     if before_id is not None:
         query = query.where(c.id < before_id)
     query = query.order_by(c.id.desc()).limit(limit)

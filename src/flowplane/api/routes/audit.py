@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query
 from flowplane.api.deps import require, services_dependency
 from flowplane.api.models.common import iso, problems
 from flowplane.client.models import WireModel
-from flowplane.services.audit import MAX_LIST_LIMIT
+from flowplane.services.audit import MAX_LIST_LIMIT, AuditFilter
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 
@@ -90,8 +90,7 @@ async def list_audit(
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
 ) -> AuditPage:
     """Entries newest first, filtered; an admin limited to namespaces sees only theirs."""
-    page = await services.audit.list(
-        principal,
+    where = AuditFilter(
         namespaces=namespace,
         actor=actor,
         action=action,
@@ -100,7 +99,7 @@ async def list_audit(
         request_id=request_id,
         since_ms=since_ms,
         until_ms=until_ms,
-        cursor=str(cursor) if cursor is not None else None,
-        limit=limit,
     )
+    cursor_text = str(cursor) if cursor is not None else None
+    page = await services.audit.list(principal, where, cursor=cursor_text, limit=limit)
     return AuditPage(items=[entry_model(r) for r in page.items], next_cursor=page.next_cursor)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Response
 
 from flowplane.api.deps import get_services, require
 from flowplane.api.models.schedules import (
@@ -25,7 +25,7 @@ from flowplane.api.models.schedules import (
     schedule_out,
 )
 from flowplane.api.openapi import error_responses
-from flowplane.api.paging import Cursor, NamespaceFilter, PageSize
+from flowplane.api.paging import OwnedListing, owned_listing
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 
@@ -54,16 +54,15 @@ async def create_schedule(
 
 @router.get("/v1/schedules", response_model=ScheduleList, summary="List schedules")
 async def list_schedules(
-    principal: Editor,
-    services: Svc,
-    namespace: NamespaceFilter = None,
-    workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
-    limit: PageSize = 50,
-    cursor: Cursor = None,
+    principal: Editor, services: Svc, query: Annotated[OwnedListing, Depends(owned_listing)]
 ) -> ScheduleList:
     """List schedules by id, a page at a time."""
     page = await services.schedules.list(
-        principal, namespaces=namespace, workflow_id=workflow_id, cursor=cursor, limit=limit
+        principal,
+        namespaces=query.namespaces,
+        workflow_id=query.workflow_id,
+        cursor=query.cursor,
+        limit=query.limit,
     )
     return ScheduleList(items=[schedule_out(r) for r in page.items], next_cursor=page.next_cursor)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
@@ -24,7 +24,7 @@ from flowplane.api.models.triggers import (
     trigger_out,
 )
 from flowplane.api.openapi import error_responses
-from flowplane.api.paging import Cursor, NamespaceFilter, PageSize
+from flowplane.api.paging import OwnedListing, owned_listing
 from flowplane.errors import SignatureInvalid
 from flowplane.services import webhook_reply
 from flowplane.services.caller import Caller
@@ -77,16 +77,15 @@ async def create_trigger(
 
 @router.get("/v1/triggers", response_model=TriggerList, summary="List triggers")
 async def list_triggers(
-    principal: Editor,
-    services: Svc,
-    namespace: NamespaceFilter = None,
-    workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
-    limit: PageSize = 50,
-    cursor: Cursor = None,
+    principal: Editor, services: Svc, query: Annotated[OwnedListing, Depends(owned_listing)]
 ) -> TriggerList:
     """List triggers by id, a page at a time."""
     page = await services.triggers.list(
-        principal, namespaces=namespace, workflow_id=workflow_id, cursor=cursor, limit=limit
+        principal,
+        namespaces=query.namespaces,
+        workflow_id=query.workflow_id,
+        cursor=query.cursor,
+        limit=query.limit,
     )
     return TriggerList(items=[trigger_out(r) for r in page.items], next_cursor=page.next_cursor)
 
