@@ -322,35 +322,37 @@ async def _list_workflows(services: Services, principal: Caller, p: PageParams) 
 
 @method("cronList", CronListParams, schedule_routes.list_schedules)
 async def _cron_list(services: Services, principal: Caller, p: CronListParams) -> Any:
-    return await schedule_routes.list_schedules(
+    page = await services.schedules.list(
         principal,
-        services,
-        namespace=p.namespace,
+        namespaces=p.namespace,
         workflow_id=p.workflow_id,
-        limit=p.limit,
         cursor=p.cursor,
+        limit=p.limit,
     )
+    items = [schedule_models.schedule_out(r) for r in page.items]
+    return schedule_models.ScheduleList(items=items, next_cursor=page.next_cursor)
 
 
 @method("cronCreate", schedule_models.ScheduleCreate, schedule_routes.create_schedule)
 async def _cron_create(
     services: Services, principal: Caller, p: schedule_models.ScheduleCreate
 ) -> Any:
-    return await schedule_routes.create_schedule(p, Response(), principal, services)
+    row = await services.schedules.create(principal, schedule_models.schedule_changes(p))
+    return schedule_models.schedule_out(row)
 
 
 @method("cronDelete", CronRef, schedule_routes.delete_schedule)
 async def _cron_delete(services: Services, principal: Caller, p: CronRef) -> Any:
-    await schedule_routes.delete_schedule(p.schedule_id, principal, services)
+    await services.schedules.delete(principal, p.schedule_id)
     return {"scheduleId": p.schedule_id, "deleted": True}
 
 
 @method("cronRun", CronRunParams, schedule_routes.trigger_schedule)
 async def _cron_run(services: Services, principal: Caller, p: CronRunParams) -> Any:
-    body = schedule_models.TriggerNow(input=p.input)
-    return await schedule_routes.trigger_schedule(
-        p.schedule_id, principal, services, body, idempotency_key=p.idempotency_key
+    started = await services.schedules.trigger(
+        principal, p.schedule_id, run_input=p.input, idempotency_key=p.idempotency_key
     )
+    return schedule_models.Started(run_id=started.run["id"])
 
 
 @method("streamRunEvents", StreamRunParams, run_routes.stream_run_events)

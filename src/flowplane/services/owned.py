@@ -25,7 +25,7 @@ from flowplane.store.audit import Actor
 from flowplane.store.base import Store
 from flowplane.store.tx import Row, Tx
 
-__all__ = ["OwnedKind", "OwnedService", "declared_triggers", "find_workflow"]
+__all__ = ["OwnedKind", "OwnedService", "find_workflow"]
 
 
 class ListRows(Protocol):
@@ -121,15 +121,6 @@ def find_workflow(
     if row is None or not caller.can_see(row["namespace"]):
         raise WorkflowNotFound(f"workflow {ref!r} not found")
     return row
-
-
-def declared_triggers(workflow: Row, type_: str) -> list[Mapping[str, Any]]:
-    """The items of type ``type_`` in a workflow's ``triggers:`` (none once it is deleted)."""
-    if workflow.get("deleted_at_ms") is not None:
-        return []
-    document = workflow.get("document") or {}
-    declared = list(document.get("triggers") or [])
-    return [t for t in declared if isinstance(t, Mapping) and t.get("type") == type_]
 
 
 class OwnedService:

@@ -2,8 +2,7 @@
 
 A schedule belongs to one workflow and fires its latest version. Schedules created through
 ``/v1/schedules`` have ``owner="api"``; those declared in a workflow's ``triggers:`` have
-``owner="workflow"`` and follow the document: :func:`sync_workflow_triggers` runs in the
-workflow's own write transaction, so a document and its schedules never disagree. Firing
+``owner="workflow"`` and follow the document (:mod:`flowplane.services.declared`). Firing
 is the engine's business (:func:`flowplane.engine.cron.tick`).
 """
 
@@ -21,15 +20,12 @@ from flowplane.errors import (
     Conflict,
     InvalidInput,
     ScheduleNotFound,
-    WorkflowInvalid,
     WorkflowNotFound,
 )
-from flowplane.model.durations import parse_duration
 from flowplane.services.caller import Caller
 from flowplane.services.owned import (
     OwnedKind,
     OwnedService,
-    declared_triggers,
     find_workflow,
 )
 from flowplane.services.runs import RunService, StartResult
@@ -94,7 +90,8 @@ def check_schedule(values: Mapping[str, Any]) -> cron.CronSpec:
     return spec
 
 
-def _next_fire(values: Mapping[str, Any], spec: cron.CronSpec, now_ms: int) -> int | None:
+def next_fire(values: Mapping[str, Any], spec: cron.CronSpec, now_ms: int) -> int | None:
+    """The first slot of ``spec`` from ``now_ms`` within the schedule's date range."""
     return cron.first_slot(
         spec,
         now_ms=now_ms,
@@ -162,7 +159,7 @@ class ScheduleService(OwnedService):
             row.update(
                 namespace=workflow["namespace"],
                 workflow_id=workflow["id"],
-                next_fire_ms=_next_fire(row, spec, tx.now_ms),
+                next_fire_ms=next_fire(row, spec, tx.now_ms),
                 last_fired_slot_ms=None,
             )
 
@@ -215,7 +212,7 @@ class ScheduleService(OwnedService):
                 merged["enabled"] and not current["enabled"]
             )
             if retime:
-                merged["next_fire_ms"] = _next_fire(merged, spec, tx.now_ms)
+                merged["next_fire_ms"] = next_fire(merged, spec, tx.now_ms)
             merged["updated_at_ms"] = tx.now_ms
             columns = {k: v for k, v in merged.items() if k != "id"}
             return columns, {"changed": sorted(changes)}
@@ -261,116 +258,3 @@ class ScheduleService(OwnedService):
         """Fire every due slot now (admin; what each scheduler loop does on its own)."""
         caller.require("admin")
         return await cron.tick(self.store, now_ms, registry=self.registry)
-
-
-# --- schedules declared in workflow documents ----------------------------------------------
-
-
-def _declared_schedule(item: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """The columns of a ``{type: schedule, ...}`` trigger of a document."""
-    known = {
-        "type",
-        "name",
-        "cron",
-        "timezone",
-        "input",
-        "enabled",
-        "start_at",
-        "end_at",
-        "catchup",
-        "catchup_window",
-    }
-    unknown = sorted(set(item) - known)
-    if unknown:
-        raise WorkflowInvalid(f"{where}: unknown schedule field(s) {', '.join(unknown)}")
-    if not isinstance(item.get("cron"), str):
-        raise WorkflowInvalid(f"{where}: a schedule trigger needs `cron`")
-    timezone = str(item.get("timezone") or "UTC")
-    window = item.get("catchup_window", DEFAULT_CATCHUP_WINDOW_SECONDS)
-    values: dict[str, Any] = {
-        "cron": item["cron"],
-        "timezone": timezone,
-        "input": item.get("input") or {},
-        "start_at_ms": parse_instant(item.get("start_at"), timezone, f"{where}.start_at"),
-        "end_at_ms": parse_instant(item.get("end_at"), timezone, f"{where}.end_at"),
-        "catchup": item.get("catchup") or DEFAULT_CATCHUP,
-        "catchup_window_seconds": int(parse_duration(window)),
-    }
-    if "enabled" in item:
-        values["enabled"] = bool(item["enabled"])
-    try:
-        check_schedule(values)
-    except InvalidInput as exc:
-        # Keep the precise class (InvalidCron, ...) and say where in the document it is.
-        raise type(exc)(f"{where}: {exc.detail}", **exc.extra) from None
-    return values
-
-
-def sync_workflow_schedules(tx: Tx, workflow: Row) -> None:
-    """Make the workflow-owned schedules match the document's ``triggers:`` (in ``tx``).
-
-    Schedules are matched by ``name`` (default ``schedule-<n>``, n counting the document's
-    schedule triggers from 1). A matched schedule keeps its fire history and, unless the
-    document says ``enabled``, its enabled flag; a changed cron, time zone or date range
-    restarts it from now.
-    """
-    items = declared_triggers(workflow, "schedule")
-    existing = {r["name"]: r for r in q.schedules_of_workflow(tx, workflow["id"], owner="workflow")}
-    seen: set[str] = set()
-    for number, item in enumerate(items, start=1):
-        name = str(item.get("name") or f"schedule-{number}")
-        where = f"triggers (schedule {name!r})"
-        if name in seen:
-            raise WorkflowInvalid(f"{where}: two schedule triggers are named {name!r}")
-        seen.add(name)
-        values = _declared_schedule(item, where)
-        spec = cron.parse_cron(values["cron"], values["timezone"])
-        old = existing.get(name)
-        if old is None:
-            if q.schedule_by_name(tx, workflow["id"], name) is not None:
-                raise Conflict(f"{where}: the workflow already has an API schedule named {name!r}")
-            row = {
-                "id": new_id(),
-                "namespace": workflow["namespace"],
-                "workflow_id": workflow["id"],
-                "name": name,
-                "enabled": True,
-                "owner": "workflow",
-                "last_fired_slot_ms": None,
-                "created_at_ms": tx.now_ms,
-                "updated_at_ms": tx.now_ms,
-                "created_by": workflow.get("created_by"),
-                **values,
-            }
-            row["next_fire_ms"] = _next_fire(row, spec, tx.now_ms)
-            q.insert_schedule(tx, row)
-            continue
-        merged = {**old, **values, "namespace": workflow["namespace"]}
-        if any(merged[f] != old[f] for f in TIMING_FIELDS) or (
-            merged["enabled"] and not old["enabled"]
-        ):
-            merged["next_fire_ms"] = _next_fire(merged, spec, tx.now_ms)
-        if merged != old:
-            q.update_schedule(tx, old["id"], **{k: v for k, v in merged.items() if k != "id"})
-    for name, old in existing.items():
-        if name not in seen:
-            q.delete_schedule(tx, old["id"])
-    if workflow.get("deleted_at_ms") is not None:
-        # API schedules of a deleted workflow would only fail: remove them too.
-        for old in q.schedules_of_workflow(tx, workflow["id"]):
-            q.delete_schedule(tx, old["id"])
-    tx.notify("schedules")
-
-
-def sync_workflow_triggers(tx: Tx, workflow: Row) -> None:
-    """Sync everything a workflow's ``triggers:`` declares: schedules and webhook triggers.
-
-    Call it inside the transaction that creates, updates or deletes the workflow, with the
-    workflow row as written (``deleted_at_ms`` set for a deletion). Raises the
-    :class:`~flowplane.errors.InvalidInput` family when a declared trigger is wrong, which
-    rolls the workflow write back.
-    """
-    from flowplane.services.triggers import sync_workflow_webhooks
-
-    sync_workflow_schedules(tx, workflow)
-    sync_workflow_webhooks(tx, workflow)

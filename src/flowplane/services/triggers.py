@@ -29,7 +29,6 @@ from flowplane.errors import (
     SignatureInvalid,
     TriggerKeyExists,
     TriggerNotFound,
-    WorkflowInvalid,
     WorkflowNotFound,
 )
 from flowplane.model import templates
@@ -39,7 +38,6 @@ from flowplane.services.caller import Caller
 from flowplane.services.owned import (
     OwnedKind,
     OwnedService,
-    declared_triggers,
     find_workflow,
 )
 from flowplane.services.runs import RunService
@@ -372,73 +370,3 @@ def _target(
     if not caller.can_see(namespace):
         raise WorkflowNotFound(f"namespace {namespace!r} not found")
     return namespace, None
-
-
-# --- webhook triggers declared in workflow documents ---------------------------------------
-
-
-def sync_workflow_webhooks(tx: Tx, workflow: Row) -> None:
-    """Make the workflow-owned webhook triggers match the document's ``triggers:``.
-
-    Declared as ``{type: webhook, key, kind?, signal?, correlation?, scheme?, enabled?}``
-    and matched by ``key``; the secret (never in a document) is set with ``PUT`` and kept
-    across document updates.
-    """
-    items = declared_triggers(workflow, "webhook")
-    existing = {r["key"]: r for r in q.triggers_of_workflow(tx, workflow["id"], owner="workflow")}
-    seen: set[str] = set()
-    known = {"type", "key", "kind", "signal", "correlation", "scheme", "enabled"}
-    for item in items:
-        where = f"triggers (webhook {item.get('key')!r})"
-        unknown = sorted(set(item) - known)
-        if unknown:
-            raise WorkflowInvalid(f"{where}: unknown webhook field(s) {', '.join(unknown)}")
-        key = item.get("key")
-        if not isinstance(key, str) or not KEY_PATTERN.match(key):
-            raise WorkflowInvalid(f"{where}: `key` must match {KEY_PATTERN.pattern}")
-        if key in seen:
-            raise WorkflowInvalid(f"{where}: two webhook triggers use key {key!r}")
-        seen.add(key)
-        kind = item.get("kind") or "run"
-        scheme = item.get("scheme") or "none"
-        if kind not in KINDS or scheme not in webhooks.SCHEMES:
-            raise WorkflowInvalid(
-                f"{where}: kind must be run|signal, scheme one of {webhooks.SCHEMES}"
-            )
-        if kind == "signal" and not item.get("signal"):
-            raise WorkflowInvalid(f"{where}: a signal webhook needs `signal` (the signal name)")
-        if item.get("correlation"):
-            templates.check_template(str(item["correlation"]), expression=True)
-        values: dict[str, Any] = {
-            "namespace": workflow["namespace"],
-            "kind": kind,
-            "signal_name": item.get("signal") if kind == "signal" else None,
-            "correlation": item.get("correlation") if kind == "signal" else None,
-            "scheme": scheme,
-        }
-        if "enabled" in item:
-            values["enabled"] = bool(item["enabled"])
-        old = existing.get(key)
-        if old is None:
-            if q.trigger_by_key(tx, key) is not None:
-                raise TriggerKeyExists(f"{where}: webhook key {key!r} is already in use")
-            q.insert_trigger(
-                tx,
-                {
-                    "id": transitions.new_id(),
-                    "workflow_id": workflow["id"],
-                    "key": key,
-                    "secret": None,
-                    "enabled": True,
-                    "owner": "workflow",
-                    "created_at_ms": tx.now_ms,
-                    "updated_at_ms": tx.now_ms,
-                    "created_by": workflow.get("created_by"),
-                    **values,
-                },
-            )
-        elif any(old[k] != v for k, v in values.items()):
-            q.update_trigger(tx, old["id"], **values)
-    for key, old in existing.items():
-        if key not in seen:
-            q.delete_trigger(tx, old["id"])

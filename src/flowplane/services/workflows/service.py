@@ -6,8 +6,8 @@ from typing import Any
 
 from flowplane.errors import PreconditionRequired, WorkflowNotFound
 from flowplane.services.caller import Caller
+from flowplane.services.declared import sync_workflow_triggers
 from flowplane.services.runs import StartResult
-from flowplane.services.schedules import sync_workflow_triggers
 from flowplane.services.workflows import versions
 from flowplane.services.workflows.documents import canonical_document, in_namespace
 from flowplane.services.workflows.import_export import ImportExportMixin
