@@ -140,8 +140,6 @@ class TriggerService(OwnedService):
         self.keyring = keyring
         self.signature_failures: collections.Counter[tuple[str, str]] = collections.Counter()
 
-    # --- secrets ------------------------------------------------------------------------
-
     def _seal(self, trigger_id: str, secret: str | None) -> str | None:
         if secret is None:
             return None
@@ -161,8 +159,6 @@ class TriggerService(OwnedService):
                 reason="no_secret",
             )
         return self.keyring.decrypt(sealed, context=_secret_context(row["id"]))
-
-    # --- CRUD -------------------------------------------------------------------------------
 
     def _checked(self, values: Mapping[str, Any], *, require_secret: bool) -> dict[str, Any]:
         key = values.get("key") or secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
@@ -256,8 +252,6 @@ class TriggerService(OwnedService):
             return changes, {"secretChanged": "secret" in values}
 
         return await self._update(caller, trigger_id, change)
-
-    # --- deliveries -------------------------------------------------------------------
 
     async def receive(self, key: str, delivery: Delivery) -> WebhookOutcome:
         """Verify and act on one delivery to ``/v1/webhooks/{key}``.

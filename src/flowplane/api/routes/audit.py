@@ -8,14 +8,16 @@ and after), when (``tsMs``), where (``namespace``) and the ``requestId`` of the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from flowplane.api.deps import require, services_dependency
-from flowplane.api.models.common import iso, problems
-from flowplane.client.models import WireModel
+from flowplane.api.models.audit import (
+    AuditPage,
+    entry_model,
+)
+from flowplane.api.models.common import problems
 from flowplane.services.audit import MAX_LIST_LIMIT, AuditFilter
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
@@ -24,52 +26,6 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 Admin = Annotated[Caller, require("admin")]
 Svc = Annotated[Services, Depends(services_dependency)]
-
-
-class AuditEntry(WireModel):
-    """One audited mutation."""
-
-    id: int
-    ts_ms: int
-    timestamp: str | None = None
-    actor: str
-    actor_kind: str
-    actor_id: str | None = None
-    action: str
-    namespace: str | None = None
-    target_type: str
-    target_id: str
-    before_version: int | None = None
-    after_version: int | None = None
-    request_id: str | None = None
-    details: Any = None
-
-
-class AuditPage(WireModel):
-    """A page of entries, newest first."""
-
-    items: list[AuditEntry]
-    next_cursor: str | None = None
-
-
-def entry_model(row: Mapping[str, Any]) -> AuditEntry:
-    """The wire form of an audit row."""
-    return AuditEntry(
-        id=int(row["id"]),
-        ts_ms=int(row["ts_ms"]),
-        timestamp=iso(row["ts_ms"]),
-        actor=row["actor"],
-        actor_kind=row["actor_kind"],
-        actor_id=row["actor_id"],
-        action=row["action"],
-        namespace=row["namespace"],
-        target_type=row["target_type"],
-        target_id=row["target_id"],
-        before_version=row["before_version"],
-        after_version=row["after_version"],
-        request_id=row["request_id"],
-        details=row["details"],
-    )
 
 
 @router.get("", response_model=AuditPage, summary="Read the audit log", responses=problems(400))

@@ -44,8 +44,6 @@ class WorkflowReader:
         self.registry = registry
         self.runs = runs
 
-    # --- parsing ------------------------------------------------------------------------
-
     def parse(
         self, document: dict[str, Any] | str | bytes, *, source: str = "<request>"
     ) -> Workflow:
@@ -85,8 +83,6 @@ class WorkflowReader:
             errors = [dict(e, path=None, line=None) for e in exc.extra.get("errors", [])]
             return ValidationReport(valid=False, errors=errors, document=canonical_document(wf))
         return ValidationReport(valid=True, errors=[], document=canonical_document(wf))
-
-    # --- reads --------------------------------------------------------------------------
 
     @staticmethod
     def _load(tx: Tx, caller: Caller, workflow_id: str) -> StoredWorkflow:

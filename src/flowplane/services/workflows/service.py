@@ -24,8 +24,6 @@ __all__ = ["WorkflowService"]
 class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
     """Create, read, change, version, import/export and run stored workflows."""
 
-    # --- writes -------------------------------------------------------------------------
-
     async def create(
         self,
         caller: Caller,
