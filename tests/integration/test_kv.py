@@ -169,7 +169,7 @@ async def _stores(db: tuple[str, str]) -> AsyncIterator[list[Store]]:
 async def test_cas_no_lost_updates_16_writers(db: tuple[str, str]) -> None:
     async with _stores(db) as stores:
         services = [KVService(s) for s in stores]
-        await services[0].write("default", "counter", 0, actor=ALICE)
+        await services[0].put(SYSTEM, "default", "counter", 0, actor=ALICE)
         conflicts = 0
 
         async def writer(index: int) -> None:
@@ -179,7 +179,8 @@ async def test_cas_no_lost_updates_16_writers(db: tuple[str, str]) -> None:
                 while True:
                     entry = await kv.get(SYSTEM, "default", "counter")
                     try:
-                        await kv.write(
+                        await kv.put(
+                            SYSTEM,
                             "default",
                             "counter",
                             entry.value + 1,

@@ -39,6 +39,9 @@ MAX_TTL_SECONDS = 10 * 365 * 86400
 MAX_LIST_LIMIT = 1000
 _KEY_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 WORKFLOW_ACTOR = audit.Actor(name="workflow", kind="workflow")
+WORKFLOW = Caller.system("workflow")
+"""The caller of a workflow's own KV access: any namespace its run is in (the audit log
+names :data:`WORKFLOW_ACTOR` or the accessor's actor instead)."""
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,8 @@ class KVService:
     """Read and write namespace key-value entries.
 
     ``get``, ``list``, ``put`` and ``delete`` take the :class:`Caller` of a surface (role,
-    namespace, audit actor); ``find``, ``write``, ``remove`` and ``increment`` are what a
-    workflow does through :class:`StoreKV`, named by its own actor.
+    namespace, audit actor); ``find`` and ``increment`` serve only workflows, through
+    :class:`StoreKV`, which name their own actor.
     """
 
     def __init__(self, store: Store) -> None:
@@ -156,50 +159,12 @@ class KVService:
         ttl_seconds: float | None = None,
         if_match: int | None = None,
         if_none_match: bool = False,
-    ) -> tuple[KVEntry, bool]:
-        """Create or replace an entry as ``caller`` (editor); see :meth:`write`."""
-        caller.require("editor")
-        caller.check_namespace(namespace, "namespace")
-        return await self.write(
-            namespace,
-            key,
-            value,
-            ttl_seconds=ttl_seconds,
-            if_match=if_match,
-            if_none_match=if_none_match,
-            actor=caller.actor,
-        )
-
-    async def delete(
-        self, caller: Caller, namespace: str, key: str, *, if_match: int | None = None
-    ) -> KVEntry:
-        """Delete an entry as ``caller`` (editor); return what it held.
-
-        Raises:
-            KVKeyNotFound: there was nothing to delete (or the namespace is not visible).
-            VersionMismatch: ``if_match`` is not the entry's version.
-        """
-        caller.require("editor")
-        caller.check_namespace(namespace, "key")
-        deleted = await self.remove(namespace, key, if_match=if_match, actor=caller.actor)
-        if deleted is None:
-            raise KVKeyNotFound(f"key {key!r} not found in namespace {namespace!r}")
-        return deleted
-
-    async def write(
-        self,
-        namespace: str,
-        key: str,
-        value: Any,
-        *,
-        ttl_seconds: float | None = None,
-        if_match: int | None = None,
-        if_none_match: bool = False,
         actor: audit.Actor | None = None,
     ) -> tuple[KVEntry, bool]:
-        """Create or replace an entry; return it and whether it was created.
+        """Create or replace an entry (editor); return it and whether it was created.
 
         Args:
+            caller: who asks (the namespace must be visible to it).
             namespace: the namespace.
             key: the key.
             value: any JSON value but null.
@@ -207,11 +172,13 @@ class KVService:
                 TTL removes an earlier one).
             if_match: only replace the entry at this version (0: only if absent).
             if_none_match: only create (412 when the key exists).
-            actor: who writes (default: the current request's caller).
+            actor: who the audit log names instead of the caller (a workflow's own actor).
         """
+        caller.require("editor")
+        caller.check_namespace(namespace, "namespace")
         check_key(key)
         check_value(value)
-        who = actor or current_actor()
+        who = actor or caller.actor
 
         def fn(tx: Tx) -> tuple[Row, bool]:
             current, live = _lock(tx, namespace, key)
@@ -250,20 +217,27 @@ class KVService:
         row, created = await self.store.transact(fn)
         return KVEntry.from_row(row), created
 
-    async def remove(
+    async def delete(
         self,
+        caller: Caller,
         namespace: str,
         key: str,
         *,
         if_match: int | None = None,
         actor: audit.Actor | None = None,
-    ) -> KVEntry | None:
-        """Delete an entry; return what it held (``None`` when there was nothing).
+    ) -> KVEntry:
+        """Delete an entry (editor); return what it held.
 
-        With ``if_match``, the entry must be at that version (412 otherwise).
+        With ``if_match``, the entry must be at that version (412 otherwise); ``actor``
+        names someone else than the caller in the audit log.
+
+        Raises:
+            KVKeyNotFound: there was nothing to delete (or the namespace is not visible).
         """
+        caller.require("editor")
+        caller.check_namespace(namespace, "key")
         check_key(key)
-        who = actor or current_actor()
+        who = actor or caller.actor
 
         def fn(tx: Tx) -> Row | None:
             _, live = _lock(tx, namespace, key)
@@ -285,7 +259,9 @@ class KVService:
             return live
 
         row = await self.store.transact(fn)
-        return KVEntry.from_row(row) if row is not None else None
+        if row is None:
+            raise KVKeyNotFound(f"key {key!r} not found in namespace {namespace!r}")
+        return KVEntry.from_row(row)
 
     async def increment(
         self,
@@ -395,13 +371,17 @@ class StoreKV:
 
     async def set(self, key: str, value: Any, ttl_seconds: float | None = None) -> None:
         """Store ``value`` under ``key``."""
-        await self.service.write(
-            self.namespace, key, value, ttl_seconds=ttl_seconds, actor=self.actor
+        await self.service.put(
+            WORKFLOW, self.namespace, key, value, ttl_seconds=ttl_seconds, actor=self.actor
         )
 
     async def delete(self, key: str) -> bool:
         """Delete ``key``; return whether it existed."""
-        return await self.service.remove(self.namespace, key, actor=self.actor) is not None
+        try:
+            await self.service.delete(WORKFLOW, self.namespace, key, actor=self.actor)
+        except KVKeyNotFound:
+            return False
+        return True
 
     async def increment(self, key: str, amount: float = 1) -> float:
         """Add ``amount`` to ``key`` atomically; return the new value."""
