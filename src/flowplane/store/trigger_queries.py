@@ -28,6 +28,35 @@ def _all(tx: Tx, query: sa.Select[Any]) -> list[Row]:
     return [dict(r._mapping) for r in tx.conn.execute(query)]
 
 
+def _listing(
+    tx: Tx,
+    table: sa.Table,
+    namespaces: Sequence[str] | None,
+    workflow_id: str | None,
+    after_id: str | None,
+    limit: int,
+) -> list[Row]:
+    """Rows of a workflow-owned table (schedules, triggers) by id, after ``after_id``."""
+    c = table.c
+    query = sa.select(table)
+    if namespaces is not None:
+        query = query.where(c.namespace.in_(list(namespaces)))
+    if workflow_id is not None:
+        query = query.where(c.workflow_id == workflow_id)
+    if after_id is not None:
+        query = query.where(c.id > after_id)
+    return _all(tx, query.order_by(c.id).limit(limit))
+
+
+def _of_workflow(tx: Tx, table: sa.Table, workflow_id: str, owner: str | None) -> list[Row]:
+    """A workflow's rows of a workflow-owned table (only those of ``owner`` when given)."""
+    c = table.c
+    query = sa.select(table).where(c.workflow_id == workflow_id)
+    if owner is not None:
+        query = query.where(c.owner == owner)
+    return _all(tx, query.order_by(c.id))
+
+
 def _insert_once(tx: Tx, table: sa.Table, values: dict[str, Any], key: Sequence[str]) -> bool:
     """Insert ``values`` unless a row with the same unique ``key`` exists; return if inserted."""
     dialect = postgresql if tx.dialect == "postgresql" else sqlite
@@ -69,24 +98,12 @@ def list_schedules(
     limit: int = 50,
 ) -> list[Row]:
     """Return schedules ordered by id; ``after_id`` is the pagination cursor."""
-    c = t.schedules.c
-    query = sa.select(t.schedules)
-    if namespaces is not None:
-        query = query.where(c.namespace.in_(list(namespaces)))
-    if workflow_id is not None:
-        query = query.where(c.workflow_id == workflow_id)
-    if after_id is not None:
-        query = query.where(c.id > after_id)
-    return _all(tx, query.order_by(c.id).limit(limit))
+    return _listing(tx, t.schedules, namespaces, workflow_id, after_id, limit)
 
 
 def schedules_of_workflow(tx: Tx, workflow_id: str, owner: str | None = None) -> list[Row]:
     """Return a workflow's schedules (only those of ``owner`` when given)."""
-    c = t.schedules.c
-    query = sa.select(t.schedules).where(c.workflow_id == workflow_id)
-    if owner is not None:
-        query = query.where(c.owner == owner)
-    return _all(tx, query.order_by(c.id))
+    return _of_workflow(tx, t.schedules, workflow_id, owner)
 
 
 def update_schedule(tx: Tx, schedule_id: str, **values: Any) -> bool:
@@ -198,24 +215,12 @@ def list_triggers(
     limit: int = 50,
 ) -> list[Row]:
     """Return triggers ordered by id; ``after_id`` is the pagination cursor."""
-    c = t.triggers.c
-    query = sa.select(t.triggers)
-    if namespaces is not None:
-        query = query.where(c.namespace.in_(list(namespaces)))
-    if workflow_id is not None:
-        query = query.where(c.workflow_id == workflow_id)
-    if after_id is not None:
-        query = query.where(c.id > after_id)
-    return _all(tx, query.order_by(c.id).limit(limit))
+    return _listing(tx, t.triggers, namespaces, workflow_id, after_id, limit)
 
 
 def triggers_of_workflow(tx: Tx, workflow_id: str, owner: str | None = None) -> list[Row]:
     """Return a workflow's triggers (only those of ``owner`` when given)."""
-    c = t.triggers.c
-    query = sa.select(t.triggers).where(c.workflow_id == workflow_id)
-    if owner is not None:
-        query = query.where(c.owner == owner)
-    return _all(tx, query.order_by(c.id))
+    return _of_workflow(tx, t.triggers, workflow_id, owner)
 
 
 def update_trigger(tx: Tx, trigger_id: str, **values: Any) -> bool:
