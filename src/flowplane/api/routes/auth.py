@@ -27,7 +27,6 @@ from flowplane.api.models.auth import (
     UserUpdate,
 )
 from flowplane.api.openapi import error_responses
-from flowplane.errors import InvalidInput
 from flowplane.services.caller import Caller
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -82,10 +81,8 @@ async def change_password(
     body: PasswordChange, request: Request, principal: Caller = require("viewer")
 ) -> UserOut:
     """Change the logged-in user's password; every older login token stops working."""
-    if principal.kind != "user":
-        raise InvalidInput("API keys have no password; log in as a user")
     services = get_services(request)
-    user = await services.auth.change_password(principal.id, body.currentPassword, body.newPassword)
+    user = await services.auth.change_password(principal, body.currentPassword, body.newPassword)
     return UserOut.of(user)
 
 

@@ -173,8 +173,16 @@ class Users:
             raise NotFound("user not found")
         return UserInfo.from_row(row)
 
-    async def change_password(self, user_id: str, current: str, new: str) -> UserInfo:
-        """A user's own password change: checks ``current``, revokes older tokens."""
+    async def change_password(self, caller: Caller, current: str, new: str) -> UserInfo:
+        """The calling user's own password change: checks ``current``, revokes older tokens.
+
+        Raises:
+            InvalidInput: the caller is not a user (API keys have no password).
+            Unauthorized: ``current`` is wrong.
+        """
+        if caller.kind != "user":
+            raise InvalidInput("API keys have no password; log in as a user")
+        user_id = caller.id
         row = await self.store.read(lambda tx: q.get_user(tx, user_id))
         if row is None or not passwords.verify_password(row["password_hash"], current):
             raise Unauthorized("the current password is wrong")
