@@ -59,8 +59,6 @@ class OwnedKind:
     delete: Callable[[Tx, str], bool]
     summary: tuple[str, ...]
     """The columns every audit entry of this kind carries in its details (camelCased)."""
-    delete_advice: str
-    """What the conflict of deleting a declared object advises instead."""
     wake: str | None = None
     """The channel notified after a create or an update (``None``: none)."""
     role: Role = "editor"
@@ -72,9 +70,7 @@ class OwnedKind:
         queries: ModuleType,
         name: str,
         not_found: type[NotFound],
-        *,
         summary: tuple[str, ...],
-        delete_advice: str,
         wake: str | None = None,
     ) -> OwnedKind:
         """The kind whose store queries are ``queries.get_<name>``, ``list_<name>s``,
@@ -88,7 +84,6 @@ class OwnedKind:
             update=getattr(queries, f"update_{name}"),
             delete=getattr(queries, f"delete_{name}"),
             summary=summary,
-            delete_advice=delete_advice,
             wake=wake,
         )
 
@@ -134,6 +129,8 @@ class OwnedService:
     """
 
     kind: ClassVar[OwnedKind]
+    delete_advice: ClassVar[str]
+    """What the conflict of deleting a declared object advises instead."""
     store: Store
 
     def _visible(self, tx: Tx, object_id: str, caller: Caller) -> Row:
@@ -201,7 +198,7 @@ class OwnedService:
         def fn(tx: Tx) -> None:
             current = self._visible(tx, object_id, caller)
             if current["owner"] == "workflow":
-                raise self._declared(self.kind.delete_advice)
+                raise self._declared(self.delete_advice)
             self.kind.delete(tx, object_id)
             self._audit(tx, who, "delete", current)
 

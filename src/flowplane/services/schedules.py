@@ -104,13 +104,9 @@ class ScheduleService(OwnedService):
     """Create, read, change, delete and fire schedules."""
 
     kind = OwnedKind.over(
-        q,
-        "schedule",
-        ScheduleNotFound,
-        summary=("name", "workflow_id", "cron"),
-        delete_advice="remove it from the workflow document (or disable it with PATCH)",
-        wake="schedules",
+        q, "schedule", ScheduleNotFound, ("name", "workflow_id", "cron"), "schedules"
     )
+    delete_advice = "remove it from the workflow document (or disable it with PATCH)"
 
     def __init__(self, store: Store, registry: Registry, runs: RunService) -> None:
         self.store = store

@@ -126,13 +126,8 @@ def _parse_body(delivery: Delivery) -> Any:
 class TriggerService(OwnedService):
     """Create, read, change and delete triggers; receive webhook deliveries."""
 
-    kind = OwnedKind.over(
-        q,
-        "trigger",
-        TriggerNotFound,
-        summary=("key", "kind", "scheme"),
-        delete_advice="remove it from the workflow document",
-    )
+    kind = OwnedKind.over(q, "trigger", TriggerNotFound, ("key", "kind", "scheme"))
+    delete_advice = "remove it from the workflow document"
 
     def __init__(self, store: Store, runs: RunService, keyring: KeyRing | None = None) -> None:
         self.store = store
