@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from flowplane.services.caller import Caller
-from flowplane.services.paging import Page, paginate
+from flowplane.services.paging import Page, visible_page
 from flowplane.store import audit
 from flowplane.store.audit import AuditFilter
 from flowplane.store.base import Store
-from flowplane.store.tx import Row
+from flowplane.store.tx import Row, Tx
 
 __all__ = ["MAX_LIST_LIMIT", "AuditFilter", "AuditPage", "AuditService"]
 
@@ -40,13 +40,11 @@ class AuditService:
         namespaces sees only their entries (and none of the global ones).
         """
         caller.require("admin")
-        namespaces = caller.visible(where.namespaces)
-        if namespaces is not None and not namespaces:
-            return Page([])
-        where = replace(where, namespaces=namespaces)
-        limit = max(1, min(limit, MAX_LIST_LIMIT))
         before_id = int(cursor) if cursor and cursor.isdigit() else None
-        rows = await self.store.read(
-            lambda tx: audit.list_entries(tx, where, before_id=before_id, limit=limit + 1)
-        )
-        return paginate(rows, limit)
+
+        def read(tx: Tx, visible: list[str] | None, n: int) -> list[Row]:
+            narrowed = replace(where, namespaces=visible)
+            return audit.list_entries(tx, narrowed, before_id=before_id, limit=n)
+
+        limit = max(1, min(limit, MAX_LIST_LIMIT))
+        return await visible_page(self.store, caller, where.namespaces, limit, read)

@@ -32,7 +32,7 @@ from flowplane.security.crypto import (
     key_id_of,
 )
 from flowplane.services.caller import Caller
-from flowplane.services.paging import Page, paginate
+from flowplane.services.paging import Page, visible_page
 from flowplane.settings import Settings
 from flowplane.store import audit
 from flowplane.store import credential_queries as q
@@ -244,15 +244,14 @@ class CredentialService:
         """Credentials ordered by namespace and name, in ``namespaces`` the caller sees
         (``None``: all); admin."""
         caller.require("admin")
-        visible = caller.visible(namespaces)
-        if visible is not None and not visible:
-            return CredentialPage([])
-        limit = max(1, min(limit, MAX_LIST_LIMIT))
         after = _decode_cursor(cursor) if cursor else None
-        rows = await self.store.read(
-            lambda tx: q.listing(tx, namespaces=visible, after=after, limit=limit + 1)
-        )
-        return paginate(rows, limit, _encode_cursor).map(Credential.from_row)
+
+        def read(tx: Tx, visible: list[str] | None, n: int) -> list[Row]:
+            return q.listing(tx, namespaces=visible, after=after, limit=n)
+
+        limit = max(1, min(limit, MAX_LIST_LIMIT))
+        page = await visible_page(self.store, caller, namespaces, limit, read, _encode_cursor)
+        return page.map(Credential.from_row)
 
     async def update(
         self,

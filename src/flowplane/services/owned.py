@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from flowplane.errors import Conflict, NotFound, WorkflowNotFound
 from flowplane.services.caller import Caller, Role
-from flowplane.services.paging import Page, paginate
+from flowplane.services.paging import Page, visible_page
 from flowplane.store import audit
 from flowplane.store import workflow_queries as wq
 from flowplane.store.audit import Actor
@@ -175,15 +175,13 @@ class OwnedService:
     ) -> Page[Row]:
         """A page of objects ordered by id, in ``namespaces`` the caller sees (``None``: all)."""
         caller.require(self.kind.role)
-        visible = caller.visible(namespaces)
-        if visible is not None and not visible:
-            return Page([])
-        rows = await self.store.read(
-            lambda tx: self.kind.listing(
-                tx, namespaces=visible, workflow_id=workflow_id, after_id=cursor, limit=limit + 1
+
+        def read(tx: Tx, visible: list[str] | None, n: int) -> list[Row]:
+            return self.kind.listing(
+                tx, namespaces=visible, workflow_id=workflow_id, after_id=cursor, limit=n
             )
-        )
-        return paginate(rows, limit)
+
+        return await visible_page(self.store, caller, namespaces, limit, read)
 
     async def delete(self, caller: Caller, object_id: str) -> None:
         """Delete an API-owned object.

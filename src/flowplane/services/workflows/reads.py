@@ -11,7 +11,7 @@ from flowplane.model.document import Workflow
 from flowplane.model.graph import check_workflow
 from flowplane.model.yaml import parse_workflow as _parse_workflow
 from flowplane.services.caller import Caller
-from flowplane.services.paging import paginate
+from flowplane.services.paging import visible_page
 from flowplane.services.runs import RunService
 from flowplane.services.workflows import versions
 from flowplane.services.workflows.documents import canonical_document
@@ -128,13 +128,10 @@ class WorkflowReader:
         """A page of live workflows in creation order, in ``namespaces`` the caller sees
         (``None``: all); pass ``next_cursor`` on. Viewer."""
         caller.require("viewer")
-        visible = caller.visible(namespaces)
-        if visible is not None and not visible:
-            return WorkflowPage([])
+
+        def read(tx: Tx, visible: list[str] | None, n: int) -> list[Row]:
+            return q.list_workflow_rows(tx, namespaces=visible, after_id=cursor, limit=n)
+
         limit = max(1, min(limit, 500))
-        rows = await self.store.read(
-            lambda tx: q.list_workflow_rows(
-                tx, namespaces=visible, after_id=cursor, limit=limit + 1
-            )
-        )
-        return paginate(rows, limit).map(StoredWorkflow.from_row)
+        page = await visible_page(self.store, caller, namespaces, limit, read)
+        return page.map(StoredWorkflow.from_row)

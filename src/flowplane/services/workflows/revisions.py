@@ -57,9 +57,7 @@ class RevisionsMixin(WorkflowReader):
         who = caller.actor
 
         def fn(tx: Tx) -> Row:
-            current = versions.visible(
-                q.get_workflow_row(tx, workflow_id), workflow_id, caller.namespaces
-            )
+            current = self._load(tx, caller, workflow_id)
             if expected_version is not None:
                 versions.check_version(current, expected_version)
             revision = q.get_revision_row(tx, workflow_id, version)

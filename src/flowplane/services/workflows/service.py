@@ -80,9 +80,7 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
         who = caller.actor
 
         def fn(tx: Tx) -> Row:
-            current = versions.visible(
-                q.get_workflow_row(tx, workflow_id), workflow_id, caller.namespaces
-            )
+            current = self._load(tx, caller, workflow_id)
             versions.check_version(current, expected_version)
             doc = in_namespace(wf, current.namespace)
             if doc == current.document:
@@ -99,9 +97,7 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
         who = caller.actor
 
         def fn(tx: Tx) -> None:
-            current = versions.visible(
-                q.get_workflow_row(tx, workflow_id), workflow_id, caller.namespaces
-            )
+            current = self._load(tx, caller, workflow_id)
             if expected_version is not None:
                 versions.check_version(current, expected_version)
             if not q.soft_delete_workflow(tx, workflow_id, tx.now_ms):
