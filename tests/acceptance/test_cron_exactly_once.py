@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from conftest import POSTGRES_URL, drop_schema, require_postgres
 from flowplane.connectors.registry import default_registry
+from flowplane.services.caller import Caller
 from flowplane.services.runs import RunService
 from flowplane.services.schedules import ScheduleService
 from flowplane.services.workflows import WorkflowService
@@ -87,10 +88,11 @@ async def stop(proc: subprocess.Popen[bytes]) -> None:
 async def test_three_workers_fire_each_slot_exactly_once(store: Store, tmp_path: Path) -> None:
     registry = default_registry()
     runs = RunService(store, registry)
-    workflow = await WorkflowService(store, registry, runs).create(WORKFLOW)
+    workflow = await WorkflowService(store, registry, runs).create(Caller.system(), WORKFLOW)
     start_ms = (int(time.time() + STARTUP_SECONDS) + 1) * 1000
     end_ms = start_ms + (SLOTS - 1) * 1000
     schedule = await ScheduleService(store, registry, runs).create(
+        Caller.system(),
         {
             "workflow_id": workflow.id,
             "name": "every-second",
@@ -98,7 +100,7 @@ async def test_three_workers_fire_each_slot_exactly_once(store: Store, tmp_path:
             "start_at": start_ms,
             "end_at": end_ms,
             "catchup": "all",
-        }
+        },
     )
     assert schedule["next_fire_ms"] == start_ms
     procs = [start_worker(store, tmp_path, i) for i in range(WORKERS)]

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from flowplane.cli.main import app as cli
 from flowplane.security.crypto import KeyRing, generate_key, key_id_of
+from flowplane.services.caller import Caller
 from flowplane.services.credentials import CredentialService
 from flowplane.store import audit
 from flowplane.store.audit import Actor
@@ -67,8 +68,11 @@ async def test_record_filters_and_pagination(store: Store) -> None:
         target_id="key_1",
     )
 
-    def entries(**filters: Any) -> Any:
-        return store.read(lambda tx: audit.list_entries(tx, **filters))
+    def entries(before_id: int | None = None, limit: int = 100, **filters: Any) -> Any:
+        where = audit.AuditFilter(**filters)
+        return store.read(
+            lambda tx: audit.list_entries(tx, where, before_id=before_id, limit=limit)
+        )
 
     everything = await entries()
     assert [e["target_id"] for e in everything] == ["key_1", "k2", "s1", "k1"]  # newest first
@@ -169,7 +173,7 @@ def test_cli_audit_and_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         try:
             service = CredentialService(store, KeyRing.parse(new_key))
             resolved = await service.resolve("ops", ["API_TOKEN"])
-            page = await service.list()
+            page = await service.list(Caller.system())
             assert key_id_of(page.items[0].key_id + ":") is None  # a bare id, not an envelope
             return resolved["API_TOKEN"] + "|" + page.items[0].key_id
         finally:

@@ -20,6 +20,7 @@ from flowplane.store.base import Store
 WRITERS = 16
 ROUNDS = 5
 ALICE = Actor("alice", "user")
+SYSTEM = Caller.system()
 
 
 async def test_api_crud_versions_and_cas(api: ApiHarness) -> None:
@@ -170,7 +171,7 @@ async def _stores(db: tuple[str, str]) -> AsyncIterator[list[Store]]:
 async def test_cas_no_lost_updates_16_writers(db: tuple[str, str]) -> None:
     async with _stores(db) as stores:
         services = [KVService(s) for s in stores]
-        await services[0].put("default", "counter", 0, actor=ALICE)
+        await services[0].put(SYSTEM, "default", "counter", 0, actor=ALICE)
         conflicts = 0
 
         async def writer(index: int) -> None:
@@ -178,9 +179,10 @@ async def test_cas_no_lost_updates_16_writers(db: tuple[str, str]) -> None:
             kv = services[index % len(services)]
             for _ in range(ROUNDS):
                 while True:
-                    entry = await kv.get("default", "counter")
+                    entry = await kv.get(SYSTEM, "default", "counter")
                     try:
                         await kv.put(
+                            SYSTEM,
                             "default",
                             "counter",
                             entry.value + 1,
@@ -193,7 +195,7 @@ async def test_cas_no_lost_updates_16_writers(db: tuple[str, str]) -> None:
                         conflicts += 1
 
         await asyncio.gather(*(writer(i) for i in range(WRITERS)))
-        entry = await services[1].get("default", "counter")
+        entry = await services[1].get(SYSTEM, "default", "counter")
         assert entry.value == WRITERS * ROUNDS
         assert entry.version == WRITERS * ROUNDS + 1
 
@@ -209,7 +211,7 @@ async def test_increment_no_lost_updates_16_writers(db: tuple[str, str]) -> None
                 await kv.increment("hits")  # the first ones race to create the key
 
         await asyncio.gather(*(writer(i) for i in range(WRITERS)))
-        entry = await KVService(stores[0]).get("default", "hits")
+        entry = await KVService(stores[0]).get(SYSTEM, "default", "hits")
         assert entry.value == WRITERS * ROUNDS and entry.version == WRITERS * ROUNDS
         assert time.monotonic() - start < 30
         # Fractions add up too, and a non-number refuses to be incremented.

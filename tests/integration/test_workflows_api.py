@@ -434,16 +434,17 @@ async def test_openapi_describes_yaml_bodies_and_etags(api: ApiHarness) -> None:
 
 async def test_concurrent_batches_without_if_match_both_apply(api: ApiHarness) -> None:
     service = api.services.workflows
-    wf = await service.create(simple("busy"))
+    system = Caller.system()
+    wf = await service.create(system, simple("busy"))
 
     def add(node_id: str) -> list[Any]:
         return [{"op": "add", "node_id": node_id, "type": "util.noop"}]
 
     first, second = await asyncio.gather(
-        service.patch(wf.id, add("x")), service.patch(wf.id, add("y"))
+        service.patch(system, wf.id, add("x")), service.patch(system, wf.id, add("y"))
     )
     assert {first.version, second.version} == {2, 3}
-    final = await service.get(wf.id)
+    final = await service.get(system, wf.id)
     assert final.version == 3
     assert sorted(n["id"] for n in final.document["nodes"]) == ["a", "x", "y"]
-    assert [r.version for r in await service.revisions(wf.id)] == [3, 2, 1]
+    assert [r.version for r in await service.revisions(system, wf.id)] == [3, 2, 1]

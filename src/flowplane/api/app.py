@@ -17,10 +17,8 @@ from flowplane.api import problems
 from flowplane.api.context import RequestIdMiddleware
 from flowplane.api.gate import install_security, start_security
 from flowplane.connectors.registry import Registry, default_registry
-from flowplane.engine.worker import Worker
-from flowplane.services.container import Services, build_services
+from flowplane.services.container import Services, Store, Worker, open_services
 from flowplane.settings import Settings
-from flowplane.store.base import Store
 
 _log = logging.getLogger("flowplane.api")
 
@@ -55,6 +53,36 @@ def discover_routers() -> list[APIRouter]:
     return routers
 
 
+@contextlib.asynccontextmanager
+async def _running(
+    app: FastAPI,
+    services: Services,
+    settings: Settings,
+    workers: int | None,
+    on_startup: list[StartupHook] | None,
+) -> AsyncIterator[None]:
+    """The app's life over its services: security, start-up hooks, embedded workers."""
+    stop_watching = services.runs.watch_changes()
+    tasks: list[asyncio.Task[None]] = []
+    embedded: list[Worker] = []
+    try:
+        await start_security(app, services)
+        for hook in [*STARTUP_HOOKS, *(on_startup or [])]:
+            await hook(app, services)
+        for _ in range(settings.workers if workers is None else workers):
+            worker = services.new_worker()
+            embedded.append(worker)
+            tasks.append(asyncio.create_task(worker.run(), name="flowplane-worker"))
+        app.state.workers = embedded
+        yield
+    finally:
+        stop_watching()
+        for worker in embedded:
+            await worker.stop()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -76,37 +104,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own_store = store is None
-        active = store or await Store.open(settings.database_url, schema=settings.database_schema)
-        services = build_services(active, settings, registry or default_registry())
-        app.state.services = services
-        stop_watching = services.runs.watch_changes()
-        tasks: list[asyncio.Task[None]] = []
-        embedded: list[Worker] = []
-        try:
-            await start_security(app, services)
-            for hook in [*STARTUP_HOOKS, *(on_startup or [])]:
-                await hook(app, services)
-            for _ in range(settings.workers if workers is None else workers):
-                worker = Worker(
-                    active,
-                    settings=settings,
-                    registry=services.registry,
-                    **services.worker_options,
-                )
-                embedded.append(worker)
-                tasks.append(asyncio.create_task(worker.run(), name="flowplane-worker"))
-            app.state.workers = embedded
-            yield
-        finally:
-            stop_watching()
-            for worker in embedded:
-                await worker.stop()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
-            await services.aclose()
-            if own_store:
-                await active.close()
+        async with open_services(settings, registry or default_registry(), store) as services:
+            app.state.services = services
+            async with _running(app, services, settings, workers, on_startup):
+                yield
 
     app = FastAPI(
         title="Flowplane",

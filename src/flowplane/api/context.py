@@ -14,7 +14,22 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from flowplane.store.audit import Actor, actor_var, request_id_var
+from flowplane.services.context import (
+    actor_var,
+    current_request_id,
+    request_id_var,
+    set_actor,
+)
+
+__all__ = [
+    "HEADER",
+    "RequestIdMiddleware",
+    "accept_request_id",
+    "current_request_id",
+    "new_request_id",
+    "request_id",
+    "set_actor",
+]
 
 HEADER = "x-request-id"
 _HEADER_BYTES = HEADER.encode()
@@ -34,16 +49,6 @@ def accept_request_id(value: str | None) -> str:
     if value is not None and _SANE.match(value):
         return value
     return new_request_id()
-
-
-def set_actor(name: str, kind: str, actor_id: str | None = None) -> None:
-    """Record who the current request acts as (called once the caller is authenticated)."""
-    actor_var.set(Actor(name=name, kind=kind, id=actor_id))
-
-
-def current_request_id() -> str | None:
-    """Return the current request id."""
-    return request_id_var.get()
 
 
 class RequestIdMiddleware:

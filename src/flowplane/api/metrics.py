@@ -35,8 +35,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from flowplane.services.ops import NODE_DURATION_BUCKETS_SECONDS, RunStats, run_stats
-from flowplane.store.base import Store
+from flowplane.services.ops import NODE_DURATION_BUCKETS_SECONDS, RunStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNMATCHED_ROUTE = "<unmatched>"
@@ -192,9 +191,9 @@ class Metrics:
             if aclose is not None:
                 await aclose()
 
-    async def render(self, store: Store) -> bytes:
-        """Refresh the database statistics and return the exposition text."""
-        self._runs.snapshot = await run_stats(store)
+    def render(self, stats: RunStats) -> bytes:
+        """The exposition text, with ``stats`` (read by the ops service) as the run families."""
+        self._runs.snapshot = stats
         return generate_latest(self.registry)
 
 

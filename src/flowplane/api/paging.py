@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import Query, Request, Response
 
-__all__ = ["Cursor", "NamespaceFilter", "PageSize", "link_next"]
+__all__ = ["Cursor", "NamespaceFilter", "OwnedListing", "PageSize", "link_next", "owned_listing"]
 
 NamespaceFilter = Annotated[
     list[str] | None, Query(description="Only these namespaces (repeatable).")
@@ -30,3 +31,23 @@ def link_next(request: Request, response: Response, cursor: str) -> None:
     url = request.url.replace(query=urlencode(params))
     response.headers["X-Next-Cursor"] = cursor
     response.headers["Link"] = f'<{url}>; rel="next"'
+
+
+@dataclass(frozen=True)
+class OwnedListing:
+    """The query of a listing of workflow-owned objects (``/v1/schedules``, ``/v1/triggers``)."""
+
+    namespaces: list[str] | None
+    workflow_id: str | None
+    limit: int
+    cursor: str | None
+
+
+async def owned_listing(
+    namespace: NamespaceFilter = None,
+    workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
+    limit: PageSize = 50,
+    cursor: Cursor = None,
+) -> OwnedListing:
+    """``?namespace=&workflowId=&limit=&cursor=`` as one dependency."""
+    return OwnedListing(namespace, workflow_id, limit, cursor)

@@ -27,6 +27,8 @@ from pydantic.alias_generators import to_camel
 
 from flowplane.api.deps import ID_PATTERN, RoleRequirement
 from flowplane.api.metrics import Metrics
+from flowplane.api.models import schedules as schedule_models
+from flowplane.api.models import workflows as workflow_models
 from flowplane.api.models.runs import (
     DecisionBody,
     DispatchBody,
@@ -54,7 +56,6 @@ from flowplane.errors import FlowplaneError, Forbidden, ParamsInvalid, UnknownMe
 from flowplane.services.caller import ROLE_RANK, Caller, Role
 from flowplane.services.container import Services
 from flowplane.services.feed import EventFilter
-from flowplane.services.paging import paginate
 
 MAX_PAGE_EVENTS = 1000
 """The most events one HTTP call of a stream method returns."""
@@ -156,7 +157,7 @@ class CronRef(Params):
     schedule_id: ObjectRef
 
 
-class CronRunParams(schedule_routes.TriggerNow):
+class CronRunParams(schedule_models.TriggerNow):
     """``cronRun``: start the schedule's workflow now (optionally with another input)."""
 
     schedule_id: ObjectRef
@@ -340,59 +341,46 @@ async def _list_approvals(services: Services, principal: Caller, p: ListApproval
 
 @method("listWorkflows", PageParams, workflow_routes.list_workflows)
 async def _list_workflows(services: Services, principal: Caller, p: PageParams) -> Any:
-    visible = principal.visible(p.namespace)
-    if visible is not None and not visible:
-        return workflow_routes.WorkflowList(items=[], next_cursor=None)
     page = await services.workflows.list_workflows(
-        namespaces=visible, limit=p.limit, cursor=p.cursor
+        principal, namespaces=p.namespace, limit=p.limit, cursor=p.cursor
     )
-    return workflow_routes.WorkflowList(
-        items=[workflow_routes.workflow_out(w) for w in page.items], next_cursor=page.next_cursor
-    )
+    items = [workflow_models.workflow_out(w) for w in page.items]
+    return workflow_models.WorkflowList(items=items, next_cursor=page.next_cursor)
 
 
 @method("cronList", CronListParams, schedule_routes.list_schedules)
 async def _cron_list(services: Services, principal: Caller, p: CronListParams) -> Any:
-    visible = principal.visible(p.namespace)
-    if visible is not None and not visible:
-        return schedule_routes.ScheduleList(items=[])
-    rows = await services.schedules.list_schedules(
-        namespaces=visible, workflow_id=p.workflow_id, cursor=p.cursor, limit=p.limit + 1
+    page = await services.schedules.list(
+        principal,
+        namespaces=p.namespace,
+        workflow_id=p.workflow_id,
+        cursor=p.cursor,
+        limit=p.limit,
     )
-    page = paginate(rows, p.limit)
-    return schedule_routes.ScheduleList(
-        items=[schedule_routes.schedule_out(r) for r in page.items], next_cursor=page.next_cursor
-    )
+    items = [schedule_models.schedule_out(r) for r in page.items]
+    return schedule_models.ScheduleList(items=items, next_cursor=page.next_cursor)
 
 
-@method("cronCreate", schedule_routes.ScheduleCreate, schedule_routes.create_schedule)
+@method("cronCreate", schedule_models.ScheduleCreate, schedule_routes.create_schedule)
 async def _cron_create(
-    services: Services, principal: Caller, p: schedule_routes.ScheduleCreate
+    services: Services, principal: Caller, p: schedule_models.ScheduleCreate
 ) -> Any:
-    row = await services.schedules.create(
-        schedule_routes._changes(p),
-        namespaces=principal.visible(),
-        created_by=principal.name,
-    )
-    return schedule_routes.schedule_out(row)
+    row = await services.schedules.create(principal, schedule_models.schedule_changes(p))
+    return schedule_models.schedule_out(row)
 
 
 @method("cronDelete", CronRef, schedule_routes.delete_schedule)
 async def _cron_delete(services: Services, principal: Caller, p: CronRef) -> Any:
-    await services.schedules.delete(p.schedule_id, namespaces=principal.visible())
+    await services.schedules.delete(principal, p.schedule_id)
     return {"scheduleId": p.schedule_id, "deleted": True}
 
 
 @method("cronRun", CronRunParams, schedule_routes.trigger_schedule)
 async def _cron_run(services: Services, principal: Caller, p: CronRunParams) -> Any:
     started = await services.schedules.trigger(
-        p.schedule_id,
-        namespaces=principal.visible(),
-        run_input=p.input,
-        triggered_by=principal.name,
-        idempotency_key=p.idempotency_key,
+        principal, p.schedule_id, run_input=p.input, idempotency_key=p.idempotency_key
     )
-    return schedule_routes.Started(run_id=started.run["id"])
+    return schedule_models.Started(run_id=started.run["id"])
 
 
 @method("streamRunEvents", StreamRunParams, run_routes.stream_run_events)

@@ -60,10 +60,12 @@ def _fetch_remote(server: str, token: str | None, params: dict[str, Any]) -> lis
 
 
 def _fetch_local(settings_kwargs: dict[str, Any], params: dict[str, Any]) -> list[dict[str, Any]]:
-    from flowplane.services.audit import MAX_LIST_LIMIT, AuditService
+    from flowplane.services.audit import MAX_LIST_LIMIT, AuditFilter, AuditService
+    from flowplane.services.caller import Caller
 
     settings = build_settings(**settings_kwargs)
     limit = int(params.pop("limit"))
+    where = AuditFilter(**params)
 
     async def action(store: Store) -> list[dict[str, Any]]:
         service = AuditService(store)
@@ -71,7 +73,10 @@ def _fetch_local(settings_kwargs: dict[str, Any], params: dict[str, Any]) -> lis
         cursor: str | None = None
         while len(items) < limit:
             page = await service.list(
-                **params, cursor=cursor, limit=min(limit - len(items), MAX_LIST_LIMIT)
+                Caller.system("cli"),
+                where,
+                cursor=cursor,
+                limit=min(limit - len(items), MAX_LIST_LIMIT),
             )
             items += [_camel(row) for row in page.items]
             cursor = page.next_cursor

@@ -34,9 +34,11 @@ def register(app: typer.Typer) -> None:
         plugin: Annotated[list[str] | None, typer.Option(help="Load a plugin module.")] = None,
     ) -> None:
         """List connectors (type, category, description)."""
-        from flowplane.api.routes.connectors import search
+        from flowplane.services.caller import Caller
+        from flowplane.services.catalog import ConnectorCatalog
 
-        manifests = search(_registry(plugin), category=category, q=query)
+        catalog = ConnectorCatalog(_registry(plugin))
+        manifests = catalog.search(Caller.system("cli"), category=category, q=query)
         if as_json:
             typer.echo(json.dumps([m.summary() for m in manifests], indent=2))
             return

@@ -163,6 +163,7 @@ def set_command(
 ) -> None:
     """Create a credential, or replace its value; the value is read from stdin or a prompt."""
     from flowplane.errors import CredentialExists
+    from flowplane.services.caller import Caller
     from flowplane.services.credentials import CredentialService
 
     settings = build_settings(database_url=database_url, database_schema=database_schema)
@@ -174,18 +175,20 @@ def set_command(
     if not value:
         fail("the value is empty", EXIT_INVALID)
 
+    local, who = Caller.system("cli"), cli_actor()
+
     async def action(store: Store) -> str:
         service = CredentialService(store, ring)
         try:
             await service.create(
-                namespace, name, value, type_=type_, description=description, actor=cli_actor()
+                local, namespace, name, value, type_=type_, description=description, actor=who
             )
             return "created"
         except CredentialExists:
-            page = await service.list(namespaces=[namespace], limit=500)
+            page = await service.list(local, namespaces=[namespace], limit=500)
             found = next(c for c in page.items if c.name == name)
             await service.update(
-                found.id, value=value, type_=type_, description=description, actor=cli_actor()
+                local, found.id, value=value, type_=type_, description=description, actor=who
             )
             return "updated"
 
@@ -203,6 +206,7 @@ def list_command(
     database_schema: DatabaseSchema = None,
 ) -> None:
     """List credentials (names and metadata; values are never shown)."""
+    from flowplane.services.caller import Caller
     from flowplane.services.credentials import CredentialService
 
     settings = build_settings(database_url=database_url, database_schema=database_schema)
@@ -212,7 +216,9 @@ def list_command(
         rows: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:
-            page = await service.list(namespaces=namespace or None, cursor=cursor, limit=500)
+            page = await service.list(
+                Caller.system("cli"), namespaces=namespace or None, cursor=cursor, limit=500
+            )
             rows += [
                 {
                     "id": c.id,

@@ -346,14 +346,15 @@ def _example_loader(folder: Path) -> Any:
 
     async def load(_app: Any, services: Any) -> None:
         from flowplane.errors import FlowplaneError
+        from flowplane.services.caller import Caller
+
+        loader = Caller.system("flowplane serve --load-examples")
 
         files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
         loaded: list[str] = []
         for path in files:
             try:
-                items = await services.workflows.import_documents(
-                    [path.read_text()], imported_by="flowplane serve --load-examples"
-                )
+                items = await services.workflows.import_documents(loader, [path.read_text()])
             except FlowplaneError as exc:
                 _log.warning("example %s not loaded: %s", path.name, exc.detail)
                 continue

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import replace
 
-from flowplane.services.paging import Page, paginate
+from flowplane.services.caller import Caller
+from flowplane.services.paging import Page, visible_page
 from flowplane.store import audit
+from flowplane.store.audit import AuditFilter
 from flowplane.store.base import Store
-from flowplane.store.tx import Row
+from flowplane.store.tx import Row, Tx
+
+__all__ = ["MAX_LIST_LIMIT", "AuditFilter", "AuditPage", "AuditService"]
 
 MAX_LIST_LIMIT = 1000
 
@@ -24,34 +28,23 @@ class AuditService:
 
     async def list(
         self,
+        caller: Caller,
+        where: AuditFilter = AuditFilter(),  # noqa: B008 - frozen, so one shared default is safe
         *,
-        namespaces: Sequence[str] | None = None,
-        actor: str | None = None,
-        action: str | None = None,
-        target_type: str | None = None,
-        target_id: str | None = None,
-        request_id: str | None = None,
-        since_ms: int | None = None,
-        until_ms: int | None = None,
         cursor: str | None = None,
         limit: int = 100,
     ) -> AuditPage:
-        """Return a page of entries matching every filter (see :func:`audit.list_entries`)."""
-        limit = max(1, min(limit, MAX_LIST_LIMIT))
+        """A page of entries matching ``where``, newest first (admin).
+
+        ``where.namespaces`` is narrowed to those the caller sees; an admin limited to some
+        namespaces sees only their entries (and none of the global ones).
+        """
+        caller.require("admin")
         before_id = int(cursor) if cursor and cursor.isdigit() else None
-        rows = await self.store.read(
-            lambda tx: audit.list_entries(
-                tx,
-                namespaces=namespaces,
-                actor=actor,
-                action=action,
-                target_type=target_type,
-                target_id=target_id,
-                request_id=request_id,
-                since_ms=since_ms,
-                until_ms=until_ms,
-                before_id=before_id,
-                limit=limit + 1,
-            )
-        )
-        return paginate(rows, limit)
+
+        def read(tx: Tx, visible: list[str] | None, n: int) -> list[Row]:
+            narrowed = replace(where, namespaces=visible)
+            return audit.list_entries(tx, narrowed, before_id=before_id, limit=n)
+
+        limit = max(1, min(limit, MAX_LIST_LIMIT))
+        return await visible_page(self.store, caller, where.namespaces, limit, read)

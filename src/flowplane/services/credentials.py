@@ -31,7 +31,8 @@ from flowplane.security.crypto import (
     key_id_of,
 )
 from flowplane.security.redaction import remember_in_logs
-from flowplane.services.paging import Page, paginate
+from flowplane.services.caller import Caller
+from flowplane.services.paging import Page, visible_page
 from flowplane.settings import Settings
 from flowplane.store import audit
 from flowplane.store import credential_queries as q
@@ -161,6 +162,7 @@ class CredentialService:
 
     async def create(
         self,
+        caller: Caller,
         namespace: str,
         name: str,
         value: str,
@@ -169,17 +171,23 @@ class CredentialService:
         description: str | None = None,
         actor: audit.Actor | None = None,
     ) -> Credential:
-        """Seal ``value`` and store it as credential ``name`` of ``namespace``.
+        """Seal ``value`` and store it as credential ``name`` of ``namespace`` (admin).
+
+        ``actor`` names someone else than the caller in the audit log (the CLI names the
+        operating-system user).
 
         Raises:
+            NotFound: the namespace is not visible to the caller.
             SecretKeyMissing: no master key is configured (nothing is stored).
             CredentialExists: the name is taken in the namespace.
         """
+        caller.require("admin")
+        caller.check_namespace(namespace, "namespace")
         _check_name(name)
         _check_type(type_)
         _check_value(value)
         ring = self._ring()
-        who = actor or audit.current_actor()
+        who = actor or caller.actor
         credential_id = f"cred_{uuid.uuid4().hex}"
         envelope = ring.encrypt(value, context=credential_context(namespace, credential_id))
 
@@ -217,56 +225,64 @@ class CredentialService:
 
         return Credential.from_row(await self.store.transact(fn))
 
-    async def get(self, credential_id: str, namespaces: Sequence[str] | None = None) -> Credential:
-        """Return a credential's metadata (404 when absent or not visible)."""
+    async def get(self, caller: Caller, credential_id: str) -> Credential:
+        """Return a credential's metadata (admin; 404 when absent or not visible)."""
+        caller.require("admin")
         row = await self.store.read(lambda tx: q.get(tx, credential_id))
-        if row is None or (namespaces is not None and row["namespace"] not in namespaces):
+        if row is None or not caller.can_see(row["namespace"]):
             raise CredentialNotFound(f"credential {credential_id!r} not found")
         return Credential.from_row(row)
 
     async def list(
         self,
+        caller: Caller,
         *,
         namespaces: Sequence[str] | None = None,
         cursor: str | None = None,
         limit: int = 100,
     ) -> CredentialPage:
-        """Return credentials ordered by namespace and name."""
-        limit = max(1, min(limit, MAX_LIST_LIMIT))
+        """Credentials ordered by namespace and name, in ``namespaces`` the caller sees
+        (``None``: all); admin."""
+        caller.require("admin")
         after = _decode_cursor(cursor) if cursor else None
-        rows = await self.store.read(
-            lambda tx: q.listing(tx, namespaces=namespaces, after=after, limit=limit + 1)
-        )
-        return paginate(rows, limit, _encode_cursor).map(Credential.from_row)
+
+        def read(tx: Tx, visible: list[str] | None, n: int) -> list[Row]:
+            return q.listing(tx, namespaces=visible, after=after, limit=n)
+
+        limit = max(1, min(limit, MAX_LIST_LIMIT))
+        page = await visible_page(self.store, caller, namespaces, limit, read, _encode_cursor)
+        return page.map(Credential.from_row)
 
     async def update(
         self,
+        caller: Caller,
         credential_id: str,
         *,
-        namespaces: Sequence[str] | None = None,
         value: str | None = None,
         type_: str | None = None,
         description: str | None = None,
         if_match: int | None = None,
         actor: audit.Actor | None = None,
     ) -> Credential:
-        """Replace the value, type or description of a credential.
+        """Replace the value, type or description of a credential (admin).
 
         Args:
+            caller: who asks (the credential must be in a namespace it sees).
             credential_id: the credential.
-            namespaces: namespaces visible to the caller (``None``: all).
             value: a new value (sealed anew, with a new nonce).
             type_: a new type.
             description: a new description.
             if_match: only update the credential at this version (412 otherwise).
-            actor: who changes it.
+            actor: who the audit log names instead of the caller.
         """
+        caller.require("admin")
         if value is not None:
             _check_value(value)
         if type_ is not None:
             _check_type(type_)
         ring = self._ring() if value is not None else self.keyring
-        who = actor or audit.current_actor()
+        who = actor or caller.actor
+        namespaces = caller.namespaces
 
         def fn(tx: Tx) -> Row:
             row = _locked(tx, credential_id, namespaces, if_match)
@@ -305,14 +321,16 @@ class CredentialService:
 
     async def delete(
         self,
+        caller: Caller,
         credential_id: str,
         *,
-        namespaces: Sequence[str] | None = None,
         if_match: int | None = None,
         actor: audit.Actor | None = None,
     ) -> Credential:
-        """Delete a credential; return what it was."""
-        who = actor or audit.current_actor()
+        """Delete a credential (admin); return what it was."""
+        caller.require("admin")
+        who = actor or caller.actor
+        namespaces = caller.namespaces
 
         def fn(tx: Tx) -> Row:
             row = _locked(tx, credential_id, namespaces, if_match)

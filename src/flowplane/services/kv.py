@@ -25,6 +25,8 @@ from flowplane.errors import (
     PayloadTooLarge,
     VersionMismatch,
 )
+from flowplane.services.caller import Caller
+from flowplane.services.context import current_actor
 from flowplane.services.paging import Page, paginate
 from flowplane.store import audit
 from flowplane.store import kv_queries as q
@@ -37,6 +39,9 @@ MAX_TTL_SECONDS = 10 * 365 * 86400
 MAX_LIST_LIMIT = 1000
 _KEY_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 WORKFLOW_ACTOR = audit.Actor(name="workflow", kind="workflow")
+WORKFLOW = Caller.system("workflow")
+"""The caller of a workflow's own KV access: any namespace its run is in (the audit log
+names :data:`WORKFLOW_ACTOR` or the accessor's actor instead)."""
 
 
 @dataclass(frozen=True)
@@ -102,13 +107,20 @@ def _is_number(value: Any) -> bool:
 
 
 class KVService:
-    """Read and write namespace key-value entries."""
+    """Read and write namespace key-value entries.
+
+    ``get``, ``list``, ``put`` and ``delete`` take the :class:`Caller` of a surface (role,
+    namespace, audit actor); ``find`` and ``increment`` serve only workflows, through
+    :class:`StoreKV`, which name their own actor.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def get(self, namespace: str, key: str) -> KVEntry:
-        """Return the live entry (``KVKeyNotFound`` when absent or expired)."""
+    async def get(self, caller: Caller, namespace: str, key: str) -> KVEntry:
+        """Return the live entry (viewer; ``KVKeyNotFound`` when absent or expired)."""
+        caller.require("viewer")
+        caller.check_namespace(namespace, "key")
         row = await self.store.read(lambda tx: q.get(tx, namespace, key))
         if row is None:
             raise KVKeyNotFound(f"key {key!r} not found in namespace {namespace!r}")
@@ -121,13 +133,16 @@ class KVService:
 
     async def list(
         self,
+        caller: Caller,
         namespace: str,
         *,
         prefix: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
     ) -> KVPage:
-        """Return live entries ordered by key; pass ``next_cursor`` on for the next page."""
+        """Live entries ordered by key (viewer); pass ``next_cursor`` on for the next page."""
+        caller.require("viewer")
+        caller.check_namespace(namespace, "namespace")
         limit = max(1, min(limit, MAX_LIST_LIMIT))
         rows = await self.store.read(
             lambda tx: q.listing(tx, namespace, prefix=prefix, after=cursor, limit=limit + 1)
@@ -136,6 +151,7 @@ class KVService:
 
     async def put(
         self,
+        caller: Caller,
         namespace: str,
         key: str,
         value: Any,
@@ -145,9 +161,10 @@ class KVService:
         if_none_match: bool = False,
         actor: audit.Actor | None = None,
     ) -> tuple[KVEntry, bool]:
-        """Create or replace an entry; return it and whether it was created.
+        """Create or replace an entry (editor); return it and whether it was created.
 
         Args:
+            caller: who asks (the namespace must be visible to it).
             namespace: the namespace.
             key: the key.
             value: any JSON value but null.
@@ -155,11 +172,13 @@ class KVService:
                 TTL removes an earlier one).
             if_match: only replace the entry at this version (0: only if absent).
             if_none_match: only create (412 when the key exists).
-            actor: who writes (default: the current request's caller).
+            actor: who the audit log names instead of the caller (a workflow's own actor).
         """
+        caller.require("editor")
+        caller.check_namespace(namespace, "namespace")
         check_key(key)
         check_value(value)
-        who = actor or audit.current_actor()
+        who = actor or caller.actor
 
         def fn(tx: Tx) -> tuple[Row, bool]:
             current, live = _lock(tx, namespace, key)
@@ -200,18 +219,25 @@ class KVService:
 
     async def delete(
         self,
+        caller: Caller,
         namespace: str,
         key: str,
         *,
         if_match: int | None = None,
         actor: audit.Actor | None = None,
-    ) -> KVEntry | None:
-        """Delete an entry; return what it held (``None`` when there was nothing).
+    ) -> KVEntry:
+        """Delete an entry (editor); return what it held.
 
-        With ``if_match``, the entry must be at that version (412 otherwise).
+        With ``if_match``, the entry must be at that version (412 otherwise); ``actor``
+        names someone else than the caller in the audit log.
+
+        Raises:
+            KVKeyNotFound: there was nothing to delete (or the namespace is not visible).
         """
+        caller.require("editor")
+        caller.check_namespace(namespace, "key")
         check_key(key)
-        who = actor or audit.current_actor()
+        who = actor or caller.actor
 
         def fn(tx: Tx) -> Row | None:
             _, live = _lock(tx, namespace, key)
@@ -233,7 +259,9 @@ class KVService:
             return live
 
         row = await self.store.transact(fn)
-        return KVEntry.from_row(row) if row is not None else None
+        if row is None:
+            raise KVKeyNotFound(f"key {key!r} not found in namespace {namespace!r}")
+        return KVEntry.from_row(row)
 
     async def increment(
         self,
@@ -251,7 +279,7 @@ class KVService:
         check_key(key)
         if not _is_number(amount) or not math.isfinite(amount):
             raise InvalidInput("amount must be a finite number")
-        who = actor or audit.current_actor()
+        who = actor or current_actor()
 
         def fn(tx: Tx) -> Row:
             current, live = _lock(tx, namespace, key)
@@ -344,12 +372,16 @@ class StoreKV:
     async def set(self, key: str, value: Any, ttl_seconds: float | None = None) -> None:
         """Store ``value`` under ``key``."""
         await self.service.put(
-            self.namespace, key, value, ttl_seconds=ttl_seconds, actor=self.actor
+            WORKFLOW, self.namespace, key, value, ttl_seconds=ttl_seconds, actor=self.actor
         )
 
     async def delete(self, key: str) -> bool:
         """Delete ``key``; return whether it existed."""
-        return await self.service.delete(self.namespace, key, actor=self.actor) is not None
+        try:
+            await self.service.delete(WORKFLOW, self.namespace, key, actor=self.actor)
+        except KVKeyNotFound:
+            return False
+        return True
 
     async def increment(self, key: str, amount: float = 1) -> float:
         """Add ``amount`` to ``key`` atomically; return the new value."""

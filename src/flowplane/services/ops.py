@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 
+from flowplane.errors import Forbidden
+from flowplane.services.caller import Caller
 from flowplane.store import schema as t
 from flowplane.store.base import Store
 from flowplane.store.migrate import head_revision
@@ -119,3 +121,25 @@ def _read_stats(tx: Tx) -> RunStats:
 async def run_stats(store: Store) -> RunStats:
     """Read the run, node-duration and queue statistics."""
     return await store.read(_read_stats, scan=True)
+
+
+class OpsService:
+    """What the operations routes ask: readiness, and statistics across every namespace."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def readiness(self) -> Readiness:
+        """Check the database and the migration level (open: no caller)."""
+        return await readiness(self.store)
+
+    async def run_stats(self, caller: Caller) -> RunStats:
+        """The statistics behind ``/metrics`` (viewer, not limited to namespaces).
+
+        Raises:
+            Forbidden: the caller is limited to some namespaces (the numbers span all).
+        """
+        caller.require("viewer")
+        if caller.namespaces is not None:
+            raise Forbidden("metrics span every namespace; use a key without namespace limits")
+        return await run_stats(self.store)

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, ClassVar, Protocol
 
+from pydantic.alias_generators import to_camel
+
 from flowplane.errors import Conflict, NotFound, WorkflowNotFound
+from flowplane.services.caller import Caller, Role
+from flowplane.services.paging import Page, visible_page
 from flowplane.store import audit
 from flowplane.store import workflow_queries as wq
+from flowplane.store.audit import Actor
 from flowplane.store.base import Store
 from flowplane.store.tx import Row, Tx
 
-__all__ = ["OwnedKind", "OwnedService", "declared_triggers", "find_workflow", "visible_to"]
+__all__ = ["OwnedKind", "OwnedService", "find_workflow"]
 
 
 class ListRows(Protocol):
@@ -51,21 +57,45 @@ class OwnedKind:
     update: Callable[..., bool]
     """``update(tx, id, **columns)``; it sets ``updated_at_ms`` unless given."""
     delete: Callable[[Tx, str], bool]
-    summary: Callable[[Row], dict[str, Any]]
-    """The audit details every entry of this kind carries."""
+    summary: tuple[str, ...]
+    """The columns every audit entry of this kind carries in its details (camelCased)."""
     wake: str | None = None
     """The channel notified after a create or an update (``None``: none)."""
+    role: Role = "editor"
+    """The role every operation on this kind needs."""
 
+    @classmethod
+    def over(
+        cls,
+        queries: ModuleType,
+        name: str,
+        not_found: type[NotFound],
+        summary: tuple[str, ...],
+        wake: str | None = None,
+    ) -> OwnedKind:
+        """The kind whose store queries are ``queries.get_<name>``, ``list_<name>s``,
+        ``insert_<name>``, ``update_<name>`` and ``delete_<name>``."""
+        return cls(
+            name=name,
+            not_found=not_found,
+            get=getattr(queries, f"get_{name}"),
+            listing=getattr(queries, f"list_{name}s"),
+            insert=getattr(queries, f"insert_{name}"),
+            update=getattr(queries, f"update_{name}"),
+            delete=getattr(queries, f"delete_{name}"),
+            summary=summary,
+            wake=wake,
+        )
 
-def visible_to(namespaces: Sequence[str] | None, namespace: str) -> bool:
-    """Whether a caller limited to ``namespaces`` (``None``: all) sees ``namespace``."""
-    return namespaces is None or namespace in namespaces
+    def details(self, row: Row) -> dict[str, Any]:
+        """The audit details of ``row``: its :attr:`summary` columns, camelCased."""
+        return {to_camel(column): row[column] for column in self.summary}
 
 
 def find_workflow(
     tx: Tx,
     values: Mapping[str, Any],
-    namespaces: Sequence[str] | None,
+    caller: Caller,
     default_namespace: str | None = None,
 ) -> Row | None:
     """The workflow ``values`` names: ``workflow_id``, or ``workflow`` in ``namespace``.
@@ -83,38 +113,34 @@ def find_workflow(
     else:
         namespace = str(values.get("namespace") or default_namespace or "default")
         row = wq.get_workflow_by_name(tx, namespace, str(ref))
-    if row is None or not visible_to(namespaces, row["namespace"]):
+    if row is None or not caller.can_see(row["namespace"]):
         raise WorkflowNotFound(f"workflow {ref!r} not found")
     return row
-
-
-def declared_triggers(workflow: Row, type_: str) -> list[Mapping[str, Any]]:
-    """The items of type ``type_`` in a workflow's ``triggers:`` (none once it is deleted)."""
-    if workflow.get("deleted_at_ms") is not None:
-        return []
-    document = workflow.get("document") or {}
-    declared = list(document.get("triggers") or [])
-    return [t for t in declared if isinstance(t, Mapping) and t.get("type") == type_]
 
 
 class OwnedService:
     """Reading, creating, changing and deleting one kind of workflow-owned object.
 
-    Subclasses set :attr:`kind` and keep their public methods (named after their objects),
-    which pass what is specific to them to the protected methods here.
+    The public ``get``, ``list`` and ``delete`` serve every kind as they are; subclasses set
+    :attr:`kind` and write ``create`` and their change method (``update``, ``replace``),
+    which pass what is specific to them to :meth:`_create` and :meth:`_update`. Every
+    method checks the caller's role (:attr:`OwnedKind.role`) and hides other namespaces'
+    objects behind the kind's ``NotFound``.
     """
 
     kind: ClassVar[OwnedKind]
+    delete_advice: ClassVar[str]
+    """What the conflict of deleting a declared object advises instead."""
     store: Store
 
-    def _visible(self, tx: Tx, object_id: str, namespaces: Sequence[str] | None) -> Row:
+    def _visible(self, tx: Tx, object_id: str, caller: Caller) -> Row:
         """The object, or its ``NotFound`` when absent or in another namespace."""
         row = self.kind.get(tx, object_id)
-        if row is None or not visible_to(namespaces, row["namespace"]):
+        if row is None or not caller.can_see(row["namespace"]):
             raise self.kind.not_found(f"{self.kind.name} {object_id!r} not found")
         return row
 
-    def _audit(self, tx: Tx, who: audit.Actor, action: str, row: Row, **details: Any) -> None:
+    def _audit(self, tx: Tx, who: Actor, action: str, row: Row, **details: Any) -> None:
         audit.record(
             tx,
             actor=who,
@@ -122,7 +148,7 @@ class OwnedService:
             namespace=row["namespace"],
             target_type=self.kind.name,
             target_id=row["id"],
-            details={**self.kind.summary(row), **details},
+            details={**self.kind.details(row), **details},
         )
 
     def _declared(self, advice: str) -> Conflict:
@@ -133,26 +159,54 @@ class OwnedService:
         if self.kind.wake is not None:
             tx.notify(self.kind.wake)
 
-    async def _get(self, object_id: str, namespaces: Sequence[str] | None) -> Row:
-        return await self.store.read(lambda tx: self._visible(tx, object_id, namespaces))
+    async def get(self, caller: Caller, object_id: str) -> Row:
+        """Return one object (its ``NotFound`` when absent or in another namespace)."""
+        caller.require(self.kind.role)
+        return await self.store.read(lambda tx: self._visible(tx, object_id, caller))
 
-    async def _list(
+    async def list(
         self,
+        caller: Caller,
         *,
-        namespaces: Sequence[str] | None,
-        workflow_id: str | None,
-        cursor: str | None,
-        limit: int,
-    ) -> list[Row]:
-        return await self.store.read(
-            lambda tx: self.kind.listing(
-                tx, namespaces=namespaces, workflow_id=workflow_id, after_id=cursor, limit=limit
-            )
-        )
+        namespaces: Sequence[str] | None = None,
+        workflow_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[Row]:
+        """A page of objects ordered by id, in ``namespaces`` the caller sees (``None``: all)."""
+        caller.require(self.kind.role)
 
-    async def _create(self, row: Row, place: Callable[[Tx, Row], None]) -> Row:
+        def read(tx: Tx, visible: list[str] | None, n: int) -> list[Row]:
+            return self.kind.listing(
+                tx, namespaces=visible, workflow_id=workflow_id, after_id=cursor, limit=n
+            )
+
+        return await visible_page(self.store, caller, namespaces, limit, read)
+
+    async def delete(self, caller: Caller, object_id: str) -> None:
+        """Delete an API-owned object.
+
+        Raises:
+            NotFound: (the kind's) absent or in another namespace.
+            Conflict: the object is declared by its workflow's document.
+        """
+        caller.require(self.kind.role)
+        who = caller.actor
+
+        def fn(tx: Tx) -> None:
+            current = self._visible(tx, object_id, caller)
+            if current["owner"] == "workflow":
+                raise self._declared(self.delete_advice)
+            self.kind.delete(tx, object_id)
+            self._audit(tx, who, "delete", current)
+
+        await self.store.transact(fn)
+
+    async def _create(self, caller: Caller, row: Row, place: Callable[[Tx, Row], None]) -> Row:
         """Insert ``row`` once ``place`` has checked it and set its workflow columns."""
-        who = audit.current_actor()
+        caller.require(self.kind.role)
+        who = caller.actor
+        row.setdefault("created_by", caller.name)
 
         def fn(tx: Tx) -> Row:
             place(tx, row)
@@ -166,15 +220,16 @@ class OwnedService:
 
     async def _update(
         self,
+        caller: Caller,
         object_id: str,
-        namespaces: Sequence[str] | None,
         change: Callable[[Tx, Row], tuple[dict[str, Any], dict[str, Any]]],
     ) -> Row:
         """Write the columns ``change(tx, current)`` returns, audited with its details."""
-        who = audit.current_actor()
+        caller.require(self.kind.role)
+        who = caller.actor
 
         def fn(tx: Tx) -> Row:
-            current = self._visible(tx, object_id, namespaces)
+            current = self._visible(tx, object_id, caller)
             columns, details = change(tx, current)
             self.kind.update(tx, object_id, **columns)
             updated = {**current, **columns, "updated_at_ms": tx.now_ms}
@@ -183,18 +238,3 @@ class OwnedService:
             return updated
 
         return await self.store.transact(fn)
-
-    async def _delete(
-        self, object_id: str, namespaces: Sequence[str] | None, *, advice: str
-    ) -> None:
-        """Delete an API-owned object; a declared one is a conflict (with ``advice``)."""
-        who = audit.current_actor()
-
-        def fn(tx: Tx) -> None:
-            current = self._visible(tx, object_id, namespaces)
-            if current["owner"] == "workflow":
-                raise self._declared(advice)
-            self.kind.delete(tx, object_id)
-            self._audit(tx, who, "delete", current)
-
-        await self.store.transact(fn)

@@ -12,7 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Page", "paginate"]
+from flowplane.services.caller import Caller
+from flowplane.store.base import Store
+from flowplane.store.tx import Tx
+
+__all__ = ["Page", "paginate", "visible_page"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -45,3 +49,30 @@ def paginate(rows: Sequence[T], limit: int, cursor_of: Callable[[T], Any] = _id)
     items = list(rows[:limit])
     more = len(rows) > limit
     return Page(items, str(cursor_of(items[-1])) if more else None)
+
+
+async def visible_page(
+    store: Store,
+    caller: Caller,
+    namespaces: Sequence[str] | None,
+    limit: int,
+    read: Callable[[Tx, list[str] | None, int], Sequence[T]],
+    cursor_of: Callable[[T], Any] = _id,
+) -> Page[T]:
+    """One page of a listing over the namespaces ``caller`` sees.
+
+    Args:
+        store: where to read.
+        caller: who asks; ``namespaces`` is narrowed to what it sees.
+        namespaces: the namespaces asked for (``None``: every one the caller sees). When
+            none of them is visible the page is empty, without a query.
+        limit: the page size.
+        read: ``read(tx, namespaces, n)`` returns up to ``n`` rows from the cursor on
+            (``namespaces`` ``None``: all).
+        cursor_of: the cursor after an item (default: its ``id``).
+    """
+    visible = caller.visible(namespaces)
+    if visible is not None and not visible:
+        return Page([])
+    rows = await store.read(lambda tx: read(tx, visible, limit + 1))
+    return paginate(rows, limit, cursor_of)

@@ -19,6 +19,7 @@ from flowplane.engine.plan import plans
 from flowplane.errors import Forbidden, InvalidInput, RunNotFound, WorkflowNotFound
 from flowplane.model.document import Workflow
 from flowplane.services.caller import Caller
+from flowplane.services.context import current_actor
 from flowplane.services.feed import TERMINAL_EVENTS
 from flowplane.services.launch import LaunchRequest, load_workflow_file
 from flowplane.services.run_cache import RUN_CHANGED
@@ -409,7 +410,7 @@ def _actor(caller: Caller) -> audit.Actor:
     surrounding context is named then, as before callers were passed explicitly.
     """
     if caller.kind == "system":
-        return audit.current_actor()
+        return current_actor()
     return caller.actor
 
 

@@ -2,15 +2,14 @@
 
 A schedule belongs to one workflow and fires its latest version. Schedules created through
 ``/v1/schedules`` have ``owner="api"``; those declared in a workflow's ``triggers:`` have
-``owner="workflow"`` and follow the document: :func:`sync_workflow_triggers` runs in the
-workflow's own write transaction, so a document and its schedules never disagree. Firing
+``owner="workflow"`` and follow the document (:mod:`flowplane.services.declared`). Firing
 is the engine's business (:func:`flowplane.engine.scheduler.tick`).
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -20,17 +19,14 @@ from flowplane.errors import (
     Conflict,
     InvalidInput,
     ScheduleNotFound,
-    WorkflowInvalid,
     WorkflowNotFound,
 )
 from flowplane.ids import new_id
 from flowplane.model import cron
-from flowplane.model.durations import parse_duration
 from flowplane.services.caller import Caller
 from flowplane.services.owned import (
     OwnedKind,
     OwnedService,
-    declared_triggers,
     find_workflow,
 )
 from flowplane.services.runs import RunService, StartResult
@@ -95,7 +91,8 @@ def check_schedule(values: Mapping[str, Any]) -> cron.CronSpec:
     return spec
 
 
-def _next_fire(values: Mapping[str, Any], spec: cron.CronSpec, now_ms: int) -> int | None:
+def next_fire(values: Mapping[str, Any], spec: cron.CronSpec, now_ms: int) -> int | None:
+    """The first slot of ``spec`` from ``now_ms`` within the schedule's date range."""
     return cron.first_slot(
         spec,
         now_ms=now_ms,
@@ -104,45 +101,27 @@ def _next_fire(values: Mapping[str, Any], spec: cron.CronSpec, now_ms: int) -> i
     )
 
 
-def _summary(row: Row) -> dict[str, Any]:
-    return {"name": row["name"], "workflowId": row["workflow_id"], "cron": row["cron"]}
-
-
 class ScheduleService(OwnedService):
     """Create, read, change, delete and fire schedules."""
 
-    kind = OwnedKind(
-        name="schedule",
-        not_found=ScheduleNotFound,
-        get=q.get_schedule,
-        listing=q.list_schedules,
-        insert=q.insert_schedule,
-        update=q.update_schedule,
-        delete=q.delete_schedule,
-        summary=_summary,
-        wake="schedules",
+    kind = OwnedKind.over(
+        q, "schedule", ScheduleNotFound, ("name", "workflow_id", "cron"), "schedules"
     )
+    delete_advice = "remove it from the workflow document (or disable it with PATCH)"
 
     def __init__(self, store: Store, registry: Registry, runs: RunService) -> None:
         self.store = store
         self.registry = registry
         self.runs = runs
 
-    async def create(
-        self,
-        values: Mapping[str, Any],
-        *,
-        namespaces: Sequence[str] | None = None,
-        created_by: str | None = None,
-    ) -> Row:
-        """Create an API-owned schedule.
+    async def create(self, caller: Caller, values: Mapping[str, Any]) -> Row:
+        """Create an API-owned schedule (editor); the caller is its ``created_by``.
 
         Args:
+            caller: who asks.
             values: ``workflow_id`` (or ``workflow`` name and ``namespace``), ``cron`` and
                 optionally ``name``, ``timezone``, ``input``, ``enabled``, ``start_at``,
                 ``end_at``, ``catchup``, ``catchup_window_seconds``.
-            namespaces: namespaces the caller may see (``None``: all).
-            created_by: recorded on the row.
 
         Raises:
             WorkflowNotFound: no such workflow visible to the caller.
@@ -163,12 +142,11 @@ class ScheduleService(OwnedService):
             "catchup_window_seconds": values.get("catchup_window_seconds")
             or DEFAULT_CATCHUP_WINDOW_SECONDS,
             "owner": "api",
-            "created_by": created_by,
         }
         spec = check_schedule(row)
 
         def place(tx: Tx, row: Row) -> None:
-            workflow = find_workflow(tx, values, namespaces)
+            workflow = find_workflow(tx, values, caller)
             if workflow is None:
                 raise InvalidInput("give workflowId (or workflow, a name, with namespace)")
             if q.schedule_by_name(tx, workflow["id"], row["name"]) is not None:
@@ -178,40 +156,25 @@ class ScheduleService(OwnedService):
             row.update(
                 namespace=workflow["namespace"],
                 workflow_id=workflow["id"],
-                next_fire_ms=_next_fire(row, spec, tx.now_ms),
+                next_fire_ms=next_fire(row, spec, tx.now_ms),
                 last_fired_slot_ms=None,
             )
 
-        return await self._create(row, place)
+        return await self._create(caller, row, place)
 
-    async def list_schedules(
-        self,
-        *,
-        namespaces: Sequence[str] | None = None,
-        workflow_id: str | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
-    ) -> list[Row]:
-        """Return schedules ordered by id, after ``cursor``."""
-        return await self._list(
-            namespaces=namespaces, workflow_id=workflow_id, cursor=cursor, limit=limit
-        )
+    async def get_with_fires(
+        self, caller: Caller, schedule_id: str, limit: int = 10
+    ) -> tuple[Row, list[Row]]:
+        """Return one schedule and its ``limit`` most recent fires (404 when not visible)."""
+        caller.require(self.kind.role)
 
-    async def get(self, schedule_id: str, namespaces: Sequence[str] | None = None) -> Row:
-        """Return one schedule (404 when absent or in another namespace)."""
-        return await self._get(schedule_id, namespaces)
+        def fn(tx: Tx) -> tuple[Row, list[Row]]:
+            row = self._visible(tx, schedule_id, caller)
+            return row, q.list_fires(tx, schedule_id, limit)
 
-    async def fires(self, schedule_id: str, limit: int = 10) -> list[Row]:
-        """Return the schedule's most recent fires."""
-        return await self.store.read(lambda tx: q.list_fires(tx, schedule_id, limit))
+        return await self.store.read(fn)
 
-    async def update(
-        self,
-        schedule_id: str,
-        changes: Mapping[str, Any],
-        *,
-        namespaces: Sequence[str] | None = None,
-    ) -> Row:
+    async def update(self, caller: Caller, schedule_id: str, changes: Mapping[str, Any]) -> Row:
         """Change some fields of a schedule (``PATCH``); a workflow's own accept ``enabled`` only.
 
         Raises:
@@ -246,44 +209,32 @@ class ScheduleService(OwnedService):
                 merged["enabled"] and not current["enabled"]
             )
             if retime:
-                merged["next_fire_ms"] = _next_fire(merged, spec, tx.now_ms)
+                merged["next_fire_ms"] = next_fire(merged, spec, tx.now_ms)
             merged["updated_at_ms"] = tx.now_ms
             columns = {k: v for k, v in merged.items() if k != "id"}
             return columns, {"changed": sorted(changes)}
 
-        return await self._update(schedule_id, namespaces, change)
-
-    async def delete(self, schedule_id: str, *, namespaces: Sequence[str] | None = None) -> None:
-        """Delete an API-owned schedule and its fire history.
-
-        Raises:
-            ScheduleNotFound: absent or in another namespace.
-            Conflict: the schedule is declared by its workflow's document.
-        """
-        await self._delete(
-            schedule_id,
-            namespaces,
-            advice="remove it from the workflow document (or disable it with PATCH)",
-        )
+        return await self._update(caller, schedule_id, change)
 
     async def trigger(
         self,
+        caller: Caller,
         schedule_id: str,
         *,
-        namespaces: Sequence[str] | None = None,
         run_input: dict[str, Any] | None = None,
-        triggered_by: str | None = None,
         idempotency_key: str | None = None,
     ) -> StartResult:
-        """Start a run of the schedule's workflow now, outside its slots.
+        """Start a run of the schedule's workflow now, outside its slots (by ``caller``).
 
         Raises:
             ScheduleNotFound: absent or in another namespace.
             WorkflowNotFound: the workflow was deleted.
         """
 
+        caller.require(self.kind.role)
+
         def fn(tx: Tx) -> tuple[Row, Row | None]:
-            schedule = self._visible(tx, schedule_id, namespaces)
+            schedule = self._visible(tx, schedule_id, caller)
             return schedule, wq.get_workflow_row(tx, schedule["workflow_id"])
 
         schedule, workflow = await self.store.read(fn)
@@ -298,122 +249,10 @@ class ScheduleService(OwnedService):
             workflow_version=workflow["version"],
             idempotency_key=idempotency_key,
             trigger="schedule",
-            triggered_by=triggered_by or f"schedule:{schedule_id}",
+            triggered_by=caller.name,
         )
 
-    async def tick(self, now_ms: int | None = None) -> scheduler.TickResult:
-        """Fire every due slot (what each scheduler loop does)."""
+    async def tick(self, caller: Caller, now_ms: int | None = None) -> scheduler.TickResult:
+        """Fire every due slot now (admin; what each scheduler loop does on its own)."""
+        caller.require("admin")
         return await scheduler.tick(self.store, now_ms, registry=self.registry)
-
-
-# --- schedules declared in workflow documents ----------------------------------------------
-
-
-def _declared_schedule(item: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """The columns of a ``{type: schedule, ...}`` trigger of a document."""
-    known = {
-        "type",
-        "name",
-        "cron",
-        "timezone",
-        "input",
-        "enabled",
-        "start_at",
-        "end_at",
-        "catchup",
-        "catchup_window",
-    }
-    unknown = sorted(set(item) - known)
-    if unknown:
-        raise WorkflowInvalid(f"{where}: unknown schedule field(s) {', '.join(unknown)}")
-    if not isinstance(item.get("cron"), str):
-        raise WorkflowInvalid(f"{where}: a schedule trigger needs `cron`")
-    timezone = str(item.get("timezone") or "UTC")
-    window = item.get("catchup_window", DEFAULT_CATCHUP_WINDOW_SECONDS)
-    values: dict[str, Any] = {
-        "cron": item["cron"],
-        "timezone": timezone,
-        "input": item.get("input") or {},
-        "start_at_ms": parse_instant(item.get("start_at"), timezone, f"{where}.start_at"),
-        "end_at_ms": parse_instant(item.get("end_at"), timezone, f"{where}.end_at"),
-        "catchup": item.get("catchup") or DEFAULT_CATCHUP,
-        "catchup_window_seconds": int(parse_duration(window)),
-    }
-    if "enabled" in item:
-        values["enabled"] = bool(item["enabled"])
-    try:
-        check_schedule(values)
-    except InvalidInput as exc:
-        # Keep the precise class (InvalidCron, ...) and say where in the document it is.
-        raise type(exc)(f"{where}: {exc.detail}", **exc.extra) from None
-    return values
-
-
-def sync_workflow_schedules(tx: Tx, workflow: Row) -> None:
-    """Make the workflow-owned schedules match the document's ``triggers:`` (in ``tx``).
-
-    Schedules are matched by ``name`` (default ``schedule-<n>``, n counting the document's
-    schedule triggers from 1). A matched schedule keeps its fire history and, unless the
-    document says ``enabled``, its enabled flag; a changed cron, time zone or date range
-    restarts it from now.
-    """
-    items = declared_triggers(workflow, "schedule")
-    existing = {r["name"]: r for r in q.schedules_of_workflow(tx, workflow["id"], owner="workflow")}
-    seen: set[str] = set()
-    for number, item in enumerate(items, start=1):
-        name = str(item.get("name") or f"schedule-{number}")
-        where = f"triggers (schedule {name!r})"
-        if name in seen:
-            raise WorkflowInvalid(f"{where}: two schedule triggers are named {name!r}")
-        seen.add(name)
-        values = _declared_schedule(item, where)
-        spec = cron.parse_cron(values["cron"], values["timezone"])
-        old = existing.get(name)
-        if old is None:
-            if q.schedule_by_name(tx, workflow["id"], name) is not None:
-                raise Conflict(f"{where}: the workflow already has an API schedule named {name!r}")
-            row = {
-                "id": new_id(),
-                "namespace": workflow["namespace"],
-                "workflow_id": workflow["id"],
-                "name": name,
-                "enabled": True,
-                "owner": "workflow",
-                "last_fired_slot_ms": None,
-                "created_at_ms": tx.now_ms,
-                "updated_at_ms": tx.now_ms,
-                "created_by": workflow.get("created_by"),
-                **values,
-            }
-            row["next_fire_ms"] = _next_fire(row, spec, tx.now_ms)
-            q.insert_schedule(tx, row)
-            continue
-        merged = {**old, **values, "namespace": workflow["namespace"]}
-        if any(merged[f] != old[f] for f in TIMING_FIELDS) or (
-            merged["enabled"] and not old["enabled"]
-        ):
-            merged["next_fire_ms"] = _next_fire(merged, spec, tx.now_ms)
-        if merged != old:
-            q.update_schedule(tx, old["id"], **{k: v for k, v in merged.items() if k != "id"})
-    for name, old in existing.items():
-        if name not in seen:
-            q.delete_schedule(tx, old["id"])
-    if workflow.get("deleted_at_ms") is not None:
-        # API schedules of a deleted workflow would only fail: remove them too.
-        for old in q.schedules_of_workflow(tx, workflow["id"]):
-            q.delete_schedule(tx, old["id"])
-    tx.notify("schedules")
-
-
-def sync_workflow_triggers(tx: Tx, workflow: Row) -> None:
-    """Sync everything a workflow's ``triggers:`` declares: schedules and webhook triggers.
-
-    Call it inside the transaction that creates, updates or deletes the workflow, with the
-    workflow row as written (``deleted_at_ms`` set for a deletion). Raises the
-    :class:`~flowplane.errors.InvalidInput` family when a declared trigger is wrong, which
-    rolls the workflow write back.
-    """
-    from flowplane.services.triggers import sync_workflow_webhooks
-
-    sync_workflow_schedules(tx, workflow)
-    sync_workflow_webhooks(tx, workflow)

@@ -29,7 +29,6 @@ from flowplane.errors import (
     SignatureInvalid,
     TriggerKeyExists,
     TriggerNotFound,
-    WorkflowInvalid,
     WorkflowNotFound,
 )
 from flowplane.ids import new_id
@@ -40,9 +39,7 @@ from flowplane.services.caller import Caller
 from flowplane.services.owned import (
     OwnedKind,
     OwnedService,
-    declared_triggers,
     find_workflow,
-    visible_to,
 )
 from flowplane.services.runs import RunService
 from flowplane.store import trigger_queries as q
@@ -127,31 +124,17 @@ def _parse_body(delivery: Delivery) -> Any:
     return text
 
 
-def _summary(row: Row) -> dict[str, Any]:
-    return {"key": row["key"], "kind": row["kind"], "scheme": row["scheme"]}
-
-
 class TriggerService(OwnedService):
     """Create, read, change and delete triggers; receive webhook deliveries."""
 
-    kind = OwnedKind(
-        name="trigger",
-        not_found=TriggerNotFound,
-        get=q.get_trigger,
-        listing=q.list_triggers,
-        insert=q.insert_trigger,
-        update=q.update_trigger,
-        delete=q.delete_trigger,
-        summary=_summary,
-    )
+    kind = OwnedKind.over(q, "trigger", TriggerNotFound, ("key", "kind", "scheme"))
+    delete_advice = "remove it from the workflow document"
 
     def __init__(self, store: Store, runs: RunService, keyring: KeyRing | None = None) -> None:
         self.store = store
         self.runs = runs
         self.keyring = keyring
         self.signature_failures: collections.Counter[tuple[str, str]] = collections.Counter()
-
-    # --- secrets ------------------------------------------------------------------------
 
     def _seal(self, trigger_id: str, secret: str | None) -> str | None:
         if secret is None:
@@ -172,8 +155,6 @@ class TriggerService(OwnedService):
                 reason="no_secret",
             )
         return self.keyring.decrypt(sealed, context=_secret_context(row["id"]))
-
-    # --- CRUD -------------------------------------------------------------------------------
 
     def _checked(self, values: Mapping[str, Any], *, require_secret: bool) -> dict[str, Any]:
         key = values.get("key") or secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
@@ -212,63 +193,31 @@ class TriggerService(OwnedService):
             "enabled": bool(values.get("enabled", True)),
         }
 
-    async def create(
-        self,
-        values: Mapping[str, Any],
-        *,
-        namespaces: Sequence[str] | None = None,
-        created_by: str | None = None,
-    ) -> Row:
-        """Create an API-owned trigger.
+    async def create(self, caller: Caller, values: Mapping[str, Any]) -> Row:
+        """Create an API-owned trigger (editor); the caller is its ``created_by``.
 
         Args:
+            caller: who asks.
             values: ``workflow_id`` (or ``workflow`` and ``namespace``), ``kind``, ``key``
                 (generated when absent), ``signal_name``, ``correlation``, ``scheme``,
                 ``secret``, ``enabled``.
-            namespaces: namespaces the caller may see (``None``: all).
-            created_by: recorded on the row.
 
         Raises:
             InvalidInput: a field is wrong. TriggerKeyExists: the key is taken.
             WorkflowNotFound: the workflow is not visible.
         """
         row: Row = {"id": new_id(), **self._checked(values, require_secret=True)}
-        row.update(
-            secret=self._seal(row["id"], values.get("secret")), owner="api", created_by=created_by
-        )
+        row.update(secret=self._seal(row["id"], values.get("secret")), owner="api")
 
         def place(tx: Tx, row: Row) -> None:
-            namespace, workflow_id = _target(tx, values, namespaces)
+            namespace, workflow_id = _target(tx, values, caller)
             if q.trigger_by_key(tx, row["key"]) is not None:
                 raise TriggerKeyExists(f"webhook key {row['key']!r} is already in use")
             row.update(namespace=namespace, workflow_id=workflow_id)
 
-        return await self._create(row, place)
+        return await self._create(caller, row, place)
 
-    async def list_triggers(
-        self,
-        *,
-        namespaces: Sequence[str] | None = None,
-        workflow_id: str | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
-    ) -> list[Row]:
-        """Return triggers ordered by id, after ``cursor``."""
-        return await self._list(
-            namespaces=namespaces, workflow_id=workflow_id, cursor=cursor, limit=limit
-        )
-
-    async def get(self, trigger_id: str, namespaces: Sequence[str] | None = None) -> Row:
-        """Return one trigger (404 when absent or in another namespace)."""
-        return await self._get(trigger_id, namespaces)
-
-    async def replace(
-        self,
-        trigger_id: str,
-        values: Mapping[str, Any],
-        *,
-        namespaces: Sequence[str] | None = None,
-    ) -> Row:
+    async def replace(self, caller: Caller, trigger_id: str, values: Mapping[str, Any]) -> Row:
         """Replace a trigger's settings (``PUT``); an absent ``secret`` keeps the current one.
 
         A trigger declared in a workflow document accepts only ``secret`` and ``enabled``.
@@ -286,7 +235,7 @@ class TriggerService(OwnedService):
             else:
                 wanted = {**values, "key": values.get("key") or current["key"]}
                 changes = self._checked(wanted, require_secret=False)
-                namespace, workflow_id = _target(tx, values, namespaces, current["namespace"])
+                namespace, workflow_id = _target(tx, values, caller, current["namespace"])
                 changes.update(namespace=namespace, workflow_id=workflow_id)
                 keeps = "secret" not in values and current["secret"] is not None
                 if changes["scheme"] != "none" and not values.get("secret") and not keeps:
@@ -298,18 +247,7 @@ class TriggerService(OwnedService):
                 changes["secret"] = self._seal(trigger_id, values["secret"])
             return changes, {"secretChanged": "secret" in values}
 
-        return await self._update(trigger_id, namespaces, change)
-
-    async def delete(self, trigger_id: str, *, namespaces: Sequence[str] | None = None) -> None:
-        """Delete an API-owned trigger.
-
-        Raises:
-            TriggerNotFound: absent or in another namespace.
-            Conflict: the trigger is declared by its workflow's document.
-        """
-        await self._delete(trigger_id, namespaces, advice="remove it from the workflow document")
-
-    # --- deliveries -------------------------------------------------------------------
+        return await self._update(caller, trigger_id, change)
 
     async def receive(
         self, key: str, delivery: Delivery, admit: Callable[[str], None] | None = None
@@ -418,84 +356,14 @@ def _check_secret(secret: Any) -> None:
 def _target(
     tx: Tx,
     values: Mapping[str, Any],
-    namespaces: Sequence[str] | None,
+    caller: Caller,
     default_namespace: str | None = None,
 ) -> tuple[str, str | None]:
     """The namespace and workflow a trigger points at (404 when not visible)."""
-    workflow = find_workflow(tx, values, namespaces, default_namespace)
+    workflow = find_workflow(tx, values, caller, default_namespace)
     if workflow is not None:
         return str(workflow["namespace"]), str(workflow["id"])
     namespace = str(values.get("namespace") or default_namespace or "default")
-    if not visible_to(namespaces, namespace):
+    if not caller.can_see(namespace):
         raise WorkflowNotFound(f"namespace {namespace!r} not found")
     return namespace, None
-
-
-# --- webhook triggers declared in workflow documents ---------------------------------------
-
-
-def sync_workflow_webhooks(tx: Tx, workflow: Row) -> None:
-    """Make the workflow-owned webhook triggers match the document's ``triggers:``.
-
-    Declared as ``{type: webhook, key, kind?, signal?, correlation?, scheme?, enabled?}``
-    and matched by ``key``; the secret (never in a document) is set with ``PUT`` and kept
-    across document updates.
-    """
-    items = declared_triggers(workflow, "webhook")
-    existing = {r["key"]: r for r in q.triggers_of_workflow(tx, workflow["id"], owner="workflow")}
-    seen: set[str] = set()
-    known = {"type", "key", "kind", "signal", "correlation", "scheme", "enabled"}
-    for item in items:
-        where = f"triggers (webhook {item.get('key')!r})"
-        unknown = sorted(set(item) - known)
-        if unknown:
-            raise WorkflowInvalid(f"{where}: unknown webhook field(s) {', '.join(unknown)}")
-        key = item.get("key")
-        if not isinstance(key, str) or not KEY_PATTERN.match(key):
-            raise WorkflowInvalid(f"{where}: `key` must match {KEY_PATTERN.pattern}")
-        if key in seen:
-            raise WorkflowInvalid(f"{where}: two webhook triggers use key {key!r}")
-        seen.add(key)
-        kind = item.get("kind") or "run"
-        scheme = item.get("scheme") or "none"
-        if kind not in KINDS or scheme not in webhooks.SCHEMES:
-            raise WorkflowInvalid(
-                f"{where}: kind must be run|signal, scheme one of {webhooks.SCHEMES}"
-            )
-        if kind == "signal" and not item.get("signal"):
-            raise WorkflowInvalid(f"{where}: a signal webhook needs `signal` (the signal name)")
-        if item.get("correlation"):
-            templates.check_template(str(item["correlation"]), expression=True)
-        values: dict[str, Any] = {
-            "namespace": workflow["namespace"],
-            "kind": kind,
-            "signal_name": item.get("signal") if kind == "signal" else None,
-            "correlation": item.get("correlation") if kind == "signal" else None,
-            "scheme": scheme,
-        }
-        if "enabled" in item:
-            values["enabled"] = bool(item["enabled"])
-        old = existing.get(key)
-        if old is None:
-            if q.trigger_by_key(tx, key) is not None:
-                raise TriggerKeyExists(f"{where}: webhook key {key!r} is already in use")
-            q.insert_trigger(
-                tx,
-                {
-                    "id": new_id(),
-                    "workflow_id": workflow["id"],
-                    "key": key,
-                    "secret": None,
-                    "enabled": True,
-                    "owner": "workflow",
-                    "created_at_ms": tx.now_ms,
-                    "updated_at_ms": tx.now_ms,
-                    "created_by": workflow.get("created_by"),
-                    **values,
-                },
-            )
-        elif any(old[k] != v for k, v in values.items()):
-            q.update_trigger(tx, old["id"], **values)
-    for key, old in existing.items():
-        if key not in seen:
-            q.delete_trigger(tx, old["id"])

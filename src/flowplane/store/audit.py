@@ -1,12 +1,10 @@
 """The audit log: one row per mutation, written inside the mutation's own transaction.
 
-Who is acting travels in context variables, set by the HTTP layer for each request (the
-request id by the middleware, the caller once authenticated) and read by services *before*
-they enter a store transaction: transactions run on executor threads, where the request's
-context is not visible. ``current_actor()`` captures both; ``record(tx, actor=who, ...)``
-writes the row::
+Services name who acts (``caller.actor``, or :func:`flowplane.services.context.current_actor`
+for work without a caller) *before* they enter a store transaction, and
+``record(tx, actor=who, ...)`` writes the row::
 
-    who = audit.current_actor()
+    who = caller.actor
 
     def fn(tx: Tx) -> None:
         ...  # the change
@@ -20,7 +18,6 @@ Details never hold secret values: keys that usually carry one (``value``, ``pass
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,13 +48,6 @@ SENSITIVE_DETAIL_KEYS = frozenset(
 )
 MAX_DETAIL_STRING_CHARS = 1000
 
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "flowplane_request_id", default=None
-)
-actor_var: contextvars.ContextVar[Actor | None] = contextvars.ContextVar(
-    "flowplane_actor", default=None
-)
-
 
 @dataclass(frozen=True)
 class Actor:
@@ -77,19 +67,6 @@ class Actor:
 
 
 SYSTEM = Actor(name="system", kind="system")
-
-
-def current_actor(default: Actor = SYSTEM) -> Actor:
-    """Return the actor of the current context (with the request id), or ``default``.
-
-    Call it in async code before ``store.transact``: the transaction's thread does not see
-    the request's context variables.
-    """
-    actor = actor_var.get() or default
-    request_id = request_id_var.get()
-    if request_id is not None and actor.request_id is None:
-        actor = Actor(actor.name, actor.kind, actor.id, request_id)
-    return actor
 
 
 def record(
@@ -157,24 +134,11 @@ def scrub(value: Any) -> Any:
     return redact_keys(value, SENSITIVE_DETAIL_KEYS, MAX_DETAIL_STRING_CHARS)
 
 
-def list_entries(
-    tx: Tx,
-    *,
-    namespaces: Sequence[str] | None = None,
-    actor: str | None = None,
-    action: str | None = None,
-    target_type: str | None = None,
-    target_id: str | None = None,
-    request_id: str | None = None,
-    since_ms: int | None = None,
-    until_ms: int | None = None,
-    before_id: int | None = None,
-    limit: int = 100,
-) -> list[Row]:
-    """Return audit entries, newest first, matching every given filter.
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which audit entries to read; every given field must match.
 
-    Args:
-        tx: a read transaction.
+    Attributes:
         namespaces: only these namespaces (``None``: all, global entries included).
         actor: the actor name or id.
         action: an exact action, or a prefix ending with ``.`` or ``*`` (``kv.``, ``kv*``).
@@ -183,31 +147,57 @@ def list_entries(
         request_id: the request id.
         since_ms: entries at or after this time.
         until_ms: entries before this time.
+    """
+
+    namespaces: Sequence[str] | None = None
+    actor: str | None = None
+    action: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    request_id: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+
+
+def list_entries(
+    tx: Tx,
+    where: AuditFilter = AuditFilter(),
+    *,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[Row]:
+    """Return audit entries, newest first, matching ``where``.
+
+    Args:
+        tx: a read transaction.
+        where: the filter.
         before_id: the pagination cursor: entries with a smaller id.
         limit: the page size.
     """
     c = t.audit.c
     query = sa.select(t.audit)
-    if namespaces is not None:
-        query = query.where(c.namespace.in_(list(namespaces)))
-    if actor is not None:
-        query = query.where(sa.or_(c.actor == actor, c.actor_id == actor))
-    if action is not None:
-        if action.endswith(("*", ".")):
-            prefix = action.rstrip("*")
+    if where.namespaces is not None:
+        query = query.where(c.namespace.in_(list(where.namespaces)))
+    if where.actor is not None:
+        query = query.where(sa.or_(c.actor == where.actor, c.actor_id == where.actor))
+    if where.action is not None:
+        if where.action.endswith(("*", ".")):
+            prefix = where.action.rstrip("*")
             query = query.where(c.action.like(_escape_like(prefix) + "%", escape="\\"))
         else:
-            query = query.where(c.action == action)
-    if target_type is not None:
-        query = query.where(c.target_type == target_type)
-    if target_id is not None:
-        query = query.where(c.target_id == target_id)
-    if request_id is not None:
-        query = query.where(c.request_id == request_id)
-    if since_ms is not None:
-        query = query.where(c.ts_ms >= since_ms)
-    if until_ms is not None:
-        query = query.where(c.ts_ms < until_ms)
+            query = query.where(c.action == where.action)
+    exact = {
+        c.target_type: where.target_type,
+        c.target_id: where.target_id,
+        c.request_id: where.request_id,
+    }
+    for column, wanted in exact.items():
+        if wanted is not None:
+            query = query.where(column == wanted)
+    if where.since_ms is not None:
+        query = query.where(c.ts_ms >= where.since_ms)
+    if where.until_ms is not None:
+        query = query.where(c.ts_ms < where.until_ms)
     if before_id is not None:
         query = query.where(c.id < before_id)
     query = query.order_by(c.id.desc()).limit(limit)

@@ -9,7 +9,7 @@ no process ever sees a unique-violation error and no leader is needed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +26,43 @@ def _one(tx: Tx, query: sa.Select[Any]) -> Row | None:
 
 def _all(tx: Tx, query: sa.Select[Any]) -> list[Row]:
     return [dict(r._mapping) for r in tx.conn.execute(query)]
+
+
+def _lister(table: sa.Table) -> Callable[..., list[Row]]:
+    """The listing of a workflow-owned table (schedules, triggers): rows by id, filtered."""
+
+    def listing(
+        tx: Tx,
+        *,
+        namespaces: Sequence[str] | None = None,
+        workflow_id: str | None = None,
+        after_id: str | None = None,
+        limit: int = 50,
+    ) -> list[Row]:
+        c = table.c
+        query = sa.select(table)
+        if namespaces is not None:
+            query = query.where(c.namespace.in_(list(namespaces)))
+        if workflow_id is not None:
+            query = query.where(c.workflow_id == workflow_id)
+        if after_id is not None:
+            query = query.where(c.id > after_id)
+        return _all(tx, query.order_by(c.id).limit(limit))
+
+    return listing
+
+
+def _of_workflow(table: sa.Table) -> Callable[..., list[Row]]:
+    """A workflow's rows of a workflow-owned table (only those of ``owner`` when given)."""
+
+    def of_workflow(tx: Tx, workflow_id: str, owner: str | None = None) -> list[Row]:
+        c = table.c
+        query = sa.select(table).where(c.workflow_id == workflow_id)
+        if owner is not None:
+            query = query.where(c.owner == owner)
+        return _all(tx, query.order_by(c.id))
+
+    return of_workflow
 
 
 def _insert_once(tx: Tx, table: sa.Table, values: dict[str, Any], key: Sequence[str]) -> bool:
@@ -60,33 +97,10 @@ def schedule_by_name(tx: Tx, workflow_id: str, name: str) -> Row | None:
     return _one(tx, sa.select(t.schedules).where(c.workflow_id == workflow_id, c.name == name))
 
 
-def list_schedules(
-    tx: Tx,
-    *,
-    namespaces: Sequence[str] | None = None,
-    workflow_id: str | None = None,
-    after_id: str | None = None,
-    limit: int = 50,
-) -> list[Row]:
-    """Return schedules ordered by id; ``after_id`` is the pagination cursor."""
-    c = t.schedules.c
-    query = sa.select(t.schedules)
-    if namespaces is not None:
-        query = query.where(c.namespace.in_(list(namespaces)))
-    if workflow_id is not None:
-        query = query.where(c.workflow_id == workflow_id)
-    if after_id is not None:
-        query = query.where(c.id > after_id)
-    return _all(tx, query.order_by(c.id).limit(limit))
-
-
-def schedules_of_workflow(tx: Tx, workflow_id: str, owner: str | None = None) -> list[Row]:
-    """Return a workflow's schedules (only those of ``owner`` when given)."""
-    c = t.schedules.c
-    query = sa.select(t.schedules).where(c.workflow_id == workflow_id)
-    if owner is not None:
-        query = query.where(c.owner == owner)
-    return _all(tx, query.order_by(c.id))
+list_schedules = _lister(t.schedules)
+"""``list_schedules(tx, *, namespaces, workflow_id, after_id, limit)``: schedules by id."""
+schedules_of_workflow = _of_workflow(t.schedules)
+"""``schedules_of_workflow(tx, workflow_id, owner=None)``: a workflow's schedules."""
 
 
 def update_schedule(tx: Tx, schedule_id: str, **values: Any) -> bool:
@@ -189,33 +203,10 @@ def trigger_by_key(tx: Tx, key: str) -> Row | None:
     return _one(tx, sa.select(t.triggers).where(t.triggers.c.key == key))
 
 
-def list_triggers(
-    tx: Tx,
-    *,
-    namespaces: Sequence[str] | None = None,
-    workflow_id: str | None = None,
-    after_id: str | None = None,
-    limit: int = 50,
-) -> list[Row]:
-    """Return triggers ordered by id; ``after_id`` is the pagination cursor."""
-    c = t.triggers.c
-    query = sa.select(t.triggers)
-    if namespaces is not None:
-        query = query.where(c.namespace.in_(list(namespaces)))
-    if workflow_id is not None:
-        query = query.where(c.workflow_id == workflow_id)
-    if after_id is not None:
-        query = query.where(c.id > after_id)
-    return _all(tx, query.order_by(c.id).limit(limit))
-
-
-def triggers_of_workflow(tx: Tx, workflow_id: str, owner: str | None = None) -> list[Row]:
-    """Return a workflow's triggers (only those of ``owner`` when given)."""
-    c = t.triggers.c
-    query = sa.select(t.triggers).where(c.workflow_id == workflow_id)
-    if owner is not None:
-        query = query.where(c.owner == owner)
-    return _all(tx, query.order_by(c.id))
+list_triggers = _lister(t.triggers)
+"""``list_triggers(tx, *, namespaces, workflow_id, after_id, limit)``: triggers by id."""
+triggers_of_workflow = _of_workflow(t.triggers)
+"""``triggers_of_workflow(tx, workflow_id, owner=None)``: a workflow's triggers."""
 
 
 def update_trigger(tx: Tx, trigger_id: str, **values: Any) -> bool:

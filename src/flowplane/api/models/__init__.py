@@ -1,1 +1,1 @@
-"""Wire models of the HTTP API: the pydantic bodies of requests and responses, by area."""
+"""Wire models of the HTTP API: request and response bodies, apart from the route functions."""

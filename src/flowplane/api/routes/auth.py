@@ -6,183 +6,31 @@ namespaces; anything else answers 404.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from flowplane.api.deps import ObjectId, get_services, require
 from flowplane.api.gate import gatekeeper_of
 from flowplane.api.login_throttle import throttled_login
+from flowplane.api.models.auth import (
+    LoginRequest,
+    LoginResponse,
+    Me,
+    PasswordChange,
+    TokenCreate,
+    TokenCreated,
+    TokenList,
+    TokenOut,
+    UserCreate,
+    UserList,
+    UserOut,
+    UserUpdate,
+)
 from flowplane.api.openapi import error_responses
-from flowplane.errors import InvalidInput
-from flowplane.ids import now_ms
-from flowplane.security.passwords import MAX_PASSWORD_CHARS
-from flowplane.services.auth import ApiKeyInfo, Scope, UserInfo
 from flowplane.services.caller import Caller
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
-
-RoleName = Literal["viewer", "executor", "editor", "admin"]
-Username = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")]
-Password = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_CHARS)]
-Namespace = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
-Namespaces = Annotated[list[Namespace], Field(min_length=1, max_length=1000)] | None
-DisplayName = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]{1,128}$")]
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LoginRequest(_Wire):
-    """Username and password."""
-
-    username: Username
-    password: Password
-
-
-class UserOut(_Wire):
-    """A user (never the password)."""
-
-    id: str
-    username: str
-    role: RoleName
-    namespaces: list[str] | None
-    disabled: bool
-    createdAtMs: int
-    updatedAtMs: int
-    passwordChangedAtMs: int
-    createdBy: str | None
-
-    @classmethod
-    def of(cls, user: UserInfo) -> UserOut:
-        """Wire form of a user."""
-        return cls(
-            id=user.id,
-            username=user.username,
-            role=user.role,
-            namespaces=list(user.namespaces) if user.namespaces is not None else None,
-            disabled=user.disabled,
-            createdAtMs=user.created_at_ms,
-            updatedAtMs=user.updated_at_ms,
-            passwordChangedAtMs=user.password_changed_at_ms,
-            createdBy=user.created_by,
-        )
-
-
-class LoginResponse(_Wire):
-    """A login token: send it as ``Authorization: Bearer <accessToken>``."""
-
-    accessToken: str
-    tokenType: Literal["Bearer"]
-    expiresAtMs: int
-    expiresIn: int
-    user: UserOut
-
-
-class Me(_Wire):
-    """The caller."""
-
-    id: str
-    kind: Literal["api_key", "user"]
-    name: str
-    role: RoleName
-    namespaces: list[str] | None
-
-
-class PasswordChange(_Wire):
-    """A user's own password change (revokes the user's older login tokens)."""
-
-    currentPassword: Password
-    newPassword: Password
-
-
-class UserCreate(_Wire):
-    """A new user."""
-
-    username: Username
-    password: Password
-    role: RoleName
-    namespaces: Namespaces = None
-
-
-class UserUpdate(_Wire):
-    """Fields to change; a new ``password`` or ``disabled: true`` revokes login tokens."""
-
-    role: RoleName | None = None
-    namespaces: Namespaces = None
-    disabled: bool | None = None
-    password: Password | None = None
-
-
-class UserList(_Wire):
-    """Users visible to the caller."""
-
-    items: list[UserOut]
-
-
-class TokenOut(_Wire):
-    """An API key as stored: the key itself is never shown again."""
-
-    id: str
-    name: str
-    prefix: str
-    role: RoleName
-    namespaces: list[str] | None
-    rateLimitPerMinute: int | None
-    expiresAtMs: int | None
-    createdAtMs: int
-    lastUsedAtMs: int | None
-    revokedAtMs: int | None
-    createdBy: str | None
-    active: bool
-
-    @classmethod
-    def of(cls, key: ApiKeyInfo) -> TokenOut:
-        """Wire form of a key."""
-        return cls(
-            id=key.id,
-            name=key.name,
-            prefix=key.prefix,
-            role=key.role,
-            namespaces=list(key.namespaces) if key.namespaces is not None else None,
-            rateLimitPerMinute=key.rate_limit_per_minute,
-            expiresAtMs=key.expires_at_ms,
-            createdAtMs=key.created_at_ms,
-            lastUsedAtMs=key.last_used_at_ms,
-            revokedAtMs=key.revoked_at_ms,
-            createdBy=key.created_by,
-            active=key.active(now_ms()),
-        )
-
-
-class TokenCreate(_Wire):
-    """A new API key; at most one of ``expiresAtMs`` and ``expiresInSeconds``."""
-
-    name: DisplayName
-    role: RoleName
-    namespaces: Namespaces = None
-    expiresAtMs: int | None = Field(default=None, ge=0, le=2**53)
-    expiresInSeconds: int | None = Field(default=None, ge=1, le=10 * 365 * 86400)
-    rateLimitPerMinute: int | None = Field(default=None, ge=0, le=1_000_000)
-
-
-class TokenCreated(_Wire):
-    """A new key: ``secret`` is shown this once and cannot be recovered."""
-
-    token: TokenOut
-    secret: str
-
-
-class TokenList(_Wire):
-    """API keys visible to the caller."""
-
-    items: list[TokenOut]
-
-
-def _scope(principal: Caller) -> Scope:
-    return Scope(name=principal.name, namespaces=principal.namespaces)
 
 
 @router.post(
@@ -206,7 +54,7 @@ async def login(body: LoginRequest, request: Request) -> LoginResponse:
         accessToken=result.token,
         tokenType="Bearer",
         expiresAtMs=result.expires_at_ms,
-        expiresIn=max(0, (result.expires_at_ms - now_ms()) // 1000),
+        expiresIn=result.expires_in_seconds(),
         user=UserOut.of(result.user),
     )
 
@@ -233,10 +81,8 @@ async def change_password(
     body: PasswordChange, request: Request, principal: Caller = require("viewer")
 ) -> UserOut:
     """Change the logged-in user's password; every older login token stops working."""
-    if principal.kind != "user":
-        raise InvalidInput("API keys have no password; log in as a user")
     services = get_services(request)
-    user = await services.auth.change_password(principal.id, body.currentPassword, body.newPassword)
+    user = await services.auth.change_password(principal, body.currentPassword, body.newPassword)
     return UserOut.of(user)
 
 
@@ -256,7 +102,7 @@ async def create_user(
         password=body.password,
         role=body.role,
         namespaces=body.namespaces,
-        scope=_scope(principal),
+        caller=principal,
     )
     return UserOut.of(user)
 
@@ -264,7 +110,7 @@ async def create_user(
 @router.get("/users", response_model=UserList, summary="List users")
 async def list_users(request: Request, principal: Caller = require("admin")) -> UserList:
     """Users visible to the caller, by username."""
-    users = await get_services(request).auth.list_users(scope=_scope(principal))
+    users = await get_services(request).auth.list_users(caller=principal)
     return UserList(items=[UserOut.of(u) for u in users])
 
 
@@ -273,7 +119,7 @@ async def get_user(
     user_id: ObjectId, request: Request, principal: Caller = require("admin")
 ) -> UserOut:
     """One user."""
-    return UserOut.of(await get_services(request).auth.get_user(user_id, scope=_scope(principal)))
+    return UserOut.of(await get_services(request).auth.get_user(user_id, caller=principal))
 
 
 @router.patch("/users/{user_id}", response_model=UserOut, summary="Update a user")
@@ -288,7 +134,7 @@ async def update_user(
         set_namespaces="namespaces" in body.model_fields_set,
         disabled=body.disabled,
         password=body.password,
-        scope=_scope(principal),
+        caller=principal,
     )
     return UserOut.of(user)
 
@@ -298,7 +144,7 @@ async def delete_user(
     user_id: ObjectId, request: Request, principal: Caller = require("admin")
 ) -> Response:
     """Delete a user; their login tokens stop working."""
-    await get_services(request).auth.delete_user(user_id, scope=_scope(principal))
+    await get_services(request).auth.delete_user(user_id, caller=principal)
     return Response(status_code=204)
 
 
@@ -312,18 +158,14 @@ async def create_token(
     body: TokenCreate, request: Request, principal: Caller = require("admin")
 ) -> TokenCreated:
     """Create an API key. The response holds the key (``secret``) this one time only."""
-    if body.expiresAtMs is not None and body.expiresInSeconds is not None:
-        raise InvalidInput("give expiresAtMs or expiresInSeconds, not both")
-    expires = body.expiresAtMs
-    if body.expiresInSeconds is not None:
-        expires = now_ms() + body.expiresInSeconds * 1000
     created = await get_services(request).auth.create_api_key(
         name=body.name,
         role=body.role,
         namespaces=body.namespaces,
-        expires_at_ms=expires,
+        expires_at_ms=body.expiresAtMs,
+        expires_in_seconds=body.expiresInSeconds,
         rate_limit_per_minute=body.rateLimitPerMinute,
-        scope=_scope(principal),
+        caller=principal,
     )
     return TokenCreated(token=TokenOut.of(created.info), secret=created.secret)
 
@@ -336,7 +178,7 @@ async def list_tokens(
 ) -> TokenList:
     """API keys visible to the caller, oldest first (revoked ones on request)."""
     keys = await get_services(request).auth.list_api_keys(
-        include_revoked=includeRevoked, scope=_scope(principal)
+        include_revoked=includeRevoked, caller=principal
     )
     return TokenList(items=[TokenOut.of(k) for k in keys])
 
@@ -346,7 +188,7 @@ async def get_token(
     token_id: ObjectId, request: Request, principal: Caller = require("admin")
 ) -> TokenOut:
     """One API key (without the key)."""
-    key = await get_services(request).auth.get_api_key(token_id, scope=_scope(principal))
+    key = await get_services(request).auth.get_api_key(token_id, caller=principal)
     return TokenOut.of(key)
 
 
@@ -355,5 +197,5 @@ async def revoke_token(
     token_id: ObjectId, request: Request, principal: Caller = require("admin")
 ) -> TokenOut:
     """Revoke an API key; it stops working immediately. Revoking twice is harmless."""
-    key = await get_services(request).auth.revoke_api_key(token_id, scope=_scope(principal))
+    key = await get_services(request).auth.revoke_api_key(token_id, caller=principal)
     return TokenOut.of(key)

@@ -9,8 +9,6 @@ from pydantic import BaseModel, ConfigDict
 
 from flowplane.api.deps import get_services, require
 from flowplane.api.problems import Problem
-from flowplane.connectors.base import Manifest
-from flowplane.connectors.registry import Registry
 from flowplane.services.caller import Caller
 
 router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
@@ -58,42 +56,27 @@ class Category(BaseModel):
     count: int
 
 
-def search(
-    registry: Registry, *, category: str | None = None, q: str | None = None
-) -> list[Manifest]:
-    """Return manifests matching ``category`` and every word of ``q``, sorted by type."""
-    words = [w.lower() for w in (q or "").split() if w]
-    found = []
-    for manifest in registry.manifests():
-        if category and manifest.category != category:
-            continue
-        text = f"{manifest.type} {manifest.name} {manifest.description}".lower()
-        if all(word in text for word in words):
-            found.append(manifest)
-    return sorted(found, key=lambda m: m.type)
-
-
 @router.get("", response_model=ConnectorList, responses=_ERRORS)
 async def list_connectors(
     request: Request,
     detail: Literal["summary", "full"] = Query("summary"),
     category: str | None = Query(None, max_length=64),
     q: str | None = Query(None, max_length=200, description="Words to search for."),
-    _principal: Caller = require("viewer"),
+    principal: Caller = require("viewer"),
 ) -> dict[str, Any]:
     """List connectors; ``detail=summary`` is compact enough for an LLM prompt."""
-    manifests = search(get_services(request).registry, category=category, q=q)
+    manifests = get_services(request).catalog.search(principal, category=category, q=q)
     items = [m.summary() if detail == "summary" else m.to_dict() for m in manifests]
     return {"items": items, "count": len(items)}
 
 
 @router.get("/categories", response_model=list[Category], responses=_ERRORS)
 async def list_categories(
-    request: Request, _principal: Caller = require("viewer")
+    request: Request, principal: Caller = require("viewer")
 ) -> list[dict[str, Any]]:
     """List categories with their connector counts."""
-    counts = get_services(request).registry.categories()
-    return [{"name": name, "count": count} for name, count in sorted(counts.items())]
+    counts = get_services(request).catalog.categories(principal)
+    return [{"name": name, "count": count} for name, count in counts.items()]
 
 
 @router.get(
@@ -104,7 +87,7 @@ async def list_categories(
 async def get_connector(
     request: Request,
     type: str = Path(..., max_length=128),
-    _principal: Caller = require("viewer"),
+    principal: Caller = require("viewer"),
 ) -> dict[str, Any]:
     """Return one connector's full manifest (404 lists close matches)."""
-    return get_services(request).registry.get(type).manifest.to_dict()
+    return get_services(request).catalog.get(principal, type).to_dict()

@@ -8,26 +8,24 @@ server refuses to store values (503 ``secret_key_missing``).
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
 from flowplane.api.deps import ObjectId, require, services_dependency
-from flowplane.api.problems import Problem
-from flowplane.client.models import WireModel
-from flowplane.model.document import DEFAULT_NAMESPACE, NAMESPACE_PATTERN
+from flowplane.api.models.common import etag, parse_if_match, problems
+from flowplane.api.models.credentials import (
+    CredentialCreate,
+    CredentialList,
+    CredentialOut,
+    CredentialUpdate,
+    credential_model,
+)
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 from flowplane.services.credentials import (
     MAX_LIST_LIMIT,
-    NAME_PATTERN,
-    TYPE_PATTERN,
-    Credential,
 )
-from flowplane.store.audit import Actor, current_actor
 
 router = APIRouter(prefix="/v1/credentials", tags=["credentials"])
 
@@ -37,131 +35,6 @@ IfMatch = Annotated[
     str | None,
     Header(alias="If-Match", description='The version you read, as its ETag: `"3"`.'),
 ]
-SECRET_VALUE_MAX_CHARS = 65_536
-
-
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entries for problem documents (401 and 403 included)."""
-    return {
-        status: {
-            "model": Problem,
-            "content": {"application/problem+json": {}},
-            "description": "A problem document (RFC 9457) with a stable `code`.",
-        }
-        for status in (401, 403, *statuses)
-    }
-
-
-def iso(ms: int | None) -> str | None:
-    """ISO-8601 (UTC) of epoch milliseconds."""
-    if ms is None:
-        return None
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def etag(version: int) -> str:
-    """The ETag of a version."""
-    return f'"{version}"'
-
-
-def parse_if_match(value: str | None) -> int | None:
-    """``If-Match`` -> the expected version; a value naming no version never matches (-1)."""
-    if value is None or not value.strip():
-        return None
-    text = value.split(",")[0].strip().removeprefix("W/").strip('"')
-    return int(text) if text.isdigit() else -1
-
-
-def actor_of(principal: Caller) -> Actor:
-    """The audit actor of an authenticated caller, with the current request id."""
-    return Actor(
-        name=principal.name,
-        kind=principal.kind,
-        id=principal.id,
-        request_id=current_actor().request_id,
-    )
-
-
-# --- models ------------------------------------------------------------------------------
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class CredentialCreate(_Body):
-    """``POST /v1/credentials``."""
-
-    namespace: str = Field(default=DEFAULT_NAMESPACE, pattern=NAMESPACE_PATTERN)
-    name: str = Field(
-        pattern=NAME_PATTERN, description="Referenced as `{{ secrets.NAME }}` or `${NAME}`."
-    )
-    type: str = Field(
-        default="generic",
-        pattern=TYPE_PATTERN,
-        description="Free-form kind, e.g. `generic`, `api_key`, `password`, `oauth_token`.",
-    )
-    description: str | None = Field(default=None, max_length=500)
-    value: str = Field(
-        min_length=1,
-        max_length=SECRET_VALUE_MAX_CHARS,
-        description="The secret. Write-only: no response ever contains it.",
-    )
-
-
-class CredentialUpdate(_Body):
-    """``PUT /v1/credentials/{id}``: any of a new value, type or description."""
-
-    value: str | None = Field(default=None, min_length=1, max_length=SECRET_VALUE_MAX_CHARS)
-    type: str | None = Field(default=None, pattern=TYPE_PATTERN)
-    description: str | None = Field(default=None, max_length=500)
-
-
-class CredentialOut(WireModel):
-    """A credential, without its value."""
-
-    id: str
-    namespace: str
-    name: str
-    type: str
-    description: str | None = None
-    version: int = Field(description="1 at creation, +1 on every change; the ETag.")
-    key_id: str = Field(description="The id of the master key sealing the value.")
-    created_at_ms: int
-    updated_at_ms: int
-    created_at: str | None = None
-    updated_at: str | None = None
-    created_by: str | None = None
-    updated_by: str | None = None
-
-
-class CredentialList(WireModel):
-    """A page of credentials."""
-
-    items: list[CredentialOut]
-    next_cursor: str | None = None
-
-
-def credential_model(c: Credential) -> CredentialOut:
-    """The wire form of a credential."""
-    return CredentialOut(
-        id=c.id,
-        namespace=c.namespace,
-        name=c.name,
-        type=c.type,
-        description=c.description,
-        version=c.version,
-        key_id=c.key_id,
-        created_at_ms=c.created_at_ms,
-        updated_at_ms=c.updated_at_ms,
-        created_at=iso(c.created_at_ms),
-        updated_at=iso(c.updated_at_ms),
-        created_by=c.created_by,
-        updated_by=c.updated_by,
-    )
-
-
-# --- routes ------------------------------------------------------------------------------
 
 
 @router.post(
@@ -175,14 +48,13 @@ async def create_credential(
     body: CredentialCreate, response: Response, principal: Admin, services: Svc
 ) -> CredentialOut:
     """Seal the value with the master key and store it; the response omits the value."""
-    principal.check_namespace(body.namespace, "namespace")
     created = await services.credentials.create(
+        principal,
         body.namespace,
         body.name,
         body.value,
         type_=body.type,
         description=body.description,
-        actor=actor_of(principal),
     )
     response.headers["ETag"] = etag(created.version)
     response.headers["Location"] = f"/v1/credentials/{created.id}"
@@ -203,10 +75,9 @@ async def list_credentials(
     cursor: Annotated[str | None, Query(max_length=300)] = None,
 ) -> CredentialList:
     """Credentials ordered by namespace and name (names and metadata only)."""
-    namespaces = principal.visible(namespace)
-    if namespaces is not None and not namespaces:
-        return CredentialList(items=[])
-    page = await services.credentials.list(namespaces=namespaces, cursor=cursor, limit=limit)
+    page = await services.credentials.list(
+        principal, namespaces=namespace, cursor=cursor, limit=limit
+    )
     return CredentialList(
         items=[credential_model(c) for c in page.items], next_cursor=page.next_cursor
     )
@@ -222,7 +93,7 @@ async def get_credential(
     credential_id: ObjectId, response: Response, principal: Admin, services: Svc
 ) -> CredentialOut:
     """The credential's metadata, with its version as ``ETag``."""
-    found = await services.credentials.get(credential_id, principal.namespaces)
+    found = await services.credentials.get(principal, credential_id)
     response.headers["ETag"] = etag(found.version)
     return credential_model(found)
 
@@ -243,13 +114,12 @@ async def update_credential(
 ) -> CredentialOut:
     """Replace the value (re-sealed with a new nonce), type or description."""
     updated = await services.credentials.update(
+        principal,
         credential_id,
-        namespaces=principal.namespaces,
         value=body.value,
         type_=body.type,
         description=body.description,
         if_match=parse_if_match(if_match),
-        actor=actor_of(principal),
     )
     response.headers["ETag"] = etag(updated.version)
     return credential_model(updated)
@@ -268,10 +138,5 @@ async def delete_credential(
     if_match: IfMatch = None,
 ) -> Response:
     """Delete the credential; runs that reference it fail to resolve it from then on."""
-    await services.credentials.delete(
-        credential_id,
-        namespaces=principal.namespaces,
-        if_match=parse_if_match(if_match),
-        actor=actor_of(principal),
-    )
+    await services.credentials.delete(principal, credential_id, if_match=parse_if_match(if_match))
     return Response(status_code=204)

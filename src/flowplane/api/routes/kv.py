@@ -9,24 +9,25 @@ entry expire. Workflows use the same store through ``kv.get``, ``kv.set``, ``kv.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
 from flowplane.api.deps import require, services_dependency
-from flowplane.api.routes.credentials import actor_of, etag, iso, parse_if_match, problems
-from flowplane.client.models import WireModel
-from flowplane.errors import InvalidInput, KVKeyNotFound
+from flowplane.api.models.common import etag, parse_if_match, problems
+from flowplane.api.models.kv import (
+    KVEntryOut,
+    KVList,
+    KVPut,
+    entry_model,
+)
+from flowplane.errors import InvalidInput
 from flowplane.model.document import NAMESPACE_PATTERN
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 from flowplane.services.kv import (
     MAX_KEY_CHARS,
     MAX_LIST_LIMIT,
-    MAX_TTL_SECONDS,
-    KVEntry,
 )
 
 router = APIRouter(prefix="/v1/kv", tags=["kv"])
@@ -45,52 +46,6 @@ IfNoneMatch = Annotated[
 ]
 
 
-class KVPut(BaseModel):
-    """``PUT /v1/kv/{namespace}/{key}``."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-    value: Any = Field(description="Any JSON value but null.")
-    ttl_seconds: float | None = Field(
-        default=None, gt=0, le=MAX_TTL_SECONDS, description="Expire after this many seconds."
-    )
-
-
-class KVEntryOut(WireModel):
-    """An entry."""
-
-    namespace: str
-    key: str
-    value: Any
-    version: int = Field(description="1 at creation, +1 on every write; the ETag.")
-    expires_at_ms: int | None = None
-    expires_at: str | None = None
-    created_at_ms: int
-    updated_at_ms: int
-    updated_at: str | None = None
-
-
-class KVList(WireModel):
-    """A page of entries, ordered by key."""
-
-    items: list[KVEntryOut]
-    next_cursor: str | None = None
-
-
-def entry_model(entry: KVEntry) -> KVEntryOut:
-    """The wire form of an entry."""
-    return KVEntryOut(
-        namespace=entry.namespace,
-        key=entry.key,
-        value=entry.value,
-        version=entry.version,
-        expires_at_ms=entry.expires_at_ms,
-        expires_at=iso(entry.expires_at_ms),
-        created_at_ms=entry.created_at_ms,
-        updated_at_ms=entry.updated_at_ms,
-        updated_at=iso(entry.updated_at_ms),
-    )
-
-
 @router.get(
     "/{namespace}",
     response_model=KVList,
@@ -106,8 +61,7 @@ async def list_keys(
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
 ) -> KVList:
     """Live entries (with values) ordered by key, optionally under a prefix."""
-    principal.check_namespace(namespace, "namespace")
-    page = await services.kv.list(namespace, prefix=prefix, cursor=cursor, limit=limit)
+    page = await services.kv.list(principal, namespace, prefix=prefix, cursor=cursor, limit=limit)
     return KVList(items=[entry_model(e) for e in page.items], next_cursor=page.next_cursor)
 
 
@@ -121,8 +75,7 @@ async def get_key(
     namespace: Namespace, key: Key, response: Response, principal: Viewer, services: Svc
 ) -> KVEntryOut:
     """The entry, with its version as ``ETag``."""
-    principal.check_namespace(namespace, "key")
-    entry = await services.kv.get(namespace, key)
+    entry = await services.kv.get(principal, namespace, key)
     response.headers["ETag"] = etag(entry.version)
     return entry_model(entry)
 
@@ -147,17 +100,16 @@ async def put_key(
     if_none_match: IfNoneMatch = None,
 ) -> KVEntryOut:
     """Create or replace the entry (201 when created); conditional with ``If-Match``."""
-    principal.check_namespace(namespace, "namespace")
     if if_none_match is not None and if_none_match.strip() != "*":
         raise InvalidInput("If-None-Match supports only *")
     entry, created = await services.kv.put(
+        principal,
         namespace,
         key,
         body.value,
         ttl_seconds=body.ttl_seconds,
         if_match=parse_if_match(if_match),
         if_none_match=if_none_match is not None,
-        actor=actor_of(principal),
     )
     response.status_code = 201 if created else 200
     response.headers["ETag"] = etag(entry.version)
@@ -178,10 +130,5 @@ async def delete_key(
     if_match: IfMatch = None,
 ) -> Response:
     """Delete the entry (404 when absent); conditional with ``If-Match``."""
-    principal.check_namespace(namespace, "key")
-    deleted = await services.kv.delete(
-        namespace, key, if_match=parse_if_match(if_match), actor=actor_of(principal)
-    )
-    if deleted is None:
-        raise KVKeyNotFound(f"key {key!r} not found in namespace {namespace!r}")
+    await services.kv.delete(principal, namespace, key, if_match=parse_if_match(if_match))
     return Response(status_code=204)

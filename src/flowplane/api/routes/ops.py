@@ -17,9 +17,7 @@ from flowplane.api.deps import get_services, require
 from flowplane.api.metrics import CONTENT_TYPE, Metrics
 from flowplane.api.openapi import error_responses
 from flowplane.api.problems import problem_response
-from flowplane.errors import Forbidden
 from flowplane.services.caller import Caller
-from flowplane.services.ops import readiness
 
 router = APIRouter(tags=["ops"])
 
@@ -55,7 +53,7 @@ async def health() -> Health:
 )
 async def readyz(request: Request) -> Ready | JSONResponse:
     """200 when the database answers and its schema is at the newest migration, else 503."""
-    state = await readiness(get_services(request).store)
+    state = await get_services(request).ops.readiness()
     if not state.ready:
         detail = (
             "the database does not answer"
@@ -89,8 +87,7 @@ async def metrics(request: Request, principal: Caller = require("viewer")) -> Re
     The numbers span every namespace (workflow names are labels), so a key restricted to
     some namespaces gets 403.
     """
-    if principal.namespaces is not None:
-        raise Forbidden("metrics span every namespace; use a key without namespace limits")
+    stats = await get_services(request).ops.run_stats(principal)
     registry: Metrics = request.app.state.metrics
-    body = await registry.render(get_services(request).store)
+    body = registry.render(stats)
     return Response(body, media_type=CONTENT_TYPE)

@@ -9,27 +9,28 @@ its key, so give such keys the entropy of a password (the generated ones have 14
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
 from flowplane.api.deps import require, services_dependency
+from flowplane.api.models.triggers import (
+    TriggerIn,
+    TriggerList,
+    TriggerOut,
+    WebhookAccepted,
+    trigger_out,
+)
 from flowplane.api.openapi import error_responses
-from flowplane.api.paging import Cursor, NamespaceFilter, PageSize
+from flowplane.api.paging import OwnedListing, owned_listing
 from flowplane.api.webhook_limits import webhook_limits_of
-from flowplane.client.models import WireModel
 from flowplane.errors import SignatureInvalid
-from flowplane.model.document import NAMESPACE_PATTERN
 from flowplane.services import webhook_reply
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
-from flowplane.services.paging import paginate
-from flowplane.services.triggers import MAX_SECRET_CHARS, Delivery
-from flowplane.store.tx import Row
+from flowplane.services.triggers import Delivery
 
 router = APIRouter(tags=["triggers"])
 
@@ -59,95 +60,6 @@ def _failures_counter(request: Request) -> Counter | None:
     return counter
 
 
-# --- models ------------------------------------------------------------------------------
-
-
-class TriggerIn(BaseModel):
-    """``POST /v1/triggers`` and ``PUT /v1/triggers/{id}``."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    workflow_id: str | None = Field(
-        default=None, max_length=64, description="The workflow to run (kind `run`)."
-    )
-    workflow: str | None = Field(
-        default=None, max_length=128, description="A workflow name (with `namespace`)."
-    )
-    namespace: str | None = Field(default=None, pattern=NAMESPACE_PATTERN)
-    key: str | None = Field(
-        default=None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
-        description="The URL key: `POST /v1/webhooks/{key}` (generated when omitted).",
-    )
-    kind: Literal["run", "signal"] = "run"
-    signal_name: str | None = Field(default=None, max_length=128)
-    correlation: str | None = Field(
-        default=None,
-        max_length=1000,
-        description="Kind `signal`: an expression over `body`, `headers`, `query` giving the "
-        "correlation id, e.g. `body.order.id`.",
-    )
-    scheme: Literal["none", "standard", "github", "stripe"] = "none"
-    secret: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=MAX_SECRET_CHARS,
-        description="Write-only. On PUT, omit it to keep the current one.",
-    )
-    enabled: bool = True
-
-
-class TriggerOut(WireModel):
-    """A trigger (never its secret)."""
-
-    id: str
-    namespace: str
-    workflow_id: str | None
-    key: str
-    url: str = Field(description="The path deliveries are posted to.")
-    kind: str
-    signal_name: str | None
-    correlation: str | None
-    scheme: str
-    has_secret: bool
-    enabled: bool
-    owner: str = Field(description="`api`, or `workflow` when declared in its `triggers:`.")
-    created_at_ms: int
-    updated_at_ms: int
-    created_by: str | None = None
-
-
-class TriggerList(WireModel):
-    """A page of triggers; pass ``nextCursor`` as ``cursor`` for the next page."""
-
-    items: list[TriggerOut]
-    next_cursor: str | None = None
-
-
-def trigger_out(row: Row) -> TriggerOut:
-    """The wire form of a trigger row."""
-    return TriggerOut(
-        id=row["id"],
-        namespace=row["namespace"],
-        workflow_id=row["workflow_id"],
-        key=row["key"],
-        url=f"/v1/webhooks/{row['key']}",
-        kind=row["kind"],
-        signal_name=row["signal_name"],
-        correlation=row["correlation"],
-        scheme=row["scheme"],
-        has_secret=bool(row["secret"]),
-        enabled=bool(row["enabled"]),
-        owner=row["owner"],
-        created_at_ms=row["created_at_ms"],
-        updated_at_ms=row["updated_at_ms"],
-        created_by=row.get("created_by"),
-    )
-
-
-# --- routes ------------------------------------------------------------------------------
-
-
 @router.post(
     "/v1/triggers",
     status_code=201,
@@ -159,39 +71,30 @@ async def create_trigger(
     body: TriggerIn, response: Response, principal: Editor, services: Svc
 ) -> TriggerOut:
     """Create a trigger; its deliveries go to ``url``."""
-    row = await services.triggers.create(
-        body.model_dump(exclude_unset=True),
-        namespaces=principal.visible(),
-        created_by=principal.name,
-    )
+    row = await services.triggers.create(principal, body.model_dump(exclude_unset=True))
     response.headers["Location"] = f"/v1/triggers/{row['id']}"
     return trigger_out(row)
 
 
 @router.get("/v1/triggers", response_model=TriggerList, summary="List triggers")
 async def list_triggers(
-    principal: Editor,
-    services: Svc,
-    namespace: NamespaceFilter = None,
-    workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
-    limit: PageSize = 50,
-    cursor: Cursor = None,
+    principal: Editor, services: Svc, query: Annotated[OwnedListing, Depends(owned_listing)]
 ) -> TriggerList:
     """List triggers by id, a page at a time."""
-    visible = principal.visible(namespace)
-    if visible is not None and not visible:
-        return TriggerList(items=[])
-    rows = await services.triggers.list_triggers(
-        namespaces=visible, workflow_id=workflow_id, cursor=cursor, limit=limit + 1
+    page = await services.triggers.list(
+        principal,
+        namespaces=query.namespaces,
+        workflow_id=query.workflow_id,
+        cursor=query.cursor,
+        limit=query.limit,
     )
-    page = paginate(rows, limit)
     return TriggerList(items=[trigger_out(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/v1/triggers/{trigger_id}", response_model=TriggerOut, summary="Get a trigger")
 async def get_trigger(trigger_id: str, principal: Editor, services: Svc) -> TriggerOut:
     """Return a trigger (never its secret)."""
-    return trigger_out(await services.triggers.get(trigger_id, principal.visible()))
+    return trigger_out(await services.triggers.get(principal, trigger_id))
 
 
 @router.put(
@@ -205,7 +108,7 @@ async def put_trigger(
 ) -> TriggerOut:
     """Replace a trigger's settings; a workflow's own trigger takes ``secret``/``enabled`` only."""
     row = await services.triggers.replace(
-        trigger_id, body.model_dump(exclude_unset=True), namespaces=principal.visible()
+        principal, trigger_id, body.model_dump(exclude_unset=True)
     )
     return trigger_out(row)
 
@@ -218,19 +121,8 @@ async def put_trigger(
 )
 async def delete_trigger(trigger_id: str, principal: Editor, services: Svc) -> Response:
     """Delete an API-created trigger and its delivery log."""
-    await services.triggers.delete(trigger_id, namespaces=principal.visible())
+    await services.triggers.delete(principal, trigger_id)
     return Response(status_code=204)
-
-
-class WebhookAccepted(BaseModel):
-    """What a webhook delivery did: a run started, runs signalled, or a replay ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-    runId: str | None = None
-    delivered: int | None = None
-    runIds: list[str] | None = None
-    correlationId: str | None = None
-    duplicate: bool | None = None
 
 
 @router.post(

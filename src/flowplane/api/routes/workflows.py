@@ -7,35 +7,43 @@ camelCase on the wire; the EditOps result uses the snake_case keys of DESIGN.md.
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
-from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException
 
 from flowplane.api.deps import require, services_dependency
+from flowplane.api.models.workflows import (
+    DOCUMENT_SCHEMA,
+    JSON_TYPES,
+    YAML_SCHEMA,
+    YAML_TYPES,
+    ImportedOut,
+    ImportOut,
+    OperationsBody,
+    PatchOut,
+    RevisionList,
+    RevisionOut,
+    ValidationErrorOut,
+    ValidationOut,
+    WorkflowList,
+    WorkflowOut,
+    WorkflowRunBody,
+    etag,
+    parse_if_match,
+    patch_out,
+    revision_out,
+    run_request_hash,
+    workflow_out,
+)
 from flowplane.api.openapi import error_responses
 from flowplane.api.paging import Cursor, NamespaceFilter, PageSize
 from flowplane.api.run_views import run_model
 from flowplane.client.models import DispatchResult
 from flowplane.errors import InvalidInput
-from flowplane.model.document import Workflow
-from flowplane.model.edits import OPS, SkipCode
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
-from flowplane.services.workflows import (
-    ANY_VERSION,
-    ExpectedVersion,
-    PatchOutcome,
-    Revision,
-    StoredWorkflow,
-    WorkflowService,
-    split_documents,
-)
+from flowplane.services.workflows import split_documents
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
 
@@ -48,37 +56,6 @@ IfMatch = Annotated[
     Header(alias="If-Match", description='The version you read, as its ETag: `"3"`, or `*`.'),
 ]
 WorkflowRef = Annotated[str, Path(description="The workflow id.")]
-
-MAX_OPS = 1000
-JSON_TYPES = ("application/json",)
-YAML_TYPES = ("application/yaml", "text/yaml", "application/x-yaml", "text/x-yaml")
-
-
-# --- schemas -----------------------------------------------------------------------------
-
-
-def _inline(schema: Any, defs: dict[str, Any]) -> Any:
-    """Replace ``{"$ref": "#/$defs/X"}`` by X (the document model has no recursion)."""
-    if isinstance(schema, dict):
-        ref = schema.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
-        return {k: _inline(v, defs) for k, v in schema.items() if k != "$defs"}
-    if isinstance(schema, list):
-        return [_inline(item, defs) for item in schema]
-    return schema
-
-
-def _document_schema() -> dict[str, Any]:
-    raw = Workflow.model_json_schema()
-    schema: dict[str, Any] = _inline(raw, raw.get("$defs", {}))
-    schema["title"] = "WorkflowDocument"
-    return schema
-
-
-DOCUMENT_SCHEMA = _document_schema()
-YAML_SCHEMA: dict[str, Any] = {"type": "string", "description": "The document as YAML."}
-DocumentJson = Annotated[dict[str, Any], WithJsonSchema(DOCUMENT_SCHEMA)]
 
 
 def _body(description: str, json_schema: dict[str, Any]) -> dict[str, Any]:
@@ -105,225 +82,6 @@ def _with_etag(status: int, *statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"headers": header}, **_problems(*statuses)}
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class _Request(_Wire):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class WorkflowOut(_Wire):
-    """A stored workflow at its current version."""
-
-    id: str
-    name: str
-    namespace: str
-    version: int = Field(description="1 at creation, +1 on every change; the ETag.")
-    description: str
-    document: DocumentJson = Field(description="The workflow document (no `version` key).")
-    created_at_ms: int
-    updated_at_ms: int
-    created_at: str = Field(description="ISO-8601 of createdAtMs.")
-    updated_at: str = Field(description="ISO-8601 of updatedAtMs.")
-    created_by: str | None = None
-
-
-class WorkflowList(_Wire):
-    """A page of workflows; pass ``nextCursor`` as ``cursor`` for the next page."""
-
-    items: list[WorkflowOut]
-    next_cursor: str | None = None
-
-
-class RevisionOut(_Wire):
-    """One saved version of a workflow (``document`` only when asked for one revision)."""
-
-    workflow_id: str
-    version: int
-    created_at_ms: int
-    created_at: str
-    created_by: str | None = None
-    message: str | None = None
-    document: DocumentJson | None = None
-
-
-class RevisionList(_Wire):
-    """Every revision, newest first."""
-
-    items: list[RevisionOut]
-
-
-class ImportedOut(_Wire):
-    """What the import did with one document."""
-
-    id: str
-    name: str
-    namespace: str
-    version: int
-    action: Literal["created", "updated", "unchanged"]
-
-
-class ImportOut(_Wire):
-    """The result of an import, in the order of the documents."""
-
-    items: list[ImportedOut]
-    created: int
-    updated: int
-    unchanged: int
-
-
-class ValidationErrorOut(BaseModel):
-    """One problem of a workflow (snake_case, like the EditOps result)."""
-
-    node_id: str | None = None
-    node_type: str | None = None
-    field: str | None = None
-    value: Any = None
-    error: str
-    code: str | None = Field(default=None, description="A stable machine code.")
-    path: str | None = Field(default=None, description="Where in the document (parse errors).")
-    line: int | None = Field(default=None, description="1-based line (parse errors).")
-
-
-class ValidationOut(BaseModel):
-    """The result of ``POST /v1/workflows/validate``."""
-
-    valid: bool
-    errors: list[ValidationErrorOut]
-    document: DocumentJson | None = Field(
-        default=None, description="The canonical document, when it parsed."
-    )
-
-
-class SkippedItemOut(BaseModel):
-    """An op that was not applied."""
-
-    index: int
-    op: str | None
-    node_id: str | None
-    reason_code: SkipCode
-    reason: str
-    details: dict[str, Any]
-
-
-class AppliedItemOut(BaseModel):
-    """An op that was applied."""
-
-    index: int
-    op: str
-    node_id: str | None
-    description: str
-
-
-class PatchOut(BaseModel):
-    """The result of an EditOps batch."""
-
-    ok: bool = Field(description="Nothing was skipped and nothing is invalid.")
-    version: int = Field(description="The version after the batch.")
-    saved: bool = Field(description="Whether a new version was saved.")
-    workflow: DocumentJson = Field(description="The document after the batch.")
-    validation_errors: list[ValidationErrorOut]
-    skipped_items: list[SkippedItemOut]
-    applied: list[AppliedItemOut]
-    summary: str = Field(description="One paragraph for a person or an LLM.")
-
-
-_OP_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["op"],
-    "properties": {
-        "op": {"type": "string", "enum": list(OPS)},
-        "node_id": {"type": "string"},
-        "target_node_id": {"type": "string"},
-        "new_id": {"type": "string"},
-        "type": {"type": "string"},
-        "params": {"type": "object"},
-        "needs": {"type": "array", "items": {"type": "string"}},
-        "field": {"type": "string"},
-        "value": {},
-    },
-    "additionalProperties": True,
-    "description": "An EditOp; ops that cannot apply are returned in skipped_items.",
-}
-
-
-class OperationsBody(BaseModel):
-    """``POST /v1/workflows/{id}/operations``: exactly ``{"ops": [...]}``."""
-
-    model_config = ConfigDict(extra="forbid")
-    ops: Annotated[
-        list[Any], WithJsonSchema({"type": "array", "items": _OP_SCHEMA, "maxItems": MAX_OPS})
-    ] = Field(max_length=MAX_OPS)
-
-
-class WorkflowRunBody(_Request):
-    """``POST /v1/workflows/{id}/runs``."""
-
-    input: Any = Field(default=None, description="The run input (validated at dispatch).")
-    idempotency_key: str | None = Field(
-        default=None, max_length=255, description="Same as the Idempotency-Key header."
-    )
-    run_id: str | None = Field(
-        default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$", description="Own run id."
-    )
-
-
-# --- helpers -----------------------------------------------------------------------------
-
-
-def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def workflow_out(wf: StoredWorkflow) -> WorkflowOut:
-    """Build the wire model of a stored workflow."""
-    return WorkflowOut(
-        id=wf.id,
-        name=wf.name,
-        namespace=wf.namespace,
-        version=wf.version,
-        description=wf.description,
-        document=wf.document,
-        created_at_ms=wf.created_at_ms,
-        updated_at_ms=wf.updated_at_ms,
-        created_at=_iso(wf.created_at_ms),
-        updated_at=_iso(wf.updated_at_ms),
-        created_by=wf.created_by,
-    )
-
-
-def _revision_out(rev: Revision) -> RevisionOut:
-    return RevisionOut(
-        workflow_id=rev.workflow_id,
-        version=rev.version,
-        created_at_ms=rev.created_at_ms,
-        created_at=_iso(rev.created_at_ms),
-        created_by=rev.created_by,
-        message=rev.message,
-        document=rev.document,
-    )
-
-
-def etag(version: int) -> str:
-    """The ETag of a workflow version."""
-    return f'"{version}"'
-
-
-def parse_if_match(value: str | None) -> ExpectedVersion:
-    """``If-Match`` -> the expected version (``None`` when absent, ``*`` for any).
-
-    A value that names no version (``"abc"``) can never match: it becomes 0.
-    """
-    if value is None or not value.strip():
-        return None
-    text = value.split(",")[0].strip()
-    if text == ANY_VERSION:
-        return ANY_VERSION
-    text = text.removeprefix("W/").strip('"')
-    return int(text) if text.isdigit() else 0
-
-
 async def _document_body(request: Request) -> bytes:
     """The raw request body, when its media type is JSON or YAML (else 415)."""
     media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
@@ -332,13 +90,6 @@ async def _document_body(request: Request) -> bytes:
             415, f"send the document as application/json or application/yaml, not {media}"
         )
     return await request.body()
-
-
-def _workflows(services: Services) -> WorkflowService:
-    return services.workflows
-
-
-# --- routes ------------------------------------------------------------------------------
 
 
 @router.post(
@@ -354,9 +105,7 @@ async def create_workflow(
 ) -> WorkflowOut:
     """Validate and store a new workflow (version 1). Its namespace comes from the document."""
     body = await _document_body(request)
-    wf = await _workflows(services).create(
-        body, namespaces=principal.namespaces, created_by=principal.name
-    )
+    wf = await services.workflows.create(principal, body)
     response.headers["ETag"] = etag(wf.version)
     response.headers["Location"] = f"/v1/workflows/{wf.id}"
     return workflow_out(wf)
@@ -376,10 +125,9 @@ async def list_workflows(
     cursor: Cursor = None,
 ) -> WorkflowList:
     """List live workflows in creation order, a page at a time."""
-    visible = principal.visible(namespace)
-    if visible is not None and not visible:
-        return WorkflowList(items=[], next_cursor=None)
-    page = await _workflows(services).list_workflows(namespaces=visible, limit=limit, cursor=cursor)
+    page = await services.workflows.list_workflows(
+        principal, namespaces=namespace, limit=limit, cursor=cursor
+    )
     return WorkflowList(items=[workflow_out(w) for w in page.items], next_cursor=page.next_cursor)
 
 
@@ -393,7 +141,7 @@ async def list_workflows(
 async def validate_workflow(request: Request, principal: Viewer, services: Svc) -> ValidationOut:
     """Check a document without storing it: ``valid`` and every problem found."""
     body = await _document_body(request)
-    report = _workflows(services).validate(body)
+    report = services.workflows.validate(principal, body)
     return ValidationOut(
         valid=report.valid,
         errors=[ValidationErrorOut(**e) for e in report.errors],
@@ -431,9 +179,7 @@ async def import_workflows(request: Request, principal: Editor, services: Svc) -
     """
     body = await _document_body(request)
     documents = split_documents(body)
-    items = await _workflows(services).import_documents(
-        list(documents), namespaces=principal.namespaces, imported_by=principal.name
-    )
+    items = await services.workflows.import_documents(principal, list(documents))
     out = [
         ImportedOut(
             id=i.workflow.id,
@@ -468,9 +214,7 @@ async def get_workflow(
     ] = None,
 ) -> WorkflowOut:
     """Return the workflow (by id, or by name in ``namespace``) with its ``ETag``."""
-    wf = await _workflows(services).resolve(
-        workflow_id, namespace=namespace, namespaces=principal.namespaces
-    )
+    wf = await services.workflows.resolve(principal, workflow_id, namespace=namespace)
     response.headers["ETag"] = etag(wf.version)
     return workflow_out(wf)
 
@@ -492,12 +236,8 @@ async def update_workflow(
 ) -> WorkflowOut:
     """Save a new version. ``If-Match`` is required (428 without, 412 when stale)."""
     body = await _document_body(request)
-    wf = await _workflows(services).update(
-        workflow_id,
-        body,
-        expected_version=parse_if_match(if_match),
-        namespaces=principal.namespaces,
-        updated_by=principal.name,
+    wf = await services.workflows.update(
+        principal, workflow_id, body, expected_version=parse_if_match(if_match)
     )
     response.headers["ETag"] = etag(wf.version)
     return workflow_out(wf)
@@ -514,24 +254,10 @@ async def delete_workflow(
     workflow_id: WorkflowRef, principal: Editor, services: Svc, if_match: IfMatch = None
 ) -> Response:
     """Soft-delete the workflow; its runs keep the document they pinned."""
-    await _workflows(services).delete(
-        workflow_id, expected_version=parse_if_match(if_match), namespaces=principal.namespaces
+    await services.workflows.delete(
+        principal, workflow_id, expected_version=parse_if_match(if_match)
     )
     return Response(status_code=204)
-
-
-def _patch_out(outcome: PatchOutcome) -> PatchOut:
-    result = outcome.result
-    return PatchOut(
-        ok=outcome.ok,
-        version=outcome.version,
-        saved=outcome.saved,
-        workflow=result.workflow,
-        validation_errors=[ValidationErrorOut(**e) for e in result.validation_errors],
-        skipped_items=[SkippedItemOut(**s.to_dict()) for s in result.skipped_items],
-        applied=[AppliedItemOut(**a.to_dict()) for a in result.applied],
-        summary=result.summary,
-    )
 
 
 @router.post(
@@ -553,15 +279,11 @@ async def apply_operations(
     A new version is saved when something changed. ``ok`` is true when nothing was skipped
     and the result is valid; ``summary`` says what to do next.
     """
-    outcome = await _workflows(services).patch(
-        workflow_id,
-        body.ops,
-        expected_version=parse_if_match(if_match),
-        namespaces=principal.namespaces,
-        edited_by=principal.name,
+    outcome = await services.workflows.patch(
+        principal, workflow_id, body.ops, expected_version=parse_if_match(if_match)
     )
     response.headers["ETag"] = etag(outcome.version)
-    return _patch_out(outcome)
+    return patch_out(outcome)
 
 
 @router.get(
@@ -586,9 +308,7 @@ async def export_workflow(
     format: Annotated[Literal["yaml", "json"], Query()] = "yaml",
 ) -> Response:
     """Return the document as YAML (default) or JSON."""
-    text, wf = await _workflows(services).export(
-        workflow_id, format, namespaces=principal.namespaces
-    )
+    text, wf = await services.workflows.export(principal, workflow_id, format)
     media = "application/yaml" if format == "yaml" else "application/json"
     return Response(
         content=text.encode("utf-8"),
@@ -610,8 +330,8 @@ async def list_revisions(
     workflow_id: WorkflowRef, principal: Viewer, services: Svc
 ) -> RevisionList:
     """Every saved version, newest first, without documents."""
-    revisions = await _workflows(services).revisions(workflow_id, namespaces=principal.namespaces)
-    return RevisionList(items=[_revision_out(r) for r in revisions])
+    revisions = await services.workflows.revisions(principal, workflow_id)
+    return RevisionList(items=[revision_out(r) for r in revisions])
 
 
 @router.get(
@@ -627,10 +347,7 @@ async def get_revision(
     services: Svc,
 ) -> RevisionOut:
     """One saved version with its document."""
-    revision = await _workflows(services).revision(
-        workflow_id, version, namespaces=principal.namespaces
-    )
-    return _revision_out(revision)
+    return revision_out(await services.workflows.revision(principal, workflow_id, version))
 
 
 @router.post(
@@ -648,22 +365,11 @@ async def restore_revision(
     if_match: IfMatch = None,
 ) -> WorkflowOut:
     """Save the document of ``version`` as the next version (history is kept)."""
-    wf = await _workflows(services).restore(
-        workflow_id,
-        version,
-        expected_version=parse_if_match(if_match),
-        namespaces=principal.namespaces,
-        restored_by=principal.name,
+    wf = await services.workflows.restore(
+        principal, workflow_id, version, expected_version=parse_if_match(if_match)
     )
     response.headers["ETag"] = etag(wf.version)
     return workflow_out(wf)
-
-
-def run_request_hash(workflow_id: str, body: WorkflowRunBody) -> str:
-    """A stable hash of what a dispatch asks for (the idempotency key left out)."""
-    data = {"workflowId": workflow_id, "input": body.input, "runId": body.run_id}
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @router.post(
@@ -692,14 +398,13 @@ async def run_workflow(
     body = body or WorkflowRunBody()
     if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
         raise InvalidInput("the Idempotency-Key header and idempotencyKey differ")
-    result = await _workflows(services).start_run(
+    result = await services.workflows.start_run(
+        principal,
         workflow_id,
         body.input,
-        namespaces=principal.namespaces,
         idempotency_key=idempotency_key or body.idempotency_key,
         request_hash=run_request_hash(workflow_id, body),
         run_id=body.run_id,
-        triggered_by=principal.name,
     )
     response.status_code = 201 if result.created else 200
     return DispatchResult(**run_model(result.run).model_dump(), created=result.created)

@@ -6,9 +6,11 @@ complete. Versions are compared-and-swapped (``UPDATE ... WHERE version = expect
 gives optimistic concurrency without row locks on both SQLite and PostgreSQL. Deletion is
 soft: the row stays, invisible, and runs keep the copy of the document they pinned.
 
-``namespaces`` arguments are the namespaces the caller may see (``None`` = all). Reading an
-object in another namespace raises :class:`~flowplane.errors.WorkflowNotFound`; creating in
-a namespace the caller may not use raises :class:`~flowplane.errors.Forbidden`.
+Every public method takes the :class:`~flowplane.services.caller.Caller`: reading needs the
+viewer role, writing editor, running executor. Reading an object in a namespace the caller
+does not see raises :class:`~flowplane.errors.WorkflowNotFound`; creating in a namespace
+the caller may not use raises :class:`~flowplane.errors.Forbidden`. The caller's name goes
+on the revision, its actor in the audit log.
 
 The package: ``records`` (what the service returns), ``documents`` (canonical form, import
 bodies), ``versions`` (the transactional write of a version), and the service in parts:

@@ -8,6 +8,7 @@ from typing import Any
 from flowplane.errors import DocumentError, InvalidInput, WorkflowInvalid
 from flowplane.model.document import Workflow
 from flowplane.model.yaml import dump_json, dump_yaml
+from flowplane.services.caller import Caller
 from flowplane.services.workflows import versions
 from flowplane.services.workflows.documents import canonical_document
 from flowplane.services.workflows.reads import WorkflowReader
@@ -17,7 +18,6 @@ from flowplane.services.workflows.records import (
     ImportItem,
     StoredWorkflow,
 )
-from flowplane.store import audit
 from flowplane.store import workflow_queries as q
 from flowplane.store.tx import Row, Tx
 
@@ -30,25 +30,17 @@ class ImportExportMixin(WorkflowReader):
     """Export one workflow as text; create or update many from documents."""
 
     async def export(
-        self,
-        workflow_id: str,
-        fmt: ExportFormat = "yaml",
-        *,
-        namespaces: Sequence[str] | None = None,
+        self, caller: Caller, workflow_id: str, fmt: ExportFormat = "yaml"
     ) -> tuple[str, StoredWorkflow]:
         """Return the document as YAML or JSON text (importing it gives the same document)."""
         if fmt not in ("yaml", "json"):
             raise InvalidInput(f"unknown export format {fmt!r}; use yaml or json")
-        wf = await self.get(workflow_id, namespaces=namespaces)
+        wf = await self.get(caller, workflow_id)
         text = dump_yaml(wf.document) if fmt == "yaml" else dump_json(wf.document)
         return text, wf
 
     async def import_documents(
-        self,
-        documents: Sequence[dict[str, Any] | str | bytes],
-        *,
-        namespaces: Sequence[str] | None = None,
-        imported_by: str | None = None,
+        self, caller: Caller, documents: Sequence[dict[str, Any] | str | bytes]
     ) -> list[ImportItem]:
         """Create or update (by namespace and name) many workflows in one transaction.
 
@@ -60,17 +52,19 @@ class ImportExportMixin(WorkflowReader):
             InvalidInput: too many documents, or two with the same namespace and name.
             Forbidden: a namespace the caller may not use.
         """
+        caller.require("editor")
         if len(documents) > MAX_IMPORT_DOCUMENTS:
             raise InvalidInput(f"an import holds at most {MAX_IMPORT_DOCUMENTS} documents")
         parsed = self._parse_many(documents)
         seen: set[tuple[str, str]] = set()
         for wf in parsed:
-            versions.check_writable(wf.namespace, namespaces)
+            versions.check_writable(wf.namespace, caller.namespaces)
             if (wf.namespace, wf.name) in seen:
                 raise InvalidInput(f"the import holds workflow {wf.namespace}/{wf.name} twice")
             seen.add((wf.namespace, wf.name))
         docs = [canonical_document(wf) for wf in parsed]
-        who = audit.current_actor()
+        who = caller.actor
+        imported_by = caller.name
 
         def fn(tx: Tx) -> list[tuple[Row, ImportAction]]:
             out: list[tuple[Row, ImportAction]] = []

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
 from typing import Any
 
 from flowplane.errors import VersionMismatch
 from flowplane.model.document import Workflow
 from flowplane.model.edits import apply_ops
+from flowplane.services.caller import Caller
 from flowplane.services.workflows import versions
 from flowplane.services.workflows.documents import canonical_document
 from flowplane.services.workflows.reads import WorkflowReader
 from flowplane.services.workflows.records import ExpectedVersion, PatchOutcome, StoredWorkflow
-from flowplane.store import audit
 
 __all__ = ["PATCH_ATTEMPTS", "PatchMixin"]
 
@@ -26,12 +25,11 @@ class PatchMixin(WorkflowReader):
 
     async def patch(
         self,
+        caller: Caller,
         workflow_id: str,
         ops: list[Any],
         *,
         expected_version: ExpectedVersion = None,
-        namespaces: Sequence[str] | None = None,
-        edited_by: str | None = None,
     ) -> PatchOutcome:
         """Apply an EditOps batch; save a new version when something changed.
 
@@ -42,9 +40,10 @@ class PatchMixin(WorkflowReader):
         node deleted, say) is not saved; validation errors do not stop the save, so an
         agent can repair a workflow over several batches.
         """
-        who = audit.current_actor()
+        caller.require("editor")
+        who = caller.actor
         for attempt in range(1, PATCH_ATTEMPTS + 1):
-            current = await self.get(workflow_id, namespaces=namespaces)
+            current = await self.get(caller, workflow_id)
             if expected_version is not None:
                 versions.check_version(current, expected_version)
             result = apply_ops(current.document, ops, self.registry)
@@ -60,7 +59,7 @@ class PatchMixin(WorkflowReader):
                         versions.save,
                         current=current,
                         doc=result.workflow,
-                        by=edited_by,
+                        by=caller.name,
                         message=message,
                         actor=who,
                         action="workflow.patch",

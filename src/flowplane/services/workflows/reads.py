@@ -10,7 +10,8 @@ from flowplane.errors import DocumentError, WorkflowInvalid
 from flowplane.model.document import Workflow
 from flowplane.model.graph import check_workflow
 from flowplane.model.yaml import parse_workflow as _parse_workflow
-from flowplane.services.paging import paginate
+from flowplane.services.caller import Caller
+from flowplane.services.paging import visible_page
 from flowplane.services.runs import RunService
 from flowplane.services.workflows import versions
 from flowplane.services.workflows.documents import canonical_document
@@ -43,8 +44,6 @@ class WorkflowReader:
         self.registry = registry
         self.runs = runs
 
-    # --- parsing ------------------------------------------------------------------------
-
     def parse(
         self, document: dict[str, Any] | str | bytes, *, source: str = "<request>"
     ) -> Workflow:
@@ -58,8 +57,9 @@ class WorkflowReader:
         check_workflow(wf, self.registry)
         return wf
 
-    def validate(self, document: dict[str, Any] | str | bytes) -> ValidationReport:
-        """Validate a document without storing it; never raises for an invalid document."""
+    def validate(self, caller: Caller, document: dict[str, Any] | str | bytes) -> ValidationReport:
+        """Validate a document without storing it (viewer); never raises for an invalid one."""
+        caller.require("viewer")
         try:
             wf = _parse_workflow(document, source="<request>")
         except DocumentError as exc:
@@ -84,54 +84,54 @@ class WorkflowReader:
             return ValidationReport(valid=False, errors=errors, document=canonical_document(wf))
         return ValidationReport(valid=True, errors=[], document=canonical_document(wf))
 
-    # --- reads --------------------------------------------------------------------------
+    @staticmethod
+    def _load(tx: Tx, caller: Caller, workflow_id: str) -> StoredWorkflow:
+        """The live workflow a call refers to, in ``tx`` (``WorkflowNotFound`` if not visible)."""
+        return versions.visible(q.get_workflow_row(tx, workflow_id), workflow_id, caller.namespaces)
 
-    async def get(
-        self, workflow_id: str, *, namespaces: Sequence[str] | None = None
-    ) -> StoredWorkflow:
-        """Return the live workflow ``workflow_id``.
+    async def get(self, caller: Caller, workflow_id: str) -> StoredWorkflow:
+        """Return the live workflow ``workflow_id`` (viewer).
 
         Raises:
-            WorkflowNotFound: absent, deleted, or in a namespace not in ``namespaces``.
+            WorkflowNotFound: absent, deleted, or in a namespace the caller does not see.
         """
-        row = await self.store.read(lambda tx: q.get_workflow_row(tx, workflow_id))
-        return versions.visible(row, workflow_id, namespaces)
+        caller.require("viewer")
+        return await self.store.read(lambda tx: self._load(tx, caller, workflow_id))
 
-    async def get_by_name(
-        self, namespace: str, name: str, *, namespaces: Sequence[str] | None = None
-    ) -> StoredWorkflow:
-        """Return the live workflow called ``name`` in ``namespace``."""
+    async def get_by_name(self, caller: Caller, namespace: str, name: str) -> StoredWorkflow:
+        """Return the live workflow called ``name`` in ``namespace`` (viewer)."""
+        caller.require("viewer")
         row = await self.store.read(lambda tx: q.get_workflow_by_name(tx, namespace, name))
-        return versions.visible(row, name, namespaces)
+        return versions.visible(row, name, caller.namespaces)
 
     async def resolve(
-        self,
-        ref: str,
-        *,
-        namespace: str | None = None,
-        namespaces: Sequence[str] | None = None,
+        self, caller: Caller, ref: str, *, namespace: str | None = None
     ) -> StoredWorkflow:
         """Return the workflow whose id is ``ref``, else the one named ``ref`` in
-        ``namespace`` (default ``default``)."""
+        ``namespace`` (default ``default``); viewer."""
+        caller.require("viewer")
 
         def fn(tx: Tx) -> Row | None:
             row = q.get_workflow_row(tx, ref)
             return row or q.get_workflow_by_name(tx, namespace or "default", ref)
 
-        return versions.visible(await self.store.read(fn), ref, namespaces)
+        return versions.visible(await self.store.read(fn), ref, caller.namespaces)
 
     async def list_workflows(
         self,
+        caller: Caller,
         *,
         namespaces: Sequence[str] | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> WorkflowPage:
-        """Return a page of live workflows in creation order; pass ``next_cursor`` on."""
+        """A page of live workflows in creation order, in ``namespaces`` the caller sees
+        (``None``: all); pass ``next_cursor`` on. Viewer."""
+        caller.require("viewer")
+
+        def read(tx: Tx, visible: list[str] | None, n: int) -> list[Row]:
+            return q.list_workflow_rows(tx, namespaces=visible, after_id=cursor, limit=n)
+
         limit = max(1, min(limit, 500))
-        rows = await self.store.read(
-            lambda tx: q.list_workflow_rows(
-                tx, namespaces=namespaces, after_id=cursor, limit=limit + 1
-            )
-        )
-        return paginate(rows, limit).map(StoredWorkflow.from_row)
+        page = await visible_page(self.store, caller, namespaces, limit, read)
+        return page.map(StoredWorkflow.from_row)

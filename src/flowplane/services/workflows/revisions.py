@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from flowplane.errors import NotFound
+from flowplane.services.caller import Caller
 from flowplane.services.workflows import versions
 from flowplane.services.workflows.reads import WorkflowReader
 from flowplane.services.workflows.records import ExpectedVersion, Revision, StoredWorkflow
-from flowplane.store import audit
 from flowplane.store import workflow_queries as q
 from flowplane.store.tx import Row, Tx
 
@@ -18,29 +16,27 @@ __all__ = ["RevisionsMixin"]
 class RevisionsMixin(WorkflowReader):
     """List and read revisions; restore an old version as a new one."""
 
-    async def revisions(
-        self, workflow_id: str, *, namespaces: Sequence[str] | None = None
-    ) -> list[Revision]:
-        """Return every revision of the workflow, newest first (without documents)."""
+    async def revisions(self, caller: Caller, workflow_id: str) -> list[Revision]:
+        """Return every revision of the workflow, newest first (without documents); viewer."""
+        caller.require("viewer")
 
         def fn(tx: Tx) -> list[Row]:
-            versions.visible(q.get_workflow_row(tx, workflow_id), workflow_id, namespaces)
+            self._load(tx, caller, workflow_id)
             return q.list_revision_rows(tx, workflow_id)
 
         return [Revision.from_row(r) for r in await self.store.read(fn)]
 
-    async def revision(
-        self, workflow_id: str, version: int, *, namespaces: Sequence[str] | None = None
-    ) -> Revision:
-        """Return one revision with its document.
+    async def revision(self, caller: Caller, workflow_id: str, version: int) -> Revision:
+        """Return one revision with its document (viewer).
 
         Raises:
             WorkflowNotFound: the workflow is not visible.
             NotFound: it has no such version.
         """
+        caller.require("viewer")
 
         def fn(tx: Tx) -> Row | None:
-            versions.visible(q.get_workflow_row(tx, workflow_id), workflow_id, namespaces)
+            self._load(tx, caller, workflow_id)
             return q.get_revision_row(tx, workflow_id, version)
 
         row = await self.store.read(fn)
@@ -50,18 +46,18 @@ class RevisionsMixin(WorkflowReader):
 
     async def restore(
         self,
+        caller: Caller,
         workflow_id: str,
         version: int,
         *,
         expected_version: ExpectedVersion = None,
-        namespaces: Sequence[str] | None = None,
-        restored_by: str | None = None,
     ) -> StoredWorkflow:
         """Save the document of ``version`` as a new version (history is never rewritten)."""
-        who = audit.current_actor()
+        caller.require("editor")
+        who = caller.actor
 
         def fn(tx: Tx) -> Row:
-            current = versions.visible(q.get_workflow_row(tx, workflow_id), workflow_id, namespaces)
+            current = self._load(tx, caller, workflow_id)
             if expected_version is not None:
                 versions.check_version(current, expected_version)
             revision = q.get_revision_row(tx, workflow_id, version)
@@ -72,7 +68,7 @@ class RevisionsMixin(WorkflowReader):
                 tx,
                 current,
                 doc,
-                restored_by,
+                caller.name,
                 f"restored from version {version}",
                 actor=who,
                 action="workflow.restore",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from flowplane.errors import PreconditionRequired, WorkflowNotFound
 from flowplane.services.caller import Caller
+from flowplane.services.declared import sync_workflow_triggers
 from flowplane.services.runs import StartResult
-from flowplane.services.schedules import sync_workflow_triggers
 from flowplane.services.workflows import versions
 from flowplane.services.workflows.documents import canonical_document, in_namespace
 from flowplane.services.workflows.import_export import ImportExportMixin
@@ -25,14 +24,11 @@ __all__ = ["WorkflowService"]
 class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
     """Create, read, change, version, import/export and run stored workflows."""
 
-    # --- writes -------------------------------------------------------------------------
-
     async def create(
         self,
+        caller: Caller,
         document: dict[str, Any] | str | bytes,
         *,
-        namespaces: Sequence[str] | None = None,
-        created_by: str | None = None,
         message: str | None = None,
     ) -> StoredWorkflow:
         """Validate and store a new workflow at version 1.
@@ -42,23 +38,23 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
             Forbidden: its namespace is not one the caller may use.
             WorkflowExists: a live workflow has that name in the namespace.
         """
+        caller.require("editor")
         wf = self.parse(document)
-        versions.check_writable(wf.namespace, namespaces)
+        versions.check_writable(wf.namespace, caller.namespaces)
         doc = canonical_document(wf)
-        who = audit.current_actor()
+        who = caller.actor
         row = await self.store.transact(
-            lambda tx: versions.insert(tx, doc, created_by, message or "created", actor=who)
+            lambda tx: versions.insert(tx, doc, caller.name, message or "created", actor=who)
         )
         return StoredWorkflow.from_row(row)
 
     async def update(
         self,
+        caller: Caller,
         workflow_id: str,
         document: dict[str, Any] | str | bytes,
         *,
         expected_version: ExpectedVersion,
-        namespaces: Sequence[str] | None = None,
-        updated_by: str | None = None,
         message: str | None = None,
     ) -> StoredWorkflow:
         """Replace the document, as a new version; an identical document changes nothing.
@@ -68,8 +64,6 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
             document: the new document; its ``namespace`` may be omitted, not changed.
             expected_version: the version the caller read (``If-Match``), or
                 :data:`ANY_VERSION`; ``None`` is refused.
-            namespaces: the namespaces the caller may see.
-            updated_by: recorded on the revision.
             message: recorded on the revision.
 
         Raises:
@@ -77,35 +71,33 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
             VersionMismatch: the workflow is at another version (``current`` says which).
             WorkflowNotFound, WorkflowInvalid, WorkflowExists: as for :meth:`create`.
         """
+        caller.require("editor")
         if expected_version is None:
             raise PreconditionRequired(
                 'updating a workflow needs If-Match with the version you read, e.g. If-Match: "3"'
             )
         wf = self.parse(document)
-        who = audit.current_actor()
+        who = caller.actor
 
         def fn(tx: Tx) -> Row:
-            current = versions.visible(q.get_workflow_row(tx, workflow_id), workflow_id, namespaces)
+            current = self._load(tx, caller, workflow_id)
             versions.check_version(current, expected_version)
             doc = in_namespace(wf, current.namespace)
             if doc == current.document:
                 return versions.row_of(current)
-            return versions.save(tx, current, doc, updated_by, message or "updated", actor=who)
+            return versions.save(tx, current, doc, caller.name, message or "updated", actor=who)
 
         return StoredWorkflow.from_row(await self.store.transact(fn))
 
     async def delete(
-        self,
-        workflow_id: str,
-        *,
-        expected_version: ExpectedVersion = None,
-        namespaces: Sequence[str] | None = None,
+        self, caller: Caller, workflow_id: str, *, expected_version: ExpectedVersion = None
     ) -> None:
         """Soft-delete the workflow; runs keep their pinned copy, the name becomes free."""
-        who = audit.current_actor()
+        caller.require("editor")
+        who = caller.actor
 
         def fn(tx: Tx) -> None:
-            current = versions.visible(q.get_workflow_row(tx, workflow_id), workflow_id, namespaces)
+            current = self._load(tx, caller, workflow_id)
             if expected_version is not None:
                 versions.check_version(current, expected_version)
             if not q.soft_delete_workflow(tx, workflow_id, tx.now_ms):
@@ -126,14 +118,13 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
 
     async def start_run(
         self,
+        caller: Caller,
         workflow_id: str,
         run_input: Any = None,
         *,
-        namespaces: Sequence[str] | None = None,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         run_id: str | None = None,
-        triggered_by: str | None = None,
         trigger: str = "api",
     ) -> StartResult:
         """Dispatch a run of the workflow's current version (the run pins that document).
@@ -143,7 +134,8 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
             WorkflowInvalid, InputInvalid: the workflow or the input is invalid.
             IdempotencyKeyReused: the key was used with another request.
         """
-        wf = await self.get(workflow_id, namespaces=namespaces)
+        caller.require("executor")
+        wf = await self.get(caller, workflow_id)
         return await self.runs.start(
             Caller.system(),
             wf.document,
@@ -154,6 +146,6 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             trigger=trigger,
-            triggered_by=triggered_by,
+            triggered_by=caller.name,
             run_id=run_id,
         )

@@ -12,7 +12,7 @@ from typing import Any
 
 from flowplane.errors import Forbidden, VersionMismatch, WorkflowExists, WorkflowNotFound
 from flowplane.ids import new_id
-from flowplane.services.schedules import sync_workflow_triggers
+from flowplane.services.declared import sync_workflow_triggers
 from flowplane.services.workflows.records import ANY_VERSION, StoredWorkflow
 from flowplane.store import audit
 from flowplane.store import workflow_queries as q
