@@ -430,3 +430,26 @@ async def _collect_sse(server: serve_support.Serve, path: str, into: list[dict[s
         async for line in response.aiter_lines():
             if line.startswith("data: "):
                 into.append(json.loads(line[len("data: ") :]))
+
+
+async def test_serve_started_while_the_database_is_down_waits(
+    cluster: PrivateCluster, private_db: tuple[str, str], tmp_path: Path
+) -> None:
+    """``flowplane serve`` started during an outage waits (saying so), then serves."""
+    await asyncio.to_thread(cluster.stop, "fast")
+    server = serve_support.spawn(
+        tmp_path, private_db[0], "--database-schema", private_db[1], "--workers", "1"
+    )
+    try:
+
+        async def waiting() -> bool:
+            assert server.proc.poll() is None, server.log.read_text()
+            return server.log.read_text().count("waiting") >= 2
+
+        await until(waiting, 30, "serve did not say it waits for the database")
+        await asyncio.to_thread(cluster.start)
+        await asyncio.to_thread(serve_support.wait_ready, server)
+        async with httpx.AsyncClient(base_url=server.url, headers=server.headers) as c:
+            assert (await c.get("/readyz")).status_code == 200
+    finally:
+        server.stop()

@@ -83,6 +83,8 @@ def serve_command(
     ] = None,
 ) -> None:
     """Serve the HTTP API with embedded workers and the scheduler (SQLite by default)."""
+    import asyncio
+
     import uvicorn
 
     from flowplane.api.app import create_app
@@ -97,6 +99,10 @@ def serve_command(
     )
     setup_logging(settings.log_level)
     registry = build_registry(plugin)
+    # A database that is down (or restarting) at start-up is waited for, as by workers.
+    status = asyncio.run(_wait_for_database(settings))
+    if status is not None:
+        raise typer.Exit(status)
     hooks = [_example_loader(load_examples)] if load_examples is not None else []
     app = create_app(settings, registry=registry, on_startup=hooks)
 
@@ -156,38 +162,17 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
     import contextlib
     import signal
 
-    from flowplane.engine.outage import Backoff, describe
     from flowplane.engine.worker import Worker
-    from flowplane.errors import DatabaseUnavailable, StorageError
     from flowplane.services.credentials import worker_options
-    from flowplane.store.base import Store
 
     loop = asyncio.get_running_loop()
     signals = asyncio.Queue[int]()
-    installed: list[int] = []
-    for number in (int(signal.SIGTERM), int(signal.SIGINT)):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(number, signals.put_nowait, number)
-            installed.append(number)
-    # A database that is down (or restarting) at start-up is waited for, as during work.
-    backoff = Backoff(f"worker start-up ({display_url(settings.database_url)})")
-    while True:
-        try:
-            store = await Store.open(settings.database_url, schema=settings.database_schema)
-            backoff.succeeded()
-            break
-        except DatabaseUnavailable as exc:
-            delay = backoff.failed(exc)
-        except StorageError as exc:
-            _log.error("cannot open the database: %s", describe(exc))
-            _remove_handlers(loop, installed)
-            return EXIT_FAILED
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(_next(signals), delay)
-        if not signals.empty():
-            _log.info("stopped while waiting for the database")
-            _remove_handlers(loop, installed)
-            return EXIT_OK
+    installed = _stop_signals(loop, signals)
+    opened = await _open_when_up(settings, signals, "worker start-up")
+    if isinstance(opened, int):
+        _remove_handlers(loop, installed)
+        return opened
+    store = opened
     worker = Worker(store, settings=settings, registry=registry, **worker_options(store, settings))
     task = asyncio.create_task(worker.run(), name="fp-worker")
     _log.info(
@@ -363,3 +348,65 @@ def _example_loader(folder: Path) -> Any:
             print(f"Loaded {len(loaded)} example workflows: {', '.join(loaded)}", flush=True)
 
     return load
+
+
+def _stop_signals(loop: Any, signals: Any) -> list[int]:
+    """Queue SIGTERM and SIGINT on ``signals``; return the numbers handled (to remove)."""
+    import contextlib
+    import signal
+
+    installed: list[int] = []
+    for number in (int(signal.SIGTERM), int(signal.SIGINT)):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(number, signals.put_nowait, number)
+            installed.append(number)
+    return installed
+
+
+async def _open_when_up(settings: Settings, signals: Any, what: str) -> Any:
+    """Open the store, waiting with backoff while the database is down (or restarting).
+
+    Returns:
+        The open store, or an exit status: ``EXIT_OK`` when a signal arrived while waiting,
+        ``EXIT_FAILED`` for a database that answers but refuses (wrong name, role, password).
+    """
+    import asyncio
+    import contextlib
+
+    from flowplane.engine.outage import Backoff, describe
+    from flowplane.errors import DatabaseUnavailable, StorageError
+    from flowplane.store.base import Store
+
+    backoff = Backoff(f"{what} ({display_url(settings.database_url)})")
+    while True:
+        try:
+            store = await Store.open(settings.database_url, schema=settings.database_schema)
+            backoff.succeeded()
+            return store
+        except DatabaseUnavailable as exc:
+            delay = backoff.failed(exc)
+        except StorageError as exc:
+            _log.error("cannot open the database: %s", describe(exc))
+            return EXIT_FAILED
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_next(signals), delay)
+        if not signals.empty():
+            _log.info("stopped while waiting for the database")
+            return EXIT_OK
+
+
+async def _wait_for_database(settings: Settings) -> int | None:
+    """Before ``serve`` starts: wait until the database answers (``None``), or exit status."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    signals = asyncio.Queue[int]()
+    installed = _stop_signals(loop, signals)
+    try:
+        opened = await _open_when_up(settings, signals, "serve start-up")
+        if isinstance(opened, int):
+            return opened
+        await opened.close()
+        return None
+    finally:
+        _remove_handlers(loop, installed)
