@@ -299,11 +299,13 @@ async def test_the_scheduler_rides_out_a_restart(
     reg = registry()
     runs = RunService(store, reg)
     workflow = await WorkflowService(store, reg, runs).create(
-        {"name": "tick", "nodes": [{"id": "log", "type": "util.log", "params": {"message": "t"}}]}
+        Caller.system(),
+        {"name": "tick", "nodes": [{"id": "log", "type": "util.log", "params": {"message": "t"}}]},
     )
     start_ms = (int(time.time()) + 6) * 1000  # after the workers have started
     slots = [start_ms + i * 1000 for i in range(14)]
     await ScheduleService(store, reg, runs).create(
+        Caller.system(),
         {
             "workflow_id": workflow.id,
             "name": "every-second",
@@ -311,7 +313,7 @@ async def test_the_scheduler_rides_out_a_restart(
             "start_at": slots[0],
             "end_at": slots[-1],
             "catchup": "all",
-        }
+        },
     )
     workers = [spawn("A", private_db), spawn("B", private_db)]
 

@@ -110,7 +110,9 @@ async def test_the_audit_entry_names_the_caller_and_its_request(store: Store) ->
         executor = caller("executor", "ns", request_id="req_test_1")
         await rt.runs.cancel(executor, run_id)
         entries = await store.read(
-            lambda tx: audit.list_entries(tx, target_id=run_id, action="run.cancel", limit=10)
+            lambda tx: audit.list_entries(
+                tx, audit.AuditFilter(target_id=run_id, action="run.cancel"), limit=10
+            )
         )
         assert len(entries) == 1
         entry = entries[0]

@@ -233,3 +233,34 @@ async def send_until_received(
 def _postgres_only(store: Store) -> None:
     if store.dialect != "postgresql":
         pytest.skip("LISTEN/NOTIFY wake-ups are PostgreSQL's (SQLite's are in-process)")
+
+
+async def test_a_new_schema_ignores_another_installations_version_table() -> None:
+    """A version table in ``public`` (another tool's, or an older Flowplane's) is not the
+    store's: a fresh schema migrates from scratch and records its version in itself."""
+    import psycopg
+
+    from conftest import POSTGRES_URL, require_postgres
+
+    require_postgres()
+    database = f"fp_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{database}"
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE public.alembic_version (version_num varchar(32) PRIMARY KEY)"
+            )
+            conn.execute("INSERT INTO public.alembic_version VALUES ('9999_not_ours')")
+        store = await Store.open(url, schema="installation_b")
+        try:
+            assert current_revision(store) == head_revision()
+        finally:
+            await store.close()
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT version_num FROM public.alembic_version").fetchone()
+            assert row == ("9999_not_ours",)
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

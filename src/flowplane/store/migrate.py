@@ -18,13 +18,23 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 ADVISORY_LOCK_ID = 0x466C6F77  # "Flow"
 
 
-def alembic_config(connection: sa.Connection | None = None) -> Config:
-    """Return an Alembic config pointing at the bundled migrations."""
+def alembic_config(connection: sa.Connection | None = None, schema: str | None = None) -> Config:
+    """Return an Alembic config pointing at the bundled migrations.
+
+    Args:
+        connection: the connection to migrate over.
+        schema: the PostgreSQL schema that holds the store (and its version table).
+    """
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
         cfg.attributes["connection"] = connection
+    cfg.attributes["schema"] = schema
     return cfg
+
+
+def _schema(store: Store) -> str | None:
+    return getattr(store, "schema", None) if store.dialect == "postgresql" else None
 
 
 def upgrade(store: Store, revision: str = "head") -> None:
@@ -34,7 +44,7 @@ def upgrade(store: Store, revision: str = "head") -> None:
             conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_ID})
             conn.commit()
         try:
-            command.upgrade(alembic_config(conn), revision)
+            command.upgrade(alembic_config(conn, _schema(store)), revision)
             conn.commit()
         finally:
             if store.dialect == "postgresql":
@@ -50,4 +60,5 @@ def head_revision() -> str | None:
 def current_revision(store: Store) -> str | None:
     """Return the revision the database is at."""
     with store.engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        opts = {"version_table_schema": _schema(store)}
+        return MigrationContext.configure(conn, opts=opts).get_current_revision()

@@ -15,6 +15,9 @@ context.configure(
     target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    # The version table lives in the store's own schema. Without this, a schema that has
+    # none yet would find another installation's table through the search path (`public`).
+    version_table_schema=context.config.attributes.get("schema"),
 )
 with context.begin_transaction():
     context.run_migrations()
