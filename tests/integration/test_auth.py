@@ -304,7 +304,7 @@ async def test_configured_admin_key_and_bad_secrets(db: tuple[str, str], tmp_pat
 
 async def test_openapi_is_exact(api: ApiHarness) -> None:
     from flowplane.api.deps import api_routes
-    from flowplane.api.gate import is_open
+    from flowplane.api.security import is_open
 
     document = (await api.client.get("/openapi.json")).json()
     paths = document["paths"]

@@ -28,7 +28,7 @@ import pytest
 from api_support import ApiHarness, started
 
 from flowplane.api.deps import ROLE_RANK, api_routes
-from flowplane.api.gate import is_open
+from flowplane.api.security import is_open
 
 ROLES = ("viewer", "executor", "editor", "admin")
 OWN, FOREIGN = "team-a", "team-b"

@@ -7,9 +7,9 @@ import time
 import jwt
 import pytest
 
-from flowplane.api.gate import AuthRequired, extract_credential, is_open
 from flowplane.api.limits import json_depth_exceeds
 from flowplane.api.ratelimit import RateLimiter, RateLimitExceeded
+from flowplane.api.security import AuthRequired, extract_credential, is_open
 from flowplane.errors import InvalidInput, Unauthorized
 from flowplane.security import passwords, tokens
 from flowplane.settings import Settings

@@ -15,7 +15,7 @@ from fastapi import APIRouter, FastAPI
 from flowplane import __version__
 from flowplane.api import problems
 from flowplane.api.context import RequestIdMiddleware
-from flowplane.api.gate import install_security, start_security
+from flowplane.api.security import install_security, start_security
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.services.container import Services, Store, Worker, open_services
 from flowplane.settings import Settings

@@ -40,7 +40,7 @@ async def _authenticate(request: Request) -> Caller:
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Caller):
         return cached
-    # ``app.state.gatekeeper`` (flowplane.api.gate, which imports this module) holds it.
+    # ``app.state.gatekeeper`` (flowplane.api.security, which imports this module) holds it.
     gatekeeper = getattr(request.app.state, "gatekeeper", None)
     authenticator: Authenticator | None = getattr(gatekeeper, "authenticator", None)
     if authenticator is None:

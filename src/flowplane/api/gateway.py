@@ -43,8 +43,8 @@ from starlette.datastructures import Headers
 from flowplane import __version__
 from flowplane.api import rpc
 from flowplane.api.context import set_actor
-from flowplane.api.gate import AuthRequired, Gatekeeper, Identity, gatekeeper_of
 from flowplane.api.metrics import Metrics
+from flowplane.api.security import AuthRequired, Gatekeeper, Identity, gatekeeper_of
 from flowplane.errors import FlowplaneError, InvalidInput, RateLimited
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services

@@ -128,7 +128,7 @@ def rewrite(schema: dict[str, Any], app: FastAPI, open_routes: set[tuple[str, st
 
 def install_openapi(app: FastAPI, open_routes: set[tuple[str, str]] | None = None) -> None:
     """Make ``app.openapi()`` return the rewritten document."""
-    from flowplane.api.gate import OPEN_ROUTES
+    from flowplane.api.security import OPEN_ROUTES
 
     opened = open_routes or {(m, p.decode()) for m, p in OPEN_ROUTES}
     generate: Callable[[], dict[str, Any]] = app.openapi

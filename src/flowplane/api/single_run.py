@@ -29,7 +29,6 @@ from starlette.responses import Response, StreamingResponse
 
 from flowplane import __version__
 from flowplane.api import problems
-from flowplane.api.gate import AuthRequired, extract_credential
 from flowplane.api.limits import BodyLimitMiddleware
 from flowplane.api.models.runs import DecisionBody, SignalBody
 from flowplane.api.routes.timetravel import DEFAULT_FRAME_LIMIT, MAX_FRAME_LIMIT
@@ -41,6 +40,7 @@ from flowplane.api.run_views import (
     run_model,
     signal_result,
 )
+from flowplane.api.security import AuthRequired, extract_credential
 from flowplane.api.sse import event_stream_response, parse_last_event_id
 from flowplane.client.models import Approval, Frame, Run, RunDetail, SignalResult
 from flowplane.errors import FlowplaneError

@@ -11,7 +11,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from flowplane.api.deps import ObjectId, get_services, require
-from flowplane.api.gate import gatekeeper_of
 from flowplane.api.login_throttle import throttled_login
 from flowplane.api.models.auth import (
     LoginRequest,
@@ -28,6 +27,7 @@ from flowplane.api.models.auth import (
     UserUpdate,
 )
 from flowplane.api.openapi import error_responses
+from flowplane.api.security import gatekeeper_of
 from flowplane.services.caller import Caller
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
