@@ -10,9 +10,10 @@ answers later requests for it straight from memory.
 The middleware sits *inside* the security gate: the caller is authenticated and
 rate-limited exactly as for any route (401/429 and the ``RateLimit`` headers unchanged),
 the request id and metrics middlewares see it (labelled with the real route template), and
-a caller whose namespaces do not include the run's falls through to the route, which
-answers 404 as before. What it skips is what costs: routing through every route of the
-app, dependency resolution, the database read and serialisation.
+a caller whose role or namespaces do not allow the read (the rule is the service's:
+:meth:`~flowplane.services.run_reads.RunReader.settled_detail`) falls through to the
+route, which answers 403 or 404 as before. What it skips is what costs: routing through
+every route of the app, dependency resolution, the database read and serialisation.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 
-from flowplane.api.deps import api_routes, route_role
+from flowplane.api.deps import api_routes
 from flowplane.api.run_views import MEDIA_TYPE
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
@@ -43,7 +44,6 @@ class SettledRunMiddleware:
     def __init__(self, app: Any) -> None:
         self.app = app
         self._route: APIRoute | None = None
-        self._role = "admin"  # until the route is found: its real role is never higher
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if (
@@ -63,20 +63,17 @@ class SettledRunMiddleware:
         principal = scope.get("state", {}).get("principal")
         if services is None or not isinstance(principal, Caller):
             return False
-        entry = services.runs.settled.get(run_id)
-        if entry is None:
-            return False
+        body = services.runs.settled_detail(principal, run_id)
+        if body is None:
+            return False  # the route answers (403, 404 or a fresh read) as it always does
         if self._route is None:
             self._route = _describe_route(scope["app"])
-            self._role = route_role(self._route) or "admin"
-        if not principal.can_see(entry.namespace) or not principal.allows(self._role):
-            return False  # the route answers (404 or 403) as it always does
         # Metrics label the request with the template of the route that would have served it.
         scope["route"] = self._route
         headers = [
-            (b"content-length", str(len(entry.body)).encode()),
+            (b"content-length", str(len(body)).encode()),
             (b"content-type", MEDIA_TYPE.encode()),
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": entry.body})
+        await send({"type": "http.response.body", "body": body})
         return True
