@@ -62,6 +62,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from flowplane.services.auth import LOCAL
+
 POSTGRES_URL = os.environ.get(
     "FLOWPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -217,7 +219,7 @@ async def prepare(url: str, schema: str, work: Path) -> Fixture:
     app = create_app(setup)
     async with app.router.lifespan_context(app):
         created = await app.state.services.auth.create_api_key(
-            name="api-bench", role="executor", namespaces=None
+            caller=LOCAL, name="api-bench", role="executor", namespaces=None
         )
         headers = {"Authorization": f"Bearer {created.secret}"}
         transport = httpx.ASGITransport(app=app)

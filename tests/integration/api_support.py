@@ -38,6 +38,7 @@ from fastapi import FastAPI
 from flowplane.api.app import create_app
 from flowplane.security import passwords
 from flowplane.security.tokens import generate_api_key
+from flowplane.services.auth import LOCAL
 from flowplane.services.container import Services
 from flowplane.settings import Settings
 
@@ -112,6 +113,7 @@ class ApiHarness:
         if not fresh and rate_limit_per_minute is None and ident in self._keys:
             return self._keys[ident]
         created = await self.services.auth.create_api_key(
+            caller=LOCAL,
             name=name or f"test-{role}-{'-'.join(ident[1] or ('all',))}",
             role=role,
             namespaces=namespaces,
@@ -139,7 +141,7 @@ class ApiHarness:
     ) -> str:
         """Create a user and return a login token for it."""
         await self.services.auth.create_user(
-            username=username, password=password, role=role, namespaces=namespaces
+            caller=LOCAL, username=username, password=password, role=role, namespaces=namespaces
         )
         result = await self.services.auth.login(username, password)
         return result.token

@@ -22,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from flowplane.api.app import create_app
+from flowplane.services.auth import LOCAL
 from flowplane.settings import Settings
 
 VIEWER, EXECUTOR, ADMIN, OTHER_NS = "viewer", "executor", "admin", "other-ns"
@@ -39,7 +40,9 @@ async def create_keys(app: FastAPI) -> dict[str, str]:
     auth = app.state.services.auth
     keys: dict[str, str] = {}
     for handle, (name, role, namespaces) in KEY_SPECS.items():
-        created = await auth.create_api_key(name=name, role=role, namespaces=namespaces)
+        created = await auth.create_api_key(
+            caller=LOCAL, name=name, role=role, namespaces=namespaces
+        )
         keys[handle] = created.secret
     return keys
 

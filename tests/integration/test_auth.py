@@ -11,6 +11,7 @@ from api_support import ApiHarness, api_fixture, started  # noqa: F401
 
 from flowplane.api.app import create_app
 from flowplane.security import tokens
+from flowplane.services.auth import LOCAL
 from flowplane.settings import Settings
 
 PASSWORD = "correct horse battery"
@@ -65,7 +66,7 @@ async def test_api_keys_lifecycle(api: ApiHarness) -> None:
 
 async def test_expired_and_bogus_keys(api: ApiHarness) -> None:
     created = await api.services.auth.create_api_key(
-        name="short", role="admin", expires_at_ms=int(time.time() * 1000) + 400
+        caller=LOCAL, name="short", role="admin", expires_at_ms=int(time.time() * 1000) + 400
     )
     assert (await api.client.get("/v1/auth/me", headers=api.auth(created.secret))).is_success
     time.sleep(0.5)
@@ -148,7 +149,9 @@ async def test_login_tokens_and_password_change_revokes(api: ApiHarness) -> None
 
 
 async def test_forged_and_expired_jwts(api: ApiHarness) -> None:
-    user = await api.services.auth.create_user(username="bob", password=PASSWORD, role="admin")
+    user = await api.services.auth.create_user(
+        caller=LOCAL, username="bob", password=PASSWORD, role="admin"
+    )
     secret = await api.services.auth.jwt_secret()
     now = int(time.time())
     base = {
@@ -182,7 +185,9 @@ async def test_forged_and_expired_jwts(api: ApiHarness) -> None:
 
 async def test_namespace_restricted_admin_cannot_escalate(api: ApiHarness) -> None:
     tenant = await api.key("admin", ["team-a"])
-    other = await api.services.auth.create_api_key(name="b", role="viewer", namespaces=["team-b"])
+    other = await api.services.auth.create_api_key(
+        caller=LOCAL, name="b", role="viewer", namespaces=["team-b"]
+    )
     mine = await api.client.post(
         "/v1/auth/tokens",
         json={"name": "a2", "role": "executor", "namespaces": ["team-a"]},

@@ -31,6 +31,7 @@ from flowplane.api import rpc
 from flowplane.api.app import create_app
 from flowplane.api.deps import api_routes
 from flowplane.api.gateway import Connection, Gateway, GatewayConfig, drain
+from flowplane.services.auth import LOCAL
 from flowplane.services.caller import Caller
 from flowplane.services.feed import EventFeed, namespace_filter, run_filter
 from flowplane.store import reads
@@ -126,7 +127,9 @@ class Served:
     def key(self, role: str, namespaces: list[str] | None = None) -> str:
         auth = self.app.state.services.auth
         created = self.on_server(
-            auth.create_api_key(name=f"k-{role}-{namespaces}", role=role, namespaces=namespaces)
+            auth.create_api_key(
+                caller=LOCAL, name=f"k-{role}-{namespaces}", role=role, namespaces=namespaces
+            )
         )
         secret: str = created.secret
         return secret

@@ -21,6 +21,7 @@ import pytest
 from api_support import BASE_URL, ApiHarness, started
 
 from flowplane.security.webhooks import sign
+from flowplane.services.auth import LOCAL
 from flowplane.services.caller import Caller
 
 STANDARD_SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -202,7 +203,9 @@ async def test_forwarded_addresses_are_believed_only_from_trusted_proxies(
 
 async def test_an_attacker_cannot_lock_a_user_out(db: tuple[str, str], tmp_path: Path) -> None:
     async with started(db, tmp_path / "root") as api:
-        await api.services.auth.create_user(username="ada", password=PASSWORD, role="viewer")
+        await api.services.auth.create_user(
+            caller=LOCAL, username="ada", password=PASSWORD, role="viewer"
+        )
         wrong = {"username": "ada", "password": "not the password"}
         right = {"username": "ada", "password": PASSWORD}
         async with client_at(api, "203.0.113.66") as attacker:
@@ -237,7 +240,9 @@ async def test_concurrent_guesses_cannot_slip_past_the_limit(
     db: tuple[str, str], tmp_path: Path
 ) -> None:
     async with started(db, tmp_path / "root") as api:
-        await api.services.auth.create_user(username="ada", password=PASSWORD, role="viewer")
+        await api.services.auth.create_user(
+            caller=LOCAL, username="ada", password=PASSWORD, role="viewer"
+        )
         async with client_at(api, "203.0.113.67") as attacker:
             answers = await asyncio.gather(
                 *(

@@ -20,6 +20,7 @@ from engine_support import Probe, make_registry
 
 from flowplane.api.app import create_app
 from flowplane.client import AsyncClient, Forbidden, InvalidInput, RunNotFound
+from flowplane.services.auth import LOCAL
 
 CHAIN: dict[str, Any] = {
     "name": "chain",
@@ -91,7 +92,9 @@ async def tt(db: tuple[str, str], tmp_path: Path) -> AsyncIterator[TimeTravelApi
             ("viewer", "viewer", None),
             ("foreign", "admin", ["elsewhere"]),
         ):
-            created = await auth.create_api_key(name=handle, role=role, namespaces=namespaces)
+            created = await auth.create_api_key(
+                caller=LOCAL, name=handle, role=role, namespaces=namespaces
+            )
             keys[handle] = created.secret
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:

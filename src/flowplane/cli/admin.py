@@ -21,6 +21,7 @@ from flowplane.cli._common import EXIT_INVALID, build_settings, err_console, fai
 
 if TYPE_CHECKING:
     from flowplane.services.auth import ApiKeyInfo, AuthService, UserInfo
+    from flowplane.services.caller import Caller
 
 T = TypeVar("T")
 
@@ -145,6 +146,7 @@ def tokens_create(
             namespaces=namespace or None,
             expires_at_ms=expires_at,
             rate_limit_per_minute=rate_limit,
+            caller=_cli(),
         ),
     )
     if as_json:
@@ -166,7 +168,7 @@ def tokens_list(
     keys = _run(
         database_url,
         database_schema,
-        lambda auth: auth.list_api_keys(include_revoked=include_revoked),
+        lambda auth: auth.list_api_keys(include_revoked=include_revoked, caller=_cli()),
     )
     rows = [_key_dict(k) for k in keys]
     if as_json:
@@ -182,7 +184,7 @@ def tokens_revoke(
     database_schema: DatabaseSchema = None,
 ) -> None:
     """Revoke an API key; it stops working at once."""
-    _run(database_url, database_schema, lambda auth: auth.revoke_api_key(key_id))
+    _run(database_url, database_schema, lambda auth: auth.revoke_api_key(key_id, caller=_cli()))
     err_console.print(f"Revoked key {key_id}.")
 
 
@@ -202,7 +204,11 @@ def users_create(
         database_url,
         database_schema,
         lambda auth: auth.create_user(
-            username=username, password=password, role=role, namespaces=namespace or None
+            username=username,
+            password=password,
+            role=role,
+            namespaces=namespace or None,
+            caller=_cli(),
         ),
     )
     err_console.print(f"Created user {user.username} ({user.role}), id {user.id}.")
@@ -215,7 +221,7 @@ def users_list(
     database_schema: DatabaseSchema = None,
 ) -> None:
     """List users."""
-    users = _run(database_url, database_schema, lambda auth: auth.list_users())
+    users = _run(database_url, database_schema, lambda auth: auth.list_users(caller=_cli()))
     rows = [_user_dict(u) for u in users]
     if as_json:
         print(json.dumps(rows))
@@ -234,8 +240,8 @@ def users_passwd(
     password = _read_password(password_stdin, "New password")
 
     async def change(auth: AuthService) -> UserInfo:
-        user = await auth.find_user(username)
-        return await auth.update_user(user.id, password=password)
+        user = await auth.find_user(username, caller=_cli())
+        return await auth.update_user(user.id, password=password, caller=_cli())
 
     _run(database_url, database_schema, change)
     err_console.print(f"Password of {username} changed; older login tokens are revoked.")
@@ -245,3 +251,10 @@ def register(app: typer.Typer) -> None:
     """Add the ``tokens`` and ``users`` command groups."""
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(users_app, name="users")
+
+
+def _cli() -> Caller:
+    """Who a local admin command acts as: the command line (``LOCAL``, an admin)."""
+    from flowplane.services.auth import LOCAL
+
+    return LOCAL

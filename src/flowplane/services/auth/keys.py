@@ -18,7 +18,6 @@ from flowplane.services.auth.records import (
     BOOTSTRAP_MARKER,
     KEY_CACHE_SECONDS,
     LAST_USED_RESOLUTION_MS,
-    LOCAL,
     ApiKeyInfo,
     CreatedKey,
     actor_of,
@@ -146,7 +145,7 @@ class ApiKeys:
         expires_at_ms: int | None = None,
         expires_in_seconds: int | None = None,
         rate_limit_per_minute: int | None = None,
-        caller: Caller = LOCAL,
+        caller: Caller,
     ) -> CreatedKey:
         """Create a key; the returned ``secret`` is the only time the key is visible.
 
@@ -191,7 +190,7 @@ class ApiKeys:
         return CreatedKey(info=ApiKeyInfo.from_row(row), secret=generated.key)
 
     async def list_api_keys(
-        self, *, include_revoked: bool = False, caller: Caller = LOCAL
+        self, *, include_revoked: bool = False, caller: Caller
     ) -> list[ApiKeyInfo]:
         """Keys visible to ``caller``, oldest first."""
         caller.require("admin")
@@ -201,7 +200,7 @@ class ApiKeys:
         keys = [ApiKeyInfo.from_row(r) for r in rows]
         return [k for k in keys if covers(caller, k.namespaces)]
 
-    async def get_api_key(self, key_id: str, *, caller: Caller = LOCAL) -> ApiKeyInfo:
+    async def get_api_key(self, key_id: str, *, caller: Caller) -> ApiKeyInfo:
         """One key; ``NotFound`` when absent or outside ``caller``'s namespaces."""
         caller.require("admin")
         row = await self.store.read(lambda tx: q.get_api_key(tx, key_id))
@@ -212,7 +211,7 @@ class ApiKeys:
             raise NotFound("API key not found")
         return info
 
-    async def revoke_api_key(self, key_id: str, *, caller: Caller = LOCAL) -> ApiKeyInfo:
+    async def revoke_api_key(self, key_id: str, *, caller: Caller) -> ApiKeyInfo:
         """Revoke a key (idempotent); it stops working at once in this process and within
         :data:`KEY_CACHE_SECONDS` in others."""
         caller.require("admin")

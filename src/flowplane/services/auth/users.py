@@ -43,7 +43,7 @@ class Users:
         password: str,
         role: str,
         namespaces: Sequence[str] | None = None,
-        caller: Caller = LOCAL,
+        caller: Caller,
     ) -> UserInfo:
         """Create a user with an Argon2id password hash.
 
@@ -91,13 +91,13 @@ class Users:
         _log.info("user %s (%s) created by %s", username, role, caller.name)
         return UserInfo.from_row(row)
 
-    async def list_users(self, *, caller: Caller = LOCAL) -> list[UserInfo]:
+    async def list_users(self, *, caller: Caller) -> list[UserInfo]:
         """Users visible to ``caller``, by username."""
         caller.require("admin")
         users = [UserInfo.from_row(r) for r in await self.store.read(q.list_users)]
         return [u for u in users if covers(caller, u.namespaces)]
 
-    async def get_user(self, user_id: str, *, caller: Caller = LOCAL) -> UserInfo:
+    async def get_user(self, user_id: str, *, caller: Caller) -> UserInfo:
         """One user by id; ``NotFound`` when absent or outside ``caller``'s namespaces."""
         caller.require("admin")
         row = await self.store.read(lambda tx: q.get_user(tx, user_id))
@@ -105,7 +105,7 @@ class Users:
             raise NotFound("user not found")
         return UserInfo.from_row(row)
 
-    async def find_user(self, username: str, *, caller: Caller = LOCAL) -> UserInfo:
+    async def find_user(self, username: str, *, caller: Caller) -> UserInfo:
         """One user by username; ``NotFound`` when absent or outside ``caller``'s namespaces."""
         caller.require("admin")
         row = await self.store.read(lambda tx: q.user_by_name(tx, username))
@@ -122,7 +122,7 @@ class Users:
         set_namespaces: bool = False,
         disabled: bool | None = None,
         password: str | None = None,
-        caller: Caller = LOCAL,
+        caller: Caller,
     ) -> UserInfo:
         """Change a user's role, namespaces (when ``set_namespaces``), state or password.
 
@@ -186,9 +186,10 @@ class Users:
         row = await self.store.read(lambda tx: q.get_user(tx, user_id))
         if row is None or not passwords.verify_password(row["password_hash"], current):
             raise Unauthorized("the current password is wrong")
-        return await self.update_user(user_id, password=new)
+        # The user changes their own password: verified above, so the service acts for them.
+        return await self.update_user(user_id, password=new, caller=LOCAL)
 
-    async def delete_user(self, user_id: str, *, caller: Caller = LOCAL) -> None:
+    async def delete_user(self, user_id: str, *, caller: Caller) -> None:
         """Delete a user; their tokens stop working."""
         caller.require("admin")
         await self.get_user(user_id, caller=caller)
