@@ -424,6 +424,7 @@ def secret_uses(source: str) -> tuple[tuple[str, bool], ...]:
     if tree is None:
         return ()
     found: dict[str, bool] = {}
+    called = {id(call.node) for call in tree.find_all(nodes.Call)}
 
     def visit(node: nodes.Node, plain: bool) -> None:
         if plain and isinstance(node, nodes.Output):
@@ -437,7 +438,11 @@ def secret_uses(source: str) -> tuple[tuple[str, bool], ...]:
         if isinstance(node, nodes.Getattr | nodes.Getitem):
             chain = _chain(node)
             if chain is not None and len(chain) >= 2 and chain[0] == "secrets":
-                found[chain[1]] = False
+                inner = node
+                while not isinstance(inner.node, nodes.Name):  # type: ignore[attr-defined]
+                    inner = inner.node  # type: ignore[attr-defined]
+                # ``secrets.values()``: a method of the mapping, reaching every secret.
+                found["" if id(inner) in called else chain[1]] = False
                 return
         if isinstance(node, nodes.Name) and node.name == "secrets":
             found[""] = False

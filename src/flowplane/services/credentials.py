@@ -100,8 +100,7 @@ def _check_list(
             raise InvalidInput(f"each of {what} is a string of 1 to {max_chars} characters")
         if pattern is not None and not re.fullmatch(pattern, value):
             raise InvalidInput(
-                f"{what} holds node types or glob patterns over them (http.*), "
-                f"got {value[:40]!r}"
+                f"{what} holds node types or glob patterns over them (http.*), got {value[:40]!r}"
             )
     return sorted(set(values))
 

@@ -50,9 +50,9 @@ def policies(tx: Tx, namespace: str, names: Iterable[str]) -> list[Row]:
     if not wanted:
         return []
     c = t.credentials.c
-    query = sa.select(
-        c.name, c.allowed_workflows, c.allowed_connectors, c.template_use
-    ).where(c.namespace == namespace, c.name.in_(wanted))
+    query = sa.select(c.name, c.allowed_workflows, c.allowed_connectors, c.template_use).where(
+        c.namespace == namespace, c.name.in_(wanted)
+    )
     return [dict(r._mapping) for r in tx.conn.execute(query)]
 
 
