@@ -21,7 +21,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from api_support import ApiHarness, started
+from typer.testing import CliRunner
 
+from flowplane.cli.main import app as cli
 from flowplane.security.crypto import KeyRing, credential_context, generate_key
 from flowplane.store import credential_queries
 from flowplane.store.base import Store
@@ -406,3 +408,45 @@ async def test_upgrade_gives_existing_credentials_the_default_policy(
         assert nodes["call"]["output"]["body"]["authorization"] == "Bearer [REDACTED]"
         assert nodes["leak"]["error"]["code"] == "credential_use_denied"
         assert leaks(json.dumps(run)) == []
+
+
+def test_cli_sets_a_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWPLANE_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("FLOWPLANE_SECRET_KEY", generate_key())
+    monkeypatch.delenv("FLOWPLANE_URL", raising=False)
+    runner = CliRunner()
+    set_token = ["secrets", "set", "TOKEN", "--value-stdin"]
+
+    r = runner.invoke(
+        cli,
+        [*set_token, "--allow-connector", "http.*", "--allow-connector", "slack.send"],
+        input=TOKEN,
+    )
+    assert r.exit_code == 0, r.output
+
+    def listed() -> dict[str, Any]:
+        r = runner.invoke(cli, ["secrets", "list", "--json"])
+        assert r.exit_code == 0, r.output
+        assert TOKEN not in r.output
+        (row,) = json.loads(r.stdout)
+        return dict(row)
+
+    row = listed()
+    assert row["allowedConnectors"] == ["http.*", "slack.send"]
+    assert row["allowedWorkflows"] is None and row["templateUse"] == "exact"
+
+    # Replacing the value keeps the policy; options change only what they name.
+    r = runner.invoke(cli, [*set_token, "--allow-workflow", "billing"], input=TOKEN + "2")
+    assert r.exit_code == 0 and "updated" in r.output
+    row = listed()
+    assert row["allowedConnectors"] == ["http.*", "slack.send"]
+    assert row["allowedWorkflows"] == ["billing"]
+    r = runner.invoke(cli, [*set_token, "--any-connector", "--template-use", "none"], input="v3v3")
+    assert r.exit_code == 0, r.output
+    row = listed()
+    assert row["allowedConnectors"] is None and row["templateUse"] == "none"
+
+    r = runner.invoke(cli, [*set_token, "--template-use", "sometimes"], input="v4v4")
+    assert r.exit_code != 0 and "templateUse" in r.output
+    r = runner.invoke(cli, ["secrets", "list"])
+    assert r.exit_code == 0 and "billing" in r.output and "none" in r.output
