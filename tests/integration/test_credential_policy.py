@@ -361,6 +361,12 @@ async def test_upgrade_gives_existing_credentials_the_default_policy(
     assert ring is not None
     store = await Store.open(url, schema=schema, migrate=False)
     try:
+        if store.dialect == "postgresql":
+            # What ``Store.migrate`` does first: without its schema, the search path would
+            # put the tables in ``public`` of the shared test database.
+            with store.engine.connect() as conn:
+                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+                conn.commit()
         upgrade(store, "0004")  # the schema before use policies
         assert current_revision(store) == "0004"
 
