@@ -438,11 +438,11 @@ def secret_uses(source: str) -> tuple[tuple[str, bool], ...]:
         if isinstance(node, nodes.Getattr | nodes.Getitem):
             chain = _chain(node)
             if chain is not None and len(chain) >= 2 and chain[0] == "secrets":
-                inner = node
-                while not isinstance(inner.node, nodes.Name):  # type: ignore[attr-defined]
-                    inner = inner.node  # type: ignore[attr-defined]
+                first: nodes.Node = node  # the access right on the name: secrets.X
+                while not isinstance(first.node, nodes.Name):  # type: ignore[attr-defined]
+                    first = first.node  # type: ignore[attr-defined]
                 # ``secrets.values()``: a method of the mapping, reaching every secret.
-                found["" if id(inner) in called else chain[1]] = False
+                found["" if id(first) in called else chain[1]] = False
                 return
         if isinstance(node, nodes.Name) and node.name == "secrets":
             found[""] = False
