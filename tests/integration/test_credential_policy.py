@@ -456,3 +456,44 @@ def test_cli_sets_a_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert r.exit_code != 0 and "templateUse" in r.output
     r = runner.invoke(cli, ["secrets", "list"])
     assert r.exit_code == 0 and "billing" in r.output and "none" in r.output
+
+
+async def test_a_child_documents_secrets_are_checked_in_the_child(
+    db: tuple[str, str], tmp_path: Path, echo_server: str
+) -> None:
+    async with started(
+        db, tmp_path / "root", workers=1, secret_key=generate_key(), allow_hosts=["127.0.0.1"]
+    ) as api:
+        c = api.client
+        r = await c.post(
+            "/v1/credentials",
+            json={"name": "TOKEN", "value": TOKEN, "allowedConnectors": ["http.request"]},
+        )
+        assert r.status_code == 201, r.text
+
+        def parent(name: str, child_nodes: list[dict[str, Any]]) -> dict[str, Any]:
+            return {
+                "name": name,
+                "nodes": [
+                    {
+                        "id": "child",
+                        "type": "flow.run",
+                        "params": {"document": {"name": "child", "nodes": child_nodes}},
+                    }
+                ],
+            }
+
+        # The parent's flow.subflow node is no use of the credential: the child's is.
+        run = await _run_stored(c, parent("parent-1", [_header_call(echo_server)]))
+        assert run["status"] == "finished", run
+        assert "[REDACTED]" in json.dumps(run["output"]) and leaks(json.dumps(run)) == []
+
+        leak = _node("leak", "util.set", value="{{ secrets.TOKEN | upper }}")
+        run = await _run_stored(c, parent("parent-2", [leak]))
+        assert run["status"] == "failed"
+        assert leaks(json.dumps(run)) == []
+        children = (await c.get("/v1/runs", params={"workflow": "child"})).json()
+        items = children["items"] if isinstance(children, dict) else children
+        errors = json.dumps([await _wait_terminal(c, i["runId"]) for i in items])
+        assert "credential_use_denied" in errors and "allowedConnectors" in errors
+        assert leaks(errors) == []

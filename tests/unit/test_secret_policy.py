@@ -118,3 +118,11 @@ def test_policy_rules() -> None:
     transformed = SecretUse(other=frozenset({"headers"}))
     assert _denied(transformed, UsePolicy()) == "templateUse"
     check_use("X", transformed, UsePolicy(template_use="any"), SITE)
+
+
+def test_uses_in_a_child_document_are_the_childs() -> None:
+    site = UseSite("n", "flow.run", "w", "wf_1", frozenset(), frozenset({"document"}))
+    in_child = SecretUse(other=frozenset({"document"}))
+    check_use("X", in_child, UsePolicy(allowed_connectors=("http.*",)), site)
+    both = SecretUse(other=frozenset({"document", "when"}))
+    assert _denied(both, UsePolicy(), site) == "templateUse"

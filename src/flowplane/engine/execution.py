@@ -31,6 +31,7 @@ from flowplane.engine.params import resolve_params
 from flowplane.engine.plan import Plan
 from flowplane.engine.secrets import (
     DEFAULT_POLICY,
+    DEFERRED_PARAM,
     SecretsProvider,
     UseSite,
     check_use,
@@ -125,12 +126,14 @@ class NodeExecutor:
         policies = await until_stored(
             lambda: self.secrets.policies(info.namespace, names), what="reading secret policies"
         )
+        schema = self.registry.get(node_type).manifest.input_schema
         site = UseSite(
             node_id=node_id,
             node_type=node_type,
             workflow_name=info.workflow_name,
             workflow_id=info.workflow_id,
-            secret_params=secret_params(self.registry.get(node_type).manifest.input_schema),
+            secret_params=secret_params(schema),
+            deferred_params=secret_params(schema, DEFERRED_PARAM),
         )
         uses = info.plan.secret_uses[node_id]
         for name in sorted(names):

@@ -26,6 +26,9 @@ DEFAULT_TEMPLATE_USE: TemplateUse = "exact"
 # ``templateUse: exact``: the connector sends it out as a credential (a request header,
 # the URL) and neither computes on it nor returns it.
 SECRET_PARAM = "x-secret"
+# A property holding templates another run evaluates (``flow.run``'s inline document):
+# the secrets named there are that run's, checked when its nodes run.
+DEFERRED_PARAM = "x-deferred"
 
 
 @dataclass(frozen=True)
@@ -79,13 +82,14 @@ class UseSite:
     workflow_name: str
     workflow_id: str | None
     secret_params: frozenset[str]
+    deferred_params: frozenset[str] = frozenset()
 
 
-def secret_params(input_schema: Mapping[str, Any]) -> frozenset[str]:
-    """The top-level params of a connector's input schema marked ``x-secret``."""
+def secret_params(input_schema: Mapping[str, Any], marker: str = SECRET_PARAM) -> frozenset[str]:
+    """The top-level params of a connector's input schema marked ``marker``."""
     properties = input_schema.get("properties") or {}
     return frozenset(
-        key for key, prop in properties.items() if isinstance(prop, dict) and prop.get(SECRET_PARAM)
+        key for key, prop in properties.items() if isinstance(prop, dict) and prop.get(marker)
     )
 
 
@@ -99,6 +103,10 @@ def check_use(name: str, use: SecretUse, policy: UsePolicy, site: UseSite) -> No
     Raises:
         CredentialUseDenied: naming the credential, the rule and the node (never the value).
     """
+    exact = use.exact_params - site.deferred_params
+    other = use.other - site.deferred_params
+    if not (use.credential_param or exact or other):
+        return  # named only in a child run's document: that run checks it
     allowed = policy.allowed_workflows
     if allowed is not None and not (
         site.workflow_id is not None
@@ -120,7 +128,7 @@ def check_use(name: str, use: SecretUse, policy: UsePolicy, site: UseSite) -> No
         )
     if policy.template_use == "any":
         return
-    templated = use.exact_params | use.other
+    templated = exact | other
     if policy.template_use == "none" and templated:
         raise CredentialUseDenied(
             f"credential {name!r} may only be passed to a connector's credential parameter "
@@ -129,16 +137,16 @@ def check_use(name: str, use: SecretUse, policy: UsePolicy, site: UseSite) -> No
             credential=name,
             rule="templateUse",
         )
-    if use.other:
+    if other:
         raise CredentialUseDenied(
             f"credential {name!r} may only be substituted as is (${{{name}}} or "
             f"{{{{ secrets.{name} }}}}) in a secret-bearing param (its templateUse is "
             f"'exact'); node {site.node_id!r} transforms it or tests it in "
-            f"{_listed(use.other)}",
+            f"{_listed(other)}",
             credential=name,
             rule="templateUse",
         )
-    outside = use.exact_params - site.secret_params
+    outside = exact - site.secret_params
     if outside:
         bearing = _listed(site.secret_params) or "none"
         raise CredentialUseDenied(
