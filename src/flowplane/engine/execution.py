@@ -42,6 +42,7 @@ from flowplane.errors import (
     DatabaseUnavailable,
     FlowplaneError,
     NodeTimeout,
+    StorageError,
     TemplateError,
 )
 from flowplane.model import templates
@@ -109,6 +110,8 @@ class NodeExecutor:
         if names:
             try:
                 await self._check_secret_uses(info, node.id, node.type, names)
+            except StorageError:
+                raise  # as resolving the values: the worker's business, not the node's
             except FlowplaneError as exc:  # a policy refusal, an unknown connector
                 return _failure(exc.to_dict(), False, NO_SECRETS), NO_SECRETS
         secret_values = await until_stored(
