@@ -27,7 +27,8 @@ RFC 9457 problem documents; the client rebuilds the same class from ``code``::
     ├── UnprocessableEntity (422) -> IdempotencyKeyReused
     ├── RateLimited (429)
     ├── ConnectorError (node-level failures, 502 when surfaced)
-    │   └── NodeTimeout, ApprovalDenied, ChildRunFailed, NetworkPolicyViolation
+    │   └── NodeTimeout, ApprovalDenied, ChildRunFailed, NetworkPolicyViolation,
+    │       CredentialUseDenied
     └── StorageError (503)
         └── DatabaseUnavailable  the database cannot be reached now (``Retry-After``)
 """
@@ -342,6 +343,21 @@ class NetworkPolicyViolation(ConnectorError):
 
     code = "network_policy_violation"
     title = "Outbound address refused by the network policy"
+
+
+class CredentialUseDenied(ConnectorError):
+    """A node uses a credential in a way its use policy does not allow (never retried).
+
+    ``credential`` names the credential and ``rule`` the policy field that refused it
+    (``allowedWorkflows``, ``allowedConnectors`` or ``templateUse``); the value is never
+    part of the error.
+    """
+
+    code = "credential_use_denied"
+    title = "Credential use refused by its policy"
+
+    def __init__(self, detail: str = "", **extra: Any) -> None:
+        super().__init__(detail, retryable=False, **extra)
 
 
 class StorageError(FlowplaneError):

@@ -181,7 +181,12 @@ async def test_canary_never_leaves_the_worker(
         db, tmp_path / "root", workers=1, secret_key=generate_key(), allow_hosts=["127.0.0.1"]
     ) as api:
         c = api.client
-        created = await c.post("/v1/credentials", json={"name": "CANARY", "value": CANARY})
+        # templateUse "any" (an admin's opt-in) lets templates transform the value: what
+        # redaction alone still has to catch. The default policy refuses most of these uses
+        # (tests/integration/test_credential_policy.py).
+        created = await c.post(
+            "/v1/credentials", json={"name": "CANARY", "value": CANARY, "templateUse": "any"}
+        )
         assert created.status_code == 201, created.text
         credential_id = created.json()["id"]
         wf = await c.post("/v1/workflows", json=workflow(echo_server))

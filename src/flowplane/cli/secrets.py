@@ -158,14 +158,58 @@ def set_command(
     value_stdin: Annotated[
         bool, typer.Option("--value-stdin", help="Read the value from stdin.")
     ] = False,
+    allow_workflow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-workflow",
+            help="Only runs of this stored workflow (name or id) may use it (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    any_workflow: Annotated[
+        bool, typer.Option("--any-workflow", help="Let any workflow use it again.")
+    ] = False,
+    allow_connector: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-connector",
+            help="Only this node type or pattern (http.*) may use it (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    any_connector: Annotated[
+        bool, typer.Option("--any-connector", help="Let any connector use it again.")
+    ] = False,
+    template_use: Annotated[
+        str | None,
+        typer.Option(
+            "--template-use",
+            help="none: credential params only; exact (default for a new credential): also "
+            "${NAME} as is in secret-bearing params (HTTP headers, URLs); any: any template.",
+            show_default=False,
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
     database_schema: DatabaseSchema = None,
 ) -> None:
-    """Create a credential, or replace its value; the value is read from stdin or a prompt."""
+    """Create a credential, or replace its value; the value is read from stdin or a prompt.
+
+    The use policy options change only what they name when the credential exists.
+    """
     from flowplane.errors import CredentialExists
     from flowplane.services.caller import Caller
-    from flowplane.services.credentials import CredentialService
+    from flowplane.services.credentials import KEEP, CredentialService
 
+    if allow_workflow and any_workflow:
+        fail("give --allow-workflow or --any-workflow, not both", EXIT_INVALID)
+    if allow_connector and any_connector:
+        fail("give --allow-connector or --any-connector, not both", EXIT_INVALID)
+    workflows: list[str] | Any | None = (
+        allow_workflow if allow_workflow else (None if any_workflow else KEEP)
+    )
+    connectors: list[str] | Any | None = (
+        allow_connector if allow_connector else (None if any_connector else KEEP)
+    )
     settings = build_settings(database_url=database_url, database_schema=database_schema)
     ring = _keyring(settings)
     if value_stdin or not sys.stdin.isatty():
@@ -181,14 +225,31 @@ def set_command(
         service = CredentialService(store, ring)
         try:
             await service.create(
-                local, namespace, name, value, type_=type_, description=description, actor=who
+                local,
+                namespace,
+                name,
+                value,
+                type_=type_,
+                description=description,
+                allowed_workflows=None if workflows is KEEP else workflows,
+                allowed_connectors=None if connectors is KEEP else connectors,
+                template_use=template_use or "exact",
+                actor=who,
             )
             return "created"
         except CredentialExists:
             page = await service.list(local, namespaces=[namespace], limit=500)
             found = next(c for c in page.items if c.name == name)
             await service.update(
-                local, found.id, value=value, type_=type_, description=description, actor=who
+                local,
+                found.id,
+                value=value,
+                type_=type_,
+                description=description,
+                allowed_workflows=workflows,
+                allowed_connectors=connectors,
+                template_use=template_use,
+                actor=who,
             )
             return "updated"
 
@@ -228,6 +289,9 @@ def list_command(
                     "version": c.version,
                     "keyId": c.key_id,
                     "updatedAtMs": c.updated_at_ms,
+                    "allowedWorkflows": _listed(c.policy.allowed_workflows),
+                    "allowedConnectors": _listed(c.policy.allowed_connectors),
+                    "templateUse": c.policy.template_use,
                 }
                 for c in page.items
             ]
@@ -239,17 +303,25 @@ def list_command(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table("namespace", "name", "type", "version", "key id", "id")
+    table = Table(
+        "namespace", "name", "type", "version", "workflows", "connectors", "templates", "id"
+    )
     for row in rows:
         table.add_row(
             row["namespace"],
             row["name"],
             row["type"],
             str(row["version"]),
-            row["keyId"],
+            ", ".join(row["allowedWorkflows"]) if row["allowedWorkflows"] is not None else "any",
+            ", ".join(row["allowedConnectors"]) if row["allowedConnectors"] is not None else "any",
+            row["templateUse"],
             row["id"],
         )
     console.print(table)
+
+
+def _listed(values: tuple[str, ...] | None) -> list[str] | None:
+    return list(values) if values is not None else None
 
 
 def register(app: typer.Typer) -> None:

@@ -29,12 +29,20 @@ from flowplane.engine.outage import until_stored
 from flowplane.engine.outputs import normalise_output
 from flowplane.engine.params import resolve_params
 from flowplane.engine.plan import Plan
-from flowplane.engine.secrets import SecretsProvider
+from flowplane.engine.secrets import (
+    DEFAULT_POLICY,
+    DEFERRED_PARAM,
+    SecretsProvider,
+    UseSite,
+    check_use,
+    secret_params,
+)
 from flowplane.errors import (
     ConnectorError,
     DatabaseUnavailable,
     FlowplaneError,
     NodeTimeout,
+    StorageError,
     TemplateError,
 )
 from flowplane.model import templates
@@ -55,6 +63,8 @@ class RunInfo:
         self.namespace: str = row["namespace"]
         self.input: Any = row["input"]
         self.workflow_name: str = row["workflow_name"]
+        # The stored workflow the run was started from (``None``: an inline document).
+        self.workflow_id: str | None = row.get("workflow_id")
         self.workflow_version: int | None = row["workflow_version"]
         self.started_at_ms: int | None = row["started_at_ms"]
         self.plan = plan
@@ -96,13 +106,41 @@ class NodeExecutor:
         if transitions.wait_row_is_timer(row):
             output = (row["wait"] or {}).get("output")
             return transitions.Outcome(kind="success", output=output), NO_SECRETS
+        names = plan.secrets[node.id]
+        if names:
+            try:
+                await self._check_secret_uses(info, node.id, node.type, names)
+            except StorageError:
+                raise  # as resolving the values: the worker's business, not the node's
+            except FlowplaneError as exc:  # a policy refusal, an unknown connector
+                return _failure(exc.to_dict(), False, NO_SECRETS), NO_SECRETS
         secret_values = await until_stored(
-            lambda: self.secrets.resolve(info.namespace, plan.secrets[node.id]),
+            lambda: self.secrets.resolve(info.namespace, names),
             what="resolving secrets",
         )
         redactor = Redactor(secret_values.values()) if secret_values else NO_SECRETS
         outcome = await self._produce_with(info, row, logs, secret_values, redactor, cancel_event)
         return outcome, redactor
+
+    async def _check_secret_uses(
+        self, info: RunInfo, node_id: str, node_type: str, names: frozenset[str]
+    ) -> None:
+        """Refuse (before any value is decrypted) a use of a secret its policy forbids."""
+        policies = await until_stored(
+            lambda: self.secrets.policies(info.namespace, names), what="reading secret policies"
+        )
+        schema = self.registry.get(node_type).manifest.input_schema
+        site = UseSite(
+            node_id=node_id,
+            node_type=node_type,
+            workflow_name=info.workflow_name,
+            workflow_id=info.workflow_id,
+            secret_params=secret_params(schema),
+            deferred_params=secret_params(schema, DEFERRED_PARAM),
+        )
+        uses = info.plan.secret_uses[node_id]
+        for name in sorted(names):
+            check_use(name, uses[name], policies.get(name, DEFAULT_POLICY), site)
 
     async def _produce_with(
         self,

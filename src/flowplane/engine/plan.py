@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowplane.engine.secrets import SecretUse
 from flowplane.model import templates
 from flowplane.model.document import Node, Workflow, is_template
 from flowplane.model.graph import Catalog, Graph
@@ -30,6 +31,8 @@ class Plan:
     foreach: frozenset[str]
     refs: dict[str, frozenset[str]] = field(default_factory=dict)
     secrets: dict[str, frozenset[str]] = field(default_factory=dict)
+    # How each node uses each of its secrets, for the credentials' use policies.
+    secret_uses: dict[str, dict[str, SecretUse]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, document: dict[str, Any] | Workflow) -> Plan:
@@ -38,18 +41,22 @@ class Plan:
         graph = Graph.from_workflow(wf)
         refs: dict[str, frozenset[str]] = {}
         secrets: dict[str, frozenset[str]] = {}
+        uses: dict[str, dict[str, SecretUse]] = {}
         for node in wf.nodes:
             ancestors = graph.ancestors(node.id)
             refs[node.id] = frozenset(templates.node_references(node)) & ancestors
             secrets[node.id] = frozenset(templates.node_secret_names(node)) | frozenset(
                 credential_params(node.params)
             )
+            if secrets[node.id]:
+                uses[node.id] = secret_uses(node, secrets[node.id])
         return cls(
             workflow=wf,
             graph=graph,
             foreach=frozenset(n.id for n in wf.nodes if n.foreach is not None),
             refs=refs,
             secrets=secrets,
+            secret_uses=uses,
         )
 
     def node(self, node_id: str) -> Node:
@@ -84,6 +91,43 @@ def credential_params(params: dict[str, Any]) -> Iterator[str]:
         for name in names:
             if isinstance(name, str) and name and not is_template(name):
                 yield name
+
+
+def secret_uses(node: Node, names: frozenset[str]) -> dict[str, SecretUse]:
+    """How ``node`` uses each of its secret ``names`` (see :class:`SecretUse`)."""
+    given = set(credential_params(node.params))
+    exact: dict[str, set[str]] = {name: set() for name in names}
+    other: dict[str, set[str]] = {name: set() for name in names}
+    for key, value in (node.params or {}).items():
+        for _, source in templates.iter_template_strings(value):
+            for name, is_exact in templates.secret_uses(source):
+                # A bare ``secrets`` reaches every secret the node resolves.
+                for target in names if name == "" else (name,):
+                    if target in names:
+                        (exact if is_exact else other)[target].add(key)
+    # ``when`` and ``foreach`` are expressions: any secret there decides what runs.
+    for part, value in (("when", node.when), ("foreach", node.foreach)):
+        if value is None or isinstance(value, bool):
+            continue
+        bare = isinstance(value, str) and not is_template(value)
+        found = templates.secret_names(value, expression=bare)
+        sources = (
+            [value]
+            if isinstance(value, str) and bare
+            else [s for _, s in templates.iter_template_strings(value)]
+        )
+        if any(name == "" for source in sources for name, _ in templates.secret_uses(source)):
+            found = set(names)
+        for name in found & names:
+            other[name].add(part)
+    return {
+        name: SecretUse(
+            credential_param=name in given,
+            exact_params=frozenset(exact[name] - other[name]),
+            other=frozenset(other[name]),
+        )
+        for name in names
+    }
 
 
 class PlanCache:

@@ -53,6 +53,7 @@ __all__ = [
     "references",
     "render_value",
     "secret_names",
+    "secret_uses",
     "truthy",
 ]
 
@@ -391,6 +392,67 @@ def secret_names(value: Any, *, expression: bool = False) -> set[str]:
         for chain in _all_chains(value, expression)
         if len(chain) >= 2 and chain[0] == "secrets"
     }
+
+
+# Blocks whose ``{{ }}`` outputs go straight into the rendered text: an output inside any
+# other block (``{% filter %}``, ``{% set %}...{% endset %}``, a macro, a call block) can
+# be transformed before it reaches the text.
+_PASS_THROUGH = (nodes.Template, nodes.If, nodes.For)
+
+
+def _exact_secret(node: nodes.Node) -> str | None:
+    """The name when ``node`` is exactly ``secrets.NAME`` / ``secrets['NAME']``."""
+    chain = _chain(node) if isinstance(node, nodes.Getattr | nodes.Getitem) else None
+    if chain is not None and len(chain) == 2 and chain[0] == "secrets":
+        return chain[1]
+    return None
+
+
+@lru_cache(maxsize=4096)
+def secret_uses(source: str) -> tuple[tuple[str, bool], ...]:
+    """How the template ``source`` uses secrets: ``(name, exact)`` pairs.
+
+    ``exact`` is true when every use of ``name`` is a substitution as is (``${NAME}``,
+    ``{{ secrets.NAME }}``) whose text reaches the rendered result unchanged, the only use
+    that redaction of exact values can follow. Any other use (a filter, a slice, a test,
+    a method, an output inside ``{% filter %}`` or ``{% set %}``) is not exact. A bare
+    ``secrets`` (``{{ secrets | list }}``) is reported under the name ``""``: it reaches
+    every secret the node has. A template that does not parse reports nothing (it fails
+    to render anyway).
+    """
+    tree = _ast(source)
+    if tree is None:
+        return ()
+    found: dict[str, bool] = {}
+    called = {id(call.node) for call in tree.find_all(nodes.Call)}
+
+    def visit(node: nodes.Node, plain: bool) -> None:
+        if plain and isinstance(node, nodes.Output):
+            for output in node.nodes:
+                name = _exact_secret(output)
+                if name is not None:
+                    found.setdefault(name, True)
+                else:
+                    visit(output, False)
+            return
+        if isinstance(node, nodes.Getattr | nodes.Getitem):
+            chain = _chain(node)
+            if chain is not None and len(chain) >= 2 and chain[0] == "secrets":
+                first: nodes.Node = node  # the access right on the name: secrets.X
+                while not isinstance(first.node, nodes.Name):  # type: ignore[attr-defined]
+                    first = first.node  # type: ignore[attr-defined]
+                # ``secrets.values()``: a method of the mapping, reaching every secret.
+                found["" if id(first) in called else chain[1]] = False
+                return
+        if isinstance(node, nodes.Name) and node.name == "secrets":
+            found[""] = False
+            return
+        inner = plain and isinstance(node, _PASS_THROUGH)
+        for child in node.iter_child_nodes():
+            visit(child, inner)
+
+    visit(tree, True)
+    return tuple(sorted(found.items()))
 
 
 def output_fields(value: Any, *, expression: bool = False) -> set[tuple[str, str]]:

@@ -4,6 +4,10 @@ Values go in through :meth:`CredentialService.create` and :meth:`CredentialServi
 and come out only through :class:`DatabaseSecrets`, which the worker calls when a node that
 references ``{{ secrets.NAME }}`` (or ``${NAME}``) runs. Nothing else returns a value: API
 responses, audit entries and listings carry names, types and timestamps.
+
+Each credential also has a use policy (:class:`~flowplane.engine.secrets.UsePolicy`), set
+by admins only: which workflows and connectors may use it, and how far templates may. The
+worker checks it before it decrypts a value (:meth:`DatabaseSecrets.policies`).
 """
 
 from __future__ import annotations
@@ -14,9 +18,16 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, cast
 
-from flowplane.engine.secrets import EnvSecrets, SecretsProvider
+from flowplane.engine.secrets import (
+    DEFAULT_POLICY,
+    TEMPLATE_USES,
+    EnvSecrets,
+    SecretsProvider,
+    TemplateUse,
+    UsePolicy,
+)
 from flowplane.errors import (
     CredentialExists,
     CredentialNotFound,
@@ -47,6 +58,74 @@ DEFAULT_TYPE = "generic"
 MAX_VALUE_BYTES = 64 * 1024
 MAX_LIST_LIMIT = 500
 ROTATE_BATCH = 200
+# A connector pattern: a node type (``slack.send``) or a glob over them (``http.*``).
+CONNECTOR_PATTERN = r"^[A-Za-z0-9_.*?-]{1,128}$"
+MAX_POLICY_ENTRIES = 100
+MAX_WORKFLOW_REF_CHARS = 128
+
+
+class _Keep:
+    """The type of :data:`KEEP`."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Final = _Keep()
+"""An update argument left as it is (``None`` means "any" for the policy's lists)."""
+
+
+def policy_of(row: Row) -> UsePolicy:
+    """The use policy of a ``credentials`` row."""
+    workflows = row.get("allowed_workflows")
+    connectors = row.get("allowed_connectors")
+    template_use = row.get("template_use") or DEFAULT_POLICY.template_use
+    return UsePolicy(
+        allowed_workflows=tuple(workflows) if workflows is not None else None,
+        allowed_connectors=tuple(connectors) if connectors is not None else None,
+        template_use=cast(TemplateUse, template_use),
+    )
+
+
+def _check_list(
+    values: Sequence[str] | None, what: str, pattern: str | None, max_chars: int
+) -> list[str] | None:
+    """``values`` deduplicated and sorted, checked; ``None`` stays ``None`` (any)."""
+    if values is None:
+        return None
+    if isinstance(values, str) or len(values) > MAX_POLICY_ENTRIES:
+        raise InvalidInput(f"{what} is a list of at most {MAX_POLICY_ENTRIES} entries, or null")
+    for value in values:
+        if not isinstance(value, str) or not 0 < len(value) <= max_chars:
+            raise InvalidInput(f"each of {what} is a string of 1 to {max_chars} characters")
+        if pattern is not None and not re.fullmatch(pattern, value):
+            raise InvalidInput(
+                f"{what} holds node types or glob patterns over them (http.*), got {value[:40]!r}"
+            )
+    return sorted(set(values))
+
+
+def _check_template_use(template_use: str) -> TemplateUse:
+    for allowed in TEMPLATE_USES:
+        if template_use == allowed:
+            return allowed
+    raise InvalidInput(f"templateUse is one of {', '.join(TEMPLATE_USES)}")
+
+
+def _policy_columns(
+    allowed_workflows: Sequence[str] | None,
+    allowed_connectors: Sequence[str] | None,
+    template_use: str,
+) -> dict[str, Any]:
+    return {
+        "allowed_workflows": _check_list(
+            allowed_workflows, "allowedWorkflows", None, MAX_WORKFLOW_REF_CHARS
+        ),
+        "allowed_connectors": _check_list(
+            allowed_connectors, "allowedConnectors", CONNECTOR_PATTERN, 128
+        ),
+        "template_use": _check_template_use(template_use),
+    }
 
 
 @dataclass(frozen=True)
@@ -64,6 +143,7 @@ class Credential:
     updated_at_ms: int
     created_by: str | None
     updated_by: str | None
+    policy: UsePolicy = DEFAULT_POLICY
 
     @classmethod
     def from_row(cls, row: Row) -> Credential:
@@ -80,6 +160,7 @@ class Credential:
             updated_at_ms=int(row["updated_at_ms"]),
             created_by=row["created_by"],
             updated_by=row["updated_by"],
+            policy=policy_of(row),
         )
 
 
@@ -169,12 +250,18 @@ class CredentialService:
         *,
         type_: str = DEFAULT_TYPE,
         description: str | None = None,
+        allowed_workflows: Sequence[str] | None = None,
+        allowed_connectors: Sequence[str] | None = None,
+        template_use: str = DEFAULT_POLICY.template_use,
         actor: audit.Actor | None = None,
     ) -> Credential:
         """Seal ``value`` and store it as credential ``name`` of ``namespace`` (admin).
 
-        ``actor`` names someone else than the caller in the audit log (the CLI names the
-        operating-system user).
+        ``allowed_workflows``, ``allowed_connectors`` and ``template_use`` are its use
+        policy (:class:`~flowplane.engine.secrets.UsePolicy`; the defaults allow any
+        workflow and connector, templates only as exact substitutions in secret-bearing
+        params). ``actor`` names someone else than the caller in the audit log (the CLI
+        names the operating-system user).
 
         Raises:
             NotFound: the namespace is not visible to the caller.
@@ -186,6 +273,7 @@ class CredentialService:
         _check_name(name)
         _check_type(type_)
         _check_value(value)
+        policy = _policy_columns(allowed_workflows, allowed_connectors, template_use)
         ring = self._ring()
         who = actor or caller.actor
         credential_id = f"cred_{uuid.uuid4().hex}"
@@ -209,6 +297,7 @@ class CredentialService:
                 "updated_at_ms": tx.now_ms,
                 "created_by": who.name[:128],
                 "updated_by": who.name[:128],
+                **policy,
             }
             q.insert(tx, row)
             audit.record(
@@ -219,7 +308,7 @@ class CredentialService:
                 target_type="credential",
                 target_id=credential_id,
                 after_version=1,
-                details={"name": name, "type": type_},
+                details={"name": name, "type": type_, "policy": _policy_details(policy)},
             )
             return row
 
@@ -261,10 +350,13 @@ class CredentialService:
         value: str | None = None,
         type_: str | None = None,
         description: str | None = None,
+        allowed_workflows: Sequence[str] | _Keep | None = KEEP,
+        allowed_connectors: Sequence[str] | _Keep | None = KEEP,
+        template_use: str | None = None,
         if_match: int | None = None,
         actor: audit.Actor | None = None,
     ) -> Credential:
-        """Replace the value, type or description of a credential (admin).
+        """Replace the value, type, description or use policy of a credential (admin).
 
         Args:
             caller: who asks (the credential must be in a namespace it sees).
@@ -272,6 +364,11 @@ class CredentialService:
             value: a new value (sealed anew, with a new nonce).
             type_: a new type.
             description: a new description.
+            allowed_workflows: new workflow names or ids allowed to use it (``None``:
+                any; :data:`KEEP`: unchanged).
+            allowed_connectors: new node types or patterns allowed (``None``: any;
+                :data:`KEEP`: unchanged).
+            template_use: a new template use (``none``, ``exact`` or ``any``).
             if_match: only update the credential at this version (412 otherwise).
             actor: who the audit log names instead of the caller.
         """
@@ -280,6 +377,17 @@ class CredentialService:
             _check_value(value)
         if type_ is not None:
             _check_type(type_)
+        policy: dict[str, Any] = {}
+        if not isinstance(allowed_workflows, _Keep):
+            policy["allowed_workflows"] = _check_list(
+                allowed_workflows, "allowedWorkflows", None, MAX_WORKFLOW_REF_CHARS
+            )
+        if not isinstance(allowed_connectors, _Keep):
+            policy["allowed_connectors"] = _check_list(
+                allowed_connectors, "allowedConnectors", CONNECTOR_PATTERN, 128
+            )
+        if template_use is not None:
+            policy["template_use"] = _check_template_use(template_use)
         ring = self._ring() if value is not None else self.keyring
         who = actor or caller.actor
         namespaces = caller.namespaces
@@ -303,6 +411,10 @@ class CredentialService:
             if description is not None and description != row["description"]:
                 changes["description"] = description
                 changed.append("description")
+            for column, new in policy.items():
+                if new != row.get(column):
+                    changes[column] = new
+                    changed.append(_POLICY_FIELDS[column])
             q.update(tx, credential_id, expect_version=row["version"], **changes)
             audit.record(
                 tx,
@@ -313,7 +425,15 @@ class CredentialService:
                 target_id=credential_id,
                 before_version=row["version"],
                 after_version=changes["version"],
-                details={"name": row["name"], "changed": changed},
+                details={
+                    "name": row["name"],
+                    "changed": changed,
+                    **(
+                        {"policy": _policy_details({**row, **changes})}
+                        if any(f in changed for f in _POLICY_FIELDS.values())
+                        else {}
+                    ),
+                },
             )
             return {**row, **changes}
 
@@ -402,6 +522,27 @@ class DatabaseSecrets:
         # out of this process's log records.
         remember_in_logs(found.values())
         return found
+
+    async def policies(self, namespace: str, names: Iterable[str]) -> dict[str, UsePolicy]:
+        """Return the use policies of the stored credentials among ``names`` (environment
+        secrets and missing names follow the default policy)."""
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return {}
+        rows = await self.credentials.store.read(lambda tx: q.policies(tx, namespace, wanted))
+        return {row["name"]: policy_of(row) for row in rows}
+
+
+_POLICY_FIELDS = {
+    "allowed_workflows": "allowedWorkflows",
+    "allowed_connectors": "allowedConnectors",
+    "template_use": "templateUse",
+}
+
+
+def _policy_details(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The policy of ``row`` as an audit entry shows it (wire names)."""
+    return {wire: row.get(column) for column, wire in _POLICY_FIELDS.items()}
 
 
 def keyring_from_settings(

@@ -43,6 +43,19 @@ def by_names(tx: Tx, namespace: str, names: Iterable[str]) -> list[Row]:
     return [dict(r._mapping) for r in tx.conn.execute(query)]
 
 
+def policies(tx: Tx, namespace: str, names: Iterable[str]) -> list[Row]:
+    """Return the name and use-policy columns of the credentials of ``namespace`` among
+    ``names`` (no envelope: the engine checks a policy before it decrypts anything)."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return []
+    c = t.credentials.c
+    query = sa.select(c.name, c.allowed_workflows, c.allowed_connectors, c.template_use).where(
+        c.namespace == namespace, c.name.in_(wanted)
+    )
+    return [dict(r._mapping) for r in tx.conn.execute(query)]
+
+
 def insert(tx: Tx, values: dict[str, Any]) -> None:
     """Insert a credential row."""
     tx.conn.execute(t.credentials.insert().values(**values))

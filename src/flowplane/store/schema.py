@@ -365,6 +365,11 @@ credentials = sa.Table(
     sa.Column("updated_at_ms", Ms, nullable=False),
     sa.Column("created_by", sa.String(128), nullable=True),
     sa.Column("updated_by", sa.String(128), nullable=True),
+    # The use policy (services/credentials.py, engine/secrets.py): NULL lists allow any
+    # workflow / connector; template_use is none | exact | any.
+    sa.Column("allowed_workflows", JSONType, nullable=True),
+    sa.Column("allowed_connectors", JSONType, nullable=True),
+    sa.Column("template_use", sa.String(8), nullable=False, server_default="exact"),
     sa.UniqueConstraint("namespace", "name", name="ux_credentials_name"),
     sa.Index("ix_credentials_key_id", "key_id"),
 )

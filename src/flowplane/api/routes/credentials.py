@@ -1,9 +1,11 @@
 """``/v1/credentials``: write-only secret values for workflows (admin).
 
 A credential is referenced by name in a workflow (``{{ secrets.NAME }}`` or ``${NAME}``)
-and resolved only inside the worker when a node runs. Responses show the name, type,
-namespace, version and timestamps, never the value. Without ``FLOWPLANE_SECRET_KEY`` the
-server refuses to store values (503 ``secret_key_missing``).
+and resolved only inside the worker when a node runs, as far as its use policy
+(``allowedWorkflows``, ``allowedConnectors``, ``templateUse``; admins only) allows.
+Responses show the name, type, namespace, version, policy and timestamps, never the value.
+Without ``FLOWPLANE_SECRET_KEY`` the server refuses to store values (503
+``secret_key_missing``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from flowplane.api.models.credentials import (
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 from flowplane.services.credentials import (
+    KEEP,
     MAX_LIST_LIMIT,
 )
 
@@ -55,6 +58,9 @@ async def create_credential(
         body.value,
         type_=body.type,
         description=body.description,
+        allowed_workflows=body.allowed_workflows,
+        allowed_connectors=body.allowed_connectors,
+        template_use=body.template_use,
     )
     response.headers["ETag"] = etag(created.version)
     response.headers["Location"] = f"/v1/credentials/{created.id}"
@@ -112,13 +118,20 @@ async def update_credential(
     services: Svc,
     if_match: IfMatch = None,
 ) -> CredentialOut:
-    """Replace the value (re-sealed with a new nonce), type or description."""
+    """Replace the value (re-sealed with a new nonce), type, description or use policy.
+
+    Policy fields left out of the body are kept; a list set to ``null`` allows any.
+    """
+    given = body.model_fields_set
     updated = await services.credentials.update(
         principal,
         credential_id,
         value=body.value,
         type_=body.type,
         description=body.description,
+        allowed_workflows=body.allowed_workflows if "allowed_workflows" in given else KEEP,
+        allowed_connectors=body.allowed_connectors if "allowed_connectors" in given else KEEP,
+        template_use=body.template_use,
         if_match=parse_if_match(if_match),
     )
     response.headers["ETag"] = etag(updated.version)

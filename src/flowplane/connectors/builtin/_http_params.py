@@ -13,6 +13,7 @@ HEADERS = prop(
     "object",
     "Extra request headers.",
     additionalProperties={"type": ["string", "number", "boolean"]},
+    **{"x-secret": True},  # credentials may be substituted here (engine/secrets.py)
 )
 TIMEOUT = prop(
     "number", "Whole-request time limit in seconds.", exclusiveMinimum=0, maximum=3600, default=30

@@ -97,6 +97,8 @@ def _load_file(ctx: NodeContext, relative: str) -> dict[str, Any]:
                 "type": "object",
                 "description": "An inline workflow document (its templates run in the child).",
                 "x-raw": True,
+                # Its secrets are the child run's: checked against their policies there.
+                "x-deferred": True,
             },
             "input": {
                 "type": "object",

@@ -55,6 +55,8 @@ INPUT_SCHEMA: dict[str, Any] = {
             "minLength": 1,
             "maxLength": 8192,
             "description": "Absolute http(s) URL.",
+            # Credentials may be substituted here (an API key in the query string).
+            "x-secret": True,
         },
         "method": {
             "type": "string",
@@ -66,6 +68,7 @@ INPUT_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": _SCALAR,
             "description": "Request headers. Idempotency-Key defaults to the node's key.",
+            "x-secret": True,
         },
         "query": {
             "type": "object",
@@ -73,6 +76,7 @@ INPUT_SCHEMA: dict[str, Any] = {
                 "anyOf": [_SCALAR, {"type": "array", "items": _SCALAR}, {"type": "null"}]
             },
             "description": "Query parameters, added to those already in the URL.",
+            "x-secret": True,
         },
         "json": {"description": "A JSON body (sets Content-Type: application/json)."},
         "body": {"type": "string", "description": "A raw text body."},

@@ -70,7 +70,12 @@ def standard_webhook_signature(secret: str, msg_id: str, timestamp: int, body: b
             "event_type": prop(
                 "string", "Sent as the 'type' header hint and X-Event-Type.", maxLength=200
             ),
-            "headers": prop("object", "Extra headers.", additionalProperties={"type": "string"}),
+            "headers": prop(
+                "object",
+                "Extra headers.",
+                additionalProperties={"type": "string"},
+                **{"x-secret": True},  # credentials may be substituted here
+            ),
             "method": prop("string", "HTTP method.", enum=["POST", "PUT", "PATCH"], default="POST"),
             "timeout": TIMEOUT,
         },
