@@ -119,7 +119,7 @@ async def wait_status(
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         run = await runs.get(Caller.system(), run_id)
-        if run["status"] in statuses:
+        if run.status in statuses:
             return run
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"run {run_id} stayed {run['status']}, wanted {statuses}")

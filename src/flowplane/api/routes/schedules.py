@@ -299,7 +299,7 @@ async def trigger_schedule(
         triggered_by=principal.name,
         idempotency_key=idempotency_key,
     )
-    return Started(run_id=started.run["id"])
+    return Started(run_id=started.run.id)
 
 
 @router.post("/v1/admin/tick", response_model=TickOut, summary="Fire due schedule slots now")
