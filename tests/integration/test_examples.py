@@ -24,7 +24,7 @@ from flowplane.connectors.registry import default_registry
 from flowplane.engine.worker import Worker
 from flowplane.model.yaml import parse_workflow
 from flowplane.services.caller import Caller
-from flowplane.services.runs import RunService
+from flowplane.services.runs import RunRecord, RunService
 from flowplane.store.base import Store
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -55,9 +55,8 @@ class Env:
         started = await self.runs.start(Caller.system(), wf, run_input, source_path=example)
         return str(started.run.id)
 
-    async def finish(self, run_id: str) -> dict[str, Any]:
-        run = await self.runs.wait(Caller.system(), run_id, timeout=RUN_TIMEOUT_SECONDS)
-        return dict(run)
+    async def finish(self, run_id: str) -> RunRecord:
+        return await self.runs.wait(Caller.system(), run_id, timeout=RUN_TIMEOUT_SECONDS)
 
     async def node_status(self, run_id: str) -> dict[str, str]:
         return {
