@@ -169,10 +169,11 @@ class RunService(RunReader):
                 source_path=source_path,
                 forked_from=forked_from,
             )
+            record = RunRecord.from_row(run)
             if created:
                 details = {"workflow": prepared.workflow.name, "trigger": trigger}
-                _audit_run(tx, who, "run.start", run["id"], run["namespace"], details)
-            return RunRecord.from_row(run), created
+                _audit_run(tx, who, "run.start", record.id, record.namespace, details)
+            return record, created
 
         run, created = await self.store.transact(dispatch)
         return StartResult(run=run, created=created)
@@ -345,9 +346,10 @@ class RunService(RunReader):
                 forked_from=run_id,
             )
             transitions.prefill(tx, run, reuse, run_id)
+            record = RunRecord.from_row(run)
             details = {"workflow": prepared.workflow.name, "forkedFrom": run_id}
-            _audit_run(tx, who, "run.fork", run["id"], run["namespace"], details)
-            return RunRecord.from_row(run)
+            _audit_run(tx, who, "run.fork", record.id, record.namespace, details)
+            return record
 
         run = await self.store.transact(start)
         return StartResult(run=run, created=True)
@@ -440,8 +442,8 @@ def _audit_run(
 ) -> None:
     """Append the audit entry of a run mutation (inside its transaction)."""
     if namespace is None:
-        run = tx.get_run(run_id, with_document=False)
-        namespace = run["namespace"] if run is not None else None
+        run = reads.run(tx, run_id)
+        namespace = run.namespace if run is not None else None
     audit.record(
         tx,
         actor=who,
