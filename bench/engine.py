@@ -213,7 +213,7 @@ class Bench:
         t0 = time.perf_counter()
         started = await self.runs.start(Caller.system(), doc)
         t1 = time.perf_counter()
-        status = await self.ends.wait(started.run["id"])
+        status = await self.ends.wait(started.run.id)
         t2 = time.perf_counter()
         assert status == "finished", status
         return t1 - t0, t2 - t0

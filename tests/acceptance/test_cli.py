@@ -458,32 +458,32 @@ async def test_worker_executes_runs_and_finishes_in_flight_nodes_on_sigterm(
             ],
         }
         started = await runs.start(Caller.system(), quick, {"n": 21})
-        run_id = started.run["id"]
+        run_id = started.run.id
 
         async def finished(run_id: str = run_id) -> bool:
-            return bool((await runs.get(Caller.system(), run_id))["status"] == "finished")
+            return bool((await runs.get(Caller.system(), run_id)).status == "finished")
 
         await wait_until(finished, "the quick run")
-        assert (await runs.get(Caller.system(), run_id))["output"] == {"b": {"message": "42"}}
+        assert (await runs.get(Caller.system(), run_id)).output == {"b": {"message": "42"}}
 
         with SlowServer(delay=2.0) as server:
             slow = {
                 "name": "in-flight",
                 "nodes": [{"id": "call", "type": "http.request", "params": {"url": server.url}}],
             }
-            slow_id = (await runs.start(Caller.system(), slow)).run["id"]
+            slow_id = (await runs.start(Caller.system(), slow)).run.id
 
             async def in_progress() -> bool:
                 nodes = await runs.nodes(Caller.system(), slow_id)
-                return any(n["status"] == "in-progress" for n in nodes)
+                return any(n.status == "in-progress" for n in nodes)
 
             await wait_until(in_progress, "the slow node to start")
             worker.proc.send_signal(signal.SIGTERM)
             # Graceful: the worker stops claiming but lets the in-flight node finish.
             assert await asyncio.to_thread(worker.wait) == 0, worker.output()
         run = await runs.get(Caller.system(), slow_id)
-        assert run["status"] == "finished", run
-        assert run["output"]["call"]["body"] == {"slow": True}
+        assert run.status == "finished", run
+        assert run.output["call"]["body"] == {"slow": True}
     finally:
         await store.close()
     assert any("finishing in-flight node runs" in line for line in worker.stderr)

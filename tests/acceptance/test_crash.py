@@ -86,7 +86,7 @@ async def start_runs(runs: RunService, first: int, count: int = RUNS) -> dict[st
     started = {}
     for n in range(first, first + count):
         result = await runs.start(Caller.system(), doc, {"n": n})
-        started[result.run["id"]] = n
+        started[result.run.id] = n
     return started
 
 
@@ -225,7 +225,7 @@ async def test_zombie_completion_is_fenced_off(
             },
         ],
     }
-    run_id = (await runs.start(Caller.system(), doc)).run["id"]
+    run_id = (await runs.start(Caller.system(), doc)).run.id
     work: NodeKey = (run_id, "work", 0)
     a = spawn(workers, "A", db, files, CRASH_BLOCK_NODE="work", FLOWPLANE_LEASE_SECONDS="1")
 

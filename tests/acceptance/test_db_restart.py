@@ -164,7 +164,7 @@ async def test_workers_ride_out_a_database_restart(
     doc = chain(sleep=0.25)
     expected: dict[str, int] = {}
     for n in range(60):
-        expected[(await runs.start(Caller.system(), doc, {"n": n})).run["id"]] = n
+        expected[(await runs.start(Caller.system(), doc, {"n": n})).run.id] = n
     workers = [spawn("A", private_db, lease), spawn("B", private_db, lease)]
 
     async def some_finished() -> bool:
@@ -176,7 +176,7 @@ async def test_workers_ride_out_a_database_restart(
     in_flight = sum(r["status"] == "in-progress" for r in (await node_runs(store)).values())
     await asyncio.to_thread(cluster.restart, mode, down)
     for n in range(60, 80):  # work started after the outage runs as well
-        expected[(await runs.start(Caller.system(), doc, {"n": n})).run["id"]] = n
+        expected[(await runs.start(Caller.system(), doc, {"n": n})).run.id] = n
 
     rows = await settle(store, list(expected), timeout=120)
     stuck = sum(r["status"] not in TERMINAL_RUN for r in rows.values())
@@ -224,7 +224,7 @@ async def test_a_worker_started_while_the_database_is_down_waits(
     store = await store_on(private_db)
     runs = RunService(store, registry())
     started = {
-        (await runs.start(Caller.system(), chain(sleep=0), {"n": n})).run["id"]: n for n in range(5)
+        (await runs.start(Caller.system(), chain(sleep=0), {"n": n})).run.id: n for n in range(5)
     }
     rows = await settle(store, list(started), timeout=60)
     assert {i: r["status"] for i, r in rows.items()} == dict.fromkeys(started, "finished"), (

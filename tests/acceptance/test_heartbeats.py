@@ -45,7 +45,7 @@ async def test_a_saturated_worker_keeps_its_short_leases(
                 }
             ],
         }
-        run_id = (await runs.start(Caller.system(), doc)).run["id"]
+        run_id = (await runs.start(Caller.system(), doc)).run.id
         worker = spawn("busy", db, lease_seconds=LEASE_SECONDS)
 
         async def settled() -> bool:

@@ -12,7 +12,7 @@ from flowplane.connectors.base import NodeContext, connector
 from flowplane.connectors.registry import Registry, load_builtins
 from flowplane.engine.worker import Worker
 from flowplane.services.caller import Caller
-from flowplane.services.runs import RunService
+from flowplane.services.runs import RunRecord, RunService
 from flowplane.settings import Settings
 from flowplane.store.base import Store
 
@@ -114,13 +114,13 @@ async def running(
 
 async def wait_status(
     runs: RunService, run_id: str, *statuses: str, timeout: float = 10
-) -> dict[str, Any]:
+) -> RunRecord:
     """Poll until the run has one of ``statuses``."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         run = await runs.get(Caller.system(), run_id)
-        if run["status"] in statuses:
+        if run.status in statuses:
             return run
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"run {run_id} stayed {run['status']}, wanted {statuses}")
+            raise AssertionError(f"run {run_id} stayed {run.status}, wanted {statuses}")
         await asyncio.sleep(0.05)

@@ -25,9 +25,9 @@ async def test_dispatch_leases_roots_to_the_local_worker(store: Store) -> None:
     async with running(store) as rt:
         await asyncio.sleep(0.1)  # the worker is running
         started = await rt.runs.start(Caller.system(), chain(3))
-        run_id = started.run["id"]
+        run_id = started.run.id
         run = await rt.runs.wait(Caller.system(), run_id, timeout=10)
-        assert run["status"] == "finished"
+        assert run.status == "finished"
         assert rt.probe.calls == {"n0[0]": 1, "n1[0]": 1, "n2[0]": 1}
         events = await rt.runs.events(Caller.system(), run_id)
         seqs = [e["seq"] for e in events]
@@ -41,12 +41,11 @@ async def test_dispatch_leases_roots_to_the_local_worker(store: Store) -> None:
             "FrameCommitted",
         ]
         frames = await store.read(lambda tx: reads.frames_after(tx, run_id))
-        assert [f["frame_no"] for f in frames] == list(range(1, len(frames) + 1))
-        assert {"nodeId": "n0", "iteration": 0, "status": "in-progress", "attempt": 1} in frames[0][
-            "changes"
-        ]
+        assert [f.frame_no for f in frames] == list(range(1, len(frames) + 1))
+        first_change = {"nodeId": "n0", "iteration": 0, "status": "in-progress", "attempt": 1}
+        assert first_change in frames[0].changes
         attempts = await store.read(lambda tx: reads.attempts_of(tx, run_id))
-        assert sorted((a["node_id"], a["attempt"]) for a in attempts) == [
+        assert sorted((a.node_id, a.attempt) for a in attempts) == [
             ("n0", 1),
             ("n1", 1),
             ("n2", 1),
@@ -65,13 +64,13 @@ async def test_no_hand_off_without_free_slots(store: Store) -> None:
         assert reserved == 1
         try:
             started = await rt.runs.start(Caller.system(), chain(2))
-            node = await store.read(lambda tx: tx.node_row(started.run["id"], "n0", 0))
+            node = await store.read(lambda tx: tx.node_row(started.run.id, "n0", 0))
             assert node is not None and node["status"] == "ready"
         finally:
             rt.worker.release(reserved)
         rt.worker._wake.set()
-        run = await rt.runs.wait(Caller.system(), started.run["id"], timeout=10)
-        assert run["status"] == "finished"
+        run = await rt.runs.wait(Caller.system(), started.run.id, timeout=10)
+        assert run.status == "finished"
 
 
 async def test_concurrent_runs_keep_seq_gap_free(store: Store) -> None:
@@ -80,8 +79,8 @@ async def test_concurrent_runs_keep_seq_gap_free(store: Store) -> None:
             *(rt.runs.start(Caller.system(), chain(4)) for _ in range(6))
         )
         for result in started:
-            run = await rt.runs.wait(Caller.system(), result.run["id"], timeout=20)
-            assert run["status"] == "finished"
+            run = await rt.runs.wait(Caller.system(), result.run.id, timeout=20)
+            assert run.status == "finished"
         seqs = await store.read(
             lambda tx: [
                 r[0] for r in tx.conn.exec_driver_sql("SELECT seq FROM events ORDER BY seq")
@@ -93,7 +92,7 @@ async def test_concurrent_runs_keep_seq_gap_free(store: Store) -> None:
 async def test_reads_after_rolled_back_transactions_keep_working(store: Store) -> None:
     # PostgreSQL: a rollback makes psycopg drop every prepared statement of the session.
     async with running(store) as rt:
-        run_id = (await rt.runs.start(Caller.system(), chain(1))).run["id"]
+        run_id = (await rt.runs.start(Caller.system(), chain(1))).run.id
         await rt.runs.wait(Caller.system(), run_id, timeout=10)
 
         def missing(tx: Any) -> None:
@@ -126,9 +125,9 @@ async def test_fan_out_with_max_parallel_and_a_failed_item(store: Store) -> None
                 },
             ],
         }
-        run_id = (await rt.runs.start(Caller.system(), doc)).run["id"]
+        run_id = (await rt.runs.start(Caller.system(), doc)).run.id
         run = await rt.runs.wait(Caller.system(), run_id, timeout=20)
-        assert run["status"] == "failed"
+        assert run.status == "failed"
         level = await store.read(lambda tx: tx.node_row(run_id, "fan", -1))
         assert level is not None and level["status"] == "failed"
         assert level["error"]["code"] == "foreach_item_failed"
@@ -140,7 +139,7 @@ async def test_fan_out_with_max_parallel_and_a_failed_item(store: Store) -> None
 
 async def test_claim_work_reports_next_due_time(store: Store) -> None:
     async with running(store, start_worker=False) as rt:
-        run_id = (await rt.runs.start(Caller.system(), chain(1))).run["id"]
+        run_id = (await rt.runs.start(Caller.system(), chain(1))).run.id
         work = await store.transact(lambda tx: transitions.claim_work(tx, "w", 4, 60_000))
         assert [r["run_id"] for r in work.rows] == [run_id]
         assert set(work.runs) == {run_id}
@@ -159,7 +158,7 @@ async def test_hand_off_leased_with_the_completion_is_fenced(store: Store) -> No
                 {"id": "c", "type": "util.noop", "needs": ["a"]},
             ],
         }
-        run_id = (await rt.runs.start(Caller.system(), doc)).run["id"]
+        run_id = (await rt.runs.start(Caller.system(), doc)).run.id
         first = await store.transact(lambda tx: transitions.claim(tx, "zombie", 1, 1))
         await asyncio.sleep(0.05)
         assert await store.transact(transitions.reap) == 1
@@ -192,7 +191,7 @@ async def test_hand_off_leased_with_the_completion_is_fenced(store: Store) -> No
 
 async def test_no_hand_off_into_a_cancelled_run(store: Store) -> None:
     async with running(store, start_worker=False) as rt:
-        run_id = (await rt.runs.start(Caller.system(), chain(2))).run["id"]
+        run_id = (await rt.runs.start(Caller.system(), chain(2))).run.id
         claimed = await store.transact(lambda tx: transitions.claim(tx, "w", 1, 60_000))
         await rt.runs.cancel(Caller.system(), run_id)
         ok = transitions.Outcome(kind="success", output=None)
@@ -208,7 +207,7 @@ async def test_no_hand_off_from_a_completion_that_did_not_apply(store: Store) ->
     # The node run is already finished under the same epoch (a duplicate completion):
     # the lease taken ahead must not apply although status and epoch match.
     async with running(store, start_worker=False) as rt:
-        run_id = (await rt.runs.start(Caller.system(), chain(2))).run["id"]
+        run_id = (await rt.runs.start(Caller.system(), chain(2))).run.id
         claimed = await store.transact(lambda tx: transitions.claim(tx, "w", 1, 60_000))
         row = claimed[0]
         await store.transact(

@@ -24,7 +24,7 @@ from flowplane.connectors.registry import default_registry
 from flowplane.engine.worker import Worker
 from flowplane.model.yaml import parse_workflow
 from flowplane.services.caller import Caller
-from flowplane.services.runs import RunService
+from flowplane.services.runs import RunRecord, RunService
 from flowplane.store.base import Store
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -53,17 +53,16 @@ class Env:
     async def start(self, example: str, run_input: Any) -> str:
         wf = parse_workflow((EXAMPLES / example).read_text(), source=example)
         started = await self.runs.start(Caller.system(), wf, run_input, source_path=example)
-        return str(started.run["id"])
+        return str(started.run.id)
 
-    async def finish(self, run_id: str) -> dict[str, Any]:
-        run = await self.runs.wait(Caller.system(), run_id, timeout=RUN_TIMEOUT_SECONDS)
-        return dict(run)
+    async def finish(self, run_id: str) -> RunRecord:
+        return await self.runs.wait(Caller.system(), run_id, timeout=RUN_TIMEOUT_SECONDS)
 
     async def node_status(self, run_id: str) -> dict[str, str]:
         return {
-            row["node_id"]: row["status"]
+            row.node_id: row.status
             for row in await self.runs.nodes(Caller.system(), run_id)
-            if row["iteration"] in (0, -1)
+            if row.iteration in (0, -1)
         }
 
 
@@ -87,8 +86,8 @@ async def fan_out_fan_in(env: Env) -> None:
     run_input = json.loads((EXAMPLES / "fan_out_fan_in.input.json").read_text())
     run_id = await env.start("fan_out_fan_in.yaml", run_input)
     run = await env.finish(run_id)
-    assert run["status"] == "finished", run["error"]
-    assert run["output"] == {
+    assert run.status == "finished", run.error
+    assert run.output == {
         "report": {
             "day": "2024-05-17",
             "revenue": 365.5,
@@ -117,18 +116,18 @@ async def approval_gate(env: Env) -> None:
     )
 
     run = await env.finish(approved)
-    assert run["status"] == "finished"
-    assert run["output"] == {
+    assert run.status == "finished"
+    assert run.output == {
         "notify": {"service": "billing", "version": "2.4.1", "approved": True, "note": "ship it"}
     }
     assert (await env.node_status(approved))["record_denial"] == "skipped"
 
     run = await env.finish(denied)
-    assert run["status"] == "finished"
-    assert run["output"]["notify"]["approved"] is False
+    assert run.status == "finished"
+    assert run.output["notify"]["approved"] is False
     statuses = await env.node_status(denied)
     assert statuses["deploy"] == "skipped" and statuses["record_denial"] == "finished"
-    logs = [line["message"] for line in await env.runs.logs(Caller.system(), denied)]
+    logs = [line.message for line in await env.runs.logs(Caller.system(), denied)]
     assert logs == ["deploy of search 0.9.0 denied: freeze week"]
 
 
@@ -138,12 +137,10 @@ async def retry_flaky_http(env: Env) -> None:
         run_id = await env.start("retry_flaky_http.yaml", {"url": f"{server.url}/quote"})
         run = await env.finish(run_id)
         assert server.requests == 3
-    assert run["status"] == "finished", run["error"]
-    assert run["output"] == {"quote": {"symbol": "FLOW", "price": 42.5, "served_on_request": 3}}
-    attempts = [
-        a for a in await env.runs.attempts(Caller.system(), run_id) if a["node_id"] == "fetch"
-    ]
-    assert [a["status"] for a in attempts] == ["failed", "failed", "finished"]
+    assert run.status == "finished", run.error
+    assert run.output == {"quote": {"symbol": "FLOW", "price": 42.5, "served_on_request": 3}}
+    attempts = [a for a in await env.runs.attempts(Caller.system(), run_id) if a.node_id == "fetch"]
+    assert [a.status for a in attempts] == ["failed", "failed", "finished"]
     retries = [
         e for e in await env.runs.events(Caller.system(), run_id) if e["type"] == "NodeRetrying"
     ]
@@ -159,15 +156,15 @@ async def foreach_list(env: Env) -> None:
     ]
     run_id = await env.start("foreach_list.yaml", {"signups": signups})
     run = await env.finish(run_id)
-    assert run["status"] == "finished", run["error"]
-    summary = run["output"]["summary"]
+    assert run.status == "finished", run.error
+    summary = run.output["summary"]
     assert summary["sent"] == 4
     assert summary["recipients"] == [s["email"] for s in signups]
     nodes = await env.runs.nodes(Caller.system(), run_id)
     bodies = {
-        r["iteration"]: r["output"]["value"]["body"]
+        r.iteration: r.output["value"]["body"]
         for r in nodes
-        if r["node_id"] == "welcome" and r["iteration"] >= 0
+        if r.node_id == "welcome" and r.iteration >= 0
     }
     assert bodies[1] == "Hi Alan, your free plan is ready (signup #2)."
     assert bodies[2] == "Hi Grace, your team plan is ready (signup #3)."
@@ -177,8 +174,8 @@ async def sub_workflow(env: Env) -> None:
     customers = [{"name": "acme", "amounts": [100, 50]}, {"name": "globex", "amounts": [12.5]}]
     run_id = await env.start("sub_workflow.yaml", {"customers": customers, "tax_rate": 0.1})
     run = await env.finish(run_id)
-    assert run["status"] == "finished", run["error"]
-    assert run["output"] == {
+    assert run.status == "finished", run.error
+    assert run.output == {
         "month": {
             "invoices": [
                 {"customer": "acme", "net": 150, "tax": 15.0, "total": 165.0},
@@ -192,16 +189,16 @@ async def sub_workflow(env: Env) -> None:
     assert len(children) == 2
     for child_id in children:
         child = await env.runs.get(Caller.system(), child_id)
-        assert child["status"] == "finished"
-        assert child["parent_run_id"] == run_id
-        assert child["workflow_name"] == "price-invoice"
+        assert child.status == "finished"
+        assert child.parent_run_id == run_id
+        assert child.workflow_name == "price-invoice"
 
 
 async def sub_workflow_invoice(env: Env) -> None:
     run_input = {"customer": "initech", "amounts": [10, 20, 30.5]}
     run_id = await env.start("sub_workflow_invoice.yaml", run_input)
     run = await env.finish(run_id)
-    assert run["output"] == {
+    assert run.output == {
         "invoice": {"customer": "initech", "net": 60.5, "tax": 12.1, "total": 72.6}
     }
 
@@ -224,11 +221,11 @@ async def order_followup(env: Env) -> None:
         Caller.system(), overpaid, "approve_refund", approved=True, note="refund 20"
     )
     run = await env.finish(overpaid)
-    assert run["output"] == {"result": {"order_id": 7, "paid": 120, "refund_step": "finished"}}
+    assert run.output == {"result": {"order_id": 7, "paid": 120, "refund_step": "finished"}}
 
     run = await env.finish(exact)
-    assert run["output"] == {"result": {"order_id": 8, "paid": 50, "refund_step": "skipped"}}
-    logs = [line["message"] for line in await env.runs.logs(Caller.system(), exact)]
+    assert run.output == {"result": {"order_id": 8, "paid": 50, "refund_step": "skipped"}}
+    logs = [line.message for line in await env.runs.logs(Caller.system(), exact)]
     assert logs == ["order 8: paid 50, refund step skipped"]
 
 

@@ -138,11 +138,9 @@ async def test_connectors_in_a_real_run(db: tuple[str, str], tmp_path: Path) -> 
         }
         services = api.services
         started_run = await services.runs.start(Caller.system(), doc)
-        run = await services.runs.wait(Caller.system(), started_run.run["id"], timeout=30)
-        assert run["status"] == "finished", run
-        nodes = {
-            n["node_id"]: n["output"] for n in await services.runs.nodes(Caller.system(), run["id"])
-        }
+        run = await services.runs.wait(Caller.system(), started_run.run.id, timeout=30)
+        assert run.status == "finished", run
+        nodes = {n.node_id: n.output for n in await services.runs.nodes(Caller.system(), run.id)}
         assert nodes["read"] == {"value": {"text": "hi"}, "found": True}
         assert nodes["miss"] == {"value": 7, "found": False}
         assert nodes["inc2"] == {"value": 5}

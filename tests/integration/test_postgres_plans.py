@@ -68,8 +68,8 @@ async def test_gated_claim_looks_the_finished_row_up_by_id(pg_store: tuple[Store
             ],
         }
         for _ in range(3):
-            run = (await rt.runs.start(Caller.system(), chain)).run["id"]
-            assert (await rt.runs.wait(Caller.system(), run, timeout=20))["status"] == "finished"
+            run = (await rt.runs.start(Caller.system(), chain)).run.id
+            assert (await rt.runs.wait(Caller.system(), run, timeout=20)).status == "finished"
     params: dict[str, Any] = {
         "_run": "r",
         "_node": "n",

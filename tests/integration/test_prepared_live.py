@@ -72,10 +72,10 @@ async def test_workload_parameters_match_construct_params(store: Store, checked:
                 },
             ],
         }
-        first = (await rt.runs.start(Caller.system(), chain, {"k": "v"})).run["id"]
-        second = (await rt.runs.start(Caller.system(), fan)).run["id"]
-        assert (await rt.runs.wait(Caller.system(), first, timeout=20))["status"] == "finished"
-        assert (await rt.runs.wait(Caller.system(), second, timeout=20))["status"] == "failed"
+        first = (await rt.runs.start(Caller.system(), chain, {"k": "v"})).run.id
+        second = (await rt.runs.start(Caller.system(), fan)).run.id
+        assert (await rt.runs.wait(Caller.system(), first, timeout=20)).status == "finished"
+        assert (await rt.runs.wait(Caller.system(), second, timeout=20)).status == "failed"
     sql = " ".join(checked)
     for table in ("INSERT INTO events", "INSERT INTO frames", "INSERT INTO node_runs"):
         assert table in sql

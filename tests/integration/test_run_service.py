@@ -42,11 +42,11 @@ def caller(role: Role, *namespaces: str, request_id: str | None = None) -> Calle
 
 async def test_a_viewer_reads_a_run_but_cannot_start_or_steer_it(store: Store) -> None:
     async with running(store) as rt:
-        run_id = (await rt.runs.start(SYSTEM, approval_flow("team-a"))).run["id"]
+        run_id = (await rt.runs.start(SYSTEM, approval_flow("team-a"))).run.id
         await wait_status(rt.runs, run_id, "waiting-approval")
         viewer = caller("viewer", "team-a")
-        assert (await rt.runs.get(viewer, run_id))["id"] == run_id
-        assert [n["node_id"] for n in await rt.runs.nodes(viewer, run_id)] == ["gate"]
+        assert (await rt.runs.get(viewer, run_id)).id == run_id
+        assert [n.node_id for n in await rt.runs.nodes(viewer, run_id)] == ["gate"]
         with pytest.raises(Forbidden):
             await rt.runs.start(viewer, approval_flow("team-a"))
         with pytest.raises(Forbidden):
@@ -55,12 +55,12 @@ async def test_a_viewer_reads_a_run_but_cannot_start_or_steer_it(store: Store) -
             await rt.runs.decide(viewer, run_id, "gate", approved=True)
         with pytest.raises(Forbidden):
             await rt.runs.signal(viewer, run_id, "go")
-        assert (await rt.runs.get(SYSTEM, run_id))["status"] == "waiting-approval"
+        assert (await rt.runs.get(SYSTEM, run_id)).status == "waiting-approval"
 
 
 async def test_a_run_in_another_namespace_is_not_found(store: Store) -> None:
     async with running(store) as rt:
-        run_id = (await rt.runs.start(SYSTEM, approval_flow("team-a"))).run["id"]
+        run_id = (await rt.runs.start(SYSTEM, approval_flow("team-a"))).run.id
         await wait_status(rt.runs, run_id, "waiting-approval")
         outsider = caller("admin", "team-b")
         reads = [
@@ -85,27 +85,27 @@ async def test_a_run_in_another_namespace_is_not_found(store: Store) -> None:
         assert (await rt.runs.list_runs(outsider, namespaces=["team-a"])).items == []
         assert await rt.runs.approvals.list(outsider) == []
         # Nothing was changed by the refused calls.
-        assert (await rt.runs.get(SYSTEM, run_id))["status"] == "waiting-approval"
+        assert (await rt.runs.get(SYSTEM, run_id)).status == "waiting-approval"
         insider = caller("executor", "team-a")
         decided = await rt.runs.decide(insider, run_id, "gate", approved=True, by="me")
-        assert decided["status"] == "approved" and decided["waiting_ms"] >= 0
+        assert decided.status == "approved" and decided.waiting_ms >= 0
 
 
 async def test_run_listing_pages_with_a_cursor(store: Store) -> None:
     async with running(store, start_worker=False) as rt:
-        started = [(await rt.runs.start(SYSTEM, approval_flow("ns"))).run["id"] for _ in range(3)]
+        started = [(await rt.runs.start(SYSTEM, approval_flow("ns"))).run.id for _ in range(3)]
         viewer = caller("viewer", "ns")
         first = await rt.runs.list_runs(viewer, limit=2)
-        assert [r["id"] for r in first.items] == started[::-1][:2]
+        assert [r.id for r in first.items] == started[::-1][:2]
         assert first.next_cursor is not None
         rest = await rt.runs.list_runs(viewer, limit=2, cursor=first.next_cursor)
-        assert [r["id"] for r in rest.items] == started[:1]
+        assert [r.id for r in rest.items] == started[:1]
         assert rest.next_cursor is None
 
 
 async def test_the_audit_entry_names_the_caller_and_its_request(store: Store) -> None:
     async with running(store) as rt:
-        run_id = (await rt.runs.start(SYSTEM, approval_flow("ns"))).run["id"]
+        run_id = (await rt.runs.start(SYSTEM, approval_flow("ns"))).run.id
         await wait_status(rt.runs, run_id, "waiting-approval")
         executor = caller("executor", "ns", request_id="req_test_1")
         await rt.runs.cancel(executor, run_id)

@@ -213,11 +213,11 @@ async def test_trigger_now_and_admin_tick(api: ApiHarness) -> None:
     assert response.status_code == 202, response.text
     run_id = response.json()["runId"]
     run = await api.services.runs.get(Caller.system(), run_id)
-    assert run["trigger"] == "schedule" and run["input"] == {"n": 5}
+    assert run.trigger == "schedule" and run.input == {"n": 5}
     override = await api.client.post(
         f"/v1/schedules/{sched['id']}/trigger", json={"input": {"n": 6}}
     )
-    assert (await api.services.runs.get(Caller.system(), override.json()["runId"]))["input"] == {
+    assert (await api.services.runs.get(Caller.system(), override.json()["runId"])).input == {
         "n": 6
     }
 

@@ -84,8 +84,8 @@ async def test_unsigned_trigger_starts_a_run_with_body_headers_and_query(api: Ap
     )
     assert response.status_code == 202, response.text
     run = await api.services.runs.get(Caller.system(), response.json()["runId"])
-    assert run["trigger"] == "webhook" and run["triggered_by"] == "webhook:new-order"
-    data = run["input"]
+    assert run.trigger == "webhook" and run.triggered_by == "webhook:new-order"
+    data = run.input
     # The body is data: the template-looking string stays as it is.
     assert data["body"] == {"x": "{{ 7 * 7 }}", "n": 1}
     assert data["query"] == {"a": ["1", "2"], "b": "3"}
@@ -96,7 +96,7 @@ async def test_unsigned_trigger_starts_a_run_with_body_headers_and_query(api: Ap
         api, "new-order", b"x=1&y=2", {"Content-Type": "application/x-www-form-urlencoded"}
     )
     form_run = await api.services.runs.get(Caller.system(), form.json()["runId"])
-    assert form_run["input"]["body"] == {"x": "1", "y": "2"}
+    assert form_run.input["body"] == {"x": "1", "y": "2"}
 
     unknown = await deliver(api, "no-such-key", b"{}")
     assert unknown.status_code == 404 and unknown.json()["code"] == "trigger_not_found"
@@ -262,11 +262,11 @@ SIGNAL_WORKFLOW = {
 
 async def wait_status(api: ApiHarness, run_id: str, status: str, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
-    while (await api.services.runs.get(Caller.system(), run_id))["status"] != status:
+    while (await api.services.runs.get(Caller.system(), run_id)).status != status:
         if time.monotonic() > deadline:
             run = await api.services.runs.get(Caller.system(), run_id)
             nodes = [
-                (n["node_id"], n["status"], n["error"])
+                (n.node_id, n.status, n.error)
                 for n in await api.services.runs.nodes(Caller.system(), run_id)
             ]
             raise AssertionError(
@@ -283,7 +283,7 @@ async def test_signal_trigger_wakes_the_correlated_run(db: tuple[str, str], tmp_
                 await api.services.runs.start(
                     Caller.system(), SIGNAL_WORKFLOW, {"order": n}, workflow_id=wf["id"]
                 )
-            ).run["id"]
+            ).run.id
             for n in (1, 2)
         ]
         for run_id in runs:
@@ -304,9 +304,9 @@ async def test_signal_trigger_wakes_the_correlated_run(db: tuple[str, str], tmp_
         assert response.status_code == 202, response.text
         assert response.json() == {"delivered": 1, "runIds": [runs[0]], "correlationId": "order-1"}
         await wait_status(api, runs[0], "finished")
-        assert (await api.services.runs.get(Caller.system(), runs[1]))["status"] == "waiting-event"
-        nodes = {n["node_id"]: n for n in await api.services.runs.nodes(Caller.system(), runs[0])}
-        payload = nodes["paid"]["output"]["payload"]
+        assert (await api.services.runs.get(Caller.system(), runs[1])).status == "waiting-event"
+        nodes = {n.node_id: n for n in await api.services.runs.nodes(Caller.system(), runs[0])}
+        payload = nodes["paid"].output["payload"]
         assert payload["body"]["amount"] == "{{ 6 * 7 }}"  # data, never rendered
         replay = await deliver(api, "payments", body, headers)
         assert replay.status_code == 200 and replay.json()["duplicate"] is True

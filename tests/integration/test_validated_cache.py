@@ -93,9 +93,9 @@ async def test_a_changed_document_is_validated_again(store: Store) -> None:
         assert key is not None and validated.get(key, rt.registry) is not None
         # The same content again: same plan object, its own copy of the document.
         second = await rt.runs.start(Caller.system(), copy.deepcopy(document))
-        assert plans.get(second.run["id"]) is plans.get(first.run["id"])
-        assert second.run["document"] == first.run["document"]
-        assert second.run["document"] is not first.run["document"]
+        assert plans.get(second.run.id) is plans.get(first.run.id)
+        assert second.run.document == first.run.document
+        assert second.run.document is not first.run.document
         # The caller's document, changed after a valid start, is checked again.
         document["nodes"][0]["params"]["unknown"] = 1
         with pytest.raises(WorkflowInvalid):
@@ -110,13 +110,13 @@ async def test_a_handed_out_document_changed_does_not_change_the_cache(store: St
     async with running(store, start_worker=False) as rt:
         document = doc(key="k")
         first = await rt.runs.start(Caller.system(), document)
-        first.run["document"]["nodes"][0]["params"]["key"] = "poisoned"
-        first.run["document"]["nodes"].append({"id": "c", "type": "test.nope"})
+        first.run.document["nodes"][0]["params"]["key"] = "poisoned"
+        first.run.document["nodes"].append({"id": "c", "type": "test.nope"})
         second = await rt.runs.start(Caller.system(), doc(key="k"))
-        assert second.run["document"]["nodes"][0]["params"] == {"key": "k"}
-        assert [n["id"] for n in second.run["document"]["nodes"]] == ["a", "b"]
-        stored = await rt.runs.document(Caller.system(), second.run["id"])
-        assert stored == second.run["document"]
+        assert second.run.document["nodes"][0]["params"] == {"key": "k"}
+        assert [n["id"] for n in second.run.document["nodes"]] == ["a", "b"]
+        stored = await rt.runs.document(Caller.system(), second.run.id)
+        assert stored == second.run.document
 
 
 async def test_a_replaced_connector_means_validating_again(store: Store) -> None:
@@ -144,6 +144,6 @@ async def test_namespace_is_part_of_the_key(store: Store) -> None:
     async with running(store, start_worker=False) as rt:
         one = await rt.runs.start(Caller.system(), doc(key="k"), namespace="one")
         two = await rt.runs.start(Caller.system(), doc(key="k"), namespace="two")
-        assert one.run["namespace"] == "one"
-        assert two.run["namespace"] == "two"
-        assert plans.get(two.run["id"]) is not plans.get(one.run["id"])
+        assert one.run.namespace == "one"
+        assert two.run.namespace == "two"
+        assert plans.get(two.run.id) is not plans.get(one.run.id)

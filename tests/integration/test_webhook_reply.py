@@ -53,7 +53,7 @@ async def deliver(api: ApiHarness, key: str, body: dict[str, Any]) -> httpx.Resp
 
 async def wait_finished(api: ApiHarness, run_id: str) -> None:
     deadline = time.monotonic() + 15
-    while (await api.services.runs.get(Caller.system(), run_id))["status"] != "finished":
+    while (await api.services.runs.get(Caller.system(), run_id)).status != "finished":
         assert time.monotonic() < deadline, "the run did not finish"
         await asyncio.sleep(0.1)
 
@@ -74,8 +74,8 @@ async def test_the_reply_node_answers_the_caller(db: tuple[str, str], tmp_path: 
         runs = (await api.services.runs.list_runs(Caller.system(), limit=10)).items
         assert len(runs) == 1
         # The caller had its answer before the run's slow last node; the run still finishes.
-        assert runs[0]["status"] != "finished"
-        await wait_finished(api, runs[0]["id"])
+        assert runs[0].status != "finished"
+        await wait_finished(api, runs[0].id)
 
 
 async def test_text_body(db: tuple[str, str], tmp_path: Path) -> None:

@@ -310,7 +310,7 @@ async def _fork_run(services: Services, principal: Caller, p: ForkParams) -> Any
 
 @method("submitApproval", ApprovalParams, run_routes.approve_node)
 async def _submit_approval(services: Services, principal: Caller, p: ApprovalParams) -> Any:
-    row = await services.runs.decide(
+    decided = await services.runs.decide(
         principal,
         p.run_id,
         p.node_id,
@@ -319,7 +319,7 @@ async def _submit_approval(services: Services, principal: Caller, p: ApprovalPar
         note=p.note,
         by=principal.name,
     )
-    return approval_model(row)
+    return approval_model(decided)
 
 
 @method("submitSignal", SignalParams, run_routes.send_signal)
@@ -330,13 +330,13 @@ async def _submit_signal(services: Services, principal: Caller, p: SignalParams)
 
 @method("listApprovals", ListApprovalsParams, approval_routes.list_approvals)
 async def _list_approvals(services: Services, principal: Caller, p: ListApprovalsParams) -> Any:
-    rows = await services.runs.approvals.list(
+    found = await services.runs.approvals.list(
         principal,
         status=None if p.status == "all" else p.status,
         namespaces=p.namespace,
         limit=p.limit,
     )
-    return ApprovalList(approvals=[approval_model(row) for row in rows])
+    return ApprovalList(approvals=[approval_model(approval) for approval in found])
 
 
 @method("listWorkflows", PageParams, workflow_routes.list_workflows)
@@ -380,7 +380,7 @@ async def _cron_run(services: Services, principal: Caller, p: CronRunParams) -> 
     started = await services.schedules.trigger(
         principal, p.schedule_id, run_input=p.input, idempotency_key=p.idempotency_key
     )
-    return schedule_models.Started(run_id=started.run["id"])
+    return schedule_models.Started(run_id=started.run.id)
 
 
 @method("streamRunEvents", StreamRunParams, run_routes.stream_run_events)

@@ -23,7 +23,16 @@ from flowplane.client.models import (
     SignalResult,
 )
 from flowplane.services.paging import Page
-from flowplane.services.runs import LogEntry, Row, RunSnapshot, duration_ms
+from flowplane.services.runs import (
+    ApprovalRecord,
+    AttemptRecord,
+    LogEntry,
+    LogRecord,
+    NodeRunRecord,
+    RunRecord,
+    RunSnapshot,
+    duration_ms,
+)
 from flowplane.status import TERMINAL_NODE, TERMINAL_RUN
 
 MEDIA_TYPE = "application/json"
@@ -37,97 +46,95 @@ def iso(ms: int | None) -> str | None:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def run_fields(row: Row) -> dict[str, Any]:
-    """The fields of a run row shared by every run model."""
+def run_fields(run: RunRecord) -> dict[str, Any]:
+    """The fields of a run shared by every run model."""
+    status = run.status
     return {
-        "run_id": row["id"],
-        "namespace": row["namespace"],
-        "workflow_id": row.get("workflow_id"),
-        "workflow_name": row["workflow_name"],
-        "workflow_version": row.get("workflow_version"),
-        "status": row["status"],
-        "error": row.get("error"),
-        "parent_run_id": row.get("parent_run_id"),
-        "forked_from": row.get("forked_from"),
-        "trigger": row.get("trigger"),
-        "triggered_by": row.get("triggered_by"),
-        "created_at_ms": row.get("created_at_ms"),
-        "started_at_ms": row.get("started_at_ms"),
-        "finished_at_ms": row.get("finished_at_ms"),
-        "created_at": iso(row.get("created_at_ms")),
-        "finished_at": iso(row.get("finished_at_ms")),
+        "run_id": run.id,
+        "namespace": run.namespace,
+        "workflow_id": run.workflow_id,
+        "workflow_name": run.workflow_name,
+        "workflow_version": run.workflow_version,
+        "status": status.value,
+        "error": run.error,
+        "parent_run_id": run.parent_run_id,
+        "forked_from": run.forked_from,
+        "trigger": run.trigger,
+        "triggered_by": run.triggered_by,
+        "created_at_ms": run.created_at_ms,
+        "started_at_ms": run.started_at_ms,
+        "finished_at_ms": run.finished_at_ms,
+        "created_at": iso(run.created_at_ms),
+        "finished_at": iso(run.finished_at_ms),
         "duration_ms": duration_ms(
-            row.get("started_at_ms"),
-            row.get("finished_at_ms"),
-            row["status"] not in TERMINAL_RUN,
+            run.started_at_ms, run.finished_at_ms, status not in TERMINAL_RUN
         ),
     }
 
 
-def run_model(row: Row) -> Run:
-    """Build the list model of a run row."""
-    return Run(**run_fields(row))
+def run_model(run: RunRecord) -> Run:
+    """Build the list model of a run."""
+    return Run(**run_fields(run))
 
 
-def _attempt_model(row: Row) -> Attempt:
+def _attempt_model(attempt: AttemptRecord) -> Attempt:
     return Attempt(
-        node_id=row["node_id"],
-        iteration=row["iteration"],
-        attempt=row["attempt"],
-        status=row["status"],
-        worker=row.get("worker"),
-        started_at_ms=row.get("started_at_ms"),
-        finished_at_ms=row.get("finished_at_ms"),
-        duration_ms=duration_ms(row.get("started_at_ms"), row.get("finished_at_ms"), False),
-        error=row.get("error"),
+        node_id=attempt.node_id,
+        iteration=attempt.iteration,
+        attempt=attempt.attempt,
+        status=attempt.status,
+        worker=attempt.worker,
+        started_at_ms=attempt.started_at_ms,
+        finished_at_ms=attempt.finished_at_ms,
+        duration_ms=duration_ms(attempt.started_at_ms, attempt.finished_at_ms, False),
+        error=attempt.error,
     )
 
 
-def describe(run: Row, nodes: list[Row], attempts: list[Row]) -> RunDetail:
+def describe(
+    run: RunRecord, nodes: list[NodeRunRecord], attempts: list[AttemptRecord]
+) -> RunDetail:
     """Build ``GET /v1/runs/{id}``: the run, a per-state summary and every node run.
 
     ``summary``, ``nodesTotal`` and ``nodesExecuted`` count node-level rows: a plain node's
     row, or a ``foreach`` node's iteration -1 row (its items are listed in ``nodes`` only).
     """
     by_node: dict[tuple[str, int], list[Attempt]] = {}
-    for row in attempts:
-        by_node.setdefault((row["node_id"], row["iteration"]), []).append(_attempt_model(row))
-    foreach_nodes = {row["node_id"] for row in nodes if row["iteration"] == -1}
+    for attempt in attempts:
+        by_node.setdefault((attempt.node_id, attempt.iteration), []).append(_attempt_model(attempt))
+    foreach_nodes = {node.node_id for node in nodes if node.iteration == -1}
     states: list[NodeState] = []
     summary: dict[str, int] = {}
     executed = 0
     total = 0
-    for row in nodes:
-        status = row["status"]
+    for node in nodes:
+        status = node.status.value
         states.append(
             NodeState(
-                node_id=row["node_id"],
-                iteration=row["iteration"],
+                node_id=node.node_id,
+                iteration=node.iteration,
                 state=status,
-                attempt=row["attempt"],
-                attempts=by_node.get((row["node_id"], row["iteration"]), []),
-                output=row.get("output"),
-                error=row.get("error"),
-                wait=row.get("wait"),
-                started_at_ms=row.get("started_at_ms"),
-                finished_at_ms=row.get("finished_at_ms"),
+                attempt=node.attempt,
+                attempts=by_node.get((node.node_id, node.iteration), []),
+                output=node.output,
+                error=node.error,
+                wait=node.wait,
+                started_at_ms=node.started_at_ms,
+                finished_at_ms=node.finished_at_ms,
                 duration_ms=duration_ms(
-                    row.get("started_at_ms"),
-                    row.get("finished_at_ms"),
-                    status not in TERMINAL_NODE,
+                    node.started_at_ms, node.finished_at_ms, status not in TERMINAL_NODE
                 ),
             )
         )
-        node_level = row["iteration"] == -1 or row["node_id"] not in foreach_nodes
-        if node_level:
+        if node.iteration == -1 or node.node_id not in foreach_nodes:
             total += 1
             summary[status] = summary.get(status, 0) + 1
             if status in ("finished", "failed"):
                 executed += 1
     return RunDetail(
         **run_fields(run),
-        input=run.get("input"),
-        output=run.get("output"),
+        input=run.input,
+        output=run.output,
         summary=summary,
         nodes=states,
         nodes_total=total,
@@ -135,59 +142,61 @@ def describe(run: Row, nodes: list[Row], attempts: list[Row]) -> RunDetail:
     )
 
 
-def approval_model(row: Row) -> Approval:
-    """Build the wire model of an approval row."""
+def approval_model(approval: ApprovalRecord) -> Approval:
+    """Build the wire model of an approval."""
     return Approval(
-        id=row["id"],
-        run_id=row["run_id"],
-        namespace=row["namespace"],
-        node_id=row["node_id"],
-        iteration=row["iteration"],
-        title=row["title"],
-        description=row.get("description"),
-        status=row["status"],
-        requested_at_ms=row["requested_at_ms"],
-        decided_at_ms=row.get("decided_at_ms"),
-        decided_by=row.get("decided_by"),
-        note=row.get("note"),
-        waiting_ms=int(row.get("waiting_ms") or 0),
-        workflow_name=row.get("workflow_name"),
-        run_status=row.get("run_status"),
-        label=row["node_id"],
-        request_title=row["title"],
+        id=approval.id,
+        run_id=approval.run_id,
+        namespace=approval.namespace,
+        node_id=approval.node_id,
+        iteration=approval.iteration,
+        title=approval.title,
+        description=approval.description,
+        status=approval.status,
+        requested_at_ms=approval.requested_at_ms,
+        decided_at_ms=approval.decided_at_ms,
+        decided_by=approval.decided_by,
+        note=approval.note,
+        waiting_ms=approval.waiting_ms,
+        workflow_name=approval.workflow_name,
+        run_status=None if approval.run_status is None else approval.run_status.value,
+        label=approval.node_id,
+        request_title=approval.title,
     )
 
 
-def _log_item(row: Row) -> LogItem:
+def _log_item(line: LogRecord) -> LogItem:
     return LogItem(
         kind="log",
-        node_id=row["node_id"],
-        iteration=row["iteration"],
-        attempt=row["attempt"],
-        ts_ms=row["ts_ms"],
-        level=row["level"],
-        message=row["message"],
+        node_id=line.node_id,
+        iteration=line.iteration,
+        attempt=line.attempt,
+        ts_ms=line.ts_ms,
+        level=line.level,
+        message=line.message,
     )
 
 
-def _attempt_item(row: Row) -> LogItem:
+def _attempt_item(attempt: AttemptRecord) -> LogItem:
     return LogItem(
         kind="attempt",
-        node_id=row["node_id"],
-        iteration=row["iteration"],
-        attempt=row["attempt"],
-        ts_ms=row["finished_at_ms"],
-        status=row["status"],
-        worker=row.get("worker"),
-        started_at_ms=row.get("started_at_ms"),
-        error=row.get("error"),
+        node_id=attempt.node_id,
+        iteration=attempt.iteration,
+        attempt=attempt.attempt,
+        ts_ms=attempt.finished_at_ms,
+        status=attempt.status,
+        worker=attempt.worker,
+        started_at_ms=attempt.started_at_ms,
+        error=attempt.error,
     )
 
 
 def log_page(page: Page[LogEntry]) -> LogPage:
     """The wire model of a page of :meth:`RunService.log_page`."""
     items = [
-        _log_item(entry.row) if entry.kind == "log" else _attempt_item(entry.row)
+        _log_item(entry.record)
+        if isinstance(entry.record, LogRecord)
+        else _attempt_item(entry.record)
         for entry in page.items
     ]
     return LogPage(items=items, next_cursor=page.next_cursor)

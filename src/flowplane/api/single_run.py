@@ -156,7 +156,7 @@ def create_single_run_app(
 
     async def decide(request: Request, node_id: str, body: DecisionBody | None, ok: bool) -> Any:
         decision = body or DecisionBody()
-        row = await runs.decide(
+        decided = await runs.decide(
             who,
             run_id,
             node_id,
@@ -165,7 +165,7 @@ def create_single_run_app(
             note=decision.note,
             by=decision.decided_by or f"http:{request.client.host if request.client else '?'}",
         )
-        return approval_model(row)
+        return approval_model(decided)
 
     @app.post("/approve/{node_id}", response_model=Approval, summary="Approve a waiting node")
     async def approve(request: Request, node_id: str, body: DecisionBody | None = None) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import shlex
@@ -42,10 +43,9 @@ from flowplane.errors import FlowplaneError, InputInvalid, StorageError
 from flowplane.model.document import Workflow
 from flowplane.services.caller import Caller
 from flowplane.services.credentials import worker_options
-from flowplane.services.runs import TERMINAL_EVENTS, RunService
+from flowplane.services.runs import TERMINAL_EVENTS, RunRecord, RunService
 from flowplane.settings import Settings
 from flowplane.store.base import Store
-from flowplane.store.tx import Row
 
 LOCAL = Caller.system()
 """Who a local run acts as: the process itself (it holds the database, not an API key)."""
@@ -155,13 +155,13 @@ class LocalRun:
     def __init__(
         self,
         service: RunService,
-        run: dict[str, Any],
+        run: RunRecord,
         document: dict[str, Any],
         options: RunOptions,
         console: Console,
     ) -> None:
         self.service = service
-        self.run_id = str(run["id"])
+        self.run_id = run.id
         self.document = document
         self.options = options
         self.console = console
@@ -248,8 +248,8 @@ class LocalRun:
 
     async def _finish(self) -> int:
         run = await self.service.get(LOCAL, self.run_id)
-        self.final_run = dict(run)
-        if run["status"] == "finished":
+        self.final_run = dataclasses.asdict(run)
+        if run.status == "finished":
             return EXIT_OK
         return EXIT_INTERRUPTED if self.interrupts else EXIT_FAILED
 
@@ -520,7 +520,9 @@ async def stop_worker(worker: Worker, task: asyncio.Task[Any]) -> None:
         err_console.print(f"[red]worker error: {escape(error_message(str(exc)))}[/]")
 
 
-async def start_run(service: RunService, workflow: Workflow, options: RunOptions) -> Row | None:
+async def start_run(
+    service: RunService, workflow: Workflow, options: RunOptions
+) -> RunRecord | None:
     """Dispatch the run; ``None`` (after printing the errors) when its input is invalid."""
     try:
         started = await service.start(

@@ -130,7 +130,7 @@ async def _serve_session(session: LocalRun, worker_task: asyncio.Task[None], url
     stop, installed = _stop_on_signals()
     final = await session.service.get(LOCAL, session.run_id)
     err_console.print(
-        f"Run {escape(session.run_id)} {escape(str(final['status']))}; still serving "
+        f"Run {escape(session.run_id)} {escape(final.status.value)}; still serving "
         f"{escape(url)} (Ctrl-C to stop).",
         highlight=False,
         soft_wrap=True,
@@ -174,7 +174,7 @@ async def _run_and_serve(
         run = await start_run(service, workflow, options)
         if run is None:
             return EXIT_INVALID
-        run_id = str(run["id"])
+        run_id = run.id
         key = settings.admin_key
         if key is None:
             key = generate_api_key().key

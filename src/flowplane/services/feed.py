@@ -292,8 +292,8 @@ class EventFeed:
     async def _run_is_terminal(self, run_id: str | None) -> bool:
         if run_id is None:
             return False
-        run = await self.store.read(lambda tx: tx.get_run(run_id, with_document=False))
-        return run is None or run["status"] in TERMINAL_RUN
+        run = await self.store.read(lambda tx: reads.run(tx, run_id))
+        return run is None or run.status in TERMINAL_RUN
 
     def _on_notify(self, kind: str, _payload: str) -> None:
         if kind == "event":
@@ -341,8 +341,8 @@ class EventFeed:
 
 
 def _run_namespace(tx: Tx, run_id: str) -> str | None:
-    run = tx.get_run(run_id, with_document=False)
-    return None if run is None else str(run["namespace"])
+    run = reads.run(tx, run_id)
+    return None if run is None else run.namespace
 
 
 def run_filter(run_id: str, types: Sequence[str] | None = None) -> EventFilter:

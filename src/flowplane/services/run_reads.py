@@ -23,7 +23,14 @@ from flowplane.services.run_cache import RUN_CHANGED, SettledRunCache
 from flowplane.status import TERMINAL_NODE, TERMINAL_RUN
 from flowplane.store import reads
 from flowplane.store.base import Store
-from flowplane.store.tx import Row, Tx, now_ms
+from flowplane.store.records import (
+    AttemptRecord,
+    FrameRecord,
+    LogRecord,
+    NodeRunRecord,
+    RunRecord,
+)
+from flowplane.store.tx import Tx, now_ms
 
 __all__ = ["LogEntry", "RunReader", "RunSnapshot", "duration_ms", "parse_log_cursor"]
 
@@ -33,17 +40,17 @@ T = TypeVar("T")
 class RunSnapshot(NamedTuple):
     """A run, its node runs and its attempts, read in one transaction."""
 
-    run: Row
-    nodes: list[Row]
-    attempts: list[Row]
+    run: RunRecord
+    nodes: list[NodeRunRecord]
+    attempts: list[AttemptRecord]
 
     @property
     def settled(self) -> bool:
         """Whether nothing but a user action can change the run any more."""
         return (
-            self.run["status"] in TERMINAL_RUN
-            and all(node["status"] in TERMINAL_NODE for node in self.nodes)
-            and all(attempt.get("finished_at_ms") is not None for attempt in self.attempts)
+            self.run.status in TERMINAL_RUN
+            and all(node.status in TERMINAL_NODE for node in self.nodes)
+            and all(attempt.finished_at_ms is not None for attempt in self.attempts)
         )
 
 
@@ -52,7 +59,7 @@ class LogEntry:
     """One item of a run's log: a log line (``kind="log"``) or a finished attempt."""
 
     kind: Literal["log", "attempt"]
-    row: Row
+    record: LogRecord | AttemptRecord
 
 
 def duration_ms(started: int | None, finished: int | None, running: bool) -> int | None:
@@ -83,7 +90,7 @@ class RunReader:
 
     # --- reading -------------------------------------------------------------------------
 
-    async def get(self, caller: Caller, run_id: str) -> Row:
+    async def get(self, caller: Caller, run_id: str) -> RunRecord:
         """Return the run (without its document).
 
         Raises:
@@ -93,18 +100,20 @@ class RunReader:
         caller.require("viewer")
         return _visible(caller, await self._read_run(run_id), run_id)
 
-    async def _read_run(self, run_id: str) -> Row | None:
-        return await self.store.read(lambda tx: tx.get_run(run_id, with_document=False))
+    async def _read_run(self, run_id: str) -> RunRecord | None:
+        return await self.store.read(lambda tx: reads.run(tx, run_id))
 
     async def snapshot(self, caller: Caller, run_id: str) -> RunSnapshot:
         """Return the run, its node runs and its attempts, read in one transaction."""
         caller.require("viewer")
 
-        def read(tx: Tx) -> tuple[Row | None, list[Row], list[Row]]:
-            run = tx.get_run(run_id, with_document=False)
+        def read(
+            tx: Tx,
+        ) -> tuple[RunRecord | None, list[NodeRunRecord], list[AttemptRecord]]:
+            run = reads.run(tx, run_id)
             if run is None:
                 return None, [], []
-            return run, tx.node_rows(run_id), reads.attempts_of(tx, run_id)
+            return run, reads.node_runs(tx, run_id), reads.attempts_of(tx, run_id)
 
         run, nodes, attempts = await self.store.read(read)
         return RunSnapshot(_visible(caller, run, run_id), nodes, attempts)
@@ -127,7 +136,7 @@ class RunReader:
         snapshot = await self.snapshot(caller, run_id)
         body = render(snapshot)
         if snapshot.settled:
-            self.settled.put(run_id, snapshot.run["namespace"], body, token)
+            self.settled.put(run_id, snapshot.run.namespace, body, token)
         return body
 
     def settled_detail(self, caller: Caller, run_id: str) -> bytes | None:
@@ -152,9 +161,9 @@ class RunReader:
         if caller.namespaces is None:
             return await self.store.read(read)
 
-        def checked(tx: Tx) -> tuple[Row | None, T | None]:
-            run = tx.get_run(run_id, with_document=False)
-            if run is None or not caller.can_see(run["namespace"]):
+        def checked(tx: Tx) -> tuple[RunRecord | None, T | None]:
+            run = reads.run(tx, run_id)
+            if run is None or not caller.can_see(run.namespace):
                 return run, None
             return run, read(tx)
 
@@ -166,14 +175,14 @@ class RunReader:
     async def document(self, caller: Caller, run_id: str) -> dict[str, Any]:
         """Return the run's pinned workflow document."""
         caller.require("viewer")
-        run = await self.store.read(lambda tx: tx.get_run(run_id))
-        return dict(_visible(caller, run, run_id)["document"])
+        run = await self.store.read(lambda tx: reads.run(tx, run_id, with_document=True))
+        return dict(_visible(caller, run, run_id).document or {})
 
-    async def nodes(self, caller: Caller, run_id: str) -> list[Row]:
+    async def nodes(self, caller: Caller, run_id: str) -> list[NodeRunRecord]:
         """Return every node run of the run."""
-        return await self._read_of_run(caller, run_id, lambda tx: tx.node_rows(run_id))
+        return await self._read_of_run(caller, run_id, lambda tx: reads.node_runs(tx, run_id))
 
-    async def attempts(self, caller: Caller, run_id: str) -> list[Row]:
+    async def attempts(self, caller: Caller, run_id: str) -> list[AttemptRecord]:
         """Return every attempt of the run."""
         return await self._read_of_run(caller, run_id, lambda tx: reads.attempts_of(tx, run_id))
 
@@ -188,7 +197,7 @@ class RunReader:
         created_before_ms: int | None = None,
         cursor: str | None = None,
         limit: int = 50,
-    ) -> Page[Row]:
+    ) -> Page[RunRecord]:
         """One page of runs, newest first, of the visible ones among ``namespaces``.
 
         Args:
@@ -206,7 +215,7 @@ class RunReader:
         if visible is not None and not visible:
             return Page([])
         rows = await self.store.read(
-            lambda tx: reads.run_summary_rows(
+            lambda tx: reads.run_summaries(
                 tx,
                 namespaces=visible,
                 statuses=statuses,
@@ -217,7 +226,7 @@ class RunReader:
                 limit=limit + 1,
             )
         )
-        return paginate(rows, limit)
+        return paginate(rows, limit, lambda run: run.id)
 
     async def events(
         self, caller: Caller, run_id: str, after_seq: int = 0, limit: int = 500
@@ -231,7 +240,7 @@ class RunReader:
 
     async def logs(
         self, caller: Caller, run_id: str, after_id: int = 0, limit: int = 200
-    ) -> list[Row]:
+    ) -> list[LogRecord]:
         """Return the run's log lines after ``after_id``."""
         return await self._read_of_run(
             caller, run_id, lambda tx: reads.logs_after(tx, run_id, after_id=after_id, limit=limit)
@@ -252,9 +261,9 @@ class RunReader:
         await self.get(caller, run_id)
         after_log, after_attempt = parse_log_cursor(after)
 
-        def read(tx: Tx) -> tuple[list[Row], list[Row]]:
+        def read(tx: Tx) -> tuple[list[LogRecord], list[AttemptRecord]]:
             logs = reads.logs_after(tx, run_id, after_id=after_log, limit=limit + 1)
-            attempts = [a for a in reads.attempts_of(tx, run_id) if a["id"] > after_attempt]
+            attempts = [a for a in reads.attempts_of(tx, run_id) if a.id > after_attempt]
             return logs, attempts
 
         logs, attempts = await self.store.read(read)
@@ -262,14 +271,14 @@ class RunReader:
         li = ai = 0
         while len(items) < limit and (li < len(logs) or ai < len(attempts)):
             take_log = ai >= len(attempts) or (
-                li < len(logs) and logs[li]["ts_ms"] <= attempts[ai]["finished_at_ms"]
+                li < len(logs) and logs[li].ts_ms <= attempts[ai].finished_at_ms
             )
             if take_log:
-                after_log = logs[li]["id"]
+                after_log = logs[li].id
                 items.append(LogEntry("log", logs[li]))
                 li += 1
             else:
-                after_attempt = attempts[ai]["id"]
+                after_attempt = attempts[ai].id
                 items.append(LogEntry("attempt", attempts[ai]))
                 ai += 1
         more = li < len(logs) or ai < len(attempts)
@@ -293,22 +302,22 @@ class RunReader:
         run = await self.get(caller, run_id)
         start = max(after_frame_no, 0)
         if order == "desc":
-            last = int(run.get("frame_no") or 0)
+            last = run.frame_no
             start = max(start, last - limit)
 
         def read(tx: Tx) -> list[dict[str, Any]]:
             base: dict[tuple[str, int], str] = {}
             attempts: dict[tuple[str, int], int] = {}
 
-            def fold(frame: Row) -> None:
-                for change in frame["changes"]:
+            def fold(frame: FrameRecord) -> None:
+                for change in frame.changes:
                     key = (change["nodeId"], change["iteration"])
                     base[key] = change["status"]
                     attempts[key] = change.get("attempt", 0)
 
             # Fold statuses and attempts up to the first frame asked for, so that a page
             # shows the same snapshots as a listing from the start.
-            for frame in reads.all_frames_until(tx, run_id, start):
+            for frame in reads.frames_until(tx, run_id, start):
                 fold(frame)
             frames = reads.frames_after(tx, run_id, after_frame_no=start, limit=limit)
             out: list[dict[str, Any]] = []
@@ -317,10 +326,10 @@ class RunReader:
                 out.append(
                     {
                         "runId": run_id,
-                        "frameNo": frame["frame_no"],
-                        "seq": frame["seq"],
-                        "timestampMs": frame["ts_ms"],
-                        "changes": frame["changes"],
+                        "frameNo": frame.frame_no,
+                        "seq": frame.seq,
+                        "timestampMs": frame.ts_ms,
+                        "changes": frame.changes,
                         "nodes": [
                             {
                                 "nodeId": node_id,
@@ -342,25 +351,25 @@ class RunReader:
     async def diff(self, caller: Caller, run_id: str, other_id: str) -> dict[str, Any]:
         """Compare two runs (typically an original and its fork) node by node."""
         first, second = await self.get(caller, run_id), await self.get(caller, other_id)
-        left = {(n["node_id"], n["iteration"]): n for n in await self.nodes(caller, run_id)}
-        right = {(n["node_id"], n["iteration"]): n for n in await self.nodes(caller, other_id)}
+        left = {(n.node_id, n.iteration): n for n in await self.nodes(caller, run_id)}
+        right = {(n.node_id, n.iteration): n for n in await self.nodes(caller, other_id)}
         nodes = []
         for key in sorted(set(left) | set(right), key=lambda k: (k[0], k[1])):
             a, b = left.get(key), right.get(key)
             entry = {
                 "nodeId": key[0],
                 "iteration": key[1],
-                "original": None if a is None else {"status": a["status"], "output": a["output"]},
-                "other": None if b is None else {"status": b["status"], "output": b["output"]},
+                "original": None if a is None else {"status": a.status.value, "output": a.output},
+                "other": None if b is None else {"status": b.status.value, "output": b.output},
             }
             entry["changed"] = entry["original"] != entry["other"]
             nodes.append(entry)
         return {
             "runId": run_id,
             "otherRunId": other_id,
-            "inputChanged": first["input"] != second["input"],
-            "versionChanged": first["workflow_version"] != second["workflow_version"],
-            "statusChanged": first["status"] != second["status"],
+            "inputChanged": first.input != second.input,
+            "versionChanged": first.workflow_version != second.workflow_version,
+            "statusChanged": first.status != second.status,
             "nodes": nodes,
         }
 
@@ -389,7 +398,7 @@ class RunReader:
 
         async def status() -> str | None:
             run = await self._read_run(run_id)
-            return None if run is None else str(run["status"])
+            return None if run is None else run.status.value
 
         remove = self.store.add_listener(on_notify, kinds=("event",))
         try:
@@ -418,10 +427,10 @@ class RunReader:
         finally:
             remove()
 
-    async def wait(self, caller: Caller, run_id: str, timeout: float | None = None) -> Row:
+    async def wait(self, caller: Caller, run_id: str, timeout: float | None = None) -> RunRecord:
         """Wait until the run is terminal; return it."""
 
-        async def _wait() -> Row:
+        async def _wait() -> RunRecord:
             async for _event in self.follow(caller, run_id):
                 pass
             return await self.get(caller, run_id)
@@ -439,9 +448,9 @@ class RunReader:
         return self.store.add_listener(changed, kinds=[RUN_CHANGED])
 
 
-def _visible(caller: Caller, run: Row | None, run_id: str) -> Row:
+def _visible(caller: Caller, run: RunRecord | None, run_id: str) -> RunRecord:
     """``run``, unless it is absent or in a namespace the caller cannot see (404)."""
-    if run is None or not caller.can_see(run["namespace"]):
+    if run is None or not caller.can_see(run.namespace):
         raise RunNotFound(f"run {run_id!r} not found")
     return run
 

@@ -25,14 +25,27 @@ from flowplane.services.launch import LaunchRequest, load_workflow_file
 from flowplane.services.run_cache import RUN_CHANGED
 from flowplane.services.run_reads import LogEntry, RunReader, RunSnapshot, duration_ms
 from flowplane.status import TERMINAL_RUN
-from flowplane.store import audit
+from flowplane.store import audit, reads
 from flowplane.store import workflow_queries as wq
+from flowplane.store.records import (
+    ApprovalRecord,
+    AttemptRecord,
+    FrameRecord,
+    LogRecord,
+    NodeRunRecord,
+    RunRecord,
+)
 from flowplane.store.tx import Row, Tx
 
 __all__ = [
     "TERMINAL_EVENTS",
+    "ApprovalRecord",
+    "AttemptRecord",
+    "FrameRecord",
     "LogEntry",
-    "Row",
+    "LogRecord",
+    "NodeRunRecord",
+    "RunRecord",
     "RunService",
     "RunSnapshot",
     "StartResult",
@@ -44,7 +57,7 @@ __all__ = [
 class StartResult:
     """A dispatched (or idempotently found) run."""
 
-    run: Row
+    run: RunRecord
     created: bool
 
 
@@ -70,7 +83,7 @@ class RunService(RunReader):
             if not request.run_id:
                 raise InvalidInput("runId is required when resume is true")
             run = await self.get(caller, request.run_id)
-            if run["status"] in TERMINAL_RUN:
+            if run.status in TERMINAL_RUN:
                 run = await self.resume(caller, request.run_id)
             return StartResult(run=run, created=False)
         sources = [s for s in (request.workflow_id, request.workflow, request.workflow_path) if s]
@@ -143,7 +156,7 @@ class RunService(RunReader):
         prepared = starting.prepare(workflow, run_input, self.registry, namespace=namespace)
         who = _actor(caller)
 
-        def dispatch(tx: Tx) -> tuple[Row, bool]:
+        def dispatch(tx: Tx) -> tuple[RunRecord, bool]:
             run, created = starting.start(
                 tx,
                 prepared,
@@ -157,17 +170,18 @@ class RunService(RunReader):
                 source_path=source_path,
                 forked_from=forked_from,
             )
+            record = RunRecord.from_row(run)
             if created:
                 details = {"workflow": prepared.workflow.name, "trigger": trigger}
-                _audit_run(tx, who, "run.start", run["id"], run["namespace"], details)
-            return run, created
+                _audit_run(tx, who, "run.start", record.id, record.namespace, details)
+            return record, created
 
         run, created = await self.store.transact(dispatch)
         return StartResult(run=run, created=created)
 
     # --- steering ------------------------------------------------------------------------
 
-    async def cancel(self, caller: Caller, run_id: str) -> Row:
+    async def cancel(self, caller: Caller, run_id: str) -> RunRecord:
         """Cancel an active run (409 ``RUN_NOT_ACTIVE`` when terminal)."""
         caller.require("executor")
         await self.get(caller, run_id)
@@ -194,7 +208,7 @@ class RunService(RunReader):
             # After the commit: a reader that started before it cannot store what it read.
             self.settled.drop(run_id)
 
-    async def resume(self, caller: Caller, run_id: str) -> Row:
+    async def resume(self, caller: Caller, run_id: str) -> RunRecord:
         """Continue a failed, cancelled or timed-out run, reusing finished nodes' outputs."""
         caller.require("executor")
         await self.get(caller, run_id)
@@ -223,12 +237,12 @@ class RunService(RunReader):
         """
         caller.require("executor")
         await self.get(caller, run_id)
-        run = await self.store.read(lambda tx: tx.get_run(run_id))
-        if run is None:
+        run = await self.store.read(lambda tx: reads.run(tx, run_id, with_document=True))
+        if run is None or run.document is None:
             raise RunNotFound(f"run {run_id!r} not found")
-        document = run["document"]
-        version = run["workflow_version"]
-        workflow_id = run["workflow_id"]
+        document = run.document
+        version = run.workflow_version
+        workflow_id = run.workflow_id
         if use_latest_version and workflow_id is not None:
             latest = await self.store.read(lambda tx: tx.get_workflow(workflow_id))
             if latest is not None and latest.get("deleted_at_ms") is None:
@@ -236,16 +250,16 @@ class RunService(RunReader):
         return await self.start(
             caller,
             document,
-            run["input"],
-            namespace=run["namespace"],
+            run.input,
+            namespace=run.namespace,
             workflow_id=workflow_id,
             workflow_version=version,
             trigger="retry",
             triggered_by=triggered_by,
-            source_path=run["source_path"],
+            source_path=run.source_path,
         )
 
-    async def rewind(self, caller: Caller, run_id: str, frame_no: int) -> Row:
+    async def rewind(self, caller: Caller, run_id: str, frame_no: int) -> RunRecord:
         """Reset the run to frame ``frame_no`` and re-execute what follows.
 
         Raises:
@@ -290,13 +304,13 @@ class RunService(RunReader):
         await self.get(caller, run_id)
         if (frame_no is None) == (from_node is None):
             raise InvalidInput("give exactly one of frameNo and fromNode")
-        original = await self.store.read(lambda tx: tx.get_run(run_id))
-        if original is None:
+        original = await self.store.read(lambda tx: reads.run(tx, run_id, with_document=True))
+        if original is None or original.document is None:
             raise RunNotFound(f"run {run_id!r} not found")
-        source_plan = plans.get(run_id, original["document"])
+        source_plan = plans.get(run_id, original.document)
         assert source_plan is not None
-        document, version = original["document"], original["workflow_version"]
-        workflow_id = original["workflow_id"]
+        document, version = original.document, original.workflow_version
+        workflow_id = original.workflow_id
         if use_latest_version and workflow_id is not None:
             latest = await self.store.read(lambda tx: tx.get_workflow(workflow_id))
             if latest is not None and latest.get("deleted_at_ms") is None:
@@ -308,9 +322,9 @@ class RunService(RunReader):
         )
         prepared = starting.prepare(
             document,
-            original["input"] if run_input is None else run_input,
+            original.input if run_input is None else run_input,
             self.registry,
-            namespace=original["namespace"],
+            namespace=original.namespace,
         )
         new_nodes = {n.id: n for n in prepared.workflow.nodes}
         reuse = {
@@ -321,7 +335,7 @@ class RunService(RunReader):
         }
         who = _actor(caller)
 
-        def start(tx: Tx) -> Row:
+        def start(tx: Tx) -> RunRecord:
             run, _created = starting.start(
                 tx,
                 prepared,
@@ -329,13 +343,14 @@ class RunService(RunReader):
                 workflow_version=version,
                 trigger="fork",
                 triggered_by=triggered_by,
-                source_path=original["source_path"],
+                source_path=original.source_path,
                 forked_from=run_id,
             )
             transitions.prefill(tx, run, reuse, run_id)
+            record = RunRecord.from_row(run)
             details = {"workflow": prepared.workflow.name, "forkedFrom": run_id}
-            _audit_run(tx, who, "run.fork", run["id"], run["namespace"], details)
-            return run
+            _audit_run(tx, who, "run.fork", record.id, record.namespace, details)
+            return record
 
         run = await self.store.transact(start)
         return StartResult(run=run, created=True)
@@ -352,25 +367,22 @@ class RunService(RunReader):
         iteration: int = 0,
         note: str | None = None,
         by: str | None = None,
-    ) -> Row:
-        """Approve or deny a waiting approval; the row carries ``waiting_ms``."""
+    ) -> ApprovalRecord:
+        """Approve or deny a waiting approval; the record carries ``waiting_ms``."""
         caller.require("executor")
         await self.get(caller, run_id)
         who = _actor(caller)
 
-        def decide(tx: Tx) -> Row:
+        def decide(tx: Tx) -> ApprovalRecord:
             result = transitions.decide(
                 tx, run_id, node_id, iteration, approved=approved, note=note, by=by
             )
             action = "run.approve" if approved else "run.deny"
             details = {"nodeId": node_id, "iteration": iteration}
             _audit_run(tx, who, action, run_id, details=details)
-            return result
+            return ApprovalRecord.from_row(result, now_ms=tx.now_ms)
 
-        row = await self.store.transact(decide)
-        requested = row.get("requested_at_ms") or 0
-        row["waiting_ms"] = max(0, (row.get("decided_at_ms") or requested) - requested)
-        return row
+        return await self.store.transact(decide)
 
     async def signal(
         self,
@@ -393,11 +405,11 @@ class RunService(RunReader):
         return await self.store.transact(signal)
 
 
-def _check_owner(caller: Caller, run: Row) -> None:
+def _check_owner(caller: Caller, run: RunRecord) -> None:
     """Allow an admin, or the caller that started ``run``; anyone else gets 403."""
     if caller.allows("admin"):
         return
-    if run.get("triggered_by") and run.get("triggered_by") == caller.name:
+    if run.triggered_by and run.triggered_by == caller.name:
         return
     raise Forbidden("only an admin or the run's owner may rewind it")
 
@@ -431,8 +443,8 @@ def _audit_run(
 ) -> None:
     """Append the audit entry of a run mutation (inside its transaction)."""
     if namespace is None:
-        run = tx.get_run(run_id, with_document=False)
-        namespace = run["namespace"] if run is not None else None
+        run = reads.run(tx, run_id)
+        namespace = run.namespace if run is not None else None
     audit.record(
         tx,
         actor=who,

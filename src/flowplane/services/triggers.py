@@ -305,7 +305,7 @@ class TriggerService(OwnedService):
             trigger="webhook",
             triggered_by=f"webhook:{row['key']}",
         )
-        run_id = str(started.run["id"])
+        run_id = started.run.id
         if delivery_id is not None:
             await self.store.transact(
                 lambda tx: q.record_delivery(tx, row["id"], delivery_id, run_id)

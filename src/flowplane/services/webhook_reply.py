@@ -127,8 +127,8 @@ async def await_reply(runs: RunService, run_id: str, timeout: float) -> WebhookR
             if event.get("type") == "NodeFinished" and event.get("nodeId") in nodes:
                 if "output" in event:
                     return build_reply(event["output"])
-                rows = await runs.nodes(Caller.system(), run_id)
-                output = next((r["output"] for r in rows if r["node_id"] == event["nodeId"]), None)
+                found = await runs.nodes(Caller.system(), run_id)
+                output = next((n.output for n in found if n.node_id == event["nodeId"]), None)
                 return build_reply(output)
         return None
 

@@ -1,4 +1,8 @@
-"""Read queries for the control plane: runs, events, frames, logs (cursor pagination)."""
+"""Read queries for the control plane: runs, events, frames, logs (cursor pagination).
+
+What services read comes back as :mod:`flowplane.store.records`; event payloads are the
+wire bodies written at commit and are returned as they are.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,55 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flowplane.ids import now_ms
 from flowplane.store import schema as t
+from flowplane.store.records import (
+    ApprovalRecord,
+    AttemptRecord,
+    FrameRecord,
+    LogRecord,
+    NodeRunRecord,
+    RunRecord,
+)
 from flowplane.store.tx import Row, Tx
 
 
-def run_summary_rows(
+def run(tx: Tx, run_id: str, *, with_document: bool = False) -> RunRecord | None:
+    """Return one run (``None`` when absent), by default without its document."""
+    row = tx.get_run(run_id, with_document=with_document)
+    return None if row is None else RunRecord.from_row(row)
+
+
+def node_runs(tx: Tx, run_id: str) -> list[NodeRunRecord]:
+    """Return every node run of the run, in insertion order."""
+    return [NodeRunRecord.from_row(row) for row in tx.node_rows(run_id)]
+
+
+def approvals(
+    tx: Tx, *, status: str | None, namespaces: Sequence[str] | None, limit: int
+) -> list[ApprovalRecord]:
+    """Return approvals, pending first and longest wait first, each with its run's workflow
+    name and status (one run read per distinct run)."""
+    now = now_ms()
+    runs: dict[str, Row | None] = {}
+    out: list[ApprovalRecord] = []
+    for row in tx.list_approvals(status=status, namespaces=namespaces, limit=limit):
+        run_id = row["run_id"]
+        if run_id not in runs:
+            runs[run_id] = tx.get_run(run_id, with_document=False)
+        found = runs[run_id]
+        out.append(
+            ApprovalRecord.from_row(
+                row,
+                now_ms=now,
+                workflow_name=found["workflow_name"] if found else None,
+                run_status=found["status"] if found else None,
+            )
+        )
+    return out
+
+
+def run_summaries(
     tx: Tx,
     *,
     namespaces: Sequence[str] | None = None,
@@ -21,7 +69,7 @@ def run_summary_rows(
     created_before_ms: int | None = None,
     before_id: str | None = None,
     limit: int = 50,
-) -> list[Row]:
+) -> list[RunRecord]:
     """Return runs (without documents), newest first; ``before_id`` is the cursor."""
     c = t.runs.c
     cols = [col for col in t.runs.c if col.name != "document"]
@@ -39,7 +87,7 @@ def run_summary_rows(
     if before_id is not None:
         query = query.where(c.id < before_id)
     query = query.order_by(c.id.desc()).limit(limit)
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+    return [RunRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
 def events_after(
@@ -69,7 +117,9 @@ def last_seq(tx: Tx) -> int:
     return int(tx.conn.execute(sa.select(sa.func.max(t.events.c.seq))).scalar() or 0)
 
 
-def frames_after(tx: Tx, run_id: str, *, after_frame_no: int = 0, limit: int = 100) -> list[Row]:
+def frames_after(
+    tx: Tx, run_id: str, *, after_frame_no: int = 0, limit: int = 100
+) -> list[FrameRecord]:
     """Return the run's frames after ``after_frame_no``."""
     c = t.frames.c
     query = (
@@ -78,11 +128,11 @@ def frames_after(tx: Tx, run_id: str, *, after_frame_no: int = 0, limit: int = 1
         .order_by(c.frame_no)
         .limit(limit)
     )
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+    return [FrameRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
 def all_frames_until(tx: Tx, run_id: str, frame_no: int) -> list[Row]:
-    """Return the run's frames ``1..frame_no`` (to fold into a snapshot)."""
+    """Return the run's frame rows ``1..frame_no`` (the engine folds them on a rewind)."""
     c = t.frames.c
     query = (
         sa.select(t.frames).where(c.run_id == run_id, c.frame_no <= frame_no).order_by(c.frame_no)
@@ -90,15 +140,20 @@ def all_frames_until(tx: Tx, run_id: str, frame_no: int) -> list[Row]:
     return [dict(r._mapping) for r in tx.conn.execute(query)]
 
 
-def logs_after(tx: Tx, run_id: str, *, after_id: int = 0, limit: int = 200) -> list[Row]:
+def frames_until(tx: Tx, run_id: str, frame_no: int) -> list[FrameRecord]:
+    """Return the run's frames ``1..frame_no`` (to fold into a snapshot)."""
+    return [FrameRecord.from_row(row) for row in all_frames_until(tx, run_id, frame_no)]
+
+
+def logs_after(tx: Tx, run_id: str, *, after_id: int = 0, limit: int = 200) -> list[LogRecord]:
     """Return the run's log lines after ``after_id``."""
     c = t.logs.c
     query = sa.select(t.logs).where(c.run_id == run_id, c.id > after_id).order_by(c.id).limit(limit)
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+    return [LogRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
-def attempts_of(tx: Tx, run_id: str) -> list[Row]:
+def attempts_of(tx: Tx, run_id: str) -> list[AttemptRecord]:
     """Return every attempt of the run's node runs."""
     c = t.attempts.c
     query = sa.select(t.attempts).where(c.run_id == run_id).order_by(c.id)
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+    return [AttemptRecord.from_row(r._mapping) for r in tx.conn.execute(query)]

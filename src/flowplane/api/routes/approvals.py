@@ -36,10 +36,10 @@ async def list_approvals(
     limit: Annotated[int, Query(ge=1, le=MAX_APPROVALS)] = 100,
 ) -> ApprovalList:
     """Approvals, pending first and longest wait first, each with ``waitingMs``."""
-    rows = await services.runs.approvals.list(
+    found = await services.runs.approvals.list(
         of_request(principal),
         status=None if status == "all" else status,
         namespaces=namespace,
         limit=limit,
     )
-    return ApprovalList(approvals=[approval_model(row) for row in rows])
+    return ApprovalList(approvals=[approval_model(approval) for approval in found])

@@ -247,7 +247,7 @@ async def _decide(
     approved: bool,
 ) -> Approval:
     decision = body or DecisionBody()
-    row = await services.runs.decide(
+    decided = await services.runs.decide(
         of_request(principal),
         run_id,
         node_id,
@@ -256,7 +256,7 @@ async def _decide(
         note=decision.note,
         by=principal.name,
     )
-    return approval_model(row)
+    return approval_model(decided)
 
 
 @router.post(

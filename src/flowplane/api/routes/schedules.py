@@ -119,7 +119,7 @@ async def trigger_schedule(
         run_input=body.input if body is not None else None,
         idempotency_key=idempotency_key,
     )
-    return Started(run_id=started.run["id"])
+    return Started(run_id=started.run.id)
 
 
 @router.post("/v1/admin/tick", response_model=TickOut, summary="Fire due schedule slots now")

@@ -104,7 +104,7 @@ async def fork_run(
         use_latest_version=body.use_latest_version,
         triggered_by=principal.name,
     )
-    response.headers["Location"] = f"/v1/runs/{result.run['id']}"
+    response.headers["Location"] = f"/v1/runs/{result.run.id}"
     return DispatchResult(**run_fields(result.run), created=result.created)
 
 
