@@ -10,8 +10,9 @@ edge that names the field and its range, never a driver error.
 
 The types are ``Annotated[int, Field(ge=..., le=...)]``: they work as pydantic model fields
 and as FastAPI ``Query``/``Path``/``Header`` parameters alike, and put ``minimum`` and
-``maximum`` into the OpenAPI document. A parameter may narrow one further
-(``Annotated[Seq, Query(alias="afterSeq", ge=-1)]`` keeps the upper bound).
+``maximum`` into the OpenAPI document. A parameter may override one bound and keep the
+other: ``Annotated[Seq, Query(alias="afterSeq", ge=-1)]`` (a run's stream takes -1 as
+"from the start") still stops at 2^63 - 1.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ __all__ = [
     "MIN_EPOCH_MS",
     "EpochMs",
     "FrameNo",
-    "Int32",
     "Int64",
     "Iteration",
+    "NonNegativeInt32",
     "NonNegativeInt64",
     "PositiveInt64",
     "Seq",
@@ -61,17 +62,17 @@ NonNegativeInt64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
 """0 to 2^63 - 1."""
 PositiveInt64 = Annotated[int, Field(ge=1, le=INT64_MAX)]
 """1 to 2^63 - 1 (row ids, audit cursors)."""
-Int32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
-"""0 to 2^31 - 1: what a PostgreSQL ``integer`` column holds, kept non-negative."""
+NonNegativeInt32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
+"""0 to 2^31 - 1: the non-negative part of a PostgreSQL ``integer`` column."""
 EpochMs = Annotated[int, Field(ge=MIN_EPOCH_MS, le=MAX_EPOCH_MS)]
 """Milliseconds since 1970-01-01T00:00:00Z, up to the end of year 9999."""
 Seq = NonNegativeInt64
 """An event sequence number (``afterSeq``, ``Last-Event-ID``)."""
-Iteration = Int32
+Iteration = NonNegativeInt32
 """A ``foreach`` iteration (0 for a node without ``foreach``)."""
 Version = Annotated[int, Field(ge=1, le=INT32_MAX)]
 """A workflow, credential or KV version (1 at creation)."""
-FrameNo = Int32
+FrameNo = NonNegativeInt32
 """A run's frame number (``afterFrameNo``; ``frameNo`` of rewind and fork)."""
 
 
