@@ -123,6 +123,9 @@ EXAMPLES: list[tuple[str, str, Any, str]] = [
     ("GET", f"/v1/runs/{{run}}/frames?afterFrameNo={TOO_BIG}", None, "validation_error"),
     ("POST", "/v1/runs/{run}/rewind", {"frameNo": TOO_BIG}, "validation_error"),
     ("POST", "/v1/runs/{run}/fork", {"frameNo": TOO_BIG}, "validation_error"),
+    # A field that narrows a bounded type keeps its own bound too (frames start at 1).
+    ("POST", "/v1/runs/{run}/rewind", {"frameNo": 0}, "validation_error"),
+    ("POST", "/v1/runs/{run}/fork", {"frameNo": 0}, "validation_error"),
     ("POST", "/v1/rpc/rewindRun", {"runId": "{run}", "frameNo": TOO_BIG}, "validation_error"),
     ("GET", f"/v1/runs/{{run}}/logs?after={TOO_BIG}", None, "invalid_input"),
     ("GET", f"/v1/runs/{{run}}/logs?after=1.{TOO_BIG}", None, "invalid_input"),

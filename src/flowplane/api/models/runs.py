@@ -124,7 +124,9 @@ class SignalBody(_Body):
 class RewindBody(_Body):
     """``POST /v1/runs/{id}/rewind``."""
 
-    frame_no: FrameNo = Field(ge=1, description="The frame to go back to (see `/frames`).")
+    frame_no: Annotated[FrameNo, Field(ge=1)] = Field(
+        description="The frame to go back to (see `/frames`)."
+    )
 
 
 class ForkBody(_Body):
