@@ -53,6 +53,7 @@ from flowplane.api.run_views import (
 )
 from flowplane.client.models import ApprovalList, DispatchResult
 from flowplane.errors import FlowplaneError, Forbidden, ParamsInvalid, UnknownMethod
+from flowplane.model.bounds import EpochMs, Seq
 from flowplane.services.caller import ROLE_RANK, Caller, Role
 from flowplane.services.container import Services
 from flowplane.services.feed import EventFilter
@@ -97,8 +98,8 @@ class ListRunsParams(Params):
     status: list[str] | None = None
     workflow: str | None = Field(default=None, max_length=128)
     namespace: Namespaces = None
-    created_after: int | str | None = None
-    created_before: int | str | None = None
+    created_after: EpochMs | str | None = None
+    created_before: EpochMs | str | None = None
     cursor: str | None = Field(default=None, max_length=64)
 
 
@@ -168,7 +169,7 @@ class StreamRunParams(Params):
     """``streamRunEvents``: a run's events after ``afterSeq``."""
 
     run_id: RunId
-    after_seq: int = Field(default=0, ge=0)
+    after_seq: Seq = 0
     types: Types = None
     limit: int = Field(default=500, ge=1, le=MAX_PAGE_EVENTS, description="HTTP page size.")
 
@@ -179,7 +180,7 @@ class SubscribeParams(Params):
     run_id: RunId | None = None
     namespace: Namespaces = None
     types: Types = None
-    after_seq: int = Field(default=0, ge=0)
+    after_seq: Seq = 0
     limit: int = Field(default=500, ge=1, le=MAX_PAGE_EVENTS, description="HTTP page size.")
 
 

@@ -44,6 +44,7 @@ from flowplane.api.security import AuthRequired, extract_credential
 from flowplane.api.sse import event_stream_response, parse_last_event_id
 from flowplane.client.models import Approval, Frame, Run, RunDetail, SignalResult
 from flowplane.errors import FlowplaneError
+from flowplane.model.bounds import FrameNo, Seq
 from flowplane.services.caller import Caller
 from flowplane.services.runs import RunService
 from flowplane.settings import Settings
@@ -137,7 +138,7 @@ def create_single_run_app(
 
     @app.get("/events", response_class=StreamingResponse, summary="The run's events (SSE)")
     async def events(
-        after_seq: Annotated[int, Query(alias="afterSeq", ge=-1)] = 0,
+        after_seq: Annotated[Seq, Query(alias="afterSeq", ge=-1)] = 0,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> StreamingResponse:
         """Replay the run's events after ``afterSeq``, follow live, close after the end."""
@@ -146,7 +147,7 @@ def create_single_run_app(
 
     @app.get("/frames", response_model=list[Frame], summary="The run's frames")
     async def frames(
-        after_frame_no: Annotated[int, Query(alias="afterFrameNo", ge=-1)] = 0,
+        after_frame_no: Annotated[FrameNo, Query(alias="afterFrameNo", ge=-1)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_FRAME_LIMIT)] = DEFAULT_FRAME_LIMIT,
         order: Annotated[Literal["asc", "desc"], Query()] = "asc",
     ) -> list[Frame]:

@@ -22,6 +22,9 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
+from flowplane.errors import InvalidInput
+from flowplane.model.bounds import INT64_MAX, in_range
+
 KEEPALIVE_SECONDS = 15.0
 """Quiet time after which a ``: keep-alive`` comment is sent."""
 BUFFER_EVENTS = 256
@@ -43,13 +46,21 @@ def format_event(event: dict[str, Any]) -> bytes:
 
 
 def parse_last_event_id(value: str | None) -> int:
-    """Return the ``seq`` of a ``Last-Event-ID`` header (0 when absent or not a number)."""
+    """Return the ``seq`` of a ``Last-Event-ID`` header (0 when absent or not a number).
+
+    Raises:
+        InvalidInput: the header is a number past the largest seq (2^63 - 1): the stream
+            would otherwise fail at its first read.
+    """
     if not value:
         return 0
     try:
-        return max(int(value.strip()), 0)
+        seq = max(int(value.strip()), 0)
     except ValueError:
         return 0
+    if not in_range(seq):
+        raise InvalidInput(f"Last-Event-ID must be an event seq, at most {INT64_MAX}")
+    return seq
 
 
 async def _produce(source: AsyncIterator[dict[str, Any]], queue: asyncio.Queue[Any]) -> None:

@@ -208,8 +208,10 @@ def _decide(
 
 RunId = Annotated[str, typer.Argument(help="The run id.")]
 NodeId = Annotated[str, typer.Argument(help="The node waiting for approval.")]
+# The range of flowplane.model.bounds.Iteration (not imported: the CLI starts without pydantic).
 Iteration = Annotated[
-    int, typer.Option("--iteration", min=0, help="The foreach iteration of the node.")
+    int,
+    typer.Option("--iteration", min=0, max=2**31 - 1, help="The foreach iteration of the node."),
 ]
 Note = Annotated[
     str | None, typer.Option("--note", help="A note for the record.", show_default=False)

@@ -226,7 +226,21 @@ class CronSpec:
         return instant, shift
 
     def iter_slots(self, after_ms: int) -> Iterator[int]:
-        """Yield the slots strictly after ``after_ms``, increasing, each once."""
+        """Yield the slots strictly after ``after_ms``, increasing, each once.
+
+        The slots end with the calendar of ``datetime`` (year 9999): a schedule that starts
+        near it has no slot left rather than an overflow.
+        """
+        try:
+            yield from self._slots_after(after_ms)
+        except OverflowError:
+            return
+        except ValueError as exc:  # croniter building a date in year 10000
+            if "out of range" not in str(exc):
+                raise
+            return
+
+    def _slots_after(self, after_ms: int) -> Iterator[int]:
         tz = self.tz
         after = from_ms(after_ms)
         local = after.astimezone(tz)

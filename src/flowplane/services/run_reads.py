@@ -15,6 +15,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.errors import InvalidInput, RunNotFound
+from flowplane.model.bounds import INT64_MAX
 from flowplane.services.approvals import ApprovalService
 from flowplane.services.caller import Caller
 from flowplane.services.feed import TERMINAL_EVENTS
@@ -463,6 +464,8 @@ def parse_log_cursor(value: str | None) -> tuple[int, int]:
         parts = [int(p) for p in value.split(".")]
     except ValueError:
         raise InvalidInput("after must be a cursor returned as nextCursor") from None
+    if max(parts) > INT64_MAX:  # no row has such an id; the number must not reach a query
+        raise InvalidInput("after must be a cursor returned as nextCursor")
     if len(parts) == 1:
         return parts[0], 0
     if len(parts) != 2 or min(parts) < 0:

@@ -23,6 +23,7 @@ from flowplane.errors import (
 )
 from flowplane.ids import new_id
 from flowplane.model import cron
+from flowplane.model.bounds import check_epoch_ms, epoch_ms
 from flowplane.services.caller import Caller
 from flowplane.services.owned import (
     OwnedKind,
@@ -46,13 +47,17 @@ def parse_instant(value: Any, timezone: str, what: str) -> int | None:
     """Milliseconds of ``value``: ``None``, epoch milliseconds, or ISO-8601.
 
     An ISO-8601 time without an offset is read in the schedule's time zone.
+
+    Raises:
+        InvalidInput: ``value`` is neither, or names a time outside 1970..9999
+            (:data:`flowplane.model.bounds.EpochMs`).
     """
     if value is None:
         return None
     if isinstance(value, bool):
         raise InvalidInput(f"{what}: expected an ISO-8601 time or milliseconds")
     if isinstance(value, int):
-        return value
+        return check_epoch_ms(value, what)
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str):
@@ -64,7 +69,7 @@ def parse_instant(value: Any, timezone: str, what: str) -> int | None:
         raise InvalidInput(f"{what}: expected an ISO-8601 time or milliseconds")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=cron.load_timezone(timezone))
-    return cron.to_ms(moment)
+    return epoch_ms(moment, what)
 
 
 def check_schedule(values: Mapping[str, Any]) -> cron.CronSpec:

@@ -23,13 +23,17 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from flowplane.errors import DatabaseUnavailable, FlowplaneError, StorageError
+from flowplane.errors import DatabaseUnavailable, FlowplaneError, InvalidInput, StorageError
 from flowplane.store.prepared import begin_transaction, end_transaction
 from flowplane.store.tx import Tx
 
 T = TypeVar("T")
 Listener = Callable[[str, str], None]
 Notification = tuple[str, str]
+
+OUT_OF_RANGE_SQLSTATES = frozenset({"22003", "22008"})
+"""numeric_value_out_of_range, datetime_field_overflow: a value the statement refused."""
+OUT_OF_RANGE = "a number in the request is out of range for the database"
 
 MAX_TX_ATTEMPTS = 8
 _log = logging.getLogger("flowplane.store")
@@ -184,7 +188,14 @@ class Store:
                 return result
             except FlowplaneError:
                 raise
+            except OverflowError as exc:
+                # The safety net behind the bounded types at the edge: sqlite3 cannot bind
+                # an int past 64 bits, ``datetime`` ends at year 9999. Bad input, not a
+                # failing database (no retry, no 500).
+                raise InvalidInput(OUT_OF_RANGE) from exc
             except sa_exc.DBAPIError as exc:
+                if self._is_out_of_range(exc):
+                    raise InvalidInput(OUT_OF_RANGE) from exc
                 if inline and self._is_transient(exc):
                     raise Busy from exc
                 if attempt < MAX_TX_ATTEMPTS and self._is_transient(exc):
@@ -282,6 +293,11 @@ class Store:
     def _is_transient(self, exc: sa_exc.DBAPIError) -> bool:
         """Whether retrying the transaction may succeed (a conflict, a lost connection)."""
         return False
+
+    def _is_out_of_range(self, exc: sa_exc.DBAPIError) -> bool:
+        """Whether the database refused a value out of its column's range (PostgreSQL's
+        ``bigint out of range``): the request's fault, not the database's."""
+        return getattr(exc.orig, "sqlstate", None) in OUT_OF_RANGE_SQLSTATES
 
     def _is_unavailable(self, exc: sa_exc.DBAPIError) -> bool:
         """Whether ``exc`` says the database cannot be reached now (refused, shutting

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flowplane.model.bounds import EpochMs
 from flowplane.security.passwords import MAX_PASSWORD_CHARS
 from flowplane.services.auth import ApiKeyInfo, UserInfo
 
@@ -149,7 +150,7 @@ class TokenCreate(_Wire):
     name: DisplayName
     role: RoleName
     namespaces: Namespaces = None
-    expiresAtMs: int | None = Field(default=None, ge=0, le=2**53)
+    expiresAtMs: EpochMs | None = None
     expiresInSeconds: int | None = Field(default=None, ge=1, le=10 * 365 * 86400)
     rateLimitPerMinute: int | None = Field(default=None, ge=0, le=1_000_000)
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from flowplane.errors import InvalidInput
+from flowplane.model.bounds import FrameNo, Iteration, check_epoch_ms, epoch_ms
 from flowplane.services.launch import LaunchRequest
 
 __all__ = [
@@ -99,7 +100,7 @@ class RetryBody(_Body):
 class DecisionBody(_Body):
     """``POST /v1/runs/{id}/nodes/{nodeId}/approve|deny``."""
 
-    iteration: int = Field(default=0, ge=0, description="The foreach iteration (0 otherwise).")
+    iteration: Iteration = Field(default=0, description="The foreach iteration (0 otherwise).")
     note: str | None = Field(default=None, max_length=10_000)
     decided_by: str | None = Field(
         default=None, description="Accepted for Smithers compatibility; the caller is recorded."
@@ -123,14 +124,16 @@ class SignalBody(_Body):
 class RewindBody(_Body):
     """``POST /v1/runs/{id}/rewind``."""
 
-    frame_no: int = Field(ge=1, description="The frame to go back to (see `/frames`).")
+    frame_no: Annotated[FrameNo, Field(ge=1)] = Field(
+        description="The frame to go back to (see `/frames`)."
+    )
 
 
 class ForkBody(_Body):
     """``POST /v1/runs/{id}/fork``: give exactly one of ``frameNo`` and ``fromNode``."""
 
-    frame_no: int | None = Field(
-        default=None, ge=1, description="Reuse the outputs of nodes finished at this frame."
+    frame_no: Annotated[FrameNo, Field(ge=1)] | None = Field(
+        default=None, description="Reuse the outputs of nodes finished at this frame."
     )
     from_node: str | None = Field(
         default=None,
@@ -145,18 +148,23 @@ class ForkBody(_Body):
 
 
 def parse_time(value: str | None, name: str) -> int | None:
-    """Accept epoch milliseconds or an ISO-8601 time."""
+    """Accept epoch milliseconds or an ISO-8601 time (without an offset: UTC).
+
+    Raises:
+        InvalidInput: ``value`` is neither, or names a time outside 1970..9999
+            (:data:`flowplane.model.bounds.EpochMs`).
+    """
     if value is None or value == "":
         return None
     if value.lstrip("-").isdigit():
-        return int(value)
+        return check_epoch_ms(int(value), name)
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(f"{name} must be epoch milliseconds or ISO-8601") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
-    return int(parsed.timestamp() * 1000)
+    return epoch_ms(parsed, name)
 
 
 def split_values(values: list[str] | None) -> list[str] | None:

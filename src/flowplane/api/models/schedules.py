@@ -11,10 +11,11 @@ from pydantic.alias_generators import to_camel
 from flowplane.api.run_views import iso
 from flowplane.client.models import WireModel
 from flowplane.errors import InvalidInput
+from flowplane.model.bounds import EpochMs
 from flowplane.model.document import NAMESPACE_PATTERN
 from flowplane.services.schedules import MAX_CATCHUP_WINDOW_SECONDS
 
-Instant = int | str
+Instant = EpochMs | str
 CatchupPolicy = Literal["skip", "latest", "all"]
 """Mirrors :data:`flowplane.model.cron.CATCHUP_POLICIES`."""
 

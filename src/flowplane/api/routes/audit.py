@@ -18,6 +18,7 @@ from flowplane.api.models.audit import (
     entry_model,
 )
 from flowplane.api.models.common import problems
+from flowplane.model.bounds import EpochMs, PositiveInt64
 from flowplane.services.audit import MAX_LIST_LIMIT, AuditFilter
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
@@ -40,9 +41,9 @@ async def list_audit(
     target_type: Annotated[str | None, Query(alias="targetType", max_length=32)] = None,
     target_id: Annotated[str | None, Query(alias="targetId", max_length=600)] = None,
     request_id: Annotated[str | None, Query(alias="requestId", max_length=128)] = None,
-    since_ms: Annotated[int | None, Query(alias="sinceMs", ge=0)] = None,
-    until_ms: Annotated[int | None, Query(alias="untilMs", ge=0)] = None,
-    cursor: Annotated[int | None, Query(ge=1, description="A `nextCursor`.")] = None,
+    since_ms: Annotated[EpochMs | None, Query(alias="sinceMs")] = None,
+    until_ms: Annotated[EpochMs | None, Query(alias="untilMs")] = None,
+    cursor: Annotated[PositiveInt64 | None, Query(description="A `nextCursor`.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
 ) -> AuditPage:
     """Entries newest first, filtered; an admin limited to namespaces sees only theirs."""

@@ -19,6 +19,7 @@ from flowplane.api.deps import require, services_dependency
 from flowplane.api.metrics import Metrics
 from flowplane.api.openapi import error_responses
 from flowplane.api.sse import event_stream_response, parse_last_event_id
+from flowplane.model.bounds import Seq
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 
@@ -53,7 +54,7 @@ async def stream_namespace_events(
     types: Annotated[
         list[str] | None, Query(description="Only these event types (repeat or comma-separate).")
     ] = None,
-    after_seq: Annotated[int, Query(alias="afterSeq", ge=0)] = 0,
+    after_seq: Annotated[Seq, Query(alias="afterSeq")] = 0,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """Replay the namespaces' events after ``afterSeq`` / ``Last-Event-ID``, then follow live."""

@@ -44,6 +44,7 @@ from flowplane.client.models import (
     RunDetail,
     SignalResult,
 )
+from flowplane.model.bounds import Seq
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 
@@ -180,7 +181,7 @@ async def stream_run_events(
     run_id: str,
     principal: Viewer,
     services: Svc,
-    after_seq: Annotated[int, Query(alias="afterSeq", ge=-1)] = 0,
+    after_seq: Annotated[Seq, Query(alias="afterSeq", ge=-1)] = 0,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """Replay the run's events after ``afterSeq`` / ``Last-Event-ID``, then follow live."""

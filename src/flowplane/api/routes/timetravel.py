@@ -23,6 +23,7 @@ from flowplane.api.models.runs import ForkBody, RewindBody
 from flowplane.api.openapi import error_responses
 from flowplane.api.run_views import diff_model, frame_model, run_fields, run_model
 from flowplane.client.models import DispatchResult, Frame, Run, RunDiff
+from flowplane.model.bounds import FrameNo
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 
@@ -47,7 +48,7 @@ async def list_frames(
     principal: Viewer,
     services: Svc,
     after_frame_no: Annotated[
-        int, Query(alias="afterFrameNo", ge=-1, description="Frames after this one.")
+        FrameNo, Query(alias="afterFrameNo", ge=-1, description="Frames after this one.")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_FRAME_LIMIT)] = DEFAULT_FRAME_LIMIT,
     order: Annotated[

@@ -41,6 +41,7 @@ from flowplane.api.paging import Cursor, NamespaceFilter, PageSize
 from flowplane.api.run_views import run_model
 from flowplane.client.models import DispatchResult
 from flowplane.errors import InvalidInput
+from flowplane.model.bounds import Version
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 from flowplane.services.workflows import split_documents
@@ -342,7 +343,7 @@ async def list_revisions(
 )
 async def get_revision(
     workflow_id: WorkflowRef,
-    version: Annotated[int, Path(ge=1)],
+    version: Annotated[Version, Path()],
     principal: Viewer,
     services: Svc,
 ) -> RevisionOut:
@@ -358,7 +359,7 @@ async def get_revision(
 )
 async def restore_revision(
     workflow_id: WorkflowRef,
-    version: Annotated[int, Path(ge=1)],
+    version: Annotated[Version, Path()],
     response: Response,
     principal: Editor,
     services: Svc,
