@@ -1,5 +1,7 @@
 # Flowplane: `make run` serves on SQLite, `make test` runs every check. Both set up everything.
 PYTHON ?= python3
+# Three pytest workers on two cores: many tests wait on subprocesses and sockets.
+PYTEST_ARGS ?= -n 3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
