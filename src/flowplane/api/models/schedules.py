@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 
 from flowplane.api.run_views import iso
 from flowplane.client.models import WireModel
@@ -24,24 +25,31 @@ class _Body(BaseModel):
 
 
 class ScheduleFields(_Body):
-    """Fields shared by create and patch."""
+    """Fields shared by create and patch.
 
-    name: str | None = Field(default=None, min_length=1, max_length=128)
-    cron: str | None = Field(
+    ``name``, ``cron``, ``timezone``, ``enabled`` and ``catchup`` may be left out but not set
+    to null (a 400): the schema does not offer null for them (``SkipJsonSchema``).
+    """
+
+    name: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=128)
+    cron: str | SkipJsonSchema[None] = Field(
         default=None,
+        min_length=1,
         max_length=255,
         description="5-field cron (`0 8 * * 1-5`), a macro (`@hourly`), or 6 fields with a "
         "leading seconds field.",
     )
-    timezone: str | None = Field(default=None, max_length=64, description="IANA zone name.")
+    timezone: str | SkipJsonSchema[None] = Field(
+        default=None, min_length=1, max_length=64, description="IANA zone name."
+    )
     input: dict[str, Any] | None = Field(default=None, description="The run input.")
-    enabled: bool | None = None
+    enabled: bool | SkipJsonSchema[None] = None
     start_at: Instant | None = Field(
         default=None,
         description="No slot before this: ISO-8601 (without offset: in `timezone`) or ms.",
     )
     end_at: Instant | None = Field(default=None, description="No slot after this (inclusive).")
-    catchup: CatchupPolicy | None = Field(
+    catchup: CatchupPolicy | SkipJsonSchema[None] = Field(
         default=None,
         description="Slots missed during downtime: `skip` none, `latest` the newest one, "
         "`all` each one within `catchupWindowSeconds`.",
@@ -57,7 +65,9 @@ class ScheduleCreate(ScheduleFields):
         default=None, max_length=128, description="A workflow name (with `namespace`)."
     )
     namespace: str | None = Field(default=None, pattern=NAMESPACE_PATTERN)
-    cron: str = Field(max_length=255, description=ScheduleFields.model_fields["cron"].description)
+    cron: str = Field(
+        min_length=1, max_length=255, description=ScheduleFields.model_fields["cron"].description
+    )
 
 
 class TriggerNow(_Body):
