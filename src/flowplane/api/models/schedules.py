@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
@@ -20,6 +20,11 @@ CatchupPolicy = Literal["skip", "latest", "all"]
 """Mirrors :data:`flowplane.model.cron.CATCHUP_POLICIES`."""
 
 
+ScheduleName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+CronText = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+ZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
@@ -31,17 +36,14 @@ class ScheduleFields(_Body):
     to null (a 400): the schema does not offer null for them (``SkipJsonSchema``).
     """
 
-    name: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=128)
-    cron: str | SkipJsonSchema[None] = Field(
+    # The bounds sit on ``str`` itself: on the union they would meet an explicit null first.
+    name: ScheduleName | SkipJsonSchema[None] = None
+    cron: CronText | SkipJsonSchema[None] = Field(
         default=None,
-        min_length=1,
-        max_length=255,
         description="5-field cron (`0 8 * * 1-5`), a macro (`@hourly`), or 6 fields with a "
         "leading seconds field.",
     )
-    timezone: str | SkipJsonSchema[None] = Field(
-        default=None, min_length=1, max_length=64, description="IANA zone name."
-    )
+    timezone: ZoneName | SkipJsonSchema[None] = Field(default=None, description="IANA zone name.")
     input: dict[str, Any] | None = Field(default=None, description="The run input.")
     enabled: bool | SkipJsonSchema[None] = None
     start_at: Instant | None = Field(
