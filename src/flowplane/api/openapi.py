@@ -10,7 +10,9 @@ exactly what a client gets:
 - ``401`` and ``429`` plus a ``security`` requirement unless the route is open;
 - ``403`` where the route needs more than ``viewer`` (``x-required-role`` names the role);
 - ``404`` where the path has parameters (unknown ids and other namespaces' objects);
-- every error response as ``application/problem+json`` with the ``Problem`` schema.
+- every error response as ``application/problem+json`` with the ``Problem`` schema;
+- no ``null`` in the schema of a query, header or path parameter: ``str | None = None`` in
+  Python means "may be left out", and a URL or a header cannot carry a JSON null.
 
 Route authors therefore only declare the errors specific to a route, e.g.
 ``responses=error_responses(409, 412)``.
@@ -69,7 +71,22 @@ def _add(responses: dict[str, Any], status: int) -> None:
     responses.setdefault(str(status), {"description": _DESCRIPTIONS.get(status, "Error")})
 
 
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """``anyOf: [X, {type: null}]`` as X (with the outer keys: title, default, ...)."""
+    branches = schema.get("anyOf")
+    if not isinstance(branches, list):
+        return schema
+    kept = [b for b in branches if b != {"type": "null"}]
+    if len(kept) == len(branches) or not kept:
+        return schema
+    outer = {k: v for k, v in schema.items() if k != "anyOf" and v is not None}
+    return {**kept[0], **outer} if len(kept) == 1 else {**outer, "anyOf": kept}
+
+
 def _rewrite_operation(operation: dict[str, Any], is_open: bool, role: str | None) -> None:
+    for param in operation.get("parameters", []):
+        if isinstance(param.get("schema"), dict):
+            param["schema"] = _without_null(param["schema"])
     responses: dict[str, Any] = operation["responses"]
     if "HTTPValidationError" in repr(responses.get("422")):
         # FastAPI's own validation answer: ours is a 400 problem instead. Declared 422s

@@ -34,6 +34,47 @@ RETRY_MS = 1000
 COALESCE_EVENTS = 64
 """Most queued events written to the socket in one chunk."""
 
+EVENT_DATA_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "RunEvent",
+    "description": "One run event: the members every event has, plus its type's own members "
+    "(`nodeId`, `status`, `output`, ...; see docs/events.md).",
+    "required": ["type", "runId", "seq", "timestampMs"],
+    "properties": {
+        "type": {"type": "string", "description": "`RunStarted`, `NodeFinished`, ..."},
+        "runId": {"type": "string"},
+        "seq": {"type": "integer", "minimum": 1, "description": "The event's `id:`."},
+        "timestampMs": {"type": "integer"},
+    },
+    "additionalProperties": True,
+}
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "ServerSentEvent",
+    "description": "One message of the stream, as an EventSource client parses it: `id` is the "
+    "event's `seq` (resume with `Last-Event-ID`), `event` its type and `data` the event as JSON. "
+    "`: keep-alive` comments carry no event.",
+    "required": ["data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"type": "string"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": EVENT_DATA_SCHEMA,
+        },
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+"""Each message of ``text/event-stream`` (OpenAPI 3.1 has a streaming media type's ``schema``
+describe one message, not the whole body as a string)."""
+
+
+def event_stream_content() -> dict[str, Any]:
+    """The ``content`` of an SSE response in the OpenAPI document."""
+    return {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}}
+
+
 _DONE = object()
 _log = logging.getLogger("flowplane.api.sse")
 

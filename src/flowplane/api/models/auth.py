@@ -7,12 +7,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowplane.model.bounds import EpochMs
-from flowplane.security.passwords import MAX_PASSWORD_CHARS
+from flowplane.security.passwords import MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS
 from flowplane.services.auth import ApiKeyInfo, UserInfo
 
 RoleName = Literal["viewer", "executor", "editor", "admin"]
 Username = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")]
 Password = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_CHARS)]
+NewPassword = Annotated[str, Field(min_length=MIN_PASSWORD_CHARS, max_length=MAX_PASSWORD_CHARS)]
+"""A password being set: the policy's bounds (a shorter one is a 400)."""
 Namespace = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Namespaces = Annotated[list[Namespace], Field(min_length=1, max_length=1000)] | None
 DisplayName = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]{1,128}$")]
@@ -82,14 +84,14 @@ class PasswordChange(_Wire):
     """A user's own password change (revokes the user's older login tokens)."""
 
     currentPassword: Password
-    newPassword: Password
+    newPassword: NewPassword
 
 
 class UserCreate(_Wire):
     """A new user."""
 
     username: Username
-    password: Password
+    password: NewPassword
     role: RoleName
     namespaces: Namespaces = None
 
@@ -100,7 +102,7 @@ class UserUpdate(_Wire):
     role: RoleName | None = None
     namespaces: Namespaces = None
     disabled: bool | None = None
-    password: Password | None = None
+    password: NewPassword | None = None
 
 
 class UserList(_Wire):
@@ -146,6 +148,20 @@ class TokenOut(_Wire):
 
 class TokenCreate(_Wire):
     """A new API key; at most one of ``expiresAtMs`` and ``expiresInSeconds``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "not": {
+                "description": "Not both expiresAtMs and expiresInSeconds.",
+                "required": ["expiresAtMs", "expiresInSeconds"],
+                "properties": {
+                    "expiresAtMs": {"type": "integer"},
+                    "expiresInSeconds": {"type": "integer"},
+                },
+            }
+        },
+    )
 
     name: DisplayName
     role: RoleName

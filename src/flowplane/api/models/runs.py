@@ -36,8 +36,36 @@ class _Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+def _given(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema branch: ``name`` is present and matches ``schema``."""
+    return {"required": [name], "properties": {name: schema}}
+
+
+_SOURCES = ("workflowId", "workflow", "workflowPath")
+
+
 class DispatchBody(_Body):
     """``POST /v1/runs``: one of ``workflowId``, ``workflow`` (a name) or ``workflowPath``."""
+
+    # What the service checks, said in the schema: exactly one non-empty source, unless
+    # the body resumes the run ``runId``.
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["resume", "runId"],
+                    "properties": {"resume": {"const": True}, "runId": {"type": "string"}},
+                },
+                {
+                    "properties": {"resume": {"const": False}},
+                    "oneOf": [_given(s, {"type": "string", "minLength": 1}) for s in _SOURCES],
+                },
+            ]
+        },
+    )
 
     workflow_id: str | None = Field(default=None, description="A stored workflow's id.")
     workflow: str | None = Field(default=None, description="A stored workflow's name.")
@@ -53,7 +81,10 @@ class DispatchBody(_Body):
     )
     resume: bool = Field(default=False, description="Resume the run `runId` instead.")
     idempotency_key: str | None = Field(
-        default=None, max_length=255, description="Same as the Idempotency-Key header."
+        default=None,
+        min_length=1,  # an empty key was stored as one: its second use was a 503
+        max_length=255,
+        description="Same as the Idempotency-Key header.",
     )
     config: dict[str, Any] | None = Field(
         default=None, description="Accepted for Smithers compatibility; ignored."
@@ -131,6 +162,24 @@ class RewindBody(_Body):
 
 class ForkBody(_Body):
     """``POST /v1/runs/{id}/fork``: give exactly one of ``frameNo`` and ``fromNode``."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {
+                    **_given("frameNo", {"type": "integer"}),
+                    "properties": {"frameNo": {"type": "integer"}, "fromNode": {"type": "null"}},
+                },
+                {
+                    **_given("fromNode", {"type": "string"}),
+                    "properties": {"fromNode": {"type": "string"}, "frameNo": {"type": "null"}},
+                },
+            ]
+        },
+    )
 
     frame_no: Annotated[FrameNo, Field(ge=1)] | None = Field(
         default=None, description="Reuse the outputs of nodes finished at this frame."

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 
 from flowplane.api.run_views import iso
 from flowplane.client.models import WireModel
@@ -20,29 +21,38 @@ CatchupPolicy = Literal["skip", "latest", "all"]
 """Mirrors :data:`flowplane.model.cron.CATCHUP_POLICIES`."""
 
 
+ScheduleName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+CronText = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+ZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
 class ScheduleFields(_Body):
-    """Fields shared by create and patch."""
+    """Fields shared by create and patch.
 
-    name: str | None = Field(default=None, min_length=1, max_length=128)
-    cron: str | None = Field(
+    ``name``, ``cron``, ``timezone``, ``enabled`` and ``catchup`` may be left out but not set
+    to null (a 400): the schema does not offer null for them (``SkipJsonSchema``).
+    """
+
+    # The bounds sit on ``str`` itself: on the union they would meet an explicit null first.
+    name: ScheduleName | SkipJsonSchema[None] = None
+    cron: CronText | SkipJsonSchema[None] = Field(
         default=None,
-        max_length=255,
         description="5-field cron (`0 8 * * 1-5`), a macro (`@hourly`), or 6 fields with a "
         "leading seconds field.",
     )
-    timezone: str | None = Field(default=None, max_length=64, description="IANA zone name.")
+    timezone: ZoneName | SkipJsonSchema[None] = Field(default=None, description="IANA zone name.")
     input: dict[str, Any] | None = Field(default=None, description="The run input.")
-    enabled: bool | None = None
+    enabled: bool | SkipJsonSchema[None] = None
     start_at: Instant | None = Field(
         default=None,
         description="No slot before this: ISO-8601 (without offset: in `timezone`) or ms.",
     )
     end_at: Instant | None = Field(default=None, description="No slot after this (inclusive).")
-    catchup: CatchupPolicy | None = Field(
+    catchup: CatchupPolicy | SkipJsonSchema[None] = Field(
         default=None,
         description="Slots missed during downtime: `skip` none, `latest` the newest one, "
         "`all` each one within `catchupWindowSeconds`.",
@@ -58,7 +68,9 @@ class ScheduleCreate(ScheduleFields):
         default=None, max_length=128, description="A workflow name (with `namespace`)."
     )
     namespace: str | None = Field(default=None, pattern=NAMESPACE_PATTERN)
-    cron: str = Field(max_length=255, description=ScheduleFields.model_fields["cron"].description)
+    cron: str = Field(
+        min_length=1, max_length=255, description=ScheduleFields.model_fields["cron"].description
+    )
 
 
 class TriggerNow(_Body):

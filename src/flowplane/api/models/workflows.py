@@ -49,7 +49,6 @@ def _document_schema() -> dict[str, Any]:
 
 
 DOCUMENT_SCHEMA = _document_schema()
-YAML_SCHEMA: dict[str, Any] = {"type": "string", "description": "The document as YAML."}
 DocumentJson = Annotated[dict[str, Any], WithJsonSchema(DOCUMENT_SCHEMA)]
 
 
@@ -210,7 +209,10 @@ class WorkflowRunBody(_Request):
 
     input: Any = Field(default=None, description="The run input (validated at dispatch).")
     idempotency_key: str | None = Field(
-        default=None, max_length=255, description="Same as the Idempotency-Key header."
+        default=None,
+        min_length=1,  # an empty key was stored as one: its second use was a 503
+        max_length=255,
+        description="Same as the Idempotency-Key header.",
     )
     run_id: str | None = Field(
         default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$", description="Own run id."

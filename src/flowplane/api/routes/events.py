@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import StringConstraints
 from starlette.responses import StreamingResponse
 
 from flowplane.api.callers import of_request
 from flowplane.api.deps import require, services_dependency
 from flowplane.api.metrics import Metrics
 from flowplane.api.openapi import error_responses
-from flowplane.api.sse import event_stream_response, parse_last_event_id
+from flowplane.api.sse import event_stream_content, event_stream_response, parse_last_event_id
 from flowplane.model.bounds import Seq
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
@@ -36,7 +37,7 @@ def _split(values: list[str] | None) -> list[str]:
     response_class=StreamingResponse,
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": event_stream_content(),
             "description": "`id: <seq>`, `event: <type>`, `data: <json>` per event; "
             "`: keep-alive` comments; never closes by itself.",
         },
@@ -48,8 +49,11 @@ async def stream_namespace_events(
     principal: Annotated[Caller, require("viewer")],
     services: Annotated[Services, Depends(services_dependency)],
     namespace: Annotated[
-        list[str],
-        Query(description="Namespaces (repeat or comma-separate); `*` for all you can see."),
+        list[Annotated[str, StringConstraints(pattern=r"[^,\s]")]],
+        Query(
+            min_length=1,
+            description="Namespaces (repeat or comma-separate); `*` for all you can see.",
+        ),
     ],
     types: Annotated[
         list[str] | None, Query(description="Only these event types (repeat or comma-separate).")

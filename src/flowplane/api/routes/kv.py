@@ -9,7 +9,7 @@ entry expire. Workflows use the same store through ``kv.get``, ``kv.set``, ``kv.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 
@@ -42,7 +42,8 @@ IfMatch = Annotated[
     Header(alias="If-Match", description='Only if the entry is at this version: `"3"`.'),
 ]
 IfNoneMatch = Annotated[
-    str | None, Header(alias="If-None-Match", description="`*`: only create, never replace.")
+    Literal["*"] | None,
+    Header(alias="If-None-Match", description="`*`: only create, never replace."),
 ]
 
 

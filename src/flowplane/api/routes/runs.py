@@ -35,7 +35,7 @@ from flowplane.api.run_views import (
     run_model,
     signal_result,
 )
-from flowplane.api.sse import parse_last_event_id
+from flowplane.api.sse import event_stream_content, parse_last_event_id
 from flowplane.client.models import (
     Approval,
     DispatchResult,
@@ -169,7 +169,7 @@ async def get_logs(
     response_class=StreamingResponse,
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": event_stream_content(),
             "description": "`id: <seq>`, `event: <type>`, `data: <json>` per event; "
             "`: keep-alive` comments; closes after the terminal event.",
         },

@@ -65,7 +65,7 @@ def _failures_counter(request: Request) -> Counter | None:
     status_code=201,
     response_model=TriggerOut,
     summary="Create a webhook trigger",
-    responses=error_responses(409),
+    responses=error_responses(404, 409),
 )
 async def create_trigger(
     body: TriggerIn, response: Response, principal: Editor, services: Svc

@@ -16,7 +16,6 @@ from flowplane.api.deps import require, services_dependency
 from flowplane.api.models.workflows import (
     DOCUMENT_SCHEMA,
     JSON_TYPES,
-    YAML_SCHEMA,
     YAML_TYPES,
     ImportedOut,
     ImportOut,
@@ -60,9 +59,12 @@ WorkflowRef = Annotated[str, Path(description="The workflow id.")]
 
 
 def _body(description: str, json_schema: dict[str, Any]) -> dict[str, Any]:
-    """``openapi_extra`` for a raw body given as JSON or as YAML."""
-    content: dict[str, Any] = {"application/json": {"schema": json_schema}}
-    content.update({t: {"schema": YAML_SCHEMA} for t in YAML_TYPES[:2]})
+    """``openapi_extra`` for a raw body given as JSON or as YAML.
+
+    The YAML media types have the JSON one's schema: it describes the value the YAML text
+    encodes (a schema of ``type: string`` would say the body is one YAML string).
+    """
+    content: dict[str, Any] = {t: {"schema": json_schema} for t in JSON_TYPES + YAML_TYPES[:2]}
     return {"requestBody": {"required": True, "description": description, "content": content}}
 
 
@@ -137,7 +139,11 @@ async def list_workflows(
     response_model=ValidationOut,
     summary="Validate a workflow document",
     responses=_problems(413, 415),
-    openapi_extra=_body("The workflow document, as JSON or YAML.", DOCUMENT_SCHEMA),
+    openapi_extra=_body(
+        "Any JSON or YAML value: what is not a valid workflow document is reported in the "
+        "answer's `errors` (200 with `valid: false`), not refused.",
+        {"description": "Meant to be a workflow document (see `WorkflowDocument`)."},
+    ),
 )
 async def validate_workflow(request: Request, principal: Viewer, services: Svc) -> ValidationOut:
     """Check a document without storing it: ``valid`` and every problem found."""
@@ -293,9 +299,10 @@ async def apply_operations(
     summary="Export a workflow document",
     responses={
         200: {
-            "description": "The document; importing it gives back the same document.",
+            "description": "The document, as YAML (`format=yaml`, the default) or JSON "
+            "(`format=json`); importing it gives back the same document.",
             "content": {
-                "application/yaml": {"schema": YAML_SCHEMA},
+                "application/yaml": {"schema": DOCUMENT_SCHEMA},
                 "application/json": {"schema": DOCUMENT_SCHEMA},
             },
         },
