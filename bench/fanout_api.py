@@ -280,9 +280,10 @@ def main() -> None:
     for backend in backends:
         work = Path(tempfile.mkdtemp(prefix="fp-fanout-bench-"))
         try:
-            with database(backend, work) as (url, schema), server(
-                url, schema, work, args.items
-            ) as base:
+            with (
+                database(backend, work) as (url, schema),
+                server(url, schema, work, args.items) as base,
+            ):
                 result = asyncio.run(bench(base, args))
             print_report(backend, result)
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from flowplane.api.run_pages import CAPPED_FIELDS, capped_detail
 from flowplane.client.models import (
     Approval,
     Attempt,
@@ -23,6 +24,7 @@ from flowplane.client.models import (
     SignalResult,
 )
 from flowplane.services.paging import Page
+from flowplane.services.run_nodes import CappedSnapshot
 from flowplane.services.runs import LogEntry, Row, RunSnapshot, duration_ms
 from flowplane.status import TERMINAL_NODE, TERMINAL_RUN
 
@@ -193,9 +195,15 @@ def log_page(page: Page[LogEntry]) -> LogPage:
     return LogPage(items=items, next_cursor=page.next_cursor)
 
 
-def render_detail(snapshot: RunSnapshot) -> bytes:
-    """The JSON body of ``GET /v1/runs/{id}`` for a snapshot (what the cache keeps)."""
-    return describe(*snapshot).model_dump_json(by_alias=True).encode()
+def render_detail(snapshot: RunSnapshot | CappedSnapshot) -> bytes:
+    """The JSON body of ``GET /v1/runs/{id}`` for a snapshot (what the cache keeps).
+
+    A capped snapshot adds ``nodeRunsTotal`` and ``nodesNextCursor``; other answers leave
+    them out (unchanged bytes).
+    """
+    if isinstance(snapshot, CappedSnapshot):
+        return capped_detail(snapshot, describe).model_dump_json(by_alias=True).encode()
+    return describe(*snapshot).model_dump_json(by_alias=True, exclude=CAPPED_FIELDS).encode()
 
 
 def frame_model(raw: dict[str, Any]) -> Frame:
