@@ -57,7 +57,9 @@ def item_settled(tx: Tx, run: Row, plan: Plan, node_id: str, effects: Effects) -
                 tx.change(run["id"], node_id, state["iteration"], "ready")
                 tx.event(run["id"], ns, "NodeReady", node_id, iteration=state["iteration"])
     if settled < total:
-        update_run_status(tx, run, made_ready=bool(effects.ready))
+        # An item still ready keeps the run running: no need to count all its node runs
+        # (that count, on every item's completion, made a big fan-out quadratic).
+        update_run_status(tx, run, made_ready=bool(effects.ready) or counts.get("ready", 0) > 0)
         return
     level = tx.node_row(run["id"], node_id, -1)
     assert level is not None

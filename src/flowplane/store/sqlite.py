@@ -100,7 +100,7 @@ class SQLiteStore(Store):
 
         return engine
 
-    async def transact(self, fn: Callable[[Tx], T]) -> T:
+    async def transact(self, fn: Callable[[Tx], T], *, scan: bool = False) -> T:
         """Run ``fn(tx)`` in one write transaction: on the calling event loop's thread when
         the database is free, else on the writer thread.
 
@@ -112,9 +112,15 @@ class SQLiteStore(Store):
         been done, and the transaction goes to the writer thread, which waits as before.
         Its commits do not checkpoint (no fsync on the loop); the writer thread does, every
         :data:`CHECKPOINT_EVERY` of them.
+
+        A ``scan`` (a transaction that may take long: a big ``foreach`` expanding, or one of
+        its items settling, which counts the items) goes to the writer thread: inline, it
+        would hold the loop, and every request the process serves, for its whole length.
         """
         if self._closed:
             raise StorageError("store is closed")
+        if scan:
+            return await super().transact(fn)
         # Still a suspension point, as a hop to a thread was: callers (and asyncio's own
         # cancellation, e.g. wait_for's) were written against transactions that yield.
         await asyncio.sleep(0)
