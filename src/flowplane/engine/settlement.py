@@ -39,6 +39,12 @@ def node_settled(
 def item_settled(tx: Tx, run: Row, plan: Plan, node_id: str, effects: Effects) -> None:
     """An item of ``foreach`` node ``node_id`` settled: start pending items up to its
     ``max_parallel``; once every item settled, settle the node itself with their outputs."""
+    if plan.node(node_id).max_parallel is None and tx.has_ready_item(run["id"], node_id):
+        # Items still ready: the node is not settled, no item waits for a free slot, and the
+        # run is running. Counting the items (and the run's node runs) on every item's
+        # completion made a fan-out quadratic; only its last items are counted.
+        update_run_status(tx, run, made_ready=True)
+        return
     # Counted in SQL: reading every item row on each item's completion made a fan-out
     # quadratic in Python rows. The item rows are read once, when the last one settles.
     counts = tx.item_counts(run["id"], node_id)

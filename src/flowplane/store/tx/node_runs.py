@@ -154,6 +154,27 @@ class NodeRunsTx(TxBase):
             rows, _count = q.ITEM_COUNTS.execute(self.conn, {"_run": run_id, "_node": node_id})
         return {row["status"]: int(row["n"]) for row in rows}
 
+    def has_ready_item(self, run_id: str, node_id: str) -> bool:
+        """Whether an item (iteration >= 0) of the foreach node is ``ready``.
+
+        Found through the (run, status) index and stopped at the first: one row, where
+        counting the items reads them all. (``node_id || ''`` and ``iteration + 0`` keep
+        the planner off the (run, node, iteration) key, whose items settle in order: the
+        ready ones would be found last.)
+        """
+        c = t.node_runs.c
+        query = (
+            sa.select(c.id)
+            .where(
+                c.run_id == run_id,
+                c.status == "ready",
+                c.node_id + "" == node_id,
+                c.iteration + 0 >= 0,
+            )
+            .limit(1)
+        )
+        return self.conn.execute(query).first() is not None
+
     def pending_items(self, run_id: str, node_id: str, limit: int) -> list[Row]:
         """Return ``id`` and ``iteration`` of the first ``limit`` pending items of a node."""
         params = {"_run": run_id, "_node": node_id, "_limit": limit}
