@@ -158,22 +158,10 @@ class NodeRunsTx(TxBase):
         """Whether an item (iteration >= 0) of the foreach node is ``ready``.
 
         Found through the (run, status) index and stopped at the first: one row, where
-        counting the items reads them all. (``node_id || ''`` and ``iteration + 0`` keep
-        the planner off the (run, node, iteration) key, whose items settle in order: the
-        ready ones would be found last.)
+        counting the items reads them all.
         """
-        c = t.node_runs.c
-        query = (
-            sa.select(c.id)
-            .where(
-                c.run_id == run_id,
-                c.status == "ready",
-                c.node_id + "" == node_id,
-                c.iteration + 0 >= 0,
-            )
-            .limit(1)
-        )
-        return self.conn.execute(query).first() is not None
+        rows, _count = q.READY_ITEM.execute(self.conn, {"_run": run_id, "_node": node_id})
+        return bool(rows)
 
     def pending_items(self, run_id: str, node_id: str, limit: int) -> list[Row]:
         """Return ``id`` and ``iteration`` of the first ``limit`` pending items of a node."""
