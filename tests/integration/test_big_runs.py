@@ -19,6 +19,8 @@ from runs_support import OTHER_NS, VIEWER, Api, create_keys, fast_settings
 
 from flowplane.api.app import create_app
 from flowplane.client import AsyncClient
+from flowplane.engine import settlement
+from flowplane.store.tx.base import TxBase
 
 MAX_ITEMS = 5
 MAX_DETAIL_NODES = 4
@@ -164,3 +166,31 @@ async def test_node_pages_refuse_bad_cursors_and_hidden_runs(api: Api) -> None:
         f"/v1/runs/{run_id}/nodes", params={"limit": 100_000}, headers=api.headers(VIEWER)
     )
     assert too_big.status_code in (400, 422)
+
+
+async def test_the_last_item_of_a_big_foreach_settles_off_the_loop(
+    api: Api, db: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Settling a big foreach reads every item's output: on SQLite's inline path the
+    # transaction is rolled back and run again on the writer thread. "Big" is lowered here.
+    monkeypatch.setattr(settlement, "OFF_LOOP_ITEMS", 2)
+    calls: list[bool] = []
+    off_loop = TxBase.off_loop
+
+    def spy(self: TxBase) -> None:
+        calls.append(self.inline)
+        off_loop(self)
+
+    monkeypatch.setattr(TxBase, "off_loop", spy)
+    run_id = await api.dispatch_file("offloop.yaml", fanout(MAX_ITEMS))
+    body = await api.wait_status(run_id, "finished", "failed")
+    assert body["status"] == "finished"
+    each = next(n for n in body["nodes"] if n["nodeId"] == "each" and n["iteration"] == -1)
+    assert each["output"] == [0, 10, 20, 30, 40]
+    events = await api.http.get(f"/v1/runs/{run_id}/events", headers=api.headers(VIEWER))
+    finished = [line for line in events.text.splitlines() if line == "event: NodeFinished"]
+    assert len(finished) == 1 + MAX_ITEMS + 1  # start, the items, the foreach node: once each
+    if db[0].startswith("sqlite"):
+        assert calls[:2] == [True, False]  # inline, then again on the writer thread
+    else:
+        assert calls and not any(calls)

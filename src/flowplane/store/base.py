@@ -169,6 +169,7 @@ class Store:
             try:
                 with self._connect(readonly, inline) as conn:
                     tx = self._make_tx(conn)
+                    tx.inline = inline
                     try:
                         begin_transaction(conn)
                         with self._begin(conn, readonly):

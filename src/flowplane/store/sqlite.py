@@ -16,7 +16,7 @@ from flowplane.errors import StorageError
 from flowplane.store import schema as t
 from flowplane.store.base import Busy, Store
 from flowplane.store.prepared import driver_error, execute_sql
-from flowplane.store.tx import Row, Tx
+from flowplane.store.tx import OffLoop, Row, Tx
 
 BUSY_TIMEOUT_MS = 10_000
 # Inline (event-loop thread) commits between two WAL checkpoints on the writer thread.
@@ -113,9 +113,11 @@ class SQLiteStore(Store):
         Its commits do not checkpoint (no fsync on the loop); the writer thread does, every
         :data:`CHECKPOINT_EVERY` of them.
 
-        A ``scan`` (a transaction that may take long: a big ``foreach`` expanding, or one of
-        its items settling, which counts the items) goes to the writer thread: inline, it
-        would hold the loop, and every request the process serves, for its whole length.
+        A long transaction would hold the loop, and every request the process serves, for
+        its whole length. A ``scan`` (known to be long: a big ``foreach`` expanding, an item
+        of one with ``max_parallel`` settling, which counts the items) goes to the writer
+        thread at once; one that finds out it is long (the last item of a big ``foreach``)
+        calls ``tx.off_loop()``: inline, it is rolled back and goes to the writer thread.
         """
         if self._closed:
             raise StorageError("store is closed")
@@ -127,7 +129,7 @@ class SQLiteStore(Store):
         self._writer.inline = True
         try:
             result = self.run_sync(fn, False, inline=True)
-        except Busy:
+        except (Busy, OffLoop):  # rolled back: nothing happened
             return await super().transact(fn)
         self._inline_commits += 1
         if self._inline_commits % CHECKPOINT_EVERY == 0:
