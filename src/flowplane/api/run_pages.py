@@ -14,8 +14,8 @@ from flowplane.client.models import Attempt, NodePage, NodeState, RunDetail
 from flowplane.services.paging import Page
 from flowplane.services.run_nodes import CappedSnapshot, NodeRun, node_level_counts
 from flowplane.services.run_reads import duration_ms
+from flowplane.services.runs import Row
 from flowplane.status import TERMINAL_NODE
-from flowplane.store.tx import Row
 
 __all__ = ["CAPPED_FIELDS", "capped_detail", "node_page"]
 
