@@ -86,6 +86,13 @@ class TemplateError(InvalidInput):
     title = "Template error"
 
 
+class ForeachTooLarge(InvalidInput):
+    """A ``foreach`` gave more items than ``FLOWPLANE_MAX_FOREACH_ITEMS`` allows."""
+
+    code = "foreach_too_large"
+    title = "Too many foreach items"
+
+
 class InputInvalid(InvalidInput):
     """The run input does not match the workflow's ``inputs`` schema."""
 

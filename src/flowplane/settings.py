@@ -121,6 +121,21 @@ class Settings(BaseSettings):
         "may be served from memory; changes made through this process show at once, through "
         "another process within this time (0 = off).",
     )
+    max_foreach_items: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Most items one `foreach` may expand to; a node whose list is longer fails "
+        "(`foreach_too_large`, not retried).",
+    )
+    max_run_detail_nodes: int = Field(
+        default=1_000,
+        ge=1,
+        le=100_000,
+        description="Most node runs `GET /v1/runs/{id}` lists; a bigger run's detail lists the "
+        "first ones, counts all (`nodeRunsTotal`) and pages the rest at "
+        "`GET /v1/runs/{id}/nodes` (`nodesNextCursor`).",
+    )
     webhook_reply_timeout_seconds: float = Field(
         default=30.0,
         ge=0,

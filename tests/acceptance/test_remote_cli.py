@@ -96,6 +96,14 @@ def test_runs_commands(server: Serve, tmp_path: Path) -> None:
     retried = cli_json(server, "runs", "retry", run.run_id)
     assert retried["runId"] != run.run_id
     assert "RUN_NOT_FOUND" in cli(server, "runs", "show", "nope", code=1)
+    assert "nodeRunsTotal" not in shown and "nodesNextCursor" not in shown
+    first = cli_json(server, "runs", "nodes", run.run_id, "--limit", "2")
+    assert len(first["items"]) == 2 and first["nextCursor"]
+    rest = cli_json(server, "runs", "nodes", run.run_id, "--cursor", first["nextCursor"])
+    paged = [(n["nodeId"], n["iteration"]) for n in first["items"] + rest["items"]]
+    assert paged == [(n["nodeId"], n["iteration"]) for n in shown["nodes"]]
+    assert rest["nextCursor"] is None
+    assert "more: --cursor" in cli(server, "runs", "nodes", run.run_id, "--limit", "1")
 
 
 def test_cli_process_uses_environment(server: Serve) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from flowplane.api.run_pages import CAPPED_FIELDS, attempt_model, capped_detail, node_state
 from flowplane.client.models import (
     Approval,
     Attempt,
@@ -23,6 +24,7 @@ from flowplane.client.models import (
     SignalResult,
 )
 from flowplane.services.paging import Page
+from flowplane.services.run_nodes import CappedSnapshot
 from flowplane.services.runs import (
     ApprovalRecord,
     AttemptRecord,
@@ -33,7 +35,7 @@ from flowplane.services.runs import (
     RunSnapshot,
     duration_ms,
 )
-from flowplane.status import TERMINAL_NODE, TERMINAL_RUN
+from flowplane.status import TERMINAL_RUN
 
 MEDIA_TYPE = "application/json"
 """The media type of a rendered run detail."""
@@ -77,20 +79,6 @@ def run_model(run: RunRecord) -> Run:
     return Run(**run_fields(run))
 
 
-def _attempt_model(attempt: AttemptRecord) -> Attempt:
-    return Attempt(
-        node_id=attempt.node_id,
-        iteration=attempt.iteration,
-        attempt=attempt.attempt,
-        status=attempt.status,
-        worker=attempt.worker,
-        started_at_ms=attempt.started_at_ms,
-        finished_at_ms=attempt.finished_at_ms,
-        duration_ms=duration_ms(attempt.started_at_ms, attempt.finished_at_ms, False),
-        error=attempt.error,
-    )
-
-
 def describe(
     run: RunRecord, nodes: list[NodeRunRecord], attempts: list[AttemptRecord]
 ) -> RunDetail:
@@ -101,7 +89,7 @@ def describe(
     """
     by_node: dict[tuple[str, int], list[Attempt]] = {}
     for attempt in attempts:
-        by_node.setdefault((attempt.node_id, attempt.iteration), []).append(_attempt_model(attempt))
+        by_node.setdefault((attempt.node_id, attempt.iteration), []).append(attempt_model(attempt))
     foreach_nodes = {node.node_id for node in nodes if node.iteration == -1}
     states: list[NodeState] = []
     summary: dict[str, int] = {}
@@ -109,23 +97,7 @@ def describe(
     total = 0
     for node in nodes:
         status = node.status.value
-        states.append(
-            NodeState(
-                node_id=node.node_id,
-                iteration=node.iteration,
-                state=status,
-                attempt=node.attempt,
-                attempts=by_node.get((node.node_id, node.iteration), []),
-                output=node.output,
-                error=node.error,
-                wait=node.wait,
-                started_at_ms=node.started_at_ms,
-                finished_at_ms=node.finished_at_ms,
-                duration_ms=duration_ms(
-                    node.started_at_ms, node.finished_at_ms, status not in TERMINAL_NODE
-                ),
-            )
-        )
+        states.append(node_state(node, by_node.get((node.node_id, node.iteration), [])))
         if node.iteration == -1 or node.node_id not in foreach_nodes:
             total += 1
             summary[status] = summary.get(status, 0) + 1
@@ -202,9 +174,15 @@ def log_page(page: Page[LogEntry]) -> LogPage:
     return LogPage(items=items, next_cursor=page.next_cursor)
 
 
-def render_detail(snapshot: RunSnapshot) -> bytes:
-    """The JSON body of ``GET /v1/runs/{id}`` for a snapshot (what the cache keeps)."""
-    return describe(*snapshot).model_dump_json(by_alias=True).encode()
+def render_detail(snapshot: RunSnapshot | CappedSnapshot) -> bytes:
+    """The JSON body of ``GET /v1/runs/{id}`` for a snapshot (what the cache keeps).
+
+    A capped snapshot adds ``nodeRunsTotal`` and ``nodesNextCursor``; other answers leave
+    them out (unchanged bytes).
+    """
+    if isinstance(snapshot, CappedSnapshot):
+        return capped_detail(snapshot, describe).model_dump_json(by_alias=True).encode()
+    return describe(*snapshot).model_dump_json(by_alias=True, exclude=CAPPED_FIELDS).encode()
 
 
 def frame_model(raw: dict[str, Any]) -> Frame:

@@ -22,7 +22,7 @@ from flowplane.cli._common import EXIT_FAILED, EXIT_INVALID, EXIT_OK, err_consol
 from flowplane.cli._output import RUN_STYLES, STATUS_STYLES, error_message, print_json
 
 if TYPE_CHECKING:
-    from flowplane.client import Event, RunDetail
+    from flowplane.client import Event, NodeState, RunDetail
 
 workflows_app = typer.Typer(help="Manage workflows on a server.", no_args_is_help=True)
 runs_app = typer.Typer(help="Inspect and steer runs on a server.", no_args_is_help=True)
@@ -226,16 +226,9 @@ def runs_list(
         console.print(f"[dim]more: --cursor {page.next_cursor}[/]")
 
 
-def _show(run: RunDetail) -> None:
-    console.print(
-        f"Run [bold]{run.run_id}[/] {escape(run.workflow_name)} "
-        f"v{run.workflow_version or '-'}: {_status(run.status)} "
-        f"({run.nodes_executed}/{run.nodes_total} nodes, {_seconds(run.duration_ms)})"
-    )
-    if run.error:
-        console.print(f"[red]error:[/] {escape(error_message(run.error))}")
+def _node_table(nodes: list[NodeState]) -> Table:
     table = Table("Node", "Iter", "State", "Attempts", "Duration", "Output / error")
-    for node in run.nodes:
+    for node in nodes:
         detail = error_message(node.error) if node.error else json.dumps(node.output, default=str)
         table.add_row(
             escape(node.node_id),
@@ -245,7 +238,23 @@ def _show(run: RunDetail) -> None:
             _seconds(node.duration_ms),
             escape(detail[:80]) if node.output is not None or node.error else "",
         )
-    console.print(table)
+    return table
+
+
+def _show(run: RunDetail) -> None:
+    console.print(
+        f"Run [bold]{run.run_id}[/] {escape(run.workflow_name)} "
+        f"v{run.workflow_version or '-'}: {_status(run.status)} "
+        f"({run.nodes_executed}/{run.nodes_total} nodes, {_seconds(run.duration_ms)})"
+    )
+    if run.error:
+        console.print(f"[red]error:[/] {escape(error_message(run.error))}")
+    console.print(_node_table(run.nodes))
+    if run.node_runs_total is not None:
+        console.print(
+            f"[dim]{len(run.nodes)} of {run.node_runs_total:,} node runs; more: "
+            f"flowplane runs nodes {run.run_id} --cursor {run.nodes_next_cursor}[/]"
+        )
     if run.output is not None:
         console.print("Output:")
         print_json(console, run.output)
@@ -262,9 +271,35 @@ def runs_show(
     with remote(server, token) as fp:
         run = fp.get_run(run_id)
     if as_json:
-        print_json(console, _dump(run))
+        data = _dump(run)
+        if run.node_runs_total is None:  # only a capped detail carries them (as on the wire)
+            data.pop("nodeRunsTotal", None)
+            data.pop("nodesNextCursor", None)
+        print_json(console, data)
     else:
         _show(run)
+
+
+@runs_app.command("nodes")
+def runs_nodes(
+    run_id: RunId,
+    server: Server = None,
+    token: Token = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    cursor: Annotated[
+        str | None, typer.Option(help="Next-page cursor (or the run's nodesNextCursor).")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """List a run's node runs a page at a time (a big foreach's items)."""
+    with remote(server, token) as fp:
+        page = fp.get_run_nodes(run_id, cursor=cursor, limit=limit)
+    if as_json:
+        print_json(console, _dump(page))
+        return
+    console.print(_node_table(page.items))
+    if page.next_cursor:
+        console.print(f"[dim]more: --cursor {page.next_cursor}[/]")
 
 
 @runs_app.command("logs")

@@ -347,6 +347,16 @@ def get_logs(run_id: str, after: str | None, limit: int | None) -> Call[m.LogPag
     )
 
 
+def get_run_nodes(run_id: str, cursor: str | None, limit: int | None) -> Call[m.NodePage]:
+    """``GET /v1/runs/{id}/nodes``."""
+    return Call(
+        "GET",
+        f"/v1/runs/{seg(run_id)}/nodes",
+        lambda r: m.NodePage.model_validate(r.json()),
+        params=_params(cursor=cursor, limit=limit),
+    )
+
+
 def get_frames(run_id: str, after_frame_no: int | None, limit: int | None) -> Call[Any]:
     """``GET /v1/runs/{id}/frames``."""
     return Call(

@@ -29,6 +29,8 @@ from flowplane.client.models import (
     Event,
     LogItem,
     LogPage,
+    NodePage,
+    NodeState,
     PatchResult,
     Run,
     RunDetail,
@@ -242,6 +244,26 @@ class AsyncClient:
             if page.next_cursor is None:
                 return
             after = page.next_cursor
+
+    async def get_run_nodes(
+        self, run_id: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> NodePage:
+        """Return a page of the run's node runs with their attempts (``cursor``: a
+        ``next_cursor``, or the detail's ``nodes_next_cursor`` when it lists only the first)."""
+        return await self._send(t.get_run_nodes(run_id, cursor, limit))
+
+    async def iter_run_nodes(
+        self, run_id: str, *, page_size: int = 500
+    ) -> AsyncIterator[NodeState]:
+        """Yield every node run of the run, page after page (however big its ``foreach``)."""
+        cursor: str | None = None
+        while True:
+            page = await self.get_run_nodes(run_id, cursor=cursor, limit=page_size)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     async def get_frames(
         self, run_id: str, *, after_frame_no: int | None = None, limit: int | None = None

@@ -28,6 +28,8 @@ from flowplane.client.models import (
     Event,
     LogItem,
     LogPage,
+    NodePage,
+    NodeState,
     PatchResult,
     Run,
     RunDetail,
@@ -240,6 +242,23 @@ class Client:
             if page.next_cursor is None:
                 return
             after = page.next_cursor
+
+    def get_run_nodes(
+        self, run_id: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> NodePage:
+        """Return a page of the run's node runs with their attempts (``cursor``: a
+        ``next_cursor``, or the detail's ``nodes_next_cursor`` when it lists only the first)."""
+        return self._send(t.get_run_nodes(run_id, cursor, limit))
+
+    def iter_run_nodes(self, run_id: str, *, page_size: int = 500) -> Iterator[NodeState]:
+        """Yield every node run of the run, page after page (however big its ``foreach``)."""
+        cursor: str | None = None
+        while True:
+            page = self.get_run_nodes(run_id, cursor=cursor, limit=page_size)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def get_frames(
         self, run_id: str, *, after_frame_no: int | None = None, limit: int | None = None

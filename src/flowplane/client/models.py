@@ -112,6 +112,16 @@ class RunDetail(Run):
     nodes: list[NodeState] = Field(default_factory=list)
     nodes_total: int = 0
     nodes_executed: int = Field(default=0, description="Nodes that finished or failed.")
+    node_runs_total: int | None = Field(
+        default=None,
+        description="Only when `nodes` lists the first node runs of a bigger run "
+        "(`FLOWPLANE_MAX_RUN_DETAIL_NODES`): how many node runs it has.",
+    )
+    nodes_next_cursor: str | None = Field(
+        default=None,
+        description="Only with `nodeRunsTotal`: the `cursor` of `GET /v1/runs/{id}/nodes` "
+        "that reads the node runs after those in `nodes`.",
+    )
 
     def node(self, node_id: str, iteration: int | None = None) -> NodeState:
         """Return a node's state (its node-level row unless ``iteration`` is given)."""
@@ -121,6 +131,13 @@ class RunDetail(Run):
         if not rows:
             raise KeyError(node_id)
         return min(rows, key=lambda n: n.iteration)
+
+
+class NodePage(WireModel):
+    """A page of a run's node runs (``GET /v1/runs/{id}/nodes``); ``nextCursor`` reads on."""
+
+    items: list[NodeState]
+    next_cursor: str | None = None
 
 
 class RunList(WireModel):

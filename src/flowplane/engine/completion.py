@@ -120,6 +120,8 @@ def _ahead(
         return None
     node_id, iteration = claimed["node_id"], claimed["iteration"]
     if node_id in plan.foreach and iteration >= 0:  # an item: item_settled counts
+        if plan.node(node_id).max_parallel is None:
+            return None  # item_settled counts only once no item is ready (see there)
         return Ahead(item_counts_of=node_id, status_counts=True)
     if not plan.graph.downstream(node_id):  # a leaf: update_run_status counts
         return Ahead(status_counts=True)

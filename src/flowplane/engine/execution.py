@@ -41,6 +41,7 @@ from flowplane.errors import (
     ConnectorError,
     DatabaseUnavailable,
     FlowplaneError,
+    ForeachTooLarge,
     NodeTimeout,
     StorageError,
     TemplateError,
@@ -171,6 +172,14 @@ class NodeExecutor:
                 if not isinstance(items, list | tuple):
                     raise TemplateError(
                         f"foreach of node {node.id!r} must give a list, got {type(items).__name__}"
+                    )
+                limit = self.settings.max_foreach_items
+                if len(items) > limit:
+                    raise ForeachTooLarge(
+                        f"foreach of node {node.id!r} gave {len(items):,} items, more than "
+                        f"the limit of {limit:,} (FLOWPLANE_MAX_FOREACH_ITEMS)",
+                        items=len(items),
+                        limit=limit,
                     )
                 return transitions.Outcome(kind="expand", items=list(items))
             connector = self.registry.get(node.type)

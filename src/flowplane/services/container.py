@@ -69,7 +69,12 @@ class Services:
 
 def build_services(store: Store, settings: Settings, registry: Registry) -> Services:
     """Build every service over ``store``."""
-    runs = RunService(store, registry, settled=SettledRunCache(settings.run_cache_seconds))
+    runs = RunService(
+        store,
+        registry,
+        settled=SettledRunCache(settings.run_cache_seconds),
+        max_detail_nodes=settings.max_run_detail_nodes,
+    )
     keyring = keyring_from_settings(settings)
     return Services(
         store=store,

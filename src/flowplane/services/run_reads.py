@@ -21,6 +21,13 @@ from flowplane.services.caller import Caller
 from flowplane.services.feed import TERMINAL_EVENTS
 from flowplane.services.paging import Page, paginate
 from flowplane.services.run_cache import RUN_CHANGED, SettledRunCache
+from flowplane.services.run_nodes import (
+    CappedSnapshot,
+    NodeRun,
+    parse_node_cursor,
+    read_capped,
+    read_node_page,
+)
 from flowplane.status import TERMINAL_NODE, TERMINAL_RUN
 from flowplane.store import reads
 from flowplane.store.base import Store
@@ -81,8 +88,11 @@ class RunReader:
         registry: Registry | None = None,
         *,
         settled: SettledRunCache | None = None,
+        max_detail_nodes: int = 1_000,
     ) -> None:
         self.store = store
+        self.max_detail_nodes = max_detail_nodes
+        """The most node runs :meth:`detail` lists (``FLOWPLANE_MAX_RUN_DETAIL_NODES``)."""
         self.registry = registry or default_registry()
         self.settled = settled if settled is not None else SettledRunCache(ttl_seconds=0)
         """Rendered details of settled runs (see :mod:`flowplane.services.run_cache`)."""
@@ -120,7 +130,10 @@ class RunReader:
         return RunSnapshot(_visible(caller, run, run_id), nodes, attempts)
 
     async def detail(
-        self, caller: Caller, run_id: str, render: Callable[[RunSnapshot], bytes]
+        self,
+        caller: Caller,
+        run_id: str,
+        render: Callable[[RunSnapshot | CappedSnapshot], bytes],
     ) -> bytes:
         """The rendered detail of a run, from the settled-run cache when it is there.
 
@@ -128,13 +141,15 @@ class RunReader:
         (:func:`flowplane.api.run_views.render_detail`); the body of a settled run is kept
         (see :mod:`flowplane.services.run_cache`) and answered without a read. The cache
         holds that one wire form: a surface that answers in another reads :meth:`snapshot`.
+        A run of more than :attr:`max_detail_nodes` node runs is read capped
+        (:class:`~flowplane.services.run_nodes.CappedSnapshot`; the rest: :meth:`node_page`).
         """
         caller.require("viewer")
         cached = self.settled.get(run_id)
         if cached is not None and caller.can_see(cached.namespace):
             return cached.body
         token = self.settled.token()
-        snapshot = await self.snapshot(caller, run_id)
+        snapshot = await self._detail_snapshot(caller, run_id)
         body = render(snapshot)
         if snapshot.settled:
             self.settled.put(run_id, snapshot.run.namespace, body, token)
@@ -151,6 +166,53 @@ class RunReader:
         if cached is None or not caller.allows("viewer") or not caller.can_see(cached.namespace):
             return None
         return cached.body
+
+    async def _detail_snapshot(self, caller: Caller, run_id: str) -> RunSnapshot | CappedSnapshot:
+        """:meth:`snapshot`, capped to :attr:`max_detail_nodes` node runs when it has more."""
+        limit = self.max_detail_nodes
+
+        def read(tx: Tx) -> tuple[RunRecord | None, RunSnapshot | CappedSnapshot | None]:
+            run = reads.run(tx, run_id)
+            if run is None or not caller.can_see(run.namespace):
+                return run, None
+            capped = read_capped(tx, run, limit)
+            if capped is not None:
+                return run, capped
+            return run, RunSnapshot(run, reads.node_runs(tx, run_id), reads.attempts_of(tx, run_id))
+
+        run, snapshot = await self.store.read(read)
+        _visible(caller, run, run_id)
+        assert snapshot is not None  # read only for a visible run
+        return snapshot
+
+    async def node_page(
+        self, caller: Caller, run_id: str, cursor: str | None = None, limit: int = 100
+    ) -> Page[NodeRun]:
+        """One page of the run's node runs (by id) with their attempts.
+
+        Args:
+            caller: who asks (a viewer of the run's namespace).
+            run_id: the run.
+            cursor: a ``next_cursor`` of this method or the detail's ``nodesNextCursor``.
+            limit: the page size.
+
+        Raises:
+            RunNotFound: absent, or in a namespace the caller cannot see.
+            InvalidInput: ``cursor`` is not a cursor returned before.
+        """
+        caller.require("viewer")
+        parse_node_cursor(cursor)  # refuse a bad cursor before any read
+
+        def read(tx: Tx) -> tuple[RunRecord | None, Page[NodeRun] | None]:
+            run = reads.run(tx, run_id)
+            if run is None or not caller.can_see(run.namespace):
+                return run, None
+            return run, read_node_page(tx, run_id, cursor, limit)
+
+        run, page = await self.store.read(read)
+        _visible(caller, run, run_id)
+        assert page is not None  # read only for a visible run
+        return page
 
     async def _read_of_run(self, caller: Caller, run_id: str, read: Callable[[Tx], T]) -> T:
         """``read(tx)`` of a run the caller may see (404 otherwise), in one transaction.

@@ -139,8 +139,13 @@ class Store:
 
     # --- transactions -------------------------------------------------------------------
 
-    async def transact(self, fn: Callable[[Tx], T]) -> T:
-        """Run ``fn(tx)`` in one write transaction, retrying on transient conflicts."""
+    async def transact(self, fn: Callable[[Tx], T], *, scan: bool = False) -> T:
+        """Run ``fn(tx)`` in one write transaction, retrying on transient conflicts.
+
+        ``scan``: the transaction may take long (it writes or counts thousands of rows, as
+        a big ``foreach`` does): never run it on the event loop's thread (see
+        :meth:`SQLiteStore.transact`).
+        """
         if self._closed:
             raise StorageError("store is closed")
         loop = asyncio.get_running_loop()
@@ -168,6 +173,7 @@ class Store:
             try:
                 with self._connect(readonly, inline) as conn:
                     tx = self._make_tx(conn)
+                    tx.inline = inline
                     try:
                         begin_transaction(conn)
                         with self._begin(conn, readonly):

@@ -16,7 +16,7 @@ from flowplane.errors import StorageError
 from flowplane.store import schema as t
 from flowplane.store.base import Busy, Store
 from flowplane.store.prepared import driver_error, execute_sql
-from flowplane.store.tx import Row, Tx
+from flowplane.store.tx import OffLoop, Row, Tx
 
 BUSY_TIMEOUT_MS = 10_000
 # Inline (event-loop thread) commits between two WAL checkpoints on the writer thread.
@@ -100,7 +100,7 @@ class SQLiteStore(Store):
 
         return engine
 
-    async def transact(self, fn: Callable[[Tx], T]) -> T:
+    async def transact(self, fn: Callable[[Tx], T], *, scan: bool = False) -> T:
         """Run ``fn(tx)`` in one write transaction: on the calling event loop's thread when
         the database is free, else on the writer thread.
 
@@ -112,16 +112,24 @@ class SQLiteStore(Store):
         been done, and the transaction goes to the writer thread, which waits as before.
         Its commits do not checkpoint (no fsync on the loop); the writer thread does, every
         :data:`CHECKPOINT_EVERY` of them.
+
+        A long transaction would hold the loop, and every request the process serves, for
+        its whole length. A ``scan`` (known to be long: a big ``foreach`` expanding, an item
+        of one with ``max_parallel`` settling, which counts the items) goes to the writer
+        thread at once; one that finds out it is long (the last item of a big ``foreach``)
+        calls ``tx.off_loop()``: inline, it is rolled back and goes to the writer thread.
         """
         if self._closed:
             raise StorageError("store is closed")
+        if scan:
+            return await super().transact(fn)
         # Still a suspension point, as a hop to a thread was: callers (and asyncio's own
         # cancellation, e.g. wait_for's) were written against transactions that yield.
         await asyncio.sleep(0)
         self._writer.inline = True
         try:
             result = self.run_sync(fn, False, inline=True)
-        except Busy:
+        except (Busy, OffLoop):  # rolled back: nothing happened
             return await super().transact(fn)
         self._inline_commits += 1
         if self._inline_commits % CHECKPOINT_EVERY == 0:

@@ -178,6 +178,19 @@ ITEM_COUNTS = Prepared(
     )
     .group_by(_N.status)
 )
+# One ready item of a foreach node, through the (run, status) index: ``node_id || ''`` and
+# ``iteration + 0`` keep the planner off the (run, node, iteration) key, where items settle
+# in order and the ready ones would be found last.
+READY_ITEM = Prepared(
+    sa.select(_N.id)
+    .where(
+        _N.run_id == sa.bindparam("_run"),
+        _N.status == "ready",
+        _N.node_id + "" == sa.bindparam("_node"),
+        _N.iteration + 0 >= 0,
+    )
+    .limit(1)
+)
 PENDING_ITEMS = Prepared(
     sa.select(_N.id, _N.iteration)
     .where(

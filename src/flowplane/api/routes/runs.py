@@ -26,6 +26,7 @@ from flowplane.api.models.runs import (
 from flowplane.api.openapi import error_responses
 from flowplane.api.paging import link_next
 from flowplane.api.routes.events import sse_response
+from flowplane.api.run_pages import node_page
 from flowplane.api.run_views import (
     MEDIA_TYPE,
     approval_model,
@@ -40,6 +41,7 @@ from flowplane.client.models import (
     Approval,
     DispatchResult,
     LogPage,
+    NodePage,
     Run,
     RunDetail,
     SignalResult,
@@ -52,6 +54,7 @@ router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 MAX_LIST_LIMIT = 500
 MAX_LOG_LIMIT = 1000
+MAX_NODE_LIMIT = 1000
 
 Viewer = Annotated[Caller, require("viewer")]
 Executor = Annotated[Caller, require("executor")]
@@ -144,6 +147,26 @@ async def get_run(run_id: str, principal: Viewer, services: Svc) -> Response:
     """The run's status, a per-state summary and every node run with attempts and timings."""
     body = await services.runs.detail(of_request(principal), run_id, render_detail)
     return Response(body, media_type=MEDIA_TYPE)
+
+
+@router.get(
+    "/{run_id}/nodes",
+    response_model=NodePage,
+    summary="Page through a run's node runs",
+    responses=error_responses(400, 404),
+)
+async def list_run_nodes(
+    run_id: str,
+    principal: Viewer,
+    services: Svc,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=64, description="A `nextCursor`, or the detail's `nodesNextCursor`."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_NODE_LIMIT)] = 100,
+) -> NodePage:
+    """The run's node runs in order, with attempts, a page at a time (big ``foreach`` runs)."""
+    return node_page(await services.runs.node_page(of_request(principal), run_id, cursor, limit))
 
 
 @router.get(

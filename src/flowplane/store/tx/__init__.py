@@ -16,6 +16,7 @@ from flowplane.status import WAITING_NODE as WAITING_NODE
 from flowplane.store.tx.approvals import ApprovalsTx
 from flowplane.store.tx.attempts import AttemptsTx
 from flowplane.store.tx.base import Ahead as Ahead
+from flowplane.store.tx.base import OffLoop as OffLoop
 from flowplane.store.tx.base import Row as Row
 from flowplane.store.tx.events import EventsTx
 from flowplane.store.tx.node_runs import NodeRunsTx

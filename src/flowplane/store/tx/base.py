@@ -28,6 +28,11 @@ class Ahead:
     status_counts: bool = False
 
 
+class OffLoop(Exception):
+    """Raised by :meth:`TxBase.off_loop` in a transaction running on the event loop's
+    thread: it is rolled back and run again on the store's writer thread."""
+
+
 class TxBase:
     """The state of a transaction on one connection. Not thread-safe; lives for one
     ``fn(tx)`` call."""
@@ -35,6 +40,8 @@ class TxBase:
     def __init__(self, conn: sa.Connection, dialect: str) -> None:
         self.conn = conn
         self.dialect = dialect
+        # Whether this transaction runs on the event loop's thread (SQLite's inline path).
+        self.inline = False
         self.now_ms = now_ms()
         self.notifications: list[tuple[str, str]] = []
         self._events: list[tuple[str, str, str, str | None, dict[str, Any]]] = []
@@ -50,6 +57,17 @@ class TxBase:
         # iteration) -> the leased row or None; ("items", run id, node id) and ("status",
         # run id) -> count rows, valid until the transaction writes node runs.
         self.ahead: dict[tuple[Any, ...], Any] = {}
+
+    def off_loop(self) -> None:
+        """Say that the rest of this transaction is long (thousands of rows): on the event
+        loop's thread it is rolled back and run again, from the start, on the writer thread
+        (see ``SQLiteStore.transact``); elsewhere this does nothing.
+
+        Raises:
+            OffLoop: the transaction runs on the event loop's thread.
+        """
+        if self.inline:
+            raise OffLoop
 
     def run_hooks(self, *, committed: bool) -> None:
         """Run the :attr:`after_commit` or :attr:`after_rollback` callbacks (once)."""

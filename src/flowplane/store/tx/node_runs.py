@@ -154,6 +154,15 @@ class NodeRunsTx(TxBase):
             rows, _count = q.ITEM_COUNTS.execute(self.conn, {"_run": run_id, "_node": node_id})
         return {row["status"]: int(row["n"]) for row in rows}
 
+    def has_ready_item(self, run_id: str, node_id: str) -> bool:
+        """Whether an item (iteration >= 0) of the foreach node is ``ready``.
+
+        Found through the (run, status) index and stopped at the first: one row, where
+        counting the items reads them all.
+        """
+        rows, _count = q.READY_ITEM.execute(self.conn, {"_run": run_id, "_node": node_id})
+        return bool(rows)
+
     def pending_items(self, run_id: str, node_id: str, limit: int) -> list[Row]:
         """Return ``id`` and ``iteration`` of the first ``limit`` pending items of a node."""
         params = {"_run": run_id, "_node": node_id, "_limit": limit}

@@ -1,0 +1,79 @@
+"""Read queries for the node runs of one run a page at a time (big ``foreach`` runs).
+
+A run's detail lists at most ``FLOWPLANE_MAX_RUN_DETAIL_NODES`` node runs; these queries read
+a count, the light state columns of every node run (to summarise them), and one page of full
+rows with their attempts, so that a run of 100,000 items is never read whole to answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from flowplane.store import schema as t
+from flowplane.store.tx import Row, Tx
+
+__all__ = [
+    "attempts_of_nodes",
+    "node_rows_after",
+    "node_run_count",
+    "node_statuses",
+    "unfinished_attempts",
+]
+
+
+def node_run_count(tx: Tx, run_id: str) -> int:
+    """How many node runs the run has."""
+    c = t.node_runs.c
+    query = sa.select(sa.func.count()).select_from(t.node_runs).where(c.run_id == run_id)
+    return int(tx.conn.execute(query).scalar_one())
+
+
+def node_rows_after(tx: Tx, run_id: str, after_id: int, limit: int) -> list[Row]:
+    """Every column of up to ``limit`` node runs of the run after ``after_id``, by id."""
+    c = t.node_runs.c
+    query = (
+        sa.select(t.node_runs)
+        .where(c.run_id == run_id, c.id > after_id)
+        .order_by(c.id)
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in tx.conn.execute(query)]
+
+
+def node_statuses(tx: Tx, run_id: str) -> list[Row]:
+    """``node_id``, ``iteration`` and ``status`` of every node run of the run (no output)."""
+    c = t.node_runs.c
+    query = sa.select(c.node_id, c.iteration, c.status).where(c.run_id == run_id).order_by(c.id)
+    return [dict(r._mapping) for r in tx.conn.execute(query)]
+
+
+def unfinished_attempts(tx: Tx, run_id: str) -> int:
+    """How many attempts of the run have not finished."""
+    c = t.attempts.c
+    query = (
+        sa.select(sa.func.count())
+        .select_from(t.attempts)
+        .where(c.run_id == run_id, c.finished_at_ms.is_(None))
+    )
+    return int(tx.conn.execute(query).scalar_one())
+
+
+def attempts_of_nodes(tx: Tx, run_id: str, nodes: Sequence[Row]) -> list[Row]:
+    """The attempts of the node runs ``nodes`` (rows with ``node_id`` and ``iteration``)."""
+    if not nodes:
+        return []
+    keys = {(row["node_id"], row["iteration"]) for row in nodes}
+    c = t.attempts.c
+    query = (
+        sa.select(t.attempts)
+        .where(
+            c.run_id == run_id,
+            c.node_id.in_(sorted({node_id for node_id, _ in keys})),
+            c.iteration.between(min(i for _, i in keys), max(i for _, i in keys)),
+        )
+        .order_by(c.id)
+    )
+    rows = (dict(r._mapping) for r in tx.conn.execute(query))
+    return [row for row in rows if (row["node_id"], row["iteration"]) in keys]
