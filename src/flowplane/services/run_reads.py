@@ -175,10 +175,11 @@ class RunReader:
             run = reads.run(tx, run_id)
             if run is None or not caller.can_see(run.namespace):
                 return run, None
-            capped = read_capped(tx, run, limit)
-            if capped is not None:
-                return run, capped
-            return run, RunSnapshot(run, reads.node_runs(tx, run_id), reads.attempts_of(tx, run_id))
+            # One more than the cap tells a big run without counting every run's node runs.
+            nodes = reads.first_node_runs(tx, run_id, limit + 1)
+            if len(nodes) > limit:
+                return run, read_capped(tx, run, limit)
+            return run, RunSnapshot(run, nodes, reads.attempts_of(tx, run_id))
 
         run, snapshot = await self.store.read(read)
         _visible(caller, run, run_id)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from flowplane.ids import now_ms
 from flowplane.store import schema as t
+from flowplane.store.node_pages import node_rows_after
 from flowplane.store.records import (
     ApprovalRecord,
     AttemptRecord,
@@ -33,6 +34,11 @@ def run(tx: Tx, run_id: str, *, with_document: bool = False) -> RunRecord | None
 def node_runs(tx: Tx, run_id: str) -> list[NodeRunRecord]:
     """Return every node run of the run, in insertion order."""
     return [NodeRunRecord.from_row(row) for row in tx.node_rows(run_id)]
+
+
+def first_node_runs(tx: Tx, run_id: str, limit: int) -> list[NodeRunRecord]:
+    """Return the run's first ``limit`` node runs, in insertion order (one read, no count)."""
+    return [NodeRunRecord.from_row(row) for row in node_rows_after(tx, run_id, 0, limit)]
 
 
 def approvals(
