@@ -134,11 +134,12 @@ def _seed(server: Serve) -> Seeded:
 
 
 @pytest.fixture
-def seeded(tmp_path: Path) -> Iterator[Seeded]:
+def seeded(db: tuple[str, str], tmp_path: Path) -> Iterator[Seeded]:
+    """A seeded ``flowplane serve`` on each backend (the ``db`` fixture: SQLite, PostgreSQL)."""
     secret_key = base64.b64encode(os.urandom(32)).decode()  # credentials need a master key
     env = {"FLOWPLANE_SECRET_KEY": secret_key}
-    database = f"sqlite:///{tmp_path / 'flowplane.db'}"
-    with serving(tmp_path / "serve", database, env=env) as server:
+    database, schema = db
+    with serving(tmp_path / "serve", database, "--database-schema", schema, env=env) as server:
         yield _seed(server)
 
 
