@@ -43,24 +43,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from fixtures import database, free_port
 
 from flowplane.services.auth import LOCAL
 
@@ -122,14 +119,6 @@ def serve(kind: str, port: int, config: str) -> None:
 
         app = Starlette(routes=[Route("/v1/runs/{run_id}", get_run)])
     uvicorn.run(app, port=port, **uvicorn_options())
-
-
-def free_port() -> int:
-    """A free TCP port on localhost."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -381,22 +370,6 @@ def run_python(request: Request, connections: int, seconds: float, _work: Path) 
 
 
 # --- the run -----------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def database(backend: str, work: Path) -> Iterator[tuple[str, str]]:
-    """A fresh database: a SQLite file, or a throw-away PostgreSQL schema."""
-    if backend == "sqlite":
-        yield f"sqlite:///{work / 'bench.db'}", "flowplane"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    try:
-        yield POSTGRES_URL, schema
-    finally:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def measure(

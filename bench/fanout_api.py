@@ -29,7 +29,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fixtures import database, free_port
 
 POSTGRES_URL = os.environ.get(
     "FLOWPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -69,30 +69,6 @@ def serve(port: int, config: str) -> None:
 
     app = create_app(Settings(**json.loads(config)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-def free_port() -> int:
-    """A free TCP port on localhost."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def database(backend: str, work: Path) -> Iterator[tuple[str, str]]:
-    """A fresh database: a SQLite file, or a throw-away PostgreSQL schema."""
-    if backend == "sqlite":
-        yield f"sqlite:///{work / 'bench.db'}", "flowplane"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    try:
-        yield POSTGRES_URL, schema
-    finally:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @contextlib.contextmanager

@@ -1,0 +1,41 @@
+"""What the API benchmarks share: a free port and a fresh database per backend.
+
+Imported as a sibling module (``python bench/api.py`` puts ``bench/`` on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+POSTGRES_URL = os.environ.get(
+    "FLOWPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def free_port() -> int:
+    """A free TCP port on localhost."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def database(backend: str, work: Path) -> Iterator[tuple[str, str]]:
+    """A fresh database: a SQLite file, or a throw-away PostgreSQL schema."""
+    if backend == "sqlite":
+        yield f"sqlite:///{work / 'bench.db'}", "flowplane"
+        return
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    try:
+        yield POSTGRES_URL, schema
+    finally:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
