@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Path, Request
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from flowplane.api.callers import of_request
 from flowplane.errors import Forbidden, Unauthorized
 from flowplane.services.caller import ROLE_RANK, Caller, Role
 from flowplane.services.container import Services
-from flowplane.services.context import current_request_id
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 ObjectId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="An object id.")]
@@ -68,11 +68,8 @@ class RoleRequirement:
         principal = await _authenticate(request)
         if not principal.allows(self.role):
             raise Forbidden(f"this operation needs the {self.role} role; you have {principal.role}")
-        request_id = current_request_id()
-        if request_id is None or principal.request_id == request_id:
-            return principal
         # The services name the request in the audit log through ``caller.actor``.
-        return replace(principal, request_id=request_id)
+        return of_request(principal)
 
 
 def require(role: Role) -> Any:
