@@ -121,3 +121,13 @@ async def test_the_audit_entry_names_the_caller_and_its_request(store: Store) ->
             "api_key",
             "req_test_1",
         )
+
+
+async def test_an_empty_idempotency_key_is_no_key(store: Store) -> None:
+    """Two starts with ``idempotency_key=""`` are two runs (it was stored as a real key, and
+    the second start failed on the unique index)."""
+    async with running(store) as rt:
+        first = await rt.runs.start(SYSTEM, approval_flow("ns"), idempotency_key="")
+        second = await rt.runs.start(SYSTEM, approval_flow("ns"), idempotency_key="")
+        assert first.created and second.created
+        assert first.run.id != second.run.id

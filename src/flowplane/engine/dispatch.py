@@ -84,7 +84,7 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
         "parent_run_id": parent_run,
         "parent_node_id": parent_node,
         "parent_iteration": parent_iteration,
-        "idempotency_key": req.idempotency_key,
+        "idempotency_key": req.idempotency_key or None,  # "" is no key (as checked above)
         "request_hash": req.request_hash,
         "trigger": req.trigger,
         "triggered_by": req.triggered_by,
