@@ -16,16 +16,16 @@ import base64
 import json
 import logging
 import re
-import threading
 import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from api_support import ApiHarness, started
+from http_peer import http_server
 
 from flowplane.security.crypto import generate_key
 from flowplane.store.schema import metadata
@@ -82,14 +82,8 @@ class _Echo(BaseHTTPRequestHandler):
 @pytest.fixture
 def echo_server() -> Iterator[str]:
     """A local HTTP server echoing the Authorization header back, in several encodings."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(_Echo) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def workflow(echo_url: str) -> dict[str, Any]:

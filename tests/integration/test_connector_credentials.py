@@ -19,7 +19,6 @@ import json
 import secrets
 import socket
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -34,6 +33,8 @@ import redis
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from api_support import ApiHarness, started
+from http_peer import http_server
+from runs_support import free_port
 
 from flowplane.security.crypto import generate_key
 from flowplane.security.webhooks import verify
@@ -107,21 +108,9 @@ def _handler(recorder: Recorder) -> type[http.server.BaseHTTPRequestHandler]:
 @pytest.fixture
 def peer() -> Iterator[Recorder]:
     recorder = Recorder(port=0)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(recorder))
-    recorder.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(_handler(recorder)) as port:
+        recorder.port = port
         yield recorder
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Mailbox:
@@ -145,7 +134,7 @@ class Mailbox:
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
-    box, port = Mailbox(), _free_port()
+    box, port = Mailbox(), free_port()
     controller = Controller(
         box, hostname="127.0.0.1", port=port, authenticator=box, auth_require_tls=False
     )

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from api_support import ApiHarness, started
+from http_peer import http_server
 from typer.testing import CliRunner
 
 from flowplane.cli.main import app as cli
@@ -69,14 +69,8 @@ class _Echo(BaseHTTPRequestHandler):
 @pytest.fixture
 def echo_server() -> Iterator[str]:
     """A local HTTP server echoing the Authorization header back."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(_Echo) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _header_call(echo_url: str, name: str = "TOKEN") -> dict[str, Any]:

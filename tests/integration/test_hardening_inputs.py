@@ -9,7 +9,6 @@ import base64
 import http.server
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from api_support import BASE_URL, ApiHarness, started
+from http_peer import http_server
 
 from flowplane.security.webhooks import sign
 from flowplane.services.auth import LOCAL
@@ -272,14 +272,8 @@ class _Hello(http.server.BaseHTTPRequestHandler):
 
 @contextmanager
 def local_server() -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(_Hello) as port:
+        yield port
 
 
 async def wait_run(api: ApiHarness, run_id: str, timeout: float = 20) -> dict[str, Any]:
