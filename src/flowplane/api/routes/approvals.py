@@ -6,7 +6,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from flowplane.api.callers import of_request
 from flowplane.api.deps import require, services_dependency
 from flowplane.api.openapi import error_responses
 from flowplane.api.run_views import approval_model
@@ -37,7 +36,7 @@ async def list_approvals(
 ) -> ApprovalList:
     """Approvals, pending first and longest wait first, each with ``waitingMs``."""
     found = await services.runs.approvals.list(
-        of_request(principal),
+        principal,
         status=None if status == "all" else status,
         namespaces=namespace,
         limit=limit,

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import StringConstraints
 from starlette.responses import StreamingResponse
 
-from flowplane.api.callers import of_request
 from flowplane.api.deps import require, services_dependency
 from flowplane.api.metrics import Metrics
 from flowplane.api.openapi import error_responses
@@ -63,9 +62,7 @@ async def stream_namespace_events(
 ) -> StreamingResponse:
     """Replay the namespaces' events after ``afterSeq`` / ``Last-Event-ID``, then follow live."""
     wanted = _split(types)
-    event_filter = services.feed.for_namespaces(
-        of_request(principal), _split(namespace), wanted or None
-    )
+    event_filter = services.feed.for_namespaces(principal, _split(namespace), wanted or None)
     start = max(after_seq, parse_last_event_id(last_event_id))
     return sse_response(request, services.feed.stream(event_filter, start))
 

@@ -14,7 +14,6 @@ from fastapi import APIRouter, Body, Depends, Path, Request, WebSocket
 from fastapi.responses import JSONResponse
 
 from flowplane.api import rpc
-from flowplane.api.callers import of_request
 from flowplane.api.deps import require, services_dependency
 from flowplane.api.gateway import gateway_of
 from flowplane.api.metrics import Metrics
@@ -53,7 +52,7 @@ async def call_method(
 ) -> JSONResponse:
     """Run one gateway method; each method needs the role of the REST route it mirrors."""
     metrics: Metrics | None = getattr(request.app.state, "metrics", None)
-    result = await rpc.call(services, of_request(principal), method, params, metrics)
+    result = await rpc.call(services, principal, method, params, metrics)
     if isinstance(result, rpc.StreamSpec):
         result = await rpc.page(services, result)
     return JSONResponse(result)

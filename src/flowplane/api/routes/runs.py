@@ -12,7 +12,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.responses import StreamingResponse
 
-from flowplane.api.callers import of_request
 from flowplane.api.deps import require, services_dependency
 from flowplane.api.models.runs import (
     DecisionBody,
@@ -84,7 +83,7 @@ async def dispatch_run(
     ``Idempotency-Key`` returns the same run (200); reused with another body it is 422.
     """
     result = await services.runs.launch(
-        of_request(principal),
+        principal,
         body.launch_request(idempotency_key),
         root=services.settings.root,
     )
@@ -123,7 +122,7 @@ async def list_runs(
 ) -> list[Run]:
     """List runs newest first, as a JSON array (Smithers-compatible)."""
     page = await services.runs.list_runs(
-        of_request(principal),
+        principal,
         namespaces=split_values(namespace),
         statuses=split_values(status),
         workflow=workflow,
@@ -145,7 +144,7 @@ async def list_runs(
 )
 async def get_run(run_id: str, principal: Viewer, services: Svc) -> Response:
     """The run's status, a per-state summary and every node run with attempts and timings."""
-    body = await services.runs.detail(of_request(principal), run_id, render_detail)
+    body = await services.runs.detail(principal, run_id, render_detail)
     return Response(body, media_type=MEDIA_TYPE)
 
 
@@ -166,7 +165,7 @@ async def list_run_nodes(
     limit: Annotated[int, Query(ge=1, le=MAX_NODE_LIMIT)] = 100,
 ) -> NodePage:
     """The run's node runs in order, with attempts, a page at a time (big ``foreach`` runs)."""
-    return node_page(await services.runs.node_page(of_request(principal), run_id, cursor, limit))
+    return node_page(await services.runs.node_page(principal, run_id, cursor, limit))
 
 
 @router.get(
@@ -183,7 +182,7 @@ async def get_logs(
     limit: Annotated[int, Query(ge=1, le=MAX_LOG_LIMIT)] = 200,
 ) -> LogPage:
     """Log lines and finished attempts in time order, paginated with ``after``."""
-    return log_page(await services.runs.log_page(of_request(principal), run_id, after, limit))
+    return log_page(await services.runs.log_page(principal, run_id, after, limit))
 
 
 @router.get(
@@ -208,7 +207,7 @@ async def stream_run_events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """Replay the run's events after ``afterSeq`` / ``Last-Event-ID``, then follow live."""
-    event_filter = await services.feed.for_run(of_request(principal), run_id)
+    event_filter = await services.feed.for_run(principal, run_id)
     start = max(after_seq, parse_last_event_id(last_event_id), 0)
     # The process's one event feed fans events out (one table read per commit, not one per
     # subscriber); it ends the stream once the run is terminal and fully delivered.
@@ -223,7 +222,7 @@ async def stream_run_events(
 )
 async def cancel_run(run_id: str, principal: Executor, services: Svc) -> Run:
     """Cancel an active run; 409 ``RUN_NOT_ACTIVE`` when it is already terminal."""
-    return run_model(await services.runs.cancel(of_request(principal), run_id))
+    return run_model(await services.runs.cancel(principal, run_id))
 
 
 @router.post(
@@ -239,7 +238,7 @@ async def resume_run(
 
     Finished nodes keep their recorded outputs; failed, cancelled and skipped ones run again.
     """
-    return run_model(await services.runs.resume(of_request(principal), run_id))
+    return run_model(await services.runs.resume(principal, run_id))
 
 
 @router.post(
@@ -254,7 +253,7 @@ async def retry_run(
 ) -> DispatchResult:
     """Start a new run with the same input (optionally on the workflow's latest version)."""
     result = await services.runs.retry(
-        of_request(principal),
+        principal,
         run_id,
         use_latest_version=bool(body and body.use_latest_version),
         triggered_by=principal.name,
@@ -272,7 +271,7 @@ async def _decide(
 ) -> Approval:
     decision = body or DecisionBody()
     decided = await services.runs.decide(
-        of_request(principal),
+        principal,
         run_id,
         node_id,
         approved=approved,
@@ -325,6 +324,6 @@ async def send_signal(
     """Wake the oldest node waiting for ``name`` (matching ``correlationId``), or keep it."""
     signal = body or SignalBody()
     result = await services.runs.signal(
-        of_request(principal), run_id, name, signal.value, signal.correlation_id
+        principal, run_id, name, signal.value, signal.correlation_id
     )
     return signal_result(run_id, name, result)

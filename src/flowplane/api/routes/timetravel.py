@@ -17,7 +17,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from flowplane.api.callers import of_request
 from flowplane.api.deps import require, services_dependency
 from flowplane.api.models.runs import ForkBody, RewindBody
 from flowplane.api.openapi import error_responses
@@ -57,9 +56,7 @@ async def list_frames(
     ] = "asc",
 ) -> list[Frame]:
     """Snapshots of every node run's state after each committed transition (a JSON array)."""
-    frames = await services.runs.frames(
-        of_request(principal), run_id, after_frame_no, limit=limit, order=order
-    )
+    frames = await services.runs.frames(principal, run_id, after_frame_no, limit=limit, order=order)
     return [frame_model(frame) for frame in frames]
 
 
@@ -76,7 +73,7 @@ async def rewind_run(run_id: str, body: RewindBody, principal: Executor, service
     called again); everything after it is reset and runs again. Only an admin or the run's
     owner (the caller that started it) may rewind a run.
     """
-    return run_model(await services.runs.rewind(of_request(principal), run_id, body.frame_no))
+    return run_model(await services.runs.rewind(principal, run_id, body.frame_no))
 
 
 @router.post(
@@ -97,7 +94,7 @@ async def fork_run(
     definition changed run again.
     """
     result = await services.runs.fork(
-        of_request(principal),
+        principal,
         run_id,
         frame_no=body.frame_no,
         from_node=body.from_node,
@@ -120,4 +117,4 @@ async def diff_runs(run_id: str, other_run_id: str, principal: Viewer, services:
 
     A node is ``changed`` when its status or output differ; ``changedNodes`` lists them.
     """
-    return diff_model(await services.runs.diff(of_request(principal), run_id, other_run_id))
+    return diff_model(await services.runs.diff(principal, run_id, other_run_id))
