@@ -17,14 +17,13 @@ from flowplane.client.models import (
     Frame,
     LogItem,
     LogPage,
-    NodeState,
     Run,
     RunDetail,
     RunDiff,
     SignalResult,
 )
 from flowplane.services.paging import Page
-from flowplane.services.run_nodes import CappedSnapshot
+from flowplane.services.run_nodes import CappedSnapshot, node_level_counts
 from flowplane.services.runs import (
     ApprovalRecord,
     AttemptRecord,
@@ -90,19 +89,10 @@ def describe(
     by_node: dict[tuple[str, int], list[Attempt]] = {}
     for attempt in attempts:
         by_node.setdefault((attempt.node_id, attempt.iteration), []).append(attempt_model(attempt))
-    foreach_nodes = {node.node_id for node in nodes if node.iteration == -1}
-    states: list[NodeState] = []
-    summary: dict[str, int] = {}
-    executed = 0
-    total = 0
-    for node in nodes:
-        status = node.status.value
-        states.append(node_state(node, by_node.get((node.node_id, node.iteration), [])))
-        if node.iteration == -1 or node.node_id not in foreach_nodes:
-            total += 1
-            summary[status] = summary.get(status, 0) + 1
-            if status in ("finished", "failed"):
-                executed += 1
+    states = [node_state(node, by_node.get((node.node_id, node.iteration), [])) for node in nodes]
+    summary, total, executed = node_level_counts(
+        [(node.node_id, node.iteration, node.status.value) for node in nodes]
+    )
     return RunDetail(
         **run_fields(run),
         input=run.input,

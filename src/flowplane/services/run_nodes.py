@@ -9,6 +9,7 @@ of the rest), and the rest is read with :func:`read_node_page`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -106,18 +107,17 @@ def parse_node_cursor(cursor: str | None) -> int:
     return int(cursor)
 
 
-def node_level_counts(statuses: list[Row]) -> tuple[dict[str, int], int, int]:
-    """``(summary, nodes_total, nodes_executed)`` over node-level rows, as in the detail.
-
-    A node-level row is a plain node's row or a ``foreach`` node's iteration -1 row (its
-    items are counted in ``nodeRunsTotal`` only).
-    """
-    foreach_nodes = {row["node_id"] for row in statuses if row["iteration"] == -1}
+def node_level_counts(
+    states: Sequence[tuple[str, int, str]],
+) -> tuple[dict[str, int], int, int]:
+    """``(summary, nodes_total, nodes_executed)`` over ``(node_id, iteration, status)``
+    states, as in the detail: counted are node-level ones, a plain node's or a ``foreach``
+    node's iteration -1 (its items are counted in ``nodeRunsTotal`` only)."""
+    foreach_nodes = {node_id for node_id, iteration, _ in states if iteration == -1}
     summary: dict[str, int] = {}
     total = executed = 0
-    for row in statuses:
-        if row["iteration"] == -1 or row["node_id"] not in foreach_nodes:
-            status = row["status"]
+    for node_id, iteration, status in states:
+        if iteration == -1 or node_id not in foreach_nodes:
             total += 1
             summary[status] = summary.get(status, 0) + 1
             if status in ("finished", "failed"):
