@@ -13,7 +13,7 @@ from flowplane.services.caller import Caller
 from flowplane.services.workflows import versions
 from flowplane.services.workflows.documents import canonical_document
 from flowplane.services.workflows.reads import WorkflowReader
-from flowplane.services.workflows.records import ExpectedVersion, PatchOutcome, StoredWorkflow
+from flowplane.services.workflows.records import ExpectedVersion, PatchOutcome
 
 __all__ = ["PATCH_ATTEMPTS", "PatchMixin"]
 
@@ -54,7 +54,7 @@ class PatchMixin(WorkflowReader):
                 return PatchOutcome(result=result, workflow=current, saved=False)
             message = "edit: " + "; ".join(a.description for a in result.applied)
             try:
-                row = await self.store.transact(
+                saved = await self.store.transact(
                     functools.partial(
                         versions.save,
                         current=current,
@@ -69,5 +69,5 @@ class PatchMixin(WorkflowReader):
                 if expected_version is not None or attempt == PATCH_ATTEMPTS:
                     raise
                 continue
-            return PatchOutcome(result=result, workflow=StoredWorkflow.from_row(row), saved=True)
+            return PatchOutcome(result=result, workflow=saved, saved=True)
         raise AssertionError("unreachable")  # pragma: no cover

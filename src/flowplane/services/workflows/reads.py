@@ -18,7 +18,7 @@ from flowplane.services.workflows.documents import canonical_document
 from flowplane.services.workflows.records import StoredWorkflow, ValidationReport, WorkflowPage
 from flowplane.store import workflow_queries as q
 from flowplane.store.base import Store
-from flowplane.store.tx import Row, Tx
+from flowplane.store.tx import Tx
 
 __all__ = ["WorkflowReader"]
 
@@ -111,9 +111,9 @@ class WorkflowReader:
         ``namespace`` (default ``default``); viewer."""
         caller.require("viewer")
 
-        def fn(tx: Tx) -> Row | None:
-            row = q.get_workflow_row(tx, ref)
-            return row or q.get_workflow_by_name(tx, namespace or "default", ref)
+        def fn(tx: Tx) -> StoredWorkflow | None:
+            found = q.get_workflow_row(tx, ref)
+            return found or q.get_workflow_by_name(tx, namespace or "default", ref)
 
         return versions.visible(await self.store.read(fn), ref, caller.namespaces)
 
@@ -129,9 +129,8 @@ class WorkflowReader:
         (``None``: all); pass ``next_cursor`` on. Viewer."""
         caller.require("viewer")
 
-        def read(tx: Tx, visible: list[str] | None, n: int) -> list[Row]:
+        def read(tx: Tx, visible: list[str] | None, n: int) -> list[StoredWorkflow]:
             return q.list_workflow_rows(tx, namespaces=visible, after_id=cursor, limit=n)
 
         limit = max(1, min(limit, 500))
-        page = await visible_page(self.store, caller, namespaces, limit, read)
-        return page.map(StoredWorkflow.from_row)
+        return await visible_page(self.store, caller, namespaces, limit, read)

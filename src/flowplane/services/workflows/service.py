@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from flowplane.errors import PreconditionRequired, WorkflowNotFound
@@ -16,7 +17,7 @@ from flowplane.services.workflows.records import ExpectedVersion, StoredWorkflow
 from flowplane.services.workflows.revisions import RevisionsMixin
 from flowplane.store import audit
 from flowplane.store import workflow_queries as q
-from flowplane.store.tx import Row, Tx
+from flowplane.store.tx import Tx
 
 __all__ = ["WorkflowService"]
 
@@ -43,10 +44,9 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
         versions.check_writable(wf.namespace, caller.namespaces)
         doc = canonical_document(wf)
         who = caller.actor
-        row = await self.store.transact(
+        return await self.store.transact(
             lambda tx: versions.insert(tx, doc, caller.name, message or "created", actor=who)
         )
-        return StoredWorkflow.from_row(row)
 
     async def update(
         self,
@@ -79,15 +79,15 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
         wf = self.parse(document)
         who = caller.actor
 
-        def fn(tx: Tx) -> Row:
+        def fn(tx: Tx) -> StoredWorkflow:
             current = self._load(tx, caller, workflow_id)
             versions.check_version(current, expected_version)
             doc = in_namespace(wf, current.namespace)
             if doc == current.document:
-                return versions.row_of(current)
+                return current
             return versions.save(tx, current, doc, caller.name, message or "updated", actor=who)
 
-        return StoredWorkflow.from_row(await self.store.transact(fn))
+        return await self.store.transact(fn)
 
     async def delete(
         self, caller: Caller, workflow_id: str, *, expected_version: ExpectedVersion = None
@@ -102,7 +102,7 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
                 versions.check_version(current, expected_version)
             if not q.soft_delete_workflow(tx, workflow_id, tx.now_ms):
                 raise WorkflowNotFound(f"workflow {workflow_id!r} not found")
-            sync_workflow_triggers(tx, {**versions.row_of(current), "deleted_at_ms": tx.now_ms})
+            sync_workflow_triggers(tx, dataclasses.replace(current, deleted_at_ms=tx.now_ms))
             audit.record(
                 tx,
                 actor=who,
