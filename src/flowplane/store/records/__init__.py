@@ -7,6 +7,7 @@ they are built and why they are frozen but not slotted.
 
 from __future__ import annotations
 
+from flowplane.store.records.audit import AuditRecord
 from flowplane.store.records.auth import ApiKeyRecord, UserRecord
 from flowplane.store.records.base import Record
 from flowplane.store.records.credentials import CredentialPolicyRecord, CredentialRecord
@@ -35,6 +36,7 @@ __all__ = [
     "ApiKeyRecord",
     "ApprovalRecord",
     "AttemptRecord",
+    "AuditRecord",
     "CredentialPolicyRecord",
     "CredentialRecord",
     "DeliveryRecord",
