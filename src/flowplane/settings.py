@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = Field(
         default=3600, ge=60, le=7 * 86400, description="Lifetime of a login token."
     )
+    open_first_registration: bool = Field(
+        default=False,
+        description="Let `POST /auth/register` (workflowdev) create the first user without "
+        "credentials while the server has no user; afterwards registering needs an admin.",
+    )
     admin_key: str | None = Field(
         default=None,
         description="An `fp_...` admin API key created on start when missing (scripts, tests).",

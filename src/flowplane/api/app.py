@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from flowplane import __version__
-from flowplane.api import problems
+from flowplane.api import problems, workflowdev
 from flowplane.api.context import RequestIdMiddleware
 from flowplane.api.security import install_security, start_security
 from flowplane.connectors.registry import Registry, default_registry
@@ -126,6 +126,7 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     for router in discover_routers():
         app.include_router(router)
+    workflowdev.install(app)
     return app
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -74,22 +75,65 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_TYPE, headers=headers)
 
 
-def error_response(exc: FlowplaneError, headers: dict[str, str] | None = None) -> JSONResponse:
-    """Turn a Flowplane error into its problem response."""
-    return problem_response(exc.status, exc.code, exc.title, exc.detail, headers, **exc.extra)
+ErrorShape = Callable[[int, str, str, dict[str, Any], dict[str, str] | None], Response]
+"""Renders an error in a surface's own wire format: ``(status, code, detail, extra, headers)``."""
+
+_SHAPES: list[tuple[tuple[str, ...], ErrorShape]] = []
+
+
+def register_error_shape(prefixes: tuple[str, ...], shape: ErrorShape) -> None:
+    """Answer errors of paths starting with one of ``prefixes`` with ``shape`` instead of
+    problem+json (a seed system's surface speaks its own error format; ``/v1`` keeps RFC 9457).
+
+    A prefix ending in ``/`` matches the paths under it; any other matches that exact path.
+    """
+    _SHAPES.append((prefixes, shape))
+
+
+def shape_of(path: str | None) -> ErrorShape | None:
+    """The error shape registered for ``path``, if any."""
+    if not path:
+        return None
+    for prefixes, shape in _SHAPES:
+        for prefix in prefixes:
+            if path == prefix or (prefix.endswith("/") and path.startswith(prefix)):
+                return shape
+    return None
+
+
+def _respond(
+    path: str | None,
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    shape = shape_of(path)
+    if shape is not None:
+        return shape(status, code, detail or title, extra, headers)
+    return problem_response(status, code, title, detail, headers, **extra)
+
+
+def error_response(
+    exc: FlowplaneError, headers: dict[str, str] | None = None, *, path: str | None = None
+) -> Response:
+    """Turn a Flowplane error into its problem response (or ``path``'s own error shape)."""
+    return _respond(path, exc.status, exc.code, exc.title, exc.detail, headers, **exc.extra)
 
 
 def install(app: FastAPI) -> None:
     """Register the exception handlers on ``app``."""
 
-    async def on_flowplane(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_flowplane(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, FlowplaneError)
         if exc.status >= 500:
             _log.error("request failed: %s: %s", exc.code, exc.detail)
         headers = getattr(exc, "headers", None)
-        return error_response(exc, headers)
+        return error_response(exc, headers, path=request.url.path)
 
-    async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = [
             {
@@ -100,13 +144,16 @@ def install(app: FastAPI) -> None:
             for err in exc.errors()
         ][:50]
         detail = "; ".join(f"{e['path']}: {e['error']}" for e in errors[:5])
-        return problem_response(400, "validation_error", "Invalid request", detail, errors=errors)
+        return _respond(
+            request.url.path, 400, "validation_error", "Invalid request", detail, errors=errors
+        )
 
-    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(
+        return _respond(
+            request.url.path,
             exc.status_code,
             code,
             detail or code.replace("_", " "),
@@ -114,7 +161,7 @@ def install(app: FastAPI) -> None:
             dict(exc.headers) if exc.headers else None,
         )
 
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
         if isinstance(exc, FlowplaneError):
             # Raised in a middleware, outside the routes' handler (e.g. the store while
             # authenticating): still its own problem, not a 500.
@@ -124,9 +171,11 @@ def install(app: FastAPI) -> None:
             # its own): the database failed under us, which a retry may outlive.
             _log.warning("database error outside the store: %s", type(exc).__name__)
             unavailable = DatabaseUnavailable(f"database unavailable: {type(exc).__name__}")
-            return error_response(unavailable, unavailable.headers)
+            return error_response(unavailable, unavailable.headers, path=request.url.path)
         _log.exception("unhandled error", exc_info=exc)
-        return problem_response(500, "internal_error", "Internal error", "an unexpected error")
+        return _respond(
+            request.url.path, 500, "internal_error", "Internal error", "an unexpected error"
+        )
 
     app.add_exception_handler(FlowplaneError, on_flowplane)
     app.add_exception_handler(RequestValidationError, on_validation)

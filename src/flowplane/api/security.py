@@ -45,6 +45,11 @@ OPEN_ROUTES: frozenset[tuple[str, bytes]] = frozenset(
         ("GET", b"/readyz"),
         ("HEAD", b"/readyz"),
         ("POST", b"/v1/auth/login"),
+        # workflowdev's surface (flowplane.api.workflowdev.OPEN_ROUTES).
+        ("GET", b"/healthz"),
+        ("HEAD", b"/healthz"),
+        ("POST", b"/auth/login"),
+        ("POST", b"/auth/register"),
     }
 )
 """(method, raw path) pairs reachable without credentials. Compared exactly."""
@@ -52,6 +57,7 @@ OPEN_ROUTES: frozenset[tuple[str, bytes]] = frozenset(
 OPEN_PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = (
     # Webhook deliveries come from other systems; the route checks the trigger's HMAC.
     ("POST", re.compile(rb"/v1/webhooks/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")),
+    ("POST", re.compile(rb"/api/v1/webhook/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")),
 )
 """(method, raw path pattern) pairs reachable without credentials (full match)."""
 
@@ -232,7 +238,7 @@ class SecurityMiddleware:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4401 if exc.status == 401 else 4429})
                 return
-            response = error_response(exc, getattr(exc, "headers", None))
+            response = error_response(exc, getattr(exc, "headers", None), path=scope["path"])
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = identity.principal

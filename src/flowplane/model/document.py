@@ -112,6 +112,22 @@ class Trigger(BaseModel):
     type: Literal["schedule", "webhook"]
 
 
+SOURCE_DIALECTS = ("workflowdev",)
+MAX_SOURCE_CHARS = 1_048_576
+
+
+class Source(_Strict):
+    """The text a document was translated from, in another system's dialect.
+
+    A surface that accepts another workflow language (``/api/v1/flows`` takes workflowdev's
+    ``yamlContent``) stores the text as it was sent, so that it can give it back unchanged;
+    the nodes are what runs.
+    """
+
+    dialect: Literal["workflowdev"]
+    text: str = Field(max_length=MAX_SOURCE_CHARS)
+
+
 class Workflow(_Strict):
     """A workflow document."""
 
@@ -123,6 +139,9 @@ class Workflow(_Strict):
     timeout: Duration | None = None
     nodes: list[Node] = Field(min_length=1, max_length=5000)
     triggers: list[Trigger] = Field(default_factory=list)
+    source: Source | None = Field(
+        default=None, description="The text this document was translated from, if any."
+    )
 
     @field_validator("timeout")
     @classmethod

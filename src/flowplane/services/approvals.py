@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from flowplane.errors import ApprovalNotFound
 from flowplane.services.caller import Caller
 from flowplane.store import reads
 from flowplane.store.base import Store
@@ -43,3 +44,16 @@ class ApprovalService:
         return await self.store.read(
             lambda tx: reads.approvals(tx, status=status, namespaces=visible, limit=limit)
         )
+
+    async def get(self, caller: Caller, approval_id: str) -> ApprovalRecord:
+        """One approval by id, with ``waiting_ms``, its workflow name and run status.
+
+        Raises:
+            Forbidden: the caller is not a viewer.
+            ApprovalNotFound: no such approval, or one of a namespace the caller cannot see.
+        """
+        caller.require("viewer")
+        found = await self.store.read(lambda tx: reads.approval(tx, approval_id))
+        if found is None or not caller.can_see(found.namespace):
+            raise ApprovalNotFound(f"approval {approval_id!r} not found")
+        return found

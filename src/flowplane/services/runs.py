@@ -385,6 +385,33 @@ class RunService(RunReader):
 
         return await self.store.transact(decide)
 
+    async def decide_approval(
+        self,
+        caller: Caller,
+        approval_id: str,
+        *,
+        approved: bool,
+        note: str | None = None,
+        by: str | None = None,
+    ) -> ApprovalRecord:
+        """Approve or deny the approval ``approval_id`` (what :meth:`decide` does, by id).
+
+        Raises:
+            NotFound: no such approval, or one the caller cannot see.
+            ApprovalNotPending and the other errors of :meth:`decide`.
+        """
+        caller.require("executor")
+        found = await self.approvals.get(caller, approval_id)
+        return await self.decide(
+            caller,
+            found.run_id,
+            found.node_id,
+            approved=approved,
+            iteration=found.iteration,
+            note=note,
+            by=by,
+        )
+
     async def signal(
         self,
         caller: Caller,

@@ -65,6 +65,20 @@ def approvals(
     return out
 
 
+def approval(tx: Tx, approval_id: str) -> ApprovalRecord | None:
+    """Return one approval by id, with its run's workflow name and status."""
+    row = tx.approval_by_id(approval_id)
+    if row is None:
+        return None
+    found = tx.get_run(row["run_id"], with_document=False)
+    return ApprovalRecord.from_row(
+        row,
+        now_ms=now_ms(),
+        workflow_name=found["workflow_name"] if found else None,
+        run_status=found["status"] if found else None,
+    )
+
+
 def run_summaries(
     tx: Tx,
     *,

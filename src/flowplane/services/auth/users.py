@@ -23,6 +23,7 @@ from flowplane.services.auth.records import (
     namespaces_of,
 )
 from flowplane.services.caller import Caller
+from flowplane.settings import Settings
 from flowplane.store import audit
 from flowplane.store import auth_queries as q
 from flowplane.store.base import Store
@@ -36,6 +37,7 @@ class Users:
     """The user half of :class:`~flowplane.services.auth.AuthService`."""
 
     store: Store
+    settings: Settings
 
     async def create_user(
         self,
@@ -90,6 +92,58 @@ class Users:
 
         row = await self.store.transact(insert)
         _log.info("user %s (%s) created by %s", username, role, caller.name)
+        return UserInfo.from_row(row)
+
+    async def register(
+        self, *, username: str, password: str, role: str, caller: Caller | None
+    ) -> UserInfo:
+        """Register a user: what an admin does with :meth:`create_user`, or, without a
+        caller, the server's first user when ``FLOWPLANE_OPEN_FIRST_REGISTRATION`` allows it.
+
+        Raises:
+            Unauthorized: no caller, and open registration is off or a user exists.
+            Forbidden, InvalidInput, Conflict: as for :meth:`create_user`.
+        """
+        if caller is not None:
+            return await self.create_user(
+                username=username, password=password, role=role, caller=caller
+            )
+        if not self.settings.open_first_registration:
+            raise Unauthorized("registering a user needs an admin's credentials")
+        check_role(role)
+        password_hash = passwords.hash_password(password)
+        first = Caller.system("registration")
+
+        def insert(tx: Tx) -> Row:
+            if q.list_users(tx):
+                raise Unauthorized("registering a user needs an admin's credentials")
+            row: Row = {
+                "id": new_id(),
+                "username": username,
+                "password_hash": password_hash,
+                "role": role,
+                "namespaces": None,
+                "token_version": 1,
+                "disabled": False,
+                "created_at_ms": tx.now_ms,
+                "updated_at_ms": tx.now_ms,
+                "password_changed_at_ms": tx.now_ms,
+                "created_by": first.name,
+            }
+            q.insert_user(tx, row)
+            audit.record(
+                tx,
+                actor=actor_of(first),
+                action="user.register",
+                namespace=None,
+                target_type="user",
+                target_id=row["id"],
+                details={"username": username, "role": role, "namespaces": None},
+            )
+            return row
+
+        row = await self.store.transact(insert)
+        _log.warning("first user %s (%s) registered without credentials", username, role)
         return UserInfo.from_row(row)
 
     async def list_users(self, *, caller: Caller) -> list[UserInfo]:

@@ -28,6 +28,13 @@ class ApprovalsTx(TxBase):
         ).first()
         return dict(row._mapping) if row is not None else None
 
+    def approval_by_id(self, approval_id: str) -> Row | None:
+        """Return one approval by its id."""
+        row = self.conn.execute(
+            sa.select(t.approvals).where(t.approvals.c.id == approval_id)
+        ).first()
+        return dict(row._mapping) if row is not None else None
+
     def update_approvals(self, run_id: str, *, status_from: str, **values: Any) -> None:
         """Update every approval of a run currently in ``status_from``."""
         c = t.approvals.c

@@ -1,0 +1,1 @@
+"""Other systems' workflow languages, translated to and from Flowplane documents."""
