@@ -108,6 +108,7 @@ def _respond(
     title: str,
     detail: str | None,
     headers: dict[str, str] | None = None,
+    /,
     **extra: Any,
 ) -> Response:
     shape = shape_of(path)
@@ -145,7 +146,13 @@ def install(app: FastAPI) -> None:
         ][:50]
         detail = "; ".join(f"{e['path']}: {e['error']}" for e in errors[:5])
         return _respond(
-            request.url.path, 400, "validation_error", "Invalid request", detail, errors=errors
+            request.url.path,
+            400,
+            "validation_error",
+            "Invalid request",
+            detail,
+            None,
+            errors=errors,
         )
 
     async def on_http(request: Request, exc: Exception) -> Response:

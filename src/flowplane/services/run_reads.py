@@ -32,6 +32,7 @@ from flowplane.status import TERMINAL_NODE, TERMINAL_RUN
 from flowplane.store import reads
 from flowplane.store.base import Store
 from flowplane.store.records import (
+    ApprovalRecord,
     AttemptRecord,
     FrameRecord,
     LogRecord,
@@ -249,6 +250,10 @@ class RunReader:
     async def attempts(self, caller: Caller, run_id: str) -> list[AttemptRecord]:
         """Return every attempt of the run."""
         return await self._read_of_run(caller, run_id, lambda tx: reads.attempts_of(tx, run_id))
+
+    async def approvals_of(self, caller: Caller, run_id: str) -> list[ApprovalRecord]:
+        """Every approval the run's nodes asked for, oldest first (viewer)."""
+        return await self._read_of_run(caller, run_id, lambda tx: reads.run_approvals(tx, run_id))
 
     async def list_runs(
         self,

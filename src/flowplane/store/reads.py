@@ -79,6 +79,12 @@ def approval(tx: Tx, approval_id: str) -> ApprovalRecord | None:
     )
 
 
+def run_approvals(tx: Tx, run_id: str) -> list[ApprovalRecord]:
+    """Return every approval of one run, oldest first."""
+    now = now_ms()
+    return [ApprovalRecord.from_row(row, now_ms=now) for row in tx.run_approvals(run_id)]
+
+
 def run_summaries(
     tx: Tx,
     *,

@@ -77,7 +77,8 @@ async def get_execution(run_id: ObjectId, principal: Viewer, services: Svc) -> d
     """``{execution: {...}, tasks: [...]}``."""
     snapshot = await services.runs.snapshot(principal, run_id)
     document = await services.runs.document(principal, run_id)
-    return execution_detail(snapshot, document)
+    approvals = await services.runs.approvals_of(principal, run_id)
+    return execution_detail(snapshot, document, approvals)
 
 
 @router.post("/{run_id}/cancel", summary="Cancel a running execution")

@@ -57,7 +57,7 @@ def _document(
     doc = dialect.to_document(
         yaml_content, name=body.name or name, namespace=namespace or body.namespace
     )
-    if body.description is not None:
+    if body.description:
         doc["description"] = body.description
     return doc
 
@@ -196,7 +196,7 @@ async def export_flow(workflow_id: ObjectId, principal: Viewer, services: Svc) -
     """The flow as JSON that ``POST /flows/import`` takes back."""
     wf = await services.workflows.get(principal, workflow_id)
     view = flow_view(wf)
-    exported = {k: view[k] for k in ("name", "namespace", "description", "yamlContent")}
+    exported = {k: view[k] for k in ("name", "namespace", "description", "yamlContent") if view[k]}
     exported["version"] = wf.version
     filename = f"{wf.name}.json"
     return JSONResponse(

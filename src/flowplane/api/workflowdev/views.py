@@ -126,8 +126,16 @@ def _outputs(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def task_views(nodes: Sequence[NodeRunRecord], types: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The ``tasks`` of an execution; ``outputs`` is JSON text, as workflowdev gives it."""
+def task_views(
+    nodes: Sequence[NodeRunRecord],
+    types: Mapping[str, str],
+    approvals: Sequence[ApprovalRecord] = (),
+) -> list[dict[str, Any]]:
+    """The ``tasks`` of an execution; ``outputs`` is JSON text, as workflowdev gives it.
+
+    A gate's task carries the ``approvalId`` to approve or reject it by.
+    """
+    approval_of = {(a.node_id, a.iteration): a.id for a in approvals}
     return [
         {
             "taskName": node.node_id,
@@ -138,15 +146,24 @@ def task_views(nodes: Sequence[NodeRunRecord], types: Mapping[str, str]) -> list
             "attempt": node.attempt,
             "startedAt": iso(node.started_at_ms),
             "finishedAt": iso(node.finished_at_ms),
+            **(
+                {"approvalId": approval_of[(node.node_id, max(node.iteration, 0))]}
+                if (node.node_id, max(node.iteration, 0)) in approval_of
+                else {}
+            ),
         }
         for node in _task_rows(nodes)
     ]
 
 
-def execution_detail(snapshot: RunSnapshot, document: Mapping[str, Any]) -> dict[str, Any]:
+def execution_detail(
+    snapshot: RunSnapshot,
+    document: Mapping[str, Any],
+    approvals: Sequence[ApprovalRecord] = (),
+) -> dict[str, Any]:
     """``{execution: {...}, tasks: [...]}``."""
     types = {str(n.get("id")): str(n.get("type")) for n in document.get("nodes") or []}
-    tasks = task_views(snapshot.nodes, types)
+    tasks = task_views(snapshot.nodes, types, approvals)
     executed = sum(1 for t in tasks if t["status"] in ("SUCCESS", "FAILED"))
     return {
         "execution": execution_view(

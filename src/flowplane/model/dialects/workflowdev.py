@@ -263,15 +263,19 @@ def to_yaml(document: dict[str, Any]) -> str:
     return dump_yaml(flow)
 
 
+_FLOW_FIELDS = ("name", "namespace", "description", "version", "source")
+"""What a flow carries beside its text (its request's members win over the text's)."""
+
+
 def _normal(document: dict[str, Any]) -> dict[str, Any] | None:
-    """The document as validation normalises it, without its source (None if invalid)."""
+    """What the document runs, as validation normalises it (None if invalid): everything
+    but the flow's own fields (:data:`_FLOW_FIELDS`)."""
     try:
         data = Workflow.model_validate(document).to_document()
     except pydantic.ValidationError:
         return None
-    data.pop("source", None)
-    data.pop("version", None)
-    data.setdefault("namespace", DEFAULT_NAMESPACE)
+    for key in _FLOW_FIELDS:
+        data.pop(key, None)
     return data
 
 
@@ -279,7 +283,8 @@ def from_document(document: dict[str, Any]) -> str:
     """The ``yamlContent`` of a stored document.
 
     The text it was translated from when there is one and it still translates to the same
-    workflow (a ``/v1`` edit of the nodes makes the text stale); else :func:`to_yaml`.
+    workflow (a ``/v1`` edit of the nodes makes the text stale; a new name or description
+    does not, as the flow carries those itself); else :func:`to_yaml`.
     """
     source = document.get("source")
     if isinstance(source, dict) and source.get("dialect") == DIALECT:

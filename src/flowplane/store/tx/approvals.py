@@ -28,6 +28,12 @@ class ApprovalsTx(TxBase):
         ).first()
         return dict(row._mapping) if row is not None else None
 
+    def run_approvals(self, run_id: str) -> list[Row]:
+        """Return every approval of one run, oldest first."""
+        c = t.approvals.c
+        query = sa.select(t.approvals).where(c.run_id == run_id).order_by(c.requested_at_ms, c.id)
+        return [dict(r._mapping) for r in self.conn.execute(query)]
+
     def approval_by_id(self, approval_id: str) -> Row | None:
         """Return one approval by its id."""
         row = self.conn.execute(
