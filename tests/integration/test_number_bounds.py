@@ -30,6 +30,7 @@ from websockets.asyncio.client import connect
 
 from flowplane.api import rpc
 from flowplane.api.app import create_app
+from flowplane.api.problems import registered_shape
 from flowplane.api.single_run import create_single_run_app
 from flowplane.errors import InvalidInput
 from flowplane.model.bounds import INT32_MAX, INT64_MAX, INT64_MIN, MAX_EPOCH_MS
@@ -45,9 +46,12 @@ PROBLEM = "application/problem+json"
 
 
 def assert_400(r: httpx.Response, code: str, what: object = "") -> None:
-    """A 400 problem document with ``code`` (never a 5xx)."""
+    """A 400 problem document with ``code`` (never a 5xx); on a seed surface's paths, its
+    own error format with the same ``code``."""
     assert r.status_code == 400, (what, r.status_code, r.text[:300])
-    assert r.headers["content-type"].startswith(PROBLEM), (what, r.headers)
+    shape = registered_shape(r.request.url.path)
+    expected = PROBLEM if shape is None else shape.media_type
+    assert r.headers["content-type"].startswith(expected), (what, r.headers)
     assert r.json()["code"] == code, (what, r.json())
 
 

@@ -148,12 +148,19 @@ def test_json_depth_scan(body: bytes, too_deep: bool) -> None:
 def test_open_routes_are_exact() -> None:
     assert is_open("GET", b"/health") and is_open("GET", b"/readyz?x=1")
     assert is_open("POST", b"/v1/auth/login") and is_open("POST", b"/v1/webhooks/new-order")
+    # workflowdev's surface: its health check, login, register and webhook deliveries.
+    assert is_open("GET", b"/healthz") and is_open("POST", b"/auth/login")
+    assert is_open("POST", b"/auth/register") and is_open("POST", b"/api/v1/webhook/my-key")
     for method, path in [
         ("GET", b"/health/"),
         ("GET", b"//health"),
         ("GET", b"/%68ealth"),
         ("GET", b"/v1/kv/xhealth"),
-        ("GET", b"/healthz"),
+        ("GET", b"/healthzz"),
+        ("GET", b"/healthz/"),
+        ("GET", b"/auth/login"),
+        ("POST", b"/api/v1/webhook/a/b"),
+        ("POST", b"/api/v1/webhooks/a"),
         ("POST", b"/health"),
         ("GET", b"/v1/auth/login"),
         ("POST", b"/v1/webhooks/a/b"),

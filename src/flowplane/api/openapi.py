@@ -10,7 +10,8 @@ exactly what a client gets:
 - ``401`` and ``429`` plus a ``security`` requirement unless the route is open;
 - ``403`` where the route needs more than ``viewer`` (``x-required-role`` names the role);
 - ``404`` where the path has parameters (unknown ids and other namespaces' objects);
-- every error response as ``application/problem+json`` with the ``Problem`` schema;
+- every error response as ``application/problem+json`` with the ``Problem`` schema (or, on
+  a seed surface's paths, the error format it registered: ``problems.register_error_shape``);
 - no ``null`` in the schema of a query, header or path parameter: ``str | None = None`` in
   Python means "may be left out", and a URL or a header cannot carry a JSON null.
 
@@ -26,7 +27,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from flowplane.api.deps import api_routes
-from flowplane.api.problems import PROBLEM_TYPE, Problem
+from flowplane.api.problems import PROBLEM_TYPE, Problem, registered_shape
 from flowplane.services.caller import ROLE_RANK
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -83,7 +84,9 @@ def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
     return {**kept[0], **outer} if len(kept) == 1 else {**outer, "anyOf": kept}
 
 
-def _rewrite_operation(operation: dict[str, Any], is_open: bool, role: str | None) -> None:
+def _rewrite_operation(
+    operation: dict[str, Any], is_open: bool, role: str | None, content: dict[str, Any]
+) -> None:
     for param in operation.get("parameters", []):
         if isinstance(param.get("schema"), dict):
             param["schema"] = _without_null(param["schema"])
@@ -110,7 +113,16 @@ def _rewrite_operation(operation: dict[str, Any], is_open: bool, role: str | Non
             _add(responses, 403)
     for status, response in responses.items():
         if status.isdigit() and int(status) >= 400:
-            response["content"] = problem_content()
+            response["content"] = content
+
+
+def _error_content(path: str, schemas: dict[str, Any]) -> dict[str, Any]:
+    """Problem documents, or the error format a seed surface registered for ``path``."""
+    shape = registered_shape(path)
+    if shape is None:
+        return problem_content()
+    schemas[shape.schema_name] = shape.schema
+    return {shape.media_type: {"schema": {"$ref": f"#/components/schemas/{shape.schema_name}"}}}
 
 
 def rewrite(schema: dict[str, Any], app: FastAPI, open_routes: set[tuple[str, str]]) -> None:
@@ -136,7 +148,8 @@ def rewrite(schema: dict[str, Any], app: FastAPI, open_routes: set[tuple[str, st
             if isinstance(operation, dict) and "responses" in operation:
                 key = (method.upper(), path)
                 is_open = key in open_routes or bool(operation.get("x-flowplane-public"))
-                _rewrite_operation(operation, is_open, roles.get(key))
+                content = _error_content(path, schemas)
+                _rewrite_operation(operation, is_open, roles.get(key), content)
     used = repr(schema.get("paths", {}))
     for name in ("HTTPValidationError", "ValidationError"):
         if f"#/components/schemas/{name}" not in used:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -78,27 +79,47 @@ def problem_response(
 ErrorShape = Callable[[int, str, str, dict[str, Any], dict[str, str] | None], Response]
 """Renders an error in a surface's own wire format: ``(status, code, detail, extra, headers)``."""
 
-_SHAPES: list[tuple[tuple[str, ...], ErrorShape]] = []
+
+@dataclass(frozen=True)
+class RegisteredShape:
+    """A surface's error format: how to render it, and its OpenAPI schema."""
+
+    prefixes: tuple[str, ...]
+    render: ErrorShape
+    schema_name: str
+    schema: dict[str, Any]
+    media_type: str = "application/json"
+
+    def covers(self, path: str) -> bool:
+        """Whether ``path`` is one of this surface's (a prefix ending in ``/`` matches the
+        paths under it; any other matches that exact path)."""
+        return any(
+            path == prefix or (prefix.endswith("/") and path.startswith(prefix))
+            for prefix in self.prefixes
+        )
 
 
-def register_error_shape(prefixes: tuple[str, ...], shape: ErrorShape) -> None:
-    """Answer errors of paths starting with one of ``prefixes`` with ``shape`` instead of
-    problem+json (a seed system's surface speaks its own error format; ``/v1`` keeps RFC 9457).
-
-    A prefix ending in ``/`` matches the paths under it; any other matches that exact path.
-    """
-    _SHAPES.append((prefixes, shape))
+_SHAPES: list[RegisteredShape] = []
 
 
-def shape_of(path: str | None) -> ErrorShape | None:
+def register_error_shape(shape: RegisteredShape) -> None:
+    """Answer errors of ``shape.prefixes`` with ``shape.render`` instead of problem+json (a
+    seed system's surface speaks its own error format; ``/v1`` keeps RFC 9457)."""
+    if shape not in _SHAPES:
+        _SHAPES.append(shape)
+
+
+def registered_shape(path: str | None) -> RegisteredShape | None:
     """The error shape registered for ``path``, if any."""
     if not path:
         return None
-    for prefixes, shape in _SHAPES:
-        for prefix in prefixes:
-            if path == prefix or (prefix.endswith("/") and path.startswith(prefix)):
-                return shape
-    return None
+    return next((shape for shape in _SHAPES if shape.covers(path)), None)
+
+
+def shape_of(path: str | None) -> ErrorShape | None:
+    """How errors of ``path`` are rendered, when not as problem+json."""
+    found = registered_shape(path)
+    return None if found is None else found.render
 
 
 def _respond(

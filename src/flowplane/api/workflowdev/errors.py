@@ -12,9 +12,9 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, Response
 
-from flowplane.api.problems import register_error_shape
+from flowplane.api.problems import RegisteredShape, register_error_shape
 
-__all__ = ["PATH_PREFIXES", "error_body", "install"]
+__all__ = ["PATH_PREFIXES", "SHAPE", "error_body", "install"]
 
 PATH_PREFIXES = ("/api/v1/", "/auth/", "/healthz")
 """The paths whose errors answer in workflowdev's shape."""
@@ -34,12 +34,24 @@ def _shape(
     return JSONResponse(error_body(status, code, message, extra), status, headers=headers)
 
 
-_installed = False
+SHAPE = RegisteredShape(
+    prefixes=PATH_PREFIXES,
+    render=_shape,
+    schema_name="WorkflowdevError",
+    schema={
+        "title": "WorkflowdevError",
+        "type": "object",
+        "required": ["error", "code", "status"],
+        "properties": {
+            "error": {"type": "string", "description": "What went wrong."},
+            "code": {"type": "string", "description": "Flowplane's stable error code."},
+            "status": {"type": "integer", "description": "The HTTP status."},
+        },
+        "additionalProperties": True,
+    },
+)
 
 
 def install() -> None:
     """Register the shape (once per process)."""
-    global _installed
-    if not _installed:
-        register_error_shape(PATH_PREFIXES, _shape)
-        _installed = True
+    register_error_shape(SHAPE)

@@ -26,8 +26,8 @@ from flowplane.api.workflowdev.views import execution_detail, execution_view, st
 from flowplane.errors import FlowplaneError
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
+from flowplane.services.runs import LogRecord
 from flowplane.status import NodeStatus
-from flowplane.store.records import LogRecord
 
 router = APIRouter(prefix="/api/v1/executions", tags=["workflowdev"])
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowplane.api.deps import ObjectId, require, services_dependency
 from flowplane.api.workflowdev.views import flow_view, revision_view, started_view
 from flowplane.errors import DocumentError, InvalidInput, WorkflowInvalid
+from flowplane.model.bounds import Version
 from flowplane.model.dialects import workflowdev as dialect
 from flowplane.model.document import NAME_PATTERN, NAMESPACE_PATTERN
 from flowplane.model.yaml import MAX_DOCUMENT_BYTES
@@ -122,7 +123,18 @@ def _issue(error: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.post("/import", status_code=201, summary="Import a flow from JSON")
+@router.post(
+    "/import",
+    status_code=201,
+    response_model=dict[str, Any],
+    responses={
+        200: {
+            "description": "An existing flow of that name was updated.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+    summary="Import a flow from JSON",
+)
 async def import_flow(
     principal: Editor, services: Svc, body: Annotated[dict[str, Any], Body()]
 ) -> JSONResponse:
@@ -191,7 +203,7 @@ async def execute_flow(
     return started_view(started.run, len(nodes))
 
 
-@router.get("/{workflow_id}/export", summary="Export a flow as JSON")
+@router.get("/{workflow_id}/export", response_model=dict[str, Any], summary="Export a flow as JSON")
 async def export_flow(workflow_id: ObjectId, principal: Viewer, services: Svc) -> JSONResponse:
     """The flow as JSON that ``POST /flows/import`` takes back."""
     wf = await services.workflows.get(principal, workflow_id)
@@ -216,7 +228,7 @@ async def list_revisions(
 @router.get("/{workflow_id}/revisions/{version}", summary="Get one revision of a flow")
 async def get_revision(
     workflow_id: ObjectId,
-    version: int,
+    version: Annotated[Version, Path()],
     principal: Viewer,
     services: Svc,
 ) -> dict[str, Any]:
@@ -226,7 +238,7 @@ async def get_revision(
 
 @router.post("/{workflow_id}/revisions/{version}/restore", summary="Restore a revision")
 async def restore_revision(
-    workflow_id: ObjectId, version: int, principal: Editor, services: Svc
+    workflow_id: ObjectId, version: Annotated[Version, Path()], principal: Editor, services: Svc
 ) -> dict[str, Any]:
     """Save revision ``version`` as the flow's newest version (history is kept)."""
     return flow_view(await services.workflows.restore(principal, workflow_id, version))

@@ -158,6 +158,7 @@ async def delete_trigger(trigger_id: ObjectId, principal: Editor, services: Svc)
 @router.post(
     "/webhook/{key}",
     status_code=202,
+    response_model=dict[str, Any],
     summary="Fire a webhook trigger",
     openapi_extra={"security": [], "x-flowplane-public": True},
 )

@@ -17,10 +17,8 @@ from flowplane.connectors.base import Manifest
 from flowplane.model.dialects import workflowdev as dialect
 from flowplane.services.credentials import Credential
 from flowplane.services.kv import KVEntry
-from flowplane.services.run_reads import RunSnapshot
+from flowplane.services.runs import ApprovalRecord, NodeRunRecord, RunRecord, RunSnapshot
 from flowplane.services.workflows import Revision, StoredWorkflow
-from flowplane.store.records import ApprovalRecord, NodeRunRecord, RunRecord
-from flowplane.store.tx import Row
 
 __all__ = [
     "approval_view",
@@ -258,7 +256,7 @@ def approval_view(approval: ApprovalRecord) -> dict[str, Any]:
     }
 
 
-def audit_view(row: Row) -> dict[str, Any]:
+def audit_view(row: Mapping[str, Any]) -> dict[str, Any]:
     """One audit log entry."""
     return {
         "id": int(row["id"]),
