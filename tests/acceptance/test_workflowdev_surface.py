@@ -98,7 +98,7 @@ def flow(wd: Workflowdev) -> httpx.Response:
     "name": "my-workflow",
     "namespace": "production",
     "yamlContent": "name: my-workflow\\ntasks:\\n  - name: hello\\n    type: util.log\\n    properties:\\n      message: Hello world\\n"
-  }""",
+  }""",  # noqa: E501 (the seed's body, verbatim)
     )
 
 
