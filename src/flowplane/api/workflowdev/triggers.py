@@ -18,9 +18,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowplane.api.deps import ObjectId, require, services_dependency
-from flowplane.api.models.common import iso
 from flowplane.api.webhook_limits import webhook_limits_of
-from flowplane.api.workflowdev.views import trigger_view
+from flowplane.api.workflowdev.views import schedule_view, trigger_view
 from flowplane.errors import InvalidInput, NotFound
 from flowplane.services import webhook_reply
 from flowplane.services.caller import Caller
@@ -82,29 +81,12 @@ def _schedule_values(body: TriggerIn) -> dict[str, Any]:
     return values
 
 
-def _schedule_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "type": "cron",
-        "flowId": row["workflow_id"],
-        "namespace": row["namespace"],
-        "name": row["name"],
-        "cron": row["cron"],
-        "timezone": row["timezone"],
-        "enabled": bool(row["enabled"]),
-        "nextFireAt": iso(row.get("next_fire_ms")),
-        "owner": row["owner"],
-        "createdAt": iso(row["created_at_ms"]),
-        "updatedAt": iso(row["updated_at_ms"]),
-    }
-
-
 @router.get("/triggers", summary="List triggers")
 async def list_triggers(principal: Editor, services: Svc) -> list[dict[str, Any]]:
     """Webhook triggers, then cron triggers (the first 500 of each)."""
     hooks = await services.triggers.list(principal, limit=500)
     schedules = await services.schedules.list(principal, limit=500)
-    return [trigger_view(r) for r in hooks.items] + [_schedule_view(r) for r in schedules.items]
+    return [trigger_view(r) for r in hooks.items] + [schedule_view(r) for r in schedules.items]
 
 
 @router.post("/triggers", status_code=201, summary="Create a trigger")
@@ -113,7 +95,7 @@ async def create_trigger(body: TriggerIn, principal: Editor, services: Svc) -> d
     if not body.flowId:
         raise InvalidInput("a trigger needs flowId")
     if body.type in CRON_TYPES:
-        return _schedule_view(await services.schedules.create(principal, _schedule_values(body)))
+        return schedule_view(await services.schedules.create(principal, _schedule_values(body)))
     return trigger_view(await services.triggers.create(principal, _webhook_values(body)))
 
 
@@ -137,12 +119,12 @@ async def update_trigger(
         if body.flowId is None:
             values.pop("workflow_id")
             current = await services.triggers.get(principal, trigger_id)
-            values["workflow_id"] = current["workflow_id"]
+            values["workflow_id"] = current.workflow_id
         return trigger_view(await services.triggers.replace(principal, trigger_id, values))
     values = _schedule_values(body)
     if body.flowId is None:
         values.pop("workflow_id")
-    return _schedule_view(await services.schedules.update(principal, trigger_id, values))
+    return schedule_view(await services.schedules.update(principal, trigger_id, values))
 
 
 @router.delete("/triggers/{trigger_id}", status_code=204, summary="Delete a trigger")

@@ -17,6 +17,7 @@ from flowplane.connectors.base import Manifest
 from flowplane.model.dialects import workflowdev as dialect
 from flowplane.services.credentials import Credential
 from flowplane.services.kv import KVEntry
+from flowplane.services.records import AuditRecord, ScheduleRecord, TriggerRecord
 from flowplane.services.runs import ApprovalRecord, NodeRunRecord, RunRecord, RunSnapshot
 from flowplane.services.workflows import Revision, StoredWorkflow
 
@@ -30,6 +31,7 @@ __all__ = [
     "kv_view",
     "plugin_view",
     "revision_view",
+    "schedule_view",
     "started_view",
     "task_views",
     "trigger_view",
@@ -215,22 +217,40 @@ def kv_view(entry: KVEntry) -> dict[str, Any]:
     }
 
 
-def trigger_view(row: Mapping[str, Any]) -> dict[str, Any]:
+def trigger_view(trigger: TriggerRecord) -> dict[str, Any]:
     """A webhook trigger (never its secret)."""
     return {
-        "id": row["id"],
+        "id": trigger.id,
         "type": "webhook",
-        "flowId": row["workflow_id"],
-        "namespace": row["namespace"],
-        "key": row["key"],
-        "url": f"/api/v1/webhook/{row['key']}",
-        "kind": row["kind"],
-        "scheme": row["scheme"],
-        "hasSecret": bool(row["secret"]),
-        "enabled": bool(row["enabled"]),
-        "owner": row["owner"],
-        "createdAt": iso(row["created_at_ms"]),
-        "updatedAt": iso(row["updated_at_ms"]),
+        "flowId": trigger.workflow_id,
+        "namespace": trigger.namespace,
+        "key": trigger.key,
+        "url": f"/api/v1/webhook/{trigger.key}",
+        "kind": trigger.kind,
+        "scheme": trigger.scheme,
+        "hasSecret": bool(trigger.secret),
+        "enabled": bool(trigger.enabled),
+        "owner": trigger.owner,
+        "createdAt": iso(trigger.created_at_ms),
+        "updatedAt": iso(trigger.updated_at_ms),
+    }
+
+
+def schedule_view(schedule: ScheduleRecord) -> dict[str, Any]:
+    """A cron trigger (a Flowplane schedule)."""
+    return {
+        "id": schedule.id,
+        "type": "cron",
+        "flowId": schedule.workflow_id,
+        "namespace": schedule.namespace,
+        "name": schedule.name,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "enabled": bool(schedule.enabled),
+        "nextFireAt": iso(schedule.next_fire_ms),
+        "owner": schedule.owner,
+        "createdAt": iso(schedule.created_at_ms),
+        "updatedAt": iso(schedule.updated_at_ms),
     }
 
 
@@ -256,17 +276,17 @@ def approval_view(approval: ApprovalRecord) -> dict[str, Any]:
     }
 
 
-def audit_view(row: Mapping[str, Any]) -> dict[str, Any]:
+def audit_view(entry: AuditRecord) -> dict[str, Any]:
     """One audit log entry."""
     return {
-        "id": int(row["id"]),
-        "timestamp": iso(row["ts_ms"]),
-        "actor": row["actor"],
-        "actorKind": row["actor_kind"],
-        "action": row["action"],
-        "namespace": row["namespace"],
-        "targetType": row["target_type"],
-        "targetId": row["target_id"],
-        "requestId": row["request_id"],
-        "details": row["details"],
+        "id": entry.id,
+        "timestamp": iso(entry.ts_ms),
+        "actor": entry.actor,
+        "actorKind": entry.actor_kind,
+        "action": entry.action,
+        "namespace": entry.namespace,
+        "targetType": entry.target_type,
+        "targetId": entry.target_id,
+        "requestId": entry.request_id,
+        "details": entry.details,
     }

@@ -114,7 +114,7 @@ class Users:
         password_hash = passwords.hash_password(password)
         first = Caller.system("registration")
 
-        def insert(tx: Tx) -> Row:
+        def insert(tx: Tx) -> UserRecord:
             if q.list_users(tx):
                 raise Unauthorized("registering a user needs an admin's credentials")
             row: Row = {
@@ -140,7 +140,7 @@ class Users:
                 target_id=row["id"],
                 details={"username": username, "role": role, "namespaces": None},
             )
-            return row
+            return UserRecord.from_row(row)
 
         row = await self.store.transact(insert)
         _log.warning("first user %s (%s) registered without credentials", username, role)
