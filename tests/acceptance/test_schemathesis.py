@@ -80,6 +80,24 @@ SEMANTIC_400 = {
     ("POST", "/v1/rpc/{method}"),
     # A webhook's body is whatever its sender posts; its trigger decides.
     ("POST", "/v1/webhooks/{key}"),
+    # workflowdev's surface: yamlContent is a flow (tasks, their types and properties), an
+    # execution's input meets the flow's inputs, a cron trigger's expression, opaque
+    # cursors, a KV value is any JSON but null, a password meets the policy, webhooks.
+    ("POST", "/api/v1/flows"),
+    ("PUT", "/api/v1/flows/{workflow_id}"),
+    ("POST", "/api/v1/flows/import"),
+    ("POST", "/api/v1/flows/{workflow_id}/execute"),
+    ("POST", "/api/v1/executions/{run_id}/retry"),
+    ("POST", "/api/v1/triggers"),
+    ("PUT", "/api/v1/triggers/{trigger_id}"),
+    ("GET", "/api/v1/flows"),
+    ("GET", "/api/v1/executions"),
+    ("GET", "/api/v1/credentials"),
+    ("GET", "/api/v1/kv/{namespace}"),
+    ("GET", "/api/v1/audit"),
+    ("PUT", "/api/v1/kv/{namespace}/{key}"),
+    ("POST", "/auth/register"),
+    ("POST", "/api/v1/webhook/{key}"),
 }
 
 
@@ -113,6 +131,7 @@ def _seed(server: Serve) -> Seeded:
         # The stateful phase revokes the key it is given: a throwaway one, never the caller's.
         throwaway = made(c.post("/v1/auth/tokens", json={"name": "st-throwaway", "role": "viewer"}))
         viewer = made(c.post("/v1/auth/tokens", json={"name": "st-viewer", "role": "viewer"}))
+        approvals = c.get("/v1/approvals").json()["approvals"]
     token = throwaway["token"]
     assert isinstance(token, dict)
     parameters = {
@@ -128,6 +147,7 @@ def _seed(server: Serve) -> Seeded:
         "path.user_id": made_user["id"],
         "path.token_id": token["id"],
         "path.type": "util.log",
+        "path.approval_id": approvals[0]["id"] if approvals else "none",
     }
     keys = {"admin": server.key, "viewer": str(viewer["secret"])}
     return Seeded(server, keys, {k: str(v) for k, v in parameters.items()})

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowplane.api.deps import ObjectId, require, services_dependency
+from flowplane.api.openapi import error_responses
 from flowplane.api.workflowdev.views import approval_view
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
@@ -47,7 +48,7 @@ async def _decide(
     return approval_view(decided)
 
 
-@router.post("/{approval_id}/approve", summary="Approve a gate")
+@router.post("/{approval_id}/approve", summary="Approve a gate", responses=error_responses(409))
 async def approve(
     approval_id: ObjectId,
     principal: Executor,
@@ -58,7 +59,7 @@ async def approve(
     return await _decide(services, principal, approval_id, body, True)
 
 
-@router.post("/{approval_id}/reject", summary="Reject a gate")
+@router.post("/{approval_id}/reject", summary="Reject a gate", responses=error_responses(409))
 async def reject(
     approval_id: ObjectId,
     principal: Executor,

@@ -21,6 +21,7 @@ from flowplane.api.deps import services_dependency
 from flowplane.api.login_throttle import throttled_login
 from flowplane.api.models.auth import NewPassword, Password, RoleName, Username
 from flowplane.api.models.common import iso
+from flowplane.api.openapi import error_responses
 from flowplane.api.security import extract_credential, gatekeeper_of
 from flowplane.services.auth import LoginToken, UserInfo
 from flowplane.services.container import Services
@@ -80,7 +81,12 @@ async def _login(request: Request, services: Services, username: str, password: 
     )
 
 
-@router.post("/auth/register", status_code=201, summary="Register a user")
+@router.post(
+    "/auth/register",
+    status_code=201,
+    summary="Register a user",
+    responses=error_responses(401, 403, 409, 429),
+)
 async def register(body: Register, request: Request, services: Svc) -> dict[str, Any]:
     """Create a user and log them in: ``{token, user}``."""
     caller = None
@@ -89,13 +95,13 @@ async def register(body: Register, request: Request, services: Svc) -> dict[str,
         authenticator = gatekeeper_of(request.app).authenticator
         identity = await authenticator.identify_credential(extract_credential(headers))
         caller = of_request(identity.principal)
-    await services.auth.register(
+    registered = await services.auth.register(
         username=body.username, password=body.password, role=body.role, caller=caller
     )
-    return _token(await _login(request, services, body.username, body.password))
+    return _token(registered)
 
 
-@router.post("/auth/login", summary="Log in")
+@router.post("/auth/login", summary="Log in", responses=error_responses(401, 429))
 async def login(body: Login, request: Request, services: Svc) -> dict[str, Any]:
     """Exchange a username and password for a token: ``{token, expiresAt, user}``."""
     return _token(await _login(request, services, body.username, body.password))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from flowplane.api.deps import ObjectId, require, services_dependency
 from flowplane.api.models.credentials import CredentialCreate, CredentialUpdate
+from flowplane.api.openapi import error_responses
 from flowplane.api.workflowdev.views import credential_view
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
@@ -37,7 +38,9 @@ async def list_credentials(
     return [credential_view(c) for c in page.items]
 
 
-@router.post("", status_code=201, summary="Create a credential")
+@router.post(
+    "", status_code=201, summary="Create a credential", responses=error_responses(409, 503)
+)
 async def create_credential(
     body: CredentialCreate, principal: Admin, services: Svc
 ) -> dict[str, Any]:
@@ -64,7 +67,7 @@ async def get_credential(
     return credential_view(await services.credentials.get(principal, credential_id))
 
 
-@router.put("/{credential_id}", summary="Update a credential")
+@router.put("/{credential_id}", summary="Update a credential", responses=error_responses(412, 503))
 async def update_credential(
     credential_id: ObjectId, body: CredentialUpdate, principal: Admin, services: Svc
 ) -> dict[str, Any]:

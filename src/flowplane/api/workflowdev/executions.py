@@ -21,6 +21,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from flowplane.api.deps import ObjectId, require, services_dependency
 from flowplane.api.models.common import iso
+from flowplane.api.openapi import error_responses
 from flowplane.api.workflowdev.statuses import NODE_STATUS, RUN_STATUS, run_statuses_of
 from flowplane.api.workflowdev.views import execution_detail, execution_view, started_view
 from flowplane.errors import FlowplaneError
@@ -81,13 +82,15 @@ async def get_execution(run_id: ObjectId, principal: Viewer, services: Svc) -> d
     return execution_detail(snapshot, document, approvals)
 
 
-@router.post("/{run_id}/cancel", summary="Cancel a running execution")
+@router.post(
+    "/{run_id}/cancel", summary="Cancel a running execution", responses=error_responses(409)
+)
 async def cancel_execution(run_id: ObjectId, principal: Executor, services: Svc) -> dict[str, Any]:
     """Cancel the execution (409 when it has already ended); answers the execution."""
     return execution_view(await services.runs.cancel(principal, run_id))
 
 
-@router.post("/{run_id}/retry", summary="Retry an execution")
+@router.post("/{run_id}/retry", summary="Retry an execution", responses=error_responses(503))
 async def retry_execution(run_id: ObjectId, principal: Executor, services: Svc) -> dict[str, Any]:
     """A new execution of the same flow version with the same input."""
     started = await services.runs.retry(principal, run_id, triggered_by=principal.name)

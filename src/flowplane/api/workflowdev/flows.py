@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowplane.api.deps import ObjectId, require, services_dependency
+from flowplane.api.openapi import error_responses
 from flowplane.api.workflowdev.views import flow_view, revision_view, started_view
 from flowplane.errors import DocumentError, InvalidInput, WorkflowInvalid
 from flowplane.model.bounds import Version
@@ -93,7 +94,7 @@ async def list_flows(
     return [flow_view(wf) for wf in page.items]
 
 
-@router.post("", status_code=201, summary="Create a flow")
+@router.post("", status_code=201, summary="Create a flow", responses=error_responses(409))
 async def create_flow(body: FlowIn, principal: Editor, services: Svc) -> dict[str, Any]:
     """Validate ``yamlContent`` and store it as a new flow (201)."""
     created = await services.workflows.create(principal, _document(body), message="created")
@@ -128,10 +129,11 @@ def _issue(error: dict[str, Any]) -> dict[str, Any]:
     status_code=201,
     response_model=dict[str, Any],
     responses={
+        **error_responses(409),
         200: {
             "description": "An existing flow of that name was updated.",
             "content": {"application/json": {"schema": {"type": "object"}}},
-        }
+        },
     },
     summary="Import a flow from JSON",
 )
@@ -151,7 +153,7 @@ async def get_flow(workflow_id: ObjectId, principal: Viewer, services: Svc) -> d
     return flow_view(await services.workflows.get(principal, workflow_id))
 
 
-@router.put("/{workflow_id}", summary="Update a flow")
+@router.put("/{workflow_id}", summary="Update a flow", responses=error_responses(409, 412))
 async def update_flow(
     workflow_id: ObjectId,
     body: FlowIn,
@@ -182,7 +184,9 @@ async def delete_flow(workflow_id: ObjectId, principal: Editor, services: Svc) -
     return Response(status_code=204)
 
 
-@router.post("/{workflow_id}/execute", summary="Execute a flow")
+@router.post(
+    "/{workflow_id}/execute", summary="Execute a flow", responses=error_responses(422, 503)
+)
 async def execute_flow(
     workflow_id: ObjectId,
     principal: Executor,

@@ -60,7 +60,16 @@ async def get_key(
     return kv_view(await services.kv.get(principal, namespace, key))
 
 
-@router.put("/{namespace}/{key:path}", summary="Set a value")
+@router.put(
+    "/{namespace}/{key:path}",
+    summary="Set a value",
+    responses={
+        201: {
+            "description": "Created.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def put_key(
     namespace: Namespace,
     key: Key,

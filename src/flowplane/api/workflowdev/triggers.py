@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowplane.api.deps import ObjectId, require, services_dependency
+from flowplane.api.openapi import error_responses
 from flowplane.api.webhook_limits import webhook_limits_of
 from flowplane.api.workflowdev.views import schedule_view, trigger_view
 from flowplane.errors import InvalidInput, NotFound
@@ -89,7 +90,9 @@ async def list_triggers(principal: Editor, services: Svc) -> list[dict[str, Any]
     return [trigger_view(r) for r in hooks.items] + [schedule_view(r) for r in schedules.items]
 
 
-@router.post("/triggers", status_code=201, summary="Create a trigger")
+@router.post(
+    "/triggers", status_code=201, summary="Create a trigger", responses=error_responses(404, 409)
+)
 async def create_trigger(body: TriggerIn, principal: Editor, services: Svc) -> dict[str, Any]:
     """A webhook trigger (``POST /api/v1/webhook/{key}`` starts the flow) or a cron one."""
     if not body.flowId:
@@ -109,7 +112,7 @@ async def _kind(services: Services, principal: Caller, trigger_id: str) -> str:
         return "cron"
 
 
-@router.put("/triggers/{trigger_id}", summary="Update a trigger")
+@router.put("/triggers/{trigger_id}", summary="Update a trigger", responses=error_responses(409))
 async def update_trigger(
     trigger_id: ObjectId, body: TriggerIn, principal: Editor, services: Svc
 ) -> dict[str, Any]:
@@ -127,7 +130,12 @@ async def update_trigger(
     return schedule_view(await services.schedules.update(principal, trigger_id, values))
 
 
-@router.delete("/triggers/{trigger_id}", status_code=204, summary="Delete a trigger")
+@router.delete(
+    "/triggers/{trigger_id}",
+    status_code=204,
+    summary="Delete a trigger",
+    responses=error_responses(409),
+)
 async def delete_trigger(trigger_id: ObjectId, principal: Editor, services: Svc) -> Response:
     """Delete the trigger."""
     if await _kind(services, principal, trigger_id) == "webhook":
@@ -141,6 +149,13 @@ async def delete_trigger(trigger_id: ObjectId, principal: Editor, services: Svc)
     "/webhook/{key}",
     status_code=202,
     response_model=dict[str, Any],
+    responses={
+        200: {
+            "description": "A replayed delivery id: nothing new happened.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        **error_responses(401, 429),
+    },
     summary="Fire a webhook trigger",
     openapi_extra={"security": [], "x-flowplane-public": True},
 )

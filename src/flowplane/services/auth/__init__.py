@@ -27,6 +27,7 @@ from flowplane.services.auth.records import (
     UserInfo,
 )
 from flowplane.services.auth.users import Users
+from flowplane.services.caller import Caller
 from flowplane.settings import Settings
 from flowplane.store.base import Store
 from flowplane.store.records import ApiKeyRecord
@@ -55,3 +56,24 @@ class AuthService(ApiKeys, Users, Logins):
         self.settings = settings
         self._jwt_secret = settings.jwt_secret
         self._key_rows: dict[str, tuple[float, list[ApiKeyRecord]]] = {}
+
+    async def register(
+        self, *, username: str, password: str, role: str, caller: Caller | None
+    ) -> LoginToken:
+        """Register a user and sign them in (the password was just set: no second check).
+
+        With a caller, what :meth:`create_user` does (an admin); without one, the server's
+        first user when ``FLOWPLANE_OPEN_FIRST_REGISTRATION`` allows it
+        (:meth:`register_first_user`).
+
+        Raises:
+            Unauthorized: no caller, and open registration is off or a user exists.
+            Forbidden, InvalidInput, Conflict: as for :meth:`create_user`.
+        """
+        if caller is None:
+            user = await self.register_first_user(username=username, password=password, role=role)
+        else:
+            user = await self.create_user(
+                username=username, password=password, role=role, caller=caller
+            )
+        return await self._sign_in(user)

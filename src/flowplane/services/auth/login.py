@@ -44,6 +44,10 @@ class Logins:
         if passwords.needs_rehash(row.password_hash):
             new_hash = passwords.hash_password(password)
             await self.store.transact(lambda tx: q.update_user(tx, user.id, password_hash=new_hash))
+        return await self._sign_in(user)
+
+    async def _sign_in(self, user: UserInfo) -> LoginToken:
+        """Sign a login token for ``user``, whose password was just checked (or set)."""
         token, expires_at_ms = tokens.encode_jwt(
             await self.jwt_secret(),
             subject=user.id,

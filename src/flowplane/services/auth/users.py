@@ -94,20 +94,14 @@ class Users:
         _log.info("user %s (%s) created by %s", username, role, caller.name)
         return UserInfo.from_row(row)
 
-    async def register(
-        self, *, username: str, password: str, role: str, caller: Caller | None
-    ) -> UserInfo:
-        """Register a user: what an admin does with :meth:`create_user`, or, without a
-        caller, the server's first user when ``FLOWPLANE_OPEN_FIRST_REGISTRATION`` allows it.
+    async def register_first_user(self, *, username: str, password: str, role: str) -> UserInfo:
+        """Create the server's first user without credentials, when
+        ``FLOWPLANE_OPEN_FIRST_REGISTRATION`` allows it and no user exists yet.
 
         Raises:
-            Unauthorized: no caller, and open registration is off or a user exists.
-            Forbidden, InvalidInput, Conflict: as for :meth:`create_user`.
+            Unauthorized: open registration is off, or a user exists.
+            InvalidInput: a bad role or password.
         """
-        if caller is not None:
-            return await self.create_user(
-                username=username, password=password, role=role, caller=caller
-            )
         if not self.settings.open_first_registration:
             raise Unauthorized("registering a user needs an admin's credentials")
         check_role(role)
