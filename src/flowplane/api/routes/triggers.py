@@ -13,7 +13,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter
 
 from flowplane.api.deps import require, services_dependency
 from flowplane.api.models.triggers import (
@@ -25,12 +24,9 @@ from flowplane.api.models.triggers import (
 )
 from flowplane.api.openapi import error_responses
 from flowplane.api.paging import OwnedListing, owned_listing
-from flowplane.api.webhook_limits import webhook_limits_of
-from flowplane.errors import SignatureInvalid
-from flowplane.services import webhook_reply
+from flowplane.api.webhook_delivery import deliver
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
-from flowplane.services.triggers import Delivery
 
 router = APIRouter(tags=["triggers"])
 
@@ -42,22 +38,6 @@ Svc = Annotated[Services, Depends(services_dependency)]
 WebhookKey = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", description="The trigger's key.")
 ]
-
-
-def _failures_counter(request: Request) -> Counter | None:
-    """``flowplane_webhook_signature_failures_total{scheme,reason}`` in the app's registry."""
-    state = request.app.state
-    counter: Counter | None = getattr(state, "webhook_signature_failures", None)
-    metrics = getattr(state, "metrics", None)
-    if counter is None and metrics is not None:
-        counter = Counter(
-            "flowplane_webhook_signature_failures",
-            "Webhook deliveries refused because their signature did not verify.",
-            ["scheme", "reason"],
-            registry=metrics.registry,
-        )
-        state.webhook_signature_failures = counter
-    return counter
 
 
 @router.post(
@@ -159,25 +139,7 @@ async def receive_webhook(key: WebhookKey, request: Request, services: Svc) -> R
     The run input is ``{body, headers, query}``; secret-looking headers are dropped.
     Deliveries are limited per client address and per trigger (429; see docs/triggers.md).
     """
-    limits = webhook_limits_of(request.app, services.settings)
-    limits.admit_client(request)  # before the body is even read
-    delivery = Delivery(
-        body=await request.body(),
-        headers=dict(request.headers),
-        query=list(request.query_params.multi_items()),
-        content_type=request.headers.get("content-type", ""),
-    )
-    try:
-        outcome = await services.triggers.receive(key, delivery, admit=limits.admit_trigger)
-    except SignatureInvalid as exc:
-        counter = _failures_counter(request)
-        if counter is not None:
-            counter.labels(str(exc.extra.get("scheme", "")), str(exc.extra.get("reason", ""))).inc()
-        raise
-    run_id = outcome.body.get("runId")
-    if outcome.status == 202 and isinstance(run_id, str):
-        timeout = services.settings.webhook_reply_timeout_seconds
-        reply = await webhook_reply.await_reply(services.runs, run_id, timeout)
-        if reply is not None:
-            return Response(reply.body, status_code=reply.status, headers=reply.headers)
+    outcome = await deliver(request, services, key)
+    if isinstance(outcome, Response):
+        return outcome
     return JSONResponse(outcome.body, status_code=outcome.status)

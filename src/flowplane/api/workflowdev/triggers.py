@@ -19,13 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowplane.api.deps import ObjectId, require, services_dependency
 from flowplane.api.openapi import error_responses
-from flowplane.api.webhook_limits import webhook_limits_of
+from flowplane.api.webhook_delivery import deliver
 from flowplane.api.workflowdev.views import schedule_view, trigger_view
 from flowplane.errors import InvalidInput, NotFound
-from flowplane.services import webhook_reply
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
-from flowplane.services.triggers import Delivery, TriggerService
 
 router = APIRouter(prefix="/api/v1", tags=["workflowdev"])
 
@@ -166,23 +164,11 @@ async def fire_webhook(key: WebhookKey, request: Request, services: Svc) -> Resp
     ``/v1/webhooks/{key}`` (see docs/triggers.md); a flow with an
     ``http.webhook_response`` task answers with what that task sets.
     """
-    limits = webhook_limits_of(request.app, services.settings)
-    limits.admit_client(request)
-    delivery = Delivery(
-        body=await request.body(),
-        headers=dict(request.headers),
-        query=list(request.query_params.multi_items()),
-        content_type=request.headers.get("content-type", ""),
-    )
-    triggers: TriggerService = services.triggers
-    outcome = await triggers.receive(key, delivery, admit=limits.admit_trigger)
-    run_id = outcome.body.get("runId")
-    if outcome.status == 202 and isinstance(run_id, str):
-        timeout = services.settings.webhook_reply_timeout_seconds
-        reply = await webhook_reply.await_reply(services.runs, run_id, timeout)
-        if reply is not None:
-            return Response(reply.body, status_code=reply.status, headers=reply.headers)
+    outcome = await deliver(request, services, key)
+    if isinstance(outcome, Response):
+        return outcome
     body: dict[str, Any] = dict(outcome.body)
+    run_id = body.get("runId")
     if isinstance(run_id, str):
         body = {"executionId": run_id, "status": "QUEUED", **body}
     return JSONResponse(body, status_code=outcome.status)
