@@ -295,12 +295,13 @@ class RunReader:
     async def events(
         self, caller: Caller, run_id: str, after_seq: int = 0, limit: int = 500
     ) -> list[dict[str, Any]]:
-        """Return the run's events after ``after_seq``."""
-        return await self._read_of_run(
+        """Return the run's events after ``after_seq`` (their wire bodies)."""
+        events = await self._read_of_run(
             caller,
             run_id,
             lambda tx: reads.events_after(tx, run_id=run_id, after_seq=after_seq, limit=limit),
         )
+        return [event.payload for event in events]
 
     async def logs(
         self, caller: Caller, run_id: str, after_id: int = 0, limit: int = 200
@@ -455,10 +456,11 @@ class RunReader:
             if kind == "event":
                 wake.set()
 
-        def read(after: int, limit: int = 500) -> Any:
-            return self.store.read(
+        async def read(after: int, limit: int = 500) -> list[dict[str, Any]]:
+            events = await self.store.read(
                 lambda tx: reads.events_after(tx, run_id=run_id, after_seq=after, limit=limit)
             )
+            return [event.payload for event in events]
 
         async def status() -> str | None:
             run = await self._read_run(run_id)
