@@ -24,12 +24,12 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
-from conftest import POSTGRES_URL, drop_schema, require_postgres
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 from serve_support import Serve, serving
 
+from conftest import POSTGRES_URL, drop_schema, require_postgres
 from flowplane.mcp import TOOL_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +37,9 @@ TRANSPORTS = ["stdio", "http"]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Serve]:
     base = tmp_path_factory.mktemp(f"mcp-{request.param}")
     if request.param == "sqlite":
         with serving(base, f"sqlite:///{base / 'fp.db'}") as running:
@@ -61,7 +63,9 @@ def new_key(server: Serve, role: str, namespaces: list[str] | None = None) -> st
 
 
 @contextlib.asynccontextmanager
-async def session(server: Serve, transport: str, key: str | None = None) -> AsyncIterator[ClientSession]:
+async def session(
+    server: Serve, transport: str, key: str | None = None
+) -> AsyncIterator[ClientSession]:
     """An initialized MCP client session over ``transport``, acting with ``key``."""
     key = key or server.key
     async with contextlib.AsyncExitStack() as stack:
@@ -134,7 +138,9 @@ async def test_tools_resources_and_prompts_are_listed(server: Serve, transport: 
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_agent_session_builds_repairs_runs_and_approves(server: Serve, transport: str) -> None:
+async def test_agent_session_builds_repairs_runs_and_approves(
+    server: Serve, transport: str
+) -> None:
     async with session(server, transport) as client:
         found = await call(client, "search_connectors", query="approval")
         approval_type = next(c["type"] for c in found["items"] if c["category"] == "control")

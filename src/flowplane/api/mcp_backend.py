@@ -102,7 +102,9 @@ class ServicesBackend:
         )
         return _wire(patch_out(outcome))
 
-    async def start_run(self, workflow_id: str, run_input: Any, idempotency_key: str | None) -> Json:
+    async def start_run(
+        self, workflow_id: str, run_input: Any, idempotency_key: str | None
+    ) -> Json:
         body = WorkflowRunBody(input=run_input, idempotency_key=idempotency_key)
         result = await self.services.workflows.start_run(
             self.caller,
@@ -153,9 +155,7 @@ class ServicesBackend:
     async def signal(
         self, run_id: str, name: str, payload: Any, correlation_id: str | None
     ) -> Json:
-        result = await self.services.runs.signal(
-            self.caller, run_id, name, payload, correlation_id
-        )
+        result = await self.services.runs.signal(self.caller, run_id, name, payload, correlation_id)
         return _wire(signal_result(run_id, name, result))
 
     async def cancel(self, run_id: str) -> Json:

@@ -468,9 +468,7 @@ def list_approvals(
 # --- connectors -------------------------------------------------------------------------
 
 
-def list_connectors(
-    q: str | None, category: str | None, detail: str
-) -> Call[list[dict[str, Any]]]:
+def list_connectors(q: str | None, category: str | None, detail: str) -> Call[list[dict[str, Any]]]:
     """``GET /v1/connectors``: the catalogue, ``summary`` (compact) or ``full``."""
     return Call(
         "GET",

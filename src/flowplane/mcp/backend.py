@@ -57,7 +57,9 @@ class Backend(Protocol):
         skipped_items, applied, summary`` (as ``POST /v1/workflows/{id}/operations``)."""
         ...
 
-    async def start_run(self, workflow_id: str, run_input: Any, idempotency_key: str | None) -> Json:
+    async def start_run(
+        self, workflow_id: str, run_input: Any, idempotency_key: str | None
+    ) -> Json:
         """Start a run of a stored workflow's current version."""
         ...
 

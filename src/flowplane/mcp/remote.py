@@ -63,7 +63,9 @@ class ClientBackend:
         result = await self.client.patch_workflow(workflow_id, ops, if_match=expected_version)
         return _wire(result)
 
-    async def start_run(self, workflow_id: str, run_input: Any, idempotency_key: str | None) -> Json:
+    async def start_run(
+        self, workflow_id: str, run_input: Any, idempotency_key: str | None
+    ) -> Json:
         run = await self.client.start_workflow_run(
             workflow_id, run_input, idempotency_key=idempotency_key
         )

@@ -171,8 +171,6 @@ def http_endpoint(provider: BackendProvider, path: str = "/mcp") -> HttpEndpoint
     """
     server = build_server(provider)
     # Any non-local host: the guard would refuse the server's own public name.
-    app = server.streamable_http_app(
-        streamable_http_path=path, stateless_http=True, host="0.0.0.0"
-    )
+    app = server.streamable_http_app(streamable_http_path=path, stateless_http=True, host="0.0.0.0")
     (route,) = (r for r in app.routes if getattr(r, "path", None) == path)
     return HttpEndpoint(route=route, session_manager=server.session_manager)

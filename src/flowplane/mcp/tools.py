@@ -66,8 +66,12 @@ Namespaces = Annotated[
 Limit = Annotated[int, Field(ge=1, le=500, description="Page size.")]
 Cursor = Annotated[str | None, Field(description="nextCursor of the previous page.")]
 Iteration = Annotated[int, Field(ge=0, description="The foreach iteration (0 for a plain node).")]
-Note = Annotated[str | None, Field(description="A note recorded with the decision.", max_length=2000)]
-RunInput = Annotated[Any, Field(description="The run input (checked against the workflow's inputs).")]
+Note = Annotated[
+    str | None, Field(description="A note recorded with the decision.", max_length=2000)
+]
+RunInput = Annotated[
+    Any, Field(description="The run input (checked against the workflow's inputs).")
+]
 
 Call = Callable[[Backend], Awaitable[Any]]
 
@@ -76,7 +80,9 @@ def tool_result(data: Any) -> CallToolResult:
     """A successful tool answer: the JSON as text and as structured content."""
     structured = data if isinstance(data, dict) else {"items": data}
     text = json.dumps(structured, default=str, ensure_ascii=False)
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=structured
+    )
 
 
 def error_result(exc: FlowplaneError) -> CallToolResult:
@@ -139,9 +145,14 @@ def register_tools(server: MCPServer[Any], provider: BackendProvider) -> None:  
         ctx: Context,
         query: Annotated[
             str | None,
-            Field(description="Words that must all appear in the type, name or description.", max_length=200),
+            Field(
+                description="Words that must all appear in the type, name or description.",
+                max_length=200,
+            ),
         ] = None,
-        category: Annotated[str | None, Field(description="Only this category.", max_length=64)] = None,
+        category: Annotated[
+            str | None, Field(description="Only this category.", max_length=64)
+        ] = None,
         detail: Annotated[
             Literal["summary", "full"],
             Field(description="summary: type, name, category, description; full: with schemas."),
@@ -150,14 +161,14 @@ def register_tools(server: MCPServer[Any], provider: BackendProvider) -> None:  
         """Search the connector catalogue (the node types a workflow can use). Start here:
         the summary of every connector is small enough to keep in context; then call
         describe_connector for the params schema of the types you use."""
-        return await answer(
-            provider, ctx, lambda b: b.search_connectors(query, category, detail)
-        )
+        return await answer(provider, ctx, lambda b: b.search_connectors(query, category, detail))
 
     @tool(READ)
     async def describe_connector(
         ctx: Context,
-        type: Annotated[str, Field(description="A connector type, e.g. http.request.", max_length=128)],
+        type: Annotated[
+            str, Field(description="A connector type, e.g. http.request.", max_length=128)
+        ],
     ) -> CallToolResult:
         """One connector's full manifest: params (inputSchema), output (outputSchema), the
         secrets it uses and examples. An unknown type is connector_not_found with close
@@ -256,7 +267,9 @@ def register_tools(server: MCPServer[Any], provider: BackendProvider) -> None:  
         status: Annotated[
             list[str] | None, Field(description="Only these statuses (e.g. failed).")
         ] = None,
-        workflow: Annotated[str | None, Field(description="Only runs of this workflow (id or name).")] = None,
+        workflow: Annotated[
+            str | None, Field(description="Only runs of this workflow (id or name).")
+        ] = None,
         limit: Limit = 20,
         cursor: Cursor = None,
     ) -> CallToolResult:
@@ -284,7 +297,12 @@ def register_tools(server: MCPServer[Any], provider: BackendProvider) -> None:  
                 if n.get("nodeId") == node_id
                 and (iteration is None or n.get("iteration") == iteration)
             ]
-            return {"runId": run_id, "nodeId": node_id, "status": detail.get("status"), "nodes": nodes}
+            return {
+                "runId": run_id,
+                "nodeId": node_id,
+                "status": detail.get("status"),
+                "nodes": nodes,
+            }
 
         return await answer(provider, ctx, call)
 
@@ -337,7 +355,9 @@ def register_tools(server: MCPServer[Any], provider: BackendProvider) -> None:  
         ctx: Context, run_id: RunId, node_id: NodeId, iteration: Iteration = 0, note: Note = None
     ) -> CallToolResult:
         """Approve a node waiting for approval (run status waiting-approval); executor."""
-        return await answer(provider, ctx, lambda b: b.decide(run_id, node_id, True, iteration, note))
+        return await answer(
+            provider, ctx, lambda b: b.decide(run_id, node_id, True, iteration, note)
+        )
 
     @tool(STEER)
     async def deny(
@@ -352,8 +372,12 @@ def register_tools(server: MCPServer[Any], provider: BackendProvider) -> None:  
     async def send_signal(
         ctx: Context,
         run_id: RunId,
-        name: Annotated[str, Field(description="The signal name a node waits for.", max_length=128)],
-        payload: Annotated[Any, Field(description="The signal's payload (the node's output).")] = None,
+        name: Annotated[
+            str, Field(description="The signal name a node waits for.", max_length=128)
+        ],
+        payload: Annotated[
+            Any, Field(description="The signal's payload (the node's output).")
+        ] = None,
         correlation_id: Annotated[str | None, Field(max_length=255)] = None,
     ) -> CallToolResult:
         """Send a signal to a run (delivered to a node waiting for it, else kept); executor."""

@@ -43,7 +43,11 @@ from flowplane.store.tx import Tx, now_ms
 __all__ = [
     "NEEDS_SOMEONE",
     "LogEntry",
-    "RunReader", "RunSnapshot", "duration_ms", "parse_log_cursor"]
+    "RunReader",
+    "RunSnapshot",
+    "duration_ms",
+    "parse_log_cursor",
+]
 
 T = TypeVar("T")
 
