@@ -6,7 +6,7 @@ Both transports, on SQLite and PostgreSQL (one server per backend for the module
 - streamable HTTP: ``{url}/mcp`` of the server itself (the services behind it), with the
   key as ``Authorization: Bearer``.
 
-A scripted agent session builds a workflow from a draft with a mistake, reads the typed
+A scripted agent session builds a workflow from an empty draft with a mistake, reads the typed
 skip and validation error, repairs it, runs it, waits for the approval, approves and reads
 the outputs. Roles and namespaces hold through MCP with the API's error codes.
 """
@@ -147,25 +147,27 @@ async def test_agent_session_builds_repairs_runs_and_approves(
         manifest = await call(client, "describe_connector", type=approval_type)
         assert "title" in manifest["inputSchema"]["required"]
 
-        name = f"mcp-{transport}-{uuid.uuid4().hex[:6]}"
-        draft = {
-            "name": name,
-            "nodes": [{"id": "start", "type": "util.log", "params": {"message": "hi"}}],
-        }
-        created = await call(client, "create_workflow", document=draft)
-        workflow_id = created["id"]
+        draft = await call(client, "create_workflow", document={})
+        workflow_id = draft["id"]
+        assert draft["document"].get("nodes", []) == []
+        empty = await refused(client, "start_run", workflow_id=workflow_id)
+        assert empty["code"] == "workflow_empty"
 
         # A mistake: an unknown connector type, and a missing required param.
+        name = f"mcp-{transport}-{uuid.uuid4().hex[:6]}"
         first = await call(
             client,
             "edit_workflow",
             workflow_id=workflow_id,
             ops=[
+                {"op": "set", "field": "name", "value": name},
+                {"op": "add", "node_id": "start", "type": "util.log", "params": {"message": "hi"}},
                 {"op": "add", "node_id": "ask", "type": approval_type, "params": {}},
                 {"op": "add", "node_id": "done", "type": "util.sett", "params": {"value": 42}},
             ],
         )
         assert first["ok"] is False
+        assert first["saved"] is True and first["workflow"]["name"] == name
         (skip,) = first["skipped_items"]
         assert (skip["node_id"], skip["reason_code"]) == ("done", "node_type_not_registered")
         assert "util.set" in skip["details"]["close_matches"]

@@ -202,7 +202,8 @@ def register_tools(server: MCPServer[Any], provider: BackendProvider) -> None:  
             dict[str, Any],
             Field(
                 description="The workflow document; {} (or just {name}) creates an empty "
-                "draft to fill in with edit_workflow."
+                "draft (a name is made up when none is given) to fill in with edit_workflow; "
+                "running a draft without nodes is refused with workflow_empty."
             ),
         ],
     ) -> CallToolResult:
