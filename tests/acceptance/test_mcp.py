@@ -260,3 +260,22 @@ async def test_http_endpoint_needs_credentials(server: Serve) -> None:
     answer = httpx.post(f"{server.url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
     assert answer.status_code == 401
     assert answer.json()["code"] == "unauthorized"
+
+
+async def test_stdio_on_a_local_database(tmp_path: Path) -> None:
+    """Without --server, ``flowplane mcp`` acts on the database itself, with a worker."""
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "flowplane", "mcp", "--database-url", f"sqlite:///{tmp_path / 'fp.db'}"],
+        env={"PYTHONPATH": str(REPO / "src"), "FLOWPLANE_DATA_DIR": str(tmp_path / "data")},
+        cwd=tmp_path,
+    )
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+        await client.initialize()
+        draft = await call(client, "create_workflow", document={"name": "local"})
+        ops = [{"op": "add", "node_id": "v", "type": "util.set", "params": {"value": "x"}}]
+        assert (await call(client, "edit_workflow", workflow_id=draft["id"], ops=ops))["ok"]
+        run = await call(client, "start_run", workflow_id=draft["id"])
+        settled = await call(client, "wait_for_run", run_id=run["runId"], timeout_seconds=60)
+        assert settled["status"] == "finished"
+        assert settled["run"]["nodes"][0]["output"] == "x"

@@ -109,7 +109,7 @@ def create_app(
             app.state.services = services
             async with (
                 _running(app, services, settings, workers, on_startup),
-                mcp.session_manager.run(),
+                mcp.running(),
             ):
                 yield
 

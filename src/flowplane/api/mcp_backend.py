@@ -13,12 +13,13 @@ API key or JWT, rate limits); the backend is built for that request's caller.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from flowplane.api.callers import of_request
 from flowplane.api.models.workflows import (
     ValidationErrorOut,
     ValidationOut,
@@ -199,8 +200,8 @@ class ServicesBackend:
 def caller_of_context(ctx: Any) -> Caller:
     """The caller of the HTTP request an MCP message came in (set by the security gate).
 
-    The request id is the one :class:`~flowplane.api.context.RequestIdMiddleware` gave the
-    request (``X-Request-Id``), so the audit log names the MCP request as it names any other.
+    With the request's id (``X-Request-Id``, or the one the API made up), so the audit log
+    names the MCP request as it names any other.
     """
     request = getattr(ctx.request_context, "request", None)
     state = getattr(request, "scope", {}).get("state", {}) if request is not None else {}
@@ -208,13 +209,14 @@ def caller_of_context(ctx: Any) -> Caller:
     if not isinstance(principal, Caller):
         # Fail closed: only requests through the security middleware reach the MCP app.
         raise Unauthorized("credentials required: send 'Authorization: Bearer <token>'")
-    request_id = request.headers.get("x-request-id") if request is not None else None
-    return replace(principal, request_id=request_id) if request_id else principal
+    # The MCP SDK serves the message in a task started inside the request, which inherits
+    # the request's context: its id is the one RequestIdMiddleware set.
+    return of_request(principal)
 
 
 def mount_mcp(app: FastAPI, path: str = MCP_PATH) -> HttpEndpoint:
     """Route ``path`` of ``app`` to the MCP server; the app's lifespan must enter
-    ``endpoint.session_manager.run()`` (:func:`flowplane.api.app.create_app` does)."""
+    ``endpoint.running()`` (:func:`flowplane.api.app.create_app` does)."""
 
     def provider(ctx: Any) -> ServicesBackend:
         services: Services = app.state.services

@@ -11,7 +11,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -154,11 +157,38 @@ class HttpEndpoint:
 
     Attributes:
         route: the Starlette route serving ``path``.
-        session_manager: its ``run()`` must be entered for the life of the app.
+        session_manager: it must run for the life of the app (:meth:`running`).
     """
 
     route: BaseRoute
     session_manager: StreamableHTTPSessionManager
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run the session manager for the life of the block, in a task of its own.
+
+        Its task group must be entered and left by one task; an app's lifespan may start
+        and stop in two (test harnesses that drive the lifespan from a fixture do).
+        """
+        started = asyncio.Event()
+        stop = asyncio.Event()
+
+        async def serve() -> None:
+            async with self.session_manager.run():
+                started.set()
+                await stop.wait()
+
+        task = asyncio.create_task(serve(), name="flowplane-mcp")
+        ready = asyncio.create_task(started.wait())
+        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            ready.cancel()
+            task.result()  # raise what stopped it
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
 
 
 def http_endpoint(provider: BackendProvider, path: str = "/mcp") -> HttpEndpoint:
