@@ -66,7 +66,7 @@ class Backend(Protocol):
     async def list_runs(
         self, status: list[str] | None, workflow: str | None, limit: int, cursor: str | None
     ) -> Json:
-        """A page of runs, newest first: ``{items, nextCursor}``."""
+        """A page of runs, newest first: ``{runs, nextCursor}``."""
         ...
 
     async def describe_run(self, run_id: str) -> Json:

@@ -37,7 +37,7 @@ The loop: search_connectors (compact catalogue) -> describe_connector (params sc
 create_workflow (an empty draft is fine) -> edit_workflow with EditOps (read skipped_items,
 validation_errors and summary; repair with more ops) -> start_run -> wait_for_run ->
 approve/deny or send_signal when it waits -> describe_run / get_node_output.
-Errors carry a stable code (forbidden, workflow_not_found, run_not_active, ...)."""
+Errors carry a stable code (forbidden, workflow_not_found, RUN_NOT_ACTIVE, ...)."""
 
 BUILD_PROMPT = """\
 Build a Flowplane workflow that does the following:

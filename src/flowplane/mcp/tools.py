@@ -2,7 +2,7 @@
 
 A tool answers with its result as JSON text and as ``structuredContent``. A refusal or a
 failure is an MCP tool error (``isError: true``) whose JSON names Flowplane's stable error
-``code``, its ``message`` and HTTP-equivalent ``status`` (``forbidden``, ``run_not_found``,
+``code``, its ``message`` and HTTP-equivalent ``status`` (``forbidden``, ``RUN_NOT_FOUND``,
 ``workflow_invalid``, ...): the same codes as the HTTP API's problem documents.
 """
 
@@ -388,7 +388,7 @@ def register_tools(server: MCPServer[Any], provider: BackendProvider) -> None:  
 
     @tool(STEER)
     async def cancel_run(ctx: Context, run_id: RunId) -> CallToolResult:
-        """Cancel an active run (run_not_active when it already ended); executor."""
+        """Cancel an active run (RUN_NOT_ACTIVE when it already ended); executor."""
         return await answer(provider, ctx, lambda b: b.cancel(run_id))
 
     @tool(STEER)
