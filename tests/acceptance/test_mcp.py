@@ -27,7 +27,7 @@ import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
-from serve_support import Serve, serving
+from serve_support import Serve, free_port, serving
 
 from conftest import POSTGRES_URL, drop_schema, require_postgres
 from flowplane.mcp import TOOL_NAMES
@@ -279,3 +279,10 @@ async def test_stdio_on_a_local_database(tmp_path: Path) -> None:
         settled = await call(client, "wait_for_run", run_id=run["runId"], timeout_seconds=60)
         assert settled["status"] == "finished"
         assert settled["run"]["nodes"][0]["output"] == "x"
+
+
+async def test_stdio_reports_an_unreachable_server() -> None:
+    dead = Serve(f"http://127.0.0.1:{free_port()}", "fp_unused", None, Path())  # type: ignore[arg-type]
+    async with session(dead, "stdio") as client:
+        error = await refused(client, "list_workflows")
+        assert error["code"] == "server_unreachable"

@@ -22,8 +22,9 @@ from flowplane.model.edits import OPS
 
 __all__ = ["MAX_WAIT_SECONDS", "TOOL_NAMES", "error_result", "register_tools", "tool_result"]
 
-MAX_WAIT_SECONDS = 300.0
-"""The longest one ``wait_for_run`` call waits (call it again to wait longer)."""
+MAX_WAIT_SECONDS = 120.0
+"""The longest one ``wait_for_run`` call waits (call it again to wait longer): below the
+request timeouts of common MCP clients."""
 
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
@@ -88,18 +89,19 @@ def tool_result(data: Any) -> CallToolResult:
 def error_result(exc: FlowplaneError) -> CallToolResult:
     """A tool error carrying Flowplane's stable ``code``, ``message`` and ``status``."""
     error = {**exc.extra, "code": exc.code, "message": exc.detail, "status": exc.status}
-    body = {"error": error}
-    text = f"{exc.code}: {exc.detail}\n" + json.dumps(body, default=str, ensure_ascii=False)
+    line = json.dumps({"error": error}, default=str, ensure_ascii=False)
+    body = json.loads(line)  # what the extension members hold, as JSON
+    text = f"{exc.code}: {exc.detail}\n{line}"
     return CallToolResult(
         content=[TextContent(type="text", text=text)], structured_content=body, is_error=True
     )
 
 
 def _unreachable(exc: Exception) -> CallToolResult:
-    error = FlowplaneError(f"the Flowplane server cannot be reached: {type(exc).__name__}")
-    error_code = {"code": "server_unreachable", "message": error.detail, "status": 503}
-    body = {"error": error_code}
-    text = f"server_unreachable: {error.detail}"
+    """The tool error of a remote server that cannot be reached (stdio with ``--server``)."""
+    message = f"the Flowplane server cannot be reached: {type(exc).__name__}"
+    body = {"error": {"code": "server_unreachable", "message": message, "status": 503}}
+    text = f"server_unreachable: {message}\n{json.dumps(body)}"
     return CallToolResult(
         content=[TextContent(type="text", text=text)], structured_content=body, is_error=True
     )
