@@ -212,6 +212,59 @@ async def test_agent_session_builds_repairs_runs_and_approves(
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_steering_tools(server: Serve, transport: str) -> None:
+    """Validate, signal, deny, list, retry, cancel, resume, fork and diff through MCP."""
+    document = {
+        "name": f"steer-{transport}-{uuid.uuid4().hex[:6]}",
+        "nodes": [
+            {"id": "sig", "type": "wait.signal", "params": {"name": "go"}},
+            {"id": "ask", "type": "control.approval", "params": {"title": "Go on?"}},
+        ],
+    }
+    async with session(server, transport) as client:
+        assert (await call(client, "validate_workflow", document=document))["valid"] is True
+        bad = {**document, "nodes": [{"id": "x", "type": "util.set", "params": {}}]}
+        report = await call(client, "validate_workflow", document=bad)
+        assert report["valid"] is False
+        assert [e["code"] for e in report["errors"]] == ["missing_param"]
+
+        workflow_id = (await call(client, "create_workflow", document=document))["id"]
+        run_id = (await call(client, "start_run", workflow_id=workflow_id))["runId"]
+        waiting = await call(client, "wait_for_run", run_id=run_id, timeout_seconds=60)
+        assert (waiting["status"], waiting["waitingNodes"][0]["nodeId"]) == ("waiting-event", "sig")
+        signal = await call(client, "send_signal", run_id=run_id, name="go", payload={"n": 1})
+        assert signal["delivered"] is True
+        waiting = await call(client, "wait_for_run", run_id=run_id, timeout_seconds=60)
+        assert waiting["status"] == "waiting-approval"
+        denied = await call(client, "deny", run_id=run_id, node_id="ask", note="no")
+        assert denied["status"] == "denied"
+        failed = await call(client, "wait_for_run", run_id=run_id, timeout_seconds=60)
+        assert failed["status"] == "failed"
+        listed = await call(client, "list_runs", status=["failed"], workflow=workflow_id)
+        assert [r["runId"] for r in listed["runs"]] == [run_id]
+
+        retried = await call(client, "retry_run", run_id=run_id)
+        assert retried["runId"] != run_id
+        cancelled = await call(client, "cancel_run", run_id=retried["runId"])
+        assert cancelled["status"] == "cancelled"
+        again = await refused(client, "cancel_run", run_id=retried["runId"])
+        assert again["code"] == "RUN_NOT_ACTIVE"
+        resumed = await call(client, "resume_run", run_id=retried["runId"])
+        assert resumed["status"] not in ("cancelled", "failed")
+
+        fork = await call(client, "fork_run", run_id=run_id, from_node="ask")
+        assert fork["forkedFrom"] == run_id
+        waiting = await call(client, "wait_for_run", run_id=fork["runId"], timeout_seconds=60)
+        assert [n["nodeId"] for n in waiting["waitingNodes"]] == ["ask"]  # sig was reused
+        await call(client, "approve", run_id=fork["runId"], node_id="ask")
+        done = await call(client, "wait_for_run", run_id=fork["runId"], timeout_seconds=60)
+        assert done["status"] == "finished"
+        diff = await call(client, "diff_runs", run_id=run_id, other_run_id=fork["runId"])
+        assert diff["changedNodes"] == ["ask"]
+        assert (await refused(client, "describe_run", run_id="nope"))["code"] == "RUN_NOT_FOUND"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_roles_and_namespaces_hold(server: Serve, transport: str) -> None:
     document = {
         "name": f"guarded-{transport}-{uuid.uuid4().hex[:6]}",

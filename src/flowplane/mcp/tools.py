@@ -16,6 +16,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field, WithJsonSchema
 
+from flowplane.client.models import RunStatus
 from flowplane.errors import FlowplaneError
 from flowplane.mcp.backend import Backend, BackendProvider, Json
 from flowplane.model.edits import OPS
@@ -268,7 +269,7 @@ def register_tools(server: MCPServer[Any], provider: BackendProvider) -> None:  
     async def list_runs(
         ctx: Context,
         status: Annotated[
-            list[str] | None, Field(description="Only these statuses (e.g. failed).")
+            list[RunStatus] | None, Field(description="Only runs in these statuses.")
         ] = None,
         workflow: Annotated[
             str | None, Field(description="Only runs of this workflow (id or name).")
@@ -277,7 +278,8 @@ def register_tools(server: MCPServer[Any], provider: BackendProvider) -> None:  
         cursor: Cursor = None,
     ) -> CallToolResult:
         """List runs, newest first."""
-        return await answer(provider, ctx, lambda b: b.list_runs(status, workflow, limit, cursor))
+        statuses = None if status is None else [str(s) for s in status]
+        return await answer(provider, ctx, lambda b: b.list_runs(statuses, workflow, limit, cursor))
 
     @tool(READ)
     async def describe_run(ctx: Context, run_id: RunId) -> CallToolResult:
