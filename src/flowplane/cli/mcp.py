@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flowplane.cli._client import Server, Token
-from flowplane.cli._common import build_registry, build_settings, fail, setup_logging
+from flowplane.cli._common import build_registry, build_settings, err_console, setup_logging
 from flowplane.cli.local import DatabaseSchema, DatabaseUrl, Plugins
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def mcp_command(
         asyncio.run(_remote(server, token))
         return
     if token:
-        fail("--token needs --server (or FLOWPLANE_URL)")
+        err_console.print("[yellow]warning:[/] no --server: the token is not used")
     settings = build_settings(database_url=database_url, database_schema=database_schema)
     asyncio.run(_local(settings, plugin, workers))
 
