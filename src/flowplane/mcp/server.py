@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -72,6 +73,10 @@ def _json_text(data: Any) -> str:
 def build_server(provider: BackendProvider) -> MCPServer[Any]:
     """The MCP server: every tool, resource and prompt, each asking ``provider`` for the
     backend of the request it serves."""
+    # The SDK configures the root logger when a server is made (logging.basicConfig with
+    # its own handler); the process's logging is its own (``flowplane serve --log-level``).
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     server: MCPServer[Any] = MCPServer(
         "flowplane",
         title="Flowplane",
@@ -79,6 +84,8 @@ def build_server(provider: BackendProvider) -> MCPServer[Any]:
         instructions=INSTRUCTIONS,
         log_level="WARNING",
     )
+    root.handlers[:] = handlers
+    root.setLevel(level)
     register_tools(server, provider)
     _register_resources(server, provider)
     _register_prompts(server)
