@@ -9,7 +9,7 @@ from flowplane.services.caller import Caller
 from flowplane.services.declared import sync_workflow_triggers
 from flowplane.services.runs import StartResult
 from flowplane.services.workflows import versions
-from flowplane.services.workflows.documents import canonical_document, in_namespace
+from flowplane.services.workflows.documents import canonical_document, draft_source, in_namespace
 from flowplane.services.workflows.import_export import ImportExportMixin
 from flowplane.services.workflows.patching import PatchMixin
 from flowplane.services.workflows.records import ExpectedVersion, StoredWorkflow
@@ -33,13 +33,17 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
     ) -> StoredWorkflow:
         """Validate and store a new workflow at version 1.
 
+        A draft is accepted: a document without nodes (even ``{}``, which is given the
+        name ``draft-<id>``) is stored, and can be edited with EditOps; running it raises
+        :class:`~flowplane.errors.WorkflowEmpty` until it has nodes.
+
         Raises:
             DocumentError, WorkflowInvalid: the document is unreadable or invalid.
             Forbidden: its namespace is not one the caller may use.
             WorkflowExists: a live workflow has that name in the namespace.
         """
         caller.require("editor")
-        wf = self.parse(document)
+        wf = self.parse_draft(draft_source(document))
         versions.check_writable(wf.namespace, caller.namespaces)
         doc = canonical_document(wf)
         who = caller.actor
@@ -76,7 +80,7 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
             raise PreconditionRequired(
                 'updating a workflow needs If-Match with the version you read, e.g. If-Match: "3"'
             )
-        wf = self.parse(document)
+        wf = self.parse_draft(document)
         who = caller.actor
 
         def fn(tx: Tx) -> Row:
