@@ -29,7 +29,7 @@ from flowplane.services.workflows import ANY_VERSION, ExpectedVersion
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api", tags=["thodare"], include_in_schema=False)
+router = APIRouter(prefix="/api", tags=["thodare"])
 
 Svc = Annotated[Services, Depends(services_dependency)]
 Viewer = Annotated[Caller, require("viewer")]
@@ -37,6 +37,18 @@ Executor = Annotated[Caller, require("executor")]
 Editor = Annotated[Caller, require("editor")]
 Admin = Annotated[Caller, require("admin")]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
+ERROR_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string", "description": "thodare's error name (`not_found`, ...)."},
+        "message": {"type": "string"},
+        "code": {"type": "string", "description": "Flowplane's stable error code."},
+    },
+    "additionalProperties": True,
+}
+DOC: dict[str, Any] = {"x-error-content": {"application/json": {"schema": ERROR_BODY}}}
+"""``openapi_extra`` of every route: errors are thodare's ``{error, ...}``, not problems."""
 _NOT_A_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 LOGS_PAGE = 50
 MAX_LOGS_PAGE = 500
@@ -112,7 +124,7 @@ def _document(body: CreateBody | None) -> dict[str, Any]:
 # --- workflows -------------------------------------------------------------------------
 
 
-@router.post("/workflows", status_code=201)
+@router.post("/workflows", status_code=201, openapi_extra=DOC)
 async def create_workflow(
     principal: Editor, services: Svc, body: CreateBody | None = None
 ) -> dict[str, Any]:
@@ -121,13 +133,13 @@ async def create_workflow(
     return wire.workflow_answer(stored)
 
 
-@router.get("/workflows/{workflow_id}")
+@router.get("/workflows/{workflow_id}", openapi_extra=DOC)
 async def get_workflow(workflow_id: str, principal: Viewer, services: Svc) -> dict[str, Any]:
     """The workflow as ``{id, workflow, version}``."""
     return wire.workflow_answer(await services.workflows.get(principal, workflow_id))
 
 
-@router.post("/workflows/{workflow_id}/operations")
+@router.post("/workflows/{workflow_id}/operations", openapi_extra=DOC)
 async def patch_workflow(
     workflow_id: str, body: PatchBody, principal: Editor, services: Svc, if_match: IfMatch = None
 ) -> dict[str, Any]:
@@ -139,7 +151,7 @@ async def patch_workflow(
     return wire.patch_answer(outcome.result, outcome.workflow, body.ops, reasons)
 
 
-@router.delete("/workflows/{workflow_id}", status_code=204)
+@router.delete("/workflows/{workflow_id}", status_code=204, openapi_extra=DOC)
 async def delete_workflow(
     workflow_id: str, principal: Editor, services: Svc, if_match: IfMatch = None
 ) -> Response:
@@ -148,7 +160,7 @@ async def delete_workflow(
     return Response(status_code=204)
 
 
-@router.post("/workflows/{workflow_id}/run", status_code=202)
+@router.post("/workflows/{workflow_id}/run", status_code=202, openapi_extra=DOC)
 async def run_workflow(
     workflow_id: str, request: Request, principal: Executor, services: Svc
 ) -> dict[str, Any]:
@@ -177,13 +189,13 @@ async def run_workflow(
 # --- runs ------------------------------------------------------------------------------
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", openapi_extra=DOC)
 async def get_run(run_id: str, principal: Viewer, services: Svc) -> dict[str, Any]:
     """``{id, state, output?, error?, startedAt?, endedAt?, attempts}``."""
     return wire.run_view(await services.runs.snapshot(principal, run_id))
 
 
-@router.get("/runs/{run_id}/logs")
+@router.get("/runs/{run_id}/logs", openapi_extra=DOC)
 async def run_logs(
     run_id: str,
     principal: Viewer,
@@ -199,7 +211,7 @@ async def run_logs(
     }
 
 
-@router.post("/runs/{run_id}/cancel", status_code=204)
+@router.post("/runs/{run_id}/cancel", status_code=204, openapi_extra=DOC)
 async def cancel_run(run_id: str, principal: Executor, services: Svc) -> Response:
     """Cancel an in-flight run (409 ``RUN_NOT_ACTIVE`` once it ended)."""
     await services.runs.cancel(principal, run_id)
@@ -209,7 +221,7 @@ async def cancel_run(run_id: str, principal: Executor, services: Svc) -> Respons
 # --- connectors ------------------------------------------------------------------------
 
 
-@router.get("/connectors")
+@router.get("/connectors", openapi_extra=DOC)
 async def list_connectors(
     principal: Viewer,
     services: Svc,
@@ -223,7 +235,7 @@ async def list_connectors(
     return {"data": items}
 
 
-@router.get("/connectors/{connector_type}")
+@router.get("/connectors/{connector_type}", openapi_extra=DOC)
 async def get_connector(connector_type: str, principal: Viewer, services: Svc) -> dict[str, Any]:
     """One connector's full manifest."""
     return services.catalog.get(principal, connector_type).to_dict()
@@ -248,7 +260,7 @@ def _schedule(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.post("/schedules", status_code=201)
+@router.post("/schedules", status_code=201, openapi_extra=DOC)
 async def create_schedule(body: ScheduleBody, principal: Editor, services: Svc) -> dict[str, Any]:
     """Register a cron schedule (``id`` becomes its name; Flowplane makes the id)."""
     values: dict[str, Any] = {"workflow_id": body.workflow_id, "cron": body.cron}
@@ -261,7 +273,7 @@ async def create_schedule(body: ScheduleBody, principal: Editor, services: Svc) 
     return _schedule(await services.schedules.create(principal, values))
 
 
-@router.get("/schedules")
+@router.get("/schedules", openapi_extra=DOC)
 async def list_schedules(
     principal: Editor,
     services: Svc,
@@ -272,14 +284,14 @@ async def list_schedules(
     return {"data": [_schedule(r) for r in page.items], "nextCursor": page.next_cursor}
 
 
-@router.delete("/schedules/{schedule_id}", status_code=204)
+@router.delete("/schedules/{schedule_id}", status_code=204, openapi_extra=DOC)
 async def delete_schedule(schedule_id: str, principal: Editor, services: Svc) -> Response:
     """Remove a schedule."""
     await services.schedules.delete(principal, schedule_id)
     return Response(status_code=204)
 
 
-@router.post("/admin/tick")
+@router.post("/admin/tick", openapi_extra=DOC)
 async def tick(principal: Admin, services: Svc) -> dict[str, Any]:
     """Fire every due schedule slot now."""
     result = await services.schedules.tick(principal)
@@ -295,7 +307,12 @@ async def tick(principal: Admin, services: Svc) -> dict[str, Any]:
 # --- webhooks --------------------------------------------------------------------------
 
 
-@router.api_route("/webhooks/{key}", methods=["POST", "PUT", "PATCH"], status_code=202)
+@router.post(
+    "/webhooks/{key}",
+    status_code=202,
+    openapi_extra=DOC,
+    responses={202: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+)
 async def webhook(key: str, request: Request, principal: Executor, services: Svc) -> Response:
     """A delivery to the webhook trigger ``key`` (registered with ``/v1/triggers`` or a
     document's ``triggers:``): 202 ``{runId}``; the JSON body is the run input."""
