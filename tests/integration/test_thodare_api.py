@@ -71,6 +71,12 @@ async def test_empty_workflow_then_ops_in_thodare_words(api: ApiHarness) -> None
     assert blocks["say"]["params"] == {"message": "hello {{ input.who }}"}
     assert body["workflow"]["connections"] == [{"source": "trg", "target": "say"}]
 
+    hooked = await create(api)
+    ops = [{"operation_type": "add", "block_id": "in", "type": "trigger_webhook",
+            "params": {"path": "orders"}}]  # fmt: skip
+    said = (await patch(api, hooked["id"], ops)).json()
+    assert said["ok"] is True and "POST /api/webhooks/orders" in said["summary"]
+
     named = await create(api, {"metadata": {"name": "My flow", "description": "d"}})
     assert named["name"] == "My-flow" and named["workflow"]["metadata"]["description"] == "d"
 

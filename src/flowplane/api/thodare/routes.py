@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowplane.api.deps import require, services_dependency
+from flowplane.api.openapi import error_responses
 from flowplane.api.thodare import wire
 from flowplane.api.webhook_limits import webhook_limits_of
 from flowplane.errors import IfMatchInvalid
@@ -139,7 +140,11 @@ async def get_workflow(workflow_id: str, principal: Viewer, services: Svc) -> di
     return wire.workflow_answer(await services.workflows.get(principal, workflow_id))
 
 
-@router.post("/workflows/{workflow_id}/operations", openapi_extra=DOC)
+@router.post(
+    "/workflows/{workflow_id}/operations",
+    openapi_extra=DOC,
+    responses=error_responses(409, 412),
+)
 async def patch_workflow(
     workflow_id: str, body: PatchBody, principal: Editor, services: Svc, if_match: IfMatch = None
 ) -> dict[str, Any]:
@@ -151,7 +156,12 @@ async def patch_workflow(
     return wire.patch_answer(outcome.result, outcome.workflow, body.ops, reasons)
 
 
-@router.delete("/workflows/{workflow_id}", status_code=204, openapi_extra=DOC)
+@router.delete(
+    "/workflows/{workflow_id}",
+    status_code=204,
+    openapi_extra=DOC,
+    responses=error_responses(412),
+)
 async def delete_workflow(
     workflow_id: str, principal: Editor, services: Svc, if_match: IfMatch = None
 ) -> Response:
@@ -160,7 +170,12 @@ async def delete_workflow(
     return Response(status_code=204)
 
 
-@router.post("/workflows/{workflow_id}/run", status_code=202, openapi_extra=DOC)
+@router.post(
+    "/workflows/{workflow_id}/run",
+    status_code=202,
+    openapi_extra=DOC,
+    responses=error_responses(422),
+)
 async def run_workflow(
     workflow_id: str, request: Request, principal: Executor, services: Svc
 ) -> dict[str, Any]:
@@ -211,7 +226,12 @@ async def run_logs(
     }
 
 
-@router.post("/runs/{run_id}/cancel", status_code=204, openapi_extra=DOC)
+@router.post(
+    "/runs/{run_id}/cancel",
+    status_code=204,
+    openapi_extra=DOC,
+    responses=error_responses(409),
+)
 async def cancel_run(run_id: str, principal: Executor, services: Svc) -> Response:
     """Cancel an in-flight run (409 ``RUN_NOT_ACTIVE`` once it ended)."""
     await services.runs.cancel(principal, run_id)
@@ -260,7 +280,7 @@ def _schedule(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.post("/schedules", status_code=201, openapi_extra=DOC)
+@router.post("/schedules", status_code=201, openapi_extra=DOC, responses=error_responses(409))
 async def create_schedule(body: ScheduleBody, principal: Editor, services: Svc) -> dict[str, Any]:
     """Register a cron schedule (``id`` becomes its name; Flowplane makes the id)."""
     values: dict[str, Any] = {"workflow_id": body.workflow_id, "cron": body.cron}
@@ -311,7 +331,13 @@ async def tick(principal: Admin, services: Svc) -> dict[str, Any]:
     "/webhooks/{key}",
     status_code=202,
     openapi_extra=DOC,
-    responses={202: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+    responses={
+        200: {
+            "description": "A replayed delivery id: nothing new happened.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        202: {"content": {"application/json": {"schema": {"type": "object"}}}},
+    },
 )
 async def webhook(key: str, request: Request, principal: Executor, services: Svc) -> Response:
     """A delivery to the webhook trigger ``key`` (registered with ``/v1/triggers`` or a

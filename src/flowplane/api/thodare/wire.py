@@ -171,6 +171,29 @@ def _skip(item: SkippedItem, original: Any, reasons: Mapping[int, str]) -> dict[
     }
 
 
+def _trigger_notes(result: PatchResult, ops: list[Any]) -> list[str]:
+    """What a trigger block with a ``path`` asks for, said where it applied."""
+    notes: list[str] = []
+    for item in result.applied:
+        op = ops[item.index] if item.index < len(ops) else None
+        if not (isinstance(op, dict) and str(op.get("type", "")).startswith(TRIGGER_PREFIX)):
+            continue
+        params = op.get("params") if isinstance(op.get("params"), dict) else {}
+        path = params.get("path") if isinstance(params, dict) else None
+        notes.append(
+            f"{op.get('block_id')!r} ({op['type']}) is the workflow's entry: its output is the "
+            "run input, so blocks after it read {{trigger.x}}."
+            + (
+                f" A webhook at {path!r} is a Flowplane trigger: create it with POST "
+                f'/v1/triggers {{"key": "{str(path).strip("/")}", "workflowId": ...}}, '
+                f"then POST /api/webhooks/{str(path).strip('/')} starts this workflow."
+                if isinstance(path, str) and path.strip("/")
+                else ""
+            )
+        )
+    return notes
+
+
 def patch_answer(
     result: PatchResult, stored: StoredWorkflow, ops: list[Any], reasons: Mapping[int, str]
 ) -> dict[str, Any]:
@@ -179,6 +202,9 @@ def patch_answer(
     for item in result.skipped_items:
         if item.index in reasons and item.reason_code == "invalid_op":
             summary = summary.replace(item.reason, reasons[item.index])
+    notes = _trigger_notes(result, ops)
+    if notes:
+        summary = " ".join([summary, *notes])
     errors = [
         {
             "block_id": e.get("node_id"),
