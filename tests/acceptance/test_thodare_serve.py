@@ -205,6 +205,7 @@ def test_route_table(server: Serve) -> None:
         assert [s["id"] for s in http.get("/api/schedules").json()["data"]] == [schedule_id]
         tick = http.post("/api/admin/tick").json()
         assert {"fired", "failed", "skippedAlreadyFired", "skippedNotMatching"} <= set(tick)
+        assert isinstance(tick["fired"], list) and tick["failed"] == []
         assert http.delete(f"/api/schedules/{schedule_id}").status_code == 204
 
         hook_wf = http.post("/api/workflows", json={}).json()["id"]

@@ -316,8 +316,8 @@ async def tick(principal: Admin, services: Svc) -> dict[str, Any]:
     """Fire every due schedule slot now."""
     result = await services.schedules.tick(principal)
     return {
-        "fired": [{"runId": run_id} for run_id in result.run_ids],
-        "failed": result.failed,
+        "fired": [{"scheduleId": s, "runId": r} for s, r in result.fires],
+        "failed": [{"scheduleId": s, "error": why} for s, why in result.failures],
         "skippedAlreadyFired": result.skipped_already_fired,
         "skippedNotMatching": result.skipped_not_matching,
         "skippedExpired": result.skipped_expired,
