@@ -172,6 +172,20 @@ async def test_auth_fails_closed_in_thodare_shape(api: ApiHarness) -> None:
     assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
 
 
+async def test_a_team_key_works_in_its_namespace(api: ApiHarness) -> None:
+    team = await api.key("editor", namespaces=["team"])
+    created = await api.client.post("/api/workflows", json={}, headers=api.auth(team))
+    assert created.status_code == 201 and created.json()["namespace"] == "team", created.text
+    wf_id = created.json()["id"]
+    other = await api.key("editor", namespaces=["other"])
+    hidden = await api.client.get(f"/api/workflows/{wf_id}", headers=api.auth(other))
+    assert hidden.status_code == 404 and hidden.json()["error"] == "not_found"
+    gone = await api.client.delete(f"/api/workflows/{wf_id}", headers=api.auth(other))
+    assert gone.status_code == 404
+    own = await api.client.get(f"/api/workflows/{wf_id}", headers=api.auth(team))
+    assert own.status_code == 200
+
+
 async def test_rate_limit_429_with_retry_after_ms(api: ApiHarness) -> None:
     key = await api.key("viewer", rate_limit_per_minute=3, fresh=True)
     other = await api.key("viewer", rate_limit_per_minute=3, fresh=True)

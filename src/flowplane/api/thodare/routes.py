@@ -109,17 +109,12 @@ def _expected(if_match: str | None) -> ExpectedVersion:
     return int(text)
 
 
-def _document(body: CreateBody | None) -> dict[str, Any]:
-    """The Flowplane draft a thodare create body asks for (no name: one is made up)."""
+def _name(body: CreateBody | None) -> str | None:
+    """``metadata.name`` as a Flowplane name (other characters become ``-``), if any."""
     metadata = body.metadata if body is not None else None
-    doc: dict[str, Any] = {}
-    if metadata is not None and metadata.name:
-        name = _NOT_A_NAME.sub("-", metadata.name).strip("-.")[:128]
-        if name:
-            doc["name"] = name
-    if metadata is not None and metadata.description:
-        doc["description"] = metadata.description
-    return doc
+    if metadata is None or not metadata.name:
+        return None
+    return _NOT_A_NAME.sub("-", metadata.name).strip("-.")[:128] or None
 
 
 # --- workflows -------------------------------------------------------------------------
@@ -130,7 +125,10 @@ async def create_workflow(
     principal: Editor, services: Svc, body: CreateBody | None = None
 ) -> dict[str, Any]:
     """Create an empty workflow (a Flowplane draft) for EditOps to fill in."""
-    stored = await services.workflows.create(principal, _document(body))
+    description = body.metadata.description if body and body.metadata else None
+    stored = await services.workflows.create_draft(
+        principal, name=_name(body), description=description
+    )
     return wire.workflow_answer(stored)
 
 
