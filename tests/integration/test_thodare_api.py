@@ -122,6 +122,10 @@ async def test_if_match_412_and_bad_bodies(api: ApiHarness) -> None:
     bad = await patch(api, wf["id"], [], if_match="abc")
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_if_match"
 
+    not_json = await api.client.post(
+        "/api/workflows", content=b"not-json", headers={"content-type": "application/json"}
+    )
+    assert not_json.status_code == 400 and not_json.json()["error"] == "invalid_body"
     no_ops = await api.client.post(f"/api/workflows/{wf['id']}/operations", json={"noops": True})
     assert no_ops.status_code == 400 and no_ops.json()["error"] == "invalid_body"
     missing = await patch(api, "00000000-0000-0000-0000-000000000000", [])
@@ -205,6 +209,10 @@ async def test_catalogue_full_by_default_and_summary(api: ApiHarness) -> None:
     assert full and {"type", "inputSchema", "outputSchema"} <= set(full[0])
     summary = (await api.client.get("/api/connectors", params={"detail": "summary"})).json()
     assert set(summary["data"][0]) == {"type", "name", "category", "description"}
+    # thodare's entry block is in the catalogue, where the LLM looks for what exists.
+    assert full[0]["type"] == summary["data"][0]["type"] == "trigger_webhook"
+    trigger = await api.client.get("/api/connectors/trigger_webhook")
+    assert trigger.status_code == 200 and trigger.json()["category"] == "trigger"
     one = await api.client.get("/api/connectors/util.log")
     assert one.status_code == 200 and one.json()["type"] == "util.log"
     missing = await api.client.get("/api/connectors/nope.nope")

@@ -250,12 +250,18 @@ async def list_connectors(
     """The catalogue: full manifests by default, ``?detail=summary`` for a prompt."""
     manifests = services.catalog.search(principal, category=category, q=q)
     items = [m.summary() if detail == "summary" else m.to_dict() for m in manifests]
+    if q is None and category in (None, "trigger"):
+        # thodare's entry block, which ``add`` turns into a Flowplane node.
+        trigger = wire.trigger_summary() if detail == "summary" else wire.trigger_manifest()
+        items.insert(0, trigger)
     return {"data": items}
 
 
 @router.get("/connectors/{connector_type}", openapi_extra=DOC)
 async def get_connector(connector_type: str, principal: Viewer, services: Svc) -> dict[str, Any]:
-    """One connector's full manifest."""
+    """One connector's full manifest (``trigger_*``: thodare's entry block)."""
+    if connector_type.startswith(wire.TRIGGER_PREFIX):
+        return wire.trigger_manifest(connector_type)
     return services.catalog.get(principal, connector_type).to_dict()
 
 

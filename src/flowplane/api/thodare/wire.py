@@ -28,6 +28,8 @@ __all__ = [
     "run_state",
     "run_view",
     "translate_ops",
+    "trigger_manifest",
+    "trigger_summary",
     "workflow_answer",
     "workflow_view",
 ]
@@ -228,6 +230,41 @@ def patch_answer(
         "summary": summary,
         "applied": [a.to_dict() for a in result.applied],
     }
+
+
+# --- the catalogue ---------------------------------------------------------------------
+
+
+def trigger_manifest(type_: str = "trigger_webhook") -> dict[str, Any]:
+    """The catalogue entry of a thodare trigger block (what ``add`` makes of it)."""
+    return {
+        "type": type_,
+        "name": "Webhook Trigger" if type_ == "trigger_webhook" else type_,
+        "category": "trigger",
+        "description": "Workflow entrypoint: its output is the run input (a webhook's body, "
+        "a schedule's payload, the input of POST /api/workflows/:id/run). Blocks after it "
+        "read {{trigger.x}}. On Flowplane it is a util.set node of {{ input }}.",
+        "kind": "trigger",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "path": {
+                    "type": "string",
+                    "description": "The webhook key to create as a Flowplane trigger "
+                    "(POST /v1/triggers); the block itself keeps no params.",
+                }
+            },
+        },
+        "outputSchema": {"type": "object", "description": "The run input."},
+        "secrets": [],
+        "examples": [{}],
+    }
+
+
+def trigger_summary() -> dict[str, Any]:
+    """:func:`trigger_manifest` in ``?detail=summary`` form."""
+    full = trigger_manifest()
+    return {k: full[k] for k in ("type", "name", "category", "description")}
 
 
 # --- workflows -------------------------------------------------------------------------
