@@ -134,6 +134,8 @@ async def test_if_match_412_and_bad_bodies(api: ApiHarness) -> None:
     assert missing.json()["code"] == "workflow_not_found"
 
     empty = await create(api)
+    bad_key = await api.client.post(f"/api/workflows/{empty['id']}/run", json={"idempotencyKey": 7})
+    assert bad_key.status_code == 400 and bad_key.json()["error"] == "invalid_body"
     run = await api.client.post(f"/api/workflows/{empty['id']}/run", json={})
     assert run.status_code == 400 and run.json()["error"] == "workflow_empty", run.text
 

@@ -16,13 +16,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flowplane.api.deps import require, services_dependency
 from flowplane.api.openapi import error_responses
 from flowplane.api.thodare import wire
 from flowplane.api.webhook_limits import webhook_limits_of
-from flowplane.errors import IfMatchInvalid
+from flowplane.errors import IfMatchInvalid, ParamsInvalid
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 from flowplane.services.triggers import Delivery
@@ -182,7 +182,11 @@ async def run_workflow(
         raw = await request.json()
     except ValueError:
         raw = {}  # thodare: a missing or unreadable body is an empty one
-    body = RunBody.model_validate(raw if isinstance(raw, dict) else {})
+    try:
+        body = RunBody.model_validate(raw if isinstance(raw, dict) else {})
+    except ValidationError as exc:
+        errors = [{"path": ".".join(map(str, e["loc"])), "error": e["msg"]} for e in exc.errors()]
+        raise ParamsInvalid("the run body is invalid", errors=errors) from None
     run_input = body.input if body.input is not None else {}
     canonical = json.dumps({"workflowId": workflow_id, "input": run_input}, sort_keys=True)
     started = await services.workflows.start_run(
