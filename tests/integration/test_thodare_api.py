@@ -92,6 +92,7 @@ async def test_typed_skips_say_what_exists(api: ApiHarness) -> None:
         {"operation_type": "edit", "block_id": "nope", "params": {}},
         {"operation_type": "connect", "block_id": "a", "target_block_id": "a", "condition": "x"},
         {"op": "set", "field": "description", "value": "Flowplane ops pass through"},
+        {"operation_type": "rename", "block_id": "a", "new_id": "a2"},
     ]
     response = await patch(api, wf["id"], ops)
     assert response.status_code == 200, response.text
@@ -102,6 +103,7 @@ async def test_typed_skips_say_what_exists(api: ApiHarness) -> None:
     assert skips[0]["reason_code"] == "invalid_op" and skips[0]["operation_type"] == "execute"
     assert "add, edit, delete, connect, disconnect" in skips[0]["reason"]
     assert "None" not in skips[1]["reason"] and "operation_type" in skips[1]["reason"]
+    assert skips[1]["operation_type"] is None and skips[1]["block_id"] == "x"
     assert skips[2]["reason_code"] == "block_type_not_registered"
     assert skips[2]["block_id"] == "ghost" and skips[2]["code"] == "node_type_not_registered"
     assert skips[4]["reason_code"] == "block_already_exists"
@@ -109,6 +111,7 @@ async def test_typed_skips_say_what_exists(api: ApiHarness) -> None:
     assert skips[6]["reason_code"] == "invalid_op" and "condition" in skips[6]["reason"]
     assert "unknown operation_type 'execute'" in body["summary"]
     assert body["workflow"]["metadata"]["description"] == "Flowplane ops pass through"
+    assert [b["id"] for b in body["workflow"]["blocks"]] == ["a2"]
 
 
 async def test_if_match_412_and_bad_bodies(api: ApiHarness) -> None:

@@ -35,7 +35,8 @@ __all__ = [
 ]
 
 OPERATION_TYPES = ("add", "edit", "delete", "connect", "disconnect")
-"""thodare's ``operation_type`` values; each has a Flowplane op of the same name."""
+"""thodare's ``operation_type`` values; each has a Flowplane op of the same name (and
+Flowplane's ``rename`` and ``set`` are accepted under ``operation_type`` too)."""
 TRIGGER_PREFIX = "trigger_"
 """thodare's entry blocks (``trigger_webhook``, ...): the node whose output is the input."""
 TRIGGER_NODE_TYPE = "util.set"
@@ -100,19 +101,19 @@ def _one_op(op: Any) -> tuple[dict[str, Any] | Any, str | None]:
     if "operation_type" not in op and "op" in op:
         return op, None
     kind = op.get("operation_type")
-    allowed = ", ".join(OPERATION_TYPES)
-    if kind not in OPERATION_TYPES:
+    allowed = ", ".join(OPS)
+    if kind not in OPS:  # thodare's five, and Flowplane's rename and set under this key
         reason = (
-            f"unknown operation_type {kind!r}; operation_type is one of {allowed} "
-            f'(or send a Flowplane op with "op": {", ".join(OPS)})'
+            f"unknown operation_type {kind!r}; operation_type is one of {allowed}"
             if kind is not None
             else f"the op has no operation_type; give one of {allowed}"
         )
-        return {"op": f"operation_type:{kind}"}, reason
+        # Not an op Flowplane has: it skips it as invalid_op, with this reason instead.
+        return {"op": kind if isinstance(kind, str) else None}, reason
     out: dict[str, Any] = {"op": kind}
     rename = {"block_id": "node_id", "target_block_id": "target_node_id"}
     for key, value in op.items():
-        if key == "operation_type":
+        if key in ("operation_type", "op"):
             continue
         out[rename.get(str(key), str(key))] = _params(value) if key == "params" else value
     if kind == "add":
@@ -124,15 +125,8 @@ def _one_op(op: Any) -> tuple[dict[str, Any] | Any, str | None]:
         out["type"] = TRIGGER_NODE_TYPE
         out["params"] = {"value": TRIGGER_OUTPUT}
         out.setdefault("description", f"{op['type']}: the run input (a thodare trigger block)")
-    extra = (
-        sorted(set(out) - {"op", "node_id", "target_node_id"})
-        if kind
-        in (
-            "connect",
-            "disconnect",
-        )
-        else []
-    )
+    edge_op = kind in ("connect", "disconnect")
+    extra = sorted(set(out) - {"op", "node_id", "target_node_id"}) if edge_op else []
     if extra:
         return out, (
             f"{kind} takes block_id and target_block_id only; {', '.join(extra)} "
@@ -161,10 +155,10 @@ def _skip(item: SkippedItem, original: Any, reasons: Mapping[int, str]) -> dict[
     )
     details = dict(item.details)
     if item.index in reasons and "allowed_ops" in details:
-        details["allowed_operation_types"] = list(OPERATION_TYPES)
+        details["allowed_operation_types"] = list(OPS)
     return {
         "index": item.index,
-        "operation_type": op.get("operation_type", item.op),
+        "operation_type": op.get("operation_type", item.op if item.index not in reasons else None),
         "block_id": op.get("block_id", item.node_id),
         "reason_code": _SKIP_CODES.get(item.reason_code, item.reason_code),
         "reason": reason,
