@@ -8,6 +8,7 @@ RFC 9457 problem documents; the client rebuilds the same class from ``code``::
     │   ├── DocumentError            workflow document cannot be parsed
     │   ├── WorkflowInvalid          graph or params are invalid (``errors`` lists them)
     │   │   └── WorkflowEmpty        a draft without nodes: it can be stored, not run
+    │   ├── IfMatchInvalid           an If-Match header that names no version
     │   ├── TemplateError            a template failed to parse or render
     │   ├── InputInvalid             run input does not match the workflow ``inputs`` schema
     │   ├── DurationInvalid
@@ -85,6 +86,13 @@ class WorkflowEmpty(WorkflowInvalid):
 
     code = "workflow_empty"
     title = "Workflow has no nodes"
+
+
+class IfMatchInvalid(InvalidInput):
+    """An ``If-Match`` header that names no version."""
+
+    code = "invalid_if_match"
+    title = "Invalid If-Match"
 
 
 class TemplateError(InvalidInput):

@@ -80,6 +80,14 @@ SEMANTIC_400 = {
     ("POST", "/v1/rpc/{method}"),
     # A webhook's body is whatever its sender posts; its trigger decides.
     ("POST", "/v1/webhooks/{key}"),
+    # The thodare surface (docs/surfaces/thodare.md): the same reasons, in its routes.
+    ("DELETE", "/api/workflows/{workflow_id}"),
+    ("POST", "/api/workflows/{workflow_id}/operations"),
+    ("POST", "/api/workflows/{workflow_id}/run"),
+    ("GET", "/api/runs/{run_id}/logs"),
+    ("POST", "/api/schedules"),
+    ("GET", "/api/schedules"),
+    ("POST", "/api/webhooks/{key}"),
 }
 
 
@@ -128,6 +136,7 @@ def _seed(server: Serve) -> Seeded:
         "path.user_id": made_user["id"],
         "path.token_id": token["id"],
         "path.type": "util.log",
+        "path.connector_type": "util.log",
     }
     keys = {"admin": server.key, "viewer": str(viewer["secret"])}
     return Seeded(server, keys, {k: str(v) for k, v in parameters.items()})

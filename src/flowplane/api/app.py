@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from flowplane import __version__
-from flowplane.api import problems
+from flowplane.api import problems, thodare
 from flowplane.api.context import RequestIdMiddleware
 from flowplane.api.mcp_backend import mount_mcp
 from flowplane.api.security import install_security, start_security
@@ -126,6 +126,8 @@ def create_app(
     app.state.settings = settings
     problems.install(app)
     install_security(app, settings)
+    # Seed surfaces: their error bodies wrap the gate's 401/429 too, so after the gate.
+    thodare.install(app)
     # Outermost: every response (401s and 429s included) carries X-Request-Id.
     app.add_middleware(RequestIdMiddleware)
     for router in discover_routers():
