@@ -74,9 +74,14 @@ async def _running(
             embedded.append(worker)
             tasks.append(asyncio.create_task(worker.run(), name="flowplane-worker"))
         app.state.workers = embedded
+        # The retention policy (when one is set) is applied by every process, in batches.
+        tasks.append(asyncio.create_task(services.retention.run_forever(), name="fp-retention"))
         yield
     finally:
         stop_watching()
+        for task in tasks:
+            if task.get_name() == "fp-retention":
+                task.cancel()
         for worker in embedded:
             await worker.stop()
         if tasks:

@@ -164,6 +164,8 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
 
     from flowplane.engine.worker import Worker
     from flowplane.services.credentials import worker_options
+    from flowplane.services.retention import RetentionService
+    from flowplane.services.run_cache import SettledRunCache
 
     loop = asyncio.get_running_loop()
     signals = asyncio.Queue[int]()
@@ -175,6 +177,8 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
     store = opened
     worker = Worker(store, settings=settings, registry=registry, **worker_options(store, settings))
     task = asyncio.create_task(worker.run(), name="fp-worker")
+    retention = RetentionService(store, settings, SettledRunCache(ttl_seconds=0))
+    pruning = asyncio.create_task(retention.run_forever(), name="fp-retention")
     _log.info(
         "Flowplane worker %s started: database %s, concurrency %d",
         worker.id,
@@ -208,6 +212,9 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
             await task
         _log.info("worker stopped")
     finally:
+        pruning.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pruning
         _remove_handlers(loop, installed)
         await store.close()
     return status

@@ -20,6 +20,7 @@ from flowplane.services.credentials import CredentialService, keyring_from_setti
 from flowplane.services.feed import EventFeed
 from flowplane.services.kv import KVService
 from flowplane.services.ops import OpsService
+from flowplane.services.retention import RetentionService
 from flowplane.services.run_cache import SettledRunCache
 from flowplane.services.runs import RunService
 from flowplane.services.schedules import ScheduleService
@@ -53,6 +54,7 @@ class Services:
     audit: AuditService
     catalog: ConnectorCatalog
     ops: OpsService
+    retention: RetentionService
     worker_options: dict[str, Any]
     """``Worker`` keyword arguments: the credentials provider and the KV factory."""
 
@@ -91,6 +93,7 @@ def build_services(store: Store, settings: Settings, registry: Registry) -> Serv
         audit=AuditService(store),
         catalog=ConnectorCatalog(registry),
         ops=OpsService(store),
+        retention=RetentionService(store, settings, runs.settled),
         worker_options=worker_options(store, settings),
     )
 

@@ -16,7 +16,13 @@ from typing import Any
 
 from flowplane.engine import starting, transitions
 from flowplane.engine.plan import plans
-from flowplane.errors import Forbidden, InvalidInput, RunNotFound, WorkflowNotFound
+from flowplane.errors import (
+    Forbidden,
+    InvalidInput,
+    RunNotFound,
+    RunNotSettled,
+    WorkflowNotFound,
+)
 from flowplane.model.document import Workflow
 from flowplane.services.caller import Caller
 from flowplane.services.context import current_actor
@@ -25,7 +31,7 @@ from flowplane.services.launch import LaunchRequest, load_workflow_file
 from flowplane.services.run_cache import RUN_CHANGED
 from flowplane.services.run_reads import LogEntry, RunReader, RunSnapshot, duration_ms
 from flowplane.status import TERMINAL_RUN
-from flowplane.store import audit, reads
+from flowplane.store import audit, reads, retention
 from flowplane.store import workflow_queries as wq
 from flowplane.store.records import (
     ApprovalRecord,
@@ -193,6 +199,30 @@ class RunService(RunReader):
 
         await self._change(run_id, cancel)
         return await self.get(caller, run_id)
+
+    async def delete(self, caller: Caller, run_id: str) -> None:
+        """Delete a settled run with its node runs, attempts, events, frames, logs,
+        approvals and signals (the audit log keeps a ``run.delete`` entry).
+
+        Raises:
+            Forbidden: the caller is not an editor.
+            RunNotFound: no such run, or one the caller cannot see.
+            RunNotSettled: the run is active, a node of it is still finishing, or a child
+                or parent run of it is active.
+        """
+        caller.require("editor")
+        run = await self.get(caller, run_id)
+        who = _actor(caller)
+
+        def delete(tx: Tx) -> None:
+            reason = retention.blocker(tx, run_id)
+            if reason is not None:
+                raise RunNotSettled(reason)
+            retention.delete_runs(tx, [run_id])
+            details = {"workflow": run.workflow_name, "status": run.status}
+            _audit_run(tx, who, "run.delete", run_id, run.namespace, details)
+
+        await self._change(run_id, delete)
 
     async def _change(self, run_id: str, change: Callable[[Tx], None]) -> None:
         """Run ``change`` in a transaction, then drop the run's cached detail, here and (by a
