@@ -168,10 +168,18 @@ def backup_sqlite(source: Path, target: Path) -> int:
 def pg_dump_command(url: str, schema: str, target: Path) -> str:
     """The ``pg_dump`` command that backs up the Flowplane schema of ``url`` to ``target``
     (custom format; the password is left to ``PGPASSWORD`` or ``~/.pgpass``)."""
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import URL, make_url
 
-    parsed = make_url(url).set(drivername="postgresql", password=None)
-    dsn = parsed.render_as_string(hide_password=False)
+    parsed = make_url(url)
+    # Without the password: pg_dump reads it from PGPASSWORD or ~/.pgpass, not argv.
+    dsn = URL.create(
+        "postgresql",
+        username=parsed.username,
+        host=parsed.host,
+        port=parsed.port,
+        database=parsed.database,
+        query=parsed.query,
+    ).render_as_string(hide_password=False)
     return shlex.join(
         ["pg_dump", "--schema", schema, "--format", "custom", "--file", str(target), dsn]
     )
