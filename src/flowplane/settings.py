@@ -210,9 +210,10 @@ class Settings(BaseSettings):
     log_level: str = Field(default="info", description="Python log level.")
     opentelemetry: bool = Field(
         default=False,
-        description="Emit FastAPI's native OpenTelemetry spans, metrics and logs through the "
-        "globally configured providers (off: no per-request check; Prometheus `/metrics` "
-        "is always on).",
+        description="Emit OpenTelemetry traces through the globally configured providers: "
+        "FastAPI's HTTP spans, a span per run (its `traceparent` stored with the run) and "
+        "per node attempt, and `traceparent` on outgoing `http.request` calls (off: none of "
+        "it is called; Prometheus `/metrics` is always on).",
     )
 
     log_format: Literal["text", "json"] = Field(

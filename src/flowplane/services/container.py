@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowplane.connectors.registry import Registry
+from flowplane.engine.tracing import tracing_of
 from flowplane.engine.worker import Worker
 from flowplane.services.audit import AuditService
 from flowplane.services.auth import AuthService
@@ -77,6 +78,7 @@ def build_services(store: Store, settings: Settings, registry: Registry) -> Serv
         settled=SettledRunCache(settings.run_cache_seconds),
         max_detail_nodes=settings.max_run_detail_nodes,
     )
+    runs.tracing = tracing_of(settings)
     keyring = keyring_from_settings(settings)
     return Services(
         store=store,

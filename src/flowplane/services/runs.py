@@ -16,6 +16,7 @@ from typing import Any
 
 from flowplane.engine import starting, transitions
 from flowplane.engine.plan import plans
+from flowplane.engine.tracing import Tracing
 from flowplane.errors import (
     Forbidden,
     InvalidInput,
@@ -69,6 +70,9 @@ class StartResult:
 
 class RunService(RunReader):
     """Start, read, cancel, approve and signal runs."""
+
+    tracing: Tracing | None = None
+    """Spans of started runs (``FLOWPLANE_OPENTELEMETRY``; set by ``build_services``)."""
 
     # --- starting ------------------------------------------------------------------------
 
@@ -161,6 +165,7 @@ class RunService(RunReader):
         caller.check_namespace(namespace or _namespace_of(workflow), "workflow")
         prepared = starting.prepare(workflow, run_input, self.registry, namespace=namespace)
         who = _actor(caller)
+        trace_context: str | None = None
 
         def dispatch(tx: Tx) -> tuple[RunRecord, bool]:
             run, created = starting.start(
@@ -175,6 +180,7 @@ class RunService(RunReader):
                 triggered_by=triggered_by,
                 source_path=source_path,
                 forked_from=forked_from,
+                trace_context=trace_context,
             )
             record = RunRecord.from_row(run)
             if created:
@@ -182,7 +188,14 @@ class RunService(RunReader):
                 _audit_run(tx, who, "run.start", record.id, record.namespace, details)
             return record, created
 
-        run, created = await self.store.transact(dispatch)
+        if self.tracing is None:
+            run, created = await self.store.transact(dispatch)
+            return StartResult(run=run, created=created)
+        workflow_doc = prepared.workflow
+        with self.tracing.run_span(workflow_doc.name, workflow_doc.namespace, trigger) as span:
+            trace_context = span.traceparent
+            run, created = await self.store.transact(dispatch)
+            span.started(run.id, created)
         return StartResult(run=run, created=created)
 
     # --- steering ------------------------------------------------------------------------
