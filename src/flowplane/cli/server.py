@@ -97,7 +97,7 @@ def serve_command(
         workers=workers,
         root=root,
     )
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     registry = build_registry(plugin)
     # A database that is down (or restarting) at start-up is waited for, as by workers.
     status = asyncio.run(_wait_for_database(settings))
@@ -140,6 +140,8 @@ def serve_command(
         limit_concurrency=limit_concurrency,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         log_level=settings.log_level.lower(),
+        # JSON logs: uvicorn's loggers go through the root handler (its own are text).
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         server_header=False,
     )
     server = _Server(config)
@@ -257,7 +259,7 @@ def worker_command(
         lease_seconds=lease_seconds,
         root=root,
     )
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     registry = build_registry(plugin)
     import asyncio
 
