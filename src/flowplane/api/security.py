@@ -30,7 +30,7 @@ from flowplane.api.limits import BodyLimitMiddleware
 from flowplane.api.metrics import Metrics, MetricsMiddleware
 from flowplane.api.openapi import install_openapi
 from flowplane.api.problems import error_response
-from flowplane.api.ratelimit import RateLimiter
+from flowplane.api.ratelimit import Limiter, limiter_of
 from flowplane.api.settled_runs import SettledRunMiddleware
 from flowplane.errors import FlowplaneError, Unauthorized
 from flowplane.security.tokens import API_KEY_PREFIX
@@ -236,7 +236,7 @@ class SecurityMiddleware:
                 await self.app(scope, receive, send)
                 return
             identity = await gatekeeper.authenticator.identify_credential(credential)
-            decision = gatekeeper.rate_limiter.check(
+            decision = await gatekeeper.rate_limiter.check_async(
                 identity.bucket, identity.rate_limit_per_minute
             )
         except FlowplaneError as exc:
@@ -271,8 +271,8 @@ class Gatekeeper:
     """
 
     authenticator: RequestAuthenticator
-    rate_limiter: RateLimiter
-    login_limiter: RateLimiter
+    rate_limiter: Limiter
+    login_limiter: Limiter
     metrics_token: str | None = None
 
     def is_metrics_scrape(self, method: str, raw_path: bytes, credential: str) -> bool:
@@ -325,7 +325,7 @@ async def start_security(app: FastAPI, services: Services) -> None:
         _log.warning("created the first admin API key (printed once on stderr)")
     app.state.gatekeeper = Gatekeeper(
         authenticator=RequestAuthenticator(auth, services.settings),
-        rate_limiter=RateLimiter(),
-        login_limiter=RateLimiter(),
+        rate_limiter=limiter_of(services.settings, "requests"),
+        login_limiter=limiter_of(services.settings, "logins"),
         metrics_token=services.settings.metrics_token,
     )

@@ -19,7 +19,7 @@ import logging
 import re
 import secrets
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -250,7 +250,10 @@ class TriggerService(OwnedService):
         return await self._update(caller, trigger_id, change)
 
     async def receive(
-        self, key: str, delivery: Delivery, admit: Callable[[str], None] | None = None
+        self,
+        key: str,
+        delivery: Delivery,
+        admit: Callable[[str], Awaitable[None]] | None = None,
     ) -> WebhookOutcome:
         """Verify and act on one delivery to ``/v1/webhooks/{key}``.
 
@@ -276,7 +279,7 @@ class TriggerService(OwnedService):
             _log.info("webhook %s: signature refused: %s", key, exc.detail)
             raise
         if admit is not None:
-            admit(str(row["id"]))
+            await admit(str(row["id"]))
         delivery_id = verified.delivery_id
         if delivery_id is not None:
             seen = await self.store.read(lambda tx: q.get_delivery(tx, row["id"], delivery_id))
