@@ -57,6 +57,12 @@ async def _wait(api: ApiHarness, run_id: str, *statuses: str, timeout: float = 3
         await asyncio.sleep(0.05)
 
 
+async def _frames(api: ApiHarness, run_id: str) -> Any:
+    response = await api.client.get(f"/v1/runs/{run_id}/frames", params={"limit": 1000})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def _client(api: ApiHarness, key: str) -> AsyncClient:
     return AsyncClient(BASE_URL, token=key, transport=httpx.ASGITransport(app=api.app))
 
@@ -143,12 +149,19 @@ async def test_prune_while_workers_run_keeps_what_it_should(
             for run_id in old:  # a dry run deletes nothing
                 await admin.get_run(run_id)
 
-            # Prune while the worker runs new runs (which settle after the cut-off).
+            kept = (kept_ns, failed, waiting)
+            frames_before = {r: await _frames(api, r) for r in kept}
+
+            # Two prunes at once (as two processes would) while the worker runs new runs,
+            # which settle after the cut-off: together they delete each old run once.
             fresh_texts = [QUICK.format(namespace="default")] * 4
             starts = [_start(api, text, f"fresh{i}.yaml") for i, text in enumerate(fresh_texts)]
-            results = await asyncio.gather(admin.prune_runs(), *starts)
-            report, fresh = results[0], list(results[1:])
-            assert report.deleted == {"default": 5}
+            results = await asyncio.gather(admin.prune_runs(), admin.prune_runs(), *starts)
+            reports, fresh = results[:2], list(results[2:])
+            assert sum(r.total for r in reports) == 5
+            assert all(set(r.deleted) <= {"default"} for r in reports)
+            for run_id in kept:  # nothing of a kept run was touched
+                assert await _frames(api, run_id) == frames_before[run_id]
             for run_id in fresh:
                 await _wait(api, run_id, "finished")
                 detail = await admin.get_run(run_id)
