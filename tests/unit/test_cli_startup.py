@@ -82,6 +82,7 @@ def test_every_command_group_is_registered() -> None:
         "connectors",
         "local",
         "maintenance",
+        "mcp",
         "remote",
         "secrets",
         "server",

@@ -163,11 +163,11 @@ def _delete_batch(
     )
     if not rows:
         return []
-    retention.delete_runs(tx, [row["id"] for row in rows])
+    retention.delete_runs(tx, [run_id for run_id, _namespace in rows])
     counts: dict[str, int] = {}
-    for row in rows:
-        tx.notify(RUN_CHANGED, row["id"])
-        counts[row["namespace"]] = counts.get(row["namespace"], 0) + 1
+    for run_id, namespace in rows:
+        tx.notify(RUN_CHANGED, run_id)
+        counts[namespace] = counts.get(namespace, 0) + 1
     for namespace, count in sorted(counts.items()):
         audit.record(
             tx,
@@ -178,4 +178,4 @@ def _delete_batch(
             target_id="*",
             details={"runs": count, "maxAgeMs": rule.max_age_ms, "statuses": list(rule.statuses)},
         )
-    return [(row["id"], row["namespace"]) for row in rows]
+    return rows

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from flowplane.status import TERMINAL_RUN
 from flowplane.store import schema as t
-from flowplane.store.tx import Row, Tx
+from flowplane.store.tx import Tx
 
 RUN_TABLES: tuple[sa.Table, ...] = (
     t.node_runs,
@@ -98,8 +98,8 @@ def expired_runs(
     namespaces: Collection[str] | None = None,
     exclude_namespaces: Collection[str] = (),
     limit: int = 100,
-) -> list[Row]:
-    """Up to ``limit`` deletable runs (``id``, ``namespace``) with one of ``statuses`` that
+) -> list[tuple[str, str]]:
+    """Up to ``limit`` deletable runs, as ``(id, namespace)``, with one of ``statuses`` that
     settled before ``settled_before_ms``, oldest first; in ``namespaces`` (all when
     ``None``) but not in ``exclude_namespaces``.
 
@@ -121,7 +121,7 @@ def expired_runs(
     )
     if tx.dialect == "postgresql":
         query = query.with_for_update(of=t.runs, skip_locked=True)
-    return [dict(row._mapping) for row in tx.conn.execute(query)]
+    return [(str(run_id), str(namespace)) for run_id, namespace in tx.conn.execute(query)]
 
 
 def count_expired(
