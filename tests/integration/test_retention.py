@@ -14,8 +14,7 @@ import httpx
 import pytest
 from api_support import BASE_URL, ApiHarness, started
 
-from flowplane.client import AsyncClient, Forbidden, RunNotFound
-from flowplane.errors import RunNotSettled
+from flowplane.client import AsyncClient, Forbidden, RunNotFound, RunNotSettled
 
 QUICK = """
 name: quick
