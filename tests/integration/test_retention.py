@@ -200,3 +200,20 @@ async def test_background_task_applies_the_policy(db: tuple[str, str], tmp_path:
             assert time.monotonic() < deadline, "the retention task never deleted the run"
             await asyncio.sleep(0.2)
         assert (await api.client.get(f"/v1/runs/{finished}")).status_code == 200
+
+
+async def test_delete_run_over_rpc(db: tuple[str, str], tmp_path: Path) -> None:
+    async with started(db, tmp_path / "root", workers=1) as api:
+        gated = await _start(api, GATED.format(namespace="default"), "gated.yaml")
+        await _wait(api, gated, "waiting-approval")
+        refused = await api.client.post("/v1/rpc/deleteRun", json={"runId": gated})
+        assert refused.status_code == 409 and refused.json()["code"] == "RUN_NOT_SETTLED"
+        async with api.client_for(await api.key("executor")) as executor:
+            forbidden = await executor.post("/v1/rpc/deleteRun", json={"runId": gated})
+            assert forbidden.status_code == 403
+        await api.client.post(f"/v1/runs/{gated}/cancel")
+        await _wait(api, gated, "cancelled")
+        deleted = await api.client.post("/v1/rpc/deleteRun", json={"runId": gated})
+        assert deleted.status_code == 200, deleted.text
+        assert deleted.json() == {"deleted": True, "runId": gated}
+        assert (await api.client.get(f"/v1/runs/{gated}")).status_code == 404
