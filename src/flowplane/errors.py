@@ -22,7 +22,7 @@ RFC 9457 problem documents; the client rebuilds the same class from ``code``::
     │   ├── WorkflowNotFound, RunNotFound, NodeNotFound, ApprovalNotFound, ConnectorNotFound
     │   └── ScheduleNotFound, TriggerNotFound, UnknownMethod (no such RPC method)
     ├── Conflict (409)
-    │   ├── RunNotActive, AlreadyDecided, WorkflowExists, TriggerKeyExists
+    │   ├── RunNotActive, RunNotSettled, AlreadyDecided, WorkflowExists, TriggerKeyExists
     ├── PreconditionFailed (412) -> VersionMismatch
     ├── PreconditionRequired (428)
     ├── PayloadTooLarge (413)
@@ -251,6 +251,13 @@ class RunNotActive(Conflict):
 
     code = "RUN_NOT_ACTIVE"
     title = "Run is not active"
+
+
+class RunNotSettled(Conflict):
+    """The run cannot be deleted yet: it is active, or a worker, child or parent needs it."""
+
+    code = "RUN_NOT_SETTLED"
+    title = "Run is not settled"
 
 
 class AlreadyDecided(Conflict):

@@ -66,6 +66,7 @@ async def _running(
     stop_watching = services.runs.watch_changes()
     tasks: list[asyncio.Task[None]] = []
     embedded: list[Worker] = []
+    stop_metrics_port: Callable[[], None] | None = None
     try:
         await start_security(app, services)
         for hook in [*STARTUP_HOOKS, *(on_startup or [])]:
@@ -75,9 +76,24 @@ async def _running(
             embedded.append(worker)
             tasks.append(asyncio.create_task(worker.run(), name="flowplane-worker"))
         app.state.workers = embedded
+        if settings.metrics_port is not None:
+            from flowplane.api.metrics_port import start_metrics_port
+
+            bound, stop_metrics_port = start_metrics_port(
+                app.state.metrics, services.ops, settings.host, settings.metrics_port
+            )
+            app.state.metrics_port = bound
+            _log.info("metrics on http://%s:%d/metrics (no credentials)", settings.host, bound)
+        # The retention policy (when one is set) is applied by every process, in batches.
+        tasks.append(asyncio.create_task(services.retention.run_forever(), name="fp-retention"))
         yield
     finally:
         stop_watching()
+        if stop_metrics_port is not None:
+            stop_metrics_port()
+        for task in tasks:
+            if task.get_name() == "fp-retention":
+                task.cancel()
         for worker in embedded:
             await worker.stop()
         if tasks:

@@ -14,6 +14,7 @@ Credentials: ``Authorization: Bearer <fp_ key or login JWT>`` (scheme case-insen
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import sys
@@ -29,7 +30,7 @@ from flowplane.api.limits import BodyLimitMiddleware
 from flowplane.api.metrics import Metrics, MetricsMiddleware
 from flowplane.api.openapi import install_openapi
 from flowplane.api.problems import error_response
-from flowplane.api.ratelimit import RateLimiter
+from flowplane.api.ratelimit import Limiter, limiter_of
 from flowplane.api.settled_runs import SettledRunMiddleware
 from flowplane.errors import FlowplaneError, Unauthorized
 from flowplane.security.tokens import API_KEY_PREFIX
@@ -54,6 +55,11 @@ OPEN_PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = (
     ("POST", re.compile(rb"/v1/webhooks/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")),
 )
 """(method, raw path pattern) pairs reachable without credentials (full match)."""
+
+METRICS_PATH = b"/metrics"
+METRICS_CALLER = Caller(id="metrics-token", kind="api_key", name="metrics-token", role="viewer")
+"""Who ``FLOWPLANE_METRICS_TOKEN`` authenticates as: a viewer of every namespace, on
+``GET /metrics`` only (anywhere else the token is no credential)."""
 
 GATEWAY_PATH = b"/v1/ws"
 """The WebSocket gateway, which may authenticate in its first frame instead of headers."""
@@ -224,8 +230,13 @@ class SecurityMiddleware:
             if not isinstance(gatekeeper, Gatekeeper):
                 # Fail closed: without an authenticator nobody gets in.
                 raise AuthRequired("authentication is not configured")
-            identity = await gatekeeper.authenticator.identify_credential(scope_credential(scope))
-            decision = gatekeeper.rate_limiter.check(
+            credential = scope_credential(scope)
+            if gatekeeper.is_metrics_scrape(method, raw_path, credential):
+                scope.setdefault("state", {})["principal"] = METRICS_CALLER
+                await self.app(scope, receive, send)
+                return
+            identity = await gatekeeper.authenticator.identify_credential(credential)
+            decision = await gatekeeper.rate_limiter.check_async(
                 identity.bucket, identity.rate_limit_per_minute
             )
         except FlowplaneError as exc:
@@ -260,8 +271,18 @@ class Gatekeeper:
     """
 
     authenticator: RequestAuthenticator
-    rate_limiter: RateLimiter
-    login_limiter: RateLimiter
+    rate_limiter: Limiter
+    login_limiter: Limiter
+    metrics_token: str | None = None
+
+    def is_metrics_scrape(self, method: str, raw_path: bytes, credential: str) -> bool:
+        """Whether this is ``GET /metrics`` with the dedicated metrics token."""
+        return (
+            self.metrics_token is not None
+            and method in ("GET", "HEAD")
+            and raw_path.split(b"?", 1)[0] == METRICS_PATH
+            and hmac.compare_digest(credential.encode(), self.metrics_token.encode())
+        )
 
 
 def gatekeeper_of(app: Any) -> Gatekeeper:
@@ -304,6 +325,7 @@ async def start_security(app: FastAPI, services: Services) -> None:
         _log.warning("created the first admin API key (printed once on stderr)")
     app.state.gatekeeper = Gatekeeper(
         authenticator=RequestAuthenticator(auth, services.settings),
-        rate_limiter=RateLimiter(),
-        login_limiter=RateLimiter(),
+        rate_limiter=limiter_of(services.settings, "requests"),
+        login_limiter=limiter_of(services.settings, "logins"),
+        metrics_token=services.settings.metrics_token,
     )

@@ -413,6 +413,21 @@ def cancel(run_id: str) -> Call[m.Run]:
     return Call("POST", f"/v1/runs/{seg(run_id)}/cancel", _run)
 
 
+def delete_run(run_id: str) -> Call[None]:
+    """``DELETE /v1/runs/{id}``."""
+    return Call("DELETE", f"/v1/runs/{seg(run_id)}", lambda _r: None)
+
+
+def prune(dry_run: bool) -> Call[m.PruneResult]:
+    """``POST /v1/admin/prune``."""
+    return Call(
+        "POST",
+        "/v1/admin/prune",
+        lambda r: m.PruneResult.model_validate(r.json()),
+        params=[("dryRun", "true" if dry_run else "false")],
+    )
+
+
 def resume(run_id: str) -> Call[m.Run]:
     """``POST /v1/runs/{id}/resume``."""
     return Call("POST", f"/v1/runs/{seg(run_id)}/resume", _run, json={})

@@ -43,6 +43,8 @@ class DispatchRequest:
     forked_from: str | None = None
     # The plan of ``workflow`` when the caller has one (shared by the runs of a document).
     plan: Plan | None = None
+    # The W3C traceparent of the run's span (tracing on).
+    trace_context: str | None = None
 
 
 def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
@@ -95,6 +97,7 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
         "started_at_ms": now,
         "updated_at_ms": now,
         "deadline_ms": now + int(timeout * 1000) if timeout else None,
+        "trace_context": req.trace_context,
     }
     tx.insert_run(run)
     roots = set(plan.graph.roots())

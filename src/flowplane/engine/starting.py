@@ -92,6 +92,7 @@ def start(
     parent: tuple[str, str, int] | None = None,
     source_path: str | None = None,
     forked_from: str | None = None,
+    trace_context: str | None = None,
 ) -> tuple[Row, bool]:
     """Dispatch a prepared run in the open transaction, in its workflow's namespace.
 
@@ -117,5 +118,6 @@ def start(
             source_path=source_path,
             forked_from=forked_from,
             plan=prepared.plan,
+            trace_context=trace_context,
         ),
     )

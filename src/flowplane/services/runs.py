@@ -16,7 +16,14 @@ from typing import Any
 
 from flowplane.engine import starting, transitions
 from flowplane.engine.plan import plans
-from flowplane.errors import Forbidden, InvalidInput, RunNotFound, WorkflowNotFound
+from flowplane.engine.tracing import Tracing
+from flowplane.errors import (
+    Forbidden,
+    InvalidInput,
+    RunNotFound,
+    RunNotSettled,
+    WorkflowNotFound,
+)
 from flowplane.model.document import Workflow
 from flowplane.services.caller import Caller
 from flowplane.services.context import current_actor
@@ -25,7 +32,7 @@ from flowplane.services.launch import LaunchRequest, load_workflow_file
 from flowplane.services.run_cache import RUN_CHANGED
 from flowplane.services.run_reads import LogEntry, RunReader, RunSnapshot, duration_ms
 from flowplane.status import TERMINAL_RUN
-from flowplane.store import audit, reads
+from flowplane.store import audit, reads, retention
 from flowplane.store import workflow_queries as wq
 from flowplane.store.records import (
     ApprovalRecord,
@@ -64,6 +71,9 @@ class StartResult:
 
 class RunService(RunReader):
     """Start, read, cancel, approve and signal runs."""
+
+    tracing: Tracing | None = None
+    """Spans of started runs (``FLOWPLANE_OPENTELEMETRY``; set by ``build_services``)."""
 
     # --- starting ------------------------------------------------------------------------
 
@@ -156,6 +166,7 @@ class RunService(RunReader):
         caller.check_namespace(namespace or _namespace_of(workflow), "workflow")
         prepared = starting.prepare(workflow, run_input, self.registry, namespace=namespace)
         who = _actor(caller)
+        trace_context: str | None = None
 
         def dispatch(tx: Tx) -> tuple[RunRecord, bool]:
             run, created = starting.start(
@@ -170,6 +181,7 @@ class RunService(RunReader):
                 triggered_by=triggered_by,
                 source_path=source_path,
                 forked_from=forked_from,
+                trace_context=trace_context,
             )
             record = RunRecord.from_row(run)
             if created:
@@ -177,7 +189,14 @@ class RunService(RunReader):
                 _audit_run(tx, who, "run.start", record.id, record.namespace, details)
             return record, created
 
-        run, created = await self.store.transact(dispatch)
+        if self.tracing is None:
+            run, created = await self.store.transact(dispatch)
+            return StartResult(run=run, created=created)
+        workflow_doc = prepared.workflow
+        with self.tracing.run_span(workflow_doc.name, workflow_doc.namespace, trigger) as span:
+            trace_context = span.traceparent
+            run, created = await self.store.transact(dispatch)
+            span.started(run.id, created)
         return StartResult(run=run, created=created)
 
     # --- steering ------------------------------------------------------------------------
@@ -194,6 +213,30 @@ class RunService(RunReader):
 
         await self._change(run_id, cancel)
         return await self.get(caller, run_id)
+
+    async def delete(self, caller: Caller, run_id: str) -> None:
+        """Delete a settled run with its node runs, attempts, events, frames, logs,
+        approvals and signals (the audit log keeps a ``run.delete`` entry).
+
+        Raises:
+            Forbidden: the caller is not an editor.
+            RunNotFound: no such run, or one the caller cannot see.
+            RunNotSettled: the run is active, a node of it is still finishing, or a child
+                or parent run of it is active.
+        """
+        caller.require("editor")
+        run = await self.get(caller, run_id)
+        who = _actor(caller)
+
+        def delete(tx: Tx) -> None:
+            reason = retention.blocker(tx, run_id)
+            if reason is not None:
+                raise RunNotSettled(reason)
+            retention.delete_runs(tx, [run_id])
+            details = {"workflow": run.workflow_name, "status": run.status}
+            _audit_run(tx, who, "run.delete", run_id, run.namespace, details)
+
+        await self._change(run_id, delete)
 
     async def _change(self, run_id: str, change: Callable[[Tx], None]) -> None:
         """Run ``change`` in a transaction, then drop the run's cached detail, here and (by a

@@ -19,7 +19,7 @@ import logging
 import re
 import secrets
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -256,7 +256,7 @@ class TriggerService(OwnedService[TriggerRecord]):
         self,
         key: str,
         delivery: Delivery,
-        admit: Callable[[str], None] | None = None,
+        admit: Callable[[str], Awaitable[None]] | None = None,
         *,
         input_shape: Literal["envelope", "body"] = "envelope",
     ) -> WebhookOutcome:
@@ -286,7 +286,7 @@ class TriggerService(OwnedService[TriggerRecord]):
             _log.info("webhook %s: signature refused: %s", key, exc.detail)
             raise
         if admit is not None:
-            admit(str(row.id))
+            await admit(str(row.id))
         delivery_id = verified.delivery_id
         if delivery_id is not None:
             seen = await self.store.read(lambda tx: q.get_delivery(tx, row.id, delivery_id))

@@ -57,6 +57,7 @@ MAX_NODE_LIMIT = 1000
 
 Viewer = Annotated[Caller, require("viewer")]
 Executor = Annotated[Caller, require("executor")]
+Editor = Annotated[Caller, require("editor")]
 Svc = Annotated[Services, Depends(services_dependency)]
 
 
@@ -223,6 +224,23 @@ async def stream_run_events(
 async def cancel_run(run_id: str, principal: Executor, services: Svc) -> Run:
     """Cancel an active run; 409 ``RUN_NOT_ACTIVE`` when it is already terminal."""
     return run_model(await services.runs.cancel(principal, run_id))
+
+
+@router.delete(
+    "/{run_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a settled run",
+    responses=error_responses(404, 409),
+)
+async def delete_run(run_id: str, principal: Editor, services: Svc) -> Response:
+    """Delete a terminal run with its node runs, attempts, events, frames and logs (editor).
+
+    409 ``RUN_NOT_SETTLED`` while the run is active, a node of it is still finishing, or a
+    child or parent run of it is active. The audit log keeps a ``run.delete`` entry.
+    """
+    await services.runs.delete(principal, run_id)
+    return Response(status_code=204)
 
 
 @router.post(
