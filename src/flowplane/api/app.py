@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI
 from flowplane import __version__
 from flowplane.api import problems
 from flowplane.api.context import RequestIdMiddleware
+from flowplane.api.response_headers import NoStoreMiddleware
 from flowplane.api.security import install_security, start_security
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.services.container import Services, Store, Worker, open_services
@@ -122,6 +123,7 @@ def create_app(
     app.state.settings = settings
     problems.install(app)
     install_security(app, settings)
+    app.add_middleware(NoStoreMiddleware)
     # Outermost: every response (401s and 429s included) carries X-Request-Id.
     app.add_middleware(RequestIdMiddleware)
     for router in discover_routers():
