@@ -53,8 +53,20 @@ async def send_signal(
     deprecated=True,
     responses=error_responses(400),
 )
-@router.get("/approval/list", response_model=ApprovalList, include_in_schema=False)
-@router.get("/approvals", response_model=ApprovalList, include_in_schema=False)
+@router.get(
+    "/approval/list",
+    response_model=ApprovalList,
+    summary="List approvals (Smithers' older path)",
+    deprecated=True,
+    responses=error_responses(400),
+)
+@router.get(
+    "/approvals",
+    response_model=ApprovalList,
+    summary="List approvals (Smithers' older path)",
+    deprecated=True,
+    responses=error_responses(400),
+)
 async def list_approvals(
     principal: Annotated[Caller, require("viewer")],
     services: Svc,
