@@ -12,6 +12,7 @@ Without Node.js or npm the test is skipped locally and fails in CI.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -53,25 +54,31 @@ def _missing(tool: str) -> None:
 
 
 def smithers_node() -> str:
-    """The ``node`` binary, with ``node/node_modules`` installed (``npm ci`` if missing)."""
+    """The ``node`` binary, with ``node/node_modules`` installed (``npm ci`` if missing).
+
+    ``npm ci`` runs under a file lock: pytest-xdist workers may get here at once.
+    """
     node = shutil.which("node")
     if node is None:
         _missing("Node.js")
     assert node is not None
-    if not (NODE_DIR / "node_modules" / "smithers-orchestrator").is_dir():
-        npm = shutil.which("npm")
-        if npm is None:
-            _missing("npm")
-        assert npm is not None
-        installed = subprocess.run(
-            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=NPM_CI_SECONDS,
-            check=False,
-        )
-        assert installed.returncode == 0, f"npm ci failed:\n{installed.stderr[-4000:]}"
+    with (NODE_DIR / ".npm-ci.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        # npm writes node_modules/.package-lock.json last: its absence means "not installed".
+        if not (NODE_DIR / "node_modules" / ".package-lock.json").is_file():
+            npm = shutil.which("npm")
+            if npm is None:
+                _missing("npm")
+            assert npm is not None
+            installed = subprocess.run(
+                [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+                cwd=NODE_DIR,
+                capture_output=True,
+                text=True,
+                timeout=NPM_CI_SECONDS,
+                check=False,
+            )
+            assert installed.returncode == 0, f"npm ci failed:\n{installed.stderr[-4000:]}"
     return node
 
 
