@@ -13,6 +13,7 @@ RFC 9457 problem documents; the client rebuilds the same class from ``code``::
     │   ├── InputInvalid             run input does not match the workflow ``inputs`` schema
     │   ├── DurationInvalid
     │   ├── WorkflowPathOutsideRoot  a ``workflowPath`` that leaves the server's root folder
+    │   ├── RunIdRequired            ``resume`` without a ``runId``
     │   ├── InvalidCron              a cron expression that does not parse or never fires
     │   ├── InvalidTimezone          not an IANA time zone name
     │   └── ParamsInvalid            RPC params that do not match the method's model
@@ -22,7 +23,8 @@ RFC 9457 problem documents; the client rebuilds the same class from ``code``::
     │   ├── WorkflowNotFound, RunNotFound, NodeNotFound, ApprovalNotFound, ConnectorNotFound
     │   └── ScheduleNotFound, TriggerNotFound, UnknownMethod (no such RPC method)
     ├── Conflict (409)
-    │   ├── RunNotActive, RunNotSettled, AlreadyDecided, WorkflowExists, TriggerKeyExists
+    │   ├── RunNotActive, RunNotSettled, RunAlreadyExists, AlreadyDecided, WorkflowExists,
+    │   │   TriggerKeyExists
     ├── PreconditionFailed (412) -> VersionMismatch
     ├── PreconditionRequired (428)
     ├── PayloadTooLarge (413)
@@ -128,6 +130,13 @@ class WorkflowPathOutsideRoot(InvalidInput):
 
     code = "WORKFLOW_PATH_OUTSIDE_ROOT"
     title = "Workflow path is outside the server root"
+
+
+class RunIdRequired(InvalidInput):
+    """A request to resume a run that names no ``runId``."""
+
+    code = "RUN_ID_REQUIRED"
+    title = "runId is required"
 
 
 class InvalidCron(InvalidInput):
@@ -258,6 +267,13 @@ class RunNotSettled(Conflict):
 
     code = "RUN_NOT_SETTLED"
     title = "Run is not settled"
+
+
+class RunAlreadyExists(Conflict):
+    """A new run asked for a ``runId`` that another run already has (without ``resume``)."""
+
+    code = "RUN_ALREADY_EXISTS"
+    title = "Run id already exists"
 
 
 class AlreadyDecided(Conflict):

@@ -16,6 +16,7 @@ from flowplane import __version__
 from flowplane.api import problems, thodare
 from flowplane.api.context import RequestIdMiddleware
 from flowplane.api.mcp_backend import mount_mcp
+from flowplane.api.response_headers import NoStoreMiddleware
 from flowplane.api.security import install_security, start_security
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.services.container import Services, Store, Worker, open_services
@@ -144,6 +145,7 @@ def create_app(
     install_security(app, settings)
     # Seed surfaces: their error bodies wrap the gate's 401/429 too, so after the gate.
     thodare.install(app)
+    app.add_middleware(NoStoreMiddleware)
     # Outermost: every response (401s and 429s included) carries X-Request-Id.
     app.add_middleware(RequestIdMiddleware)
     for router in discover_routers():

@@ -104,7 +104,11 @@ def _rewrite_operation(operation: dict[str, Any], is_open: bool, role: str | Non
         _add(responses, 401)
         _add(responses, 429)
         responses["429"]["headers"] = dict(_RATE_LIMIT_HEADERS)
-        operation["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+        operation["security"] = [
+            {"bearerAuth": []},
+            {"apiKeyHeader": []},
+            {"smithersKeyHeader": []},
+        ]
     if role is not None:
         operation["x-required-role"] = role
         if ROLE_RANK[role] > ROLE_RANK["viewer"]:
@@ -133,6 +137,12 @@ def rewrite(schema: dict[str, Any], app: FastAPI, open_routes: set[tuple[str, st
             "description": "An `fp_...` API key or a login token from POST /v1/auth/login.",
         },
         "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        "smithersKeyHeader": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "x-smithers-key",
+            "description": "Smithers' header for the same key.",
+        },
     }
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():

@@ -8,8 +8,9 @@ closed to anonymous callers; ``require(role)`` then checks the role of the princ
 middleware cached in ``request.state``. Authenticated requests then take a token from the
 caller's rate-limit bucket; anonymous and refused (401) ones take nothing.
 
-Credentials: ``Authorization: Bearer <fp_ key or login JWT>`` (scheme case-insensitive) or
-``X-API-Key: <fp_ key>``; exactly one of them.
+Credentials: ``Authorization: Bearer <fp_ key or login JWT>`` (scheme case-insensitive),
+``X-API-Key: <fp_ key>`` or Smithers' ``x-smithers-key: <fp_ key or JWT>``; exactly one of
+them.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ METRICS_CALLER = Caller(id="metrics-token", kind="api_key", name="metrics-token"
 """Who ``FLOWPLANE_METRICS_TOKEN`` authenticates as: a viewer of every namespace, on
 ``GET /metrics`` only (anywhere else the token is no credential)."""
 
+KEY_HEADERS = ("x-api-key", "x-smithers-key")
+"""Headers that carry a key as it is: Flowplane's own and Smithers' (``x-smithers-key``)."""
+_KEY_HEADERS_RAW = tuple(name.encode() for name in KEY_HEADERS)
+
 GATEWAY_PATH = b"/v1/ws"
 """The WebSocket gateway, which may authenticate in its first frame instead of headers."""
 MAX_CREDENTIAL_CHARS = 4096
@@ -100,11 +105,11 @@ def extract_credential(headers: Mapping[str, str] | Headers) -> str:
     """Return the one credential of a request; ``AuthRequired`` when missing or ambiguous."""
     if isinstance(headers, Headers):
         authorization = headers.getlist("authorization")
-        api_keys = headers.getlist("x-api-key")
+        api_keys = [key for name in KEY_HEADERS for key in headers.getlist(name)]
     else:
         lowered = {k.lower(): v for k, v in headers.items()}
         authorization = [lowered["authorization"]] if "authorization" in lowered else []
-        api_keys = [lowered["x-api-key"]] if "x-api-key" in lowered else []
+        api_keys = [lowered[name] for name in KEY_HEADERS if name in lowered]
     return _one_credential(authorization, api_keys)
 
 
@@ -115,7 +120,7 @@ def scope_credential(scope: Mapping[str, Any]) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
             authorization.append(value.decode("latin-1"))
-        elif name == b"x-api-key":
+        elif name in _KEY_HEADERS_RAW:
             api_keys.append(value.decode("latin-1"))
     return _one_credential(authorization, api_keys)
 
@@ -138,7 +143,9 @@ def _one_credential(authorization: list[str], api_keys: list[str]) -> str:
 
 
 def _credentials(scope: dict[str, Any]) -> bool:
-    return any(name in (b"authorization", b"x-api-key") for name, _ in scope.get("headers", ()))
+    return any(
+        name == b"authorization" or name in _KEY_HEADERS_RAW for name, _ in scope.get("headers", ())
+    )
 
 
 class RequestAuthenticator:

@@ -26,7 +26,8 @@ STREAM_READ_TIMEOUT_SECONDS = 60.0
 """No byte for this long on an event stream (keep-alives come every 15 s) = a dropped stream."""
 USER_AGENT = "flowplane-client"
 
-_PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code"}
+_PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code", "error"}
+"""The problem document's own members (`error` is Smithers' envelope of the same error)."""
 _STATUS_CLASSES: dict[int, type[errors.FlowplaneError]] = {
     400: errors.InvalidInput,
     401: errors.Unauthorized,

@@ -96,8 +96,8 @@ def start(
 ) -> tuple[Row, bool]:
     """Dispatch a prepared run in the open transaction, in its workflow's namespace.
 
-    Returns ``(run row, created)``; ``created`` is false when ``idempotency_key`` (or
-    ``run_id``) names a run that already exists (see
+    Returns ``(run row, created)``; ``created`` is false when ``idempotency_key`` names a
+    run that already exists; a taken ``run_id`` is ``RunAlreadyExists`` (see
     :func:`~flowplane.engine.dispatch.dispatch`).
     """
     return dispatch(

@@ -20,6 +20,7 @@ from flowplane.engine.tracing import Tracing
 from flowplane.errors import (
     Forbidden,
     InvalidInput,
+    RunIdRequired,
     RunNotFound,
     RunNotSettled,
     WorkflowNotFound,
@@ -81,22 +82,21 @@ class RunService(RunReader):
         """Start a run of the workflow ``request`` names, or resume the run it names.
 
         A stored workflow is found by id or by name (in ``request.namespace``); a workflow
-        file is read from under ``root``. With ``resume`` the run ``run_id`` continues if it
-        is terminal (``created`` is false either way).
+        file is read from under ``root``. With ``resume`` the run ``run_id`` continues as
+        :meth:`resume` says (``created`` is false).
 
         Raises:
             Forbidden: the caller is not an executor.
-            InvalidInput: not exactly one workflow source, or ``resume`` without ``run_id``.
+            InvalidInput: not exactly one workflow source.
+            RunIdRequired: ``resume`` without ``run_id``.
+            RunAlreadyExists: a new run asked for a ``run_id`` that is taken.
             WorkflowNotFound, RunNotFound: absent or in a namespace the caller cannot see.
         """
         caller.require("executor")
         if request.resume:
             if not request.run_id:
-                raise InvalidInput("runId is required when resume is true")
-            run = await self.get(caller, request.run_id)
-            if run.status in TERMINAL_RUN:
-                run = await self.resume(caller, request.run_id)
-            return StartResult(run=run, created=False)
+                raise RunIdRequired("runId is required when resume is true")
+            return StartResult(run=await self.resume(caller, request.run_id), created=False)
         sources = [s for s in (request.workflow_id, request.workflow, request.workflow_path) if s]
         if len(sources) != 1:
             raise InvalidInput("give exactly one of workflowId, workflow or workflowPath")
@@ -253,12 +253,26 @@ class RunService(RunReader):
             self.settled.drop(run_id)
 
     async def resume(self, caller: Caller, run_id: str) -> RunRecord:
-        """Continue a failed, cancelled or timed-out run, reusing finished nodes' outputs."""
+        """Continue a failed, cancelled or timed-out run, reusing finished nodes' outputs.
+
+        A run still active (running, or waiting for an approval, a signal or a timer) has
+        nothing to resume: it is returned as it is, as Smithers' server answers a run whose
+        heartbeat is fresh.
+
+        Raises:
+            Conflict: the run is finished.
+            RunNotFound: no such run, or one the caller cannot see.
+        """
         caller.require("executor")
-        await self.get(caller, run_id)
+        run = await self.get(caller, run_id)
+        if run.status not in TERMINAL_RUN:
+            return run
         who = _actor(caller)
 
         def resume(tx: Tx) -> None:
+            locked = tx.lock_run(run_id)
+            if locked is not None and locked["status"] not in TERMINAL_RUN:
+                return  # resumed (or still going) since it was read: nothing to do
             transitions.resume(tx, run_id)
             _audit_run(tx, who, "run.resume", run_id)
 
