@@ -13,8 +13,10 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from flowplane import __version__
-from flowplane.api import problems, workflowdev
+from flowplane.api import problems, thodare, workflowdev
 from flowplane.api.context import RequestIdMiddleware
+from flowplane.api.mcp_backend import mount_mcp
+from flowplane.api.response_headers import NoStoreMiddleware
 from flowplane.api.security import install_security, start_security
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.services.container import Services, Store, Worker, open_services
@@ -65,6 +67,7 @@ async def _running(
     stop_watching = services.runs.watch_changes()
     tasks: list[asyncio.Task[None]] = []
     embedded: list[Worker] = []
+    stop_metrics_port: Callable[[], None] | None = None
     try:
         await start_security(app, services)
         for hook in [*STARTUP_HOOKS, *(on_startup or [])]:
@@ -74,9 +77,24 @@ async def _running(
             embedded.append(worker)
             tasks.append(asyncio.create_task(worker.run(), name="flowplane-worker"))
         app.state.workers = embedded
+        if settings.metrics_port is not None:
+            from flowplane.api.metrics_port import start_metrics_port
+
+            bound, stop_metrics_port = start_metrics_port(
+                app.state.metrics, services.ops, settings.host, settings.metrics_port
+            )
+            app.state.metrics_port = bound
+            _log.info("metrics on http://%s:%d/metrics (no credentials)", settings.host, bound)
+        # The retention policy (when one is set) is applied by every process, in batches.
+        tasks.append(asyncio.create_task(services.retention.run_forever(), name="fp-retention"))
         yield
     finally:
         stop_watching()
+        if stop_metrics_port is not None:
+            stop_metrics_port()
+        for task in tasks:
+            if task.get_name() == "fp-retention":
+                task.cancel()
         for worker in embedded:
             await worker.stop()
         if tasks:
@@ -106,7 +124,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings, registry or default_registry(), store) as services:
             app.state.services = services
-            async with _running(app, services, settings, workers, on_startup):
+            async with (
+                _running(app, services, settings, workers, on_startup),
+                mcp.running(),
+            ):
                 yield
 
     app = FastAPI(
@@ -122,11 +143,16 @@ def create_app(
     app.state.settings = settings
     problems.install(app)
     install_security(app, settings)
+    # Seed surfaces: their error bodies wrap the gate's 401/429 too, so after the gate.
+    thodare.install(app)
+    app.add_middleware(NoStoreMiddleware)
     # Outermost: every response (401s and 429s included) carries X-Request-Id.
     app.add_middleware(RequestIdMiddleware)
     for router in discover_routers():
         app.include_router(router)
     workflowdev.install(app)
+    # The MCP server over streamable HTTP, behind the same security gate as the routes.
+    mcp = mount_mcp(app)
     return app
 
 

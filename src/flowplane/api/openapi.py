@@ -10,8 +10,8 @@ exactly what a client gets:
 - ``401`` and ``429`` plus a ``security`` requirement unless the route is open;
 - ``403`` where the route needs more than ``viewer`` (``x-required-role`` names the role);
 - ``404`` where the path has parameters (unknown ids and other namespaces' objects);
-- every error response as ``application/problem+json`` with the ``Problem`` schema (or, on
-  a seed surface's paths, the error format it registered: ``problems.register_error_shape``);
+- every error response as ``application/problem+json`` with the ``Problem`` schema (or, for
+  a seed surface with error bodies of its own, the content its ``x-error-content`` gives);
 - no ``null`` in the schema of a query, header or path parameter: ``str | None = None`` in
   Python means "may be left out", and a URL or a header cannot carry a JSON null.
 
@@ -27,7 +27,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from flowplane.api.deps import api_routes
-from flowplane.api.problems import PROBLEM_TYPE, Problem, registered_shape
+from flowplane.api.problems import PROBLEM_TYPE, Problem
 from flowplane.services.caller import ROLE_RANK
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -84,9 +84,7 @@ def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
     return {**kept[0], **outer} if len(kept) == 1 else {**outer, "anyOf": kept}
 
 
-def _rewrite_operation(
-    operation: dict[str, Any], is_open: bool, role: str | None, content: dict[str, Any]
-) -> None:
+def _rewrite_operation(operation: dict[str, Any], is_open: bool, role: str | None) -> None:
     for param in operation.get("parameters", []):
         if isinstance(param.get("schema"), dict):
             param["schema"] = _without_null(param["schema"])
@@ -106,23 +104,20 @@ def _rewrite_operation(
         _add(responses, 401)
         _add(responses, 429)
         responses["429"]["headers"] = dict(_RATE_LIMIT_HEADERS)
-        operation["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+        operation["security"] = [
+            {"bearerAuth": []},
+            {"apiKeyHeader": []},
+            {"smithersKeyHeader": []},
+        ]
     if role is not None:
         operation["x-required-role"] = role
         if ROLE_RANK[role] > ROLE_RANK["viewer"]:
             _add(responses, 403)
+    # A seed surface whose errors have its own shape declares it (``x-error-content``).
+    content = operation.get("x-error-content")
     for status, response in responses.items():
         if status.isdigit() and int(status) >= 400:
-            response["content"] = content
-
-
-def _error_content(path: str, schemas: dict[str, Any]) -> dict[str, Any]:
-    """Problem documents, or the error format a seed surface registered for ``path``."""
-    shape = registered_shape(path)
-    if shape is None:
-        return problem_content()
-    schemas[shape.schema_name] = shape.schema
-    return {shape.media_type: {"schema": {"$ref": f"#/components/schemas/{shape.schema_name}"}}}
+            response["content"] = dict(content) if content else problem_content()
 
 
 def rewrite(schema: dict[str, Any], app: FastAPI, open_routes: set[tuple[str, str]]) -> None:
@@ -142,14 +137,19 @@ def rewrite(schema: dict[str, Any], app: FastAPI, open_routes: set[tuple[str, st
             "description": "An `fp_...` API key or a login token from POST /v1/auth/login.",
         },
         "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        "smithersKeyHeader": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "x-smithers-key",
+            "description": "Smithers' header for the same key.",
+        },
     }
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
             if isinstance(operation, dict) and "responses" in operation:
                 key = (method.upper(), path)
                 is_open = key in open_routes or bool(operation.get("x-flowplane-public"))
-                content = _error_content(path, schemas)
-                _rewrite_operation(operation, is_open, roles.get(key), content)
+                _rewrite_operation(operation, is_open, roles.get(key))
     used = repr(schema.get("paths", {}))
     for name in ("HTTPValidationError", "ValidationError"):
         if f"#/components/schemas/{name}" not in used:

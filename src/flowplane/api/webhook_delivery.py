@@ -44,7 +44,7 @@ async def deliver(request: Request, services: Services, key: str) -> WebhookOutc
     trigger service's outcome for the route to word.
     """
     limits = webhook_limits_of(request.app, services.settings)
-    limits.admit_client(request)  # before the body is even read
+    await limits.admit_client(request)  # before the body is even read
     delivery = Delivery(
         body=await request.body(),
         headers=dict(request.headers),

@@ -26,7 +26,8 @@ STREAM_READ_TIMEOUT_SECONDS = 60.0
 """No byte for this long on an event stream (keep-alives come every 15 s) = a dropped stream."""
 USER_AGENT = "flowplane-client"
 
-_PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code"}
+_PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code", "error"}
+"""The problem document's own members (`error` is Smithers' envelope of the same error)."""
 _STATUS_CLASSES: dict[int, type[errors.FlowplaneError]] = {
     400: errors.InvalidInput,
     401: errors.Unauthorized,
@@ -413,6 +414,21 @@ def cancel(run_id: str) -> Call[m.Run]:
     return Call("POST", f"/v1/runs/{seg(run_id)}/cancel", _run)
 
 
+def delete_run(run_id: str) -> Call[None]:
+    """``DELETE /v1/runs/{id}``."""
+    return Call("DELETE", f"/v1/runs/{seg(run_id)}", lambda _r: None)
+
+
+def prune(dry_run: bool) -> Call[m.PruneResult]:
+    """``POST /v1/admin/prune``."""
+    return Call(
+        "POST",
+        "/v1/admin/prune",
+        lambda r: m.PruneResult.model_validate(r.json()),
+        params=[("dryRun", "true" if dry_run else "false")],
+    )
+
+
 def resume(run_id: str) -> Call[m.Run]:
     """``POST /v1/runs/{id}/resume``."""
     return Call("POST", f"/v1/runs/{seg(run_id)}/resume", _run, json={})
@@ -463,6 +479,24 @@ def list_approvals(
         lambda r: m.ApprovalList.model_validate(r.json()).approvals,
         params=_params(status=status, namespace=namespace, limit=limit),
     )
+
+
+# --- connectors -------------------------------------------------------------------------
+
+
+def list_connectors(q: str | None, category: str | None, detail: str) -> Call[list[dict[str, Any]]]:
+    """``GET /v1/connectors``: the catalogue, ``summary`` (compact) or ``full``."""
+    return Call(
+        "GET",
+        "/v1/connectors",
+        lambda r: list(r.json()["items"]),
+        params=_params(q=q, category=category, detail=detail),
+    )
+
+
+def get_connector(type_: str) -> Call[dict[str, Any]]:
+    """``GET /v1/connectors/{type}``: one connector's full manifest."""
+    return Call("GET", f"/v1/connectors/{seg(type_)}", _json)
 
 
 def events_request(run_id: str, after_seq: int) -> tuple[str, dict[str, Any]]:

@@ -32,6 +32,7 @@ from flowplane.client.models import (
     NodePage,
     NodeState,
     PatchResult,
+    PruneResult,
     Run,
     RunDetail,
     RunDiff,
@@ -275,6 +276,14 @@ class AsyncClient:
         """Cancel an active run (``RunNotActive`` when it is terminal)."""
         return await self._send(t.cancel(run_id))
 
+    async def delete_run(self, run_id: str) -> None:
+        """Delete a settled run and its history (editor; ``RunNotSettled`` while active)."""
+        await self._send(t.delete_run(run_id))
+
+    async def prune_runs(self, *, dry_run: bool = False) -> PruneResult:
+        """Apply the server's retention policy now (admin); ``dry_run`` only counts."""
+        return await self._send(t.prune(dry_run))
+
     async def resume(self, run_id: str) -> Run:
         """Continue a failed or cancelled run, reusing the outputs it recorded."""
         return await self._send(t.resume(run_id))
@@ -325,6 +334,17 @@ class AsyncClient:
     ) -> SignalResult:
         """Send a signal to a run."""
         return await self._send(t.signal(run_id, name, payload, correlation_id))
+
+    async def list_connectors(
+        self, *, q: str | None = None, category: str | None = None, detail: str = "summary"
+    ) -> list[dict[str, Any]]:
+        """Return connector manifests matching every word of ``q`` (and ``category``):
+        ``detail="summary"`` (type, name, category, description) or ``"full"``."""
+        return await self._send(t.list_connectors(q, category, detail))
+
+    async def get_connector(self, type_: str) -> dict[str, Any]:
+        """Return one connector's full manifest (``ConnectorNotFound`` names close matches)."""
+        return await self._send(t.get_connector(type_))
 
     async def list_approvals(
         self,

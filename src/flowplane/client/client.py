@@ -31,6 +31,7 @@ from flowplane.client.models import (
     NodePage,
     NodeState,
     PatchResult,
+    PruneResult,
     Run,
     RunDetail,
     RunDiff,
@@ -270,6 +271,14 @@ class Client:
         """Cancel an active run (``RunNotActive`` when it is terminal)."""
         return self._send(t.cancel(run_id))
 
+    def delete_run(self, run_id: str) -> None:
+        """Delete a settled run and its history (editor; ``RunNotSettled`` while active)."""
+        self._send(t.delete_run(run_id))
+
+    def prune_runs(self, *, dry_run: bool = False) -> PruneResult:
+        """Apply the server's retention policy now (admin); ``dry_run`` only counts."""
+        return self._send(t.prune(dry_run))
+
     def resume(self, run_id: str) -> Run:
         """Continue a failed or cancelled run, reusing the outputs it recorded."""
         return self._send(t.resume(run_id))
@@ -320,6 +329,17 @@ class Client:
     ) -> SignalResult:
         """Send a signal to a run."""
         return self._send(t.signal(run_id, name, payload, correlation_id))
+
+    def list_connectors(
+        self, *, q: str | None = None, category: str | None = None, detail: str = "summary"
+    ) -> list[dict[str, Any]]:
+        """Return connector manifests matching every word of ``q`` (and ``category``):
+        ``detail="summary"`` (type, name, category, description) or ``"full"``."""
+        return self._send(t.list_connectors(q, category, detail))
+
+    def get_connector(self, type_: str) -> dict[str, Any]:
+        """Return one connector's full manifest (``ConnectorNotFound`` names close matches)."""
+        return self._send(t.get_connector(type_))
 
     def list_approvals(
         self,

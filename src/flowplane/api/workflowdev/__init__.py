@@ -11,6 +11,7 @@ and its error body) into one service call, and the answer back. ``/readyz`` and
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
 from flowplane.api.workflowdev import (
     approvals,
@@ -29,6 +30,10 @@ __all__ = ["OPEN_ROUTES", "install", "router"]
 
 router = APIRouter()
 for _module in (flows, executions, triggers, plugins, credentials, kv, approvals, audit, auth):
+    for _route in _module.router.routes:
+        if isinstance(_route, APIRoute):
+            # The OpenAPI document declares workflowdev's error body (``api/openapi.py``).
+            _route.openapi_extra = {**(_route.openapi_extra or {}), **errors.OPENAPI_EXTRA}
     router.include_router(_module.router)
 
 OPEN_ROUTES = auth.OPEN_ROUTES | triggers.OPEN_ROUTES
@@ -36,6 +41,7 @@ OPEN_ROUTES = auth.OPEN_ROUTES | triggers.OPEN_ROUTES
 
 
 def install(app: FastAPI) -> None:
-    """Mount the surface on ``app`` and answer its errors in workflowdev's shape."""
+    """Mount the surface on ``app`` and answer its errors in workflowdev's shape (also in
+    the OpenAPI document: each operation's ``x-error-content``)."""
     errors.install()
     app.include_router(router)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from flowplane.api.problems import RegisteredShape, register_error_shape
 
-__all__ = ["PATH_PREFIXES", "SHAPE", "error_body", "install"]
+__all__ = ["OPENAPI_EXTRA", "PATH_PREFIXES", "SHAPE", "error_body", "install"]
 
 PATH_PREFIXES = ("/api/v1/", "/auth/", "/healthz")
 """The paths whose errors answer in workflowdev's shape."""
@@ -50,6 +50,10 @@ SHAPE = RegisteredShape(
         "additionalProperties": True,
     },
 )
+
+
+OPENAPI_EXTRA: dict[str, Any] = {"x-error-content": {SHAPE.media_type: {"schema": SHAPE.schema}}}
+"""What each of the surface's operations declares of its errors (``api/openapi.py``)."""
 
 
 def install() -> None:

@@ -36,9 +36,9 @@ class PatchMixin(WorkflowReader):
         The batch is applied to the current version outside the write transaction and
         saved with a compare-and-swap. Without ``expected_version`` a concurrent change
         makes the batch re-apply to the newer version (a few times); with it, the caller
-        gets :class:`VersionMismatch`. A result that is not structurally a workflow (every
-        node deleted, say) is not saved; validation errors do not stop the save, so an
-        agent can repair a workflow over several batches.
+        gets :class:`VersionMismatch`. A result that is not structurally a workflow is not
+        saved; validation errors do not stop the save (a workflow without nodes is a
+        draft), so an agent can repair a workflow over several batches.
         """
         caller.require("editor")
         who = caller.actor

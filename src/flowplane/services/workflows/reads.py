@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flowplane.connectors.registry import Registry
-from flowplane.errors import DocumentError, WorkflowInvalid
+from flowplane.errors import DocumentError, WorkflowEmpty, WorkflowInvalid
 from flowplane.model.document import Workflow
 from flowplane.model.graph import check_workflow
 from flowplane.model.yaml import parse_workflow as _parse_workflow
@@ -55,6 +55,21 @@ class WorkflowReader:
         """
         wf = _parse_workflow(document, source=source)
         check_workflow(wf, self.registry)
+        return wf
+
+    def parse_draft(
+        self, document: dict[str, Any] | str | bytes, *, source: str = "<request>"
+    ) -> Workflow:
+        """Like :meth:`parse`, but a workflow without nodes (a draft) is accepted.
+
+        Raises:
+            DocumentError, WorkflowInvalid: as :meth:`parse`, for anything but emptiness.
+        """
+        wf = _parse_workflow(document, source=source)
+        try:
+            check_workflow(wf, self.registry)
+        except WorkflowEmpty:
+            pass
         return wf
 
     def validate(self, caller: Caller, document: dict[str, Any] | str | bytes) -> ValidationReport:

@@ -10,7 +10,7 @@ from flowplane.services.caller import Caller
 from flowplane.services.declared import sync_workflow_triggers
 from flowplane.services.runs import StartResult
 from flowplane.services.workflows import versions
-from flowplane.services.workflows.documents import canonical_document, in_namespace
+from flowplane.services.workflows.documents import canonical_document, draft_source, in_namespace
 from flowplane.services.workflows.import_export import ImportExportMixin
 from flowplane.services.workflows.patching import PatchMixin
 from flowplane.services.workflows.records import ExpectedVersion, StoredWorkflow
@@ -34,19 +34,45 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
     ) -> StoredWorkflow:
         """Validate and store a new workflow at version 1.
 
+        A draft is accepted: a document without nodes (even ``{}``, which is given the
+        name ``draft-<id>``) is stored, and can be edited with EditOps; running it raises
+        :class:`~flowplane.errors.WorkflowEmpty` until it has nodes.
+
         Raises:
             DocumentError, WorkflowInvalid: the document is unreadable or invalid.
             Forbidden: its namespace is not one the caller may use.
             WorkflowExists: a live workflow has that name in the namespace.
         """
         caller.require("editor")
-        wf = self.parse(document)
+        wf = self.parse_draft(draft_source(document))
         versions.check_writable(wf.namespace, caller.namespaces)
         doc = canonical_document(wf)
         who = caller.actor
         return await self.store.transact(
             lambda tx: versions.insert(tx, doc, caller.name, message or "created", actor=who)
         )
+
+    async def create_draft(
+        self, caller: Caller, *, name: str | None = None, description: str | None = None
+    ) -> StoredWorkflow:
+        """Store an empty draft (no nodes) for EditOps to fill in.
+
+        It goes to the caller's namespace when the caller has exactly one (a key of one
+        team), else to ``default``; without ``name`` it is called ``draft-<id>``.
+
+        Raises:
+            Forbidden: the caller may not write in that namespace.
+            WorkflowExists, WorkflowInvalid: as for :meth:`create` (a taken or bad name).
+        """
+        home = caller.namespaces[0] if caller.namespaces and len(caller.namespaces) == 1 else None
+        document: dict[str, Any] = {"nodes": []}
+        if name is not None:
+            document["name"] = name
+        if description:
+            document["description"] = description
+        if home is not None:
+            document["namespace"] = home
+        return await self.create(caller, document)
 
     async def update(
         self,
@@ -76,7 +102,7 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
             raise PreconditionRequired(
                 'updating a workflow needs If-Match with the version you read, e.g. If-Match: "3"'
             )
-        wf = self.parse(document)
+        wf = self.parse_draft(document)
         who = caller.actor
 
         def fn(tx: Tx) -> StoredWorkflow:
