@@ -92,7 +92,8 @@ export function Graph(props: {
               key={n.id}
               class={`node st-${view.state}${props.selected === n.id ? " selected" : ""}`}
               transform={`translate(${box.x},${box.y})`}
-              tabIndex={0}
+              // lower case: an SVG element takes no camel-cased tabIndex attribute
+              {...{ tabindex: 0 }}
               role="button"
               aria-label={`node ${n.id}: ${view.text}`}
               aria-pressed={props.selected === n.id}
