@@ -79,6 +79,33 @@ const RUN_EVENT_STATUS: Record<string, string> = {
 
 const key = (nodeId: string, iteration: number) => `${nodeId}#${iteration}`;
 
+/** Apply events to the node states (in order); true when the details should be reloaded. */
+function applyEvents(states: Map<string, NodeState>, status: { current: string }, events: RunEvent[]): boolean {
+  let reload = false;
+  for (const e of events) {
+    const next = EVENT_STATE[e.type];
+    if (next && e.nodeId !== undefined) {
+      const k = key(e.nodeId, e.iteration ?? 0);
+      const old = states.get(k);
+      states.set(k, {
+        ...(old ?? { nodeId: e.nodeId, iteration: e.iteration ?? 0, attempt: 0, attempts: [], output: null, error: null, wait: null, startedAtMs: null, finishedAtMs: null, durationMs: null }),
+        state: next,
+        attempt: e.attempt ?? old?.attempt ?? 0,
+        startedAtMs: e.type === "NodeStarted" ? e.timestampMs : old?.startedAtMs ?? null,
+        finishedAtMs: ["NodeFinished", "NodeFailed", "NodeSkipped"].includes(e.type) ? e.timestampMs : old?.finishedAtMs ?? null,
+        output: e.type === "NodeFinished" ? e.output : old?.output ?? null,
+      });
+    }
+    if (e.type === "RunStatusChanged" && typeof e.status === "string") status.current = e.status;
+    if (RUN_EVENT_STATUS[e.type]) {
+      status.current = RUN_EVENT_STATUS[e.type];
+      reload = true;
+    }
+    if (e.type === "ApprovalDecided" || e.type === "RunResumed" || e.type === "NodeFailed") reload = true;
+  }
+  return reload;
+}
+
 async function loadDetail(id: string): Promise<RunDetail> {
   const detail = await get<RunDetail>(`/v1/runs/${id}`);
   let cursor = detail.nodesNextCursor;
@@ -143,19 +170,27 @@ export function RunPage({ id, session }: { id: string; session: Session }) {
   const status = useRef("");
   const executor = can(session, "executor");
 
+  // Events that arrive while a snapshot is in flight may be newer than it: they are applied
+  // again over the snapshot (in order, so the states converge to the newest).
+  const inFlight = useRef<RunEvent[][]>([]);
   const refresh = async () => {
+    const seen: RunEvent[] = [];
+    inFlight.current.push(seen);
     try {
       const d = await loadDetail(id);
       const map = new Map<string, NodeState>();
       for (const n of d.nodes) map.set(key(n.nodeId, n.iteration), n);
-      states.current = map;
       status.current = d.status;
+      applyEvents(map, status, seen);
+      states.current = map;
       setDetail(d);
       setVersion((v) => v + 1);
       return d;
     } catch (e) {
       setError(e);
       return null;
+    } finally {
+      inFlight.current = inFlight.current.filter((list) => list !== seen);
     }
   };
 
@@ -185,28 +220,8 @@ export function RunPage({ id, session }: { id: string; session: Session }) {
       frameRequest = 0;
       const events = queued;
       queued = [];
-      let reload = false;
-      for (const e of events) {
-        const next = EVENT_STATE[e.type];
-        if (next && e.nodeId !== undefined) {
-          const k = key(e.nodeId, e.iteration ?? 0);
-          const old = states.current.get(k);
-          states.current.set(k, {
-            ...(old ?? { nodeId: e.nodeId, iteration: e.iteration ?? 0, attempt: 0, attempts: [], output: null, error: null, wait: null, startedAtMs: null, finishedAtMs: null, durationMs: null }),
-            state: next,
-            attempt: e.attempt ?? old?.attempt ?? 0,
-            startedAtMs: e.type === "NodeStarted" ? e.timestampMs : old?.startedAtMs ?? null,
-            finishedAtMs: ["NodeFinished", "NodeFailed", "NodeSkipped"].includes(e.type) ? e.timestampMs : old?.finishedAtMs ?? null,
-            output: e.type === "NodeFinished" ? e.output : old?.output ?? null,
-          });
-        }
-        if (e.type === "RunStatusChanged" && typeof e.status === "string") status.current = e.status;
-        if (RUN_EVENT_STATUS[e.type]) {
-          status.current = RUN_EVENT_STATUS[e.type];
-          reload = true;
-        }
-        if (e.type === "ApprovalDecided" || e.type === "RunResumed" || e.type === "NodeFailed") reload = true;
-      }
+      for (const list of inFlight.current) list.push(...events);
+      const reload = applyEvents(states.current, status, events);
       setVersion((v) => v + 1);
       if (reload) reloadSoon();
     };
