@@ -107,7 +107,9 @@ def _setup(server: Serve, backend: str) -> Site:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
     require_browser()
     base = tmp_path_factory.mktemp(f"ui-{request.param}")
     schema = None

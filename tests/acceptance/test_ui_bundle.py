@@ -40,7 +40,10 @@ def test_the_committed_bundle_matches_its_sources(tmp_path: Path) -> None:
     node, npm = _tools()
     if not (UI / "node_modules" / ".package-lock.json").exists():
         subprocess.run(
-            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=UI, check=True, capture_output=True
+            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+            cwd=UI,
+            check=True,
+            capture_output=True,
         )
     out = tmp_path / "static"
     built = subprocess.run(
