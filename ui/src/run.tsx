@@ -599,7 +599,7 @@ function Timeline({ states, version }: { states: Map<string, NodeState>; version
   return (
     <div class="timeline-scroll">
       <svg class="timeline" role="img" aria-label={`Timeline of ${rows.length} node runs over ${duration(span)}`} width={width + 220} height={rows.length * rowHeight + 24}>
-        <text x="0" y="14" class="axis">
+        <text x="220" y="14" class="axis">
           0
         </text>
         <text x={220 + width} y="14" text-anchor="end" class="axis">
