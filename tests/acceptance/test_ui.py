@@ -51,6 +51,18 @@ nodes:
     params:
       message: "{{ nodes.second.output }}"
 """
+SIGNAL = """name: ui-signal
+nodes:
+  - id: wait
+    type: wait.signal
+    params:
+      name: go
+  - id: after
+    type: util.set
+    needs: [wait]
+    params:
+      value: "{{ nodes.wait.output.payload.colour }}"
+"""
 TIMEOUT_MS = 20_000
 
 
@@ -64,6 +76,7 @@ class Site:
     user: tuple[str, str]
     approval_workflow: str
     steps_workflow: str
+    signal_workflow: str
 
     @property
     def url(self) -> str:
@@ -99,11 +112,11 @@ def _setup(server: Serve, backend: str) -> Site:
         )
         assert user.status_code == 201, user.text
         ids = []
-        for text in ((EXAMPLES / "approval_gate.yaml").read_text(), STEPS):
+        for text in ((EXAMPLES / "approval_gate.yaml").read_text(), STEPS, SIGNAL):
             r = c.post("/v1/workflows", content=text, headers={"Content-Type": "application/yaml"})
             assert r.status_code == 201, r.text
             ids.append(r.json()["id"])
-    return Site(server, backend, viewer.json()["secret"], ("ed", password), ids[0], ids[1])
+    return Site(server, backend, viewer.json()["secret"], ("ed", password), *ids)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -250,6 +263,63 @@ def test_approve_from_the_inbox(page: Any, site: Site) -> None:
         approvals = c.get("/v1/approvals", params={"status": "approved"}).json()["approvals"]
     mine = [a for a in approvals if a["runId"] == run_id]
     assert mine and mine[0]["note"] == "ship it"
+
+
+def test_send_a_signal_from_the_inbox_page(page: Any, site: Site) -> None:
+    check = expect()
+    run_id = site.start(site.signal_workflow, {})
+    site.wait_status(run_id, "waiting-event")
+    sign_in_with_key(page, site, site.server.key)
+    page.goto(f"{site.url}/#/approvals")
+    form = page.get_by_role("form", name="Send a signal")
+    form.get_by_label("Run id").fill(run_id)
+    form.get_by_label("Signal name").fill("go")
+    form.get_by_label("Payload (JSON)").fill('{"colour": "green"}')
+    form.get_by_role("button", name="Send signal").click()
+    check(form.get_by_role("status")).to_contain_text("Delivered to node wait")
+    page.goto(f"{site.url}/#/runs/{run_id}")
+    check(page.get_by_test_id("run-status")).to_have_text("finished")
+    page.locator('[data-node="after"]').click()
+    check(page.locator(".node-detail pre.json").first).to_contain_text('"green"')
+
+
+def test_frames_scrubber_rewind_and_diff(page: Any, site: Site) -> None:
+    check = expect()
+    first = site.start(site.steps_workflow, {"who": "one"})
+    second = site.start(site.steps_workflow, {"who": "two"})
+    site.wait_status(first, "finished")
+    site.wait_status(second, "finished")
+    sign_in_with_key(page, site, site.server.key)
+    page.goto(f"{site.url}/#/runs/{first}")
+    third = page.locator('[data-node="third"]')
+    check(third).to_have_attribute("data-state", "finished")
+
+    # The scrubber shows the graph as it was: at frame 1 only the first node had started.
+    page.get_by_role("tab", name="Frames (rewind)").click()
+    slider = page.get_by_role("slider", name="Frame")
+    check(page.get_by_test_id("frame-label")).to_contain_text(re.compile(r"Frame (\d+) of \1"))
+    slider.focus()
+    page.keyboard.press("Home")  # the scrubber works from the keyboard
+    check(page.get_by_test_id("frame-label")).to_contain_text("Frame 1 of")
+    check(third).to_have_attribute("data-state", "pending")
+    check(page.locator('[data-node="first"]')).not_to_have_attribute("data-state", "finished")
+    if shots(site):
+        screenshot(page, "frames")
+    page.get_by_role("button", name="Rewind the run to frame 1").click()
+    check(page.get_by_role("status")).to_contain_text("Rewound to frame 1")
+    site.wait_status(first, "finished")
+    with site.api() as c:
+        audit = c.get("/v1/audit", params={"action": "run.rewind", "targetId": first}).json()
+    assert [e["details"] for e in audit["items"]] == [{"frameNo": 1}]
+
+    # Diff against the second run: the outputs of every node changed with the input.
+    page.get_by_role("tab", name="Diff").click()
+    page.get_by_label("Other run id").fill(second)
+    page.get_by_role("button", name="Compare").click()
+    table = page.get_by_role("table", name="Node differences")
+    check(table).to_contain_text("first")
+    check(page.get_by_text("Input changed")).to_be_visible()
+    check(table.get_by_text("changed", exact=True)).to_have_count(3)
 
 
 def _line_of(text: str, needle: str) -> int:

@@ -100,7 +100,7 @@ function Route({ hash, session }: { hash: string; session: Session }) {
   const parts = path.split("/").filter(Boolean);
   switch (parts[0] ?? "runs") {
     case "runs":
-      return parts[1] ? <RunPage id={decodeURIComponent(parts[1])} session={session} /> : <RunsPage />;
+      return parts[1] ? <RunPage id={decodeURIComponent(parts[1])} session={session} /> : <RunsPage key={hash} initial={new URLSearchParams(hash.split("?")[1] ?? "")} />;
     case "approvals":
       return <ApprovalsPage session={session} />;
     case "workflows":
@@ -172,7 +172,10 @@ function App() {
           </ul>
         </nav>
         <div class="who" data-testid="who">
-          {session.me.name} · <span data-testid="role">{session.me.role}</span>
+          <span class="name" title={session.me.name}>
+            {session.me.name}
+          </span>{" "}
+          · <span data-testid="role">{session.me.role}</span>
           <button type="button" onClick={signOut}>
             Sign out
           </button>

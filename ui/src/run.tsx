@@ -139,18 +139,25 @@ async function loadShape(detail: RunDetail): Promise<GraphNode[]> {
 }
 
 function viewsOf(shape: GraphNode[], states: Map<string, NodeState>, frame: Frame | null): Map<string, NodeView> {
+  // Every row of a node counts for its state; a foreach node also has its own row at
+  // iteration -1, which is not one of its items.
   const byNode = new Map<string, string[]>();
-  if (frame) {
-    for (const n of frame.nodes) (byNode.get(n.nodeId) ?? byNode.set(n.nodeId, []).get(n.nodeId)!).push(n.status);
-  } else {
-    for (const n of states.values()) (byNode.get(n.nodeId) ?? byNode.set(n.nodeId, []).get(n.nodeId)!).push(n.state);
-  }
+  const itemsOf = new Map<string, string[]>();
+  const foreach = new Set<string>();
+  const add = (nodeId: string, iteration: number, state: string) => {
+    (byNode.get(nodeId) ?? byNode.set(nodeId, []).get(nodeId)!).push(state);
+    if (iteration < 0) foreach.add(nodeId);
+    else (itemsOf.get(nodeId) ?? itemsOf.set(nodeId, []).get(nodeId)!).push(state);
+  };
+  if (frame) for (const n of frame.nodes) add(n.nodeId, n.iteration, n.status);
+  else for (const n of states.values()) add(n.nodeId, n.iteration, n.state);
   const views = new Map<string, NodeView>();
   for (const node of shape) {
     const list = byNode.get(node.id) ?? [];
+    const items = itemsOf.get(node.id) ?? [];
     const state = combinedState(list);
-    const done = list.filter((s) => s === "finished" || s === "skipped").length;
-    views.set(node.id, { state, text: list.length > 1 ? `${state} · ${done}/${list.length} done` : state });
+    const done = items.filter((s) => s === "finished" || s === "skipped").length;
+    views.set(node.id, { state, text: items.length > 1 || foreach.has(node.id) ? `${state} · ${done}/${items.length} done` : state });
   }
   return views;
 }
@@ -630,27 +637,50 @@ function Timeline({ states, version }: { states: Map<string, NodeState>; version
 }
 
 function Frames(props: { id: string; executor: boolean; onFrame: (f: Frame | null) => void; onRewound: () => void }) {
-  const [frames, setFrames] = useState<Frame[]>([]);
-  const [index, setIndex] = useState(0);
+  // Frames are fetched one at a time as the scrubber moves (a big run has thousands, each a
+  // snapshot of every node run), and cached.
+  const [last, setLast] = useState(0);
+  const [frameNo, setFrameNo] = useState(0);
+  const [frame, setFrame] = useState<Frame | null>(null);
   const [error, setError] = useState<unknown>(null);
+  const [rewound, setRewound] = useState(0);
+  const cache = useRef(new Map<number, Frame>());
   useEffect(() => {
-    get<Frame[]>(`/v1/runs/${props.id}/frames${qs({ limit: 1000 })}`).then(
-      (f) => {
-        setFrames(f);
-        setIndex(f.length - 1);
-        props.onFrame(f[f.length - 1] ?? null);
-      },
-      setError,
-    );
+    cache.current.clear();
+    get<Frame[]>(`/v1/runs/${props.id}/frames${qs({ order: "desc", limit: 1 })}`).then((f) => {
+      if (f[0]) {
+        cache.current.set(f[0].frameNo, f[0]);
+        setLast(f[0].frameNo);
+        setFrameNo(f[0].frameNo);
+      }
+    }, setError);
     return () => props.onFrame(null);
   }, [props.id]);
-  if (error) return <ErrorNote error={error} />;
-  if (!frames.length) return <p class="muted">No frames yet.</p>;
-  const frame = frames[Math.min(index, frames.length - 1)];
+  useEffect(() => {
+    if (!frameNo) return;
+    const cached = cache.current.get(frameNo);
+    if (cached) {
+      setFrame(cached);
+      props.onFrame(cached);
+      return;
+    }
+    const timer = setTimeout(() => {
+      get<Frame[]>(`/v1/runs/${props.id}/frames${qs({ afterFrameNo: frameNo - 1, limit: 1 })}`).then((f) => {
+        if (f[0]) {
+          cache.current.set(f[0].frameNo, f[0]);
+          setFrame(f[0]);
+          props.onFrame(f[0]);
+        }
+      }, setError);
+    }, 120);
+    return () => clearTimeout(timer);
+  }, [frameNo]);
+  if (!last) return error ? <ErrorNote error={error} /> : <p class="muted">No frames yet.</p>;
   const rewind = async () => {
     setError(null);
     try {
-      await post(`/v1/runs/${props.id}/rewind`, { frameNo: frame.frameNo });
+      await post(`/v1/runs/${props.id}/rewind`, { frameNo });
+      setRewound(frameNo);
       props.onRewound();
     } catch (e) {
       setError(e);
@@ -659,23 +689,29 @@ function Frames(props: { id: string; executor: boolean; onFrame: (f: Frame | nul
   return (
     <div class="frames">
       <label>
-        Frame {frame.frameNo} of {frames[frames.length - 1].frameNo} · {new Date(frame.timestampMs).toLocaleTimeString()}
+        <span data-testid="frame-label">
+          Frame {frameNo} of {last}
+          {frame && frame.frameNo === frameNo ? ` · ${new Date(frame.timestampMs).toLocaleTimeString()}` : ""}
+        </span>
         <input
           type="range"
-          min={0}
-          max={frames.length - 1}
-          value={index}
-          onInput={(e) => {
-            const i = Number((e.target as HTMLInputElement).value);
-            setIndex(i);
-            props.onFrame(frames[i]);
-          }}
+          aria-label="Frame"
+          min={1}
+          max={last}
+          value={frameNo}
+          onInput={(e) => setFrameNo(Number((e.target as HTMLInputElement).value))}
         />
       </label>
       {props.executor && (
         <button type="button" class="danger" onClick={rewind}>
-          Rewind the run to frame {frame.frameNo}
+          Rewind the run to frame {frameNo}
         </button>
+      )}
+      <ErrorNote error={error} />
+      {rewound > 0 && (
+        <p class="notice" role="status">
+          Rewound to frame {rewound}: the run goes on from there (pick the Graph tab to follow it).
+        </p>
       )}
       <p class="muted">The graph below shows the run as it was at this frame.</p>
     </div>

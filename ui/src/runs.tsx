@@ -27,10 +27,11 @@ function toIso(local: string): string | undefined {
   return local ? new Date(local).toISOString() : undefined;
 }
 
-export function RunsPage() {
-  const [status, setStatus] = useState("");
-  const [workflow, setWorkflow] = useState("");
-  const [namespace, setNamespace] = useState("");
+/** The runs list; `initial` holds filters from the URL (`#/runs?workflow=NAME&status=...`). */
+export function RunsPage({ initial }: { initial: URLSearchParams }) {
+  const [status, setStatus] = useState(initial.get("status") ?? "");
+  const [workflow, setWorkflow] = useState(initial.get("workflow") ?? "");
+  const [namespace, setNamespace] = useState(initial.get("namespace") ?? "");
   const [after, setAfter] = useState("");
   const [before, setBefore] = useState("");
   const [search, setSearch] = useState("");
