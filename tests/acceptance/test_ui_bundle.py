@@ -8,9 +8,12 @@ byte (esbuild's output is deterministic). After changing ``ui/src``, run ``make 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -54,3 +57,24 @@ def test_the_committed_bundle_matches_its_sources(tmp_path: Path) -> None:
     assert sorted(fresh) == sorted(committed), "files differ: run `make ui` and commit"
     stale = [name for name in fresh if fresh[name] != committed[name]]
     assert not stale, f"{stale} differ from a fresh build: run `make ui` and commit"
+
+
+def test_the_wheel_ships_the_built_ui(tmp_path: Path) -> None:
+    """``pip install flowplane[server]`` brings the UI: the wheel holds every built file."""
+    # Without setuptools in this environment, pip builds in an isolated one (from PyPI).
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q"]
+        + ["-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    (wheel,) = tmp_path.glob("flowplane-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {
+            name.removeprefix("flowplane/ui/static/"): archive.read(name)
+            for name in archive.namelist()
+            if name.startswith("flowplane/ui/static/")
+        }
+    assert shipped == _files(STATIC)
