@@ -63,9 +63,9 @@ def test_the_wheel_ships_the_built_ui(tmp_path: Path) -> None:
     """``pip install flowplane[server]`` brings the UI: the wheel holds every built file."""
     # Without setuptools in this environment, pip builds in an isolated one (from PyPI).
     isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q"]
-        + ["-w", str(tmp_path), str(ROOT)],
+        [*command, "-w", str(tmp_path), str(ROOT)],
         check=True,
         capture_output=True,
         timeout=600,
