@@ -13,6 +13,8 @@ docs/ui.md shows.
 
 from __future__ import annotations
 
+import base64
+import os
 import re
 import time
 import uuid
@@ -133,7 +135,9 @@ def site(
     else:
         database_url, args = f"sqlite:///{base / 'fp.db'}", ()
     try:
-        with serving(base, database_url, *args, "--workers", "1") as server:
+        # A master key, so that credentials can be stored (a fresh one per server).
+        secret = {"FLOWPLANE_SECRET_KEY": base64.b64encode(os.urandom(32)).decode()}
+        with serving(base, database_url, *args, "--workers", "1", env=secret) as server:
             yield _setup(server, request.param)
     finally:
         if schema:
@@ -384,6 +388,72 @@ def test_editor_shows_a_validation_error_at_its_line_and_saves_with_if_match(
     check(conflict).to_contain_text(f"version {version + 2}")
     check(conflict).to_contain_text("Changed elsewhere.")
     check(conflict).to_contain_text("My second edit.")
+
+
+def test_revisions_diff_and_restore(page: Any, site: Site) -> None:
+    check = expect()
+    name = f"ui-rev-{uuid.uuid4().hex[:6]}"
+    text = STEPS.replace("name: ui-steps", f"name: {name}")
+    with site.api() as c:
+        created = c.post("/v1/workflows", content=text, headers={"Content-Type": "text/yaml"})
+        workflow_id = created.json()["id"]
+        edited = text.replace("Three steps, for the browser tests.", "Second version.")
+        r = c.put(
+            f"/v1/workflows/{workflow_id}",
+            content=edited,
+            headers={"Content-Type": "application/yaml", "If-Match": '"1"'},
+        )
+        assert r.status_code == 200, r.text
+    sign_in_with_key(page, site, site.server.key)
+    page.goto(f"{site.url}/#/workflows/{workflow_id}")
+    check(page.get_by_label("Workflow document (YAML)")).to_have_value(re.compile("Second"))
+    page.get_by_role("tab", name="Revisions").click()
+    revisions = page.get_by_role("table", name="Revisions")
+    first = revisions.get_by_role("row").filter(has=page.get_by_role("cell", name="1", exact=True))
+    first.get_by_role("button", name="Diff with current").click()
+    diff = page.locator("pre.diff")
+    check(diff.locator(".del")).to_contain_text("Three steps, for the browser tests.")
+    check(diff.locator(".add")).to_contain_text("Second version.")
+    first.get_by_role("button", name="Restore").click()
+    check(page.get_by_label("Workflow document (YAML)")).to_have_value(re.compile("Three steps"))
+    with site.api() as c:
+        restored = c.get(f"/v1/workflows/{workflow_id}").json()
+    assert (
+        restored["version"] == 3
+        and restored["description"] == "Three steps, for the browser tests."
+    )
+
+
+def test_reference_pages(page: Any, site: Site) -> None:
+    check = expect()
+    with site.api() as c:
+        assert c.put("/v1/kv/default/ui-key", json={"value": {"n": 1}}).status_code in (200, 201)
+        schedule = {"name": "ui-nightly", "cron": "0 3 * * *", "workflowId": site.steps_workflow}
+        assert c.post("/v1/schedules", json=schedule).status_code == 201
+    sign_in_with_key(page, site, site.server.key)
+    nav = page.get_by_role("navigation", name="Main")
+    nav.get_by_role("link", name="Catalogue").click()
+    check(page.get_by_role("table", name="Connectors")).to_contain_text("util.set")
+    page.get_by_role("button", name="wait.signal").click()
+    check(page.get_by_role("region", name="Connector wait.signal")).to_contain_text("inputSchema")
+    nav.get_by_role("link", name="Schedules").click()
+    check(page.get_by_role("table", name="Schedules")).to_contain_text("ui-nightly")
+    nav.get_by_role("link", name="Triggers").click()
+    check(page.get_by_role("heading", name="Webhook triggers")).to_be_visible()
+    nav.get_by_role("link", name="KV").click()
+    check(page.get_by_role("table", name="Keys")).to_contain_text("ui-key")
+
+    # Credentials are write-only: stored from the page, listed, never shown.
+    nav.get_by_role("link", name="Credentials").click()
+    form = page.get_by_role("form", name="New credential")
+    form.get_by_label("Name", exact=True).fill("ui_token")
+    form.get_by_label("Value (write-only)").fill("s3cret-value-from-the-ui")
+    form.get_by_role("button", name="Store credential").click()
+    check(page.get_by_role("table", name="Credentials")).to_contain_text("ui_token")
+    check(form.get_by_label("Value (write-only)")).to_have_value("")
+    assert "s3cret-value-from-the-ui" not in page.content()
+    nav.get_by_role("link", name="Audit").click()
+    check(page.get_by_role("table", name="Audit entries")).to_contain_text("credential.create")
 
 
 def test_fork_from_a_node(page: Any, site: Site) -> None:
