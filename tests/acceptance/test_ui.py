@@ -156,6 +156,14 @@ def page(browser: Any) -> Iterator[Any]:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    def console(message: Any) -> None:
+        # Refused requests (a wrong key's 401, a 400 the page shows) are expected; script
+        # errors and Content-Security-Policy refusals are not.
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            errors.append(message.text)
+
+    page.on("console", console)
     yield page
     context.close()
     assert not errors, errors
