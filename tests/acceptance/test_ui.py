@@ -253,6 +253,57 @@ def test_run_graph_changes_colour_live(page: Any, site: Site) -> None:
         screenshot(page, "timeline")
 
 
+def _first_events(site: Site, run_id: str, count: int) -> str:
+    """The first ``count`` messages of the run's SSE stream, as the server wrote them."""
+    lines: list[str] = []
+    seen = 0
+    with (
+        site.api() as c,
+        c.stream("GET", f"/v1/runs/{run_id}/events") as stream,
+    ):
+        for line in stream.iter_lines():
+            lines.append(line)
+            if line.startswith("data: "):
+                seen += 1
+            if seen == count and line == "":
+                break
+    return "\n".join(lines) + "\n"
+
+
+def test_the_live_graph_resumes_after_a_dropped_stream(page: Any, site: Site) -> None:
+    check = expect()
+    service = f"drop-{uuid.uuid4().hex[:6]}"
+    run_id = site.start(site.approval_workflow, {"service": service, "version": "4.0"})
+    site.wait_status(run_id, "waiting-approval")
+    partial = _first_events(site, run_id, 3)
+    assert "id: 3\n" in partial
+    asked: list[str | None] = []
+
+    def events(route: Any, request: Any) -> None:
+        asked.append(request.headers.get("last-event-id"))
+        if len(asked) == 1:  # three events, then the connection drops (no terminal event)
+            route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=partial)
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/v1/runs/[^/]+/events$"), events)
+    sign_in_with_key(page, site, site.server.key)
+    page.goto(f"{site.url}/#/runs/{run_id}")
+    for _ in range(TIMEOUT_MS // 100):  # the page waits the stream's `retry:` before it asks
+        if len(asked) >= 2:
+            break
+        page.wait_for_timeout(100)
+    assert asked[:2] == [None, "3"], asked  # it reconnected from after the 3rd event
+    check(page.get_by_test_id("stream-state")).to_have_text("live")
+    approve = page.locator('[data-node="approve"]')
+    check(approve).to_have_attribute("data-state", "waiting-approval")
+    with site.api() as c:
+        r = c.post(f"/v1/runs/{run_id}/nodes/approve/approve", json={})
+        assert r.status_code == 200, r.text
+    check(approve).to_have_attribute("data-state", "finished")
+    check(page.get_by_test_id("run-status")).to_have_text("finished")
+
+
 def test_approve_from_the_inbox(page: Any, site: Site) -> None:
     check = expect()
     service = f"inbox-{uuid.uuid4().hex[:6]}"
