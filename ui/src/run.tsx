@@ -461,7 +461,10 @@ function NodeDetail(props: {
       setError(e);
     }
   };
-  const shown = iterations.slice(0, 200);
+  // A foreach node has one row per item, and its own row at iteration -1.
+  const items = iterations.filter((n) => n.iteration >= 0);
+  const counts: Record<string, number> = {};
+  for (const n of items) counts[n.state] = (counts[n.state] ?? 0) + 1;
   return (
     <aside class="node-detail" aria-labelledby="node-title">
       <header class="page-head">
@@ -478,17 +481,25 @@ function NodeDetail(props: {
         </p>
       )}
       <ErrorNote error={error} />
-      {iterations.length > 1 && (
-        <label>
-          Iteration ({iterations.length} in all{iterations.length > shown.length ? `, first ${shown.length} listed` : ""})
-          <select value={current?.iteration} onChange={(e) => setIteration(Number((e.target as HTMLSelectElement).value))}>
-            {shown.map((n) => (
-              <option key={n.iteration} value={n.iteration}>
-                #{n.iteration} · {n.state}
-              </option>
-            ))}
-          </select>
-        </label>
+      {items.length > 1 && (
+        <div class="iterations">
+          <p data-testid="iteration-counts">
+            {items.length} items: {Object.entries(counts).map(([state, n]) => `${n} ${state}`).join(", ")}
+          </p>
+          <label>
+            Item (0 to {items.length - 1})
+            <input
+              type="number"
+              min={0}
+              max={items.length - 1}
+              value={iteration}
+              onInput={(e) => {
+                const value = Number((e.target as HTMLInputElement).value);
+                if (Number.isInteger(value)) setIteration(value);
+              }}
+            />
+          </label>
+        </div>
       )}
       {current ? (
         <>
@@ -598,6 +609,7 @@ function Timeline({ states, version }: { states: Map<string, NodeState>; version
     [version],
   );
   if (!rows.length) return <p class="muted">No node has started yet.</p>;
+  const foreach = new Set([...states.values()].filter((n) => n.iteration !== 0).map((n) => n.nodeId));
   const start = Math.min(...rows.map((r) => r.startedAtMs ?? 0));
   const end = Math.max(Date.now() > start ? Math.max(...rows.map((r) => r.finishedAtMs ?? Date.now())) : start + 1, start + 1);
   const span = end - start;
@@ -620,7 +632,7 @@ function Timeline({ states, version }: { states: Map<string, NodeState>; version
             <g key={key(r.nodeId, r.iteration)} class={`bar st-${r.state}`}>
               <text x="0" y={y + 12}>
                 {r.nodeId}
-                {r.iteration ? ` #${r.iteration}` : ""} · {r.state}
+                {r.iteration < 0 ? " (all items)" : foreach.has(r.nodeId) ? ` #${r.iteration}` : ""} · {r.state}
                 {r.attempt > 1 ? ` · ${r.attempt} attempts` : ""}
               </text>
               <rect x={x} y={y + 2} width={w} height={rowHeight - 5} rx="3">
@@ -628,6 +640,24 @@ function Timeline({ states, version }: { states: Map<string, NodeState>; version
                   {r.nodeId} #{r.iteration}: {r.state}, {duration((r.finishedAtMs ?? end) - r.startedAtMs!)}
                 </title>
               </rect>
+              {r.attempts.length > 1 &&
+                r.attempts
+                  .filter((a) => a.startedAtMs)
+                  .map((a) => (
+                    // Each attempt (retries included) as a strip along the bottom of the bar.
+                    <rect
+                      key={a.attempt}
+                      class={`attempt st-${a.status}`}
+                      x={220 + ((a.startedAtMs! - start) / span) * width}
+                      y={y + rowHeight - 6}
+                      width={Math.max(2, (((a.finishedAtMs ?? end) - a.startedAtMs!) / span) * width)}
+                      height={3}
+                    >
+                      <title>
+                        attempt {a.attempt}: {a.status}, {duration(a.durationMs)}
+                      </title>
+                    </rect>
+                  ))}
             </g>
           );
         })}
