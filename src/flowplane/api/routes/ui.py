@@ -17,7 +17,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 STATIC = Path(__file__).resolve().parent.parent.parent / "ui" / "static"
-"""The built UI (index.html, app.js, app.css, swagger/)."""
+"""The built UI (index.html, app.js, style.css, favicon.svg, swagger/)."""
 ASSET_NAME = re.compile(r"(swagger/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _TYPES = {
     ".js": "text/javascript; charset=utf-8",
