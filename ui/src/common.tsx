@@ -70,7 +70,6 @@ export function useLoad<T>(fn: () => Promise<T>, deps: unknown[], everyMs?: numb
     return () => {
       live = false;
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [...deps, tick]);
   useEffect(() => {
     if (!everyMs) return;

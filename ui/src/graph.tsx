@@ -62,7 +62,6 @@ export function Graph(props: {
   label: string;
 }) {
   const shape = props.nodes.map((n) => `${n.id}<${n.needs.join(",")}`).join(";");
-  // eslint-disable-next-line react-hooks/exhaustive-deps
   const layout = useMemo(() => layoutOf(props.nodes), [shape]);
   return (
     <div class="graph-scroll">
