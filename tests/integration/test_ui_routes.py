@@ -8,8 +8,9 @@ from api_support import ApiHarness, api_fixture  # noqa: F401  (the api fixture)
 
 
 async def test_the_ui_and_its_files_are_served_without_credentials(api: ApiHarness) -> None:
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
     async with api.client_for(None) as anon:
-        index = await anon.get("/")
+        index = await anon.get("/", headers=browser)
         assert index.status_code == 200
         assert index.headers["content-type"].startswith("text/html")
         assert '<script src="/ui/app.js">' in index.text
@@ -25,7 +26,11 @@ async def test_the_ui_and_its_files_are_served_without_credentials(api: ApiHarne
             r = await anon.get(path)
             assert r.status_code == 200, path
             assert r.headers["content-type"].startswith(media), path
-        assert (await anon.head("/")).status_code == 200
+        assert (await anon.head("/", headers=browser)).status_code == 200
+        # An API client (no text/html in Accept) gets Smithers' 404 at /, not the page.
+        api_client = await anon.get("/", headers={"Accept": "application/json"})
+        assert api_client.status_code == 404
+        assert api_client.json()["error"]["code"] == "NOT_FOUND"
         assert (await anon.get("/ui/nope.js")).status_code == 404
 
 

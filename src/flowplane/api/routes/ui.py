@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
+
+from flowplane.errors import NotFound
 
 STATIC = Path(__file__).resolve().parent.parent.parent / "ui" / "static"
 """The built UI (index.html, app.js, style.css, favicon.svg, swagger/)."""
@@ -51,8 +53,14 @@ def _file(name: str) -> FileResponse:
 
 
 @router.get("/")
-async def index() -> FileResponse:
-    """The web UI (one page; its views are addressed by the URL fragment)."""
+async def index(request: Request) -> FileResponse:
+    """The web UI (one page; its views are addressed by the URL fragment).
+
+    Only for a browser (``Accept`` names ``text/html``): an API client asking for ``/``
+    gets the 404 ``NOT_FOUND`` that Smithers' server answers there.
+    """
+    if "text/html" not in request.headers.get("accept", ""):
+        raise NotFound("Route not found")
     response = _file("index.html")
     response.headers["Content-Security-Policy"] = _CSP
     return response
