@@ -9,7 +9,7 @@ middleware cached in ``request.state``. Authenticated requests then take a token
 caller's rate-limit bucket; anonymous and refused (401) ones take nothing.
 
 Credentials: ``Authorization: Bearer <fp_ key or login JWT>`` (scheme case-insensitive) or
-``X-API-Key: <fp_ key>``; exactly one of them.
+``X-API-Key: <fp_ key>`` (or Smithers' ``x-smithers-key``); exactly one of them.
 """
 
 from __future__ import annotations
@@ -52,11 +52,16 @@ OPEN_ROUTES: frozenset[tuple[str, bytes]] = frozenset(
 OPEN_PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = (
     # Webhook deliveries come from other systems; the route checks the trigger's HMAC.
     ("POST", re.compile(rb"/v1/webhooks/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")),
+    # The Smithers Gateway's webhook route (docs/surfaces/gateway.md): the same triggers.
+    ("POST", re.compile(rb"/webhooks/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")),
 )
 """(method, raw path pattern) pairs reachable without credentials (full match)."""
 
-GATEWAY_PATH = b"/v1/ws"
-"""The WebSocket gateway, which may authenticate in its first frame instead of headers."""
+GATEWAY_PATHS = (b"/v1/ws", b"/")
+"""The WebSocket gateway's paths; it may authenticate in its first frame instead of headers."""
+KEY_HEADERS = ("x-api-key", "x-smithers-key")
+"""Headers that carry a bare key (``x-smithers-key`` is Smithers' name for it)."""
+RAW_KEY_HEADERS = tuple(name.encode() for name in KEY_HEADERS)
 MAX_CREDENTIAL_CHARS = 4096
 _log = logging.getLogger("flowplane.auth")
 
@@ -94,11 +99,11 @@ def extract_credential(headers: Mapping[str, str] | Headers) -> str:
     """Return the one credential of a request; ``AuthRequired`` when missing or ambiguous."""
     if isinstance(headers, Headers):
         authorization = headers.getlist("authorization")
-        api_keys = headers.getlist("x-api-key")
+        api_keys = [v for name in KEY_HEADERS for v in headers.getlist(name)]
     else:
         lowered = {k.lower(): v for k, v in headers.items()}
         authorization = [lowered["authorization"]] if "authorization" in lowered else []
-        api_keys = [lowered["x-api-key"]] if "x-api-key" in lowered else []
+        api_keys = [lowered[name] for name in KEY_HEADERS if name in lowered]
     return _one_credential(authorization, api_keys)
 
 
@@ -109,7 +114,7 @@ def scope_credential(scope: Mapping[str, Any]) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
             authorization.append(value.decode("latin-1"))
-        elif name == b"x-api-key":
+        elif name in RAW_KEY_HEADERS:
             api_keys.append(value.decode("latin-1"))
     return _one_credential(authorization, api_keys)
 
@@ -132,7 +137,9 @@ def _one_credential(authorization: list[str], api_keys: list[str]) -> str:
 
 
 def _credentials(scope: dict[str, Any]) -> bool:
-    return any(name in (b"authorization", b"x-api-key") for name, _ in scope.get("headers", ()))
+    return any(
+        name == b"authorization" or name in RAW_KEY_HEADERS for name, _ in scope.get("headers", ())
+    )
 
 
 class RequestAuthenticator:
@@ -214,7 +221,7 @@ class SecurityMiddleware:
         if scope["type"] == "http" and is_open(method, raw_path):
             await self.app(scope, receive, send)
             return
-        if scope["type"] == "websocket" and raw_path == GATEWAY_PATH and not _credentials(scope):
+        if scope["type"] == "websocket" and raw_path in GATEWAY_PATHS and not _credentials(scope):
             # Browsers cannot set headers on an upgrade: the gateway authenticates the
             # first frame instead (``connect`` with a token) and refuses anything else.
             await self.app(scope, receive, send)

@@ -94,6 +94,13 @@ def webhook_input(delivery: Delivery) -> dict[str, Any]:
     return {"body": _parse_body(delivery), "headers": headers, "query": _multi(delivery.query)}
 
 
+def body_input(delivery: Delivery) -> dict[str, Any]:
+    """The run input of a delivery taken as it was sent (the Smithers Gateway's webhooks):
+    a JSON object body is the input itself; any other body is ``{"payload": body}``."""
+    body = _parse_body(delivery)
+    return body if isinstance(body, dict) else {"payload": body}
+
+
 def _multi(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """Name/value pairs as a mapping; a repeated name maps to the list of its values."""
     out: dict[str, Any] = {}
@@ -250,14 +257,20 @@ class TriggerService(OwnedService):
         return await self._update(caller, trigger_id, change)
 
     async def receive(
-        self, key: str, delivery: Delivery, admit: Callable[[str], None] | None = None
+        self,
+        key: str,
+        delivery: Delivery,
+        admit: Callable[[str], None] | None = None,
+        *,
+        body_as_input: bool = False,
     ) -> WebhookOutcome:
         """Verify and act on one delivery to ``/v1/webhooks/{key}``.
 
         Returns 202 ``{runId}`` for a run trigger, 202 ``{delivered, runIds}`` for a signal
         trigger, and 200 ``{duplicate: true, ...}`` for a delivery id already handled.
         ``admit(trigger_id)`` is called once the trigger's scheme accepted the delivery (a
-        rate limit raises from it).
+        rate limit raises from it). With ``body_as_input`` the parsed body itself is the run
+        input or signal payload (:func:`body_input`), not ``{body, headers, query}``.
 
         Raises:
             TriggerNotFound: no enabled trigger has that key.
@@ -282,7 +295,7 @@ class TriggerService(OwnedService):
             seen = await self.store.read(lambda tx: q.get_delivery(tx, row["id"], delivery_id))
             if seen is not None:
                 return WebhookOutcome(200, {"duplicate": True, "runId": seen["run_id"]})
-        payload = webhook_input(delivery)
+        payload = body_input(delivery) if body_as_input else webhook_input(delivery)
         if row["kind"] == "signal":
             return await self._signal(row, payload, delivery_id)
         return await self._start(row, payload, delivery_id)
