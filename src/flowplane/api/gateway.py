@@ -44,6 +44,7 @@ from starlette.datastructures import Headers
 from flowplane import __version__
 from flowplane.api import gateway_methods, rpc
 from flowplane.api.context import set_actor
+from flowplane.api.limits import json_depth_exceeds
 from flowplane.api.metrics import Metrics
 from flowplane.api.security import AuthRequired, Gatekeeper, Identity, gatekeeper_of
 from flowplane.errors import FlowplaneError, InvalidInput, RateLimited, Unauthorized
@@ -91,6 +92,7 @@ class GatewayConfig:
     max_subscriptions: int = MAX_SUBSCRIPTIONS
     handshake_seconds: float = HANDSHAKE_SECONDS
     drain_seconds: float = DRAIN_SECONDS
+    max_json_depth: int = 64
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayConfig:
@@ -99,6 +101,7 @@ class GatewayConfig:
             max_connections=settings.ws_max_connections,
             max_message_bytes=settings.ws_max_message_bytes,
             heartbeat_ms=settings.ws_heartbeat_ms,
+            max_json_depth=settings.max_json_depth,
         )
 
 
@@ -163,8 +166,13 @@ def _failure(frame_id: Any, exc: BaseException) -> dict[str, Any]:
     return {"type": "res", "id": frame_id, "ok": False, "error": rpc.error_body(exc)}
 
 
-def parse_frame(text: str) -> tuple[Any, str, Any]:
-    """Return ``(id, method, params)`` of a request frame; raise :class:`FrameError`."""
+def parse_frame(text: str, max_depth: int = 64) -> tuple[Any, str, Any]:
+    """Return ``(id, method, params)`` of a request frame; raise :class:`FrameError`.
+
+    A frame nested deeper than ``max_depth`` (``FLOWPLANE_MAX_JSON_DEPTH``, as for HTTP
+    bodies) is refused before it is parsed."""
+    if json_depth_exceeds(text.encode(), max_depth):
+        raise FrameError(f"a frame may nest at most {max_depth} levels", maxDepth=max_depth)
     try:
         frame = json.loads(text)
     except ValueError:
@@ -363,7 +371,7 @@ class Connection:
     async def _dispatch(self, text: str) -> bool:
         """Handle one message; return whether to keep reading."""
         try:
-            frame_id, method, params = parse_frame(text)
+            frame_id, method, params = parse_frame(text, self.config.max_json_depth)
         except FrameError as exc:
             await self.send(self._failure(exc.extra.pop("id", None), exc))
             return True
@@ -551,6 +559,9 @@ class Connection:
             if run_id is not None:
                 self.follow(run_id)
             payload = await gateway_methods.call(self.services, self.principal, method, params)
+            if isinstance(payload, rpc.StreamSpec):
+                await self._subscribe_smithers(frame_id, payload)
+                return
             found = gateway_methods.resolve(method)
             if found is not None and found.subscribes and isinstance(payload, dict):
                 started = payload.get("runId")
@@ -567,6 +578,56 @@ class Connection:
                 label = method if gateway_methods.resolve(method) is not None else "<unknown>"
                 metrics.gateway_requests.labels(label, outcome).inc()
         await self.send(_response(frame_id, payload))
+
+    async def _subscribe_smithers(self, frame_id: Any, spec: rpc.StreamSpec) -> None:
+        """A stream method on a Smithers connection: ``{streamId, runId, afterSeq,
+        currentSeq}``, then ``run.event`` frames (``{streamId, runId, seq, event,
+        payload}``, the event under its Smithers name when it has one)."""
+        if len(self.subscriptions) >= self.config.max_subscriptions:
+            limit = self.config.max_subscriptions
+            raise InvalidInput(f"at most {limit} subscriptions per connection")
+        self._next_subscription += 1
+        sid = f"s{self._next_subscription}"
+        feed = self.services.feed
+        source = feed.stream(spec.filter, spec.after_seq, until_terminal=spec.until_terminal)
+        answer = {
+            "streamId": sid,
+            "runId": spec.filter.run_id,
+            "afterSeq": spec.after_seq,
+            "currentSeq": await feed.head(),
+        }
+        await self.send(_response(frame_id, answer))
+        self.subscriptions[sid] = asyncio.create_task(self._pump_smithers(sid, spec, source))
+
+    async def _pump_smithers(
+        self, sid: str, spec: rpc.StreamSpec, source: AsyncIterator[dict[str, Any]]
+    ) -> None:
+        run_id = spec.filter.run_id
+        try:
+            async for event in source:
+                mapped = gateway_methods.smithers_event(event)
+                name, payload = mapped if mapped is not None else (event["type"], event)
+                body = {
+                    "streamId": sid,
+                    "runId": event.get("runId", run_id),
+                    "seq": event["seq"],
+                    "event": name,
+                    "payload": payload,
+                }
+                await self.send(self.event_frame("run.event", body, event["seq"]))
+        except SlowConsumer:
+            return
+        except FlowplaneError as exc:
+            error = gateway_methods.error_body(exc)
+            with contextlib.suppress(SlowConsumer):
+                body = {"streamId": sid, "runId": run_id, "error": error}
+                await self.send(self.event_frame("run.error", body))
+        finally:
+            self.subscriptions.pop(sid, None)
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
 
     async def _handle(self, frame_id: Any, method: str, params: Any) -> None:
         assert self.principal is not None and self.identity is not None

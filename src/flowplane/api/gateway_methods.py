@@ -18,20 +18,38 @@ Smithers' wire forms (camelCase rows, arrays instead of pages); errors into Smit
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from flowplane.api import rpc
 from flowplane.api.deps import ID_PATTERN
+from flowplane.api.metrics import Metrics
 from flowplane.api.models import schedules as schedule_models
+from flowplane.api.models.runs import DispatchBody, parse_time
 from flowplane.api.run_pages import attempt_model
-from flowplane.api.run_views import render_detail, run_model
+from flowplane.api.run_views import (
+    approval_model,
+    render_detail,
+    run_fields,
+    run_model,
+    signal_result,
+)
+from flowplane.client.models import DispatchResult
 from flowplane.errors import (
     FlowplaneError,
     Forbidden,
@@ -40,6 +58,7 @@ from flowplane.errors import (
     UnknownMethod,
 )
 from flowplane.ids import new_id
+from flowplane.model.bounds import EpochMs
 from flowplane.services.caller import Caller, Role
 from flowplane.services.container import Services
 from flowplane.services.launch import LaunchRequest
@@ -106,12 +125,21 @@ class ListFilter(Params):
 
 
 class RunsList(Params):
-    """``runs.list`` (``limit?``, ``status?``), or the client's ``{filter: {...}}``."""
+    """``runs.list`` (``limit?``, ``status?``), the client's ``{filter: {...}}``, and the
+    filters of ``GET /v1/runs`` (``namespace``, ``createdAfter``, ``createdBefore``)."""
 
     limit: int = Field(default=50, ge=1, le=MAX_LIST)
     status: str | None = Field(default=None, max_length=32)
     workflow: str | None = Field(default=None, max_length=128)
     filter: ListFilter | None = None
+    namespace: rpc.Namespaces = None
+    created_after: EpochMs | str | None = None
+    created_before: EpochMs | str | None = None
+
+    @field_validator("namespace", mode="before")
+    @classmethod
+    def _one_namespace(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 class LaunchOptions(Params):
@@ -126,13 +154,10 @@ class LaunchOptions(Params):
     started_by: dict[str, Any] | None = None
 
 
-class RunsCreate(Params):
-    """``runs.create``: ``workflow`` (a stored workflow's name), ``input?``, ``runId?``."""
+class RunsCreate(DispatchBody):
+    """``runs.create``: ``workflow`` (a stored workflow's name), ``input?``, ``runId?``,
+    the published client's ``options``, and everything ``POST /v1/runs`` takes."""
 
-    workflow: str = Field(min_length=1, max_length=128)
-    input: dict[str, Any] | None = None
-    run_id: RunId | None = None
-    namespace: str | None = Field(default=None, max_length=64)
     options: LaunchOptions | None = None
 
 
@@ -220,7 +245,8 @@ class SignalSend(Params):
     ``correlationKey``)."""
 
     run_id: RunId
-    signal_name: str = Field(min_length=1, max_length=128)
+    signal_name: str | None = Field(default=None, min_length=1, max_length=128)
+    name: str | None = Field(default=None, min_length=1, max_length=128)
     data: Any = None
     payload: Any = None
     correlation_id: str | None = Field(default=None, max_length=255)
@@ -345,11 +371,18 @@ async def _runs_list(services: Services, caller: Caller, p: RunsList) -> Any:
     status = chosen.status or p.status
     page = await services.runs.list_runs(
         caller,
+        namespaces=p.namespace,
         statuses=[status] if status else None,
         workflow=chosen.workflow or p.workflow,
+        created_after_ms=parse_time(_text(p.created_after), "createdAfter"),
+        created_before_ms=parse_time(_text(p.created_before), "createdBefore"),
         limit=chosen.limit or p.limit,
     )
     return [run_row(run) for run in page.items]
+
+
+def _text(value: int | str | None) -> str | None:
+    return None if value is None else str(value)
 
 
 @gateway_method("runs.get", "read", RunRef)
@@ -362,15 +395,18 @@ async def _runs_get(services: Services, caller: Caller, p: RunRef) -> Any:
 @gateway_method("runs.create", "execute", RunsCreate, subscribes=True)
 async def _runs_create(services: Services, caller: Caller, p: RunsCreate) -> Any:
     options = p.options or LaunchOptions()
-    request = LaunchRequest(
-        workflow=p.workflow,
-        namespace=p.namespace,
-        input=p.input or {},
+    request = dataclasses.replace(
+        p.launch_request(options.idempotency_key),
+        input={} if p.input is None else p.input,
         run_id=options.run_id or p.run_id,
-        idempotency_key=options.idempotency_key,
     )
     result = await services.runs.launch(caller, request, root=services.settings.root)
-    return {"runId": result.run.id, "workflow": p.workflow, "system": False}
+    answer = DispatchResult(**run_fields(result.run), created=result.created)
+    return {
+        **answer.model_dump(mode="json", by_alias=True),
+        "workflow": p.workflow or result.run.workflow_name,
+        "system": False,
+    }
 
 
 @gateway_method("runs.cancel", "execute", RunRef)
@@ -528,6 +564,7 @@ async def _approvals_decide(services: Services, caller: Caller, p: Decide) -> An
         by=caller.name,
     )
     return {
+        **approval_model(decided).model_dump(mode="json", by_alias=True),
         "runId": decided.run_id,
         "nodeId": decided.node_id,
         "iteration": decided.iteration,
@@ -537,17 +574,21 @@ async def _approvals_decide(services: Services, caller: Caller, p: Decide) -> An
 
 @gateway_method("signals.send", "execute", SignalSend, subscribes=True)
 async def _signals_send(services: Services, caller: Caller, p: SignalSend) -> Any:
+    name = p.signal_name or p.name
+    if name is None:
+        raise InvalidInput("signalName is required")
     data = p.data if p.data is not None else p.payload
     correlation = p.correlation_id if p.correlation_id is not None else p.correlation_key
     result = await services.runs.signal(
-        caller, p.run_id, p.signal_name, {} if data is None else data, correlation
+        caller, p.run_id, name, {} if data is None else data, correlation
     )
+    delivered = signal_result(p.run_id, name, result).model_dump(mode="json", by_alias=True)
     return {
-        "runId": p.run_id,
-        "signalName": p.signal_name,
+        **delivered,
+        "signalName": name,
         "correlationId": correlation,
         "receivedBy": caller.name,
-        **result,
+        "receivedAtMs": int(time.time() * 1000),
     }
 
 
@@ -630,8 +671,18 @@ def new_run_id(name: str, params: Any) -> str | None:
     return run_id if isinstance(run_id, str) and method.name != "cron.trigger" else None
 
 
-async def call(services: Services, caller: Caller, name: str, params: Any) -> Any:
+async def call(
+    services: Services,
+    caller: Caller,
+    name: str,
+    params: Any,
+    metrics: Metrics | None = None,
+) -> Any:
     """Run the Smithers method ``name`` (or alias) for ``caller``; return its JSON answer.
+
+    A name that is none of Smithers' is one of Flowplane's own methods
+    (:data:`flowplane.api.rpc.METHODS`: ``cancelRun``, ``rewindRun``, ``streamRunEvents``,
+    ...), answered as there (a stream method returns its :class:`rpc.StreamSpec`).
 
     Raises:
         UnknownMethod: no such method.
@@ -641,6 +692,8 @@ async def call(services: Services, caller: Caller, name: str, params: Any) -> An
     """
     found = resolve(name)
     if found is None:
+        if name in rpc.METHODS:
+            return await rpc.call(services, caller, name, params, metrics)
         raise UnknownMethod(f"Unknown method: {name[:64]}")
     if not caller.allows(found.role):
         raise Forbidden(f"Missing scope for {name[:64]}: needs {found.scope} ({found.role} role)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request, WebSocket
@@ -98,7 +99,7 @@ async def smithers_rpc(
 ) -> JSONResponse:
     """Run one Smithers Gateway method (``docs/surfaces/gateway.md``); the answer is a
     response frame, with the error's HTTP status when it failed."""
-    frame_id: Any = request.headers.get("x-request-id") or None
+    frame_id: Any = request.headers.get("x-request-id") or uuid.uuid4().hex
     try:
         try:
             body = json.loads(await request.body())
@@ -111,7 +112,12 @@ async def smithers_rpc(
         method = body.get("method")
         if not isinstance(method, str) or len(method) > 64 or not METHOD_NAME.match(method):
             raise InvalidInput("Gateway method name is invalid.")
-        payload = await gateway_methods.call(services, principal, method, body.get("params"))
+        metrics: Metrics | None = getattr(request.app.state, "metrics", None)
+        payload = await gateway_methods.call(
+            services, principal, method, body.get("params"), metrics
+        )
+        if isinstance(payload, rpc.StreamSpec):
+            payload = await rpc.page(services, payload)
     except FlowplaneError as exc:
         return _frame_answer(frame_id, exc)
     return _frame_answer(frame_id, None, payload)
@@ -195,8 +201,8 @@ async def smithers_webhook(key: WebhookKey, request: Request, services: Svc) -> 
     response_class=JSONResponse,
     responses={
         200: {
-            "content": {"application/json": {"schema": {"description": "Any JSON value."}}},
-            "description": "The method's payload (what the WebSocket `res` frame carries).",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+            "description": "Smithers' response frame `{type: res, id, ok, payload}`.",
         },
         **error_responses(400, 403, 404, 409, 422),
     },
@@ -208,9 +214,15 @@ async def call_method(
     services: Annotated[Services, Depends(services_dependency)],
     params: Annotated[dict[str, Any] | None, Body(description="The method's params.")] = None,
 ) -> JSONResponse:
-    """Run one gateway method; each method needs the role of the REST route it mirrors."""
+    """Run one gateway method: the Smithers Gateway's (``runs.create``, ``launchRun``, ...)
+    or Flowplane's own (``cancelRun``, ``rewindRun``, ...). The answer is Smithers' response
+    frame (``docs/surfaces/gateway.md``); stream methods answer one page of events."""
     metrics: Metrics | None = getattr(request.app.state, "metrics", None)
-    result = await rpc.call(services, principal, method, params, metrics)
-    if isinstance(result, rpc.StreamSpec):
-        result = await rpc.page(services, result)
-    return JSONResponse(result)
+    frame_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    try:
+        result = await gateway_methods.call(services, principal, method, params, metrics)
+        if isinstance(result, rpc.StreamSpec):
+            result = await rpc.page(services, result)
+    except FlowplaneError as exc:
+        return _frame_answer(frame_id, exc)
+    return _frame_answer(frame_id, None, result)
