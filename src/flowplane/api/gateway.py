@@ -242,7 +242,8 @@ class Connection:
     async def run(self) -> None:
         """Serve the connection until it closes; in-flight requests finish first."""
         challenge = {"nonce": uuid.uuid4().hex, "ts": int(time.time() * 1000)}
-        await self.send(self.event_frame("connect.challenge", challenge))
+        with contextlib.suppress(SlowConsumer):  # then the connection is closing already
+            await self.send(self.event_frame("connect.challenge", challenge))
         reader = asyncio.create_task(self._read_loop(), name="flowplane-ws-read")
         writer = asyncio.create_task(self._write_loop(), name="flowplane-ws-write")
         try:
