@@ -71,9 +71,9 @@ class Gateway:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    Gateway
-]:
+def gateway(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     """One ``flowplane serve`` per backend, with the workflows and keys of the tests."""
     base = tmp_path_factory.mktemp(f"gateway-{request.param}")
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -84,9 +84,10 @@ def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         url, args = POSTGRES_URL, ("--database-schema", schema)
     env = {"FLOWPLANE_WS_HEARTBEAT_MS": "100"}
     try:
-        with serving(base, url, *args, env=env) as server, httpx.Client(
-            base_url=server.url, headers=server.headers, timeout=30
-        ) as c:
+        with (
+            serving(base, url, *args, env=env) as server,
+            httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as c,
+        ):
             workflows = {}
             for doc in (BASIC, APPROVAL, WAIT):
                 made = c.post("/v1/workflows", content=doc, headers={"Content-Type": "text/yaml"})
@@ -331,9 +332,7 @@ async def test_http_rpc_fallback(gateway: Gateway) -> None:
         )
         assert listed.status_code == 200 and listed.json()["ok"] is True
         assert run_id in [r["runId"] for r in listed.json()["payload"]]
-        got = await c.post(
-            "/v1/rpc/getRun", headers=gateway.server.headers, json={"runId": run_id}
-        )
+        got = await c.post("/v1/rpc/getRun", headers=gateway.server.headers, json={"runId": run_id})
         assert got.json()["payload"]["status"] == "finished"
 
 
@@ -345,9 +344,11 @@ async def test_runs_events_frames_attempts_and_diffs(gateway: Gateway) -> None:
         run_id = first["payload"]["runId"]
         assert isinstance(run_id, str)
         node_event = await client.wait_for(
-            lambda m: m.get("type") == "event"
-            and m.get("event") in ("node.started", "node.finished")
-            and m["payload"].get("runId") == run_id
+            lambda m: (
+                m.get("type") == "event"
+                and m.get("event") in ("node.started", "node.finished")
+                and m["payload"].get("runId") == run_id
+            )
         )
         run_completed = await client.wait_for(client.event("run.completed", run_id))
         assert node_event["seq"] < run_completed["seq"]
@@ -380,9 +381,7 @@ async def test_runs_events_frames_attempts_and_diffs(gateway: Gateway) -> None:
         second = await client.request("runs.create", {"workflow": "basic", "input": {"value": 7}})
         second_run_id = second["payload"]["runId"]
         await wait_run_status(client, second_run_id, {"finished"})
-        diff = await client.request(
-            "runs.diff", {"leftRunId": run_id, "rightRunId": second_run_id}
-        )
+        diff = await client.request("runs.diff", {"leftRunId": run_id, "rightRunId": second_run_id})
         assert diff["ok"] and len(diff["payload"]["outputsChanged"]) > 0
 
         rerun = await client.request("runs.rerun", {"runId": run_id})
@@ -489,9 +488,10 @@ async def test_runs_carry_who_started_them(gateway: Gateway) -> None:
 async def test_subscribe_filters_events_by_run(gateway: Gateway) -> None:
     """``connect``'s ``subscribe`` keeps the runs named there (and those the connection
     starts); other runs' events are not sent."""
-    async with connected(gateway, subscribe=["no-such-run"]) as (narrow, _hello), connected(
-        gateway
-    ) as (other, _):
+    async with (
+        connected(gateway, subscribe=["no-such-run"]) as (narrow, _hello),
+        connected(gateway) as (other, _),
+    ):
         elsewhere = await other.request("runs.create", {"workflow": "basic", "input": {}})
         await other.wait_for(other.event("run.completed", elsewhere["payload"]["runId"]))
         mine = await narrow.request("runs.create", {"workflow": "basic", "input": {}})

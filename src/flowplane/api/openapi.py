@@ -55,6 +55,10 @@ def problem_content() -> dict[str, Any]:
     return {PROBLEM_TYPE: {"schema": dict(PROBLEM_REF)}}
 
 
+FRAME_ERRORS = "x-flowplane-frame-errors"
+"""``openapi_extra`` key: the route answers its errors as JSON frames as well as problems."""
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` entries for route-specific error statuses, as problem documents."""
     return {
@@ -108,9 +112,14 @@ def _rewrite_operation(operation: dict[str, Any], is_open: bool, role: str | Non
         operation["x-required-role"] = role
         if ROLE_RANK[role] > ROLE_RANK["viewer"]:
             _add(responses, 403)
+    frames = bool(operation.pop(FRAME_ERRORS, False))
     for status, response in responses.items():
         if status.isdigit() and int(status) >= 400:
             response["content"] = problem_content()
+            if frames:
+                # The Smithers Gateway's routes answer their own errors as response frames;
+                # the security gate and body limits in front of them answer problems.
+                response["content"]["application/json"] = {"schema": {"type": "object"}}
 
 
 def rewrite(schema: dict[str, Any], app: FastAPI, open_routes: set[tuple[str, str]]) -> None:

@@ -28,7 +28,7 @@ from flowplane.api import gateway_methods, rpc
 from flowplane.api.deps import require, services_dependency
 from flowplane.api.gateway import gateway_of
 from flowplane.api.metrics import Metrics
-from flowplane.api.openapi import error_responses
+from flowplane.api.openapi import FRAME_ERRORS, error_responses
 from flowplane.api.routes.triggers import WebhookKey, signature_failures
 from flowplane.api.webhook_limits import webhook_limits_of
 from flowplane.errors import FlowplaneError, InvalidInput, SignatureInvalid
@@ -85,11 +85,12 @@ class InvalidJson(InvalidInput):
         **error_responses(400, 403, 404, 409),
     },
     openapi_extra={
+        FRAME_ERRORS: True,
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {"type": "object"}}},
             "description": "A request frame: `{id?, method, params?}`.",
-        }
+        },
     },
 )
 async def smithers_rpc(
@@ -144,6 +145,7 @@ def _smithers_webhook_error(exc: FlowplaneError) -> JSONResponse:
         **error_responses(401, 404, 429),
     },
     openapi_extra={
+        FRAME_ERRORS: True,
         "security": [],
         "x-flowplane-public": True,
         "requestBody": {
@@ -206,6 +208,7 @@ async def smithers_webhook(key: WebhookKey, request: Request, services: Svc) -> 
         },
         **error_responses(400, 403, 404, 409, 422),
     },
+    openapi_extra={FRAME_ERRORS: True},
 )
 async def call_method(
     request: Request,
