@@ -779,9 +779,14 @@ def smithers_event(event: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         if event.get("error") is not None:
             payload["error"] = event.get("error")
         return "run.completed", payload
-    if kind == "RunStarted" and event.get("trigger") == "cron":
-        payload = {"runId": event.get("runId"), "workflow": event.get("workflowName")}
-        if event.get("scheduleId") is not None:
-            payload["cronId"] = event.get("scheduleId")
-        return "cron.triggered", payload
+    by = event.get("triggeredBy")
+    if kind == "RunStarted" and isinstance(by, str) and by.startswith("schedule:"):
+        # A run its schedule fired (not one started by cron.trigger).
+        cron_id = by.removeprefix("schedule:")
+        workflow = event.get("workflowName")
+        return "cron.triggered", {
+            "cronId": cron_id,
+            "workflow": workflow,
+            "runId": event.get("runId"),
+        }
     return None
