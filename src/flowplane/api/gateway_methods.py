@@ -609,13 +609,8 @@ def _cron_row(row: Any, workflow: str) -> dict[str, Any]:
 
 @gateway_method("cron.list", "read", CronList)
 async def _cron_list(services: Services, caller: Caller, p: CronList) -> Any:
-    page = await services.schedules.list(caller, limit=MAX_LIST)
-    names: dict[str, str] = {}
-    for row in page.items:
-        if row["workflow_id"] not in names:
-            stored = await services.workflows.get(caller, row["workflow_id"])
-            names[row["workflow_id"]] = stored.name
-    rows = [_cron_row(row, names[row["workflow_id"]]) for row in page.items]
+    page = await services.schedules.list_named(caller, limit=MAX_LIST)
+    rows = [_cron_row(row, row["workflow_name"]) for row in page.items]
     workflow = (p.filter or {}).get("workflow")
     return [r for r in rows if workflow is None or r["workflow"] == workflow]
 

@@ -30,6 +30,7 @@ from flowplane.services.owned import (
     OwnedService,
     find_workflow,
 )
+from flowplane.services.paging import Page, visible_page
 from flowplane.services.runs import RunService, StartResult
 from flowplane.store import trigger_queries as q
 from flowplane.store import workflow_queries as wq
@@ -166,6 +167,26 @@ class ScheduleService(OwnedService):
             )
 
         return await self._create(caller, row, place)
+
+    async def list_named(
+        self, caller: Caller, *, cursor: str | None = None, limit: int = 50
+    ) -> Page[Row]:
+        """:meth:`list` with each row's ``workflow_name`` (what the Smithers Gateway's
+        ``cron.list`` shows as ``workflow``), read in the same transaction."""
+        caller.require(self.kind.role)
+
+        def read(tx: Tx, visible: list[str] | None, n: int) -> list[Row]:
+            rows = self.kind.listing(
+                tx, namespaces=visible, workflow_id=None, after_id=cursor, limit=n
+            )
+            names: dict[str, str] = {}
+            for row in rows:
+                if row["workflow_id"] not in names:
+                    workflow = wq.get_workflow_row(tx, row["workflow_id"], include_deleted=True)
+                    names[row["workflow_id"]] = workflow["name"] if workflow else ""
+            return [{**row, "workflow_name": names[row["workflow_id"]]} for row in rows]
+
+        return await visible_page(self.store, caller, None, limit, read)
 
     async def get_with_fires(
         self, caller: Caller, schedule_id: str, limit: int = 10
