@@ -610,7 +610,7 @@ def _cron_row(row: Any, workflow: str) -> dict[str, Any]:
 @gateway_method("cron.list", "read", CronList)
 async def _cron_list(services: Services, caller: Caller, p: CronList) -> Any:
     page = await services.schedules.list_named(caller, limit=MAX_LIST)
-    rows = [_cron_row(row, row["workflow_name"]) for row in page.items]
+    rows = [_cron_row(row, name) for row, name in page.items]
     workflow = (p.filter or {}).get("workflow")
     return [r for r in rows if workflow is None or r["workflow"] == workflow]
 

@@ -465,6 +465,24 @@ def list_approvals(
     )
 
 
+# --- connectors -------------------------------------------------------------------------
+
+
+def list_connectors(q: str | None, category: str | None, detail: str) -> Call[list[dict[str, Any]]]:
+    """``GET /v1/connectors``: the catalogue, ``summary`` (compact) or ``full``."""
+    return Call(
+        "GET",
+        "/v1/connectors",
+        lambda r: list(r.json()["items"]),
+        params=_params(q=q, category=category, detail=detail),
+    )
+
+
+def get_connector(type_: str) -> Call[dict[str, Any]]:
+    """``GET /v1/connectors/{type}``: one connector's full manifest."""
+    return Call("GET", f"/v1/connectors/{seg(type_)}", _json)
+
+
 def events_request(run_id: str, after_seq: int) -> tuple[str, dict[str, Any]]:
     """The path and request options of ``GET /v1/runs/{id}/events`` after ``after_seq``."""
     headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}

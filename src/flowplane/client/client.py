@@ -321,6 +321,17 @@ class Client:
         """Send a signal to a run."""
         return self._send(t.signal(run_id, name, payload, correlation_id))
 
+    def list_connectors(
+        self, *, q: str | None = None, category: str | None = None, detail: str = "summary"
+    ) -> list[dict[str, Any]]:
+        """Return connector manifests matching every word of ``q`` (and ``category``):
+        ``detail="summary"`` (type, name, category, description) or ``"full"``."""
+        return self._send(t.list_connectors(q, category, detail))
+
+    def get_connector(self, type_: str) -> dict[str, Any]:
+        """Return one connector's full manifest (``ConnectorNotFound`` names close matches)."""
+        return self._send(t.get_connector(type_))
+
     def list_approvals(
         self,
         *,

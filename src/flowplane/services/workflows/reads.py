@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flowplane.connectors.registry import Registry
-from flowplane.errors import DocumentError, WorkflowInvalid
+from flowplane.errors import DocumentError, WorkflowEmpty, WorkflowInvalid
 from flowplane.model.document import Workflow
 from flowplane.model.graph import check_workflow
 from flowplane.model.yaml import parse_workflow as _parse_workflow
@@ -18,7 +18,7 @@ from flowplane.services.workflows.documents import canonical_document
 from flowplane.services.workflows.records import StoredWorkflow, ValidationReport, WorkflowPage
 from flowplane.store import workflow_queries as q
 from flowplane.store.base import Store
-from flowplane.store.tx import Row, Tx
+from flowplane.store.tx import Tx
 
 __all__ = ["WorkflowReader"]
 
@@ -55,6 +55,21 @@ class WorkflowReader:
         """
         wf = _parse_workflow(document, source=source)
         check_workflow(wf, self.registry)
+        return wf
+
+    def parse_draft(
+        self, document: dict[str, Any] | str | bytes, *, source: str = "<request>"
+    ) -> Workflow:
+        """Like :meth:`parse`, but a workflow without nodes (a draft) is accepted.
+
+        Raises:
+            DocumentError, WorkflowInvalid: as :meth:`parse`, for anything but emptiness.
+        """
+        wf = _parse_workflow(document, source=source)
+        try:
+            check_workflow(wf, self.registry)
+        except WorkflowEmpty:
+            pass
         return wf
 
     def validate(self, caller: Caller, document: dict[str, Any] | str | bytes) -> ValidationReport:
@@ -111,9 +126,9 @@ class WorkflowReader:
         ``namespace`` (default ``default``); viewer."""
         caller.require("viewer")
 
-        def fn(tx: Tx) -> Row | None:
-            row = q.get_workflow_row(tx, ref)
-            return row or q.get_workflow_by_name(tx, namespace or "default", ref)
+        def fn(tx: Tx) -> StoredWorkflow | None:
+            found = q.get_workflow_row(tx, ref)
+            return found or q.get_workflow_by_name(tx, namespace or "default", ref)
 
         return versions.visible(await self.store.read(fn), ref, caller.namespaces)
 
@@ -129,9 +144,8 @@ class WorkflowReader:
         (``None``: all); pass ``next_cursor`` on. Viewer."""
         caller.require("viewer")
 
-        def read(tx: Tx, visible: list[str] | None, n: int) -> list[Row]:
+        def read(tx: Tx, visible: list[str] | None, n: int) -> list[StoredWorkflow]:
             return q.list_workflow_rows(tx, namespaces=visible, after_id=cursor, limit=n)
 
         limit = max(1, min(limit, 500))
-        page = await visible_page(self.store, caller, namespaces, limit, read)
-        return page.map(StoredWorkflow.from_row)
+        return await visible_page(self.store, caller, namespaces, limit, read)
