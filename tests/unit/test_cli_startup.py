@@ -81,6 +81,7 @@ def test_every_command_group_is_registered() -> None:
         "audit",
         "connectors",
         "local",
+        "maintenance",
         "mcp",
         "remote",
         "secrets",

@@ -555,7 +555,7 @@ class Connection:
         metrics = self.gateway.metrics
         outcome = "ok"
         try:
-            self._take_token()
+            await self._take_token()
             run_id = gateway_methods.new_run_id(method, params)
             if run_id is not None:
                 self.follow(run_id)
@@ -640,7 +640,7 @@ class Connection:
             return
         with contextlib.suppress(SlowConsumer):
             try:
-                self._take_token()
+                await self._take_token()
                 if method == "unsubscribe":
                     payload = self._unsubscribe(params)
                 else:
@@ -656,12 +656,14 @@ class Connection:
                 return
             await self.send(_response(frame_id, payload))
 
-    def _take_token(self) -> None:
+    async def _take_token(self) -> None:
         gatekeeper = getattr(self.websocket.app.state, "gatekeeper", None)
         assert self.identity is not None
         if isinstance(gatekeeper, Gatekeeper):
             limiter = gatekeeper.rate_limiter
-            decision = limiter.take(self.identity.bucket, self.identity.rate_limit_per_minute)
+            decision = await limiter.take_async(
+                self.identity.bucket, self.identity.rate_limit_per_minute
+            )
             if decision is not None and not decision.allowed:
                 raise RateLimited("rate limit exceeded", retryAfterMs=decision.retry_after_ms)
 

@@ -356,6 +356,14 @@ class PatchResult(BaseModel):
     summary: str = ""
 
 
+class PruneResult(WireModel):
+    """What ``POST /v1/admin/prune`` deleted (or, with ``dryRun``, would delete)."""
+
+    dry_run: bool
+    deleted: dict[str, int] = Field(default_factory=dict, description="Runs deleted, by namespace.")
+    total: int = 0
+
+
 __all__ = [
     "TERMINAL_EVENT_TYPES",
     "TERMINAL_STATUSES",
@@ -373,6 +381,7 @@ __all__ = [
     "NodeDiff",
     "NodeState",
     "PatchResult",
+    "PruneResult",
     "Run",
     "RunDetail",
     "RunDiff",

@@ -19,9 +19,9 @@ import logging
 import re
 import secrets
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from flowplane.engine import transitions
 from flowplane.errors import (
@@ -93,13 +93,6 @@ def webhook_input(delivery: Delivery) -> dict[str, Any]:
         if not any(word in k.lower() for word in SECRET_HEADER_WORDS)
     }
     return {"body": _parse_body(delivery), "headers": headers, "query": _multi(delivery.query)}
-
-
-def body_input(delivery: Delivery) -> dict[str, Any]:
-    """The run input of a delivery taken as it was sent (the Smithers Gateway's webhooks):
-    a JSON object body is the input itself; any other body is ``{"payload": body}``."""
-    body = _parse_body(delivery)
-    return body if isinstance(body, dict) else {"payload": body}
 
 
 def _multi(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
@@ -263,17 +256,20 @@ class TriggerService(OwnedService[TriggerRecord]):
         self,
         key: str,
         delivery: Delivery,
-        admit: Callable[[str], None] | None = None,
+        admit: Callable[[str], Awaitable[None]] | None = None,
         *,
-        body_as_input: bool = False,
+        input_shape: Literal["envelope", "body"] = "envelope",
     ) -> WebhookOutcome:
         """Verify and act on one delivery to ``/v1/webhooks/{key}``.
+
+        The run input (or signal payload) is ``{body, headers, query}`` (``envelope``), or
+        the parsed body alone (``body``: what thodare's webhook routes give a run; a body
+        that is not a JSON object stays under ``body``).
 
         Returns 202 ``{runId}`` for a run trigger, 202 ``{delivered, runIds}`` for a signal
         trigger, and 200 ``{duplicate: true, ...}`` for a delivery id already handled.
         ``admit(trigger_id)`` is called once the trigger's scheme accepted the delivery (a
-        rate limit raises from it). With ``body_as_input`` the parsed body itself is the run
-        input or signal payload (:func:`body_input`), not ``{body, headers, query}``.
+        rate limit raises from it).
 
         Raises:
             TriggerNotFound: no enabled trigger has that key.
@@ -290,13 +286,16 @@ class TriggerService(OwnedService[TriggerRecord]):
             _log.info("webhook %s: signature refused: %s", key, exc.detail)
             raise
         if admit is not None:
-            admit(str(row.id))
+            await admit(str(row.id))
         delivery_id = verified.delivery_id
         if delivery_id is not None:
             seen = await self.store.read(lambda tx: q.get_delivery(tx, row.id, delivery_id))
             if seen is not None:
                 return WebhookOutcome(200, {"duplicate": True, "runId": seen.run_id})
-        payload = body_input(delivery) if body_as_input else webhook_input(delivery)
+        payload = webhook_input(delivery)
+        if input_shape == "body":
+            body = payload["body"]
+            payload = body if isinstance(body, dict) else {"body": body}
         if row.kind == "signal":
             return await self._signal(row, payload, delivery_id)
         return await self._start(row, payload, delivery_id)

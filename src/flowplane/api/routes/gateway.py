@@ -28,7 +28,7 @@ from flowplane.api import gateway_methods, rpc
 from flowplane.api.deps import require, services_dependency
 from flowplane.api.gateway import gateway_of
 from flowplane.api.metrics import Metrics
-from flowplane.api.openapi import FRAME_ERRORS, error_responses
+from flowplane.api.openapi import error_responses, problem_content
 from flowplane.api.routes.triggers import WebhookKey, signature_failures
 from flowplane.api.webhook_limits import webhook_limits_of
 from flowplane.errors import FlowplaneError, InvalidInput, SignatureInvalid
@@ -40,6 +40,10 @@ router = APIRouter(tags=["gateway"])
 Svc = Annotated[Services, Depends(services_dependency)]
 
 
+FRAME_ERRORS = "x-error-content"
+FRAME_ERROR_CONTENT = {**problem_content(), "application/json": {"schema": {"type": "object"}}}
+"""The errors of the frame routes: their own JSON frames, and the problems of the security
+gate and body limits in front of them."""
 METHOD_NAME = re.compile(r"^[a-z][a-zA-Z0-9]*(?:\.[a-z][a-zA-Z0-9]*)*$")
 """Smithers' method names (at most 64 characters)."""
 MAX_FRAME_ID_CHARS = 128
@@ -85,7 +89,7 @@ class InvalidJson(InvalidInput):
         **error_responses(400, 403, 404, 409),
     },
     openapi_extra={
-        FRAME_ERRORS: True,
+        FRAME_ERRORS: FRAME_ERROR_CONTENT,
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {"type": "object"}}},
@@ -145,7 +149,7 @@ def _smithers_webhook_error(exc: FlowplaneError) -> JSONResponse:
         **error_responses(401, 404, 429),
     },
     openapi_extra={
-        FRAME_ERRORS: True,
+        FRAME_ERRORS: FRAME_ERROR_CONTENT,
         "security": [],
         "x-flowplane-public": True,
         "requestBody": {
@@ -167,9 +171,9 @@ async def smithers_webhook(key: WebhookKey, request: Request, services: Svc) -> 
         content_type=request.headers.get("content-type", ""),
     )
     try:
-        limits.admit_client(request)
+        await limits.admit_client(request)
         outcome = await services.triggers.receive(
-            key, delivery, admit=limits.admit_trigger, body_as_input=True
+            key, delivery, admit=limits.admit_trigger, input_shape="body"
         )
     except SignatureInvalid as exc:
         counter = signature_failures(request)
@@ -208,7 +212,7 @@ async def smithers_webhook(key: WebhookKey, request: Request, services: Svc) -> 
         },
         **error_responses(400, 403, 404, 409, 422),
     },
-    openapi_extra={FRAME_ERRORS: True},
+    openapi_extra={FRAME_ERRORS: FRAME_ERROR_CONTENT},
 )
 async def call_method(
     request: Request,
