@@ -41,7 +41,7 @@ nodes:
 async def _start(api: ApiHarness, text: str, name: str) -> str:
     (api.root / name).write_text(text)
     response = await api.client.post("/v1/runs", json={"workflowPath": name})
-    assert response.status_code == 200, response.text  # Smithers' status (docs/smithers.md)
+    assert response.status_code == 200, response.text
     run_id: str = response.json()["runId"]
     return run_id
 

@@ -1,7 +1,8 @@
 """The front door: who is calling, how fast, and the start-up that makes auth work.
 
 :class:`SecurityMiddleware` authenticates every request before routing, except the exact
-open routes (``GET /health``, ``GET /readyz``, ``POST /v1/auth/login``), compared on the
+open routes (``GET /health``, ``GET /readyz``, ``POST /v1/auth/login``, and the browser's pages:
+``GET /``, ``/docs``, ``/openapi.json``, ``/ui/...``), compared on the
 *raw* path: ``/health/``, ``//health``, ``/%68ealth`` and ``/v1/kv/xhealth`` all need a
 token. So even a route that forgot its ``require(...)`` (or a path no route serves) is
 closed to anonymous callers; ``require(role)`` then checks the role of the principal the
@@ -47,6 +48,12 @@ OPEN_ROUTES: frozenset[tuple[str, bytes]] = frozenset(
         ("GET", b"/readyz"),
         ("HEAD", b"/readyz"),
         ("POST", b"/v1/auth/login"),
+        # The browser's pages (api/routes/ui.py): they hold no data; the UI signs in and
+        # then calls the API with the user's token. Swagger UI reads the API description.
+        ("GET", b"/"),
+        ("HEAD", b"/"),
+        ("GET", b"/docs"),
+        ("GET", b"/openapi.json"),
     }
 )
 """(method, raw path) pairs reachable without credentials. Compared exactly."""
@@ -56,6 +63,8 @@ OPEN_PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = (
     ("POST", re.compile(rb"/v1/webhooks/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")),
     # The Smithers Gateway's webhook route (docs/surfaces/gateway.md): the same triggers.
     ("POST", re.compile(rb"/webhooks/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")),
+    # The built web UI's files (api/routes/ui.py).
+    ("GET", re.compile(rb"/ui/(swagger/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")),
 )
 """(method, raw path pattern) pairs reachable without credentials (full match)."""
 
