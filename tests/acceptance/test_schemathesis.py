@@ -76,8 +76,9 @@ SEMANTIC_400 = {
     ("GET", "/v1/schedules"),
     ("GET", "/v1/triggers"),
     ("GET", "/v1/auth/tokens"),
-    # Each RPC method has its own parameters (docs/events.md).
+    # Each RPC method has its own parameters (docs/events.md, docs/surfaces/gateway.md).
     ("POST", "/v1/rpc/{method}"),
+    ("POST", "/rpc"),
     # A webhook's body is whatever its sender posts; its trigger decides.
     ("POST", "/v1/webhooks/{key}"),
     # workflowdev's surface: yamlContent is a flow (tasks, their types and properties), an
@@ -98,6 +99,7 @@ SEMANTIC_400 = {
     ("PUT", "/api/v1/kv/{namespace}/{key}"),
     ("POST", "/auth/register"),
     ("POST", "/api/v1/webhook/{key}"),
+    ("POST", "/webhooks/{key}"),
     # The thodare surface (docs/surfaces/thodare.md): the same reasons, in its routes.
     ("DELETE", "/api/workflows/{workflow_id}"),
     ("POST", "/api/workflows/{workflow_id}/operations"),

@@ -18,10 +18,10 @@ from flowplane.services import webhook_reply
 from flowplane.services.container import Services
 from flowplane.services.triggers import Delivery, WebhookOutcome
 
-__all__ = ["deliver"]
+__all__ = ["deliver", "signature_failures"]
 
 
-def _failures_counter(request: Request) -> Counter | None:
+def signature_failures(request: Request) -> Counter | None:
     """``flowplane_webhook_signature_failures_total{scheme,reason}`` in the app's registry."""
     state = request.app.state
     counter: Counter | None = getattr(state, "webhook_signature_failures", None)
@@ -54,7 +54,7 @@ async def deliver(request: Request, services: Services, key: str) -> WebhookOutc
     try:
         outcome = await services.triggers.receive(key, delivery, admit=limits.admit_trigger)
     except SignatureInvalid as exc:
-        counter = _failures_counter(request)
+        counter = signature_failures(request)
         if counter is not None:
             counter.labels(str(exc.extra.get("scheme", "")), str(exc.extra.get("reason", ""))).inc()
         raise
