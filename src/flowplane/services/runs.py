@@ -171,11 +171,10 @@ class RunService(RunReader):
                 source_path=source_path,
                 forked_from=forked_from,
             )
-            record = RunRecord.from_row(run)
             if created:
                 details = {"workflow": prepared.workflow.name, "trigger": trigger}
-                _audit_run(tx, who, "run.start", record.id, record.namespace, details)
-            return record, created
+                _audit_run(tx, who, "run.start", run.id, run.namespace, details)
+            return run, created
 
         run, created = await self.store.transact(dispatch)
         return StartResult(run=run, created=created)
@@ -348,10 +347,9 @@ class RunService(RunReader):
                 forked_from=run_id,
             )
             transitions.prefill(tx, run, reuse, run_id)
-            record = RunRecord.from_row(run)
             details = {"workflow": prepared.workflow.name, "forkedFrom": run_id}
-            _audit_run(tx, who, "run.fork", record.id, record.namespace, details)
-            return record
+            _audit_run(tx, who, "run.fork", run.id, run.namespace, details)
+            return run
 
         run = await self.store.transact(start)
         return StartResult(run=run, created=True)
@@ -381,7 +379,7 @@ class RunService(RunReader):
             action = "run.approve" if approved else "run.deny"
             details = {"nodeId": node_id, "iteration": iteration}
             _audit_run(tx, who, action, run_id, details=details)
-            return ApprovalRecord.from_row(result, now_ms=tx.now_ms)
+            return result
 
         return await self.store.transact(decide)
 
