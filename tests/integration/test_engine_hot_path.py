@@ -176,9 +176,7 @@ async def test_hand_off_leased_with_the_completion_is_fenced(store: Store) -> No
             lambda tx: transitions.complete(tx, second[0], ok, owner="live", handoff=1)
         )
         assert done.accepted is True and done.ready == 2
-        assert [(r.node_id, r.attempt, r.lease_owner) for r in done.handoff] == [
-            ("b", 1, "live")
-        ]
+        assert [(r.node_id, r.attempt, r.lease_owner) for r in done.handoff] == [("b", 1, "live")]
         rows = {r.node_id: r for r in await store.read(lambda tx: tx.node_rows(run_id))}
         assert (rows["b"].status, rows["b"].lease_owner) == ("in-progress", "live")
         assert (rows["c"].status, rows["c"].lease_owner) == ("ready", None)

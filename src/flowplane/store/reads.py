@@ -36,7 +36,7 @@ def node_runs(tx: Tx, run_id: str) -> list[NodeRunRecord]:
 
 def first_node_runs(tx: Tx, run_id: str, limit: int) -> list[NodeRunRecord]:
     """Return the run's first ``limit`` node runs, in insertion order (one read, no count)."""
-    return [NodeRunRecord.from_row(row) for row in node_rows_after(tx, run_id, 0, limit)]
+    return node_rows_after(tx, run_id, 0, limit)
 
 
 def approvals(
