@@ -57,7 +57,11 @@ class _Compiled:
     )
 
     def __init__(
-        self, stmt: Any, dialect: sa.Dialect, keys: Sequence[str], record: type[Any] | None
+        self,
+        stmt: Any,
+        dialect: sa.Dialect,
+        keys: Sequence[str],
+        record: type[Any] | None = None,
     ) -> None:
         self.stmt, self.keys = stmt, list(keys)
         self.name = f"fp_{next(_IDS)}"
