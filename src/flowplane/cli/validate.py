@@ -81,14 +81,34 @@ def _document_problem(exc: DocumentError, source: str) -> Problem:
     )
 
 
-def _model_problems(exc: WorkflowInvalid) -> list[Problem]:
+def _model_problems(exc: WorkflowInvalid, text: str) -> list[Problem]:
     problems = []
     for err in exc.extra.get("errors") or []:
+        column, length = None, None
+        if err.get("code"):  # a graph or param problem of the parts that parsed
+            from flowplane.model.graph import ValidationIssue
+
+            issue = ValidationIssue(
+                node_id=err.get("node_id"),
+                node_type=err.get("node_type"),
+                field=err.get("field"),
+                value=err.get("value"),
+                error=str(err.get("error", "")),
+                code=str(err["code"]),
+            )
+            column, length = _span(text, err.get("line"), issue)
+        message = str(err.get("error", ""))
+        if err.get("code") and err.get("node_id"):
+            message = _strip_prefix(
+                message, f"node {err['node_id']!r}: ", f"node {err['node_id']!r} "
+            )
         problems.append(
             Problem(
-                code=exc.code,
-                message=str(err.get("error", "")),
+                code=err.get("code") or exc.code,
+                message=message,
                 line=err.get("line"),
+                column=column,
+                length=length,
                 node_id=err.get("node_id"),
                 field=err.get("field") or (None if err.get("node_id") else err.get("path")),
                 path=err.get("path") or None,
@@ -193,11 +213,11 @@ def check_text(text: str, source: str, registry: Registry) -> Report:
     from flowplane.model.yaml import parse_workflow
 
     try:
-        wf = parse_workflow(text, source=source)
+        wf = parse_workflow(text, source=source, catalog=registry)
     except DocumentError as exc:
         return Report(source, text, None, [_document_problem(exc, source)])
     except WorkflowInvalid as exc:
-        return Report(source, text, None, _model_problems(exc))
+        return Report(source, text, None, _model_problems(exc, text))
     issues = validate_workflow(wf, registry)
     problems = _graph_problems(wf, text, issues)
     problems.sort(key=lambda p: (p.line is None, p.line or 0))
