@@ -355,7 +355,8 @@ def _salvaged_errors(
     """The graph, parameter and template problems of the parts of ``doc`` that are valid,
     as :func:`parse_workflow` lists errors (plus their ``code``)."""
     root = _compose(text) if text is not None else None
-    nodes = doc.get("nodes") if isinstance(doc.get("nodes"), list) else []
+    raw_nodes = doc.get("nodes")
+    nodes: list[Any] = raw_nodes if isinstance(raw_nodes, list) else []
     index = {n.get("id"): i for i, n in reversed(list(enumerate(nodes))) if isinstance(n, dict)}
     errors = []
     for issue in salvage_issues(doc, catalog):
