@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -374,7 +374,7 @@ class AsyncClient:
 
     async def _follow(
         self, run_id: str, after_seq: int, deadline: float | None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """:meth:`stream_events`, giving up with ``TimeoutError`` at ``deadline``."""
         last = after_seq
         failures = 0
@@ -417,8 +417,16 @@ class AsyncClient:
         run = await self.get_run(run_id)
         if run.is_terminal:
             return run
-        async for _event in self._follow(run_id, 0, deadline):
-            t.check_deadline(run_id, deadline)
+        events = self._follow(run_id, 0, deadline)
+        try:
+            # Whatever the transport does with read timeouts, the deadline holds.
+            async with asyncio.timeout(t.remaining(deadline)):
+                async for _event in events:
+                    pass
+        except TimeoutError:
+            raise TimeoutError(f"run {run_id} is not terminal yet") from None
+        finally:
+            await events.aclose()
         return await self.get_run(run_id)
 
     async def paginate(

@@ -138,8 +138,10 @@ class NodeExecutor:
     ) -> CredentialMissing | None:
         """The error naming the credentials this node uses that exist nowhere (``None``
         when all do; names used only in a child run's document are that run's business)."""
+        if not names or names.issubset(found):
+            return None
         deferred = secret_params(self.registry.get(node_type).manifest.input_schema, DEFERRED_PARAM)
-        uses = info.plan.secret_uses[node_id]
+        uses = info.plan.secret_uses.get(node_id, {})
         missing = sorted(
             name
             for name in names
