@@ -421,3 +421,13 @@ def print_result(console: Console, run: dict[str, Any]) -> None:
     if output not in (None, {}) or status == "finished":
         console.print("[bold]Outputs:[/]")
         print_json(console, output)
+
+
+def print_table(console: Console, table: Table) -> None:
+    """Print ``table`` with no cell cut: when it is wider than the terminal, the lines are
+    left longer (the terminal wraps them) rather than ids shortened to ``…``."""
+    needed = console.measure(table).maximum
+    if needed <= console.width:
+        console.print(table)
+    else:
+        console.print(table, width=needed, crop=False, overflow="ignore")
