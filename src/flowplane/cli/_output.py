@@ -423,11 +423,23 @@ def print_result(console: Console, run: dict[str, Any]) -> None:
         print_json(console, output)
 
 
+UNBOUNDED_WIDTH = 10_000
+
+
 def print_table(console: Console, table: Table) -> None:
     """Print ``table`` with no cell cut: when it is wider than the terminal, the lines are
     left longer (the terminal wraps them) rather than ids shortened to ``…``."""
-    needed = console.measure(table).maximum
+    from rich.measure import Measurement
+
+    needed = Measurement.get(console, console.options.update(width=UNBOUNDED_WIDTH), table).maximum
     if needed <= console.width:
         console.print(table)
-    else:
-        console.print(table, width=needed, crop=False, overflow="ignore")
+    else:  # a console as wide as the table, writing where this one writes
+        wide = Console(
+            file=console.file,
+            width=needed,
+            force_terminal=console.is_terminal,
+            no_color=console.no_color,
+            highlight=False,
+        )
+        wide.print(table, crop=False)
