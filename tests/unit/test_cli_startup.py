@@ -80,10 +80,15 @@ def test_every_command_group_is_registered() -> None:
         "admin",
         "audit",
         "connectors",
+        "credentials",
+        "kv",
         "local",
         "remote",
+        "schedules",
         "secrets",
         "server",
+        "timetravel",
+        "triggers",
         "validate",
     ]
     assert app.registered_groups and app.registered_commands
