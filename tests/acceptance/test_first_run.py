@@ -83,6 +83,16 @@ def test_the_generated_master_key_makes_credentials_work(make_run: Serve) -> Non
     assert f"Generated the master key for credentials in {key_file}" in make_run.log.read_text()
 
     headline = next(b for b in code_blocks("yaml") if "SHOP_TOKEN" in b)
+    (base / "order.yaml").write_text(headline)
+    token = {"FLOWPLANE_TOKEN": make_run.key}
+    check = ("validate", "order.yaml", "--server", make_run.url)
+    warned = cli(*check, cwd=base, env=token)
+    assert warned.returncode == 0, warned.stdout + warned.stderr
+    assert "warning [credential_missing] node 'fetch': uses credential 'SHOP_TOKEN'" in " ".join(
+        warned.stdout.split()
+    )
+    locally = cli("validate", "order.yaml", cwd=base)
+    assert locally.returncode == 0 and "SHOP_TOKEN" in locally.stdout
     with Client(make_run.url, token=make_run.key) as fp:
         checked = fp.validate_workflow(headline)
         assert checked.valid
@@ -101,6 +111,8 @@ def test_the_generated_master_key_makes_credentials_work(make_run: Serve) -> Non
         assert "created" in stored.stderr
         assert {c.name for c in fp.list_credentials().items} == {"API_KEY", "SHOP_TOKEN"}
         assert fp.validate_workflow(headline).warnings == []
+    quiet = cli(*check, cwd=base, env=token)
+    assert quiet.returncode == 0 and "warning" not in quiet.stdout
 
 
 def test_local_commands_never_create_a_database(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from flowplane.model.templates import (
     iter_template_strings,
     output_fields,
     references,
+    secret_names,
 )
 
 __all__ = [
@@ -36,7 +37,9 @@ __all__ = [
     "ManifestLike",
     "ValidationIssue",
     "check_workflow",
+    "credential_references",
     "format_issues",
+    "salvage_issues",
     "validate_workflow",
 ]
 
@@ -586,3 +589,13 @@ def salvage_issues(doc: Any, catalog: Catalog | None) -> list[ValidationIssue]:
         if issue.node_id not in invalid
         and not (isinstance(issue.value, str) and issue.value in invalid)
     ]
+
+
+def credential_references(wf: Workflow) -> list[tuple[Node, str]]:
+    """Each ``(node, credential name)`` the workflow's nodes use (``${NAME}``,
+    ``{{ secrets.NAME }}``, in params, ``when`` or ``foreach``), in document order."""
+    out: list[tuple[Node, str]] = []
+    for node in wf.nodes:
+        names = secret_names(node.params) | secret_names([node.when, node.foreach])
+        out += [(node, name) for name in sorted(names) if name]
+    return out

@@ -10,8 +10,7 @@ from flowplane.connectors.registry import Registry
 from flowplane.engine.secrets import ENV_PREFIX
 from flowplane.errors import DocumentError, WorkflowInvalid
 from flowplane.model.document import Workflow
-from flowplane.model.graph import check_workflow
-from flowplane.model.templates import secret_names
+from flowplane.model.graph import check_workflow, credential_references
 from flowplane.model.yaml import parse_workflow as _parse_workflow
 from flowplane.services.caller import Caller
 from flowplane.services.paging import visible_page
@@ -100,10 +99,7 @@ class WorkflowReader:
 
     async def _credential_warnings(self, wf: Workflow) -> list[dict[str, Any]]:
         """One warning per node and credential it uses that exists nowhere."""
-        used: list[tuple[str, str, str]] = []
-        for node in wf.nodes:
-            names = secret_names(node.params) | secret_names([node.when, node.foreach])
-            used += [(node.id, node.type, name) for name in sorted(names) if name]
+        used = [(node.id, node.type, name) for node, name in credential_references(wf)]
         wanted = {name for _, _, name in used}
         wanted -= {name for name in wanted if (ENV_PREFIX + name) in os.environ}
         if not wanted:
