@@ -122,8 +122,10 @@ def test_local_commands_never_create_a_database(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"no database at {elsewhere / 'flowplane.db'}" in " ".join(result.stderr.split())
     assert list(elsewhere.iterdir()) == []
-    listed = cli("secrets", "list", cwd=elsewhere)
-    assert listed.returncode != 0 and list(elsewhere.iterdir()) == []
+    for command in (("secrets", "list"), ("db", "current"), ("worker",), ("audit",)):
+        refused = cli(*command, cwd=elsewhere)
+        assert refused.returncode == 1 and "no database at" in refused.stderr, command
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_remote_commands_name_the_server(make_run: Serve, tmp_path: Path) -> None:

@@ -82,6 +82,17 @@ def missing_sqlite_file(database_url: str) -> Path | None:
     return None if file.exists() else file
 
 
+def refuse_missing_database(database_url: str) -> None:
+    """Exit with a clear error when ``database_url`` names a SQLite file that does not exist."""
+    missing = missing_sqlite_file(database_url)
+    if missing is not None:
+        fail(
+            f"no database at {missing}: run this where flowplane serve (or flowplane run) keeps "
+            "its database, point --database-url / FLOWPLANE_DATABASE_URL at it, or talk to a "
+            "server with --server URL"
+        )
+
+
 def run_on_store(
     settings: Settings, action: Callable[[Store], Awaitable[T]], *, create: bool = False
 ) -> T:
@@ -93,13 +104,8 @@ def run_on_store(
     """
     import asyncio
 
-    missing = None if create else missing_sqlite_file(settings.database_url)
-    if missing is not None:
-        fail(
-            f"no database at {missing}: run this where flowplane serve (or flowplane run) keeps "
-            "its database, point --database-url / FLOWPLANE_DATABASE_URL at it, or talk to a "
-            "server with --server URL"
-        )
+    if not create:
+        refuse_missing_database(settings.database_url)
 
     from flowplane.errors import FlowplaneError
     from flowplane.store.base import Store

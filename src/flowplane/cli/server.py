@@ -15,6 +15,7 @@ from flowplane.cli._common import (
     build_settings,
     display_url,
     fail,
+    refuse_missing_database,
     setup_logging,
 )
 from flowplane.cli.local import DatabaseSchema, DatabaseUrl, Plugins
@@ -287,6 +288,7 @@ def worker_command(
         root=root,
     )
     setup_logging(settings.log_level)
+    refuse_missing_database(settings.database_url)  # a worker polling an empty file helps no one
     registry = build_registry(plugin)
     import asyncio
 
@@ -298,11 +300,15 @@ def worker_command(
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 
 
-def _open_sync(database_url: str | None, database_schema: str | None) -> Store:
+def _open_sync(
+    database_url: str | None, database_schema: str | None, *, create: bool = False
+) -> Store:
     from flowplane.errors import StorageError
     from flowplane.store.base import Store
 
     settings = build_settings(database_url=database_url, database_schema=database_schema)
+    if not create:
+        refuse_missing_database(settings.database_url)
     try:
         return Store.create(settings.database_url, schema=settings.database_schema)
     except StorageError as exc:
@@ -320,7 +326,7 @@ def db_upgrade(database_url: DatabaseUrl = None, database_schema: DatabaseSchema
     """Upgrade the database to the latest schema (safe to run from several processes)."""
     from flowplane.store.migrate import current_revision
 
-    store = _open_sync(database_url, database_schema)
+    store = _open_sync(database_url, database_schema, create=True)
     try:
         before = current_revision(store)
         store.migrate()
