@@ -7,6 +7,7 @@ RFC 9457 problem documents; the client rebuilds the same class from ``code``::
     ├── InvalidInput (400)
     │   ├── DocumentError            workflow document cannot be parsed
     │   ├── WorkflowInvalid          graph or params are invalid (``errors`` lists them)
+    │   │   └── WorkflowEmpty        a draft without nodes: it can be stored, not run
     │   ├── TemplateError            a template failed to parse or render
     │   ├── InputInvalid             run input does not match the workflow ``inputs`` schema
     │   ├── DurationInvalid
@@ -77,6 +78,13 @@ class WorkflowInvalid(InvalidInput):
 
     code = "workflow_invalid"
     title = "Workflow is invalid"
+
+
+class WorkflowEmpty(WorkflowInvalid):
+    """The workflow has no nodes yet: a draft can be stored and edited, but not run."""
+
+    code = "workflow_empty"
+    title = "Workflow has no nodes"
 
 
 class TemplateError(InvalidInput):

@@ -102,7 +102,7 @@ async def test_three_workers_fire_each_slot_exactly_once(store: Store, tmp_path:
             "catchup": "all",
         },
     )
-    assert schedule["next_fire_ms"] == start_ms
+    assert schedule.next_fire_ms == start_ms
     procs = [start_worker(store, tmp_path, i) for i in range(WORKERS)]
     try:
 
@@ -134,7 +134,7 @@ async def test_three_workers_fire_each_slot_exactly_once(store: Store, tmp_path:
     created = await store.read(started_runs)
     assert len(created) == SLOTS
     assert {key for _, key, _ in created} == {
-        f"schedule:{schedule['id']}:{start_ms + i * 1000}" for i in range(SLOTS)
+        f"schedule:{schedule.id}:{start_ms + i * 1000}" for i in range(SLOTS)
     }
     assert {run_id for run_id, _, _ in created} == {run_id for _, run_id, _ in done}
     assert {trigger for _, _, trigger in created} == {"schedule"}

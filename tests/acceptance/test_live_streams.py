@@ -71,7 +71,8 @@ async def launch(server: Serve, name: str = "slow-steps") -> str:
 async def table(url: str, schema: str, run_id: str) -> list[dict[str, Any]]:
     store = await Store.open(url, schema=schema, migrate=False)
     try:
-        return await store.read(lambda tx: reads.events_after(tx, run_id=run_id, limit=10_000))
+        events = await store.read(lambda tx: reads.events_after(tx, run_id=run_id, limit=10_000))
+        return [event.payload for event in events]
     finally:
         await store.close()
 

@@ -75,24 +75,24 @@ async def test_record_filters_and_pagination(store: Store) -> None:
         )
 
     everything = await entries()
-    assert [e["target_id"] for e in everything] == ["key_1", "k2", "s1", "k1"]  # newest first
+    assert [e.target_id for e in everything] == ["key_1", "k2", "s1", "k1"]  # newest first
     first = everything[-1]
-    assert first["actor"] == "bob" and first["actor_kind"] == "user" and first["actor_id"] == "u_1"
-    assert first["request_id"] == "req-1" and first["after_version"] == 1
-    assert first["details"] == {
+    assert first.actor == "bob" and first.actor_kind == "user" and first.actor_id == "u_1"
+    assert first.request_id == "req-1" and first.after_version == 1
+    assert first.details == {
         "ttlSeconds": 5,
         "Password": "[REDACTED]",
         "nested": [{"token": "[REDACTED]"}],
     }
-    assert [e["target_id"] for e in await entries(namespaces=["a"])] == ["k2", "k1"]
+    assert [e.target_id for e in await entries(namespaces=["a"])] == ["k2", "k1"]
     # A prefix ending with "." does not match "kv_x." ("_" is not a wildcard).
-    assert [e["target_id"] for e in await entries(action="kv.")] == ["k1"]
-    assert [e["target_id"] for e in await entries(action="kv*")] == ["k2", "k1"]
-    assert [e["target_id"] for e in await entries(actor="u_1", limit=1)] == ["key_1"]
-    assert [e["target_id"] for e in await entries(request_id="req-2")] == ["k2"]
-    assert [e["target_id"] for e in await entries(target_type="schedule")] == ["s1"]
-    assert await entries(before_id=first["id"]) == []
-    assert len(await entries(since_ms=first["ts_ms"], until_ms=first["ts_ms"] + 60_000)) == 4
+    assert [e.target_id for e in await entries(action="kv.")] == ["k1"]
+    assert [e.target_id for e in await entries(action="kv*")] == ["k2", "k1"]
+    assert [e.target_id for e in await entries(actor="u_1", limit=1)] == ["key_1"]
+    assert [e.target_id for e in await entries(request_id="req-2")] == ["k2"]
+    assert [e.target_id for e in await entries(target_type="schedule")] == ["s1"]
+    assert await entries(before_id=first.id) == []
+    assert len(await entries(since_ms=first.ts_ms, until_ms=first.ts_ms + 60_000)) == 4
 
 
 async def test_entry_rolls_back_with_its_mutation(store: Store) -> None:

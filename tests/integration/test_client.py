@@ -245,7 +245,7 @@ async def test_async_client_workflows(api: Api) -> None:
         run = await fp.start_workflow_run(wf.id, {"who": "wf"})
         assert run.workflow_id == wf.id
         with pytest.raises(InvalidInput):
-            await fp.create_workflow({"name": "bad", "nodes": []})
+            await fp.create_workflow({"name": "bad", "nodes": [{"id": "a", "type": "util.nope"}]})
 
 
 def test_sync_client_live_stream_with_drop(sqlite_db: tuple[str, str], root: Path) -> None:

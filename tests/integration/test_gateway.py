@@ -56,7 +56,8 @@ async def _produce(store: Store, namespace: str, run_id: str, count: int) -> Non
 
 
 async def _table(store: Store, **filters: Any) -> list[dict[str, Any]]:
-    return await store.read(lambda tx: reads.events_after(tx, limit=100_000, **filters))
+    events = await store.read(lambda tx: reads.events_after(tx, limit=100_000, **filters))
+    return [event.payload for event in events]
 
 
 async def test_feed_has_no_gap_and_no_duplicate(store: Store) -> None:

@@ -83,6 +83,7 @@ def test_every_command_group_is_registered() -> None:
         "credentials",
         "kv",
         "local",
+        "mcp",
         "remote",
         "schedules",
         "secrets",

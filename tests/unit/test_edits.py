@@ -179,15 +179,12 @@ def test_delete_in_listed_order_closes_the_chain(catalog: Registry) -> None:
     assert "'c' now follows 'a'" in result.summary
 
 
-def test_delete_everything_is_not_a_workflow(catalog: Registry) -> None:
+def test_delete_everything_leaves_an_empty_draft(catalog: Registry) -> None:
     ops = [{"op": "delete", "node_id": n} for n in ("a", "b", "c")]
     result = apply_ops(listed(), ops, catalog)
-    assert not result.parsed and not result.ok
-    assert result.validation_errors[0]["code"] == "invalid_document"
-    assert "cannot be saved" in result.summary
-    assert codes(apply_ops(listed(), [{"op": "delete", "node_id": "q"}], catalog)) == [
-        "node_not_found"
-    ]
+    assert result.parsed and not result.ok and result.workflow["nodes"] == []
+    assert [e["code"] for e in result.validation_errors] == ["workflow_empty"]
+    assert '{"op": "add"' in result.summary
 
 
 def test_connect_materialises_listed_order(catalog: Registry) -> None:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI
 from flowplane import __version__
 from flowplane.api import problems
 from flowplane.api.context import RequestIdMiddleware
+from flowplane.api.mcp_backend import mount_mcp
 from flowplane.api.security import install_security, start_security
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.services.container import Services, Store, Worker, open_services
@@ -106,7 +107,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings, registry or default_registry(), store) as services:
             app.state.services = services
-            async with _running(app, services, settings, workers, on_startup):
+            async with (
+                _running(app, services, settings, workers, on_startup),
+                mcp.running(),
+            ):
                 yield
 
     app = FastAPI(
@@ -126,6 +130,8 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     for router in discover_routers():
         app.include_router(router)
+    # The MCP server over streamable HTTP, behind the same security gate as the routes.
+    mcp = mount_mcp(app)
     return app
 
 

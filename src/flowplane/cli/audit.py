@@ -78,7 +78,7 @@ def _fetch_local(settings_kwargs: dict[str, Any], params: dict[str, Any]) -> lis
                 cursor=cursor,
                 limit=min(limit - len(items), MAX_LIST_LIMIT),
             )
-            items += [_camel(row) for row in page.items]
+            items += [_camel(row.columns()) for row in page.items]
             cursor = page.next_cursor
             if cursor is None:
                 break

@@ -284,7 +284,7 @@ class NodeExecutor:
                         f"sub-workflow {name!r} not found in namespace {info.namespace!r}",
                         retryable=False,
                     )
-                document = stored["document"]
+                document = stored.document
             document = {**document, "namespace": info.namespace}
             child = starting.prepare(
                 document, result.input, self.registry, namespace=info.namespace

@@ -27,7 +27,8 @@ from flowplane.model.cron import MISFIRE_GRACE_MS, parse_cron, plan_slots
 from flowplane.store import trigger_queries as q
 from flowplane.store import workflow_queries as wq
 from flowplane.store.base import Store
-from flowplane.store.tx import Row, Tx
+from flowplane.store.records import ScheduleRecord, WorkflowRecord
+from flowplane.store.tx import Tx
 
 _log = logging.getLogger("flowplane.cron")
 
@@ -67,26 +68,28 @@ def schedule_idempotency_key(schedule_id: str, slot_ms: int) -> str:
     return f"schedule:{schedule_id}:{slot_ms}"
 
 
-def _prepare(workflow_row: Row | None, schedule: Row, registry: Registry) -> _ScheduleRun:
+def _prepare(
+    workflow_row: WorkflowRecord | None, schedule: ScheduleRecord, registry: Registry
+) -> _ScheduleRun:
     if workflow_row is None:
         return _ScheduleRun(
             error={"code": "workflow_not_found", "message": "the schedule's workflow is deleted"}
         )
     try:
         run = starting.prepare(
-            workflow_row["document"],
-            schedule["input"] or {},
+            workflow_row.document,
+            schedule.input or {},
             registry,
-            namespace=schedule["namespace"],
+            namespace=schedule.namespace,
         )
     except FlowplaneError as exc:
         return _ScheduleRun(error=exc.to_dict())
     except ValueError as exc:  # pydantic ValidationError
         return _ScheduleRun(error={"code": "workflow_invalid", "message": str(exc)[:2000]})
-    return _ScheduleRun(run=run, version=workflow_row["version"])
+    return _ScheduleRun(run=run, version=workflow_row.version)
 
 
-def fire_slot(tx: Tx, schedule: Row, slot_ms: int, prepared: _ScheduleRun) -> str | None:
+def fire_slot(tx: Tx, schedule: ScheduleRecord, slot_ms: int, prepared: _ScheduleRun) -> str | None:
     """Fire one slot in the open transaction.
 
     Returns the run id, ``""`` when the fire was recorded as failed, or ``None`` when another
@@ -96,7 +99,7 @@ def fire_slot(tx: Tx, schedule: Row, slot_ms: int, prepared: _ScheduleRun) -> st
     won = q.claim_fire(
         tx,
         {
-            "schedule_id": schedule["id"],
+            "schedule_id": schedule.id,
             "slot_ms": slot_ms,
             "run_id": run_id,
             "fired_at_ms": tx.now_ms,
@@ -113,11 +116,11 @@ def fire_slot(tx: Tx, schedule: Row, slot_ms: int, prepared: _ScheduleRun) -> st
         tx,
         prepared.run,
         run_id=run_id,
-        workflow_id=schedule["workflow_id"],
+        workflow_id=schedule.workflow_id,
         workflow_version=prepared.version,
-        idempotency_key=schedule_idempotency_key(schedule["id"], slot_ms),
+        idempotency_key=schedule_idempotency_key(schedule.id, slot_ms),
         trigger="schedule",
-        triggered_by=f"schedule:{schedule['id']}",
+        triggered_by=f"schedule:{schedule.id}",
     )
     return str(run["id"])
 
@@ -145,23 +148,30 @@ async def tick(
         try:
             await _tick_schedule(store, reg, schedule, now, grace_ms, result)
         except FlowplaneError as exc:
-            _log.warning("schedule %s: tick failed: %s", schedule["id"], exc)
+            _log.warning("schedule %s: tick failed: %s", schedule.id, exc)
             result.failed += 1
     return result
 
 
 async def _tick_schedule(
-    store: Store, registry: Registry, schedule: Row, now: int, grace_ms: int, result: TickResult
+    store: Store,
+    registry: Registry,
+    schedule: ScheduleRecord,
+    now: int,
+    grace_ms: int,
+    result: TickResult,
 ) -> None:
+    due_ms = schedule.next_fire_ms
+    assert due_ms is not None  # due_schedules returns only schedules with a next slot
     try:
-        spec = parse_cron(schedule["cron"], schedule["timezone"])
+        spec = parse_cron(schedule.cron, schedule.timezone)
     except FlowplaneError:
         # Stored before a rule change: park it rather than fail every tick.
         await store.transact(
             lambda tx: q.advance_schedule(
                 tx,
-                schedule["id"],
-                expected_next_ms=schedule["next_fire_ms"],
+                schedule.id,
+                expected_next_ms=due_ms,
                 next_fire_ms=None,
                 last_fired_slot_ms=None,
             )
@@ -170,18 +180,18 @@ async def _tick_schedule(
         return
     plan = plan_slots(
         spec,
-        next_fire_ms=schedule["next_fire_ms"],
+        next_fire_ms=due_ms,
         now_ms=now,
-        catchup=schedule["catchup"],
-        window_ms=schedule["catchup_window_seconds"] * 1000,
-        end_at_ms=schedule["end_at_ms"],
+        catchup=schedule.catchup,
+        window_ms=schedule.catchup_window_seconds * 1000,
+        end_at_ms=schedule.end_at_ms,
         grace_ms=grace_ms,
     )
     result.skipped_expired += plan.expired
     if not plan.fire:
         result.skipped_not_matching += 1 if not plan.expired else 0
     else:
-        row = await store.read(lambda tx: wq.get_workflow_row(tx, schedule["workflow_id"]))
+        row = await store.read(lambda tx: wq.get_workflow_row(tx, schedule.workflow_id))
         prepared = _prepare(row, schedule, registry)
         for slot in plan.fire:
             outcome = await store.transact(
@@ -199,8 +209,8 @@ async def _tick_schedule(
     def advance(tx: Tx) -> None:
         q.advance_schedule(
             tx,
-            schedule["id"],
-            expected_next_ms=schedule["next_fire_ms"],
+            schedule.id,
+            expected_next_ms=due_ms,
             next_fire_ms=plan.next_fire_ms,
             last_fired_slot_ms=last_fired,
         )

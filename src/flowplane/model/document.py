@@ -121,7 +121,11 @@ class Workflow(_Strict):
     version: int | None = Field(default=None, description="Informational; set by the server.")
     inputs: dict[str, Any] | None = None
     timeout: Duration | None = None
-    nodes: list[Node] = Field(min_length=1, max_length=5000)
+    nodes: list[Node] = Field(
+        default_factory=list,
+        max_length=5000,
+        description="The graph; empty in a draft, which can be stored and edited, not run.",
+    )
     triggers: list[Trigger] = Field(default_factory=list)
 
     @field_validator("timeout")

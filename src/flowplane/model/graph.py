@@ -20,7 +20,7 @@ import pydantic
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from flowplane.errors import TemplateError, WorkflowInvalid
+from flowplane.errors import TemplateError, WorkflowEmpty, WorkflowInvalid
 from flowplane.model.document import Node, Workflow, is_template
 from flowplane.model.inputs import check_inputs_schema, format_error_path
 from flowplane.model.templates import (
@@ -302,6 +302,14 @@ class _Validator:
         return self.issues
 
     def check_structure(self) -> None:
+        if not self.wf.nodes:
+            self.add(
+                None,
+                "nodes",
+                None,
+                "the workflow has no nodes yet (a draft): add one before running it",
+                "workflow_empty",
+            )
         seen: set[str] = set()
         for node in self.wf.nodes:
             if node.id in seen:
@@ -508,9 +516,16 @@ def check_workflow(wf: Workflow, catalog: Catalog | None) -> Graph:
     """Validate ``wf`` and return its graph.
 
     Raises:
+        WorkflowEmpty: the workflow has no nodes and nothing else is wrong (a draft).
         WorkflowInvalid: with ``errors`` holding each :class:`ValidationIssue` as a dict.
     """
     issues = validate_workflow(wf, catalog)
+    if issues and all(issue.code == "workflow_empty" for issue in issues):
+        raise WorkflowEmpty(
+            f"workflow {wf.name!r} has no nodes yet: it is a draft; add nodes "
+            "(EditOps: POST /v1/workflows/{id}/operations) before running it",
+            errors=[issue.to_dict() for issue in issues],
+        )
     if issues:
         raise WorkflowInvalid(
             format_issues(wf, issues), errors=[issue.to_dict() for issue in issues]

@@ -9,14 +9,15 @@ from flowplane.services.paging import Page, visible_page
 from flowplane.store import audit
 from flowplane.store.audit import AuditFilter
 from flowplane.store.base import Store
-from flowplane.store.tx import Row, Tx
+from flowplane.store.records import AuditRecord
+from flowplane.store.tx import Tx
 
 __all__ = ["MAX_LIST_LIMIT", "AuditFilter", "AuditPage", "AuditService"]
 
 MAX_LIST_LIMIT = 1000
 
 
-AuditPage = Page[Row]
+AuditPage = Page[AuditRecord]
 """Entries newest first; ``next_cursor`` (an entry id) is ``None`` on the last page."""
 
 
@@ -42,7 +43,7 @@ class AuditService:
         caller.require("admin")
         before_id = int(cursor) if cursor and cursor.isdigit() else None
 
-        def read(tx: Tx, visible: list[str] | None, n: int) -> list[Row]:
+        def read(tx: Tx, visible: list[str] | None, n: int) -> list[AuditRecord]:
             narrowed = replace(where, namespaces=visible)
             return audit.list_entries(tx, narrowed, before_id=before_id, limit=n)
 

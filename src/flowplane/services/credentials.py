@@ -50,7 +50,8 @@ from flowplane.settings import Settings
 from flowplane.store import audit
 from flowplane.store import credential_queries as q
 from flowplane.store.base import Store
-from flowplane.store.tx import Row, Tx
+from flowplane.store.records import CredentialPolicyRecord, CredentialRecord
+from flowplane.store.tx import Tx
 
 _log = logging.getLogger("flowplane.credentials")
 
@@ -77,11 +78,11 @@ KEEP: Final = _Keep()
 """An update argument left as it is (``None`` means "any" for the policy's lists)."""
 
 
-def policy_of(row: Row) -> UsePolicy:
-    """The use policy of a ``credentials`` row."""
-    workflows = row.get("allowed_workflows")
-    connectors = row.get("allowed_connectors")
-    template_use = row.get("template_use") or DEFAULT_POLICY.template_use
+def policy_of(row: CredentialPolicyRecord) -> UsePolicy:
+    """The use policy of a credential."""
+    workflows = row.allowed_workflows
+    connectors = row.allowed_connectors
+    template_use = row.template_use or DEFAULT_POLICY.template_use
     return UsePolicy(
         allowed_workflows=tuple(workflows) if workflows is not None else None,
         allowed_connectors=tuple(connectors) if connectors is not None else None,
@@ -148,20 +149,20 @@ class Credential:
     policy: UsePolicy = DEFAULT_POLICY
 
     @classmethod
-    def from_row(cls, row: Row) -> Credential:
-        """Build from a ``credentials`` row (the envelope is ignored)."""
+    def from_row(cls, row: CredentialRecord) -> Credential:
+        """Build from a stored credential (the envelope is left out)."""
         return cls(
-            id=row["id"],
-            namespace=row["namespace"],
-            name=row["name"],
-            type=row["type"],
-            description=row["description"],
-            version=int(row["version"]),
-            key_id=row["key_id"],
-            created_at_ms=int(row["created_at_ms"]),
-            updated_at_ms=int(row["updated_at_ms"]),
-            created_by=row["created_by"],
-            updated_by=row["updated_by"],
+            id=row.id,
+            namespace=row.namespace,
+            name=row.name,
+            type=row.type,
+            description=row.description,
+            version=int(row.version),
+            key_id=row.key_id,
+            created_at_ms=int(row.created_at_ms),
+            updated_at_ms=int(row.updated_at_ms),
+            created_by=row.created_by,
+            updated_by=row.updated_by,
             policy=policy_of(row),
         )
 
@@ -199,8 +200,8 @@ def _check_value(value: str) -> None:
         raise InvalidInput(f"a credential value is at most {MAX_VALUE_BYTES} bytes")
 
 
-def _encode_cursor(row: Row) -> str:
-    return f"{row['namespace']}/{row['name']}"
+def _encode_cursor(row: CredentialRecord) -> str:
+    return f"{row.namespace}/{row.name}"
 
 
 def _decode_cursor(cursor: str) -> tuple[str, str]:
@@ -212,18 +213,18 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
 
 def _locked(
     tx: Tx, credential_id: str, namespaces: Sequence[str] | None, if_match: int | None
-) -> Row:
-    """The credential's row, locked for a write at version ``if_match`` (when given).
+) -> CredentialRecord:
+    """The credential, locked for a write at version ``if_match`` (when given).
 
     Raises:
         CredentialNotFound: absent or in another namespace.
         VersionMismatch: at another version than ``if_match``.
     """
     row = q.get(tx, credential_id, for_update=True)
-    if row is None or (namespaces is not None and row["namespace"] not in namespaces):
+    if row is None or (namespaces is not None and row.namespace not in namespaces):
         raise CredentialNotFound(f"credential {credential_id!r} not found")
-    if if_match is not None and if_match != row["version"]:
-        raise VersionMismatch(f"credential is at version {row['version']}", current=row["version"])
+    if if_match is not None and if_match != row.version:
+        raise VersionMismatch(f"credential is at version {row.version}", current=row.version)
     return row
 
 
@@ -281,7 +282,7 @@ class CredentialService:
         credential_id = f"cred_{uuid.uuid4().hex}"
         envelope = ring.encrypt(value, context=credential_context(namespace, credential_id))
 
-        def fn(tx: Tx) -> Row:
+        def fn(tx: Tx) -> CredentialRecord:
             if q.by_name(tx, namespace, name) is not None:
                 raise CredentialExists(
                     f"credential {name!r} already exists in namespace {namespace!r}"
@@ -312,7 +313,7 @@ class CredentialService:
                 after_version=1,
                 details={"name": name, "type": type_, "policy": _policy_details(policy)},
             )
-            return row
+            return CredentialRecord.from_row(row)
 
         return Credential.from_row(await self.store.transact(fn))
 
@@ -320,7 +321,7 @@ class CredentialService:
         """Return a credential's metadata (admin; 404 when absent or not visible)."""
         caller.require("admin")
         row = await self.store.read(lambda tx: q.get(tx, credential_id))
-        if row is None or not caller.can_see(row["namespace"]):
+        if row is None or not caller.can_see(row.namespace):
             raise CredentialNotFound(f"credential {credential_id!r} not found")
         return Credential.from_row(row)
 
@@ -337,7 +338,7 @@ class CredentialService:
         caller.require("admin")
         after = _decode_cursor(cursor) if cursor else None
 
-        def read(tx: Tx, visible: list[str] | None, n: int) -> list[Row]:
+        def read(tx: Tx, visible: list[str] | None, n: int) -> list[CredentialRecord]:
             return q.listing(tx, namespaces=visible, after=after, limit=n)
 
         limit = max(1, min(limit, MAX_LIST_LIMIT))
@@ -394,50 +395,50 @@ class CredentialService:
         who = actor or caller.actor
         namespaces = caller.namespaces
 
-        def fn(tx: Tx) -> Row:
+        def fn(tx: Tx) -> CredentialRecord:
             row = _locked(tx, credential_id, namespaces, if_match)
             changes: dict[str, Any] = {
-                "version": row["version"] + 1,
+                "version": row.version + 1,
                 "updated_at_ms": tx.now_ms,
                 "updated_by": who.name[:128],
             }
             changed = []
             if value is not None and ring is not None:
-                context = credential_context(row["namespace"], credential_id)
+                context = credential_context(row.namespace, credential_id)
                 changes["envelope"] = ring.encrypt(value, context=context)
                 changes["key_id"] = ring.current.kid
                 changed.append("value")
-            if type_ is not None and type_ != row["type"]:
+            if type_ is not None and type_ != row.type:
                 changes["type"] = type_
                 changed.append("type")
-            if description is not None and description != row["description"]:
+            if description is not None and description != row.description:
                 changes["description"] = description
                 changed.append("description")
             for column, new in policy.items():
-                if new != row.get(column):
+                if new != getattr(row, column):
                     changes[column] = new
                     changed.append(_POLICY_FIELDS[column])
-            q.update(tx, credential_id, expect_version=row["version"], **changes)
+            q.update(tx, credential_id, expect_version=row.version, **changes)
             audit.record(
                 tx,
                 actor=who,
                 action="credential.update",
-                namespace=row["namespace"],
+                namespace=row.namespace,
                 target_type="credential",
                 target_id=credential_id,
-                before_version=row["version"],
+                before_version=row.version,
                 after_version=changes["version"],
                 details={
-                    "name": row["name"],
+                    "name": row.name,
                     "changed": changed,
                     **(
-                        {"policy": _policy_details({**row, **changes})}
+                        {"policy": _policy_details({**row.columns(), **changes})}
                         if any(f in changed for f in _POLICY_FIELDS.values())
                         else {}
                     ),
                 },
             )
-            return {**row, **changes}
+            return CredentialRecord.from_row({**row.columns(), **changes})
 
         return Credential.from_row(await self.store.transact(fn))
 
@@ -454,18 +455,18 @@ class CredentialService:
         who = actor or caller.actor
         namespaces = caller.namespaces
 
-        def fn(tx: Tx) -> Row:
+        def fn(tx: Tx) -> CredentialRecord:
             row = _locked(tx, credential_id, namespaces, if_match)
             q.delete(tx, credential_id)
             audit.record(
                 tx,
                 actor=who,
                 action="credential.delete",
-                namespace=row["namespace"],
+                namespace=row.namespace,
                 target_type="credential",
                 target_id=credential_id,
-                before_version=row["version"],
-                details={"name": row["name"]},
+                before_version=row.version,
+                details={"name": row.name},
             )
             return row
 
@@ -486,12 +487,12 @@ class CredentialService:
         out: dict[str, str] = {}
         for row in rows:
             try:
-                out[row["name"]] = ring.decrypt(
-                    row["envelope"], context=credential_context(namespace, row["id"])
+                out[row.name] = ring.decrypt(
+                    row.envelope, context=credential_context(namespace, row.id)
                 )
             except DecryptionFailed as exc:
                 _log.error(
-                    "credential %s/%s cannot be decrypted: %s", namespace, row["name"], exc.detail
+                    "credential %s/%s cannot be decrypted: %s", namespace, row.name, exc.detail
                 )
         return out
 
@@ -532,7 +533,7 @@ class DatabaseSecrets:
         if not wanted:
             return {}
         rows = await self.credentials.store.read(lambda tx: q.policies(tx, namespace, wanted))
-        return {row["name"]: policy_of(row) for row in rows}
+        return {row.name: policy_of(row) for row in rows}
 
 
 _POLICY_FIELDS = {
@@ -592,14 +593,14 @@ async def rotate_key(store: Store, keyring: KeyRing, *, actor: audit.Actor) -> R
         count = 0
         for credential_id in q.ids_needing_rotation(tx, kid, ROTATE_BATCH):
             row = q.get(tx, credential_id, for_update=True)
-            if row is None or key_id_of(row["envelope"]) == kid:
+            if row is None or key_id_of(row.envelope) == kid:
                 continue
-            context = credential_context(row["namespace"], credential_id)
-            value = keyring.decrypt(row["envelope"], context=context)
+            context = credential_context(row.namespace, credential_id)
+            value = keyring.decrypt(row.envelope, context=context)
             q.update(
                 tx,
                 credential_id,
-                expect_version=row["version"],
+                expect_version=row.version,
                 envelope=keyring.encrypt(value, context=context),
                 key_id=kid,
             )
@@ -607,12 +608,12 @@ async def rotate_key(store: Store, keyring: KeyRing, *, actor: audit.Actor) -> R
                 tx,
                 actor=actor,
                 action="credential.rotate_key",
-                namespace=row["namespace"],
+                namespace=row.namespace,
                 target_type="credential",
                 target_id=credential_id,
-                before_version=row["version"],
-                after_version=row["version"],
-                details={"name": row["name"], "fromKeyId": row["key_id"], "toKeyId": kid},
+                before_version=row.version,
+                after_version=row.version,
+                details={"name": row.name, "fromKeyId": row.key_id, "toKeyId": kid},
             )
             count += 1
         return count

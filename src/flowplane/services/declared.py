@@ -27,16 +27,17 @@ from flowplane.services.schedules import (
 )
 from flowplane.services.triggers import KEY_PATTERN, KINDS
 from flowplane.store import trigger_queries as q
-from flowplane.store.tx import Row, Tx
+from flowplane.store.records import WorkflowRecord
+from flowplane.store.tx import Tx
 
 __all__ = ["declared_triggers", "sync_workflow_triggers"]
 
 
-def declared_triggers(workflow: Row, type_: str) -> list[Mapping[str, Any]]:
+def declared_triggers(workflow: WorkflowRecord, type_: str) -> list[Mapping[str, Any]]:
     """The items of type ``type_`` in a workflow's ``triggers:`` (none once it is deleted)."""
-    if workflow.get("deleted_at_ms") is not None:
+    if workflow.deleted_at_ms is not None:
         return []
-    document = workflow.get("document") or {}
+    document = workflow.document or {}
     declared = list(document.get("triggers") or [])
     return [t for t in declared if isinstance(t, Mapping) and t.get("type") == type_]
 
@@ -81,7 +82,7 @@ def _declared_schedule(item: Mapping[str, Any], where: str) -> dict[str, Any]:
     return values
 
 
-def sync_workflow_schedules(tx: Tx, workflow: Row) -> None:
+def sync_workflow_schedules(tx: Tx, workflow: WorkflowRecord) -> None:
     """Make the workflow-owned schedules match the document's ``triggers:`` (in ``tx``).
 
     Schedules are matched by ``name`` (default ``schedule-<n>``, n counting the document's
@@ -90,7 +91,7 @@ def sync_workflow_schedules(tx: Tx, workflow: Row) -> None:
     restarts it from now.
     """
     items = declared_triggers(workflow, "schedule")
-    existing = {r["name"]: r for r in q.schedules_of_workflow(tx, workflow["id"], owner="workflow")}
+    existing = {r.name: r for r in q.schedules_of_workflow(tx, workflow.id, owner="workflow")}
     seen: set[str] = set()
     for number, item in enumerate(items, start=1):
         name = str(item.get("name") or f"schedule-{number}")
@@ -102,42 +103,43 @@ def sync_workflow_schedules(tx: Tx, workflow: Row) -> None:
         spec = cron.parse_cron(values["cron"], values["timezone"])
         old = existing.get(name)
         if old is None:
-            if q.schedule_by_name(tx, workflow["id"], name) is not None:
+            if q.schedule_by_name(tx, workflow.id, name) is not None:
                 raise Conflict(f"{where}: the workflow already has an API schedule named {name!r}")
             row = {
                 "id": new_id(),
-                "namespace": workflow["namespace"],
-                "workflow_id": workflow["id"],
+                "namespace": workflow.namespace,
+                "workflow_id": workflow.id,
                 "name": name,
                 "enabled": True,
                 "owner": "workflow",
                 "last_fired_slot_ms": None,
                 "created_at_ms": tx.now_ms,
                 "updated_at_ms": tx.now_ms,
-                "created_by": workflow.get("created_by"),
+                "created_by": workflow.created_by,
                 **values,
             }
             row["next_fire_ms"] = next_fire(row, spec, tx.now_ms)
             q.insert_schedule(tx, row)
             continue
-        merged = {**old, **values, "namespace": workflow["namespace"]}
-        if any(merged[f] != old[f] for f in TIMING_FIELDS) or (
-            merged["enabled"] and not old["enabled"]
+        before = old.columns()
+        merged = {**before, **values, "namespace": workflow.namespace}
+        if any(merged[f] != before[f] for f in TIMING_FIELDS) or (
+            merged["enabled"] and not old.enabled
         ):
             merged["next_fire_ms"] = next_fire(merged, spec, tx.now_ms)
-        if merged != old:
-            q.update_schedule(tx, old["id"], **{k: v for k, v in merged.items() if k != "id"})
+        if merged != before:
+            q.update_schedule(tx, old.id, **{k: v for k, v in merged.items() if k != "id"})
     for name, old in existing.items():
         if name not in seen:
-            q.delete_schedule(tx, old["id"])
-    if workflow.get("deleted_at_ms") is not None:
+            q.delete_schedule(tx, old.id)
+    if workflow.deleted_at_ms is not None:
         # API schedules of a deleted workflow would only fail: remove them too.
-        for old in q.schedules_of_workflow(tx, workflow["id"]):
-            q.delete_schedule(tx, old["id"])
+        for old in q.schedules_of_workflow(tx, workflow.id):
+            q.delete_schedule(tx, old.id)
     tx.notify("schedules")
 
 
-def sync_workflow_triggers(tx: Tx, workflow: Row) -> None:
+def sync_workflow_triggers(tx: Tx, workflow: WorkflowRecord) -> None:
     """Sync everything a workflow's ``triggers:`` declares: schedules and webhook triggers.
 
     Call it inside the transaction that creates, updates or deletes the workflow, with the
@@ -149,7 +151,7 @@ def sync_workflow_triggers(tx: Tx, workflow: Row) -> None:
     sync_workflow_webhooks(tx, workflow)
 
 
-def sync_workflow_webhooks(tx: Tx, workflow: Row) -> None:
+def sync_workflow_webhooks(tx: Tx, workflow: WorkflowRecord) -> None:
     """Make the workflow-owned webhook triggers match the document's ``triggers:``.
 
     Declared as ``{type: webhook, key, kind?, signal?, correlation?, scheme?, enabled?}``
@@ -157,7 +159,7 @@ def sync_workflow_webhooks(tx: Tx, workflow: Row) -> None:
     across document updates.
     """
     items = declared_triggers(workflow, "webhook")
-    existing = {r["key"]: r for r in q.triggers_of_workflow(tx, workflow["id"], owner="workflow")}
+    existing = {r.key: r for r in q.triggers_of_workflow(tx, workflow.id, owner="workflow")}
     seen: set[str] = set()
     known = {"type", "key", "kind", "signal", "correlation", "scheme", "enabled"}
     for item in items:
@@ -182,7 +184,7 @@ def sync_workflow_webhooks(tx: Tx, workflow: Row) -> None:
         if item.get("correlation"):
             templates.check_template(str(item["correlation"]), expression=True)
         values: dict[str, Any] = {
-            "namespace": workflow["namespace"],
+            "namespace": workflow.namespace,
             "kind": kind,
             "signal_name": item.get("signal") if kind == "signal" else None,
             "correlation": item.get("correlation") if kind == "signal" else None,
@@ -198,19 +200,19 @@ def sync_workflow_webhooks(tx: Tx, workflow: Row) -> None:
                 tx,
                 {
                     "id": new_id(),
-                    "workflow_id": workflow["id"],
+                    "workflow_id": workflow.id,
                     "key": key,
                     "secret": None,
                     "enabled": True,
                     "owner": "workflow",
                     "created_at_ms": tx.now_ms,
                     "updated_at_ms": tx.now_ms,
-                    "created_by": workflow.get("created_by"),
+                    "created_by": workflow.created_by,
                     **values,
                 },
             )
-        elif any(old[k] != v for k, v in values.items()):
-            q.update_trigger(tx, old["id"], **values)
+        elif any(getattr(old, k) != v for k, v in values.items()):
+            q.update_trigger(tx, old.id, **values)
     for key, old in existing.items():
         if key not in seen:
-            q.delete_trigger(tx, old["id"])
+            q.delete_trigger(tx, old.id)

@@ -203,9 +203,10 @@ class EventFeed:
     async def read(
         self, event_filter: EventFilter, after_seq: int, limit: int
     ) -> list[dict[str, Any]]:
-        """Read up to ``limit`` matching events after ``after_seq`` from the table."""
+        """Read up to ``limit`` matching events after ``after_seq`` from the table (their
+        wire bodies, as the live feed delivers them)."""
         types = sorted(event_filter.types) if event_filter.types is not None else None
-        return await self.store.read(
+        events = await self.store.read(
             lambda tx: reads.events_after(
                 tx,
                 run_id=event_filter.run_id,
@@ -215,6 +216,7 @@ class EventFeed:
                 limit=limit,
             )
         )
+        return [event.payload for event in events]
 
     async def stream(
         self, event_filter: EventFilter, after_seq: int = 0, *, until_terminal: bool = False

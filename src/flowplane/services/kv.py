@@ -14,8 +14,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter
 from typing import Any
 
 from flowplane.errors import (
@@ -31,6 +30,7 @@ from flowplane.services.paging import Page, paginate
 from flowplane.store import audit
 from flowplane.store import kv_queries as q
 from flowplane.store.base import Store
+from flowplane.store.records import KVRecord
 from flowplane.store.tx import Row, Tx
 
 MAX_KEY_CHARS = 512
@@ -44,30 +44,8 @@ WORKFLOW = Caller.system("workflow")
 names :data:`WORKFLOW_ACTOR` or the accessor's actor instead)."""
 
 
-@dataclass(frozen=True)
-class KVEntry:
-    """One live entry."""
-
-    namespace: str
-    key: str
-    value: Any
-    version: int
-    expires_at_ms: int | None
-    created_at_ms: int
-    updated_at_ms: int
-
-    @classmethod
-    def from_row(cls, row: Row) -> KVEntry:
-        """Build an entry from a ``kv`` row."""
-        return cls(
-            namespace=row["namespace"],
-            key=row["key"],
-            value=row["value"],
-            version=int(row["version"]),
-            expires_at_ms=row["expires_at_ms"],
-            created_at_ms=int(row["created_at_ms"]),
-            updated_at_ms=int(row["updated_at_ms"]),
-        )
+KVEntry = KVRecord
+"""One live entry (the store's record)."""
 
 
 KVPage = Page[KVEntry]
@@ -121,15 +99,14 @@ class KVService:
         """Return the live entry (viewer; ``KVKeyNotFound`` when absent or expired)."""
         caller.require("viewer")
         caller.check_namespace(namespace, "key")
-        row = await self.store.read(lambda tx: q.get(tx, namespace, key))
-        if row is None:
+        entry = await self.store.read(lambda tx: q.get(tx, namespace, key))
+        if entry is None:
             raise KVKeyNotFound(f"key {key!r} not found in namespace {namespace!r}")
-        return KVEntry.from_row(row)
+        return entry
 
     async def find(self, namespace: str, key: str) -> KVEntry | None:
         """Return the live entry, or ``None``."""
-        row = await self.store.read(lambda tx: q.get(tx, namespace, key))
-        return KVEntry.from_row(row) if row is not None else None
+        return await self.store.read(lambda tx: q.get(tx, namespace, key))
 
     async def list(
         self,
@@ -147,7 +124,7 @@ class KVService:
         rows = await self.store.read(
             lambda tx: q.listing(tx, namespace, prefix=prefix, after=cursor, limit=limit + 1)
         )
-        return paginate(rows, limit, itemgetter("key")).map(KVEntry.from_row)
+        return paginate(rows, limit, attrgetter("key"))
 
     async def put(
         self,
@@ -180,16 +157,16 @@ class KVService:
         check_value(value)
         who = actor or caller.actor
 
-        def fn(tx: Tx) -> tuple[Row, bool]:
-            current, live = _lock(tx, namespace, key)
-            version = live["version"] if live is not None else 0
+        def fn(tx: Tx) -> tuple[KVEntry, bool]:
+            live, expired = q.lock(tx, namespace, key)
+            version = live.version if live is not None else 0
             if (if_none_match and live is not None) or (
                 if_match is not None and if_match != version
             ):
                 raise VersionMismatch(f"key {key!r} is at version {version}", current=version)
             expires = _expiry(tx, ttl_seconds)
             if live is None:
-                row = _first_row(tx, namespace, key, value, expires, current, who)
+                row = _first_row(tx, namespace, key, value, expires, expired, who)
                 q.insert(tx, row)
             else:
                 changes = {
@@ -200,7 +177,7 @@ class KVService:
                     "updated_by": who.name[:128],
                 }
                 q.update(tx, namespace, key, expect_version=version, **changes)
-                row = {**live, **changes}
+                row = {**live.columns(), **changes}
             audit.record(
                 tx,
                 actor=who,
@@ -208,14 +185,13 @@ class KVService:
                 namespace=namespace,
                 target_type="kv",
                 target_id=key,
-                before_version=live["version"] if live is not None else None,
+                before_version=live.version if live is not None else None,
                 after_version=row["version"],
                 details={"ttlSeconds": ttl_seconds} if ttl_seconds is not None else None,
             )
-            return row, live is None
+            return KVEntry.from_row(row), live is None
 
-        row, created = await self.store.transact(fn)
-        return KVEntry.from_row(row), created
+        return await self.store.transact(fn)
 
     async def delete(
         self,
@@ -239,9 +215,9 @@ class KVService:
         check_key(key)
         who = actor or caller.actor
 
-        def fn(tx: Tx) -> Row | None:
-            _, live = _lock(tx, namespace, key)
-            version = live["version"] if live is not None else 0
+        def fn(tx: Tx) -> KVEntry | None:
+            live, _ = q.lock(tx, namespace, key)
+            version = live.version if live is not None else 0
             if if_match is not None and if_match != version:
                 raise VersionMismatch(f"key {key!r} is at version {version}", current=version)
             if live is None:
@@ -258,10 +234,10 @@ class KVService:
             )
             return live
 
-        row = await self.store.transact(fn)
-        if row is None:
+        entry = await self.store.transact(fn)
+        if entry is None:
             raise KVKeyNotFound(f"key {key!r} not found in namespace {namespace!r}")
-        return KVEntry.from_row(row)
+        return entry
 
     async def increment(
         self,
@@ -281,29 +257,29 @@ class KVService:
             raise InvalidInput("amount must be a finite number")
         who = actor or current_actor()
 
-        def fn(tx: Tx) -> Row:
-            current, live = _lock(tx, namespace, key)
+        def fn(tx: Tx) -> KVEntry:
+            live, expired = q.lock(tx, namespace, key)
             if live is None:
-                row = _first_row(tx, namespace, key, amount, None, current, who)
+                row = _first_row(tx, namespace, key, amount, None, expired, who)
                 # A concurrent first increment makes this a unique violation: the store
                 # retries the whole transaction, which then finds and locks the row.
                 q.insert(tx, row)
             else:
-                if not _is_number(live["value"]):
+                if not _is_number(live.value):
                     raise KVValueNotNumeric(
-                        f"key {key!r} holds a {type(live['value']).__name__}, not a number"
+                        f"key {key!r} holds a {type(live.value).__name__}, not a number"
                     )
-                total = live["value"] + amount
+                total = live.value + amount
                 if not math.isfinite(total):
                     raise InvalidInput("the result is not a finite number")
                 changes = {
                     "value": total,
-                    "version": live["version"] + 1,
+                    "version": live.version + 1,
                     "updated_at_ms": tx.now_ms,
                     "updated_by": who.name[:128],
                 }
-                q.update(tx, namespace, key, expect_version=live["version"], **changes)
-                row = {**live, **changes}
+                q.update(tx, namespace, key, expect_version=live.version, **changes)
+                row = {**live.columns(), **changes}
             audit.record(
                 tx,
                 actor=who,
@@ -311,24 +287,17 @@ class KVService:
                 namespace=namespace,
                 target_type="kv",
                 target_id=key,
-                before_version=live["version"] if live is not None else None,
+                before_version=live.version if live is not None else None,
                 after_version=row["version"],
                 details={"amount": amount},
             )
-            return row
+            return KVEntry.from_row(row)
 
-        return KVEntry.from_row(await self.store.transact(fn))
+        return await self.store.transact(fn)
 
     async def purge_expired(self) -> int:
         """Delete expired entries (they are already invisible); return how many."""
         return await self.store.transact(q.purge_expired)
-
-
-def _lock(tx: Tx, namespace: str, key: str) -> tuple[Row | None, Row | None]:
-    """Lock the key's row; return it (see :func:`q.lock`) and the live entry, if any."""
-    current = q.lock(tx, namespace, key)
-    live = current if current is not None and "version" in current else None
-    return current, live
 
 
 def _first_row(
@@ -337,11 +306,10 @@ def _first_row(
     key: str,
     value: Any,
     expires_at_ms: int | None,
-    current: Row | None,
+    previous: int,
     who: audit.Actor,
 ) -> Row:
-    """A new entry's row; its version continues after an expired one's (``current``)."""
-    previous = (current or {}).get("expired_version", 0)
+    """A new entry's row; its version continues after an expired one's (``previous``)."""
     return {
         "namespace": namespace,
         "key": key,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic.alias_generators import to_camel
 
@@ -23,12 +23,15 @@ from flowplane.store import audit
 from flowplane.store import workflow_queries as wq
 from flowplane.store.audit import Actor
 from flowplane.store.base import Store
+from flowplane.store.records import OwnedRecord, WorkflowRecord
 from flowplane.store.tx import Row, Tx
+
+R = TypeVar("R", bound=OwnedRecord)
 
 __all__ = ["OwnedKind", "OwnedService", "find_workflow"]
 
 
-class ListRows(Protocol):
+class ListRows(Protocol[R]):
     """A store query listing one kind of object by id (``after_id`` is the cursor)."""
 
     def __call__(
@@ -39,20 +42,21 @@ class ListRows(Protocol):
         workflow_id: str | None = ...,
         after_id: str | None = ...,
         limit: int = ...,
-    ) -> list[Row]:
-        """Return up to ``limit`` rows."""
+    ) -> list[R]:
+        """Return up to ``limit`` records."""
         ...
 
 
 @dataclass(frozen=True)
-class OwnedKind:
-    """One kind of workflow-owned object: its name and its store queries."""
+class OwnedKind(Generic[R]):
+    """One kind of workflow-owned object: its name, its record and its store queries."""
 
     name: str
     """``schedule``: the audit target type, the action prefix and the word in messages."""
     not_found: type[NotFound]
-    get: Callable[[Tx, str], Row | None]
-    listing: ListRows
+    record: type[R]
+    get: Callable[[Tx, str], R | None]
+    listing: ListRows[R]
     insert: Callable[[Tx, dict[str, Any]], None]
     update: Callable[..., bool]
     """``update(tx, id, **columns)``; it sets ``updated_at_ms`` unless given."""
@@ -69,15 +73,17 @@ class OwnedKind:
         cls,
         queries: ModuleType,
         name: str,
+        record: type[R],
         not_found: type[NotFound],
         summary: tuple[str, ...],
         wake: str | None = None,
-    ) -> OwnedKind:
+    ) -> OwnedKind[R]:
         """The kind whose store queries are ``queries.get_<name>``, ``list_<name>s``,
         ``insert_<name>``, ``update_<name>`` and ``delete_<name>``."""
         return cls(
             name=name,
             not_found=not_found,
+            record=record,
             get=getattr(queries, f"get_{name}"),
             listing=getattr(queries, f"list_{name}s"),
             insert=getattr(queries, f"insert_{name}"),
@@ -87,7 +93,7 @@ class OwnedKind:
             wake=wake,
         )
 
-    def details(self, row: Row) -> dict[str, Any]:
+    def details(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The audit details of ``row``: its :attr:`summary` columns, camelCased."""
         return {to_camel(column): row[column] for column in self.summary}
 
@@ -97,7 +103,7 @@ def find_workflow(
     values: Mapping[str, Any],
     caller: Caller,
     default_namespace: str | None = None,
-) -> Row | None:
+) -> WorkflowRecord | None:
     """The workflow ``values`` names: ``workflow_id``, or ``workflow`` in ``namespace``.
 
     Returns ``None`` when ``values`` names no workflow.
@@ -113,12 +119,12 @@ def find_workflow(
     else:
         namespace = str(values.get("namespace") or default_namespace or "default")
         row = wq.get_workflow_by_name(tx, namespace, str(ref))
-    if row is None or not caller.can_see(row["namespace"]):
+    if row is None or not caller.can_see(row.namespace):
         raise WorkflowNotFound(f"workflow {ref!r} not found")
     return row
 
 
-class OwnedService:
+class OwnedService(Generic[R]):
     """Reading, creating, changing and deleting one kind of workflow-owned object.
 
     The public ``get``, ``list`` and ``delete`` serve every kind as they are; subclasses set
@@ -128,19 +134,21 @@ class OwnedService:
     objects behind the kind's ``NotFound``.
     """
 
-    kind: ClassVar[OwnedKind]
+    kind: ClassVar[OwnedKind[Any]]
     delete_advice: ClassVar[str]
     """What the conflict of deleting a declared object advises instead."""
     store: Store
 
-    def _visible(self, tx: Tx, object_id: str, caller: Caller) -> Row:
+    def _visible(self, tx: Tx, object_id: str, caller: Caller) -> R:
         """The object, or its ``NotFound`` when absent or in another namespace."""
-        row = self.kind.get(tx, object_id)
-        if row is None or not caller.can_see(row["namespace"]):
+        found: R | None = self.kind.get(tx, object_id)
+        if found is None or not caller.can_see(found.namespace):
             raise self.kind.not_found(f"{self.kind.name} {object_id!r} not found")
-        return row
+        return found
 
-    def _audit(self, tx: Tx, who: Actor, action: str, row: Row, **details: Any) -> None:
+    def _audit(
+        self, tx: Tx, who: Actor, action: str, row: Mapping[str, Any], **details: Any
+    ) -> None:
         audit.record(
             tx,
             actor=who,
@@ -159,7 +167,7 @@ class OwnedService:
         if self.kind.wake is not None:
             tx.notify(self.kind.wake)
 
-    async def get(self, caller: Caller, object_id: str) -> Row:
+    async def get(self, caller: Caller, object_id: str) -> R:
         """Return one object (its ``NotFound`` when absent or in another namespace)."""
         caller.require(self.kind.role)
         return await self.store.read(lambda tx: self._visible(tx, object_id, caller))
@@ -172,11 +180,11 @@ class OwnedService:
         workflow_id: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
-    ) -> Page[Row]:
+    ) -> Page[R]:
         """A page of objects ordered by id, in ``namespaces`` the caller sees (``None``: all)."""
         caller.require(self.kind.role)
 
-        def read(tx: Tx, visible: list[str] | None, n: int) -> list[Row]:
+        def read(tx: Tx, visible: list[str] | None, n: int) -> list[R]:
             return self.kind.listing(
                 tx, namespaces=visible, workflow_id=workflow_id, after_id=cursor, limit=n
             )
@@ -195,26 +203,27 @@ class OwnedService:
 
         def fn(tx: Tx) -> None:
             current = self._visible(tx, object_id, caller)
-            if current["owner"] == "workflow":
+            if current.owner == "workflow":
                 raise self._declared(self.delete_advice)
             self.kind.delete(tx, object_id)
-            self._audit(tx, who, "delete", current)
+            self._audit(tx, who, "delete", current.columns())
 
         await self.store.transact(fn)
 
-    async def _create(self, caller: Caller, row: Row, place: Callable[[Tx, Row], None]) -> Row:
+    async def _create(self, caller: Caller, row: Row, place: Callable[[Tx, Row], None]) -> R:
         """Insert ``row`` once ``place`` has checked it and set its workflow columns."""
         caller.require(self.kind.role)
         who = caller.actor
         row.setdefault("created_by", caller.name)
 
-        def fn(tx: Tx) -> Row:
+        def fn(tx: Tx) -> R:
             place(tx, row)
             row.update(created_at_ms=tx.now_ms, updated_at_ms=tx.now_ms)
             self.kind.insert(tx, row)
             self._audit(tx, who, "create", row)
             self._wake(tx)
-            return row
+            created: R = self.kind.record.from_row(row)
+            return created
 
         return await self.store.transact(fn)
 
@@ -222,19 +231,20 @@ class OwnedService:
         self,
         caller: Caller,
         object_id: str,
-        change: Callable[[Tx, Row], tuple[dict[str, Any], dict[str, Any]]],
-    ) -> Row:
+        change: Callable[[Tx, R], tuple[dict[str, Any], dict[str, Any]]],
+    ) -> R:
         """Write the columns ``change(tx, current)`` returns, audited with its details."""
         caller.require(self.kind.role)
         who = caller.actor
 
-        def fn(tx: Tx) -> Row:
+        def fn(tx: Tx) -> R:
             current = self._visible(tx, object_id, caller)
             columns, details = change(tx, current)
             self.kind.update(tx, object_id, **columns)
-            updated = {**current, **columns, "updated_at_ms": tx.now_ms}
+            updated = {**current.columns(), **columns, "updated_at_ms": tx.now_ms}
             self._audit(tx, who, "update", updated, **details)
             self._wake(tx)
-            return updated
+            record: R = self.kind.record.from_row(updated)
+            return record
 
         return await self.store.transact(fn)

@@ -34,8 +34,9 @@ class Page(Generic[T]):
         return Page([convert(item) for item in self.items], self.next_cursor)
 
 
-def _id(row: Any) -> Any:
-    return row["id"]
+def _id(item: Any) -> Any:
+    """The ``id`` of a record (or, for the listings still made of rows, of a row)."""
+    return item["id"] if isinstance(item, dict) else item.id
 
 
 def paginate(rows: Sequence[T], limit: int, cursor_of: Callable[[T], Any] = _id) -> Page[T]:

@@ -28,7 +28,7 @@ from flowplane.services.run_nodes import (
     read_capped,
     read_node_page,
 )
-from flowplane.status import TERMINAL_NODE, TERMINAL_RUN
+from flowplane.status import TERMINAL_NODE, TERMINAL_RUN, RunStatus
 from flowplane.store import reads
 from flowplane.store.base import Store
 from flowplane.store.records import (
@@ -40,9 +40,22 @@ from flowplane.store.records import (
 )
 from flowplane.store.tx import Tx, now_ms
 
-__all__ = ["LogEntry", "RunReader", "RunSnapshot", "duration_ms", "parse_log_cursor"]
+__all__ = [
+    "NEEDS_SOMEONE",
+    "LogEntry",
+    "RunReader",
+    "RunSnapshot",
+    "duration_ms",
+    "parse_log_cursor",
+]
 
 T = TypeVar("T")
+
+NEEDS_SOMEONE: frozenset[str] = frozenset(
+    (*TERMINAL_RUN, RunStatus.WAITING_APPROVAL.value, RunStatus.WAITING_EVENT.value)
+)
+"""Run statuses :meth:`RunReader.settle` stops at: terminal, or waiting for a person or a
+signal (a timer needs nobody)."""
 
 
 class RunSnapshot(NamedTuple):
@@ -295,12 +308,13 @@ class RunReader:
     async def events(
         self, caller: Caller, run_id: str, after_seq: int = 0, limit: int = 500
     ) -> list[dict[str, Any]]:
-        """Return the run's events after ``after_seq``."""
-        return await self._read_of_run(
+        """Return the run's events after ``after_seq`` (their wire bodies)."""
+        events = await self._read_of_run(
             caller,
             run_id,
             lambda tx: reads.events_after(tx, run_id=run_id, after_seq=after_seq, limit=limit),
         )
+        return [event.payload for event in events]
 
     async def logs(
         self, caller: Caller, run_id: str, after_id: int = 0, limit: int = 200
@@ -455,10 +469,11 @@ class RunReader:
             if kind == "event":
                 wake.set()
 
-        def read(after: int, limit: int = 500) -> Any:
-            return self.store.read(
+        async def read(after: int, limit: int = 500) -> list[dict[str, Any]]:
+            events = await self.store.read(
                 lambda tx: reads.events_after(tx, run_id=run_id, after_seq=after, limit=limit)
             )
+            return [event.payload for event in events]
 
         async def status() -> str | None:
             run = await self._read_run(run_id)
@@ -500,6 +515,48 @@ class RunReader:
             return await self.get(caller, run_id)
 
         return await asyncio.wait_for(_wait(), timeout)
+
+    async def settle(
+        self, caller: Caller, run_id: str, timeout: float, poll_seconds: float = 0.5
+    ) -> tuple[RunRecord, bool]:
+        """Wait up to ``timeout`` seconds until the run settles or needs someone.
+
+        The run stops being waited for once it is terminal, or waits for an approval or a
+        signal (:data:`NEEDS_SOMEONE`): what is left is for a person or an agent to do. A
+        run waiting for a timer is still waited for. Events wake the wait; it also reads
+        the run every ``poll_seconds`` (other processes' changes on SQLite).
+
+        Returns:
+            The run as last read, and whether it reached such a status in time.
+
+        Raises:
+            RunNotFound: absent, or in a namespace the caller cannot see.
+        """
+        run = await self.get(caller, run_id)
+        if run.status in NEEDS_SOMEONE:
+            return run, True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
+        wake = asyncio.Event()
+
+        def on_notify(kind: str, payload: str) -> None:
+            if kind == "event" and run_id in payload.split():
+                wake.set()
+
+        remove = self.store.add_listener(on_notify, kinds=("event",))
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return run, False
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), min(poll_seconds, remaining))
+                run = await self.get(caller, run_id)
+                if run.status in NEEDS_SOMEONE:
+                    return run, True
+        finally:
+            remove()
 
     def watch_changes(self) -> Callable[[], None]:
         """Drop cached details of runs other processes change (PostgreSQL ``NOTIFY``; on

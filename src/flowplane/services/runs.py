@@ -34,8 +34,9 @@ from flowplane.store.records import (
     LogRecord,
     NodeRunRecord,
     RunRecord,
+    WorkflowRecord,
 )
-from flowplane.store.tx import Row, Tx
+from flowplane.store.tx import Tx
 
 __all__ = [
     "TERMINAL_EVENTS",
@@ -99,7 +100,7 @@ class RunService(RunReader):
             stored = await self._stored_workflow(caller, request)
             # The stored document as it is: start validates a document once per content
             # (and connector set), not on every dispatch.
-            workflow, workflow_id, version = stored["document"], stored["id"], stored["version"]
+            workflow, workflow_id, version = stored.document, stored.id, stored.version
         return await self.start(
             caller,
             workflow,
@@ -114,7 +115,7 @@ class RunService(RunReader):
             source_path=source_path,
         )
 
-    async def _stored_workflow(self, caller: Caller, request: LaunchRequest) -> Row:
+    async def _stored_workflow(self, caller: Caller, request: LaunchRequest) -> WorkflowRecord:
         """A visible stored workflow, by id or by name."""
         workflow_id, name = request.workflow_id, request.workflow
         if workflow_id is not None:
@@ -124,7 +125,7 @@ class RunService(RunReader):
             assert name is not None
             ref, namespace = name, request.namespace or "default"
             row = await self.store.read(lambda tx: wq.get_workflow_by_name(tx, namespace, name))
-        if row is None or not caller.can_see(row["namespace"]):
+        if row is None or not caller.can_see(row.namespace):
             raise WorkflowNotFound(f"workflow {ref!r} not found")
         return row
 
@@ -245,8 +246,8 @@ class RunService(RunReader):
         workflow_id = run.workflow_id
         if use_latest_version and workflow_id is not None:
             latest = await self.store.read(lambda tx: tx.get_workflow(workflow_id))
-            if latest is not None and latest.get("deleted_at_ms") is None:
-                document, version = latest["document"], latest["version"]
+            if latest is not None and latest.deleted_at_ms is None:
+                document, version = latest.document, latest.version
         return await self.start(
             caller,
             document,
@@ -313,8 +314,8 @@ class RunService(RunReader):
         workflow_id = original.workflow_id
         if use_latest_version and workflow_id is not None:
             latest = await self.store.read(lambda tx: tx.get_workflow(workflow_id))
-            if latest is not None and latest.get("deleted_at_ms") is None:
-                document, version = latest["document"], latest["version"]
+            if latest is not None and latest.deleted_at_ms is None:
+                document, version = latest.document, latest.version
         reuse = await self.store.read(
             lambda tx: transitions.fork_outputs(
                 tx, run_id, source_plan, frame_no=frame_no, from_node=from_node

@@ -34,6 +34,7 @@ from flowplane.services.runs import RunService, StartResult
 from flowplane.store import trigger_queries as q
 from flowplane.store import workflow_queries as wq
 from flowplane.store.base import Store
+from flowplane.store.records import ScheduleFireRecord, ScheduleRecord, WorkflowRecord
 from flowplane.store.tx import Row, Tx
 
 DEFAULT_CATCHUP = "latest"
@@ -106,11 +107,16 @@ def next_fire(values: Mapping[str, Any], spec: cron.CronSpec, now_ms: int) -> in
     )
 
 
-class ScheduleService(OwnedService):
+class ScheduleService(OwnedService[ScheduleRecord]):
     """Create, read, change, delete and fire schedules."""
 
     kind = OwnedKind.over(
-        q, "schedule", ScheduleNotFound, ("name", "workflow_id", "cron"), "schedules"
+        q,
+        "schedule",
+        ScheduleRecord,
+        ScheduleNotFound,
+        ("name", "workflow_id", "cron"),
+        "schedules",
     )
     delete_advice = "remove it from the workflow document (or disable it with PATCH)"
 
@@ -119,7 +125,7 @@ class ScheduleService(OwnedService):
         self.registry = registry
         self.runs = runs
 
-    async def create(self, caller: Caller, values: Mapping[str, Any]) -> Row:
+    async def create(self, caller: Caller, values: Mapping[str, Any]) -> ScheduleRecord:
         """Create an API-owned schedule (editor); the caller is its ``created_by``.
 
         Args:
@@ -154,13 +160,13 @@ class ScheduleService(OwnedService):
             workflow = find_workflow(tx, values, caller)
             if workflow is None:
                 raise InvalidInput("give workflowId (or workflow, a name, with namespace)")
-            if q.schedule_by_name(tx, workflow["id"], row["name"]) is not None:
+            if q.schedule_by_name(tx, workflow.id, row["name"]) is not None:
                 raise Conflict(
-                    f"workflow {workflow['name']!r} already has a schedule named {row['name']!r}"
+                    f"workflow {workflow.name!r} already has a schedule named {row['name']!r}"
                 )
             row.update(
-                namespace=workflow["namespace"],
-                workflow_id=workflow["id"],
+                namespace=workflow.namespace,
+                workflow_id=workflow.id,
                 next_fire_ms=next_fire(row, spec, tx.now_ms),
                 last_fired_slot_ms=None,
             )
@@ -169,17 +175,19 @@ class ScheduleService(OwnedService):
 
     async def get_with_fires(
         self, caller: Caller, schedule_id: str, limit: int = 10
-    ) -> tuple[Row, list[Row]]:
+    ) -> tuple[ScheduleRecord, list[ScheduleFireRecord]]:
         """Return one schedule and its ``limit`` most recent fires (404 when not visible)."""
         caller.require(self.kind.role)
 
-        def fn(tx: Tx) -> tuple[Row, list[Row]]:
+        def fn(tx: Tx) -> tuple[ScheduleRecord, list[ScheduleFireRecord]]:
             row = self._visible(tx, schedule_id, caller)
             return row, q.list_fires(tx, schedule_id, limit)
 
         return await self.store.read(fn)
 
-    async def update(self, caller: Caller, schedule_id: str, changes: Mapping[str, Any]) -> Row:
+    async def update(
+        self, caller: Caller, schedule_id: str, changes: Mapping[str, Any]
+    ) -> ScheduleRecord:
         """Change some fields of a schedule (``PATCH``); a workflow's own accept ``enabled`` only.
 
         Raises:
@@ -187,13 +195,14 @@ class ScheduleService(OwnedService):
             Conflict: a field other than ``enabled`` on a schedule declared by a workflow.
         """
 
-        def change(tx: Tx, current: Row) -> tuple[dict[str, Any], dict[str, Any]]:
-            if current["owner"] == "workflow" and set(changes) - {"enabled"}:
+        def change(tx: Tx, record: ScheduleRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+            if record.owner == "workflow" and set(changes) - {"enabled"}:
                 raise self._declared(
                     "change the workflow document (only `enabled` can be changed here)"
                 )
+            current = record.columns()
             merged = dict(current)
-            timezone = str(changes.get("timezone") or current["timezone"])
+            timezone = str(changes.get("timezone") or record.timezone)
             for key, value in changes.items():
                 if key in ("start_at", "end_at"):
                     merged[f"{key}_ms"] = parse_instant(value, timezone, key)
@@ -238,20 +247,20 @@ class ScheduleService(OwnedService):
 
         caller.require(self.kind.role)
 
-        def fn(tx: Tx) -> tuple[Row, Row | None]:
+        def fn(tx: Tx) -> tuple[ScheduleRecord, WorkflowRecord | None]:
             schedule = self._visible(tx, schedule_id, caller)
-            return schedule, wq.get_workflow_row(tx, schedule["workflow_id"])
+            return schedule, wq.get_workflow_row(tx, schedule.workflow_id)
 
         schedule, workflow = await self.store.read(fn)
         if workflow is None:
             raise WorkflowNotFound(f"the workflow of schedule {schedule_id!r} was deleted")
         return await self.runs.start(
             Caller.system(),
-            workflow["document"],
-            run_input if run_input is not None else schedule["input"] or {},
-            namespace=schedule["namespace"],
-            workflow_id=workflow["id"],
-            workflow_version=workflow["version"],
+            workflow.document,
+            run_input if run_input is not None else schedule.input or {},
+            namespace=schedule.namespace,
+            workflow_id=workflow.id,
+            workflow_version=workflow.version,
             idempotency_key=idempotency_key,
             trigger="schedule",
             triggered_by=caller.name,

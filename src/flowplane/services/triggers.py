@@ -45,6 +45,7 @@ from flowplane.services.runs import RunService
 from flowplane.store import trigger_queries as q
 from flowplane.store import workflow_queries as wq
 from flowplane.store.base import Store
+from flowplane.store.records import TriggerRecord
 from flowplane.store.tx import Row, Tx
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -124,10 +125,10 @@ def _parse_body(delivery: Delivery) -> Any:
     return text
 
 
-class TriggerService(OwnedService):
+class TriggerService(OwnedService[TriggerRecord]):
     """Create, read, change and delete triggers; receive webhook deliveries."""
 
-    kind = OwnedKind.over(q, "trigger", TriggerNotFound, ("key", "kind", "scheme"))
+    kind = OwnedKind.over(q, "trigger", TriggerRecord, TriggerNotFound, ("key", "kind", "scheme"))
     delete_advice = "remove it from the workflow document"
 
     def __init__(self, store: Store, runs: RunService, keyring: KeyRing | None = None) -> None:
@@ -143,8 +144,8 @@ class TriggerService(OwnedService):
             return PLAIN_PREFIX + secret
         return self.keyring.encrypt(secret, context=_secret_context(trigger_id))
 
-    def _open(self, row: Row) -> str | None:
-        sealed = row.get("secret")
+    def _open(self, row: TriggerRecord) -> str | None:
+        sealed = row.secret
         if not sealed:
             return None
         if sealed.startswith(PLAIN_PREFIX):
@@ -154,7 +155,7 @@ class TriggerService(OwnedService):
                 "the trigger's secret is encrypted but the server has no master key",
                 reason="no_secret",
             )
-        return self.keyring.decrypt(sealed, context=_secret_context(row["id"]))
+        return self.keyring.decrypt(sealed, context=_secret_context(row.id))
 
     def _checked(self, values: Mapping[str, Any], *, require_secret: bool) -> dict[str, Any]:
         key = values.get("key") or secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
@@ -193,7 +194,7 @@ class TriggerService(OwnedService):
             "enabled": bool(values.get("enabled", True)),
         }
 
-    async def create(self, caller: Caller, values: Mapping[str, Any]) -> Row:
+    async def create(self, caller: Caller, values: Mapping[str, Any]) -> TriggerRecord:
         """Create an API-owned trigger (editor); the caller is its ``created_by``.
 
         Args:
@@ -217,15 +218,17 @@ class TriggerService(OwnedService):
 
         return await self._create(caller, row, place)
 
-    async def replace(self, caller: Caller, trigger_id: str, values: Mapping[str, Any]) -> Row:
+    async def replace(
+        self, caller: Caller, trigger_id: str, values: Mapping[str, Any]
+    ) -> TriggerRecord:
         """Replace a trigger's settings (``PUT``); an absent ``secret`` keeps the current one.
 
         A trigger declared in a workflow document accepts only ``secret`` and ``enabled``.
         """
 
-        def change(tx: Tx, current: Row) -> tuple[dict[str, Any], dict[str, Any]]:
+        def change(tx: Tx, current: TriggerRecord) -> tuple[dict[str, Any], dict[str, Any]]:
             changes: dict[str, Any] = {}
-            if current["owner"] == "workflow":
+            if current.owner == "workflow":
                 if set(values) - {"secret", "enabled"}:
                     raise self._declared(
                         "change the workflow document (only `secret` and `enabled` can be set here)"
@@ -233,14 +236,14 @@ class TriggerService(OwnedService):
                 if "enabled" in values:
                     changes["enabled"] = bool(values["enabled"])
             else:
-                wanted = {**values, "key": values.get("key") or current["key"]}
+                wanted = {**values, "key": values.get("key") or current.key}
                 changes = self._checked(wanted, require_secret=False)
-                namespace, workflow_id = _target(tx, values, caller, current["namespace"])
+                namespace, workflow_id = _target(tx, values, caller, current.namespace)
                 changes.update(namespace=namespace, workflow_id=workflow_id)
-                keeps = "secret" not in values and current["secret"] is not None
+                keeps = "secret" not in values and current.secret is not None
                 if changes["scheme"] != "none" and not values.get("secret") and not keeps:
                     raise InvalidInput(f"scheme {changes['scheme']!r} needs a secret")
-                if changes["key"] != current["key"] and q.trigger_by_key(tx, changes["key"]):
+                if changes["key"] != current.key and q.trigger_by_key(tx, changes["key"]):
                     raise TriggerKeyExists(f"webhook key {changes['key']!r} is already in use")
             if "secret" in values:
                 _check_secret(values["secret"])
@@ -265,78 +268,77 @@ class TriggerService(OwnedService):
             WorkflowNotFound, InputInvalid: the run cannot start.
         """
         row = await self.store.read(lambda tx: q.trigger_by_key(tx, key))
-        if row is None or not row["enabled"]:
+        if row is None or not row.enabled:
             raise TriggerNotFound(f"no webhook trigger with key {key!r}")
         try:
-            verified = webhooks.verify(
-                row["scheme"], self._open(row), delivery.body, delivery.headers
-            )
+            verified = webhooks.verify(row.scheme, self._open(row), delivery.body, delivery.headers)
         except SignatureInvalid as exc:
-            self.signature_failures[(row["scheme"], str(exc.extra.get("reason", "")))] += 1
+            self.signature_failures[(row.scheme, str(exc.extra.get("reason", "")))] += 1
             _log.info("webhook %s: signature refused: %s", key, exc.detail)
             raise
         if admit is not None:
-            admit(str(row["id"]))
+            admit(str(row.id))
         delivery_id = verified.delivery_id
         if delivery_id is not None:
-            seen = await self.store.read(lambda tx: q.get_delivery(tx, row["id"], delivery_id))
+            seen = await self.store.read(lambda tx: q.get_delivery(tx, row.id, delivery_id))
             if seen is not None:
-                return WebhookOutcome(200, {"duplicate": True, "runId": seen["run_id"]})
+                return WebhookOutcome(200, {"duplicate": True, "runId": seen.run_id})
         payload = webhook_input(delivery)
-        if row["kind"] == "signal":
+        if row.kind == "signal":
             return await self._signal(row, payload, delivery_id)
         return await self._start(row, payload, delivery_id)
 
     async def _start(
-        self, row: Row, payload: dict[str, Any], delivery_id: str | None
+        self, row: TriggerRecord, payload: dict[str, Any], delivery_id: str | None
     ) -> WebhookOutcome:
-        workflow = await self.store.read(lambda tx: wq.get_workflow_row(tx, row["workflow_id"]))
+        workflow_id = row.workflow_id
+        workflow = None
+        if workflow_id is not None:
+            workflow = await self.store.read(lambda tx: wq.get_workflow_row(tx, workflow_id))
         if workflow is None:
             raise WorkflowNotFound("the trigger's workflow was deleted")
-        key = f"webhook:{row['id']}:{delivery_id}" if delivery_id is not None else None
+        key = f"webhook:{row.id}:{delivery_id}" if delivery_id is not None else None
         started = await self.runs.start(
             Caller.system(),
-            workflow["document"],
+            workflow.document,
             payload,
-            namespace=row["namespace"],
-            workflow_id=workflow["id"],
-            workflow_version=workflow["version"],
+            namespace=row.namespace,
+            workflow_id=workflow.id,
+            workflow_version=workflow.version,
             idempotency_key=key,
             trigger="webhook",
-            triggered_by=f"webhook:{row['key']}",
+            triggered_by=f"webhook:{row.key}",
         )
         run_id = started.run.id
         if delivery_id is not None:
-            await self.store.transact(
-                lambda tx: q.record_delivery(tx, row["id"], delivery_id, run_id)
-            )
+            await self.store.transact(lambda tx: q.record_delivery(tx, row.id, delivery_id, run_id))
         if not started.created:
             return WebhookOutcome(200, {"duplicate": True, "runId": run_id})
         return WebhookOutcome(202, {"runId": run_id})
 
     async def _signal(
-        self, row: Row, payload: dict[str, Any], delivery_id: str | None
+        self, row: TriggerRecord, payload: dict[str, Any], delivery_id: str | None
     ) -> WebhookOutcome:
         correlation: str | None = None
-        if row["correlation"]:
-            value = templates.evaluate(row["correlation"], payload)
+        if row.correlation:
+            value = templates.evaluate(row.correlation, payload)
             correlation = None if value is None else str(value)
-        name = str(row["signal_name"])
+        name = str(row.signal_name)
 
         def fn(tx: Tx) -> WebhookOutcome:
-            if delivery_id is not None and not q.record_delivery(tx, row["id"], delivery_id, None):
+            if delivery_id is not None and not q.record_delivery(tx, row.id, delivery_id, None):
                 return WebhookOutcome(200, {"duplicate": True, "runId": None})
             run_ids: list[str] = []
-            nodes = q.waiting_signal_nodes(tx, row["namespace"], workflow_id=row["workflow_id"])
-            for node in nodes:
-                wait = node["wait"] or {}
+            nodes = q.waiting_signal_nodes(tx, row.namespace, workflow_id=row.workflow_id)
+            for node_run_id, node_wait in nodes:
+                wait = node_wait or {}
                 if wait.get("kind") != "signal" or wait.get("name") != name:
                     continue
                 wanted = wait.get("correlationId")
                 if wanted is not None and wanted != correlation:
                     continue
-                if node["run_id"] not in run_ids:
-                    run_ids.append(node["run_id"])
+                if node_run_id not in run_ids:
+                    run_ids.append(node_run_id)
             for run_id in run_ids:
                 transitions.send_signal(tx, run_id, name, payload, correlation)
             return WebhookOutcome(
@@ -362,7 +364,7 @@ def _target(
     """The namespace and workflow a trigger points at (404 when not visible)."""
     workflow = find_workflow(tx, values, caller, default_namespace)
     if workflow is not None:
-        return str(workflow["namespace"]), str(workflow["id"])
+        return workflow.namespace, workflow.id
     namespace = str(values.get("namespace") or default_namespace or "default")
     if not caller.can_see(namespace):
         raise WorkflowNotFound(f"namespace {namespace!r} not found")

@@ -27,7 +27,8 @@ import sqlalchemy as sa
 from flowplane.security.redaction import redact_keys
 from flowplane.store import schema as t
 from flowplane.store.prepared import Prepared
-from flowplane.store.tx import Row, Tx
+from flowplane.store.records import AuditRecord
+from flowplane.store.tx import Tx
 
 _INSERT_AUDIT = Prepared(t.audit.insert())
 
@@ -165,7 +166,7 @@ def list_entries(
     *,
     before_id: int | None = None,
     limit: int = 100,
-) -> list[Row]:
+) -> list[AuditRecord]:
     """Return audit entries, newest first, matching ``where``.
 
     Args:
@@ -201,7 +202,7 @@ def list_entries(
     if before_id is not None:
         query = query.where(c.id < before_id)
     query = query.order_by(c.id.desc()).limit(limit)
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+    return [AuditRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
 def _escape_like(text: str) -> str:

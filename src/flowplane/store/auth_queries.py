@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from flowplane.store import schema as t
-from flowplane.store.tx import Row, Tx
+from flowplane.store.records import ApiKeyRecord, Record, UserRecord
+from flowplane.store.tx import Tx
+
+R = TypeVar("R", bound=Record)
 
 
-def _one(tx: Tx, query: sa.Select[Any]) -> Row | None:
+def _one(tx: Tx, record: type[R], query: sa.Select[Any]) -> R | None:
     row = tx.conn.execute(query).first()
-    return dict(row._mapping) if row is not None else None
+    return record.maybe(row._mapping if row is not None else None)
 
 
 # --- API keys ----------------------------------------------------------------------------
@@ -23,29 +26,29 @@ def insert_api_key(tx: Tx, values: dict[str, Any]) -> None:
     tx.conn.execute(t.api_keys.insert().values(**values))
 
 
-def api_keys_by_prefix(tx: Tx, prefix: str) -> list[Row]:
+def api_keys_by_prefix(tx: Tx, prefix: str) -> list[ApiKeyRecord]:
     """Return the key rows whose clear-text prefix is ``prefix`` (normally one)."""
     query = sa.select(t.api_keys).where(t.api_keys.c.prefix == prefix).limit(16)
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+    return [ApiKeyRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
-def api_key_by_hash(tx: Tx, key_hash: str) -> Row | None:
+def api_key_by_hash(tx: Tx, key_hash: str) -> ApiKeyRecord | None:
     """Return the key row with ``key_hash``."""
-    return _one(tx, sa.select(t.api_keys).where(t.api_keys.c.key_hash == key_hash))
+    return _one(tx, ApiKeyRecord, sa.select(t.api_keys).where(t.api_keys.c.key_hash == key_hash))
 
 
-def get_api_key(tx: Tx, key_id: str) -> Row | None:
+def get_api_key(tx: Tx, key_id: str) -> ApiKeyRecord | None:
     """Return one key row."""
-    return _one(tx, sa.select(t.api_keys).where(t.api_keys.c.id == key_id))
+    return _one(tx, ApiKeyRecord, sa.select(t.api_keys).where(t.api_keys.c.id == key_id))
 
 
-def list_api_keys(tx: Tx, *, include_revoked: bool = False) -> list[Row]:
+def list_api_keys(tx: Tx, *, include_revoked: bool = False) -> list[ApiKeyRecord]:
     """Return key rows, oldest first."""
     c = t.api_keys.c
     query = sa.select(t.api_keys).order_by(c.created_at_ms, c.id)
     if not include_revoked:
         query = query.where(c.revoked_at_ms.is_(None))
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+    return [ApiKeyRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
 def count_api_keys(tx: Tx) -> int:
@@ -67,20 +70,20 @@ def insert_user(tx: Tx, values: dict[str, Any]) -> None:
     tx.conn.execute(t.users.insert().values(**values))
 
 
-def get_user(tx: Tx, user_id: str) -> Row | None:
+def get_user(tx: Tx, user_id: str) -> UserRecord | None:
     """Return one user row by id."""
-    return _one(tx, sa.select(t.users).where(t.users.c.id == user_id))
+    return _one(tx, UserRecord, sa.select(t.users).where(t.users.c.id == user_id))
 
 
-def user_by_name(tx: Tx, username: str) -> Row | None:
+def user_by_name(tx: Tx, username: str) -> UserRecord | None:
     """Return one user row by username."""
-    return _one(tx, sa.select(t.users).where(t.users.c.username == username))
+    return _one(tx, UserRecord, sa.select(t.users).where(t.users.c.username == username))
 
 
-def list_users(tx: Tx) -> list[Row]:
+def list_users(tx: Tx) -> list[UserRecord]:
     """Return every user row, by username."""
     query = sa.select(t.users).order_by(t.users.c.username)
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+    return [UserRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
 def update_user(tx: Tx, user_id: str, **values: Any) -> bool:

@@ -12,38 +12,39 @@ from typing import Any
 import sqlalchemy as sa
 
 from flowplane.store import schema as t
-from flowplane.store.tx import Row, Tx
+from flowplane.store.records import CredentialPolicyRecord, CredentialRecord
+from flowplane.store.tx import Tx
 
 
-def get(tx: Tx, credential_id: str, *, for_update: bool = False) -> Row | None:
-    """Return one credential row (with its envelope), optionally locked."""
+def get(tx: Tx, credential_id: str, *, for_update: bool = False) -> CredentialRecord | None:
+    """Return one credential (with its envelope), optionally locked."""
     query = sa.select(t.credentials).where(t.credentials.c.id == credential_id)
     if for_update and tx.dialect == "postgresql":
         query = query.with_for_update()
     row = tx.conn.execute(query).first()
-    return dict(row._mapping) if row is not None else None
+    return CredentialRecord.maybe(row._mapping if row is not None else None)
 
 
-def by_name(tx: Tx, namespace: str, name: str) -> Row | None:
+def by_name(tx: Tx, namespace: str, name: str) -> CredentialRecord | None:
     """Return the credential ``name`` of ``namespace``."""
     c = t.credentials.c
     row = tx.conn.execute(
         sa.select(t.credentials).where(c.namespace == namespace, c.name == name)
     ).first()
-    return dict(row._mapping) if row is not None else None
+    return CredentialRecord.maybe(row._mapping if row is not None else None)
 
 
-def by_names(tx: Tx, namespace: str, names: Iterable[str]) -> list[Row]:
+def by_names(tx: Tx, namespace: str, names: Iterable[str]) -> list[CredentialRecord]:
     """Return the credentials of ``namespace`` among ``names``."""
     wanted = sorted(set(names))
     if not wanted:
         return []
     c = t.credentials.c
     query = sa.select(t.credentials).where(c.namespace == namespace, c.name.in_(wanted))
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+    return [CredentialRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
-def policies(tx: Tx, namespace: str, names: Iterable[str]) -> list[Row]:
+def policies(tx: Tx, namespace: str, names: Iterable[str]) -> list[CredentialPolicyRecord]:
     """Return the name and use-policy columns of the credentials of ``namespace`` among
     ``names`` (no envelope: the engine checks a policy before it decrypts anything)."""
     wanted = sorted(set(names))
@@ -53,7 +54,7 @@ def policies(tx: Tx, namespace: str, names: Iterable[str]) -> list[Row]:
     query = sa.select(c.name, c.allowed_workflows, c.allowed_connectors, c.template_use).where(
         c.namespace == namespace, c.name.in_(wanted)
     )
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+    return [CredentialPolicyRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
 def insert(tx: Tx, values: dict[str, Any]) -> None:
@@ -84,7 +85,7 @@ def listing(
     namespaces: Sequence[str] | None,
     after: tuple[str, str] | None = None,
     limit: int = 100,
-) -> list[Row]:
+) -> list[CredentialRecord]:
     """Return credentials ordered by (namespace, name), after the cursor, without envelopes."""
     c = t.credentials.c
     query = sa.select(*[col for col in t.credentials.c if col.name != "envelope"])
@@ -94,7 +95,7 @@ def listing(
         ns, name = after
         query = query.where(sa.or_(c.namespace > ns, sa.and_(c.namespace == ns, c.name > name)))
     query = query.order_by(c.namespace, c.name).limit(limit)
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+    return [CredentialRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
 def ids_needing_rotation(tx: Tx, current_kid: str, limit: int = 500) -> list[str]:

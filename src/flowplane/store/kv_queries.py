@@ -13,7 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from flowplane.store import schema as t
-from flowplane.store.tx import Row, Tx
+from flowplane.store.records import KVRecord
+from flowplane.store.tx import Tx
 
 
 def _live(tx: Tx) -> sa.ColumnElement[bool]:
@@ -21,20 +22,20 @@ def _live(tx: Tx) -> sa.ColumnElement[bool]:
     return sa.or_(c.expires_at_ms.is_(None), c.expires_at_ms > tx.now_ms)
 
 
-def get(tx: Tx, namespace: str, key: str) -> Row | None:
+def get(tx: Tx, namespace: str, key: str) -> KVRecord | None:
     """Return the live entry ``key`` of ``namespace`` (``None`` when absent or expired)."""
     c = t.kv.c
     row = tx.conn.execute(
         sa.select(t.kv).where(c.namespace == namespace, c.key == key, _live(tx))
     ).first()
-    return dict(row._mapping) if row is not None else None
+    return KVRecord.maybe(row._mapping if row is not None else None)
 
 
-def lock(tx: Tx, namespace: str, key: str) -> Row | None:
-    """Return the entry locked for update; an expired entry is deleted and ``None`` returned.
+def lock(tx: Tx, namespace: str, key: str) -> tuple[KVRecord | None, int]:
+    """Return the live entry locked for update (``None`` when absent or expired) and the
+    version of the expired entry this deleted (0: none).
 
-    The returned row carries ``expired_version`` when an expired entry was removed, so a
-    re-created key continues its version sequence instead of restarting it.
+    A re-created key continues that version sequence instead of restarting it.
     """
     c = t.kv.c
     query = sa.select(t.kv).where(c.namespace == namespace, c.key == key)
@@ -42,12 +43,12 @@ def lock(tx: Tx, namespace: str, key: str) -> Row | None:
         query = query.with_for_update()
     row = tx.conn.execute(query).first()
     if row is None:
-        return None
-    data = dict(row._mapping)
-    if data["expires_at_ms"] is not None and data["expires_at_ms"] <= tx.now_ms:
+        return None, 0
+    entry = KVRecord.from_row(row._mapping)
+    if entry.expires_at_ms is not None and entry.expires_at_ms <= tx.now_ms:
         tx.conn.execute(t.kv.delete().where(c.namespace == namespace, c.key == key))
-        return {"expired_version": data["version"]}
-    return data
+        return None, entry.version
+    return entry, 0
 
 
 def insert(tx: Tx, values: dict[str, Any]) -> None:
@@ -80,7 +81,7 @@ def listing(
     prefix: str | None = None,
     after: str | None = None,
     limit: int = 100,
-) -> list[Row]:
+) -> list[KVRecord]:
     """Return live entries of ``namespace`` ordered by key, after the cursor key."""
     c = t.kv.c
     query = sa.select(t.kv).where(c.namespace == namespace, _live(tx))
@@ -89,7 +90,7 @@ def listing(
     if after is not None:
         query = query.where(c.key > after)
     query = query.order_by(c.key).limit(limit)
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+    return [KVRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
 def purge_expired(tx: Tx, limit: int = 1000) -> int:

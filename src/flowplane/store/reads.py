@@ -7,7 +7,6 @@ wire bodies written at commit and are returned as they are.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -17,6 +16,7 @@ from flowplane.store.node_pages import node_rows_after
 from flowplane.store.records import (
     ApprovalRecord,
     AttemptRecord,
+    EventRecord,
     FrameRecord,
     LogRecord,
     NodeRunRecord,
@@ -104,10 +104,10 @@ def events_after(
     types: Sequence[str] | None = None,
     after_seq: int = 0,
     limit: int = 500,
-) -> list[dict[str, Any]]:
-    """Return event payloads with ``seq > after_seq`` in ``seq`` order."""
+) -> list[EventRecord]:
+    """Return the events with ``seq > after_seq`` in ``seq`` order."""
     c = t.events.c
-    query = sa.select(c.payload).where(c.seq > after_seq)
+    query = sa.select(t.events).where(c.seq > after_seq)
     if run_id is not None:
         query = query.where(c.run_id == run_id)
     if namespaces is not None:
@@ -115,7 +115,7 @@ def events_after(
     if types:
         query = query.where(c.type.in_(list(types)))
     query = query.order_by(c.seq).limit(limit)
-    return [dict(r.payload) for r in tx.conn.execute(query)]
+    return [EventRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
 def last_seq(tx: Tx) -> int:

@@ -10,25 +10,34 @@ no process ever sees a unique-violation error and no leader is needed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from flowplane.store import schema as t
-from flowplane.store.tx import Row, Tx
+from flowplane.store.records import (
+    DeliveryRecord,
+    Record,
+    ScheduleFireRecord,
+    ScheduleRecord,
+    TriggerRecord,
+)
+from flowplane.store.tx import Tx
+
+R = TypeVar("R", bound=Record)
 
 
-def _one(tx: Tx, query: sa.Select[Any]) -> Row | None:
+def _one(tx: Tx, record: type[R], query: sa.Select[Any]) -> R | None:
     row = tx.conn.execute(query).first()
-    return dict(row._mapping) if row is not None else None
+    return record.from_row(row._mapping) if row is not None else None
 
 
-def _all(tx: Tx, query: sa.Select[Any]) -> list[Row]:
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+def _all(tx: Tx, record: type[R], query: sa.Select[Any]) -> list[R]:
+    return [record.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
-def _lister(table: sa.Table) -> Callable[..., list[Row]]:
+def _lister(table: sa.Table, record: type[R]) -> Callable[..., list[R]]:
     """The listing of a workflow-owned table (schedules, triggers): rows by id, filtered."""
 
     def listing(
@@ -38,7 +47,7 @@ def _lister(table: sa.Table) -> Callable[..., list[Row]]:
         workflow_id: str | None = None,
         after_id: str | None = None,
         limit: int = 50,
-    ) -> list[Row]:
+    ) -> list[R]:
         c = table.c
         query = sa.select(table)
         if namespaces is not None:
@@ -47,20 +56,20 @@ def _lister(table: sa.Table) -> Callable[..., list[Row]]:
             query = query.where(c.workflow_id == workflow_id)
         if after_id is not None:
             query = query.where(c.id > after_id)
-        return _all(tx, query.order_by(c.id).limit(limit))
+        return _all(tx, record, query.order_by(c.id).limit(limit))
 
     return listing
 
 
-def _of_workflow(table: sa.Table) -> Callable[..., list[Row]]:
+def _of_workflow(table: sa.Table, record: type[R]) -> Callable[..., list[R]]:
     """A workflow's rows of a workflow-owned table (only those of ``owner`` when given)."""
 
-    def of_workflow(tx: Tx, workflow_id: str, owner: str | None = None) -> list[Row]:
+    def of_workflow(tx: Tx, workflow_id: str, owner: str | None = None) -> list[R]:
         c = table.c
         query = sa.select(table).where(c.workflow_id == workflow_id)
         if owner is not None:
             query = query.where(c.owner == owner)
-        return _all(tx, query.order_by(c.id))
+        return _all(tx, record, query.order_by(c.id))
 
     return of_workflow
 
@@ -86,20 +95,24 @@ def insert_schedule(tx: Tx, values: dict[str, Any]) -> None:
     tx.conn.execute(t.schedules.insert().values(**values))
 
 
-def get_schedule(tx: Tx, schedule_id: str) -> Row | None:
-    """Return one schedule row."""
-    return _one(tx, sa.select(t.schedules).where(t.schedules.c.id == schedule_id))
+def get_schedule(tx: Tx, schedule_id: str) -> ScheduleRecord | None:
+    """Return one schedule."""
+    return _one(tx, ScheduleRecord, sa.select(t.schedules).where(t.schedules.c.id == schedule_id))
 
 
-def schedule_by_name(tx: Tx, workflow_id: str, name: str) -> Row | None:
+def schedule_by_name(tx: Tx, workflow_id: str, name: str) -> ScheduleRecord | None:
     """Return the schedule ``name`` of a workflow."""
     c = t.schedules.c
-    return _one(tx, sa.select(t.schedules).where(c.workflow_id == workflow_id, c.name == name))
+    return _one(
+        tx,
+        ScheduleRecord,
+        sa.select(t.schedules).where(c.workflow_id == workflow_id, c.name == name),
+    )
 
 
-list_schedules = _lister(t.schedules)
+list_schedules = _lister(t.schedules, ScheduleRecord)
 """``list_schedules(tx, *, namespaces, workflow_id, after_id, limit)``: schedules by id."""
-schedules_of_workflow = _of_workflow(t.schedules)
+schedules_of_workflow = _of_workflow(t.schedules, ScheduleRecord)
 """``schedules_of_workflow(tx, workflow_id, owner=None)``: a workflow's schedules."""
 
 
@@ -119,7 +132,7 @@ def delete_schedule(tx: Tx, schedule_id: str) -> bool:
     return bool(res.rowcount)
 
 
-def due_schedules(tx: Tx, now_ms: int, limit: int = 100) -> list[Row]:
+def due_schedules(tx: Tx, now_ms: int, limit: int = 100) -> list[ScheduleRecord]:
     """Return enabled schedules whose next slot is at or before ``now_ms``, earliest first."""
     c = t.schedules.c
     query = (
@@ -128,7 +141,7 @@ def due_schedules(tx: Tx, now_ms: int, limit: int = 100) -> list[Row]:
         .order_by(c.next_fire_ms, c.id)
         .limit(limit)
     )
-    return _all(tx, query)
+    return _all(tx, ScheduleRecord, query)
 
 
 def earliest_next_fire(tx: Tx) -> int | None:
@@ -173,7 +186,7 @@ def claim_fire(tx: Tx, values: dict[str, Any]) -> bool:
     return _insert_once(tx, t.schedule_fires, values, ("schedule_id", "slot_ms"))
 
 
-def list_fires(tx: Tx, schedule_id: str, limit: int = 20) -> list[Row]:
+def list_fires(tx: Tx, schedule_id: str, limit: int = 20) -> list[ScheduleFireRecord]:
     """Return a schedule's most recent fires, newest slot first."""
     c = t.schedule_fires.c
     query = (
@@ -182,7 +195,7 @@ def list_fires(tx: Tx, schedule_id: str, limit: int = 20) -> list[Row]:
         .order_by(c.slot_ms.desc())
         .limit(limit)
     )
-    return _all(tx, query)
+    return _all(tx, ScheduleFireRecord, query)
 
 
 # --- triggers ----------------------------------------------------------------------------
@@ -193,19 +206,19 @@ def insert_trigger(tx: Tx, values: dict[str, Any]) -> None:
     tx.conn.execute(t.triggers.insert().values(**values))
 
 
-def get_trigger(tx: Tx, trigger_id: str) -> Row | None:
-    """Return one trigger row."""
-    return _one(tx, sa.select(t.triggers).where(t.triggers.c.id == trigger_id))
+def get_trigger(tx: Tx, trigger_id: str) -> TriggerRecord | None:
+    """Return one trigger."""
+    return _one(tx, TriggerRecord, sa.select(t.triggers).where(t.triggers.c.id == trigger_id))
 
 
-def trigger_by_key(tx: Tx, key: str) -> Row | None:
+def trigger_by_key(tx: Tx, key: str) -> TriggerRecord | None:
     """Return the trigger answering ``/v1/webhooks/{key}``."""
-    return _one(tx, sa.select(t.triggers).where(t.triggers.c.key == key))
+    return _one(tx, TriggerRecord, sa.select(t.triggers).where(t.triggers.c.key == key))
 
 
-list_triggers = _lister(t.triggers)
+list_triggers = _lister(t.triggers, TriggerRecord)
 """``list_triggers(tx, *, namespaces, workflow_id, after_id, limit)``: triggers by id."""
-triggers_of_workflow = _of_workflow(t.triggers)
+triggers_of_workflow = _of_workflow(t.triggers, TriggerRecord)
 """``triggers_of_workflow(tx, workflow_id, owner=None)``: a workflow's triggers."""
 
 
@@ -238,11 +251,12 @@ def record_delivery(tx: Tx, trigger_id: str, delivery_id: str, run_id: str | Non
     return _insert_once(tx, t.webhook_deliveries, values, ("trigger_id", "delivery_id"))
 
 
-def get_delivery(tx: Tx, trigger_id: str, delivery_id: str) -> Row | None:
+def get_delivery(tx: Tx, trigger_id: str, delivery_id: str) -> DeliveryRecord | None:
     """Return the recorded delivery ``delivery_id`` of a trigger."""
     c = t.webhook_deliveries.c
     return _one(
         tx,
+        DeliveryRecord,
         sa.select(t.webhook_deliveries).where(
             c.trigger_id == trigger_id, c.delivery_id == delivery_id
         ),
@@ -258,8 +272,8 @@ def prune_deliveries(tx: Tx, before_ms: int) -> int:
 
 def waiting_signal_nodes(
     tx: Tx, namespace: str, *, workflow_id: str | None = None, limit: int = 1000
-) -> list[Row]:
-    """Return ``{run_id, wait}`` of node runs waiting for a signal in ``namespace``.
+) -> list[tuple[str, Any]]:
+    """Return ``(run_id, wait)`` of node runs waiting for a signal in ``namespace``.
 
     The caller filters on the ``wait`` document (signal name, correlation id) in Python, so
     the query stays the same on SQLite and PostgreSQL.
@@ -274,4 +288,4 @@ def waiting_signal_nodes(
     )
     if workflow_id is not None:
         query = query.where(r.workflow_id == workflow_id)
-    return _all(tx, query)
+    return [(row.run_id, row.wait) for row in tx.conn.execute(query)]

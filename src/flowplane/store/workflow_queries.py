@@ -8,20 +8,23 @@ from typing import Any
 import sqlalchemy as sa
 
 from flowplane.store import schema as t
-from flowplane.store.tx import Row, Tx
+from flowplane.store.records import RevisionRecord, WorkflowRecord
+from flowplane.store.tx import Tx
 
 
-def get_workflow_row(tx: Tx, workflow_id: str, *, include_deleted: bool = False) -> Row | None:
+def get_workflow_row(
+    tx: Tx, workflow_id: str, *, include_deleted: bool = False
+) -> WorkflowRecord | None:
     """Return the workflow row ``workflow_id`` (``None`` when absent or soft-deleted)."""
     c = t.workflows.c
     query = sa.select(t.workflows).where(c.id == workflow_id)
     if not include_deleted:
         query = query.where(c.deleted_at_ms.is_(None))
     row = tx.conn.execute(query).first()
-    return dict(row._mapping) if row is not None else None
+    return WorkflowRecord.maybe(row._mapping if row is not None else None)
 
 
-def get_workflow_by_name(tx: Tx, namespace: str, name: str) -> Row | None:
+def get_workflow_by_name(tx: Tx, namespace: str, name: str) -> WorkflowRecord | None:
     """Return the live workflow called ``name`` in ``namespace``."""
     c = t.workflows.c
     row = tx.conn.execute(
@@ -29,7 +32,7 @@ def get_workflow_by_name(tx: Tx, namespace: str, name: str) -> Row | None:
             c.namespace == namespace, c.name == name, c.deleted_at_ms.is_(None)
         )
     ).first()
-    return dict(row._mapping) if row is not None else None
+    return WorkflowRecord.maybe(row._mapping if row is not None else None)
 
 
 def list_workflow_rows(
@@ -38,7 +41,7 @@ def list_workflow_rows(
     namespaces: Sequence[str] | None = None,
     after_id: str | None = None,
     limit: int = 50,
-) -> list[Row]:
+) -> list[WorkflowRecord]:
     """Return live workflows ordered by id (creation order); ``after_id`` is the cursor."""
     c = t.workflows.c
     query = sa.select(t.workflows).where(c.deleted_at_ms.is_(None))
@@ -47,7 +50,7 @@ def list_workflow_rows(
     if after_id is not None:
         query = query.where(c.id > after_id)
     query = query.order_by(c.id).limit(limit)
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+    return [WorkflowRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
 def insert_workflow(tx: Tx, values: dict[str, Any]) -> None:
@@ -105,18 +108,18 @@ def insert_revision(
     )
 
 
-def list_revision_rows(tx: Tx, workflow_id: str) -> list[Row]:
+def list_revision_rows(tx: Tx, workflow_id: str) -> list[RevisionRecord]:
     """Return the revisions of a workflow without their documents, newest first."""
     c = t.workflow_revisions.c
     cols = [col for col in t.workflow_revisions.c if col.name != "document"]
     query = sa.select(*cols).where(c.workflow_id == workflow_id).order_by(c.version.desc())
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+    return [RevisionRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
-def get_revision_row(tx: Tx, workflow_id: str, version: int) -> Row | None:
+def get_revision_row(tx: Tx, workflow_id: str, version: int) -> RevisionRecord | None:
     """Return one revision with its document."""
     c = t.workflow_revisions.c
     row = tx.conn.execute(
         sa.select(t.workflow_revisions).where(c.workflow_id == workflow_id, c.version == version)
     ).first()
-    return dict(row._mapping) if row is not None else None
+    return RevisionRecord.maybe(row._mapping if row is not None else None)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from flowplane.api.models.common import iso
 from flowplane.client.models import WireModel
+from flowplane.services.records import AuditRecord
 
 
 class AuditEntry(WireModel):
@@ -35,21 +35,21 @@ class AuditPage(WireModel):
     next_cursor: str | None = None
 
 
-def entry_model(row: Mapping[str, Any]) -> AuditEntry:
+def entry_model(row: AuditRecord) -> AuditEntry:
     """The wire form of an audit row."""
     return AuditEntry(
-        id=int(row["id"]),
-        ts_ms=int(row["ts_ms"]),
-        timestamp=iso(row["ts_ms"]),
-        actor=row["actor"],
-        actor_kind=row["actor_kind"],
-        actor_id=row["actor_id"],
-        action=row["action"],
-        namespace=row["namespace"],
-        target_type=row["target_type"],
-        target_id=row["target_id"],
-        before_version=row["before_version"],
-        after_version=row["after_version"],
-        request_id=row["request_id"],
-        details=row["details"],
+        id=int(row.id),
+        ts_ms=int(row.ts_ms),
+        timestamp=iso(row.ts_ms),
+        actor=row.actor,
+        actor_kind=row.actor_kind,
+        actor_id=row.actor_id,
+        action=row.action,
+        namespace=row.namespace,
+        target_type=row.target_type,
+        target_id=row.target_id,
+        before_version=row.before_version,
+        after_version=row.after_version,
+        request_id=row.request_id,
+        details=row.details,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -14,6 +14,7 @@ from flowplane.client.models import WireModel
 from flowplane.errors import InvalidInput
 from flowplane.model.bounds import EpochMs
 from flowplane.model.document import NAMESPACE_PATTERN
+from flowplane.services.records import ScheduleFireRecord, ScheduleRecord
 from flowplane.services.schedules import MAX_CATCHUP_WINDOW_SECONDS
 
 Instant = EpochMs | str
@@ -145,42 +146,42 @@ class TickOut(WireModel):
 
 
 def schedule_out(
-    row: Mapping[str, Any], fires: Sequence[Mapping[str, Any]] | None = None
+    row: ScheduleRecord, fires: Sequence[ScheduleFireRecord] | None = None
 ) -> ScheduleOut:
-    """The wire form of a schedule row."""
+    """The wire form of a schedule."""
     return ScheduleOut(
-        id=row["id"],
-        namespace=row["namespace"],
-        workflow_id=row["workflow_id"],
-        name=row["name"],
-        cron=row["cron"],
-        timezone=row["timezone"],
-        input=row["input"],
-        enabled=bool(row["enabled"]),
-        start_at_ms=row["start_at_ms"],
-        start_at=iso(row["start_at_ms"]),
-        end_at_ms=row["end_at_ms"],
-        end_at=iso(row["end_at_ms"]),
-        catchup=row["catchup"],
-        catchup_window_seconds=row["catchup_window_seconds"],
-        next_fire_at_ms=row["next_fire_ms"],
-        next_fire_at=iso(row["next_fire_ms"]),
-        last_fired_slot_ms=row["last_fired_slot_ms"],
-        last_fired_at=iso(row["last_fired_slot_ms"]),
-        owner=row["owner"],
-        created_at_ms=row["created_at_ms"],
-        updated_at_ms=row["updated_at_ms"],
-        created_by=row.get("created_by"),
+        id=row.id,
+        namespace=row.namespace,
+        workflow_id=row.workflow_id,
+        name=row.name,
+        cron=row.cron,
+        timezone=row.timezone,
+        input=row.input,
+        enabled=bool(row.enabled),
+        start_at_ms=row.start_at_ms,
+        start_at=iso(row.start_at_ms),
+        end_at_ms=row.end_at_ms,
+        end_at=iso(row.end_at_ms),
+        catchup=row.catchup,
+        catchup_window_seconds=row.catchup_window_seconds,
+        next_fire_at_ms=row.next_fire_ms,
+        next_fire_at=iso(row.next_fire_ms),
+        last_fired_slot_ms=row.last_fired_slot_ms,
+        last_fired_at=iso(row.last_fired_slot_ms),
+        owner=row.owner,
+        created_at_ms=row.created_at_ms,
+        updated_at_ms=row.updated_at_ms,
+        created_by=row.created_by,
         recent_fires=None
         if fires is None
         else [
             Fire(
-                slot_ms=f["slot_ms"],
-                slot_at=iso(f["slot_ms"]),
-                run_id=f["run_id"],
-                fired_at_ms=f["fired_at_ms"],
-                status=f["status"],
-                error=f["error"],
+                slot_ms=f.slot_ms,
+                slot_at=iso(f.slot_ms),
+                run_id=f.run_id,
+                fired_at_ms=f.fired_at_ms,
+                status=f.status,
+                error=f.error,
             )
             for f in fires
         ],

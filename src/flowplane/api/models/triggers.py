@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from flowplane.client.models import WireModel
 from flowplane.model.document import NAMESPACE_PATTERN
+from flowplane.services.records import TriggerRecord
 from flowplane.services.triggers import MAX_SECRET_CHARS
 
 
@@ -75,24 +75,24 @@ class TriggerList(WireModel):
     next_cursor: str | None = None
 
 
-def trigger_out(row: Mapping[str, Any]) -> TriggerOut:
-    """The wire form of a trigger row."""
+def trigger_out(row: TriggerRecord) -> TriggerOut:
+    """The wire form of a trigger."""
     return TriggerOut(
-        id=row["id"],
-        namespace=row["namespace"],
-        workflow_id=row["workflow_id"],
-        key=row["key"],
-        url=f"/v1/webhooks/{row['key']}",
-        kind=row["kind"],
-        signal_name=row["signal_name"],
-        correlation=row["correlation"],
-        scheme=row["scheme"],
-        has_secret=bool(row["secret"]),
-        enabled=bool(row["enabled"]),
-        owner=row["owner"],
-        created_at_ms=row["created_at_ms"],
-        updated_at_ms=row["updated_at_ms"],
-        created_by=row.get("created_by"),
+        id=row.id,
+        namespace=row.namespace,
+        workflow_id=row.workflow_id,
+        key=row.key,
+        url=f"/v1/webhooks/{row.key}",
+        kind=row.kind,
+        signal_name=row.signal_name,
+        correlation=row.correlation,
+        scheme=row.scheme,
+        has_secret=bool(row.secret),
+        enabled=bool(row.enabled),
+        owner=row.owner,
+        created_at_ms=row.created_at_ms,
+        updated_at_ms=row.updated_at_ms,
+        created_by=row.created_by,
     )
 
 

@@ -48,7 +48,7 @@ async def create_schedule(
 ) -> ScheduleOut:
     """Create a schedule of a workflow; an invalid cron expression is a 400 ``invalid_cron``."""
     row = await services.schedules.create(principal, schedule_changes(body))
-    response.headers["Location"] = f"/v1/schedules/{row['id']}"
+    response.headers["Location"] = f"/v1/schedules/{row.id}"
     return schedule_out(row)
 
 

@@ -72,7 +72,7 @@ async def create_trigger(
 ) -> TriggerOut:
     """Create a trigger; its deliveries go to ``url``."""
     row = await services.triggers.create(principal, body.model_dump(exclude_unset=True))
-    response.headers["Location"] = f"/v1/triggers/{row['id']}"
+    response.headers["Location"] = f"/v1/triggers/{row.id}"
     return trigger_out(row)
 
 

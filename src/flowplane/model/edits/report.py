@@ -69,6 +69,8 @@ def _hint(error: dict[str, Any], editor: Editor) -> str:
         return "fix: " + _op_json(op="edit", node_id=node_id, params={param: "..."})
     if code == "unknown_param":
         return "fix: remove it with " + _op_json(op="edit", node_id=node_id, params={param: None})
+    if code == "workflow_empty":
+        return "fix: " + _op_json(op="add", node_id="...", type="...", params={})
     if code == "unknown_type":
         return 'fix: an edit op with a registered "type"'
     if code in ("unknown_need", "self_need"):

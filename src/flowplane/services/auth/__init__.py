@@ -29,7 +29,7 @@ from flowplane.services.auth.records import (
 from flowplane.services.auth.users import Users
 from flowplane.settings import Settings
 from flowplane.store.base import Store
-from flowplane.store.tx import Row
+from flowplane.store.records import ApiKeyRecord
 
 __all__ = [
     "LOCAL",
@@ -54,4 +54,4 @@ class AuthService(ApiKeys, Users, Logins):
         self.store = store
         self.settings = settings
         self._jwt_secret = settings.jwt_secret
-        self._key_rows: dict[str, tuple[float, list[Row]]] = {}
+        self._key_rows: dict[str, tuple[float, list[ApiKeyRecord]]] = {}

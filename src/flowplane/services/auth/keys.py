@@ -6,6 +6,7 @@ message, and every comparison is constant-time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from flowplane.services.caller import Caller
 from flowplane.store import audit
 from flowplane.store import auth_queries as q
 from flowplane.store.base import Store
+from flowplane.store.records import ApiKeyRecord
 from flowplane.store.tx import Row, Tx, now_ms
 
 _log = logging.getLogger("flowplane.auth")
@@ -38,7 +40,7 @@ class ApiKeys:
     """The API-key half of :class:`~flowplane.services.auth.AuthService`."""
 
     store: Store
-    _key_rows: dict[str, tuple[float, list[Row]]]
+    _key_rows: dict[str, tuple[float, list[ApiKeyRecord]]]
     """prefix -> (monotonic time read, candidate rows); see ``KEY_CACHE_SECONDS``."""
 
     async def bootstrap(self, admin_key: str | None = None) -> str | None:
@@ -109,7 +111,7 @@ class ApiKeys:
         rate_limit: int | None,
         created_by: str | None,
         actor: audit.Actor = audit.SYSTEM,
-    ) -> Row:
+    ) -> ApiKeyRecord:
         row: Row = {
             "id": new_id(),
             "name": name,
@@ -134,7 +136,7 @@ class ApiKeys:
             target_id=row["id"],
             details={"name": name, "role": role, "namespaces": namespaces},
         )
-        return row
+        return ApiKeyRecord.from_row(row)
 
     async def create_api_key(
         self,
@@ -171,7 +173,7 @@ class ApiKeys:
         generated = tokens.generate_api_key()
         who = actor_of(caller)
 
-        def insert(tx: Tx) -> Row:
+        def insert(tx: Tx) -> ApiKeyRecord:
             return self._insert_key(
                 tx,
                 name=name,
@@ -186,7 +188,7 @@ class ApiKeys:
             )
 
         row = await self.store.transact(insert)
-        _log.info("API key %s (%s, %s) created by %s", row["id"], name, role, caller.name)
+        _log.info("API key %s (%s, %s) created by %s", row.id, name, role, caller.name)
         return CreatedKey(info=ApiKeyInfo.from_row(row), secret=generated.key)
 
     async def list_api_keys(
@@ -219,9 +221,9 @@ class ApiKeys:
         self._key_rows.clear()
         who = actor_of(caller)
 
-        def revoke(tx: Tx) -> Row | None:
+        def revoke(tx: Tx) -> ApiKeyRecord | None:
             row = q.get_api_key(tx, key_id)
-            if row is not None and row["revoked_at_ms"] is None:
+            if row is not None and row.revoked_at_ms is None:
                 q.update_api_key(tx, key_id, revoked_at_ms=tx.now_ms)
                 row = q.get_api_key(tx, key_id)
                 audit.record(
@@ -231,7 +233,7 @@ class ApiKeys:
                     namespace=None,
                     target_type="api_key",
                     target_id=key_id,
-                    details={"name": row["name"] if row is not None else None},
+                    details={"name": row.name if row is not None else None},
                 )
             return row
 
@@ -254,10 +256,10 @@ class ApiKeys:
             if len(self._key_rows) > 10_000:
                 self._key_rows.clear()
             self._key_rows[prefix] = (time.monotonic(), rows)
-        match: Row | None = None
+        match: ApiKeyRecord | None = None
         for row in rows:
             # Every candidate is compared, in constant time, whatever matched before.
-            if tokens.key_matches(key, row["key_hash"]):
+            if tokens.key_matches(key, row.key_hash):
                 match = row
         if match is None:
             raise Unauthorized(BAD_CREDENTIALS)
@@ -268,5 +270,10 @@ class ApiKeys:
         if info.last_used_at_ms is None or at - info.last_used_at_ms > LAST_USED_RESOLUTION_MS:
             # One write per key per minute at most, not one per request.
             await self.store.transact(lambda tx: q.update_api_key(tx, info.id, last_used_at_ms=at))
-            match["last_used_at_ms"] = at
+            # The cached record says so too: the next request within the minute writes nothing.
+            used = dataclasses.replace(match, last_used_at_ms=at)
+            self._key_rows[prefix] = (
+                self._key_rows.get(prefix, (time.monotonic(), []))[0],
+                [used if r is match else r for r in rows],
+            )
         return info

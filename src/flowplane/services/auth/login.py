@@ -36,12 +36,12 @@ class Logins:
     async def login(self, username: str, password: str) -> LoginToken:
         """Check a password and sign a login token; ``Unauthorized`` on any mismatch."""
         row = await self.store.read(lambda tx: q.user_by_name(tx, username))
-        stored = row["password_hash"] if row is not None else None
+        stored = row.password_hash if row is not None else None
         # Always verify (against a dummy hash for unknown users): same time either way.
-        if not passwords.verify_password(stored, password) or row is None or row["disabled"]:
+        if not passwords.verify_password(stored, password) or row is None or row.disabled:
             raise Unauthorized("invalid username or password")
         user = UserInfo.from_row(row)
-        if passwords.needs_rehash(row["password_hash"]):
+        if passwords.needs_rehash(row.password_hash):
             new_hash = passwords.hash_password(password)
             await self.store.transact(lambda tx: q.update_user(tx, user.id, password_hash=new_hash))
         token, expires_at_ms = tokens.encode_jwt(

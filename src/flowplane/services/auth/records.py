@@ -12,7 +12,8 @@ from flowplane.model.document import NAMESPACE_PATTERN
 from flowplane.services.caller import Caller
 from flowplane.services.context import current_actor
 from flowplane.store.audit import Actor
-from flowplane.store.tx import Row, now_ms
+from flowplane.store.records import ApiKeyRecord, UserRecord
+from flowplane.store.tx import now_ms
 
 ROLES = ("viewer", "executor", "editor", "admin")
 JWT_SECRET_NAME = "jwt_secret"
@@ -41,20 +42,20 @@ class ApiKeyInfo:
     created_by: str | None
 
     @classmethod
-    def from_row(cls, row: Row) -> ApiKeyInfo:
+    def from_row(cls, row: ApiKeyRecord) -> ApiKeyInfo:
         """Build from an ``api_keys`` row."""
         return cls(
-            id=row["id"],
-            name=row["name"],
-            prefix=row["prefix"],
-            role=row["role"],
-            namespaces=namespaces_of(row["namespaces"]),
-            rate_limit_per_minute=row["rate_limit_per_minute"],
-            expires_at_ms=row["expires_at_ms"],
-            created_at_ms=row["created_at_ms"],
-            last_used_at_ms=row["last_used_at_ms"],
-            revoked_at_ms=row["revoked_at_ms"],
-            created_by=row["created_by"],
+            id=row.id,
+            name=row.name,
+            prefix=row.prefix,
+            role=row.role,
+            namespaces=namespaces_of(row.namespaces),
+            rate_limit_per_minute=row.rate_limit_per_minute,
+            expires_at_ms=row.expires_at_ms,
+            created_at_ms=row.created_at_ms,
+            last_used_at_ms=row.last_used_at_ms,
+            revoked_at_ms=row.revoked_at_ms,
+            created_by=row.created_by,
         )
 
     def active(self, at_ms: int | None = None) -> bool:
@@ -81,19 +82,19 @@ class UserInfo:
     created_by: str | None
 
     @classmethod
-    def from_row(cls, row: Row) -> UserInfo:
+    def from_row(cls, row: UserRecord) -> UserInfo:
         """Build from a ``users`` row."""
         return cls(
-            id=row["id"],
-            username=row["username"],
-            role=row["role"],
-            namespaces=namespaces_of(row["namespaces"]),
-            disabled=bool(row["disabled"]),
-            token_version=int(row["token_version"]),
-            created_at_ms=row["created_at_ms"],
-            updated_at_ms=row["updated_at_ms"],
-            password_changed_at_ms=row["password_changed_at_ms"],
-            created_by=row["created_by"],
+            id=row.id,
+            username=row.username,
+            role=row.role,
+            namespaces=namespaces_of(row.namespaces),
+            disabled=bool(row.disabled),
+            token_version=int(row.token_version),
+            created_at_ms=row.created_at_ms,
+            updated_at_ms=row.updated_at_ms,
+            password_changed_at_ms=row.password_changed_at_ms,
+            created_by=row.created_by,
         )
 
 

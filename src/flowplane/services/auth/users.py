@@ -26,6 +26,7 @@ from flowplane.services.caller import Caller
 from flowplane.store import audit
 from flowplane.store import auth_queries as q
 from flowplane.store.base import Store
+from flowplane.store.records import UserRecord
 from flowplane.store.tx import Row, Tx
 
 _log = logging.getLogger("flowplane.auth")
@@ -59,7 +60,7 @@ class Users:
         password_hash = passwords.hash_password(password)
         who = actor_of(caller)
 
-        def insert(tx: Tx) -> Row:
+        def insert(tx: Tx) -> UserRecord:
             if q.user_by_name(tx, username) is not None:
                 raise Conflict(f"user {username!r} already exists")
             row: Row = {
@@ -85,7 +86,7 @@ class Users:
                 target_id=row["id"],
                 details={"username": username, "role": role, "namespaces": allowed},
             )
-            return row
+            return UserRecord.from_row(row)
 
         row = await self.store.transact(insert)
         _log.info("user %s (%s) created by %s", username, role, caller.name)
@@ -101,7 +102,7 @@ class Users:
         """One user by id; ``NotFound`` when absent or outside ``caller``'s namespaces."""
         caller.require("admin")
         row = await self.store.read(lambda tx: q.get_user(tx, user_id))
-        if row is None or not covers(caller, namespaces_of(row["namespaces"])):
+        if row is None or not covers(caller, namespaces_of(row.namespaces)):
             raise NotFound("user not found")
         return UserInfo.from_row(row)
 
@@ -109,7 +110,7 @@ class Users:
         """One user by username; ``NotFound`` when absent or outside ``caller``'s namespaces."""
         caller.require("admin")
         row = await self.store.read(lambda tx: q.user_by_name(tx, username))
-        if row is None or not covers(caller, namespaces_of(row["namespaces"])):
+        if row is None or not covers(caller, namespaces_of(row.namespaces)):
             raise NotFound("user not found")
         return UserInfo.from_row(row)
 
@@ -144,7 +145,7 @@ class Users:
         password_hash = passwords.hash_password(password) if password is not None else None
         who = actor_of(caller)
 
-        def update(tx: Tx) -> Row | None:
+        def update(tx: Tx) -> UserRecord | None:
             row = q.get_user(tx, user_id)
             if row is None:
                 return None
@@ -153,7 +154,7 @@ class Users:
                 changes["password_hash"] = password_hash
                 changes["password_changed_at_ms"] = tx.now_ms
             if password_hash is not None or disabled:
-                changes["token_version"] = int(row["token_version"]) + 1
+                changes["token_version"] = int(row.token_version) + 1
             if changes:
                 q.update_user(tx, user_id, **changes)
                 changed = sorted(values) + (["password"] if password_hash is not None else [])
@@ -164,7 +165,7 @@ class Users:
                     namespace=None,
                     target_type="user",
                     target_id=user_id,
-                    details={"username": row["username"], "changed": changed},
+                    details={"username": row.username, "changed": changed},
                 )
             return q.get_user(tx, user_id)
 
@@ -184,7 +185,7 @@ class Users:
             raise InvalidInput("API keys have no password; log in as a user")
         user_id = caller.id
         row = await self.store.read(lambda tx: q.get_user(tx, user_id))
-        if row is None or not passwords.verify_password(row["password_hash"], current):
+        if row is None or not passwords.verify_password(row.password_hash, current):
             raise Unauthorized("the current password is wrong")
         # The user changes their own password: verified above, so the service acts for them.
         return await self.update_user(user_id, password=new, caller=LOCAL)

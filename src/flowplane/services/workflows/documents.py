@@ -7,20 +7,36 @@ import re
 from typing import Any
 
 from flowplane.errors import DocumentError, InvalidInput
+from flowplane.ids import new_id
 from flowplane.model.document import Workflow
 from flowplane.model.yaml import MAX_DOCUMENT_BYTES, load_document
 
-__all__ = ["canonical_document", "in_namespace", "split_documents"]
+__all__ = ["canonical_document", "draft_source", "in_namespace", "split_documents"]
 
 _DOC_SEPARATOR = re.compile(r"^---[ \t]*(?:#.*)?$", re.M)
 
 
 def canonical_document(wf: Workflow) -> dict[str, Any]:
-    """Return the stored form of ``wf``: name, namespace, then the fields that were set."""
+    """Return the stored form of ``wf``: name, namespace, then the fields that were set
+    (``nodes`` always, empty in a draft)."""
     data = wf.to_document()
     for key in ("name", "namespace", "version"):
         data.pop(key, None)
+    data.setdefault("nodes", [])
     return {"name": wf.name, "namespace": wf.namespace, **data}
+
+
+def draft_source(document: dict[str, Any] | str | bytes) -> dict[str, Any] | str | bytes:
+    """``document``, given a generated name (``draft-<id>``) when it has none.
+
+    A draft may start from ``{}``: the name is what keeps it apart from other workflows of
+    its namespace, so one is made up; the caller can rename it (an EditOps ``set``).
+    A text document that has a name is returned as is (its errors keep their lines).
+    """
+    loaded = document if isinstance(document, dict) else load_document(document)
+    if loaded.get("name") is not None:
+        return document
+    return {**loaded, "name": f"draft-{new_id()}"}
 
 
 def split_documents(text: str | bytes, *, source: str = "<request>") -> list[dict[str, Any]]:

@@ -14,12 +14,11 @@ from flowplane.services.workflows.documents import canonical_document
 from flowplane.services.workflows.reads import WorkflowReader
 from flowplane.services.workflows.records import (
     ExportFormat,
-    ImportAction,
     ImportItem,
     StoredWorkflow,
 )
 from flowplane.store import workflow_queries as q
-from flowplane.store.tx import Row, Tx
+from flowplane.store.tx import Tx
 
 __all__ = ["MAX_IMPORT_DOCUMENTS", "ImportExportMixin"]
 
@@ -66,20 +65,19 @@ class ImportExportMixin(WorkflowReader):
         who = caller.actor
         imported_by = caller.name
 
-        def fn(tx: Tx) -> list[tuple[Row, ImportAction]]:
-            out: list[tuple[Row, ImportAction]] = []
+        def fn(tx: Tx) -> list[ImportItem]:
+            out: list[ImportItem] = []
             for doc in docs:
-                row = q.get_workflow_by_name(tx, doc["namespace"], doc["name"])
-                if row is None:
-                    row = versions.insert(
+                current = q.get_workflow_by_name(tx, doc["namespace"], doc["name"])
+                if current is None:
+                    created = versions.insert(
                         tx, doc, imported_by, "imported", actor=who, action="workflow.import"
                     )
-                    out.append((row, "created"))
-                elif row["document"] == doc:
-                    out.append((row, "unchanged"))
+                    out.append(ImportItem(created, "created"))
+                elif current.document == doc:
+                    out.append(ImportItem(current, "unchanged"))
                 else:
-                    current = StoredWorkflow.from_row(row)
-                    row = versions.save(
+                    updated = versions.save(
                         tx,
                         current,
                         doc,
@@ -88,14 +86,10 @@ class ImportExportMixin(WorkflowReader):
                         actor=who,
                         action="workflow.import",
                     )
-                    out.append((row, "updated"))
+                    out.append(ImportItem(updated, "updated"))
             return out
 
-        results = await self.store.transact(fn)
-        return [
-            ImportItem(workflow=StoredWorkflow.from_row(row), action=action)
-            for row, action in results
-        ]
+        return await self.store.transact(fn)
 
     def _parse_many(self, documents: Sequence[dict[str, Any] | str | bytes]) -> list[Workflow]:
         parsed: list[Workflow] = []

@@ -13,7 +13,7 @@ from flowplane.services.caller import Caller
 from flowplane.services.workflows import versions
 from flowplane.services.workflows.documents import canonical_document
 from flowplane.services.workflows.reads import WorkflowReader
-from flowplane.services.workflows.records import ExpectedVersion, PatchOutcome, StoredWorkflow
+from flowplane.services.workflows.records import ExpectedVersion, PatchOutcome
 
 __all__ = ["PATCH_ATTEMPTS", "PatchMixin"]
 
@@ -36,9 +36,9 @@ class PatchMixin(WorkflowReader):
         The batch is applied to the current version outside the write transaction and
         saved with a compare-and-swap. Without ``expected_version`` a concurrent change
         makes the batch re-apply to the newer version (a few times); with it, the caller
-        gets :class:`VersionMismatch`. A result that is not structurally a workflow (every
-        node deleted, say) is not saved; validation errors do not stop the save, so an
-        agent can repair a workflow over several batches.
+        gets :class:`VersionMismatch`. A result that is not structurally a workflow is not
+        saved; validation errors do not stop the save (a workflow without nodes is a
+        draft), so an agent can repair a workflow over several batches.
         """
         caller.require("editor")
         who = caller.actor
@@ -54,7 +54,7 @@ class PatchMixin(WorkflowReader):
                 return PatchOutcome(result=result, workflow=current, saved=False)
             message = "edit: " + "; ".join(a.description for a in result.applied)
             try:
-                row = await self.store.transact(
+                saved = await self.store.transact(
                     functools.partial(
                         versions.save,
                         current=current,
@@ -69,5 +69,5 @@ class PatchMixin(WorkflowReader):
                 if expected_version is not None or attempt == PATCH_ATTEMPTS:
                     raise
                 continue
-            return PatchOutcome(result=result, workflow=StoredWorkflow.from_row(row), saved=True)
+            return PatchOutcome(result=result, workflow=saved, saved=True)
         raise AssertionError("unreachable")  # pragma: no cover

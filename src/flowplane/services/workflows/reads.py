@@ -8,7 +8,7 @@ from typing import Any
 
 from flowplane.connectors.registry import Registry
 from flowplane.engine.secrets import ENV_PREFIX
-from flowplane.errors import DocumentError, WorkflowInvalid
+from flowplane.errors import DocumentError, WorkflowEmpty, WorkflowInvalid
 from flowplane.model.document import Workflow
 from flowplane.model.graph import check_workflow, credential_references
 from flowplane.model.yaml import parse_workflow as _parse_workflow
@@ -21,7 +21,7 @@ from flowplane.services.workflows.records import StoredWorkflow, ValidationRepor
 from flowplane.store import credential_queries
 from flowplane.store import workflow_queries as q
 from flowplane.store.base import Store
-from flowplane.store.tx import Row, Tx
+from flowplane.store.tx import Tx
 
 __all__ = ["WorkflowReader"]
 
@@ -58,6 +58,21 @@ class WorkflowReader:
         """
         wf = _parse_workflow(document, source=source, catalog=self.registry)
         check_workflow(wf, self.registry)
+        return wf
+
+    def parse_draft(
+        self, document: dict[str, Any] | str | bytes, *, source: str = "<request>"
+    ) -> Workflow:
+        """Like :meth:`parse`, but a workflow without nodes (a draft) is accepted.
+
+        Raises:
+            DocumentError, WorkflowInvalid: as :meth:`parse`, for anything but emptiness.
+        """
+        wf = _parse_workflow(document, source=source, catalog=self.registry)
+        try:
+            check_workflow(wf, self.registry)
+        except WorkflowEmpty:
+            pass
         return wf
 
     async def validate(
@@ -107,7 +122,7 @@ class WorkflowReader:
         rows = await self.store.read(
             lambda tx: credential_queries.by_names(tx, wf.namespace, wanted)
         )
-        missing = wanted - {row["name"] for row in rows}
+        missing = wanted - {row.name for row in rows}
         return [
             {
                 "node_id": node_id,
@@ -152,9 +167,9 @@ class WorkflowReader:
         ``namespace`` (default ``default``); viewer."""
         caller.require("viewer")
 
-        def fn(tx: Tx) -> Row | None:
-            row = q.get_workflow_row(tx, ref)
-            return row or q.get_workflow_by_name(tx, namespace or "default", ref)
+        def fn(tx: Tx) -> StoredWorkflow | None:
+            found = q.get_workflow_row(tx, ref)
+            return found or q.get_workflow_by_name(tx, namespace or "default", ref)
 
         return versions.visible(await self.store.read(fn), ref, caller.namespaces)
 
@@ -170,9 +185,8 @@ class WorkflowReader:
         (``None``: all); pass ``next_cursor`` on. Viewer."""
         caller.require("viewer")
 
-        def read(tx: Tx, visible: list[str] | None, n: int) -> list[Row]:
+        def read(tx: Tx, visible: list[str] | None, n: int) -> list[StoredWorkflow]:
             return q.list_workflow_rows(tx, namespaces=visible, after_id=cursor, limit=n)
 
         limit = max(1, min(limit, 500))
-        page = await visible_page(self.store, caller, namespaces, limit, read)
-        return page.map(StoredWorkflow.from_row)
+        return await visible_page(self.store, caller, namespaces, limit, read)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from flowplane.model.edits import PatchResult
 from flowplane.services.paging import Page
-from flowplane.store.tx import Row
+from flowplane.store.records import RevisionRecord, WorkflowRecord
 
 __all__ = [
     "ANY_VERSION",
@@ -30,81 +30,15 @@ ExportFormat = Literal["yaml", "json"]
 ImportAction = Literal["created", "updated", "unchanged"]
 
 
-@dataclass(frozen=True)
-class StoredWorkflow:
-    """A stored workflow at its current version.
-
-    Attributes:
-        id: the workflow id (time-ordered UUID).
-        namespace: its namespace.
-        name: its name, unique among live workflows of the namespace.
-        version: 1 at creation, +1 on every change.
-        document: the canonical document (``name`` and ``namespace`` always present,
-            no ``version`` key, defaults that were not written left out).
-        created_at_ms: creation time.
-        updated_at_ms: time of the last change.
-        created_by: who created it.
-        deleted_at_ms: when it was soft-deleted (``None`` while live).
-    """
-
-    id: str
-    namespace: str
-    name: str
-    version: int
-    document: dict[str, Any]
-    created_at_ms: int
-    updated_at_ms: int
-    created_by: str | None = None
-    deleted_at_ms: int | None = None
-
-    @property
-    def description(self) -> str:
-        """The document's description ('' when it has none)."""
-        return str(self.document.get("description") or "")
-
-    @classmethod
-    def from_row(cls, row: Row) -> StoredWorkflow:
-        """Build from a ``workflows`` row."""
-        return cls(
-            id=row["id"],
-            namespace=row["namespace"],
-            name=row["name"],
-            version=int(row["version"]),
-            document=dict(row["document"]),
-            created_at_ms=int(row["created_at_ms"]),
-            updated_at_ms=int(row["updated_at_ms"]),
-            created_by=row.get("created_by"),
-            deleted_at_ms=row.get("deleted_at_ms"),
-        )
-
+StoredWorkflow = WorkflowRecord
+"""A stored workflow at its current version (the store's record)."""
 
 WorkflowPage = Page[StoredWorkflow]
 """One page of a workflow listing; ``next_cursor`` is ``None`` on the last page."""
 
 
-@dataclass(frozen=True)
-class Revision:
-    """One saved version of a workflow (``document`` is ``None`` in listings)."""
-
-    workflow_id: str
-    version: int
-    created_at_ms: int
-    created_by: str | None
-    message: str | None
-    document: dict[str, Any] | None = None
-
-    @classmethod
-    def from_row(cls, row: Row) -> Revision:
-        """Build from a ``workflow_revisions`` row."""
-        document = row.get("document")
-        return cls(
-            workflow_id=row["workflow_id"],
-            version=int(row["version"]),
-            created_at_ms=int(row["created_at_ms"]),
-            created_by=row.get("created_by"),
-            message=row.get("message"),
-            document=dict(document) if document is not None else None,
-        )
+Revision = RevisionRecord
+"""One saved version of a workflow (``document`` is ``None`` in listings)."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from flowplane.services.workflows import versions
 from flowplane.services.workflows.reads import WorkflowReader
 from flowplane.services.workflows.records import ExpectedVersion, Revision, StoredWorkflow
 from flowplane.store import workflow_queries as q
-from flowplane.store.tx import Row, Tx
+from flowplane.store.tx import Tx
 
 __all__ = ["RevisionsMixin"]
 
@@ -20,11 +20,11 @@ class RevisionsMixin(WorkflowReader):
         """Return every revision of the workflow, newest first (without documents); viewer."""
         caller.require("viewer")
 
-        def fn(tx: Tx) -> list[Row]:
+        def fn(tx: Tx) -> list[Revision]:
             self._load(tx, caller, workflow_id)
             return q.list_revision_rows(tx, workflow_id)
 
-        return [Revision.from_row(r) for r in await self.store.read(fn)]
+        return await self.store.read(fn)
 
     async def revision(self, caller: Caller, workflow_id: str, version: int) -> Revision:
         """Return one revision with its document (viewer).
@@ -35,14 +35,14 @@ class RevisionsMixin(WorkflowReader):
         """
         caller.require("viewer")
 
-        def fn(tx: Tx) -> Row | None:
+        def fn(tx: Tx) -> Revision | None:
             self._load(tx, caller, workflow_id)
             return q.get_revision_row(tx, workflow_id, version)
 
-        row = await self.store.read(fn)
-        if row is None:
+        revision = await self.store.read(fn)
+        if revision is None:
             raise NotFound(f"workflow {workflow_id!r} has no version {version}")
-        return Revision.from_row(row)
+        return revision
 
     async def restore(
         self,
@@ -56,14 +56,14 @@ class RevisionsMixin(WorkflowReader):
         caller.require("editor")
         who = caller.actor
 
-        def fn(tx: Tx) -> Row:
+        def fn(tx: Tx) -> StoredWorkflow:
             current = self._load(tx, caller, workflow_id)
             if expected_version is not None:
                 versions.check_version(current, expected_version)
             revision = q.get_revision_row(tx, workflow_id, version)
             if revision is None:
                 raise NotFound(f"workflow {workflow_id!r} has no version {version}")
-            doc = dict(revision["document"])
+            doc = dict(revision.document or {})
             return versions.save(
                 tx,
                 current,
@@ -74,4 +74,4 @@ class RevisionsMixin(WorkflowReader):
                 action="workflow.restore",
             )
 
-        return StoredWorkflow.from_row(await self.store.transact(fn))
+        return await self.store.transact(fn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from flowplane.errors import PreconditionRequired, WorkflowNotFound
@@ -9,14 +10,14 @@ from flowplane.services.caller import Caller
 from flowplane.services.declared import sync_workflow_triggers
 from flowplane.services.runs import StartResult
 from flowplane.services.workflows import versions
-from flowplane.services.workflows.documents import canonical_document, in_namespace
+from flowplane.services.workflows.documents import canonical_document, draft_source, in_namespace
 from flowplane.services.workflows.import_export import ImportExportMixin
 from flowplane.services.workflows.patching import PatchMixin
 from flowplane.services.workflows.records import ExpectedVersion, StoredWorkflow
 from flowplane.services.workflows.revisions import RevisionsMixin
 from flowplane.store import audit
 from flowplane.store import workflow_queries as q
-from flowplane.store.tx import Row, Tx
+from flowplane.store.tx import Tx
 
 __all__ = ["WorkflowService"]
 
@@ -33,20 +34,23 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
     ) -> StoredWorkflow:
         """Validate and store a new workflow at version 1.
 
+        A draft is accepted: a document without nodes (even ``{}``, which is given the
+        name ``draft-<id>``) is stored, and can be edited with EditOps; running it raises
+        :class:`~flowplane.errors.WorkflowEmpty` until it has nodes.
+
         Raises:
             DocumentError, WorkflowInvalid: the document is unreadable or invalid.
             Forbidden: its namespace is not one the caller may use.
             WorkflowExists: a live workflow has that name in the namespace.
         """
         caller.require("editor")
-        wf = self.parse(document)
+        wf = self.parse_draft(draft_source(document))
         versions.check_writable(wf.namespace, caller.namespaces)
         doc = canonical_document(wf)
         who = caller.actor
-        row = await self.store.transact(
+        return await self.store.transact(
             lambda tx: versions.insert(tx, doc, caller.name, message or "created", actor=who)
         )
-        return StoredWorkflow.from_row(row)
 
     async def update(
         self,
@@ -76,18 +80,18 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
             raise PreconditionRequired(
                 'updating a workflow needs If-Match with the version you read, e.g. If-Match: "3"'
             )
-        wf = self.parse(document)
+        wf = self.parse_draft(document)
         who = caller.actor
 
-        def fn(tx: Tx) -> Row:
+        def fn(tx: Tx) -> StoredWorkflow:
             current = self._load(tx, caller, workflow_id)
             versions.check_version(current, expected_version)
             doc = in_namespace(wf, current.namespace)
             if doc == current.document:
-                return versions.row_of(current)
+                return current
             return versions.save(tx, current, doc, caller.name, message or "updated", actor=who)
 
-        return StoredWorkflow.from_row(await self.store.transact(fn))
+        return await self.store.transact(fn)
 
     async def delete(
         self, caller: Caller, workflow_id: str, *, expected_version: ExpectedVersion = None
@@ -102,7 +106,7 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
                 versions.check_version(current, expected_version)
             if not q.soft_delete_workflow(tx, workflow_id, tx.now_ms):
                 raise WorkflowNotFound(f"workflow {workflow_id!r} not found")
-            sync_workflow_triggers(tx, {**versions.row_of(current), "deleted_at_ms": tx.now_ms})
+            sync_workflow_triggers(tx, dataclasses.replace(current, deleted_at_ms=tx.now_ms))
             audit.record(
                 tx,
                 actor=who,

@@ -18,23 +18,25 @@ from flowplane.store import audit
 from flowplane.store import workflow_queries as q
 from flowplane.store.tx import Row, Tx
 
-__all__ = ["check_version", "check_writable", "insert", "row_of", "save", "visible"]
+__all__ = ["check_version", "check_writable", "insert", "save", "visible"]
 
 
-def visible(row: Row | None, ref: str, namespaces: Sequence[str] | None) -> StoredWorkflow:
-    """The workflow of ``row``, or :class:`WorkflowNotFound` if absent or not in ``namespaces``."""
-    if row is None or (namespaces is not None and row["namespace"] not in namespaces):
+def visible(
+    workflow: StoredWorkflow | None, ref: str, namespaces: Sequence[str] | None
+) -> StoredWorkflow:
+    """``workflow``, or :class:`WorkflowNotFound` if absent or not in ``namespaces``."""
+    if workflow is None or (namespaces is not None and workflow.namespace not in namespaces):
         raise WorkflowNotFound(f"workflow {ref!r} not found")
-    return StoredWorkflow.from_row(row)
+    return workflow
 
 
 def check_name_free(tx: Tx, namespace: str, name: str, *, owner: str | None = None) -> None:
     """Raise :class:`WorkflowExists` if another workflow than ``owner`` has ``name``."""
     other = q.get_workflow_by_name(tx, namespace, name)
-    if other is not None and other["id"] != owner:
+    if other is not None and other.id != owner:
         raise WorkflowExists(
             f"a workflow named {name!r} already exists in namespace {namespace!r}",
-            id=other["id"],
+            id=other.id,
         )
 
 
@@ -46,7 +48,7 @@ def insert(
     *,
     actor: audit.Actor = audit.SYSTEM,
     action: str = "workflow.create",
-) -> Row:
+) -> StoredWorkflow:
     """Write ``doc`` as version 1 of a new workflow, with its revision."""
     check_name_free(tx, doc["namespace"], doc["name"])
     row: Row = {
@@ -70,7 +72,8 @@ def insert(
         created_by=by,
         message=message,
     )
-    sync_workflow_triggers(tx, row)
+    workflow = StoredWorkflow.from_row(row)
+    sync_workflow_triggers(tx, workflow)
     audit.record(
         tx,
         actor=actor,
@@ -81,7 +84,7 @@ def insert(
         after_version=1,
         details={"name": row["name"]},
     )
-    return row
+    return workflow
 
 
 def save(
@@ -93,21 +96,25 @@ def save(
     *,
     actor: audit.Actor = audit.SYSTEM,
     action: str = "workflow.update",
-) -> Row:
+) -> StoredWorkflow:
     """Write ``doc`` as version ``current.version + 1`` (compare-and-swap) + a revision."""
     name = str(doc.get("name", current.name))
     if name != current.name:
         check_name_free(tx, current.namespace, name, owner=current.id)
     version = current.version + 1
-    values = {"name": name, "document": doc, "version": version, "updated_at_ms": tx.now_ms}
+    values: dict[str, Any] = {
+        "name": name,
+        "document": doc,
+        "version": version,
+        "updated_at_ms": tx.now_ms,
+    }
     if not q.update_workflow_if_version(tx, current.id, current.version, values):
         latest = q.get_workflow_row(tx, current.id)
         if latest is None:
             raise WorkflowNotFound(f"workflow {current.id!r} not found")
         raise VersionMismatch(
-            f"workflow {current.id!r} changed concurrently; it is now at version "
-            f"{latest['version']}",
-            current=latest["version"],
+            f"workflow {current.id!r} changed concurrently; it is now at version {latest.version}",
+            current=latest.version,
         )
     q.insert_revision(
         tx,
@@ -118,7 +125,7 @@ def save(
         created_by=by,
         message=message,
     )
-    saved = {**row_of(current), **values}
+    saved = dataclasses.replace(current, **values)
     sync_workflow_triggers(tx, saved)
     audit.record(
         tx,
@@ -132,11 +139,6 @@ def save(
         details={"name": name},
     )
     return saved
-
-
-def row_of(wf: StoredWorkflow) -> Row:
-    """The ``workflows`` row of ``wf``."""
-    return dataclasses.asdict(wf)
 
 
 def check_writable(namespace: str, namespaces: Sequence[str] | None) -> None:

@@ -5,20 +5,21 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from flowplane.store import schema as t
-from flowplane.store.tx.base import Row, TxBase
+from flowplane.store.records.workflows import WorkflowRecord
+from flowplane.store.tx.base import TxBase
 
 
 class WorkflowsTx(TxBase):
     """Stored workflows, by id or by name."""
 
-    def get_workflow(self, workflow_id: str) -> Row | None:
+    def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
         """Return a stored workflow by id (deleted ones included)."""
         row = self.conn.execute(
             sa.select(t.workflows).where(t.workflows.c.id == workflow_id)
         ).first()
-        return dict(row._mapping) if row is not None else None
+        return WorkflowRecord.maybe(row._mapping if row is not None else None)
 
-    def workflow_by_name(self, namespace: str, name: str) -> Row | None:
+    def workflow_by_name(self, namespace: str, name: str) -> WorkflowRecord | None:
         """Return the live stored workflow ``name`` in ``namespace``."""
         c = t.workflows.c
         row = self.conn.execute(
@@ -26,4 +27,4 @@ class WorkflowsTx(TxBase):
                 c.namespace == namespace, c.name == name, c.deleted_at_ms.is_(None)
             )
         ).first()
-        return dict(row._mapping) if row is not None else None
+        return WorkflowRecord.maybe(row._mapping if row is not None else None)

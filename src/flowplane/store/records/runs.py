@@ -1,14 +1,8 @@
-"""Typed records: what the store hands to services for the run read side.
+"""Records of runs, node runs, attempts, log lines, frames and approvals.
 
-Rows stay inside ``store/`` (and the engine's hot path, which keeps them for speed); every
-read a service makes of a run, its node runs, attempts, log lines, frames and approvals
-comes back as one of these frozen dataclasses (procrastinate's ``jobs.Job`` is the model).
-``from_row`` does no validation (the database already holds checked values) and skips
-``__init__``: it fills the instance's ``__dict__`` from the row in one call. That is why the
-records are frozen but not slotted: on CPython 3.11 a frozen, slotted ``RunRecord`` costs
-about 9 µs to build through ``__init__`` (one ``object.__setattr__`` per field), this about
-0.8 µs, and ``GET /v1/runs/{id}`` builds one record per node run and attempt. Columns a row
-does not carry read as the field's default (a class attribute).
+Every read a service makes of a run, its node runs, attempts, log lines, frames and
+approvals comes back as one of these (built as :mod:`.base` says: ``GET /v1/runs/{id}``
+builds one record per node run and attempt, so the cost of a build matters).
 
 Statuses are the :mod:`flowplane.status` enums; they compare equal to their wire strings, so
 ``record.status in TERMINAL_RUN`` and wire models that take a ``str`` keep working.
@@ -16,11 +10,12 @@ Statuses are the :mod:`flowplane.status` enums; they compare equal to their wire
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from flowplane.status import TERMINAL_RUN, NodeStatus, RunStatus
+from flowplane.store.records.base import Row
+from flowplane.store.records.base import build as _build
 
 __all__ = [
     "ApprovalRecord",
@@ -31,24 +26,9 @@ __all__ = [
     "RunRecord",
 ]
 
-Row = Mapping[Any, Any]
-"""A row as the driver returns it (a dict or SQLAlchemy's ``RowMapping``)."""
-
 # A dict lookup is several times cheaper than ``RunStatus(value)`` (EnumType.__call__).
 _RUN_STATUS: dict[str, RunStatus] = {s.value: s for s in RunStatus}
 _NODE_STATUS: dict[str, NodeStatus] = {s.value: s for s in NodeStatus}
-
-
-R = TypeVar("R")
-
-
-def _build(cls: type[R], row: Row, **fields: Any) -> R:
-    """An instance of the record class ``cls`` holding ``row``'s columns and ``fields``."""
-    record = object.__new__(cls)
-    values = record.__dict__
-    values.update(row)
-    values.update(fields)
-    return record
 
 
 def run_status(value: str) -> RunStatus:
