@@ -8,10 +8,12 @@ RFC 9457 problem documents; the client rebuilds the same class from ``code``::
     │   ├── DocumentError            workflow document cannot be parsed
     │   ├── WorkflowInvalid          graph or params are invalid (``errors`` lists them)
     │   │   └── WorkflowEmpty        a draft without nodes: it can be stored, not run
+    │   ├── IfMatchInvalid           an If-Match header that names no version
     │   ├── TemplateError            a template failed to parse or render
     │   ├── InputInvalid             run input does not match the workflow ``inputs`` schema
     │   ├── DurationInvalid
     │   ├── WorkflowPathOutsideRoot  a ``workflowPath`` that leaves the server's root folder
+    │   ├── RunIdRequired            ``resume`` without a ``runId``
     │   ├── InvalidCron              a cron expression that does not parse or never fires
     │   ├── InvalidTimezone          not an IANA time zone name
     │   └── ParamsInvalid            RPC params that do not match the method's model
@@ -21,7 +23,8 @@ RFC 9457 problem documents; the client rebuilds the same class from ``code``::
     │   ├── WorkflowNotFound, RunNotFound, NodeNotFound, ApprovalNotFound, ConnectorNotFound
     │   └── ScheduleNotFound, TriggerNotFound, UnknownMethod (no such RPC method)
     ├── Conflict (409)
-    │   ├── RunNotActive, AlreadyDecided, WorkflowExists, TriggerKeyExists
+    │   ├── RunNotActive, RunNotSettled, RunAlreadyExists, AlreadyDecided, WorkflowExists,
+    │   │   TriggerKeyExists
     ├── PreconditionFailed (412) -> VersionMismatch
     ├── PreconditionRequired (428)
     ├── PayloadTooLarge (413)
@@ -87,6 +90,13 @@ class WorkflowEmpty(WorkflowInvalid):
     title = "Workflow has no nodes"
 
 
+class IfMatchInvalid(InvalidInput):
+    """An ``If-Match`` header that names no version."""
+
+    code = "invalid_if_match"
+    title = "Invalid If-Match"
+
+
 class TemplateError(InvalidInput):
     """A template expression failed to compile or render, or broke the sandbox budget."""
 
@@ -120,6 +130,13 @@ class WorkflowPathOutsideRoot(InvalidInput):
 
     code = "WORKFLOW_PATH_OUTSIDE_ROOT"
     title = "Workflow path is outside the server root"
+
+
+class RunIdRequired(InvalidInput):
+    """A request to resume a run that names no ``runId``."""
+
+    code = "RUN_ID_REQUIRED"
+    title = "runId is required"
 
 
 class InvalidCron(InvalidInput):
@@ -243,6 +260,20 @@ class RunNotActive(Conflict):
 
     code = "RUN_NOT_ACTIVE"
     title = "Run is not active"
+
+
+class RunNotSettled(Conflict):
+    """The run cannot be deleted yet: it is active, or a worker, child or parent needs it."""
+
+    code = "RUN_NOT_SETTLED"
+    title = "Run is not settled"
+
+
+class RunAlreadyExists(Conflict):
+    """A new run asked for a ``runId`` that another run already has (without ``resume``)."""
+
+    code = "RUN_ALREADY_EXISTS"
+    title = "Run id already exists"
 
 
 class AlreadyDecided(Conflict):

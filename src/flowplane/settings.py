@@ -6,7 +6,7 @@ import ipaddress
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -44,6 +44,25 @@ def split_list(value: Any) -> Any:
             raise ValueError(f"not a JSON list of strings: {value!r}")
         return [item.strip() for item in items if item.strip()]
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+_AGE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_AGE_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
+RETENTION_KEYS = ("finished", "failed")
+"""The status groups a retention policy names: ``finished``; ``failed`` (failed, timed-out
+and cancelled runs)."""
+
+
+def parse_age_ms(value: str) -> int:
+    """Read a retention age (``90s``, ``30m``, ``12h``, ``30d``, ``8w``) in milliseconds.
+
+    Raises:
+        ValueError: not a whole number with one of those units, or zero.
+    """
+    match = _AGE.match(value)
+    if match is None or int(match.group(1)) == 0:
+        raise ValueError(f"invalid age {value!r}: use a whole number and a unit, e.g. 12h, 30d, 8w")
+    return int(match.group(1)) * _AGE_MS[match.group(2)]
 
 
 def _brackets_ok(entry: str) -> bool:
@@ -193,10 +212,100 @@ class Settings(BaseSettings):
     log_level: str = Field(default="info", description="Python log level.")
     opentelemetry: bool = Field(
         default=False,
-        description="Emit FastAPI's native OpenTelemetry spans, metrics and logs through the "
-        "globally configured providers (off: no per-request check; Prometheus `/metrics` "
-        "is always on).",
+        description="Emit OpenTelemetry traces through the globally configured providers: "
+        "FastAPI's HTTP spans, a span per run (its `traceparent` stored with the run) and "
+        "per node attempt, and `traceparent` on outgoing `http.request` calls (off: none of "
+        "it is called; Prometheus `/metrics` is always on).",
     )
+
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`text` (human lines) or `json` (one JSON object a line, with `runId`, "
+        "`nodeId` and `requestId` where known) on stderr.",
+    )
+    retention_finished: str | None = Field(
+        default=None,
+        description="Delete `finished` runs this long after they settled (`30d`, `12h`, "
+        "`8w`; unset = keep forever). Applied by every `serve` and `worker` process.",
+    )
+    retention_failed: str | None = Field(
+        default=None,
+        description="Delete `failed`, `timed-out` and `cancelled` runs this long after they "
+        "settled (unset = keep forever).",
+    )
+    retention_namespaces: dict[str, dict[str, str | None]] = Field(
+        default_factory=dict,
+        description='Per-namespace overrides (JSON): `{"ci": {"finished": "1d"}, "audit": '
+        '{"finished": null, "failed": null}}`; a key a namespace names replaces the default '
+        "(null = keep forever), the others keep it.",
+    )
+    retention_interval_seconds: float = Field(
+        default=300.0, ge=1, le=86_400, description="How often the retention task prunes."
+    )
+    retention_batch_size: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Runs deleted per transaction by the retention task and `db prune` "
+        "(small batches keep transactions short, so workers are never held up).",
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        description="A bearer token that may read `/metrics` (and nothing else), for "
+        "Prometheus; at least 16 characters.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve `/metrics` without authentication on this port too (bound to "
+        "`FLOWPLANE_HOST`), for a scraper on a private network.",
+    )
+    rate_limit_storage: str = Field(
+        default="memory",
+        description="Where request and login limits are counted: `memory` (per process, "
+        "the default) or a `redis://host:port/db` URL shared by every API process.",
+    )
+
+    @field_validator("retention_finished", "retention_failed")
+    @classmethod
+    def _valid_age(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_age_ms(value)
+        return value
+
+    @field_validator("retention_namespaces")
+    @classmethod
+    def _valid_policies(
+        cls, value: dict[str, dict[str, str | None]]
+    ) -> dict[str, dict[str, str | None]]:
+        for namespace, policy in value.items():
+            unknown = sorted(set(policy) - set(RETENTION_KEYS))
+            if unknown:
+                raise ValueError(
+                    f"FLOWPLANE_RETENTION_NAMESPACES[{namespace!r}]: unknown key(s) {unknown}; "
+                    f"keys are {list(RETENTION_KEYS)}"
+                )
+            for age in policy.values():
+                if age is not None:
+                    parse_age_ms(age)
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_metrics_token(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 16:
+            raise ValueError("FLOWPLANE_METRICS_TOKEN must be at least 16 characters")
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _valid_limit_storage(cls, value: str) -> str:
+        if value != "memory" and not value.startswith(("redis://", "rediss://")):
+            raise ValueError(
+                "FLOWPLANE_RATE_LIMIT_STORAGE: `memory` or a redis:// URL, not " + repr(value)
+            )
+        return value
 
     @field_validator("allow_hosts", "trusted_proxies", mode="before")
     @classmethod

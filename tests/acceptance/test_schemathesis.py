@@ -80,6 +80,14 @@ SEMANTIC_400 = {
     ("POST", "/v1/rpc/{method}"),
     # A webhook's body is whatever its sender posts; its trigger decides.
     ("POST", "/v1/webhooks/{key}"),
+    # The thodare surface (docs/surfaces/thodare.md): the same reasons, in its routes.
+    ("DELETE", "/api/workflows/{workflow_id}"),
+    ("POST", "/api/workflows/{workflow_id}/operations"),
+    ("POST", "/api/workflows/{workflow_id}/run"),
+    ("GET", "/api/runs/{run_id}/logs"),
+    ("POST", "/api/schedules"),
+    ("GET", "/api/schedules"),
+    ("POST", "/api/webhooks/{key}"),
 }
 
 
@@ -95,14 +103,14 @@ class Seeded:
 def _seed(server: Serve) -> Seeded:
     with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as c:
 
-        def made(response: httpx.Response) -> dict[str, object]:
-            assert response.status_code == 201, response.text
+        def made(response: httpx.Response, status: int = 201) -> dict[str, object]:
+            assert response.status_code == status, response.text
             body: dict[str, object] = response.json()
             return body
 
         yaml = {"Content-Type": "application/yaml"}
         workflow = made(c.post("/v1/workflows", content=SEED_WORKFLOW, headers=yaml))
-        run = made(c.post("/v1/runs", json={"workflowId": workflow["id"]}))
+        run = made(c.post("/v1/runs", json={"workflowId": workflow["id"]}), 200)
         made(c.put("/v1/kv/default/seed", json={"value": 1}))
         credential = made(c.post("/v1/credentials", json={"name": "SEED", "value": "x"}))
         cron = {"name": "seed", "workflowId": workflow["id"], "cron": "0 0 * * *"}
@@ -128,6 +136,7 @@ def _seed(server: Serve) -> Seeded:
         "path.user_id": made_user["id"],
         "path.token_id": token["id"],
         "path.type": "util.log",
+        "path.connector_type": "util.log",
     }
     keys = {"admin": server.key, "viewer": str(viewer["secret"])}
     return Seeded(server, keys, {k: str(v) for k, v in parameters.items()})

@@ -98,7 +98,7 @@ class Api:
             json={"workflowPath": name, "input": run_input},
             headers=self.headers(),
         )
-        assert response.status_code == 201, response.text
+        assert response.status_code == 200, response.text
         run_id: str = response.json()["runId"]
         return run_id
 

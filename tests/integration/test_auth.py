@@ -331,9 +331,11 @@ async def test_openapi_is_exact(api: ApiHarness) -> None:
                         info.path,
                         status,
                     )
+            # Errors are problem documents, except on a seed surface that declares its own.
+            error_media = list(operation.get("x-error-content") or ["application/problem+json"])
             for status, response in responses.items():
                 if int(status) >= 400:
-                    assert list(response["content"]) == ["application/problem+json"]
+                    assert list(response["content"]) == error_media
             # Routes opened by a pattern (signed webhooks) are marked in the document.
             if not (is_open(method, info.path.encode()) or operation.get("x-flowplane-public")):
                 assert {"401", "429"} <= set(responses) and operation["security"]

@@ -9,6 +9,7 @@ client's ``iter_run_nodes``) pages through all of them.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -188,7 +189,8 @@ async def test_the_last_item_of_a_big_foreach_settles_off_the_loop(
     each = next(n for n in body["nodes"] if n["nodeId"] == "each" and n["iteration"] == -1)
     assert each["output"] == [0, 10, 20, 30, 40]
     events = await api.http.get(f"/v1/runs/{run_id}/events", headers=api.headers(VIEWER))
-    finished = [line for line in events.text.splitlines() if line == "event: NodeFinished"]
+    data = [json.loads(line[6:]) for line in events.text.splitlines() if line.startswith("data: ")]
+    finished = [event for event in data if event["type"] == "NodeFinished"]
     assert len(finished) == 1 + MAX_ITEMS + 1  # start, the items, the foreach node: once each
     if db[0].startswith("sqlite"):
         assert calls[:2] == [True, False]  # inline, then again on the writer thread

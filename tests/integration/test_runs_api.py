@@ -90,7 +90,8 @@ async def test_idempotency_key(api: Api) -> None:
     body = {"workflowPath": "wf.yaml", "input": {"who": "a"}}
     first = await api.http.post("/v1/runs", json=body, headers=headers)
     second = await api.http.post("/v1/runs", json=body, headers=headers)
-    assert first.status_code == 201 and second.status_code == 200
+    assert first.status_code == second.status_code == 200  # Smithers: always 200
+    assert first.json()["created"] is True
     assert first.json()["runId"] == second.json()["runId"]
     assert second.json()["created"] is False
     other = await api.http.post("/v1/runs", json={**body, "input": {"who": "b"}}, headers=headers)
@@ -182,11 +183,12 @@ async def test_sse_replay_and_resume(api: Api) -> None:
     events = parse_sse(response.text)
     seqs = [int(e["id"]) for e in events]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
-    types = [e["event"] for e in events]
+    types = [e["data"]["type"] for e in events]
     assert types[0] == "RunStarted" and "RunFinished" in types
     # The stream closes once the run is terminal: only the final frame may follow.
     assert set(types[types.index("RunFinished") + 1 :]) <= {"FrameCommitted"}
-    assert all(e["event"] == e["data"]["type"] and int(e["id"]) == e["data"]["seq"] for e in events)
+    # Smithers' framing: every message is `event: smithers`; the type is in the data.
+    assert all(e["event"] == "smithers" and int(e["id"]) == e["data"]["seq"] for e in events)
 
     cut = seqs[3]
     resumed = parse_sse(
@@ -226,7 +228,7 @@ async def test_cancel_then_409(api: Api) -> None:
     events = parse_sse(
         (await api.http.get(f"/v1/runs/{run_id}/events", headers=api.headers())).text
     )
-    assert "RunCancelled" in [e["event"] for e in events]
+    assert "RunCancelled" in [e["data"]["type"] for e in events]
 
 
 async def test_approvals_inbox_and_decisions(api: Api) -> None:
@@ -341,7 +343,8 @@ async def test_openapi_documents_the_routes(api: Api) -> None:
     paths = spec["paths"]
     assert "/v1/runs/{run_id}/events" in paths
     dispatch = paths["/v1/runs"]["post"]
-    assert {"200", "201", "400", "401", "403"} <= set(dispatch["responses"])
+    assert {"200", "400", "401", "403", "409"} <= set(dispatch["responses"])
+    assert "201" not in dispatch["responses"]
     assert (
         "text/event-stream"
         in paths["/v1/runs/{run_id}/events"]["get"]["responses"]["200"]["content"]
@@ -375,13 +378,13 @@ async def test_dispatching_a_stored_workflow_validates_its_document_once(api: Ap
     first = await api.http.post(
         "/v1/runs", json={"workflowId": workflow_id, "input": {"who": "a"}}, headers=api.headers()
     )
-    assert first.status_code == 201, first.text
+    assert first.status_code == 200, first.text
     hit = validated.get(key, registry)
     assert hit is not None
     second = await api.http.post(
         "/v1/runs", json={"workflow": name, "input": {"who": "b"}}, headers=api.headers()
     )
-    assert second.status_code == 201, second.text
+    assert second.status_code == 200, second.text
     assert validated.get(key, registry) is hit  # not validated (and stored) again
     for run in (first, second):
         assert (await api.wait_status(run.json()["runId"], "finished"))["workflowId"] == workflow_id
@@ -392,12 +395,12 @@ async def test_dispatch_stored_workflow_by_id_and_name(api: Api) -> None:
     by_id = await api.http.post(
         "/v1/runs", json={"workflowId": workflow_id, "input": {"who": "id"}}, headers=api.headers()
     )
-    assert by_id.status_code == 201, by_id.text
+    assert by_id.status_code == 200, by_id.text
     assert by_id.json()["workflowId"] == workflow_id and by_id.json()["workflowVersion"] == 1
     by_name = await api.http.post(
         "/v1/runs", json={"workflow": "three-logs", "input": {"who": "n"}}, headers=api.headers()
     )
-    assert by_name.status_code == 201 and by_name.json()["workflowId"] == workflow_id
+    assert by_name.status_code == 200 and by_name.json()["workflowId"] == workflow_id
     body = await api.wait_status(by_name.json()["runId"], "finished")
     assert body["triggeredBy"] == "exec-key"
     unknown = await api.http.post("/v1/runs", json={"workflow": "nope"}, headers=api.headers())

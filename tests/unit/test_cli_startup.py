@@ -83,6 +83,7 @@ def test_every_command_group_is_registered() -> None:
         "credentials",
         "kv",
         "local",
+        "maintenance",
         "mcp",
         "remote",
         "schedules",

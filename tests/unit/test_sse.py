@@ -16,6 +16,8 @@ def test_format_event() -> None:
     assert text.startswith("id: 7\nevent: NodeLog\ndata: ") and text.endswith("\n\n")
     data = text.split("data: ", 1)[1].strip()
     assert json.loads(data) == event and "\n" not in data
+    named = format_event(event, "smithers").decode()
+    assert named.startswith("id: 7\nevent: smithers\ndata: ") and named.endswith("\n\n")
 
 
 def test_parse_last_event_id() -> None:

@@ -13,9 +13,10 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from flowplane import __version__
-from flowplane.api import problems
+from flowplane.api import problems, thodare
 from flowplane.api.context import RequestIdMiddleware
 from flowplane.api.mcp_backend import mount_mcp
+from flowplane.api.response_headers import NoStoreMiddleware
 from flowplane.api.security import install_security, start_security
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.services.container import Services, Store, Worker, open_services
@@ -66,6 +67,7 @@ async def _running(
     stop_watching = services.runs.watch_changes()
     tasks: list[asyncio.Task[None]] = []
     embedded: list[Worker] = []
+    stop_metrics_port: Callable[[], None] | None = None
     try:
         await start_security(app, services)
         for hook in [*STARTUP_HOOKS, *(on_startup or [])]:
@@ -75,9 +77,24 @@ async def _running(
             embedded.append(worker)
             tasks.append(asyncio.create_task(worker.run(), name="flowplane-worker"))
         app.state.workers = embedded
+        if settings.metrics_port is not None:
+            from flowplane.api.metrics_port import start_metrics_port
+
+            bound, stop_metrics_port = start_metrics_port(
+                app.state.metrics, services.ops, settings.host, settings.metrics_port
+            )
+            app.state.metrics_port = bound
+            _log.info("metrics on http://%s:%d/metrics (no credentials)", settings.host, bound)
+        # The retention policy (when one is set) is applied by every process, in batches.
+        tasks.append(asyncio.create_task(services.retention.run_forever(), name="fp-retention"))
         yield
     finally:
         stop_watching()
+        if stop_metrics_port is not None:
+            stop_metrics_port()
+        for task in tasks:
+            if task.get_name() == "fp-retention":
+                task.cancel()
         for worker in embedded:
             await worker.stop()
         if tasks:
@@ -126,6 +143,9 @@ def create_app(
     app.state.settings = settings
     problems.install(app)
     install_security(app, settings)
+    # Seed surfaces: their error bodies wrap the gate's 401/429 too, so after the gate.
+    thodare.install(app)
+    app.add_middleware(NoStoreMiddleware)
     # Outermost: every response (401s and 429s included) carries X-Request-Id.
     app.add_middleware(RequestIdMiddleware)
     for router in discover_routers():

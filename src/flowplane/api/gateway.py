@@ -372,7 +372,7 @@ class Connection:
         set_actor(principal.name, principal.kind, principal.id)
         with contextlib.suppress(SlowConsumer):
             try:
-                self._take_token()
+                await self._take_token()
                 if method == "unsubscribe":
                     payload = self._unsubscribe(params)
                 else:
@@ -388,12 +388,14 @@ class Connection:
                 return
             await self.send(_response(frame_id, payload))
 
-    def _take_token(self) -> None:
+    async def _take_token(self) -> None:
         gatekeeper = getattr(self.websocket.app.state, "gatekeeper", None)
         assert self.identity is not None
         if isinstance(gatekeeper, Gatekeeper):
             limiter = gatekeeper.rate_limiter
-            decision = limiter.take(self.identity.bucket, self.identity.rate_limit_per_minute)
+            decision = await limiter.take_async(
+                self.identity.bucket, self.identity.rate_limit_per_minute
+            )
             if decision is not None and not decision.allowed:
                 raise RateLimited("rate limit exceeded", retryAfterMs=decision.retry_after_ms)
 

@@ -25,7 +25,7 @@ from typing import TypeVar
 from starlette.requests import HTTPConnection
 
 from flowplane.api.client_address import client_address, parse_networks
-from flowplane.api.ratelimit import RateLimiter, RateLimitExceeded
+from flowplane.api.ratelimit import Limiter, RateLimitExceeded
 from flowplane.errors import Unauthorized
 from flowplane.settings import Settings
 
@@ -39,7 +39,7 @@ T = TypeVar("T")
 
 async def throttled_login(
     connection: HTTPConnection,
-    limiter: RateLimiter,
+    limiter: Limiter,
     settings: Settings,
     username: str,
     login: Callable[[], Awaitable[T]],
@@ -60,20 +60,20 @@ async def throttled_login(
     address = client_address(connection, parse_networks(settings.trusted_proxies))
     pair = f"pair:{username.lower()}|{address}"
     client = f"client:{address}"
-    limiter.check(pair, FAILURES_PER_MINUTE_PAIR)
+    await limiter.check_async(pair, FAILURES_PER_MINUTE_PAIR)
     try:
-        limiter.check(client, FAILURES_PER_MINUTE_CLIENT)
+        await limiter.check_async(client, FAILURES_PER_MINUTE_CLIENT)
     except RateLimitExceeded:
-        limiter.refund(pair)
+        await limiter.refund_async(pair, FAILURES_PER_MINUTE_PAIR)
         raise
     try:
         result = await login()
     except Unauthorized:
         raise  # the tokens stay taken: this failure counts
     except BaseException:
-        limiter.refund(pair)
-        limiter.refund(client)
+        await limiter.refund_async(pair, FAILURES_PER_MINUTE_PAIR)
+        await limiter.refund_async(client, FAILURES_PER_MINUTE_CLIENT)
         raise
-    limiter.refund(pair)
-    limiter.refund(client)
+    await limiter.refund_async(pair, FAILURES_PER_MINUTE_PAIR)
+    await limiter.refund_async(client, FAILURES_PER_MINUTE_CLIENT)
     return result

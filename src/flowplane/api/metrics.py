@@ -196,6 +196,11 @@ class Metrics:
         self._runs.snapshot = stats
         return generate_latest(self.registry)
 
+    def collect_with(self, stats: RunStats) -> Iterable[Metric]:
+        """Every family, with ``stats`` as the run families (for another exposition)."""
+        self._runs.snapshot = stats
+        return self.registry.collect()
+
 
 def route_template(scope: dict[str, Any]) -> str:
     """The template of the route that served (or would serve) the request."""

@@ -10,7 +10,8 @@ exactly what a client gets:
 - ``401`` and ``429`` plus a ``security`` requirement unless the route is open;
 - ``403`` where the route needs more than ``viewer`` (``x-required-role`` names the role);
 - ``404`` where the path has parameters (unknown ids and other namespaces' objects);
-- every error response as ``application/problem+json`` with the ``Problem`` schema;
+- every error response as ``application/problem+json`` with the ``Problem`` schema (or, for
+  a seed surface with error bodies of its own, the content its ``x-error-content`` gives);
 - no ``null`` in the schema of a query, header or path parameter: ``str | None = None`` in
   Python means "may be left out", and a URL or a header cannot carry a JSON null.
 
@@ -103,14 +104,20 @@ def _rewrite_operation(operation: dict[str, Any], is_open: bool, role: str | Non
         _add(responses, 401)
         _add(responses, 429)
         responses["429"]["headers"] = dict(_RATE_LIMIT_HEADERS)
-        operation["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+        operation["security"] = [
+            {"bearerAuth": []},
+            {"apiKeyHeader": []},
+            {"smithersKeyHeader": []},
+        ]
     if role is not None:
         operation["x-required-role"] = role
         if ROLE_RANK[role] > ROLE_RANK["viewer"]:
             _add(responses, 403)
+    # A seed surface whose errors have its own shape declares it (``x-error-content``).
+    content = operation.get("x-error-content")
     for status, response in responses.items():
         if status.isdigit() and int(status) >= 400:
-            response["content"] = problem_content()
+            response["content"] = dict(content) if content else problem_content()
 
 
 def rewrite(schema: dict[str, Any], app: FastAPI, open_routes: set[tuple[str, str]]) -> None:
@@ -130,6 +137,12 @@ def rewrite(schema: dict[str, Any], app: FastAPI, open_routes: set[tuple[str, st
             "description": "An `fp_...` API key or a login token from POST /v1/auth/login.",
         },
         "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        "smithersKeyHeader": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "x-smithers-key",
+            "description": "Smithers' header for the same key.",
+        },
     }
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():

@@ -1,14 +1,21 @@
-"""RFC 9457 problem documents for every error, with a stable ``code``."""
+"""RFC 9457 problem documents for every error, with a stable ``code``.
+
+Every problem body is also Smithers' error envelope: RFC 9457 allows extension members, so
+the document carries ``error: {code, message}`` with Smithers' code for the same failure
+(``NOT_FOUND``, ``INVALID_JSON``, ``PAYLOAD_TOO_LARGE``, ``RUN_ALREADY_EXISTS``, ...) next
+to Flowplane's own ``code``. :func:`smithers_code` is the one mapping.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -35,8 +42,61 @@ _HTTP_CODES = {
 }
 
 
+SMITHERS_CODES_BY_STATUS = {
+    400: "INVALID_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    429: "RATE_LIMITED",
+}
+"""Smithers' code for a status whose Flowplane code has no Smithers name of its own."""
+SMITHERS_CODES = {
+    "invalid_json": "INVALID_JSON",
+    "json_too_deep": "INVALID_REQUEST",
+    "validation_error": "INVALID_REQUEST",
+    "invalid_input": "INVALID_REQUEST",
+    "bad_request": "INVALID_REQUEST",
+    "conflict": "CONFLICT",
+}
+"""Flowplane codes whose Smithers name is not the code in capitals."""
+ROUTE_NOT_FOUND = "Route not found"
+"""The message of a path no route serves (Smithers' wording)."""
+
+
+def smithers_code(status: int, code: str) -> str:
+    """Smithers' error code for a problem of ``status`` with Flowplane's ``code``.
+
+    Every 404 is ``NOT_FOUND``, 401 ``UNAUTHORIZED``, 413 ``PAYLOAD_TOO_LARGE`` and 5xx
+    ``SERVER_ERROR``, as Smithers' server answers them; codes Smithers names itself
+    (``RUN_NOT_ACTIVE``, ``RUN_ALREADY_EXISTS``, ``RUN_ID_REQUIRED``,
+    ``WORKFLOW_PATH_OUTSIDE_ROOT``) and Flowplane's other codes are given in capitals.
+    """
+    if status >= 500:
+        return "SERVER_ERROR"
+    if status in (401, 404, 413):
+        return SMITHERS_CODES_BY_STATUS[status]
+    if code in SMITHERS_CODES:
+        return SMITHERS_CODES[code]
+    if code.isupper():
+        return code
+    upper = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", code).upper()
+    return upper if upper else SMITHERS_CODES_BY_STATUS.get(status, "ERROR")
+
+
+class SmithersError(BaseModel):
+    """Smithers' error envelope, inside every problem document."""
+
+    model_config = ConfigDict(extra="allow")
+    code: str = Field(description="Smithers' code (`NOT_FOUND`, `INVALID_JSON`, ...).")
+    message: str = Field(description="The same text as `detail`.")
+
+
 class Problem(BaseModel):
-    """An RFC 9457 problem document (extension members allowed)."""
+    """An RFC 9457 problem document (extension members allowed), which is also Smithers'
+    error envelope ``{"error": {"code", "message"}}``."""
 
     model_config = ConfigDict(extra="allow")
     type: str = "about:blank"
@@ -44,6 +104,7 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     code: str
+    error: SmithersError
 
 
 def problem_response(
@@ -55,18 +116,20 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    """Build a problem+json response.
+    """Build a problem+json response (with Smithers' ``error`` envelope).
 
     ``status``, ``code`` and ``title`` are positional-only so that an error's extension
     members may carry the same names (``RunNotActive`` has the run's ``status``); the
     problem's own members win.
     """
+    message = detail or title
     body: dict[str, Any] = {
         "type": f"https://flowplane.dev/problems/{code}",
         "title": title,
         "status": status,
-        "detail": detail or title,
+        "detail": message,
         "code": code,
+        "error": {"code": smithers_code(status, code), "message": message},
     }
     for key, value in extra.items():
         if key not in body:
@@ -100,12 +163,16 @@ def install(app: FastAPI) -> None:
             for err in exc.errors()
         ][:50]
         detail = "; ".join(f"{e['path']}: {e['error']}" for e in errors[:5])
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem_response(400, "invalid_json", "Invalid JSON", detail, errors=errors)
         return problem_response(400, "validation_error", "Invalid request", detail, errors=errors)
 
     async def on_http(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         detail = exc.detail if isinstance(exc.detail, str) else None
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = ROUTE_NOT_FOUND  # Starlette's answer for a path no route serves
         return problem_response(
             exc.status_code,
             code,

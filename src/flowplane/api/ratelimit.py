@@ -4,7 +4,9 @@ Each API key (or logged-in user) has a bucket holding up to ``limit`` tokens tha
 at ``limit`` per minute; a request takes one token. Limits come from
 ``Settings.rate_limit_per_minute`` by role, and a key's own ``rate_limit_per_minute``
 overrides it (0 = unlimited). Buckets live in the memory of one process: with several API
-processes behind a balancer each enforces the limit on the traffic it sees.
+processes behind a balancer each enforces the limit on the traffic it sees, unless
+``FLOWPLANE_RATE_LIMIT_STORAGE`` names a Redis that all of them count in
+(:mod:`flowplane.api.shared_ratelimit`; :func:`limiter_of` picks one).
 
 Headers follow draft-ietf-httpapi-ratelimit-headers::
 
@@ -22,8 +24,10 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from flowplane.errors import RateLimited
+from flowplane.settings import Settings
 
 WINDOW_SECONDS = 60
 MAX_BUCKETS = 10_000
@@ -129,6 +133,18 @@ class RateLimiter:
             raise RateLimitExceeded(decision)
         return decision
 
+    async def take_async(self, key: str, limit: int) -> Decision | None:
+        """:meth:`take`, as the :class:`Limiter` interface asks."""
+        return self.take(key, limit)
+
+    async def check_async(self, key: str, limit: int) -> Decision | None:
+        """:meth:`check`, as the :class:`Limiter` interface asks."""
+        return self.check(key, limit)
+
+    async def refund_async(self, key: str, limit: int) -> None:
+        """:meth:`refund`, as the :class:`Limiter` interface asks."""
+        self.refund(key)
+
     def refund(self, key: str) -> None:
         """Give back the token a :meth:`take` on ``key`` took (an attempt that did not count)."""
         bucket = self._buckets.get(key)
@@ -144,3 +160,31 @@ class RateLimiter:
             oldest = sorted(self._buckets, key=lambda k: self._buckets[k].updated)
             for key in oldest[: len(oldest) // 2]:
                 del self._buckets[key]
+
+
+class Limiter(Protocol):
+    """What the API's limits need of a limiter, in memory or shared (async: a shared one
+    asks Redis)."""
+
+    async def take_async(self, key: str, limit: int) -> Decision | None:
+        """Count one request of ``key`` against ``limit`` per minute (``None``: no limit)."""
+        ...
+
+    async def check_async(self, key: str, limit: int) -> Decision | None:
+        """:meth:`take_async`, raising :class:`RateLimitExceeded` when refused."""
+        ...
+
+    async def refund_async(self, key: str, limit: int) -> None:
+        """Give back what a :meth:`take_async` on ``key`` counted."""
+        ...
+
+
+def limiter_of(settings: Settings, purpose: str) -> Limiter:
+    """The limiter ``FLOWPLANE_RATE_LIMIT_STORAGE`` asks for: this process's memory, or a
+    Redis shared by every API process (keys under ``flowplane:<schema>:<purpose>``)."""
+    if settings.rate_limit_storage == "memory":
+        return RateLimiter()
+    from flowplane.api.shared_ratelimit import SharedRateLimiter
+
+    prefix = f"flowplane:{settings.database_schema}:{purpose}"
+    return SharedRateLimiter(settings.rate_limit_storage, prefix)

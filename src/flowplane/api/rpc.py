@@ -86,7 +86,7 @@ class Params(BaseModel):
 
 
 class RunRef(Params):
-    """``getRun``, ``cancelRun``, ``resumeRun``."""
+    """``getRun``, ``cancelRun``, ``deleteRun``, ``resumeRun``."""
 
     run_id: RunId
 
@@ -283,6 +283,12 @@ def _text(value: int | str | None) -> str | None:
 @method("cancelRun", RunRef, run_routes.cancel_run)
 async def _cancel_run(services: Services, principal: Caller, p: RunRef) -> Any:
     return run_model(await services.runs.cancel(principal, p.run_id))
+
+
+@method("deleteRun", RunRef, run_routes.delete_run)
+async def _delete_run(services: Services, principal: Caller, p: RunRef) -> Any:
+    await services.runs.delete(principal, p.run_id)
+    return {"deleted": True, "runId": p.run_id}
 
 
 @method("resumeRun", RunRef, run_routes.resume_run)

@@ -8,12 +8,14 @@ closed to anonymous callers; ``require(role)`` then checks the role of the princ
 middleware cached in ``request.state``. Authenticated requests then take a token from the
 caller's rate-limit bucket; anonymous and refused (401) ones take nothing.
 
-Credentials: ``Authorization: Bearer <fp_ key or login JWT>`` (scheme case-insensitive) or
-``X-API-Key: <fp_ key>``; exactly one of them.
+Credentials: ``Authorization: Bearer <fp_ key or login JWT>`` (scheme case-insensitive),
+``X-API-Key: <fp_ key>`` or Smithers' ``x-smithers-key: <fp_ key or JWT>``; exactly one of
+them.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import sys
@@ -29,7 +31,7 @@ from flowplane.api.limits import BodyLimitMiddleware
 from flowplane.api.metrics import Metrics, MetricsMiddleware
 from flowplane.api.openapi import install_openapi
 from flowplane.api.problems import error_response
-from flowplane.api.ratelimit import RateLimiter
+from flowplane.api.ratelimit import Limiter, limiter_of
 from flowplane.api.settled_runs import SettledRunMiddleware
 from flowplane.errors import FlowplaneError, Unauthorized
 from flowplane.security.tokens import API_KEY_PREFIX
@@ -54,6 +56,15 @@ OPEN_PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = (
     ("POST", re.compile(rb"/v1/webhooks/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")),
 )
 """(method, raw path pattern) pairs reachable without credentials (full match)."""
+
+METRICS_PATH = b"/metrics"
+METRICS_CALLER = Caller(id="metrics-token", kind="api_key", name="metrics-token", role="viewer")
+"""Who ``FLOWPLANE_METRICS_TOKEN`` authenticates as: a viewer of every namespace, on
+``GET /metrics`` only (anywhere else the token is no credential)."""
+
+KEY_HEADERS = ("x-api-key", "x-smithers-key")
+"""Headers that carry a key as it is: Flowplane's own and Smithers' (``x-smithers-key``)."""
+_KEY_HEADERS_RAW = tuple(name.encode() for name in KEY_HEADERS)
 
 GATEWAY_PATH = b"/v1/ws"
 """The WebSocket gateway, which may authenticate in its first frame instead of headers."""
@@ -94,11 +105,11 @@ def extract_credential(headers: Mapping[str, str] | Headers) -> str:
     """Return the one credential of a request; ``AuthRequired`` when missing or ambiguous."""
     if isinstance(headers, Headers):
         authorization = headers.getlist("authorization")
-        api_keys = headers.getlist("x-api-key")
+        api_keys = [key for name in KEY_HEADERS for key in headers.getlist(name)]
     else:
         lowered = {k.lower(): v for k, v in headers.items()}
         authorization = [lowered["authorization"]] if "authorization" in lowered else []
-        api_keys = [lowered["x-api-key"]] if "x-api-key" in lowered else []
+        api_keys = [lowered[name] for name in KEY_HEADERS if name in lowered]
     return _one_credential(authorization, api_keys)
 
 
@@ -109,7 +120,7 @@ def scope_credential(scope: Mapping[str, Any]) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
             authorization.append(value.decode("latin-1"))
-        elif name == b"x-api-key":
+        elif name in _KEY_HEADERS_RAW:
             api_keys.append(value.decode("latin-1"))
     return _one_credential(authorization, api_keys)
 
@@ -132,7 +143,9 @@ def _one_credential(authorization: list[str], api_keys: list[str]) -> str:
 
 
 def _credentials(scope: dict[str, Any]) -> bool:
-    return any(name in (b"authorization", b"x-api-key") for name, _ in scope.get("headers", ()))
+    return any(
+        name == b"authorization" or name in _KEY_HEADERS_RAW for name, _ in scope.get("headers", ())
+    )
 
 
 class RequestAuthenticator:
@@ -224,8 +237,13 @@ class SecurityMiddleware:
             if not isinstance(gatekeeper, Gatekeeper):
                 # Fail closed: without an authenticator nobody gets in.
                 raise AuthRequired("authentication is not configured")
-            identity = await gatekeeper.authenticator.identify_credential(scope_credential(scope))
-            decision = gatekeeper.rate_limiter.check(
+            credential = scope_credential(scope)
+            if gatekeeper.is_metrics_scrape(method, raw_path, credential):
+                scope.setdefault("state", {})["principal"] = METRICS_CALLER
+                await self.app(scope, receive, send)
+                return
+            identity = await gatekeeper.authenticator.identify_credential(credential)
+            decision = await gatekeeper.rate_limiter.check_async(
                 identity.bucket, identity.rate_limit_per_minute
             )
         except FlowplaneError as exc:
@@ -260,8 +278,18 @@ class Gatekeeper:
     """
 
     authenticator: RequestAuthenticator
-    rate_limiter: RateLimiter
-    login_limiter: RateLimiter
+    rate_limiter: Limiter
+    login_limiter: Limiter
+    metrics_token: str | None = None
+
+    def is_metrics_scrape(self, method: str, raw_path: bytes, credential: str) -> bool:
+        """Whether this is ``GET /metrics`` with the dedicated metrics token."""
+        return (
+            self.metrics_token is not None
+            and method in ("GET", "HEAD")
+            and raw_path.split(b"?", 1)[0] == METRICS_PATH
+            and hmac.compare_digest(credential.encode(), self.metrics_token.encode())
+        )
 
 
 def gatekeeper_of(app: Any) -> Gatekeeper:
@@ -304,6 +332,7 @@ async def start_security(app: FastAPI, services: Services) -> None:
         _log.warning("created the first admin API key (printed once on stderr)")
     app.state.gatekeeper = Gatekeeper(
         authenticator=RequestAuthenticator(auth, services.settings),
-        rate_limiter=RateLimiter(),
-        login_limiter=RateLimiter(),
+        rate_limiter=limiter_of(services.settings, "requests"),
+        login_limiter=limiter_of(services.settings, "logins"),
+        metrics_token=services.settings.metrics_token,
     )

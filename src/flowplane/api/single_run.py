@@ -12,10 +12,13 @@ the process started, so no route names a run id or a workflow path.
 | ``POST /approve/{nodeId}``, ``POST /deny/{nodeId}`` | ``{iteration, note, decidedBy}`` |
 | ``POST /signal/{name}`` | ``{payload \\| data, correlationId}`` |
 | ``POST /cancel`` | 409 ``RUN_NOT_ACTIVE`` once the run is terminal |
+| ``GET /metrics`` | Prometheus text, as ``flowplane serve``'s (when given the ops service) |
 
 Everything but ``/health`` needs the one key of the process, sent as ``Authorization: Bearer
-<key>``, ``X-API-Key: <key>`` or Smithers' ``x-smithers-key: <key>``. It fails closed: a
-path no route serves is a 401 without the key, too.
+<key>``, ``X-API-Key: <key>`` or Smithers' ``x-smithers-key: <key>`` (the API's one
+credential rule). It fails closed: a path no route serves is a 401 without the key, too.
+Errors are problem documents with Smithers' ``error`` envelope; JSON answers carry
+``Cache-Control: no-store``; events are framed as Smithers' (``event: smithers``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from starlette.responses import Response, StreamingResponse
 from flowplane import __version__
 from flowplane.api import problems
 from flowplane.api.limits import BodyLimitMiddleware
+from flowplane.api.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from flowplane.api.models.runs import DecisionBody, SignalBody
+from flowplane.api.response_headers import NoStoreMiddleware
 from flowplane.api.routes.timetravel import DEFAULT_FRAME_LIMIT, MAX_FRAME_LIMIT
 from flowplane.api.run_views import (
     MEDIA_TYPE,
@@ -41,27 +46,17 @@ from flowplane.api.run_views import (
     signal_result,
 )
 from flowplane.api.security import AuthRequired, extract_credential
-from flowplane.api.sse import event_stream_response, parse_last_event_id
+from flowplane.api.sse import SMITHERS_EVENT, event_stream_response, parse_last_event_id
 from flowplane.client.models import Approval, Frame, Run, RunDetail, SignalResult
 from flowplane.errors import FlowplaneError
 from flowplane.model.bounds import FrameNo, Seq
 from flowplane.services.caller import Caller
+from flowplane.services.ops import OpsService
 from flowplane.services.runs import RunService
 from flowplane.settings import Settings
 
 OPEN_PATHS = frozenset({("GET", b"/health"), ("HEAD", b"/health")})
 """(method, raw path) pairs reachable without the key. Compared exactly."""
-SMITHERS_KEY_HEADER = "x-smithers-key"
-
-
-def _credential(headers: Headers) -> str:
-    """The caller's key: ``Authorization``/``X-API-Key`` (as the API), or Smithers' header."""
-    smithers = headers.getlist(SMITHERS_KEY_HEADER)
-    if smithers and not headers.get("authorization") and not headers.get("x-api-key"):
-        if len(smithers) > 1:
-            raise AuthRequired("send exactly one credential")
-        return smithers[0].strip()
-    return extract_credential(headers)
 
 
 class KeyGate:
@@ -85,7 +80,7 @@ class KeyGate:
             await self.app(scope, receive, send)
             return
         try:
-            given = _credential(Headers(scope=scope)).encode()
+            given = extract_credential(Headers(scope=scope)).encode()
             if not hmac.compare_digest(given, self.key):
                 raise AuthRequired("invalid or expired credentials")
         except FlowplaneError as exc:
@@ -102,6 +97,7 @@ def create_single_run_app(
     key: str,
     settings: Settings | None = None,
     caller: Caller | None = None,
+    ops: OpsService | None = None,
 ) -> FastAPI:
     """Build the app that serves the run ``run_id`` of ``runs``.
 
@@ -112,6 +108,8 @@ def create_single_run_app(
         settings: for the request body limits (default: from the environment).
         caller: who the holder of ``key`` acts as (default: the process itself, which
             started the run).
+        ops: the operations service behind ``/metrics`` (without it ``/metrics`` is 404,
+            as Smithers' ``metrics: false``).
     """
     settings = settings or Settings()
     who = caller or Caller.system()
@@ -121,10 +119,13 @@ def create_single_run_app(
         description=f"The run {run_id}: status, events, frames, approvals and cancellation.",
     )
     problems.install(app)
+    metrics = Metrics()
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
     )
     app.add_middleware(KeyGate, key=key)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(NoStoreMiddleware)
 
     @app.get("/health", summary="Liveness (open)")
     async def health() -> dict[str, Any]:
@@ -143,7 +144,10 @@ def create_single_run_app(
     ) -> StreamingResponse:
         """Replay the run's events after ``afterSeq``, follow live, close after the end."""
         start = max(after_seq, parse_last_event_id(last_event_id), 0)
-        return event_stream_response(runs.follow(who, run_id, after_seq=start))
+        return event_stream_response(
+            metrics.track_stream(runs.follow(who, run_id, after_seq=start), "sse"),
+            event_name=SMITHERS_EVENT,
+        )
 
     @app.get("/frames", response_model=list[Frame], summary="The run's frames")
     async def frames(
@@ -189,5 +193,15 @@ def create_single_run_app(
     async def cancel() -> Run:
         """Cancel the run; 409 ``RUN_NOT_ACTIVE`` once it is terminal."""
         return run_model(await runs.cancel(who, run_id))
+
+    if ops is not None:
+        stats_of = ops
+
+        @app.get("/metrics", response_class=Response, summary="Prometheus metrics")
+        async def prometheus() -> Response:
+            """HTTP traffic of this server, and the runs, nodes, events and approvals of the
+            database (the families of ``flowplane serve``'s ``/metrics``)."""
+            body = metrics.render(await stats_of.run_stats(who))
+            return Response(body, media_type=CONTENT_TYPE)
 
     return app

@@ -1,6 +1,9 @@
 """Server-sent events: a run's event stream, replayed from the table then followed live.
 
-Each event goes out as ``id: <seq>``, ``event: <type>``, ``data: <json>``. The stream starts
+Each event goes out as ``id: <seq>``, ``event: <name>``, ``data: <json>``: a run's stream
+(``/v1/runs/{id}/events``, serve mode's ``/events``) names every event ``smithers``, as
+Smithers' server does (the type is the payload's ``type``); ``/v1/events`` names each by its
+type. The stream starts
 after ``Last-Event-ID`` (or ``?afterSeq=``), sends a ``: keep-alive`` comment when it has been
 quiet for :data:`KEEPALIVE_SECONDS`, and closes after the run's terminal event.
 
@@ -31,6 +34,17 @@ BUFFER_EVENTS = 256
 """Events one connection may hold in memory before the producer waits."""
 RETRY_MS = 1000
 """The reconnection delay advertised to EventSource clients."""
+SMITHERS_EVENT = "smithers"
+"""The ``event:`` name of every message of a run's stream (Smithers' framing)."""
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "Connection": "keep-alive",
+    "X-Accel-Buffering": "no",
+    "X-Content-Type-Options": "nosniff",
+}
+"""The headers of every event stream, as Smithers' server sends them (the content type
+without a charset)."""
 COALESCE_EVENTS = 64
 """Most queued events written to the socket in one chunk."""
 
@@ -52,8 +66,9 @@ SSE_EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "title": "ServerSentEvent",
     "description": "One message of the stream, as an EventSource client parses it: `id` is the "
-    "event's `seq` (resume with `Last-Event-ID`), `event` its type and `data` the event as JSON. "
-    "`: keep-alive` comments carry no event.",
+    "event's `seq` (resume with `Last-Event-ID`), `event` is `smithers` on a run's stream and "
+    "the event's type on `/v1/events`, and `data` the event as JSON. `: keep-alive` comments "
+    "carry no event.",
     "required": ["data"],
     "properties": {
         "id": {"type": "string", "pattern": "^[0-9]+$"},
@@ -79,11 +94,11 @@ _DONE = object()
 _log = logging.getLogger("flowplane.api.sse")
 
 
-def format_event(event: dict[str, Any]) -> bytes:
-    """Render one event payload as an SSE message."""
+def format_event(event: dict[str, Any], name: str | None = None) -> bytes:
+    """Render one event payload as an SSE message named ``name`` (default: its type)."""
     data = json.dumps(event, separators=(",", ":"), default=str)
     # A JSON dump has no raw newlines, so one ``data:`` line is enough.
-    return f"id: {event['seq']}\nevent: {event['type']}\ndata: {data}\n\n".encode()
+    return f"id: {event['seq']}\nevent: {name or event['type']}\ndata: {data}\n\n".encode()
 
 
 def parse_last_event_id(value: str | None) -> int:
@@ -121,8 +136,11 @@ async def stream_events(
     *,
     keepalive_seconds: float | None = None,
     buffer: int = BUFFER_EVENTS,
+    event_name: str | None = None,
 ) -> AsyncIterator[bytes]:
-    """Turn an event iterator into SSE bytes, with keep-alives and a bounded buffer."""
+    """Turn an event iterator into SSE bytes, with keep-alives and a bounded buffer.
+
+    ``event_name`` names every message (default: each event's type)."""
     interval = KEEPALIVE_SECONDS if keepalive_seconds is None else keepalive_seconds
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=buffer)
     producer = asyncio.create_task(_produce(source, queue), name="flowplane-sse")
@@ -146,7 +164,7 @@ async def stream_events(
                     if chunk:
                         yield b"".join(chunk)
                     return
-                chunk.append(format_event(item))
+                chunk.append(format_event(item, event_name))
                 if queue.empty() or len(chunk) >= COALESCE_EVENTS:
                     break
                 item = queue.get_nowait()
@@ -162,15 +180,13 @@ async def stream_events(
 
 
 def event_stream_response(
-    source: AsyncIterator[dict[str, Any]], *, keepalive_seconds: float | None = None
+    source: AsyncIterator[dict[str, Any]],
+    *,
+    keepalive_seconds: float | None = None,
+    event_name: str | None = None,
 ) -> StreamingResponse:
-    """Return the streaming response of a run's events."""
+    """Return the streaming response of events (each named ``event_name``, or its type)."""
     return StreamingResponse(
-        stream_events(source, keepalive_seconds=keepalive_seconds),
-        media_type="text/event-stream",
-        headers={
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-            "X-Content-Type-Options": "nosniff",
-        },
+        stream_events(source, keepalive_seconds=keepalive_seconds, event_name=event_name),
+        headers=SSE_HEADERS,
     )

@@ -14,7 +14,8 @@ past them):
   signed trigger only deliveries whose signature verified count, so forged deliveries
   cannot use up the real sender's allowance.
 
-The buckets live in the memory of one process, like the API's own rate limits.
+The buckets live in the memory of one process, like the API's own rate limits, or in the
+Redis of ``FLOWPLANE_RATE_LIMIT_STORAGE`` shared by every API process.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from starlette.requests import HTTPConnection
 
 from flowplane.api.client_address import client_address, parse_networks
-from flowplane.api.ratelimit import RateLimiter
+from flowplane.api.ratelimit import Limiter, limiter_of
 from flowplane.settings import Settings
 
 
@@ -36,28 +37,28 @@ class WebhookLimits:
         limiter: the token buckets (injectable, with its clock, for tests).
     """
 
-    def __init__(self, settings: Settings, limiter: RateLimiter | None = None) -> None:
+    def __init__(self, settings: Settings, limiter: Limiter | None = None) -> None:
         self.per_trigger = settings.webhook_rate_per_minute
         self.per_client = settings.webhook_client_rate_per_minute
         self._proxies = parse_networks(settings.trusted_proxies)
-        self._limiter = limiter or RateLimiter()
+        self._limiter = limiter or limiter_of(settings, "webhooks")
 
-    def admit_client(self, connection: HTTPConnection) -> None:
+    async def admit_client(self, connection: HTTPConnection) -> None:
         """Take a delivery from the sender's bucket.
 
         Raises:
             RateLimitExceeded: the sender's address is over its rate (429).
         """
         address = client_address(connection, self._proxies)
-        self._limiter.check(f"client:{address}", self.per_client)
+        await self._limiter.check_async(f"client:{address}", self.per_client)
 
-    def admit_trigger(self, trigger_id: str) -> None:
+    async def admit_trigger(self, trigger_id: str) -> None:
         """Take a delivery from the trigger's bucket (call once the scheme accepted it).
 
         Raises:
             RateLimitExceeded: the trigger is over its rate (429).
         """
-        self._limiter.check(f"trigger:{trigger_id}", self.per_trigger)
+        await self._limiter.check_async(f"trigger:{trigger_id}", self.per_trigger)
 
 
 def webhook_limits_of(app: Any, settings: Settings) -> WebhookLimits:

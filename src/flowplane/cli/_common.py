@@ -194,10 +194,19 @@ def local_actor() -> str | None:
     return f"cli:{user}" if user else None
 
 
-def setup_logging(level: str) -> None:
-    """Send log records to stderr at ``level`` (``info``, ``debug``, ...)."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+def setup_logging(level: str, log_format: str = "text") -> None:
+    """Send log records to stderr at ``level`` (``info``, ``debug``, ...), as text lines or,
+    with ``log_format="json"``, one JSON object a line (see :mod:`flowplane.cli._logs`)."""
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    if log_format != "json":
+        logging.basicConfig(
+            level=numeric,
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        )
+        return
+    from flowplane.cli._logs import JsonFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=numeric, handlers=[handler], force=True)

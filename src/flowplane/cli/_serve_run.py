@@ -34,6 +34,7 @@ from flowplane.cli._runner import (
 )
 from flowplane.model.document import Workflow
 from flowplane.security.tokens import generate_api_key
+from flowplane.services.ops import OpsService
 from flowplane.services.runs import RunService
 from flowplane.store.base import Store
 
@@ -179,7 +180,9 @@ async def _run_and_serve(
         if key is None:
             key = generate_api_key().key
             err_console.print(f"API key for this run (shown once): {key}", highlight=False)
-        app = create_single_run_app(service, run_id, key=key, settings=settings)
+        app = create_single_run_app(
+            service, run_id, key=key, settings=settings, ops=OpsService(store)
+        )
         config = uvicorn.Config(
             app,
             host=host,
@@ -199,8 +202,9 @@ async def _run_and_serve(
         url = listening_url(host, server.bound_port(port))
         err_console.print(f"Serving run {run_id} on {url}", highlight=False, soft_wrap=True)
         err_console.print(
-            "  GET / · /events · /frames   POST /approve/<node> · /deny/<node> · /cancel"
-            "   (Authorization: Bearer <key>; /health is open)",
+            "  GET / · /events · /frames · /metrics   POST /approve/<node> · /deny/<node> · "
+            "/signal/<name> · /cancel   (Authorization: Bearer <key> or x-smithers-key; "
+            "/health is open)",
             highlight=False,
             soft_wrap=True,
             markup=False,

@@ -441,6 +441,19 @@ def runs_retry(
     _emit(as_json, run, line)
 
 
+@runs_app.command("delete")
+def runs_delete(
+    run_ids: Annotated[list[str], typer.Argument(help="The run ids.")],
+    server: Server = None,
+    token: Token = None,
+) -> None:
+    """Delete settled runs with their history (editor; active runs are refused)."""
+    with remote(server, token) as fp:
+        for run_id in run_ids:
+            fp.delete_run(run_id)
+            print(f"Run {run_id} deleted")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``workflows`` and ``runs`` command groups."""
     app.add_typer(workflows_app, name="workflows")

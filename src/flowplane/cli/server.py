@@ -98,7 +98,7 @@ def serve_command(
         workers=workers,
         root=root,
     )
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     _ensure_master_key(settings)
     registry = build_registry(plugin)
     # A database that is down (or restarting) at start-up is waited for, as by workers.
@@ -142,6 +142,8 @@ def serve_command(
         limit_concurrency=limit_concurrency,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         log_level=settings.log_level.lower(),
+        # JSON logs: uvicorn's loggers go through the root handler (its own are text).
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         server_header=False,
     )
     server = _Server(config)
@@ -201,6 +203,8 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
 
     from flowplane.engine.worker import Worker
     from flowplane.services.credentials import worker_options
+    from flowplane.services.retention import RetentionService
+    from flowplane.services.run_cache import SettledRunCache
 
     loop = asyncio.get_running_loop()
     signals = asyncio.Queue[int]()
@@ -212,6 +216,8 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
     store = opened
     worker = Worker(store, settings=settings, registry=registry, **worker_options(store, settings))
     task = asyncio.create_task(worker.run(), name="fp-worker")
+    retention = RetentionService(store, settings, SettledRunCache(ttl_seconds=0))
+    pruning = asyncio.create_task(retention.run_forever(), name="fp-retention")
     _log.info(
         "Flowplane worker %s started: database %s, concurrency %d",
         worker.id,
@@ -245,6 +251,9 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
             await task
         _log.info("worker stopped")
     finally:
+        pruning.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pruning
         _remove_handlers(loop, installed)
         await store.close()
     return status
@@ -287,7 +296,7 @@ def worker_command(
         lease_seconds=lease_seconds,
         root=root,
     )
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     refuse_missing_database(settings.database_url)  # a worker polling an empty file helps no one
     registry = build_registry(plugin)
     import asyncio

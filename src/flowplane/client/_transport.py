@@ -28,7 +28,8 @@ STREAM_READ_TIMEOUT_SECONDS = 60.0
 """No byte for this long on an event stream (keep-alives come every 15 s) = a dropped stream."""
 USER_AGENT = "flowplane-client"
 
-_PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code"}
+_PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code", "error"}
+"""The problem document's own members (`error` is Smithers' envelope of the same error)."""
 _STATUS_CLASSES: dict[int, type[errors.FlowplaneError]] = {
     400: errors.InvalidInput,
     401: errors.Unauthorized,
@@ -427,6 +428,21 @@ def diff(run_id: str, other_run_id: str) -> Call[m.RunDiff]:
 def cancel(run_id: str) -> Call[m.Run]:
     """``POST /v1/runs/{id}/cancel``."""
     return Call("POST", f"/v1/runs/{seg(run_id)}/cancel", _run)
+
+
+def delete_run(run_id: str) -> Call[None]:
+    """``DELETE /v1/runs/{id}``."""
+    return Call("DELETE", f"/v1/runs/{seg(run_id)}", lambda _r: None)
+
+
+def prune(dry_run: bool) -> Call[m.PruneResult]:
+    """``POST /v1/admin/prune``."""
+    return Call(
+        "POST",
+        "/v1/admin/prune",
+        lambda r: m.PruneResult.model_validate(r.json()),
+        params=[("dryRun", "true" if dry_run else "false")],
+    )
 
 
 def resume(run_id: str) -> Call[m.Run]:

@@ -43,6 +43,7 @@ from flowplane.client.models import (
     NodeState,
     Page,
     PatchResult,
+    PruneResult,
     Revision,
     RevisionPage,
     Run,
@@ -296,6 +297,14 @@ class AsyncClient:
     async def cancel(self, run_id: str) -> Run:
         """Cancel an active run (``RunNotActive`` when it is terminal)."""
         return await self._send(t.cancel(run_id))
+
+    async def delete_run(self, run_id: str) -> None:
+        """Delete a settled run and its history (editor; ``RunNotSettled`` while active)."""
+        await self._send(t.delete_run(run_id))
+
+    async def prune_runs(self, *, dry_run: bool = False) -> PruneResult:
+        """Apply the server's retention policy now (admin); ``dry_run`` only counts."""
+        return await self._send(t.prune(dry_run))
 
     async def resume(self, run_id: str) -> Run:
         """Continue a failed or cancelled run, reusing the outputs it recorded."""

@@ -42,6 +42,7 @@ from flowplane.client.models import (
     NodeState,
     Page,
     PatchResult,
+    PruneResult,
     Revision,
     RevisionPage,
     Run,
@@ -295,6 +296,14 @@ class Client:
     def cancel(self, run_id: str) -> Run:
         """Cancel an active run (``RunNotActive`` when it is terminal)."""
         return self._send(t.cancel(run_id))
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a settled run and its history (editor; ``RunNotSettled`` while active)."""
+        self._send(t.delete_run(run_id))
+
+    def prune_runs(self, *, dry_run: bool = False) -> PruneResult:
+        """Apply the server's retention policy now (admin); ``dry_run`` only counts."""
+        return self._send(t.prune(dry_run))
 
     def resume(self, run_id: str) -> Run:
         """Continue a failed or cancelled run, reusing the outputs it recorded."""

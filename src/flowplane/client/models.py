@@ -543,6 +543,14 @@ class PatchResult(BaseModel):
     summary: str = ""
 
 
+class PruneResult(WireModel):
+    """What ``POST /v1/admin/prune`` deleted (or, with ``dryRun``, would delete)."""
+
+    dry_run: bool
+    deleted: dict[str, int] = Field(default_factory=dict, description="Runs deleted, by namespace.")
+    total: int = 0
+
+
 __all__ = [
     "TERMINAL_EVENT_TYPES",
     "TERMINAL_STATUSES",
@@ -570,6 +578,7 @@ __all__ = [
     "NodeState",
     "Page",
     "PatchResult",
+    "PruneResult",
     "Revision",
     "RevisionPage",
     "Run",

@@ -372,6 +372,8 @@ def _apply_directive(
             trigger="parent",
             triggered_by=run.get("triggered_by"),
             parent=(run["id"], node_id, iteration),
+            # A child run continues its parent's trace.
+            trace_context=run.get("trace_context"),
         )
         wait = {"kind": "child", "runId": child["id"]}
         values = {"status": "waiting-event", "wait": wait}

@@ -14,10 +14,7 @@ from typing import Any, Protocol
 from flowplane.engine.claims import record_started
 from flowplane.engine.faults import maybe_crash
 from flowplane.engine.plan import Plan, plans
-from flowplane.errors import (
-    Conflict,
-    IdempotencyKeyReused,
-)
+from flowplane.errors import IdempotencyKeyReused, RunAlreadyExists
 from flowplane.ids import new_id
 from flowplane.model.document import Workflow
 from flowplane.store.tx import Row, Tx
@@ -43,13 +40,21 @@ class DispatchRequest:
     forked_from: str | None = None
     # The plan of ``workflow`` when the caller has one (shared by the runs of a document).
     plan: Plan | None = None
+    # The W3C traceparent of the run's span (tracing on).
+    trace_context: str | None = None
 
 
 def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
     """Insert a run with its node runs and mark the roots ready.
 
-    Returns ``(run row, created)``; ``created`` is false when the idempotency key (or the
-    explicit run id) names a run that already exists.
+    Returns ``(run row, created)``; ``created`` is false when the idempotency key names a
+    run that already exists (the same request again). An explicit run id that another run
+    already has is refused (as Smithers' server does): retries that must be safe send an
+    ``Idempotency-Key``.
+
+    Raises:
+        IdempotencyKeyReused: the key was used with another request.
+        RunAlreadyExists: ``run_id`` is taken (and the key, if any, is new).
     """
     if req.idempotency_key:
         existing = tx.find_run_by_idempotency(req.namespace, req.idempotency_key)
@@ -61,11 +66,8 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
                 )
             return existing, False
     if req.run_id is not None:
-        existing = tx.get_run(req.run_id)
-        if existing is not None:
-            if existing["workflow_name"] != req.workflow.name:
-                raise Conflict(f"run id {req.run_id!r} is already used by another workflow")
-            return existing, False
+        if tx.get_run(req.run_id) is not None:
+            raise RunAlreadyExists(f"run id {req.run_id!r} already exists", runId=req.run_id)
     run_id = req.run_id or new_id()
     plan = req.plan if req.plan is not None else Plan.build(req.workflow)
     plans.put(run_id, plan)
@@ -95,6 +97,7 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
         "started_at_ms": now,
         "updated_at_ms": now,
         "deadline_ms": now + int(timeout * 1000) if timeout else None,
+        "trace_context": req.trace_context,
     }
     tx.insert_run(run)
     roots = set(plan.graph.roots())

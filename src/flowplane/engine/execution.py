@@ -70,6 +70,8 @@ class RunInfo:
         self.workflow_id: str | None = row.get("workflow_id")
         self.workflow_version: int | None = row["workflow_version"]
         self.started_at_ms: int | None = row["started_at_ms"]
+        # The W3C traceparent of the run's span (tracing on; see flowplane.engine.tracing).
+        self.trace_context: str | None = row.get("trace_context")
         self.plan = plan
         self.outputs: dict[str, dict[str, Any]] = {}
 

@@ -52,6 +52,10 @@ class TickResult:
     skipped_not_matching: int = 0
     skipped_expired: int = 0
     run_ids: list[str] = field(default_factory=list)
+    fires: list[tuple[str, str]] = field(default_factory=list)
+    """``(schedule id, run id)`` of each slot fired."""
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    """``(schedule id, why)`` of each failure."""
 
 
 @dataclass
@@ -150,6 +154,7 @@ async def tick(
         except FlowplaneError as exc:
             _log.warning("schedule %s: tick failed: %s", schedule.id, exc)
             result.failed += 1
+            result.failures.append((str(schedule.id), exc.detail))
     return result
 
 
@@ -177,6 +182,7 @@ async def _tick_schedule(
             )
         )
         result.failed += 1
+        result.failures.append((str(schedule.id), "its cron expression no longer parses"))
         return
     plan = plan_slots(
         spec,
@@ -201,9 +207,12 @@ async def _tick_schedule(
                 result.skipped_already_fired += 1
             elif outcome == "":
                 result.failed += 1
+                why = "the run could not start (the schedule's recent fires say why)"
+                result.failures.append((str(schedule.id), why))
             else:
                 result.fired += 1
                 result.run_ids.append(outcome)
+                result.fires.append((str(schedule.id), outcome))
     last_fired = plan.fire[-1] if plan.fire else None
 
     def advance(tx: Tx) -> None:

@@ -92,11 +92,12 @@ def start(
     parent: tuple[str, str, int] | None = None,
     source_path: str | None = None,
     forked_from: str | None = None,
+    trace_context: str | None = None,
 ) -> tuple[Row, bool]:
     """Dispatch a prepared run in the open transaction, in its workflow's namespace.
 
-    Returns ``(run row, created)``; ``created`` is false when ``idempotency_key`` (or
-    ``run_id``) names a run that already exists (see
+    Returns ``(run row, created)``; ``created`` is false when ``idempotency_key`` names a
+    run that already exists; a taken ``run_id`` is ``RunAlreadyExists`` (see
     :func:`~flowplane.engine.dispatch.dispatch`).
     """
     return dispatch(
@@ -117,5 +118,6 @@ def start(
             source_path=source_path,
             forked_from=forked_from,
             plan=prepared.plan,
+            trace_context=trace_context,
         ),
     )

@@ -24,11 +24,13 @@ from flowplane.engine import transitions
 from flowplane.engine.execution import NO_SECRETS, NodeExecutor, RunInfo
 from flowplane.engine.faults import maybe_crash
 from flowplane.engine.heartbeats import Heartbeats
+from flowplane.engine.log_context import iteration_var, node_id_var, run_id_var
 from flowplane.engine.outage import keep_running, until_stored
 from flowplane.engine.plan import plans
 from flowplane.engine.scheduler import Scheduler
 from flowplane.engine.secrets import EnvSecrets, SecretsProvider
 from flowplane.engine.settlement import OFF_LOOP_ITEMS
+from flowplane.engine.tracing import Tracing, tracing_of
 from flowplane.errors import FlowplaneError
 from flowplane.settings import Settings
 from flowplane.store.base import Store
@@ -69,6 +71,9 @@ class Worker:
             kv_factory=kv_factory,
             heartbeat=self._heartbeat_one,
         )
+        # Spans and log context per node run, only when asked for (off the hot path else).
+        self.tracing: Tracing | None = tracing_of(self.settings)
+        self._observed = self.tracing is not None or self.settings.log_format == "json"
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._rows: dict[int, Row] = {}
         self._cancel_events: dict[int, asyncio.Event] = {}
@@ -231,7 +236,8 @@ class Worker:
     def _spawn(self, row: Row, run: Row | None = None) -> None:
         self._rows[row["id"]] = row
         self._cancel_events[row["id"]] = asyncio.Event()
-        task = asyncio.create_task(self._execute(row, run), name=f"fp-node-{row['node_id']}")
+        work = self._execute_observed(row, run) if self._observed else self._execute(row, run)
+        task = asyncio.create_task(work, name=f"fp-node-{row['node_id']}")
         self._tasks[row["id"]] = task
 
         def _done(_t: asyncio.Task[None], row_id: int = row["id"]) -> None:
@@ -307,7 +313,30 @@ class Worker:
             self._runs.popitem(last=False)
         return info
 
-    async def _execute(self, row: Row, run: Row | None = None) -> None:
+    async def _execute_observed(self, row: Row, run: Row | None = None) -> None:
+        """:meth:`_execute` inside the node run's log context and attempt span."""
+        run_id_var.set(row["run_id"])
+        node_id_var.set(row["node_id"])
+        iteration_var.set(row["iteration"])
+        if self.tracing is None:
+            await self._execute(row, run)
+            return
+        try:
+            info = await self._run_info(row["run_id"], run)
+            node_type = info.plan.node(row["node_id"]).type
+        except Exception:  # the plain path reports it
+            await self._execute(row, run)
+            return
+        facts = {
+            "id": info.id,
+            "workflow_name": info.workflow_name,
+            "namespace": info.namespace,
+            "trace_context": info.trace_context,
+        }
+        with self.tracing.attempt_span(facts, row, node_type) as span:
+            await self._execute(row, run, span)
+
+    async def _execute(self, row: Row, run: Row | None = None, span: Any = None) -> None:
         started = int(time.time() * 1000)
         logs: list[tuple[int, str, str]] = []
         redactor = NO_SECRETS
@@ -337,6 +366,8 @@ class Worker:
             )
         if logs:
             outcome.logs = [(ts, lvl, redactor.text(msg)) for ts, lvl, msg in logs]
+        if span is not None:
+            Tracing.record_outcome(span, outcome)
         outcome.started_at_ms = started
         self._completing.add(row["id"])
         # Retried through an outage: the outcome is recorded once the database is back
@@ -370,6 +401,8 @@ class Worker:
             )
         )
         self.executed += 1
+        if span is not None:
+            Tracing.record_completion(span, result.accepted, result.run_status)
         maybe_crash("after-complete")
         if not result.accepted:
             _log.info(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowplane.connectors.registry import Registry
+from flowplane.engine.tracing import tracing_of
 from flowplane.engine.worker import Worker
 from flowplane.services.audit import AuditService
 from flowplane.services.auth import AuthService
@@ -20,6 +21,7 @@ from flowplane.services.credentials import CredentialService, keyring_from_setti
 from flowplane.services.feed import EventFeed
 from flowplane.services.kv import KVService
 from flowplane.services.ops import OpsService
+from flowplane.services.retention import RetentionService
 from flowplane.services.run_cache import SettledRunCache
 from flowplane.services.runs import RunService
 from flowplane.services.schedules import ScheduleService
@@ -53,6 +55,7 @@ class Services:
     audit: AuditService
     catalog: ConnectorCatalog
     ops: OpsService
+    retention: RetentionService
     worker_options: dict[str, Any]
     """``Worker`` keyword arguments: the credentials provider and the KV factory."""
 
@@ -75,6 +78,7 @@ def build_services(store: Store, settings: Settings, registry: Registry) -> Serv
         settled=SettledRunCache(settings.run_cache_seconds),
         max_detail_nodes=settings.max_run_detail_nodes,
     )
+    runs.tracing = tracing_of(settings)
     keyring = keyring_from_settings(settings)
     return Services(
         store=store,
@@ -91,6 +95,7 @@ def build_services(store: Store, settings: Settings, registry: Registry) -> Serv
         audit=AuditService(store),
         catalog=ConnectorCatalog(registry),
         ops=OpsService(store),
+        retention=RetentionService(store, settings, runs.settled),
         worker_options=worker_options(store, settings),
     )
 

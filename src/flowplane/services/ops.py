@@ -113,8 +113,11 @@ def _read_stats(tx: Tx) -> RunStats:
     p = t.approvals.c
     for status, count in tx.conn.execute(sa.select(p.status, sa.func.count()).group_by(p.status)):
         stats.approvals_by_status[str(status)] = int(count)
-    # Sequence numbers are gap-free: the newest is the number of events ever written.
-    stats.events_total = int(tx.conn.execute(sa.select(sa.func.max(t.events.c.seq))).scalar() or 0)
+    # Sequence numbers are gap-free and their counter survives deleted runs: its value is
+    # the number of events ever written.
+    stats.events_total = int(
+        tx.conn.execute(sa.select(sa.func.max(t.event_counter.c.seq))).scalar() or 0
+    )
     return stats
 
 
@@ -143,3 +146,8 @@ class OpsService:
         if caller.namespaces is not None:
             raise Forbidden("metrics span every namespace; use a key without namespace limits")
         return await run_stats(self.store)
+
+    def run_stats_blocking(self) -> RunStats:
+        """The same statistics read on the calling thread, for the open metrics port
+        (``FLOWPLANE_METRICS_PORT``: the operator chose to serve them without a caller)."""
+        return self.store.run_sync(_read_stats, True)

@@ -16,7 +16,15 @@ from typing import Any
 
 from flowplane.engine import starting, transitions
 from flowplane.engine.plan import plans
-from flowplane.errors import Forbidden, InvalidInput, RunNotFound, WorkflowNotFound
+from flowplane.engine.tracing import Tracing
+from flowplane.errors import (
+    Forbidden,
+    InvalidInput,
+    RunIdRequired,
+    RunNotFound,
+    RunNotSettled,
+    WorkflowNotFound,
+)
 from flowplane.model.document import Workflow
 from flowplane.services.caller import Caller
 from flowplane.services.context import current_actor
@@ -25,7 +33,7 @@ from flowplane.services.launch import LaunchRequest, load_workflow_file
 from flowplane.services.run_cache import RUN_CHANGED
 from flowplane.services.run_reads import LogEntry, RunReader, RunSnapshot, duration_ms
 from flowplane.status import TERMINAL_RUN
-from flowplane.store import audit, reads
+from flowplane.store import audit, reads, retention
 from flowplane.store import workflow_queries as wq
 from flowplane.store.records import (
     ApprovalRecord,
@@ -65,28 +73,30 @@ class StartResult:
 class RunService(RunReader):
     """Start, read, cancel, approve and signal runs."""
 
+    tracing: Tracing | None = None
+    """Spans of started runs (``FLOWPLANE_OPENTELEMETRY``; set by ``build_services``)."""
+
     # --- starting ------------------------------------------------------------------------
 
     async def launch(self, caller: Caller, request: LaunchRequest, *, root: Path) -> StartResult:
         """Start a run of the workflow ``request`` names, or resume the run it names.
 
         A stored workflow is found by id or by name (in ``request.namespace``); a workflow
-        file is read from under ``root``. With ``resume`` the run ``run_id`` continues if it
-        is terminal (``created`` is false either way).
+        file is read from under ``root``. With ``resume`` the run ``run_id`` continues as
+        :meth:`resume` says (``created`` is false).
 
         Raises:
             Forbidden: the caller is not an executor.
-            InvalidInput: not exactly one workflow source, or ``resume`` without ``run_id``.
+            InvalidInput: not exactly one workflow source.
+            RunIdRequired: ``resume`` without ``run_id``.
+            RunAlreadyExists: a new run asked for a ``run_id`` that is taken.
             WorkflowNotFound, RunNotFound: absent or in a namespace the caller cannot see.
         """
         caller.require("executor")
         if request.resume:
             if not request.run_id:
-                raise InvalidInput("runId is required when resume is true")
-            run = await self.get(caller, request.run_id)
-            if run.status in TERMINAL_RUN:
-                run = await self.resume(caller, request.run_id)
-            return StartResult(run=run, created=False)
+                raise RunIdRequired("runId is required when resume is true")
+            return StartResult(run=await self.resume(caller, request.run_id), created=False)
         sources = [s for s in (request.workflow_id, request.workflow, request.workflow_path) if s]
         if len(sources) != 1:
             raise InvalidInput("give exactly one of workflowId, workflow or workflowPath")
@@ -156,6 +166,7 @@ class RunService(RunReader):
         caller.check_namespace(namespace or _namespace_of(workflow), "workflow")
         prepared = starting.prepare(workflow, run_input, self.registry, namespace=namespace)
         who = _actor(caller)
+        trace_context: str | None = None
 
         def dispatch(tx: Tx) -> tuple[RunRecord, bool]:
             run, created = starting.start(
@@ -170,6 +181,7 @@ class RunService(RunReader):
                 triggered_by=triggered_by,
                 source_path=source_path,
                 forked_from=forked_from,
+                trace_context=trace_context,
             )
             record = RunRecord.from_row(run)
             if created:
@@ -177,7 +189,14 @@ class RunService(RunReader):
                 _audit_run(tx, who, "run.start", record.id, record.namespace, details)
             return record, created
 
-        run, created = await self.store.transact(dispatch)
+        if self.tracing is None:
+            run, created = await self.store.transact(dispatch)
+            return StartResult(run=run, created=created)
+        workflow_doc = prepared.workflow
+        with self.tracing.run_span(workflow_doc.name, workflow_doc.namespace, trigger) as span:
+            trace_context = span.traceparent
+            run, created = await self.store.transact(dispatch)
+            span.started(run.id, created)
         return StartResult(run=run, created=created)
 
     # --- steering ------------------------------------------------------------------------
@@ -195,6 +214,30 @@ class RunService(RunReader):
         await self._change(run_id, cancel)
         return await self.get(caller, run_id)
 
+    async def delete(self, caller: Caller, run_id: str) -> None:
+        """Delete a settled run with its node runs, attempts, events, frames, logs,
+        approvals and signals (the audit log keeps a ``run.delete`` entry).
+
+        Raises:
+            Forbidden: the caller is not an editor.
+            RunNotFound: no such run, or one the caller cannot see.
+            RunNotSettled: the run is active, a node of it is still finishing, or a child
+                or parent run of it is active.
+        """
+        caller.require("editor")
+        run = await self.get(caller, run_id)
+        who = _actor(caller)
+
+        def delete(tx: Tx) -> None:
+            reason = retention.blocker(tx, run_id)
+            if reason is not None:
+                raise RunNotSettled(reason)
+            retention.delete_runs(tx, [run_id])
+            details = {"workflow": run.workflow_name, "status": run.status}
+            _audit_run(tx, who, "run.delete", run_id, run.namespace, details)
+
+        await self._change(run_id, delete)
+
     async def _change(self, run_id: str, change: Callable[[Tx], None]) -> None:
         """Run ``change`` in a transaction, then drop the run's cached detail, here and (by a
         ``run-changed`` notification committed with it) in every process that watches."""
@@ -210,12 +253,26 @@ class RunService(RunReader):
             self.settled.drop(run_id)
 
     async def resume(self, caller: Caller, run_id: str) -> RunRecord:
-        """Continue a failed, cancelled or timed-out run, reusing finished nodes' outputs."""
+        """Continue a failed, cancelled or timed-out run, reusing finished nodes' outputs.
+
+        A run still active (running, or waiting for an approval, a signal or a timer) has
+        nothing to resume: it is returned as it is, as Smithers' server answers a run whose
+        heartbeat is fresh.
+
+        Raises:
+            Conflict: the run is finished.
+            RunNotFound: no such run, or one the caller cannot see.
+        """
         caller.require("executor")
-        await self.get(caller, run_id)
+        run = await self.get(caller, run_id)
+        if run.status not in TERMINAL_RUN:
+            return run
         who = _actor(caller)
 
         def resume(tx: Tx) -> None:
+            locked = tx.lock_run(run_id)
+            if locked is not None and locked["status"] not in TERMINAL_RUN:
+                return  # resumed (or still going) since it was read: nothing to do
             transitions.resume(tx, run_id)
             _audit_run(tx, who, "run.resume", run_id)
 

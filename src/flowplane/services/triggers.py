@@ -19,9 +19,9 @@ import logging
 import re
 import secrets
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from flowplane.engine import transitions
 from flowplane.errors import (
@@ -253,9 +253,18 @@ class TriggerService(OwnedService[TriggerRecord]):
         return await self._update(caller, trigger_id, change)
 
     async def receive(
-        self, key: str, delivery: Delivery, admit: Callable[[str], None] | None = None
+        self,
+        key: str,
+        delivery: Delivery,
+        admit: Callable[[str], Awaitable[None]] | None = None,
+        *,
+        input_shape: Literal["envelope", "body"] = "envelope",
     ) -> WebhookOutcome:
         """Verify and act on one delivery to ``/v1/webhooks/{key}``.
+
+        The run input (or signal payload) is ``{body, headers, query}`` (``envelope``), or
+        the parsed body alone (``body``: what thodare's webhook routes give a run; a body
+        that is not a JSON object stays under ``body``).
 
         Returns 202 ``{runId}`` for a run trigger, 202 ``{delivered, runIds}`` for a signal
         trigger, and 200 ``{duplicate: true, ...}`` for a delivery id already handled.
@@ -277,13 +286,16 @@ class TriggerService(OwnedService[TriggerRecord]):
             _log.info("webhook %s: signature refused: %s", key, exc.detail)
             raise
         if admit is not None:
-            admit(str(row.id))
+            await admit(str(row.id))
         delivery_id = verified.delivery_id
         if delivery_id is not None:
             seen = await self.store.read(lambda tx: q.get_delivery(tx, row.id, delivery_id))
             if seen is not None:
                 return WebhookOutcome(200, {"duplicate": True, "runId": seen.run_id})
         payload = webhook_input(delivery)
+        if input_shape == "body":
+            body = payload["body"]
+            payload = body if isinstance(body, dict) else {"body": body}
         if row.kind == "signal":
             return await self._signal(row, payload, delivery_id)
         return await self._start(row, payload, delivery_id)

@@ -75,6 +75,8 @@ runs = sa.Table(
     sa.Column("finished_at_ms", Ms, nullable=True),
     sa.Column("updated_at_ms", Ms, nullable=False),
     sa.Column("deadline_ms", Ms, nullable=True),
+    # The W3C traceparent of the run's span (tracing on): workers continue its trace.
+    sa.Column("trace_context", sa.String(256), nullable=True),
     sa.Index("ix_runs_namespace_created", "namespace", "created_at_ms"),
     sa.Index("ix_runs_status", "status"),
     sa.Index("ix_runs_parent", "parent_run_id"),

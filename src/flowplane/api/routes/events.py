@@ -67,9 +67,11 @@ async def stream_namespace_events(
     return sse_response(request, services.feed.stream(event_filter, start))
 
 
-def sse_response(request: Request, source: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+def sse_response(
+    request: Request, source: AsyncIterator[dict[str, Any]], event_name: str | None = None
+) -> StreamingResponse:
     """The SSE response of an event stream, counted in the app's stream metrics."""
     metrics = getattr(request.app.state, "metrics", None)
     if isinstance(metrics, Metrics):
         source = metrics.track_stream(source, "sse")
-    return event_stream_response(source)
+    return event_stream_response(source, event_name=event_name)

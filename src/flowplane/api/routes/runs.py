@@ -35,7 +35,7 @@ from flowplane.api.run_views import (
     run_model,
     signal_result,
 )
-from flowplane.api.sse import event_stream_content, parse_last_event_id
+from flowplane.api.sse import SMITHERS_EVENT, event_stream_content, parse_last_event_id
 from flowplane.client.models import (
     Approval,
     DispatchResult,
@@ -57,37 +57,42 @@ MAX_NODE_LIMIT = 1000
 
 Viewer = Annotated[Caller, require("viewer")]
 Executor = Annotated[Caller, require("executor")]
+Editor = Annotated[Caller, require("editor")]
 Svc = Annotated[Services, Depends(services_dependency)]
 
 
 @router.post(
     "",
     response_model=DispatchResult,
-    status_code=201,
+    status_code=200,
     summary="Start a run",
     responses={
-        200: {"model": DispatchResult, "description": "An existing run (idempotent replay)."},
+        200: {
+            "model": DispatchResult,
+            "description": "The run started (`created: true`), the run an `Idempotency-Key` "
+            "already started (`created: false`), or the run resumed (`resume: true`).",
+        },
         **error_responses(400, 404, 409, 422),
     },
 )
 async def dispatch_run(
     body: DispatchBody,
-    response: Response,
     principal: Executor,
     services: Svc,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> DispatchResult:
     """Start a run of a stored workflow (by id or name) or of a file under the server root.
 
+    Always 200, as Smithers' server answers (``created`` tells a new run from a replay).
     With ``resume: true`` and ``runId``, continue that run instead. The same
-    ``Idempotency-Key`` returns the same run (200); reused with another body it is 422.
+    ``Idempotency-Key`` returns the same run; reused with another body it is 422. A
+    ``runId`` that is taken, without ``resume``, is 409 ``RUN_ALREADY_EXISTS``.
     """
     result = await services.runs.launch(
         principal,
         body.launch_request(idempotency_key),
         root=services.settings.root,
     )
-    response.status_code = 201 if result.created else 200
     return DispatchResult(**run_fields(result.run), created=result.created)
 
 
@@ -192,7 +197,8 @@ async def get_logs(
     responses={
         200: {
             "content": event_stream_content(),
-            "description": "`id: <seq>`, `event: <type>`, `data: <json>` per event; "
+            "description": "Smithers' framing: `id: <seq>`, `event: smithers`, "
+            "`data: <json>` (the event's type is its `type` member) per event; "
             "`: keep-alive` comments; closes after the terminal event.",
         },
         **error_responses(404),
@@ -211,7 +217,11 @@ async def stream_run_events(
     start = max(after_seq, parse_last_event_id(last_event_id), 0)
     # The process's one event feed fans events out (one table read per commit, not one per
     # subscriber); it ends the stream once the run is terminal and fully delivered.
-    return sse_response(request, services.feed.stream(event_filter, start, until_terminal=True))
+    return sse_response(
+        request,
+        services.feed.stream(event_filter, start, until_terminal=True),
+        event_name=SMITHERS_EVENT,
+    )
 
 
 @router.post(
@@ -223,6 +233,23 @@ async def stream_run_events(
 async def cancel_run(run_id: str, principal: Executor, services: Svc) -> Run:
     """Cancel an active run; 409 ``RUN_NOT_ACTIVE`` when it is already terminal."""
     return run_model(await services.runs.cancel(principal, run_id))
+
+
+@router.delete(
+    "/{run_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a settled run",
+    responses=error_responses(404, 409),
+)
+async def delete_run(run_id: str, principal: Editor, services: Svc) -> Response:
+    """Delete a terminal run with its node runs, attempts, events, frames and logs (editor).
+
+    409 ``RUN_NOT_SETTLED`` while the run is active, a node of it is still finishing, or a
+    child or parent run of it is active. The audit log keeps a ``run.delete`` entry.
+    """
+    await services.runs.delete(principal, run_id)
+    return Response(status_code=204)
 
 
 @router.post(
@@ -237,6 +264,7 @@ async def resume_run(
     """Continue a failed, cancelled or timed-out run from where it stopped.
 
     Finished nodes keep their recorded outputs; failed, cancelled and skipped ones run again.
+    A run that is still active or waiting is returned as it is; a finished run is 409.
     """
     return run_model(await services.runs.resume(principal, run_id))
 

@@ -160,7 +160,7 @@ async def receive_webhook(key: WebhookKey, request: Request, services: Svc) -> R
     Deliveries are limited per client address and per trigger (429; see docs/triggers.md).
     """
     limits = webhook_limits_of(request.app, services.settings)
-    limits.admit_client(request)  # before the body is even read
+    await limits.admit_client(request)  # before the body is even read
     delivery = Delivery(
         body=await request.body(),
         headers=dict(request.headers),

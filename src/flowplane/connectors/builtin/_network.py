@@ -10,9 +10,20 @@ from flowplane.connectors.base import NodeContext
 from flowplane.security.ssrf import policy_client, policy_from_settings
 
 
-def http_client(ctx: NodeContext, timeout: float = 30.0, **kwargs: Any) -> httpx.AsyncClient:
-    """Return an HTTP client that enforces the outbound network policy of ``ctx.settings``."""
-    return policy_client(policy_from_settings(ctx.settings), timeout=timeout, **kwargs)
+def http_client(
+    ctx: NodeContext, timeout: float | httpx.Timeout = 30.0, **kwargs: Any
+) -> httpx.AsyncClient:
+    """Return an HTTP client that enforces the outbound network policy of ``ctx.settings``.
+
+    With ``FLOWPLANE_OPENTELEMETRY`` on, each request is a client span of the node attempt
+    and carries its ``traceparent`` header (``opentelemetry-instrumentation-httpx``).
+    """
+    client = policy_client(policy_from_settings(ctx.settings), timeout=timeout, **kwargs)
+    if getattr(ctx.settings, "opentelemetry", False):
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+        HTTPXClientInstrumentor.instrument_client(client)
+    return client
 
 
 async def check_host(ctx: NodeContext, host: str, port: int) -> list[str]:

@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 
 from flowplane.connectors.base import NodeContext, connector
+from flowplane.connectors.builtin._network import http_client
 from flowplane.errors import ConnectorError, DurationInvalid
 from flowplane.model.durations import parse_duration
-from flowplane.security.ssrf import policy_client, policy_from_settings
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 10
@@ -183,13 +183,12 @@ async def request(params: dict[str, Any], ctx: NodeContext) -> dict[str, Any]:
         **_body(params),
     }
     ctx.check_cancelled()
-    policy = policy_from_settings(ctx.settings)
     started = time.monotonic()
     try:
         async with (
             asyncio.timeout(timeout),
-            policy_client(
-                policy,
+            http_client(
+                ctx,
                 timeout=httpx.Timeout(timeout),
                 follow_redirects=bool(params.get("follow_redirects", True)),
                 max_redirects=MAX_REDIRECTS,

@@ -52,6 +52,28 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
             lambda tx: versions.insert(tx, doc, caller.name, message or "created", actor=who)
         )
 
+    async def create_draft(
+        self, caller: Caller, *, name: str | None = None, description: str | None = None
+    ) -> StoredWorkflow:
+        """Store an empty draft (no nodes) for EditOps to fill in.
+
+        It goes to the caller's namespace when the caller has exactly one (a key of one
+        team), else to ``default``; without ``name`` it is called ``draft-<id>``.
+
+        Raises:
+            Forbidden: the caller may not write in that namespace.
+            WorkflowExists, WorkflowInvalid: as for :meth:`create` (a taken or bad name).
+        """
+        home = caller.namespaces[0] if caller.namespaces and len(caller.namespaces) == 1 else None
+        document: dict[str, Any] = {"nodes": []}
+        if name is not None:
+            document["name"] = name
+        if description:
+            document["description"] = description
+        if home is not None:
+            document["namespace"] = home
+        return await self.create(caller, document)
+
     async def update(
         self,
         caller: Caller,

@@ -1,131 +1,37 @@
-// A Smithers HTTP client, written to the documented calls of Smithers' published client
-// (`smithers-orchestrator/pi-plugin`: runWorkflow, resume, approve, deny, streamEvents,
-// getStatus, getFrames, cancel, listRuns; see docs/smithers.md for the sources). Same
-// signatures, same URLs, methods, bodies and headers, fetch-based, SSE parsed from the
-// fetch body stream. Nothing here knows about Flowplane: if Flowplane's wire format drifts
-// from Smithers', this client breaks.
+// Smithers' published HTTP client, `smithers-orchestrator/pi-plugin` from the npm registry
+// (tests/acceptance/node/package.json pins it), driving a Flowplane server through the run
+// lifecycle: approve, deny, cancel, resume, status, frames, listing. The client is imported
+// as published (its TypeScript source, types stripped by ts_hooks.mjs); nothing here knows
+// about Flowplane.
 //
-// Run directly (`node smithers_client.mjs`), it drives the run lifecycle against the server
-// at $SMITHERS_BASE_URL with $SMITHERS_API_KEY and prints a JSON report on stdout. The
-// workflow files named by $SMITHERS_APPROVAL_WORKFLOW and $SMITHERS_FLAKY_WORKFLOW must
-// exist under the server's root folder.
+// Run as `node --import ./ts_loader.mjs pi_plugin_lifecycle.mjs` with $SMITHERS_BASE_URL,
+// $SMITHERS_API_KEY, and the workflow files $SMITHERS_APPROVAL_WORKFLOW and
+// $SMITHERS_FLAKY_WORKFLOW under the server's root folder; prints a JSON report on stdout.
 
 import assert from "node:assert/strict";
 import { pathToFileURL } from "node:url";
+import {
+  approve,
+  cancel,
+  deny,
+  getFrames,
+  getStatus,
+  listRuns,
+  resume,
+  runWorkflow,
+  streamEvents,
+} from "smithers-orchestrator/pi-plugin";
 
-const DEFAULT_BASE = "http://127.0.0.1:7331";
-
-export class SmithersHttpError extends Error {
-  constructor(path, status) {
-    super(`Smithers HTTP ${status}`);
-    this.path = path;
-    this.status = status;
-  }
-}
-
-function buildHeaders(opts, withJson = false) {
-  const headers = {};
-  if (withJson) headers["Content-Type"] = "application/json";
-  if (opts?.apiKey) headers["Authorization"] = `Bearer ${opts.apiKey}`;
-  return headers;
-}
-
-async function post(path, body, opts = {}) {
-  const base = opts.baseUrl ?? DEFAULT_BASE;
-  const res = await fetch(`${base}${path}`, {
-    method: "POST",
-    headers: buildHeaders(opts, true),
-    body: JSON.stringify(body ?? {}),
-  });
-  if (!res.ok) throw new SmithersHttpError(path, res.status);
-  return res.json();
-}
-
-async function get(path, opts = {}) {
-  const base = opts.baseUrl ?? DEFAULT_BASE;
-  const res = await fetch(`${base}${path}`, { headers: buildHeaders(opts, false) });
-  if (!res.ok) throw new SmithersHttpError(path, res.status);
-  return res.json();
-}
-
-/** Start a new workflow run: POST /v1/runs {workflowPath, input, runId?} -> {runId}. */
-export async function runWorkflow({ workflowPath, input, runId, baseUrl, apiKey }) {
-  return post("/v1/runs", { workflowPath, input, runId }, { baseUrl, apiKey });
-}
-
-/** Resume a paused or failed run: POST /v1/runs {workflowPath, runId, resume: true}. */
-export async function resume({ workflowPath, runId, baseUrl, apiKey }) {
-  return post("/v1/runs", { workflowPath, runId, resume: true }, { baseUrl, apiKey });
-}
-
-/** Approve a node waiting for approval: POST /v1/runs/:runId/nodes/:nodeId/approve. */
-export async function approve({ runId, nodeId, iteration, note, baseUrl, apiKey }) {
-  return post(
-    `/v1/runs/${runId}/nodes/${nodeId}/approve`,
-    { iteration: iteration ?? 0, note },
-    { baseUrl, apiKey },
-  );
-}
-
-/** Deny a node waiting for approval: POST /v1/runs/:runId/nodes/:nodeId/deny. */
-export async function deny({ runId, nodeId, iteration, note, baseUrl, apiKey }) {
-  return post(
-    `/v1/runs/${runId}/nodes/${nodeId}/deny`,
-    { iteration: iteration ?? 0, note },
-    { baseUrl, apiKey },
-  );
-}
-
-/** The run's events: GET /v1/runs/:runId/events, SSE, each `data: ` line is one event. */
-export async function* streamEvents({ runId, baseUrl, apiKey }) {
-  const base = baseUrl ?? DEFAULT_BASE;
-  const res = await fetch(`${base}/v1/runs/${runId}/events`, {
-    headers: buildHeaders({ baseUrl, apiKey }, false),
-  });
-  if (!res.ok || !res.body) return;
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
+/** The HTTP status of the client's error (it throws `new Error("HTTP <status>")`). */
+async function statusOf(call) {
   try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      const parts = buffer.split("\n\n");
-      buffer = parts.pop() ?? "";
-      for (const part of parts) {
-        const line = part.split("\n").find((l) => l.startsWith("data: "));
-        if (line) yield JSON.parse(line.slice(6));
-      }
-    }
-  } finally {
-    // Leaving the loop early (break) closes the connection instead of leaving it open.
-    await reader.cancel().catch(() => {});
+    await call();
+  } catch (error) {
+    const found = /^HTTP (\d+)$/.exec(error.message);
+    if (found) return Number(found[1]);
+    throw error;
   }
-}
-
-/** The run's status: GET /v1/runs/:runId. */
-export async function getStatus({ runId, baseUrl, apiKey }) {
-  return get(`/v1/runs/${runId}`, { baseUrl, apiKey });
-}
-
-/** The run's frames: GET /v1/runs/:runId/frames?limit=<tail, default 20>. */
-export async function getFrames({ runId, tail, baseUrl, apiKey }) {
-  return get(`/v1/runs/${runId}/frames?limit=${tail ?? 20}`, { baseUrl, apiKey });
-}
-
-/** Cancel an active run: POST /v1/runs/:runId/cancel. */
-export async function cancel({ runId, baseUrl, apiKey }) {
-  return post(`/v1/runs/${runId}/cancel`, {}, { baseUrl, apiKey });
-}
-
-/** List runs: GET /v1/runs?limit=&status= (a JSON array). */
-export async function listRuns({ limit, status, baseUrl, apiKey } = {}) {
-  const params = new URLSearchParams();
-  if (limit !== undefined) params.set("limit", String(limit));
-  if (status) params.set("status", status);
-  const qs = params.toString();
-  return get(`/v1/runs${qs ? `?${qs}` : ""}`, { baseUrl, apiKey });
+  return 200;
 }
 
 // --- the lifecycle scenario ------------------------------------------------------------
@@ -177,6 +83,10 @@ async function main() {
   assert.equal(typeof approved, "string");
   const waiting = await readUntil(conn, approved, "NodeWaitingApproval");
   const nodeId = waiting.last.nodeId;
+  // Resuming a run that waits is accepted and changes nothing (Smithers: a live run).
+  const stillWaiting = await resume({ workflowPath: approvalPath, runId: approved, ...conn });
+  assert.equal(stillWaiting.runId, approved);
+  assert.equal((await getStatus({ runId: approved, ...conn })).status, "waiting-approval");
   const decision = await approve({ runId: approved, nodeId, note: "ship it", ...conn });
   assert.equal(decision.runId, approved);
   const finished = await readUntil(conn, approved, "RunFinished");
@@ -196,6 +106,7 @@ async function main() {
     finishedTypes: finished.types,
     status,
     frameNos: frames.map((f) => f.frameNo),
+    resumeWhileWaiting: stillWaiting.runId,
   };
 
   // 2. Deny: the approval node fails, and so does the run.
@@ -214,18 +125,18 @@ async function main() {
     await runWorkflow({ workflowPath: approvalPath, input: {}, runId: "smithers-cancel-1", ...conn })
   ).runId;
   assert.equal(cancelled, "smithers-cancel-1");
+  // The same runId again, without resume, is refused (409 RUN_ALREADY_EXISTS).
+  const reused = await statusOf(() =>
+    runWorkflow({ workflowPath: approvalPath, input: {}, runId: cancelled, ...conn }),
+  );
   await readUntil(conn, cancelled, "NodeWaitingApproval");
   assert.equal((await cancel({ runId: cancelled, ...conn })).runId, cancelled);
   const end = await readUntil(conn, cancelled, "RunCancelled");
-  let again = null;
-  try {
-    await cancel({ runId: cancelled, ...conn });
-  } catch (error) {
-    again = error.status;
-  }
+  const again = await statusOf(() => cancel({ runId: cancelled, ...conn }));
   report.cancel = {
     runId: cancelled,
     types: end.types,
+    reusedRunId: reused,
     cancelAgain: again,
     status: checkStatus(await getStatus({ runId: cancelled, ...conn }), cancelled, "cancelled"),
   };
@@ -252,13 +163,7 @@ async function main() {
   };
 
   // 6. Without the key, every call is refused.
-  let unauthorized = null;
-  try {
-    await getStatus({ runId: approved, baseUrl: conn.baseUrl });
-  } catch (error) {
-    unauthorized = error.status;
-  }
-  report.unauthorized = unauthorized;
+  report.unauthorized = await statusOf(() => getStatus({ runId: approved, baseUrl: conn.baseUrl }));
 
   process.stdout.write(JSON.stringify(report) + "\n");
 }
