@@ -12,7 +12,7 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -89,6 +89,26 @@ class Watcher:
         self.lines.append(out)
         return self.proc.returncode, "".join(self.lines)
 
+    def close(self) -> None:
+        """Stop the process if a failed test left it running, and close its pipe."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+
+
+@pytest.fixture
+def watch(server: Serve) -> Iterator[Callable[..., Watcher]]:
+    """Start watchers; whatever happens, none outlives the test."""
+    started: list[Watcher] = []
+
+    def start(*args: str) -> Watcher:
+        started.append(Watcher(server, *args))
+        return started[-1]
+
+    yield start
+    for watcher in started:
+        watcher.close()
+
 
 def _answer(server: Serve, line: str) -> None:
     """Run the command a watcher printed (``flowplane approve ... --server URL``)."""
@@ -97,8 +117,10 @@ def _answer(server: Serve, line: str) -> None:
     cli(server, *argv[1:])
 
 
-def test_workflows_run_watch_shows_the_table_and_how_to_approve(server: Serve) -> None:
-    watcher = Watcher(server, "workflows", "run", "gate", "--input", "{}", "--watch")
+def test_workflows_run_watch_shows_the_table_and_how_to_approve(
+    server: Serve, watch: Callable[..., Watcher]
+) -> None:
+    watcher = watch("workflows", "run", "gate", "--input", "{}", "--watch")
     first = watcher.until("Run ")
     run_id = first.split()[1]
     hint = watcher.until("flowplane approve")
@@ -109,13 +131,13 @@ def test_workflows_run_watch_shows_the_table_and_how_to_approve(server: Serve) -
     assert "ask" in out and "waiting approval" in out and f"Run {run_id} finished" in out
 
 
-def test_runs_watch_of_a_waiting_run(server: Serve) -> None:
+def test_runs_watch_of_a_waiting_run(server: Serve, watch: Callable[..., Watcher]) -> None:
     with Client(server.url, token=server.key) as fp:
         run = fp.run_workflow(name="gate")
         for event in fp.stream_events(run.run_id):
             if event.type == "NodeWaitingApproval":
                 break
-    watcher = Watcher(server, "runs", "watch", run.run_id)
+    watcher = watch("runs", "watch", run.run_id)
     hint = watcher.until("flowplane deny")
     assert f"flowplane deny {run.run_id} ask --server {server.url}" in hint
     _answer(server, hint)

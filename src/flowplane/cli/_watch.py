@@ -110,18 +110,26 @@ def watch_run(
             if event.type != "FrameCommitted":
                 print(json.dumps(event.model_dump(mode="json", by_alias=True)), flush=True)
         return fp.get_run(run_id)
+    # Waits older than this are answered from the run's state below; newer ones from their
+    # event (a wait in between is in both: its hint is printed once).
+    since_ms = int(time.time() * 1000)
     run = fp.get_run(run_id)
     view = ProgressView(console, live=console.is_terminal)
     view.add_run(run_id, _document(fp, run))
-    since_ms = int(time.time() * 1000)
     view.start()
     try:
+        hinted: set[tuple[Any, ...]] = set()
         for waiting in _still_waiting(run):
+            hinted.add(_wait_key(waiting))
             _hint(view, fp.base_url, waiting)
         for event in fp.stream_events(run_id, after_seq=after_seq):
             data = _event_data(event)
             view.handle(data)
-            if event.timestamp_ms >= since_ms:
+            if event.timestamp_ms < since_ms:
+                continue
+            if _wait_key(data) in hinted:
+                hinted.discard(_wait_key(data))
+            else:
                 _hint(view, fp.base_url, data)
     finally:
         view.stop()
@@ -138,6 +146,10 @@ def watch_run(
         },
     )
     return final
+
+
+def _wait_key(event: dict[str, Any]) -> tuple[Any, ...]:
+    return (event.get("type"), event.get("nodeId"), int(event.get("iteration") or 0))
 
 
 def _event_data(event: Event) -> dict[str, Any]:
