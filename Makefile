@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SERVER_STAMP := $(VENV)/.server-stamp
 
-.PHONY: install install-server run test lint typecheck pytest bench docs clean
+.PHONY: install install-server run test lint typecheck pytest bench docs clean ui ui-screenshots
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,21 +45,33 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
+	scripts/ensure-ui-tools.sh
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
 bench: install
 	@$(MAKE) -s .venv-dbos/.installed-$(DBOS_VERSION) || echo "DBOS could not be installed: bench/engine.py runs without its baseline"
+	@scripts/ensure-ui-tools.sh
 	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null 2>&1 || sudo -n apt-get install -y -q wrk >/dev/null 2>&1 || echo "wrk is not installed: bench/api.py falls back to its slower Python load generator"
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/engine.py
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/events.py
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/api.py
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/fanout_api.py
+	$(BIN)/python bench/ui.py
+
+# The web UI: rebuild the committed bundle (src/flowplane/ui/static) from ui/ with the locked
+# toolchain, and retake the screenshots of docs/ui.md. See docs/ui.md.
+ui:
+	cd ui && npm ci --ignore-scripts --no-audit --no-fund && npm run typecheck && npm run build
+
+ui-screenshots: install
+	scripts/ensure-ui-tools.sh
+	FLOWPLANE_UI_SCREENSHOTS=docs/ui $(BIN)/pytest -n 0 -p no:randomly tests/acceptance/test_ui.py -k sqlite
 
 docs: install
 	$(BIN)/python scripts/settings_table.py --write README.md
 	$(BIN)/python scripts/gen_connector_docs.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .pgdata
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .pgdata ui/node_modules

@@ -76,10 +76,12 @@ SEMANTIC_400 = {
     ("GET", "/v1/schedules"),
     ("GET", "/v1/triggers"),
     ("GET", "/v1/auth/tokens"),
-    # Each RPC method has its own parameters (docs/events.md).
+    # Each RPC method has its own parameters (docs/events.md, docs/surfaces/gateway.md).
     ("POST", "/v1/rpc/{method}"),
+    ("POST", "/rpc"),
     # A webhook's body is whatever its sender posts; its trigger decides.
     ("POST", "/v1/webhooks/{key}"),
+    ("POST", "/webhooks/{key}"),
     # The thodare surface (docs/surfaces/thodare.md): the same reasons, in its routes.
     ("DELETE", "/api/workflows/{workflow_id}"),
     ("POST", "/api/workflows/{workflow_id}/operations"),

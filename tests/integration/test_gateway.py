@@ -176,6 +176,21 @@ async def rpc_call(c: httpx.AsyncClient, method: str, params: Any = None) -> htt
     return await c.post(f"/v1/rpc/{method}", json=params if params is not None else {})
 
 
+def payload(r: httpx.Response) -> Any:
+    """The payload of a ``/v1/rpc`` response frame (Smithers' envelope)."""
+    frame = r.json()
+    assert frame["type"] == "res" and frame["ok"] is True, frame
+    return frame["payload"]
+
+
+def error(r: httpx.Response) -> dict[str, Any]:
+    """The error of a failed ``/v1/rpc`` response frame."""
+    frame = r.json()
+    assert frame["type"] == "res" and frame["ok"] is False, frame
+    found: dict[str, Any] = frame["error"]
+    return found
+
+
 async def start_approval_run(served: Served, namespace: str = "default") -> str:
     doc = APPROVAL_WORKFLOW.replace("name: needs-approval", f"name: ask-{namespace}")
     if namespace != "default":
@@ -185,14 +200,14 @@ async def start_approval_run(served: Served, namespace: str = "default") -> str:
             "/v1/workflows", content=doc, headers={"Content-Type": "application/yaml"}
         )
         if created.status_code == 409:
-            listed = (await rpc_call(c, "listWorkflows", {"namespace": namespace})).json()
+            listed = payload(await rpc_call(c, "listWorkflows", {"namespace": namespace}))
             workflow_id = next(w["id"] for w in listed["items"] if w["name"] == f"ask-{namespace}")
         else:
             assert created.status_code == 201, created.text
             workflow_id = created.json()["id"]
         r = await rpc_call(c, "launchRun", {"workflowId": workflow_id})
         assert r.status_code == 200, r.text
-        run_id: str = r.json()["runId"]
+        run_id: str = payload(r)["runId"]
         return run_id
 
 
@@ -230,32 +245,33 @@ async def test_rpc_over_http(served: Served) -> None:
     viewer = served.key("viewer")
     async with served.client() as admin, served.client(viewer) as as_viewer:
         got = await rpc_call(as_viewer, "getRun", {"runId": run_id})
-        assert got.status_code == 200 and got.json()["runId"] == run_id
-        listed = (await rpc_call(as_viewer, "listRuns", {"limit": 1})).json()
-        assert len(listed["items"]) == 1 and "nextCursor" in listed
-        approvals = (await rpc_call(as_viewer, "listApprovals", {})).json()["approvals"]
+        assert got.status_code == 200 and payload(got)["runId"] == run_id
+        listed = payload(await rpc_call(as_viewer, "listRuns", {"limit": 1}))
+        assert len(listed) == 1  # Smithers' listRuns: an array
+        approvals = payload(await rpc_call(as_viewer, "listApprovals", {}))["approvals"]
         assert any(a["runId"] == run_id for a in approvals)
 
         refused = await rpc_call(as_viewer, "cancelRun", {"runId": run_id})
-        assert refused.status_code == 403
+        assert refused.status_code == 403 and error(refused)["code"] == "FORBIDDEN"
         unknown = await rpc_call(as_viewer, "dropTables", {})
-        assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_method"
+        assert unknown.status_code == 404 and error(unknown)["code"] == "METHOD_NOT_FOUND"
+        assert error(unknown)["flowplaneCode"] == "unknown_method"
         extra = await rpc_call(as_viewer, "getRun", {"runId": run_id, "verbose": True})
-        assert extra.status_code == 400 and extra.json()["code"] == "validation_error"
+        assert extra.status_code == 400 and error(extra)["flowplaneCode"] == "validation_error"
 
         params: dict[str, Any] = {"runId": run_id, "nodeId": "ask", "approved": "true"}
         not_bool = await rpc_call(admin, "submitApproval", params)
         assert not_bool.status_code == 400, not_bool.text
-        assert "approved" in not_bool.json()["detail"]
+        assert "approved" in error(not_bool)["message"]
         params["approved"] = True
         granted = await rpc_call(admin, "submitApproval", params)
-        assert granted.status_code == 200 and granted.json()["status"] == "approved"
+        assert granted.status_code == 200 and payload(granted)["status"] == "approved"
         params["approved"] = False
         again = await rpc_call(admin, "submitApproval", params)
-        assert again.status_code == 409 and again.json()["code"] == "AlreadyDecided"
+        assert again.status_code == 409 and error(again)["code"] == "AlreadyDecided"
 
         await wait_status(served, run_id, "finished")
-        page = (await rpc_call(as_viewer, "streamRunEvents", {"runId": run_id})).json()
+        page = payload(await rpc_call(as_viewer, "streamRunEvents", {"runId": run_id}))
         assert page["events"] == await table(served, run_id)
         assert page["lastSeq"] == page["events"][-1]["seq"] and page["more"] is False
 
@@ -266,12 +282,12 @@ async def test_cron_methods(served: Served) -> None:
         workflow_id = (await c.get(f"/v1/runs/{run_id}")).json()["workflowId"]
         made = await rpc_call(c, "cronCreate", {"workflowId": workflow_id, "cron": "0 8 * * *"})
         assert made.status_code == 200, made.text
-        schedule_id = made.json()["id"]
-        listed = (await rpc_call(c, "cronList", {"workflowId": workflow_id})).json()["items"]
+        schedule_id = payload(made)["id"]
+        listed = payload(await rpc_call(c, "cronList", {"workflowId": workflow_id}))["items"]
         assert [s["id"] for s in listed] == [schedule_id]
-        started = (await rpc_call(c, "cronRun", {"scheduleId": schedule_id})).json()
+        started = payload(await rpc_call(c, "cronRun", {"scheduleId": schedule_id}))
         assert started["runId"]
-        deleted = (await rpc_call(c, "cronDelete", {"scheduleId": schedule_id})).json()
+        deleted = payload(await rpc_call(c, "cronDelete", {"scheduleId": schedule_id}))
         assert deleted == {"scheduleId": schedule_id, "deleted": True}
         gone = await rpc_call(c, "cronDelete", {"scheduleId": schedule_id})
         assert gone.status_code == 404
@@ -335,6 +351,7 @@ class WsClient:
         self.next_id = 0
         self.events: list[dict[str, Any]] = []
         self.ticks = 0
+        self.challenge: dict[str, Any] | None = None
 
     async def request(self, method: str, params: Any = None) -> dict[str, Any]:
         self.next_id += 1
@@ -349,6 +366,8 @@ class WsClient:
     def _event(self, message: dict[str, Any]) -> None:
         if message["event"] == "tick":
             self.ticks += 1
+        elif message["event"] == "connect.challenge":
+            self.challenge = message
         else:
             self.events.append(message)
 
@@ -392,6 +411,8 @@ async def test_ws_subscribe_reconnect_resume(served: Served) -> None:
 
 async def test_ws_handshake_and_limits(served: Served) -> None:
     async with connect(served.ws_url) as ws:  # not connect first: refused
+        challenge = json.loads(await ws.recv())  # every connection is challenged first
+        assert challenge["event"] == "connect.challenge" and challenge["payload"]["nonce"]
         await ws.send(json.dumps({"type": "req", "id": 1, "method": "getRun", "params": {}}))
         answer = json.loads(await ws.recv())
         assert answer["ok"] is False and answer["error"]["code"] == "unauthorized"
@@ -400,6 +421,7 @@ async def test_ws_handshake_and_limits(served: Served) -> None:
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
     async with connect(served.ws_url) as ws:
         await ws.send(json.dumps({"type": "req", "id": 1, "method": "connect", "params": {}}))
+        assert json.loads(await ws.recv())["event"] == "connect.challenge"
         assert json.loads(await ws.recv())["error"]["status"] == 401
         with pytest.raises(ConnectionClosed) as closed:
             await ws.recv()
@@ -414,7 +436,10 @@ async def test_ws_handshake_and_limits(served: Served) -> None:
         bad = await client.request("submitApproval", {"runId": "x", "nodeId": "y", "approved": 1})
         assert bad["error"]["code"] == "forbidden"
         await ws.send("not json")
-        assert json.loads(await ws.recv())["error"]["code"] == "invalid_frame"
+        answer = json.loads(await ws.recv())
+        while answer["type"] == "event":
+            answer = json.loads(await ws.recv())
+        assert answer["error"]["code"] == "invalid_frame"
         await asyncio.sleep(0.5)
         await client.request("listWorkflows")
         assert client.ticks >= 1

@@ -45,8 +45,14 @@ PROBLEM = "application/problem+json"
 
 
 def assert_400(r: httpx.Response, code: str, what: object = "") -> None:
-    """A 400 problem document with ``code`` (never a 5xx)."""
+    """A 400 problem document with ``code`` (never a 5xx); ``/v1/rpc`` answers Smithers'
+    response frame instead, with Flowplane's code as ``error.flowplaneCode``."""
     assert r.status_code == 400, (what, r.status_code, r.text[:300])
+    if r.request.url.path.startswith("/v1/rpc/"):
+        frame = r.json()
+        assert frame["ok"] is False and frame["error"]["code"] == "INVALID_REQUEST", (what, frame)
+        assert frame["error"]["flowplaneCode"] == code, (what, frame)
+        return
     assert r.headers["content-type"].startswith(PROBLEM), (what, r.headers)
     assert r.json()["code"] == code, (what, r.json())
 
@@ -311,7 +317,7 @@ async def test_the_bounds_themselves_are_accepted(api: ApiHarness) -> None:
         ]
         for r in ok:
             assert r.status_code == 200, (r.request.url, r.text[:300])
-        page = ok[-1].json()
+        page = ok[-1].json()["payload"]
         assert page["events"] == [] and page["lastSeq"] == INT64_MAX
         missing = await c.get(f"/v1/workflows/{wf}/revisions/{INT32_MAX}")
         assert missing.status_code == 404, missing.text

@@ -41,7 +41,7 @@ nodes:
 async def _start(api: ApiHarness, text: str, name: str) -> str:
     (api.root / name).write_text(text)
     response = await api.client.post("/v1/runs", json={"workflowPath": name})
-    assert response.status_code == 201, response.text
+    assert response.status_code == 200, response.text
     run_id: str = response.json()["runId"]
     return run_id
 
@@ -207,7 +207,8 @@ async def test_delete_run_over_rpc(db: tuple[str, str], tmp_path: Path) -> None:
         gated = await _start(api, GATED.format(namespace="default"), "gated.yaml")
         await _wait(api, gated, "waiting-approval")
         refused = await api.client.post("/v1/rpc/deleteRun", json={"runId": gated})
-        assert refused.status_code == 409 and refused.json()["code"] == "RUN_NOT_SETTLED"
+        # /v1/rpc answers Smithers' response frames (docs/surfaces/gateway.md).
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "RUN_NOT_SETTLED"
         async with api.client_for(await api.key("executor")) as executor:
             forbidden = await executor.post("/v1/rpc/deleteRun", json={"runId": gated})
             assert forbidden.status_code == 403
@@ -215,5 +216,5 @@ async def test_delete_run_over_rpc(db: tuple[str, str], tmp_path: Path) -> None:
         await _wait(api, gated, "cancelled")
         deleted = await api.client.post("/v1/rpc/deleteRun", json={"runId": gated})
         assert deleted.status_code == 200, deleted.text
-        assert deleted.json() == {"deleted": True, "runId": gated}
+        assert deleted.json()["payload"] == {"deleted": True, "runId": gated}
         assert (await api.client.get(f"/v1/runs/{gated}")).status_code == 404

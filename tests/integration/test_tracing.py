@@ -81,7 +81,7 @@ nodes:
             response = await api.client.post(
                 "/v1/runs", json={"workflowPath": "traced.yaml"}, headers={"traceparent": INCOMING}
             )
-            assert response.status_code == 201, response.text
+            assert response.status_code == 200, response.text
             run_id = response.json()["runId"]
             await _wait(api, run_id, "waiting-approval")
             assert (

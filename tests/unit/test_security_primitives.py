@@ -162,6 +162,25 @@ def test_open_routes_are_exact() -> None:
         assert not is_open(method, path), path
 
 
+def test_the_browser_pages_are_open_and_only_they() -> None:
+    for path in (b"/", b"/docs", b"/openapi.json", b"/ui/app.js", b"/ui/swagger/swagger-ui.css"):
+        assert is_open("GET", path), path
+    assert is_open("HEAD", b"/")
+    for method, path in [
+        ("POST", b"/"),
+        ("GET", b"/docs/"),
+        ("GET", b"/ui/"),
+        ("GET", b"/ui/a/b.js"),
+        ("GET", b"/ui/%2e%2e"),
+        ("GET", b"/ui/..%2fapp.js"),
+        ("GET", b"/ui/.hidden"),
+        ("GET", b"/ui/swagger/x/y.js"),
+        ("POST", b"/ui/app.js"),
+        ("GET", b"//ui/app.js"),
+    ]:
+        assert not is_open(method, path), path
+
+
 def test_credential_extraction() -> None:
     assert extract_credential({"Authorization": "bearer abc"}) == "abc"
     assert extract_credential({"authorization": "BEARER   abc "}) == "abc"

@@ -296,7 +296,8 @@ def test_ssti_and_dos_payloads_are_refused(ctx: dict[str, Any], payload: str, me
     elapsed = time.monotonic() - started
     assert message in info.value.detail
     assert info.value.code == "template_error"
-    assert elapsed < 1.5
+    # A hang guard, not a speed target: unbudgeted, these loops run for hours.
+    assert elapsed < 30
 
 
 def test_jinja_power_is_left_associative(ctx: dict[str, Any]) -> None:

@@ -135,6 +135,9 @@ def create_app(
         version=__version__,
         description="Durable workflow engine: workflows, runs, approvals and events over HTTP.",
         lifespan=lifespan,
+        # /docs is api/routes/ui.py's (Swagger UI from the package, open to browsers).
+        docs_url=None,
+        redoc_url=None,
         # Off by default: FastAPI otherwise asks the OpenTelemetry globals on every request.
         telemetry=None
         if settings.opentelemetry

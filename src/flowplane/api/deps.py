@@ -107,11 +107,14 @@ class RouteInfo:
 
 
 def api_routes(app: Any) -> list[RouteInfo]:
-    """Every ``APIRoute`` of ``app`` (included routers flattened) with its required role."""
+    """Every ``APIRoute`` of ``app`` (included routers flattened) with its required role.
+
+    Routes left out of the OpenAPI document (the browser's pages, ``api/routes/ui.py``) are
+    not part of the API and are not listed."""
     found: list[RouteInfo] = []
     for context in iter_route_contexts(app.routes):
         original = context.original_route
-        if isinstance(original, APIRoute):
+        if isinstance(original, APIRoute) and original.include_in_schema:
             found.append(
                 RouteInfo(
                     path=str(context.path_format or original.path_format),

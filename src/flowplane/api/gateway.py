@@ -32,20 +32,22 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, WebSocket
 from pydantic import Field, ValidationError
 from starlette.datastructures import Headers
 
 from flowplane import __version__
-from flowplane.api import rpc
+from flowplane.api import gateway_methods, rpc
 from flowplane.api.context import set_actor
+from flowplane.api.limits import json_depth_exceeds
 from flowplane.api.metrics import Metrics
 from flowplane.api.security import AuthRequired, Gatekeeper, Identity, gatekeeper_of
-from flowplane.errors import FlowplaneError, InvalidInput, RateLimited
+from flowplane.errors import FlowplaneError, InvalidInput, RateLimited, Unauthorized
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 from flowplane.settings import Settings
@@ -90,6 +92,7 @@ class GatewayConfig:
     max_subscriptions: int = MAX_SUBSCRIPTIONS
     handshake_seconds: float = HANDSHAKE_SECONDS
     drain_seconds: float = DRAIN_SECONDS
+    max_json_depth: int = 64
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayConfig:
@@ -98,6 +101,7 @@ class GatewayConfig:
             max_connections=settings.ws_max_connections,
             max_message_bytes=settings.ws_max_message_bytes,
             heartbeat_ms=settings.ws_heartbeat_ms,
+            max_json_depth=settings.max_json_depth,
         )
 
 
@@ -107,6 +111,34 @@ class ConnectParams(rpc.Params):
     token: str | None = Field(default=None, max_length=4096)
     protocol: int = PROTOCOL
     client: dict[str, Any] | None = None
+
+
+class SmithersConnect(rpc.Params):
+    """``connect`` as Smithers' Gateway clients send it (unknown members are ignored)."""
+
+    model_config = rpc.Params.model_config | {"extra": "ignore"}
+
+    min_protocol: int = Field(ge=1, le=2**31 - 1)
+    max_protocol: int = Field(ge=1, le=2**31 - 1)
+    client: dict[str, Any]
+    auth: dict[str, Any] | None = None
+    subscribe: list[Annotated[str, Field(max_length=128)]] | None = Field(
+        default=None, max_length=MAX_SUBSCRIPTIONS * 16
+    )
+
+
+class ProtocolUnsupported(InvalidInput):
+    """The client's protocol range does not hold the gateway's."""
+
+    code = "PROTOCOL_UNSUPPORTED"
+    title = "Protocol unsupported"
+
+
+def is_smithers_connect(params: Any) -> bool:
+    """Whether a ``connect`` frame speaks Smithers' dialect (it negotiates a protocol)."""
+    return isinstance(params, dict) and any(
+        key in params for key in ("minProtocol", "maxProtocol", "auth")
+    )
 
 
 class UnsubscribeParams(rpc.Params):
@@ -134,8 +166,13 @@ def _failure(frame_id: Any, exc: BaseException) -> dict[str, Any]:
     return {"type": "res", "id": frame_id, "ok": False, "error": rpc.error_body(exc)}
 
 
-def parse_frame(text: str) -> tuple[Any, str, Any]:
-    """Return ``(id, method, params)`` of a request frame; raise :class:`FrameError`."""
+def parse_frame(text: str, max_depth: int = 64) -> tuple[Any, str, Any]:
+    """Return ``(id, method, params)`` of a request frame; raise :class:`FrameError`.
+
+    A frame nested deeper than ``max_depth`` (``FLOWPLANE_MAX_JSON_DEPTH``, as for HTTP
+    bodies) is refused before it is parsed."""
+    if json_depth_exceeds(text.encode(), max_depth):
+        raise FrameError(f"a frame may nest at most {max_depth} levels", maxDepth=max_depth)
     try:
         frame = json.loads(text)
     except ValueError:
@@ -190,6 +227,11 @@ class Connection:
         self._dropping = False
         self._ticker: asyncio.Task[None] | None = None
         self._next_subscription = 0
+        self.dialect: Literal["flowplane", "smithers"] = "flowplane"
+        self.followed_runs: set[str] | None = None
+        self.state_version = 0
+        self._event_seq = 0
+        self._broadcast: asyncio.Task[None] | None = None
 
     def close(self, code: int, reason: str = "") -> None:
         """Start closing with ``code`` (the first call wins)."""
@@ -199,6 +241,9 @@ class Connection:
 
     async def run(self) -> None:
         """Serve the connection until it closes; in-flight requests finish first."""
+        challenge = {"nonce": uuid.uuid4().hex, "ts": int(time.time() * 1000)}
+        with contextlib.suppress(SlowConsumer):  # then the connection is closing already
+            await self.send(self.event_frame("connect.challenge", challenge))
         reader = asyncio.create_task(self._read_loop(), name="flowplane-ws-read")
         writer = asyncio.create_task(self._write_loop(), name="flowplane-ws-write")
         try:
@@ -216,8 +261,9 @@ class Connection:
             for task in pending:
                 task.cancel()
         tasks: list[asyncio.Task[None]] = [reader, *self.subscriptions.values()]
-        if self._ticker is not None:
-            tasks.append(self._ticker)
+        for extra in (self._ticker, self._broadcast):
+            if extra is not None:
+                tasks.append(extra)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -261,13 +307,32 @@ class Connection:
             finally:
                 self._queue.task_done()
 
+    def event_frame(
+        self, event: str, payload: Any, state_version: int | None = None
+    ) -> dict[str, Any]:
+        """A Smithers event frame: ``seq`` counts this connection's events, ``stateVersion``
+        is global (the newest Flowplane event ``seq`` it reflects)."""
+        self._event_seq += 1
+        if state_version is not None:
+            self.state_version = max(self.state_version, state_version)
+        return {
+            "type": "event",
+            "event": event,
+            "payload": payload,
+            "seq": self._event_seq,
+            "stateVersion": self.state_version if state_version is None else state_version,
+        }
+
     async def _tick(self) -> None:
         interval = self.config.heartbeat_ms / 1000
         with contextlib.suppress(SlowConsumer):
             while True:
                 await asyncio.sleep(interval)
                 tick = {"ts": int(time.time() * 1000)}
-                await self.send({"type": "event", "event": "tick", "payload": tick})
+                if self.dialect == "smithers":
+                    await self.send(self.event_frame("tick", tick))
+                else:
+                    await self.send({"type": "event", "event": "tick", "payload": tick})
 
     # --- receiving ----------------------------------------------------------------------
 
@@ -298,17 +363,23 @@ class Connection:
         except SlowConsumer:
             return
 
+    def _failure(self, frame_id: Any, exc: BaseException) -> dict[str, Any]:
+        if self.dialect == "smithers":
+            error = gateway_methods.error_body(exc)
+            return {"type": "res", "id": frame_id, "ok": False, "error": error}
+        return _failure(frame_id, exc)
+
     async def _dispatch(self, text: str) -> bool:
         """Handle one message; return whether to keep reading."""
         try:
-            frame_id, method, params = parse_frame(text)
+            frame_id, method, params = parse_frame(text, self.config.max_json_depth)
         except FrameError as exc:
-            await self.send(_failure(exc.extra.pop("id", None), exc))
+            await self.send(self._failure(exc.extra.pop("id", None), exc))
             return True
         if self.principal is None:
             return await self._connect(frame_id, method, params)
         if method == "connect":
-            await self.send(_failure(frame_id, InvalidInput("already connected")))
+            await self.send(self._failure(frame_id, InvalidInput("already connected")))
             return True
         await self._slots.acquire()
         task = asyncio.create_task(self._handle(frame_id, method, params), name=f"ws-{method}")
@@ -327,6 +398,8 @@ class Connection:
             await self.send(_failure(frame_id, error))
             self.close(CLOSE_POLICY, "connect first")
             return False
+        if is_smithers_connect(params):
+            return await self._connect_smithers(frame_id, params)
         try:
             try:
                 hello = ConnectParams.model_validate(params or {})
@@ -366,10 +439,205 @@ class Connection:
         self._ticker = asyncio.create_task(self._tick(), name="flowplane-ws-tick")
         return True
 
+    async def _identify(self, token: Any) -> Identity:
+        authenticator = gatekeeper_of(self.websocket.app).authenticator
+        if isinstance(token, str) and token:
+            return await authenticator.identify_credential(token)
+        if token is not None:
+            raise AuthRequired("auth.token must be a string")
+        return await authenticator.identify(Headers(scope=self.websocket.scope))
+
+    async def _connect_smithers(self, frame_id: Any, params: dict[str, Any]) -> bool:
+        """Smithers' handshake: negotiate the protocol, authenticate, answer ``hello``."""
+        self.dialect = "smithers"
+        try:
+            try:
+                hello = SmithersConnect.model_validate(params)
+            except ValidationError as exc:
+                raise rpc.params_error(exc) from None
+            protocol = gateway_methods.PROTOCOL
+            if not hello.min_protocol <= protocol <= hello.max_protocol:
+                raise ProtocolUnsupported(
+                    f"Gateway protocol {protocol} is not supported by the client"
+                )
+            identity = await self._identify((hello.auth or {}).get("token"))
+        except FlowplaneError as exc:
+            await self.send(self._failure(frame_id, exc))
+            if isinstance(exc, Unauthorized):
+                self.close(CLOSE_UNAUTHORIZED, "invalid or missing credentials")
+                return False
+            return True
+        principal = identity.principal
+        services = self.services
+        try:
+            head = await services.feed.head()
+            self.state_version = head
+            active = await services.runs.list_runs(
+                principal, statuses=list(gateway_methods.ACTIVE_RUN), limit=1000
+            )
+            approvals = await gateway_methods.call(services, principal, "approvals.list", {})
+        except FlowplaneError as exc:
+            await self.send(self._failure(frame_id, exc))
+            return True
+        self.identity, self.principal = identity, principal
+        if hello.subscribe is not None:
+            self.followed_runs = set(hello.subscribe)
+        payload = {
+            "protocol": protocol,
+            "features": list(gateway_methods.FEATURES),
+            "policy": {"heartbeatMs": self.config.heartbeat_ms},
+            "auth": {
+                "sessionToken": uuid.uuid4().hex,
+                "role": principal.role,
+                "scopes": gateway_methods.scopes_of(principal),
+                "userId": principal.name,
+            },
+            "snapshot": {
+                "runs": [gateway_methods.run_row(run) for run in active.items],
+                "approvals": approvals,
+                "stateVersion": head,
+            },
+            "server": {"name": "flowplane", "version": __version__},
+            "limits": {
+                "maxMessageBytes": self.config.max_message_bytes,
+                "maxInflight": self.config.max_inflight,
+            },
+            "methods": sorted([*gateway_methods.METHODS, *gateway_methods.ALIASES]),
+        }
+        await self.send(_response(frame_id, payload))
+        self._ticker = asyncio.create_task(self._tick(), name="flowplane-ws-tick")
+        self._broadcast = asyncio.create_task(self._broadcast_events(head), name="flowplane-ws-bc")
+        return True
+
+    def follows(self, run_id: Any) -> bool:
+        """Whether this Smithers connection gets the events of ``run_id``."""
+        if not isinstance(run_id, str) or not self.followed_runs:
+            return True
+        return run_id in self.followed_runs
+
+    def follow(self, run_id: str) -> None:
+        """Add a run to the runs this connection follows (Smithers' auto-subscribe)."""
+        if self.followed_runs is None:
+            self.followed_runs = set()
+        self.followed_runs.add(run_id)
+
+    async def _broadcast_events(self, after: int) -> None:
+        """Send every event of the runs the caller can see (and this connection follows),
+        under Smithers' names, from ``after`` on."""
+        assert self.principal is not None
+        feed = self.services.feed
+        try:
+            event_filter = feed.for_namespaces(self.principal, ["*"])
+        except FlowplaneError:
+            return  # a caller that sees no namespace sees no event
+        source = feed.stream(event_filter, after)
+        tracked = source
+        if self.gateway.metrics is not None:
+            tracked = self.gateway.metrics.track_stream(source, "ws")
+        try:
+            async for event in tracked:
+                mapped = gateway_methods.smithers_event(event)
+                if mapped is None or not self.follows(mapped[1].get("runId")):
+                    self.state_version = max(self.state_version, event["seq"])
+                    continue
+                await self.send(self.event_frame(mapped[0], mapped[1], event["seq"]))
+        except SlowConsumer:
+            return
+        finally:
+            for stream in (tracked, source):
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    with contextlib.suppress(Exception):
+                        await aclose()
+
+    async def _handle_smithers(self, frame_id: Any, method: str, params: Any) -> None:
+        assert self.principal is not None
+        metrics = self.gateway.metrics
+        outcome = "ok"
+        try:
+            await self._take_token()
+            run_id = gateway_methods.new_run_id(method, params)
+            if run_id is not None:
+                self.follow(run_id)
+            payload = await gateway_methods.call(self.services, self.principal, method, params)
+            if isinstance(payload, rpc.StreamSpec):
+                await self._subscribe_smithers(frame_id, payload)
+                return
+            found = gateway_methods.resolve(method)
+            if found is not None and found.subscribes and isinstance(payload, dict):
+                started = payload.get("runId")
+                if isinstance(started, str):
+                    self.follow(started)
+        except Exception as exc:
+            outcome = gateway_methods.error_code(exc)[0]
+            if not isinstance(exc, FlowplaneError):
+                _log.exception("gateway method %s failed", method[:64])
+            await self.send(self._failure(frame_id, exc))
+            return
+        finally:
+            if metrics is not None:
+                label = method if gateway_methods.resolve(method) is not None else "<unknown>"
+                metrics.gateway_requests.labels(label, outcome).inc()
+        await self.send(_response(frame_id, payload))
+
+    async def _subscribe_smithers(self, frame_id: Any, spec: rpc.StreamSpec) -> None:
+        """A stream method on a Smithers connection: ``{streamId, runId, afterSeq,
+        currentSeq}``, then ``run.event`` frames (``{streamId, runId, seq, event,
+        payload}``, the event under its Smithers name when it has one)."""
+        if len(self.subscriptions) >= self.config.max_subscriptions:
+            limit = self.config.max_subscriptions
+            raise InvalidInput(f"at most {limit} subscriptions per connection")
+        self._next_subscription += 1
+        sid = f"s{self._next_subscription}"
+        feed = self.services.feed
+        source = feed.stream(spec.filter, spec.after_seq, until_terminal=spec.until_terminal)
+        answer = {
+            "streamId": sid,
+            "runId": spec.filter.run_id,
+            "afterSeq": spec.after_seq,
+            "currentSeq": await feed.head(),
+        }
+        await self.send(_response(frame_id, answer))
+        self.subscriptions[sid] = asyncio.create_task(self._pump_smithers(sid, spec, source))
+
+    async def _pump_smithers(
+        self, sid: str, spec: rpc.StreamSpec, source: AsyncIterator[dict[str, Any]]
+    ) -> None:
+        run_id = spec.filter.run_id
+        try:
+            async for event in source:
+                mapped = gateway_methods.smithers_event(event)
+                name, payload = mapped if mapped is not None else (event["type"], event)
+                body = {
+                    "streamId": sid,
+                    "runId": event.get("runId", run_id),
+                    "seq": event["seq"],
+                    "event": name,
+                    "payload": payload,
+                }
+                await self.send(self.event_frame("run.event", body, event["seq"]))
+        except SlowConsumer:
+            return
+        except FlowplaneError as exc:
+            error = gateway_methods.error_body(exc)
+            with contextlib.suppress(SlowConsumer):
+                body = {"streamId": sid, "runId": run_id, "error": error}
+                await self.send(self.event_frame("run.error", body))
+        finally:
+            self.subscriptions.pop(sid, None)
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+
     async def _handle(self, frame_id: Any, method: str, params: Any) -> None:
         assert self.principal is not None and self.identity is not None
         principal = self.principal
         set_actor(principal.name, principal.kind, principal.id)
+        if self.dialect == "smithers":
+            with contextlib.suppress(SlowConsumer):
+                await self._handle_smithers(frame_id, method, params)
+            return
         with contextlib.suppress(SlowConsumer):
             try:
                 await self._take_token()
@@ -425,6 +693,7 @@ class Connection:
                     "event": event["type"],
                     "payload": event,
                     "seq": event["seq"],
+                    "stateVersion": event["seq"],
                     "subscription": sid,
                 }
                 await self.send(frame)

@@ -131,6 +131,8 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
         workflowName=req.workflow.name,
         workflowVersion=req.workflow_version,
         parentRunId=parent_run,
+        trigger=req.trigger,
+        triggeredBy=req.triggered_by,
     )
     for row in rows:
         tx.change(run_id, row["node_id"], row["iteration"], row["status"])

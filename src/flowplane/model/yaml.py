@@ -29,6 +29,7 @@ __all__ = [
     "dump_json",
     "dump_yaml",
     "line_of",
+    "lines_of",
     "load_document",
     "parse_path",
     "parse_workflow",
@@ -291,6 +292,20 @@ def line_of(text: str | bytes, path: str | list[str | int]) -> int | None:
         return None
     loc = parse_path(path) if isinstance(path, str) else path
     return _node_line(_compose(text), loc)
+
+
+def lines_of(text: str | bytes, paths: list[list[str | int]]) -> list[int | None]:
+    """:func:`line_of` for several paths of one text, composing the text once."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if len(text) > MAX_DOCUMENT_BYTES:
+        return [None] * len(paths)
+    try:
+        _scan_events(text, "<document>")
+    except (DocumentError, yaml.YAMLError):
+        return [None] * len(paths)
+    root = _compose(text)
+    return [_node_line(root, loc) if root is not None else None for loc in paths]
 
 
 # --- workflows ---------------------------------------------------------------------------

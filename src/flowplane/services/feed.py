@@ -200,6 +200,11 @@ class EventFeed:
             raise InvalidInput(f"at most {MAX_FILTER_VALUES} event types")
         return namespace_filter(visible, types)
 
+    async def head(self) -> int:
+        """The newest committed event's ``seq`` (0 when there is none): a stream started
+        after it sees only what happens from now on."""
+        return await self.store.read(reads.last_seq)
+
     async def read(
         self, event_filter: EventFilter, after_seq: int, limit: int
     ) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from flowplane.services.owned import (
     OwnedService,
     find_workflow,
 )
+from flowplane.services.paging import Page, visible_page
 from flowplane.services.runs import RunService, StartResult
 from flowplane.store import trigger_queries as q
 from flowplane.store import workflow_queries as wq
@@ -172,6 +173,28 @@ class ScheduleService(OwnedService[ScheduleRecord]):
             )
 
         return await self._create(caller, row, place)
+
+    async def list_named(
+        self, caller: Caller, *, cursor: str | None = None, limit: int = 50
+    ) -> Page[tuple[ScheduleRecord, str]]:
+        """:meth:`list`, each schedule with its workflow's name (what the Smithers Gateway's
+        ``cron.list`` shows as ``workflow``), read in the same transaction."""
+        caller.require(self.kind.role)
+
+        def read(tx: Tx, visible: list[str] | None, n: int) -> list[tuple[ScheduleRecord, str]]:
+            rows = self.kind.listing(
+                tx, namespaces=visible, workflow_id=None, after_id=cursor, limit=n
+            )
+            names: dict[str, str] = {}
+            for row in rows:
+                if row.workflow_id not in names:
+                    workflow = wq.get_workflow_row(tx, row.workflow_id, include_deleted=True)
+                    names[row.workflow_id] = workflow.name if workflow else ""
+            return [(row, names[row.workflow_id]) for row in rows]
+
+        return await visible_page(
+            self.store, caller, None, limit, read, cursor_of=lambda item: item[0].id
+        )
 
     async def get_with_fires(
         self, caller: Caller, schedule_id: str, limit: int = 10

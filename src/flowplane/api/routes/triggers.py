@@ -44,7 +44,7 @@ WebhookKey = Annotated[
 ]
 
 
-def _failures_counter(request: Request) -> Counter | None:
+def signature_failures(request: Request) -> Counter | None:
     """``flowplane_webhook_signature_failures_total{scheme,reason}`` in the app's registry."""
     state = request.app.state
     counter: Counter | None = getattr(state, "webhook_signature_failures", None)
@@ -170,7 +170,7 @@ async def receive_webhook(key: WebhookKey, request: Request, services: Svc) -> R
     try:
         outcome = await services.triggers.receive(key, delivery, admit=limits.admit_trigger)
     except SignatureInvalid as exc:
-        counter = _failures_counter(request)
+        counter = signature_failures(request)
         if counter is not None:
             counter.labels(str(exc.extra.get("scheme", "")), str(exc.extra.get("reason", ""))).inc()
         raise

@@ -11,6 +11,7 @@ from flowplane.engine.secrets import ENV_PREFIX
 from flowplane.errors import DocumentError, WorkflowEmpty, WorkflowInvalid
 from flowplane.model.document import Workflow
 from flowplane.model.graph import check_workflow, credential_references
+from flowplane.model.yaml import lines_of, parse_path
 from flowplane.model.yaml import parse_workflow as _parse_workflow
 from flowplane.services.caller import Caller
 from flowplane.services.paging import visible_page
@@ -37,6 +38,27 @@ def _issue_from_parse(err: dict[str, Any]) -> dict[str, Any]:
         "path": err.get("path"),
         "line": err.get("line"),
     }
+
+
+def _located(
+    document: dict[str, Any] | str | bytes, wf: Workflow, errors: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The graph check's ``errors`` with the ``path`` and ``line`` of what each one names
+    (the node's field, else the node), the line only when the document came as text."""
+    index = {node.id: i for i, node in enumerate(wf.nodes)}
+    paths: list[str | None] = []
+    for e in errors:
+        node_id, field = e.get("node_id"), e.get("field")
+        if node_id in index:
+            paths.append(f"nodes[{index[node_id]}]" + (f".{field}" if field else ""))
+        else:
+            paths.append(field if isinstance(field, str) and field else None)
+    lines: list[int | None] = [None] * len(errors)
+    if not isinstance(document, dict):
+        found = lines_of(document, [parse_path(p) for p in paths if p is not None])
+        at = iter(found)
+        lines = [next(at) if p is not None else None for p in paths]
+    return [dict(e, path=p, line=n) for e, p, n in zip(errors, paths, lines, strict=True)]
 
 
 class WorkflowReader:
@@ -105,7 +127,7 @@ class WorkflowReader:
         try:
             check_workflow(wf, self.registry)
         except WorkflowInvalid as exc:
-            errors = [dict(e, path=None, line=None) for e in exc.extra.get("errors", [])]
+            errors = _located(document, wf, exc.extra.get("errors", []))
             return ValidationReport(valid=False, errors=errors, document=canonical_document(wf))
         warnings = await self._credential_warnings(wf)
         return ValidationReport(
