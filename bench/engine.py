@@ -120,7 +120,7 @@ class RunEnds:
             result = original(tx, claimed, outcome, **kwargs)
             if result.run_status in TERMINAL_RUN and self._loop is not None:
                 # Runs on the loop only after the commit (the store returns after it).
-                self._loop.call_soon_threadsafe(self._resolve, claimed["run_id"], result.run_status)
+                self._loop.call_soon_threadsafe(self._resolve, claimed.run_id, result.run_status)
             return result
 
         transitions.complete = complete

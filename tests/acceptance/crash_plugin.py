@@ -108,10 +108,10 @@ def _trace_completions() -> None:
         _append(
             "CRASH_TRACE",
             {
-                "run": claimed["run_id"],
-                "node": claimed["node_id"],
-                "iteration": claimed["iteration"],
-                "epoch": claimed["lease_epoch"],
+                "run": claimed.run_id,
+                "node": claimed.node_id,
+                "iteration": claimed.iteration,
+                "epoch": claimed.lease_epoch,
                 "accepted": result.accepted,
                 "worker": WORKER_NAME,
             },

@@ -349,7 +349,7 @@ async def test_stale_completion_is_fenced_off(store: Store) -> None:
         reaped = await store.transact(transitions.reap)
         assert reaped == 1
         second = await store.transact(lambda tx: transitions.claim(tx, "live", 1, 60_000))
-        assert second[0]["lease_epoch"] == first[0]["lease_epoch"] + 1
+        assert second[0].lease_epoch == first[0].lease_epoch + 1
         ok = transitions.Outcome(kind="success", output={"by": "live"})
         zombie = transitions.Outcome(kind="success", output={"by": "zombie"})
         late = await store.transact(

@@ -65,7 +65,7 @@ async def test_no_hand_off_without_free_slots(store: Store) -> None:
         try:
             started = await rt.runs.start(Caller.system(), chain(2))
             node = await store.read(lambda tx: tx.node_row(started.run.id, "n0", 0))
-            assert node is not None and node["status"] == "ready"
+            assert node is not None and node.status == "ready"
         finally:
             rt.worker.release(reserved)
         rt.worker._wake.set()
@@ -107,7 +107,7 @@ async def test_reads_after_rolled_back_transactions_keep_working(store: Store) -
                 await store.read(missing)
             except NotFound:
                 pass
-            assert (await store.read(lambda tx: tx.get_run(run_id)))["id"] == run_id
+            assert (await store.read(lambda tx: tx.get_run(run_id))).id == run_id
 
 
 async def test_fan_out_with_max_parallel_and_a_failed_item(store: Store) -> None:
@@ -129,11 +129,11 @@ async def test_fan_out_with_max_parallel_and_a_failed_item(store: Store) -> None
         run = await rt.runs.wait(Caller.system(), run_id, timeout=20)
         assert run.status == "failed"
         level = await store.read(lambda tx: tx.node_row(run_id, "fan", -1))
-        assert level is not None and level["status"] == "failed"
-        assert level["error"]["code"] == "foreach_item_failed"
-        assert level["error"]["failedIterations"] == list(range(7))
+        assert level is not None and level.status == "failed"
+        assert level.error["code"] == "foreach_item_failed"
+        assert level.error["failedIterations"] == list(range(7))
         items = await store.read(lambda tx: tx.node_states(run_id, ["fan"]))
-        failed = sorted(s["iteration"] for s in items if s["status"] == "failed")
+        failed = sorted(s.iteration for s in items if s.status == "failed")
         assert failed == [-1, *range(7)]
 
 
@@ -141,7 +141,7 @@ async def test_claim_work_reports_next_due_time(store: Store) -> None:
     async with running(store, start_worker=False) as rt:
         run_id = (await rt.runs.start(Caller.system(), chain(1))).run.id
         work = await store.transact(lambda tx: transitions.claim_work(tx, "w", 4, 60_000))
-        assert [r["run_id"] for r in work.rows] == [run_id]
+        assert [r.run_id for r in work.rows] == [run_id]
         assert set(work.runs) == {run_id}
         assert work.next_due_ms is None  # nothing else claimable
 
@@ -170,18 +170,16 @@ async def test_hand_off_leased_with_the_completion_is_fenced(store: Store) -> No
         )
         assert late.accepted is False and late.handoff == []
         states = await store.read(lambda tx: tx.node_states(run_id, ["b", "c"]))
-        assert {s["status"] for s in states} == {"pending"}
+        assert {s.status for s in states} == {"pending"}
 
         done = await store.transact(
             lambda tx: transitions.complete(tx, second[0], ok, owner="live", handoff=1)
         )
         assert done.accepted is True and done.ready == 2
-        assert [(r["node_id"], r["attempt"], r["lease_owner"]) for r in done.handoff] == [
-            ("b", 1, "live")
-        ]
-        rows = {r["node_id"]: r for r in await store.read(lambda tx: tx.node_rows(run_id))}
-        assert (rows["b"]["status"], rows["b"]["lease_owner"]) == ("in-progress", "live")
-        assert (rows["c"]["status"], rows["c"]["lease_owner"]) == ("ready", None)
+        assert [(r.node_id, r.attempt, r.lease_owner) for r in done.handoff] == [("b", 1, "live")]
+        rows = {r.node_id: r for r in await store.read(lambda tx: tx.node_rows(run_id))}
+        assert (rows["b"].status, rows["b"].lease_owner) == ("in-progress", "live")
+        assert (rows["c"].status, rows["c"].lease_owner) == ("ready", None)
         types = [
             (e["type"], e.get("nodeId")) for e in await rt.runs.events(Caller.system(), run_id)
         ]
@@ -200,7 +198,7 @@ async def test_no_hand_off_into_a_cancelled_run(store: Store) -> None:
         )
         assert result.accepted is False and result.handoff == []
         n1 = await store.read(lambda tx: tx.node_row(run_id, "n1", 0))
-        assert n1 is not None and n1["status"] != "in-progress" and n1["lease_owner"] is None
+        assert n1 is not None and n1.status != "in-progress" and n1.lease_owner is None
 
 
 async def test_no_hand_off_from_a_completion_that_did_not_apply(store: Store) -> None:
@@ -211,7 +209,7 @@ async def test_no_hand_off_from_a_completion_that_did_not_apply(store: Store) ->
         claimed = await store.transact(lambda tx: transitions.claim(tx, "w", 1, 60_000))
         row = claimed[0]
         await store.transact(
-            lambda tx: tx.update_node_run(row["id"], status="finished", finished_at_ms=1)
+            lambda tx: tx.update_node_run(row.id, status="finished", finished_at_ms=1)
         )
         ok = transitions.Outcome(kind="success", output=None)
         result = await store.transact(
@@ -219,4 +217,4 @@ async def test_no_hand_off_from_a_completion_that_did_not_apply(store: Store) ->
         )
         assert result.accepted is False and result.handoff == []
         n1 = await store.read(lambda tx: tx.node_row(run_id, "n1", 0))
-        assert n1 is not None and (n1["status"], n1["lease_owner"]) == ("pending", None)
+        assert n1 is not None and (n1.status, n1.lease_owner) == ("pending", None)

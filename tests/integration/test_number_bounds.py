@@ -46,12 +46,18 @@ PROBLEM = "application/problem+json"
 
 def assert_400(r: httpx.Response, code: str, what: object = "") -> None:
     """A 400 problem document with ``code`` (never a 5xx); ``/v1/rpc`` answers Smithers'
-    response frame instead, with Flowplane's code as ``error.flowplaneCode``."""
+    response frame instead, with Flowplane's code as ``error.flowplaneCode``, and the seed
+    surfaces under ``/api/`` their own JSON error body carrying ``code``."""
     assert r.status_code == 400, (what, r.status_code, r.text[:300])
     if r.request.url.path.startswith("/v1/rpc/"):
         frame = r.json()
         assert frame["ok"] is False and frame["error"]["code"] == "INVALID_REQUEST", (what, frame)
         assert frame["error"]["flowplaneCode"] == code, (what, frame)
+        return
+    if r.request.url.path.startswith("/api/"):
+        # A seed surface answers in its own error shape, with Flowplane's stable code.
+        assert r.headers["content-type"].startswith("application/json"), (what, r.headers)
+        assert r.json()["code"] == code, (what, r.json())
         return
     assert r.headers["content-type"].startswith(PROBLEM), (what, r.headers)
     assert r.json()["code"] == code, (what, r.json())

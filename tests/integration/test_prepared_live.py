@@ -11,8 +11,12 @@ import sqlalchemy as sa
 from engine_support import running
 
 from flowplane.services.caller import Caller
+from flowplane.status import NodeStatus, RunStatus
+from flowplane.store import statements as q
 from flowplane.store.base import Store
-from flowplane.store.prepared import Prepared
+from flowplane.store.prepared import Prepared, flush_pending
+from flowplane.store.records import NodeState, RunRecord
+from flowplane.store.tx import Tx
 
 
 @pytest.fixture
@@ -80,6 +84,50 @@ async def test_workload_parameters_match_construct_params(store: Store, checked:
     for table in ("INSERT INTO events", "INSERT INTO frames", "INSERT INTO node_runs"):
         assert table in sql
     assert len(checked) > 30
+
+
+async def test_statements_given_a_record_class_return_records_equal_to_sqlalchemys(
+    store: Store,
+) -> None:
+    """A Prepared built with ``record=`` gives what SQLAlchemy's own row, made a record,
+    gives (statuses as enums), executed at once or queued and delivered (``defer``)."""
+    async with running(store, start_worker=False) as rt:
+        doc = {
+            "name": "records",
+            "nodes": [
+                {"id": "a", "type": "util.noop"},
+                {"id": "b", "type": "util.noop", "needs": ["a"]},
+            ],
+        }
+        run_id = (await rt.runs.start(Caller.system(), doc, {"k": [1]})).run.id
+
+        def read(tx: Tx) -> tuple[list[Any], list[Any]]:
+            fast = q.NODE_STATES.execute(tx.conn, {"_run": run_id})[0]
+            fast += q.GET_RUN.execute(tx.conn, {"_run": run_id})[0]
+            queued: list[Any] = []
+            q.GET_RUN_NO_DOC.defer(tx.conn, {"_run": run_id}, on_result=queued.extend)
+            flush_pending(tx.conn)
+            fast += queued
+            slow: list[Any] = [
+                NodeState.from_row(r._mapping)
+                for r in tx.conn.execute(q.NODE_STATES.stmt, {"_run": run_id})
+            ]
+            for stmt in (q.GET_RUN.stmt, q.GET_RUN_NO_DOC.stmt):
+                slow += [
+                    RunRecord.from_row(r._mapping) for r in tx.conn.execute(stmt, {"_run": run_id})
+                ]
+            return fast, slow
+
+        fast, slow = await store.read(read)
+    assert fast == slow and len(fast) == 4
+    states, run, light = fast[:2], fast[2], fast[3]
+    assert sorted((s.node_id, s.status) for s in states) == [
+        ("a", NodeStatus.READY),
+        ("b", NodeStatus.PENDING),
+    ]
+    assert all(type(s.status) is NodeStatus for s in states)
+    assert run.status is RunStatus.RUNNING and run.input == {"k": [1]}
+    assert run.document is not None and light.document is None
 
 
 def test_literals_match_psycopg_mogrify() -> None:

@@ -116,7 +116,7 @@ async def test_the_audit_entry_names_the_caller_and_its_request(store: Store) ->
         )
         assert len(entries) == 1
         entry = entries[0]
-        assert (entry["actor"], entry["actor_kind"], entry["request_id"]) == (
+        assert (entry.actor, entry.actor_kind, entry.request_id) == (
             "executor-key",
             "api_key",
             "req_test_1",

@@ -30,8 +30,7 @@ def capped_detail(
     """The detail of a capped snapshot: ``describe`` of its first node runs, with the
     summary and counts over all of them, ``nodeRunsTotal`` and ``nodesNextCursor``."""
     detail = describe(snapshot.run, snapshot.nodes, snapshot.attempts)
-    states = [(row["node_id"], row["iteration"], row["status"]) for row in snapshot.statuses]
-    summary, total, executed = node_level_counts(states)
+    summary, total, executed = node_level_counts(snapshot.statuses)
     detail.summary, detail.nodes_total, detail.nodes_executed = summary, total, executed
     detail.node_runs_total = snapshot.node_runs_total
     detail.nodes_next_cursor = snapshot.next_cursor

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowplane.store.tx import Row, Tx
+from flowplane.store.records import NodeRunRecord, RunRecord
+from flowplane.store.tx import Tx
 
 MAX_LOG_EVENTS_PER_ATTEMPT = 200
 
 
 def record_attempt(
-    tx: Tx, row: Row, status: str, owner: str | None, started: int | None, error: Any
+    tx: Tx, row: NodeRunRecord, status: str, owner: str | None, started: int | None, error: Any
 ) -> None:
     """Record the attempt of node run ``row`` that ended ``status`` (on ``owner``)."""
     tx.insert_attempt(
         {
-            "run_id": row["run_id"],
-            "node_id": row["node_id"],
-            "iteration": row["iteration"],
-            "attempt": max(1, row["attempt"]),
+            "run_id": row.run_id,
+            "node_id": row.node_id,
+            "iteration": row.iteration,
+            "attempt": max(1, row.attempt),
             "status": status,
             "worker": owner,
             "started_at_ms": started,
@@ -28,7 +29,9 @@ def record_attempt(
     )
 
 
-def persist_logs(tx: Tx, run: Row, row: Row, logs: list[tuple[int, str, str]]) -> None:
+def persist_logs(
+    tx: Tx, run: RunRecord, row: NodeRunRecord, logs: list[tuple[int, str, str]]
+) -> None:
     """Store the attempt's log lines ``(ts_ms, level, message)``; the first
     :data:`MAX_LOG_EVENTS_PER_ATTEMPT` are also sent as ``NodeLog`` events."""
     if not logs:
@@ -36,10 +39,10 @@ def persist_logs(tx: Tx, run: Row, row: Row, logs: list[tuple[int, str, str]]) -
     tx.insert_logs(
         [
             {
-                "run_id": run["id"],
-                "node_id": row["node_id"],
-                "iteration": row["iteration"],
-                "attempt": row["attempt"],
+                "run_id": run.id,
+                "node_id": row.node_id,
+                "iteration": row.iteration,
+                "attempt": row.attempt,
                 "level": level,
                 "message": message,
                 "ts_ms": ts,
@@ -49,11 +52,11 @@ def persist_logs(tx: Tx, run: Row, row: Row, logs: list[tuple[int, str, str]]) -
     )
     for _ts, level, message in logs[:MAX_LOG_EVENTS_PER_ATTEMPT]:
         tx.event(
-            run["id"],
-            run["namespace"],
+            run.id,
+            run.namespace,
             "NodeLog",
-            row["node_id"],
-            iteration=row["iteration"],
+            row.node_id,
+            iteration=row.iteration,
             level=level,
             message=message,
         )

@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from flowplane.engine.faults import maybe_crash
 from flowplane.engine.plan import plan_of
 from flowplane.store import schema as t
-from flowplane.store.tx import Row, Tx
+from flowplane.store.records import NodeRunRecord, RunRecord
+from flowplane.store.tx import Tx
 
 
-def claim(tx: Tx, owner: str, limit: int, lease_ms: int) -> list[Row]:
+def claim(tx: Tx, owner: str, limit: int, lease_ms: int) -> list[NodeRunRecord]:
     """Lease due node runs to ``owner`` and record ``NodeStarted`` for each."""
     return claim_work(tx, owner, limit, lease_ms).rows
 
@@ -25,9 +26,9 @@ def claim(tx: Tx, owner: str, limit: int, lease_ms: int) -> list[Row]:
 class Claimed:
     """What :func:`claim_work` leased, with what the worker needs next."""
 
-    rows: list[Row]
-    # Run rows (without document) of the claimed node runs; their plans are cached.
-    runs: dict[str, Row]
+    rows: list[NodeRunRecord]
+    # The runs (without document) of the claimed node runs; their plans are cached.
+    runs: dict[str, RunRecord]
     # When the claim left free slots: the earliest ``available_at_ms`` of claimable work
     # left (a timer, a retry), so the worker knows how long it may sleep.
     next_due_ms: int | None
@@ -46,31 +47,33 @@ def claim_work(tx: Tx, owner: str, limit: int, lease_ms: int) -> Claimed:
     return Claimed(rows, runs, due)
 
 
-def record_started(tx: Tx, rows: list[Row], namespace: str | None = None) -> dict[str, Row]:
+def record_started(
+    tx: Tx, rows: list[NodeRunRecord], namespace: str | None = None
+) -> dict[str, RunRecord]:
     """Record a frame change and a ``NodeStarted`` event for each leased row (not for due
     timers); return the rows' runs when they had to be read (``namespace`` given for rows
     of one run spares that read)."""
     if not rows:
         return {}
-    run_ids = {r["run_id"] for r in rows}
-    runs: dict[str, Row] = {}
+    run_ids = {r.run_id for r in rows}
+    runs: dict[str, RunRecord] = {}
     if namespace is not None and len(run_ids) == 1:
         namespaces = {next(iter(run_ids)): namespace}
     else:
         runs = _runs(tx, run_ids)
-        namespaces = {run_id: run["namespace"] for run_id, run in runs.items()}
+        namespaces = {run_id: run.namespace for run_id, run in runs.items()}
     for row in rows:
-        if (row.get("wait") or {}).get("kind") == "timer":
+        if (row.wait or {}).get("kind") == "timer":
             continue
-        ns = namespaces.get(row["run_id"], "default")
-        tx.change(row["run_id"], row["node_id"], row["iteration"], "in-progress", row["attempt"])
+        ns = namespaces.get(row.run_id, "default")
+        tx.change(row.run_id, row.node_id, row.iteration, "in-progress", row.attempt)
         tx.event(
-            row["run_id"],
+            row.run_id,
             ns,
             "NodeStarted",
-            row["node_id"],
-            iteration=row["iteration"],
-            attempt=row["attempt"],
+            row.node_id,
+            iteration=row.iteration,
+            attempt=row.attempt,
         )
     return runs
 
@@ -80,13 +83,13 @@ _RUNS = sa.select(*(c for c in t.runs.c if c.name != "document")).where(
 )
 
 
-def _runs(tx: Tx, run_ids: set[str]) -> dict[str, Row]:
-    """The run rows (without document) of ``run_ids``."""
+def _runs(tx: Tx, run_ids: set[str]) -> dict[str, RunRecord]:
+    """The runs (without document) of ``run_ids``."""
     if len(run_ids) == 1:
         run = tx.get_run(next(iter(run_ids)), with_document=False)
-        return {run["id"]: run} if run is not None else {}
+        return {run.id: run} if run is not None else {}
     rows = tx.conn.execute(_RUNS, {"_runs": list(run_ids)})
-    return {r.id: dict(r._mapping) for r in rows}
+    return {r.id: RunRecord.from_row(r._mapping) for r in rows}
 
 
 def claim_ids(
@@ -95,8 +98,8 @@ def claim_ids(
     row_ids: list[int],
     lease_ms: int,
     namespace: str | None = None,
-    leased: Sequence[Row] = (),
-) -> list[Row]:
+    leased: Sequence[NodeRunRecord] = (),
+) -> list[NodeRunRecord]:
     """Lease specific ready node runs (the completing worker's hand-off).
 
     ``leased``: rows of the same run this transaction already leased; they are returned
@@ -104,6 +107,6 @@ def claim_ids(
     """
     claimed = tx.claim_ids(owner, row_ids, lease_ms)
     if leased:
-        claimed = sorted([*leased, *claimed], key=lambda r: r["id"])
+        claimed = sorted([*leased, *claimed], key=lambda r: r.id)
     record_started(tx, claimed, namespace)
     return claimed

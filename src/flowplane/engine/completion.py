@@ -34,7 +34,8 @@ from flowplane.engine.settlement import (
 from flowplane.engine.starting import Prepared, start
 from flowplane.engine.successors import Effects, handoff_claims
 from flowplane.ids import new_id
-from flowplane.store.tx import TERMINAL_RUN, Ahead, Row, Tx
+from flowplane.store.records import NodeRunRecord, RunRecord
+from flowplane.store.tx import TERMINAL_RUN, Ahead, Tx
 
 
 @dataclass
@@ -58,14 +59,14 @@ class Completion:
     """The result of :func:`complete`."""
 
     accepted: bool
-    handoff: list[Row] = field(default_factory=list)
+    handoff: list[NodeRunRecord] = field(default_factory=list)
     ready: int = 0
     run_status: str | None = None
 
 
 def complete(
     tx: Tx,
-    claimed: Row,
+    claimed: NodeRunRecord,
     outcome: Outcome,
     *,
     owner: str,
@@ -73,15 +74,15 @@ def complete(
     lease_ms: int = 30_000,
 ) -> Completion:
     """Record the outcome of a claimed node run, fenced on its lease epoch."""
-    cached = plans.get(claimed["run_id"])
+    cached = plans.get(claimed.run_id)
     if outcome.kind == "success":
         # The common case: lock the run and finish the node run at once (one statement on
         # PostgreSQL); the same fenced update as _Step.success would make. The successors
         # this worker will be handed are leased in the same round trip when predictable.
         run, updated = tx.lock_run_and_update_node(
-            claimed["run_id"],
-            claimed["id"],
-            claimed["lease_epoch"],
+            claimed.run_id,
+            claimed.id,
+            claimed.lease_epoch,
             _ahead(cached, claimed, owner, handoff, lease_ms),
             status="finished",
             output=outcome.output,
@@ -90,11 +91,11 @@ def complete(
             lease_owner=None,
             lease_expires_ms=None,
         )
-        if run is None or run["status"] in TERMINAL_RUN or not updated:
+        if run is None or run.status in TERMINAL_RUN or not updated:
             return Completion(accepted=False)
     else:
-        run = tx.lock_run(claimed["run_id"])
-        if run is None or run["status"] in TERMINAL_RUN:
+        run = tx.lock_run(claimed.run_id)
+        if run is None or run.status in TERMINAL_RUN:
             return Completion(accepted=False)
         updated = False
     plan = cached if cached is not None else plan_of(tx, run)
@@ -112,13 +113,13 @@ def complete(
 
 
 def _ahead(
-    plan: Plan | None, claimed: Row, owner: str, handoff: int, lease_ms: int
+    plan: Plan | None, claimed: NodeRunRecord, owner: str, handoff: int, lease_ms: int
 ) -> Ahead | None:
     """What the success of ``claimed`` leads to next, when its cached plan tells: the
     successors leased to ``owner``, or the counts deciding the run's status."""
     if plan is None:
         return None
-    node_id, iteration = claimed["node_id"], claimed["iteration"]
+    node_id, iteration = claimed.node_id, claimed.iteration
     if node_id in plan.foreach and iteration >= 0:  # an item: item_settled counts
         if plan.node(node_id).max_parallel is None:
             return None  # item_settled counts only once no item is ready (see there)
@@ -137,24 +138,30 @@ class _Step:
     """Applies one outcome to one claimed node run (each method returns whether it applied)."""
 
     def __init__(
-        self, tx: Tx, run: Row, plan: Plan, claimed: Row, outcome: Outcome, owner: str
+        self,
+        tx: Tx,
+        run: RunRecord,
+        plan: Plan,
+        claimed: NodeRunRecord,
+        outcome: Outcome,
+        owner: str,
     ) -> None:
         self.tx, self.run, self.plan, self.row = tx, run, plan, claimed
         self.outcome, self.owner = outcome, owner
         self.effects = Effects()
-        self.node_id: str = claimed["node_id"]
-        self.iteration: int = claimed["iteration"]
-        self.attempt: int = claimed["attempt"]
-        self.ns: str = run["namespace"]
-        self.started = outcome.started_at_ms or claimed.get("started_at_ms")
+        self.node_id: str = claimed.node_id
+        self.iteration: int = claimed.iteration
+        self.attempt: int = claimed.attempt
+        self.ns: str = run.namespace
+        self.started = outcome.started_at_ms or claimed.started_at_ms
         # Whether complete() already applied the success update.
         self.node_updated = False
 
     def _update(self, **values: Any) -> bool:
         return self.tx.update_node_run(
-            self.row["id"],
+            self.row.id,
             expect_status="in-progress",
-            expect_epoch=self.row["lease_epoch"],
+            expect_epoch=self.row.lease_epoch,
             lease_owner=None,
             lease_expires_ms=None,
             **values,
@@ -162,11 +169,11 @@ class _Step:
 
     def _event(self, type_: str, **payload: Any) -> None:
         self.tx.event(
-            self.run["id"], self.ns, type_, self.node_id, iteration=self.iteration, **payload
+            self.run.id, self.ns, type_, self.node_id, iteration=self.iteration, **payload
         )
 
     def _settled(self, status: str) -> None:
-        self.tx.change(self.run["id"], self.node_id, self.iteration, status, self.attempt)
+        self.tx.change(self.run.id, self.node_id, self.iteration, status, self.attempt)
         node_settled(
             self.tx, self.run, self.plan, self.node_id, self.iteration, self.effects, status
         )
@@ -182,7 +189,7 @@ class _Step:
                 return False
             record_attempt(tx, self.row, "failed", self.owner, self.started, error)
             persist_logs(tx, self.run, self.row, self.outcome.logs)
-            tx.change(self.run["id"], self.node_id, self.iteration, "ready", self.attempt)
+            tx.change(self.run.id, self.node_id, self.iteration, "ready", self.attempt)
             self._event("NodeFailed", attempt=self.attempt, error=error, willRetry=True)
             self._event("NodeRetrying", attempt=self.attempt + 1, delayMs=delay_ms)
             tx.notify("ready")
@@ -226,10 +233,10 @@ class _Step:
             return False
         limit = self.plan.node(node_id).max_parallel or len(items)
         # After a rewind, earlier items' attempts stay on record: continue their numbering.
-        previous = tx.max_attempts(run["id"], node_id)
+        previous = tx.max_attempts(run.id, node_id)
         rows = [
             {
-                "run_id": run["id"],
+                "run_id": run.id,
                 "node_id": node_id,
                 "iteration": index,
                 "status": "ready" if index < limit else "pending",
@@ -242,11 +249,11 @@ class _Step:
         ]
         tx.insert_node_runs(rows)
         for row in rows:
-            tx.change(run["id"], node_id, row["iteration"], row["status"])
-        for state in tx.node_states(run["id"], [node_id]):
-            if state["status"] == "ready" and state["iteration"] >= 0:
-                self.effects.ready.append(state["id"])
-                tx.event(run["id"], self.ns, "NodeReady", node_id, iteration=state["iteration"])
+            tx.change(run.id, node_id, row["iteration"], row["status"])
+        for state in tx.node_states(run.id, [node_id]):
+            if state.status == "ready" and state.iteration >= 0:
+                self.effects.ready.append(state.id)
+                tx.event(run.id, self.ns, "NodeReady", node_id, iteration=state.iteration)
         return True
 
     def directive(self) -> bool:
@@ -257,50 +264,56 @@ class _Step:
 
 
 def _finish(
-    tx: Tx, run: Row, effects: Effects, owner: str, handoff: int, lease_ms: int
+    tx: Tx, run: RunRecord, effects: Effects, owner: str, handoff: int, lease_ms: int
 ) -> Completion:
     maybe_crash("complete")
-    claimed: list[Row] = []
-    if effects.leased or (handoff > 0 and effects.ready and run["status"] not in TERMINAL_RUN):
-        leased = {r["id"] for r in effects.leased}
+    claimed: list[NodeRunRecord] = []
+    if effects.leased or (handoff > 0 and effects.ready and run.status not in TERMINAL_RUN):
+        leased = {r.id for r in effects.leased}
         rest = [i for i in effects.ready[:handoff] if i not in leased]
-        claimed = claim_ids(tx, owner, rest, lease_ms, run["namespace"], effects.leased)
+        claimed = claim_ids(tx, owner, rest, lease_ms, run.namespace, effects.leased)
     if len(effects.ready) > len(claimed):
         tx.notify("ready")
     return Completion(
-        accepted=True, handoff=claimed, ready=len(effects.ready), run_status=run["status"]
+        accepted=True, handoff=claimed, ready=len(effects.ready), run_status=run.status
     )
 
 
 def _apply_directive(
-    tx: Tx, run: Row, plan: Plan, claimed: Row, outcome: Outcome, owner: str, effects: Effects
+    tx: Tx,
+    run: RunRecord,
+    plan: Plan,
+    claimed: NodeRunRecord,
+    outcome: Outcome,
+    owner: str,
+    effects: Effects,
 ) -> bool:
     directive = outcome.directive
-    node_id, iteration, attempt = claimed["node_id"], claimed["iteration"], claimed["attempt"]
-    ns, now = run["namespace"], tx.now_ms
-    fence: dict[str, Any] = {"expect_status": "in-progress", "expect_epoch": claimed["lease_epoch"]}
+    node_id, iteration, attempt = claimed.node_id, claimed.iteration, claimed.attempt
+    ns, now = run.namespace, tx.now_ms
+    fence: dict[str, Any] = {"expect_status": "in-progress", "expect_epoch": claimed.lease_epoch}
     release: dict[str, Any] = {"lease_owner": None, "lease_expires_ms": None}
     if isinstance(directive, WaitForTimer):
         fires = int(directive.fires_at.timestamp() * 1000)
         wait = {"kind": "timer", "firesAtMs": fires, "output": directive.output}
         values: dict[str, Any] = {"status": "waiting-timer", "available_at_ms": fires, "wait": wait}
-        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+        if not tx.update_node_run(claimed.id, **fence, **values, **release):
             return False
         persist_logs(tx, run, claimed, outcome.logs)
-        tx.change(run["id"], node_id, iteration, "waiting-timer", attempt)
-        tx.event(run["id"], ns, "NodeWaitingTimer", node_id, iteration=iteration, firesAtMs=fires)
+        tx.change(run.id, node_id, iteration, "waiting-timer", attempt)
+        tx.event(run.id, ns, "NodeWaitingTimer", node_id, iteration=iteration, firesAtMs=fires)
         tx.notify("ready")
         update_run_status(tx, run)
         return True
     if isinstance(directive, WaitForApproval):
         wait = {"kind": "approval", "title": directive.title}
         values = {"status": "waiting-approval", "wait": wait}
-        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+        if not tx.update_node_run(claimed.id, **fence, **values, **release):
             return False
         persist_logs(tx, run, claimed, outcome.logs)
-        existing = tx.get_approval(run["id"], node_id, iteration)
+        existing = tx.get_approval(run.id, node_id, iteration)
         approval = {
-            "run_id": run["id"],
+            "run_id": run.id,
             "namespace": ns,
             "node_id": node_id,
             "iteration": iteration,
@@ -316,10 +329,10 @@ def _apply_directive(
         if existing is None:
             tx.insert_approval({"id": new_id(), **approval})
         else:
-            tx.update_approval(existing["id"], **approval)
-        tx.change(run["id"], node_id, iteration, "waiting-approval", attempt)
+            tx.update_approval(existing.id, **approval)
+        tx.change(run.id, node_id, iteration, "waiting-approval", attempt)
         tx.event(
-            run["id"],
+            run.id,
             ns,
             "NodeWaitingApproval",
             node_id,
@@ -327,7 +340,7 @@ def _apply_directive(
             title=directive.title,
         )
         tx.event(
-            run["id"],
+            run.id,
             ns,
             "ApprovalRequested",
             node_id,
@@ -340,12 +353,12 @@ def _apply_directive(
     if isinstance(directive, WaitForSignal):
         wait = {"kind": "signal", "name": directive.name, "correlationId": directive.correlation_id}
         values = {"status": "waiting-event", "wait": wait}
-        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+        if not tx.update_node_run(claimed.id, **fence, **values, **release):
             return False
         persist_logs(tx, run, claimed, outcome.logs)
-        tx.change(run["id"], node_id, iteration, "waiting-event", attempt)
+        tx.change(run.id, node_id, iteration, "waiting-event", attempt)
         tx.event(
-            run["id"],
+            run.id,
             ns,
             "NodeWaitingEvent",
             node_id,
@@ -353,9 +366,9 @@ def _apply_directive(
             signal=directive.name,
             correlationId=directive.correlation_id,
         )
-        pending = tx.take_signal(run["id"], directive.name, directive.correlation_id)
+        pending = tx.take_signal(run.id, directive.name, directive.correlation_id)
         if pending is not None:
-            row = tx.node_row(run["id"], node_id, iteration)
+            row = tx.node_row(run.id, node_id, iteration)
             assert row is not None
             deliver_signal(tx, run, plan, row, pending, effects)
         else:
@@ -364,26 +377,24 @@ def _apply_directive(
     if isinstance(directive, StartChildRun):
         assert outcome.child is not None  # prepared by the worker, in the run's namespace
         # The attempt is part of the key: a resumed node starts a fresh child run.
-        child_key = f"child:{run['id']}:{node_id}:{iteration}:{attempt}"
+        child_key = f"child:{run.id}:{node_id}:{iteration}:{attempt}"
         child, _created = start(
             tx,
             outcome.child,
             idempotency_key=child_key,
             trigger="parent",
-            triggered_by=run.get("triggered_by"),
-            parent=(run["id"], node_id, iteration),
+            triggered_by=run.triggered_by,
+            parent=(run.id, node_id, iteration),
             # A child run continues its parent's trace.
-            trace_context=run.get("trace_context"),
+            trace_context=run.trace_context,
         )
-        wait = {"kind": "child", "runId": child["id"]}
+        wait = {"kind": "child", "runId": child.id}
         values = {"status": "waiting-event", "wait": wait}
-        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+        if not tx.update_node_run(claimed.id, **fence, **values, **release):
             return False
         persist_logs(tx, run, claimed, outcome.logs)
-        tx.change(run["id"], node_id, iteration, "waiting-event", attempt)
-        tx.event(
-            run["id"], ns, "NodeWaitingEvent", node_id, iteration=iteration, childRunId=child["id"]
-        )
+        tx.change(run.id, node_id, iteration, "waiting-event", attempt)
+        tx.event(run.id, ns, "NodeWaitingEvent", node_id, iteration=iteration, childRunId=child.id)
         update_run_status(tx, run)
         return True
     if isinstance(directive, StopRun):
@@ -403,14 +414,14 @@ def _apply_directive(
             "error": error,
             "finished_at_ms": now,
         }
-        if not tx.update_node_run(claimed["id"], **fence, **values, **release):
+        if not tx.update_node_run(claimed.id, **fence, **values, **release):
             return False
-        record_attempt(tx, claimed, status, owner, claimed.get("started_at_ms"), error)
+        record_attempt(tx, claimed, status, owner, claimed.started_at_ms, error)
         persist_logs(tx, run, claimed, outcome.logs)
-        tx.change(run["id"], node_id, iteration, status, attempt)
+        tx.change(run.id, node_id, iteration, status, attempt)
         if status == "finished":
             tx.event(
-                run["id"],
+                run.id,
                 ns,
                 "NodeFinished",
                 node_id,
@@ -420,7 +431,7 @@ def _apply_directive(
             )
         else:
             tx.event(
-                run["id"],
+                run.id,
                 ns,
                 "NodeFailed",
                 node_id,

@@ -17,7 +17,8 @@ from flowplane.engine.plan import Plan, plans
 from flowplane.errors import IdempotencyKeyReused, RunAlreadyExists
 from flowplane.ids import new_id
 from flowplane.model.document import Workflow
-from flowplane.store.tx import Row, Tx
+from flowplane.store.records import NodeRunRecord, RunRecord
+from flowplane.store.tx import Tx
 
 
 @dataclass
@@ -44,10 +45,10 @@ class DispatchRequest:
     trace_context: str | None = None
 
 
-def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
+def dispatch(tx: Tx, req: DispatchRequest) -> tuple[RunRecord, bool]:
     """Insert a run with its node runs and mark the roots ready.
 
-    Returns ``(run row, created)``; ``created`` is false when the idempotency key names a
+    Returns ``(run, created)``; ``created`` is false when the idempotency key names a
     run that already exists (the same request again). An explicit run id that another run
     already has is refused (as Smithers' server does): retries that must be safe send an
     ``Idempotency-Key``.
@@ -59,10 +60,10 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
     if req.idempotency_key:
         existing = tx.find_run_by_idempotency(req.namespace, req.idempotency_key)
         if existing is not None:
-            if req.request_hash and existing["request_hash"] not in (None, req.request_hash):
+            if req.request_hash and existing.request_hash not in (None, req.request_hash):
                 raise IdempotencyKeyReused(
                     "this Idempotency-Key was already used with a different request",
-                    runId=existing["id"],
+                    runId=existing.id,
                 )
             return existing, False
     if req.run_id is not None:
@@ -74,7 +75,7 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
     now = tx.now_ms
     timeout = req.workflow.timeout_seconds
     parent_run, parent_node, parent_iteration = req.parent or (None, None, None)
-    run: Row = {
+    run: dict[str, Any] = {
         "id": run_id,
         "namespace": req.namespace,
         "workflow_id": req.workflow_id,
@@ -121,7 +122,7 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
     taken = local.reserve(len(roots)) if local is not None else 0
     if local is None or not taken:
         tx.insert_node_runs(rows)
-        leased: list[Row] = []
+        leased: list[NodeRunRecord] = []
     else:
         leased = _insert_leased(tx, rows, local, taken)
     tx.event(
@@ -141,11 +142,11 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[Row, bool]:
     if local is not None and leased:
         record_started(tx, leased, req.namespace)
         maybe_crash("claim")
-        adopted = dict(run)
+        adopted = RunRecord.from_row(run)
         tx.after_commit.append(lambda: local.adopt(leased, adopted))
     if len(leased) < len(roots):
         tx.notify("ready")
-    return run, True
+    return RunRecord.from_row(run), True
 
 
 class LocalWorker(Protocol):
@@ -161,7 +162,7 @@ class LocalWorker(Protocol):
     def release(self, count: int) -> None:
         """Give back reserved slots (the transaction did not commit)."""
 
-    def adopt(self, rows: list[Row], run: Row) -> None:
+    def adopt(self, rows: list[NodeRunRecord], run: RunRecord) -> None:
         """Execute node runs leased to it in reserved slots (after the commit)."""
 
 
@@ -183,12 +184,14 @@ def register_local_worker(engine: Any, worker: LocalWorker) -> Callable[[], None
     return unregister
 
 
-def _insert_leased(tx: Tx, rows: list[dict[str, Any]], local: LocalWorker, taken: int) -> list[Row]:
+def _insert_leased(
+    tx: Tx, rows: list[dict[str, Any]], local: LocalWorker, taken: int
+) -> list[NodeRunRecord]:
     """Insert ``rows`` in order, the first ``taken`` ready ones leased to ``local`` (as a
     claim would leave them: in progress, attempt 1, epoch 1); return the leased rows."""
     tx.after_rollback.append(lambda: local.release(taken))
     now = tx.now_ms
-    leased: list[Row] = []
+    leased: list[NodeRunRecord] = []
     rest: list[dict[str, Any]] = []
     for row in rows:
         if row["status"] == "ready" and len(leased) < taken:

@@ -52,7 +52,7 @@ from flowplane.model import templates
 from flowplane.security.redaction import Redactor
 from flowplane.settings import Settings
 from flowplane.store.base import Store
-from flowplane.store.tx import Row
+from flowplane.store.records import NodeRunRecord, RunRecord
 
 # The redactor of a node run without secrets (it replaces nothing; shared, never changed).
 NO_SECRETS = Redactor(())
@@ -61,17 +61,17 @@ NO_SECRETS = Redactor(())
 class RunInfo:
     """What a worker caches about a run: immutable facts and outputs it has seen."""
 
-    def __init__(self, row: Row, plan: Plan) -> None:
-        self.id: str = row["id"]
-        self.namespace: str = row["namespace"]
-        self.input: Any = row["input"]
-        self.workflow_name: str = row["workflow_name"]
+    def __init__(self, row: RunRecord, plan: Plan) -> None:
+        self.id: str = row.id
+        self.namespace: str = row.namespace
+        self.input: Any = row.input
+        self.workflow_name: str = row.workflow_name
         # The stored workflow the run was started from (``None``: an inline document).
-        self.workflow_id: str | None = row.get("workflow_id")
-        self.workflow_version: int | None = row["workflow_version"]
-        self.started_at_ms: int | None = row["started_at_ms"]
+        self.workflow_id: str | None = row.workflow_id
+        self.workflow_version: int | None = row.workflow_version
+        self.started_at_ms: int | None = row.started_at_ms
         # The W3C traceparent of the run's span (tracing on; see flowplane.engine.tracing).
-        self.trace_context: str | None = row.get("trace_context")
+        self.trace_context: str | None = row.trace_context
         self.plan = plan
         self.outputs: dict[str, dict[str, Any]] = {}
 
@@ -87,7 +87,7 @@ class NodeExecutor:
         registry: Registry,
         secrets: SecretsProvider,
         kv_factory: Any,
-        heartbeat: Callable[[Row], Awaitable[None]],
+        heartbeat: Callable[[NodeRunRecord], Awaitable[None]],
     ) -> None:
         self.store = store
         self.settings = settings
@@ -100,16 +100,16 @@ class NodeExecutor:
     async def produce(
         self,
         info: RunInfo,
-        row: Row,
+        row: NodeRunRecord,
         logs: list[tuple[int, str, str]],
         cancel_event: asyncio.Event,
     ) -> tuple[transitions.Outcome, Redactor]:
         """Execute ``row`` (claimed) of the run ``info``: its outcome, and the redactor of
         the secrets it was given (for its log lines)."""
         plan = info.plan
-        node = plan.node(row["node_id"])
+        node = plan.node(row.node_id)
         if transitions.wait_row_is_timer(row):
-            output = (row["wait"] or {}).get("output")
+            output = (row.wait or {}).get("output")
             return transitions.Outcome(kind="success", output=output), NO_SECRETS
         names = plan.secrets[node.id]
         if names:
@@ -186,20 +186,20 @@ class NodeExecutor:
     async def _produce_with(
         self,
         info: RunInfo,
-        row: Row,
+        row: NodeRunRecord,
         logs: list[tuple[int, str, str]],
         secret_values: dict[str, str],
         redactor: Redactor,
         cancel_event: asyncio.Event,
     ) -> transitions.Outcome:
         plan = info.plan
-        node = plan.node(row["node_id"])
+        node = plan.node(row.node_id)
         try:
             refs = plan.refs[node.id]
             if refs:
                 await self._load_outputs(info, refs)
             context = self._context(info, row, refs, secret_values)
-            is_level = row["iteration"] == plan.level_iteration(node.id)
+            is_level = row.iteration == plan.level_iteration(node.id)
             if is_level and node.when is not None:
                 if not templates.truthy(templates.evaluate(node.when, context)):
                     return transitions.Outcome(kind="skip")
@@ -227,8 +227,8 @@ class NodeExecutor:
             ctx = NodeContext(
                 run_id=info.id,
                 node_id=node.id,
-                iteration=row["iteration"],
-                attempt=row["attempt"],
+                iteration=row.iteration,
+                attempt=row.attempt,
                 namespace=info.namespace,
                 workflow_name=info.workflow_name,
                 logger=NodeLogger(
@@ -268,7 +268,7 @@ class NodeExecutor:
             return _failure({"code": "connector_error", "message": message}, True, redactor)
 
     async def _directive_outcome(
-        self, info: RunInfo, row: Row, result: Any, redactor: Redactor
+        self, info: RunInfo, row: NodeRunRecord, result: Any, redactor: Redactor
     ) -> transitions.Outcome:
         if isinstance(result, WaitForApproval | WaitForSignal | WaitForTimer | StopRun):
             if isinstance(result, StopRun):
@@ -315,7 +315,7 @@ class NodeExecutor:
                         info.outputs[node_id] = entry
 
     def _context(
-        self, info: RunInfo, row: Row, refs: frozenset[str], secret_values: dict[str, str]
+        self, info: RunInfo, row: NodeRunRecord, refs: frozenset[str], secret_values: dict[str, str]
     ) -> dict[str, Any]:
         """The template context of ``row`` (outputs of ``refs`` as cached, else pending)."""
         nodes = {ref: info.outputs.get(ref, {"output": None, "status": "pending"}) for ref in refs}
@@ -325,9 +325,9 @@ class NodeExecutor:
             "secrets": secret_values,
             "run": {
                 "id": info.id,
-                "attempt": row["attempt"],
+                "attempt": row.attempt,
                 "startedAt": info.started_at_ms,
-                "iteration": row["iteration"],
+                "iteration": row.iteration,
             },
             "workflow": {
                 "name": info.workflow_name,
@@ -335,9 +335,9 @@ class NodeExecutor:
                 "version": info.workflow_version,
             },
         }
-        if row["iteration"] >= 0 and row["node_id"] in info.plan.foreach:
-            context["item"] = row.get("item")
-            context["index"] = row["iteration"]
+        if row.iteration >= 0 and row.node_id in info.plan.foreach:
+            context["item"] = row.item
+            context["index"] = row.iteration
         return context
 
 

@@ -17,7 +17,8 @@ from flowplane.engine.secrets import SecretUse
 from flowplane.model import templates
 from flowplane.model.document import Node, Workflow, is_template
 from flowplane.model.graph import Catalog, Graph
-from flowplane.store.tx import Row, Tx
+from flowplane.store.records import RunRecord
+from flowplane.store.tx import Tx
 
 PLAN_CACHE_SIZE = 2048
 
@@ -168,17 +169,17 @@ class PlanCache:
 plans = PlanCache()
 
 
-def plan_of(tx: Tx, run: Row) -> Plan:
-    """Return the plan of a locked run row (cached)."""
-    plan = plans.get(run["id"])
+def plan_of(tx: Tx, run: RunRecord) -> Plan:
+    """Return the plan of a locked run (cached)."""
+    plan = plans.get(run.id)
     if plan is not None:
         return plan
-    document = run.get("document")
+    document = run.document
     if document is None:
-        full = tx.get_run(run["id"])
+        full = tx.get_run(run.id)
         assert full is not None
-        document = full["document"]
-    result = plans.get(run["id"], document)
+        document = full.document
+    result = plans.get(run.id, document)
     assert result is not None
     return result
 

@@ -126,7 +126,7 @@ def fire_slot(tx: Tx, schedule: ScheduleRecord, slot_ms: int, prepared: _Schedul
         trigger="schedule",
         triggered_by=f"schedule:{schedule.id}",
     )
-    return str(run["id"])
+    return str(run.id)
 
 
 async def tick(

@@ -22,7 +22,8 @@ from flowplane.engine.plan import Plan, ValidatedCache, validated
 from flowplane.model.document import Workflow
 from flowplane.model.graph import Catalog, check_workflow
 from flowplane.model.inputs import validate_input
-from flowplane.store.tx import Row, Tx
+from flowplane.store.records import RunRecord
+from flowplane.store.tx import Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +94,10 @@ def start(
     source_path: str | None = None,
     forked_from: str | None = None,
     trace_context: str | None = None,
-) -> tuple[Row, bool]:
+) -> tuple[RunRecord, bool]:
     """Dispatch a prepared run in the open transaction, in its workflow's namespace.
 
-    Returns ``(run row, created)``; ``created`` is false when ``idempotency_key`` names a
+    Returns ``(run, created)``; ``created`` is false when ``idempotency_key`` names a
     run that already exists; a taken ``run_id`` is ``RunAlreadyExists`` (see
     :func:`~flowplane.engine.dispatch.dispatch`).
     """

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from flowplane.engine.plan import Plan
-from flowplane.store.tx import TERMINAL_NODE, Row, Tx
+from flowplane.store.records import NodeRunRecord, NodeState, RunRecord
+from flowplane.store.tx import TERMINAL_NODE, Tx
 
 
 class Effects:
@@ -20,7 +21,7 @@ class Effects:
 
     def __init__(self) -> None:
         self.ready: list[int] = []
-        self.leased: list[Row] = []
+        self.leased: list[NodeRunRecord] = []
         self.limit = 0
         self.owner = ""
         self.lease_ms = 0
@@ -72,13 +73,13 @@ def trigger_decision(rule: str, upstream: list[tuple[str, bool]]) -> str | None:
 
 
 def evaluate_successors(
-    tx: Tx, run: Row, plan: Plan, settled: str, effects: Effects, status: str | None = None
+    tx: Tx, run: RunRecord, plan: Plan, settled: str, effects: Effects, status: str | None = None
 ) -> None:
     frontier = [settled]
     # Statuses written in this transaction: successors whose upstream are all among them
     # are decided without reading node states, with one keyed conditional update.
     known: dict[str, str] = {settled: status} if status is not None else {}
-    ns = run["namespace"]
+    ns = run.namespace
     while frontier:
         successors: list[str] = []
         for node_id in frontier:
@@ -95,9 +96,9 @@ def evaluate_successors(
                 needed.update(upstream_ids)
         states = (
             {
-                s["node_id"]: s
-                for s in tx.node_states(run["id"], needed)
-                if s["iteration"] == plan.level_iteration(s["node_id"])
+                s.node_id: s
+                for s in tx.node_states(run.id, needed)
+                if s.iteration == plan.level_iteration(s.node_id)
             }
             if needed
             else {}
@@ -106,10 +107,10 @@ def evaluate_successors(
         for succ in successors:
             if succ in needed:
                 state = states.get(succ)
-                if state is None or state["status"] != "pending":
+                if state is None or state.status != "pending":
                     continue
                 upstream = [
-                    (states[u]["status"] if u in states else "pending", plan.continues_on_error(u))
+                    (states[u].status if u in states else "pending", plan.continues_on_error(u))
                     for u in plan.graph.upstream(succ)
                 ]
             else:
@@ -120,13 +121,13 @@ def evaluate_successors(
             decision = trigger_decision(plan.node(succ).trigger_rule, upstream)
             if decision is None:
                 continue
-            iteration = plan.level_iteration(succ) if state is None else state["iteration"]
+            iteration = plan.level_iteration(succ) if state is None else state.iteration
             if decision == "ready":
                 row_id = _make_ready(tx, run, succ, iteration, state, effects)
                 if row_id is not None:
                     effects.ready.append(row_id)
-                    tx.change(run["id"], succ, iteration, "ready")
-                    tx.event(run["id"], ns, "NodeReady", succ, iteration=iteration)
+                    tx.change(run.id, succ, iteration, "ready")
+                    tx.event(run.id, ns, "NodeReady", succ, iteration=iteration)
             elif (
                 _settle_pending(
                     tx, run, succ, iteration, state, status="skipped", finished_at_ms=tx.now_ms
@@ -134,35 +135,35 @@ def evaluate_successors(
                 is not None
             ):
                 known[succ] = "skipped"
-                tx.change(run["id"], succ, iteration, "skipped")
+                tx.change(run.id, succ, iteration, "skipped")
                 tx.event(
-                    run["id"], ns, "NodeSkipped", succ, iteration=iteration, reason="trigger_rule"
+                    run.id, ns, "NodeSkipped", succ, iteration=iteration, reason="trigger_rule"
                 )
                 frontier.append(succ)
 
 
 def _make_ready(
-    tx: Tx, run: Row, node_id: str, iteration: int, state: Row | None, effects: Effects
+    tx: Tx, run: RunRecord, node_id: str, iteration: int, state: NodeState | None, effects: Effects
 ) -> int | None:
     """Make a pending node run ready (leasing it at once if the hand-off would claim it);
     return its row id, or ``None`` if it was not pending."""
     if state is None and effects.can_lease():
-        leased = tx.claim_pending(run["id"], node_id, iteration, effects.owner, effects.lease_ms)
+        leased = tx.claim_pending(run.id, node_id, iteration, effects.owner, effects.lease_ms)
         if leased is None:
             return None
         effects.leased.append(leased)
-        return int(leased["id"])
+        return int(leased.id)
     return _settle_pending(
         tx, run, node_id, iteration, state, status="ready", available_at_ms=tx.now_ms
     )
 
 
 def _settle_pending(
-    tx: Tx, run: Row, node_id: str, iteration: int, state: Row | None, **values: Any
+    tx: Tx, run: RunRecord, node_id: str, iteration: int, state: NodeState | None, **values: Any
 ) -> int | None:
     """Move a pending node run on; return its row id, or ``None`` if it was not pending."""
     if state is None:
-        return tx.settle_pending(run["id"], node_id, iteration, **values)
-    if tx.update_node_run(state["id"], expect_status="pending", **values):
-        return int(state["id"])
+        return tx.settle_pending(run.id, node_id, iteration, **values)
+    if tx.update_node_run(state.id, expect_status="pending", **values):
+        return int(state.id)
     return None

@@ -36,6 +36,7 @@ from flowplane.connectors.base import (
     WaitForSignal,
     WaitForTimer,
 )
+from flowplane.store.records import NodeRunRecord
 
 if TYPE_CHECKING:
     from flowplane.settings import Settings
@@ -68,7 +69,7 @@ class Tracing:
 
     @contextlib.contextmanager
     def attempt_span(
-        self, run: dict[str, Any], node: dict[str, Any], node_type: str
+        self, run: dict[str, Any], node: NodeRunRecord, node_type: str
     ) -> Iterator[Any]:
         """Open the span of one node attempt, in the run's trace, as the current span (so
         outgoing HTTP calls of the connector continue it)."""
@@ -76,16 +77,16 @@ class Tracing:
         token = otel_context.attach(parent)
         try:
             with self.tracer.start_as_current_span(
-                f"flowplane.node {node['node_id']}",
+                f"flowplane.node {node.node_id}",
                 kind=SpanKind.CONSUMER,
                 attributes={
                     "flowplane.run_id": run["id"],
                     "flowplane.workflow": run.get("workflow_name") or "",
                     "flowplane.namespace": run.get("namespace") or "",
-                    "flowplane.node_id": node["node_id"],
+                    "flowplane.node_id": node.node_id,
                     "flowplane.node_type": node_type,
-                    "flowplane.iteration": node["iteration"],
-                    "flowplane.attempt": node["attempt"],
+                    "flowplane.iteration": node.iteration,
+                    "flowplane.attempt": node.attempt,
                 },
                 record_exception=False,
                 set_status_on_exception=False,

@@ -34,7 +34,7 @@ from flowplane.engine.tracing import Tracing, tracing_of
 from flowplane.errors import FlowplaneError
 from flowplane.settings import Settings
 from flowplane.store.base import Store
-from flowplane.store.tx import Row
+from flowplane.store.records import NodeRunRecord, RunRecord
 
 _log = logging.getLogger("flowplane.worker")
 OUTPUT_CACHE_RUNS = 256
@@ -75,7 +75,7 @@ class Worker:
         self.tracing: Tracing | None = tracing_of(self.settings)
         self._observed = self.tracing is not None or self.settings.log_format == "json"
         self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._rows: dict[int, Row] = {}
+        self._rows: dict[int, NodeRunRecord] = {}
         self._cancel_events: dict[int, asyncio.Event] = {}
         # Node runs whose outcome is being recorded: the completion transaction is fenced on
         # the lease and may hand node runs off to this worker, so it must not be cancelled.
@@ -161,7 +161,7 @@ class Worker:
         with self._slots_lock:
             self._reserved -= count
 
-    def adopt(self, rows: list[Row], run: Row) -> None:
+    def adopt(self, rows: list[NodeRunRecord], run: RunRecord) -> None:
         """Execute node runs a committed dispatch leased to this worker."""
         loop = self._loop
         if loop is None:
@@ -172,7 +172,7 @@ class Worker:
             with contextlib.suppress(RuntimeError):  # loop closed: the reaper recovers
                 loop.call_soon_threadsafe(self._adopt, rows, run)
 
-    def _adopt(self, rows: list[Row], run: Row) -> None:
+    def _adopt(self, rows: list[NodeRunRecord], run: RunRecord) -> None:
         with self._slots_lock:
             self._reserved -= len(rows)
         for row in rows:
@@ -183,7 +183,7 @@ class Worker:
             self._wake.set()
         elif kind == "cancel":
             for row_id, row in list(self._rows.items()):
-                if row["run_id"] == payload:
+                if row.run_id == payload:
                     self._cancel_row(row_id)
 
     def _cancel_row(self, row_id: int) -> None:
@@ -200,7 +200,7 @@ class Worker:
         poll = self.settings.poll_interval_seconds
         while not self._stopping.is_set():
             free = self.concurrency - len(self._tasks) - self._reserved
-            claimed: list[Row] = []
+            claimed: list[NodeRunRecord] = []
             # Cleared even when full: a wake-up pending while no slot is free would
             # otherwise make every wait below return at once (a busy loop).
             self._wake.clear()
@@ -213,7 +213,7 @@ class Worker:
                 )
                 claimed, due = work.rows, work.next_due_ms
                 for row in claimed:
-                    self._spawn(row, work.runs.get(row["run_id"]))
+                    self._spawn(row, work.runs.get(row.run_id))
             # Full, or no room to claim: due work may be left, so a freed slot must wake us.
             self._saturated = len(claimed) == free
             if claimed and len(claimed) == free:
@@ -233,14 +233,14 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
-    def _spawn(self, row: Row, run: Row | None = None) -> None:
-        self._rows[row["id"]] = row
-        self._cancel_events[row["id"]] = asyncio.Event()
+    def _spawn(self, row: NodeRunRecord, run: RunRecord | None = None) -> None:
+        self._rows[row.id] = row
+        self._cancel_events[row.id] = asyncio.Event()
         work = self._execute_observed(row, run) if self._observed else self._execute(row, run)
-        task = asyncio.create_task(work, name=f"fp-node-{row['node_id']}")
-        self._tasks[row["id"]] = task
+        task = asyncio.create_task(work, name=f"fp-node-{row.node_id}")
+        self._tasks[row.id] = task
 
-        def _done(_t: asyncio.Task[None], row_id: int = row["id"]) -> None:
+        def _done(_t: asyncio.Task[None], row_id: int = row.id) -> None:
             self._tasks.pop(row_id, None)
             self._rows.pop(row_id, None)
             self._cancel_events.pop(row_id, None)
@@ -262,14 +262,14 @@ class Worker:
             self.store,
             owner=self.id,
             lease_ms=self.lease_ms,
-            leases=lambda: [(rid, row["lease_epoch"]) for rid, row in list(self._rows.items())],
+            leases=lambda: [(rid, row.lease_epoch) for rid, row in list(self._rows.items())],
             lost=self._leases_lost,
         ).run()
 
     def _leases_lost(self, leases: list[tuple[int, int]]) -> None:
         for row_id, epoch in leases:
             row = self._rows.get(row_id)
-            if row is None or row["lease_epoch"] != epoch or row_id in self._completing:
+            if row is None or row.lease_epoch != epoch or row_id in self._completing:
                 # Gone, re-claimed since, or not held because its own completion just
                 # committed: cancelling it then would drop the node runs handed off to us.
                 continue
@@ -289,7 +289,7 @@ class Worker:
 
     # --- node tasks: execute, then record the outcome ----------------------------------
 
-    async def _run_info(self, run_id: str, run: Row | None = None) -> RunInfo:
+    async def _run_info(self, run_id: str, run: RunRecord | None = None) -> RunInfo:
         info = self._runs.get(run_id)
         if info is not None:
             self._runs.move_to_end(run_id)
@@ -305,7 +305,7 @@ class Worker:
             if fetched is None:
                 raise FlowplaneError(f"run {run_id} vanished")
             row = fetched
-            plan = plans.get(run_id, row["document"])
+            plan = plans.get(run_id, row.document)
         assert plan is not None
         info = RunInfo(row, plan)
         self._runs[run_id] = info
@@ -313,17 +313,17 @@ class Worker:
             self._runs.popitem(last=False)
         return info
 
-    async def _execute_observed(self, row: Row, run: Row | None = None) -> None:
+    async def _execute_observed(self, row: NodeRunRecord, run: RunRecord | None = None) -> None:
         """:meth:`_execute` inside the node run's log context and attempt span."""
-        run_id_var.set(row["run_id"])
-        node_id_var.set(row["node_id"])
-        iteration_var.set(row["iteration"])
+        run_id_var.set(row.run_id)
+        node_id_var.set(row.node_id)
+        iteration_var.set(row.iteration)
         if self.tracing is None:
             await self._execute(row, run)
             return
         try:
-            info = await self._run_info(row["run_id"], run)
-            node_type = info.plan.node(row["node_id"]).type
+            info = await self._run_info(row.run_id, run)
+            node_type = info.plan.node(row.node_id).type
         except Exception:  # the plain path reports it
             await self._execute(row, run)
             return
@@ -336,29 +336,31 @@ class Worker:
         with self.tracing.attempt_span(facts, row, node_type) as span:
             await self._execute(row, run, span)
 
-    async def _execute(self, row: Row, run: Row | None = None, span: Any = None) -> None:
+    async def _execute(
+        self, row: NodeRunRecord, run: RunRecord | None = None, span: Any = None
+    ) -> None:
         started = int(time.time() * 1000)
         logs: list[tuple[int, str, str]] = []
         redactor = NO_SECRETS
         try:
-            cached = self._runs.get(row["run_id"])
+            cached = self._runs.get(row.run_id)
             if cached is None:
-                info = await self._run_info(row["run_id"], run)
+                info = await self._run_info(row.run_id, run)
             else:
                 info = cached
-                self._runs.move_to_end(row["run_id"])
+                self._runs.move_to_end(row.run_id)
             outcome, redactor = await self._executor.produce(
-                info, row, logs, self._cancel_events[row["id"]]
+                info, row, logs, self._cancel_events[row.id]
             )
         except asyncio.CancelledError:
-            if self._stopping.is_set() and not self._cancel_events[row["id"]].is_set():
+            if self._stopping.is_set() and not self._cancel_events[row.id].is_set():
                 with contextlib.suppress(Exception):
                     await asyncio.shield(
                         self.store.transact(lambda tx: transitions.release(tx, row))
                     )
             raise
         except Exception as exc:  # pragma: no cover - defensive: engine bug, not node error
-            _log.exception("worker failed executing %s/%s", row["run_id"], row["node_id"])
+            _log.exception("worker failed executing %s/%s", row.run_id, row.node_id)
             outcome = transitions.Outcome(
                 kind="failure",
                 error={"code": "internal_error", "message": type(exc).__name__},
@@ -369,7 +371,7 @@ class Worker:
         if span is not None:
             Tracing.record_outcome(span, outcome)
         outcome.started_at_ms = started
-        self._completing.add(row["id"])
+        self._completing.add(row.id)
         # Retried through an outage: the outcome is recorded once the database is back
         # (fenced on the lease: a retry of a completion that did commit is refused).
         # Expanding a big foreach writes a row per item, and an item of a node with
@@ -380,9 +382,9 @@ class Worker:
         # thread, a 200-item fan-out ran at 1/7 of its speed (bench/engine.py).
         big = outcome.kind == "expand" and len(outcome.items or ()) > OFF_LOOP_ITEMS
         scan = big or (
-            row["iteration"] >= 0
-            and row["node_id"] in info.plan.foreach
-            and info.plan.node(row["node_id"]).max_parallel is not None
+            row.iteration >= 0
+            and row.node_id in info.plan.foreach
+            and info.plan.node(row.node_id).max_parallel is not None
         )
         result = await asyncio.shield(
             until_stored(
@@ -407,24 +409,22 @@ class Worker:
         if not result.accepted:
             _log.info(
                 "completion of %s/%s[%s] attempt %s fenced off (lease lost or run ended)",
-                row["run_id"],
-                row["node_id"],
-                row["iteration"],
-                row["attempt"],
+                row.run_id,
+                row.node_id,
+                row.iteration,
+                row.attempt,
             )
             return
-        if outcome.kind == "success" and row["iteration"] == info.plan.level_iteration(
-            row["node_id"]
-        ):
-            info.outputs[row["node_id"]] = {"output": outcome.output, "status": "finished"}
+        if outcome.kind == "success" and row.iteration == info.plan.level_iteration(row.node_id):
+            info.outputs[row.node_id] = {"output": outcome.output, "status": "finished"}
         for claimed in result.handoff:
             self._spawn(claimed)
 
-    async def _heartbeat_one(self, row: Row) -> None:
+    async def _heartbeat_one(self, row: NodeRunRecord) -> None:
         held = await self.store.transact(
-            lambda tx: tx.extend_leases(self.id, [(row["id"], row["lease_epoch"])], self.lease_ms)
+            lambda tx: tx.extend_leases(self.id, [(row.id, row.lease_epoch)], self.lease_ms)
         )
-        if row["id"] not in held:
+        if row.id not in held:
             raise asyncio.CancelledError("lease lost")
 
 

@@ -18,7 +18,7 @@ from flowplane.services.paging import Page, paginate
 from flowplane.status import TERMINAL_NODE, TERMINAL_RUN
 from flowplane.store import node_pages
 from flowplane.store.records import AttemptRecord, NodeRunRecord, RunRecord
-from flowplane.store.tx import Row, Tx
+from flowplane.store.tx import Tx
 
 __all__ = [
     "CappedSnapshot",
@@ -45,8 +45,8 @@ class CappedSnapshot(NamedTuple):
     """The first node runs (by id)."""
     attempts: list[AttemptRecord]
     """The attempts of ``nodes``."""
-    statuses: list[Row]
-    """``node_id``, ``iteration`` and ``status`` of every node run."""
+    statuses: list[tuple[str, int, str]]
+    """``(node_id, iteration, status)`` of every node run."""
     node_runs_total: int
     next_cursor: str | None
     unfinished_attempts: int
@@ -56,7 +56,7 @@ class CappedSnapshot(NamedTuple):
         """Whether nothing but a user action can change the run any more."""
         return (
             self.run.status in TERMINAL_RUN
-            and all(row["status"] in TERMINAL_NODE for row in self.statuses)
+            and all(status in TERMINAL_NODE for _node, _iteration, status in self.statuses)
             and self.unfinished_attempts == 0
         )
 
@@ -70,11 +70,11 @@ def read_capped(tx: Tx, run: RunRecord, limit: int) -> CappedSnapshot | None:
     attempts = node_pages.attempts_of_nodes(tx, run.id, nodes)
     return CappedSnapshot(
         run=run,
-        nodes=[NodeRunRecord.from_row(row) for row in nodes],
-        attempts=[AttemptRecord.from_row(row) for row in attempts],
+        nodes=nodes,
+        attempts=attempts,
         statuses=node_pages.node_statuses(tx, run.id),
         node_runs_total=total,
-        next_cursor=str(nodes[-1]["id"]),
+        next_cursor=str(nodes[-1].id),
         unfinished_attempts=node_pages.unfinished_attempts(tx, run.id),
     )
 
@@ -84,14 +84,9 @@ def read_node_page(tx: Tx, run_id: str, cursor: str | None, limit: int) -> Page[
     rows = node_pages.node_rows_after(tx, run_id, parse_node_cursor(cursor), limit + 1)
     page = paginate(rows, limit)
     attempts: dict[tuple[str, int], list[AttemptRecord]] = {}
-    for row in node_pages.attempts_of_nodes(tx, run_id, page.items):
-        attempt = AttemptRecord.from_row(row)
+    for attempt in node_pages.attempts_of_nodes(tx, run_id, page.items):
         attempts.setdefault((attempt.node_id, attempt.iteration), []).append(attempt)
-    return page.map(
-        lambda row: NodeRun(
-            NodeRunRecord.from_row(row), attempts.get((row["node_id"], row["iteration"]), [])
-        )
-    )
+    return page.map(lambda node: NodeRun(node, attempts.get((node.node_id, node.iteration), [])))
 
 
 def parse_node_cursor(cursor: str | None) -> int:

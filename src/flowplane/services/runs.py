@@ -183,11 +183,10 @@ class RunService(RunReader):
                 forked_from=forked_from,
                 trace_context=trace_context,
             )
-            record = RunRecord.from_row(run)
             if created:
                 details = {"workflow": prepared.workflow.name, "trigger": trigger}
-                _audit_run(tx, who, "run.start", record.id, record.namespace, details)
-            return record, created
+                _audit_run(tx, who, "run.start", run.id, run.namespace, details)
+            return run, created
 
         if self.tracing is None:
             run, created = await self.store.transact(dispatch)
@@ -271,7 +270,7 @@ class RunService(RunReader):
 
         def resume(tx: Tx) -> None:
             locked = tx.lock_run(run_id)
-            if locked is not None and locked["status"] not in TERMINAL_RUN:
+            if locked is not None and locked.status not in TERMINAL_RUN:
                 return  # resumed (or still going) since it was read: nothing to do
             transitions.resume(tx, run_id)
             _audit_run(tx, who, "run.resume", run_id)
@@ -405,10 +404,9 @@ class RunService(RunReader):
                 forked_from=run_id,
             )
             transitions.prefill(tx, run, reuse, run_id)
-            record = RunRecord.from_row(run)
             details = {"workflow": prepared.workflow.name, "forkedFrom": run_id}
-            _audit_run(tx, who, "run.fork", record.id, record.namespace, details)
-            return record
+            _audit_run(tx, who, "run.fork", run.id, run.namespace, details)
+            return run
 
         run = await self.store.transact(start)
         return StartResult(run=run, created=True)
@@ -438,7 +436,7 @@ class RunService(RunReader):
             action = "run.approve" if approved else "run.deny"
             details = {"nodeId": node_id, "iteration": iteration}
             _audit_run(tx, who, action, run_id, details=details)
-            return ApprovalRecord.from_row(result, now_ms=tx.now_ms)
+            return result
 
         return await self.store.transact(decide)
 

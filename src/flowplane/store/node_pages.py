@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from flowplane.store import schema as t
-from flowplane.store.tx import Row, Tx
+from flowplane.store.records import AttemptRecord, NodeRunRecord
+from flowplane.store.tx import Tx
 
 __all__ = [
     "attempts_of_nodes",
@@ -30,7 +31,7 @@ def node_run_count(tx: Tx, run_id: str) -> int:
     return int(tx.conn.execute(query).scalar_one())
 
 
-def node_rows_after(tx: Tx, run_id: str, after_id: int, limit: int) -> list[Row]:
+def node_rows_after(tx: Tx, run_id: str, after_id: int, limit: int) -> list[NodeRunRecord]:
     """Every column of up to ``limit`` node runs of the run after ``after_id``, by id."""
     c = t.node_runs.c
     query = (
@@ -39,14 +40,14 @@ def node_rows_after(tx: Tx, run_id: str, after_id: int, limit: int) -> list[Row]
         .order_by(c.id)
         .limit(limit)
     )
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+    return [NodeRunRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
-def node_statuses(tx: Tx, run_id: str) -> list[Row]:
-    """``node_id``, ``iteration`` and ``status`` of every node run of the run (no output)."""
+def node_statuses(tx: Tx, run_id: str) -> list[tuple[str, int, str]]:
+    """``(node_id, iteration, status)`` of every node run of the run (no output)."""
     c = t.node_runs.c
     query = sa.select(c.node_id, c.iteration, c.status).where(c.run_id == run_id).order_by(c.id)
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
+    return [(r[0], r[1], r[2]) for r in tx.conn.execute(query)]
 
 
 def unfinished_attempts(tx: Tx, run_id: str) -> int:
@@ -60,11 +61,11 @@ def unfinished_attempts(tx: Tx, run_id: str) -> int:
     return int(tx.conn.execute(query).scalar_one())
 
 
-def attempts_of_nodes(tx: Tx, run_id: str, nodes: Sequence[Row]) -> list[Row]:
-    """The attempts of the node runs ``nodes`` (rows with ``node_id`` and ``iteration``)."""
+def attempts_of_nodes(tx: Tx, run_id: str, nodes: Sequence[NodeRunRecord]) -> list[AttemptRecord]:
+    """The attempts of the node runs ``nodes``."""
     if not nodes:
         return []
-    keys = {(row["node_id"], row["iteration"]) for row in nodes}
+    keys = {(node.node_id, node.iteration) for node in nodes}
     c = t.attempts.c
     query = (
         sa.select(t.attempts)
@@ -75,5 +76,5 @@ def attempts_of_nodes(tx: Tx, run_id: str, nodes: Sequence[Row]) -> list[Row]:
         )
         .order_by(c.id)
     )
-    rows = (dict(r._mapping) for r in tx.conn.execute(query))
-    return [row for row in rows if (row["node_id"], row["iteration"]) in keys]
+    rows = (AttemptRecord.from_row(r._mapping) for r in tx.conn.execute(query))
+    return [row for row in rows if (row.node_id, row.iteration) in keys]

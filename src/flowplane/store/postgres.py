@@ -31,13 +31,15 @@ from flowplane.store.prepared import (
     flush_pending,
     resync,
 )
+from flowplane.store.records import NodeRunRecord, RunRecord
 from flowplane.store.tx import TERMINAL_RUN, Ahead, Row, Tx
 
 _log = logging.getLogger("flowplane.store.postgres")
 _LOCK_RUN = Prepared(
     sa.select(*[c for c in t.runs.c if c.name != "document"])
     .where(t.runs.c.id == sa.bindparam("_run"))
-    .with_for_update()
+    .with_for_update(),
+    record=RunRecord,
 )
 _NOTIFY = Prepared(sa.select(sa.func.pg_notify(sa.bindparam("channel"), sa.bindparam("message"))))
 _WRITE_EVENTS = Prepared(
@@ -67,10 +69,10 @@ FROM counter
 """
     ).columns(sa.column("last", sa.BigInteger), sa.column("pg_notify", sa.String))
 )
-_LOCK_AND_UPDATE: dict[tuple[str, ...], Prepared] = {}
+_LOCK_AND_UPDATE: dict[tuple[str, ...], Prepared[RunRecord]] = {}
 
 
-def _lock_and_update(keys: tuple[str, ...]) -> Prepared:
+def _lock_and_update(keys: tuple[str, ...]) -> Prepared[RunRecord]:
     runs, nodes = t.runs.c, t.node_runs.c
     locked = (
         sa.select(*[c for c in t.runs.c if c.name != "document"])
@@ -91,7 +93,12 @@ def _lock_and_update(keys: tuple[str, ...]) -> Prepared:
         .cte("updated")
     )
     count = sa.select(sa.func.count()).select_from(updated).scalar_subquery()
-    return Prepared(sa.select(*locked.c, count.label("_updated")))
+    # The run's record, with the count in ``_updated`` (taken out by its reader).
+    return Prepared(sa.select(*locked.c, count.label("_updated")), record=RunRecord)
+
+
+def _by_id(node: NodeRunRecord) -> int:
+    return node.id
 
 
 def _collect(into: list[str], note: psycopg.Notify) -> None:
@@ -171,14 +178,14 @@ class PostgresTx(Tx):
         # (delivered in-process at commit already).
         self._sender = sender
 
-    def lock_run(self, run_id: str) -> Row | None:
+    def lock_run(self, run_id: str) -> RunRecord | None:
         """Lock the run row so transitions of one run are serialised."""
         rows, _count = _LOCK_RUN.execute(self.conn, {"_run": run_id})
         return self._locked(rows[0] if rows else None)
 
     def lock_run_and_update_node(
         self, run_id: str, row_id: int, epoch: int, ahead: Ahead | None = None, **values: Any
-    ) -> tuple[Row | None, bool]:
+    ) -> tuple[RunRecord | None, bool]:
         """One statement: lock the run row and, if the run is not terminal, apply the fenced
         update to the node run (the same row locks, in the same order, as two).
 
@@ -198,16 +205,18 @@ class PostgresTx(Tx):
         if not rows:
             return None, False
         run = rows[0]
-        updated = bool(run.pop("_updated"))
+        updated = bool(vars(run).pop("_updated"))
         return self._locked(run), updated
 
-    def _with_ahead(self, stmt: Prepared, params: dict[str, Any], ahead: Ahead) -> list[Row]:
+    def _with_ahead(
+        self, stmt: Prepared[RunRecord], params: dict[str, Any], ahead: Ahead
+    ) -> list[RunRecord]:
         run_id = params["_run"]
-        answer: list[list[Row]] = []
+        answer: list[list[RunRecord]] = []
         stmt.defer(self.conn, params, on_result=answer.append)
 
-        def keep(key: tuple[Any, ...], first: bool = False) -> Callable[[list[Row]], None]:
-            def store(rows: list[Row]) -> None:
+        def keep(key: tuple[Any, ...], first: bool = False) -> Callable[[list[Any]], None]:
+            def store(rows: list[Any]) -> None:
                 self.ahead[key] = (rows[0] if rows else None) if first else rows
 
             return store
@@ -285,7 +294,7 @@ class PostgresTx(Tx):
             on_result=written,
         )
 
-    def claim(self, owner: str, limit: int, lease_ms: int) -> list[Row]:
+    def claim(self, owner: str, limit: int, lease_ms: int) -> list[NodeRunRecord]:
         """Lease up to ``limit`` due node runs, skipping rows other workers hold."""
         c = t.node_runs.c
         due = (
@@ -309,7 +318,7 @@ class PostgresTx(Tx):
             )
             .returning(*t.node_runs.c)
         )
-        return sorted((dict(r._mapping) for r in rows), key=lambda r: r["id"])
+        return sorted((NodeRunRecord.from_row(r._mapping) for r in rows), key=_by_id)
 
     def _skip_locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
         return query.with_for_update(skip_locked=True)

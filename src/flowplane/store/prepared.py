@@ -12,6 +12,12 @@ It behaves like ``Connection.execute`` where it matters: ``before_cursor_execute
 SQLAlchemy's ``DBAPIError`` subclasses (a lost connection invalidates it), so the store's
 retry and error handling see no difference. Only statements without expanding (``IN``)
 parameters can be prepared.
+
+A statement given a record class (``Prepared(stmt, record=NodeRunRecord)``) returns
+records rather than dicts: each row's dict, built as for a plain statement and passed
+through the class's ``CONVERT`` functions (a status string to its enum), becomes the
+record's ``__dict__`` (:func:`~flowplane.store.records.base.adopt`): no second copy, no
+``__init__``.
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ import itertools
 import json
 import json.encoder
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 Processor = Callable[[Any], Any]
 Row = dict[str, Any]
+R = TypeVar("R")
 # conn.info key of the connection's _Link.
 LINK = "flowplane_link"
 _IDS = itertools.count(1)
@@ -49,7 +56,13 @@ class _Compiled:
         "stmt",
     )
 
-    def __init__(self, stmt: Any, dialect: sa.Dialect, keys: Sequence[str]) -> None:
+    def __init__(
+        self,
+        stmt: Any,
+        dialect: sa.Dialect,
+        keys: Sequence[str],
+        record: type[Any] | None = None,
+    ) -> None:
         self.stmt, self.keys = stmt, list(keys)
         self.name = f"fp_{next(_IDS)}"
         self.numbered: tuple[str, list[str]] | None = None
@@ -73,7 +86,7 @@ class _Compiled:
         # Selected or RETURNING columns (none for plain DML).
         columns = list(stmt.exported_columns)
         self.results: _Results | None = (
-            _Results([(col.key, result_processor(col.type, dialect)) for col in columns])
+            _Results([(col.key, result_processor(col.type, dialect)) for col in columns], record)
             if columns
             else None
         )
@@ -152,11 +165,21 @@ def _builder(
 
 
 class _Results:
-    """Turns a statement's raw result rows into dicts, with the result processors."""
+    """Turns a statement's raw result rows into dicts, with the result processors (or into
+    records of ``record``, with its converters too)."""
 
-    __slots__ = ("columns", "keys", "processed")
+    __slots__ = ("columns", "keys", "processed", "record")
 
-    def __init__(self, columns: list[tuple[str, Processor | None]]) -> None:
+    def __init__(
+        self, columns: list[tuple[str, Processor | None]], record: type[Any] | None = None
+    ) -> None:
+        self.record = record
+        convert: dict[str, Processor] = getattr(record, "CONVERT", {})
+        if convert:
+            columns = [
+                (key, _then(processor, convert[key]) if key in convert else processor)
+                for key, processor in columns
+            ]
         self.columns = columns
         self.keys = [key for key, _processor in columns]
         # (key, processor) of the columns with one; None if keys repeat (rows() would
@@ -168,16 +191,35 @@ class _Results:
             else None
         )
 
-    def rows(self, raw_rows: Any) -> list[Row]:
+    def rows(self, raw_rows: Any) -> list[Any]:
+        """The rows as dicts, or as records of :attr:`record`."""
         keys, processed = self.keys, self.processed
         if processed is None:
-            return _rows(self.columns, raw_rows)
-        rows = [dict(zip(keys, raw, strict=True)) for raw in raw_rows]
-        if processed:
-            for row in rows:
-                for key, processor in processed:
-                    row[key] = processor(row[key])
-        return rows
+            rows = _rows(self.columns, raw_rows)
+        else:
+            rows = [dict(zip(keys, raw, strict=True)) for raw in raw_rows]
+            if processed:
+                for row in rows:
+                    for key, processor in processed:
+                        row[key] = processor(row[key])
+        record = self.record
+        if record is None:
+            return rows
+        # adopt(), inlined: the dict becomes the record's state.
+        new, assign = object.__new__, object.__setattr__
+        records: list[Any] = []
+        for row in rows:
+            one = new(record)
+            assign(one, "__dict__", row)
+            records.append(one)
+        return records
+
+
+def _then(processor: Processor | None, convert: Processor) -> Processor:
+    """``convert`` applied after ``processor`` (if any)."""
+    if processor is None:
+        return convert
+    return lambda value: convert(processor(value))
 
 
 def bind_processor(type_: Any, dialect: sa.Dialect) -> Processor | None:
@@ -271,22 +313,32 @@ def dumps(value: dict[str, Any] | list[Any]) -> str:
         return json.dumps(value)
 
 
-class Prepared:
-    """A prebuilt statement executed on the DBAPI cursor (see the module docstring)."""
+class Prepared(Generic[R]):
+    """A prebuilt statement executed on the DBAPI cursor (see the module docstring); its
+    rows are dicts, or records of the class given as ``record``."""
 
-    def __init__(self, stmt: Any) -> None:
+    @overload
+    def __init__(self: Prepared[Row], stmt: Any) -> None: ...
+
+    @overload
+    def __init__(self: Prepared[R], stmt: Any, *, record: type[R]) -> None: ...
+
+    def __init__(self, stmt: Any, *, record: type[Any] | None = None) -> None:
         self.stmt = stmt
+        self.record = record
         self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
 
     def _for(self, dialect: sa.Dialect, params: dict[str, Any]) -> _Compiled:
         key = (dialect.name, tuple(params))
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._compiled[key] = _Compiled(self.stmt, dialect, list(params))
+            compiled = self._compiled[key] = _Compiled(
+                self.stmt, dialect, list(params), self.record
+            )
         return compiled
 
-    def execute(self, conn: sa.Connection, params: dict[str, Any]) -> tuple[list[Row], int]:
-        """Execute once; return ``(rows as dicts, rowcount)`` (no rows without RETURNING)."""
+    def execute(self, conn: sa.Connection, params: dict[str, Any]) -> tuple[list[R], int]:
+        """Execute once; return ``(rows, rowcount)`` (no rows without RETURNING)."""
         compiled = self._for(conn.dialect, params)
         return _run(conn, compiled, compiled.args(params), False)
 
@@ -305,7 +357,7 @@ class Prepared:
         self,
         conn: sa.Connection,
         params: dict[str, Any],
-        on_result: Callable[[list[Row]], None] | None = None,
+        on_result: Callable[[list[R]], None] | None = None,
     ) -> None:
         """Execute without waiting for the result: on a batching connection, queued until
         the next statement that needs a result (or the commit); elsewhere, at once.
@@ -342,7 +394,7 @@ class _Plain:
 
 
 # (statement, parameters, executemany?, callback for its rows)
-_Queued = tuple["_Compiled | _Plain", Any, bool, "Callable[[list[Row]], None] | None"]
+_Queued = tuple["_Compiled | _Plain", Any, bool, "Callable[[list[Any]], None] | None"]
 _BEGIN = _Plain("BEGIN")
 _COMMIT = _Plain("COMMIT")
 Listener = Callable[..., Any]
@@ -521,7 +573,7 @@ def resync(conn: sa.Connection) -> None:
 
 def _run_batch(
     conn: sa.Connection, link: _Link, compiled: _Compiled | _Plain | None, args: Any, many: bool
-) -> tuple[list[Row], int]:
+) -> tuple[list[Any], int]:
     """Send the queued statements, then ``compiled`` (if any), as one multi-statement
     query: one round trip. Each statement is ``PREPARE``d once per connection and run with
     ``EXECUTE``, its parameters bound on the client by psycopg (as its ``ClientCursor``
@@ -541,7 +593,7 @@ def _run_batch(
     parts: list[str] = []
     new: list[str] = []
     # (index of the statement's result, callback) of queued statements that want rows.
-    wanted: list[tuple[int, Callable[[list[Row]], None], _Compiled]] = []
+    wanted: list[tuple[int, Callable[[list[Any]], None], _Compiled]] = []
     for item, item_args, item_many, on_result in batch:
         if isinstance(item, _Plain):
             parts.append(item.sql)
@@ -568,7 +620,7 @@ def _run_batch(
                 for listener in after:
                     listener(conn, cursor, item.sql, item_args, None, item_many)
         position = _deliver(cursor, wanted)
-        rows: list[Row] = []
+        rows: list[Any] = []
         rowcount = -1
         if compiled is not None and not isinstance(compiled, _Plain):
             for _ in range(len(parts) - 1 - position):
@@ -581,7 +633,7 @@ def _run_batch(
         cursor.close()
 
 
-def _deliver(cursor: Any, wanted: list[tuple[int, Callable[[list[Row]], None], _Compiled]]) -> int:
+def _deliver(cursor: Any, wanted: list[tuple[int, Callable[[list[Any]], None], _Compiled]]) -> int:
     """Hand queued statements their rows (one result per statement sent, in order);
     return the index of the cursor's current result."""
     position = 0
@@ -634,7 +686,7 @@ def _run(
     args: Any,
     many: bool,
     link: _Link | None = None,
-) -> tuple[list[Row], int]:
+) -> tuple[list[Any], int]:
     if link is None:
         link = _link(conn)
     if link.pending:
@@ -655,7 +707,7 @@ def _run(
                 cursor.executemany(sql, args)
             else:
                 cursor.execute(sql, args)
-            rows: list[Row] = []
+            rows: list[Any] = []
             if compiled.results is not None:
                 rows = compiled.results.rows(cursor.fetchall())
             rowcount: int = cursor.rowcount

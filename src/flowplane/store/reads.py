@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from flowplane.ids import now_ms
 from flowplane.store import schema as t
 from flowplane.store.node_pages import node_rows_after
 from flowplane.store.records import (
@@ -22,23 +21,22 @@ from flowplane.store.records import (
     NodeRunRecord,
     RunRecord,
 )
-from flowplane.store.tx import Row, Tx
+from flowplane.store.tx import Tx
 
 
 def run(tx: Tx, run_id: str, *, with_document: bool = False) -> RunRecord | None:
     """Return one run (``None`` when absent), by default without its document."""
-    row = tx.get_run(run_id, with_document=with_document)
-    return None if row is None else RunRecord.from_row(row)
+    return tx.get_run(run_id, with_document=with_document)
 
 
 def node_runs(tx: Tx, run_id: str) -> list[NodeRunRecord]:
     """Return every node run of the run, in insertion order."""
-    return [NodeRunRecord.from_row(row) for row in tx.node_rows(run_id)]
+    return tx.node_rows(run_id)
 
 
 def first_node_runs(tx: Tx, run_id: str, limit: int) -> list[NodeRunRecord]:
     """Return the run's first ``limit`` node runs, in insertion order (one read, no count)."""
-    return [NodeRunRecord.from_row(row) for row in node_rows_after(tx, run_id, 0, limit)]
+    return node_rows_after(tx, run_id, 0, limit)
 
 
 def approvals(
@@ -46,22 +44,17 @@ def approvals(
 ) -> list[ApprovalRecord]:
     """Return approvals, pending first and longest wait first, each with its run's workflow
     name and status (one run read per distinct run)."""
-    now = now_ms()
-    runs: dict[str, Row | None] = {}
+    runs: dict[str, RunRecord | None] = {}
     out: list[ApprovalRecord] = []
-    for row in tx.list_approvals(status=status, namespaces=namespaces, limit=limit):
-        run_id = row["run_id"]
+    for approval in tx.list_approvals(status=status, namespaces=namespaces, limit=limit):
+        run_id = approval.run_id
         if run_id not in runs:
             runs[run_id] = tx.get_run(run_id, with_document=False)
         found = runs[run_id]
-        out.append(
-            ApprovalRecord.from_row(
-                row,
-                now_ms=now,
-                workflow_name=found["workflow_name"] if found else None,
-                run_status=found["status"] if found else None,
-            )
-        )
+        if found is None:
+            out.append(approval)
+        else:
+            out.append(approval.of_run(found.workflow_name, found.status))
     return out
 
 
@@ -137,18 +130,13 @@ def frames_after(
     return [FrameRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
-def all_frames_until(tx: Tx, run_id: str, frame_no: int) -> list[Row]:
-    """Return the run's frame rows ``1..frame_no`` (the engine folds them on a rewind)."""
+def frames_until(tx: Tx, run_id: str, frame_no: int) -> list[FrameRecord]:
+    """Return the run's frames ``1..frame_no`` (to fold into a snapshot, or on a rewind)."""
     c = t.frames.c
     query = (
         sa.select(t.frames).where(c.run_id == run_id, c.frame_no <= frame_no).order_by(c.frame_no)
     )
-    return [dict(r._mapping) for r in tx.conn.execute(query)]
-
-
-def frames_until(tx: Tx, run_id: str, frame_no: int) -> list[FrameRecord]:
-    """Return the run's frames ``1..frame_no`` (to fold into a snapshot)."""
-    return [FrameRecord.from_row(row) for row in all_frames_until(tx, run_id, frame_no)]
+    return [FrameRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
 def logs_after(tx: Tx, run_id: str, *, after_id: int = 0, limit: int = 200) -> list[LogRecord]:

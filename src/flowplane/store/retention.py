@@ -58,8 +58,8 @@ def blocker(tx: Tx, run_id: str) -> str | None:
     run = tx.lock_run(run_id)
     if run is None:
         return None
-    if run["status"] not in TERMINAL_RUN:
-        return f"run {run_id!r} is {run['status']}; cancel it first"
+    if run.status not in TERMINAL_RUN:
+        return f"run {run_id!r} is {run.status}; cancel it first"
     query = sa.select(t.runs.c.id).where(t.runs.c.id == run_id, *_settled_conditions(t.runs))
     if tx.conn.execute(query).first() is None:
         return (

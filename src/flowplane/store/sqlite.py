@@ -16,7 +16,8 @@ from flowplane.errors import StorageError
 from flowplane.store import schema as t
 from flowplane.store.base import Busy, Store
 from flowplane.store.prepared import driver_error, execute_sql
-from flowplane.store.tx import OffLoop, Row, Tx
+from flowplane.store.records import NodeRunRecord
+from flowplane.store.tx import OffLoop, Tx
 
 BUSY_TIMEOUT_MS = 10_000
 # Inline (event-loop thread) commits between two WAL checkpoints on the writer thread.
@@ -45,10 +46,14 @@ _CLAIM = (
 )
 
 
+def _by_id(node: NodeRunRecord) -> int:
+    return node.id
+
+
 class SQLiteTx(Tx):
     """SQLite transaction: writes hold the database lock from ``BEGIN IMMEDIATE``."""
 
-    def claim(self, owner: str, limit: int, lease_ms: int) -> list[Row]:
+    def claim(self, owner: str, limit: int, lease_ms: int) -> list[NodeRunRecord]:
         """Lease up to ``limit`` due node runs; safe because the write lock is held."""
         ids = [r[0] for r in self.conn.execute(_DUE, {"_now": self.now_ms, "_limit": limit})]
         if not ids:
@@ -60,7 +65,7 @@ class SQLiteTx(Tx):
             "_expires": self.now_ms + lease_ms,
         }
         rows = self.conn.execute(_CLAIM, params)
-        return sorted((dict(r._mapping) for r in rows), key=lambda r: r["id"])
+        return sorted((NodeRunRecord.from_row(r._mapping) for r in rows), key=_by_id)
 
 
 class SQLiteStore(Store):

@@ -3,7 +3,8 @@
 SQLAlchemy then only binds parameters and hits its compile cache, instead of building and
 hashing a new statement on every call; :class:`~flowplane.store.prepared.Prepared` ones
 skip SQLAlchemy's execution machinery altogether. UPDATE and INSERT statements without
-``.values()`` take their SET columns from the parameter keys.
+``.values()`` take their SET columns from the parameter keys. Those whose rows leave the
+store return :mod:`~flowplane.store.records` (``record=``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import sqlalchemy as sa
 from flowplane.status import TERMINAL_RUN
 from flowplane.store import schema as t
 from flowplane.store.prepared import Prepared
+from flowplane.store.records import NodeRunRecord, NodeState, RunRecord
 
 _N = t.node_runs.c
 RUN_COLUMNS = [c for c in t.runs.c if c.name != "document"]
-GET_RUN = Prepared(sa.select(t.runs).where(t.runs.c.id == sa.bindparam("_run")))
-GET_RUN_NO_DOC = Prepared(sa.select(*RUN_COLUMNS).where(t.runs.c.id == sa.bindparam("_run")))
+GET_RUN = Prepared(sa.select(t.runs).where(t.runs.c.id == sa.bindparam("_run")), record=RunRecord)
+GET_RUN_NO_DOC = Prepared(
+    sa.select(*RUN_COLUMNS).where(t.runs.c.id == sa.bindparam("_run")), record=RunRecord
+)
 INSERT_RUN = Prepared(t.runs.insert())
 UPDATE_RUN = Prepared(t.runs.update().where(t.runs.c.id == sa.bindparam("_run")))
 STATE_COLUMNS = (
@@ -32,7 +36,7 @@ STATE_COLUMNS = (
     _N.available_at_ms,
 )
 NODE_STATES_ALL = sa.select(*STATE_COLUMNS).where(_N.run_id == sa.bindparam("_run"))
-NODE_STATES = Prepared(NODE_STATES_ALL)
+NODE_STATES = Prepared(NODE_STATES_ALL, record=NodeState)
 NODE_STATES_OF = NODE_STATES_ALL.where(_N.node_id.in_(sa.bindparam("_nodes", expanding=True)))
 NODE_OUTPUTS = sa.select(_N.node_id, _N.iteration, _N.status, _N.output, _N.error).where(
     _N.run_id == sa.bindparam("_run"), _N.node_id.in_(sa.bindparam("_nodes", expanding=True))
@@ -102,9 +106,10 @@ CLAIM_PENDING = Prepared(
         attempt=_N.attempt + 1,
         started_at_ms=sa.bindparam("_now"),
     )
-    .returning(*t.node_runs.c)
+    .returning(*t.node_runs.c),
+    record=NodeRunRecord,
 )
-CLAIM_ID = Prepared(_claim_ids(_N.id == sa.bindparam("_id")))
+CLAIM_ID = Prepared(_claim_ids(_N.id == sa.bindparam("_id")), record=NodeRunRecord)
 _DONE = t.node_runs.alias("done")
 _RUN = t.runs.alias("run")
 # Whether this transaction finished node run ``_done`` under lease ``_epoch``: the row is
@@ -134,7 +139,8 @@ GATED_CLAIM_PENDING = Prepared(
             _RUN.c.id == sa.bindparam("_run"),
             *(_RUN.c.status != status for status in TERMINAL_RUN),
         ),
-    )
+    ),
+    record=NodeRunRecord,
 )
 UNLEASED = _N.lease_owner.is_(None).label("unleased")
 STATUS_COUNTS = Prepared(
@@ -144,7 +150,9 @@ STATUS_COUNTS = Prepared(
 )
 INSERT_ATTEMPT = Prepared(t.attempts.insert())
 INSERT_NODE_RUNS = Prepared(t.node_runs.insert())
-INSERT_NODE_RUN_RETURNING = Prepared(t.node_runs.insert().returning(*t.node_runs.c))
+INSERT_NODE_RUN_RETURNING = Prepared(
+    t.node_runs.insert().returning(*t.node_runs.c), record=NodeRunRecord
+)
 INSERT_EVENTS = Prepared(t.events.insert())
 INSERT_FRAMES = Prepared(t.frames.insert())
 BUMP_COUNTER = Prepared(
@@ -192,7 +200,7 @@ READY_ITEM = Prepared(
     .limit(1)
 )
 PENDING_ITEMS = Prepared(
-    sa.select(_N.id, _N.iteration)
+    sa.select(*STATE_COLUMNS)
     .where(
         _N.run_id == sa.bindparam("_run"),
         _N.node_id == sa.bindparam("_node"),
@@ -200,5 +208,6 @@ PENDING_ITEMS = Prepared(
         _N.status == "pending",
     )
     .order_by(_N.iteration)
-    .limit(sa.bindparam("_limit"))
+    .limit(sa.bindparam("_limit")),
+    record=NodeState,
 )

@@ -1,8 +1,9 @@
 """Typed records: what the store hands to services, one module per area.
 
 ``dict`` rows stay inside ``store/``: every query a service makes returns one of these
-frozen dataclasses (procrastinate's ``jobs.Job`` is the model). See :mod:`.base` for how
-they are built and why they are frozen but not slotted.
+frozen dataclasses (procrastinate's ``jobs.Job`` is the model), and so does every read the
+engine makes inside its transactions. See :mod:`.base` for how they are built and why they
+are frozen but not slotted, and :class:`.RunRecord` for why it alone is not frozen.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from flowplane.store.records.runs import (
     FrameRecord,
     LogRecord,
     NodeRunRecord,
+    NodeState,
     RunRecord,
+    SignalRecord,
     node_status,
     run_status,
 )
@@ -45,12 +48,14 @@ __all__ = [
     "KVRecord",
     "LogRecord",
     "NodeRunRecord",
+    "NodeState",
     "OwnedRecord",
     "Record",
     "RevisionRecord",
     "RunRecord",
     "ScheduleFireRecord",
     "ScheduleRecord",
+    "SignalRecord",
     "TriggerRecord",
     "UserRecord",
     "WorkflowRecord",

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Self, TypeVar
 
-__all__ = ["Record", "Row", "build"]
+__all__ = ["Record", "Row", "adopt", "build"]
 
 Row = Mapping[Any, Any]
 """A row as the driver returns it (a dict or SQLAlchemy's ``RowMapping``)."""
@@ -27,6 +27,16 @@ def build(cls: type[R], row: Row, **values: Any) -> R:
     state = record.__dict__
     state.update(row)
     state.update(values)
+    return record
+
+
+def adopt(cls: type[R], row: dict[str, Any]) -> R:
+    """An instance of ``cls`` whose state *is* ``row`` (no copy): for a dict built for
+    this record alone, as :class:`~flowplane.store.prepared.Prepared` statements that
+    produce records build them (their converters, such as a status enum, already applied).
+    ``object.__setattr__`` because frozen records refuse assignment."""
+    record = object.__new__(cls)
+    object.__setattr__(record, "__dict__", row)
     return record
 
 

@@ -6,12 +6,17 @@ builds one record per node run and attempt, so the cost of a build matters).
 
 Statuses are the :mod:`flowplane.status` enums; they compare equal to their wire strings, so
 ``record.status in TERMINAL_RUN`` and wire models that take a ``str`` keep working.
+
+The engine reads the same records inside its transactions: :class:`RunRecord` (the run it
+locked), :class:`NodeRunRecord` (a claimed or read node run), :class:`NodeState` (the light
+state columns of a node run), :class:`ApprovalRecord` and :class:`SignalRecord`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Self
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Self
 
 from flowplane.status import TERMINAL_RUN, NodeStatus, RunStatus
 from flowplane.store.records.base import Row
@@ -23,7 +28,9 @@ __all__ = [
     "FrameRecord",
     "LogRecord",
     "NodeRunRecord",
+    "NodeState",
     "RunRecord",
+    "SignalRecord",
 ]
 
 # A dict lookup is several times cheaper than ``RunStatus(value)`` (EnumType.__call__).
@@ -41,9 +48,23 @@ def node_status(value: str) -> NodeStatus:
     return _NODE_STATUS[value]
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunRecord:
-    """One run. ``document`` is ``None`` when it was read without its pinned workflow."""
+    """One run. ``document`` is ``None`` when it was read without its pinned workflow.
+
+    Not frozen, unlike the other records: it is also the engine's working copy of the run
+    it locked in a transaction (:meth:`Tx.lock_run`). The engine sets ``status`` (and, when
+    a run ends its children, a child's ``parent_run_id``) as it writes them, so that every
+    later step of that transaction, and the caller it returns the run to, sees the run as
+    written (settlement reads the status it set to decide whether to close the run). A
+    second, immutable class of the same 25 columns would be two definitions of a run; a
+    record handed to services comes from a read of its own and nothing above the engine
+    assigns to it.
+    """
+
+    # Stored strings turned into the record's types by :class:`~flowplane.store.prepared.
+    # Prepared` statements that build records (see :func:`.base.adopt`).
+    CONVERT: ClassVar[dict[str, Callable[[Any], Any]]] = {"status": _RUN_STATUS.__getitem__}
 
     id: str
     namespace: str
@@ -69,6 +90,7 @@ class RunRecord:
     finished_at_ms: int | None = None
     updated_at_ms: int | None = None
     deadline_ms: int | None = None
+    trace_context: str | None = None
     document: dict[str, Any] | None = None
 
     @classmethod
@@ -103,10 +125,53 @@ class NodeRunRecord:
     started_at_ms: int | None = None
     finished_at_ms: int | None = None
 
+    CONVERT: ClassVar[dict[str, Callable[[Any], Any]]] = {"status": _NODE_STATUS.__getitem__}
+
     @classmethod
     def from_row(cls, row: Row) -> Self:
         """The record of a ``node_runs`` row."""
         return _build(cls, row, status=_NODE_STATUS[row["status"]])
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """The state columns of a node run, without its output, error, wait or item (what the
+    engine reads to decide successors, settle a run or reset it)."""
+
+    id: int
+    node_id: str
+    iteration: int
+    status: NodeStatus
+    attempt: int = 0
+    lease_epoch: int = 0
+    available_at_ms: int = 0
+
+    CONVERT: ClassVar[dict[str, Callable[[Any], Any]]] = {"status": _NODE_STATUS.__getitem__}
+
+    @classmethod
+    def from_row(cls, row: Row) -> Self:
+        """The record of a row of state columns."""
+        return _build(cls, row, status=_NODE_STATUS[row["status"]])
+
+
+@dataclass(frozen=True)
+class SignalRecord:
+    """A signal sent to a run; ``consumed_*`` name the node run that took it, if one did."""
+
+    id: int
+    run_id: str
+    name: str
+    correlation_id: str | None = None
+    payload: Any = None
+    created_at_ms: int = 0
+    consumed_node_id: str | None = None
+    consumed_iteration: int | None = None
+    consumed_at_ms: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Self:
+        """The record of a ``signals`` row."""
+        return _build(cls, row)
 
 
 @dataclass(frozen=True)
@@ -227,3 +292,19 @@ class ApprovalRecord:
             workflow_name=workflow_name,
             run_status=None if run_status is None else _RUN_STATUS[run_status],
         )
+
+    def decided(self, status: str, *, by: str | None, note: str | None, at_ms: int) -> Self:
+        """This approval as it reads once decided ``status`` at ``at_ms``."""
+        return replace(
+            self,
+            status=status,
+            decided_by=by,
+            note=note,
+            decided_at_ms=at_ms,
+            waiting_ms=max(0, at_ms - self.requested_at_ms),
+        )
+
+    def of_run(self, workflow_name: str | None, run_status: str | None) -> Self:
+        """This approval with its run's workflow name and status (for the inbox)."""
+        status = None if run_status is None else _RUN_STATUS[run_status]
+        return replace(self, workflow_name=workflow_name, run_status=status)

@@ -13,6 +13,7 @@ from flowplane.ids import now_ms as now_ms
 from flowplane.status import TERMINAL_NODE as TERMINAL_NODE
 from flowplane.status import TERMINAL_RUN as TERMINAL_RUN
 from flowplane.status import WAITING_NODE as WAITING_NODE
+from flowplane.store.records import RunRecord
 from flowplane.store.tx.approvals import ApprovalsTx
 from flowplane.store.tx.attempts import AttemptsTx
 from flowplane.store.tx.base import Ahead as Ahead
@@ -34,10 +35,10 @@ class Tx(RunsTx, NodeRunsTx, AttemptsTx, ApprovalsTx, SignalsTx, WorkflowsTx, Ev
 
     def lock_run_and_update_node(
         self, run_id: str, row_id: int, epoch: int, ahead: Ahead | None = None, **values: Any
-    ) -> tuple[Row | None, bool]:
+    ) -> tuple[RunRecord | None, bool]:
         """:meth:`lock_run`, then, if the run is not terminal, update the node run
         ``row_id`` if it is still ``in-progress`` under lease ``epoch`` (a fenced
-        completion). Returns the locked run row and whether the node run was updated.
+        completion). Returns the locked run and whether the node run was updated.
         (One statement on PostgreSQL.)
 
         ``ahead``: what the caller will do next if the update applies. A store where each
@@ -46,7 +47,7 @@ class Tx(RunsTx, NodeRunsTx, AttemptsTx, ApprovalsTx, SignalsTx, WorkflowsTx, Ev
         :meth:`item_counts` and :meth:`status_counts` calls from :attr:`ahead`; here
         nothing is done ahead."""
         run = self.lock_run(run_id)
-        if run is None or run["status"] in TERMINAL_RUN:
+        if run is None or run.status in TERMINAL_RUN:
             return run, False
         updated = self.update_node_run(
             row_id, expect_status="in-progress", expect_epoch=epoch, **values

@@ -8,7 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from flowplane.store import schema as t
-from flowplane.store.tx.base import Row, TxBase
+from flowplane.store.records import ApprovalRecord
+from flowplane.store.tx.base import TxBase
 
 
 class ApprovalsTx(TxBase):
@@ -18,15 +19,17 @@ class ApprovalsTx(TxBase):
         """Insert an approval request."""
         self.conn.execute(t.approvals.insert().values(**values))
 
-    def get_approval(self, run_id: str, node_id: str, iteration: int) -> Row | None:
-        """Return the approval of one node run."""
+    def get_approval(self, run_id: str, node_id: str, iteration: int) -> ApprovalRecord | None:
+        """Return the approval of one node run (``waiting_ms`` counted to now)."""
         c = t.approvals.c
         row = self.conn.execute(
             sa.select(t.approvals).where(
                 c.run_id == run_id, c.node_id == node_id, c.iteration == iteration
             )
         ).first()
-        return dict(row._mapping) if row is not None else None
+        return (
+            ApprovalRecord.from_row(row._mapping, now_ms=self.now_ms) if row is not None else None
+        )
 
     def update_approvals(self, run_id: str, *, status_from: str, **values: Any) -> None:
         """Update every approval of a run currently in ``status_from``."""
@@ -43,8 +46,9 @@ class ApprovalsTx(TxBase):
 
     def list_approvals(
         self, *, status: str | None, namespaces: Sequence[str] | None, limit: int
-    ) -> list[Row]:
-        """Return approvals, pending first, longest wait first."""
+    ) -> list[ApprovalRecord]:
+        """Return approvals, pending first, longest wait first (``waiting_ms`` counted to
+        now; without their runs' workflow name and status)."""
         c = t.approvals.c
         query = sa.select(t.approvals)
         if status is not None:
@@ -53,4 +57,5 @@ class ApprovalsTx(TxBase):
             query = query.where(c.namespace.in_(list(namespaces)))
         pending_first = sa.case((c.status == "pending", 0), else_=1)
         query = query.order_by(pending_first, c.requested_at_ms, c.id).limit(limit)
-        return [dict(r._mapping) for r in self.conn.execute(query)]
+        now = self.now_ms
+        return [ApprovalRecord.from_row(r._mapping, now_ms=now) for r in self.conn.execute(query)]

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from flowplane.store import schema as t
 from flowplane.store import statements as q
-from flowplane.store.tx.base import Row, TxBase
+from flowplane.store.records import NodeRunRecord, NodeState
+from flowplane.store.tx.base import TxBase
 
 
 class NodeRunsTx(TxBase):
@@ -35,13 +36,13 @@ class NodeRunsTx(TxBase):
         else:
             self.conn.execute(t.node_runs.insert(), list(rows))
 
-    def insert_node_run_returning(self, values: dict[str, Any]) -> Row:
+    def insert_node_run_returning(self, values: dict[str, Any]) -> NodeRunRecord:
         """Insert one node run row; return it as stored (with its id)."""
         self._nodes_written()
         rows, _count = q.INSERT_NODE_RUN_RETURNING.execute(self.conn, values)
         return rows[0]
 
-    def node_states(self, run_id: str, node_ids: Iterable[str] | None = None) -> list[Row]:
+    def node_states(self, run_id: str, node_ids: Iterable[str] | None = None) -> list[NodeState]:
         """Return the state columns (no output) of a run's node runs."""
         if node_ids is None:
             return q.NODE_STATES.execute(self.conn, {"_run": run_id})[0]
@@ -50,24 +51,24 @@ class NodeRunsTx(TxBase):
             if not ids:
                 return []
             rows = self.conn.execute(q.NODE_STATES_OF, {"_run": run_id, "_nodes": ids})
-        return [dict(r._mapping) for r in rows]
+        return [NodeState.from_row(r._mapping) for r in rows]
 
-    def node_rows(self, run_id: str) -> list[Row]:
+    def node_rows(self, run_id: str) -> list[NodeRunRecord]:
         """Return every column of a run's node runs, in insertion order."""
         query = (
             sa.select(t.node_runs).where(t.node_runs.c.run_id == run_id).order_by(t.node_runs.c.id)
         )
-        return [dict(r._mapping) for r in self.conn.execute(query)]
+        return [NodeRunRecord.from_row(r._mapping) for r in self.conn.execute(query)]
 
-    def node_row(self, run_id: str, node_id: str, iteration: int) -> Row | None:
-        """Return one node run row."""
+    def node_row(self, run_id: str, node_id: str, iteration: int) -> NodeRunRecord | None:
+        """Return one node run."""
         c = t.node_runs.c
         row = self.conn.execute(
             sa.select(t.node_runs).where(
                 c.run_id == run_id, c.node_id == node_id, c.iteration == iteration
             )
         ).first()
-        return dict(row._mapping) if row is not None else None
+        return NodeRunRecord.from_row(row._mapping) if row is not None else None
 
     def node_outputs(
         self, run_id: str, node_ids: Iterable[str]
@@ -121,13 +122,13 @@ class NodeRunsTx(TxBase):
 
     def claim_pending(
         self, run_id: str, node_id: str, iteration: int, owner: str, lease_ms: int
-    ) -> Row | None:
+    ) -> NodeRunRecord | None:
         """Make a pending node run ready and lease it, in one statement: the same row as
         :meth:`settle_pending` to ``ready`` followed by :meth:`claim_ids`. Returns the
-        leased row, or ``None`` if it was not pending."""
+        leased node run, or ``None`` if it was not pending."""
         key = ("claim", run_id, node_id, iteration)
         if key in self.ahead:
-            leased: Row | None = self.ahead.pop(key)
+            leased: NodeRunRecord | None = self.ahead.pop(key)
             return leased
         self._nodes_written()
         rows, _count = q.CLAIM_PENDING.execute(
@@ -163,8 +164,8 @@ class NodeRunsTx(TxBase):
         rows, _count = q.READY_ITEM.execute(self.conn, {"_run": run_id, "_node": node_id})
         return bool(rows)
 
-    def pending_items(self, run_id: str, node_id: str, limit: int) -> list[Row]:
-        """Return ``id`` and ``iteration`` of the first ``limit`` pending items of a node."""
+    def pending_items(self, run_id: str, node_id: str, limit: int) -> list[NodeState]:
+        """Return the first ``limit`` pending items of a node, by iteration."""
         params = {"_run": run_id, "_node": node_id, "_limit": limit}
         return q.PENDING_ITEMS.execute(self.conn, params)[0]
 
@@ -184,11 +185,11 @@ class NodeRunsTx(TxBase):
             counts[key] = counts.get(key, 0) + int(row["n"])
         return counts
 
-    def claim(self, owner: str, limit: int, lease_ms: int) -> list[Row]:
+    def claim(self, owner: str, limit: int, lease_ms: int) -> list[NodeRunRecord]:
         """Lease up to ``limit`` due node runs (``ready`` or due ``waiting-timer``)."""
         raise NotImplementedError
 
-    def claim_ids(self, owner: str, row_ids: Sequence[int], lease_ms: int) -> list[Row]:
+    def claim_ids(self, owner: str, row_ids: Sequence[int], lease_ms: int) -> list[NodeRunRecord]:
         """Lease the given node runs if they are (still) ready and due; in id order."""
         self._nodes_written()
         if not row_ids:
@@ -202,7 +203,7 @@ class NodeRunsTx(TxBase):
             rows, _count = q.CLAIM_ID.execute(self.conn, {**params, "_id": row_ids[0]})
             return rows
         result = self.conn.execute(q.CLAIM_IDS, {**params, "_ids": list(row_ids)})
-        return sorted((dict(r._mapping) for r in result), key=lambda r: r["id"])
+        return sorted((NodeRunRecord.from_row(r._mapping) for r in result), key=_by_id)
 
     def extend_leases(
         self, owner: str, leases: Sequence[tuple[int, int]], lease_ms: int
@@ -225,7 +226,7 @@ class NodeRunsTx(TxBase):
                 held.add(row_id)
         return held
 
-    def expired_leases(self, limit: int = 100) -> list[Row]:
+    def expired_leases(self, limit: int = 100) -> list[NodeRunRecord]:
         """Return in-progress node runs whose lease has expired (locked where supported)."""
         c = t.node_runs.c
         query = (
@@ -237,7 +238,8 @@ class NodeRunsTx(TxBase):
             )
             .limit(limit)
         )
-        return [dict(r._mapping) for r in self.conn.execute(self._skip_locked(query))]
+        rows = self.conn.execute(self._skip_locked(query))
+        return [NodeRunRecord.from_row(r._mapping) for r in rows]
 
     def _skip_locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
         return query
@@ -247,3 +249,7 @@ class NodeRunsTx(TxBase):
         rows, _count = q.NEXT_DUE.execute(self.conn, {})
         value = rows[0]["next_due"] if rows else None
         return int(value) if value is not None else None
+
+
+def _by_id(node: NodeRunRecord) -> int:
+    return node.id

@@ -9,24 +9,25 @@ import sqlalchemy as sa
 from flowplane.status import TERMINAL_RUN
 from flowplane.store import schema as t
 from flowplane.store import statements as q
-from flowplane.store.tx.base import Row, TxBase
+from flowplane.store.records import RunRecord
+from flowplane.store.tx.base import TxBase
 
 
 class RunsTx(TxBase):
     """Runs: read, insert, update and lock run rows."""
 
-    def lock_run(self, run_id: str) -> Row | None:
-        """Return the run row (without its document), locked against concurrent transitions
-        of the same run."""
+    def lock_run(self, run_id: str) -> RunRecord | None:
+        """Return the run (without its document), locked against concurrent transitions
+        of the same run: the engine's working copy of it (see :class:`RunRecord`)."""
         return self._locked(self.get_run(run_id, with_document=False))
 
-    def _locked(self, run: Row | None) -> Row | None:
+    def _locked(self, run: RunRecord | None) -> RunRecord | None:
         if run is not None:
-            self._frames[run["id"]] = (run["frame_no"], run["namespace"])
+            self._frames[run.id] = (run.frame_no, run.namespace)
         return run
 
-    def get_run(self, run_id: str, *, with_document: bool = True) -> Row | None:
-        """Return one run row (``None`` when absent)."""
+    def get_run(self, run_id: str, *, with_document: bool = True) -> RunRecord | None:
+        """Return one run (``None`` when absent)."""
         query = q.GET_RUN if with_document else q.GET_RUN_NO_DOC
         rows, _count = query.execute(self.conn, {"_run": run_id})
         return rows[0] if rows else None
@@ -41,21 +42,21 @@ class RunsTx(TxBase):
         values.setdefault("updated_at_ms", self.now_ms)
         q.UPDATE_RUN.defer(self.conn, {**values, "_run": run_id})
 
-    def find_run_by_idempotency(self, namespace: str, key: str) -> Row | None:
+    def find_run_by_idempotency(self, namespace: str, key: str) -> RunRecord | None:
         """Return the run dispatched with ``key`` in ``namespace``."""
         row = self.conn.execute(
             sa.select(t.runs).where(
                 t.runs.c.namespace == namespace, t.runs.c.idempotency_key == key
             )
         ).first()
-        return dict(row._mapping) if row is not None else None
+        return RunRecord.from_row(row._mapping) if row is not None else None
 
-    def child_runs(self, run_id: str, *, active_only: bool = True) -> list[Row]:
-        """Return the sub-workflow runs started by ``run_id``."""
-        query = sa.select(t.runs.c.id, t.runs.c.status).where(t.runs.c.parent_run_id == run_id)
+    def child_runs(self, run_id: str, *, active_only: bool = True) -> list[RunRecord]:
+        """Return the sub-workflow runs started by ``run_id`` (without their documents)."""
+        query = sa.select(*q.RUN_COLUMNS).where(t.runs.c.parent_run_id == run_id)
         if active_only:
             query = query.where(t.runs.c.status.not_in(TERMINAL_RUN))
-        return [dict(r._mapping) for r in self.conn.execute(query)]
+        return [RunRecord.from_row(r._mapping) for r in self.conn.execute(query)]
 
     def runs_past_deadline(self, limit: int = 100) -> list[str]:
         """Return ids of active runs whose whole-run timeout has passed."""

@@ -7,7 +7,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from flowplane.store import schema as t
-from flowplane.store.tx.base import Row, TxBase
+from flowplane.store.records import NodeRunRecord, SignalRecord
+from flowplane.store.tx.base import TxBase
 
 
 class SignalsTx(TxBase):
@@ -19,7 +20,9 @@ class SignalsTx(TxBase):
         pk = res.inserted_primary_key
         return int(pk[0]) if pk is not None else 0
 
-    def take_signal(self, run_id: str, name: str, correlation_id: str | None) -> Row | None:
+    def take_signal(
+        self, run_id: str, name: str, correlation_id: str | None
+    ) -> SignalRecord | None:
         """Return the oldest unconsumed signal ``name`` of the run (matching correlation)."""
         c = t.signals.c
         query = sa.select(t.signals).where(
@@ -28,7 +31,7 @@ class SignalsTx(TxBase):
         if correlation_id is not None:
             query = query.where(c.correlation_id == correlation_id)
         row = self.conn.execute(query.order_by(c.id).limit(1)).first()
-        return dict(row._mapping) if row is not None else None
+        return SignalRecord.from_row(row._mapping) if row is not None else None
 
     def consume_signal(self, signal_id: int, node_id: str, iteration: int) -> None:
         """Mark a signal consumed by a node run."""
@@ -40,8 +43,8 @@ class SignalsTx(TxBase):
             )
         )
 
-    def waiting_signal_nodes(self, run_id: str) -> list[Row]:
+    def waiting_signal_nodes(self, run_id: str) -> list[NodeRunRecord]:
         """Return the run's node runs waiting for a signal."""
         c = t.node_runs.c
         query = sa.select(t.node_runs).where(c.run_id == run_id, c.status == "waiting-event")
-        return [dict(r._mapping) for r in self.conn.execute(query.order_by(c.id))]
+        return [NodeRunRecord.from_row(r._mapping) for r in self.conn.execute(query.order_by(c.id))]
