@@ -459,6 +459,15 @@ class CredentialExists(Conflict):
     title = "Credential already exists"
 
 
+class CredentialMissing(FlowplaneError):
+    """A node names a credential that is neither stored in its namespace nor in the
+    environment (``FLOWPLANE_SECRET_<NAME>``)."""
+
+    code = "credential_missing"
+    status = 400
+    title = "Credential missing"
+
+
 class SecretKeyMissing(FlowplaneError):
     """No master key is configured, so credentials can be neither stored nor read."""
 

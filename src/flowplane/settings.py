@@ -113,7 +113,9 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="How often expired leases and run timeouts are checked."
     )
     secret_key: str | None = Field(
-        default=None, description="Master key for credentials (base64 of 32 bytes)."
+        default=None,
+        description="Master key for credentials (base64 of 32 bytes). Unset: the key in "
+        "`<data dir>/master.key`, which `serve` on SQLite generates on first start.",
     )
     jwt_secret: str | None = Field(
         default=None,

@@ -86,7 +86,7 @@ def test_runs_commands(server: Serve, tmp_path: Path) -> None:
     assert shown["status"] == "finished" and shown["nodesTotal"] == 3
     assert "hello from the CLI" in cli(server, "runs", "logs", run.run_id)
     watched = cli(server, "runs", "watch", run.run_id)
-    assert "RunFinished" in watched and "finished" in watched
+    assert f"Run {run.run_id} finished" in watched and "✓ done finished" in watched
     assert "cancelled" in cli(server, "runs", "cancel", waiting.run_id)
     again = cli(server, "runs", "cancel", waiting.run_id, code=1)
     assert "RUN_NOT_ACTIVE" in again

@@ -123,9 +123,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(db: tuple[str, str], root: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """Serve the app with uvicorn in a thread; yield its base URL and the test keys."""
-    app = create_app(fast_settings(db, root), workers=1)
+def served(
+    db: tuple[str, str], root: Path, **overrides: Any
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """Serve the app with uvicorn in a thread; yield its base URL and the test keys
+    (``overrides``: more settings)."""
+    app = create_app(fast_settings(db, root, **overrides), workers=1)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)

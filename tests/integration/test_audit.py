@@ -153,7 +153,9 @@ def test_cli_audit_and_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     runner = CliRunner()
 
     r = runner.invoke(
-        cli, ["secrets", "set", "API_TOKEN", "-n", "ops", "--value-stdin"], input="s3cret-value\n"
+        cli,
+        ["secrets", "set", "API_TOKEN", "-n", "ops", "--value-stdin", "--create"],
+        input="s3cret-value\n",
     )
     assert r.exit_code == 0, r.output
     r = runner.invoke(cli, ["secrets", "set", "API_TOKEN", "-n", "ops"], input="s3cret-2\n")

@@ -153,10 +153,10 @@ async def test_async_client_runs(api: Api) -> None:
             await fp.run_workflow(path="logs.yaml", input={"who": "c"}, idempotency_key="k1")
 
         page = await fp.list_runs(limit=1)
-        assert len(page.runs) == 1 and page.next_cursor
+        assert len(page.items) == 1 and page.next_cursor
         rest = await fp.list_runs(limit=1, cursor=page.next_cursor)
-        assert {r.run_id for r in rest.runs}.isdisjoint({r.run_id for r in page.runs})
-        assert all(r.status == "finished" for r in (await fp.list_runs(status="finished")).runs)
+        assert {r.run_id for r in rest.items}.isdisjoint({r.run_id for r in page.items})
+        assert all(r.status == "finished" for r in (await fp.list_runs(status="finished")).items)
 
         with pytest.raises(RunNotFound) as missing:
             await fp.get_run("no-such-run")

@@ -419,7 +419,7 @@ def test_cli_sets_a_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
     r = runner.invoke(
         cli,
-        [*set_token, "--allow-connector", "http.*", "--allow-connector", "slack.send"],
+        [*set_token, "--create", "--allow-connector", "http.*", "--allow-connector", "slack.send"],
         input=TOKEN,
     )
     assert r.exit_code == 0, r.output

@@ -132,7 +132,9 @@ async def test_validation_roles_and_namespaces(api: ApiHarness) -> None:
 
 
 async def test_without_a_secret_key_nothing_is_stored(db: tuple[str, str], tmp_path: Path) -> None:
-    async with started(db, tmp_path / "root") as api:
+    # No FLOWPLANE_SECRET_KEY and no master key file in the data folder (only `serve` on
+    # SQLite generates one).
+    async with started(db, tmp_path / "root", data_dir=tmp_path / "data") as api:
         r = await api.client.post("/v1/credentials", json={"name": "A", "value": VALUE})
         assert r.status_code == 503
         problem = r.json()

@@ -239,9 +239,10 @@ async def test_fork_from_frame_with_new_input_through_the_client(tt: TimeTravelA
     run_id = await tt.start(CHAIN)
     await tt.wait(run_id, "finished")
     async with tt.client("owner") as owner:
-        frames = await owner.get_frames(run_id)
-        point = first_frame_with(frames, "b")
-        fork = await owner.fork(run_id, frame_no=point, run_input={"again": True})
+        frames = await owner.get_frames(run_id)  # typed: Frame models
+        assert frames[0].frame_no == 1 and frames[0].run_id == run_id
+        point = first_frame_with([f.model_dump(by_alias=True) for f in frames], "b")
+        fork = await owner.fork(run_id, frame_no=point, input={"again": True})
         assert fork.forked_from == run_id and fork.created
         await tt.wait(fork.run_id, "finished")
         # "a" and "b" were finished at the frame: reused. Only "c" ran again.

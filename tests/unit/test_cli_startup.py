@@ -80,12 +80,17 @@ def test_every_command_group_is_registered() -> None:
         "admin",
         "audit",
         "connectors",
+        "credentials",
+        "kv",
         "local",
         "maintenance",
         "mcp",
         "remote",
+        "schedules",
         "secrets",
         "server",
+        "timetravel",
+        "triggers",
         "validate",
     ]
     assert app.registered_groups and app.registered_commands

@@ -37,7 +37,7 @@ from flowplane.api.run_views import (
     run_model,
     signal_result,
 )
-from flowplane.client.models import ApprovalList, DispatchResult, RunList
+from flowplane.client.models import ApprovalList, DispatchResult
 from flowplane.errors import Unauthorized
 from flowplane.mcp.backend import Json
 from flowplane.mcp.server import HttpEndpoint, http_endpoint
@@ -91,9 +91,13 @@ class ServicesBackend:
         return _wire(workflow_out(await self.services.workflows.create(self.caller, document)))
 
     async def validate_workflow(self, document: Json) -> Json:
-        report = self.services.workflows.validate(self.caller, document)
+        report = await self.services.workflows.validate(self.caller, document)
         errors = [ValidationErrorOut(**e) for e in report.errors]
-        return _wire(ValidationOut(valid=report.valid, errors=errors, document=report.document))
+        warnings = [ValidationErrorOut(**e) for e in report.warnings]
+        out = ValidationOut(
+            valid=report.valid, errors=errors, document=report.document, warnings=warnings
+        )
+        return _wire(out)
 
     async def apply_edits(
         self, workflow_id: str, ops: list[Json], expected_version: int | None
@@ -123,7 +127,7 @@ class ServicesBackend:
             self.caller, statuses=status, workflow=workflow, cursor=cursor, limit=limit
         )
         items = [run_model(run) for run in page.items]
-        return _wire(RunList(runs=items, next_cursor=page.next_cursor))
+        return {"runs": [_wire(run) for run in items], "nextCursor": page.next_cursor}
 
     async def describe_run(self, run_id: str) -> Json:
         detail: Json = json.loads(

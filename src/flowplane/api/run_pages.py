@@ -59,7 +59,7 @@ def node_state(node: NodeRunRecord, attempts: list[Attempt]) -> NodeState:
     return NodeState(
         node_id=node.node_id,
         iteration=node.iteration,
-        state=status,
+        status=status,
         attempt=node.attempt,
         attempts=attempts,
         output=node.output,

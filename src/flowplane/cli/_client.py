@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from flowplane.cli._common import err_console, fail, fail_with
+from flowplane.cli._common import EXIT_FAILED, EXIT_INVALID, err_console, fail
 
 if TYPE_CHECKING:
     from flowplane.client import Client
@@ -40,14 +40,17 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tabl
 
 
 @contextlib.contextmanager
-def remote_errors() -> Iterator[None]:
+def remote_errors(url: str | None = None) -> Iterator[None]:
     """Report server errors (``code: detail``) and unreachable servers, and exit.
 
     Exit status 2 for invalid input, 1 otherwise; a problem's ``errors`` list is printed
-    under the message.
+    under the message. ``url`` (the server tried) is named in every message.
     """
     from flowplane.errors import FlowplaneError
 
+    where = f" (server {url})" if url else ""
+    unreachable = f"cannot reach the server{where}"
+    pointer = "give its URL with --server or FLOWPLANE_URL"
     try:
         yield
     except FlowplaneError as exc:
@@ -55,13 +58,26 @@ def remote_errors() -> Iterator[None]:
         if isinstance(problems, list):
             for problem in problems[:MAX_PROBLEMS_SHOWN]:
                 err_console.print(f"  - {escape(json.dumps(problem, default=str))}")
-        fail_with(exc)
+        hint = ""
+        if exc.code in ("unauthorized", "token_invalid", "token_expired") or exc.status == 401:
+            hint = "; give an API key with --token or FLOWPLANE_TOKEN"
+        fail(
+            f"{exc.code}: {exc.detail}{where}{hint}",
+            EXIT_INVALID if exc.status == 400 else EXIT_FAILED,
+        )
     except OSError as exc:  # connection refused, DNS, ...
-        fail(f"cannot reach the server: {exc}")
+        fail(f"{unreachable}: {exc}; {pointer}")
     except Exception as exc:
         if type(exc).__module__.startswith("httpx"):
-            fail(f"cannot reach the server: {exc}")
+            fail(f"{unreachable}: {exc}; {pointer}")
         raise
+
+
+def server_url(server: str | None) -> str:
+    """The URL a remote command talks to: ``--server``, ``FLOWPLANE_URL``, else the default."""
+    from flowplane.client._transport import resolve_url
+
+    return resolve_url(server)
 
 
 @contextlib.contextmanager
@@ -69,5 +85,6 @@ def remote(server: str | None, token: str | None) -> Iterator[Client]:
     """Open a client of ``server`` (closed on exit); errors as in :func:`remote_errors`."""
     from flowplane.client import Client
 
-    with remote_errors(), Client(server, token=token) as client:
+    url = server_url(server)
+    with remote_errors(url), Client(url, token=token) as client:
         yield client

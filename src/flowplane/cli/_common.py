@@ -67,12 +67,45 @@ def fail_with(exc: FlowplaneError) -> NoReturn:
     fail(f"{exc.code}: {exc.detail}", EXIT_INVALID if exc.status == 400 else EXIT_FAILED)
 
 
-def run_on_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T:
+CREATE_HELP = "Create the database when it does not exist yet."
+
+
+def missing_sqlite_file(database_url: str) -> Path | None:
+    """The file a ``sqlite:///`` URL names, when it does not exist (else ``None``)."""
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix):
+        return None
+    path = database_url[len(prefix) :].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    file = Path(path).resolve()
+    return None if file.exists() else file
+
+
+def refuse_missing_database(database_url: str) -> None:
+    """Exit with a clear error when ``database_url`` names a SQLite file that does not exist."""
+    missing = missing_sqlite_file(database_url)
+    if missing is not None:
+        fail(
+            f"no database at {missing}: run this where flowplane serve (or flowplane run) keeps "
+            "its database, point --database-url / FLOWPLANE_DATABASE_URL at it, or talk to a "
+            "server with --server URL"
+        )
+
+
+def run_on_store(
+    settings: Settings, action: Callable[[Store], Awaitable[T]], *, create: bool = False
+) -> T:
     """Open the store of ``settings``, run ``action`` on it and close it.
 
-    A :class:`~flowplane.errors.FlowplaneError` is reported with :func:`fail_with`.
+    A SQLite file that does not exist is an error unless ``create`` (a command run in the
+    wrong folder must not leave an empty database behind). A
+    :class:`~flowplane.errors.FlowplaneError` is reported with :func:`fail_with`.
     """
     import asyncio
+
+    if not create:
+        refuse_missing_database(settings.database_url)
 
     from flowplane.errors import FlowplaneError
     from flowplane.store.base import Store

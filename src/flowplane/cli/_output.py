@@ -421,3 +421,25 @@ def print_result(console: Console, run: dict[str, Any]) -> None:
     if output not in (None, {}) or status == "finished":
         console.print("[bold]Outputs:[/]")
         print_json(console, output)
+
+
+UNBOUNDED_WIDTH = 10_000
+
+
+def print_table(console: Console, table: Table) -> None:
+    """Print ``table`` with no cell cut: when it is wider than the terminal, the lines are
+    left longer (the terminal wraps them) rather than ids shortened to ``…``."""
+    from rich.measure import Measurement
+
+    needed = Measurement.get(console, console.options.update(width=UNBOUNDED_WIDTH), table).maximum
+    if needed <= console.width:
+        console.print(table)
+    else:  # a console as wide as the table, writing where this one writes
+        wide = Console(
+            file=console.file,
+            width=needed,
+            force_terminal=console.is_terminal,
+            no_color=console.no_color,
+            highlight=False,
+        )
+        wide.print(table, crop=False)

@@ -17,7 +17,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flowplane.cli._common import EXIT_INVALID, build_settings, err_console, fail, run_on_store
+from flowplane.cli._common import (
+    CREATE_HELP,
+    EXIT_INVALID,
+    build_settings,
+    err_console,
+    fail,
+    run_on_store,
+)
 
 if TYPE_CHECKING:
     from flowplane.services.auth import ApiKeyInfo, AuthService, UserInfo
@@ -41,6 +48,7 @@ Namespace = Annotated[
     typer.Option("--namespace", "-n", help="Restrict to this namespace (repeatable)."),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Create = Annotated[bool, typer.Option("--create", help=CREATE_HELP)]
 PasswordStdin = Annotated[
     bool, typer.Option("--password-stdin", help="Read the password from stdin.")
 ]
@@ -50,12 +58,14 @@ def _run(
     database_url: str | None,
     database_schema: str | None,
     action: Callable[[AuthService], Awaitable[T]],
+    *,
+    create: bool = False,
 ) -> T:
     """Run ``action`` with an :class:`AuthService` on the configured database."""
     from flowplane.services.auth import AuthService
 
     settings = build_settings(database_url=database_url, database_schema=database_schema)
-    return run_on_store(settings, lambda store: action(AuthService(store, settings)))
+    return run_on_store(settings, lambda store: action(AuthService(store, settings)), create=create)
 
 
 def _check_role(role: str) -> str:
@@ -124,6 +134,7 @@ def tokens_create(
     as_json: AsJson = False,
     database_url: DatabaseUrl = None,
     database_schema: DatabaseSchema = None,
+    create: Create = False,
 ) -> None:
     """Create an API key and print it (once: it cannot be shown again)."""
     from flowplane.errors import FlowplaneError
@@ -148,6 +159,7 @@ def tokens_create(
             rate_limit_per_minute=rate_limit,
             caller=_cli(),
         ),
+        create=create,
     )
     if as_json:
         print(json.dumps({"token": _key_dict(created.info), "secret": created.secret}))
@@ -196,6 +208,7 @@ def users_create(
     password_stdin: PasswordStdin = False,
     database_url: DatabaseUrl = None,
     database_schema: DatabaseSchema = None,
+    create: Create = False,
 ) -> None:
     """Create a user (the password is prompted for, or read from stdin)."""
     _check_role(role)
@@ -210,6 +223,7 @@ def users_create(
             namespaces=namespace or None,
             caller=_cli(),
         ),
+        create=create,
     )
     err_console.print(f"Created user {user.username} ({user.role}), id {user.id}.")
 

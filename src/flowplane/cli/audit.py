@@ -37,7 +37,7 @@ def _fetch_remote(server: str, token: str | None, params: dict[str, Any]) -> lis
     limit = int(params.pop("limit"))
     query = {k: v for k, v in params.items() if v is not None}
     with (
-        remote_errors(),
+        remote_errors(server.rstrip("/")),
         httpx.Client(
             base_url=server.rstrip("/"), headers=headers, timeout=HTTP_TIMEOUT_SECONDS
         ) as client,

@@ -18,11 +18,24 @@ from rich.markup import escape
 from rich.table import Table
 
 from flowplane.cli._client import AsJson, Server, Token, remote
-from flowplane.cli._common import EXIT_FAILED, EXIT_INVALID, EXIT_OK, err_console, fail
-from flowplane.cli._output import RUN_STYLES, STATUS_STYLES, error_message, print_json
+from flowplane.cli._common import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_OK,
+    err_console,
+    fail,
+    read_input,
+)
+from flowplane.cli._output import (
+    RUN_STYLES,
+    STATUS_STYLES,
+    error_message,
+    print_json,
+    print_table,
+)
 
 if TYPE_CHECKING:
-    from flowplane.client import Event, NodeState, RunDetail
+    from flowplane.client import NodeState, RunDetail
 
 workflows_app = typer.Typer(help="Manage workflows on a server.", no_args_is_help=True)
 runs_app = typer.Typer(help="Inspect and steer runs on a server.", no_args_is_help=True)
@@ -74,15 +87,17 @@ def workflows_list(
     token: Token = None,
     namespace: Annotated[list[str] | None, typer.Option(help="Only these namespaces.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
+    cursor: Annotated[str | None, typer.Option(help="Next-page cursor.")] = None,
     as_json: AsJson = False,
 ) -> None:
     """List stored workflows."""
     with remote(server, token) as fp:
-        page = fp.list_workflows(namespace=namespace, limit=limit)
+        page = fp.list_workflows(namespace=namespace, limit=limit, cursor=cursor)
     if as_json:
         print_json(console, [_dump(w) for w in page.items])
         return
     table = Table("ID", "Namespace", "Name", "Version", "Updated", "Description")
+    table.columns[0].no_wrap = True
     for wf in page.items:
         table.add_row(
             wf.id,
@@ -92,7 +107,9 @@ def workflows_list(
             _time(wf.updated_at_ms),
             escape(wf.description[:60]),
         )
-    console.print(table)
+    print_table(console, table)
+    if page.next_cursor:
+        console.print(f"[dim]more: --cursor {page.next_cursor}[/]")
 
 
 @workflows_app.command("apply")
@@ -100,35 +117,73 @@ def workflows_apply(
     file: Annotated[Path, typer.Argument(help="A workflow document (YAML or JSON).")],
     server: Server = None,
     token: Token = None,
-    namespace: Annotated[str | None, typer.Option(help="Namespace of an existing one.")] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Create the workflow, or save a new version when one with its name exists."""
-    from flowplane.errors import FlowplaneError
-
+    """Create the workflow, or save a new version when one with its name exists (the
+    document's ``namespace``, default ``default``); an equal document is left unchanged."""
     text = _read_text(file)
     with remote(server, token) as fp:
-        try:
-            wf = fp.create_workflow(text)
-            action = "created"
-        except FlowplaneError as exc:
-            if exc.code != "workflow_exists":
-                raise
-            name = _document_name(text)
-            current = fp.get_workflow(name, namespace=namespace)
-            wf = fp.update_workflow(current.id, text, if_match=current.version)
-            action = "updated" if wf.version != current.version else "unchanged"
-    line = f"{action} {wf.name} ({wf.id}) version {wf.version}"
-    _emit(as_json, {"action": action, **_dump(wf)}, line)
+        result = fp.import_workflow(text)
+        applied = [(item.action, fp.get_workflow(item.id)) for item in result.items]
+    if as_json:
+        data = [{"action": action, **_dump(wf)} for action, wf in applied]
+        print_json(console, data[0] if len(data) == 1 else data)
+        return
+    for action, wf in applied:
+        console.print(f"{action} {wf.name} ({wf.id}) version {wf.version}")
 
 
-def _document_name(text: str) -> str:
-    from flowplane.model.yaml import load_document
+InputJson = Annotated[
+    str | None, typer.Option("--input", "-i", help="The run input as JSON.", show_default=False)
+]
+InputFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--input-file",
+        help="Read the run input from a JSON file ('-' for stdin).",
+        show_default=False,
+    ),
+]
+Watch = Annotated[bool, typer.Option("--watch", "-w", help="Follow the run live until it ends.")]
 
-    name = load_document(text).get("name")
-    if not isinstance(name, str):
-        fail("the document has no name", EXIT_INVALID)
-    return name
+
+def started(fp: Any, run_id: str, line: str, watch: bool, as_json: bool, value: Any) -> None:
+    """Report a run just started; with ``watch``, follow it and exit with its outcome."""
+    if not watch:
+        _emit(as_json, value, line)
+        return
+    from flowplane.cli._watch import watch_run
+
+    if not as_json:
+        console.print(line)
+    run = watch_run(fp, run_id, console, as_json=as_json)
+    raise typer.Exit(EXIT_OK if run.status == "finished" else EXIT_FAILED)
+
+
+@workflows_app.command("run")
+def workflows_run(
+    workflow: Annotated[str, typer.Argument(help="Workflow id or name.")],
+    input_json: InputJson = None,
+    input_file: InputFile = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Namespace of a name.")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option("--idempotency-key", help="Start at most one run per key.")
+    ] = None,
+    watch: Watch = False,
+    server: Server = None,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Start a run of a stored workflow; with --watch follow it live (exit 0 when it
+    finished, 1 otherwise)."""
+    run_input = read_input(input_json, input_file)
+    with remote(server, token) as fp:
+        wf = fp.get_workflow(workflow, namespace=namespace)
+        run = fp.run_workflow(wf.id, input=run_input, idempotency_key=idempotency_key)
+        line = f"Run {run.run_id} of {wf.name} v{wf.version}: {_status(run.status)}"
+        started(fp, run.run_id, line, watch, as_json, run)
 
 
 @workflows_app.command("export")
@@ -209,10 +264,13 @@ def runs_list(
             status=status, workflow=workflow, namespace=namespace, limit=limit, cursor=cursor
         )
     if as_json:
-        print_json(console, {"runs": [_dump(r) for r in page.runs], "nextCursor": page.next_cursor})
+        print_json(
+            console, {"runs": [_dump(r) for r in page.items], "nextCursor": page.next_cursor}
+        )
         return
     table = Table("Run", "Workflow", "Status", "Created", "Duration", "Trigger")
-    for run in page.runs:
+    table.columns[0].no_wrap = True
+    for run in page.items:
         table.add_row(
             run.run_id,
             escape(run.workflow_name),
@@ -221,7 +279,7 @@ def runs_list(
             _seconds(run.duration_ms),
             run.trigger or "-",
         )
-    console.print(table)
+    print_table(console, table)
     if page.next_cursor:
         console.print(f"[dim]more: --cursor {page.next_cursor}[/]")
 
@@ -233,7 +291,7 @@ def _node_table(nodes: list[NodeState]) -> Table:
         table.add_row(
             escape(node.node_id),
             str(node.iteration),
-            _status(node.state),
+            _status(node.status),
             str(node.attempt),
             _seconds(node.duration_ms),
             escape(detail[:80]) if node.output is not None or node.error else "",
@@ -325,17 +383,6 @@ def runs_logs(
         console.print(f"[dim]{_time(item.ts_ms)}[/] {escape(where)} {text}")
 
 
-def _event_line(event: Event) -> str:
-    when = dt.datetime.fromtimestamp(event.timestamp_ms / 1000).strftime("%H:%M:%S")
-    where = f" {event.node_id}[{event.iteration or 0}]" if event.node_id else ""
-    extra = ""
-    if event.get("error"):
-        extra = f" {error_message(event.get('error'))}"
-    elif event.get("message"):
-        extra = f" {event.get('message')}"
-    return f"[dim]{when} #{event.seq}[/] {escape(event.type)}{escape(where)}{escape(extra)}"
-
-
 @runs_app.command("watch")
 def runs_watch(
     run_id: RunId,
@@ -344,18 +391,12 @@ def runs_watch(
     after_seq: Annotated[int, typer.Option(help="Start after this event seq.")] = 0,
     as_json: AsJson = False,
 ) -> None:
-    """Follow a run's events until it ends; exit 0 when it finished, 1 otherwise."""
+    """Follow a run live (the node table of `flowplane run`) until it ends; when a node waits,
+    print the command that answers it. Exit 0 when it finished, 1 otherwise."""
+    from flowplane.cli._watch import watch_run
+
     with remote(server, token) as fp:
-        for event in fp.stream_events(run_id, after_seq=after_seq):
-            if event.type == "FrameCommitted":
-                continue
-            if as_json:
-                print(json.dumps(event.model_dump(mode="json", by_alias=True)), flush=True)
-            else:
-                console.print(_event_line(event))
-        run = fp.get_run(run_id)
-    if not as_json:
-        console.print(f"Run {run.run_id} {_status(run.status)}")
+        run = watch_run(fp, run_id, console, as_json=as_json, after_seq=after_seq)
     raise typer.Exit(EXIT_OK if run.status == "finished" else EXIT_FAILED)
 
 

@@ -24,7 +24,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flowplane.cli._common import EXIT_INVALID, build_settings, err_console, fail, run_on_store
+from flowplane.cli._common import (
+    CREATE_HELP,
+    EXIT_INVALID,
+    build_settings,
+    err_console,
+    fail,
+    run_on_store,
+)
 
 if TYPE_CHECKING:
     from flowplane.security.crypto import KeyRing
@@ -75,7 +82,14 @@ def _keyring(settings: Settings) -> KeyRing:
     except FlowplaneError as exc:
         fail(f"{exc.code}: {exc.detail}", EXIT_INVALID)
     if ring is None:
-        fail("set FLOWPLANE_SECRET_KEY first (flowplane secrets generate-key)", EXIT_INVALID)
+        from flowplane.security.key_file import key_file_path
+
+        fail(
+            "no master key: set FLOWPLANE_SECRET_KEY (flowplane secrets generate-key), or "
+            f"start flowplane serve once on SQLite to generate {key_file_path(settings.data_dir)}"
+            " (or set FLOWPLANE_DATA_DIR to the folder that holds it)",
+            EXIT_INVALID,
+        )
     return ring
 
 
@@ -191,6 +205,7 @@ def set_command(
     ] = None,
     database_url: DatabaseUrl = None,
     database_schema: DatabaseSchema = None,
+    create: Annotated[bool, typer.Option("--create", help=CREATE_HELP)] = False,
 ) -> None:
     """Create a credential, or replace its value; the value is read from stdin or a prompt.
 
@@ -253,7 +268,7 @@ def set_command(
             )
             return "updated"
 
-    outcome = run_on_store(settings, action)
+    outcome = run_on_store(settings, action, create=create)
     err_console.print(f"Credential {namespace}/{name} {outcome}.")
 
 

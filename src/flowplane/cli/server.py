@@ -15,6 +15,7 @@ from flowplane.cli._common import (
     build_settings,
     display_url,
     fail,
+    refuse_missing_database,
     setup_logging,
 )
 from flowplane.cli.local import DatabaseSchema, DatabaseUrl, Plugins
@@ -98,6 +99,7 @@ def serve_command(
         root=root,
     )
     setup_logging(settings.log_level, settings.log_format)
+    _ensure_master_key(settings)
     registry = build_registry(plugin)
     # A database that is down (or restarting) at start-up is waited for, as by workers.
     status = asyncio.run(_wait_for_database(settings))
@@ -148,6 +150,41 @@ def serve_command(
     server.run()
     if not server.started:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _ensure_master_key(settings: Settings) -> None:
+    """On SQLite without ``FLOWPLANE_SECRET_KEY``: use (or generate, on first start) the
+    master key file of the data folder, and say where it is."""
+    import os
+
+    from flowplane.security.crypto import KEY_ENV
+    from flowplane.security.key_file import create_key_file, key_file_path, read_key_file
+
+    if (settings.secret_key or "").strip() or os.environ.get(KEY_ENV, "").strip():
+        return
+    try:
+        if not settings.database_url.startswith("sqlite"):
+            # Several processes on several machines share a PostgreSQL database: a key
+            # generated here would be unknown to the others. They set FLOWPLANE_SECRET_KEY.
+            if read_key_file(settings.data_dir) is None:
+                _log.info(
+                    "no master key: credentials cannot be stored until FLOWPLANE_SECRET_KEY "
+                    "is set (flowplane secrets generate-key) or %s exists",
+                    key_file_path(settings.data_dir),
+                )
+            return
+        _key, path, created = create_key_file(settings.data_dir)
+    except OSError as exc:
+        fail(f"cannot create the master key file in {settings.data_dir}: {exc}")
+    if created:
+        print(
+            f"Generated the master key for credentials in {path} (readable by you only). "
+            "Back it up with the database: stored credentials cannot be read without it "
+            "(docs/secrets.md). Set FLOWPLANE_SECRET_KEY to use a key of your own.",
+            flush=True,
+        )
+    else:
+        _log.info("master key for credentials: %s", path)
 
 
 # --- worker -------------------------------------------------------------------------------
@@ -260,6 +297,7 @@ def worker_command(
         root=root,
     )
     setup_logging(settings.log_level, settings.log_format)
+    refuse_missing_database(settings.database_url)  # a worker polling an empty file helps no one
     registry = build_registry(plugin)
     import asyncio
 
@@ -271,11 +309,15 @@ def worker_command(
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 
 
-def _open_sync(database_url: str | None, database_schema: str | None) -> Store:
+def _open_sync(
+    database_url: str | None, database_schema: str | None, *, create: bool = False
+) -> Store:
     from flowplane.errors import StorageError
     from flowplane.store.base import Store
 
     settings = build_settings(database_url=database_url, database_schema=database_schema)
+    if not create:
+        refuse_missing_database(settings.database_url)
     try:
         return Store.create(settings.database_url, schema=settings.database_schema)
     except StorageError as exc:
@@ -293,7 +335,7 @@ def db_upgrade(database_url: DatabaseUrl = None, database_schema: DatabaseSchema
     """Upgrade the database to the latest schema (safe to run from several processes)."""
     from flowplane.store.migrate import current_revision
 
-    store = _open_sync(database_url, database_schema)
+    store = _open_sync(database_url, database_schema, create=True)
     try:
         before = current_revision(store)
         store.migrate()

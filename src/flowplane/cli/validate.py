@@ -9,6 +9,7 @@ against the connector's ``inputSchema``, template syntax and references). Each i
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,14 +82,34 @@ def _document_problem(exc: DocumentError, source: str) -> Problem:
     )
 
 
-def _model_problems(exc: WorkflowInvalid) -> list[Problem]:
+def _model_problems(exc: WorkflowInvalid, text: str) -> list[Problem]:
     problems = []
     for err in exc.extra.get("errors") or []:
+        column, length = None, None
+        if err.get("code"):  # a graph or param problem of the parts that parsed
+            from flowplane.model.graph import ValidationIssue
+
+            issue = ValidationIssue(
+                node_id=err.get("node_id"),
+                node_type=err.get("node_type"),
+                field=err.get("field"),
+                value=err.get("value"),
+                error=str(err.get("error", "")),
+                code=str(err["code"]),
+            )
+            column, length = _span(text, err.get("line"), issue)
+        message = str(err.get("error", ""))
+        if err.get("code") and err.get("node_id"):
+            message = _strip_prefix(
+                message, f"node {err['node_id']!r}: ", f"node {err['node_id']!r} "
+            )
         problems.append(
             Problem(
-                code=exc.code,
-                message=str(err.get("error", "")),
+                code=err.get("code") or exc.code,
+                message=message,
                 line=err.get("line"),
+                column=column,
+                length=length,
                 node_id=err.get("node_id"),
                 field=err.get("field") or (None if err.get("node_id") else err.get("path")),
                 path=err.get("path") or None,
@@ -193,15 +214,63 @@ def check_text(text: str, source: str, registry: Registry) -> Report:
     from flowplane.model.yaml import parse_workflow
 
     try:
-        wf = parse_workflow(text, source=source)
+        wf = parse_workflow(text, source=source, catalog=registry)
     except DocumentError as exc:
         return Report(source, text, None, [_document_problem(exc, source)])
     except WorkflowInvalid as exc:
-        return Report(source, text, None, _model_problems(exc))
+        return Report(source, text, None, _model_problems(exc, text))
     issues = validate_workflow(wf, registry)
     problems = _graph_problems(wf, text, issues)
     problems.sort(key=lambda p: (p.line is None, p.line or 0))
     return Report(source, text, wf, problems)
+
+
+def credential_warnings(report: Report, server: str | None, token: str | None) -> list[Problem]:
+    """One ``credential_missing`` problem per node and credential it uses that is not set:
+    on ``server`` when given (what it stores), else in this environment
+    (``FLOWPLANE_SECRET_<NAME>``)."""
+    from flowplane.model.graph import credential_references
+    from flowplane.model.yaml import line_of
+
+    if report.workflow is None or not report.valid:
+        return []
+    used = credential_references(report.workflow)
+    if not used:
+        return []
+    index = {node.id: i for i, node in reversed(list(enumerate(report.workflow.nodes)))}
+    if server is not None:
+        from flowplane.cli._client import remote
+
+        with remote(server, token) as fp:
+            result = fp.validate_workflow(report.text)
+        missing = {(w.node_id, str(w.value)) for w in result.warnings}
+        advice = f"it is not stored on {server}"
+    else:
+        missing = {
+            (node.id, name) for node, name in used if not os.environ.get(f"FLOWPLANE_SECRET_{name}")
+        }
+        advice = (
+            "runs fail unless it is stored where they run (or FLOWPLANE_SECRET_{name} is "
+            "set); --server URL checks a server's credentials"
+        )
+    problems = []
+    for node, name in used:
+        if (node.id, name) not in missing:
+            continue
+        path = f"nodes[{index[node.id]}].params"
+        problems.append(
+            Problem(
+                code="credential_missing",
+                message=f"uses credential {name!r}: "
+                + advice.replace("{name}", name)
+                + f" (flowplane credentials set {name})",
+                line=line_of(report.text, path),
+                node_id=node.id,
+                field="params",
+                path=path,
+            )
+        )
+    return problems
 
 
 def read_workflow_file(path: Path) -> str:
@@ -279,11 +348,26 @@ def validate_command(
         list[str] | None,
         typer.Option("--plugin", help="Import connectors from this module (repeatable)."),
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="Check the credentials the workflows use against this server's.",
+            show_default=False,
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="FLOWPLANE_TOKEN", help="API key for --server."),
+    ] = None,
 ) -> None:
-    """Check workflow files: syntax, fields, graph, connector params and templates."""
+    """Check workflow files: syntax, fields, graph, connector params and templates, every
+    problem in one pass; warn about the credentials they use that are not set (in this
+    environment, or with --server on that server)."""
     registry = build_registry(plugin)
     console = Console(highlight=False, soft_wrap=True)
     reports = [check_text(read_workflow_file(path), str(path), registry) for path in files]
+    warnings = {r.file: credential_warnings(r, server, token) for r in reports}
     if as_json:
         data = []
         for report in reports:
@@ -291,6 +375,7 @@ def validate_command(
                 "file": report.file,
                 "valid": report.valid,
                 "errors": [p.to_dict() for p in report.problems],
+                "warnings": [p.to_dict() for p in warnings[report.file]],
             }
             if report.valid and report.workflow is not None:
                 entry.update(summary(report.workflow))
@@ -305,6 +390,12 @@ def validate_command(
                     f"[bold]{escape(info['name'])}[/], {_plural(info['nodes'], 'node')}, "
                     f"{_plural(info['edges'], 'edge')}"
                 )
+                for warning in warnings[report.file]:
+                    where = f"{report.file}:{warning.line}" if warning.line else report.file
+                    console.print(
+                        f"[bold]{escape(where)}:[/] [yellow]warning \\[{warning.code}][/] "
+                        f"node {warning.node_id!r}: {escape(warning.message)}"
+                    )
             else:
                 print_problems(console, report)
                 count = _plural(len(report.problems), "problem")

@@ -8,12 +8,14 @@ their methods stay one line each and cannot drift apart.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel
 
 from flowplane import errors
 from flowplane.client import models as m
@@ -100,6 +102,18 @@ def check(response: httpx.Response) -> httpx.Response:
 
 def _json(response: httpx.Response) -> Any:
     return response.json()
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _model(model: type[M]) -> Callable[[httpx.Response], M]:
+    """A parser reading the response body as ``model``."""
+    return lambda response: model.model_validate(response.json())
+
+
+def _none(_response: httpx.Response) -> None:
+    return None
 
 
 @dataclass
@@ -204,14 +218,14 @@ def delete_workflow(workflow_id: str, if_match: int | str | None) -> Call[None]:
     )
 
 
-def validate_workflow(document: dict[str, Any] | str) -> Call[Any]:
+def validate_workflow(document: dict[str, Any] | str) -> Call[m.ValidationResult]:
     """``POST /v1/workflows/validate``."""
-    return _document_call("POST", "/v1/workflows/validate", document, _json)
+    return _document_call("POST", "/v1/workflows/validate", document, _model(m.ValidationResult))
 
 
-def import_workflow(document: dict[str, Any] | str) -> Call[Any]:
+def import_workflow(document: dict[str, Any] | str) -> Call[m.ImportResult]:
     """``POST /v1/workflows/import``."""
-    return _document_call("POST", "/v1/workflows/import", document, _json)
+    return _document_call("POST", "/v1/workflows/import", document, _model(m.ImportResult))
 
 
 def export_workflow(workflow_id: str, fmt: str) -> Call[str]:
@@ -225,14 +239,16 @@ def export_workflow(workflow_id: str, fmt: str) -> Call[str]:
     )
 
 
-def list_revisions(workflow_id: str) -> Call[Any]:
+def list_revisions(workflow_id: str) -> Call[m.RevisionPage]:
     """``GET /v1/workflows/{id}/revisions``."""
-    return Call("GET", f"/v1/workflows/{seg(workflow_id)}/revisions", _json)
+    path = f"/v1/workflows/{seg(workflow_id)}/revisions"
+    return Call("GET", path, _model(m.RevisionPage))
 
 
-def get_revision(workflow_id: str, version: int) -> Call[Any]:
+def get_revision(workflow_id: str, version: int) -> Call[m.Revision]:
     """``GET /v1/workflows/{id}/revisions/{version}``."""
-    return Call("GET", f"/v1/workflows/{seg(workflow_id)}/revisions/{version}", _json)
+    path = f"/v1/workflows/{seg(workflow_id)}/revisions/{version}"
+    return Call("GET", path, _model(m.Revision))
 
 
 def restore_revision(workflow_id: str, version: int) -> Call[m.WorkflowInfo]:
@@ -307,7 +323,7 @@ def run_workflow(
 
 def _run_list(response: httpx.Response) -> m.RunList:
     runs = [m.Run.model_validate(item) for item in response.json()]
-    return m.RunList(runs=runs, next_cursor=response.headers.get("X-Next-Cursor"))
+    return m.RunList(items=runs, next_cursor=response.headers.get("X-Next-Cursor"))
 
 
 def list_runs(
@@ -358,12 +374,12 @@ def get_run_nodes(run_id: str, cursor: str | None, limit: int | None) -> Call[m.
     )
 
 
-def get_frames(run_id: str, after_frame_no: int | None, limit: int | None) -> Call[Any]:
+def get_frames(run_id: str, after_frame_no: int | None, limit: int | None) -> Call[list[m.Frame]]:
     """``GET /v1/runs/{id}/frames``."""
     return Call(
         "GET",
         f"/v1/runs/{seg(run_id)}/frames",
-        _json,
+        lambda r: [m.Frame.model_validate(item) for item in r.json()],
         params=_params(afterFrameNo=after_frame_no, limit=limit),
     )
 
@@ -481,30 +497,29 @@ def list_approvals(
     )
 
 
-# --- connectors -------------------------------------------------------------------------
+def remaining(deadline: float | None) -> float | None:
+    """Seconds left until ``deadline`` (a ``time.monotonic()`` value; ``None``: no deadline)."""
+    return None if deadline is None else max(deadline - time.monotonic(), 0.001)
 
 
-def list_connectors(q: str | None, category: str | None, detail: str) -> Call[list[dict[str, Any]]]:
-    """``GET /v1/connectors``: the catalogue, ``summary`` (compact) or ``full``."""
-    return Call(
-        "GET",
-        "/v1/connectors",
-        lambda r: list(r.json()["items"]),
-        params=_params(q=q, category=category, detail=detail),
-    )
+def check_deadline(run_id: str, deadline: float | None) -> None:
+    """Raise ``TimeoutError`` once ``deadline`` has passed."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise TimeoutError(f"run {run_id} is not terminal yet")
 
 
-def get_connector(type_: str) -> Call[dict[str, Any]]:
-    """``GET /v1/connectors/{type}``: one connector's full manifest."""
-    return Call("GET", f"/v1/connectors/{seg(type_)}", _json)
-
-
-def events_request(run_id: str, after_seq: int) -> tuple[str, dict[str, Any]]:
-    """The path and request options of ``GET /v1/runs/{id}/events`` after ``after_seq``."""
+def events_request(
+    run_id: str, after_seq: int, read_timeout: float | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The path and request options of ``GET /v1/runs/{id}/events`` after ``after_seq``
+    (``read_timeout``: wait at most this long for a byte, less than the default)."""
     headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
     if after_seq > 0:
         headers["Last-Event-ID"] = str(after_seq)
-    timeout = httpx.Timeout(DEFAULT_TIMEOUT_SECONDS, read=STREAM_READ_TIMEOUT_SECONDS)
+    read = STREAM_READ_TIMEOUT_SECONDS
+    if read_timeout is not None:
+        read = min(read, read_timeout)
+    timeout = httpx.Timeout(DEFAULT_TIMEOUT_SECONDS, read=read)
     return f"/v1/runs/{seg(run_id)}/events", {
         "params": {"afterSeq": str(after_seq)},
         "headers": headers,
@@ -521,3 +536,221 @@ MAX_RECONNECTS = 8
 def reconnect_delay(failures: int) -> float:
     """Back-off before reconnection number ``failures`` (0.1 s doubling, at most 5 s)."""
     return float(min(0.1 * 2 ** max(failures - 1, 0), 5.0))
+
+
+# --- schedules --------------------------------------------------------------------------
+
+
+def _owned_listing(
+    path: str,
+    parse: Callable[[httpx.Response], T],
+    namespace: str | list[str] | None,
+    workflow_id: str | None,
+    limit: int | None,
+    cursor: str | None,
+) -> Call[T]:
+    params = _params(namespace=namespace, workflowId=workflow_id, limit=limit, cursor=cursor)
+    return Call("GET", path, parse, params=params)
+
+
+def _body(**values: Any) -> dict[str, Any]:
+    """A JSON body of the values given (``None`` left out), keys in camelCase."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is not None:
+            head, *rest = key.split("_")
+            out[head + "".join(part.title() for part in rest)] = value
+    return out
+
+
+def create_schedule(body: dict[str, Any]) -> Call[m.Schedule]:
+    """``POST /v1/schedules``."""
+    return Call("POST", "/v1/schedules", _model(m.Schedule), json=body)
+
+
+def list_schedules(
+    namespace: str | list[str] | None,
+    workflow_id: str | None,
+    limit: int | None,
+    cursor: str | None,
+) -> Call[m.SchedulePage]:
+    """``GET /v1/schedules``."""
+    parse = _model(m.SchedulePage)
+    return _owned_listing("/v1/schedules", parse, namespace, workflow_id, limit, cursor)
+
+
+def get_schedule(schedule_id: str) -> Call[m.Schedule]:
+    """``GET /v1/schedules/{id}``."""
+    return Call("GET", f"/v1/schedules/{seg(schedule_id)}", _model(m.Schedule))
+
+
+def update_schedule(schedule_id: str, changes: dict[str, Any]) -> Call[m.Schedule]:
+    """``PATCH /v1/schedules/{id}``."""
+    path = f"/v1/schedules/{seg(schedule_id)}"
+    return Call("PATCH", path, _model(m.Schedule), json=changes)
+
+
+def delete_schedule(schedule_id: str) -> Call[None]:
+    """``DELETE /v1/schedules/{id}``."""
+    return Call("DELETE", f"/v1/schedules/{seg(schedule_id)}", _none)
+
+
+def trigger_schedule(schedule_id: str, run_input: dict[str, Any] | None) -> Call[str]:
+    """``POST /v1/schedules/{id}/trigger``: the id of the run it started."""
+    body = {"input": run_input} if run_input is not None else {}
+    path = f"/v1/schedules/{seg(schedule_id)}/trigger"
+    return Call("POST", path, lambda r: str(r.json()["runId"]), json=body)
+
+
+# --- triggers ---------------------------------------------------------------------------
+
+
+def create_trigger(body: dict[str, Any]) -> Call[m.Trigger]:
+    """``POST /v1/triggers``."""
+    return Call("POST", "/v1/triggers", _model(m.Trigger), json=body)
+
+
+def list_triggers(
+    namespace: str | list[str] | None,
+    workflow_id: str | None,
+    limit: int | None,
+    cursor: str | None,
+) -> Call[m.TriggerPage]:
+    """``GET /v1/triggers``."""
+    parse = _model(m.TriggerPage)
+    return _owned_listing("/v1/triggers", parse, namespace, workflow_id, limit, cursor)
+
+
+def get_trigger(trigger_id: str) -> Call[m.Trigger]:
+    """``GET /v1/triggers/{id}``."""
+    return Call("GET", f"/v1/triggers/{seg(trigger_id)}", _model(m.Trigger))
+
+
+def update_trigger(trigger_id: str, body: dict[str, Any]) -> Call[m.Trigger]:
+    """``PUT /v1/triggers/{id}``."""
+    return Call("PUT", f"/v1/triggers/{seg(trigger_id)}", _model(m.Trigger), json=body)
+
+
+def delete_trigger(trigger_id: str) -> Call[None]:
+    """``DELETE /v1/triggers/{id}``."""
+    return Call("DELETE", f"/v1/triggers/{seg(trigger_id)}", _none)
+
+
+# --- credentials ------------------------------------------------------------------------
+
+
+def create_credential(body: dict[str, Any]) -> Call[m.Credential]:
+    """``POST /v1/credentials``."""
+    return Call("POST", "/v1/credentials", _model(m.Credential), json=body)
+
+
+def list_credentials(
+    namespace: str | list[str] | None, limit: int | None, cursor: str | None
+) -> Call[m.CredentialPage]:
+    """``GET /v1/credentials``."""
+    params = _params(namespace=namespace, limit=limit, cursor=cursor)
+    return Call("GET", "/v1/credentials", _model(m.CredentialPage), params=params)
+
+
+def get_credential(credential_id: str) -> Call[m.Credential]:
+    """``GET /v1/credentials/{id}``."""
+    return Call("GET", f"/v1/credentials/{seg(credential_id)}", _model(m.Credential))
+
+
+def update_credential(
+    credential_id: str, body: dict[str, Any], if_match: int | str | None
+) -> Call[m.Credential]:
+    """``PUT /v1/credentials/{id}``."""
+    return Call(
+        "PUT",
+        f"/v1/credentials/{seg(credential_id)}",
+        _model(m.Credential),
+        json=body,
+        headers=_if_match(if_match),
+    )
+
+
+def delete_credential(credential_id: str, if_match: int | str | None) -> Call[None]:
+    """``DELETE /v1/credentials/{id}``."""
+    path = f"/v1/credentials/{seg(credential_id)}"
+    return Call("DELETE", path, _none, headers=_if_match(if_match))
+
+
+# --- KV ---------------------------------------------------------------------------------
+
+
+def _kv_path(namespace: str, key: str) -> str:
+    return f"/v1/kv/{seg(namespace)}/{quote(key, safe='/')}"
+
+
+def list_kv(
+    namespace: str, prefix: str | None, limit: int | None, cursor: str | None
+) -> Call[m.KVPage]:
+    """``GET /v1/kv/{namespace}``."""
+    params = _params(prefix=prefix, limit=limit, cursor=cursor)
+    return Call("GET", f"/v1/kv/{seg(namespace)}", _model(m.KVPage), params=params)
+
+
+def get_kv(namespace: str, key: str) -> Call[m.KVEntry]:
+    """``GET /v1/kv/{namespace}/{key}``."""
+    return Call("GET", _kv_path(namespace, key), _model(m.KVEntry))
+
+
+def put_kv(
+    namespace: str,
+    key: str,
+    value: Any,
+    ttl_seconds: float | None,
+    if_match: int | str | None,
+    only_if_absent: bool,
+) -> Call[m.KVEntry]:
+    """``PUT /v1/kv/{namespace}/{key}`` (``If-Match`` / ``If-None-Match: *``)."""
+    headers = _if_match(if_match)
+    if only_if_absent:
+        headers["If-None-Match"] = "*"
+    body = _body(value=value, ttl_seconds=ttl_seconds)
+    body.setdefault("value", value)
+    return Call("PUT", _kv_path(namespace, key), _model(m.KVEntry), json=body, headers=headers)
+
+
+def delete_kv(namespace: str, key: str, if_match: int | str | None) -> Call[None]:
+    """``DELETE /v1/kv/{namespace}/{key}``."""
+    return Call("DELETE", _kv_path(namespace, key), _none, headers=_if_match(if_match))
+
+
+# --- connectors -------------------------------------------------------------------------
+
+
+def list_connectors(detail: str, category: str | None, q: str | None) -> Call[m.ConnectorPage]:
+    """``GET /v1/connectors``."""
+    params = _params(detail=detail, category=category, q=q)
+    return Call("GET", "/v1/connectors", _model(m.ConnectorPage), params=params)
+
+
+def get_connector(node_type: str) -> Call[m.Connector]:
+    """``GET /v1/connectors/{type}``."""
+    return Call("GET", f"/v1/connectors/{seg(node_type)}", _model(m.Connector))
+
+
+def list_connector_categories() -> Call[list[m.ConnectorCategory]]:
+    """``GET /v1/connectors/categories``."""
+    return Call(
+        "GET",
+        "/v1/connectors/categories",
+        lambda r: [m.ConnectorCategory.model_validate(c) for c in r.json()],
+    )
+
+
+def schedule_body(**values: Any) -> dict[str, Any]:
+    """The JSON body of a schedule create or patch (``None`` left out)."""
+    return _body(**values)
+
+
+def trigger_body(**values: Any) -> dict[str, Any]:
+    """The JSON body of a trigger create or replace (``None`` left out)."""
+    return _body(**values)
+
+
+def credential_body(**values: Any) -> dict[str, Any]:
+    """The JSON body of a credential create or update (``None`` left out)."""
+    return _body(**values)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+import warnings
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -25,26 +26,41 @@ import httpx_sse
 from flowplane.client import _transport as t
 from flowplane.client.models import (
     Approval,
+    Connector,
+    ConnectorCategory,
+    ConnectorPage,
+    Credential,
+    CredentialPage,
     DispatchResult,
     Event,
+    Frame,
+    ImportResult,
+    KVEntry,
+    KVPage,
     LogItem,
     LogPage,
     NodePage,
     NodeState,
+    Page,
     PatchResult,
     PruneResult,
+    Revision,
+    RevisionPage,
     Run,
     RunDetail,
     RunDiff,
     RunList,
+    Schedule,
+    SchedulePage,
     SignalResult,
+    Trigger,
+    TriggerPage,
+    ValidationResult,
     WorkflowInfo,
     WorkflowPage,
 )
 
 T = TypeVar("T")
-
-WAIT_POLL_MAX_SECONDS = 1.0
 
 
 class AsyncClient:
@@ -99,7 +115,7 @@ class AsyncClient:
 
     # --- workflows ----------------------------------------------------------------------
 
-    async def create_workflow(self, document: dict[str, Any] | str) -> Any:
+    async def create_workflow(self, document: dict[str, Any] | str) -> WorkflowInfo:
         """Store a new workflow from a document (a mapping, or YAML/JSON text)."""
         return await self._send(t.create_workflow(document))
 
@@ -131,27 +147,33 @@ class AsyncClient:
         """Delete a workflow."""
         await self._send(t.delete_workflow(workflow_id, if_match))
 
-    async def validate_workflow(self, document: dict[str, Any] | str) -> Any:
-        """Validate a document without storing it."""
+    async def validate_workflow(self, document: dict[str, Any] | str) -> ValidationResult:
+        """Validate a document without storing it: every error (and warning) at once."""
         return await self._send(t.validate_workflow(document))
 
-    async def import_workflow(self, document: dict[str, Any] | str) -> Any:
-        """Import a workflow document (create or new version)."""
+    async def import_workflow(self, document: dict[str, Any] | str) -> ImportResult:
+        """Import workflow documents (one, a list, or a YAML stream): each is created, or
+        saved as a new version when one with its name exists (unchanged when equal)."""
         return await self._send(t.import_workflow(document))
+
+    async def apply_workflow(self, document: dict[str, Any] | str) -> WorkflowInfo:
+        """Create the workflow, or save a new version of the one with its name; return it."""
+        (item, *_rest) = (await self.import_workflow(document)).items
+        return await self.get_workflow(item.id)
 
     async def export_workflow(self, workflow_id: str, *, format: str = "yaml") -> str:
         """Return a workflow's document as YAML or JSON text."""
         return await self._send(t.export_workflow(workflow_id, format))
 
-    async def list_revisions(self, workflow_id: str) -> Any:
-        """List a workflow's revisions."""
+    async def list_revisions(self, workflow_id: str) -> RevisionPage:
+        """List a workflow's revisions, newest first."""
         return await self._send(t.list_revisions(workflow_id))
 
-    async def get_revision(self, workflow_id: str, version: int) -> Any:
+    async def get_revision(self, workflow_id: str, version: int) -> Revision:
         """Return one revision of a workflow."""
         return await self._send(t.get_revision(workflow_id, version))
 
-    async def restore_revision(self, workflow_id: str, version: int) -> Any:
+    async def restore_revision(self, workflow_id: str, version: int) -> WorkflowInfo:
         """Make an old revision the current version (as a new version)."""
         return await self._send(t.restore_revision(workflow_id, version))
 
@@ -268,7 +290,7 @@ class AsyncClient:
 
     async def get_frames(
         self, run_id: str, *, after_frame_no: int | None = None, limit: int | None = None
-    ) -> Any:
+    ) -> list[Frame]:
         """Return the run's frames (node-state snapshots) after ``after_frame_no``."""
         return await self._send(t.get_frames(run_id, after_frame_no, limit))
 
@@ -298,11 +320,16 @@ class AsyncClient:
         *,
         frame_no: int | None = None,
         from_node: str | None = None,
-        run_input: Any = None,
+        input: Any = None,
         use_latest_version: bool = False,
+        run_input: Any = None,
     ) -> DispatchResult:
-        """Start a new run reusing the outputs recorded before ``frame_no`` or ``from_node``."""
-        return await self._send(t.fork(run_id, frame_no, from_node, run_input, use_latest_version))
+        """Start a new run reusing the outputs recorded before ``frame_no`` or ``from_node``
+        (``input``: another input; ``run_input`` is its deprecated name)."""
+        if run_input is not None:
+            warnings.warn("fork(run_input=) is deprecated: use input=", DeprecationWarning, 2)
+            input = run_input if input is None else input
+        return await self._send(t.fork(run_id, frame_no, from_node, input, use_latest_version))
 
     async def diff(self, run_id: str, other_run_id: str) -> RunDiff:
         """Compare two runs (typically an original and its fork) node by node."""
@@ -335,17 +362,6 @@ class AsyncClient:
         """Send a signal to a run."""
         return await self._send(t.signal(run_id, name, payload, correlation_id))
 
-    async def list_connectors(
-        self, *, q: str | None = None, category: str | None = None, detail: str = "summary"
-    ) -> list[dict[str, Any]]:
-        """Return connector manifests matching every word of ``q`` (and ``category``):
-        ``detail="summary"`` (type, name, category, description) or ``"full"``."""
-        return await self._send(t.list_connectors(q, category, detail))
-
-    async def get_connector(self, type_: str) -> dict[str, Any]:
-        """Return one connector's full manifest (``ConnectorNotFound`` names close matches)."""
-        return await self._send(t.get_connector(type_))
-
     async def list_approvals(
         self,
         *,
@@ -356,17 +372,23 @@ class AsyncClient:
         """Return approvals, pending first and longest wait first."""
         return await self._send(t.list_approvals(status, namespace, limit))
 
-    async def stream_events(self, run_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
+    def stream_events(self, run_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
         """Yield the run's events from ``after_seq`` on, live, until the run is terminal.
 
         The server closes the stream once the run is terminal and every event was sent (a
         resumed run goes on after an old terminal event). A dropped connection is resumed
         from the last ``seq`` received, so no event is lost or repeated.
         """
+        return self._follow(run_id, after_seq, None)
+
+    async def _follow(
+        self, run_id: str, after_seq: int, deadline: float | None
+    ) -> AsyncGenerator[Event, None]:
+        """:meth:`stream_events`, giving up with ``TimeoutError`` at ``deadline``."""
         last = after_seq
         failures = 0
         while True:
-            path, options = t.events_request(run_id, last)
+            path, options = t.events_request(run_id, last, t.remaining(deadline))
             try:
                 async with httpx_sse.aconnect_sse(self._http, "GET", path, **options) as source:
                     if source.response.status_code >= 400:
@@ -381,6 +403,7 @@ class AsyncClient:
                         last, failures = event.seq, 0
                         yield event
             except t.STREAM_ERRORS:
+                t.check_deadline(run_id, deadline)
                 failures += 1
                 if failures > t.MAX_RECONNECTS:
                     raise
@@ -389,21 +412,287 @@ class AsyncClient:
             # A clean close: the run is over, unless a restart or a proxy cut the stream.
             if (await self.get_run(run_id)).is_terminal:
                 return
+            t.check_deadline(run_id, deadline)
             failures += 1
             await asyncio.sleep(t.reconnect_delay(failures))
 
     async def wait(self, run_id: str, timeout: float | None = None) -> RunDetail:
-        """Wait until the run is terminal and return it; ``TimeoutError`` after ``timeout``."""
+        """Wait until the run is terminal and return it; ``TimeoutError`` after ``timeout``.
+
+        It follows the run's event stream (no polling): it returns once the server closed
+        the stream of a terminal run.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.05
+        run = await self.get_run(run_id)
+        if run.is_terminal:
+            return run
+        events = self._follow(run_id, 0, deadline)
+        try:
+            # Whatever the transport does with read timeouts, the deadline holds.
+            async with asyncio.timeout(t.remaining(deadline)):
+                async for _event in events:
+                    pass
+        except TimeoutError:
+            raise TimeoutError(f"run {run_id} is not terminal yet") from None
+        finally:
+            await events.aclose()
+        return await self.get_run(run_id)
+
+    async def paginate(
+        self, list_method: Callable[..., Awaitable[Page[T]]], /, **kwargs: Any
+    ) -> AsyncIterator[T]:
+        """Yield every item of a listing, page after page.
+
+        Example: ``async for wf in fp.paginate(fp.list_workflows): ...`` (any ``list_*``
+        method that takes a ``cursor``).
+        """
+        cursor = kwargs.pop("cursor", None)
         while True:
-            run = await self.get_run(run_id)
-            if run.is_terminal:
-                return run
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"run {run_id} is still {run.status}")
-                delay = min(delay, remaining)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, WAIT_POLL_MAX_SECONDS)
+            page = await list_method(cursor=cursor, **kwargs)
+            for item in page.items:
+                yield item
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    # --- schedules ----------------------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        cron: str,
+        *,
+        workflow: str | None = None,
+        workflow_id: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        timezone: str | None = None,
+        input: dict[str, Any] | None = None,
+        enabled: bool | None = None,
+        catchup: str | None = None,
+        catchup_window_seconds: int | None = None,
+        start_at: str | int | None = None,
+        end_at: str | int | None = None,
+    ) -> Schedule:
+        """Create a schedule running a workflow (by ``workflow`` name or ``workflow_id``)."""
+        body = t.schedule_body(
+            cron=cron,
+            workflow=workflow,
+            workflow_id=workflow_id,
+            namespace=namespace,
+            name=name,
+            timezone=timezone,
+            input=input,
+            enabled=enabled,
+            catchup=catchup,
+            catchup_window_seconds=catchup_window_seconds,
+            start_at=start_at,
+            end_at=end_at,
+        )
+        return await self._send(t.create_schedule(body))
+
+    async def list_schedules(
+        self,
+        *,
+        namespace: str | list[str] | None = None,
+        workflow_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> SchedulePage:
+        """Return a page of schedules."""
+        return await self._send(t.list_schedules(namespace, workflow_id, limit, cursor))
+
+    async def get_schedule(self, schedule_id: str) -> Schedule:
+        """Return a schedule with its recent fires."""
+        return await self._send(t.get_schedule(schedule_id))
+
+    async def update_schedule(self, schedule_id: str, **changes: Any) -> Schedule:
+        """Change a schedule's fields (``cron=``, ``enabled=``, ``input=``, ...)."""
+        return await self._send(t.update_schedule(schedule_id, t.schedule_body(**changes)))
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule."""
+        await self._send(t.delete_schedule(schedule_id))
+
+    async def trigger_schedule(
+        self, schedule_id: str, *, input: dict[str, Any] | None = None
+    ) -> str:
+        """Start a run of the schedule's workflow now; return the run id."""
+        return await self._send(t.trigger_schedule(schedule_id, input))
+
+    # --- triggers -----------------------------------------------------------------------
+
+    async def create_trigger(
+        self,
+        *,
+        workflow: str | None = None,
+        workflow_id: str | None = None,
+        namespace: str | None = None,
+        key: str | None = None,
+        kind: str | None = None,
+        signal_name: str | None = None,
+        correlation: str | None = None,
+        scheme: str | None = None,
+        secret: str | None = None,
+        enabled: bool | None = None,
+    ) -> Trigger:
+        """Create a webhook trigger (``POST /v1/webhooks/{key}`` then starts or signals runs)."""
+        body = t.trigger_body(
+            workflow=workflow,
+            workflow_id=workflow_id,
+            namespace=namespace,
+            key=key,
+            kind=kind,
+            signal_name=signal_name,
+            correlation=correlation,
+            scheme=scheme,
+            secret=secret,
+            enabled=enabled,
+        )
+        return await self._send(t.create_trigger(body))
+
+    async def list_triggers(
+        self,
+        *,
+        namespace: str | list[str] | None = None,
+        workflow_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> TriggerPage:
+        """Return a page of triggers."""
+        return await self._send(t.list_triggers(namespace, workflow_id, limit, cursor))
+
+    async def get_trigger(self, trigger_id: str) -> Trigger:
+        """Return a trigger."""
+        return await self._send(t.get_trigger(trigger_id))
+
+    async def update_trigger(self, trigger_id: str, **fields: Any) -> Trigger:
+        """Replace a trigger's fields (``PUT``: what is not given takes its default)."""
+        return await self._send(t.update_trigger(trigger_id, t.trigger_body(**fields)))
+
+    async def delete_trigger(self, trigger_id: str) -> None:
+        """Delete a trigger."""
+        await self._send(t.delete_trigger(trigger_id))
+
+    # --- credentials --------------------------------------------------------------------
+
+    async def create_credential(
+        self,
+        name: str,
+        value: str,
+        *,
+        namespace: str | None = None,
+        type: str | None = None,
+        description: str | None = None,
+        allowed_workflows: list[str] | None = None,
+        allowed_connectors: list[str] | None = None,
+        template_use: str | None = None,
+    ) -> Credential:
+        """Store a credential (admin); its value is never returned."""
+        body = t.credential_body(
+            name=name,
+            value=value,
+            namespace=namespace,
+            type=type,
+            description=description,
+            allowed_workflows=allowed_workflows,
+            allowed_connectors=allowed_connectors,
+            template_use=template_use,
+        )
+        return await self._send(t.create_credential(body))
+
+    async def list_credentials(
+        self,
+        *,
+        namespace: str | list[str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> CredentialPage:
+        """Return a page of credentials (names and metadata only)."""
+        return await self._send(t.list_credentials(namespace, limit, cursor))
+
+    async def get_credential(self, credential_id: str) -> Credential:
+        """Return a credential's metadata."""
+        return await self._send(t.get_credential(credential_id))
+
+    async def update_credential(
+        self,
+        credential_id: str,
+        *,
+        value: str | None = None,
+        type: str | None = None,
+        description: str | None = None,
+        allowed_workflows: list[str] | None = None,
+        allowed_connectors: list[str] | None = None,
+        template_use: str | None = None,
+        if_match: int | str | None = None,
+    ) -> Credential:
+        """Change a credential's value or metadata (``if_match``: the version you read)."""
+        body = t.credential_body(
+            value=value,
+            type=type,
+            description=description,
+            allowed_workflows=allowed_workflows,
+            allowed_connectors=allowed_connectors,
+            template_use=template_use,
+        )
+        return await self._send(t.update_credential(credential_id, body, if_match))
+
+    async def delete_credential(
+        self, credential_id: str, *, if_match: int | str | None = None
+    ) -> None:
+        """Delete a credential."""
+        await self._send(t.delete_credential(credential_id, if_match))
+
+    # --- KV -----------------------------------------------------------------------------
+
+    async def list_kv(
+        self,
+        namespace: str,
+        *,
+        prefix: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> KVPage:
+        """Return a page of a namespace's live entries, by key."""
+        return await self._send(t.list_kv(namespace, prefix, limit, cursor))
+
+    async def get_kv(self, namespace: str, key: str) -> KVEntry:
+        """Return an entry (``NotFound`` when absent or expired)."""
+        return await self._send(t.get_kv(namespace, key))
+
+    async def put_kv(
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        ttl_seconds: float | None = None,
+        if_match: int | str | None = None,
+        only_if_absent: bool = False,
+    ) -> KVEntry:
+        """Create or replace an entry (compare-and-set with ``if_match``)."""
+        return await self._send(
+            t.put_kv(namespace, key, value, ttl_seconds, if_match, only_if_absent)
+        )
+
+    async def delete_kv(
+        self, namespace: str, key: str, *, if_match: int | str | None = None
+    ) -> None:
+        """Delete an entry."""
+        await self._send(t.delete_kv(namespace, key, if_match))
+
+    # --- connectors ---------------------------------------------------------------------
+
+    async def list_connectors(
+        self, *, detail: str = "summary", category: str | None = None, q: str | None = None
+    ) -> ConnectorPage:
+        """Return the connectors of the catalogue (``detail="full"`` for their manifests)."""
+        return await self._send(t.list_connectors(detail, category, q))
+
+    async def get_connector(self, node_type: str) -> Connector:
+        """Return one connector's full manifest."""
+        return await self._send(t.get_connector(node_type))
+
+    async def list_connector_categories(self) -> list[ConnectorCategory]:
+        """Return the catalogue's categories with their connector counts."""
+        return await self._send(t.list_connector_categories())

@@ -14,7 +14,8 @@ Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -24,26 +25,41 @@ import httpx_sse
 from flowplane.client import _transport as t
 from flowplane.client.models import (
     Approval,
+    Connector,
+    ConnectorCategory,
+    ConnectorPage,
+    Credential,
+    CredentialPage,
     DispatchResult,
     Event,
+    Frame,
+    ImportResult,
+    KVEntry,
+    KVPage,
     LogItem,
     LogPage,
     NodePage,
     NodeState,
+    Page,
     PatchResult,
     PruneResult,
+    Revision,
+    RevisionPage,
     Run,
     RunDetail,
     RunDiff,
     RunList,
+    Schedule,
+    SchedulePage,
     SignalResult,
+    Trigger,
+    TriggerPage,
+    ValidationResult,
     WorkflowInfo,
     WorkflowPage,
 )
 
 T = TypeVar("T")
-
-WAIT_POLL_MAX_SECONDS = 1.0
 
 
 class Client:
@@ -130,23 +146,33 @@ class Client:
         """Delete a workflow."""
         self._send(t.delete_workflow(workflow_id, if_match))
 
-    def validate_workflow(self, document: dict[str, Any] | str) -> Any:
-        """Validate a document without storing it."""
+    def validate_workflow(self, document: dict[str, Any] | str) -> ValidationResult:
+        """Validate a document without storing it: every error (and warning) at once."""
         return self._send(t.validate_workflow(document))
 
-    def import_workflow(self, document: dict[str, Any] | str) -> Any:
-        """Import a workflow document (create or new version)."""
+    def import_workflow(self, document: dict[str, Any] | str) -> ImportResult:
+        """Import workflow documents (one, a list, or a YAML stream): each is created, or
+        saved as a new version when one with its name exists (unchanged when equal)."""
         return self._send(t.import_workflow(document))
+
+    def apply_workflow(self, document: dict[str, Any] | str) -> WorkflowInfo:
+        """Create the workflow, or save a new version of the one with its name; return it.
+
+        What a user means by "load this file": it works whether or not the workflow exists
+        (``flowplane serve --load-examples`` loaded the examples the same way).
+        """
+        (item, *_rest) = self.import_workflow(document).items
+        return self.get_workflow(item.id)
 
     def export_workflow(self, workflow_id: str, *, format: str = "yaml") -> str:
         """Return a workflow's document as YAML or JSON text."""
         return self._send(t.export_workflow(workflow_id, format))
 
-    def list_revisions(self, workflow_id: str) -> Any:
-        """List a workflow's revisions."""
+    def list_revisions(self, workflow_id: str) -> RevisionPage:
+        """List a workflow's revisions, newest first."""
         return self._send(t.list_revisions(workflow_id))
 
-    def get_revision(self, workflow_id: str, version: int) -> Any:
+    def get_revision(self, workflow_id: str, version: int) -> Revision:
         """Return one revision of a workflow."""
         return self._send(t.get_revision(workflow_id, version))
 
@@ -263,7 +289,7 @@ class Client:
 
     def get_frames(
         self, run_id: str, *, after_frame_no: int | None = None, limit: int | None = None
-    ) -> Any:
+    ) -> list[Frame]:
         """Return the run's frames (node-state snapshots) after ``after_frame_no``."""
         return self._send(t.get_frames(run_id, after_frame_no, limit))
 
@@ -293,11 +319,16 @@ class Client:
         *,
         frame_no: int | None = None,
         from_node: str | None = None,
-        run_input: Any = None,
+        input: Any = None,
         use_latest_version: bool = False,
+        run_input: Any = None,
     ) -> DispatchResult:
-        """Start a new run reusing the outputs recorded before ``frame_no`` or ``from_node``."""
-        return self._send(t.fork(run_id, frame_no, from_node, run_input, use_latest_version))
+        """Start a new run reusing the outputs recorded before ``frame_no`` or ``from_node``
+        (``input``: another input; ``run_input`` is its deprecated name)."""
+        if run_input is not None:
+            warnings.warn("fork(run_input=) is deprecated: use input=", DeprecationWarning, 2)
+            input = run_input if input is None else input
+        return self._send(t.fork(run_id, frame_no, from_node, input, use_latest_version))
 
     def diff(self, run_id: str, other_run_id: str) -> RunDiff:
         """Compare two runs (typically an original and its fork) node by node."""
@@ -330,17 +361,6 @@ class Client:
         """Send a signal to a run."""
         return self._send(t.signal(run_id, name, payload, correlation_id))
 
-    def list_connectors(
-        self, *, q: str | None = None, category: str | None = None, detail: str = "summary"
-    ) -> list[dict[str, Any]]:
-        """Return connector manifests matching every word of ``q`` (and ``category``):
-        ``detail="summary"`` (type, name, category, description) or ``"full"``."""
-        return self._send(t.list_connectors(q, category, detail))
-
-    def get_connector(self, type_: str) -> dict[str, Any]:
-        """Return one connector's full manifest (``ConnectorNotFound`` names close matches)."""
-        return self._send(t.get_connector(type_))
-
     def list_approvals(
         self,
         *,
@@ -358,10 +378,14 @@ class Client:
         resumed run goes on after an old terminal event). A dropped connection is resumed
         from the last ``seq`` received, so no event is lost or repeated.
         """
+        return self._follow(run_id, after_seq, None)
+
+    def _follow(self, run_id: str, after_seq: int, deadline: float | None) -> Iterator[Event]:
+        """:meth:`stream_events`, giving up with ``TimeoutError`` at ``deadline``."""
         last = after_seq
         failures = 0
         while True:
-            path, options = t.events_request(run_id, last)
+            path, options = t.events_request(run_id, last, t.remaining(deadline))
             try:
                 with httpx_sse.connect_sse(self._http, "GET", path, **options) as source:
                     if source.response.status_code >= 400:
@@ -376,6 +400,7 @@ class Client:
                         last, failures = event.seq, 0
                         yield event
             except t.STREAM_ERRORS:
+                t.check_deadline(run_id, deadline)
                 failures += 1
                 if failures > t.MAX_RECONNECTS:
                     raise
@@ -384,21 +409,268 @@ class Client:
             # A clean close: the run is over, unless a restart or a proxy cut the stream.
             if self.get_run(run_id).is_terminal:
                 return
+            t.check_deadline(run_id, deadline)
             failures += 1
             time.sleep(t.reconnect_delay(failures))
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunDetail:
-        """Wait until the run is terminal and return it; ``TimeoutError`` after ``timeout``."""
+        """Wait until the run is terminal and return it; ``TimeoutError`` after ``timeout``.
+
+        It follows the run's event stream (no polling): it returns once the server closed
+        the stream of a terminal run.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.05
+        run = self.get_run(run_id)
+        if run.is_terminal:
+            return run
+        for _event in self._follow(run_id, 0, deadline):
+            t.check_deadline(run_id, deadline)
+        return self.get_run(run_id)
+
+    def paginate(self, list_method: Callable[..., Page[T]], /, **kwargs: Any) -> Iterator[T]:
+        """Yield every item of a listing, page after page.
+
+        Example: ``for wf in fp.paginate(fp.list_workflows, namespace="team-a"): ...``
+        (any ``list_*`` method that takes a ``cursor``).
+        """
+        cursor = kwargs.pop("cursor", None)
         while True:
-            run = self.get_run(run_id)
-            if run.is_terminal:
-                return run
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"run {run_id} is still {run.status}")
-                delay = min(delay, remaining)
-            time.sleep(delay)
-            delay = min(delay * 2, WAIT_POLL_MAX_SECONDS)
+            page = list_method(cursor=cursor, **kwargs)
+            yield from page.items
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    # --- schedules ----------------------------------------------------------------------
+
+    def create_schedule(
+        self,
+        cron: str,
+        *,
+        workflow: str | None = None,
+        workflow_id: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        timezone: str | None = None,
+        input: dict[str, Any] | None = None,
+        enabled: bool | None = None,
+        catchup: str | None = None,
+        catchup_window_seconds: int | None = None,
+        start_at: str | int | None = None,
+        end_at: str | int | None = None,
+    ) -> Schedule:
+        """Create a schedule running a workflow (by ``workflow`` name or ``workflow_id``)."""
+        body = t.schedule_body(
+            cron=cron,
+            workflow=workflow,
+            workflow_id=workflow_id,
+            namespace=namespace,
+            name=name,
+            timezone=timezone,
+            input=input,
+            enabled=enabled,
+            catchup=catchup,
+            catchup_window_seconds=catchup_window_seconds,
+            start_at=start_at,
+            end_at=end_at,
+        )
+        return self._send(t.create_schedule(body))
+
+    def list_schedules(
+        self,
+        *,
+        namespace: str | list[str] | None = None,
+        workflow_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> SchedulePage:
+        """Return a page of schedules."""
+        return self._send(t.list_schedules(namespace, workflow_id, limit, cursor))
+
+    def get_schedule(self, schedule_id: str) -> Schedule:
+        """Return a schedule with its recent fires."""
+        return self._send(t.get_schedule(schedule_id))
+
+    def update_schedule(self, schedule_id: str, **changes: Any) -> Schedule:
+        """Change a schedule's fields (``cron=``, ``enabled=``, ``input=``, ...)."""
+        return self._send(t.update_schedule(schedule_id, t.schedule_body(**changes)))
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule."""
+        self._send(t.delete_schedule(schedule_id))
+
+    def trigger_schedule(self, schedule_id: str, *, input: dict[str, Any] | None = None) -> str:
+        """Start a run of the schedule's workflow now; return the run id."""
+        return self._send(t.trigger_schedule(schedule_id, input))
+
+    # --- triggers -----------------------------------------------------------------------
+
+    def create_trigger(
+        self,
+        *,
+        workflow: str | None = None,
+        workflow_id: str | None = None,
+        namespace: str | None = None,
+        key: str | None = None,
+        kind: str | None = None,
+        signal_name: str | None = None,
+        correlation: str | None = None,
+        scheme: str | None = None,
+        secret: str | None = None,
+        enabled: bool | None = None,
+    ) -> Trigger:
+        """Create a webhook trigger (``POST /v1/webhooks/{key}`` then starts or signals runs)."""
+        body = t.trigger_body(
+            workflow=workflow,
+            workflow_id=workflow_id,
+            namespace=namespace,
+            key=key,
+            kind=kind,
+            signal_name=signal_name,
+            correlation=correlation,
+            scheme=scheme,
+            secret=secret,
+            enabled=enabled,
+        )
+        return self._send(t.create_trigger(body))
+
+    def list_triggers(
+        self,
+        *,
+        namespace: str | list[str] | None = None,
+        workflow_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> TriggerPage:
+        """Return a page of triggers."""
+        return self._send(t.list_triggers(namespace, workflow_id, limit, cursor))
+
+    def get_trigger(self, trigger_id: str) -> Trigger:
+        """Return a trigger."""
+        return self._send(t.get_trigger(trigger_id))
+
+    def update_trigger(self, trigger_id: str, **fields: Any) -> Trigger:
+        """Replace a trigger's fields (``PUT``: what is not given takes its default)."""
+        return self._send(t.update_trigger(trigger_id, t.trigger_body(**fields)))
+
+    def delete_trigger(self, trigger_id: str) -> None:
+        """Delete a trigger."""
+        self._send(t.delete_trigger(trigger_id))
+
+    # --- credentials --------------------------------------------------------------------
+
+    def create_credential(
+        self,
+        name: str,
+        value: str,
+        *,
+        namespace: str | None = None,
+        type: str | None = None,
+        description: str | None = None,
+        allowed_workflows: list[str] | None = None,
+        allowed_connectors: list[str] | None = None,
+        template_use: str | None = None,
+    ) -> Credential:
+        """Store a credential (admin); its value is never returned."""
+        body = t.credential_body(
+            name=name,
+            value=value,
+            namespace=namespace,
+            type=type,
+            description=description,
+            allowed_workflows=allowed_workflows,
+            allowed_connectors=allowed_connectors,
+            template_use=template_use,
+        )
+        return self._send(t.create_credential(body))
+
+    def list_credentials(
+        self,
+        *,
+        namespace: str | list[str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> CredentialPage:
+        """Return a page of credentials (names and metadata only)."""
+        return self._send(t.list_credentials(namespace, limit, cursor))
+
+    def get_credential(self, credential_id: str) -> Credential:
+        """Return a credential's metadata."""
+        return self._send(t.get_credential(credential_id))
+
+    def update_credential(
+        self,
+        credential_id: str,
+        *,
+        value: str | None = None,
+        type: str | None = None,
+        description: str | None = None,
+        allowed_workflows: list[str] | None = None,
+        allowed_connectors: list[str] | None = None,
+        template_use: str | None = None,
+        if_match: int | str | None = None,
+    ) -> Credential:
+        """Change a credential's value or metadata (``if_match``: the version you read)."""
+        body = t.credential_body(
+            value=value,
+            type=type,
+            description=description,
+            allowed_workflows=allowed_workflows,
+            allowed_connectors=allowed_connectors,
+            template_use=template_use,
+        )
+        return self._send(t.update_credential(credential_id, body, if_match))
+
+    def delete_credential(self, credential_id: str, *, if_match: int | str | None = None) -> None:
+        """Delete a credential."""
+        self._send(t.delete_credential(credential_id, if_match))
+
+    # --- KV -----------------------------------------------------------------------------
+
+    def list_kv(
+        self,
+        namespace: str,
+        *,
+        prefix: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> KVPage:
+        """Return a page of a namespace's live entries, by key."""
+        return self._send(t.list_kv(namespace, prefix, limit, cursor))
+
+    def get_kv(self, namespace: str, key: str) -> KVEntry:
+        """Return an entry (``NotFound`` when absent or expired)."""
+        return self._send(t.get_kv(namespace, key))
+
+    def put_kv(
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        ttl_seconds: float | None = None,
+        if_match: int | str | None = None,
+        only_if_absent: bool = False,
+    ) -> KVEntry:
+        """Create or replace an entry (compare-and-set with ``if_match``)."""
+        return self._send(t.put_kv(namespace, key, value, ttl_seconds, if_match, only_if_absent))
+
+    def delete_kv(self, namespace: str, key: str, *, if_match: int | str | None = None) -> None:
+        """Delete an entry."""
+        self._send(t.delete_kv(namespace, key, if_match))
+
+    # --- connectors ---------------------------------------------------------------------
+
+    def list_connectors(
+        self, *, detail: str = "summary", category: str | None = None, q: str | None = None
+    ) -> ConnectorPage:
+        """Return the connectors of the catalogue (``detail="full"`` for their manifests)."""
+        return self._send(t.list_connectors(detail, category, q))
+
+    def get_connector(self, node_type: str) -> Connector:
+        """Return one connector's full manifest."""
+        return self._send(t.get_connector(node_type))
+
+    def list_connector_categories(self) -> list[ConnectorCategory]:
+        """Return the catalogue's categories with their connector counts."""
+        return self._send(t.list_connector_categories())

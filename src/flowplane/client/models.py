@@ -7,10 +7,12 @@ server are ignored, so an older client keeps working.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+ItemT = TypeVar("ItemT")
 
 RunStatus = Literal[
     "queued",  # accepted, not started
@@ -34,6 +36,14 @@ class WireModel(BaseModel):
     """Base of the camelCase wire models."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Page(WireModel, Generic[ItemT]):
+    """A page of a listing: its ``items`` and the ``next_cursor`` that reads the next page
+    (``None`` on the last page). Every listing of the client answers one."""
+
+    items: list[ItemT]
+    next_cursor: str | None = None
 
 
 class Run(WireModel):
@@ -92,7 +102,7 @@ class NodeState(WireModel):
 
     node_id: str
     iteration: int
-    state: str = Field(description="One of the node statuses.")
+    status: str = Field(alias="state", description="One of the node statuses.")
     attempt: int = Field(description="How many attempts were started.")
     attempts: list[Attempt] = Field(default_factory=list)
     output: Any = None
@@ -101,6 +111,11 @@ class NodeState(WireModel):
     started_at_ms: int | None = None
     finished_at_ms: int | None = None
     duration_ms: int | None = None
+
+    @property
+    def state(self) -> str:
+        """Deprecated: the same as :attr:`status` (the wire name of the field)."""
+        return self.status
 
 
 class RunDetail(Run):
@@ -133,18 +148,17 @@ class RunDetail(Run):
         return min(rows, key=lambda n: n.iteration)
 
 
-class NodePage(WireModel):
+class NodePage(Page[NodeState]):
     """A page of a run's node runs (``GET /v1/runs/{id}/nodes``); ``nextCursor`` reads on."""
 
-    items: list[NodeState]
-    next_cursor: str | None = None
 
+class RunList(Page[Run]):
+    """A page of runs, newest first, and the cursor of the next page."""
 
-class RunList(WireModel):
-    """A page of runs and the cursor of the next page."""
-
-    runs: list[Run]
-    next_cursor: str | None = None
+    @property
+    def runs(self) -> list[Run]:
+        """Deprecated: the same as :attr:`items`."""
+        return self.items
 
 
 class LogItem(WireModel):
@@ -163,11 +177,8 @@ class LogItem(WireModel):
     error: Any = None
 
 
-class LogPage(WireModel):
+class LogPage(Page[LogItem]):
     """A page of log items; pass ``nextCursor`` as ``after`` to read on."""
-
-    items: list[LogItem]
-    next_cursor: str | None = None
 
 
 class Event(WireModel):
@@ -305,11 +316,8 @@ class WorkflowInfo(WireModel):
     created_by: str | None = None
 
 
-class WorkflowPage(WireModel):
+class WorkflowPage(Page[WorkflowInfo]):
     """A page of workflows and the cursor of the next page."""
-
-    items: list[WorkflowInfo]
-    next_cursor: str | None = None
 
 
 class SkippedItem(BaseModel):
@@ -324,7 +332,7 @@ class SkippedItem(BaseModel):
 
 
 class ValidationIssue(BaseModel):
-    """A validation problem of the workflow after an EditOps batch."""
+    """A validation problem of a workflow (``validate``, or after an EditOps batch)."""
 
     node_id: str | None = None
     node_type: str | None = None
@@ -332,6 +340,185 @@ class ValidationIssue(BaseModel):
     value: Any = None
     error: str
     code: str | None = None
+    path: str | None = Field(default=None, description="Where in the document (parse errors).")
+    line: int | None = Field(default=None, description="1-based line (parse errors).")
+
+
+class ValidationResult(BaseModel):
+    """The answer of ``POST /v1/workflows/validate``: every problem at once."""
+
+    valid: bool
+    errors: list[ValidationIssue] = Field(default_factory=list)
+    warnings: list[ValidationIssue] = Field(
+        default_factory=list,
+        description="Not errors: e.g. a credential it uses that is not stored yet.",
+    )
+    document: dict[str, Any] | None = Field(
+        default=None, description="The canonical document, when it parsed."
+    )
+
+
+class ImportedWorkflow(WireModel):
+    """What an import did with one document."""
+
+    id: str
+    name: str
+    namespace: str
+    version: int
+    action: Literal["created", "updated", "unchanged"]
+
+
+class ImportResult(WireModel):
+    """The answer of ``POST /v1/workflows/import``, in the order of the documents."""
+
+    items: list[ImportedWorkflow]
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+class Revision(WireModel):
+    """One saved version of a workflow (``document`` only when one revision is read)."""
+
+    workflow_id: str
+    version: int
+    created_at_ms: int
+    created_at: str | None = None
+    created_by: str | None = None
+    message: str | None = None
+    document: dict[str, Any] | None = None
+
+
+class RevisionPage(Page[Revision]):
+    """A workflow's revisions, newest first."""
+
+
+class ScheduleFire(WireModel):
+    """One slot a schedule fired (or failed to)."""
+
+    slot_ms: int
+    slot_at: str | None = None
+    run_id: str | None = None
+    fired_at_ms: int
+    status: str
+    error: dict[str, Any] | None = None
+
+
+class Schedule(WireModel):
+    """A cron schedule that starts runs of a workflow."""
+
+    id: str
+    namespace: str
+    workflow_id: str
+    name: str
+    cron: str
+    timezone: str
+    input: dict[str, Any] | None = None
+    enabled: bool
+    start_at_ms: int | None = None
+    end_at_ms: int | None = None
+    catchup: str
+    catchup_window_seconds: int
+    next_fire_at_ms: int | None = None
+    next_fire_at: str | None = None
+    last_fired_slot_ms: int | None = None
+    last_fired_at: str | None = None
+    owner: str = Field(description="`api`, or `workflow` when declared in its `triggers:`.")
+    created_at_ms: int
+    updated_at_ms: int
+    created_by: str | None = None
+    recent_fires: list[ScheduleFire] | None = None
+
+
+class SchedulePage(Page[Schedule]):
+    """A page of schedules."""
+
+
+class Trigger(WireModel):
+    """A webhook trigger: ``POST /v1/webhooks/{key}`` starts or signals runs."""
+
+    id: str
+    namespace: str
+    workflow_id: str | None = None
+    key: str
+    url: str = Field(description="The path deliveries are posted to.")
+    kind: str
+    signal_name: str | None = None
+    correlation: str | None = None
+    scheme: str
+    has_secret: bool
+    enabled: bool
+    owner: str
+    created_at_ms: int
+    updated_at_ms: int
+    created_by: str | None = None
+
+
+class TriggerPage(Page[Trigger]):
+    """A page of triggers."""
+
+
+class Credential(WireModel):
+    """A stored credential: its name and metadata (never its value)."""
+
+    id: str
+    namespace: str
+    name: str
+    type: str
+    description: str | None = None
+    version: int
+    key_id: str
+    created_at_ms: int
+    updated_at_ms: int
+    created_by: str | None = None
+    updated_by: str | None = None
+    allowed_workflows: list[str] | None = None
+    allowed_connectors: list[str] | None = None
+    template_use: str = "exact"
+
+
+class CredentialPage(Page[Credential]):
+    """A page of credentials."""
+
+
+class KVEntry(WireModel):
+    """A key-value entry."""
+
+    namespace: str
+    key: str
+    value: Any = None
+    version: int
+    expires_at_ms: int | None = None
+    created_at_ms: int
+    updated_at_ms: int
+
+
+class KVPage(Page[KVEntry]):
+    """A page of key-value entries, by key."""
+
+
+class Connector(BaseModel):
+    """A connector of the catalogue (the detail fields only with ``detail="full"``)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    name: str
+    category: str
+    description: str
+    kind: str | None = None
+    secrets: list[str] | None = None
+    examples: list[dict[str, Any]] | None = None
+
+
+class ConnectorPage(Page[Connector]):
+    """The connectors that matched (the catalogue is one page)."""
+
+
+class ConnectorCategory(BaseModel):
+    """A catalogue category and how many connectors it holds."""
+
+    name: str
+    count: int
 
 
 class AppliedItem(BaseModel):
@@ -371,25 +558,43 @@ __all__ = [
     "Approval",
     "ApprovalList",
     "Attempt",
+    "Connector",
+    "ConnectorCategory",
+    "ConnectorPage",
+    "Credential",
+    "CredentialPage",
     "DiffSide",
     "DispatchResult",
     "Event",
     "Frame",
     "FrameNode",
+    "ImportResult",
+    "ImportedWorkflow",
+    "KVEntry",
+    "KVPage",
     "LogItem",
     "LogPage",
     "NodeDiff",
     "NodeState",
+    "Page",
     "PatchResult",
     "PruneResult",
+    "Revision",
+    "RevisionPage",
     "Run",
     "RunDetail",
     "RunDiff",
     "RunList",
     "RunStatus",
+    "Schedule",
+    "ScheduleFire",
+    "SchedulePage",
     "SignalResult",
     "SkippedItem",
+    "Trigger",
+    "TriggerPage",
     "ValidationIssue",
+    "ValidationResult",
     "WireModel",
     "WorkflowInfo",
     "WorkflowPage",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from flowplane.connectors.base import (
@@ -36,9 +36,11 @@ from flowplane.engine.secrets import (
     UseSite,
     check_use,
     secret_params,
+    used_here,
 )
 from flowplane.errors import (
     ConnectorError,
+    CredentialMissing,
     DatabaseUnavailable,
     FlowplaneError,
     ForeachTooLarge,
@@ -121,9 +123,45 @@ class NodeExecutor:
             lambda: self.secrets.resolve(info.namespace, names),
             what="resolving secrets",
         )
+        missing = self._missing_secrets(info, node.id, node.type, names, secret_values)
+        if missing:
+            return _failure(missing.to_dict(), False, NO_SECRETS), NO_SECRETS
         redactor = Redactor(secret_values.values()) if secret_values else NO_SECRETS
         outcome = await self._produce_with(info, row, logs, secret_values, redactor, cancel_event)
         return outcome, redactor
+
+    def _missing_secrets(
+        self,
+        info: RunInfo,
+        node_id: str,
+        node_type: str,
+        names: frozenset[str],
+        found: Mapping[str, str],
+    ) -> CredentialMissing | None:
+        """The error naming the credentials this node uses that exist nowhere (``None``
+        when all do; names used only in a child run's document are that run's business)."""
+        if not names or names.issubset(found):
+            return None
+        deferred = secret_params(self.registry.get(node_type).manifest.input_schema, DEFERRED_PARAM)
+        uses = info.plan.secret_uses.get(node_id, {})
+        missing = sorted(
+            name
+            for name in names
+            if name and name not in found and name in uses and used_here(uses[name], deferred)
+        )
+        if not missing:
+            return None
+        listed = ", ".join(repr(n) for n in missing)
+        first = missing[0]
+        return CredentialMissing(
+            f"node {node_id!r} uses credential{'s' if len(missing) > 1 else ''} {listed}, "
+            f"not stored in namespace {info.namespace!r}: store it with "
+            f"`flowplane secrets set {first} -n {info.namespace}` or POST /v1/credentials "
+            f"(or set FLOWPLANE_SECRET_{first} for local runs)",
+            credentials=missing,
+            namespace=info.namespace,
+            node_id=node_id,
+        )
 
     async def _check_secret_uses(
         self, info: RunInfo, node_id: str, node_type: str, names: frozenset[str]

@@ -97,6 +97,15 @@ def _listed(values: Iterable[str]) -> str:
     return ", ".join(sorted(values))
 
 
+def used_here(use: SecretUse, deferred_params: frozenset[str]) -> bool:
+    """Whether a node uses a secret itself (not only in a child run's document)."""
+    return bool(
+        use.credential_param
+        or (use.exact_params - deferred_params)
+        or (use.other - deferred_params)
+    )
+
+
 def check_use(name: str, use: SecretUse, policy: UsePolicy, site: UseSite) -> None:
     """Refuse a use of credential ``name`` that ``policy`` does not allow.
 

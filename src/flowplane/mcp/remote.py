@@ -36,10 +36,12 @@ class ClientBackend:
     async def search_connectors(
         self, query: str | None, category: str | None, detail: str
     ) -> list[Json]:
-        return await self.client.list_connectors(q=query, category=category, detail=detail)
+        page = await self.client.list_connectors(q=query, category=category, detail=detail)
+        return [c.model_dump(mode="json", exclude_unset=True) for c in page.items]
 
     async def describe_connector(self, type_: str) -> Json:
-        return await self.client.get_connector(type_)
+        found = await self.client.get_connector(type_)
+        return found.model_dump(mode="json", exclude_unset=True)
 
     async def list_workflows(
         self, namespace: list[str] | None, limit: int, cursor: str | None
@@ -54,8 +56,8 @@ class ClientBackend:
         return _wire(await self.client.create_workflow(document))
 
     async def validate_workflow(self, document: Json) -> Json:
-        report: Json = await self.client.validate_workflow(document)
-        return report
+        report = await self.client.validate_workflow(document)
+        return report.model_dump(mode="json")
 
     async def apply_edits(
         self, workflow_id: str, ops: list[Json], expected_version: int | None
@@ -77,7 +79,7 @@ class ClientBackend:
         page = await self.client.list_runs(
             status=status, workflow=workflow, limit=limit, cursor=cursor
         )
-        return _wire(page)
+        return {"runs": [_wire(run) for run in page.items], "nextCursor": page.next_cursor}
 
     async def describe_run(self, run_id: str) -> Json:
         return _wire(await self.client.get_run(run_id))
@@ -126,7 +128,7 @@ class ClientBackend:
         run = await self.client.fork(
             run_id,
             from_node=from_node,
-            run_input=run_input,
+            input=run_input,
             use_latest_version=use_latest_version,
         )
         return _wire(run)

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+import pydantic
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
@@ -27,6 +28,7 @@ from flowplane.model.templates import (
     iter_template_strings,
     output_fields,
     references,
+    secret_names,
 )
 
 __all__ = [
@@ -35,7 +37,9 @@ __all__ = [
     "ManifestLike",
     "ValidationIssue",
     "check_workflow",
+    "credential_references",
     "format_issues",
+    "salvage_issues",
     "validate_workflow",
 ]
 
@@ -527,3 +531,86 @@ def check_workflow(wf: Workflow, catalog: Catalog | None) -> Graph:
             format_issues(wf, issues), errors=[issue.to_dict() for issue in issues]
         )
     return Graph.from_workflow(wf)
+
+
+INVALID_NODE_TYPE = "flowplane.invalid-node"
+"""The type of the stand-in of a node whose fields are invalid (see :func:`salvage_issues`)."""
+
+
+def _stand_in(raw: Any) -> dict[str, Any] | None:
+    """A valid node keeping the id and ``needs`` of an invalid one (``None``: no usable id)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+        return None
+    for stub in (
+        {"id": raw["id"], "type": INVALID_NODE_TYPE, "needs": raw.get("needs")},
+        {"id": raw["id"], "type": INVALID_NODE_TYPE},
+    ):
+        try:
+            Node.model_validate(stub)
+        except pydantic.ValidationError:
+            continue
+        return stub
+    return None
+
+
+def salvage_issues(doc: Any, catalog: Catalog | None) -> list[ValidationIssue]:
+    """The graph, parameter and template problems of a document the model refused.
+
+    A document with a bad field (a node without ``type``, a malformed duration) fails the
+    model before the graph is checked; this checks the rest anyway, so that a user sees
+    every problem in one pass. Each invalid node is replaced by a stand-in keeping its id
+    and ``needs`` (its own problems are the model's); invalid top-level fields are dropped.
+    Problems that only the stand-ins cause are left out.
+
+    Returns:
+        The problems found (empty when the rest cannot be checked, e.g. duplicate ids).
+    """
+    if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list):
+        return []
+    nodes: list[Any] = []
+    invalid: set[str] = set()
+    for raw in doc["nodes"]:
+        try:
+            Node.model_validate(raw)
+        except pydantic.ValidationError:
+            if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+                invalid.add(raw["id"])
+            stub = _stand_in(raw)
+            if stub is not None:
+                nodes.append(stub)
+            continue
+        nodes.append(raw)
+    candidate = {key: value for key, value in doc.items() if key != "nodes"}
+    candidate["nodes"] = nodes
+    wf: Workflow | None = None
+    for _ in range(3):
+        try:
+            wf = Workflow.model_validate(candidate)
+            break
+        except pydantic.ValidationError as exc:
+            keys = {err["loc"][0] for err in exc.errors() if err["loc"]}
+            if not keys or "nodes" in keys:
+                return []
+            for key in keys:
+                if key == "name":
+                    candidate["name"] = "invalid"
+                else:
+                    candidate.pop(str(key), None)
+    if wf is None:
+        return []
+    return [
+        issue
+        for issue in validate_workflow(wf, catalog)
+        if issue.node_id not in invalid
+        and not (isinstance(issue.value, str) and issue.value in invalid)
+    ]
+
+
+def credential_references(wf: Workflow) -> list[tuple[Node, str]]:
+    """Each ``(node, credential name)`` the workflow's nodes use (``${NAME}``,
+    ``{{ secrets.NAME }}``, in params, ``when`` or ``foreach``), in document order."""
+    out: list[tuple[Node, str]] = []
+    for node in wf.nodes:
+        names = secret_names(node.params) | secret_names([node.when, node.foreach])
+        out += [(node, name) for name in sorted(names) if name]
+    return out

@@ -19,6 +19,7 @@ import yaml
 
 from flowplane.errors import DocumentError, WorkflowInvalid
 from flowplane.model.document import Workflow
+from flowplane.model.graph import Catalog, salvage_issues
 
 __all__ = [
     "MAX_ALIASES",
@@ -363,17 +364,59 @@ def _validation_errors(
     return sorted(merged.values(), key=lambda e: (e["line"] is None, e["line"] or 0))
 
 
-def parse_workflow(text: str | bytes | dict[str, Any], *, source: str = "<document>") -> Workflow:
+def _salvaged_errors(
+    doc: dict[str, Any], text: str | None, catalog: Catalog | None
+) -> list[dict[str, Any]]:
+    """The graph, parameter and template problems of the parts of ``doc`` that are valid,
+    as :func:`parse_workflow` lists errors (plus their ``code``)."""
+    root = _compose(text) if text is not None else None
+    raw_nodes = doc.get("nodes")
+    nodes: list[Any] = raw_nodes if isinstance(raw_nodes, list) else []
+    index = {n.get("id"): i for i, n in reversed(list(enumerate(nodes))) if isinstance(n, dict)}
+    errors = []
+    for issue in salvage_issues(doc, catalog):
+        loc: list[str | int] = []
+        if issue.node_id is not None and issue.node_id in index:
+            loc = ["nodes", index[issue.node_id]]
+        if issue.field:
+            loc += parse_path(issue.field)
+        errors.append(
+            {
+                "path": _format_loc(loc),
+                "node_id": issue.node_id,
+                "field": issue.field,
+                "error": issue.error,
+                "line": _node_line(root, loc) if root is not None and loc else None,
+                "code": issue.code,
+                "node_type": issue.node_type,
+                "value": issue.value,
+            }
+        )
+    return errors
+
+
+def parse_workflow(
+    text: str | bytes | dict[str, Any],
+    *,
+    source: str = "<document>",
+    catalog: Catalog | None = None,
+) -> Workflow:
     """Parse and validate a workflow document.
+
+    When the document does not match the model, the parts that do are checked as well
+    (graph, templates, and connector params against ``catalog``), so the error lists every
+    problem at once, not only the first layer's.
 
     Args:
         text: YAML or JSON text, or an already loaded mapping.
         source: a name for error messages.
+        catalog: the connector catalog the params of the valid parts are checked against.
 
     Raises:
         DocumentError: the text cannot be parsed (see :func:`load_document`).
         WorkflowInvalid: the document does not match the workflow model; ``errors`` lists
-            ``{"path", "node_id", "field", "error", "line"}`` for each problem.
+            ``{"path", "node_id", "field", "error", "line"}`` for each problem (graph and
+            param problems also carry their ``code``).
     """
     if isinstance(text, dict):
         doc, raw = text, None
@@ -383,7 +426,8 @@ def parse_workflow(text: str | bytes | dict[str, Any], *, source: str = "<docume
     try:
         return Workflow.model_validate(doc)
     except pydantic.ValidationError as exc:
-        errors = _validation_errors(exc, doc, raw)
+        errors = _validation_errors(exc, doc, raw) + _salvaged_errors(doc, raw, catalog)
+        errors.sort(key=lambda e: (e["line"] is None, e["line"] or 0))
         lines = [
             f"  - {e['path'] or '(document)'}"
             + (f" (line {e['line']})" if e["line"] else "")

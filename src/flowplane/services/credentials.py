@@ -37,10 +37,12 @@ from flowplane.errors import (
     VersionMismatch,
 )
 from flowplane.security.crypto import (
+    KEY_ENV,
     KeyRing,
     credential_context,
     key_id_of,
 )
+from flowplane.security.key_file import read_key_file
 from flowplane.security.redaction import remember_in_logs
 from flowplane.services.caller import Caller
 from flowplane.services.paging import Page, visible_page
@@ -237,8 +239,8 @@ class CredentialService:
         if self.keyring is None:
             raise SecretKeyMissing(
                 "credentials need a master key: set FLOWPLANE_SECRET_KEY to the base64 of "
-                "32 random bytes (flowplane secrets generate-key); values are never stored "
-                "unencrypted"
+                "32 random bytes (flowplane secrets generate-key), or serve on SQLite once to "
+                "generate <data dir>/master.key; values are never stored unencrypted"
             )
         return self.keyring
 
@@ -549,8 +551,16 @@ def _policy_details(row: Mapping[str, Any]) -> dict[str, Any]:
 def keyring_from_settings(
     settings: Settings, environ: Mapping[str, str] | None = None
 ) -> KeyRing | None:
-    """Return the key ring of ``settings.secret_key`` (plus ``FLOWPLANE_SECRET_KEYS_OLD``)."""
-    return KeyRing.from_env(os.environ if environ is None else environ, key=settings.secret_key)
+    """Return the key ring of ``settings.secret_key`` (plus ``FLOWPLANE_SECRET_KEYS_OLD``).
+
+    Without ``FLOWPLANE_SECRET_KEY``, the key generated on first start in
+    ``<data dir>/master.key`` (:mod:`flowplane.security.key_file`) is used when it exists.
+    """
+    env = os.environ if environ is None else environ
+    key = settings.secret_key
+    if not (key or "").strip() and not env.get(KEY_ENV, "").strip():
+        key = read_key_file(settings.data_dir)
+    return KeyRing.from_env(env, key=key)
 
 
 def worker_options(store: Store, settings: Settings) -> dict[str, Any]:

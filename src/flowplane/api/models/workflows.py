@@ -141,6 +141,11 @@ class ValidationOut(BaseModel):
     document: DocumentJson | None = Field(
         default=None, description="The canonical document, when it parsed."
     )
+    warnings: list[ValidationErrorOut] = Field(
+        default_factory=list,
+        description="Problems that do not make it invalid: a credential it uses that is not "
+        "stored yet (`credential_missing`; its runs would fail).",
+    )
 
 
 class SkippedItemOut(BaseModel):

@@ -148,11 +148,12 @@ async def list_workflows(
 async def validate_workflow(request: Request, principal: Viewer, services: Svc) -> ValidationOut:
     """Check a document without storing it: ``valid`` and every problem found."""
     body = await _document_body(request)
-    report = services.workflows.validate(principal, body)
+    report = await services.workflows.validate(principal, body)
     return ValidationOut(
         valid=report.valid,
         errors=[ValidationErrorOut(**e) for e in report.errors],
         document=report.document,
+        warnings=[ValidationErrorOut(**e) for e in report.warnings],
     )
 
 

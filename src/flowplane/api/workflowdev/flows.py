@@ -103,14 +103,19 @@ async def create_flow(body: FlowIn, principal: Editor, services: Svc) -> dict[st
 
 @router.post("/validate", summary="Validate a flow's YAML")
 async def validate_flow(body: ValidateIn, principal: Viewer, services: Svc) -> dict[str, Any]:
-    """``{valid, errors}``: every problem, each naming its task (never an error status)."""
+    """``{valid, errors}``: every problem, each naming its task (never an error status);
+    ``warnings`` when a valid flow names a credential that is not stored yet."""
     try:
         doc = dialect.to_document(body.yamlContent)
     except (DocumentError, WorkflowInvalid) as exc:
         issues = exc.extra.get("errors") or [{"error": exc.detail, "code": exc.code}]
         return {"valid": False, "errors": [_issue(e) for e in issues]}
-    report = services.workflows.validate(principal, doc)
-    return {"valid": report.valid, "errors": [_issue(e) for e in report.errors]}
+    report = await services.workflows.validate(principal, doc)
+    answer: dict[str, Any] = {"valid": report.valid, "errors": [_issue(e) for e in report.errors]}
+    if report.warnings:
+        # Not errors: e.g. a credential the flow names that is not stored yet.
+        answer["warnings"] = [_issue(w) for w in report.warnings]
+    return answer
 
 
 def _issue(error: dict[str, Any]) -> dict[str, Any]:

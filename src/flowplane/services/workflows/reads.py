@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from flowplane.connectors.registry import Registry
+from flowplane.engine.secrets import ENV_PREFIX
 from flowplane.errors import DocumentError, WorkflowEmpty, WorkflowInvalid
 from flowplane.model.document import Workflow
-from flowplane.model.graph import check_workflow
+from flowplane.model.graph import check_workflow, credential_references
 from flowplane.model.yaml import lines_of, parse_path
 from flowplane.model.yaml import parse_workflow as _parse_workflow
 from flowplane.services.caller import Caller
@@ -17,6 +19,7 @@ from flowplane.services.runs import RunService
 from flowplane.services.workflows import versions
 from flowplane.services.workflows.documents import canonical_document
 from flowplane.services.workflows.records import StoredWorkflow, ValidationReport, WorkflowPage
+from flowplane.store import credential_queries
 from flowplane.store import workflow_queries as q
 from flowplane.store.base import Store
 from flowplane.store.tx import Tx
@@ -27,11 +30,11 @@ __all__ = ["WorkflowReader"]
 def _issue_from_parse(err: dict[str, Any]) -> dict[str, Any]:
     return {
         "node_id": err.get("node_id"),
-        "node_type": None,
+        "node_type": err.get("node_type"),
         "field": err.get("field"),
-        "value": None,
+        "value": err.get("value"),
         "error": err.get("error", ""),
-        "code": "invalid_document",
+        "code": err.get("code") or "invalid_document",
         "path": err.get("path"),
         "line": err.get("line"),
     }
@@ -75,7 +78,7 @@ class WorkflowReader:
             DocumentError: the text cannot be parsed.
             WorkflowInvalid: the workflow is invalid; ``errors`` lists every problem.
         """
-        wf = _parse_workflow(document, source=source)
+        wf = _parse_workflow(document, source=source, catalog=self.registry)
         check_workflow(wf, self.registry)
         return wf
 
@@ -87,18 +90,25 @@ class WorkflowReader:
         Raises:
             DocumentError, WorkflowInvalid: as :meth:`parse`, for anything but emptiness.
         """
-        wf = _parse_workflow(document, source=source)
+        wf = _parse_workflow(document, source=source, catalog=self.registry)
         try:
             check_workflow(wf, self.registry)
         except WorkflowEmpty:
             pass
         return wf
 
-    def validate(self, caller: Caller, document: dict[str, Any] | str | bytes) -> ValidationReport:
-        """Validate a document without storing it (viewer); never raises for an invalid one."""
+    async def validate(
+        self, caller: Caller, document: dict[str, Any] | str | bytes
+    ) -> ValidationReport:
+        """Validate a document without storing it (viewer); never raises for an invalid one.
+
+        A valid document's ``warnings`` name the credentials it uses that are neither
+        stored in its namespace nor set in this process's environment
+        (``FLOWPLANE_SECRET_<NAME>``): its runs would fail with ``credential_missing``.
+        """
         caller.require("viewer")
         try:
-            wf = _parse_workflow(document, source="<request>")
+            wf = _parse_workflow(document, source="<request>", catalog=self.registry)
         except DocumentError as exc:
             error = {
                 "node_id": None,
@@ -119,7 +129,38 @@ class WorkflowReader:
         except WorkflowInvalid as exc:
             errors = _located(document, wf, exc.extra.get("errors", []))
             return ValidationReport(valid=False, errors=errors, document=canonical_document(wf))
-        return ValidationReport(valid=True, errors=[], document=canonical_document(wf))
+        warnings = await self._credential_warnings(wf)
+        return ValidationReport(
+            valid=True, errors=[], document=canonical_document(wf), warnings=warnings
+        )
+
+    async def _credential_warnings(self, wf: Workflow) -> list[dict[str, Any]]:
+        """One warning per node and credential it uses that exists nowhere."""
+        used = [(node.id, node.type, name) for node, name in credential_references(wf)]
+        wanted = {name for _, _, name in used}
+        wanted -= {name for name in wanted if (ENV_PREFIX + name) in os.environ}
+        if not wanted:
+            return []
+        rows = await self.store.read(
+            lambda tx: credential_queries.by_names(tx, wf.namespace, wanted)
+        )
+        missing = wanted - {row.name for row in rows}
+        return [
+            {
+                "node_id": node_id,
+                "node_type": node_type,
+                "field": "params",
+                "value": name,
+                "error": f"credential {name!r} is not stored in namespace {wf.namespace!r}: "
+                f"runs will fail until it is (flowplane secrets set {name} -n {wf.namespace}, "
+                "or POST /v1/credentials)",
+                "code": "credential_missing",
+                "path": None,
+                "line": None,
+            }
+            for node_id, node_type, name in used
+            if name in missing
+        ]
 
     @staticmethod
     def _load(tx: Tx, caller: Caller, workflow_id: str) -> StoredWorkflow:

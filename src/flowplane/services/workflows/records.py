@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from flowplane.model.edits import PatchResult
@@ -54,12 +54,14 @@ class ValidationReport:
     """The result of :meth:`WorkflowService.validate`.
 
     ``errors`` items have ``node_id``, ``node_type``, ``field``, ``value``, ``error`` and
-    ``code``, plus ``path`` and ``line`` for problems found while parsing.
+    ``code``, plus ``path`` and ``line`` for problems found while parsing. ``warnings``
+    (same shape) do not make it invalid: a credential it names that is not stored yet.
     """
 
     valid: bool
     errors: list[dict[str, Any]]
     document: dict[str, Any] | None = None
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
