@@ -177,12 +177,15 @@ def _ensure_master_key(settings: Settings) -> None:
     except OSError as exc:
         fail(f"cannot create the master key file in {settings.data_dir}: {exc}")
     if created:
-        print(
+        message = (
             f"Generated the master key for credentials in {path} (readable by you only). "
             "Back it up with the database: stored credentials cannot be read without it "
-            "(docs/secrets.md). Set FLOWPLANE_SECRET_KEY to use a key of your own.",
-            flush=True,
+            "(docs/secrets.md). Set FLOWPLANE_SECRET_KEY to use a key of your own."
         )
+        if settings.log_format == "json":
+            _log.warning("%s", message)  # one JSON line, as every other line of the log
+        else:
+            print(message, flush=True)
     else:
         _log.info("master key for credentials: %s", path)
 

@@ -23,6 +23,7 @@ _ERROR_NAMES = {
     "bad_request": "invalid_body",
     "unsupported_media_type": "invalid_body",
     "document_invalid": "invalid_body",
+    "invalid_json": "invalid_body",
 }
 """Flowplane codes with another name in thodare; a 404 is always ``not_found``."""
 _DROPPED = ("type", "title", "detail")
