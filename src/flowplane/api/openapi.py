@@ -21,6 +21,7 @@ Route authors therefore only declare the errors specific to a route, e.g.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -84,7 +85,12 @@ def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
     return {**kept[0], **outer} if len(kept) == 1 else {**outer, "anyOf": kept}
 
 
-def _rewrite_operation(operation: dict[str, Any], is_open: bool, role: str | None) -> None:
+def _rewrite_operation(
+    operation: dict[str, Any],
+    is_open: bool,
+    role: str | None,
+    shared: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> None:
     for param in operation.get("parameters", []):
         if isinstance(param.get("schema"), dict):
             param["schema"] = _without_null(param["schema"])
@@ -115,6 +121,9 @@ def _rewrite_operation(operation: dict[str, Any], is_open: bool, role: str | Non
             _add(responses, 403)
     # A seed surface whose errors have its own shape declares it (``x-error-content``).
     content = operation.get("x-error-content")
+    if content and shared is not None:
+        content = {media: {"schema": shared(body["schema"])} for media, body in content.items()}
+        operation["x-error-content"] = content
     for status, response in responses.items():
         if status.isdigit() and int(status) >= 400:
             response["content"] = dict(content) if content else problem_content()
@@ -144,12 +153,26 @@ def rewrite(schema: dict[str, Any], app: FastAPI, open_routes: set[tuple[str, st
             "description": "Smithers' header for the same key.",
         },
     }
+    names: dict[str, str] = {}
+
+    def shared(body: dict[str, Any]) -> dict[str, Any]:
+        """A seed surface's error body as one component, referenced by every response (inline,
+        the document repeats it per status and operation: Swagger UI stops rendering a
+        document that large)."""
+        if "$ref" in body:
+            return body
+        text = json.dumps(body, sort_keys=True)
+        if text not in names:
+            names[text] = str(body.get("x-name") or f"SurfaceError{len(names) + 1}")
+            schemas[names[text]] = {k: v for k, v in body.items() if k != "x-name"}
+        return {"$ref": f"#/components/schemas/{names[text]}"}
+
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
             if isinstance(operation, dict) and "responses" in operation:
                 key = (method.upper(), path)
                 is_open = key in open_routes or bool(operation.get("x-flowplane-public"))
-                _rewrite_operation(operation, is_open, roles.get(key))
+                _rewrite_operation(operation, is_open, roles.get(key), shared)
     used = repr(schema.get("paths", {}))
     for name in ("HTTPValidationError", "ValidationError"):
         if f"#/components/schemas/{name}" not in used:

@@ -81,7 +81,7 @@ async def swagger() -> HTMLResponse:
         swagger_js_url="/ui/swagger/swagger-ui-bundle.js",
         swagger_css_url="/ui/swagger/swagger-ui.css",
         swagger_favicon_url="/ui/favicon.svg",
-        swagger_ui_parameters={"persistAuthorization": True},
+        swagger_ui_parameters={"persistAuthorization": True, "docExpansion": "none"},
     )
     return HTMLResponse(page.body, headers={**_HEADERS, "X-Frame-Options": "DENY"})
 

@@ -38,7 +38,7 @@ WebhookKey = Annotated[
 CRON_TYPES = ("cron", "schedule")
 
 
-class TriggerIn(BaseModel):
+class FlowTriggerIn(BaseModel):
     """``POST /api/v1/triggers`` and ``PUT /api/v1/triggers/{id}``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -56,7 +56,7 @@ class TriggerIn(BaseModel):
     enabled: bool = True
 
 
-def _webhook_values(body: TriggerIn) -> dict[str, Any]:
+def _webhook_values(body: FlowTriggerIn) -> dict[str, Any]:
     values: dict[str, Any] = {"workflow_id": body.flowId, "kind": "run", "enabled": body.enabled}
     key = body.key or body.webhookKey
     if key is not None:
@@ -69,7 +69,7 @@ def _webhook_values(body: TriggerIn) -> dict[str, Any]:
     return values
 
 
-def _schedule_values(body: TriggerIn) -> dict[str, Any]:
+def _schedule_values(body: FlowTriggerIn) -> dict[str, Any]:
     cron = body.cron or body.schedule
     if not cron:
         raise InvalidInput("a cron trigger needs `cron`, e.g. '*/5 * * * *'")
@@ -91,7 +91,7 @@ async def list_triggers(principal: Editor, services: Svc) -> list[dict[str, Any]
 @router.post(
     "/triggers", status_code=201, summary="Create a trigger", responses=error_responses(404, 409)
 )
-async def create_trigger(body: TriggerIn, principal: Editor, services: Svc) -> dict[str, Any]:
+async def create_trigger(body: FlowTriggerIn, principal: Editor, services: Svc) -> dict[str, Any]:
     """A webhook trigger (``POST /api/v1/webhook/{key}`` starts the flow) or a cron one."""
     if not body.flowId:
         raise InvalidInput("a trigger needs flowId")
@@ -112,7 +112,7 @@ async def _kind(services: Services, principal: Caller, trigger_id: str) -> str:
 
 @router.put("/triggers/{trigger_id}", summary="Update a trigger", responses=error_responses(409))
 async def update_trigger(
-    trigger_id: ObjectId, body: TriggerIn, principal: Editor, services: Svc
+    trigger_id: ObjectId, body: FlowTriggerIn, principal: Editor, services: Svc
 ) -> dict[str, Any]:
     """Replace the trigger's settings."""
     if await _kind(services, principal, trigger_id) == "webhook":
