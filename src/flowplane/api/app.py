@@ -147,12 +147,14 @@ def create_app(
     problems.install(app)
     install_security(app, settings)
     # Seed surfaces: their error bodies wrap the gate's 401/429 too, so after the gate.
-    thodare.install(app)
+    thodare.install_errors(app)
     app.add_middleware(NoStoreMiddleware)
     # Outermost: every response (401s and 429s included) carries X-Request-Id.
     app.add_middleware(RequestIdMiddleware)
     for router in discover_routers():
         app.include_router(router)
+    # The seed surfaces' routes after Flowplane's own (routes are tried in order).
+    app.include_router(thodare.router)
     workflowdev.install(app)
     # The MCP server over streamable HTTP, behind the same security gate as the routes.
     mcp = mount_mcp(app)
