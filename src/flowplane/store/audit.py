@@ -202,7 +202,7 @@ def list_entries(
     if before_id is not None:
         query = query.where(c.id < before_id)
     query = query.order_by(c.id.desc()).limit(limit)
-    return [AuditRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+    return tx.records(AuditRecord, query)
 
 
 def _escape_like(text: str) -> str:

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 
 from flowplane.store import schema as t
-from flowplane.store.records import ApiKeyRecord, Record, UserRecord
+from flowplane.store.records import ApiKeyRecord, UserRecord
 from flowplane.store.tx import Tx
-
-R = TypeVar("R", bound=Record)
-
-
-def _one(tx: Tx, record: type[R], query: sa.Select[Any]) -> R | None:
-    row = tx.conn.execute(query).first()
-    return record.maybe(row._mapping if row is not None else None)
-
 
 # --- API keys ----------------------------------------------------------------------------
 
@@ -29,17 +21,17 @@ def insert_api_key(tx: Tx, values: dict[str, Any]) -> None:
 def api_keys_by_prefix(tx: Tx, prefix: str) -> list[ApiKeyRecord]:
     """Return the key rows whose clear-text prefix is ``prefix`` (normally one)."""
     query = sa.select(t.api_keys).where(t.api_keys.c.prefix == prefix).limit(16)
-    return [ApiKeyRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+    return tx.records(ApiKeyRecord, query)
 
 
 def api_key_by_hash(tx: Tx, key_hash: str) -> ApiKeyRecord | None:
     """Return the key row with ``key_hash``."""
-    return _one(tx, ApiKeyRecord, sa.select(t.api_keys).where(t.api_keys.c.key_hash == key_hash))
+    return tx.one(ApiKeyRecord, sa.select(t.api_keys).where(t.api_keys.c.key_hash == key_hash))
 
 
 def get_api_key(tx: Tx, key_id: str) -> ApiKeyRecord | None:
     """Return one key row."""
-    return _one(tx, ApiKeyRecord, sa.select(t.api_keys).where(t.api_keys.c.id == key_id))
+    return tx.one(ApiKeyRecord, sa.select(t.api_keys).where(t.api_keys.c.id == key_id))
 
 
 def list_api_keys(tx: Tx, *, include_revoked: bool = False) -> list[ApiKeyRecord]:
@@ -48,7 +40,7 @@ def list_api_keys(tx: Tx, *, include_revoked: bool = False) -> list[ApiKeyRecord
     query = sa.select(t.api_keys).order_by(c.created_at_ms, c.id)
     if not include_revoked:
         query = query.where(c.revoked_at_ms.is_(None))
-    return [ApiKeyRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+    return tx.records(ApiKeyRecord, query)
 
 
 def count_api_keys(tx: Tx) -> int:
@@ -72,18 +64,18 @@ def insert_user(tx: Tx, values: dict[str, Any]) -> None:
 
 def get_user(tx: Tx, user_id: str) -> UserRecord | None:
     """Return one user row by id."""
-    return _one(tx, UserRecord, sa.select(t.users).where(t.users.c.id == user_id))
+    return tx.one(UserRecord, sa.select(t.users).where(t.users.c.id == user_id))
 
 
 def user_by_name(tx: Tx, username: str) -> UserRecord | None:
     """Return one user row by username."""
-    return _one(tx, UserRecord, sa.select(t.users).where(t.users.c.username == username))
+    return tx.one(UserRecord, sa.select(t.users).where(t.users.c.username == username))
 
 
 def list_users(tx: Tx) -> list[UserRecord]:
     """Return every user row, by username."""
     query = sa.select(t.users).order_by(t.users.c.username)
-    return [UserRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+    return tx.records(UserRecord, query)
 
 
 def update_user(tx: Tx, user_id: str, **values: Any) -> bool:

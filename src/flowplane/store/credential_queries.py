@@ -21,17 +21,15 @@ def get(tx: Tx, credential_id: str, *, for_update: bool = False) -> CredentialRe
     query = sa.select(t.credentials).where(t.credentials.c.id == credential_id)
     if for_update and tx.dialect == "postgresql":
         query = query.with_for_update()
-    row = tx.conn.execute(query).first()
-    return CredentialRecord.maybe(row._mapping if row is not None else None)
+    return tx.one(CredentialRecord, query)
 
 
 def by_name(tx: Tx, namespace: str, name: str) -> CredentialRecord | None:
     """Return the credential ``name`` of ``namespace``."""
     c = t.credentials.c
-    row = tx.conn.execute(
-        sa.select(t.credentials).where(c.namespace == namespace, c.name == name)
-    ).first()
-    return CredentialRecord.maybe(row._mapping if row is not None else None)
+    return tx.one(
+        CredentialRecord, sa.select(t.credentials).where(c.namespace == namespace, c.name == name)
+    )
 
 
 def by_names(tx: Tx, namespace: str, names: Iterable[str]) -> list[CredentialRecord]:
@@ -41,7 +39,7 @@ def by_names(tx: Tx, namespace: str, names: Iterable[str]) -> list[CredentialRec
         return []
     c = t.credentials.c
     query = sa.select(t.credentials).where(c.namespace == namespace, c.name.in_(wanted))
-    return [CredentialRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+    return tx.records(CredentialRecord, query)
 
 
 def policies(tx: Tx, namespace: str, names: Iterable[str]) -> list[CredentialPolicyRecord]:
@@ -54,7 +52,7 @@ def policies(tx: Tx, namespace: str, names: Iterable[str]) -> list[CredentialPol
     query = sa.select(c.name, c.allowed_workflows, c.allowed_connectors, c.template_use).where(
         c.namespace == namespace, c.name.in_(wanted)
     )
-    return [CredentialPolicyRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+    return tx.records(CredentialPolicyRecord, query)
 
 
 def insert(tx: Tx, values: dict[str, Any]) -> None:
@@ -95,7 +93,7 @@ def listing(
         ns, name = after
         query = query.where(sa.or_(c.namespace > ns, sa.and_(c.namespace == ns, c.name > name)))
     query = query.order_by(c.namespace, c.name).limit(limit)
-    return [CredentialRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+    return tx.records(CredentialRecord, query)
 
 
 def ids_needing_rotation(tx: Tx, current_kid: str, limit: int = 500) -> list[str]:

@@ -25,10 +25,9 @@ def _live(tx: Tx) -> sa.ColumnElement[bool]:
 def get(tx: Tx, namespace: str, key: str) -> KVRecord | None:
     """Return the live entry ``key`` of ``namespace`` (``None`` when absent or expired)."""
     c = t.kv.c
-    row = tx.conn.execute(
-        sa.select(t.kv).where(c.namespace == namespace, c.key == key, _live(tx))
-    ).first()
-    return KVRecord.maybe(row._mapping if row is not None else None)
+    return tx.one(
+        KVRecord, sa.select(t.kv).where(c.namespace == namespace, c.key == key, _live(tx))
+    )
 
 
 def lock(tx: Tx, namespace: str, key: str) -> tuple[KVRecord | None, int]:
@@ -90,7 +89,7 @@ def listing(
     if after is not None:
         query = query.where(c.key > after)
     query = query.order_by(c.key).limit(limit)
-    return [KVRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+    return tx.records(KVRecord, query)
 
 
 def purge_expired(tx: Tx, limit: int = 1000) -> int:

@@ -28,15 +28,6 @@ from flowplane.store.tx import Tx
 R = TypeVar("R", bound=Record)
 
 
-def _one(tx: Tx, record: type[R], query: sa.Select[Any]) -> R | None:
-    row = tx.conn.execute(query).first()
-    return record.from_row(row._mapping) if row is not None else None
-
-
-def _all(tx: Tx, record: type[R], query: sa.Select[Any]) -> list[R]:
-    return [record.from_row(r._mapping) for r in tx.conn.execute(query)]
-
-
 def _lister(table: sa.Table, record: type[R]) -> Callable[..., list[R]]:
     """The listing of a workflow-owned table (schedules, triggers): rows by id, filtered."""
 
@@ -56,7 +47,7 @@ def _lister(table: sa.Table, record: type[R]) -> Callable[..., list[R]]:
             query = query.where(c.workflow_id == workflow_id)
         if after_id is not None:
             query = query.where(c.id > after_id)
-        return _all(tx, record, query.order_by(c.id).limit(limit))
+        return tx.records(record, query.order_by(c.id).limit(limit))
 
     return listing
 
@@ -69,7 +60,7 @@ def _of_workflow(table: sa.Table, record: type[R]) -> Callable[..., list[R]]:
         query = sa.select(table).where(c.workflow_id == workflow_id)
         if owner is not None:
             query = query.where(c.owner == owner)
-        return _all(tx, record, query.order_by(c.id))
+        return tx.records(record, query.order_by(c.id))
 
     return of_workflow
 
@@ -97,14 +88,13 @@ def insert_schedule(tx: Tx, values: dict[str, Any]) -> None:
 
 def get_schedule(tx: Tx, schedule_id: str) -> ScheduleRecord | None:
     """Return one schedule."""
-    return _one(tx, ScheduleRecord, sa.select(t.schedules).where(t.schedules.c.id == schedule_id))
+    return tx.one(ScheduleRecord, sa.select(t.schedules).where(t.schedules.c.id == schedule_id))
 
 
 def schedule_by_name(tx: Tx, workflow_id: str, name: str) -> ScheduleRecord | None:
     """Return the schedule ``name`` of a workflow."""
     c = t.schedules.c
-    return _one(
-        tx,
+    return tx.one(
         ScheduleRecord,
         sa.select(t.schedules).where(c.workflow_id == workflow_id, c.name == name),
     )
@@ -141,7 +131,7 @@ def due_schedules(tx: Tx, now_ms: int, limit: int = 100) -> list[ScheduleRecord]
         .order_by(c.next_fire_ms, c.id)
         .limit(limit)
     )
-    return _all(tx, ScheduleRecord, query)
+    return tx.records(ScheduleRecord, query)
 
 
 def earliest_next_fire(tx: Tx) -> int | None:
@@ -195,7 +185,7 @@ def list_fires(tx: Tx, schedule_id: str, limit: int = 20) -> list[ScheduleFireRe
         .order_by(c.slot_ms.desc())
         .limit(limit)
     )
-    return _all(tx, ScheduleFireRecord, query)
+    return tx.records(ScheduleFireRecord, query)
 
 
 # --- triggers ----------------------------------------------------------------------------
@@ -208,12 +198,12 @@ def insert_trigger(tx: Tx, values: dict[str, Any]) -> None:
 
 def get_trigger(tx: Tx, trigger_id: str) -> TriggerRecord | None:
     """Return one trigger."""
-    return _one(tx, TriggerRecord, sa.select(t.triggers).where(t.triggers.c.id == trigger_id))
+    return tx.one(TriggerRecord, sa.select(t.triggers).where(t.triggers.c.id == trigger_id))
 
 
 def trigger_by_key(tx: Tx, key: str) -> TriggerRecord | None:
     """Return the trigger answering ``/v1/webhooks/{key}``."""
-    return _one(tx, TriggerRecord, sa.select(t.triggers).where(t.triggers.c.key == key))
+    return tx.one(TriggerRecord, sa.select(t.triggers).where(t.triggers.c.key == key))
 
 
 list_triggers = _lister(t.triggers, TriggerRecord)
@@ -254,8 +244,7 @@ def record_delivery(tx: Tx, trigger_id: str, delivery_id: str, run_id: str | Non
 def get_delivery(tx: Tx, trigger_id: str, delivery_id: str) -> DeliveryRecord | None:
     """Return the recorded delivery ``delivery_id`` of a trigger."""
     c = t.webhook_deliveries.c
-    return _one(
-        tx,
+    return tx.one(
         DeliveryRecord,
         sa.select(t.webhook_deliveries).where(
             c.trigger_id == trigger_id, c.delivery_id == delivery_id

@@ -20,19 +20,18 @@ def get_workflow_row(
     query = sa.select(t.workflows).where(c.id == workflow_id)
     if not include_deleted:
         query = query.where(c.deleted_at_ms.is_(None))
-    row = tx.conn.execute(query).first()
-    return WorkflowRecord.maybe(row._mapping if row is not None else None)
+    return tx.one(WorkflowRecord, query)
 
 
 def get_workflow_by_name(tx: Tx, namespace: str, name: str) -> WorkflowRecord | None:
     """Return the live workflow called ``name`` in ``namespace``."""
     c = t.workflows.c
-    row = tx.conn.execute(
+    return tx.one(
+        WorkflowRecord,
         sa.select(t.workflows).where(
             c.namespace == namespace, c.name == name, c.deleted_at_ms.is_(None)
-        )
-    ).first()
-    return WorkflowRecord.maybe(row._mapping if row is not None else None)
+        ),
+    )
 
 
 def list_workflow_rows(
@@ -50,7 +49,7 @@ def list_workflow_rows(
     if after_id is not None:
         query = query.where(c.id > after_id)
     query = query.order_by(c.id).limit(limit)
-    return [WorkflowRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+    return tx.records(WorkflowRecord, query)
 
 
 def insert_workflow(tx: Tx, values: dict[str, Any]) -> None:
@@ -113,13 +112,13 @@ def list_revision_rows(tx: Tx, workflow_id: str) -> list[RevisionRecord]:
     c = t.workflow_revisions.c
     cols = [col for col in t.workflow_revisions.c if col.name != "document"]
     query = sa.select(*cols).where(c.workflow_id == workflow_id).order_by(c.version.desc())
-    return [RevisionRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+    return tx.records(RevisionRecord, query)
 
 
 def get_revision_row(tx: Tx, workflow_id: str, version: int) -> RevisionRecord | None:
     """Return one revision with its document."""
     c = t.workflow_revisions.c
-    row = tx.conn.execute(
-        sa.select(t.workflow_revisions).where(c.workflow_id == workflow_id, c.version == version)
-    ).first()
-    return RevisionRecord.maybe(row._mapping if row is not None else None)
+    return tx.one(
+        RevisionRecord,
+        sa.select(t.workflow_revisions).where(c.workflow_id == workflow_id, c.version == version),
+    )

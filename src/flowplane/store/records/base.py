@@ -49,11 +49,6 @@ class Record:
         """The record of ``row`` (any subset of columns holding the required ones)."""
         return build(cls, row)
 
-    @classmethod
-    def maybe(cls, row: Row | None) -> Self | None:
-        """The record of ``row``, or ``None`` when there is no row."""
-        return None if row is None else cls.from_row(row)
-
     def columns(self) -> dict[str, Any]:
         """The record's fields as a new ``{column: value}`` dict (for a write or a merge)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from flowplane.ids import now_ms
+from flowplane.store.records.base import Record
 
 Row = dict[str, Any]
+R = TypeVar("R", bound=Record)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,15 @@ class TxBase:
         # iteration) -> the leased row or None; ("items", run id, node id) and ("status",
         # run id) -> count rows, valid until the transaction writes node runs.
         self.ahead: dict[tuple[Any, ...], Any] = {}
+
+    def one(self, record: type[R], query: sa.Select[Any]) -> R | None:
+        """The first row ``query`` selects, as a ``record`` (``None`` when there is none)."""
+        row = self.conn.execute(query).first()
+        return None if row is None else record.from_row(row._mapping)
+
+    def records(self, record: type[R], query: sa.Select[Any]) -> list[R]:
+        """Every row ``query`` selects, as ``record``s."""
+        return [record.from_row(r._mapping) for r in self.conn.execute(query)]
 
     def off_loop(self) -> None:
         """Say that the rest of this transaction is long (thousands of rows): on the event

@@ -14,17 +14,16 @@ class WorkflowsTx(TxBase):
 
     def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
         """Return a stored workflow by id (deleted ones included)."""
-        row = self.conn.execute(
-            sa.select(t.workflows).where(t.workflows.c.id == workflow_id)
-        ).first()
-        return WorkflowRecord.maybe(row._mapping if row is not None else None)
+        return self.one(
+            WorkflowRecord, sa.select(t.workflows).where(t.workflows.c.id == workflow_id)
+        )
 
     def workflow_by_name(self, namespace: str, name: str) -> WorkflowRecord | None:
         """Return the live stored workflow ``name`` in ``namespace``."""
         c = t.workflows.c
-        row = self.conn.execute(
+        return self.one(
+            WorkflowRecord,
             sa.select(t.workflows).where(
                 c.namespace == namespace, c.name == name, c.deleted_at_ms.is_(None)
-            )
-        ).first()
-        return WorkflowRecord.maybe(row._mapping if row is not None else None)
+            ),
+        )
