@@ -348,6 +348,7 @@ class BackendReport:
     parallel_threads: int
     results: list[Result]
     dbos: dict[str, Any] | None = None
+    openworkflow: dict[str, Any] | None = None
 
 
 async def bench_backend(backend: str, quick: bool) -> BackendReport:
@@ -367,6 +368,7 @@ async def bench_backend(backend: str, quick: bool) -> BackendReport:
         counters = count_transactions(store)
         ENDS.attach()
         dbos: dict[str, Any] | None = None
+        openworkflow: dict[str, Any] | None = None
         settings = Settings(
             worker_concurrency=CONCURRENCY,
             lease_seconds=30,
@@ -380,6 +382,7 @@ async def bench_backend(backend: str, quick: bool) -> BackendReport:
             results = [await bench.sequential(30 if quick else 100)]
             if backend == "postgres":
                 dbos = await asyncio.to_thread(dbos_baseline, 30 if quick else 100)
+                openworkflow = await asyncio.to_thread(openworkflow_baseline, 30 if quick else 100)
             results += [
                 await bench.concurrent(100 if quick else 1000),
                 await bench.fan_out(200 if quick else FAN_OUT_WIDTH),
@@ -388,7 +391,15 @@ async def bench_backend(backend: str, quick: bool) -> BackendReport:
             await worker.stop()
             await task
         return BackendReport(
-            backend, floor, floor_cpu_ms, floor_store, floor_parallel, threads, results, dbos
+            backend,
+            floor,
+            floor_cpu_ms,
+            floor_store,
+            floor_parallel,
+            threads,
+            results,
+            dbos,
+            openworkflow,
         )
     finally:
         await store.close()
@@ -420,6 +431,29 @@ def dbos_baseline(runs: int) -> dict[str, Any] | None:
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         print(f"DBOS baseline failed: {done.stderr.strip()[-500:]}", file=sys.stderr)
+        return None
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def openworkflow_baseline(runs: int) -> dict[str, Any] | None:
+    """openworkflow's ``sequential`` on the same server (bench/openworkflow/baseline.mjs, run
+    by ``FLOWPLANE_BENCH_NODE`` or ``node`` with the packages ``npm ci`` installed there);
+    ``None`` without them."""
+    folder = Path(__file__).resolve().parent / "openworkflow"
+    node = os.environ.get("FLOWPLANE_BENCH_NODE") or shutil.which("node")
+    if node is None or not (folder / "node_modules" / "openworkflow").is_dir():
+        return None
+    done = subprocess.run(
+        [node, str(folder / "baseline.mjs"), POSTGRES_URL, str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        print(f"openworkflow baseline failed: {done.stderr.strip()[-500:]}", file=sys.stderr)
         return None
     result: dict[str, Any] = json.loads(lines[-1])
     return result
@@ -465,6 +499,19 @@ def print_report(report: BackendReport) -> None:
             f"{peer['runs']} runs): p50 {peer['p50_ms']:.2f} ms/step, p99 "
             f"{peer['p99_ms']:.2f}, {peer['cpu_ms']:.2f} CPU ms/step; "
             f"flowplane p50 ÷ DBOS p50 = {ours / peer['p50_ms']:.2f}"
+        )
+    if report.openworkflow is not None:
+        ours, peer = percentile(seq.per_node_ms, 50), report.openworkflow
+        print(
+            f"openworkflow {peer['version']} (same server, same run, 10 no-op steps, "
+            f"{peer['runs']} runs): p50 {peer['p50_ms']:.2f} ms/step, p99 "
+            f"{peer['p99_ms']:.2f}, {peer['cpu_ms']:.2f} CPU ms/step (Node), "
+            f"{peer['statements']:.1f} stmts/step, {peer['commits']:.1f} commits/step; "
+            f"flowplane p50 ÷ openworkflow p50 = {ours / peer['p50_ms']:.2f}"
+        )
+    elif report.backend == "postgres":
+        print(
+            "openworkflow baseline missing (`make bench` installs it: npm ci in bench/openworkflow)"
         )
 
 
