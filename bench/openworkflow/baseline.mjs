@@ -9,7 +9,7 @@
 // server. It prints one JSON line:
 //
 //   {"version": ..., "runs": N, "p50_ms": ..., "p99_ms": ..., "cpu_ms": ...,
-//    "statements": ..., "commits": ...}
+//    "statements": ..., "commits": ..., "switches": ...}
 //
 // The workload mirrors `sequential`: a workflow of 10 no-op `step.run`s, one run at a
 // time, latency per step = run latency / 10, from `workflow.run()` (the run's INSERT) to
@@ -32,7 +32,8 @@
 // `statements` and `commits` are counted client-side (postgres.js's `debug` hook, on a pool
 // built exactly as openworkflow builds its own): statements per step sent to the server,
 // and of those the ones that commit on their own (autocommit; BEGIN ... COMMIT counts once).
-// `--statements` also prints one run's statements (first line of each) on stderr.
+// `switches`: the process's context switches per step (voluntary and involuntary: each
+// wait for the server or for a core). `--statements` also prints one run's statements (first line of each) on stderr.
 
 import postgres from "postgres";
 import { OpenWorkflow } from "openworkflow";
@@ -138,12 +139,14 @@ async function main() {
     counter.commits = 0;
     const perStep = [];
     const cpu0 = process.cpuUsage();
+    const usage0 = process.resourceUsage();
     for (let i = 0; i < runs; i++) {
       const t0 = process.hrtime.bigint();
       await once();
       perStep.push(Number(process.hrtime.bigint() - t0) / 1e6 / STEPS);
     }
     const cpu = process.cpuUsage(cpu0);
+    const usage = process.resourceUsage();
     const steps = runs * STEPS;
     const result = {
       version: installedVersion(),
@@ -153,6 +156,9 @@ async function main() {
       cpu_ms: (cpu.user + cpu.system) / 1000 / steps,
       statements: counter.statements / steps,
       commits: counter.commits / steps,
+      switches:
+        (usage.voluntaryContextSwitches - usage0.voluntaryContextSwitches +
+          usage.involuntaryContextSwitches - usage0.involuntaryContextSwitches) / steps,
     };
     await worker.stop();
     process.stdout.write(`${JSON.stringify(result)}\n`);
