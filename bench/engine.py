@@ -368,7 +368,7 @@ async def bench_backend(backend: str, quick: bool) -> BackendReport:
         counters = count_transactions(store)
         ENDS.attach()
         dbos: dict[str, Any] | None = None
-        openworkflow: dict[str, Any] | None = None
+        ow: dict[str, Any] | None = None  # openworkflow
         settings = Settings(
             worker_concurrency=CONCURRENCY,
             lease_seconds=30,
@@ -382,7 +382,7 @@ async def bench_backend(backend: str, quick: bool) -> BackendReport:
             results = [await bench.sequential(30 if quick else 100)]
             if backend == "postgres":
                 dbos = await asyncio.to_thread(dbos_baseline, 30 if quick else 100)
-                openworkflow = await asyncio.to_thread(openworkflow_baseline, 30 if quick else 100)
+                ow = await asyncio.to_thread(openworkflow_baseline, 30 if quick else 100)
             results += [
                 await bench.concurrent(100 if quick else 1000),
                 await bench.fan_out(200 if quick else FAN_OUT_WIDTH),
@@ -391,15 +391,7 @@ async def bench_backend(backend: str, quick: bool) -> BackendReport:
             await worker.stop()
             await task
         return BackendReport(
-            backend,
-            floor,
-            floor_cpu_ms,
-            floor_store,
-            floor_parallel,
-            threads,
-            results,
-            dbos,
-            openworkflow,
+            backend, floor, floor_cpu_ms, floor_store, floor_parallel, threads, results, dbos, ow
         )
     finally:
         await store.close()
@@ -441,7 +433,7 @@ def openworkflow_baseline(runs: int) -> dict[str, Any] | None:
     by ``FLOWPLANE_BENCH_NODE`` or ``node`` with the packages ``npm ci`` installed there);
     ``None`` without them."""
     folder = Path(__file__).resolve().parent / "openworkflow"
-    node = os.environ.get("FLOWPLANE_BENCH_NODE") or shutil.which("node")
+    node = shutil.which(os.environ.get("FLOWPLANE_BENCH_NODE") or "node")
     if node is None or not (folder / "node_modules" / "openworkflow").is_dir():
         return None
     done = subprocess.run(

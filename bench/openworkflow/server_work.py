@@ -82,7 +82,7 @@ def commands(url: str, runs: int) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {
         "flowplane": [sys.executable, __file__, "--flowplane-sequential", url, str(runs)]
     }
-    node = os.environ.get("FLOWPLANE_BENCH_NODE") or shutil.which("node")
+    node = shutil.which(os.environ.get("FLOWPLANE_BENCH_NODE") or "node")
     if node and (BENCH / "openworkflow" / "node_modules" / "openworkflow").is_dir():
         found["openworkflow"] = [node, str(BENCH / "openworkflow" / "baseline.mjs"), url, str(runs)]
     dbos = os.environ.get("FLOWPLANE_BENCH_DBOS_PYTHON") or str(ROOT / ".venv-dbos/bin/python")
