@@ -11,12 +11,13 @@ import os
 import secrets
 import select
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import JSONB
 
 from flowplane.store import schema as t
 from flowplane.store import statements as q
@@ -95,6 +96,50 @@ def _lock_and_update(keys: tuple[str, ...]) -> Prepared[RunRecord]:
     count = sa.select(sa.func.count()).select_from(updated).scalar_subquery()
     # The run's record, with the count in ``_updated`` (taken out by its reader).
     return Prepared(sa.select(*locked.c, count.label("_updated")), record=RunRecord)
+
+
+def _lock_and_finish_items() -> Prepared[RunRecord]:
+    """Lock the run and finish the node runs listed in ``_rows`` (a JSON array of
+    ``{"id", "epoch", "output"}``), each fenced on its own status and lease epoch, only if
+    the run is not terminal; the run's record, with the finished ids in ``_updated``."""
+    runs, nodes = t.runs.c, t.node_runs.c
+    locked = (
+        sa.select(*[c for c in t.runs.c if c.name != "document"])
+        .where(runs.id == sa.bindparam("_run"))
+        .with_for_update()
+        .cte("locked")
+    )
+    listed = (
+        sa.func.jsonb_array_elements(sa.cast(sa.bindparam("_rows", type_=sa.String), JSONB))
+        .table_valued(sa.column("value", JSONB))
+        .alias("listed")
+    )
+    entry = listed.c.value
+    updated = (
+        t.node_runs.update()
+        .where(
+            nodes.id == entry["id"].astext.cast(sa.BigInteger),
+            nodes.status == "in-progress",
+            nodes.lease_epoch == entry["epoch"].astext.cast(sa.Integer),
+            sa.exists().where(*(locked.c.status != status for status in TERMINAL_RUN)),
+        )
+        .values(
+            status="finished",
+            # ``->``: JSON null stays JSON null, as the one-row update stores None.
+            output=entry["output"],
+            error=sa.null(),
+            finished_at_ms=sa.bindparam("_now", type_=sa.BigInteger),
+            lease_owner=None,
+            lease_expires_ms=None,
+        )
+        .returning(nodes.id)
+        .cte("updated")
+    )
+    ids = sa.select(sa.func.array_agg(updated.c.id)).scalar_subquery()
+    return Prepared(sa.select(*locked.c, ids.label("_updated")), record=RunRecord)
+
+
+_LOCK_AND_FINISH_ITEMS = _lock_and_finish_items()
 
 
 def _by_id(node: NodeRunRecord) -> int:
@@ -207,6 +252,21 @@ class PostgresTx(Tx):
         run = rows[0]
         updated = bool(vars(run).pop("_updated"))
         return self._locked(run), updated
+
+    def lock_run_and_finish_items(
+        self, run_id: str, finishes: Sequence[tuple[int, int, Any]]
+    ) -> tuple[RunRecord | None, set[int]]:
+        """One statement (one round trip) for the lock and every fenced finish."""
+        listed = [{"id": i, "epoch": epoch, "output": output} for i, epoch, output in finishes]
+        params = {"_run": run_id, "_rows": dumps(listed), "_now": self.now_ms}
+        rows, _count = _LOCK_AND_FINISH_ITEMS.execute(self.conn, params)
+        if not rows:
+            return None, set()
+        run = rows[0]
+        done = {int(i) for i in vars(run).pop("_updated") or ()}
+        if done:
+            self._nodes_written()
+        return self._locked(run), done
 
     def _with_ahead(
         self, stmt: Prepared[RunRecord], params: dict[str, Any], ahead: Ahead
