@@ -144,8 +144,8 @@ class Worker:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-        if self._group_tasks:  # completions being recorded: let them commit
-            await asyncio.wait(list(self._group_tasks.values()))
+        if self._group_tasks:  # completions being recorded: give them the grace to commit
+            await asyncio.wait(list(self._group_tasks.values()), timeout=self._grace_seconds)
         for task in self._background:
             task.cancel()
         for task in self._background:

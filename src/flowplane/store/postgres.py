@@ -17,7 +17,6 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import JSONB
 
 from flowplane.store import schema as t
 from flowplane.store import statements as q
@@ -98,10 +97,15 @@ def _lock_and_update(keys: tuple[str, ...]) -> Prepared[RunRecord]:
     return Prepared(sa.select(*locked.c, count.label("_updated")), record=RunRecord)
 
 
-def _lock_and_finish_items() -> Prepared[RunRecord]:
-    """Lock the run and finish the node runs listed in ``_rows`` (a JSON array of
-    ``{"id", "epoch", "output"}``), each fenced on its own status and lease epoch, only if
-    the run is not terminal; the run's record, with the finished ids in ``_updated``."""
+def _lock_and_finish_items(count: int) -> Prepared[RunRecord]:
+    """Lock the run and finish ``count`` node runs (``_i<k>``, with lease epoch ``_e<k>``
+    and output ``_o<k>``), each fenced on its status and its own epoch, only if the run is
+    not terminal: the run's record, with ``_u<k>`` 1 where node run ``k`` was finished.
+
+    One single-row update per node run, by primary key (``status || ''`` keeps the status
+    index out of it): a list of rows joined in one update was planned, with young table
+    statistics, as a scan of the table or of the status index (see
+    ``tests/integration/test_postgres_plans.py``)."""
     runs, nodes = t.runs.c, t.node_runs.c
     locked = (
         sa.select(*[c for c in t.runs.c if c.name != "document"])
@@ -109,37 +113,34 @@ def _lock_and_finish_items() -> Prepared[RunRecord]:
         .with_for_update()
         .cte("locked")
     )
-    listed = (
-        sa.func.jsonb_array_elements(sa.cast(sa.bindparam("_rows", type_=sa.String), JSONB))
-        .table_valued(sa.column("value", JSONB))
-        .alias("listed")
-    )
-    entry = listed.c.value
-    updated = (
-        t.node_runs.update()
-        .where(
-            nodes.id == entry["id"].astext.cast(sa.BigInteger),
-            nodes.status == "in-progress",
-            nodes.lease_epoch == entry["epoch"].astext.cast(sa.Integer),
-            sa.exists().where(*(locked.c.status != status for status in TERMINAL_RUN)),
+    live = sa.exists().where(*(locked.c.status != status for status in TERMINAL_RUN))
+    flags = []
+    for k in range(count):
+        updated = (
+            t.node_runs.update()
+            .where(
+                nodes.id == sa.bindparam(f"_i{k}", type_=sa.BigInteger),
+                nodes.status + "" == "in-progress",
+                nodes.lease_epoch == sa.bindparam(f"_e{k}", type_=sa.Integer),
+                live,
+            )
+            .values(
+                status="finished",
+                output=sa.bindparam(f"_o{k}", type_=nodes.output.type),
+                error=None,
+                finished_at_ms=sa.bindparam("_now", type_=sa.BigInteger),
+                lease_owner=None,
+                lease_expires_ms=None,
+            )
+            .returning(nodes.id)
+            .cte(f"u{k}")
         )
-        .values(
-            status="finished",
-            # ``->``: JSON null stays JSON null, as the one-row update stores None.
-            output=entry["output"],
-            error=sa.null(),
-            finished_at_ms=sa.bindparam("_now", type_=sa.BigInteger),
-            lease_owner=None,
-            lease_expires_ms=None,
-        )
-        .returning(nodes.id)
-        .cte("updated")
-    )
-    ids = sa.select(sa.func.array_agg(updated.c.id)).scalar_subquery()
-    return Prepared(sa.select(*locked.c, ids.label("_updated")), record=RunRecord)
+        count_k = sa.select(sa.func.count()).select_from(updated).scalar_subquery()
+        flags.append(count_k.label(f"_u{k}"))
+    return Prepared(sa.select(*locked.c, *flags), record=RunRecord)
 
 
-_LOCK_AND_FINISH_ITEMS = _lock_and_finish_items()
+_LOCK_AND_FINISH_ITEMS: dict[int, Prepared[RunRecord]] = {}
 
 
 def _by_id(node: NodeRunRecord) -> int:
@@ -257,13 +258,23 @@ class PostgresTx(Tx):
         self, run_id: str, finishes: Sequence[tuple[int, int, Any]]
     ) -> tuple[RunRecord | None, set[int]]:
         """One statement (one round trip) for the lock and every fenced finish."""
-        listed = [{"id": i, "epoch": epoch, "output": output} for i, epoch, output in finishes]
-        params = {"_run": run_id, "_rows": dumps(listed), "_now": self.now_ms}
-        rows, _count = _LOCK_AND_FINISH_ITEMS.execute(self.conn, params)
+        count = len(finishes)
+        # A statement per power of two (padded with id -1, which no row has): a few
+        # statements to prepare on each connection, not one per group size.
+        size = 1 << max(0, count - 1).bit_length()
+        stmt = _LOCK_AND_FINISH_ITEMS.get(size)
+        if stmt is None:
+            stmt = _LOCK_AND_FINISH_ITEMS[size] = _lock_and_finish_items(size)
+        params: dict[str, Any] = {"_run": run_id, "_now": self.now_ms}
+        for k in range(size):
+            row_id, epoch, output = finishes[k] if k < count else (-1, -1, None)
+            params.update({f"_i{k}": row_id, f"_e{k}": epoch, f"_o{k}": output})
+        rows, _count = stmt.execute(self.conn, params)
         if not rows:
             return None, set()
         run = rows[0]
-        done = {int(i) for i in vars(run).pop("_updated") or ()}
+        found = vars(run)
+        done = {finishes[k][0] for k in range(count) if found.pop(f"_u{k}")}
         if done:
             self._nodes_written()
         return self._locked(run), done
