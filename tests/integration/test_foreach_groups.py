@@ -205,3 +205,53 @@ async def test_a_worker_groups_a_fan_out_and_records_each_item_once(store: Store
             lambda tx: transitions.states_at_frame(tx, run_id, frames[-1].frame_no)
         )
         assert all(folded[("fan", i)] == "finished" for i in range(items))
+
+
+async def test_a_group_hands_the_next_ready_items_to_its_worker(store: Store) -> None:
+    async with running(store, start_worker=False) as rt:
+        run_id = (await rt.runs.start(Caller.system(), fan_doc(6))).run.id
+        level = await store.transact(lambda tx: transitions.claim(tx, OWNER, 1, 60_000))
+        expand = transitions.Outcome(kind="expand", items=list(range(6)))
+        await store.transact(
+            lambda tx: transitions.complete(tx, level[0], expand, owner=OWNER, lease_ms=60_000)
+        )
+        first = await store.transact(lambda tx: transitions.claim(tx, OWNER, 2, 60_000))
+        assert len(first) == 2
+        frame_before = (await store.read(lambda tx: tx.get_run(run_id))).frame_no
+
+        done = await store.transact(group(first, handoff=3))
+        assert done.accepted == [True, True]
+        handed = done.handoff
+        assert len(handed) == 3
+        taken = {r.iteration for r in first}
+        assert {r.iteration for r in handed}.isdisjoint(taken)
+        assert all(
+            (r.node_id, r.status, r.lease_owner, r.attempt) == ("fan", "in-progress", OWNER, 1)
+            for r in handed
+        )
+        states = await store.read(lambda tx: tx.node_states(run_id, ["fan"]))
+        by_iteration = {s.iteration: s.status for s in states}
+        assert sorted(by_iteration.values()).count("ready") == 1
+        # The finishes and the hand-off share the group's frame; NodeStarted for each.
+        frames = await store.read(
+            lambda tx: reads.frames_after(tx, run_id, after_frame_no=frame_before)
+        )
+        assert len(frames) == 1
+        assert sorted((c["iteration"], c["status"]) for c in frames[0].changes) == sorted(
+            [(r.iteration, "finished") for r in first]
+            + [(r.iteration, "in-progress") for r in handed]
+        )
+        events = await rt.runs.events(Caller.system(), run_id)
+        started = [e["iteration"] for e in events if e["type"] == "NodeStarted"]
+        assert sorted(started) == sorted([-1, *taken, *(r.iteration for r in handed)])
+
+        # The handed-off items complete in their turn; the last one is claimed as usual.
+        rest = await store.transact(group(handed))
+        assert rest.accepted == [True] * 3
+        last = await store.transact(lambda tx: transitions.claim(tx, OWNER, 4, 60_000))
+        assert [(r.node_id, r.iteration >= 0) for r in last] == [("fan", True)]
+        end = await store.transact(group(last, handoff=1))
+        assert [(r.node_id, r.iteration) for r in end.handoff] == [("join", 0)]
+        attempts = await store.read(lambda tx: reads.attempts_of(tx, run_id))
+        finished = sorted(a.iteration for a in attempts if a.node_id == "fan")
+        assert finished == list(range(6))

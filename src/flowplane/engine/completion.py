@@ -144,8 +144,14 @@ def complete_items(
     last of the same completions made one after the other would see. The run gets one
     frame with every item's change.
 
-    One entry is exactly :func:`complete`."""
-    if len(entries) == 1:
+    The worker's free slots (``handoff``) are filled with the next ready items of the same
+    ``foreach`` nodes, leased in the same transaction (as a ``max_parallel`` node's items,
+    made ready by their predecessors' completions, already were): no claim transaction
+    per group.
+
+    One entry of a node with ``max_parallel`` is exactly :func:`complete`."""
+    cached = plans.get(entries[0][0].run_id)
+    if len(entries) == 1 and (cached is None or _limited(cached, entries[0][0].node_id)):
         claimed, outcome = entries[0]
         one = complete(tx, claimed, outcome, owner=owner, handoff=handoff, lease_ms=lease_ms)
         return GroupCompletion([one.accepted], one.handoff, one.run_status)
@@ -158,7 +164,6 @@ def complete_items(
     accepted = [c.id in done for c, _o in entries]
     if run is None or run.status in TERMINAL_RUN or not done:
         return GroupCompletion([False] * len(entries))
-    cached = plans.get(run_id)
     plan = cached if cached is not None else plan_of(tx, run)
     effects = Effects()
     effects.hand_off(owner, handoff, lease_ms)
@@ -191,8 +196,23 @@ def complete_items(
         node_settled(tx, run, plan, node_id, 0, effects, "finished")
         if run.status in TERMINAL_RUN:
             break
+    free = handoff - len(effects.ready)
+    for node_id in nodes:
+        if free <= 0 or run.status in TERMINAL_RUN:
+            break
+        if _limited(plan, node_id):
+            continue  # its items are made ready (and handed off) by item_settled
+        leased = tx.claim_ready_items(run_id, node_id, owner, free, lease_ms)
+        effects.leased.extend(leased)
+        effects.ready.extend(row.id for row in leased)
+        free -= len(leased)
     finished = _finish(tx, run, effects, owner, handoff, lease_ms)
     return GroupCompletion(accepted, finished.handoff, finished.run_status)
+
+
+def _limited(plan: Plan, node_id: str) -> bool:
+    """Whether ``node_id`` is a foreach node with ``max_parallel``."""
+    return plan.node(node_id).max_parallel is not None
 
 
 def _ahead(

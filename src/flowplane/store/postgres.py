@@ -273,8 +273,8 @@ class PostgresTx(Tx):
         if not rows:
             return None, set()
         run = rows[0]
-        found = vars(run)
-        done = {finishes[k][0] for k in range(count) if found.pop(f"_u{k}")}
+        flags = [vars(run).pop(f"_u{k}") for k in range(size)]  # (padding's too)
+        done = {finishes[k][0] for k in range(count) if flags[k]}
         if done:
             self._nodes_written()
         return self._locked(run), done
