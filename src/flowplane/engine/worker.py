@@ -461,7 +461,10 @@ class Worker:
                     transitions.complete_items,
                     entries=[(w.row, w.outcome) for w in group],
                     owner=self.id,
-                    handoff=max(0, self.concurrency - len(self._tasks) + len(group)),
+                    # (A stopping worker takes nothing more: a claim would start it.)
+                    handoff=0
+                    if self._stopping.is_set()
+                    else max(0, self.concurrency - len(self._tasks) + len(group)),
                     lease_ms=self.lease_ms,
                 )
                 scan = any(w.scan for w in group)
