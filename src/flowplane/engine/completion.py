@@ -156,8 +156,8 @@ def complete_items(
         one = complete(tx, claimed, outcome, owner=owner, handoff=handoff, lease_ms=lease_ms)
         return GroupCompletion([one.accepted], one.handoff, one.run_status)
     run_id = entries[0][0].run_id
-    if any(c.run_id != run_id for c, _o in entries):
-        raise ValueError("complete_items: completions of one run only")
+    if any(c.run_id != run_id or c.iteration < 0 or o.kind != "success" for c, o in entries):
+        raise ValueError("complete_items: successes of foreach items of one run only")
     run, done = tx.lock_run_and_finish_items(
         run_id, [(c.id, c.lease_epoch, o.output) for c, o in entries]
     )
@@ -193,7 +193,7 @@ def complete_items(
     for node_id in nodes:
         # Items are counted in SQL: once after the group is the count the last of the
         # group's completions would have made, had they run one after the other.
-        node_settled(tx, run, plan, node_id, 0, effects, "finished")
+        node_settled(tx, run, plan, node_id, 0, effects, "finished")  # (0: an item)
         if run.status in TERMINAL_RUN:
             break
     free = handoff - len(effects.ready)
