@@ -190,22 +190,26 @@ def complete_items(
         tx.change(run_id, claimed.node_id, claimed.iteration, "finished", claimed.attempt)
         if claimed.node_id not in nodes:
             nodes.append(claimed.node_id)
+    free = handoff
     for node_id in nodes:
-        # Items are counted in SQL: once after the group is the count the last of the
-        # group's completions would have made, had they run one after the other.
-        node_settled(tx, run, plan, node_id, 0, effects, "finished")  # (0: an item)
         if run.status in TERMINAL_RUN:
             break
-    free = handoff - len(effects.ready)
-    for node_id in nodes:
-        if free <= 0 or run.status in TERMINAL_RUN:
-            break
-        if _limited(plan, node_id):
-            continue  # its items are made ready (and handed off) by item_settled
-        leased = tx.claim_ready_items(run_id, node_id, owner, free, lease_ms)
-        effects.leased.extend(leased)
-        effects.ready.extend(row.id for row in leased)
-        free -= len(leased)
+        if free > 0 and not _limited(plan, node_id):
+            # The next ready items, leased to this worker (its free slots): some were
+            # ready, so the node is not settled and the run is running, which is all
+            # item_settled would find (its has_ready_item read is spared).
+            leased = tx.claim_ready_items(run_id, node_id, owner, free, lease_ms)
+            if leased:
+                effects.leased.extend(leased)
+                effects.ready.extend(row.id for row in leased)
+                free -= len(leased)
+                update_run_status(tx, run, made_ready=True)
+                continue
+        # Items are counted in SQL: once after the group is the count the last of the
+        # group's completions would have made, had they run one after the other.
+        before = len(effects.ready)
+        node_settled(tx, run, plan, node_id, 0, effects, "finished")  # (0: an item)
+        free -= len(effects.ready) - before
     finished = _finish(tx, run, effects, owner, handoff, lease_ms)
     return GroupCompletion(accepted, finished.handoff, finished.run_status)
 
