@@ -10,6 +10,7 @@ frames that fold into the right states.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from engine_support import fast_settings, running
@@ -255,3 +256,40 @@ async def test_a_group_hands_the_next_ready_items_to_its_worker(store: Store) ->
         attempts = await store.read(lambda tx: reads.attempts_of(tx, run_id))
         finished = sorted(a.iteration for a in attempts if a.node_id == "fan")
         assert finished == list(range(6))
+
+
+async def test_a_cancel_during_a_grouped_fan_out_fences_what_follows(store: Store) -> None:
+    items = 2000
+    async with running(store, settings=fast_settings(worker_concurrency=16)) as rt:
+        run_id = (await rt.runs.start(Caller.system(), fan_doc(items))).run.id
+
+        async def finished_items() -> int:
+            states = await store.read(lambda tx: tx.node_states(run_id, ["fan"]))
+            return sum(1 for s in states if s.iteration >= 0 and s.status == "finished")
+
+        while await finished_items() < 40:
+            await asyncio.sleep(0.01)
+        await rt.runs.cancel(Caller.system(), run_id)
+        run = await rt.runs.wait(Caller.system(), run_id, timeout=30)
+        assert run.status == "cancelled"
+        await asyncio.sleep(0.5)  # completions in flight at the cancel are recorded (or not)
+
+        done = await finished_items()
+        assert 40 <= done < items
+        attempts = await store.read(lambda tx: reads.attempts_of(tx, run_id))
+        finished = [a.iteration for a in attempts if a.node_id == "fan" and a.status == "finished"]
+        assert sorted(finished) == sorted(set(finished)) and len(finished) == done
+        events = await store.read(lambda tx: reads.events_after(tx, run_id=run_id, limit=100_000))
+        cancelled = next(e.seq for e in events if e.type == "RunCancelled")
+        late = [
+            e for e in events if e.seq > cancelled and e.type in ("NodeFinished", "NodeStarted")
+        ]
+        assert late == []
+        item_events = [
+            e.payload["iteration"]
+            for e in events
+            if e.type == "NodeFinished" and e.node_id == "fan"
+        ]
+        assert sorted(item_events) == sorted(finished)
+        seqs = [e.seq for e in events]
+        assert seqs == sorted(seqs)
