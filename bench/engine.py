@@ -7,6 +7,8 @@ It measures the engine in-process (RunService + Worker on one event loop, no HTT
   per-node overhead (run latency / 10, p50 and p99);
 * ``concurrent``: 1,000 runs of that workflow, 16 at a time (worker concurrency 16);
 * ``fan-out``: one run whose node fans out over 1,000 ``foreach`` items, then a join;
+* ``singles``: 1,000 independent single-node runs, 16 in flight: the rate the fan-out's
+  items are compared with (``fan-out items/s ÷ singles runs/s``, issue 19's target 4);
 * ``floor``: single-row INSERT + COMMIT transactions in a loop through the store's own
   SQLAlchemy engine (same pool, pragmas, ``BEGIN IMMEDIATE``), the fastest any durable step
   can be on this database; ``via store`` adds the thread hop of ``Store.transact``.
@@ -170,6 +172,10 @@ def fan_out_doc(width: int) -> dict[str, Any]:
     }
 
 
+def single_doc() -> dict[str, Any]:
+    return {"name": "bench-single", "nodes": [{"id": "only", "type": "util.noop"}]}
+
+
 @dataclass
 class Result:
     """One measured workload."""
@@ -183,6 +189,7 @@ class Result:
     statements: int
     cpu_seconds: float
     per_node_ms: list[float] = field(default_factory=list)
+    items: int = 0  # foreach items (fan-out)
 
     @property
     def nodes_per_s(self) -> float:
@@ -261,6 +268,23 @@ class Bench:
             body(),
         )
 
+    async def singles(self, count: int) -> Result:
+        """``count`` independent single-node runs, CONCURRENCY in flight."""
+        doc = single_doc()
+        await self.run_one(doc)  # warm the document cache
+        queue = list(range(count))
+
+        async def client() -> None:
+            while queue:
+                queue.pop()
+                await self.run_one(doc)
+
+        async def body() -> list[float]:
+            await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
+            return []
+
+        return await self.measure(f"{count} single-node runs x {CONCURRENCY}", count, count, body())
+
     async def fan_out(self, width: int) -> Result:
         doc = fan_out_doc(width)
 
@@ -269,7 +293,9 @@ class Bench:
             return []
 
         # start + the fan node-level row + each item + join.
-        return await self.measure(f"fan-out {width} wide", 1, width + 3, body())
+        result = await self.measure(f"fan-out {width} wide", 1, width + 3, body())
+        result.items = width
+        return result
 
 
 # --- the floor --------------------------------------------------------------------------
@@ -386,6 +412,7 @@ async def bench_backend(backend: str, quick: bool) -> BackendReport:
             results += [
                 await bench.concurrent(100 if quick else 1000),
                 await bench.fan_out(200 if quick else FAN_OUT_WIDTH),
+                await bench.singles(200 if quick else FAN_OUT_WIDTH),
             ]
         finally:
             await worker.stop()
@@ -475,6 +502,15 @@ def print_report(report: BackendReport) -> None:
             f"{r.writes / r.nodes:>13.2f}{r.reads / r.nodes:>12.2f}"
             f"{r.statements / r.nodes:>12.1f}"
             f"{r.nodes_per_s / floor:>15.3f}"
+        )
+    fan = next((r for r in report.results if r.items), None)
+    singles = next((r for r in report.results if r.name.startswith(f"{r.runs} single")), None)
+    if fan is not None and singles is not None:
+        items_per_s = fan.items / fan.seconds
+        print(
+            f"fan-out: {items_per_s:,.0f} items/s; {singles.runs_per_s:,.0f} single-node runs/s "
+            f"({CONCURRENCY} in flight); items/s ÷ single runs/s = "
+            f"{items_per_s / singles.runs_per_s:.2f} (issue 19 target on PostgreSQL: ≥ 0.7)"
         )
     seq = report.results[0]
     node_cpu_ms = 1000 * seq.cpu_seconds / seq.nodes

@@ -11,7 +11,7 @@ import os
 import secrets
 import select
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -95,6 +95,52 @@ def _lock_and_update(keys: tuple[str, ...]) -> Prepared[RunRecord]:
     count = sa.select(sa.func.count()).select_from(updated).scalar_subquery()
     # The run's record, with the count in ``_updated`` (taken out by its reader).
     return Prepared(sa.select(*locked.c, count.label("_updated")), record=RunRecord)
+
+
+def _lock_and_finish_items(count: int) -> Prepared[RunRecord]:
+    """Lock the run and finish ``count`` node runs (``_i<k>``, with lease epoch ``_e<k>``
+    and output ``_o<k>``), each fenced on its status and its own epoch, only if the run is
+    not terminal: the run's record, with ``_u<k>`` 1 where node run ``k`` was finished.
+
+    One single-row update per node run, by primary key (``status || ''`` keeps the status
+    index out of it): a list of rows joined in one update was planned, with young table
+    statistics, as a scan of the table or of the status index (see
+    ``tests/integration/test_postgres_plans.py``)."""
+    runs, nodes = t.runs.c, t.node_runs.c
+    locked = (
+        sa.select(*[c for c in t.runs.c if c.name != "document"])
+        .where(runs.id == sa.bindparam("_run"))
+        .with_for_update()
+        .cte("locked")
+    )
+    live = sa.exists().where(*(locked.c.status != status for status in TERMINAL_RUN))
+    flags = []
+    for k in range(count):
+        updated = (
+            t.node_runs.update()
+            .where(
+                nodes.id == sa.bindparam(f"_i{k}", type_=sa.BigInteger),
+                nodes.status + "" == "in-progress",
+                nodes.lease_epoch == sa.bindparam(f"_e{k}", type_=sa.Integer),
+                live,
+            )
+            .values(
+                status="finished",
+                output=sa.bindparam(f"_o{k}", type_=nodes.output.type),
+                error=None,
+                finished_at_ms=sa.bindparam("_now", type_=sa.BigInteger),
+                lease_owner=None,
+                lease_expires_ms=None,
+            )
+            .returning(nodes.id)
+            .cte(f"u{k}")
+        )
+        count_k = sa.select(sa.func.count()).select_from(updated).scalar_subquery()
+        flags.append(count_k.label(f"_u{k}"))
+    return Prepared(sa.select(*locked.c, *flags), record=RunRecord)
+
+
+_LOCK_AND_FINISH_ITEMS: dict[int, Prepared[RunRecord]] = {}
 
 
 def _by_id(node: NodeRunRecord) -> int:
@@ -207,6 +253,31 @@ class PostgresTx(Tx):
         run = rows[0]
         updated = bool(vars(run).pop("_updated"))
         return self._locked(run), updated
+
+    def lock_run_and_finish_items(
+        self, run_id: str, finishes: Sequence[tuple[int, int, Any]]
+    ) -> tuple[RunRecord | None, set[int]]:
+        """One statement (one round trip) for the lock and every fenced finish."""
+        count = len(finishes)
+        # A statement per power of two (padded with id -1, which no row has): a few
+        # statements to prepare on each connection, not one per group size.
+        size = 1 << max(0, count - 1).bit_length()
+        stmt = _LOCK_AND_FINISH_ITEMS.get(size)
+        if stmt is None:
+            stmt = _LOCK_AND_FINISH_ITEMS[size] = _lock_and_finish_items(size)
+        params: dict[str, Any] = {"_run": run_id, "_now": self.now_ms}
+        for k in range(size):
+            row_id, epoch, output = finishes[k] if k < count else (-1, -1, None)
+            params.update({f"_i{k}": row_id, f"_e{k}": epoch, f"_o{k}": output})
+        rows, _count = stmt.execute(self.conn, params)
+        if not rows:
+            return None, set()
+        run = rows[0]
+        flags = [vars(run).pop(f"_u{k}") for k in range(size)]  # (padding's too)
+        done = {finishes[k][0] for k in range(count) if flags[k]}
+        if done:
+            self._nodes_written()
+        return self._locked(run), done
 
     def _with_ahead(
         self, stmt: Prepared[RunRecord], params: dict[str, Any], ahead: Ahead
