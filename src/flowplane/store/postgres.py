@@ -51,8 +51,8 @@ WITH counter AS (
     RETURNING seq - CAST(:_n AS BIGINT) AS base
 ), batches AS (
     SELECT * FROM jsonb_to_recordset(CAST(:_batches AS JSONB)) AS v(
-        o BIGINT, size INTEGER, run_id VARCHAR, namespace VARCHAR, events JSONB,
-        frame_no INTEGER, changes JSONB, set_frame BOOLEAN)
+        o BIGINT, size INTEGER, run_id VARCHAR, namespace VARCHAR, events JSON,
+        frame_no INTEGER, changes JSON, set_frame BOOLEAN)
 ), written AS (
     INSERT INTO event_batches (last_seq, size, run_id, namespace, ts_ms, events, frame_no,
                                changes)

@@ -58,9 +58,9 @@ batches = sa.table(
     sa.column("run_id", sa.String),
     sa.column("namespace", sa.String),
     sa.column("ts_ms", sa.BigInteger),
-    sa.column("events", JSON),
+    sa.column("events", sa.JSON),
     sa.column("frame_no", sa.Integer),
-    sa.column("changes", JSON),
+    sa.column("changes", sa.JSON),
 )
 
 
@@ -117,9 +117,9 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(length=64), nullable=False),
         sa.Column("namespace", sa.String(length=64), nullable=False),
         sa.Column("ts_ms", sa.BigInteger(), nullable=False),
-        sa.Column("events", JSON, nullable=False),
+        sa.Column("events", sa.JSON(), nullable=False),
         sa.Column("frame_no", sa.Integer(), nullable=True),
-        sa.Column("changes", JSON, nullable=True),
+        sa.Column("changes", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("last_seq"),
     )
     conn = op.get_bind()
