@@ -1,0 +1,219 @@
+"""Storage benchmark: bytes per finished run, per table, and what each node costs the database.
+
+Run it with ``make bench`` or ``python bench/storage.py [--quick] [--backend sqlite|postgres]``.
+It runs N 10-node sequential ``util.noop`` runs (16 at a time, in-process: RunService +
+Worker, as bench/engine.py's ``concurrent``) into a fresh database, then prints:
+
+* PostgreSQL: ``pg_total_relation_size`` (heap, indexes, TOAST) of every table ÷ runs,
+  twice: after ``VACUUM ANALYZE`` (what a live database holds, dead space of the updated
+  rows included) and after ``VACUUM FULL`` (the data itself, what the target is about),
+  against issue 19's target of 10 kB per finished run; statements per node (counted as
+  bench/engine.py counts them) and the PostgreSQL server's CPU per node (user + system time
+  of the ``postgres`` processes, from /proc, while the runs ran);
+* SQLite: the database file's bytes per run after ``VACUUM``, and per table (``dbstat``).
+
+What the migrated database takes empty is measured first and left out: the figures are what
+N runs added, ÷ N (``--quick``: 200 runs, the default 1,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sqlite3
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).parent))
+import engine as eb  # bench/engine.py: the workload and its counters
+
+from flowplane.connectors.registry import default_registry
+from flowplane.engine.worker import Worker
+from flowplane.settings import Settings
+from flowplane.store.base import Store
+
+TARGET_BYTES = 10_000
+NODES = eb.SEQUENTIAL_NODES
+
+
+def postgres_cpu_seconds() -> float | None:
+    """User + system CPU of every ``postgres`` process on this machine (None: not readable)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    seen = False
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if name != "postgres" and not name.startswith("postgres"):
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        seen = True
+    return total / ticks if seen else None
+
+
+async def run_workload(
+    url: str, schema: str, runs: int, empty: Callable[[], None]
+) -> tuple[eb.Result, float | None]:
+    """N runs into a fresh store; the engine bench's result and the server CPU it took.
+    ``empty`` measures the migrated, empty database first."""
+    store = await Store.open(url, schema=schema)
+    empty()
+    counters = eb.count_transactions(store)
+    eb.ENDS.attach()
+    settings = Settings(
+        worker_concurrency=eb.CONCURRENCY,
+        lease_seconds=30,
+        poll_interval_seconds=1.0,
+        reaper_interval_seconds=5.0,
+    )
+    worker = Worker(store, settings=settings, registry=default_registry())
+    task = asyncio.create_task(worker.run())
+    try:
+        bench = eb.Bench(store, counters, eb.ENDS)
+        cpu_before = postgres_cpu_seconds() if store.dialect == "postgresql" else None
+        result = await bench.concurrent(runs)
+        cpu_after = postgres_cpu_seconds() if store.dialect == "postgresql" else None
+    finally:
+        await worker.stop()
+        await task
+        await store.close()
+    server = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return result, server
+
+
+def _pg_sizes(conn: psycopg.Connection[Any], schema: str) -> list[tuple[str, int, int, int]]:
+    """``(table, total bytes, heap bytes, live rows)`` of every table of ``schema``."""
+    rows = conn.execute(
+        """
+        SELECT c.relname, pg_total_relation_size(c.oid), pg_relation_size(c.oid),
+               COALESCE(s.n_live_tup, 0)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+        WHERE n.nspname = %s AND c.relkind = 'r' ORDER BY 2 DESC
+        """,
+        (schema,),
+    ).fetchall()
+    return [(str(a), int(b), int(c), int(d)) for a, b, c, d in rows]
+
+
+def _print_sizes(
+    title: str, sizes: list[tuple[str, int, int, int]], empty: dict[str, int], runs: int
+) -> float:
+    """Print bytes per run of every table, less what it took empty (its fixed cost)."""
+    sizes = [(name, size - empty.get(name, 0), heap, rows) for name, size, heap, rows in sizes]
+    total = sum(size for _name, size, _heap, _rows in sizes)
+    print(
+        f"  {title}: {total / runs:8.0f} B/run  (target {TARGET_BYTES} B: "
+        f"{total / runs / TARGET_BYTES:.2f} of it)"
+    )
+    for name, size, heap, rows in sizes:
+        if size / runs >= 50:
+            print(
+                f"    {name:18} {size / runs:7.0f} B/run  heap {heap / runs:6.0f}  "
+                f"indexes+toast {(size - heap) / runs:6.0f}  rows/run {rows / runs:5.1f}"
+            )
+    return total / runs
+
+
+async def postgres(url: str, runs: int) -> None:
+    schema = f"bench_storage_{uuid.uuid4().hex[:8]}"
+    print(f"PostgreSQL: {runs} runs of {NODES} no-op nodes (schema {schema})")
+    empty: dict[str, int] = {}
+
+    def measure_empty() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'SET search_path TO "{schema}"')
+            conn.execute("VACUUM FULL")
+            empty.update((name, size) for name, size, _h, _r in _pg_sizes(conn, schema))
+
+    try:
+        result, server = await run_workload(url, schema, runs, measure_empty)
+        nodes = result.nodes
+        print(
+            f"  {result.nodes_per_s:.0f} nodes/s, {result.statements / nodes:.2f} statements/node, "
+            f"{result.writes / nodes:.2f} writes/node"
+            + (f", server CPU {server / nodes * 1000:.3f} ms/node" if server is not None else "")
+        )
+        with psycopg.connect(eb.POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'SET search_path TO "{schema}"')
+            conn.execute("VACUUM ANALYZE")
+            _print_sizes("after VACUUM ANALYZE", _pg_sizes(conn, schema), empty, runs)
+            conn.execute("VACUUM FULL")
+            conn.execute("ANALYZE")
+            _print_sizes("after VACUUM FULL   ", _pg_sizes(conn, schema), empty, runs)
+    finally:
+        with psycopg.connect(eb.POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+async def sqlite(runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "storage.db"
+        print(f"SQLite: {runs} runs of {NODES} no-op nodes")
+        empty: dict[str, int] = {}
+
+        def measure_empty() -> None:
+            with contextlib.closing(sqlite3.connect(path)) as conn:
+                empty.update(_sqlite_sizes(conn))
+
+        result, _server = await run_workload(f"sqlite:///{path}", "flowplane", runs, measure_empty)
+        print(
+            f"  {result.nodes_per_s:.0f} nodes/s, {result.statements / result.nodes:.2f} "
+            "statements/node"
+        )
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("VACUUM")
+            sizes = _sqlite_sizes(conn)
+            grown = {name: size - empty.get(name, 0) for name, size in sizes.items()}
+            total = grown.pop("(file)")
+            print(f"  file after VACUUM: {total / runs:8.0f} B/run (less the empty database's)")
+            for name, size in sorted(grown.items(), key=lambda item: -item[1]):
+                if size / runs >= 50:
+                    print(f"    {name:32} {size / runs:7.0f} B/run")
+        finally:
+            conn.close()
+
+
+def _sqlite_sizes(conn: sqlite3.Connection) -> dict[str, int]:
+    """Bytes of every table and index (``dbstat``), and of the whole file (``(file)``)."""
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    sizes = {"(file)": conn.execute("PRAGMA page_count").fetchone()[0] * page_size}
+    try:
+        rows = conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall()
+    except sqlite3.OperationalError:  # (built without the dbstat table)
+        rows = []
+    sizes.update((str(name), int(size)) for name, size in rows)
+    return sizes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="200 runs instead of 1,000")
+    parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    args = parser.parse_args()
+    runs = args.runs or (200 if args.quick else 1000)
+    if args.backend in ("postgres", "both"):
+        asyncio.run(postgres(eb.POSTGRES_URL, runs))
+    if args.backend in ("sqlite", "both"):
+        asyncio.run(sqlite(runs))
+
+
+if __name__ == "__main__":
+    main()
