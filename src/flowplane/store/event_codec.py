@@ -5,7 +5,10 @@ A transaction's events of one run are stored as one ``event_batches`` row (see
 trailing ``null``/``{}`` left out, and the fields the row holds once (``runId``, ``seq``,
 ``timestampMs``) are not repeated per event. A batch with a frame ends with its
 ``FrameCommitted`` event, which is not stored at all: it is ``{frameNo}`` at the row's last
-seq. ``changes`` is ``[[nodeId, iteration, status, attempt], ...]``.
+seq. ``changes`` is ``[[nodeId, iteration, status, attempt], ...]``, where a change that one
+of the batch's events states exactly (a ``NodeReady``, ``NodeStarted`` or ``NodeFinished``
+of that node, iteration and attempt) is that event's index instead (see
+:data:`CHANGE_OF_EVENT`; part of the stored format: never change it).
 
 The wire body is rebuilt with the keys in the order the backend returned them before
 events were stored compactly: insertion order on SQLite (a JSON text column), and JSONB's
@@ -35,6 +38,47 @@ def pack_event(type_: str, node_id: str | None, payload: Mapping[str, Any]) -> l
 def pack_change(node_id: str, iteration: int, status: str, attempt: int) -> list[Any]:
     """The stored form of one node state change of a frame."""
     return [node_id, iteration, status, attempt]
+
+
+CHANGE_OF_EVENT = {"NodeReady": "ready", "NodeStarted": "in-progress", "NodeFinished": "finished"}
+"""The node status an event of these types states (with its node, iteration and attempt)."""
+
+
+def _stated_change(packed: list[Any]) -> tuple[Any, ...] | None:
+    """The change ``(nodeId, iteration, status, attempt)`` a stored event states, if any."""
+    status = CHANGE_OF_EVENT.get(packed[0])
+    if status is None or len(packed) < 3 or packed[1] is None:
+        return None
+    payload = packed[2]
+    if "iteration" not in payload:
+        return None
+    return (packed[1], payload["iteration"], status, payload.get("attempt", 0))
+
+
+def pack_changes(events: list[list[Any]], changes: list[list[Any]]) -> list[Any]:
+    """``changes`` with each one that an event of ``events`` states replaced by its index."""
+    stated: dict[tuple[Any, ...], int] = {}
+    for index, packed in enumerate(events):
+        change = _stated_change(packed)
+        if change is not None:
+            stated.setdefault(change, index)
+    if not stated:
+        return changes
+    return [stated.get(tuple(change), change) for change in changes]
+
+
+def unpack_changes(events: list[list[Any]], changes: list[Any]) -> list[tuple[Any, ...]]:
+    """The changes of :func:`pack_changes`, as ``(nodeId, iteration, status, attempt)``."""
+    out: list[tuple[Any, ...]] = []
+    for change in changes:
+        if isinstance(change, int):
+            stated = _stated_change(events[change])
+            if stated is None:  # (cannot happen: the writer checked)
+                raise ValueError(f"stored change {change} names no node event")
+            out.append(stated)
+        else:
+            out.append(tuple(change))
+    return out
 
 
 def _jsonb_key(item: tuple[str, Any]) -> tuple[int, bytes]:
@@ -93,6 +137,6 @@ def unpack_frame(row: Mapping[Any, Any], dialect: str) -> FrameRecord:
             {"nodeId": node_id, "iteration": iteration, "status": status, "attempt": attempt},
             dialect,
         )
-        for node_id, iteration, status, attempt in row["changes"]
+        for node_id, iteration, status, attempt in unpack_changes(row["events"], row["changes"])
     ]
     return FrameRecord(row["run_id"], row["frame_no"], row["last_seq"], row["ts_ms"], changes)

@@ -155,7 +155,7 @@ def _frames(tx: Tx, run_id: str, *conditions: sa.ColumnElement[bool]) -> sa.Sele
     # Frame numbers grow with seq within a run (both are taken under the run's lock), so
     # the (run_id, last_seq) index gives them in order.
     return (
-        sa.select(c.run_id, c.frame_no, c.last_seq, c.ts_ms, c.changes)
+        sa.select(c.run_id, c.frame_no, c.last_seq, c.ts_ms, c.changes, c.events)
         .where(c.run_id == run_id, c.frame_no.is_not(None), *conditions)
         .order_by(c.last_seq)
     )

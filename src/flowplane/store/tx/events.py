@@ -13,7 +13,7 @@ from typing import Any
 
 from flowplane.store import schema as t
 from flowplane.store import statements as q
-from flowplane.store.event_codec import pack_change, pack_event
+from flowplane.store.event_codec import pack_change, pack_changes, pack_event
 from flowplane.store.tx.base import TxBase
 
 
@@ -25,7 +25,7 @@ class Batch:
     namespace: str
     events: list[list[Any]] = field(default_factory=list)
     frame_no: int | None = None
-    changes: list[list[Any]] | None = None
+    changes: list[Any] | None = None
     # The frame number was known (the run is locked by this transaction): the runs row
     # is still to be set to it (with the write; BUMP_FRAME did it otherwise).
     set_frame: bool = False
@@ -99,7 +99,7 @@ class EventsTx(TxBase):
             batch = batches.get(run_id)
             if batch is None:
                 batch = batches[run_id] = Batch(run_id, namespace)
-            batch.frame_no, batch.changes = frame_no, changes
+            batch.frame_no, batch.changes = frame_no, pack_changes(batch.events, changes)
             batch.set_frame = known is not None
         self._changes = {}
         return list(batches.values())

@@ -30,7 +30,6 @@ depends_on: str | Sequence[str] | None = None
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 CLAIMABLE = "status IN ('ready', 'waiting-timer', 'in-progress')"
-WIRE_FIELDS = ("type", "runId", "seq", "timestampMs", "nodeId")
 CHUNK = 5000
 
 events = sa.table(
@@ -78,7 +77,19 @@ def _chunks(conn: sa.Connection, query: sa.Select[Any], key: Any) -> Iterator[Se
 
 def _batch_of(event: Any, frame: Any) -> dict[str, Any]:
     """The ``event_batches`` row of one old event (and its frame, for ``FrameCommitted``)."""
-    rest = {k: v for k, v in dict(event.payload).items() if k not in WIRE_FIELDS}
+    # The fields the batch row gives back (a key that says something else stays).
+    given = {
+        "type": event.type,
+        "runId": event.run_id,
+        "seq": event.seq,
+        "timestampMs": event.ts_ms,
+        "nodeId": event.node_id,
+    }
+    rest = {
+        k: v
+        for k, v in dict(event.payload).items()
+        if not (k in given and v == given[k] and v is not None)
+    }
     row: dict[str, Any] = {
         "last_seq": event.seq,
         "size": 1,
@@ -185,7 +196,8 @@ def _old_rows(row: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     body["frameNo"] = row.frame_no
     out.append(_old_event(row, seq, "FrameCommitted", None, body))
     changes = [
-        {"nodeId": n, "iteration": i, "status": s, "attempt": a} for n, i, s, a in row.changes
+        {"nodeId": n, "iteration": i, "status": s, "attempt": a}
+        for n, i, s, a in (_change(row.events, c) for c in row.changes)
     ]
     frame = {
         "run_id": row.run_id,
@@ -195,6 +207,20 @@ def _old_rows(row: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         "changes": changes,
     }
     return out, frame
+
+
+# What a change stored as an event's index stands for (flowplane.store.event_codec's
+# CHANGE_OF_EVENT, as of this revision).
+STATED = {"NodeReady": "ready", "NodeStarted": "in-progress", "NodeFinished": "finished"}
+
+
+def _change(stored_events: list[Any], change: Any) -> list[Any]:
+    """A frame's change, ``[nodeId, iteration, status, attempt]``, also when it is stored
+    as the index of the event that states it."""
+    if not isinstance(change, int):
+        return list(change)
+    type_, node_id, payload = stored_events[change][:3]
+    return [node_id, payload["iteration"], STATED[type_], payload.get("attempt", 0)]
 
 
 def _old_event(row: Any, seq: int, type_: str, node_id: Any, body: Any) -> dict[str, Any]:
