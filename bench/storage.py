@@ -8,8 +8,8 @@ Worker, as bench/engine.py's ``concurrent``) into a fresh database, then prints:
   twice: after ``VACUUM ANALYZE`` (what a live database holds, dead space of the updated
   rows included) and after ``VACUUM FULL`` (the data itself, what the target is about),
   against issue 19's target of 10 kB per finished run; statements per node (counted as
-  bench/engine.py counts them) and the PostgreSQL server's CPU per node (user + system time
-  of the ``postgres`` processes, from /proc, while the runs ran);
+  bench/engine.py counts them) and the PostgreSQL server's CPU per node (user + system time,
+  from /proc, of the backends serving this process's connections while the runs ran);
 * SQLite: the database file's bytes per run after ``VACUUM``, and per table (``dbstat``).
 
 What the migrated database takes empty is measured first and left out: the figures are what
@@ -44,25 +44,49 @@ TARGET_BYTES = 10_000
 NODES = eb.SEQUENTIAL_NODES
 
 
-def postgres_cpu_seconds() -> float | None:
-    """User + system CPU of every ``postgres`` process on this machine (None: not readable)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    seen = False
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        if name != "postgres" and not name.startswith("postgres"):
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-        seen = True
-    return total / ticks if seen else None
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (0 when it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _my_ports() -> set[int]:
+    """Local TCP ports of this process's sockets (its connections to PostgreSQL among them)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                parts = line.split()
+                if parts[9] in inodes:
+                    ports.add(int(parts[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def backend_cpu(url: str) -> dict[int, float] | None:
+    """CPU seconds so far of each PostgreSQL backend serving this process (its store's
+    connections, found by client port: other processes' backends on a shared server do not
+    count), or None when they cannot be read (a server on another machine)."""
+    ports = sorted(_my_ports())
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s) AND pid <> "
+            "pg_backend_pid()",
+            (ports,),
+        ).fetchall()
+    pids = [int(pid) for (pid,) in rows]
+    if not pids or not Path(f"/proc/{pids[0]}/stat").exists():
+        return None
+    return {pid: _cpu_seconds(pid) for pid in pids}
 
 
 async def run_workload(
@@ -84,14 +108,17 @@ async def run_workload(
     task = asyncio.create_task(worker.run())
     try:
         bench = eb.Bench(store, counters, eb.ENDS)
-        cpu_before = postgres_cpu_seconds() if store.dialect == "postgresql" else None
+        cpu_before = backend_cpu(url) if store.dialect == "postgresql" else None
         result = await bench.concurrent(runs)
-        cpu_after = postgres_cpu_seconds() if store.dialect == "postgresql" else None
+        cpu_after = backend_cpu(url) if store.dialect == "postgresql" else None
     finally:
         await worker.stop()
         await task
         await store.close()
-    server = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    if cpu_before is None or cpu_after is None:
+        return result, None
+    # Backends that were not there before started during the runs (from zero).
+    server = sum(cpu - cpu_before.get(pid, 0.0) for pid, cpu in cpu_after.items())
     return result, server
 
 
