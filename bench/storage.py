@@ -177,6 +177,16 @@ async def postgres(url: str, runs: int) -> None:
         )
         with psycopg.connect(eb.POSTGRES_URL, autocommit=True) as conn:
             conn.execute(f'SET search_path TO "{schema}"')
+            # (The store's backends have exited: their table statistics are flushed.)
+            ins, upd, hot = conn.execute(
+                "SELECT SUM(n_tup_ins), SUM(n_tup_upd), SUM(n_tup_hot_upd) "
+                "FROM pg_stat_user_tables WHERE schemaname = %s",
+                (schema,),
+            ).fetchone()
+            print(
+                f"  rows written per node: {int(ins) / nodes:.2f} inserted, "
+                f"{int(upd) / nodes:.2f} updated ({int(hot) / nodes:.2f} of them HOT)"
+            )
             conn.execute("VACUUM ANALYZE")
             _print_sizes("after VACUUM ANALYZE", _pg_sizes(conn, schema), empty, runs)
             conn.execute("VACUUM FULL")
