@@ -153,7 +153,13 @@ attempts = sa.Table(
 event_batches = sa.Table(
     "event_batches",
     metadata,
-    sa.Column("last_seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    # (INTEGER on SQLite: the rowid itself, no separate primary key index.)
+    sa.Column(
+        "last_seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("run_id", Id, nullable=False),
     sa.Column("namespace", sa.String(64), nullable=False),

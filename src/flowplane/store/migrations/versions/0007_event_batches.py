@@ -123,7 +123,12 @@ def _batch_of(event: Any, frame: Any) -> dict[str, Any]:
 def upgrade() -> None:
     op.create_table(
         "event_batches",
-        sa.Column("last_seq", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column(
+            "last_seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("run_id", sa.String(length=64), nullable=False),
         sa.Column("namespace", sa.String(length=64), nullable=False),
