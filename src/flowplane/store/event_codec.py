@@ -18,6 +18,7 @@ was.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -81,15 +82,16 @@ def unpack_changes(events: list[list[Any]], changes: list[Any]) -> list[tuple[An
     return out
 
 
-def _jsonb_key(item: tuple[str, Any]) -> tuple[int, bytes]:
-    key = item[0].encode()
-    return (len(key), key)
+@functools.lru_cache(maxsize=4096)
+def _jsonb_rank(key: str) -> tuple[int, bytes]:
+    encoded = key.encode()
+    return (len(encoded), encoded)
 
 
 def wire_order(body: dict[str, Any], dialect: str) -> dict[str, Any]:
     """``body`` with its keys in the order the backend's JSON column gave them back."""
     if dialect == "postgresql":
-        return dict(sorted(body.items(), key=_jsonb_key))
+        return {key: body[key] for key in sorted(body, key=_jsonb_rank)}
     return body
 
 
