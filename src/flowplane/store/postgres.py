@@ -49,18 +49,19 @@ WITH counter AS (
     INSERT INTO event_counter (id, seq) VALUES (1, CAST(:_n AS BIGINT))
     ON CONFLICT (id) DO UPDATE SET seq = event_counter.seq + EXCLUDED.seq
     RETURNING seq - CAST(:_n AS BIGINT) AS base
+), batches AS (
+    SELECT * FROM jsonb_to_recordset(CAST(:_batches AS JSONB)) AS v(
+        o BIGINT, size INTEGER, run_id VARCHAR, namespace VARCHAR, events JSON,
+        frame_no INTEGER, changes JSON, set_frame BOOLEAN)
 ), written AS (
-    INSERT INTO events (seq, run_id, namespace, type, node_id, ts_ms, payload)
-    SELECT counter.base + v.o, v.run_id, v.namespace, v.type, v.node_id,
-           CAST(:_ts AS BIGINT), v.payload || jsonb_build_object('seq', counter.base + v.o)
-    FROM counter, jsonb_to_recordset(CAST(:_events AS JSONB)) AS v(
-        o BIGINT, run_id VARCHAR, namespace VARCHAR, type VARCHAR, node_id VARCHAR,
-        payload JSONB)
+    INSERT INTO event_batches (last_seq, size, run_id, namespace, ts_ms, events, frame_no,
+                               changes)
+    SELECT counter.base + v.o, v.size, v.run_id, v.namespace, CAST(:_ts AS BIGINT),
+           v.events, v.frame_no, v.changes
+    FROM counter, batches AS v
 ), framed AS (
-    INSERT INTO frames (run_id, frame_no, seq, ts_ms, changes)
-    SELECT f.run_id, f.frame_no, counter.base + f.o, CAST(:_ts AS BIGINT), f.changes
-    FROM counter, jsonb_to_recordset(CAST(:_frames AS JSONB)) AS f(
-        o BIGINT, run_id VARCHAR, frame_no INTEGER, changes JSONB)
+    UPDATE runs SET frame_no = v.frame_no FROM batches AS v
+    WHERE v.set_frame AND runs.id = v.run_id
 )
 SELECT counter.base + CAST(:_n AS BIGINT) AS last,
        pg_notify(CAST(:_channel AS TEXT),
@@ -311,41 +312,29 @@ class PostgresTx(Tx):
         return answer[0]
 
     def _write_events(self) -> None:
-        """One queued statement allocates the ``seq`` numbers and writes the events, their
-        frames and the ``event`` NOTIFY (its seq only known there): it travels with the
+        """One queued statement allocates the ``seq`` numbers, writes the event batches
+        (with their frames), sets the frame numbers of runs this transaction holds locked
+        and sends the ``event`` NOTIFY (its seq only known there): it travels with the
         COMMIT, so writing the events costs no round trip of its own. The counter row is
         locked from this statement to the commit, as with a separate bump: ``seq`` stays
         gap-free and in commit order."""
-        events, self._events = self._events, []
-        now = self.now_ms
+        batches, self._batches = self._batches, []
         rows: list[dict[str, Any]] = []
-        frame_rows: list[dict[str, Any]] = []
-        for offset, (run_id, namespace, type_, node_id, payload) in enumerate(events, 1):
-            changes = payload.pop("_changes", None)
-            # "seq" is set by the statement (same key order as Tx.flush's bodies).
-            body = {"type": type_, "runId": run_id, "seq": 0, "timestampMs": now}
-            if node_id is not None:
-                body["nodeId"] = node_id
-            body.update(payload)
+        offset = 0
+        for batch in batches:
+            offset += batch.size
             rows.append(
                 {
                     "o": offset,
-                    "run_id": run_id,
-                    "namespace": namespace,
-                    "type": type_,
-                    "node_id": node_id,
-                    "payload": body,
+                    "size": batch.size,
+                    "run_id": batch.run_id,
+                    "namespace": batch.namespace,
+                    "events": batch.events,
+                    "frame_no": batch.frame_no,
+                    "changes": batch.changes,
+                    "set_frame": batch.set_frame,
                 }
             )
-            if changes is not None:
-                frame_rows.append(
-                    {
-                        "o": offset,
-                        "run_id": run_id,
-                        "frame_no": payload["frameNo"],
-                        "changes": changes,
-                    }
-                )
         # Other wake-ups first, as Tx.flush sends them before its "event" one.
         self._publish(self.notifications)
 
@@ -355,10 +344,9 @@ class PostgresTx(Tx):
         _WRITE_EVENTS.defer(
             self.conn,
             {
-                "_n": len(events),
-                "_ts": now,
-                "_events": dumps(rows),
-                "_frames": dumps(frame_rows),
+                "_n": offset,
+                "_ts": self.now_ms,
+                "_batches": dumps(rows),
                 "_channel": self._event_channel,
                 "_prefix": self._prefix("event"),
             },

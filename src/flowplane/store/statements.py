@@ -153,8 +153,7 @@ INSERT_NODE_RUNS = Prepared(t.node_runs.insert())
 INSERT_NODE_RUN_RETURNING = Prepared(
     t.node_runs.insert().returning(*t.node_runs.c), record=NodeRunRecord
 )
-INSERT_EVENTS = Prepared(t.events.insert())
-INSERT_FRAMES = Prepared(t.frames.insert())
+INSERT_EVENT_BATCHES = Prepared(t.event_batches.insert())
 BUMP_COUNTER = Prepared(
     t.event_counter.update()
     .where(t.event_counter.c.id == 1)
