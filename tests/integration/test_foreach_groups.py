@@ -184,9 +184,7 @@ async def test_a_worker_groups_a_fan_out_and_records_each_item_once(store: Store
         )
         assert done == [-1, *range(items)]
         seqs = await store.read(
-            lambda tx: [
-                r[0] for r in tx.conn.exec_driver_sql("SELECT seq FROM events ORDER BY seq")
-            ]
+            lambda tx: [e.seq for e in reads.events_after(tx, limit=1_000_000)]
         )
         assert seqs == list(range(1, len(seqs) + 1))
         frames = await store.read(lambda tx: reads.frames_after(tx, run_id, limit=10_000))
