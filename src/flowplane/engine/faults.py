@@ -1,7 +1,9 @@
 """Fault injection for crash tests: kill this process at a named point.
 
 Set ``FLOWPLANE_CRASH_AT=<point>[:<n>]`` to ``SIGKILL`` the process the ``n``-th time (default
-1st) execution reaches ``point``. Points: ``claim`` (inside the claim transaction, before it
+1st) execution reaches ``point``. Points: ``dispatch`` (a run inserted, inside its
+starting transaction, before it commits: with group commit, others of its batch may be
+inserted too), ``claim`` (inside the claim transaction, before it
 commits), ``complete`` (inside the completion transaction, before it commits),
 ``after-complete`` (just after a completion committed). Unset, this costs one dict lookup.
 """

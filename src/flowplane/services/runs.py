@@ -9,6 +9,7 @@ their wire format to one of these calls and back.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from flowplane.model.document import Workflow
 from flowplane.services.caller import Caller
 from flowplane.services.context import current_actor
 from flowplane.services.feed import TERMINAL_EVENTS
+from flowplane.services.group_commit import GroupCommit, Refused
 from flowplane.services.launch import LaunchRequest, load_workflow_file
 from flowplane.services.run_cache import RUN_CHANGED
 from flowplane.services.run_reads import LogEntry, RunReader, RunSnapshot, duration_ms
@@ -77,6 +79,11 @@ class RunService(RunReader):
 
     tracing: Tracing | None = None
     """Spans of started runs (``FLOWPLANE_OPENTELEMETRY``; set by ``build_services``)."""
+
+    @functools.cached_property
+    def starts(self) -> GroupCommit:
+        """The group commit of this service's starts of stored workflows."""
+        return GroupCommit(self.store)
 
     # --- starting ------------------------------------------------------------------------
 
@@ -200,7 +207,7 @@ class RunService(RunReader):
 
         while True:
             try:
-                run, created = await self.store.transact(dispatch)
+                run, created = await self.starts.transact(dispatch)
                 return StartResult(run=run, created=created)
             except _Unvalidated as cold:
                 row = await self.store.read(lambda tx: wq.get_workflow_row(tx, cold.head.id))
@@ -604,7 +611,7 @@ class StoredRef:
         return LaunchRequest(workflow_id=self.workflow_id, workflow=self.name, namespace=self.namespace)
 
 
-class _Unvalidated(Exception):
+class _Unvalidated(Refused):
     """Rolls a stored start back: this process has not validated the head's version yet."""
 
     def __init__(self, head: WorkflowHead) -> None:
