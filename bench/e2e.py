@@ -331,8 +331,12 @@ def print_report(backend: str, http: list[Phase], engine: list[Phase]) -> float:
     )
     for best, phases in ((best_http, http), (best_engine, engine)):
         rounds = " / ".join(f"{p.nodes_per_s:,.0f}" for p in phases)
-        server = f"{best.server_cpu / best.runs * 1000:.2f}" if best.server_cpu and best.runs else "-"
-        client = f"{best.client_cpu / best.runs * 1000:.2f}" if best.client_cpu and best.runs else "-"
+        server = (
+            f"{best.server_cpu / best.runs * 1000:.2f}" if best.server_cpu and best.runs else "-"
+        )
+        client = (
+            f"{best.client_cpu / best.runs * 1000:.2f}" if best.client_cpu and best.runs else "-"
+        )
         print(
             f"{best.kind:12} {best.runs_per_s:8.1f} {best.nodes_per_s:8,.0f} {rounds:>18} "
             f"{best.percentile(50):7.1f} {best.percentile(99):7.1f} {server:>18} {client:>18} "

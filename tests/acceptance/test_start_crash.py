@@ -36,8 +36,12 @@ async def test_no_start_is_answered_before_its_commit(backend: str, tmp_path: Pa
         url, schema = POSTGRES_URL, f"t_{uuid.uuid4().hex[:12]}"
     env = {"FLOWPLANE_CRASH_AT": f"dispatch:{CRASH_AT}"}
     try:
-        with serving(tmp_path, url, "--database-schema", schema, "--workers", "0", env=env) as server:
-            created = httpx.post(f"{server.url}/v1/workflows", json=WORKFLOW, headers=server.headers)
+        with serving(
+            tmp_path, url, "--database-schema", schema, "--workers", "0", env=env
+        ) as server:
+            created = httpx.post(
+                f"{server.url}/v1/workflows", json=WORKFLOW, headers=server.headers
+            )
             assert created.status_code == 201, created.text
             workflow_id = created.json()["id"]
             limits = httpx.Limits(max_connections=STARTS)

@@ -13,7 +13,6 @@ import uuid
 from typing import Any
 
 import httpx
-
 from api_support import ApiHarness, api_fixture  # noqa: F401  (the ``api`` fixture)
 
 WORKFLOW = """
@@ -119,14 +118,22 @@ async def test_a_bad_start_does_not_fail_its_batch(api: ApiHarness) -> None:
             requests.append(("workflow_not_found", post(f"/v1/workflows/{uuid.uuid4()}/runs", {})))
             requests.append(("workflow_not_found", post(f"/v1/workflows/{hidden_id}/runs", {})))
             requests.append(
-                ("idempotency_key_reused", post(runs, {"input": {"who": "y"}}, **{"Idempotency-Key": "reused"}))
+                (
+                    "idempotency_key_reused",
+                    post(runs, {"input": {"who": "y"}}, **{"Idempotency-Key": "reused"}),
+                )
             )
         if i == 3:  # the same new run id twice in one batch: one run, one 409
             requests.append(("same-id", post(runs, {"runId": fresh_id})))
             requests.append(("same-id", post(runs, {"runId": fresh_id})))
         if i == 4:  # POST /v1/runs, the other face of the same path
             requests.append(
-                ("ok", api.client.post("/v1/runs", json={"workflowId": workflow_id}, headers=api.auth(executor)))
+                (
+                    "ok",
+                    api.client.post(
+                        "/v1/runs", json={"workflowId": workflow_id}, headers=api.auth(executor)
+                    ),
+                )
             )
     answers = await asyncio.gather(*(request for _kind, request in requests))
     assert batched(api, before) > 1.5

@@ -210,7 +210,7 @@ class RunService(RunReader):
                 run, created = await self.starts.transact(dispatch)
                 return StartResult(run=run, created=created)
             except _Unvalidated as cold:
-                row = await self.store.read(lambda tx: wq.get_workflow_row(tx, cold.head.id))
+                row = await self.store.read(functools.partial(_workflow_row, cold.head.id))
                 if row is None or not caller.can_see(row.namespace):
                     raise WorkflowNotFound(f"workflow {ref.label!r} not found") from None
                 head = WorkflowHead(
@@ -608,7 +608,13 @@ class StoredRef:
 
     def request(self) -> LaunchRequest:
         """The launch request naming it (for :meth:`RunService._stored_workflow`)."""
-        return LaunchRequest(workflow_id=self.workflow_id, workflow=self.name, namespace=self.namespace)
+        return LaunchRequest(
+            workflow_id=self.workflow_id, workflow=self.name, namespace=self.namespace
+        )
+
+
+def _workflow_row(workflow_id: str, tx: Tx) -> WorkflowRecord | None:
+    return wq.get_workflow_row(tx, workflow_id)
 
 
 class _Unvalidated(Refused):
