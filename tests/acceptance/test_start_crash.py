@@ -34,7 +34,8 @@ async def test_no_start_is_answered_before_its_commit(backend: str, tmp_path: Pa
     else:
         require_postgres()
         url, schema = POSTGRES_URL, f"t_{uuid.uuid4().hex[:12]}"
-    env = {"FLOWPLANE_CRASH_AT": f"dispatch:{CRASH_AT}"}
+    # The pause before the kill gives an answer sent before its commit time to arrive.
+    env = {"FLOWPLANE_CRASH_AT": f"dispatch:{CRASH_AT}", "FLOWPLANE_CRASH_DELAY_SECONDS": "0.5"}
     try:
         with serving(
             tmp_path, url, "--database-schema", schema, "--workers", "0", env=env
