@@ -65,6 +65,7 @@ bench: install
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/api.py
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/fanout_api.py
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/storage.py
+	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/e2e.py
 	$(BIN)/python bench/ui.py
 
 # The web UI: rebuild the committed bundle (src/flowplane/ui/static) from ui/ with the locked
