@@ -183,9 +183,7 @@ async def test_a_worker_groups_a_fan_out_and_records_each_item_once(store: Store
             if e["type"] == "NodeFinished" and e.get("nodeId") == "fan"
         )
         assert done == [-1, *range(items)]
-        seqs = await store.read(
-            lambda tx: [e.seq for e in reads.events_after(tx, limit=1_000_000)]
-        )
+        seqs = await store.read(lambda tx: [e.seq for e in reads.events_after(tx, limit=1_000_000)])
         assert seqs == list(range(1, len(seqs) + 1))
         frames = await store.read(lambda tx: reads.frames_after(tx, run_id, limit=10_000))
         assert [f.frame_no for f in frames] == list(range(1, len(frames) + 1))
