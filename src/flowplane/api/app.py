@@ -14,10 +14,9 @@ from fastapi import APIRouter, FastAPI
 
 from flowplane import __version__
 from flowplane.api import problems, thodare, workflowdev
-from flowplane.api.context import RequestIdMiddleware
+from flowplane.api.edge import install_edge
 from flowplane.api.mcp_backend import mount_mcp
-from flowplane.api.response_headers import NoStoreMiddleware
-from flowplane.api.security import install_security, start_security
+from flowplane.api.security import start_security
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.services.container import Services, Store, Worker, open_services
 from flowplane.settings import Settings
@@ -145,12 +144,8 @@ def create_app(
     )
     app.state.settings = settings
     problems.install(app)
-    install_security(app, settings)
-    # Seed surfaces: their error bodies wrap the gate's 401/429 too, so after the gate.
-    thodare.install_errors(app)
-    app.add_middleware(NoStoreMiddleware)
-    # Outermost: every response (401s and 429s included) carries X-Request-Id.
-    app.add_middleware(RequestIdMiddleware)
+    # One layer: request id, response headers, thodare's errors, metrics, the security gate.
+    install_edge(app, settings)
     for router in discover_routers():
         app.include_router(router)
     # The seed surfaces' routes after Flowplane's own (routes are tried in order).

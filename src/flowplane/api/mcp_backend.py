@@ -214,7 +214,7 @@ def caller_of_context(ctx: Any) -> Caller:
         # Fail closed: only requests through the security middleware reach the MCP app.
         raise Unauthorized("credentials required: send 'Authorization: Bearer <token>'")
     # The MCP SDK serves the message in a task started inside the request, which inherits
-    # the request's context: its id is the one RequestIdMiddleware set.
+    # the request's context: its id is the one the edge middleware (api/edge.py) set.
     return of_request(principal)
 
 

@@ -19,9 +19,30 @@ def _is_json_or_text(content_type: bytes) -> bool:
     return media == b"text/plain" or media == b"application/json" or media.endswith(b"+json")
 
 
+def add_no_store(headers: list[tuple[bytes, bytes]]) -> None:
+    """Append :data:`CACHE_CONTROL` and :data:`NOSNIFF` to a JSON or plain-text answer's
+    raw ``headers`` (in place), unless it set its own."""
+    content_type = b""
+    cache_control = nosniff = False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"content-type":
+            content_type = value
+        elif lowered == b"cache-control":
+            cache_control = True
+        elif lowered == b"x-content-type-options":
+            nosniff = True
+    if _is_json_or_text(content_type):
+        if not cache_control:
+            headers.append(CACHE_CONTROL)
+        if not nosniff:
+            headers.append(NOSNIFF)
+
+
 class NoStoreMiddleware:
     """Plain ASGI middleware adding :data:`CACHE_CONTROL` and :data:`NOSNIFF` to JSON and
-    plain-text answers (event streams keep their own ``no-cache``)."""
+    plain-text answers (event streams keep their own ``no-cache``). The API's own stack does
+    the same in :class:`flowplane.api.edge.EdgeMiddleware`; this one is serve mode's."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -34,13 +55,8 @@ class NoStoreMiddleware:
         async def with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                names = {name.lower(): value for name, value in headers}
-                if _is_json_or_text(names.get(b"content-type", b"")):
-                    if b"cache-control" not in names:
-                        headers.append(CACHE_CONTROL)
-                    if b"x-content-type-options" not in names:
-                        headers.append(NOSNIFF)
-                    message = {**message, "headers": headers}
+                add_no_store(headers)
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, with_headers)

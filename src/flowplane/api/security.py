@@ -1,6 +1,7 @@
 """The front door: who is calling, how fast, and the start-up that makes auth work.
 
-:class:`SecurityMiddleware` authenticates every request before routing, except the exact
+:func:`admit` (the gate of :class:`flowplane.api.edge.EdgeMiddleware`) authenticates
+every request before routing, except the exact
 open routes (``GET /health``, ``GET /readyz``, ``POST /v1/auth/login``, and the browser's pages:
 ``GET /``, ``/docs``, ``/openapi.json``, ``/ui/...``), compared on the
 *raw* path: ``/health/``, ``//health``, ``/%68ealth`` and ``/v1/kv/xhealth`` all need a
@@ -28,12 +29,8 @@ from fastapi import FastAPI, Request
 from starlette.datastructures import Headers
 
 from flowplane.api.context import set_actor
-from flowplane.api.limits import BodyLimitMiddleware
-from flowplane.api.metrics import Metrics, MetricsMiddleware
-from flowplane.api.openapi import install_openapi
 from flowplane.api.problems import error_response
 from flowplane.api.ratelimit import Limiter, limiter_of
-from flowplane.api.settled_runs import SettledRunMiddleware
 from flowplane.errors import FlowplaneError, Unauthorized
 from flowplane.security.tokens import API_KEY_PREFIX
 from flowplane.services.auth import AuthService
@@ -229,61 +226,54 @@ def _role(value: str) -> Role:
     return _ROLES[value]
 
 
-class SecurityMiddleware:
-    """Plain ASGI middleware: authenticate everything but the open routes, then rate-limit."""
+async def admit(scope: dict[str, Any], receive: Any, send: Any) -> list[tuple[bytes, bytes]] | None:
+    """The security gate for one connection: authenticate everything but the open routes,
+    then rate-limit (called by :class:`flowplane.api.edge.EdgeMiddleware`).
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    Returns the headers the response must carry (the ``RateLimit`` ones, possibly none) when
+    the request may go on, or ``None`` when the gate has answered it (401 or 429; a
+    WebSocket is closed with 4401 or 4429).
+    """
+    if scope["type"] not in ("http", "websocket"):
+        return _NONE
+    method = scope.get("method", "GET")
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    if scope["type"] == "http" and is_open(method, raw_path):
+        return _NONE
+    if scope["type"] == "websocket" and raw_path in GATEWAY_PATHS and not _credentials(scope):
+        # Browsers cannot set headers on an upgrade: the gateway authenticates the
+        # first frame instead (``connect`` with a token) and refuses anything else.
+        return _NONE
+    gatekeeper = getattr(scope["app"].state, "gatekeeper", None)
+    try:
+        if not isinstance(gatekeeper, Gatekeeper):
+            # Fail closed: without an authenticator nobody gets in.
+            raise AuthRequired("authentication is not configured")
+        credential = scope_credential(scope)
+        if gatekeeper.is_metrics_scrape(method, raw_path, credential):
+            scope.setdefault("state", {})["principal"] = METRICS_CALLER
+            return _NONE
+        identity = await gatekeeper.authenticator.identify_credential(credential)
+        decision = await gatekeeper.rate_limiter.check_async(
+            identity.bucket, identity.rate_limit_per_minute
+        )
+    except FlowplaneError as exc:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4401 if exc.status == 401 else 4429})
+            return None
+        response = error_response(exc, getattr(exc, "headers", None), path=scope["path"])
+        await response(scope, receive, send)
+        return None
+    scope.setdefault("state", {})["principal"] = identity.principal
+    # Services read who is acting (for the audit log) from the request context.
+    set_actor(identity.principal.name, identity.principal.kind, identity.principal.id)
+    if decision is None or scope["type"] != "http":
+        return _NONE
+    return [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        method = scope.get("method", "GET")
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        if scope["type"] == "http" and is_open(method, raw_path):
-            await self.app(scope, receive, send)
-            return
-        if scope["type"] == "websocket" and raw_path in GATEWAY_PATHS and not _credentials(scope):
-            # Browsers cannot set headers on an upgrade: the gateway authenticates the
-            # first frame instead (``connect`` with a token) and refuses anything else.
-            await self.app(scope, receive, send)
-            return
-        gatekeeper = getattr(scope["app"].state, "gatekeeper", None)
-        try:
-            if not isinstance(gatekeeper, Gatekeeper):
-                # Fail closed: without an authenticator nobody gets in.
-                raise AuthRequired("authentication is not configured")
-            credential = scope_credential(scope)
-            if gatekeeper.is_metrics_scrape(method, raw_path, credential):
-                scope.setdefault("state", {})["principal"] = METRICS_CALLER
-                await self.app(scope, receive, send)
-                return
-            identity = await gatekeeper.authenticator.identify_credential(credential)
-            decision = await gatekeeper.rate_limiter.check_async(
-                identity.bucket, identity.rate_limit_per_minute
-            )
-        except FlowplaneError as exc:
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 4401 if exc.status == 401 else 4429})
-                return
-            response = error_response(exc, getattr(exc, "headers", None), path=scope["path"])
-            await response(scope, receive, send)
-            return
-        scope.setdefault("state", {})["principal"] = identity.principal
-        # Services read who is acting (for the audit log) from the request context.
-        set_actor(identity.principal.name, identity.principal.kind, identity.principal.id)
-        if decision is None or scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        extra = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
 
-        async def with_headers(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+_NONE: list[tuple[bytes, bytes]] = []
+"""No extra headers (shared: callers only read it)."""
 
 
 @dataclass(frozen=True)
@@ -315,24 +305,6 @@ def gatekeeper_of(app: Any) -> Gatekeeper:
     if not isinstance(gatekeeper, Gatekeeper):
         raise AuthRequired("authentication is not configured")
     return gatekeeper
-
-
-def install_security(app: FastAPI, settings: Settings) -> None:
-    """Add metrics, the security gate, body limits and the exact OpenAPI document to ``app``.
-
-    Middleware order, outermost first: metrics (sees every request), security (auth and
-    rate limit, before any body is read), settled-run details served from memory
-    (:mod:`flowplane.api.settled_runs`), body limits, then the routes.
-    """
-    metrics = Metrics()
-    app.state.metrics = metrics
-    app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
-    )
-    app.add_middleware(SettledRunMiddleware)
-    app.add_middleware(SecurityMiddleware)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    install_openapi(app)
 
 
 async def start_security(app: FastAPI, services: Services) -> None:

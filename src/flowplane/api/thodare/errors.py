@@ -2,7 +2,8 @@
 
 Every error is still raised and rendered once, as Flowplane's problem document (the
 routes, the security gate's 401 and 429, a 404 for a path no route serves); this
-middleware rewrites that document for thodare's paths only. The stable ``code`` stays, and
+layer (:func:`rewriting_send`, in the API's edge middleware) rewrites that document for
+thodare's paths only. The stable ``code`` stays, and
 the problem's extension members ride along (``current`` on a 412, ``retryAfterMs`` on a
 429, ``errors`` on a 400), so ``{error: "version_mismatch", current: 3}`` is what a thodare
 client reads. ``/api/v1/*`` belongs to another surface (workflowdev) and is left alone, as
@@ -16,7 +17,7 @@ from typing import Any
 
 from flowplane.api.problems import PROBLEM_TYPE
 
-__all__ = ["ThodareErrorMiddleware", "is_thodare_path", "thodare_error"]
+__all__ = ["is_thodare_path", "rewriting_send", "thodare_error"]
 
 _ERROR_NAMES = {
     "validation_error": "invalid_body",
@@ -45,37 +46,30 @@ def thodare_error(problem: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-class ThodareErrorMiddleware:
-    """Plain ASGI middleware: rewrite problem documents on thodare's paths."""
+def rewriting_send(send: Any) -> Any:
+    """Wrap ``send`` so that a problem document is sent as thodare's error body (for a
+    request on one of thodare's paths; :class:`flowplane.api.edge.EdgeMiddleware` calls it)."""
+    start: dict[str, Any] | None = None
+    chunks: list[bytes] = []
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not is_thodare_path(scope.get("path", "")):
-            await self.app(scope, receive, send)
+    async def rewrite(message: dict[str, Any]) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            headers = dict(message.get("headers") or [])
+            if headers.get(b"content-type", b"").startswith(PROBLEM_TYPE.encode()):
+                start = message
+                return
+            await send(message)
             return
-        start: dict[str, Any] | None = None
-        chunks: list[bytes] = []
+        if start is None or message["type"] != "http.response.body":
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        await _send_rewritten(send, start, b"".join(chunks))
 
-        async def rewrite(message: dict[str, Any]) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                headers = dict(message.get("headers") or [])
-                if headers.get(b"content-type", b"").startswith(PROBLEM_TYPE.encode()):
-                    start = message
-                    return
-                await send(message)
-                return
-            if start is None or message["type"] != "http.response.body":
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body"):
-                return
-            await _send_rewritten(send, start, b"".join(chunks))
-
-        await self.app(scope, receive, rewrite)
+    return rewrite
 
 
 async def _send_rewritten(send: Any, start: dict[str, Any], raw: bytes) -> None:
