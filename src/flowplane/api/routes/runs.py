@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.responses import StreamingResponse
 
-from flowplane.api.deps import require, services_dependency
+from flowplane.api.deps import get_services, require, services_dependency
 from flowplane.api.models.runs import (
     DecisionBody,
     DispatchBody,
@@ -76,9 +76,9 @@ Svc = Annotated[Services, Depends(services_dependency)]
     },
 )
 async def dispatch_run(
+    request: Request,
     body: DispatchBody,
     principal: Executor,
-    services: Svc,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> DispatchResult:
     """Start a run of a stored workflow (by id or name) or of a file under the server root.
@@ -88,6 +88,7 @@ async def dispatch_run(
     ``Idempotency-Key`` returns the same run; reused with another body it is 422. A
     ``runId`` that is taken, without ``resume``, is 409 ``RUN_ALREADY_EXISTS``.
     """
+    services = get_services(request)  # not a dependency: one less for FastAPI to solve
     result = await services.runs.launch(
         principal,
         body.launch_request(idempotency_key),
@@ -208,11 +209,11 @@ async def stream_run_events(
     request: Request,
     run_id: str,
     principal: Viewer,
-    services: Svc,
     after_seq: Annotated[Seq, Query(alias="afterSeq", ge=-1)] = 0,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """Replay the run's events after ``afterSeq`` / ``Last-Event-ID``, then follow live."""
+    services = get_services(request)  # not a dependency: one less for FastAPI to solve
     event_filter = await services.feed.for_run(principal, run_id)
     start = max(after_seq, parse_last_event_id(last_event_id), 0)
     # The process's one event feed fans events out (one table read per commit, not one per

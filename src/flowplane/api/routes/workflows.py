@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from starlette.exceptions import HTTPException
 
-from flowplane.api.deps import require, services_dependency
+from flowplane.api.deps import get_services, require, services_dependency
 from flowplane.api.models.workflows import (
     DOCUMENT_SCHEMA,
     JSON_TYPES,
@@ -37,7 +37,7 @@ from flowplane.api.models.workflows import (
 )
 from flowplane.api.openapi import error_responses
 from flowplane.api.paging import Cursor, NamespaceFilter, PageSize
-from flowplane.api.run_views import run_model
+from flowplane.api.run_views import run_fields
 from flowplane.client.models import DispatchResult
 from flowplane.errors import InvalidInput
 from flowplane.model.bounds import Version
@@ -108,10 +108,10 @@ async def _document_body(request: Request) -> bytes:
     },
 )
 async def run_workflow(
+    request: Request,
     workflow_id: WorkflowRef,
     response: Response,
     principal: Executor,
-    services: Svc,
     body: WorkflowRunBody | None = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> DispatchResult:
@@ -123,6 +123,7 @@ async def run_workflow(
     body = body or WorkflowRunBody()
     if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
         raise InvalidInput("the Idempotency-Key header and idempotencyKey differ")
+    services = get_services(request)  # not a dependency: one less for FastAPI to solve
     result = await services.workflows.start_run(
         principal,
         workflow_id,
@@ -132,7 +133,7 @@ async def run_workflow(
         run_id=body.run_id,
     )
     response.status_code = 201 if result.created else 200
-    return DispatchResult(**run_model(result.run).model_dump(), created=result.created)
+    return DispatchResult(**run_fields(result.run), created=result.created)
 
 
 @router.post(
