@@ -16,7 +16,8 @@ messages go straight on). In order, as the separate layers ran (outermost first)
    limit, whose ``RateLimit`` headers the response carries.
 
 Inside it: settled runs answered from memory (:mod:`flowplane.api.settled_runs`), body
-limits (:mod:`flowplane.api.limits`), then FastAPI's routes.
+limits (:mod:`flowplane.api.limits`), starts of runs (:mod:`flowplane.api.start_shortcut`),
+then FastAPI's routes.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from flowplane.api.openapi import install_openapi
 from flowplane.api.response_headers import add_no_store
 from flowplane.api.security import admit
 from flowplane.api.settled_runs import SettledRunMiddleware
+from flowplane.api.start_shortcut import StartShortcut
 from flowplane.api.thodare.errors import is_thodare_path, rewriting_send
 from flowplane.services.context import actor_var, request_id_var
 from flowplane.settings import Settings
@@ -128,10 +130,13 @@ def install_edge(app: FastAPI, settings: Settings) -> None:
 
     Outermost first: :class:`EdgeMiddleware` (request id, headers, thodare errors, metrics,
     the security gate: auth and rate limit, before any body is read), settled-run details
-    served from memory (:mod:`flowplane.api.settled_runs`), body limits, then the routes.
+    served from memory (:mod:`flowplane.api.settled_runs`), body limits, valid starts of
+    runs answered by their routes' endpoints (:mod:`flowplane.api.start_shortcut`), then
+    the routes.
     """
     metrics = Metrics()
     app.state.metrics = metrics
+    app.add_middleware(StartShortcut)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
     )
