@@ -117,3 +117,24 @@ async def test_shortcut_answers_as_the_routes(api: ApiHarness, tmp_path: Path) -
     assert statuses == EXPECTED_STATUSES
     for index, (mine, theirs) in enumerate(zip(with_shortcut, without, strict=True)):
         assert mine == theirs, f"request {index}: {mine} != {theirs}"
+
+
+async def test_shortcut_start_is_audited_with_request_and_actor(api: ApiHarness) -> None:
+    created = await api.client.post(
+        "/v1/workflows", content=WORKFLOW, headers={"Content-Type": "text/yaml"}
+    )
+    wid = created.raise_for_status().json()["id"]
+    executor = await api.key("executor")
+    for path, body, rid in [
+        ("/v1/runs", {"workflowId": wid}, "start-1"),
+        (f"/v1/workflows/{wid}/runs", {"input": {}}, "start-2"),
+    ]:
+        started = await api.client.post(
+            path, json=body, headers={**api.auth(executor), "X-Request-Id": rid}
+        )
+        assert started.status_code in (200, 201) and started.headers["x-request-id"] == rid
+        run_id = started.json()["runId"]
+        found = (await api.client.get("/v1/audit", params={"requestId": rid})).json()["items"]
+        assert [i["targetId"] for i in found] == [run_id]
+        assert found[0]["actorKind"] == "api_key" and found[0]["actor"] == "test-executor-all"
+    assert _shortcut_of(api.app)._routes is not None, "the shortcut answered nothing"
