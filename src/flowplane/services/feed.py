@@ -34,13 +34,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import sqlalchemy as sa
-
 from flowplane.errors import DatabaseUnavailable, InvalidInput, NotFound, RunNotFound
 from flowplane.services.caller import Caller
 from flowplane.status import TERMINAL_RUN
 from flowplane.store import reads
-from flowplane.store import schema as t
 from flowplane.store.base import Store
 from flowplane.store.tx import Tx
 
@@ -115,12 +112,6 @@ class _Subscriber:
         """End the stream at the next opportunity."""
         self.closed = True
         self.wake.set()
-
-
-def _tail_rows(tx: Tx, after_seq: int, limit: int) -> list[tuple[str, dict[str, Any]]]:
-    c = t.events.c
-    query = sa.select(c.namespace, c.payload).where(c.seq > after_seq).order_by(c.seq).limit(limit)
-    return [(str(row.namespace), dict(row.payload)) for row in tx.conn.execute(query)]
 
 
 class EventFeed:
@@ -336,7 +327,7 @@ class EventFeed:
         while True:
             self._wake.clear()
             rows = await self.store.read(
-                partial(_tail_rows, after_seq=self._position, limit=self.batch)
+                partial(reads.event_tail, after_seq=self._position, limit=self.batch)
             )
             for namespace, event in rows:
                 self._position = event["seq"]

@@ -7,6 +7,7 @@ wire bodies written at commit and are returned as they are.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -123,6 +124,15 @@ def events_after(
         query = query.where(c.type.in_(list(types)))
     query = query.order_by(c.seq).limit(limit)
     return [EventRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+
+
+def event_tail(tx: Tx, after_seq: int, limit: int) -> list[tuple[str, dict[str, Any]]]:
+    """Return ``(namespace, payload)`` of every event with ``seq > after_seq``, in ``seq``
+    order, at most ``limit``: what the event feed's tail offers its live subscribers (only
+    the namespace, which the payload lacks, and the wire body)."""
+    c = t.events.c
+    query = sa.select(c.namespace, c.payload).where(c.seq > after_seq).order_by(c.seq).limit(limit)
+    return [(str(row.namespace), dict(row.payload)) for row in tx.conn.execute(query)]
 
 
 def last_seq(tx: Tx) -> int:
