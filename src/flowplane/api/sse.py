@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -95,10 +95,16 @@ _log = logging.getLogger("flowplane.api.sse")
 
 
 def format_event(event: dict[str, Any], name: str | None = None) -> bytes:
-    """Render one event payload as an SSE message named ``name`` (default: its type)."""
-    data = json.dumps(event, separators=(",", ":"), default=str)
+    """Render one event payload as an SSE message named ``name`` (default: its type).
+
+    An event of the feed carries its JSON, encoded once for every subscriber (``json``);
+    only the message's frame is built per subscriber."""
+    data: bytes | None = getattr(event, "json", None)
+    if data is None:
+        data = json.dumps(event, separators=(",", ":"), default=str).encode()
     # A JSON dump has no raw newlines, so one ``data:`` line is enough.
-    return f"id: {event['seq']}\nevent: {name or event['type']}\ndata: {data}\n\n".encode()
+    head = f"id: {event['seq']}\nevent: {name or event['type']}\ndata: ".encode()
+    return head + data + b"\n\n"
 
 
 def parse_last_event_id(value: str | None) -> int:
@@ -177,6 +183,37 @@ async def stream_events(
         if aclose is not None:
             with contextlib.suppress(Exception):
                 await aclose()
+
+
+async def stream_batches(
+    batches: AsyncIterator[Sequence[dict[str, Any]]], event_name: str | None = None
+) -> AsyncIterator[bytes]:
+    """Turn batches of events into SSE bytes, one chunk per batch; an empty batch (the
+    source has been quiet) is a ``: keep-alive`` comment.
+
+    No queue or task of its own: the source (the event feed) already buffers per
+    subscriber, bounded, and falls back to the table when a reader is slow."""
+    try:
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        async for batch in batches:
+            if not batch:
+                yield b": keep-alive\n\n"
+                continue
+            yield b"".join([format_event(event, event_name) for event in batch])
+    except Exception as exc:  # the stream ends; the client resumes by seq
+        _log.warning("event stream failed: %s", exc)
+    finally:
+        aclose = getattr(batches, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+
+
+def batch_stream_response(
+    batches: AsyncIterator[Sequence[dict[str, Any]]], *, event_name: str | None = None
+) -> StreamingResponse:
+    """Return the streaming response of batches of events (see :func:`stream_batches`)."""
+    return StreamingResponse(stream_batches(batches, event_name), headers=SSE_HEADERS)
 
 
 def event_stream_response(

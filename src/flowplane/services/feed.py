@@ -29,13 +29,14 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from flowplane.errors import DatabaseUnavailable, InvalidInput, NotFound, RunNotFound
 from flowplane.services.caller import Caller
+from flowplane.services.feed_pages import FeedEvent, PageCache, feed_event, feed_events
 from flowplane.status import TERMINAL_RUN
 from flowplane.store import reads
 from flowplane.store.base import Store
@@ -51,6 +52,16 @@ READY_TIMEOUT_SECONDS = 30.0
 """How long a new subscriber waits for the tail to learn the newest ``seq``."""
 RETRY_SECONDS = 1.0
 """Pause after a failed read of the tail (the database is away)."""
+REPLAY_PAGE_EVENTS = 200
+"""Events per replay read (a subscriber catching up on history)."""
+REPLAY_CHUNK_EVENTS = 50
+"""Replayed events handed to a stream at once (one write)."""
+REPLAY_READS = 2
+"""Replay reads running at once in a process (others wait their turn)."""
+REPLAY_SLOTS = 4
+"""Replay chunks being handed out (and written) at once in a process."""
+PAGE_CACHE_BYTES = 8 * 1024 * 1024
+"""Event JSON kept in the shared page cache."""
 ALL_NAMESPACES = "*"
 """In a namespace stream's request: every namespace the caller sees."""
 MAX_FILTER_VALUES = 64
@@ -87,18 +98,20 @@ class EventFilter:
 class _Subscriber:
     """One live stream's state inside the feed."""
 
-    def __init__(self, event_filter: EventFilter, cursor: int, buffer: int) -> None:
+    def __init__(self, event_filter: EventFilter, cursor: int, buffer: int, number: int) -> None:
         self.filter = event_filter
         self.cursor = cursor
         self.buffer = buffer
-        self.queue: deque[dict[str, Any]] = deque()
+        self.number = number  # registration order: which shared reads it may join
+        self.queue: deque[FeedEvent] = deque()
         # Start stale: the first thing a subscriber does is read the table.
         self.stale = True
         self.closed = False
         self.wake = asyncio.Event()
 
-    def offer(self, event: dict[str, Any]) -> None:
-        """Queue a live event (called by the tail)."""
+    def offer(self, event: FeedEvent) -> None:
+        """Queue a live event (called by the tail, which wakes the subscriber after its
+        whole read: one wake-up per read, not per event)."""
         if self.stale:
             return  # the next table read covers it
         if len(self.queue) >= self.buffer:
@@ -106,12 +119,28 @@ class _Subscriber:
             self.stale = True
         else:
             self.queue.append(event)
-        self.wake.set()
+
+    def take(self) -> list[FeedEvent]:
+        """Empty the queue: its events after the cursor (the cursor moves to the last)."""
+        cursor = self.cursor
+        batch = [event for event in self.queue if event["seq"] > cursor]
+        self.queue.clear()
+        if batch:
+            self.cursor = batch[-1]["seq"]
+        return batch
 
     def close(self) -> None:
         """End the stream at the next opportunity."""
         self.closed = True
         self.wake.set()
+
+
+class _Read:
+    """A replay read in flight, shared by the subscribers that registered before it began."""
+
+    def __init__(self, task: asyncio.Task[list[FeedEvent]], began_after: int) -> None:
+        self.task = task
+        self.began_after = began_after
 
 
 class EventFeed:
@@ -131,12 +160,20 @@ class EventFeed:
         batch: int = BATCH_EVENTS,
         buffer: int = BUFFER_EVENTS,
         poll_seconds: float = POLL_SECONDS,
+        page: int | None = None,
+        replay_reads: int = REPLAY_READS,
+        replay_slots: int = REPLAY_SLOTS,
+        cache_bytes: int = PAGE_CACHE_BYTES,
     ) -> None:
         self.store = store
         self.batch = batch
         self.buffer = buffer
         self.poll_seconds = poll_seconds
+        self.page = page if page is not None else min(batch, REPLAY_PAGE_EVENTS)
         self._subscribers: set[_Subscriber] = set()
+        # Subscribers by filter: the tail matches an event once per distinct filter.
+        self._groups: dict[EventFilter, set[_Subscriber]] = {}
+        self._registered = 0
         self._position: int | None = None
         self._ready = asyncio.Event()
         self._has_subscribers = asyncio.Event()
@@ -144,6 +181,12 @@ class EventFeed:
         self._task: asyncio.Task[None] | None = None
         self._remove_listener: Any = None
         self._closing = False
+        # Replays: few reads at a time, few chunks written at a time, pages shared.
+        self._read_gate = asyncio.Semaphore(replay_reads)
+        self._replay_slots = asyncio.Semaphore(replay_slots)
+        self._reads: dict[tuple[EventFilter, int], _Read] = {}
+        self.pages = PageCache(cache_bytes)
+        self.replay_reads = 0
 
     @property
     def subscribers(self) -> int:
@@ -223,33 +266,60 @@ class EventFeed:
         terminal and every one of its events has been yielded; a run that is resumed after
         a terminal event goes on. Otherwise it ends only when the feed closes.
         """
-        sub = _Subscriber(event_filter, max(after_seq, 0), self.buffer)
+        batches = self.batches(event_filter, after_seq, until_terminal=until_terminal)
+        try:
+            async for batch in batches:
+                for event in batch:
+                    yield event
+        finally:
+            await batches.aclose()
+
+    async def batches(
+        self,
+        event_filter: EventFilter,
+        after_seq: int = 0,
+        *,
+        until_terminal: bool = False,
+        idle_seconds: float | None = None,
+    ) -> AsyncGenerator[list[FeedEvent]]:
+        """:meth:`stream`'s events in batches: what a replay page or a live read brought at
+        once, for a writer that sends each batch in one write.
+
+        Every event is a :class:`FeedEvent` (its JSON encoded once, shared by every
+        subscriber). With ``idle_seconds`` an empty batch is yielded whenever the stream has
+        been quiet that long (an SSE keep-alive).
+
+        Replays are paced for the process's sake: at most :data:`REPLAY_READS` replay reads
+        run at once (off the event loop), a subscriber whose cursor falls in a page another
+        one read takes it from the :class:`PageCache`, and at most :data:`REPLAY_SLOTS`
+        replay chunks of :data:`REPLAY_CHUNK_EVENTS` are being handed out at once, each
+        followed by a turn of the event loop: live streams and the engine's own work keep
+        their turns while hundreds of subscribers catch up.
+        """
         if self._closing:
             return
+        self._registered += 1
+        sub = _Subscriber(event_filter, max(after_seq, 0), self.buffer, self._registered)
         self._subscribers.add(sub)
+        self._groups.setdefault(event_filter, set()).add(sub)
         self._has_subscribers.set()
         try:
             await self._started()
             check_terminal = until_terminal
             while not sub.closed:
+                batch: list[FeedEvent] = []
                 if sub.stale:
-                    sub.stale = False
-                    sub.queue.clear()
-                    batch = await self.read(event_filter, sub.cursor, self.batch)
-                    sub.stale = len(batch) >= self.batch
-                    for event in batch:
-                        sub.cursor = event["seq"]
-                        yield event
-                        if event["type"] in TERMINAL_EVENTS:
-                            check_terminal = until_terminal
+                    # Closed with the stream even when it is left at a yield (its slot).
+                    async with contextlib.aclosing(self._replayed(sub)) as replayed:
+                        async for batch in replayed:
+                            yield batch
+                            check_terminal |= until_terminal and _has_terminal(batch)
                     continue
                 if sub.queue:
-                    event = sub.queue.popleft()
-                    if event["seq"] > sub.cursor:
-                        sub.cursor = event["seq"]
-                        yield event
-                        if event["type"] in TERMINAL_EVENTS:
-                            check_terminal = until_terminal
+                    batch = sub.take()
+                    if batch:
+                        yield batch
+                        check_terminal |= until_terminal and _has_terminal(batch)
                     continue
                 if check_terminal:
                     # Caught up after a terminal event (or at the start): done if the run is.
@@ -260,17 +330,108 @@ class EventFeed:
                         sub.stale = True
                     continue
                 sub.wake.clear()
-                if not (sub.queue or sub.stale or sub.closed):
+                if sub.queue or sub.stale or sub.closed:
+                    continue
+                if idle_seconds is None:
                     await sub.wake.wait()
+                    continue
+                try:
+                    async with asyncio.timeout(idle_seconds):
+                        await sub.wake.wait()
+                except TimeoutError:
+                    yield []
         finally:
             self._subscribers.discard(sub)
+            group = self._groups.get(event_filter)
+            if group is not None:
+                group.discard(sub)
+                if not group:
+                    del self._groups[event_filter]
             self._wake.set()
+
+    async def _replayed(self, sub: _Subscriber) -> AsyncGenerator[list[FeedEvent]]:
+        """The subscriber's next replay page, in chunks, each handed out in a replay slot
+        and followed by a turn of the loop; moves its cursor."""
+        sub.stale = False
+        sub.queue.clear()
+        events, full = await self._replay(sub)
+        sub.stale = full
+        for start in range(0, len(events), REPLAY_CHUNK_EVENTS):
+            chunk = events[start : start + REPLAY_CHUNK_EVENTS]
+            async with self._replay_slots:
+                sub.cursor = chunk[-1]["seq"]
+                yield chunk
+            await asyncio.sleep(0)  # the rest of the loop goes first
+            if sub.closed:
+                return
+
+    async def _replay(self, sub: _Subscriber) -> tuple[list[FeedEvent], bool]:
+        """The next page of ``sub``'s replay: ``(events after its cursor, whether more may
+        follow)``, from the page cache, a shared read, or a read of its own."""
+        key = sub.filter
+        while True:
+            cached = self.pages.after(key, sub.cursor)
+            if cached is not None:
+                return cached, True
+            shared = self._reads.get((key, sub.cursor))
+            # A read begun before this subscriber registered may miss events the tail
+            # offered before the registration: only later reads are joined (hand-off rule).
+            if shared is None or shared.began_after < sub.number:
+                async with self._read_gate:
+                    cached = self.pages.after(key, sub.cursor)
+                    if cached is not None:
+                        return cached, True
+                    shared = self._reads.get((key, sub.cursor))
+                    if shared is None or shared.began_after < sub.number:
+                        shared = self._start_read(key, sub.cursor)
+                        events = await asyncio.shield(shared.task)
+                        return events, len(events) >= self.page
+            events = await asyncio.shield(shared.task)
+            return events, len(events) >= self.page
+
+    def _start_read(self, key: EventFilter, cursor: int) -> _Read:
+        """Begin a replay read that subscribers registered until now may share (its own
+        task: a subscriber that leaves does not cancel it under the others)."""
+        task = asyncio.create_task(self._read_page(key, cursor), name="flowplane-feed-replay")
+        read = _Read(task, self._registered)
+        self._reads[(key, cursor)] = read
+
+        def done(_task: asyncio.Task[list[FeedEvent]]) -> None:
+            if self._reads.get((key, cursor)) is read:
+                del self._reads[(key, cursor)]
+
+        task.add_done_callback(done)
+        return read
+
+    async def _read_page(self, key: EventFilter, cursor: int) -> list[FeedEvent]:
+        types = sorted(key.types) if key.types is not None else None
+        limit = self.page
+
+        def page(tx: Tx) -> list[FeedEvent]:
+            records = reads.events_after(
+                tx,
+                run_id=key.run_id,
+                namespaces=key.namespaces,
+                types=types,
+                after_seq=cursor,
+                limit=limit,
+            )
+            return feed_events(record.payload for record in records)
+
+        # ``scan``: on SQLite, on a reader thread (inline reads would hold the loop).
+        events = await self.store.read(page, scan=True)
+        self.replay_reads += 1
+        if len(events) >= limit:
+            self.pages.add(key, cursor, events)
+        return events
 
     async def close(self) -> None:
         """End every stream and stop the tail (new streams end at once)."""
         self._closing = True
         for sub in list(self._subscribers):
             sub.close()
+        for read in list(self._reads.values()):
+            read.task.cancel()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -327,15 +488,29 @@ class EventFeed:
         while True:
             self._wake.clear()
             rows = await self.store.read(
-                partial(reads.event_tail, after_seq=self._position, limit=self.batch)
+                partial(_tail_events, after_seq=self._position, limit=self.batch)
             )
+            woken: set[_Subscriber] = set()
+            groups = list(self._groups.items())
             for namespace, event in rows:
                 self._position = event["seq"]
-                for sub in list(self._subscribers):
-                    if sub.filter.matches(event, namespace):
-                        sub.offer(event)
+                for event_filter, subs in groups:
+                    if event_filter.matches(event, namespace):
+                        for sub in subs:
+                            sub.offer(event)
+                        woken.update(subs)
+            for sub in woken:
+                sub.wake.set()
             if len(rows) < self.batch:
                 return
+
+
+def _tail_events(tx: Tx, after_seq: int, limit: int) -> list[tuple[str, FeedEvent]]:
+    return [(ns, feed_event(body)) for ns, body in reads.event_tail(tx, after_seq, limit)]
+
+
+def _has_terminal(events: list[FeedEvent]) -> bool:
+    return any(event["type"] in TERMINAL_EVENTS for event in events)
 
 
 def _run_namespace(tx: Tx, run_id: str) -> str | None:
