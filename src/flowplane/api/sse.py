@@ -97,11 +97,18 @@ _log = logging.getLogger("flowplane.api.sse")
 def format_event(event: dict[str, Any], name: str | None = None) -> bytes:
     """Render one event payload as an SSE message named ``name`` (default: its type).
 
-    An event of the feed carries its JSON, encoded once for every subscriber (``json``);
-    only the message's frame is built per subscriber."""
-    data: bytes | None = getattr(event, "json", None)
-    if data is None:
-        data = json.dumps(event, separators=(",", ":"), default=str).encode()
+    An event of the feed carries its JSON, encoded once, and a cache of its messages: the
+    first subscriber renders it, every other one writes the same bytes."""
+    frames: dict[str | None, bytes] | None = getattr(event, "frames", None)
+    if frames is not None:
+        frame = frames.get(name)
+        if frame is None:
+            frame = frames[name] = _frame(event, name, event.json)  # type: ignore[attr-defined]
+        return frame
+    return _frame(event, name, json.dumps(event, separators=(",", ":"), default=str).encode())
+
+
+def _frame(event: dict[str, Any], name: str | None, data: bytes) -> bytes:
     # A JSON dump has no raw newlines, so one ``data:`` line is enough.
     head = f"id: {event['seq']}\nevent: {name or event['type']}\ndata: ".encode()
     return head + data + b"\n\n"

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -54,12 +55,24 @@ RETRY_SECONDS = 1.0
 """Pause after a failed read of the tail (the database is away)."""
 REPLAY_PAGE_EVENTS = 200
 """Events per replay read (a subscriber catching up on history)."""
+FIRST_PAGE_EVENTS = 50
+"""Events of a subscriber's first read (most streams start close to the head)."""
+FIRST_READS = 8
+"""First reads running at once in a process."""
 REPLAY_CHUNK_EVENTS = 50
 """Replayed events handed to a stream at once (one write)."""
 REPLAY_READS = 2
 """Replay reads running at once in a process (others wait their turn)."""
 REPLAY_SLOTS = 4
 """Replay chunks being handed out (and written) at once in a process."""
+REPLAY_SHARE = 0.25
+"""The most of the event loop's time replays may take (their chunks' hand-out and write,
+and their reads, measured): past it the next replay chunk waits."""
+COALESCE_PER_SUBSCRIBER_SECONDS = 0.0001
+COALESCE_MAX_SECONDS = 0.02
+"""The tail reads new events at most once per ``subscribers x 0.1 ms`` (at most 20 ms):
+under a stream of commits, each subscriber gets one write per interval instead of one per
+commit. A quiet feed reads at once."""
 PAGE_CACHE_BYTES = 8 * 1024 * 1024
 """Event JSON kept in the shared page cache."""
 ALL_NAMESPACES = "*"
@@ -106,6 +119,7 @@ class _Subscriber:
         self.queue: deque[FeedEvent] = deque()
         # Start stale: the first thing a subscriber does is read the table.
         self.stale = True
+        self.catching_up = False
         self.closed = False
         self.wake = asyncio.Event()
 
@@ -183,10 +197,12 @@ class EventFeed:
         self._closing = False
         # Replays: few reads at a time, few chunks written at a time, pages shared.
         self._read_gate = asyncio.Semaphore(replay_reads)
+        self._first_gate = asyncio.Semaphore(FIRST_READS)
         self._replay_slots = asyncio.Semaphore(replay_slots)
-        self._reads: dict[tuple[EventFilter, int], _Read] = {}
+        self._reads: dict[tuple[EventFilter, int, int], _Read] = {}
         self.pages = PageCache(cache_bytes)
         self.replay_reads = 0
+        self._budget = _Budget(REPLAY_SHARE)
 
     @property
     def subscribers(self) -> int:
@@ -356,56 +372,76 @@ class EventFeed:
         sub.queue.clear()
         events, full = await self._replay(sub)
         sub.stale = full
+        if len(events) <= FIRST_PAGE_EVENTS and not full:
+            sub.cursor = events[-1]["seq"] if events else sub.cursor
+            if events:
+                yield events  # caught up at once: a new stream's short start
+            return
         for start in range(0, len(events), REPLAY_CHUNK_EVENTS):
             chunk = events[start : start + REPLAY_CHUNK_EVENTS]
             async with self._replay_slots:
+                await self._budget.turn()
+                began = time.perf_counter()
                 sub.cursor = chunk[-1]["seq"]
-                yield chunk
+                yield chunk  # the stream writes it before it asks for more
+                self._budget.spent(time.perf_counter() - began)
             await asyncio.sleep(0)  # the rest of the loop goes first
             if sub.closed:
                 return
 
     async def _replay(self, sub: _Subscriber) -> tuple[list[FeedEvent], bool]:
         """The next page of ``sub``'s replay: ``(events after its cursor, whether more may
-        follow)``, from the page cache, a shared read, or a read of its own."""
-        key = sub.filter
-        while True:
-            cached = self.pages.after(key, sub.cursor)
-            if cached is not None:
-                return cached, True
-            shared = self._reads.get((key, sub.cursor))
-            # A read begun before this subscriber registered may miss events the tail
-            # offered before the registration: only later reads are joined (hand-off rule).
-            if shared is None or shared.began_after < sub.number:
-                async with self._read_gate:
-                    cached = self.pages.after(key, sub.cursor)
-                    if cached is not None:
-                        return cached, True
-                    shared = self._reads.get((key, sub.cursor))
-                    if shared is None or shared.began_after < sub.number:
-                        shared = self._start_read(key, sub.cursor)
-                        events = await asyncio.shield(shared.task)
-                        return events, len(events) >= self.page
-            events = await asyncio.shield(shared.task)
-            return events, len(events) >= self.page
+        follow)``, from the page cache, a shared read, or a read of its own.
 
-    def _start_read(self, key: EventFilter, cursor: int) -> _Read:
+        A subscriber's first read is short (:data:`FIRST_PAGE_EVENTS`, inline on SQLite, no
+        budget: a new live stream or a run's stream starts at once). Once one came back
+        full the subscriber is *catching up*: its pages are long, read off the loop, at most
+        :data:`REPLAY_READS` at a time and within the replay budget."""
+        first = not sub.catching_up
+        limit = FIRST_PAGE_EVENTS if first else self.page
+        key, cursor = sub.filter, sub.cursor
+        cached = self.pages.after(key, cursor)
+        if cached is None:
+            shared = self._joinable(sub, limit)
+            if shared is None:
+                async with self._first_gate if first else self._read_gate:
+                    cached = self.pages.after(key, cursor)
+                    if cached is None:
+                        shared = self._joinable(sub, limit) or self._start_read(key, cursor, limit)
+                        events = await asyncio.shield(shared.task)
+            else:
+                events = await asyncio.shield(shared.task)
+        if cached is not None:
+            sub.catching_up = True
+            return cached, True
+        sub.catching_up = full = len(events) >= limit
+        return events, full
+
+    def _joinable(self, sub: _Subscriber, limit: int) -> _Read | None:
+        """A read in flight of ``sub``'s next page that it may share: one begun after it
+        registered (an earlier one may miss events the tail offered before the
+        registration: the hand-off rule)."""
+        shared = self._reads.get((sub.filter, sub.cursor, limit))
+        return shared if shared is not None and shared.began_after >= sub.number else None
+
+    def _start_read(self, key: EventFilter, cursor: int, limit: int) -> _Read:
         """Begin a replay read that subscribers registered until now may share (its own
         task: a subscriber that leaves does not cancel it under the others)."""
-        task = asyncio.create_task(self._read_page(key, cursor), name="flowplane-feed-replay")
+        task = asyncio.create_task(
+            self._read_page(key, cursor, limit), name="flowplane-feed-replay"
+        )
         read = _Read(task, self._registered)
-        self._reads[(key, cursor)] = read
+        self._reads[(key, cursor, limit)] = read
 
         def done(_task: asyncio.Task[list[FeedEvent]]) -> None:
-            if self._reads.get((key, cursor)) is read:
-                del self._reads[(key, cursor)]
+            if self._reads.get((key, cursor, limit)) is read:
+                del self._reads[(key, cursor, limit)]
 
         task.add_done_callback(done)
         return read
 
-    async def _read_page(self, key: EventFilter, cursor: int) -> list[FeedEvent]:
+    async def _read_page(self, key: EventFilter, cursor: int, limit: int) -> list[FeedEvent]:
         types = sorted(key.types) if key.types is not None else None
-        limit = self.page
 
         def page(tx: Tx) -> list[FeedEvent]:
             records = reads.events_after(
@@ -418,8 +454,14 @@ class EventFeed:
             )
             return feed_events(record.payload for record in records)
 
-        # ``scan``: on SQLite, on a reader thread (inline reads would hold the loop).
+        if limit <= FIRST_PAGE_EVENTS:
+            return await self.store.read(page)
+        # A long page: on SQLite on a reader thread (inline it would hold the loop). Its
+        # decoding and encoding hold the GIL: they count against the replay budget.
+        await self._budget.turn()
+        began = time.perf_counter()
         events = await self.store.read(page, scan=True)
+        self._budget.spent(time.perf_counter() - began)
         self.replay_reads += 1
         if len(events) >= limit:
             self.pages.add(key, cursor, events)
@@ -475,8 +517,15 @@ class EventFeed:
                     _log.warning("event feed read failed (%s); retrying", exc)
                     await asyncio.sleep(RETRY_SECONDS)
                     continue
+                read_at = time.monotonic()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                interval = min(
+                    COALESCE_MAX_SECONDS, len(self._subscribers) * COALESCE_PER_SUBSCRIBER_SECONDS
+                )
+                pause = read_at + interval - time.monotonic()
+                if pause > 0:
+                    await asyncio.sleep(pause)  # more commits join this read
         finally:
             self._remove_listener()
 
@@ -503,6 +552,24 @@ class EventFeed:
                 sub.wake.set()
             if len(rows) < self.batch:
                 return
+
+
+class _Budget:
+    """A share of the event loop's time for replays: work measured with :meth:`spent`
+    makes the next :meth:`turn` wait long enough to keep replays within ``share``."""
+
+    def __init__(self, share: float) -> None:
+        self.factor = (1 - share) / share
+        self.free_at = 0.0
+
+    async def turn(self) -> None:
+        """Wait until replays are within their share again."""
+        while (wait := self.free_at - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+
+    def spent(self, seconds: float) -> None:
+        """Count ``seconds`` of replay work."""
+        self.free_at = max(self.free_at, time.monotonic()) + seconds * self.factor
 
 
 def _tail_events(tx: Tx, after_seq: int, limit: int) -> list[tuple[str, FeedEvent]]:

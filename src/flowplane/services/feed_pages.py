@@ -28,16 +28,20 @@ __all__ = ["FeedEvent", "PageCache", "feed_event", "feed_events"]
 
 
 class FeedEvent(dict[str, Any]):
-    """An event's wire body plus ``json``: its compact JSON text, encoded once."""
+    """An event's wire body plus ``json``, its compact JSON text encoded once, and
+    ``frames``: renderings of it a transport caches for its other subscribers (an SSE
+    message per event name)."""
 
-    __slots__ = ("json",)
+    __slots__ = ("frames", "json")
     json: bytes
+    frames: dict[str | None, bytes]
 
 
 def feed_event(payload: dict[str, Any]) -> FeedEvent:
     """Wrap ``payload`` and encode it (as :func:`json.dumps` with compact separators)."""
     event = FeedEvent(payload)
     event.json = json.dumps(payload, separators=(",", ":"), default=str).encode()
+    event.frames = {}
     return event
 
 
