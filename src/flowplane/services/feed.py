@@ -65,7 +65,7 @@ REPLAY_READS = 2
 """Replay reads running at once in a process (others wait their turn)."""
 REPLAY_SLOTS = 4
 """Replay chunks being handed out (and written) at once in a process."""
-REPLAY_SHARE = 0.25
+REPLAY_SHARE = 0.2
 """The most of the event loop's time replays may take (their chunks' hand-out and write,
 and their reads, measured): past it the next replay chunk waits."""
 COALESCE_PER_SUBSCRIBER_SECONDS = 0.0001
@@ -111,7 +111,14 @@ class EventFilter:
 class _Subscriber:
     """One live stream's state inside the feed."""
 
-    def __init__(self, event_filter: EventFilter, cursor: int, buffer: int, number: int) -> None:
+    def __init__(
+        self,
+        event_filter: EventFilter,
+        cursor: int,
+        buffer: int,
+        number: int,
+        idle_seconds: float | None = None,
+    ) -> None:
         self.filter = event_filter
         self.cursor = cursor
         self.buffer = buffer
@@ -121,7 +128,26 @@ class _Subscriber:
         self.stale = True
         self.catching_up = False
         self.closed = False
-        self.wake = asyncio.Event()
+        # Keep-alives: the tail marks a stream quiet for ``idle_seconds`` (no timer per
+        # wait: with a thousand subscribers those timers were a tenth of the fan-out).
+        self.idle_seconds = idle_seconds
+        self.active_at = time.monotonic()
+        self.keepalive = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        """Wake the stream if it waits."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def sleep(self) -> None:
+        """Wait for :meth:`wake`."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     def offer(self, event: FeedEvent) -> None:
         """Queue a live event (called by the tail, which wakes the subscriber after its
@@ -146,7 +172,7 @@ class _Subscriber:
     def close(self) -> None:
         """End the stream at the next opportunity."""
         self.closed = True
-        self.wake.set()
+        self.wake()
 
 
 class _Read:
@@ -203,6 +229,7 @@ class EventFeed:
         self.pages = PageCache(cache_bytes)
         self.replay_reads = 0
         self._budget = _Budget(REPLAY_SHARE)
+        self._keepalive_at = 0.0
 
     @property
     def subscribers(self) -> int:
@@ -315,7 +342,9 @@ class EventFeed:
         if self._closing:
             return
         self._registered += 1
-        sub = _Subscriber(event_filter, max(after_seq, 0), self.buffer, self._registered)
+        sub = _Subscriber(
+            event_filter, max(after_seq, 0), self.buffer, self._registered, idle_seconds
+        )
         self._subscribers.add(sub)
         self._groups.setdefault(event_filter, set()).add(sub)
         self._has_subscribers.set()
@@ -345,17 +374,12 @@ class EventFeed:
                             return
                         sub.stale = True
                     continue
-                sub.wake.clear()
-                if sub.queue or sub.stale or sub.closed:
-                    continue
-                if idle_seconds is None:
-                    await sub.wake.wait()
-                    continue
-                try:
-                    async with asyncio.timeout(idle_seconds):
-                        await sub.wake.wait()
-                except TimeoutError:
+                if sub.keepalive:
+                    sub.keepalive = False
                     yield []
+                    continue
+                sub.active_at = time.monotonic()
+                await sub.sleep()
         finally:
             self._subscribers.discard(sub)
             group = self._groups.get(event_filter)
@@ -443,7 +467,8 @@ class EventFeed:
     async def _read_page(self, key: EventFilter, cursor: int, limit: int) -> list[FeedEvent]:
         types = sorted(key.types) if key.types is not None else None
 
-        def page(tx: Tx) -> list[FeedEvent]:
+        def page(tx: Tx) -> tuple[list[FeedEvent], float]:
+            began = time.thread_time()
             records = reads.events_after(
                 tx,
                 run_id=key.run_id,
@@ -452,16 +477,16 @@ class EventFeed:
                 after_seq=cursor,
                 limit=limit,
             )
-            return feed_events(record.payload for record in records)
+            return feed_events(record.payload for record in records), time.thread_time() - began
 
         if limit <= FIRST_PAGE_EVENTS:
-            return await self.store.read(page)
-        # A long page: on SQLite on a reader thread (inline it would hold the loop). Its
-        # decoding and encoding hold the GIL: they count against the replay budget.
+            return (await self.store.read(page))[0]
+        # A long page: on SQLite on a reader thread (inline it would hold the loop). The
+        # reading thread's CPU time (decoding, encoding: it holds the GIL) counts against
+        # the replay budget.
         await self._budget.turn()
-        began = time.perf_counter()
-        events = await self.store.read(page, scan=True)
-        self._budget.spent(time.perf_counter() - began)
+        events, cpu = await self.store.read(page, scan=True)
+        self._budget.spent(cpu)
         self.replay_reads += 1
         if len(events) >= limit:
             self.pages.add(key, cursor, events)
@@ -518,6 +543,7 @@ class EventFeed:
                     await asyncio.sleep(RETRY_SECONDS)
                     continue
                 read_at = time.monotonic()
+                self._keepalives(read_at)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
                 interval = min(
@@ -549,9 +575,21 @@ class EventFeed:
                             sub.offer(event)
                         woken.update(subs)
             for sub in woken:
-                sub.wake.set()
+                sub.wake()
             if len(rows) < self.batch:
                 return
+
+    def _keepalives(self, now: float) -> None:
+        """Mark the streams that have waited ``idle_seconds`` (checked every poll, at most
+        twice a second)."""
+        if now - self._keepalive_at < min(self.poll_seconds, 0.5):
+            return
+        self._keepalive_at = now
+        for sub in self._subscribers:
+            idle = sub.idle_seconds
+            if idle is not None and sub._waiter is not None and now - sub.active_at >= idle:
+                sub.keepalive = True
+                sub.wake()
 
 
 class _Budget:
