@@ -13,7 +13,6 @@ import asyncio
 import json
 import random
 from pathlib import Path
-from typing import Any
 
 import httpx
 from serve_support import Serve, serving
@@ -48,9 +47,7 @@ async def start_and_follow(c: httpx.AsyncClient, workflow_id: str) -> str:
     return run_id
 
 
-async def subscribe(
-    server: Serve, after: int, target: asyncio.Future[int], got: list[int]
-) -> None:
+async def subscribe(server: Serve, after: int, target: asyncio.Future[int], got: list[int]) -> None:
     """Read ``/v1/events`` from ``Last-Event-ID: after`` until the event ``target``."""
     headers = {**server.headers, "Last-Event-ID": str(after)}
     async with (

@@ -499,6 +499,7 @@ class EventFeed:
             sub.close()
         for read in list(self._reads.values()):
             read.task.cancel()
+        self._has_subscribers.set()  # an idle tail sees it is closing
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -528,7 +529,7 @@ class EventFeed:
     async def _tail(self) -> None:
         self._remove_listener = self.store.add_listener(self._on_notify, kinds=("event",))
         try:
-            while True:
+            while not self._closing:
                 if not self._subscribers:
                     # Idle: forget the position, so a later start does not read the backlog.
                     self._ready.clear()
@@ -544,8 +545,10 @@ class EventFeed:
                     continue
                 read_at = time.monotonic()
                 self._keepalives(read_at)
+                # Not wait_for: in 3.11 it can swallow the cancellation close() sends.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
                 interval = min(
                     COALESCE_MAX_SECONDS, len(self._subscribers) * COALESCE_PER_SUBSCRIBER_SECONDS
                 )
