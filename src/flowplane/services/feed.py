@@ -68,6 +68,8 @@ REPLAY_SLOTS = 4
 REPLAY_SHARE = 0.2
 """The most of the event loop's time replays may take (their chunks' hand-out and write,
 and their reads, measured): past it the next replay chunk waits."""
+CHUNK_COST_CAP_SECONDS = 0.002
+"""The most one replay chunk's hand-out counts against the budget."""
 COALESCE_PER_SUBSCRIBER_SECONDS = 0.0001
 COALESCE_MAX_SECONDS = 0.02
 """The tail reads new events at most once per ``subscribers x 0.1 ms`` (at most 20 ms):
@@ -408,7 +410,8 @@ class EventFeed:
                 began = time.perf_counter()
                 sub.cursor = chunk[-1]["seq"]
                 yield chunk  # the stream writes it before it asks for more
-                self._budget.spent(time.perf_counter() - began)
+                # Capped: a write that waits for a slow client is not the loop's work.
+                self._budget.spent(min(time.perf_counter() - began, CHUNK_COST_CAP_SECONDS))
             await asyncio.sleep(0)  # the rest of the loop goes first
             if sub.closed:
                 return
