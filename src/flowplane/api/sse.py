@@ -7,11 +7,12 @@ type. The stream starts
 after ``Last-Event-ID`` (or ``?afterSeq=``), sends a ``: keep-alive`` comment when it has been
 quiet for :data:`KEEPALIVE_SECONDS`, and closes after the run's terminal event.
 
-Events come from :meth:`RunService.follow`, which reads the event table after the last
-``seq`` and only uses notifications to cut its wait: replayed and live events are the same
-query, so they can never interleave out of order. A producer task fills a bounded queue per
-connection; when a client reads slowly the producer simply stops reading the table (the table
-is the buffer), so memory per connection stays bounded.
+Streams of the API (``/v1/events``, ``/v1/runs/{id}/events``) write the event feed's
+batches (:func:`stream_batches`): one chunk per batch, each event's message rendered once
+for all subscribers; the feed bounds memory per subscriber and paces replays. Serve mode's
+stream (:meth:`RunService.follow`) goes through :func:`stream_events`: a producer task
+fills a bounded queue per connection; when a client reads slowly the producer simply stops
+reading the table (the table is the buffer).
 """
 
 from __future__ import annotations
