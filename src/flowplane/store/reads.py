@@ -144,6 +144,14 @@ def events_after(
     return out[:limit]
 
 
+def event_tail(tx: Tx, after_seq: int, limit: int) -> list[tuple[str, dict[str, Any]]]:
+    """Return ``(namespace, payload)`` of every event with ``seq > after_seq``, in ``seq``
+    order, at most ``limit``: what the event feed's tail offers its live subscribers (only
+    the namespace, which the payload lacks, and the wire body)."""
+    events = events_after(tx, after_seq=after_seq, limit=limit)
+    return [(event.namespace, event.payload) for event in events]
+
+
 def last_seq(tx: Tx) -> int:
     """Return the newest event ``seq`` (0 when there are none)."""
     query = sa.select(sa.func.max(t.event_batches.c.last_seq))

@@ -35,7 +35,12 @@ from flowplane.api.run_views import (
     run_model,
     signal_result,
 )
-from flowplane.api.sse import SMITHERS_EVENT, event_stream_content, parse_last_event_id
+from flowplane.api.sse import (
+    KEEPALIVE_SECONDS,
+    SMITHERS_EVENT,
+    event_stream_content,
+    parse_last_event_id,
+)
 from flowplane.client.models import (
     Approval,
     DispatchResult,
@@ -219,7 +224,9 @@ async def stream_run_events(
     # subscriber); it ends the stream once the run is terminal and fully delivered.
     return sse_response(
         request,
-        services.feed.stream(event_filter, start, until_terminal=True),
+        services.feed.batches(
+            event_filter, start, until_terminal=True, idle_seconds=KEEPALIVE_SECONDS
+        ),
         event_name=SMITHERS_EVENT,
     )
 
