@@ -1,17 +1,19 @@
-"""Settled runs: ``GET /v1/runs/{id}`` of a settled run, answered before routing.
+"""Cached runs: ``GET /v1/runs/{id}`` of a settled or live run, answered before routing.
 
 Polling a run's detail is the most frequent request a dashboard, a CLI ``--wait`` or an
 agent makes. Once a run is settled (run, node runs and attempts all terminal) its detail
 only changes through a user action, so :meth:`RunService.detail
 <flowplane.services.runs.RunService.detail>` stores the rendered body in
 :class:`~flowplane.services.run_cache.SettledRunCache` and :class:`SettledRunMiddleware`
-answers later requests for it straight from memory.
+answers later requests for it straight from memory. A live run's snapshot is kept there
+too until an event of the run (or an unapplied one) says it changed; it is rendered again
+per answer (durations grow with the clock).
 
 The middleware sits *inside* the security gate: the caller is authenticated and
 rate-limited exactly as for any route (401/429 and the ``RateLimit`` headers unchanged),
 the request id and metrics middlewares see it (labelled with the real route template), and
 a caller whose role or namespaces do not allow the read (the rule is the service's:
-:meth:`~flowplane.services.run_reads.RunReader.settled_detail`) falls through to the
+:meth:`~flowplane.services.run_reads.RunReader.cached_detail`) falls through to the
 route, which answers 403 or 404 as before. What it skips is what costs: routing through
 every route of the app, dependency resolution, the database read and serialisation.
 """
@@ -23,7 +25,7 @@ from typing import Any
 from fastapi.routing import APIRoute
 
 from flowplane.api.deps import api_routes
-from flowplane.api.run_views import MEDIA_TYPE
+from flowplane.api.run_views import MEDIA_TYPE, render_detail
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 
@@ -39,7 +41,7 @@ def _describe_route(app: Any) -> APIRoute | None:
 
 
 class SettledRunMiddleware:
-    """Plain ASGI middleware serving cached details of settled runs (see the module doc)."""
+    """Plain ASGI middleware serving cached run details (see the module doc)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -63,7 +65,7 @@ class SettledRunMiddleware:
         principal = scope.get("state", {}).get("principal")
         if services is None or not isinstance(principal, Caller):
             return False
-        body = services.runs.settled_detail(principal, run_id)
+        body = services.runs.cached_detail(principal, run_id, render_detail)
         if body is None:
             return False  # the route answers (403, 404 or a fresh read) as it always does
         if self._route is None:

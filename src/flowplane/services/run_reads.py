@@ -20,7 +20,7 @@ from flowplane.services.approvals import ApprovalService
 from flowplane.services.caller import Caller
 from flowplane.services.feed import TERMINAL_EVENTS
 from flowplane.services.paging import Page, paginate
-from flowplane.services.run_cache import RUN_CHANGED, SettledRunCache
+from flowplane.services.run_cache import CATCH_UP_EVENTS, RUN_CHANGED, SettledRunCache
 from flowplane.services.run_nodes import (
     CappedSnapshot,
     NodeRun,
@@ -28,7 +28,7 @@ from flowplane.services.run_nodes import (
     read_capped,
     read_node_page,
 )
-from flowplane.status import TERMINAL_NODE, TERMINAL_RUN, RunStatus
+from flowplane.status import TERMINAL_NODE, TERMINAL_RUN, NodeStatus, RunStatus
 from flowplane.store import reads
 from flowplane.store.base import Store
 from flowplane.store.records import (
@@ -112,6 +112,7 @@ class RunReader:
         """Rendered details of settled runs (see :mod:`flowplane.services.run_cache`)."""
         self.approvals = ApprovalService(store)
         """The approval inbox across runs."""
+        self._catching: asyncio.Future[None] | None = None
 
     # --- reading -------------------------------------------------------------------------
 
@@ -149,37 +150,80 @@ class RunReader:
         run_id: str,
         render: Callable[[RunSnapshot | CappedSnapshot], bytes],
     ) -> bytes:
-        """The rendered detail of a run, from the settled-run cache when it is there.
+        """The rendered detail of a run, from the run cache when it is there.
 
         ``render`` turns a snapshot into the body of ``GET /v1/runs/{id}``
-        (:func:`flowplane.api.run_views.render_detail`); the body of a settled run is kept
-        (see :mod:`flowplane.services.run_cache`) and answered without a read. The cache
-        holds that one wire form: a surface that answers in another reads :meth:`snapshot`.
-        A run of more than :attr:`max_detail_nodes` node runs is read capped
-        (:class:`~flowplane.services.run_nodes.CappedSnapshot`; the rest: :meth:`node_page`).
+        (:func:`flowplane.api.run_views.render_detail`); the body of a settled run, and the
+        snapshot of a live one, are kept (see :mod:`flowplane.services.run_cache`) and
+        answered without a read. The cache holds that one wire form: a surface that answers
+        in another reads :meth:`snapshot`. A run of more than :attr:`max_detail_nodes` node
+        runs is read capped (:class:`~flowplane.services.run_nodes.CappedSnapshot`; the
+        rest: :meth:`node_page`).
         """
         caller.require("viewer")
-        cached = self.settled.get(run_id)
-        if cached is not None and caller.can_see(cached.namespace):
-            return cached.body
-        token = self.settled.token()
+        cache = self.settled
+        if cache.enabled and cache.unsure:
+            await self._catch_up()
+        body = self.cached_detail(caller, run_id, render)
+        if body is not None:
+            return body
+        token = cache.token()
         snapshot = await self._detail_snapshot(caller, run_id)
-        body = render(snapshot)
+        body, rendered_ms = _render_at(render, snapshot)
         if snapshot.settled:
-            self.settled.put(run_id, snapshot.run.namespace, body, token)
+            cache.put(run_id, snapshot.run.namespace, body, token)
+        elif live_cacheable(snapshot):
+            cache.put_live(run_id, snapshot.run.namespace, snapshot, body, rendered_ms, token)
         return body
 
-    def settled_detail(self, caller: Caller, run_id: str) -> bytes | None:
-        """The cached detail of a settled run the caller may read, else ``None``.
+    def cached_detail(
+        self,
+        caller: Caller,
+        run_id: str,
+        render: Callable[[RunSnapshot | CappedSnapshot], bytes],
+    ) -> bytes | None:
+        """The cached detail of a run the caller may read, else ``None``.
 
         No read and no await: the fast path in front of the router
         (:mod:`flowplane.api.settled_runs`). ``None`` says "ask :meth:`detail`", which then
-        answers 403 or 404 as it always does.
+        answers 403 or 404 as it always does. A live run's snapshot is rendered again
+        unless its last rendering was made in this millisecond.
         """
-        cached = self.settled.get(run_id)
-        if cached is None or not caller.allows("viewer") or not caller.can_see(cached.namespace):
+        cache = self.settled
+        cached = cache.get(run_id)
+        if cached is not None:
+            if not caller.allows("viewer") or not caller.can_see(cached.namespace):
+                return None
+            return cached.body
+        live = cache.get_live(run_id)
+        if live is None or not caller.allows("viewer") or not caller.can_see(live.namespace):
             return None
-        return cached.body
+        if live.rendered_ms != now_ms():
+            live.body, live.rendered_ms = _render_at(render, live.snapshot)
+        return live.body
+
+    async def _catch_up(self) -> None:
+        """Apply the announced changes to the live entries: one read of the event table
+        after the cache's position, shared by every reader that waits for it."""
+        task = self._catching
+        if task is None or task.done():
+            task = self._catching = asyncio.ensure_future(self._catch_up_now())
+        await asyncio.shield(task)
+
+    async def _catch_up_now(self) -> None:
+        cache = self.settled
+        for _ in range(8):  # (each round reads up to CATCH_UP_EVENTS events)
+            if not cache.unsure:
+                return
+            start = cache.catch_up_from()
+            if start is None:
+                last = await self.store.read(reads.last_seq)
+                cache.caught_up(None, [(last, "")], True)
+                continue
+            changed = await self.store.read(
+                lambda tx, after=start: reads.runs_changed_after(tx, after, CATCH_UP_EVENTS)
+            )
+            cache.caught_up(start, changed, len(changed) < CATCH_UP_EVENTS)
 
     async def _detail_snapshot(self, caller: Caller, run_id: str) -> RunSnapshot | CappedSnapshot:
         """:meth:`snapshot`, capped to :attr:`max_detail_nodes` node runs when it has more."""
@@ -564,14 +608,42 @@ class RunReader:
             remove()
 
     def watch_changes(self) -> Callable[[], None]:
-        """Drop cached details of runs other processes change (PostgreSQL ``NOTIFY``; on
-        SQLite only this process notifies, and other processes' changes wait for the TTL).
-        Returns a function that stops watching."""
+        """Keep the run cache in step with the store's notifications: ``run-changed`` drops
+        a run; ``event`` (a commit with events, this process's at once, other processes' on
+        PostgreSQL over LISTEN) makes live entries unsure until the next catch-up. On SQLite
+        only this process notifies: other processes' changes wait for the TTL. Returns a
+        function that stops watching."""
 
-        def changed(_kind: str, run_id: str) -> None:
-            self.settled.drop(run_id)
+        def changed(kind: str, payload: str) -> None:
+            if kind == "event":
+                self.settled.announce(payload)
+            else:
+                self.settled.drop(payload)
 
-        return self.store.add_listener(changed, kinds=[RUN_CHANGED])
+        if not self.settled.enabled:
+            return lambda: None
+        return self.store.add_listener(changed, kinds=[RUN_CHANGED, "event"])
+
+
+def _render_at(render: Callable[[T], bytes], snapshot: T) -> tuple[bytes, int]:
+    """``render(snapshot)`` and the millisecond it is exact for (-1: the clock ticked
+    while rendering, so that no later answer reuses it)."""
+    before = now_ms()
+    body = render(snapshot)
+    return body, before if now_ms() == before else -1
+
+
+def live_cacheable(snapshot: RunSnapshot | CappedSnapshot) -> bool:
+    """Whether a live run's snapshot may be kept until an event of the run drops it.
+
+    Not: a capped snapshot (a big run: its statuses are not bounded by the body's size); a
+    run already terminal whose nodes are still draining (the lease reaper cancels them
+    without an event); a run with a node waiting for a timer (the claim of a due timer
+    writes no event).
+    """
+    if isinstance(snapshot, CappedSnapshot) or snapshot.run.status in TERMINAL_RUN:
+        return False
+    return all(node.status != NodeStatus.WAITING_TIMER for node in snapshot.nodes)
 
 
 def _visible(caller: Caller, run: RunRecord | None, run_id: str) -> RunRecord:

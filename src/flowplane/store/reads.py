@@ -103,6 +103,14 @@ def run_summaries(
     return [RunRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
+def runs_changed_after(tx: Tx, after_seq: int, limit: int) -> list[tuple[int, str]]:
+    """``(seq, run id)`` of the first ``limit`` events after ``after_seq``: which runs
+    changed since (the live-run cache's catch-up, :mod:`flowplane.services.run_cache`)."""
+    c = t.events.c
+    query = sa.select(c.seq, c.run_id).where(c.seq > after_seq).order_by(c.seq).limit(limit)
+    return [(int(seq), str(run_id)) for seq, run_id in tx.conn.execute(query)]
+
+
 def events_after(
     tx: Tx,
     *,
