@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,10 @@ MAX_TOTAL_BYTES = 64 * 1024 * 1024
 """Bytes of bodies kept at most."""
 
 
+MAX_LISTS = 128
+"""Run listings kept at most (by caller's namespaces and query)."""
+MAX_LIST_ITEMS = 100
+"""Larger pages are not kept (memory: at most MAX_LISTS x MAX_LIST_ITEMS summaries)."""
 MAX_LIVE_ENTRIES = 1024
 """Live runs kept at most."""
 CATCH_UP_EVENTS = 2000
@@ -71,17 +75,29 @@ class CachedRun:
 
 
 class LiveRun:
-    """One live run's snapshot, with its last rendering and the millisecond it was made at
-    (a rendering is exact for the millisecond it was made in: ``durationMs`` counts ms)."""
+    """One live run's snapshot, and what a face derived from it to answer (``view``: its
+    rendering is made per answer, since running durations grow with the clock)."""
 
-    __slots__ = ("body", "namespace", "rendered_ms", "size", "snapshot", "stored_at")
+    __slots__ = ("namespace", "size", "snapshot", "stored_at", "view")
 
-    def __init__(self, namespace: str, snapshot: Any, body: bytes, rendered_ms: int, now: float):
+    def __init__(self, namespace: str, snapshot: Any, size: int, now: float) -> None:
         self.namespace = namespace
         self.snapshot = snapshot
-        self.body = body
-        self.rendered_ms = rendered_ms
-        self.size = len(body)
+        self.size = size
+        self.stored_at = now
+        self.view: Any = None
+
+
+class CachedList:
+    """One page of a run listing (summaries without documents), and what a face derived
+    from it and from the request (``view``, ``link``)."""
+
+    __slots__ = ("link", "page", "stored_at", "view")
+
+    def __init__(self, page: Any, now: float) -> None:
+        self.page = page
+        self.view: Any = None
+        self.link: Any = None
         self.stored_at = now
 
 
@@ -113,6 +129,8 @@ class SettledRunCache:
         (``None``: not known yet; the first catch-up reads the newest ``seq``)."""
         self._announced = 0  # the highest seq a notification announced
         self._unknown = False  # a notification without a seq (a LISTEN reconnect) arrived
+        self._lists: OrderedDict[Hashable, CachedList] = OrderedDict()
+        self._list_drops = 0
 
     @property
     def enabled(self) -> bool:
@@ -163,6 +181,39 @@ class SettledRunCache:
         self._drops += 1
         self._forget(run_id)
         self._forget_live(run_id)
+        self.drop_lists()
+
+    # --- run listings --------------------------------------------------------------------
+
+    def list_token(self) -> int:
+        """Take before reading a listing; pass to :meth:`put_list` with what was read."""
+        return self._list_drops
+
+    def get_list(self, key: Hashable) -> CachedList | None:
+        """The fresh listing kept under ``key``, if any."""
+        entry = self._lists.get(key)
+        if entry is None:
+            return None
+        if self._clock() - entry.stored_at >= self.ttl_seconds:
+            del self._lists[key]
+            return None
+        return entry
+
+    def put_list(self, key: Hashable, page: Any, token: int) -> CachedList | None:
+        """Keep a listing's page unless any run changed since ``token``; the entry kept."""
+        if not self.enabled or token != self._list_drops or len(page.items) > MAX_LIST_ITEMS:
+            return None
+        now = self._clock()
+        self._lists.pop(key, None)
+        entry = self._lists[key] = CachedList(page, now)
+        while len(self._lists) > MAX_LISTS:
+            self._lists.popitem(last=False)
+        return entry
+
+    def drop_lists(self) -> None:
+        """Forget every listing (a run changed: any page may show it)."""
+        self._list_drops += 1
+        self._lists.clear()
 
     # --- live runs ---------------------------------------------------------------------------
 
@@ -181,17 +232,16 @@ class SettledRunCache:
             return None
         return entry
 
-    def put_live(
-        self, run_id: str, namespace: str, snapshot: Any, body: bytes, rendered_ms: int, token: int
-    ) -> bool:
-        """Keep a live run's snapshot unless anything was dropped since ``token`` (a change
-        announced since, or applied) or a change may not have been applied yet."""
-        if not self.enabled or token != self._drops or self.unsure or len(body) > MAX_BODY_BYTES:
+    def put_live(self, run_id: str, namespace: str, snapshot: Any, size: int, token: int) -> bool:
+        """Keep a live run's snapshot (``size``: its rendering's) unless anything was
+        dropped since ``token`` (a change announced since, or applied) or a change may not
+        have been applied yet."""
+        if not self.enabled or token != self._drops or self.unsure or size > MAX_BODY_BYTES:
             return False
         now = self._clock()
         self._forget_live(run_id)
-        self._live[run_id] = LiveRun(namespace, snapshot, body, rendered_ms, now)
-        self._live_bytes += len(body)
+        self._live[run_id] = LiveRun(namespace, snapshot, size, now)
+        self._live_bytes += size
         while self._live:
             oldest_id, oldest = next(iter(self._live.items()))
             if (
@@ -219,6 +269,7 @@ class SettledRunCache:
         were committed. With no live entry kept nothing needs reading: the position moves
         on (what readers in flight read is refused)."""
         seq = int(payload) if payload.isdigit() else None
+        self.drop_lists()
         if not self._live:
             self._drops += 1
             if seq is not None and self.position is not None and not self._unknown:

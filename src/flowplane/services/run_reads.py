@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import functools
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypeVar
 
@@ -20,7 +21,14 @@ from flowplane.services.approvals import ApprovalService
 from flowplane.services.caller import Caller
 from flowplane.services.feed import TERMINAL_EVENTS
 from flowplane.services.paging import Page, paginate
-from flowplane.services.run_cache import CATCH_UP_EVENTS, RUN_CHANGED, SettledRunCache
+from flowplane.services.run_cache import (
+    CATCH_UP_EVENTS,
+    RUN_CHANGED,
+    CachedList,
+    CachedRun,
+    LiveRun,
+    SettledRunCache,
+)
 from flowplane.services.run_nodes import (
     CappedSnapshot,
     NodeRun,
@@ -164,43 +172,33 @@ class RunReader:
         cache = self.settled
         if cache.enabled and cache.unsure:
             await self._catch_up()
-        body = self.cached_detail(caller, run_id, render)
-        if body is not None:
-            return body
+        found = self.cached_detail(caller, run_id)
+        if isinstance(found, LiveRun):
+            return render(found.snapshot)
+        if found is not None:
+            return found
         token = cache.token()
         snapshot = await self._detail_snapshot(caller, run_id)
-        body, rendered_ms = _render_at(render, snapshot)
+        body = render(snapshot)
         if snapshot.settled:
             cache.put(run_id, snapshot.run.namespace, body, token)
         elif live_cacheable(snapshot):
-            cache.put_live(run_id, snapshot.run.namespace, snapshot, body, rendered_ms, token)
+            cache.put_live(run_id, snapshot.run.namespace, snapshot, len(body), token)
         return body
 
-    def cached_detail(
-        self,
-        caller: Caller,
-        run_id: str,
-        render: Callable[[RunSnapshot | CappedSnapshot], bytes],
-    ) -> bytes | None:
-        """The cached detail of a run the caller may read, else ``None``.
+    def cached_detail(self, caller: Caller, run_id: str) -> bytes | LiveRun | None:
+        """The cached detail of a run the caller may read, else ``None``: a settled run's
+        body, or a live run's entry (its ``snapshot``, rendered per answer: durations grow).
 
         No read and no await: the fast path in front of the router
         (:mod:`flowplane.api.settled_runs`). ``None`` says "ask :meth:`detail`", which then
-        answers 403 or 404 as it always does. A live run's snapshot is rendered again
-        unless its last rendering was made in this millisecond.
+        answers 403 or 404 as it always does.
         """
         cache = self.settled
-        cached = cache.get(run_id)
-        if cached is not None:
-            if not caller.allows("viewer") or not caller.can_see(cached.namespace):
-                return None
-            return cached.body
-        live = cache.get_live(run_id)
-        if live is None or not caller.allows("viewer") or not caller.can_see(live.namespace):
+        found: CachedRun | LiveRun | None = cache.get(run_id) or cache.get_live(run_id)
+        if found is None or not caller.allows("viewer") or not caller.can_see(found.namespace):
             return None
-        if live.rendered_ms != now_ms():
-            live.body, live.rendered_ms = _render_at(render, live.snapshot)
-        return live.body
+        return found.body if isinstance(found, CachedRun) else found
 
     async def _catch_up(self) -> None:
         """Apply the announced changes to the live entries: one read of the event table
@@ -221,7 +219,7 @@ class RunReader:
                 cache.caught_up(None, [(last, "")], True)
                 continue
             changed = await self.store.read(
-                lambda tx, after=start: reads.runs_changed_after(tx, after, CATCH_UP_EVENTS)
+                functools.partial(reads.runs_changed_after, after_seq=start, limit=CATCH_UP_EVENTS)
             )
             cache.caught_up(start, changed, len(changed) < CATCH_UP_EVENTS)
 
@@ -323,8 +321,11 @@ class RunReader:
         created_before_ms: int | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        cache_key: Hashable | None = None,
     ) -> Page[RunRecord]:
         """One page of runs, newest first, of the visible ones among ``namespaces``.
+
+        The summaries carry no document, input or output (``None``).
 
         Args:
             caller: who asks (a viewer); only runs of namespaces it sees are listed.
@@ -335,11 +336,15 @@ class RunReader:
             created_before_ms: only runs created before this time.
             cursor: the ``next_cursor`` of the previous page.
             limit: the page size.
+            cache_key: what identifies this query's answer for a face (its request as
+                received); with it the page is kept in the run cache, under the caller's
+                namespaces and this key, until any run changes (:meth:`cached_list`).
         """
         caller.require("viewer")
         visible = caller.visible(namespaces)
         if visible is not None and not visible:
             return Page([])
+        token = self.settled.list_token()
         rows = await self.store.read(
             lambda tx: reads.run_summaries(
                 tx,
@@ -352,7 +357,18 @@ class RunReader:
                 limit=limit + 1,
             )
         )
-        return paginate(rows, limit, lambda run: run.id)
+        page = paginate(rows, limit, lambda run: run.id)
+        if cache_key is not None:
+            self.settled.put_list((caller.namespaces, cache_key), page, token)
+        return page
+
+    def cached_list(self, caller: Caller, cache_key: Hashable) -> CachedList | None:
+        """The kept answer of :meth:`list_runs` for this caller's namespaces and
+        ``cache_key``, if no run changed since (no read, no await: the fast path in front of
+        the router, :mod:`flowplane.api.settled_runs`)."""
+        if not caller.allows("viewer"):
+            return None
+        return self.settled.get_list((caller.namespaces, cache_key))
 
     async def events(
         self, caller: Caller, run_id: str, after_seq: int = 0, limit: int = 500
@@ -623,14 +639,6 @@ class RunReader:
         if not self.settled.enabled:
             return lambda: None
         return self.store.add_listener(changed, kinds=[RUN_CHANGED, "event"])
-
-
-def _render_at(render: Callable[[T], bytes], snapshot: T) -> tuple[bytes, int]:
-    """``render(snapshot)`` and the millisecond it is exact for (-1: the clock ticked
-    while rendering, so that no later answer reuses it)."""
-    before = now_ms()
-    body = render(snapshot)
-    return body, before if now_ms() == before else -1
 
 
 def live_cacheable(snapshot: RunSnapshot | CappedSnapshot) -> bool:

@@ -83,10 +83,12 @@ def run_summaries(
     before_id: str | None = None,
     limit: int = 50,
 ) -> list[RunRecord]:
-    """Return runs (without documents), newest first; ``before_id`` is the cursor."""
+    """Return run summaries, newest first; ``before_id`` is the cursor.
+
+    Only the columns a listing shows are read: no document, input or output (``None``).
+    """
     c = t.runs.c
-    cols = [col for col in t.runs.c if col.name != "document"]
-    query = sa.select(*cols)
+    query = sa.select(*_SUMMARY_COLUMNS, sa.null().label("input"))
     if namespaces is not None:
         query = query.where(c.namespace.in_(list(namespaces)))
     if statuses:
@@ -101,6 +103,28 @@ def run_summaries(
         query = query.where(c.id < before_id)
     query = query.order_by(c.id.desc()).limit(limit)
     return [RunRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+
+
+_SUMMARY_COLUMNS = [
+    t.runs.c[name]
+    for name in (
+        "id",
+        "namespace",
+        "workflow_id",
+        "workflow_name",
+        "workflow_version",
+        "status",
+        "error",
+        "parent_run_id",
+        "forked_from",
+        "trigger",
+        "triggered_by",
+        "created_at_ms",
+        "started_at_ms",
+        "finished_at_ms",
+    )
+]
+"""What a run listing shows (:func:`run_summaries`)."""
 
 
 def runs_changed_after(tx: Tx, after_seq: int, limit: int) -> list[tuple[int, str]]:
