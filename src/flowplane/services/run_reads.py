@@ -625,20 +625,43 @@ class RunReader:
 
     def watch_changes(self) -> Callable[[], None]:
         """Keep the run cache in step with the store's notifications: ``run-changed`` drops
-        a run; ``event`` (a commit with events, this process's at once, other processes' on
-        PostgreSQL over LISTEN) makes live entries unsure until the next catch-up. On SQLite
-        only this process notifies: other processes' changes wait for the TTL. Returns a
-        function that stops watching."""
+        a run; ``event`` (a commit with events) makes live entries unsure until the next
+        catch-up. This process's commits are applied before their transaction returns
+        (:meth:`Store.add_commit_hook`: the very next read, even in the same coroutine,
+        sees them); other processes' arrive on PostgreSQL over LISTEN; on SQLite they wait
+        for the TTL. Call on the event loop. Returns a function that stops watching."""
+        if not self.settled.enabled:
+            return lambda: None
+        loop = asyncio.get_running_loop()
 
         def changed(kind: str, payload: str) -> None:
             if kind == "event":
                 self.settled.announce(payload)
-            else:
+            elif kind == RUN_CHANGED:
                 self.settled.drop(payload)
 
-        if not self.settled.enabled:
-            return lambda: None
-        return self.store.add_listener(changed, kinds=[RUN_CHANGED, "event"])
+        def apply(notifications: list[tuple[str, str]]) -> None:
+            for kind, payload in notifications:
+                changed(kind, payload)
+
+        def committed(notifications: list[tuple[str, str]]) -> None:
+            ours = [n for n in notifications if n[0] == "event" or n[0] == RUN_CHANGED]
+            if not ours:
+                return
+            if asyncio._get_running_loop() is loop:  # committed inline, on this loop
+                apply(ours)
+            else:  # a writer thread: queued before the committing coroutine is resumed
+                with contextlib.suppress(RuntimeError):  # loop closed
+                    loop.call_soon_threadsafe(apply, ours)
+
+        stop_hook = self.store.add_commit_hook(committed)
+        stop_listening = self.store.add_listener(changed, kinds=[RUN_CHANGED, "event"])
+
+        def stop() -> None:
+            stop_hook()
+            stop_listening()
+
+        return stop
 
 
 def live_cacheable(snapshot: RunSnapshot | CappedSnapshot) -> bool:
