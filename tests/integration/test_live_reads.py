@@ -28,7 +28,7 @@ from flowplane.api.app import create_app
 from flowplane.connectors.base import NodeContext, connector
 from flowplane.connectors.registry import Registry, load_builtins
 from flowplane.services.caller import Caller
-from flowplane.services.runs import RunService
+from flowplane.services.container import build_services
 from flowplane.store.base import Store
 
 GATED = """
@@ -57,10 +57,14 @@ def gated_registry(gate: asyncio.Event) -> Registry:
 
 @contextlib.asynccontextmanager
 async def served(
-    db: tuple[str, str], root: Path, gate: asyncio.Event | None = None, **settings: Any
+    db: tuple[str, str],
+    root: Path,
+    gate: asyncio.Event | None = None,
+    workers: int = 1,
+    **settings: Any,
 ) -> AsyncIterator[Api]:
     registry = gated_registry(gate or asyncio.Event())
-    app = create_app(fast_settings(db, root, **settings), workers=1, registry=registry)
+    app = create_app(fast_settings(db, root, **settings), workers=workers, registry=registry)
     async with app.router.lifespan_context(app):
         keys = await create_keys(app)
         transport = httpx.ASGITransport(app=app)
@@ -169,24 +173,35 @@ async def test_an_approval_and_a_cancel_show_at_once(db: tuple[str, str], tmp_pa
 
 
 async def test_changes_through_another_process(db: tuple[str, str], tmp_path: Path) -> None:
-    """Another process (its own store and RunService) approves one cached live run and
-    cancels another. PostgreSQL: its NOTIFY reaches this process (the TTL is far too long
-    to matter); SQLite has no notifications between processes: the TTL is the bound."""
+    """The served app runs no worker: another process (its own store, services and worker)
+    moves the runs, approves one and cancels another, so only a notification from it (or
+    the TTL) can tell this process. PostgreSQL: its NOTIFY arrives over LISTEN (the TTL is
+    far too long to matter); SQLite has no notifications between processes: the TTL is the
+    bound."""
     postgres = db[0].startswith("postgresql")
     ttl = LONG_TTL if postgres else 0.5
     bound = 5.0 if postgres else ttl + 5.0
-    async with served(db, tmp_path, run_cache_seconds=ttl) as api:
-        approved = await api.dispatch_file("approval.yaml", APPROVAL_WORKFLOW)
-        cancelled = await api.dispatch_file("approval.yaml", APPROVAL_WORKFLOW)
-        for run_id in (approved, cancelled):
-            await api.wait_status(run_id, "waiting-approval")
-            await detail(api, run_id)
-        assert (await listing(api))[0]["status"] == "waiting-approval"
+    async with served(db, tmp_path, run_cache_seconds=ttl, workers=0) as api:
         other_store = await Store.open(db[0], schema=db[1])
+        other = build_services(
+            other_store, fast_settings(db, tmp_path), gated_registry(asyncio.Event())
+        )
+        worker = other.new_worker()
+        working = asyncio.create_task(worker.run())
         try:
-            other = RunService(other_store)
-            await other.decide(Caller.system(), approved, "ask", approved=True)
-            await other.cancel(Caller.system(), cancelled)
+            approved = await api.dispatch_file("approval.yaml", APPROVAL_WORKFLOW)
+            cancelled = await api.dispatch_file("approval.yaml", APPROVAL_WORKFLOW)
+            for run_id in (approved, cancelled):
+                await until(
+                    lambda run_id=run_id: detail(api, run_id),
+                    lambda b: b["status"] == "waiting-approval",
+                    bound + 10,
+                    "the other worker's progress",
+                )
+                await detail(api, run_id)
+            assert (await listing(api))[0]["status"] == "waiting-approval"
+            await other.runs.decide(Caller.system(), approved, "ask", approved=True)
+            await other.runs.cancel(Caller.system(), cancelled)
             await until(
                 lambda: detail(api, approved),
                 lambda b: node(b, "ask")["state"] != "waiting-approval",
@@ -201,11 +216,16 @@ async def test_changes_through_another_process(db: tuple[str, str], tmp_path: Pa
             )
             await until(
                 lambda: listing(api),
-                lambda runs: {r["runId"]: r["status"] for r in runs}[cancelled] == "cancelled",
-                bound,
-                "another process's cancel in the listing",
+                lambda runs: {r["runId"]: r["status"] for r in runs}[approved] == "finished",
+                bound + 10,
+                "another process's worker finishing a run, in the listing",
             )
         finally:
+            await worker.stop()
+            working.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await working
+            await other.aclose()
             await other_store.close()
 
 
