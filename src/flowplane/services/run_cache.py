@@ -121,6 +121,7 @@ class SettledRunCache:
         self._clock = clock
         self._entries: OrderedDict[str, CachedRun] = OrderedDict()
         self._drops = 0
+        self._live_drops = 0  # (a commit announced bumps only this one: settled reads go on)
         self._bytes = 0
         self._live: OrderedDict[str, LiveRun] = OrderedDict()
         self._live_bytes = 0
@@ -151,6 +152,10 @@ class SettledRunCache:
         """Take before reading a run; pass to :meth:`put` with what was read."""
         return self._drops
 
+    def live_token(self) -> int:
+        """Take before reading a run; pass to :meth:`put_live` with what was read."""
+        return self._live_drops
+
     def put(self, run_id: str, namespace: str, body: bytes, token: int) -> bool:
         """Store a settled run's body unless an entry was dropped since ``token``."""
         if not self.enabled or token != self._drops or len(body) > MAX_BODY_BYTES:
@@ -179,6 +184,7 @@ class SettledRunCache:
     def drop(self, run_id: str) -> None:
         """Forget ``run_id`` (its run changed or is about to), settled or live."""
         self._drops += 1
+        self._live_drops += 1
         self._forget(run_id)
         self._forget_live(run_id)
         self.drop_lists()
@@ -236,7 +242,7 @@ class SettledRunCache:
         """Keep a live run's snapshot (``size``: its rendering's) unless anything was
         dropped since ``token`` (a change announced since, or applied) or a change may not
         have been applied yet."""
-        if not self.enabled or token != self._drops or self.unsure or size > MAX_BODY_BYTES:
+        if not self.enabled or token != self._live_drops or self.unsure or size > MAX_BODY_BYTES:
             return False
         now = self._clock()
         self._forget_live(run_id)
@@ -260,7 +266,7 @@ class SettledRunCache:
 
     def drop_live(self) -> None:
         """Forget every live entry (and refuse what readers in flight read)."""
-        self._drops += 1
+        self._live_drops += 1
         self._live.clear()
         self._live_bytes = 0
 
@@ -271,7 +277,7 @@ class SettledRunCache:
         seq = int(payload) if payload.isdigit() else None
         self.drop_lists()
         if not self._live:
-            self._drops += 1
+            self._live_drops += 1
             if seq is not None and self.position is not None and not self._unknown:
                 self.position = max(self.position, seq)
                 self._announced = max(self._announced, seq)
@@ -293,7 +299,10 @@ class SettledRunCache:
         the newest ``seq``."""
         if start is None or not complete or (not changed and self._announced > start):
             self.drop_live()
-        else:
+        elif changed:
+            # A reader in flight may have read one of these runs before its change: refuse
+            # what it read (its entry is not here yet to be dropped).
+            self._live_drops += 1
             for _seq, run_id in changed:
                 if run_id in self._live:
                     self.drop(run_id)

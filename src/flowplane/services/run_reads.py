@@ -170,20 +170,21 @@ class RunReader:
         """
         caller.require("viewer")
         cache = self.settled
-        if cache.enabled and cache.unsure:
-            await self._catch_up()
         found = self.cached_detail(caller, run_id)
+        if found is None and cache.enabled and cache.unsure:
+            await self._catch_up()  # (then the run's entry, if kept, is known fresh)
+            found = self.cached_detail(caller, run_id)
         if isinstance(found, LiveRun):
             return render(found.snapshot)
         if found is not None:
             return found
-        token = cache.token()
+        token, live_token = cache.token(), cache.live_token()
         snapshot = await self._detail_snapshot(caller, run_id)
         body = render(snapshot)
         if snapshot.settled:
             cache.put(run_id, snapshot.run.namespace, body, token)
         elif live_cacheable(snapshot):
-            cache.put_live(run_id, snapshot.run.namespace, snapshot, len(body), token)
+            cache.put_live(run_id, snapshot.run.namespace, snapshot, len(body), live_token)
         return body
 
     def cached_detail(self, caller: Caller, run_id: str) -> bytes | LiveRun | None:
