@@ -19,8 +19,10 @@ in one run, four targets are loaded by the same load generator with the same opt
   creates :data:`LIST_RUNS`): one page of run summaries;
 * ``POST /v1/workflows/{id}/runs``: each request creates a run (201).
 
-The table prints each target's rate as a fraction of the bare endpoint's and, next to it,
-the fraction issue 19 asks for on that backend (:data:`TARGETS`).
+The table prints each target's rate as a fraction of the bare endpoint's (``÷ bare``), the
+bare endpoint's server CPU per request as a fraction of the target's (``cpu ÷``: the same
+ratio from counted work, steadier than the rate on a loaded machine) and, next to them,
+the fraction issue 19 asks for on that backend (:data:`TARGETS`, judged on ``÷ bare``).
 
 Both apps are served the same way: each in its own subprocess (this file with ``--serve``),
 one uvicorn process, the same ``uvicorn.Config`` options as ``flowplane serve``
@@ -473,11 +475,12 @@ def print_report(backend: str, loads: dict[str, list[Load]], fixture: Fixture) -
     print(f"\n== {backend} == (GET run body ~{size:,} bytes, {NODES} nodes)")
     header = (
         f"{'target':<14}{'req/s':>9}{'rounds':>16}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'cpu µs/req':>12}{'errors':>8}{'÷ bare':>8}{'target':>10}"
+        f"{'cpu µs/req':>12}{'errors':>8}{'÷ bare':>8}{'cpu ÷':>7}{'target':>10}"
     )
     print(header)
     print("-" * len(header))
     floor = max(load.rate for load in loads["bare"])
+    bare_cpu = max(loads["bare"], key=lambda load: load.rate).cpu_us
     for name, rounds in loads.items():
         best = max(rounds, key=lambda load: load.rate)
         cpu = f"{best.cpu_us:.0f}" if best.cpu_us is not None else "-"
@@ -485,8 +488,15 @@ def print_report(backend: str, loads: dict[str, list[Load]], fixture: Fixture) -
         print(
             f"{name:<14}{best.rate:>9.0f}{every:>16}{best.p50_ms:>9.2f}{best.p99_ms:>9.2f}"
             f"{cpu:>12}{sum(load.bad for load in rounds):>8}{best.rate / floor:>8.2f}"
+            f"{_cpu_ratio(bare_cpu, best.cpu_us):>7}"
             f"{_target(backend, name, best.rate / floor):>10}"
         )
+
+
+def _cpu_ratio(bare: float | None, cpu: float | None) -> str:
+    """The bare endpoint's server CPU per request ÷ this target's: the rate ratio the
+    server's own work allows, less sensitive than the rate to other load on the machine."""
+    return f"{bare / cpu:.2f}" if bare and cpu else "-"
 
 
 def _target(backend: str, name: str, ratio: float) -> str:
