@@ -250,6 +250,17 @@ async def test_the_listing_follows_every_change(db: tuple[str, str], tmp_path: P
         stop = await api.http.post(f"/v1/runs/{second}/cancel", headers=api.headers())
         assert stop.status_code == 200
         assert (await listing(api))[0]["status"] == "cancelled"
+        # A page with a next one: the kept answer has the route's cursor and Link headers.
+        paged = [
+            await api.http.get(
+                "/v1/runs?limit=1&status=cancelled,running", headers=api.headers(VIEWER)
+            )
+            for _ in range(2)
+        ]
+        assert paged[0].headers["x-next-cursor"] == paged[1].headers["x-next-cursor"] == second
+        assert paged[0].headers["link"] == paged[1].headers["link"]
+        assert "cursor=" in paged[1].headers["link"] and "status=" in paged[1].headers["link"]
+        assert paged[0].content == paged[1].content
         gate.set()
         await until(
             lambda: listing(api),
