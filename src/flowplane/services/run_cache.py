@@ -28,9 +28,12 @@ other processes over LISTEN on PostgreSQL). A notification makes the live entrie
 none is served until :meth:`caught_up` is told which runs the events since the last
 catch-up belong to (one read of the event table, shared by the readers waiting for it,
 :meth:`flowplane.services.run_reads.RunReader.detail`), and those runs are dropped. What a
-run's detail shows but no event announces is not cached live (:func:`live_cacheable`);
-changes no notification reaches (SQLite between processes, a LISTEN reconnect) are bounded
-by the same ``ttl_seconds``.
+run's detail shows but no event announces is not cached live
+(:func:`flowplane.services.run_reads.live_cacheable`); changes no notification reaches
+(SQLite between processes, a LISTEN reconnect) are bounded by the same ``ttl_seconds``.
+
+Pages of ``GET /v1/runs`` are kept too (:meth:`put_list`, by the caller's namespaces and the
+query as received) and dropped, all of them, by any announced event or dropped run.
 
 Memory is bounded: at most ``max_entries`` bodies and :data:`MAX_TOTAL_BYTES` in all
 (oldest dropped first, expired ones swept as new ones arrive); a body over
