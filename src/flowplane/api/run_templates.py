@@ -67,10 +67,13 @@ class _Marks:
         self.base = 1_000_000_000_000_000 + secrets.randbelow(8_000_000_000_000_000)
         self.starts: list[int] = []
 
-    def mark(self, started: int | None, running: bool) -> int | None:
-        """The placeholder of a running duration (``None`` while not started or done)."""
-        if not running or started is None:
-            return None
+    def mark(
+        self, started: int | None, finished: int | None, running: bool, current: int | None
+    ) -> int | None:
+        """A placeholder for a duration that grows with the clock, else ``current`` (the
+        rule of :func:`~flowplane.services.run_reads.duration_ms`)."""
+        if not running or started is None or finished is not None:
+            return current
         self.starts.append(started)
         return self.base + len(self.starts) - 1
 
@@ -95,12 +98,15 @@ def detail_template(snapshot: RunSnapshot) -> Template | None:
     run, nodes, _attempts = snapshot
     detail = describe(*snapshot)
     marks = _Marks()
-    if (placeholder := marks.mark(run.started_at_ms, run.status not in TERMINAL_RUN)) is not None:
-        detail.duration_ms = placeholder
+    running = run.status not in TERMINAL_RUN
+    detail.duration_ms = marks.mark(
+        run.started_at_ms, run.finished_at_ms, running, detail.duration_ms
+    )
     for state, node in zip(detail.nodes, nodes, strict=True):
         running = node.status.value not in TERMINAL_NODE
-        if (placeholder := marks.mark(node.started_at_ms, running)) is not None:
-            state.duration_ms = placeholder
+        state.duration_ms = marks.mark(
+            node.started_at_ms, node.finished_at_ms, running, state.duration_ms
+        )
     return marks.cut(detail.model_dump_json(by_alias=True, exclude=CAPPED_FIELDS).encode())
 
 
@@ -110,9 +116,10 @@ def list_template(runs: list[RunRecord]) -> Template | None:
     out: list[dict[str, Any]] = []
     for run in runs:
         fields = run_fields(run)
-        placeholder = marks.mark(run.started_at_ms, run.status not in TERMINAL_RUN)
-        if placeholder is not None:
-            fields["duration_ms"] = placeholder
+        running = run.status not in TERMINAL_RUN
+        fields["duration_ms"] = marks.mark(
+            run.started_at_ms, run.finished_at_ms, running, fields["duration_ms"]
+        )
         out.append({key: fields.get(name) for name, key in _RUN_KEYS})
     return marks.cut(_dumps(out))
 
