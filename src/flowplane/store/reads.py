@@ -7,6 +7,7 @@ wire bodies written at commit and are returned as they are.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -105,22 +106,56 @@ def run_summaries(
 
     Only the columns a listing shows are read: no document, input or output (``None``).
     """
+    params: dict[str, Any] = {"_limit": limit}
+    for index, namespace in enumerate(namespaces or ()):
+        params[f"_ns{index}"] = namespace
+    for index, status in enumerate(statuses or ()):
+        params[f"_st{index}"] = status
+    if workflow:
+        params["_workflow"] = workflow
+    if created_after_ms is not None:
+        params["_after"] = created_after_ms
+    if created_before_ms is not None:
+        params["_before"] = created_before_ms
+    if before_id is not None:
+        params["_cursor"] = before_id
+    shape = (None if namespaces is None else len(namespaces), *params)
+    statement = _SUMMARY_STATEMENTS.get(shape)
+    if statement is None:
+        statement = Prepared(_summary_query(namespaces is not None, params), record=RunRecord)
+        if len(_SUMMARY_STATEMENTS) < MAX_SUMMARY_SHAPES:
+            _SUMMARY_STATEMENTS[shape] = statement
+    rows, _count = statement.execute(tx.conn, params)
+    return rows
+
+
+MAX_SUMMARY_SHAPES = 256
+"""Prepared listing statements kept (one per filter shape: which filters, how many values)."""
+_SUMMARY_STATEMENTS: dict[tuple[Any, ...], Prepared[RunRecord]] = {}
+
+
+def _summary_query(by_namespace: bool, params: dict[str, Any]) -> sa.Select[Any]:
+    """The listing statement for the filters ``params`` names (see :func:`run_summaries`)."""
     c = t.runs.c
     query = sa.select(*_SUMMARY_COLUMNS, sa.null().label("input"))
-    if namespaces is not None:
-        query = query.where(c.namespace.in_(list(namespaces)))
-    if statuses:
-        query = query.where(c.status.in_(list(statuses)))
-    if workflow:
+
+    def values(prefix: str) -> list[Any]:
+        return [sa.bindparam(name) for name in params if name.startswith(prefix)]
+
+    if by_namespace:
+        query = query.where(c.namespace.in_(values("_ns")) if values("_ns") else sa.false())
+    if statuses := values("_st"):
+        query = query.where(c.status.in_(statuses))
+    if "_workflow" in params:
+        workflow: sa.BindParameter[Any] = sa.bindparam("_workflow")
         query = query.where(sa.or_(c.workflow_name == workflow, c.workflow_id == workflow))
-    if created_after_ms is not None:
-        query = query.where(c.created_at_ms >= created_after_ms)
-    if created_before_ms is not None:
-        query = query.where(c.created_at_ms < created_before_ms)
-    if before_id is not None:
-        query = query.where(c.id < before_id)
-    query = query.order_by(c.id.desc()).limit(limit)
-    return [RunRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+    if "_after" in params:
+        query = query.where(c.created_at_ms >= sa.bindparam("_after"))
+    if "_before" in params:
+        query = query.where(c.created_at_ms < sa.bindparam("_before"))
+    if "_cursor" in params:
+        query = query.where(c.id < sa.bindparam("_cursor"))
+    return query.order_by(c.id.desc()).limit(sa.bindparam("_limit"))
 
 
 _SUMMARY_COLUMNS = [
