@@ -33,6 +33,11 @@ DBOS_VERSION := 3.4.0
 	.venv-dbos/bin/pip install -q 'dbos==$(DBOS_VERSION)'
 	touch $@
 
+# openworkflow, the second peer baseline (Node.js; pinned in bench/openworkflow/package-lock.json).
+bench/openworkflow/node_modules/.installed: bench/openworkflow/package-lock.json
+	cd bench/openworkflow && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: install-server
 	$(BIN)/flowplane serve --root examples --load-examples examples
 
@@ -52,12 +57,15 @@ test: lint typecheck pytest
 
 bench: install
 	@$(MAKE) -s .venv-dbos/.installed-$(DBOS_VERSION) || echo "DBOS could not be installed: bench/engine.py runs without its baseline"
+	@$(MAKE) -s bench/openworkflow/node_modules/.installed || echo "openworkflow could not be installed (needs node and npm): bench/engine.py runs without its baseline"
 	@scripts/ensure-ui-tools.sh
 	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null 2>&1 || sudo -n apt-get install -y -q wrk >/dev/null 2>&1 || echo "wrk is not installed: bench/api.py falls back to its slower Python load generator"
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/engine.py
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/events.py
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/api.py
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/fanout_api.py
+	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/storage.py
+	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/e2e.py
 	$(BIN)/python bench/ui.py
 
 # The web UI: rebuild the committed bundle (src/flowplane/ui/static) from ui/ with the locked

@@ -7,6 +7,8 @@ It measures the engine in-process (RunService + Worker on one event loop, no HTT
   per-node overhead (run latency / 10, p50 and p99);
 * ``concurrent``: 1,000 runs of that workflow, 16 at a time (worker concurrency 16);
 * ``fan-out``: one run whose node fans out over 1,000 ``foreach`` items, then a join;
+* ``singles``: 1,000 independent single-node runs, 16 in flight: the rate the fan-out's
+  items are compared with (``fan-out items/s ÷ singles runs/s``, issue 19's target 4);
 * ``floor``: single-row INSERT + COMMIT transactions in a loop through the store's own
   SQLAlchemy engine (same pool, pragmas, ``BEGIN IMMEDIATE``), the fastest any durable step
   can be on this database; ``via store`` adds the thread hop of ``Store.transact``.
@@ -170,6 +172,10 @@ def fan_out_doc(width: int) -> dict[str, Any]:
     }
 
 
+def single_doc() -> dict[str, Any]:
+    return {"name": "bench-single", "nodes": [{"id": "only", "type": "util.noop"}]}
+
+
 @dataclass
 class Result:
     """One measured workload."""
@@ -183,6 +189,7 @@ class Result:
     statements: int
     cpu_seconds: float
     per_node_ms: list[float] = field(default_factory=list)
+    items: int = 0  # foreach items (fan-out)
 
     @property
     def nodes_per_s(self) -> float:
@@ -261,6 +268,23 @@ class Bench:
             body(),
         )
 
+    async def singles(self, count: int) -> Result:
+        """``count`` independent single-node runs, CONCURRENCY in flight."""
+        doc = single_doc()
+        await self.run_one(doc)  # warm the document cache
+        queue = list(range(count))
+
+        async def client() -> None:
+            while queue:
+                queue.pop()
+                await self.run_one(doc)
+
+        async def body() -> list[float]:
+            await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
+            return []
+
+        return await self.measure(f"{count} single-node runs x {CONCURRENCY}", count, count, body())
+
     async def fan_out(self, width: int) -> Result:
         doc = fan_out_doc(width)
 
@@ -269,7 +293,9 @@ class Bench:
             return []
 
         # start + the fan node-level row + each item + join.
-        return await self.measure(f"fan-out {width} wide", 1, width + 3, body())
+        result = await self.measure(f"fan-out {width} wide", 1, width + 3, body())
+        result.items = width
+        return result
 
 
 # --- the floor --------------------------------------------------------------------------
@@ -348,6 +374,7 @@ class BackendReport:
     parallel_threads: int
     results: list[Result]
     dbos: dict[str, Any] | None = None
+    openworkflow: dict[str, Any] | None = None
 
 
 async def bench_backend(backend: str, quick: bool) -> BackendReport:
@@ -367,6 +394,7 @@ async def bench_backend(backend: str, quick: bool) -> BackendReport:
         counters = count_transactions(store)
         ENDS.attach()
         dbos: dict[str, Any] | None = None
+        ow: dict[str, Any] | None = None  # openworkflow
         settings = Settings(
             worker_concurrency=CONCURRENCY,
             lease_seconds=30,
@@ -380,15 +408,17 @@ async def bench_backend(backend: str, quick: bool) -> BackendReport:
             results = [await bench.sequential(30 if quick else 100)]
             if backend == "postgres":
                 dbos = await asyncio.to_thread(dbos_baseline, 30 if quick else 100)
+                ow = await asyncio.to_thread(openworkflow_baseline, 30 if quick else 100)
             results += [
                 await bench.concurrent(100 if quick else 1000),
                 await bench.fan_out(200 if quick else FAN_OUT_WIDTH),
+                await bench.singles(200 if quick else FAN_OUT_WIDTH),
             ]
         finally:
             await worker.stop()
             await task
         return BackendReport(
-            backend, floor, floor_cpu_ms, floor_store, floor_parallel, threads, results, dbos
+            backend, floor, floor_cpu_ms, floor_store, floor_parallel, threads, results, dbos, ow
         )
     finally:
         await store.close()
@@ -425,6 +455,29 @@ def dbos_baseline(runs: int) -> dict[str, Any] | None:
     return result
 
 
+def openworkflow_baseline(runs: int) -> dict[str, Any] | None:
+    """openworkflow's ``sequential`` on the same server (bench/openworkflow/baseline.mjs, run
+    by ``FLOWPLANE_BENCH_NODE`` or ``node`` with the packages ``npm ci`` installed there);
+    ``None`` without them."""
+    folder = Path(__file__).resolve().parent / "openworkflow"
+    node = shutil.which(os.environ.get("FLOWPLANE_BENCH_NODE") or "node")
+    if node is None or not (folder / "node_modules" / "openworkflow").is_dir():
+        return None
+    done = subprocess.run(
+        [node, str(folder / "baseline.mjs"), POSTGRES_URL, str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        print(f"openworkflow baseline failed: {done.stderr.strip()[-500:]}", file=sys.stderr)
+        return None
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
 def print_report(report: BackendReport) -> None:
     floor = report.floor
     print(f"\n== {report.backend} ==")
@@ -450,6 +503,15 @@ def print_report(report: BackendReport) -> None:
             f"{r.statements / r.nodes:>12.1f}"
             f"{r.nodes_per_s / floor:>15.3f}"
         )
+    fan = next((r for r in report.results if r.items), None)
+    singles = next((r for r in report.results if r.name.startswith(f"{r.runs} single")), None)
+    if fan is not None and singles is not None:
+        items_per_s = fan.items / fan.seconds
+        print(
+            f"fan-out: {items_per_s:,.0f} items/s; {singles.runs_per_s:,.0f} single-node runs/s "
+            f"({CONCURRENCY} in flight); items/s ÷ single runs/s = "
+            f"{items_per_s / singles.runs_per_s:.2f} (issue 19 target on PostgreSQL: ≥ 0.7)"
+        )
     seq = report.results[0]
     node_cpu_ms = 1000 * seq.cpu_seconds / seq.nodes
     print(
@@ -465,6 +527,19 @@ def print_report(report: BackendReport) -> None:
             f"{peer['runs']} runs): p50 {peer['p50_ms']:.2f} ms/step, p99 "
             f"{peer['p99_ms']:.2f}, {peer['cpu_ms']:.2f} CPU ms/step; "
             f"flowplane p50 ÷ DBOS p50 = {ours / peer['p50_ms']:.2f}"
+        )
+    if report.openworkflow is not None:
+        ours, peer = percentile(seq.per_node_ms, 50), report.openworkflow
+        print(
+            f"openworkflow {peer['version']} (same server, same run, 10 no-op steps, "
+            f"{peer['runs']} runs): p50 {peer['p50_ms']:.2f} ms/step, p99 "
+            f"{peer['p99_ms']:.2f}, {peer['cpu_ms']:.2f} CPU ms/step (Node), "
+            f"{peer['statements']:.1f} stmts/step, {peer['commits']:.1f} commits/step; "
+            f"flowplane p50 ÷ openworkflow p50 = {ours / peer['p50_ms']:.2f}"
+        )
+    elif report.backend == "postgres":
+        print(
+            "openworkflow baseline missing (`make bench` installs it: npm ci in bench/openworkflow)"
         )
 
 

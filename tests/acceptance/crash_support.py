@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flowplane.store import reads
 from flowplane.store import schema as t
 from flowplane.store.base import Store
 from flowplane.store.tx import TERMINAL_RUN, Tx
@@ -245,9 +246,16 @@ async def all_events(store: Store) -> list[dict[str, Any]]:
     """Every event row in ``seq`` order."""
 
     def read(tx: Tx) -> list[dict[str, Any]]:
-        c = t.events.c
-        query = sa.select(c.seq, c.run_id, c.type, c.node_id, c.payload).order_by(c.seq)
-        return [dict(r._mapping) for r in tx.conn.execute(query)]
+        return [
+            {
+                "seq": e.seq,
+                "run_id": e.run_id,
+                "type": e.type,
+                "node_id": e.node_id,
+                "payload": e.payload,
+            }
+            for e in reads.events_after(tx, limit=10_000_000)
+        ]
 
     return await store.read(read)
 

@@ -14,6 +14,7 @@ effect counted in a file), kills the worker at one point, starts a fresh worker 
 
 from __future__ import annotations
 
+import collections
 import signal
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from crash_support import (
     Files,
     NodeKey,
     WorkerProcess,
+    all_events,
+    assert_second_success_refused,
     attempts_by_node,
     check_invariants,
     in_progress,
@@ -280,3 +283,74 @@ async def test_zombie_completion_is_fenced_off(
     await check_invariants(store, [run_id])
     # At least once: both workers performed the side effect; only B's output was recorded.
     assert files.effect_counts()[work] == 2
+
+
+FAN_ITEMS = 40
+
+
+async def test_kill_9_inside_a_group_of_foreach_items_recovers_each_item_once(
+    db: tuple[str, str],
+    store: Store,
+    runs: RunService,
+    files: Files,
+    workers: list[WorkerProcess],
+) -> None:
+    """SIGKILL inside the transaction recording a group of a foreach's items (the 3rd
+    completion: the expansion, the first item alone, then the items that completed
+    meanwhile, together): none of that group is recorded, every item is recovered and
+    recorded exactly once, and only items in flight at the kill ran again."""
+    doc = {
+        "name": "crash-fan",
+        "nodes": [
+            {
+                "id": "fan",
+                "type": "crash.effect",
+                "foreach": list(range(FAN_ITEMS)),
+                "params": {"value": "{{ item }}"},
+            },
+            {"id": "join", "type": "crash.effect", "needs": ["fan"], "params": {"value": 1}},
+        ],
+    }
+    run_id = (await runs.start(Caller.system(), doc)).run.id
+    first = spawn(workers, "A", db, files, FLOWPLANE_CRASH_AT="complete:3")
+    assert await first.wait_exit(30) == -signal.SIGKILL, first.stderr()
+
+    in_flight = await in_progress(store)
+    effects = files.effect_counts()
+    # Items whose side effect happened but whose success the kill lost: the killed group
+    # (and any item queued behind it). More than one: the group held several items.
+    lost = {k for k in in_flight if effects.get(k) and k[2] >= 0}
+    assert len(lost) > 1, (in_flight, effects)
+
+    second = spawn(workers, "B", db, files)
+    await wait_terminal(store, [run_id])
+    await second.stop()
+
+    rows = await run_rows(store, [run_id])
+    assert rows[run_id]["status"] == "finished", rows[run_id]
+    # check_invariants' checks, but a foreach's node-level row has no attempt of its own.
+    events = await all_events(store)
+    finished = collections.Counter(
+        (e["run_id"], e["node_id"], e["payload"]["iteration"])
+        for e in events
+        if e["type"] == "NodeFinished"
+    )
+    assert finished == collections.Counter({k: 1 for k in (await node_runs(store))})
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(1, len(seqs) + 1)), "event seq has gaps or is out of order"
+    await assert_second_success_refused(store, (run_id, "fan", 0))
+    counts = files.effect_counts()
+    keys = {(run_id, "fan", i) for i in range(FAN_ITEMS)} | {(run_id, "join", 0)}
+    assert set(counts) == keys
+    repeated = {k for k, n in counts.items() if n > 1}
+    assert all(n <= 2 for n in counts.values()), counts
+    assert lost <= repeated <= in_flight, (lost, repeated, in_flight)
+    attempts = await attempts_by_node(store)
+    for key in keys:
+        statuses = [a["status"] for a in attempts[key]]
+        assert statuses == (["lost", "finished"] if key in in_flight else ["finished"]), (
+            key,
+            attempts[key],
+        )
+    level = (await node_runs(store))[(run_id, "fan", -1)]
+    assert level["status"] == "finished"

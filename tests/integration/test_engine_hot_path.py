@@ -81,11 +81,7 @@ async def test_concurrent_runs_keep_seq_gap_free(store: Store) -> None:
         for result in started:
             run = await rt.runs.wait(Caller.system(), result.run.id, timeout=20)
             assert run.status == "finished"
-        seqs = await store.read(
-            lambda tx: [
-                r[0] for r in tx.conn.exec_driver_sql("SELECT seq FROM events ORDER BY seq")
-            ]
-        )
+        seqs = await store.read(lambda tx: [e.seq for e in reads.events_after(tx, limit=100_000)])
         assert seqs == list(range(1, len(seqs) + 1))
 
 

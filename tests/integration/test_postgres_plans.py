@@ -19,6 +19,7 @@ from engine_support import running
 from conftest import POSTGRES_URL, drop_schema, require_postgres
 from flowplane.services.caller import Caller
 from flowplane.store.base import Store
+from flowplane.store.postgres import _lock_and_finish_items
 from flowplane.store.prepared import Prepared
 from flowplane.store.statements import GATED_CLAIM_PENDING
 
@@ -84,3 +85,23 @@ async def test_gated_claim_looks_the_finished_row_up_by_id(pg_store: tuple[Store
     # The finished node run ("done") by its primary key, never by the status index.
     assert "node_runs_pkey on node_runs done" in plan, plan
     assert "ix_node_runs_claim on node_runs done" not in plan, plan
+
+
+async def test_group_finish_looks_each_item_up_by_id(pg_store: tuple[Store, str]) -> None:
+    # The fenced finish of a group of foreach items (worker group completions): each
+    # listed node run by its primary key, whatever the table holds.
+    store, schema = pg_store
+    async with running(store) as rt:
+        fan = {
+            "name": "plans-fan",
+            "nodes": [{"id": "fan", "type": "util.noop", "foreach": list(range(40))}],
+        }
+        for _ in range(3):
+            run = (await rt.runs.start(Caller.system(), fan)).run.id
+            assert (await rt.runs.wait(Caller.system(), run, timeout=20)).status == "finished"
+    params: dict[str, Any] = {"_run": "r", "_now": 1, "_i0": 1, "_e0": 1, "_o0": "null"}
+    params.update({"_i1": 2, "_e1": 1, "_o1": "2"})
+    plan = generic_plan(schema, _lock_and_finish_items(2), store, params)
+    assert plan.count("node_runs_pkey on node_runs") == 2, plan
+    assert "Seq Scan on node_runs" not in plan, plan
+    assert "ix_node_runs" not in plan, plan

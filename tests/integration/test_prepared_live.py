@@ -81,7 +81,7 @@ async def test_workload_parameters_match_construct_params(store: Store, checked:
         assert (await rt.runs.wait(Caller.system(), first, timeout=20)).status == "finished"
         assert (await rt.runs.wait(Caller.system(), second, timeout=20)).status == "failed"
     sql = " ".join(checked)
-    for table in ("INSERT INTO events", "INSERT INTO frames", "INSERT INTO node_runs"):
+    for table in ("INSERT INTO event_batches", "INSERT INTO node_runs"):
         assert table in sql
     assert len(checked) > 30
 

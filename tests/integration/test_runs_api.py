@@ -365,16 +365,21 @@ async def store_workflow(api: Api, yaml_text: str) -> str:
 
 
 async def test_dispatching_a_stored_workflow_validates_its_document_once(api: Api) -> None:
-    # POST /v1/runs hands RunService.start the stored document, so the validation cache
-    # (per document content and connector set) serves every later dispatch of it.
-    from flowplane.engine.plan import ValidatedCache, validated
+    # A start of a stored workflow reads only its head (id, version) in the dispatch
+    # transaction: the validated document of that version is cached (per workflow version
+    # and connector set) and serves every later dispatch of it, by id or by name.
+    from flowplane.engine import starting
+    from flowplane.engine.plan import validated
+    from flowplane.store import workflow_queries as wq
 
     name = f"cached-{uuid.uuid4().hex[:8]}"
     workflow_id = await store_workflow(api, LOG_WORKFLOW.replace("three-logs", name))
-    stored = await api.http.get(f"/v1/workflows/{workflow_id}", headers=api.headers(ADMIN))
-    key = ValidatedCache.key(stored.json()["document"], None)
+    store = api.app.state.services.store
+    head = await store.read(lambda tx: wq.get_workflow_head(tx, workflow_id))
+    assert head is not None and head.version == 1
+    key = starting.stored_key(head)
     registry = api.app.state.services.runs.registry
-    assert key is not None and validated.get(key, registry) is None
+    assert validated.get(key, registry) is None
     first = await api.http.post(
         "/v1/runs", json={"workflowId": workflow_id, "input": {"who": "a"}}, headers=api.headers()
     )
@@ -385,8 +390,12 @@ async def test_dispatching_a_stored_workflow_validates_its_document_once(api: Ap
         "/v1/runs", json={"workflow": name, "input": {"who": "b"}}, headers=api.headers()
     )
     assert second.status_code == 200, second.text
+    third = await api.http.post(
+        f"/v1/workflows/{workflow_id}/runs", json={"input": {"who": "c"}}, headers=api.headers()
+    )
+    assert third.status_code == 201, third.text
     assert validated.get(key, registry) is hit  # not validated (and stored) again
-    for run in (first, second):
+    for run in (first, second, third):
         assert (await api.wait_status(run.json()["runId"], "finished"))["workflowId"] == workflow_id
 
 

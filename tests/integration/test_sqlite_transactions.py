@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from flowplane.store import reads
 from flowplane.store import schema as t
 from flowplane.store.base import Store
 
@@ -31,8 +32,7 @@ def _event(tx: Any, message: str) -> None:
 
 async def _messages(store: Store) -> list[str]:
     def read(tx: Any) -> list[str]:
-        rows = tx.conn.execute(sa.select(t.events.c.payload).order_by(t.events.c.seq))
-        return [r[0]["message"] for r in rows]
+        return [e.payload["message"] for e in reads.events_after(tx, limit=1000)]
 
     return await store.read(read)
 
@@ -56,7 +56,7 @@ async def test_sqlalchemy_statements_join_the_transaction(sqlite_store: Store) -
         _event(tx, "mixed-fail" if fail else "mixed")
         tx.flush()
         # Through SQLAlchemy: it begins "its" transaction, the BEGIN is not sent twice.
-        count = tx.conn.execute(sa.select(sa.func.count()).select_from(t.events)).scalar()
+        count = tx.conn.execute(sa.select(sa.func.count()).select_from(t.event_batches)).scalar()
         tx.conn.execute(t.event_counter.update().values(seq=t.event_counter.c.seq))
         if fail:
             raise RuntimeError("boom")

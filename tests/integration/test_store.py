@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from flowplane.store import reads
 from flowplane.store.base import Store
 from flowplane.store.migrate import current_revision, head_revision
 from flowplane.store.schema import metadata
@@ -36,7 +37,7 @@ async def test_event_seq_is_gap_free_and_ordered(store: Store) -> None:
         await store.transact(write)
 
     def read(tx: Any) -> list[int]:
-        return [r[0] for r in tx.conn.execute(sa.text("SELECT seq FROM events ORDER BY seq"))]
+        return [e.seq for e in reads.events_after(tx, limit=100)]
 
     assert await store.read(read) == list(range(1, 13))
 

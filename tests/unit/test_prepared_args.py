@@ -107,7 +107,7 @@ def test_args_match_construct_params(stmt: Prepared, dialect_name: str) -> None:
 def test_statements_use_generated_builders() -> None:
     # The fast path is taken (not the construct_params fallback) for the hot statements.
     for stmt, params in [
-        (q.INSERT_EVENTS, {"seq": 1, "run_id": "r", "payload": {"a": 1}}),
+        (q.INSERT_EVENT_BATCHES, {"last_seq": 1, "run_id": "r", "events": [["a", None, {"b": 1}]]}),
         (
             q.CLAIM_PENDING,
             {"_run": "r", "_node": "n", "_iteration": 0, "_now": 1, "_owner": "w", "_expires": 2},
@@ -156,7 +156,7 @@ def test_result_processors_match_sqlalchemy(dialect_name: str) -> None:
     dialect = DIALECTS[dialect_name]
     raw: list[Any] = [None, "null", '{"a": [1, null]}', "[1]", "3", 3, 2.5, '"s"', "true"]
     checked = 0
-    for column in [*schema.node_runs.c, *schema.runs.c, *schema.events.c]:
+    for column in [*schema.node_runs.c, *schema.runs.c, *schema.event_batches.c]:
         ours = prepared.result_processor(column.type, dialect)
         theirs = column.type.dialect_impl(dialect).result_processor(dialect, None)
         assert (ours is None) == (theirs is None), column

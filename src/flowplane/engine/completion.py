@@ -10,6 +10,7 @@ one node cannot both miss each other.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -110,6 +111,112 @@ def complete(
     if leftover:  # handoff_claims predicted a claim the successors' evaluation did not make
         raise RuntimeError(f"node runs leased ahead but not handed off: {leftover}")
     return _finish(tx, run, step.effects, owner, handoff, lease_ms)
+
+
+@dataclass
+class GroupCompletion:
+    """The result of :func:`complete_items`: which completions were recorded (in the
+    order given), what was handed off to the worker, and the run's status."""
+
+    accepted: list[bool]
+    handoff: list[NodeRunRecord] = field(default_factory=list)
+    run_status: str | None = None
+
+
+def groupable(plan: Plan, claimed: NodeRunRecord, outcome: Outcome) -> bool:
+    """Whether this completion may be recorded in a group (:func:`complete_items`): the
+    success of a ``foreach`` item."""
+    return outcome.kind == "success" and claimed.iteration >= 0 and claimed.node_id in plan.foreach
+
+
+def complete_items(
+    tx: Tx,
+    entries: Sequence[tuple[NodeRunRecord, Outcome]],
+    *,
+    owner: str,
+    handoff: int = 0,
+    lease_ms: int = 30_000,
+) -> GroupCompletion:
+    """Record the successes of several ``foreach`` items of one run (each
+    :func:`groupable`) in one transaction: the run is locked once, every item is finished
+    fenced on its own lease epoch (one fenced off is not recorded, the others are), and
+    their items are counted once per node, after all of them settled, which is what the
+    last of the same completions made one after the other would see. The run gets one
+    frame with every item's change.
+
+    The worker's free slots (``handoff``) are filled with the next ready items of the same
+    ``foreach`` nodes, leased in the same transaction (as a ``max_parallel`` node's items,
+    made ready by their predecessors' completions, already were): no claim transaction
+    per group.
+
+    One entry of a node with ``max_parallel`` is exactly :func:`complete`."""
+    cached = plans.get(entries[0][0].run_id)
+    if len(entries) == 1 and (cached is None or _limited(cached, entries[0][0].node_id)):
+        claimed, outcome = entries[0]
+        one = complete(tx, claimed, outcome, owner=owner, handoff=handoff, lease_ms=lease_ms)
+        return GroupCompletion([one.accepted], one.handoff, one.run_status)
+    run_id = entries[0][0].run_id
+    if any(c.run_id != run_id or c.iteration < 0 or o.kind != "success" for c, o in entries):
+        raise ValueError("complete_items: successes of foreach items of one run only")
+    run, done = tx.lock_run_and_finish_items(
+        run_id, [(c.id, c.lease_epoch, o.output) for c, o in entries]
+    )
+    accepted = [c.id in done for c, _o in entries]
+    if run is None or run.status in TERMINAL_RUN or not done:
+        return GroupCompletion([False] * len(entries))
+    plan = cached if cached is not None else plan_of(tx, run)
+    effects = Effects()
+    effects.hand_off(owner, handoff, lease_ms)
+    nodes: list[str] = []
+    ns = run.namespace
+    for (claimed, outcome), ok in zip(entries, accepted, strict=True):
+        if not ok:
+            continue
+        if not groupable(plan, claimed, outcome):
+            raise ValueError(f"complete_items: not a foreach item's success: {claimed.id}")
+        # What _Step.success records, item by item, in the same order.
+        started = outcome.started_at_ms or claimed.started_at_ms
+        record_attempt(tx, claimed, "finished", owner, started, None)
+        persist_logs(tx, run, claimed, outcome.logs)
+        tx.event(
+            run_id,
+            ns,
+            "NodeFinished",
+            claimed.node_id,
+            iteration=claimed.iteration,
+            attempt=claimed.attempt,
+            output=outcome.output,
+        )
+        tx.change(run_id, claimed.node_id, claimed.iteration, "finished", claimed.attempt)
+        if claimed.node_id not in nodes:
+            nodes.append(claimed.node_id)
+    free = handoff
+    for node_id in nodes:
+        if run.status in TERMINAL_RUN:
+            break
+        if free > 0 and not _limited(plan, node_id):
+            # The next ready items, leased to this worker (its free slots): some were
+            # ready, so the node is not settled and the run is running, which is all
+            # item_settled would find (its has_ready_item read is spared).
+            leased = tx.claim_ready_items(run_id, node_id, owner, free, lease_ms)
+            if leased:
+                effects.leased.extend(leased)
+                effects.ready.extend(row.id for row in leased)
+                free -= len(leased)
+                update_run_status(tx, run, made_ready=True)
+                continue
+        # Items are counted in SQL: once after the group is the count the last of the
+        # group's completions would have made, had they run one after the other.
+        before = len(effects.ready)
+        node_settled(tx, run, plan, node_id, 0, effects, "finished")  # (0: an item)
+        free -= len(effects.ready) - before
+    finished = _finish(tx, run, effects, owner, handoff, lease_ms)
+    return GroupCompletion(accepted, finished.handoff, finished.run_status)
+
+
+def _limited(plan: Plan, node_id: str) -> bool:
+    """Whether ``node_id`` is a foreach node with ``max_parallel``."""
+    return plan.node(node_id).max_parallel is not None
 
 
 def _ahead(

@@ -146,6 +146,7 @@ def dispatch(tx: Tx, req: DispatchRequest) -> tuple[RunRecord, bool]:
         tx.after_commit.append(lambda: local.adopt(leased, adopted))
     if len(leased) < len(roots):
         tx.notify("ready")
+    maybe_crash("dispatch")
     return RunRecord.from_row(run), True
 
 

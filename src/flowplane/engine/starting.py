@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowplane.engine.dispatch import DispatchRequest, dispatch
-from flowplane.engine.plan import Plan, ValidatedCache, validated
+from flowplane.engine.plan import Plan, Validated, ValidatedCache, validated
 from flowplane.model.document import Workflow
 from flowplane.model.graph import Catalog, check_workflow
 from flowplane.model.inputs import validate_input
-from flowplane.store.records import RunRecord
+from flowplane.store.records import RunRecord, WorkflowHead
 from flowplane.store.tx import Tx
 
 
@@ -77,6 +77,42 @@ def validate_workflow(
         return wf, document, None
     entry = validated.put(key, wf, document, registry)
     return wf, document, entry.plan
+
+
+def stored_key(head: WorkflowHead) -> bytes:
+    """The validated-cache key of a stored workflow's current version.
+
+    ``(id, version, updated_at_ms)`` names one document (every change writes version + 1),
+    so a start by workflow id finds the validated document and its plan without reading
+    the document; never equal to a content hash (those are 32-byte digests).
+    """
+    return f"stored\0{head.id}\0{head.version}\0{head.updated_at_ms}\0{head.namespace}".encode()
+
+
+def cached_stored(head: WorkflowHead, registry: Catalog) -> Validated | None:
+    """The validated document of ``head``'s version, if this process validated it (against
+    ``registry`` as it is now)."""
+    return validated.get(stored_key(head), registry)
+
+
+def validate_stored(head: WorkflowHead, document: dict[str, Any], registry: Catalog) -> Validated:
+    """Validate ``document`` (the stored document of ``head``'s version) in its namespace
+    and cache it under :func:`stored_key`.
+
+    Raises:
+        FlowplaneError: the document is not a valid workflow (as :func:`prepare`).
+    """
+    wf = Workflow.model_validate(document)
+    if wf.namespace != head.namespace:
+        wf = wf.model_copy(update={"namespace": head.namespace})
+    check_workflow(wf, registry)
+    return validated.put(stored_key(head), wf, wf.to_document(), registry)
+
+
+def prepare_validated(entry: Validated, run_input: Any) -> Prepared:
+    """A run of the validated document ``entry`` with ``run_input`` checked against it."""
+    wf = entry.workflow
+    return Prepared(wf, entry.document(), validate_input(wf.inputs, run_input), entry.plan)
 
 
 def start(

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from flowplane.engine.attempts import MAX_LOG_EVENTS_PER_ATTEMPT
 from flowplane.engine.claims import Claimed, claim, claim_ids, claim_work
-from flowplane.engine.completion import Completion, Outcome, complete
+from flowplane.engine.completion import (
+    Completion,
+    GroupCompletion,
+    Outcome,
+    complete,
+    complete_items,
+    groupable,
+)
 from flowplane.engine.control import (
     MAX_LOST_ATTEMPTS,
     cancel,
@@ -40,15 +47,18 @@ __all__ = [
     "Claimed",
     "Completion",
     "DispatchRequest",
+    "GroupCompletion",
     "Outcome",
     "cancel",
     "claim",
     "claim_ids",
     "claim_work",
     "complete",
+    "complete_items",
     "decide",
     "dispatch",
     "fork_outputs",
+    "groupable",
     "node_settled",
     "plan_of",
     "prefill",

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from flowplane.connectors.registry import Registry, default_registry
@@ -81,6 +82,10 @@ class Worker:
         # the lease and may hand node runs off to this worker, so it must not be cancelled.
         self._completing: set[int] = set()
         self._runs: OrderedDict[str, RunInfo] = OrderedDict()
+        # Group completions (see _complete_in_group): per run, the foreach items' successes
+        # waiting for the run's completion transaction in flight, and its task.
+        self._groups: dict[str, list[_Waiting]] = {}
+        self._group_tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         # Whether the last claim may have left due work behind (it filled every free slot).
         self._saturated = False
@@ -139,6 +144,8 @@ class Worker:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+        if self._group_tasks:  # completions being recorded: give them the grace to commit
+            await asyncio.wait(list(self._group_tasks.values()), timeout=self._grace_seconds)
         for task in self._background:
             task.cancel()
         for task in self._background:
@@ -386,22 +393,27 @@ class Worker:
             and row.node_id in info.plan.foreach
             and info.plan.node(row.node_id).max_parallel is not None
         )
-        result = await asyncio.shield(
-            until_stored(
-                lambda: self.store.transact(
-                    lambda tx: transitions.complete(
-                        tx,
-                        row,
-                        outcome,
-                        owner=self.id,
-                        handoff=max(0, self.concurrency - len(self._tasks) + 1),
-                        lease_ms=self.lease_ms,
+        if transitions.groupable(info.plan, row, outcome):
+            # Recorded with the other items of its run that complete meanwhile: one
+            # transaction, one lock of the run row for all of them.
+            result = await asyncio.shield(self._complete_in_group(row, outcome, scan))
+        else:
+            result = await asyncio.shield(
+                until_stored(
+                    lambda: self.store.transact(
+                        lambda tx: transitions.complete(
+                            tx,
+                            row,
+                            outcome,
+                            owner=self.id,
+                            handoff=max(0, self.concurrency - len(self._tasks) + 1),
+                            lease_ms=self.lease_ms,
+                        ),
+                        scan=scan,
                     ),
-                    scan=scan,
-                ),
-                what="recording a node's outcome",
+                    what="recording a node's outcome",
+                )
             )
-        )
         self.executed += 1
         if span is not None:
             Tracing.record_completion(span, result.accepted, result.run_status)
@@ -420,12 +432,79 @@ class Worker:
         for claimed in result.handoff:
             self._spawn(claimed)
 
+    # --- group completions ---------------------------------------------------------------
+
+    def _complete_in_group(
+        self, row: NodeRunRecord, outcome: transitions.Outcome, scan: bool
+    ) -> asyncio.Future[transitions.Completion]:
+        """Record a foreach item's success together with the other items of its run that
+        complete while the run's previous group is being recorded (group commit: the
+        first goes at once; those arriving meanwhile go together next). Items of one run
+        would otherwise queue on its row lock one transaction each."""
+        waiting = _Waiting(row, outcome, scan, asyncio.get_running_loop().create_future())
+        self._groups.setdefault(row.run_id, []).append(waiting)
+        if row.run_id not in self._group_tasks:
+            self._group_tasks[row.run_id] = asyncio.create_task(
+                self._record_groups(row.run_id), name=f"fp-complete-{row.run_id}"
+            )
+        return waiting.result
+
+    async def _record_groups(self, run_id: str) -> None:
+        """Record the run's waiting completions, a group at a time, until none is left.
+
+        Not cancelled by the item tasks waiting on it (they wait through a shield), nor by
+        :meth:`stop` (which waits for it): what a transaction handed off is started here."""
+        group: list[_Waiting] = []
+        try:
+            while group := self._groups.pop(run_id, []):
+                record = functools.partial(
+                    transitions.complete_items,
+                    entries=[(w.row, w.outcome) for w in group],
+                    owner=self.id,
+                    # (A stopping worker takes nothing more: a claim would start it.)
+                    handoff=0
+                    if self._stopping.is_set()
+                    else max(0, self.concurrency - len(self._tasks) + len(group)),
+                    lease_ms=self.lease_ms,
+                )
+                scan = any(w.scan for w in group)
+                try:
+                    done = await until_stored(
+                        functools.partial(self.store.transact, record, scan=scan),
+                        what="recording nodes' outcomes",
+                    )
+                except Exception as exc:  # (a bug: the item tasks raise it)
+                    for waiting in group:
+                        waiting.result.set_exception(exc)
+                    continue
+                for waiting, accepted in zip(group, done.accepted, strict=True):
+                    waiting.result.set_result(
+                        transitions.Completion(accepted=accepted, run_status=done.run_status)
+                    )
+                for claimed in done.handoff:
+                    self._spawn(claimed)
+        finally:
+            del self._group_tasks[run_id]
+            for waiting in [*group, *self._groups.pop(run_id, [])]:  # (only when cancelled)
+                if not waiting.result.done():
+                    waiting.result.cancel()
+
     async def _heartbeat_one(self, row: NodeRunRecord) -> None:
         held = await self.store.transact(
             lambda tx: tx.extend_leases(self.id, [(row.id, row.lease_epoch)], self.lease_ms)
         )
         if row.id not in held:
             raise asyncio.CancelledError("lease lost")
+
+
+@dataclass
+class _Waiting:
+    """A foreach item's success waiting to be recorded with its run's next group."""
+
+    row: NodeRunRecord
+    outcome: transitions.Outcome
+    scan: bool
+    result: asyncio.Future[transitions.Completion]
 
 
 async def run_until_stopped(worker: Worker, stop: asyncio.Event) -> None:

@@ -34,13 +34,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import sqlalchemy as sa
-
 from flowplane.errors import DatabaseUnavailable, InvalidInput, NotFound, RunNotFound
 from flowplane.services.caller import Caller
 from flowplane.status import TERMINAL_RUN
 from flowplane.store import reads
-from flowplane.store import schema as t
 from flowplane.store.base import Store
 from flowplane.store.tx import Tx
 
@@ -118,9 +115,8 @@ class _Subscriber:
 
 
 def _tail_rows(tx: Tx, after_seq: int, limit: int) -> list[tuple[str, dict[str, Any]]]:
-    c = t.events.c
-    query = sa.select(c.namespace, c.payload).where(c.seq > after_seq).order_by(c.seq).limit(limit)
-    return [(str(row.namespace), dict(row.payload)) for row in tx.conn.execute(query)]
+    events = reads.events_after(tx, after_seq=after_seq, limit=limit)
+    return [(event.namespace, event.payload) for event in events]
 
 
 class EventFeed:

@@ -65,7 +65,8 @@ MAX_LIST_ITEMS = 100
 MAX_LIVE_ENTRIES = 1024
 """Live runs kept at most."""
 CATCH_UP_EVENTS = 2000
-"""Events one catch-up reads; more since the last one drop every live entry instead."""
+"""Event batches (one per transaction and run) one catch-up reads; more since the last
+one drop every live entry instead."""
 
 
 @dataclass(frozen=True)

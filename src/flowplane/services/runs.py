@@ -9,13 +9,14 @@ their wire format to one of these calls and back.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flowplane.engine import starting, transitions
-from flowplane.engine.plan import plans
+from flowplane.engine.plan import Validated, plans
 from flowplane.engine.tracing import Tracing
 from flowplane.errors import (
     Forbidden,
@@ -29,6 +30,7 @@ from flowplane.model.document import Workflow
 from flowplane.services.caller import Caller
 from flowplane.services.context import current_actor
 from flowplane.services.feed import TERMINAL_EVENTS
+from flowplane.services.group_commit import GroupCommit, Refused
 from flowplane.services.launch import LaunchRequest, load_workflow_file
 from flowplane.services.run_cache import RUN_CHANGED
 from flowplane.services.run_reads import LogEntry, RunReader, RunSnapshot, duration_ms
@@ -42,6 +44,7 @@ from flowplane.store.records import (
     LogRecord,
     NodeRunRecord,
     RunRecord,
+    WorkflowHead,
     WorkflowRecord,
 )
 from flowplane.store.tx import Tx
@@ -58,6 +61,7 @@ __all__ = [
     "RunService",
     "RunSnapshot",
     "StartResult",
+    "StoredRef",
     "duration_ms",
 ]
 
@@ -75,6 +79,11 @@ class RunService(RunReader):
 
     tracing: Tracing | None = None
     """Spans of started runs (``FLOWPLANE_OPENTELEMETRY``; set by ``build_services``)."""
+
+    @functools.cached_property
+    def starts(self) -> GroupCommit:
+        """The group commit of this service's starts of stored workflows."""
+        return GroupCommit(self.store)
 
     # --- starting ------------------------------------------------------------------------
 
@@ -100,23 +109,21 @@ class RunService(RunReader):
         sources = [s for s in (request.workflow_id, request.workflow, request.workflow_path) if s]
         if len(sources) != 1:
             raise InvalidInput("give exactly one of workflowId, workflow or workflowPath")
-        workflow_id: str | None = None
-        version: int | None = None
-        source_path: str | None = None
-        workflow: Workflow | dict[str, Any]
-        if request.workflow_path:
-            workflow, source_path = load_workflow_file(root, request.workflow_path)
-        else:
-            stored = await self._stored_workflow(caller, request)
-            # The stored document as it is: start validates a document once per content
-            # (and connector set), not on every dispatch.
-            workflow, workflow_id, version = stored.document, stored.id, stored.version
+        if not request.workflow_path:
+            ref = StoredRef(request.workflow_id, request.namespace or "default", request.workflow)
+            return await self.start_stored(
+                caller,
+                ref,
+                request.input,
+                idempotency_key=request.idempotency_key,
+                request_hash=request.request_hash,
+                run_id=request.run_id,
+            )
+        workflow, source_path = load_workflow_file(root, request.workflow_path)
         return await self.start(
             caller,
             workflow,
             request.input,
-            workflow_id=workflow_id,
-            workflow_version=version,
             idempotency_key=request.idempotency_key,
             request_hash=request.request_hash,
             trigger="api",
@@ -124,6 +131,97 @@ class RunService(RunReader):
             run_id=request.run_id,
             source_path=source_path,
         )
+
+    async def start_stored(
+        self,
+        caller: Caller,
+        ref: StoredRef,
+        run_input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+        run_id: str | None = None,
+        trigger: str = "api",
+        audit_as: Caller | None = None,
+    ) -> StartResult:
+        """Start a run of a stored workflow's current version, in one transaction.
+
+        The transaction reads the workflow's head (id, namespace, version: no document),
+        checks that ``caller`` sees it, and takes the validated document and plan of that
+        version from this process's cache (:func:`~flowplane.engine.starting.stored_key`);
+        on a miss (a version this process has not validated yet) it rolls back, the
+        document is read and validated outside any transaction, and it runs again. The run
+        pins the version current when its transaction ran, as before. ``audit_as`` is who
+        the audit entry names (default ``caller``).
+
+        Raises:
+            Forbidden: the caller is not an executor.
+            WorkflowNotFound: absent, deleted, or in a namespace the caller cannot see.
+            WorkflowInvalid, InputInvalid, IdempotencyKeyReused, RunAlreadyExists.
+        """
+        caller.require("executor")
+        if self.tracing is not None:
+            stored = await self._stored_workflow(caller, ref.request())
+            return await self.start(
+                audit_as or caller,
+                stored.document,
+                run_input,
+                namespace=stored.namespace,
+                workflow_id=stored.id,
+                workflow_version=stored.version,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+                trigger=trigger,
+                triggered_by=caller.name,
+                run_id=run_id,
+            )
+        who = _actor(audit_as or caller)
+        registry = self.registry
+        fresh: Validated | None = None  # validated outside, for the head it was read at
+        fresh_key: bytes | None = None
+
+        def dispatch(tx: Tx) -> tuple[RunRecord, bool]:
+            head = ref.head(tx)
+            if head is None or not caller.can_see(head.namespace):
+                raise WorkflowNotFound(f"workflow {ref.label!r} not found")
+            key = starting.stored_key(head)
+            entry = fresh if fresh_key == key else starting.cached_stored(head, registry)
+            if entry is None:
+                raise _Unvalidated(head)
+            prepared = starting.prepare_validated(entry, run_input)
+            run, created = starting.start(
+                tx,
+                prepared,
+                run_id=run_id,
+                workflow_id=head.id,
+                workflow_version=head.version,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+                trigger=trigger,
+                triggered_by=caller.name,
+            )
+            if created:
+                details = {"workflow": prepared.workflow.name, "trigger": trigger}
+                _audit_run(tx, who, "run.start", run.id, run.namespace, details)
+            return run, created
+
+        while True:
+            try:
+                run, created = await self.starts.transact(dispatch)
+                return StartResult(run=run, created=created)
+            except _Unvalidated as cold:
+                row = await self.store.read(functools.partial(_workflow_row, cold.head.id))
+                if row is None or not caller.can_see(row.namespace):
+                    raise WorkflowNotFound(f"workflow {ref.label!r} not found") from None
+                head = WorkflowHead(
+                    id=row.id,
+                    namespace=row.namespace,
+                    name=row.name,
+                    version=row.version,
+                    updated_at_ms=row.updated_at_ms,
+                )
+                fresh = starting.validate_stored(head, row.document, registry)
+                fresh_key = starting.stored_key(head)
 
     async def _stored_workflow(self, caller: Caller, request: LaunchRequest) -> WorkflowRecord:
         """A visible stored workflow, by id or by name."""
@@ -486,6 +584,45 @@ class RunService(RunReader):
             return result
 
         return await self.store.transact(signal)
+
+
+@dataclass(frozen=True)
+class StoredRef:
+    """A stored workflow named by id, or by name in a namespace."""
+
+    workflow_id: str | None
+    namespace: str = "default"
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How errors name it."""
+        return self.workflow_id or self.name or ""
+
+    def head(self, tx: Tx) -> WorkflowHead | None:
+        """Its live head in ``tx``."""
+        if self.workflow_id is not None:
+            return wq.get_workflow_head(tx, self.workflow_id)
+        assert self.name is not None
+        return wq.get_workflow_head_by_name(tx, self.namespace, self.name)
+
+    def request(self) -> LaunchRequest:
+        """The launch request naming it (for :meth:`RunService._stored_workflow`)."""
+        return LaunchRequest(
+            workflow_id=self.workflow_id, workflow=self.name, namespace=self.namespace
+        )
+
+
+def _workflow_row(workflow_id: str, tx: Tx) -> WorkflowRecord | None:
+    return wq.get_workflow_row(tx, workflow_id)
+
+
+class _Unvalidated(Refused):
+    """Rolls a stored start back: this process has not validated the head's version yet."""
+
+    def __init__(self, head: WorkflowHead) -> None:
+        super().__init__(head.id)
+        self.head = head
 
 
 def _check_owner(caller: Caller, run: RunRecord) -> None:

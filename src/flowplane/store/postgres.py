@@ -11,7 +11,7 @@ import os
 import secrets
 import select
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -49,18 +49,19 @@ WITH counter AS (
     INSERT INTO event_counter (id, seq) VALUES (1, CAST(:_n AS BIGINT))
     ON CONFLICT (id) DO UPDATE SET seq = event_counter.seq + EXCLUDED.seq
     RETURNING seq - CAST(:_n AS BIGINT) AS base
+), batches AS (
+    SELECT * FROM jsonb_to_recordset(CAST(:_batches AS JSONB)) AS v(
+        o BIGINT, size INTEGER, run_id VARCHAR, namespace VARCHAR, events JSON,
+        frame_no INTEGER, changes JSON, set_frame BOOLEAN)
 ), written AS (
-    INSERT INTO events (seq, run_id, namespace, type, node_id, ts_ms, payload)
-    SELECT counter.base + v.o, v.run_id, v.namespace, v.type, v.node_id,
-           CAST(:_ts AS BIGINT), v.payload || jsonb_build_object('seq', counter.base + v.o)
-    FROM counter, jsonb_to_recordset(CAST(:_events AS JSONB)) AS v(
-        o BIGINT, run_id VARCHAR, namespace VARCHAR, type VARCHAR, node_id VARCHAR,
-        payload JSONB)
+    INSERT INTO event_batches (last_seq, size, run_id, namespace, ts_ms, events, frame_no,
+                               changes)
+    SELECT counter.base + v.o, v.size, v.run_id, v.namespace, CAST(:_ts AS BIGINT),
+           v.events, v.frame_no, v.changes
+    FROM counter, batches AS v
 ), framed AS (
-    INSERT INTO frames (run_id, frame_no, seq, ts_ms, changes)
-    SELECT f.run_id, f.frame_no, counter.base + f.o, CAST(:_ts AS BIGINT), f.changes
-    FROM counter, jsonb_to_recordset(CAST(:_frames AS JSONB)) AS f(
-        o BIGINT, run_id VARCHAR, frame_no INTEGER, changes JSONB)
+    UPDATE runs SET frame_no = v.frame_no FROM batches AS v
+    WHERE v.set_frame AND runs.id = v.run_id
 )
 SELECT counter.base + CAST(:_n AS BIGINT) AS last,
        pg_notify(CAST(:_channel AS TEXT),
@@ -95,6 +96,52 @@ def _lock_and_update(keys: tuple[str, ...]) -> Prepared[RunRecord]:
     count = sa.select(sa.func.count()).select_from(updated).scalar_subquery()
     # The run's record, with the count in ``_updated`` (taken out by its reader).
     return Prepared(sa.select(*locked.c, count.label("_updated")), record=RunRecord)
+
+
+def _lock_and_finish_items(count: int) -> Prepared[RunRecord]:
+    """Lock the run and finish ``count`` node runs (``_i<k>``, with lease epoch ``_e<k>``
+    and output ``_o<k>``), each fenced on its status and its own epoch, only if the run is
+    not terminal: the run's record, with ``_u<k>`` 1 where node run ``k`` was finished.
+
+    One single-row update per node run, by primary key (``status || ''`` keeps the status
+    index out of it): a list of rows joined in one update was planned, with young table
+    statistics, as a scan of the table or of the status index (see
+    ``tests/integration/test_postgres_plans.py``)."""
+    runs, nodes = t.runs.c, t.node_runs.c
+    locked = (
+        sa.select(*[c for c in t.runs.c if c.name != "document"])
+        .where(runs.id == sa.bindparam("_run"))
+        .with_for_update()
+        .cte("locked")
+    )
+    live = sa.exists().where(*(locked.c.status != status for status in TERMINAL_RUN))
+    flags = []
+    for k in range(count):
+        updated = (
+            t.node_runs.update()
+            .where(
+                nodes.id == sa.bindparam(f"_i{k}", type_=sa.BigInteger),
+                nodes.status + "" == "in-progress",
+                nodes.lease_epoch == sa.bindparam(f"_e{k}", type_=sa.Integer),
+                live,
+            )
+            .values(
+                status="finished",
+                output=sa.bindparam(f"_o{k}", type_=nodes.output.type),
+                error=None,
+                finished_at_ms=sa.bindparam("_now", type_=sa.BigInteger),
+                lease_owner=None,
+                lease_expires_ms=None,
+            )
+            .returning(nodes.id)
+            .cte(f"u{k}")
+        )
+        count_k = sa.select(sa.func.count()).select_from(updated).scalar_subquery()
+        flags.append(count_k.label(f"_u{k}"))
+    return Prepared(sa.select(*locked.c, *flags), record=RunRecord)
+
+
+_LOCK_AND_FINISH_ITEMS: dict[int, Prepared[RunRecord]] = {}
 
 
 def _by_id(node: NodeRunRecord) -> int:
@@ -208,6 +255,31 @@ class PostgresTx(Tx):
         updated = bool(vars(run).pop("_updated"))
         return self._locked(run), updated
 
+    def lock_run_and_finish_items(
+        self, run_id: str, finishes: Sequence[tuple[int, int, Any]]
+    ) -> tuple[RunRecord | None, set[int]]:
+        """One statement (one round trip) for the lock and every fenced finish."""
+        count = len(finishes)
+        # A statement per power of two (padded with id -1, which no row has): a few
+        # statements to prepare on each connection, not one per group size.
+        size = 1 << max(0, count - 1).bit_length()
+        stmt = _LOCK_AND_FINISH_ITEMS.get(size)
+        if stmt is None:
+            stmt = _LOCK_AND_FINISH_ITEMS[size] = _lock_and_finish_items(size)
+        params: dict[str, Any] = {"_run": run_id, "_now": self.now_ms}
+        for k in range(size):
+            row_id, epoch, output = finishes[k] if k < count else (-1, -1, None)
+            params.update({f"_i{k}": row_id, f"_e{k}": epoch, f"_o{k}": output})
+        rows, _count = stmt.execute(self.conn, params)
+        if not rows:
+            return None, set()
+        run = rows[0]
+        flags = [vars(run).pop(f"_u{k}") for k in range(size)]  # (padding's too)
+        done = {finishes[k][0] for k in range(count) if flags[k]}
+        if done:
+            self._nodes_written()
+        return self._locked(run), done
+
     def _with_ahead(
         self, stmt: Prepared[RunRecord], params: dict[str, Any], ahead: Ahead
     ) -> list[RunRecord]:
@@ -240,41 +312,29 @@ class PostgresTx(Tx):
         return answer[0]
 
     def _write_events(self) -> None:
-        """One queued statement allocates the ``seq`` numbers and writes the events, their
-        frames and the ``event`` NOTIFY (its seq only known there): it travels with the
+        """One queued statement allocates the ``seq`` numbers, writes the event batches
+        (with their frames), sets the frame numbers of runs this transaction holds locked
+        and sends the ``event`` NOTIFY (its seq only known there): it travels with the
         COMMIT, so writing the events costs no round trip of its own. The counter row is
         locked from this statement to the commit, as with a separate bump: ``seq`` stays
         gap-free and in commit order."""
-        events, self._events = self._events, []
-        now = self.now_ms
+        batches, self._batches = self._batches, []
         rows: list[dict[str, Any]] = []
-        frame_rows: list[dict[str, Any]] = []
-        for offset, (run_id, namespace, type_, node_id, payload) in enumerate(events, 1):
-            changes = payload.pop("_changes", None)
-            # "seq" is set by the statement (same key order as Tx.flush's bodies).
-            body = {"type": type_, "runId": run_id, "seq": 0, "timestampMs": now}
-            if node_id is not None:
-                body["nodeId"] = node_id
-            body.update(payload)
+        offset = 0
+        for batch in batches:
+            offset += batch.size
             rows.append(
                 {
                     "o": offset,
-                    "run_id": run_id,
-                    "namespace": namespace,
-                    "type": type_,
-                    "node_id": node_id,
-                    "payload": body,
+                    "size": batch.size,
+                    "run_id": batch.run_id,
+                    "namespace": batch.namespace,
+                    "events": batch.events,
+                    "frame_no": batch.frame_no,
+                    "changes": batch.changes,
+                    "set_frame": batch.set_frame,
                 }
             )
-            if changes is not None:
-                frame_rows.append(
-                    {
-                        "o": offset,
-                        "run_id": run_id,
-                        "frame_no": payload["frameNo"],
-                        "changes": changes,
-                    }
-                )
         # Other wake-ups first, as Tx.flush sends them before its "event" one.
         self._publish(self.notifications)
 
@@ -284,10 +344,9 @@ class PostgresTx(Tx):
         _WRITE_EVENTS.defer(
             self.conn,
             {
-                "_n": len(events),
-                "_ts": now,
-                "_events": dumps(rows),
-                "_frames": dumps(frame_rows),
+                "_n": offset,
+                "_ts": self.now_ms,
+                "_batches": dumps(rows),
                 "_channel": self._event_channel,
                 "_prefix": self._prefix("event"),
             },

@@ -1,7 +1,8 @@
 """Read queries for the control plane: runs, events, frames, logs (cursor pagination).
 
 What services read comes back as :mod:`flowplane.store.records`; event payloads are the
-wire bodies written at commit and are returned as they are.
+wire bodies of the events committed, rebuilt from their compact stored form
+(:mod:`flowplane.store.event_codec`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from flowplane.store import schema as t
+from flowplane.store.event_codec import unpack_events, unpack_frame
 from flowplane.store.prepared import Prepared
 from flowplane.store.records import (
     ApprovalRecord,
@@ -181,10 +183,16 @@ _SUMMARY_COLUMNS = [
 
 
 def runs_changed_after(tx: Tx, after_seq: int, limit: int) -> list[tuple[int, str]]:
-    """``(seq, run id)`` of the first ``limit`` events after ``after_seq``: which runs
-    changed since (the live-run cache's catch-up, :mod:`flowplane.services.run_cache`)."""
-    c = t.events.c
-    query = sa.select(c.seq, c.run_id).where(c.seq > after_seq).order_by(c.seq).limit(limit)
+    """``(last seq, run id)`` of the first ``limit`` event batches (one per transaction and
+    run) ending after ``after_seq``: which runs changed since (the live-run cache's
+    catch-up, :mod:`flowplane.services.run_cache`)."""
+    c = t.event_batches.c
+    query = (
+        sa.select(c.last_seq, c.run_id)
+        .where(c.last_seq > after_seq)
+        .order_by(c.last_seq)
+        .limit(limit)
+    )
     return [(int(seq), str(run_id)) for seq, run_id in tx.conn.execute(query)]
 
 
@@ -197,45 +205,64 @@ def events_after(
     after_seq: int = 0,
     limit: int = 500,
 ) -> list[EventRecord]:
-    """Return the events with ``seq > after_seq`` in ``seq`` order."""
-    c = t.events.c
-    query = sa.select(t.events).where(c.seq > after_seq)
+    """Return up to ``limit`` events with ``seq > after_seq`` in ``seq`` order.
+
+    Events are stored in batches (one row per transaction and run): the rows are read a
+    page at a time, from the one holding ``after_seq + 1`` (a resume from the middle of a
+    batch), until ``limit`` events matched or the log ends.
+    """
+    c = t.event_batches.c
+    base = sa.select(t.event_batches)
     if run_id is not None:
-        query = query.where(c.run_id == run_id)
+        base = base.where(c.run_id == run_id)
     if namespaces is not None:
-        query = query.where(c.namespace.in_(list(namespaces)))
-    if types:
-        query = query.where(c.type.in_(list(types)))
-    query = query.order_by(c.seq).limit(limit)
-    return [EventRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+        base = base.where(c.namespace.in_(list(namespaces)))
+    wanted = set(types) if types else None
+    out: list[EventRecord] = []
+    position = after_seq
+    while len(out) < limit:
+        page = limit - len(out) if wanted is None else max(limit - len(out), 100)
+        query = base.where(c.last_seq > position).order_by(c.last_seq).limit(page)
+        rows = tx.conn.execute(query).all()
+        for row in rows:
+            for event in unpack_events(row._mapping, tx.dialect):
+                if event.seq > after_seq and (wanted is None or event.type in wanted):
+                    out.append(event)
+        if len(rows) < page:
+            break
+        position = rows[-1].last_seq
+    return out[:limit]
 
 
 def last_seq(tx: Tx) -> int:
     """Return the newest event ``seq`` (0 when there are none)."""
-    return int(tx.conn.execute(sa.select(sa.func.max(t.events.c.seq))).scalar() or 0)
+    query = sa.select(sa.func.max(t.event_batches.c.last_seq))
+    return int(tx.conn.execute(query).scalar() or 0)
+
+
+def _frames(tx: Tx, run_id: str, *conditions: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    c = t.event_batches.c
+    # Frame numbers grow with seq within a run (both are taken under the run's lock), so
+    # the (run_id, last_seq) index gives them in order.
+    return (
+        sa.select(c.run_id, c.frame_no, c.last_seq, c.ts_ms, c.changes, c.events)
+        .where(c.run_id == run_id, c.frame_no.is_not(None), *conditions)
+        .order_by(c.last_seq)
+    )
 
 
 def frames_after(
     tx: Tx, run_id: str, *, after_frame_no: int = 0, limit: int = 100
 ) -> list[FrameRecord]:
     """Return the run's frames after ``after_frame_no``."""
-    c = t.frames.c
-    query = (
-        sa.select(t.frames)
-        .where(c.run_id == run_id, c.frame_no > after_frame_no)
-        .order_by(c.frame_no)
-        .limit(limit)
-    )
-    return [FrameRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+    query = _frames(tx, run_id, t.event_batches.c.frame_no > after_frame_no).limit(limit)
+    return [unpack_frame(r._mapping, tx.dialect) for r in tx.conn.execute(query)]
 
 
 def frames_until(tx: Tx, run_id: str, frame_no: int) -> list[FrameRecord]:
     """Return the run's frames ``1..frame_no`` (to fold into a snapshot, or on a rewind)."""
-    c = t.frames.c
-    query = (
-        sa.select(t.frames).where(c.run_id == run_id, c.frame_no <= frame_no).order_by(c.frame_no)
-    )
-    return [FrameRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+    query = _frames(tx, run_id, t.event_batches.c.frame_no <= frame_no)
+    return [unpack_frame(r._mapping, tx.dialect) for r in tx.conn.execute(query)]
 
 
 def logs_after(tx: Tx, run_id: str, *, after_id: int = 0, limit: int = 200) -> list[LogRecord]:

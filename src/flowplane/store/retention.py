@@ -8,9 +8,9 @@ rewind or resume makes a run active again under the run's row lock, which every 
 takes (``FOR UPDATE`` on PostgreSQL, the database lock on SQLite), so a run is never deleted
 from under a transition.
 
-The rows of a run live in ``runs``, ``node_runs``, ``attempts``, ``events``, ``frames``,
-``logs``, ``approvals`` and ``signals``; the audit log, schedule fires and webhook
-deliveries keep their own history (their ``run_id`` then names a deleted run).
+The rows of a run live in ``runs``, ``node_runs``, ``attempts``, ``event_batches`` (its
+events and frames), ``logs``, ``approvals`` and ``signals``; the audit log, schedule fires
+and webhook deliveries keep their own history (their ``run_id`` then names a deleted run).
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from flowplane.store.tx import Tx
 RUN_TABLES: tuple[sa.Table, ...] = (
     t.node_runs,
     t.attempts,
-    t.events,
-    t.frames,
+    t.event_batches,
     t.logs,
     t.approvals,
     t.signals,

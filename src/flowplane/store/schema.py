@@ -12,6 +12,7 @@ metadata = sa.MetaData()
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 Id = sa.String(64)
 Ms = sa.BigInteger
+CLAIMABLE = "status IN ('ready', 'waiting-timer', 'in-progress')"
 
 
 workflows = sa.Table(
@@ -105,7 +106,14 @@ node_runs = sa.Table(
     sa.Column("started_at_ms", Ms, nullable=True),
     sa.Column("finished_at_ms", Ms, nullable=True),
     sa.UniqueConstraint("run_id", "node_id", "iteration", name="ux_node_runs_key"),
-    sa.Index("ix_node_runs_claim", "status", "available_at_ms"),
+    # Only the statuses claims and the lease reaper look for: most rows are settled.
+    sa.Index(
+        "ix_node_runs_claim",
+        "status",
+        "available_at_ms",
+        sqlite_where=sa.text(CLAIMABLE),
+        postgresql_where=sa.text(CLAIMABLE),
+    ),
     sa.Index("ix_node_runs_run_status", "run_id", "status"),
 )
 
@@ -136,19 +144,35 @@ attempts = sa.Table(
     ),
 )
 
-events = sa.Table(
-    "events",
+# The event log: one row per (transaction, run) holding that transaction's events of the
+# run, seqs ``last_seq - size + 1 .. last_seq`` (allocated from event_counter inside the
+# writing transaction: gap-free, commit-ordered), and the run's frame when the transaction
+# committed one (its ``FrameCommitted`` event is then the row's last seq). The stored events
+# are compact (``[type, nodeId, payload]``): the wire body's ``type``, ``runId``, ``seq``,
+# ``timestampMs`` and ``nodeId`` come from the row (see flowplane.store.event_codec).
+event_batches = sa.Table(
+    "event_batches",
     metadata,
-    # Allocated from event_counter inside the writing transaction: gap-free, commit-ordered.
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    # (INTEGER on SQLite: the rowid itself, no separate primary key index.)
+    sa.Column(
+        "last_seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("size", sa.Integer, nullable=False),
     sa.Column("run_id", Id, nullable=False),
     sa.Column("namespace", sa.String(64), nullable=False),
-    sa.Column("type", sa.String(64), nullable=False),
-    sa.Column("node_id", sa.String(64), nullable=True),
     sa.Column("ts_ms", Ms, nullable=False),
-    sa.Column("payload", JSONType, nullable=False),
-    sa.Index("ix_events_run_seq", "run_id", "seq"),
-    sa.Index("ix_events_namespace_seq", "namespace", "seq"),
+    # JSON text, not JSONB, on PostgreSQL: half the size, and never queried into. (Written
+    # from a JSONB parameter there, so what it holds is JSONB's normal form, as before.)
+    sa.Column("events", sa.JSON, nullable=False),
+    # The frame this transaction committed (time travel): NULL when it changed no node.
+    sa.Column("frame_no", sa.Integer, nullable=True),
+    # The node states that changed: [[nodeId, iteration, status, attempt], ...].
+    sa.Column("changes", sa.JSON, nullable=True),
+    sa.Index("ix_event_batches_run", "run_id", "last_seq"),
+    sa.Index("ix_event_batches_namespace", "namespace", "last_seq"),
 )
 
 event_counter = sa.Table(
@@ -156,17 +180,6 @@ event_counter = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
-)
-
-frames = sa.Table(
-    "frames",
-    metadata,
-    sa.Column("run_id", Id, primary_key=True),
-    sa.Column("frame_no", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("seq", sa.BigInteger, nullable=False),
-    sa.Column("ts_ms", Ms, nullable=False),
-    # The node states that changed in this transition: [{nodeId, iteration, status, attempt}].
-    sa.Column("changes", JSONType, nullable=False),
 )
 
 logs = sa.Table(

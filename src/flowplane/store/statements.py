@@ -153,8 +153,7 @@ INSERT_NODE_RUNS = Prepared(t.node_runs.insert())
 INSERT_NODE_RUN_RETURNING = Prepared(
     t.node_runs.insert().returning(*t.node_runs.c), record=NodeRunRecord
 )
-INSERT_EVENTS = Prepared(t.events.insert())
-INSERT_FRAMES = Prepared(t.frames.insert())
+INSERT_EVENT_BATCHES = Prepared(t.event_batches.insert())
 BUMP_COUNTER = Prepared(
     t.event_counter.update()
     .where(t.event_counter.c.id == 1)
@@ -198,6 +197,29 @@ READY_ITEM = Prepared(
         _N.iteration + 0 >= 0,
     )
     .limit(1)
+)
+# Up to ``_limit`` ready items of a foreach node leased at once (a completing worker's
+# hand-off of the next items), through the (run, status) index as READY_ITEM; rows another
+# transaction is claiming are skipped.
+_PICKED_ITEMS = (
+    sa.select(_N.id)
+    .where(
+        _N.run_id == sa.bindparam("_run"),
+        _N.status == "ready",
+        _N.node_id + "" == sa.bindparam("_node"),
+        _N.iteration + 0 >= 0,
+        _N.available_at_ms <= sa.bindparam("_now"),
+    )
+    .limit(sa.bindparam("_limit"))
+    .with_for_update(skip_locked=True)
+    # Evaluated once: an IN (subquery) with LIMIT and SKIP LOCKED may be run again (a
+    # semi-join rescan) and lease more than ``_limit`` rows (seen on PostgreSQL).
+    .cte("picked")
+    .prefix_with("MATERIALIZED", dialect="postgresql")
+)
+CLAIM_READY_ITEMS = Prepared(
+    _claim_ids(_N.id.in_(sa.select(_PICKED_ITEMS.c.id).scalar_subquery())),
+    record=NodeRunRecord,
 )
 PENDING_ITEMS = Prepared(
     sa.select(*STATE_COLUMNS)

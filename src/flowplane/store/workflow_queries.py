@@ -8,8 +8,34 @@ from typing import Any
 import sqlalchemy as sa
 
 from flowplane.store import schema as t
-from flowplane.store.records import RevisionRecord, WorkflowRecord
+from flowplane.store.prepared import Prepared
+from flowplane.store.records import RevisionRecord, WorkflowHead, WorkflowRecord
 from flowplane.store.tx import Tx
+
+_W = t.workflows.c
+_HEAD = sa.select(_W.id, _W.namespace, _W.name, _W.version, _W.updated_at_ms).where(
+    _W.deleted_at_ms.is_(None)
+)
+_HEAD_BY_ID = Prepared(_HEAD.where(_W.id == sa.bindparam("_id")), record=WorkflowHead)
+_HEAD_BY_NAME = Prepared(
+    _HEAD.where(_W.namespace == sa.bindparam("_ns"), _W.name == sa.bindparam("_name")),
+    record=WorkflowHead,
+)
+
+
+def get_workflow_head(tx: Tx, workflow_id: str) -> WorkflowHead | None:
+    """The live workflow ``workflow_id`` without its document (``None``: absent or deleted).
+
+    A prepared statement: it is on the path of every run started by workflow id.
+    """
+    rows, _count = _HEAD_BY_ID.execute(tx.conn, {"_id": workflow_id})
+    return rows[0] if rows else None
+
+
+def get_workflow_head_by_name(tx: Tx, namespace: str, name: str) -> WorkflowHead | None:
+    """The live workflow called ``name`` in ``namespace``, without its document."""
+    rows, _count = _HEAD_BY_NAME.execute(tx.conn, {"_ns": namespace, "_name": name})
+    return rows[0] if rows else None
 
 
 def get_workflow_row(

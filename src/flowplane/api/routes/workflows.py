@@ -95,6 +95,46 @@ async def _document_body(request: Request) -> bytes:
     return await request.body()
 
 
+# Starting a run comes first: FastAPI tries a router's routes in order, and this is the
+# most requested route of the router.
+@router.post(
+    "/{workflow_id}/runs",
+    response_model=DispatchResult,
+    status_code=201,
+    summary="Run a workflow",
+    responses={
+        200: {"model": DispatchResult, "description": "An existing run (idempotent replay)."},
+        **_problems(400, 404, 409, 422),
+    },
+)
+async def run_workflow(
+    workflow_id: WorkflowRef,
+    response: Response,
+    principal: Executor,
+    services: Svc,
+    body: WorkflowRunBody | None = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+) -> DispatchResult:
+    """Start a run of the workflow's current version.
+
+    The same ``Idempotency-Key`` (header or ``idempotencyKey``) with the same body returns
+    the same run (200); with another body it is 422 ``idempotency_key_reused``.
+    """
+    body = body or WorkflowRunBody()
+    if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
+        raise InvalidInput("the Idempotency-Key header and idempotencyKey differ")
+    result = await services.workflows.start_run(
+        principal,
+        workflow_id,
+        body.input,
+        idempotency_key=idempotency_key or body.idempotency_key,
+        request_hash=run_request_hash(workflow_id, body),
+        run_id=body.run_id,
+    )
+    response.status_code = 201 if result.created else 200
+    return DispatchResult(**run_model(result.run).model_dump(), created=result.created)
+
+
 @router.post(
     "",
     response_model=WorkflowOut,
@@ -379,41 +419,3 @@ async def restore_revision(
     )
     response.headers["ETag"] = etag(wf.version)
     return workflow_out(wf)
-
-
-@router.post(
-    "/{workflow_id}/runs",
-    response_model=DispatchResult,
-    status_code=201,
-    summary="Run a workflow",
-    responses={
-        200: {"model": DispatchResult, "description": "An existing run (idempotent replay)."},
-        **_problems(400, 404, 409, 422),
-    },
-)
-async def run_workflow(
-    workflow_id: WorkflowRef,
-    response: Response,
-    principal: Executor,
-    services: Svc,
-    body: WorkflowRunBody | None = None,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
-) -> DispatchResult:
-    """Start a run of the workflow's current version.
-
-    The same ``Idempotency-Key`` (header or ``idempotencyKey``) with the same body returns
-    the same run (200); with another body it is 422 ``idempotency_key_reused``.
-    """
-    body = body or WorkflowRunBody()
-    if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
-        raise InvalidInput("the Idempotency-Key header and idempotencyKey differ")
-    result = await services.workflows.start_run(
-        principal,
-        workflow_id,
-        body.input,
-        idempotency_key=idempotency_key or body.idempotency_key,
-        request_hash=run_request_hash(workflow_id, body),
-        run_id=body.run_id,
-    )
-    response.status_code = 201 if result.created else 200
-    return DispatchResult(**run_model(result.run).model_dump(), created=result.created)

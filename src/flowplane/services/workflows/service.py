@@ -8,7 +8,7 @@ from typing import Any
 from flowplane.errors import PreconditionRequired, WorkflowNotFound
 from flowplane.services.caller import Caller
 from flowplane.services.declared import sync_workflow_triggers
-from flowplane.services.runs import StartResult
+from flowplane.services.runs import StartResult, StoredRef
 from flowplane.services.workflows import versions
 from flowplane.services.workflows.documents import canonical_document, draft_source, in_namespace
 from flowplane.services.workflows.import_export import ImportExportMixin
@@ -161,17 +161,13 @@ class WorkflowService(RevisionsMixin, ImportExportMixin, PatchMixin):
             IdempotencyKeyReused: the key was used with another request.
         """
         caller.require("executor")
-        wf = await self.get(caller, workflow_id)
-        return await self.runs.start(
-            Caller.system(),
-            wf.document,
+        return await self.runs.start_stored(
+            caller,
+            StoredRef(workflow_id),
             run_input,
-            namespace=wf.namespace,
-            workflow_id=wf.id,
-            workflow_version=wf.version,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
-            trigger=trigger,
-            triggered_by=caller.name,
             run_id=run_id,
+            trigger=trigger,
+            audit_as=Caller.system(),
         )

@@ -33,7 +33,7 @@ from flowplane.store.records.triggers import (
     ScheduleRecord,
     TriggerRecord,
 )
-from flowplane.store.records.workflows import RevisionRecord, WorkflowRecord
+from flowplane.store.records.workflows import RevisionRecord, WorkflowHead, WorkflowRecord
 
 __all__ = [
     "ApiKeyRecord",
@@ -58,6 +58,7 @@ __all__ = [
     "SignalRecord",
     "TriggerRecord",
     "UserRecord",
+    "WorkflowHead",
     "WorkflowRecord",
     "node_status",
     "run_status",

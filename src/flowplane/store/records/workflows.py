@@ -7,7 +7,22 @@ from typing import Any
 
 from flowplane.store.records.base import Record
 
-__all__ = ["RevisionRecord", "WorkflowRecord"]
+__all__ = ["RevisionRecord", "WorkflowHead", "WorkflowRecord"]
+
+
+@dataclass(frozen=True)
+class WorkflowHead(Record):
+    """A live stored workflow without its document: what identifies its current version.
+
+    ``(id, version, updated_at_ms)`` names one document: every change writes version + 1
+    (compare-and-swap), so a document validated for it once need not be read again.
+    """
+
+    id: str
+    namespace: str
+    name: str
+    version: int
+    updated_at_ms: int
 
 
 @dataclass(frozen=True)

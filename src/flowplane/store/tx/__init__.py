@@ -7,6 +7,7 @@ events and frames written at commit).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flowplane.ids import now_ms as now_ms
@@ -53,3 +54,32 @@ class Tx(RunsTx, NodeRunsTx, AttemptsTx, ApprovalsTx, SignalsTx, WorkflowsTx, Ev
             row_id, expect_status="in-progress", expect_epoch=epoch, **values
         )
         return run, updated
+
+    def lock_run_and_finish_items(
+        self, run_id: str, finishes: Sequence[tuple[int, int, Any]]
+    ) -> tuple[RunRecord | None, set[int]]:
+        """:meth:`lock_run`, then, if the run is not terminal, finish each node run
+        ``(row id, lease epoch, output)`` that is still ``in-progress`` under that epoch
+        (each fenced on its own lease; the lease is released). Returns the locked run and
+        the ids of the node runs finished. (One statement on PostgreSQL.)
+
+        Several completions of one run (a ``foreach``'s items) recorded in one transaction:
+        the run is locked once for all of them (see ``Worker``'s group completions)."""
+        run = self.lock_run(run_id)
+        if run is None or run.status in TERMINAL_RUN:
+            return run, set()
+        done: set[int] = set()
+        for row_id, epoch, output in finishes:
+            if self.update_node_run(
+                row_id,
+                expect_status="in-progress",
+                expect_epoch=epoch,
+                status="finished",
+                output=output,
+                error=None,
+                finished_at_ms=self.now_ms,
+                lease_owner=None,
+                lease_expires_ms=None,
+            ):
+                done.add(row_id)
+        return run, done

@@ -47,8 +47,9 @@ class TxBase:
         self.now_ms = now_ms()
         self.notifications: list[tuple[str, str]] = []
         self._events: list[tuple[str, str, str, str | None, dict[str, Any]]] = []
-        self._changes: dict[str, list[dict[str, Any]]] = {}
-        self.committed_events: list[dict[str, Any]] = []
+        self._changes: dict[str, list[list[Any]]] = {}
+        # What flush hands to _write_events: one Batch (store.tx.events) per run.
+        self._batches: list[Any] = []
         # (frame_no, namespace) of runs this transaction locked or inserted: nobody else
         # can bump their frame before it commits, so flush need not read it back.
         self._frames: dict[str, tuple[int, str]] = {}

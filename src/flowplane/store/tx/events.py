@@ -1,17 +1,39 @@
 """Events, frames and notifications: the transaction's outbox.
 
-Events and frames are buffered and written by :meth:`EventsTx.flush` just before commit: the
-event sequence counter row is bumped once per transaction, so its row lock is held for the
-shortest time and ``seq`` is gap-free and in commit order (a transactional outbox).
+Events and frames are buffered and written by :meth:`EventsTx.flush` just before commit, one
+``event_batches`` row per run (see :mod:`flowplane.store.event_codec`): the event sequence
+counter row is bumped once per transaction, so its row lock is held for the shortest time
+and ``seq`` is gap-free and in commit order (a transactional outbox).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from flowplane.store import schema as t
 from flowplane.store import statements as q
+from flowplane.store.event_codec import pack_change, pack_changes, pack_event
 from flowplane.store.tx.base import TxBase
+
+
+@dataclass
+class Batch:
+    """One run's events and frame of a transaction: one ``event_batches`` row."""
+
+    run_id: str
+    namespace: str
+    events: list[list[Any]] = field(default_factory=list)
+    frame_no: int | None = None
+    changes: list[Any] | None = None
+    # The frame number was known (the run is locked by this transaction): the runs row
+    # is still to be set to it (with the write; BUMP_FRAME did it otherwise).
+    set_frame: bool = False
+
+    @property
+    def size(self) -> int:
+        """How many seqs it takes (its ``FrameCommitted`` event included)."""
+        return len(self.events) + (self.frame_no is not None)
 
 
 class EventsTx(TxBase):
@@ -28,7 +50,7 @@ class EventsTx(TxBase):
     ) -> None:
         """Buffer a node state change for the run's next frame."""
         self._changes.setdefault(run_id, []).append(
-            {"nodeId": node_id, "iteration": iteration, "status": status, "attempt": attempt}
+            pack_change(node_id, iteration, status, attempt)
         )
 
     def notify(self, kind: str, payload: str = "") -> None:
@@ -47,74 +69,68 @@ class EventsTx(TxBase):
 
     def flush(self) -> None:
         """Write buffered frames and events (called by the store just before commit)."""
+        self._batches = self._batch()
+        if not self._batches:
+            self._publish(self.notifications)
+            return
+        self._write_events()
+
+    def _batch(self) -> list[Batch]:
+        """The buffered events and frames as one batch per run, in the order the runs were
+        first touched (a run's events keep their order), each with its new frame number
+        (its runs row bumped; ``None`` without changes)."""
+        batches: dict[str, Batch] = {}
+        for run_id, namespace, type_, node_id, payload in self._events:
+            batch = batches.get(run_id)
+            if batch is None:
+                batch = batches[run_id] = Batch(run_id, namespace)
+            batch.events.append(pack_event(type_, node_id, payload))
+        self._events = []
         for run_id, changes in self._changes.items():
             known = self._frames.get(run_id)
             if known is not None:
                 frame_no, namespace = known[0] + 1, known[1]
-                q.BUMP_FRAME_TO.defer(self.conn, {"_run": run_id, "_frame": frame_no})
                 self._frames[run_id] = (frame_no, namespace)
             else:
                 bumped, _count = q.BUMP_FRAME.execute(self.conn, {"_run": run_id})
                 if not bumped:
                     continue
                 frame_no, namespace = bumped[0]["frame_no"], bumped[0]["namespace"]
-            self._events.append(
-                (
-                    run_id,
-                    namespace,
-                    "FrameCommitted",
-                    None,
-                    {"frameNo": frame_no, "_changes": changes},
-                )
-            )
+            batch = batches.get(run_id)
+            if batch is None:
+                batch = batches[run_id] = Batch(run_id, namespace)
+            batch.frame_no, batch.changes = frame_no, pack_changes(batch.events, changes)
+            batch.set_frame = known is not None
         self._changes = {}
-        if not self._events:
-            self._publish(self.notifications)
-            return
-        self._write_events()
+        return list(batches.values())
 
     def _write_events(self) -> None:
-        """Allocate the buffered events' ``seq`` numbers, write them (and their frames),
-        queue the ``event`` wake-up and publish the notifications."""
-        last = self._bump_counter(len(self._events))
+        """Allocate the batches' ``seq`` numbers, write them, queue the ``event`` wake-up
+        and publish the notifications."""
+        batches, self._batches = self._batches, []
+        total = sum(batch.size for batch in batches)
+        last = self._bump_counter(total)
         now = self.now_ms
         rows: list[dict[str, Any]] = []
-        frame_rows: list[dict[str, Any]] = []
-        seq = last - len(self._events)
-        for run_id, namespace, type_, node_id, payload in self._events:
-            seq += 1
-            changes = payload.pop("_changes", None)
-            body = {"type": type_, "runId": run_id, "seq": seq, "timestampMs": now}
-            if node_id is not None:
-                body["nodeId"] = node_id
-            if payload:
-                body.update(payload)
+        seq = last - total
+        for batch in batches:
+            seq += batch.size
+            if batch.set_frame:
+                q.BUMP_FRAME_TO.defer(self.conn, {"_run": batch.run_id, "_frame": batch.frame_no})
             rows.append(
                 {
-                    "seq": seq,
-                    "run_id": run_id,
-                    "namespace": namespace,
-                    "type": type_,
-                    "node_id": node_id,
+                    "last_seq": seq,
+                    "size": batch.size,
+                    "run_id": batch.run_id,
+                    "namespace": batch.namespace,
                     "ts_ms": now,
-                    "payload": body,
+                    "events": batch.events,
+                    "frame_no": batch.frame_no,
+                    "changes": batch.changes,
                 }
             )
-            if changes is not None:
-                frame_rows.append(
-                    {
-                        "run_id": run_id,
-                        "frame_no": payload["frameNo"],
-                        "seq": seq,
-                        "ts_ms": now,
-                        "changes": changes,
-                    }
-                )
-        q.INSERT_EVENTS.defer_many(self.conn, rows)
-        q.INSERT_FRAMES.defer_many(self.conn, frame_rows)
-        self._events = []
-        self.committed_events = rows
-        self.notify("event", f"{rows[-1]['seq']}")
+        q.INSERT_EVENT_BATCHES.defer_many(self.conn, rows)
+        self.notify("event", f"{last}")
         self._publish(self.notifications)
 
     def _publish(self, notifications: list[tuple[str, str]]) -> None:

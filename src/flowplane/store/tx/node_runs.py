@@ -164,6 +164,23 @@ class NodeRunsTx(TxBase):
         rows, _count = q.READY_ITEM.execute(self.conn, {"_run": run_id, "_node": node_id})
         return bool(rows)
 
+    def claim_ready_items(
+        self, run_id: str, node_id: str, owner: str, limit: int, lease_ms: int
+    ) -> list[NodeRunRecord]:
+        """Lease up to ``limit`` ready items (iterations >= 0) of a foreach node to
+        ``owner`` (skipping rows another transaction is claiming); in id order."""
+        self._nodes_written()
+        params = {
+            "_run": run_id,
+            "_node": node_id,
+            "_limit": limit,
+            "_now": self.now_ms,
+            "_owner": owner,
+            "_expires": self.now_ms + lease_ms,
+        }
+        rows, _count = q.CLAIM_READY_ITEMS.execute(self.conn, params)
+        return sorted(rows, key=_by_id)
+
     def pending_items(self, run_id: str, node_id: str, limit: int) -> list[NodeState]:
         """Return the first ``limit`` pending items of a node, by iteration."""
         params = {"_run": run_id, "_node": node_id, "_limit": limit}
