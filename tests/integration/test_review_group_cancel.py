@@ -10,6 +10,10 @@ from flowplane.store.base import Store
 
 
 async def test_cancelled_waiter(store: Store) -> None:
+    if store.engine.dialect.name == "sqlite":
+        import pytest
+
+        pytest.skip("inline transactions: the loop is held while a batch commits")
     group = GroupCommit(store)
 
     def write(i: int, slow: bool = False):
