@@ -132,7 +132,10 @@ class _Subscriber:
         self.filter = event_filter
         self.cursor = cursor
         self.buffer = buffer
-        self.number = number  # registration order: which shared reads it may join
+        self.number = number  # registration order
+        # The feed's hand-off count when it last started taking the tail's offers: which
+        # shared reads it may join (EventFeed._joinable).
+        self.since = 0
         self.queue: deque[FeedEvent] = deque()
         # Start stale: the first thing a subscriber does is read the table.
         self.stale = True
@@ -229,6 +232,9 @@ class EventFeed:
         # Subscribers by filter: the tail matches an event once per distinct filter.
         self._groups: dict[EventFilter, set[_Subscriber]] = {}
         self._registered = 0
+        # Counts the tail's hand-outs of events and (re)starts: a shared read's snapshot
+        # covers what the tail handed out before it began (see _joinable).
+        self._handoffs = 0
         self._position: int | None = None
         self._ready = asyncio.Event()
         self._has_subscribers = asyncio.Event()
@@ -409,6 +415,7 @@ class EventFeed:
         and followed by a turn of the loop; moves its cursor."""
         sub.stale = False
         sub.queue.clear()
+        sub.since = self._handoffs
         events, full = await self._replay(sub)
         sub.stale = full
         if len(events) <= FIRST_PAGE_EVENTS and not full:
@@ -458,11 +465,13 @@ class EventFeed:
         return events, full
 
     def _joinable(self, sub: _Subscriber, limit: int) -> _Read | None:
-        """A read in flight of ``sub``'s next page that it may share: one begun after it
-        registered (an earlier one may miss events the tail offered before the
-        registration: the hand-off rule)."""
+        """A read in flight of ``sub``'s next page that it may share: one begun after the
+        tail last handed events out (or learnt its position) before ``sub`` started taking
+        its offers. A read begun earlier may miss events committed after its snapshot that
+        the tail handed out while ``sub`` was stale (or before it registered): the hand-off
+        rule."""
         shared = self._reads.get((sub.filter, sub.cursor, limit))
-        return shared if shared is not None and shared.began_after >= sub.number else None
+        return shared if shared is not None and shared.began_after >= sub.since else None
 
     def _start_read(self, key: EventFilter, cursor: int, limit: int) -> _Read:
         """Begin a replay read that subscribers registered until now may share (its own
@@ -470,7 +479,7 @@ class EventFeed:
         task = asyncio.create_task(
             self._read_page(key, cursor, limit), name="flowplane-feed-replay"
         )
-        read = _Read(task, self._registered)
+        read = _Read(task, self._handoffs)
         self._reads[(key, cursor, limit)] = read
 
         def done(_task: asyncio.Task[list[FeedEvent]]) -> None:
@@ -578,6 +587,7 @@ class EventFeed:
         if self._position is None:
             # Subscribers registered before this read: their replay starts after it.
             self._position = await self.store.read(reads.last_seq)
+            self._handoffs += 1
             self._ready.set()
         while True:
             self._wake.clear()
@@ -586,6 +596,8 @@ class EventFeed:
             )
             woken: set[_Subscriber] = set()
             groups = list(self._groups.items())
+            if rows:
+                self._handoffs += 1
             for namespace, event in rows:
                 self._position = event["seq"]
                 for event_filter, subs in groups:

@@ -101,7 +101,11 @@ class GroupCommit:
             while self._pending:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
-                await self._commit(batch)
+                # A caller that gave up before its turn (a client gone) is not started:
+                # nobody would be told of its run.
+                batch = [entry for entry in batch if not entry.future.cancelled()]
+                if batch:
+                    await self._commit(batch)
         finally:
             self._draining = False
 
