@@ -505,7 +505,9 @@ class EventFeed:
             return feed_events(record.payload for record in records), time.thread_time() - began
 
         if limit <= FIRST_PAGE_EVENTS:
-            return (await self.store.read(page))[0]
+            # A type filter is applied to decoded batches: finding a short page's matches
+            # may scan far into the log, so that read never runs on the loop (SQLite).
+            return (await self.store.read(page, scan=types is not None))[0]
         # A long page: on SQLite on a reader thread (inline it would hold the loop). The
         # reading thread's CPU time (decoding, encoding: it holds the GIL) counts against
         # the replay budget.

@@ -22,7 +22,9 @@ Consistency:
 
 Live runs (not settled) are kept too, as the snapshot read for them (rendered again per
 answer, since a running run's and node's ``durationMs`` grows with the clock): every commit
-that changes what a run's detail shows also writes an event of that run, and every such
+that changes what a run's detail shows also writes an event of that run (but one: a worker
+giving a claimed node back at graceful shutdown, ``engine.control.release``, which is
+therefore bounded by ``ttl_seconds`` only), and every such
 commit is announced by the store's ``event`` notification (in-process at commit; from
 other processes over LISTEN on PostgreSQL). A notification makes the live entries *unsure*:
 none is served until :meth:`caught_up` is told which runs the events since the last
