@@ -90,6 +90,8 @@ class Worker:
         # Whether the last claim may have left due work behind (it filled every free slot).
         self._saturated = False
         self._stopping = asyncio.Event()
+        # Releases of rows handed to this worker after stop() (see _spawn).
+        self._giving_back: set[asyncio.Task[bool]] = set()
         self._remove_listener: Any = None
         self._background: list[asyncio.Task[None]] = []
         self.executed = 0
@@ -146,6 +148,8 @@ class Worker:
                 await asyncio.wait(pending)
         if self._group_tasks:  # completions being recorded: give them the grace to commit
             await asyncio.wait(list(self._group_tasks.values()), timeout=self._grace_seconds)
+        if self._giving_back:
+            await asyncio.wait(self._giving_back, timeout=self._grace_seconds)
         for task in self._background:
             task.cancel()
         for task in self._background:
@@ -241,6 +245,14 @@ class Worker:
             await asyncio.wait_for(self._wake.wait(), timeout)
 
     def _spawn(self, row: NodeRunRecord, run: RunRecord | None = None) -> None:
+        if self._stopping.is_set():
+            # Leased by a group completion that committed after stop(): give it back at
+            # once rather than run it after the heartbeats stopped (its lease would lapse
+            # and another worker would run it again). _shutdown waits for the release.
+            self._giving_back.add(
+                asyncio.create_task(self.store.transact(lambda tx: transitions.release(tx, row)))
+            )
+            return
         self._rows[row.id] = row
         self._cancel_events[row.id] = asyncio.Event()
         work = self._execute_observed(row, run) if self._observed else self._execute(row, run)
