@@ -15,7 +15,14 @@ in one run, four targets are loaded by the same load generator with the same opt
   after the first read this is the authenticated, rate-limited, metered answer from memory;
 * ``GET live run``: ``GET /v1/runs/{id}`` of a run that is not settled (created by a POST,
   ``ready``), never cached: the full path with the database read and rendering;
+* ``GET list``: ``GET /v1/runs?limit=50`` with more than 50 runs present (the setup
+  creates :data:`LIST_RUNS`): one page of run summaries;
 * ``POST /v1/workflows/{id}/runs``: each request creates a run (201).
+
+The table prints each target's rate as a fraction of the bare endpoint's (``÷ bare``), the
+bare endpoint's server CPU per request as a fraction of the target's (``cpu ÷``: the same
+ratio from counted work, steadier than the rate on a loaded machine) and, next to them,
+the fraction issue 19 asks for on that backend (:data:`TARGETS`, judged on ``÷ bare``).
 
 Both apps are served the same way: each in its own subprocess (this file with ``--serve``),
 one uvicorn process, the same ``uvicorn.Config`` options as ``flowplane serve``
@@ -74,6 +81,17 @@ WORKFLOW = "\n".join(
     ]
 )
 POST_BODY = json.dumps({"input": {"source": "bench"}})
+LIST_RUNS = 60
+"""Runs the setup creates besides the bench run, so that a page of 50 is full."""
+TARGETS = {
+    ("sqlite", "GET live run"): 0.5,
+    ("postgres", "GET live run"): 0.3,
+    ("sqlite", "GET list"): 0.3,
+    ("postgres", "GET list"): 0.2,
+    ("sqlite", "POST run"): 0.3,
+    ("postgres", "POST run"): 0.15,
+}
+"""Issue 19's targets: the least fraction of the bare endpoint's rate, by backend and target."""
 RATE_LIMIT = 1_000_000_000
 ROLES = ("viewer", "executor", "editor", "admin")
 
@@ -228,6 +246,13 @@ async def prepare(url: str, schema: str, work: Path) -> Fixture:
                 headers={"Content-Type": "application/json"},
             )
             run_id = run.raise_for_status().json()["runId"]
+            for _ in range(LIST_RUNS):
+                more = await client.post(
+                    f"/v1/workflows/{workflow_id}/runs",
+                    content=POST_BODY,
+                    headers={"Content-Type": "application/json"},
+                )
+                more.raise_for_status()
             deadline = time.monotonic() + 60
             while True:
                 detail = (await client.get(f"/v1/runs/{run_id}")).raise_for_status().json()
@@ -431,6 +456,7 @@ def load_targets(
         "GET health": (flowplane, Request(flowplane.base + "/health")),
         "GET run": (flowplane, Request(flowplane.base + probe, headers=auth)),
         "GET live run": (flowplane, Request(live, headers=auth)),
+        "GET list": (flowplane, Request(flowplane.base + "/v1/runs?limit=50", headers=auth)),
         "POST run": (flowplane, Request(post_url, "POST", post_headers, POST_BODY)),
     }
     warm = argparse.Namespace(**{**vars(args), "duration": 1})
@@ -449,11 +475,12 @@ def print_report(backend: str, loads: dict[str, list[Load]], fixture: Fixture) -
     print(f"\n== {backend} == (GET run body ~{size:,} bytes, {NODES} nodes)")
     header = (
         f"{'target':<14}{'req/s':>9}{'rounds':>16}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'cpu µs/req':>12}{'errors':>8}{'÷ bare':>8}"
+        f"{'cpu µs/req':>12}{'errors':>8}{'÷ bare':>8}{'cpu ÷':>7}{'target':>10}"
     )
     print(header)
     print("-" * len(header))
     floor = max(load.rate for load in loads["bare"])
+    bare_cpu = max(loads["bare"], key=lambda load: load.rate).cpu_us
     for name, rounds in loads.items():
         best = max(rounds, key=lambda load: load.rate)
         cpu = f"{best.cpu_us:.0f}" if best.cpu_us is not None else "-"
@@ -461,7 +488,23 @@ def print_report(backend: str, loads: dict[str, list[Load]], fixture: Fixture) -
         print(
             f"{name:<14}{best.rate:>9.0f}{every:>16}{best.p50_ms:>9.2f}{best.p99_ms:>9.2f}"
             f"{cpu:>12}{sum(load.bad for load in rounds):>8}{best.rate / floor:>8.2f}"
+            f"{_cpu_ratio(bare_cpu, best.cpu_us):>7}"
+            f"{_target(backend, name, best.rate / floor):>10}"
         )
+
+
+def _cpu_ratio(bare: float | None, cpu: float | None) -> str:
+    """The bare endpoint's server CPU per request ÷ this target's: the rate ratio the
+    server's own work allows, less sensitive than the rate to other load on the machine."""
+    return f"{bare / cpu:.2f}" if bare and cpu else "-"
+
+
+def _target(backend: str, name: str, ratio: float) -> str:
+    """Issue 19's target for this row (``≥0.50 ok`` / ``≥0.50 no``), or empty."""
+    wanted = TARGETS.get((backend, name))
+    if wanted is None:
+        return ""
+    return f"≥{wanted:.2f} {'ok' if ratio >= wanted else 'no'}"
 
 
 def main() -> None:

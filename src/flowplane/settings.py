@@ -143,9 +143,10 @@ class Settings(BaseSettings):
         default=2.0,
         ge=0,
         le=3600,
-        description="How long the rendered detail of a settled run (run and nodes terminal) "
+        description="How long a run's detail (settled or live) and a page of `GET /v1/runs` "
         "may be served from memory; changes made through this process show at once, through "
-        "another process within this time (0 = off).",
+        "another process on PostgreSQL within milliseconds (LISTEN), on SQLite within this "
+        "time (0 = off).",
     )
     max_foreach_items: int = Field(
         default=10_000,

@@ -7,11 +7,12 @@ type. The stream starts
 after ``Last-Event-ID`` (or ``?afterSeq=``), sends a ``: keep-alive`` comment when it has been
 quiet for :data:`KEEPALIVE_SECONDS`, and closes after the run's terminal event.
 
-Events come from :meth:`RunService.follow`, which reads the event table after the last
-``seq`` and only uses notifications to cut its wait: replayed and live events are the same
-query, so they can never interleave out of order. A producer task fills a bounded queue per
-connection; when a client reads slowly the producer simply stops reading the table (the table
-is the buffer), so memory per connection stays bounded.
+Streams of the API (``/v1/events``, ``/v1/runs/{id}/events``) write the event feed's
+batches (:func:`stream_batches`): one chunk per batch, each event's message rendered once
+for all subscribers; the feed bounds memory per subscriber and paces replays. Serve mode's
+stream (:meth:`RunService.follow`) goes through :func:`stream_events`: a producer task
+fills a bounded queue per connection; when a client reads slowly the producer simply stops
+reading the table (the table is the buffer).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -95,10 +96,23 @@ _log = logging.getLogger("flowplane.api.sse")
 
 
 def format_event(event: dict[str, Any], name: str | None = None) -> bytes:
-    """Render one event payload as an SSE message named ``name`` (default: its type)."""
-    data = json.dumps(event, separators=(",", ":"), default=str)
+    """Render one event payload as an SSE message named ``name`` (default: its type).
+
+    An event of the feed carries its JSON, encoded once, and a cache of its messages: the
+    first subscriber renders it, every other one writes the same bytes."""
+    frames: dict[str | None, bytes] | None = getattr(event, "frames", None)
+    if frames is not None:
+        frame = frames.get(name)
+        if frame is None:
+            frame = frames[name] = _frame(event, name, event.json)  # type: ignore[attr-defined]
+        return frame
+    return _frame(event, name, json.dumps(event, separators=(",", ":"), default=str).encode())
+
+
+def _frame(event: dict[str, Any], name: str | None, data: bytes) -> bytes:
     # A JSON dump has no raw newlines, so one ``data:`` line is enough.
-    return f"id: {event['seq']}\nevent: {name or event['type']}\ndata: {data}\n\n".encode()
+    head = f"id: {event['seq']}\nevent: {name or event['type']}\ndata: ".encode()
+    return head + data + b"\n\n"
 
 
 def parse_last_event_id(value: str | None) -> int:
@@ -177,6 +191,37 @@ async def stream_events(
         if aclose is not None:
             with contextlib.suppress(Exception):
                 await aclose()
+
+
+async def stream_batches(
+    batches: AsyncIterator[Sequence[dict[str, Any]]], event_name: str | None = None
+) -> AsyncIterator[bytes]:
+    """Turn batches of events into SSE bytes, one chunk per batch; an empty batch (the
+    source has been quiet) is a ``: keep-alive`` comment.
+
+    No queue or task of its own: the source (the event feed) already buffers per
+    subscriber, bounded, and falls back to the table when a reader is slow."""
+    try:
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        async for batch in batches:
+            if not batch:
+                yield b": keep-alive\n\n"
+                continue
+            yield b"".join([format_event(event, event_name) for event in batch])
+    except Exception as exc:  # the stream ends; the client resumes by seq
+        _log.warning("event stream failed: %s", exc)
+    finally:
+        aclose = getattr(batches, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+
+
+def batch_stream_response(
+    batches: AsyncIterator[Sequence[dict[str, Any]]], *, event_name: str | None = None
+) -> StreamingResponse:
+    """Return the streaming response of batches of events (see :func:`stream_batches`)."""
+    return StreamingResponse(stream_batches(batches, event_name), headers=SSE_HEADERS)
 
 
 def event_stream_response(

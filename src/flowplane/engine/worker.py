@@ -90,6 +90,8 @@ class Worker:
         # Whether the last claim may have left due work behind (it filled every free slot).
         self._saturated = False
         self._stopping = asyncio.Event()
+        # Releases of rows handed to this worker after stop() (see _spawn).
+        self._giving_back: set[asyncio.Task[bool]] = set()
         self._remove_listener: Any = None
         self._background: list[asyncio.Task[None]] = []
         self.executed = 0
@@ -146,6 +148,8 @@ class Worker:
                 await asyncio.wait(pending)
         if self._group_tasks:  # completions being recorded: give them the grace to commit
             await asyncio.wait(list(self._group_tasks.values()), timeout=self._grace_seconds)
+        if self._giving_back:
+            await asyncio.wait(self._giving_back, timeout=self._grace_seconds)
         for task in self._background:
             task.cancel()
         for task in self._background:
@@ -241,6 +245,14 @@ class Worker:
             await asyncio.wait_for(self._wake.wait(), timeout)
 
     def _spawn(self, row: NodeRunRecord, run: RunRecord | None = None) -> None:
+        if self._stopping.is_set():
+            # Leased by a group completion that committed after stop(): give it back at
+            # once rather than run it after the heartbeats stopped (its lease would lapse
+            # and another worker would run it again). _shutdown waits for the release.
+            self._giving_back.add(
+                asyncio.create_task(self.store.transact(lambda tx: transitions.release(tx, row)))
+            )
+            return
         self._rows[row.id] = row
         self._cancel_events[row.id] = asyncio.Event()
         work = self._execute_observed(row, run) if self._observed else self._execute(row, run)
@@ -457,37 +469,46 @@ class Worker:
         group: list[_Waiting] = []
         try:
             while group := self._groups.pop(run_id, []):
-                record = functools.partial(
-                    transitions.complete_items,
-                    entries=[(w.row, w.outcome) for w in group],
-                    owner=self.id,
-                    # (A stopping worker takes nothing more: a claim would start it.)
-                    handoff=0
-                    if self._stopping.is_set()
-                    else max(0, self.concurrency - len(self._tasks) + len(group)),
-                    lease_ms=self.lease_ms,
-                )
-                scan = any(w.scan for w in group)
-                try:
-                    done = await until_stored(
-                        functools.partial(self.store.transact, record, scan=scan),
-                        what="recording nodes' outcomes",
-                    )
-                except Exception as exc:  # (a bug: the item tasks raise it)
-                    for waiting in group:
-                        waiting.result.set_exception(exc)
-                    continue
-                for waiting, accepted in zip(group, done.accepted, strict=True):
-                    waiting.result.set_result(
-                        transitions.Completion(accepted=accepted, run_status=done.run_status)
-                    )
-                for claimed in done.handoff:
-                    self._spawn(claimed)
+                await self._record_group(run_id, group)
         finally:
             del self._group_tasks[run_id]
             for waiting in [*group, *self._groups.pop(run_id, [])]:  # (only when cancelled)
                 if not waiting.result.done():
                     waiting.result.cancel()
+
+    async def _record_group(self, run_id: str, group: list[_Waiting]) -> None:
+        """Record one group in one transaction. If it fails (not an outage), each of its
+        completions is recorded alone: one item the database refuses (an output it
+        cannot store) must not take the others' results with it."""
+        record = functools.partial(
+            transitions.complete_items,
+            entries=[(w.row, w.outcome) for w in group],
+            owner=self.id,
+            # (A stopping worker takes nothing more: a claim would start it.)
+            handoff=0
+            if self._stopping.is_set()
+            else max(0, self.concurrency - len(self._tasks) + len(group)),
+            lease_ms=self.lease_ms,
+        )
+        scan = any(w.scan for w in group)
+        try:
+            done = await until_stored(
+                functools.partial(self.store.transact, record, scan=scan),
+                what="recording nodes' outcomes",
+            )
+        except Exception as exc:
+            if len(group) > 1:
+                for waiting in group:
+                    await self._record_group(run_id, [waiting])
+                return
+            group[0].result.set_exception(exc)  # the item task raises it
+            return
+        for waiting, accepted in zip(group, done.accepted, strict=True):
+            waiting.result.set_result(
+                transitions.Completion(accepted=accepted, run_status=done.run_status)
+            )
+        for claimed in done.handoff:
+            self._spawn(claimed)
 
     async def _heartbeat_one(self, row: NodeRunRecord) -> None:
         held = await self.store.transact(

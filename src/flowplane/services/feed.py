@@ -21,6 +21,14 @@ Nothing is missed and the cursor removes the overlap: no gap, no duplicate, ``se
 Memory is bounded: each subscriber's queue holds at most ``buffer`` events. When a slow
 subscriber's queue is full the feed drops the queue and marks the subscriber *stale*; it
 then catches up from the table (the table is the buffer) and goes live again.
+
+Fan-out stays cheap per subscriber (docs/performance.md, "Event fan-out"): an event is
+encoded once (:class:`~flowplane.services.feed_pages.FeedEvent`), a stream takes what one
+read brought as one batch (one write), and under a stream of commits the tail reads at
+most once per ``subscribers x 0.2 ms`` (20 ms at most). Catching up is paced so that it
+cannot starve live streams or the engine sharing the process: long replay pages are read
+off the loop, few at a time, shared through a byte-bounded page cache, and handed out
+within a share of the loop's time (:data:`REPLAY_SHARE`).
 """
 
 from __future__ import annotations
@@ -28,14 +36,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from flowplane.errors import DatabaseUnavailable, InvalidInput, NotFound, RunNotFound
 from flowplane.services.caller import Caller
+from flowplane.services.feed_pages import FeedEvent, PageCache, feed_event, feed_events
 from flowplane.status import TERMINAL_RUN
 from flowplane.store import reads
 from flowplane.store.base import Store
@@ -51,6 +61,30 @@ READY_TIMEOUT_SECONDS = 30.0
 """How long a new subscriber waits for the tail to learn the newest ``seq``."""
 RETRY_SECONDS = 1.0
 """Pause after a failed read of the tail (the database is away)."""
+REPLAY_PAGE_EVENTS = 200
+"""Events per replay read (a subscriber catching up on history)."""
+FIRST_PAGE_EVENTS = 50
+"""Events of a subscriber's first read (most streams start close to the head)."""
+FIRST_READS = 8
+"""First reads running at once in a process."""
+REPLAY_CHUNK_EVENTS = 50
+"""Replayed events handed to a stream at once (one write)."""
+REPLAY_READS = 2
+"""Replay reads running at once in a process (others wait their turn)."""
+REPLAY_SLOTS = 4
+"""Replay chunks being handed out (and written) at once in a process."""
+REPLAY_SHARE = 0.2
+"""The most of the event loop's time replays may take (their chunks' hand-out and write,
+and their reads, measured): past it the next replay chunk waits."""
+CHUNK_COST_CAP_SECONDS = 0.002
+"""The most one replay chunk's hand-out counts against the budget."""
+COALESCE_PER_SUBSCRIBER_SECONDS = 0.0002
+COALESCE_MAX_SECONDS = 0.02
+"""The tail reads new events at most once per ``subscribers x 0.2 ms`` (at most 20 ms):
+under a stream of commits, each subscriber gets one write per interval instead of one per
+commit. A quiet feed reads at once."""
+PAGE_CACHE_BYTES = 8 * 1024 * 1024
+"""Event JSON kept in the shared page cache."""
 ALL_NAMESPACES = "*"
 """In a namespace stream's request: every namespace the caller sees."""
 MAX_FILTER_VALUES = 64
@@ -87,18 +121,55 @@ class EventFilter:
 class _Subscriber:
     """One live stream's state inside the feed."""
 
-    def __init__(self, event_filter: EventFilter, cursor: int, buffer: int) -> None:
+    def __init__(
+        self,
+        event_filter: EventFilter,
+        cursor: int,
+        buffer: int,
+        number: int,
+        idle_seconds: float | None = None,
+    ) -> None:
         self.filter = event_filter
         self.cursor = cursor
         self.buffer = buffer
-        self.queue: deque[dict[str, Any]] = deque()
+        self.number = number  # registration order
+        # The feed's hand-off count when it last started taking the tail's offers: which
+        # shared reads it may join (EventFeed._joinable).
+        self.since = 0
+        self.queue: deque[FeedEvent] = deque()
         # Start stale: the first thing a subscriber does is read the table.
         self.stale = True
+        self.catching_up = False
         self.closed = False
-        self.wake = asyncio.Event()
+        # Keep-alives: the tail marks a stream quiet for ``idle_seconds`` (no timer per
+        # wait: with a thousand subscribers those timers were a tenth of the fan-out).
+        self.idle_seconds = idle_seconds
+        self.active_at = time.monotonic()
+        self.keepalive = False
+        self._waiter: asyncio.Future[None] | None = None
 
-    def offer(self, event: dict[str, Any]) -> None:
-        """Queue a live event (called by the tail)."""
+    @property
+    def waiting(self) -> bool:
+        """Whether the stream waits for a wake-up."""
+        return self._waiter is not None
+
+    def wake(self) -> None:
+        """Wake the stream if it waits."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def sleep(self) -> None:
+        """Wait for :meth:`wake`."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def offer(self, event: FeedEvent) -> None:
+        """Queue a live event (called by the tail, which wakes the subscriber after its
+        whole read: one wake-up per read, not per event)."""
         if self.stale:
             return  # the next table read covers it
         if len(self.queue) >= self.buffer:
@@ -106,17 +177,28 @@ class _Subscriber:
             self.stale = True
         else:
             self.queue.append(event)
-        self.wake.set()
+
+    def take(self) -> list[FeedEvent]:
+        """Empty the queue: its events after the cursor (the cursor moves to the last)."""
+        cursor = self.cursor
+        batch = [event for event in self.queue if event["seq"] > cursor]
+        self.queue.clear()
+        if batch:
+            self.cursor = batch[-1]["seq"]
+        return batch
 
     def close(self) -> None:
         """End the stream at the next opportunity."""
         self.closed = True
-        self.wake.set()
+        self.wake()
 
 
-def _tail_rows(tx: Tx, after_seq: int, limit: int) -> list[tuple[str, dict[str, Any]]]:
-    events = reads.events_after(tx, after_seq=after_seq, limit=limit)
-    return [(event.namespace, event.payload) for event in events]
+class _Read:
+    """A replay read in flight, shared by the subscribers that registered before it began."""
+
+    def __init__(self, task: asyncio.Task[list[FeedEvent]], began_after: int) -> None:
+        self.task = task
+        self.began_after = began_after
 
 
 class EventFeed:
@@ -136,12 +218,23 @@ class EventFeed:
         batch: int = BATCH_EVENTS,
         buffer: int = BUFFER_EVENTS,
         poll_seconds: float = POLL_SECONDS,
+        page: int | None = None,
+        replay_reads: int = REPLAY_READS,
+        replay_slots: int = REPLAY_SLOTS,
+        cache_bytes: int = PAGE_CACHE_BYTES,
     ) -> None:
         self.store = store
         self.batch = batch
         self.buffer = buffer
         self.poll_seconds = poll_seconds
+        self.page = page if page is not None else min(batch, REPLAY_PAGE_EVENTS)
         self._subscribers: set[_Subscriber] = set()
+        # Subscribers by filter: the tail matches an event once per distinct filter.
+        self._groups: dict[EventFilter, set[_Subscriber]] = {}
+        self._registered = 0
+        # Counts the tail's hand-outs of events and (re)starts: a shared read's snapshot
+        # covers what the tail handed out before it began (see _joinable).
+        self._handoffs = 0
         self._position: int | None = None
         self._ready = asyncio.Event()
         self._has_subscribers = asyncio.Event()
@@ -149,6 +242,15 @@ class EventFeed:
         self._task: asyncio.Task[None] | None = None
         self._remove_listener: Any = None
         self._closing = False
+        # Replays: few reads at a time, few chunks written at a time, pages shared.
+        self._read_gate = asyncio.Semaphore(replay_reads)
+        self._first_gate = asyncio.Semaphore(FIRST_READS)
+        self._replay_slots = asyncio.Semaphore(replay_slots)
+        self._reads: dict[tuple[EventFilter, int, int], _Read] = {}
+        self.pages = PageCache(cache_bytes)
+        self.replay_reads = 0
+        self._budget = _Budget(REPLAY_SHARE)
+        self._keepalive_at = 0.0
 
     @property
     def subscribers(self) -> int:
@@ -228,33 +330,62 @@ class EventFeed:
         terminal and every one of its events has been yielded; a run that is resumed after
         a terminal event goes on. Otherwise it ends only when the feed closes.
         """
-        sub = _Subscriber(event_filter, max(after_seq, 0), self.buffer)
+        batches = self.batches(event_filter, after_seq, until_terminal=until_terminal)
+        try:
+            async for batch in batches:
+                for event in batch:
+                    yield event
+        finally:
+            await batches.aclose()
+
+    async def batches(
+        self,
+        event_filter: EventFilter,
+        after_seq: int = 0,
+        *,
+        until_terminal: bool = False,
+        idle_seconds: float | None = None,
+    ) -> AsyncGenerator[list[FeedEvent]]:
+        """:meth:`stream`'s events in batches: what a replay page or a live read brought at
+        once, for a writer that sends each batch in one write.
+
+        Every event is a :class:`FeedEvent` (its JSON encoded once, shared by every
+        subscriber). With ``idle_seconds`` an empty batch is yielded whenever the stream has
+        been quiet that long (an SSE keep-alive).
+
+        Replays are paced for the process's sake: at most :data:`REPLAY_READS` replay reads
+        run at once (off the event loop), a subscriber whose cursor falls in a page another
+        one read takes it from the :class:`PageCache`, and at most :data:`REPLAY_SLOTS`
+        replay chunks of :data:`REPLAY_CHUNK_EVENTS` are being handed out at once, each
+        followed by a turn of the event loop: live streams and the engine's own work keep
+        their turns while hundreds of subscribers catch up.
+        """
         if self._closing:
             return
+        self._registered += 1
+        sub = _Subscriber(
+            event_filter, max(after_seq, 0), self.buffer, self._registered, idle_seconds
+        )
         self._subscribers.add(sub)
+        self._groups.setdefault(event_filter, set()).add(sub)
         self._has_subscribers.set()
         try:
             await self._started()
             check_terminal = until_terminal
             while not sub.closed:
+                batch: list[FeedEvent] = []
                 if sub.stale:
-                    sub.stale = False
-                    sub.queue.clear()
-                    batch = await self.read(event_filter, sub.cursor, self.batch)
-                    sub.stale = len(batch) >= self.batch
-                    for event in batch:
-                        sub.cursor = event["seq"]
-                        yield event
-                        if event["type"] in TERMINAL_EVENTS:
-                            check_terminal = until_terminal
+                    # Closed with the stream even when it is left at a yield (its slot).
+                    async with contextlib.aclosing(self._replayed(sub)) as replayed:
+                        async for batch in replayed:
+                            yield batch
+                            check_terminal |= until_terminal and _has_terminal(batch)
                     continue
                 if sub.queue:
-                    event = sub.queue.popleft()
-                    if event["seq"] > sub.cursor:
-                        sub.cursor = event["seq"]
-                        yield event
-                        if event["type"] in TERMINAL_EVENTS:
-                            check_terminal = until_terminal
+                    batch = sub.take()
+                    if batch:
+                        yield batch
+                        check_terminal |= until_terminal and _has_terminal(batch)
                     continue
                 if check_terminal:
                     # Caught up after a terminal event (or at the start): done if the run is.
@@ -264,18 +395,138 @@ class EventFeed:
                             return
                         sub.stale = True
                     continue
-                sub.wake.clear()
-                if not (sub.queue or sub.stale or sub.closed):
-                    await sub.wake.wait()
+                if sub.keepalive:
+                    sub.keepalive = False
+                    yield []
+                    continue
+                sub.active_at = time.monotonic()
+                await sub.sleep()
         finally:
             self._subscribers.discard(sub)
+            group = self._groups.get(event_filter)
+            if group is not None:
+                group.discard(sub)
+                if not group:
+                    del self._groups[event_filter]
             self._wake.set()
+
+    async def _replayed(self, sub: _Subscriber) -> AsyncGenerator[list[FeedEvent]]:
+        """The subscriber's next replay page, in chunks, each handed out in a replay slot
+        and followed by a turn of the loop; moves its cursor."""
+        sub.stale = False
+        sub.queue.clear()
+        sub.since = self._handoffs
+        events, full = await self._replay(sub)
+        sub.stale = full
+        if len(events) <= FIRST_PAGE_EVENTS and not full:
+            sub.cursor = events[-1]["seq"] if events else sub.cursor
+            if events:
+                yield events  # caught up at once: a new stream's short start
+            return
+        for start in range(0, len(events), REPLAY_CHUNK_EVENTS):
+            chunk = events[start : start + REPLAY_CHUNK_EVENTS]
+            async with self._replay_slots:
+                await self._budget.turn()
+                began = time.perf_counter()
+                sub.cursor = chunk[-1]["seq"]
+                yield chunk  # the stream writes it before it asks for more
+                # Capped: a write that waits for a slow client is not the loop's work.
+                self._budget.spent(min(time.perf_counter() - began, CHUNK_COST_CAP_SECONDS))
+            await asyncio.sleep(0)  # the rest of the loop goes first
+            if sub.closed:
+                return
+
+    async def _replay(self, sub: _Subscriber) -> tuple[list[FeedEvent], bool]:
+        """The next page of ``sub``'s replay: ``(events after its cursor, whether more may
+        follow)``, from the page cache, a shared read, or a read of its own.
+
+        A subscriber's first read is short (:data:`FIRST_PAGE_EVENTS`, inline on SQLite, no
+        budget: a new live stream or a run's stream starts at once). Once one came back
+        full the subscriber is *catching up*: its pages are long, read off the loop, at most
+        :data:`REPLAY_READS` at a time and within the replay budget."""
+        first = not sub.catching_up
+        limit = FIRST_PAGE_EVENTS if first else self.page
+        key, cursor = sub.filter, sub.cursor
+        cached = self.pages.after(key, cursor)
+        if cached is None:
+            shared = self._joinable(sub, limit)
+            if shared is None:
+                async with self._first_gate if first else self._read_gate:
+                    cached = self.pages.after(key, cursor)
+                    if cached is None:
+                        shared = self._joinable(sub, limit) or self._start_read(key, cursor, limit)
+                        events = await asyncio.shield(shared.task)
+            else:
+                events = await asyncio.shield(shared.task)
+        if cached is not None:
+            sub.catching_up = True
+            return cached, True
+        sub.catching_up = full = len(events) >= limit
+        return events, full
+
+    def _joinable(self, sub: _Subscriber, limit: int) -> _Read | None:
+        """A read in flight of ``sub``'s next page that it may share: one begun after the
+        tail last handed events out (or learnt its position) before ``sub`` started taking
+        its offers. A read begun earlier may miss events committed after its snapshot that
+        the tail handed out while ``sub`` was stale (or before it registered): the hand-off
+        rule."""
+        shared = self._reads.get((sub.filter, sub.cursor, limit))
+        return shared if shared is not None and shared.began_after >= sub.since else None
+
+    def _start_read(self, key: EventFilter, cursor: int, limit: int) -> _Read:
+        """Begin a replay read that subscribers registered until now may share (its own
+        task: a subscriber that leaves does not cancel it under the others)."""
+        task = asyncio.create_task(
+            self._read_page(key, cursor, limit), name="flowplane-feed-replay"
+        )
+        read = _Read(task, self._handoffs)
+        self._reads[(key, cursor, limit)] = read
+
+        def done(_task: asyncio.Task[list[FeedEvent]]) -> None:
+            if self._reads.get((key, cursor, limit)) is read:
+                del self._reads[(key, cursor, limit)]
+
+        task.add_done_callback(done)
+        return read
+
+    async def _read_page(self, key: EventFilter, cursor: int, limit: int) -> list[FeedEvent]:
+        types = sorted(key.types) if key.types is not None else None
+
+        def page(tx: Tx) -> tuple[list[FeedEvent], float]:
+            began = time.thread_time()
+            records = reads.events_after(
+                tx,
+                run_id=key.run_id,
+                namespaces=key.namespaces,
+                types=types,
+                after_seq=cursor,
+                limit=limit,
+            )
+            return feed_events(record.payload for record in records), time.thread_time() - began
+
+        if limit <= FIRST_PAGE_EVENTS:
+            # A type filter is applied to decoded batches: finding a short page's matches
+            # may scan far into the log, so that read never runs on the loop (SQLite).
+            return (await self.store.read(page, scan=types is not None))[0]
+        # A long page: on SQLite on a reader thread (inline it would hold the loop). The
+        # reading thread's CPU time (decoding, encoding: it holds the GIL) counts against
+        # the replay budget.
+        await self._budget.turn()
+        events, cpu = await self.store.read(page, scan=True)
+        self._budget.spent(cpu)
+        self.replay_reads += 1
+        if len(events) >= limit:
+            self.pages.add(key, cursor, events)
+        return events
 
     async def close(self) -> None:
         """End every stream and stop the tail (new streams end at once)."""
         self._closing = True
         for sub in list(self._subscribers):
             sub.close()
+        for read in list(self._reads.values()):
+            read.task.cancel()
+        self._has_subscribers.set()  # an idle tail sees it is closing
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -305,7 +556,7 @@ class EventFeed:
     async def _tail(self) -> None:
         self._remove_listener = self.store.add_listener(self._on_notify, kinds=("event",))
         try:
-            while True:
+            while not self._closing:
                 if not self._subscribers:
                     # Idle: forget the position, so a later start does not read the backlog.
                     self._ready.clear()
@@ -319,8 +570,18 @@ class EventFeed:
                     _log.warning("event feed read failed (%s); retrying", exc)
                     await asyncio.sleep(RETRY_SECONDS)
                     continue
+                read_at = time.monotonic()
+                self._keepalives(read_at)
+                # Not wait_for: in 3.11 it can swallow the cancellation close() sends.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
+                interval = min(
+                    COALESCE_MAX_SECONDS, len(self._subscribers) * COALESCE_PER_SUBSCRIBER_SECONDS
+                )
+                pause = read_at + interval - time.monotonic()
+                if pause > 0:
+                    await asyncio.sleep(pause)  # more commits join this read
         finally:
             self._remove_listener()
 
@@ -328,19 +589,66 @@ class EventFeed:
         if self._position is None:
             # Subscribers registered before this read: their replay starts after it.
             self._position = await self.store.read(reads.last_seq)
+            self._handoffs += 1
             self._ready.set()
         while True:
             self._wake.clear()
             rows = await self.store.read(
-                partial(_tail_rows, after_seq=self._position, limit=self.batch)
+                partial(_tail_events, after_seq=self._position, limit=self.batch)
             )
+            woken: set[_Subscriber] = set()
+            groups = list(self._groups.items())
+            if rows:
+                self._handoffs += 1
             for namespace, event in rows:
                 self._position = event["seq"]
-                for sub in list(self._subscribers):
-                    if sub.filter.matches(event, namespace):
-                        sub.offer(event)
+                for event_filter, subs in groups:
+                    if event_filter.matches(event, namespace):
+                        for sub in subs:
+                            sub.offer(event)
+                        woken.update(subs)
+            for sub in woken:
+                sub.wake()
             if len(rows) < self.batch:
                 return
+
+    def _keepalives(self, now: float) -> None:
+        """Mark the streams that have waited ``idle_seconds`` (checked every poll, at most
+        twice a second)."""
+        if now - self._keepalive_at < min(self.poll_seconds, 0.5):
+            return
+        self._keepalive_at = now
+        for sub in self._subscribers:
+            idle = sub.idle_seconds
+            if idle is not None and sub.waiting and now - sub.active_at >= idle:
+                sub.keepalive = True
+                sub.wake()
+
+
+class _Budget:
+    """A share of the event loop's time for replays: work measured with :meth:`spent`
+    makes the next :meth:`turn` wait long enough to keep replays within ``share``."""
+
+    def __init__(self, share: float) -> None:
+        self.factor = (1 - share) / share
+        self.free_at = 0.0
+
+    async def turn(self) -> None:
+        """Wait until replays are within their share again."""
+        while (wait := self.free_at - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+
+    def spent(self, seconds: float) -> None:
+        """Count ``seconds`` of replay work."""
+        self.free_at = max(self.free_at, time.monotonic()) + seconds * self.factor
+
+
+def _tail_events(tx: Tx, after_seq: int, limit: int) -> list[tuple[str, FeedEvent]]:
+    return [(ns, feed_event(body)) for ns, body in reads.event_tail(tx, after_seq, limit)]
+
+
+def _has_terminal(events: list[FeedEvent]) -> bool:
+    return any(event["type"] in TERMINAL_EVENTS for event in events)
 
 
 def _run_namespace(tx: Tx, run_id: str) -> str | None:

@@ -18,7 +18,9 @@ What does not change:
   committed as a batch of their own, and the rest (``k`` first) go again. Any other failure
   (a driver error, inside an entry or at the commit) is not pinned on anyone: the store
   retries the batch if it is transient, and if it still fails every entry of the batch runs
-  in a transaction of its own (where the store maps the error as it always did).
+  in a transaction of its own (where the store maps the error as it always did) — except
+  :class:`DatabaseUnavailable` (the store already waited for the database), which answers
+  the whole batch at once rather than making each entry wait again on its own.
 * **Order.** Entries run in arrival order, each seeing the writes of those before it (an
   ``Idempotency-Key`` or ``runId`` reused within one batch is found, as across batches).
 
@@ -34,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from flowplane.errors import FlowplaneError
+from flowplane.errors import DatabaseUnavailable, FlowplaneError
 from flowplane.store.base import Store
 from flowplane.store.tx import Tx
 
@@ -101,7 +103,11 @@ class GroupCommit:
             while self._pending:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
-                await self._commit(batch)
+                # A caller that gave up before its turn (a client gone) is not started:
+                # nobody would be told of its run.
+                batch = [entry for entry in batch if not entry.future.cancelled()]
+                if batch:
+                    await self._commit(batch)
         finally:
             self._draining = False
 
@@ -129,8 +135,10 @@ class GroupCommit:
                     batch = batch[failed.index :]
                 continue
             except Exception as exc:
-                if len(batch) == 1:
-                    _fail(batch[0], exc)
+                # Unavailable: the store already waited; alone, each would wait again.
+                if len(batch) == 1 or isinstance(exc, DatabaseUnavailable):
+                    for entry in batch:
+                        _fail(entry, exc)
                 else:
                     for entry in batch:
                         await self._commit([entry])

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import functools
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypeVar
 
@@ -20,7 +21,14 @@ from flowplane.services.approvals import ApprovalService
 from flowplane.services.caller import Caller
 from flowplane.services.feed import TERMINAL_EVENTS
 from flowplane.services.paging import Page, paginate
-from flowplane.services.run_cache import RUN_CHANGED, SettledRunCache
+from flowplane.services.run_cache import (
+    CATCH_UP_EVENTS,
+    RUN_CHANGED,
+    CachedList,
+    CachedRun,
+    LiveRun,
+    SettledRunCache,
+)
 from flowplane.services.run_nodes import (
     CappedSnapshot,
     NodeRun,
@@ -28,7 +36,7 @@ from flowplane.services.run_nodes import (
     read_capped,
     read_node_page,
 )
-from flowplane.status import TERMINAL_NODE, TERMINAL_RUN, RunStatus
+from flowplane.status import TERMINAL_NODE, TERMINAL_RUN, NodeStatus, RunStatus
 from flowplane.store import reads
 from flowplane.store.base import Store
 from flowplane.store.records import (
@@ -112,6 +120,7 @@ class RunReader:
         """Rendered details of settled runs (see :mod:`flowplane.services.run_cache`)."""
         self.approvals = ApprovalService(store)
         """The approval inbox across runs."""
+        self._catching: asyncio.Future[None] | None = None
 
     # --- reading -------------------------------------------------------------------------
 
@@ -149,37 +158,71 @@ class RunReader:
         run_id: str,
         render: Callable[[RunSnapshot | CappedSnapshot], bytes],
     ) -> bytes:
-        """The rendered detail of a run, from the settled-run cache when it is there.
+        """The rendered detail of a run, from the run cache when it is there.
 
         ``render`` turns a snapshot into the body of ``GET /v1/runs/{id}``
-        (:func:`flowplane.api.run_views.render_detail`); the body of a settled run is kept
-        (see :mod:`flowplane.services.run_cache`) and answered without a read. The cache
-        holds that one wire form: a surface that answers in another reads :meth:`snapshot`.
-        A run of more than :attr:`max_detail_nodes` node runs is read capped
-        (:class:`~flowplane.services.run_nodes.CappedSnapshot`; the rest: :meth:`node_page`).
+        (:func:`flowplane.api.run_views.render_detail`); the body of a settled run, and the
+        snapshot of a live one, are kept (see :mod:`flowplane.services.run_cache`) and
+        answered without a read. The cache holds that one wire form: a surface that answers
+        in another reads :meth:`snapshot`. A run of more than :attr:`max_detail_nodes` node
+        runs is read capped (:class:`~flowplane.services.run_nodes.CappedSnapshot`; the
+        rest: :meth:`node_page`).
         """
         caller.require("viewer")
-        cached = self.settled.get(run_id)
-        if cached is not None and caller.can_see(cached.namespace):
-            return cached.body
-        token = self.settled.token()
+        cache = self.settled
+        found = self.cached_detail(caller, run_id)
+        if found is None and cache.enabled and cache.unsure:
+            await self._catch_up()  # (then the run's entry, if kept, is known fresh)
+            found = self.cached_detail(caller, run_id)
+        if isinstance(found, LiveRun):
+            return render(found.snapshot)
+        if found is not None:
+            return found
+        token, live_token = cache.token(), cache.live_token()
         snapshot = await self._detail_snapshot(caller, run_id)
         body = render(snapshot)
         if snapshot.settled:
-            self.settled.put(run_id, snapshot.run.namespace, body, token)
+            cache.put(run_id, snapshot.run.namespace, body, token)
+        elif live_cacheable(snapshot):
+            cache.put_live(run_id, snapshot.run.namespace, snapshot, len(body), live_token)
         return body
 
-    def settled_detail(self, caller: Caller, run_id: str) -> bytes | None:
-        """The cached detail of a settled run the caller may read, else ``None``.
+    def cached_detail(self, caller: Caller, run_id: str) -> bytes | LiveRun | None:
+        """The cached detail of a run the caller may read, else ``None``: a settled run's
+        body, or a live run's entry (its ``snapshot``, rendered per answer: durations grow).
 
         No read and no await: the fast path in front of the router
         (:mod:`flowplane.api.settled_runs`). ``None`` says "ask :meth:`detail`", which then
         answers 403 or 404 as it always does.
         """
-        cached = self.settled.get(run_id)
-        if cached is None or not caller.allows("viewer") or not caller.can_see(cached.namespace):
+        cache = self.settled
+        found: CachedRun | LiveRun | None = cache.get(run_id) or cache.get_live(run_id)
+        if found is None or not caller.allows("viewer") or not caller.can_see(found.namespace):
             return None
-        return cached.body
+        return found.body if isinstance(found, CachedRun) else found
+
+    async def _catch_up(self) -> None:
+        """Apply the announced changes to the live entries: one read of the event table
+        after the cache's position, shared by every reader that waits for it."""
+        task = self._catching
+        if task is None or task.done():
+            task = self._catching = asyncio.ensure_future(self._catch_up_now())
+        await asyncio.shield(task)
+
+    async def _catch_up_now(self) -> None:
+        cache = self.settled
+        for _ in range(8):  # (each round reads up to CATCH_UP_EVENTS events)
+            if not cache.unsure:
+                return
+            start = cache.catch_up_from()
+            if start is None:
+                last = await self.store.read(reads.last_seq)
+                cache.caught_up(None, [(last, "")], True)
+                continue
+            changed = await self.store.read(
+                functools.partial(reads.runs_changed_after, after_seq=start, limit=CATCH_UP_EVENTS)
+            )
+            cache.caught_up(start, changed, len(changed) < CATCH_UP_EVENTS)
 
     async def _detail_snapshot(self, caller: Caller, run_id: str) -> RunSnapshot | CappedSnapshot:
         """:meth:`snapshot`, capped to :attr:`max_detail_nodes` node runs when it has more."""
@@ -279,8 +322,11 @@ class RunReader:
         created_before_ms: int | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        cache_key: Hashable | None = None,
     ) -> Page[RunRecord]:
         """One page of runs, newest first, of the visible ones among ``namespaces``.
+
+        The summaries carry no document, input or output (``None``).
 
         Args:
             caller: who asks (a viewer); only runs of namespaces it sees are listed.
@@ -291,11 +337,15 @@ class RunReader:
             created_before_ms: only runs created before this time.
             cursor: the ``next_cursor`` of the previous page.
             limit: the page size.
+            cache_key: what identifies this query's answer for a face (its request as
+                received); with it the page is kept in the run cache, under the caller's
+                namespaces and this key, until any run changes (:meth:`cached_list`).
         """
         caller.require("viewer")
         visible = caller.visible(namespaces)
         if visible is not None and not visible:
             return Page([])
+        token = self.settled.list_token()
         rows = await self.store.read(
             lambda tx: reads.run_summaries(
                 tx,
@@ -308,7 +358,18 @@ class RunReader:
                 limit=limit + 1,
             )
         )
-        return paginate(rows, limit, lambda run: run.id)
+        page = paginate(rows, limit, lambda run: run.id)
+        if cache_key is not None:
+            self.settled.put_list((caller.namespaces, cache_key), page, token)
+        return page
+
+    def cached_list(self, caller: Caller, cache_key: Hashable) -> CachedList | None:
+        """The kept answer of :meth:`list_runs` for this caller's namespaces and
+        ``cache_key``, if no run changed since (no read, no await: the fast path in front of
+        the router, :mod:`flowplane.api.settled_runs`)."""
+        if not caller.allows("viewer"):
+            return None
+        return self.settled.get_list((caller.namespaces, cache_key))
 
     async def events(
         self, caller: Caller, run_id: str, after_seq: int = 0, limit: int = 500
@@ -564,14 +625,57 @@ class RunReader:
             remove()
 
     def watch_changes(self) -> Callable[[], None]:
-        """Drop cached details of runs other processes change (PostgreSQL ``NOTIFY``; on
-        SQLite only this process notifies, and other processes' changes wait for the TTL).
-        Returns a function that stops watching."""
+        """Keep the run cache in step with the store's notifications: ``run-changed`` drops
+        a run; ``event`` (a commit with events) makes live entries unsure until the next
+        catch-up. This process's commits are applied before their transaction returns
+        (:meth:`Store.add_commit_hook`: the very next read, even in the same coroutine,
+        sees them); other processes' arrive on PostgreSQL over LISTEN; on SQLite they wait
+        for the TTL. Call on the event loop. Returns a function that stops watching."""
+        if not self.settled.enabled:
+            return lambda: None
+        loop = asyncio.get_running_loop()
 
-        def changed(_kind: str, run_id: str) -> None:
-            self.settled.drop(run_id)
+        def changed(kind: str, payload: str) -> None:
+            if kind == "event":
+                self.settled.announce(payload)
+            elif kind == RUN_CHANGED:
+                self.settled.drop(payload)
 
-        return self.store.add_listener(changed, kinds=[RUN_CHANGED])
+        def apply(notifications: list[tuple[str, str]]) -> None:
+            for kind, payload in notifications:
+                changed(kind, payload)
+
+        def committed(notifications: list[tuple[str, str]]) -> None:
+            ours = [n for n in notifications if n[0] == "event" or n[0] == RUN_CHANGED]
+            if not ours:
+                return
+            if asyncio._get_running_loop() is loop:  # committed inline, on this loop
+                apply(ours)
+            else:  # a writer thread: queued before the committing coroutine is resumed
+                with contextlib.suppress(RuntimeError):  # loop closed
+                    loop.call_soon_threadsafe(apply, ours)
+
+        stop_hook = self.store.add_commit_hook(committed)
+        stop_listening = self.store.add_listener(changed, kinds=[RUN_CHANGED, "event"])
+
+        def stop() -> None:
+            stop_hook()
+            stop_listening()
+
+        return stop
+
+
+def live_cacheable(snapshot: RunSnapshot | CappedSnapshot) -> bool:
+    """Whether a live run's snapshot may be kept until an event of the run drops it.
+
+    Not: a capped snapshot (a big run: its statuses are not bounded by the body's size); a
+    run already terminal whose nodes are still draining (the lease reaper cancels them
+    without an event); a run with a node waiting for a timer (the claim of a due timer
+    writes no event).
+    """
+    if isinstance(snapshot, CappedSnapshot) or snapshot.run.status in TERMINAL_RUN:
+        return False
+    return all(node.status != NodeStatus.WAITING_TIMER for node in snapshot.nodes)
 
 
 def _visible(caller: Caller, run: RunRecord | None, run_id: str) -> RunRecord:

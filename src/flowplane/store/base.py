@@ -61,6 +61,7 @@ class Store:
             tuple[asyncio.AbstractEventLoop, Listener, frozenset[str] | None]
         ] = []
         self._listeners_lock = threading.Lock()
+        self._commit_hooks: list[Callable[[list[Notification]], None]] = []
         # Writer threads' own connections (with keep_writer_connections).
         self._writer = threading.local()
         self._writer_conns: list[sa.Connection] = []
@@ -189,6 +190,8 @@ class Store:
                         with contextlib.suppress(Exception):
                             end_transaction(conn)
                         self._on_end(tx)
+                for hook in self._commit_hooks:
+                    hook(tx.notifications)
                 self._deliver_local(tx.notifications)
                 tx.run_hooks(committed=True)
                 return result
@@ -333,6 +336,18 @@ class Store:
         def remove() -> None:
             with self._listeners_lock, contextlib.suppress(ValueError):
                 self._listeners.remove(entry)
+
+        return remove
+
+    def add_commit_hook(self, hook: Callable[[list[Notification]], None]) -> Callable[[], None]:
+        """Call ``hook(notifications)`` after every committed transaction, in the thread
+        that committed it and before :meth:`transact` returns (a listener is called on its
+        loop later: a coroutine that committed inline would run on before it). For caches
+        that must not serve their own process's writes stale. Returns a remover."""
+        self._commit_hooks = [*self._commit_hooks, hook]
+
+        def remove() -> None:
+            self._commit_hooks = [h for h in self._commit_hooks if h is not hook]
 
         return remove
 

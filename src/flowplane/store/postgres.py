@@ -425,7 +425,12 @@ class PostgresStore(Store):
             driver_url(url),
             pool_size=10,
             max_overflow=10,
-            pool_pre_ping=True,
+            # No pre-ping: it cost every pooled read a `SELECT 1` round trip (~3 % of a
+            # serve process's samples under bench/e2e.py). A connection the server dropped
+            # fails its transaction's first statement instead, which `run_sync` classifies
+            # as transient and runs again on a fresh connection (SQLAlchemy invalidates the
+            # whole pool on a disconnect): tests/acceptance/test_db_restart.py.
+            pool_pre_ping=False,
             connect_args={"options": f"-csearch_path={self.schema},public"},
         )
 

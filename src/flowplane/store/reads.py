@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from flowplane.store import schema as t
 from flowplane.store.event_codec import unpack_events, unpack_frame
-from flowplane.store.node_pages import node_rows_after
+from flowplane.store.prepared import Prepared
 from flowplane.store.records import (
     ApprovalRecord,
     AttemptRecord,
@@ -39,7 +39,25 @@ def node_runs(tx: Tx, run_id: str) -> list[NodeRunRecord]:
 
 def first_node_runs(tx: Tx, run_id: str, limit: int) -> list[NodeRunRecord]:
     """Return the run's first ``limit`` node runs, in insertion order (one read, no count)."""
-    return node_rows_after(tx, run_id, 0, limit)
+    rows, _count = _FIRST_NODE_RUNS.execute(tx.conn, {"_run": run_id, "_limit": limit})
+    return rows
+
+
+# The detail's reads, prepared: a live run's detail that is not in the run cache reads them
+# (they cost a third of what building the statement and its rows through SQLAlchemy did).
+_FIRST_NODE_RUNS = Prepared(
+    sa.select(t.node_runs)
+    .where(t.node_runs.c.run_id == sa.bindparam("_run"))
+    .order_by(t.node_runs.c.id)
+    .limit(sa.bindparam("_limit")),
+    record=NodeRunRecord,
+)
+_ATTEMPTS_OF = Prepared(
+    sa.select(t.attempts)
+    .where(t.attempts.c.run_id == sa.bindparam("_run"))
+    .order_by(t.attempts.c.id),
+    record=AttemptRecord,
+)
 
 
 def approvals(
@@ -86,24 +104,96 @@ def run_summaries(
     before_id: str | None = None,
     limit: int = 50,
 ) -> list[RunRecord]:
-    """Return runs (without documents), newest first; ``before_id`` is the cursor."""
-    c = t.runs.c
-    cols = [col for col in t.runs.c if col.name != "document"]
-    query = sa.select(*cols)
-    if namespaces is not None:
-        query = query.where(c.namespace.in_(list(namespaces)))
-    if statuses:
-        query = query.where(c.status.in_(list(statuses)))
+    """Return run summaries, newest first; ``before_id`` is the cursor.
+
+    Only the columns a listing shows are read: no document, input or output (``None``).
+    """
+    params: dict[str, Any] = {"_limit": limit}
+    for index, namespace in enumerate(namespaces or ()):
+        params[f"_ns{index}"] = namespace
+    for index, status in enumerate(statuses or ()):
+        params[f"_st{index}"] = status
     if workflow:
-        query = query.where(sa.or_(c.workflow_name == workflow, c.workflow_id == workflow))
+        params["_workflow"] = workflow
     if created_after_ms is not None:
-        query = query.where(c.created_at_ms >= created_after_ms)
+        params["_after"] = created_after_ms
     if created_before_ms is not None:
-        query = query.where(c.created_at_ms < created_before_ms)
+        params["_before"] = created_before_ms
     if before_id is not None:
-        query = query.where(c.id < before_id)
-    query = query.order_by(c.id.desc()).limit(limit)
-    return [RunRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+        params["_cursor"] = before_id
+    shape = (None if namespaces is None else len(namespaces), *params)
+    statement = _SUMMARY_STATEMENTS.get(shape)
+    if statement is None:
+        statement = Prepared(_summary_query(namespaces is not None, params), record=RunRecord)
+        if len(_SUMMARY_STATEMENTS) < MAX_SUMMARY_SHAPES:
+            _SUMMARY_STATEMENTS[shape] = statement
+    rows, _count = statement.execute(tx.conn, params)
+    return rows
+
+
+MAX_SUMMARY_SHAPES = 256
+"""Prepared listing statements kept (one per filter shape: which filters, how many values)."""
+_SUMMARY_STATEMENTS: dict[tuple[Any, ...], Prepared[RunRecord]] = {}
+
+
+def _summary_query(by_namespace: bool, params: dict[str, Any]) -> sa.Select[Any]:
+    """The listing statement for the filters ``params`` names (see :func:`run_summaries`)."""
+    c = t.runs.c
+    query = sa.select(*_SUMMARY_COLUMNS, sa.null().label("input"))
+
+    def values(prefix: str) -> list[Any]:
+        return [sa.bindparam(name) for name in params if name.startswith(prefix)]
+
+    if by_namespace:
+        query = query.where(c.namespace.in_(values("_ns")) if values("_ns") else sa.false())
+    if statuses := values("_st"):
+        query = query.where(c.status.in_(statuses))
+    if "_workflow" in params:
+        workflow: sa.BindParameter[Any] = sa.bindparam("_workflow")
+        query = query.where(sa.or_(c.workflow_name == workflow, c.workflow_id == workflow))
+    if "_after" in params:
+        query = query.where(c.created_at_ms >= sa.bindparam("_after"))
+    if "_before" in params:
+        query = query.where(c.created_at_ms < sa.bindparam("_before"))
+    if "_cursor" in params:
+        query = query.where(c.id < sa.bindparam("_cursor"))
+    return query.order_by(c.id.desc()).limit(sa.bindparam("_limit"))
+
+
+_SUMMARY_COLUMNS = [
+    t.runs.c[name]
+    for name in (
+        "id",
+        "namespace",
+        "workflow_id",
+        "workflow_name",
+        "workflow_version",
+        "status",
+        "error",
+        "parent_run_id",
+        "forked_from",
+        "trigger",
+        "triggered_by",
+        "created_at_ms",
+        "started_at_ms",
+        "finished_at_ms",
+    )
+]
+"""What a run listing shows (:func:`run_summaries`)."""
+
+
+def runs_changed_after(tx: Tx, after_seq: int, limit: int) -> list[tuple[int, str]]:
+    """``(last seq, run id)`` of the first ``limit`` event batches (one per transaction and
+    run) ending after ``after_seq``: which runs changed since (the live-run cache's
+    catch-up, :mod:`flowplane.services.run_cache`)."""
+    c = t.event_batches.c
+    query = (
+        sa.select(c.last_seq, c.run_id)
+        .where(c.last_seq > after_seq)
+        .order_by(c.last_seq)
+        .limit(limit)
+    )
+    return [(int(seq), str(run_id)) for seq, run_id in tx.conn.execute(query)]
 
 
 def events_after(
@@ -142,6 +232,14 @@ def events_after(
             break
         position = rows[-1].last_seq
     return out[:limit]
+
+
+def event_tail(tx: Tx, after_seq: int, limit: int) -> list[tuple[str, dict[str, Any]]]:
+    """Return ``(namespace, payload)`` of every event with ``seq > after_seq``, in ``seq``
+    order, at most ``limit``: what the event feed's tail offers its live subscribers (only
+    the namespace, which the payload lacks, and the wire body)."""
+    events = events_after(tx, after_seq=after_seq, limit=limit)
+    return [(event.namespace, event.payload) for event in events]
 
 
 def last_seq(tx: Tx) -> int:
@@ -184,6 +282,5 @@ def logs_after(tx: Tx, run_id: str, *, after_id: int = 0, limit: int = 200) -> l
 
 def attempts_of(tx: Tx, run_id: str) -> list[AttemptRecord]:
     """Return every attempt of the run's node runs."""
-    c = t.attempts.c
-    query = sa.select(t.attempts).where(c.run_id == run_id).order_by(c.id)
-    return [AttemptRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
+    rows, _count = _ATTEMPTS_OF.execute(tx.conn, {"_run": run_id})
+    return rows

@@ -8,7 +8,7 @@ closing it. See ``docs/events.md``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -18,7 +18,12 @@ from starlette.responses import StreamingResponse
 from flowplane.api.deps import require, services_dependency
 from flowplane.api.metrics import Metrics
 from flowplane.api.openapi import error_responses
-from flowplane.api.sse import event_stream_content, event_stream_response, parse_last_event_id
+from flowplane.api.sse import (
+    KEEPALIVE_SECONDS,
+    batch_stream_response,
+    event_stream_content,
+    parse_last_event_id,
+)
 from flowplane.model.bounds import Seq
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
@@ -64,14 +69,36 @@ async def stream_namespace_events(
     wanted = _split(types)
     event_filter = services.feed.for_namespaces(principal, _split(namespace), wanted or None)
     start = max(after_seq, parse_last_event_id(last_event_id))
-    return sse_response(request, services.feed.stream(event_filter, start))
+    batches = services.feed.batches(event_filter, start, idle_seconds=KEEPALIVE_SECONDS)
+    return sse_response(request, batches)
 
 
 def sse_response(
-    request: Request, source: AsyncIterator[dict[str, Any]], event_name: str | None = None
+    request: Request,
+    batches: AsyncIterator[Sequence[dict[str, Any]]],
+    event_name: str | None = None,
 ) -> StreamingResponse:
-    """The SSE response of an event stream, counted in the app's stream metrics."""
+    """The SSE response of a feed's batches of events, counted in the app's stream
+    metrics (once per batch: the per-event cost is what the feed must keep small)."""
     metrics = getattr(request.app.state, "metrics", None)
     if isinstance(metrics, Metrics):
-        source = metrics.track_stream(source, "sse")
-    return event_stream_response(source, event_name=event_name)
+        batches = _counted(batches, metrics)
+    return batch_stream_response(batches, event_name=event_name)
+
+
+async def _counted(
+    batches: AsyncIterator[Sequence[dict[str, Any]]], metrics: Metrics
+) -> AsyncIterator[Sequence[dict[str, Any]]]:
+    subscribers = metrics.stream_subscribers.labels("sse")
+    sent = metrics.stream_events.labels("sse")
+    subscribers.inc()
+    try:
+        async for batch in batches:
+            if batch:
+                sent.inc(len(batch))
+            yield batch
+    finally:
+        subscribers.dec()
+        aclose = getattr(batches, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -26,6 +26,7 @@ from flowplane.api.openapi import error_responses
 from flowplane.api.paging import link_next
 from flowplane.api.routes.events import sse_response
 from flowplane.api.run_pages import node_page
+from flowplane.api.run_templates import render_runs
 from flowplane.api.run_views import (
     MEDIA_TYPE,
     approval_model,
@@ -35,7 +36,13 @@ from flowplane.api.run_views import (
     run_model,
     signal_result,
 )
-from flowplane.api.sse import SMITHERS_EVENT, event_stream_content, parse_last_event_id
+from flowplane.api.settled_runs import list_key
+from flowplane.api.sse import (
+    KEEPALIVE_SECONDS,
+    SMITHERS_EVENT,
+    event_stream_content,
+    parse_last_event_id,
+)
 from flowplane.client.models import (
     Approval,
     DispatchResult,
@@ -111,7 +118,6 @@ async def dispatch_run(
 )
 async def list_runs(
     request: Request,
-    response: Response,
     principal: Viewer,
     services: Svc,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
@@ -125,7 +131,7 @@ async def list_runs(
         str | None, Query(alias="createdBefore", description="Epoch ms or ISO-8601.")
     ] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
-) -> list[Run]:
+) -> Response:
     """List runs newest first, as a JSON array (Smithers-compatible)."""
     page = await services.runs.list_runs(
         principal,
@@ -136,10 +142,12 @@ async def list_runs(
         created_before_ms=parse_time(created_before, "createdBefore"),
         cursor=cursor,
         limit=limit,
+        cache_key=list_key(request.scope),
     )
+    answer = Response(render_runs(page.items), media_type=MEDIA_TYPE)
     if page.next_cursor is not None:
-        link_next(request, response, page.next_cursor)
-    return [run_model(row) for row in page.items]
+        link_next(request, answer, page.next_cursor)
+    return answer
 
 
 @router.get(
@@ -220,7 +228,9 @@ async def stream_run_events(
     # subscriber); it ends the stream once the run is terminal and fully delivered.
     return sse_response(
         request,
-        services.feed.stream(event_filter, start, until_terminal=True),
+        services.feed.batches(
+            event_filter, start, until_terminal=True, idle_seconds=KEEPALIVE_SECONDS
+        ),
         event_name=SMITHERS_EVENT,
     )
 
