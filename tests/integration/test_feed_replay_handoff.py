@@ -1,11 +1,11 @@
-"""Review: a subscriber that joins a shared replay read begun while it was stale misses
-the events the tail offered in between."""
+"""A subscriber that joins a shared replay read must not miss the events the tail offered
+while it was stale (the read must have begun after it last took the tail's offers)."""
+
 from __future__ import annotations
 
 import asyncio
 import threading
 
-from flowplane.services import feed as feed_mod
 from flowplane.services.feed import EventFeed, namespace_filter
 from flowplane.store import reads
 from flowplane.store.base import Store
@@ -24,7 +24,11 @@ async def test_joined_read_after_stale_window_loses_an_event(store: Store, monke
 
     def gated(tx, **kw):
         out = real(tx, **kw)
-        if kw.get("namespaces") == ("hist",) and kw.get("after_seq") == 50 and kw.get("limit") == 100:
+        if (
+            kw.get("namespaces") == ("hist",)
+            and kw.get("after_seq") == 50
+            and kw.get("limit") == 100
+        ):
             snapshot_taken.set()
             release.wait(10)
         return out
@@ -65,9 +69,8 @@ async def test_joined_read_after_stale_window_loses_an_event(store: Store, monke
     await store.transact(lambda tx: append(tx, 1, 121))  # seq 122
     got_a = await rest(a, got_a, 122)
     got_b = await rest(b, got_b, 122)
-    print("A tail:", got_a[-4:], "B tail:", got_b[-4:])
     assert got_a == list(range(51, 123))
-    assert got_b == list(range(51, 123)), f"B missed: {sorted(set(range(51,123)) - set(got_b))}"
+    assert got_b == list(range(51, 123)), f"B missed: {sorted(set(range(51, 123)) - set(got_b))}"
     await a.aclose()
     await b.aclose()
     await feed.close()

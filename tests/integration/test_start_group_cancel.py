@@ -1,4 +1,5 @@
-"""Review: a start waiting in the group commit whose request is cancelled."""
+"""A start waiting in the group commit whose request is cancelled."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,6 +23,7 @@ async def test_cancelled_waiter(store: Store) -> None:
                 time.sleep(0.3)
             tx.event("r-gc", "gc", "NodeLog", None, message=f"m{i}")
             return i
+
         return fn
 
     first = asyncio.ensure_future(group.transact(write(0, slow=True)))
