@@ -1,7 +1,9 @@
 # Flowplane: `make run` serves on SQLite, `make test` runs every check. Both set up everything.
 PYTHON ?= python3
-# Three pytest workers on two cores: many tests wait on subprocesses and sockets.
-PYTEST_ARGS ?= -n 3
+# Three pytest workers on two cores: many tests wait on subprocesses and sockets. Work
+# stealing: an idle worker takes queued tests from a busy one, so the slow acceptance tests
+# do not end the run one after another on a single worker.
+PYTEST_ARGS ?= -n 3 --dist worksteal
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
