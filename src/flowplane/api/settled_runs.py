@@ -20,7 +20,7 @@ every route of the app, dependency resolution, the database read and serialisati
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 from fastapi.routing import APIRoute
@@ -88,13 +88,7 @@ class SettledRunMiddleware:
         if self._list_route is None:
             self._list_route = _get_route(scope["app"], LISTING)
         scope["route"] = self._list_route
-        headers = [
-            (b"content-length", str(len(body)).encode()),
-            (b"content-type", MEDIA_TYPE.encode()),
-            *entry.link,
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, body, entry.link)
         return True
 
     async def _answer(self, scope: dict[str, Any], send: Any) -> bool:
@@ -119,13 +113,19 @@ class SettledRunMiddleware:
             self._route = _get_route(scope["app"], TEMPLATE)
         # Metrics label the request with the template of the route that would have served it.
         scope["route"] = self._route
-        headers = [
-            (b"content-length", str(len(body)).encode()),
-            (b"content-type", MEDIA_TYPE.encode()),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, body)
         return True
+
+
+async def _send_json(send: Any, body: bytes, extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """Answer 200 with a cached JSON ``body`` (and ``extra`` headers after the two of it)."""
+    headers = [
+        (b"content-length", str(len(body)).encode()),
+        (b"content-type", MEDIA_TYPE.encode()),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _next_headers(scope: dict[str, Any], cursor: str | None) -> list[tuple[bytes, bytes]]:
