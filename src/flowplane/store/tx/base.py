@@ -60,6 +60,9 @@ class TxBase:
         # iteration) -> the leased row or None; ("items", run id, node id) and ("status",
         # run id) -> count rows, valid until the transaction writes node runs.
         self.ahead: dict[tuple[Any, ...], Any] = {}
+        # What the entries of a grouped transaction (services.group_commit) read once for
+        # all of them: the heads of the workflows started (starts write no workflow row).
+        self.memo: dict[tuple[Any, ...], Any] = {}
 
     def one(self, record: type[R], query: sa.Select[Any]) -> R | None:
         """The first row ``query`` selects, as a ``record`` (``None`` when there is none)."""
