@@ -8,8 +8,9 @@ same ``Idempotency-Key`` header) and calls what their endpoints call
 (:func:`~flowplane.api.routes.runs.launch_run`,
 :func:`~flowplane.api.routes.workflows.start_workflow_run`), so what a start does is
 written once, in the routes' module. It answers with the status the endpoint would choose
-and the very bytes its response model would write (:func:`render_dispatch`, without
-building the model), and a ``FlowplaneError`` as the app's exception handler does.
+and the bytes its response model writes (:func:`render_dispatch`, sent as two ASGI messages
+rather than through a Starlette ``Response``), and a ``FlowplaneError`` as the app's
+exception handler does.
 
 Anything it does not bind exactly as FastAPI would falls through, unchanged, to the route:
 another path or method, a body that is not one JSON object sent as ``application/json``,
@@ -55,10 +56,7 @@ _JSON = b"application/json"
 
 Endpoint = Callable[..., Awaitable[Any]]
 
-_KEYS: tuple[tuple[str, str], ...] = tuple(
-    (name, field.alias or name) for name, field in DispatchResult.model_fields.items()
-)
-"""``(field, wire key)`` of the answer's model, in its order."""
+_SERIALIZE = DispatchResult.__pydantic_serializer__.to_json
 
 
 class StartShortcut:
@@ -195,16 +193,8 @@ def _bind(
 
 
 def render_dispatch(result: StartResult) -> bytes:
-    """The JSON body of a start's answer: what ``DispatchResult(**run_fields(run),
-    created=...).model_dump_json(by_alias=True)`` writes, serialised straight from the
-    fields (as :func:`~flowplane.api.run_templates.render_runs` does for listings). A run
-    with an ``error`` (any JSON value: a replay of a failed run) goes through the model."""
-    run = result.run
-    fields = run_fields(run)
-    if run.error is not None:
-        return (
-            DispatchResult(**fields, created=result.created).model_dump_json(by_alias=True).encode()
-        )
-    fields["created"] = result.created
-    document = {key: fields.get(name) for name, key in _KEYS}
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    """The JSON body of a start's answer, as the routes' response model writes it (the
+    model's serializer straight to bytes: quicker than ``json.dumps`` of the fields)."""
+    model = DispatchResult(**run_fields(result.run), created=result.created)
+    body: bytes = _SERIALIZE(model, by_alias=True)
+    return body
