@@ -181,6 +181,7 @@ class RunService(RunReader):
         fresh_key: bytes | None = None
 
         def dispatch(tx: Tx) -> tuple[RunRecord, bool]:
+            tx.coalesce_inserts()  # the batch's runs and audit rows written together
             head = ref.head(tx)
             if head is None or not caller.can_see(head.namespace):
                 raise WorkflowNotFound(f"workflow {ref.label!r} not found")
