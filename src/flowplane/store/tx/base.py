@@ -72,13 +72,13 @@ class TxBase:
     def coalesce_inserts(self) -> None:
         """Hold this transaction's ``runs``, ``node_runs`` and ``audit`` inserts back and
         write them together, one ``executemany`` per statement, at :meth:`flush` or
-        earlier: before a read or update of ``runs`` through
-        :class:`~flowplane.store.tx.runs.RunsTx` and before an insert of a node run that
-        returns it. For the starts of a grouped transaction (``RunService.start_stored``):
-        N starts cost one statement per table, and a new run's frame number is inserted
-        rather than set by an ``UPDATE`` right after. Only for transactions that read
-        ``node_runs`` and ``audit`` not at all and ``runs`` only through ``RunsTx``, as
-        a start does."""
+        earlier: all of them before a read or update of ``runs`` through
+        :class:`~flowplane.store.tx.runs.RunsTx`, the node runs before an insert of a node
+        run that returns it (ids stay in insertion order). For the starts of a grouped
+        transaction (``RunService.start_stored``): N starts cost one statement per table,
+        and a new run's frame number is inserted rather than set by an ``UPDATE`` right
+        after. Only for transactions that read ``node_runs`` and ``audit`` not at all and
+        ``runs`` only through ``RunsTx``, as a start does."""
         if self._coalesced is None:
             self._coalesced = {}
 
@@ -91,15 +91,20 @@ class TxBase:
         held.setdefault((statement, tuple(row)), []).append(row)
         return True
 
-    def write_coalesced(self) -> None:
+    def write_coalesced(self, only: Any = None) -> None:
         """Write the held-back inserts now (statements in order of first use, rows in the
-        order they came)."""
+        order they came); ``only``: those of that statement alone."""
         held = self._coalesced
-        if held:
-            self._coalesced = {}
-            self._queued_runs = {}
-            for (statement, _keys), rows in held.items():
-                statement.defer_many(self.conn, rows)
+        if not held:
+            return
+        if only is not None:
+            for key in [key for key in held if key[0] is only]:
+                only.defer_many(self.conn, held.pop(key))
+            return
+        self._coalesced = {}
+        self._queued_runs = {}
+        for (statement, _keys), rows in held.items():
+            statement.defer_many(self.conn, rows)
 
     def one(self, record: type[R], query: sa.Select[Any]) -> R | None:
         """The first row ``query`` selects, as a ``record`` (``None`` when there is none)."""

@@ -43,7 +43,8 @@ class NodeRunsTx(TxBase):
     def insert_node_run_returning(self, values: dict[str, Any]) -> NodeRunRecord:
         """Insert one node run row; return it as stored (with its id)."""
         self._nodes_written()
-        self.write_coalesced()  # the rows inserted before it get the lower ids, as before
+        # The rows inserted before it get the lower ids, as before.
+        self.write_coalesced(only=q.INSERT_NODE_RUNS)
         rows, _count = q.INSERT_NODE_RUN_RETURNING.execute(self.conn, values)
         return rows[0]
 
