@@ -263,10 +263,16 @@ async def test_grouped_starts_store_each_run_as_alone(api: ApiHarness) -> None:
 
 async def test_grouped_starts_with_a_worker_taking_roots(api_with_worker: ApiHarness) -> None:
     """The same with the embedded worker, which takes roots of new runs in the starting
-    transaction (the held-back node runs are written before the leased one): every run
-    finishes with its frames in order."""
+    transaction (the held-back node runs are written before the leased one, so node runs
+    keep the document's order): every run finishes with its frames in order."""
     api = api_with_worker
-    workflow_id = await store(api)
+    # The root comes second: the node run listed first is held back, the root leased.
+    text = "name: root-second\nnodes:\n  - {id: b, type: util.noop, needs: [a]}\n"
+    text += "  - {id: a, type: util.noop}\n"
+    created = await api.client.post(
+        "/v1/workflows", content=text, headers={"Content-Type": "application/yaml"}
+    )
+    workflow_id = created.json()["id"]
     for run_id in await _start_together(api, workflow_id, 16):
         for _ in range(400):
             detail = (await api.client.get(f"/v1/runs/{run_id}")).json()
@@ -274,4 +280,5 @@ async def test_grouped_starts_with_a_worker_taking_roots(api_with_worker: ApiHar
                 break
             await asyncio.sleep(0.05)
         assert detail["status"] == "finished", detail
+        assert [node["nodeId"] for node in detail["nodes"]] == ["b", "a"]  # as inserted
         await _frames_and_audit(api, run_id, 3)
