@@ -207,8 +207,10 @@ def _placeholders(answers: dict[str, Any]) -> Any:
             return {k: walk(v, k) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v) for v in value]
-        if isinstance(value, str) and key in ("runId", "run_id", "id", "worker", "forkedFrom"):
+        if isinstance(value, str) and key in ("runId", "run_id", "id", "worker", "forkedFrom", "workflowId"):
             return names.setdefault(value, f"<{key}{len(names)}>")
+        if isinstance(value, str) and key.endswith("At"):
+            return "<time>"
         if isinstance(value, str) and value.startswith("fork:"):
             return "fork:<run>"
         if isinstance(value, int) and not isinstance(value, bool) and value > 10**12:
