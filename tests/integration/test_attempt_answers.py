@@ -166,6 +166,7 @@ async def _answers(h: Harness, run_id: str) -> dict[str, Any]:
         )
         assert wire["durationMs"] == a.finished_at_ms - (a.started_at_ms or a.finished_at_ms)
         assert a.worker, a
+        assert a.started_at_ms is not None and a.started_at_ms <= a.finished_at_ms, a
         # The outcome the events state (a superseded attempt had finished).
         ending, ts, error = ends[(a.node_id, a.iteration, a.attempt)]
         assert (ending, ts, error) == (
