@@ -74,6 +74,13 @@ EACH: dict[str, Any] = {
         {"id": "total", "type": "util.set", "params": {"value": "{{ nodes.each.output | sum }}"}},
     ],
 }
+APPROVAL: dict[str, Any] = {
+    "name": "approval",
+    "nodes": [
+        {"id": "ask", "type": "control.approval", "params": {"title": "Ship it?"}},
+        {"id": "done", "type": "util.set", "params": {"value": "shipped"}},
+    ],
+}
 ENDINGS = {"NodeFinished": "finished", "NodeFailed": "failed"}
 PLACEHOLDERS = ("runId", "run_id", "id", "worker", "forkedFrom", "workflowId")
 
@@ -102,7 +109,8 @@ class Harness:
         deadline = time.monotonic() + 20
         while True:
             body: dict[str, Any] = await self.get(f"/v1/runs/{run_id}")
-            if body["status"] in statuses and not _in_flight(body):
+            waiting = body["status"].startswith("waiting")
+            if body["status"] in statuses and (waiting or not _in_flight(body)):
                 return body
             assert time.monotonic() < deadline, f"run {run_id} stayed {body['status']}"
             await asyncio.sleep(0.05)
@@ -165,7 +173,7 @@ async def _answers(h: Harness, run_id: str) -> dict[str, Any]:
             a.finished_at_ms,
         )
         assert wire["durationMs"] == a.finished_at_ms - (a.started_at_ms or a.finished_at_ms)
-        assert a.worker, a
+        assert a.worker or a.node_id == "ask", a  # an approval ran on no worker
         assert a.started_at_ms is not None and a.started_at_ms <= a.finished_at_ms, a
         # The outcome the events state (a superseded attempt had finished).
         ending, ts, error = ends[(a.node_id, a.iteration, a.attempt)]
@@ -306,6 +314,20 @@ async def test_attempt_answers_agree_for_every_ending(harness: Harness, db: Any)
     answers["fork"] = await _answers(h, fork)
     workers = {n["nodeId"]: n["attempts"][0]["worker"] for n in answers["fork"]["detail"]["nodes"]}
     assert workers["a"] == workers["b"] == f"fork:{chain}" != workers["c"]
+
+    # A waiting node settled by an approval: its success ran on no worker.
+    approval = await h.start(APPROVAL)
+    await h.wait(approval, "waiting-approval")
+    r = await h.http.post(
+        f"/v1/runs/{approval}/nodes/ask/approve", json={"iteration": 0}, headers=h.headers
+    )
+    assert r.status_code == 200, r.text
+    await h.wait(approval, "finished")
+    answers["approval"] = await _answers(h, approval)
+    ask = next(n for n in answers["approval"]["detail"]["nodes"] if n["nodeId"] == "ask")
+    assert [(a["attempt"], a["status"], a["worker"]) for a in ask["attempts"]] == [
+        (1, "finished", None)
+    ]
 
     out = os.environ.get("FLOWPLANE_ATTEMPT_ANSWERS")
     if out:
