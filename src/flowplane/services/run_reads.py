@@ -147,7 +147,8 @@ class RunReader:
             run = reads.run(tx, run_id)
             if run is None:
                 return None, [], []
-            return run, reads.node_runs(tx, run_id), reads.attempts_of(tx, run_id)
+            nodes = reads.node_runs(tx, run_id)
+            return run, nodes, reads.attempts_of(tx, run_id, nodes)
 
         run, nodes, attempts = await self.store.read(read)
         return RunSnapshot(_visible(caller, run, run_id), nodes, attempts)
@@ -236,7 +237,7 @@ class RunReader:
             nodes = reads.first_node_runs(tx, run_id, limit + 1)
             if len(nodes) > limit:
                 return run, read_capped(tx, run, limit)
-            return run, RunSnapshot(run, nodes, reads.attempts_of(tx, run_id))
+            return run, RunSnapshot(run, nodes, reads.attempts_of(tx, run_id, nodes))
 
         run, snapshot = await self.store.read(read)
         _visible(caller, run, run_id)

@@ -82,13 +82,21 @@ def merge_attempts(
     return every
 
 
-def attempts_of(tx: Tx, run_id: str) -> list[AttemptRecord]:
-    """Every attempt of the run's node runs, in the order they finished."""
+def attempts_of(
+    tx: Tx, run_id: str, nodes: Sequence[NodeRunRecord] | None = None
+) -> list[AttemptRecord]:
+    """Every attempt of the run's node runs, in the order they finished. ``nodes``: every
+    node run of the run, when the caller has read them already (then they are not read
+    again)."""
     params = {"_run": run_id}
     rows, _count = _ROWS_OF_RUN.execute(tx.conn, params)
-    nodes, _count = _NODES_OF_RUN.execute(tx.conn, params)
-    order = {(n["node_id"], int(n["iteration"])): int(n["id"]) for n in nodes}
-    kept = (kept_success(run_id, n) for n in nodes)
+    if nodes is not None:
+        order = {(n.node_id, n.iteration): n.id for n in nodes}
+        kept = (kept_success(run_id, n) for n in nodes)
+        return merge_attempts(rows, (a for a in kept if a is not None), order)
+    light, _count = _NODES_OF_RUN.execute(tx.conn, params)
+    order = {(n["node_id"], int(n["iteration"])): int(n["id"]) for n in light}
+    kept = (kept_success(run_id, n) for n in light)
     return merge_attempts(rows, (a for a in kept if a is not None), order)
 
 

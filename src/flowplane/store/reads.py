@@ -275,7 +275,10 @@ def logs_after(tx: Tx, run_id: str, *, after_id: int = 0, limit: int = 200) -> l
     return [LogRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
-def attempts_of(tx: Tx, run_id: str) -> list[AttemptRecord]:
+def attempts_of(
+    tx: Tx, run_id: str, nodes: Sequence[NodeRunRecord] | None = None
+) -> list[AttemptRecord]:
     """Return every attempt of the run's node runs, in the order they finished (see
-    :mod:`flowplane.store.attempt_reads`)."""
-    return attempt_reads.attempts_of(tx, run_id)
+    :mod:`flowplane.store.attempt_reads`); ``nodes``: every node run of the run, when
+    already read."""
+    return attempt_reads.attempts_of(tx, run_id, nodes)
