@@ -1,8 +1,9 @@
 """API benchmark: requests/s of two Flowplane routes over HTTP, against a bare Starlette endpoint.
 
 Run it with ``make bench`` or ``python bench/api.py [--quick] [--backend sqlite|postgres]
-[--duration 6] [--rounds 2] [--connections 16] [--client auto|wrk|python]``. On each backend,
-in one run, four targets are loaded by the same load generator with the same options:
+[--duration 6] [--rounds 2] [--connections 16] [--client auto|wrk|python] [--target NAME]``
+(``--target``: only that target besides ``bare``, repeatable). On each backend, in one
+run, four targets are loaded by the same load generator with the same options:
 
 * ``bare``: a minimal Starlette app (one route, no middleware, no database) that answers
   ``GET /v1/runs/{id}`` with the very JSON document Flowplane returns for the bench run
@@ -459,6 +460,8 @@ def load_targets(
         "GET list": (flowplane, Request(flowplane.base + "/v1/runs?limit=50", headers=auth)),
         "POST run": (flowplane, Request(post_url, "POST", post_headers, POST_BODY)),
     }
+    if args.target:  # the bare endpoint always, as the baseline
+        targets = {k: v for k, v in targets.items() if k == "bare" or k in args.target}
     warm = argparse.Namespace(**{**vars(args), "duration": 1})
     for server, request in targets.values():
         measure(generator, server, request, warm, work)
@@ -515,6 +518,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="rounds over the targets (2)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument(
+        "--target",
+        action="append",
+        help='only this target besides bare (repeatable), e.g. --target "POST run"',
+    )
     parser.add_argument("--serve", choices=["flowplane", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)

@@ -13,7 +13,11 @@ import uuid
 from typing import Any
 
 import httpx
-from api_support import ApiHarness, api_fixture  # noqa: F401  (the ``api`` fixture)
+from api_support import (  # noqa: F401  (the fixtures)
+    ApiHarness,
+    api_fixture,
+    api_with_worker_fixture,
+)
 
 WORKFLOW = """
 name: {name}
@@ -214,3 +218,67 @@ async def test_an_invalid_stored_workflow_is_refused_on_every_start(api: ApiHarn
     )
     assert [a.status_code for a in answers] == [201, 400, 201, 400, 201], [a.text for a in answers]
     assert {a.json()["code"] for a in answers[1::2]} == {"workflow_invalid"}
+
+
+async def _start_together(api: ApiHarness, workflow_id: str, count: int) -> list[str]:
+    """``count`` concurrent starts (checked to have been grouped); their run ids."""
+    executor = await api.key("executor")
+    before = counts(api)
+    answers = await asyncio.gather(
+        *(
+            api.client.post(
+                f"/v1/workflows/{workflow_id}/runs",
+                json={"input": {"who": f"w{i}"}},
+                headers=api.auth(executor),
+            )
+            for i in range(count)
+        )
+    )
+    assert batched(api, before) > 1.5
+    assert all(answer.status_code == 201 for answer in answers), [a.text for a in answers]
+    return [answer.json()["runId"] for answer in answers]
+
+
+async def _frames_and_audit(api: ApiHarness, run_id: str, least: int) -> None:
+    """The run's frames are numbered 1, 2, ... without a gap or a repeat (each transition
+    numbers its frame from the runs row: a start that left it wrong repeats a number);
+    one ``run.start`` audit entry names it."""
+    frames = await api.client.get(f"/v1/runs/{run_id}/frames", params={"limit": 100})
+    numbers = [frame["frameNo"] for frame in frames.json()]
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= least, numbers
+    audit = await api.client.get("/v1/audit", params={"targetId": run_id, "action": "run.start"})
+    assert len(audit.json()["items"]) == 1, audit.text
+
+
+async def test_grouped_starts_store_each_run_as_alone(api: ApiHarness) -> None:
+    """A batch's runs, node runs and audit rows are written together, each run inserted
+    with its first frame number (``Tx.coalesce_inserts``); the next transition of each
+    run (a cancel) numbers its frame 2."""
+    workflow_id = await store(api)
+    for run_id in await _start_together(api, workflow_id, 16):
+        cancelled = await api.client.post(f"/v1/runs/{run_id}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        await _frames_and_audit(api, run_id, 2)
+
+
+async def test_grouped_starts_with_a_worker_taking_roots(api_with_worker: ApiHarness) -> None:
+    """The same with the embedded worker, which takes roots of new runs in the starting
+    transaction (the held-back node runs are written before the leased one, so node runs
+    keep the document's order): every run finishes with its frames in order."""
+    api = api_with_worker
+    # The root comes second: the node run listed first is held back, the root leased.
+    text = "name: root-second\nnodes:\n  - {id: b, type: util.noop, needs: [a]}\n"
+    text += "  - {id: a, type: util.noop}\n"
+    created = await api.client.post(
+        "/v1/workflows", content=text, headers={"Content-Type": "application/yaml"}
+    )
+    workflow_id = created.json()["id"]
+    for run_id in await _start_together(api, workflow_id, 16):
+        for _ in range(400):
+            detail = (await api.client.get(f"/v1/runs/{run_id}")).json()
+            if detail["status"] == "finished":
+                break
+            await asyncio.sleep(0.05)
+        assert detail["status"] == "finished", detail
+        assert [node["nodeId"] for node in detail["nodes"]] == ["b", "a"]  # as inserted
+        await _frames_and_audit(api, run_id, 3)

@@ -3,11 +3,14 @@
 ``POST /v1/runs`` and ``POST /v1/workflows/{id}/runs`` are the API's hot writes. Through
 FastAPI each paid for route matching (18+ patterns, included routers walked per request)
 and dependency solving more than for the start itself. :class:`StartShortcut` binds the
-arguments of those two routes' *own endpoint functions* by hand (the same body models,
-the same role check, the same ``Idempotency-Key`` header) and calls them, so what a start
-does and answers is written once, in the route. It renders the result as FastAPI does
-(the response model's JSON, the status the endpoint chose) and a ``FlowplaneError`` as the
-app's exception handler does.
+arguments of those two routes by hand (the same body models, the same role check, the
+same ``Idempotency-Key`` header) and calls what their endpoints call
+(:func:`~flowplane.api.routes.runs.launch_run`,
+:func:`~flowplane.api.routes.workflows.start_workflow_run`), so what a start does is
+written once, in the routes' module. It answers with the status the endpoint would choose
+and the bytes its response model writes (:func:`render_dispatch`, sent as two ASGI messages
+rather than through a Starlette ``Response``), and a ``FlowplaneError`` as the app's
+exception handler does.
 
 Anything it does not bind exactly as FastAPI would falls through, unchanged, to the route:
 another path or method, a body that is not one JSON object sent as ``application/json``,
@@ -28,17 +31,19 @@ from typing import Any
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import Response
 
 from flowplane.api.callers import of_request
 from flowplane.api.deps import api_routes
 from flowplane.api.models.runs import DispatchBody
 from flowplane.api.models.workflows import WorkflowRunBody
 from flowplane.api.problems import error_response
-from flowplane.api.routes.runs import dispatch_run
-from flowplane.api.routes.workflows import run_workflow
+from flowplane.api.routes.runs import dispatch_run, launch_run
+from flowplane.api.routes.workflows import run_workflow, start_workflow_run
+from flowplane.api.run_views import run_fields
+from flowplane.client.models import DispatchResult
 from flowplane.errors import FlowplaneError
 from flowplane.services.caller import Caller
+from flowplane.services.runs import StartResult
 
 _log = logging.getLogger("flowplane.api")
 
@@ -50,6 +55,8 @@ _MAX_IDEMPOTENCY_KEY = 255  # the routes' Header(max_length=255)
 _JSON = b"application/json"
 
 Endpoint = Callable[..., Awaitable[Any]]
+
+_SERIALIZE = DispatchResult.__pydantic_serializer__.to_json
 
 
 class StartShortcut:
@@ -106,8 +113,6 @@ class StartShortcut:
             return False
         caller = of_request(principal)
         request = Request(scope, receive, send)
-        temporal = Response()
-        temporal.status_code = None  # type: ignore[assignment]  # FastAPI's "not set"
         try:
             if workflow_id is None:
                 dispatch = DispatchBody.model_validate(document)
@@ -118,9 +123,11 @@ class StartShortcut:
         scope["route"] = route  # metrics label the request with the route's template
         try:
             if workflow_id is None:
-                result = await dispatch_run(request, dispatch, caller, key)
+                result = await launch_run(request, dispatch, caller, key)
+                status = route.status_code or 200
             else:
-                result = await run_workflow(request, workflow_id, temporal, caller, start, key)
+                result = await start_workflow_run(request, workflow_id, caller, start, key)
+                status = 201 if result.created else 200  # as run_workflow sets it
         except FlowplaneError as exc:
             # As problems.install's handler for FlowplaneError answers it.
             if exc.status >= 500:
@@ -128,12 +135,11 @@ class StartShortcut:
             problem = error_response(exc, getattr(exc, "headers", None), path=request.url.path)
             await problem(scope, receive, send)
             return True
-        response = Response(
-            content=result.model_dump_json(by_alias=True).encode(),
-            media_type="application/json",
-            status_code=temporal.status_code or route.status_code or 200,
-        )
-        await response(scope, receive, send)
+        body = render_dispatch(result)
+        # What a Starlette Response with this JSON body sends.
+        headers = [(b"content-length", str(len(body)).encode()), (b"content-type", _JSON)]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
         return True
 
     def _routes_of(self, app: Any) -> dict[str, APIRoute | None]:
@@ -184,3 +190,11 @@ def _bind(
     if not isinstance(document, dict):
         return None
     return principal, key, document
+
+
+def render_dispatch(result: StartResult) -> bytes:
+    """The JSON body of a start's answer, as the routes' response model writes it (the
+    model's serializer straight to bytes: quicker than ``json.dumps`` of the fields)."""
+    model = DispatchResult(**run_fields(result.run), created=result.created)
+    body: bytes = _SERIALIZE(model, by_alias=True)
+    return body

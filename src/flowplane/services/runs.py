@@ -181,6 +181,7 @@ class RunService(RunReader):
         fresh_key: bytes | None = None
 
         def dispatch(tx: Tx) -> tuple[RunRecord, bool]:
+            tx.coalesce_inserts()  # the batch's runs and audit rows written together
             head = ref.head(tx)
             if head is None or not caller.can_see(head.namespace):
                 raise WorkflowNotFound(f"workflow {ref.label!r} not found")
@@ -600,11 +601,25 @@ class StoredRef:
         return self.workflow_id or self.name or ""
 
     def head(self, tx: Tx) -> WorkflowHead | None:
-        """Its live head in ``tx``."""
+        """Its live head in ``tx``, read once per transaction (``tx.memo``).
+
+        The starts that share a grouped transaction read a workflow's head once: none of
+        them writes a workflow row, and all of them were waiting when it was read, so the
+        head each one runs was current during its request, as when each read its own (a
+        change committed meanwhile is run by the starts of the next transaction).
+        """
+        key = ("head", self.workflow_id, self.namespace, self.name)
+        memo = tx.memo
+        if key in memo:
+            head: WorkflowHead | None = memo[key]
+            return head
         if self.workflow_id is not None:
-            return wq.get_workflow_head(tx, self.workflow_id)
-        assert self.name is not None
-        return wq.get_workflow_head_by_name(tx, self.namespace, self.name)
+            head = wq.get_workflow_head(tx, self.workflow_id)
+        else:
+            assert self.name is not None
+            head = wq.get_workflow_head_by_name(tx, self.namespace, self.name)
+        memo[key] = head
+        return head
 
     def request(self) -> LaunchRequest:
         """The launch request naming it (for :meth:`RunService._stored_workflow`)."""

@@ -110,24 +110,24 @@ def record(
     clean = scrub(details) if details else None
     if clean is not None and redact is not None:
         clean = redact(clean)
-    # Queued: on PostgreSQL it travels with the transaction's next statement or COMMIT.
-    _INSERT_AUDIT.defer(
-        tx.conn,
-        {
-            "ts_ms": tx.now_ms,
-            "actor": who.name[:128],
-            "actor_kind": who.kind[:16],
-            "actor_id": who.id,
-            "action": action[:64],
-            "namespace": namespace,
-            "target_type": target_type[:32],
-            "target_id": target_id[:600],
-            "before_version": before_version,
-            "after_version": after_version,
-            "request_id": request_id or who.request_id,
-            "details": clean,
-        },
-    )
+    # Queued: on PostgreSQL it travels with the transaction's next statement or COMMIT;
+    # held back to be written with the others when the transaction coalesces inserts.
+    row = {
+        "ts_ms": tx.now_ms,
+        "actor": who.name[:128],
+        "actor_kind": who.kind[:16],
+        "actor_id": who.id,
+        "action": action[:64],
+        "namespace": namespace,
+        "target_type": target_type[:32],
+        "target_id": target_id[:600],
+        "before_version": before_version,
+        "after_version": after_version,
+        "request_id": request_id or who.request_id,
+        "details": clean,
+    }
+    if not tx.queue_insert(_INSERT_AUDIT, row):
+        _INSERT_AUDIT.defer(tx.conn, row)
 
 
 def scrub(value: Any) -> Any:

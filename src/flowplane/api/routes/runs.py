@@ -55,6 +55,7 @@ from flowplane.client.models import (
 from flowplane.model.bounds import Seq
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
+from flowplane.services.runs import StartResult
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
@@ -95,13 +96,21 @@ async def dispatch_run(
     ``Idempotency-Key`` returns the same run; reused with another body it is 422. A
     ``runId`` that is taken, without ``resume``, is 409 ``RUN_ALREADY_EXISTS``.
     """
+    result = await launch_run(request, body, principal, idempotency_key)
+    return DispatchResult(**run_fields(result.run), created=result.created)
+
+
+async def launch_run(
+    request: Request, body: DispatchBody, principal: Caller, idempotency_key: str | None
+) -> StartResult:
+    """What :func:`dispatch_run` does, before rendering (shared with
+    :mod:`flowplane.api.start_shortcut`)."""
     services = get_services(request)  # not a dependency: one less for FastAPI to solve
-    result = await services.runs.launch(
+    return await services.runs.launch(
         principal,
         body.launch_request(idempotency_key),
         root=services.settings.root,
     )
-    return DispatchResult(**run_fields(result.run), created=result.created)
 
 
 @router.get(

@@ -43,6 +43,7 @@ from flowplane.errors import InvalidInput
 from flowplane.model.bounds import Version
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
+from flowplane.services.runs import StartResult
 from flowplane.services.workflows import split_documents
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
@@ -120,11 +121,25 @@ async def run_workflow(
     The same ``Idempotency-Key`` (header or ``idempotencyKey``) with the same body returns
     the same run (200); with another body it is 422 ``idempotency_key_reused``.
     """
+    result = await start_workflow_run(request, workflow_id, principal, body, idempotency_key)
+    response.status_code = 201 if result.created else 200
+    return DispatchResult(**run_fields(result.run), created=result.created)
+
+
+async def start_workflow_run(
+    request: Request,
+    workflow_id: str,
+    principal: Caller,
+    body: WorkflowRunBody | None,
+    idempotency_key: str | None,
+) -> StartResult:
+    """What :func:`run_workflow` does, before rendering (shared with
+    :mod:`flowplane.api.start_shortcut`)."""
     body = body or WorkflowRunBody()
     if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
         raise InvalidInput("the Idempotency-Key header and idempotencyKey differ")
     services = get_services(request)  # not a dependency: one less for FastAPI to solve
-    result = await services.workflows.start_run(
+    return await services.workflows.start_run(
         principal,
         workflow_id,
         body.input,
@@ -132,8 +147,6 @@ async def run_workflow(
         request_hash=run_request_hash(workflow_id, body),
         run_id=body.run_id,
     )
-    response.status_code = 201 if result.created else 200
-    return DispatchResult(**run_fields(result.run), created=result.created)
 
 
 @router.post(

@@ -60,6 +60,51 @@ class TxBase:
         # iteration) -> the leased row or None; ("items", run id, node id) and ("status",
         # run id) -> count rows, valid until the transaction writes node runs.
         self.ahead: dict[tuple[Any, ...], Any] = {}
+        # What the entries of a grouped transaction (services.group_commit) read once for
+        # all of them: the heads of the workflows started (starts write no workflow row).
+        self.memo: dict[tuple[Any, ...], Any] = {}
+        # Inserts held back to be written together (see coalesce_inserts): rows by
+        # (statement, keys), in the order the statements were first used; None: off.
+        self._coalesced: dict[tuple[Any, tuple[str, ...]], list[Row]] | None = None
+        # The held-back runs rows by run id (flush sets their frame number in place).
+        self._queued_runs: dict[str, Row] = {}
+
+    def coalesce_inserts(self) -> None:
+        """Hold this transaction's ``runs``, ``node_runs`` and ``audit`` inserts back and
+        write them together, one ``executemany`` per statement, at :meth:`flush` or
+        earlier: all of them before a read or update of ``runs`` through
+        :class:`~flowplane.store.tx.runs.RunsTx`, the node runs before an insert of a node
+        run that returns it (ids stay in insertion order). For the starts of a grouped
+        transaction (``RunService.start_stored``): N starts cost one statement per table,
+        and a new run's frame number is inserted rather than set by an ``UPDATE`` right
+        after. Only for transactions that read ``node_runs`` and ``audit`` not at all and
+        ``runs`` only through ``RunsTx``, as a start does."""
+        if self._coalesced is None:
+            self._coalesced = {}
+
+    def queue_insert(self, statement: Any, row: Row) -> bool:
+        """Hold ``row`` back for ``statement`` (a :class:`Prepared` insert) when
+        :meth:`coalesce_inserts` is on; ``False`` (nothing held) when it is off."""
+        held = self._coalesced
+        if held is None:
+            return False
+        held.setdefault((statement, tuple(row)), []).append(row)
+        return True
+
+    def write_coalesced(self, only: Any = None) -> None:
+        """Write the held-back inserts now (statements in order of first use, rows in the
+        order they came); ``only``: those of that statement alone."""
+        held = self._coalesced
+        if not held:
+            return
+        if only is not None:
+            for key in [key for key in held if key[0] is only]:
+                only.defer_many(self.conn, held.pop(key))
+            return
+        self._coalesced = {}
+        self._queued_runs = {}
+        for (statement, _keys), rows in held.items():
+            statement.defer_many(self.conn, rows)
 
     def one(self, record: type[R], query: sa.Select[Any]) -> R | None:
         """The first row ``query`` selects, as a ``record`` (``None`` when there is none)."""

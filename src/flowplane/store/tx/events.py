@@ -68,8 +68,18 @@ class EventsTx(TxBase):
         return int(rows[0]["seq"])
 
     def flush(self) -> None:
-        """Write buffered frames and events (called by the store just before commit)."""
+        """Write buffered frames and events (called by the store just before commit), and
+        the inserts held back (:meth:`coalesce_inserts`): a held-back run is inserted with
+        its new frame number."""
         self._batches = self._batch()
+        queued = self._queued_runs
+        if queued:
+            for batch in self._batches:
+                row = queued.get(batch.run_id)
+                if row is not None and batch.set_frame:
+                    row["frame_no"] = batch.frame_no
+                    batch.set_frame = False
+        self.write_coalesced()
         if not self._batches:
             self._publish(self.notifications)
             return

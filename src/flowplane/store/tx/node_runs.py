@@ -32,6 +32,10 @@ class NodeRunsTx(TxBase):
             return
         keys = rows[0].keys()
         if all(row.keys() == keys for row in rows):
+            if self._coalesced is not None:  # held back (see coalesce_inserts)
+                for row in rows:
+                    self.queue_insert(q.INSERT_NODE_RUNS, row)
+                return
             q.INSERT_NODE_RUNS.defer_many(self.conn, rows)
         else:
             self.conn.execute(t.node_runs.insert(), list(rows))
@@ -39,6 +43,8 @@ class NodeRunsTx(TxBase):
     def insert_node_run_returning(self, values: dict[str, Any]) -> NodeRunRecord:
         """Insert one node run row; return it as stored (with its id)."""
         self._nodes_written()
+        # The rows inserted before it get the lower ids, as before.
+        self.write_coalesced(only=q.INSERT_NODE_RUNS)
         rows, _count = q.INSERT_NODE_RUN_RETURNING.execute(self.conn, values)
         return rows[0]
 
