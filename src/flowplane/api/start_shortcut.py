@@ -128,6 +128,9 @@ class StartShortcut:
             problem = error_response(exc, getattr(exc, "headers", None), path=request.url.path)
             await problem(scope, receive, send)
             return True
+        if isinstance(result, Response):  # a start that follows its run (Accept: SSE)
+            await result(scope, receive, send)
+            return True
         response = Response(
             content=result.model_dump_json(by_alias=True).encode(),
             media_type="application/json",
