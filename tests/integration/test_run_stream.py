@@ -36,6 +36,8 @@ from runs_support import (
 
 from flowplane.api.app import create_app
 from flowplane.api.run_stream import RunStreamShortcut
+from flowplane.client import AsyncClient
+from flowplane.errors import FlowplaneError
 from flowplane.services.feed import run_filter
 
 # The rate limit's remaining count depends on the requests each app served before.
@@ -259,3 +261,27 @@ def test_a_client_that_leaves_ends_its_stream(
         while _subscribers(url, keys[ADMIN]) != 0:
             assert time.monotonic() < deadline, "the stream went on after its client left"
             time.sleep(0.05)
+
+
+class _NoStreamStarts(httpx.ASGITransport):
+    """A server from before start-and-follow: a start's ``Accept`` is not honoured."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            request.headers["Accept"] = "application/json"
+        return await super().handle_async_request(request)
+
+
+@pytest.mark.parametrize("server", ["current", "older"])
+async def test_client_starts_and_streams(api: Api, server: str) -> None:
+    (api.root / "noops.yaml").write_text(NOOP_WORKFLOW)
+    kind = httpx.ASGITransport if server == "current" else _NoStreamStarts
+    transport = kind(app=api.app)
+    async with AsyncClient("http://flowplane", token=api.keys[EXECUTOR], transport=transport) as fp:
+        events = [e async for e in fp.start_and_stream(path="noops.yaml", input={"x": 1})]
+        run_id = events[0].run_id
+        assert events[0].type == "RunStarted" and "RunFinished" in [e.type for e in events]
+        assert [e.seq for e in events] == await _table_seqs(api, run_id)
+        with pytest.raises(FlowplaneError) as refused:
+            [e async for e in fp.start_and_stream(path="missing.yaml")]
+        assert refused.value.status == 404
