@@ -1,7 +1,8 @@
 """End to end over HTTP against the in-process engine, measured in the same run.
 
 Run it with ``make bench`` or ``python bench/e2e.py [--quick] [--backend sqlite|postgres]
-[--clients 16] [--duration 8] [--rounds 2] [--profile FILE]``. On each backend, in turn:
+[--clients 16] [--duration 8] [--rounds 2] [--profile FILE] [--flow two|both]``. On each
+backend, in turn:
 
 * ``HTTP``: a real ``flowplane serve`` subprocess, served the way ``make run`` serves it
   (the API and one embedded worker in one process, concurrency 16, uvicorn's defaults and
@@ -12,13 +13,18 @@ Run it with ``make bench`` or ``python bench/e2e.py [--quick] [--backend sqlite|
   ``EventSource``) read until ``RunFinished``. Latency runs from sending the POST to reading
   ``RunFinished``. The clients are raw asyncio sockets in this process (an HTTP library
   would cost the shared 2 cores more than the server's own work); their CPU is printed.
+* ``HTTP 1-req`` (``--flow both``, the default): the same clients start and follow each run
+  in one request, ``POST /v1/runs`` with ``Accept: text/event-stream`` (the answer is the
+  run's stream), read to its end on the keep-alive connection. ``--flow two`` measures only
+  the two-request flow (a server without start-and-follow).
 * ``in-process``: the same workflow through bench/engine.py's machinery (``RunService`` +
   one ``Worker`` of concurrency 16 on one event loop, no HTTP), 16 runs in flight.
 
 Each phase runs ``--duration`` seconds (after a warm-up) on a fresh database, alternating
 ``--rounds`` times; the best round of each is compared: ``ratio`` = HTTP nodes/s ÷
-in-process nodes/s (issue 19's target: at least 0.7). ``server CPU ms/run`` is the serve
-process's user + system time per run (``/proc``), ``client CPU ms/run`` this process's.
+in-process nodes/s (issue 19's target: at least 0.7), and the one-request ratio.
+``server CPU ms/run`` is the serve process's user + system time per run (``/proc``),
+``client CPU ms/run`` this process's.
 ``--profile FILE`` records the serve process with py-spy during the HTTP phases (a flame
 graph SVG, or ``.txt`` for collapsed stacks).
 
