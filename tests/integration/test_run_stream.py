@@ -285,3 +285,22 @@ async def test_client_starts_and_streams(api: Api, server: str) -> None:
         with pytest.raises(FlowplaneError) as refused:
             [e async for e in fp.start_and_stream(path="missing.yaml")]
         assert refused.value.status == 404
+
+
+async def test_a_deleted_run_has_no_stream(api: Api) -> None:
+    (api.root / "noops.yaml").write_text(NOOP_WORKFLOW)
+    feed = api.app.state.services.feed
+    for _ in range(2):  # the first stream starts the feed's tail, the second finds its run
+        started = await api.http.post(
+            "/v1/runs", json={"workflowPath": "noops.yaml"}, headers=api.headers()
+        )
+        run_id = started.json()["runId"]
+        url = f"/v1/runs/{run_id}/events"
+        hits = feed.recent.hits
+        followed = await api.http.get(url, headers=api.headers(VIEWER))
+    assert "RunFinished" in _types(followed.text) and feed.recent.hits > hits
+    deleted = await api.http.delete(f"/v1/runs/{run_id}", headers=api.headers(ADMIN))
+    assert deleted.status_code == 204
+    # The feed saw the run (its events are in the feed's recent runs): deleted, it is a 404.
+    gone = await api.http.get(url, headers=api.headers(VIEWER))
+    assert gone.status_code == 404 and gone.json()["code"] == "RUN_NOT_FOUND"

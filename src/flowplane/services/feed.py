@@ -47,6 +47,7 @@ from flowplane.errors import DatabaseUnavailable, InvalidInput, NotFound, RunNot
 from flowplane.services.caller import Caller
 from flowplane.services.feed_pages import FeedEvent, PageCache, feed_event, feed_events
 from flowplane.services.feed_runs import RecentRun, RecentRuns
+from flowplane.services.run_cache import RUN_CHANGED
 from flowplane.status import TERMINAL_RUN
 from flowplane.store import reads
 from flowplane.store.base import Store
@@ -313,13 +314,17 @@ class EventFeed:
         return self.recent.get(run_id)
 
     def _on_commit(self, notifications: list[tuple[str, str]]) -> None:
-        """A commit hook (any thread): remember the newest seq this process committed."""
+        """A commit hook (any thread, before the commit's caller goes on): remember the
+        newest seq this process committed; forget a run changed by hand (deleted, or
+        cancelled, resumed...: its stream reads the table, and a deleted run's is a 404)."""
         for kind, payload in notifications:
             if kind == "event":
                 with contextlib.suppress(ValueError, IndexError):
                     seq = int(payload.rsplit(" ", 1)[-1])
                     if seq > self._committed:
                         self._committed = seq
+            elif kind == RUN_CHANGED:
+                self.recent.forget(payload)
 
     def _read_done(self) -> None:
         """The tail finished a read: wake :meth:`recent_run`'s waiters."""
@@ -650,12 +655,16 @@ class EventFeed:
 
         return await self.store.read(settled)
 
-    def _on_notify(self, kind: str, _payload: str) -> None:
+    def _on_notify(self, kind: str, payload: str) -> None:
         if kind == "event":
             self._wake.set()
+        elif kind == RUN_CHANGED:
+            self.recent.forget(payload)  # changed by another process (or this one, again)
 
     async def _tail(self) -> None:
-        self._remove_listener = self.store.add_listener(self._on_notify, kinds=("event",))
+        self._remove_listener = self.store.add_listener(
+            self._on_notify, kinds=("event", RUN_CHANGED)
+        )
         remove_hook = self.store.add_commit_hook(self._on_commit)
         try:
             while not self._closing:

@@ -12,7 +12,11 @@ either.
 Bounded: at most :data:`RECENT_RUNS` runs (the oldest started forgotten first) and
 :data:`RUN_EVENTS` events per run (a run with more is forgotten: its stream reads the
 table as before). The feed clears it whenever its tail stops following the table (no
-subscriber left): entries must hold *every* event of their run the tail went past.
+subscriber left): entries must hold *every* event of their run the tail went past. A run
+changed by hand (a ``run-changed`` notification: deleted, cancelled, resumed, ...) is
+forgotten: by the commit hook before the change is answered in this process, on its
+notification in the others (a stream opened elsewhere within that lag may replay a run
+just deleted, then ends: the settled-run cache's bound).
 """
 
 from __future__ import annotations
@@ -75,6 +79,10 @@ class RecentRuns:
     def get(self, run_id: str) -> RecentRun | None:
         """The run's entry, when the tail saw it from its start."""
         return self._entries.get(run_id)
+
+    def forget(self, run_id: str) -> None:
+        """Forget one run (any thread: one dict operation)."""
+        self._entries.pop(run_id, None)
 
     def clear(self) -> None:
         """Forget every run (the tail no longer follows the table)."""
