@@ -1,7 +1,8 @@
 """End to end over HTTP against the in-process engine, measured in the same run.
 
 Run it with ``make bench`` or ``python bench/e2e.py [--quick] [--backend sqlite|postgres]
-[--clients 16] [--duration 8] [--rounds 2] [--profile FILE]``. On each backend, in turn:
+[--clients 16] [--duration 8] [--rounds 2] [--profile FILE] [--flow two|both]``. On each
+backend, in turn:
 
 * ``HTTP``: a real ``flowplane serve`` subprocess, served the way ``make run`` serves it
   (the API and one embedded worker in one process, concurrency 16, uvicorn's defaults and
@@ -12,13 +13,18 @@ Run it with ``make bench`` or ``python bench/e2e.py [--quick] [--backend sqlite|
   ``EventSource``) read until ``RunFinished``. Latency runs from sending the POST to reading
   ``RunFinished``. The clients are raw asyncio sockets in this process (an HTTP library
   would cost the shared 2 cores more than the server's own work); their CPU is printed.
+* ``HTTP 1-req`` (``--flow both``, the default): the same clients start and follow each run
+  in one request, ``POST /v1/runs`` with ``Accept: text/event-stream`` (the answer is the
+  run's stream), read to its end on the keep-alive connection. ``--flow two`` measures only
+  the two-request flow (a server without start-and-follow).
 * ``in-process``: the same workflow through bench/engine.py's machinery (``RunService`` +
   one ``Worker`` of concurrency 16 on one event loop, no HTTP), 16 runs in flight.
 
 Each phase runs ``--duration`` seconds (after a warm-up) on a fresh database, alternating
 ``--rounds`` times; the best round of each is compared: ``ratio`` = HTTP nodes/s ÷
-in-process nodes/s (issue 19's target: at least 0.7). ``server CPU ms/run`` is the serve
-process's user + system time per run (``/proc``), ``client CPU ms/run`` this process's.
+in-process nodes/s (issue 19's target: at least 0.7), and the one-request ratio.
+``server CPU ms/run`` is the serve process's user + system time per run (``/proc``),
+``client CPU ms/run`` this process's.
 ``--profile FILE`` records the serve process with py-spy during the HTTP phases (a flame
 graph SVG, or ``.txt`` for collapsed stacks).
 
@@ -150,13 +156,52 @@ async def follow_to_end(port: int, key: str, run_id: str) -> str:
         writer.close()
 
 
+async def read_chunked_to_end(reader: asyncio.StreamReader) -> bytes:
+    """The whole body of a chunked response (the stream of a start that follows its run)."""
+    parts: list[bytes] = []
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
+        if size == 0:
+            await reader.readuntil(b"\r\n")  # no trailers: the empty line
+            return b"".join(parts)
+        parts.append(await reader.readexactly(size))
+        await reader.readexactly(2)
+
+
+def stream_end(body: bytes) -> str:
+    """The type of the run-ending event of an SSE body ("closed" without one)."""
+    for line in body.split(b"\n"):
+        if line.startswith(b"data: ") and any(end in line for end in RUN_ENDS):
+            kind: str = json.loads(line[6:])["type"]
+            if kind.encode() in RUN_ENDS:
+                return kind
+    return "closed"
+
+
+async def start_and_follow(conn: Connection, head: bytes, body: bytes) -> str:
+    """One request: ``POST /v1/runs`` with ``Accept: text/event-stream``, read to the end
+    of its stream on the keep-alive connection; the run-ending event's type."""
+    conn.writer.write(head + body)
+    status, headers = await read_head(conn.reader)
+    if headers.get(b"transfer-encoding") != b"chunked":
+        await conn.reader.readexactly(int(headers.get(b"content-length", b"0")))
+        return f"HTTP {status}"
+    answer = await read_chunked_to_end(conn.reader)
+    if status != 200 or not headers.get(b"x-run-id"):
+        return f"HTTP {status}"
+    return stream_end(answer)
+
+
 async def http_clients(
-    port: int, key: str, workflow_id: str, clients: int, seconds: float
+    port: int, key: str, workflow_id: str, clients: int, seconds: float, flow: str = "two"
 ) -> tuple[int, list[float], int, float]:
-    """``clients`` loops of POST + follow until ``seconds`` pass; (runs, latencies, errors,
-    elapsed)."""
+    """``clients`` loops of POST + follow (``flow`` "two": two requests, the stream on a
+    connection of its own; "one": one request, the start answering with its stream) until
+    ``seconds`` pass; (runs, latencies, errors, elapsed)."""
     body = json.dumps({"workflowId": workflow_id, "input": {"source": "e2e"}}).encode()
     head = request_head("POST", "/v1/runs", key, body)
+    if flow == "one":
+        head = request_head("POST", "/v1/runs", key, body, accept="text/event-stream")
     latencies: list[float] = []
     errors = 0
     runs = 0
@@ -169,6 +214,13 @@ async def http_clients(
         try:
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
+                if flow == "one":
+                    if await start_and_follow(conn, head, body) != "RunFinished":
+                        errors += 1
+                        continue
+                    latencies.append((time.perf_counter() - t0) * 1000)
+                    runs += 1
+                    continue
                 status, answer = await conn.request(head, body)
                 if status != 200:
                     errors += 1
@@ -195,7 +247,9 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def http_phase(backend: str, args: argparse.Namespace, profile: str | None) -> Phase:
+async def http_phase(
+    backend: str, args: argparse.Namespace, profile: str | None, flow: str = "two"
+) -> Phase:
     import httpx
 
     work = Path(tempfile.mkdtemp(prefix="fp-e2e-"))
@@ -230,20 +284,19 @@ async def http_phase(backend: str, args: argparse.Namespace, profile: str | None
                 auth = {"Authorization": f"Bearer {key}"}
                 created = httpx.post(base + "/v1/workflows", json=WORKFLOW_DOC, headers=auth)
                 workflow_id = created.raise_for_status().json()["id"]
-                await http_clients(port, key, workflow_id, args.clients, 1.0)  # warm-up
+                await http_clients(port, key, workflow_id, args.clients, 1.0, flow)  # warm-up
                 if profile:
                     spy = start_py_spy(proc.pid, profile, args.duration)
                 cpu0, client0 = process_cpu(proc.pid), time.process_time()
                 runs, latencies, errors, elapsed = await http_clients(
-                    port, key, workflow_id, args.clients, args.duration
+                    port, key, workflow_id, args.clients, args.duration, flow
                 )
                 server_cpu = process_cpu(proc.pid) - cpu0
                 client_cpu = time.process_time() - client0
                 if spy is not None:
                     spy.wait(60)
-                return Phase(
-                    "HTTP", runs, elapsed, latencies, server_cpu, client_cpu, errors=errors
-                )
+                kind = "HTTP" if flow == "two" else "HTTP 1-req"
+                return Phase(kind, runs, elapsed, latencies, server_cpu, client_cpu, errors=errors)
             finally:
                 proc.terminate()
                 try:
@@ -321,7 +374,9 @@ async def in_flight(bench: Any, clients: int, seconds: float) -> tuple[int, list
 # --- report ----------------------------------------------------------------------------------
 
 
-def print_report(backend: str, http: list[Phase], engine: list[Phase]) -> float:
+def print_report(
+    backend: str, http: list[Phase], engine: list[Phase], one: list[Phase] | None = None
+) -> float:
     best_http = max(http, key=lambda p: p.nodes_per_s)
     best_engine = max(engine, key=lambda p: p.nodes_per_s)
     print(f"\n== {backend} == ({NODES}-node sequential util.noop runs, {len(http)} round(s))")
@@ -329,7 +384,10 @@ def print_report(backend: str, http: list[Phase], engine: list[Phase]) -> float:
         f"{'target':12} {'runs/s':>8} {'nodes/s':>8} {'rounds nodes/s':>18} {'p50 ms':>7} "
         f"{'p99 ms':>7} {'server CPU ms/run':>18} {'client CPU ms/run':>18} {'errors':>6}"
     )
-    for best, phases in ((best_http, http), (best_engine, engine)):
+    rows = [(best_http, http), (best_engine, engine)]
+    if one:
+        rows.insert(1, (max(one, key=lambda p: p.nodes_per_s), one))
+    for best, phases in rows:
         rounds = " / ".join(f"{p.nodes_per_s:,.0f}" for p in phases)
         server = (
             f"{best.server_cpu / best.runs * 1000:.2f}" if best.server_cpu and best.runs else "-"
@@ -343,12 +401,19 @@ def print_report(backend: str, http: list[Phase], engine: list[Phase]) -> float:
             f"{sum(p.errors for p in phases):6d}"
         )
     ratio = best_http.nodes_per_s / best_engine.nodes_per_s if best_engine.nodes_per_s else 0.0
-    print(f"ratio HTTP ÷ in-process nodes/s: {ratio:.2f} (target >= 0.7)")
+    print(f"ratio HTTP ÷ in-process nodes/s: {ratio:.2f} (target >= 0.7; two requests per run)")
+    if one and best_engine.nodes_per_s:
+        best_one = max(one, key=lambda p: p.nodes_per_s)
+        print(
+            "one-request ratio HTTP 1-req ÷ in-process nodes/s: "
+            f"{best_one.nodes_per_s / best_engine.nodes_per_s:.2f} (start and follow, one request)"
+        )
     return ratio
 
 
 async def bench_backend(backend: str, args: argparse.Namespace) -> None:
     http: list[Phase] = []
+    one: list[Phase] = []
     engine: list[Phase] = []
     for round_no in range(args.rounds):
         profile = None
@@ -356,8 +421,11 @@ async def bench_backend(backend: str, args: argparse.Namespace) -> None:
             stem, dot, ext = args.profile.rpartition(".")
             profile = f"{stem}-{backend}-{round_no}.{ext}" if dot else f"{args.profile}-{backend}"
         http.append(await http_phase(backend, args, profile))
+        if args.flow == "both":
+            one_profile = profile and profile.replace(f"-{backend}", f"-{backend}-one")
+            one.append(await http_phase(backend, args, one_profile, "one"))
         engine.append(await engine_phase(backend, args))
-    print_report(backend, http, engine)
+    print_report(backend, http, engine, one)
 
 
 def main() -> None:
@@ -368,6 +436,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, help="seconds per phase (8)")
     parser.add_argument("--rounds", type=int, help="rounds of both phases (2)")
     parser.add_argument("--profile", help="py-spy output of the serve process (svg or txt)")
+    parser.add_argument(
+        "--flow",
+        choices=["two", "both"],
+        default="both",
+        help="two: POST then GET the stream (as a browser); both: also the one-request flow "
+        "(POST with Accept: text/event-stream answers with the run's stream)",
+    )
     args = parser.parse_args()
     args.duration = args.duration or (4.0 if args.quick else 8.0)
     args.rounds = args.rounds or (1 if args.quick else 2)

@@ -16,8 +16,8 @@ messages go straight on). In order, as the separate layers ran (outermost first)
    limit, whose ``RateLimit`` headers the response carries.
 
 Inside it: settled runs answered from memory (:mod:`flowplane.api.settled_runs`), body
-limits (:mod:`flowplane.api.limits`), starts of runs (:mod:`flowplane.api.start_shortcut`),
-then FastAPI's routes.
+limits (:mod:`flowplane.api.limits`), run event streams (:mod:`flowplane.api.run_stream`),
+starts of runs (:mod:`flowplane.api.start_shortcut`), then FastAPI's routes.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from flowplane.api.limits import BodyLimitMiddleware
 from flowplane.api.metrics import Metrics, route_template
 from flowplane.api.openapi import install_openapi
 from flowplane.api.response_headers import add_no_store
+from flowplane.api.run_stream import RunStreamShortcut
 from flowplane.api.security import admit
 from flowplane.api.settled_runs import SettledRunMiddleware
 from flowplane.api.start_shortcut import StartShortcut
@@ -137,6 +138,7 @@ def install_edge(app: FastAPI, settings: Settings) -> None:
     metrics = Metrics()
     app.state.metrics = metrics
     app.add_middleware(StartShortcut)
+    app.add_middleware(RunStreamShortcut)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
     )

@@ -39,6 +39,7 @@ from flowplane.api.models.workflows import WorkflowRunBody
 from flowplane.api.problems import error_response
 from flowplane.api.routes.runs import dispatch_run, launch_run
 from flowplane.api.routes.workflows import run_workflow, start_workflow_run
+from flowplane.api.run_stream import follow_started, wants_stream
 from flowplane.api.run_views import run_fields
 from flowplane.client.models import DispatchResult
 from flowplane.errors import FlowplaneError
@@ -134,6 +135,11 @@ class StartShortcut:
                 _log.error("request failed: %s: %s", exc.code, exc.detail)
             problem = error_response(exc, getattr(exc, "headers", None), path=request.url.path)
             await problem(scope, receive, send)
+            return True
+        if workflow_id is None and wants_stream(request.headers.getlist("accept")):
+            # A start that follows its run (Accept: text/event-stream), as dispatch_run.
+            stream = await follow_started(request, caller, result.run.id, created=result.created)
+            await stream(scope, receive, send)
             return True
         body = render_dispatch(result)
         # What a Starlette Response with this JSON body sends.

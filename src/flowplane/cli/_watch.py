@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -97,6 +98,17 @@ def _still_waiting(run: RunDetail) -> list[dict[str, Any]]:
     return out
 
 
+def print_events(events: Iterable[Event]) -> str | None:
+    """Print each event (but frames) as one JSON line; return the run's id (``None`` when
+    there was no event)."""
+    run_id: str | None = None
+    for event in events:
+        run_id = event.run_id
+        if event.type != "FrameCommitted":
+            print(json.dumps(event.model_dump(mode="json", by_alias=True)), flush=True)
+    return run_id
+
+
 def watch_run(
     fp: Client, run_id: str, console: Console, *, as_json: bool = False, after_seq: int = 0
 ) -> RunDetail:
@@ -106,9 +118,7 @@ def watch_run(
     commands that answer a waiting node, and the run's result.
     """
     if as_json:
-        for event in fp.stream_events(run_id, after_seq=after_seq):
-            if event.type != "FrameCommitted":
-                print(json.dumps(event.model_dump(mode="json", by_alias=True)), flush=True)
+        print_events(fp.stream_events(run_id, after_seq=after_seq))
         return fp.get_run(run_id)
     # Waits older than this are answered from the run's state below; newer ones from their
     # event (a wait in between is in both: its hint is printed once).

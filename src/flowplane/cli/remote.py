@@ -181,6 +181,15 @@ def workflows_run(
     run_input = read_input(input_json, input_file)
     with remote(server, token) as fp:
         wf = fp.get_workflow(workflow, namespace=namespace)
+        if watch and as_json:
+            # Started and followed in one request: the events as JSON lines, as `runs watch`.
+            from flowplane.cli._watch import print_events
+
+            run_id = print_events(
+                fp.start_and_stream(wf.id, input=run_input, idempotency_key=idempotency_key)
+            )
+            finished = run_id is not None and fp.get_run(run_id).status == "finished"
+            raise typer.Exit(EXIT_OK if finished else EXIT_FAILED)
         run = fp.run_workflow(wf.id, input=run_input, idempotency_key=idempotency_key)
         line = f"Run {run.run_id} of {wf.name} v{wf.version}: {_status(run.status)}"
         started(fp, run.run_id, line, watch, as_json, run)

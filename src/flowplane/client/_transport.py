@@ -527,6 +527,22 @@ def events_request(
     }
 
 
+def start_stream_request(call: Call[Any]) -> dict[str, Any]:
+    """The request options of a start (``POST /v1/runs``) that asks for the new run's
+    event stream (``Accept: text/event-stream``) instead of its JSON."""
+    kwargs = call.request_kwargs()
+    kwargs["headers"] = {**call.headers, "Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    kwargs["timeout"] = httpx.Timeout(DEFAULT_TIMEOUT_SECONDS, read=STREAM_READ_TIMEOUT_SECONDS)
+    return kwargs
+
+
+def is_event_stream(response: httpx.Response) -> bool:
+    """Whether ``response`` is an event stream (a server before start-and-follow answers a
+    start with its JSON whatever ``Accept`` says)."""
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("text/event-stream")
+
+
 STREAM_ERRORS = (httpx.TransportError,)
 """Errors after which an event stream reconnects from the last ``seq``."""
 MAX_RECONNECTS = 8

@@ -372,6 +372,66 @@ class AsyncClient:
         """Return approvals, pending first and longest wait first."""
         return await self._send(t.list_approvals(status, namespace, limit))
 
+    def start_and_stream(
+        self,
+        workflow_id: str | None = None,
+        *,
+        name: str | None = None,
+        path: str | None = None,
+        input: Any = None,
+        namespace: str | None = None,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> AsyncIterator[Event]:
+        """Start a run (as :meth:`run_workflow`) and yield its events from its first one
+        until it is terminal, in one request (``POST /v1/runs`` with ``Accept:
+        text/event-stream``). Each event carries the run's id (``event.run_id``).
+
+        A dropped stream is resumed from the last ``seq`` received, as
+        :meth:`stream_events` does; a server that answers the start with JSON is followed
+        with a second request. Refusals raise as :meth:`run_workflow`'s do.
+        """
+        call = t.run_workflow(
+            workflow_id=workflow_id,
+            name=name,
+            path=path,
+            run_input=input,
+            namespace=namespace,
+            run_id=run_id,
+            idempotency_key=idempotency_key,
+        )
+        return self._start_and_follow(call)
+
+    async def _start_and_follow(self, call: t.Call[DispatchResult]) -> AsyncGenerator[Event, None]:
+        started: str | None = None
+        last = 0
+        try:
+            options = t.start_stream_request(call)
+            async with self._http.stream(call.method, call.path, **options) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise t.error_from_response(response)
+                if not t.is_event_stream(response):
+                    await response.aread()
+                    started = call.parse(response).run_id
+                else:
+                    started = response.headers["x-run-id"]
+                    async for sse in httpx_sse.EventSource(response).aiter_sse():
+                        if not sse.data:
+                            continue
+                        event = Event.model_validate_json(sse.data)
+                        if event.seq > last:
+                            last = event.seq
+                            yield event
+                    # A clean close: the run is over, unless a restart or a proxy cut it.
+                    if (await self.get_run(started)).is_terminal:
+                        return
+        except t.STREAM_ERRORS:
+            if started is None:
+                raise  # not known to have started: retry with an idempotency key
+        async for event in self._follow(started, last, None):
+            yield event
+
     def stream_events(self, run_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
         """Yield the run's events from ``after_seq`` on, live, until the run is terminal.
 

@@ -38,7 +38,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -46,6 +46,8 @@ from typing import Any
 from flowplane.errors import DatabaseUnavailable, InvalidInput, NotFound, RunNotFound
 from flowplane.services.caller import Caller
 from flowplane.services.feed_pages import FeedEvent, PageCache, feed_event, feed_events
+from flowplane.services.feed_runs import RecentRun, RecentRuns
+from flowplane.services.run_cache import RUN_CHANGED
 from flowplane.status import TERMINAL_RUN
 from flowplane.store import reads
 from flowplane.store.base import Store
@@ -83,6 +85,12 @@ COALESCE_MAX_SECONDS = 0.02
 """The tail reads new events at most once per ``subscribers x 0.2 ms`` (at most 20 ms):
 under a stream of commits, each subscriber gets one write per interval instead of one per
 commit. A quiet feed reads at once."""
+LINGER_SECONDS = 2.0
+"""How long the tail goes on reading after the last subscriber left (the next stream of a
+run started meanwhile starts from :attr:`EventFeed.recent`, without reading the table)."""
+CATCH_UP_SECONDS = 0.1
+"""The longest a new run stream waits for the tail to read what this process committed
+(then it reads the table)."""
 PAGE_CACHE_BYTES = 8 * 1024 * 1024
 """Event JSON kept in the shared page cache."""
 ALL_NAMESPACES = "*"
@@ -248,6 +256,15 @@ class EventFeed:
         self._replay_slots = asyncio.Semaphore(replay_slots)
         self._reads: dict[tuple[EventFilter, int, int], _Read] = {}
         self.pages = PageCache(cache_bytes)
+        # The events of runs the tail saw start: a run's stream opened right after starts
+        # from them, without reading the table (services/feed_runs.py).
+        self.recent = RecentRuns()
+        # The newest seq this process committed (a commit hook, while the tail runs), and
+        # a future the tail resolves after each read: a stream of a run started here waits
+        # for the tail to pass its start instead of reading the table.
+        self._committed = 0
+        self._advanced: asyncio.Future[None] | None = None
+        self._linger_until = 0.0
         self.replay_reads = 0
         self._budget = _Budget(REPLAY_SHARE)
         self._keepalive_at = 0.0
@@ -267,10 +284,53 @@ class EventFeed:
             RunNotFound: no such run, or it is in a namespace the caller cannot see.
         """
         caller.require("viewer")
-        namespace = await self.store.read(lambda tx: _run_namespace(tx, run_id))
+        recent = await self.recent_run(run_id)
+        if recent is not None:
+            namespace: str | None = recent.namespace  # a run's namespace never changes
+        else:
+            namespace = await self.store.read(lambda tx: _run_namespace(tx, run_id))
         if namespace is None or not caller.can_see(namespace):
             raise RunNotFound(f"run {run_id!r} not found")
         return run_filter(run_id, types)
+
+    async def recent_run(self, run_id: str) -> RecentRun | None:
+        """What the tail saw of the run since its start (``None``: read the table).
+
+        When the tail is behind what this process committed (a run just started here, its
+        start not read yet) it waits for the tail's next reads, at most
+        :data:`CATCH_UP_SECONDS`: one shared read of the tail instead of a read per stream."""
+        entry = self.recent.get(run_id)
+        if entry is not None or self._position is None or not self._ready.is_set():
+            return entry
+        target = self._committed
+        if self._position >= target or self._task is None or self._task.done():
+            return None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CATCH_UP_SECONDS):
+                while self._position is not None and self._position < target:
+                    if self._advanced is None:
+                        self._advanced = asyncio.get_running_loop().create_future()
+                    await asyncio.shield(self._advanced)
+        return self.recent.get(run_id)
+
+    def _on_commit(self, notifications: list[tuple[str, str]]) -> None:
+        """A commit hook (any thread, before the commit's caller goes on): remember the
+        newest seq this process committed; forget a run changed by hand (deleted, or
+        cancelled, resumed...: its stream reads the table, and a deleted run's is a 404)."""
+        for kind, payload in notifications:
+            if kind == "event":
+                with contextlib.suppress(ValueError, IndexError):
+                    seq = int(payload.rsplit(" ", 1)[-1])
+                    if seq > self._committed:
+                        self._committed = seq
+            elif kind == RUN_CHANGED:
+                self.recent.forget(payload)
+
+    def _read_done(self) -> None:
+        """The tail finished a read: wake :meth:`recent_run`'s waiters."""
+        advanced, self._advanced = self._advanced, None
+        if advanced is not None and not advanced.done():
+            advanced.set_result(None)
 
     def for_namespaces(
         self, caller: Caller, requested: Sequence[str], types: Sequence[str] | None = None
@@ -372,6 +432,9 @@ class EventFeed:
         try:
             await self._started()
             check_terminal = until_terminal
+            if until_terminal and self._from_recent(sub):
+                # Caught up from what the tail saw: done once a terminal event went out.
+                check_terminal = not sub.queue and self._ended(sub)
             while not sub.closed:
                 batch: list[FeedEvent] = []
                 if sub.stale:
@@ -390,10 +453,11 @@ class EventFeed:
                 if check_terminal:
                     # Caught up after a terminal event (or at the start): done if the run is.
                     check_terminal = False
-                    if await self._run_is_terminal(event_filter.run_id):
-                        if not await self.read(event_filter, sub.cursor, 1):
-                            return
-                        sub.stale = True
+                    settled = await self._settled(event_filter, sub.cursor)
+                    if settled:
+                        return
+                    if settled is not None:  # terminal, with events still to send
+                        sub.stale = check_terminal = True
                     continue
                 if sub.keepalive:
                     sub.keepalive = False
@@ -403,6 +467,8 @@ class EventFeed:
                 await sub.sleep()
         finally:
             self._subscribers.discard(sub)
+            if not self._subscribers:
+                self._linger_until = time.monotonic() + LINGER_SECONDS
             group = self._groups.get(event_filter)
             if group is not None:
                 group.discard(sub)
@@ -538,34 +604,81 @@ class EventFeed:
     async def _started(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._tail(), name="flowplane-event-feed")
+        elif self._ready.is_set():
+            return  # the tail runs and knows its position: no wait (wait_for makes a task)
         try:
             await asyncio.wait_for(self._ready.wait(), READY_TIMEOUT_SECONDS)
         except TimeoutError:
             raise DatabaseUnavailable("the event feed could not read the event table") from None
 
-    async def _run_is_terminal(self, run_id: str | None) -> bool:
-        if run_id is None:
+    def _from_recent(self, sub: _Subscriber) -> bool:
+        """Start a run's stream from :attr:`recent` when the tail saw the run from its first
+        event: every event of it up to the tail's position is there, and the tail offers
+        every later one (``sub`` takes offers from now on). ``False``: read the table."""
+        run_id = sub.filter.run_id
+        if run_id is None or self._position is None:
             return False
-        run = await self.store.read(lambda tx: reads.run(tx, run_id))
-        return run is None or run.status in TERMINAL_RUN
+        entry = self.recent.get(run_id)
+        if entry is None:
+            return False
+        self.recent.hits += 1
+        sub.stale = False
+        sub.since = self._handoffs
+        match = sub.filter.matches
+        cursor = sub.cursor
+        sub.queue.extend(
+            event for event in entry.events if event["seq"] > cursor and match(event, "")
+        )
+        return True
 
-    def _on_notify(self, kind: str, _payload: str) -> None:
+    def _ended(self, sub: _Subscriber) -> bool:
+        """Whether the run of ``sub`` (started from :attr:`recent`, nothing queued) had
+        ended by the tail's position: its last event is a terminal one."""
+        entry = self.recent.get(sub.filter.run_id or "")
+        return entry is not None and bool(entry.events) and _has_terminal(entry.events[-1:])
+
+    async def _settled(self, event_filter: EventFilter, cursor: int) -> bool | None:
+        """Whether the run's stream is complete: ``True`` when the run is terminal (or
+        gone) with no matching event after ``cursor``, ``False`` when it is terminal with
+        events still to send, ``None`` while it is active. One read, one snapshot."""
+        run_id = event_filter.run_id
+        if run_id is None:
+            return None
+        types = sorted(event_filter.types) if event_filter.types is not None else None
+
+        def settled(tx: Tx) -> bool | None:
+            run = reads.run(tx, run_id)
+            if run is not None and run.status not in TERMINAL_RUN:
+                return None
+            after = reads.events_after(tx, run_id=run_id, types=types, after_seq=cursor, limit=1)
+            return not after
+
+        return await self.store.read(settled)
+
+    def _on_notify(self, kind: str, payload: str) -> None:
         if kind == "event":
             self._wake.set()
+        elif kind == RUN_CHANGED:
+            self.recent.forget(payload)  # changed by another process (or this one, again)
 
     async def _tail(self) -> None:
-        self._remove_listener = self.store.add_listener(self._on_notify, kinds=("event",))
+        self._remove_listener = self.store.add_listener(
+            self._on_notify, kinds=("event", RUN_CHANGED)
+        )
+        remove_hook = self.store.add_commit_hook(self._on_commit)
         try:
             while not self._closing:
-                if not self._subscribers:
+                if not self._subscribers and time.monotonic() >= self._linger_until:
                     # Idle: forget the position, so a later start does not read the backlog.
                     self._ready.clear()
                     self._position = None
+                    self.recent.clear()  # what it no longer reads may be missing from it
                     self._has_subscribers.clear()
                     await self._has_subscribers.wait()
                     continue
                 try:
                     await self._read_new()
+                    self._read_done()
                 except Exception as exc:
                     _log.warning("event feed read failed (%s); retrying", exc)
                     await asyncio.sleep(RETRY_SECONDS)
@@ -584,6 +697,8 @@ class EventFeed:
                     await asyncio.sleep(pause)  # more commits join this read
         finally:
             self._remove_listener()
+            remove_hook()
+            self._read_done()
 
     async def _read_new(self) -> None:
         if self._position is None:
@@ -596,6 +711,7 @@ class EventFeed:
             rows = await self.store.read(
                 partial(_tail_events, after_seq=self._position, limit=self.batch)
             )
+            self.recent.note(rows)
             woken: set[_Subscriber] = set()
             groups = list(self._groups.items())
             if rows:
@@ -647,7 +763,7 @@ def _tail_events(tx: Tx, after_seq: int, limit: int) -> list[tuple[str, FeedEven
     return [(ns, feed_event(body)) for ns, body in reads.event_tail(tx, after_seq, limit)]
 
 
-def _has_terminal(events: list[FeedEvent]) -> bool:
+def _has_terminal(events: Iterable[FeedEvent]) -> bool:
     return any(event["type"] in TERMINAL_EVENTS for event in events)
 
 

@@ -82,11 +82,11 @@ def sse_response(
     metrics (once per batch: the per-event cost is what the feed must keep small)."""
     metrics = getattr(request.app.state, "metrics", None)
     if isinstance(metrics, Metrics):
-        batches = _counted(batches, metrics)
+        batches = counted(batches, metrics)
     return batch_stream_response(batches, event_name=event_name)
 
 
-async def _counted(
+async def counted(
     batches: AsyncIterator[Sequence[dict[str, Any]]], metrics: Metrics
 ) -> AsyncIterator[Sequence[dict[str, Any]]]:
     subscribers = metrics.stream_subscribers.labels("sse")

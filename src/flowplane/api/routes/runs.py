@@ -24,8 +24,8 @@ from flowplane.api.models.runs import (
 )
 from flowplane.api.openapi import error_responses
 from flowplane.api.paging import link_next
-from flowplane.api.routes.events import sse_response
 from flowplane.api.run_pages import node_page
+from flowplane.api.run_stream import follow_started, run_stream, wants_stream
 from flowplane.api.run_templates import render_runs
 from flowplane.api.run_views import (
     MEDIA_TYPE,
@@ -37,12 +37,7 @@ from flowplane.api.run_views import (
     signal_result,
 )
 from flowplane.api.settled_runs import list_key
-from flowplane.api.sse import (
-    KEEPALIVE_SECONDS,
-    SMITHERS_EVENT,
-    event_stream_content,
-    parse_last_event_id,
-)
+from flowplane.api.sse import event_stream_content, parse_last_event_id
 from flowplane.client.models import (
     Approval,
     DispatchResult,
@@ -78,7 +73,11 @@ Svc = Annotated[Services, Depends(services_dependency)]
         200: {
             "model": DispatchResult,
             "description": "The run started (`created: true`), the run an `Idempotency-Key` "
-            "already started (`created: false`), or the run resumed (`resume: true`).",
+            "already started (`created: false`), or the run resumed (`resume: true`). With "
+            "`Accept: text/event-stream`: the run's event stream from its first event, as "
+            "`GET /v1/runs/{id}/events` sends it, with the run in the `Location`, `X-Run-Id` "
+            "and `X-Run-Created` headers (start and follow in one request).",
+            "content": event_stream_content(),
         },
         **error_responses(400, 404, 409, 422),
     },
@@ -88,15 +87,22 @@ async def dispatch_run(
     body: DispatchBody,
     principal: Executor,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
-) -> DispatchResult:
+) -> DispatchResult | Response:
     """Start a run of a stored workflow (by id or name) or of a file under the server root.
 
     Always 200, as Smithers' server answers (``created`` tells a new run from a replay).
     With ``resume: true`` and ``runId``, continue that run instead. The same
     ``Idempotency-Key`` returns the same run; reused with another body it is 422. A
     ``runId`` that is taken, without ``resume``, is 409 ``RUN_ALREADY_EXISTS``.
+
+    With ``Accept: text/event-stream`` the answer is the run's event stream from its first
+    event until it ends (as ``GET /v1/runs/{id}/events``), the run named in ``Location``,
+    ``X-Run-Id`` and ``X-Run-Created``: a run started and followed in one request. Refusals
+    are the same problem documents either way.
     """
     result = await launch_run(request, body, principal, idempotency_key)
+    if wants_stream(request.headers.getlist("accept")):
+        return await follow_started(request, principal, result.run.id, created=result.created)
     return DispatchResult(**run_fields(result.run), created=result.created)
 
 
@@ -228,20 +234,14 @@ async def stream_run_events(
     principal: Viewer,
     after_seq: Annotated[Seq, Query(alias="afterSeq", ge=-1)] = 0,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-) -> StreamingResponse:
+) -> Response:
     """Replay the run's events after ``afterSeq`` / ``Last-Event-ID``, then follow live."""
     services = get_services(request)  # not a dependency: one less for FastAPI to solve
     event_filter = await services.feed.for_run(principal, run_id)
     start = max(after_seq, parse_last_event_id(last_event_id), 0)
     # The process's one event feed fans events out (one table read per commit, not one per
     # subscriber); it ends the stream once the run is terminal and fully delivered.
-    return sse_response(
-        request,
-        services.feed.batches(
-            event_filter, start, until_terminal=True, idle_seconds=KEEPALIVE_SECONDS
-        ),
-        event_name=SMITHERS_EVENT,
-    )
+    return run_stream(services, event_filter, start, getattr(request.app.state, "metrics", None))
 
 
 @router.post(
