@@ -39,7 +39,9 @@ def test_bytes_are_bounded() -> None:
     recent.note([_start("big", 100), ("default", _event("big", 101, size=11_000))])
     assert recent.get("big") is None
     assert recent.size == sum(
-        len(e.json) for r in ("r1", "r2", "r3", "r4") for e in recent.get(r).events  # type: ignore[union-attr]
+        len(e.json)
+        for r in ("r1", "r2", "r3", "r4")
+        for e in recent.get(r).events  # type: ignore[union-attr]
     )
 
 

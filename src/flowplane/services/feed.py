@@ -307,6 +307,8 @@ class EventFeed:
         entry = self.recent.get(run_id)
         if entry is not None or self._position is None or not self._ready.is_set():
             return entry
+        if self.recent.ttl_seconds <= 0:
+            return None  # kept for no time (FLOWPLANE_RUN_CACHE_SECONDS=0): nothing to wait for
         target = self._committed
         if self._position >= target or self._task is None or self._task.done():
             return None
