@@ -8,8 +8,7 @@ closing it. See ``docs/events.md``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import StringConstraints
@@ -20,13 +19,14 @@ from flowplane.api.metrics import Metrics
 from flowplane.api.openapi import error_responses
 from flowplane.api.sse import (
     KEEPALIVE_SECONDS,
-    batch_stream_response,
+    FeedStreamResponse,
     event_stream_content,
     parse_last_event_id,
 )
 from flowplane.model.bounds import Seq
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
+from flowplane.services.feed import FeedBatches
 
 router = APIRouter(tags=["events"])
 
@@ -74,31 +74,16 @@ async def stream_namespace_events(
 
 
 def sse_response(
-    request: Request,
-    batches: AsyncIterator[Sequence[dict[str, Any]]],
-    event_name: str | None = None,
+    request: Request, batches: FeedBatches, event_name: str | None = None
 ) -> StreamingResponse:
     """The SSE response of a feed's batches of events, counted in the app's stream
     metrics (once per batch: the per-event cost is what the feed must keep small)."""
     metrics = getattr(request.app.state, "metrics", None)
     if isinstance(metrics, Metrics):
-        batches = _counted(batches, metrics)
-    return batch_stream_response(batches, event_name=event_name)
-
-
-async def _counted(
-    batches: AsyncIterator[Sequence[dict[str, Any]]], metrics: Metrics
-) -> AsyncIterator[Sequence[dict[str, Any]]]:
-    subscribers = metrics.stream_subscribers.labels("sse")
-    sent = metrics.stream_events.labels("sse")
-    subscribers.inc()
-    try:
-        async for batch in batches:
-            if batch:
-                sent.inc(len(batch))
-            yield batch
-    finally:
-        subscribers.dec()
-        aclose = getattr(batches, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        return FeedStreamResponse(
+            batches,
+            event_name=event_name,
+            gauge=metrics.stream_subscribers.labels("sse"),
+            counter=metrics.stream_events.labels("sse"),
+        )
+    return FeedStreamResponse(batches, event_name=event_name)
