@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 from flowplane.services.feed import EventFeed, FeedBatches, namespace_filter
 from flowplane.services.feed_pages import FeedEvent
@@ -26,7 +26,7 @@ class ListSink:
     """A sink that records the seqs written to it; ``accept()`` says whether it takes a
     write (``False``: the client is slow)."""
 
-    key = ("test", False)
+    key: Hashable = ("test", False)
     keepalive = b"[]"
     counter = None
 
