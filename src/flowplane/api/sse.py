@@ -333,12 +333,13 @@ async def _counted(
 
 
 class FeedStreamResponse(StreamingResponse):
-    """The SSE response of an event feed subscription (see the module doc): written to
-    the socket directly under uvicorn's httptools protocol, else through ``send`` as a
-    :class:`StreamingResponse` of :func:`stream_batches`.
+    """The SSE response of batches of events (see the module doc): an event feed's
+    subscription is written to the socket directly under uvicorn's httptools protocol;
+    anything else goes through ``send`` as a :class:`StreamingResponse` of
+    :func:`stream_batches`.
 
     Args:
-        batches: the subscription (not yet iterated).
+        batches: the batches (not yet iterated): a :class:`FeedBatches`, or any source.
         event_name: the ``event:`` of every message (default: each event's type).
         gauge: counts the open streams (``inc()``/``dec()``), or ``None``.
         counter: counts the events sent (``inc(n)``), or ``None``.
@@ -346,7 +347,7 @@ class FeedStreamResponse(StreamingResponse):
 
     def __init__(
         self,
-        batches: FeedBatches,
+        batches: AsyncIterator[Sequence[dict[str, Any]]],
         *,
         event_name: str | None = None,
         gauge: Any = None,
@@ -367,20 +368,19 @@ class FeedStreamResponse(StreamingResponse):
             # GET only: uvicorn drops a HEAD response's body itself.
             direct = scope["type"] == "http" and scope.get("method") == "GET"
             cycle = _uvicorn_cycle(scope.get(RAW_SEND)) if direct else None
-            if cycle is None:
+            if cycle is None or not isinstance(self.batches, FeedBatches):
                 await super().__call__(scope, receive, send)
             else:
-                await self._direct(cycle, receive, send)
+                await self._direct(self.batches, cycle, receive, send)
         finally:
             if self.gauge is not None:
                 self.gauge.dec()
 
-    async def _direct(self, cycle: Any, receive: Any, send: Any) -> None:
+    async def _direct(self, stream: FeedBatches, cycle: Any, receive: Any, send: Any) -> None:
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
         sink = SocketSink(cycle, self.event_name, self.counter)
-        stream = self.batches
         stream.attach(sink)
 
         async def watch() -> None:

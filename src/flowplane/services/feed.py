@@ -25,7 +25,10 @@ then catches up from the table (the table is the buffer) and goes live again.
 Fan-out stays cheap per subscriber (docs/performance.md, "Event fan-out"): an event is
 encoded once (:class:`~flowplane.services.feed_pages.FeedEvent`), a stream takes what one
 read brought as one batch (one write), and under a stream of commits the tail reads at
-most once per ``subscribers x 0.2 ms`` (20 ms at most). Catching up is paced so that it
+most once per ``subscribers x 0.2 ms`` (20 ms at most). A stream with a :class:`Sink` (an
+SSE socket) that waits with nothing queued is written by the tail itself: one write of
+bytes shared by every such subscriber of the filter, no wake-up; a write the sink refuses
+(slow or gone client) goes to the queue as for any subscriber. Catching up is paced so that it
 cannot starve live streams or the engine sharing the process: long replay pages are read
 off the loop, few at a time, shared through a byte-bounded page cache, and handed out
 within a share of the loop's time (:data:`REPLAY_SHARE`).

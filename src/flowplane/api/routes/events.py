@@ -8,7 +8,8 @@ closing it. See ``docs/events.md``.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import StringConstraints
@@ -26,7 +27,6 @@ from flowplane.api.sse import (
 from flowplane.model.bounds import Seq
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
-from flowplane.services.feed import FeedBatches
 
 router = APIRouter(tags=["events"])
 
@@ -74,7 +74,9 @@ async def stream_namespace_events(
 
 
 def sse_response(
-    request: Request, batches: FeedBatches, event_name: str | None = None
+    request: Request,
+    batches: AsyncIterator[Sequence[dict[str, Any]]],
+    event_name: str | None = None,
 ) -> StreamingResponse:
     """The SSE response of a feed's batches of events, counted in the app's stream
     metrics (once per batch: the per-event cost is what the feed must keep small)."""
