@@ -232,10 +232,21 @@ async def attempts_by_node(store: Store) -> dict[NodeKey, list[dict[str, Any]]]:
     """Attempts of every node run, in attempt order."""
 
     def read(tx: Tx) -> dict[NodeKey, list[dict[str, Any]]]:
-        c = t.attempts.c
+        # The attempts rows, and the successful attempts kept on their node runs.
+        c, n = t.attempts.c, t.node_runs.c
         result: dict[NodeKey, list[dict[str, Any]]] = collections.defaultdict(list)
-        query = sa.select(c.run_id, c.node_id, c.iteration, c.attempt, c.status, c.worker)
-        for r in tx.conn.execute(query.order_by(c.attempt)):
+        query = sa.union_all(
+            sa.select(c.run_id, c.node_id, c.iteration, c.attempt, c.status, c.worker),
+            sa.select(
+                n.run_id,
+                n.node_id,
+                n.iteration,
+                n.attempt,
+                sa.literal("finished").label("status"),
+                sa.func.nullif(n.worker, "").label("worker"),
+            ).where(n.worker.is_not(None)),
+        ).subquery()
+        for r in tx.conn.execute(sa.select(query).order_by(query.c.attempt)):
             result[(r.run_id, r.node_id, r.iteration)].append(dict(r._mapping))
         return dict(result)
 
@@ -264,7 +275,7 @@ async def check_invariants(store: Store, run_ids: list[str]) -> None:
     """What must hold after any crash, once every run is terminal.
 
     * each node run that finished has exactly one ``finished`` attempt and exactly one
-      ``NodeFinished`` event, and the database refuses a second finished attempt;
+      ``NodeFinished`` event, and the database refuses a second success of a node run;
     * event ``seq`` is gap-free and increasing; each run's events start with ``RunStarted``
       and end with its terminal event.
     """
@@ -299,28 +310,36 @@ async def check_invariants(store: Store, run_ids: list[str]) -> None:
 
 
 async def assert_second_success_refused(store: Store, key: NodeKey) -> None:
-    """The partial unique index refuses a second ``finished`` attempt of one node run."""
+    """The database holds one success per node run: a node run's successful attempt and its
+    output are columns of its one row (unique key ``ux_node_runs_key``; a second row for
+    it is refused) and no ``attempts`` row says ``finished`` (it could not be a second)."""
 
-    def insert() -> str:
+    def insert() -> tuple[str, int]:
         with store.engine.connect() as conn, conn.begin() as transaction:
+            finished_rows = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t.attempts)
+                .where(t.attempts.c.status == "finished")
+            ).scalar_one()
             try:
                 conn.execute(
-                    t.attempts.insert().values(
+                    t.node_runs.insert().values(
                         run_id=key[0],
                         node_id=key[1],
                         iteration=key[2],
-                        attempt=999,
                         status="finished",
+                        attempt=999,
                         worker="zombie",
                         finished_at_ms=0,
                     )
                 )
             except sa.exc.IntegrityError as exc:
                 transaction.rollback()
-                return str(exc.orig)
+                return str(exc.orig), finished_rows
             transaction.rollback()
-            return ""
+            return "", finished_rows
 
-    message = await asyncio.get_running_loop().run_in_executor(None, insert)
-    assert message, "a second finished attempt was accepted"
-    assert "ux_attempts_one_success" in message or "UNIQUE" in message, message
+    message, finished_rows = await asyncio.get_running_loop().run_in_executor(None, insert)
+    assert message, "a second finished node run was accepted"
+    assert "ux_node_runs_key" in message or "UNIQUE" in message, message
+    assert finished_rows == 0, "a successful attempt was recorded apart from its node run"

@@ -22,7 +22,7 @@ from flowplane.connectors.base import (
     WaitForSignal,
     WaitForTimer,
 )
-from flowplane.engine.attempts import persist_logs, record_attempt
+from flowplane.engine.attempts import persist_logs, record_attempt, success_values
 from flowplane.engine.claims import claim_ids
 from flowplane.engine.faults import maybe_crash
 from flowplane.engine.plan import Plan, plan_of, plans
@@ -91,6 +91,7 @@ def complete(
             finished_at_ms=tx.now_ms,
             lease_owner=None,
             lease_expires_ms=None,
+            **success_values(owner, outcome.started_at_ms or claimed.started_at_ms),
         )
         if run is None or run.status in TERMINAL_RUN or not updated:
             return Completion(accepted=False)
@@ -159,7 +160,9 @@ def complete_items(
     if any(c.run_id != run_id or c.iteration < 0 or o.kind != "success" for c, o in entries):
         raise ValueError("complete_items: successes of foreach items of one run only")
     run, done = tx.lock_run_and_finish_items(
-        run_id, [(c.id, c.lease_epoch, o.output) for c, o in entries]
+        run_id,
+        [(c.id, c.lease_epoch, o.output, o.started_at_ms or c.started_at_ms) for c, o in entries],
+        owner,
     )
     accepted = [c.id in done for c, _o in entries]
     if run is None or run.status in TERMINAL_RUN or not done:
@@ -174,9 +177,8 @@ def complete_items(
             continue
         if not groupable(plan, claimed, outcome):
             raise ValueError(f"complete_items: not a foreach item's success: {claimed.id}")
-        # What _Step.success records, item by item, in the same order.
-        started = outcome.started_at_ms or claimed.started_at_ms
-        record_attempt(tx, claimed, "finished", owner, started, None)
+        # What _Step.success records, item by item, in the same order (the attempt was
+        # recorded with the node run's finish).
         persist_logs(tx, run, claimed, outcome.logs)
         tx.event(
             run_id,
@@ -320,10 +322,13 @@ class _Step:
     def success(self) -> bool:
         output = self.outcome.output
         if not self.node_updated and not self._update(
-            status="finished", output=output, error=None, finished_at_ms=self.tx.now_ms
+            status="finished",
+            output=output,
+            error=None,
+            finished_at_ms=self.tx.now_ms,
+            **success_values(self.owner, self.started),
         ):
             return False
-        record_attempt(self.tx, self.row, "finished", self.owner, self.started, None)
         persist_logs(self.tx, self.run, self.row, self.outcome.logs)
         self._event("NodeFinished", attempt=self.attempt, output=output)
         self._settled("finished")
@@ -384,6 +389,13 @@ def _finish(
     return Completion(
         accepted=True, handoff=claimed, ready=len(effects.ready), run_status=run.status
     )
+
+
+def _record_failure(tx: Tx, claimed: NodeRunRecord, status: str, owner: str, error: Any) -> None:
+    """Record the attempt of a node run a directive ended, unless it succeeded (then it
+    was recorded with the node run's finish)."""
+    if status != "finished":
+        record_attempt(tx, claimed, status, owner, claimed.started_at_ms, error)
 
 
 def _apply_directive(
@@ -521,9 +533,10 @@ def _apply_directive(
             "error": error,
             "finished_at_ms": now,
         }
-        if not tx.update_node_run(claimed.id, **fence, **values, **release):
+        ended = success_values(owner, claimed.started_at_ms) if status == "finished" else {}
+        if not tx.update_node_run(claimed.id, **fence, **values, **ended, **release):
             return False
-        record_attempt(tx, claimed, status, owner, claimed.started_at_ms, error)
+        _record_failure(tx, claimed, status, owner, error)
         persist_logs(tx, run, claimed, outcome.logs)
         tx.change(run.id, node_id, iteration, status, attempt)
         if status == "finished":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowplane.engine.attempts import record_attempt
+from flowplane.engine.attempts import record_attempt, success_values
 from flowplane.engine.plan import Plan, plan_of
 from flowplane.engine.successors import Effects, evaluate_successors
 from flowplane.store.records import NodeRunRecord, RunRecord, SignalRecord, run_status
@@ -259,6 +259,7 @@ def settle_waiting(
     tx: Tx, run: RunRecord, plan: Plan, row: NodeRunRecord, status: str, output: Any, error: Any
 ) -> None:
     """Finish (or fail) a node run that was waiting; the caller evaluates successors."""
+    success = success_values(None, row.started_at_ms) if status == "finished" else {}
     tx.update_node_run(
         row.id,
         status=status,
@@ -266,8 +267,10 @@ def settle_waiting(
         error=error,
         finished_at_ms=tx.now_ms,
         available_at_ms=tx.now_ms,
+        **success,
     )
-    record_attempt(tx, row, status, None, row.started_at_ms, error)
+    if status != "finished":
+        record_attempt(tx, row, status, None, row.started_at_ms, error)
     tx.change(run.id, row.node_id, row.iteration, status, row.attempt)
     if status == "finished":
         tx.event(

@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from flowplane.engine.attempts import record_attempt
+from flowplane.engine.attempts import success_values
 from flowplane.engine.control import _terminate
 from flowplane.engine.plan import Plan, plan_of
 from flowplane.engine.settlement import item_settled, update_run_status
@@ -17,10 +17,10 @@ from flowplane.errors import (
     NodeNotFound,
     RunNotFound,
 )
-from flowplane.status import NodeStatus, RunStatus
+from flowplane.status import RunStatus
 from flowplane.store import reads
 from flowplane.store import schema as t
-from flowplane.store.records import NodeRunRecord, RunRecord
+from flowplane.store.records import RunRecord
 from flowplane.store.tx import TERMINAL_RUN, Tx
 
 RESUMABLE_RUN = ("failed", "cancelled", "timed-out")
@@ -135,6 +135,8 @@ def _reset_nodes(
         "lease_owner": None,
         "lease_expires_ms": None,
         "available_at_ms": now,
+        "worker": None,
+        "attempt_started_ms": None,
     }
     for row in tx.node_states(run.id):
         key = (row.node_id, row.iteration)
@@ -242,22 +244,12 @@ def prefill(tx: Tx, run: RunRecord, reuse: dict[str, Any], source_run: str) -> N
             continue
         output = reuse[state.node_id]
         tx.update_node_run(
-            state.id, status="finished", output=output, attempt=1, finished_at_ms=tx.now_ms
-        )
-        record_attempt(
-            tx,
-            NodeRunRecord(
-                id=state.id,
-                run_id=run.id,
-                node_id=state.node_id,
-                iteration=state.iteration,
-                status=NodeStatus.FINISHED,
-                attempt=1,
-            ),
-            "finished",
-            f"fork:{source_run}",
-            tx.now_ms,
-            None,
+            state.id,
+            status="finished",
+            output=output,
+            attempt=1,
+            finished_at_ms=tx.now_ms,
+            **success_values(f"fork:{source_run}", tx.now_ms),
         )
         tx.change(run.id, state.node_id, state.iteration, "finished", 1)
         tx.event(

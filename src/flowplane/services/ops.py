@@ -82,16 +82,24 @@ def _read_stats(tx: Tx) -> RunStats:
     ):
         stats.runs_started[str(workflow)] = int(count)
 
-    a = t.attempts.c
-    duration_ms = a.finished_at_ms - a.started_at_ms
+    # Every recorded attempt: the attempts rows and the successes kept on node runs.
+    a, n = t.attempts.c, t.node_runs.c
+    durations = sa.union_all(
+        sa.select(a.run_id, (a.finished_at_ms - a.started_at_ms).label("ms")).where(
+            a.started_at_ms.is_not(None)
+        ),
+        sa.select(n.run_id, (n.finished_at_ms - n.attempt_started_ms).label("ms")).where(
+            n.worker.is_not(None), n.attempt_started_ms.is_not(None)
+        ),
+    ).subquery()
+    duration_ms = durations.c.ms
     columns = [
         sa.func.sum(sa.case((duration_ms <= int(bound * 1000), 1), else_=0))
         for bound in NODE_DURATION_BUCKETS_SECONDS
     ]
     query = (
         sa.select(r.workflow_name, sa.func.count(), sa.func.sum(duration_ms), *columns)
-        .select_from(t.attempts.join(t.runs, t.runs.c.id == a.run_id))
-        .where(a.started_at_ms.is_not(None))
+        .select_from(durations.join(t.runs, t.runs.c.id == durations.c.run_id))
         .group_by(r.workflow_name)
     )
     for workflow, count, total_ms, *bucket_counts in tx.conn.execute(query):

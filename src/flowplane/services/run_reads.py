@@ -147,7 +147,8 @@ class RunReader:
             run = reads.run(tx, run_id)
             if run is None:
                 return None, [], []
-            return run, reads.node_runs(tx, run_id), reads.attempts_of(tx, run_id)
+            nodes = reads.node_runs(tx, run_id)
+            return run, nodes, reads.attempts_of(tx, run_id, nodes)
 
         run, nodes, attempts = await self.store.read(read)
         return RunSnapshot(_visible(caller, run, run_id), nodes, attempts)
@@ -236,7 +237,7 @@ class RunReader:
             nodes = reads.first_node_runs(tx, run_id, limit + 1)
             if len(nodes) > limit:
                 return run, read_capped(tx, run, limit)
-            return run, RunSnapshot(run, nodes, reads.attempts_of(tx, run_id))
+            return run, RunSnapshot(run, nodes, reads.attempts_of(tx, run_id, nodes))
 
         run, snapshot = await self.store.read(read)
         _visible(caller, run, run_id)
@@ -395,9 +396,10 @@ class RunReader:
     ) -> Page[LogEntry]:
         """Log lines and finished attempts in time order, a page at a time.
 
-        The cursor is ``"<last log id>.<last attempt id>"`` (a bare number is a log id).
+        The cursor is ``"<last log id>.<attempts taken>"`` (a bare number is a log id).
         Items are taken in time order from the front of each list, so the next cursor is the
-        last log id and the last attempt id taken: no item is skipped or repeated.
+        last log id and how many of the run's attempts (listed in the order they finished)
+        were taken: no item is skipped or repeated.
 
         Raises:
             InvalidInput: ``after`` is not a cursor this method returned.
@@ -407,7 +409,7 @@ class RunReader:
 
         def read(tx: Tx) -> tuple[list[LogRecord], list[AttemptRecord]]:
             logs = reads.logs_after(tx, run_id, after_id=after_log, limit=limit + 1)
-            attempts = [a for a in reads.attempts_of(tx, run_id) if a.id > after_attempt]
+            attempts = reads.attempts_of(tx, run_id)[after_attempt:]
             return logs, attempts
 
         logs, attempts = await self.store.read(read)
@@ -422,7 +424,7 @@ class RunReader:
                 items.append(LogEntry("log", logs[li]))
                 li += 1
             else:
-                after_attempt = attempts[ai].id
+                after_attempt += 1
                 items.append(LogEntry("attempt", attempts[ai]))
                 ai += 1
         more = li < len(logs) or ai < len(attempts)
@@ -686,7 +688,7 @@ def _visible(caller: Caller, run: RunRecord | None, run_id: str) -> RunRecord:
 
 
 def parse_log_cursor(value: str | None) -> tuple[int, int]:
-    """Split a log cursor ``"<last log id>.<last attempt id>"`` (a bare number = log id)."""
+    """Split a log cursor ``"<last log id>.<attempts taken>"`` (a bare number = log id)."""
     if not value:
         return 0, 0
     try:

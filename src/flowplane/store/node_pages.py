@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
+from flowplane.store import attempt_reads
 from flowplane.store import schema as t
 from flowplane.store.records import AttemptRecord, NodeRunRecord
 from flowplane.store.tx import Tx
@@ -62,19 +63,5 @@ def unfinished_attempts(tx: Tx, run_id: str) -> int:
 
 
 def attempts_of_nodes(tx: Tx, run_id: str, nodes: Sequence[NodeRunRecord]) -> list[AttemptRecord]:
-    """The attempts of the node runs ``nodes``."""
-    if not nodes:
-        return []
-    keys = {(node.node_id, node.iteration) for node in nodes}
-    c = t.attempts.c
-    query = (
-        sa.select(t.attempts)
-        .where(
-            c.run_id == run_id,
-            c.node_id.in_(sorted({node_id for node_id, _ in keys})),
-            c.iteration.between(min(i for _, i in keys), max(i for _, i in keys)),
-        )
-        .order_by(c.id)
-    )
-    rows = (AttemptRecord.from_row(r._mapping) for r in tx.conn.execute(query))
-    return [row for row in rows if (row.node_id, row.iteration) in keys]
+    """The attempts of the node runs ``nodes``, in the order they finished."""
+    return attempt_reads.attempts_of_nodes(tx, run_id, nodes)

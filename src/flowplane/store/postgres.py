@@ -132,6 +132,8 @@ def _lock_and_finish_items(count: int) -> Prepared[RunRecord]:
                 finished_at_ms=sa.bindparam("_now", type_=sa.BigInteger),
                 lease_owner=None,
                 lease_expires_ms=None,
+                worker=sa.bindparam("_worker", type_=nodes.worker.type),
+                attempt_started_ms=sa.bindparam(f"_s{k}", type_=sa.BigInteger),
             )
             .returning(nodes.id)
             .cte(f"u{k}")
@@ -256,7 +258,7 @@ class PostgresTx(Tx):
         return self._locked(run), updated
 
     def lock_run_and_finish_items(
-        self, run_id: str, finishes: Sequence[tuple[int, int, Any]]
+        self, run_id: str, finishes: Sequence[tuple[int, int, Any, int | None]], worker: str
     ) -> tuple[RunRecord | None, set[int]]:
         """One statement (one round trip) for the lock and every fenced finish."""
         count = len(finishes)
@@ -266,10 +268,10 @@ class PostgresTx(Tx):
         stmt = _LOCK_AND_FINISH_ITEMS.get(size)
         if stmt is None:
             stmt = _LOCK_AND_FINISH_ITEMS[size] = _lock_and_finish_items(size)
-        params: dict[str, Any] = {"_run": run_id, "_now": self.now_ms}
+        params: dict[str, Any] = {"_run": run_id, "_now": self.now_ms, "_worker": worker}
         for k in range(size):
-            row_id, epoch, output = finishes[k] if k < count else (-1, -1, None)
-            params.update({f"_i{k}": row_id, f"_e{k}": epoch, f"_o{k}": output})
+            row_id, epoch, output, started = finishes[k] if k < count else (-1, -1, None, None)
+            params.update({f"_i{k}": row_id, f"_e{k}": epoch, f"_o{k}": output, f"_s{k}": started})
         rows, _count = stmt.execute(self.conn, params)
         if not rows:
             return None, set()

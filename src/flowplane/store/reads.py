@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flowplane.store import attempt_reads
 from flowplane.store import schema as t
 from flowplane.store.event_codec import unpack_events, unpack_frame
 from flowplane.store.prepared import Prepared
@@ -51,12 +52,6 @@ _FIRST_NODE_RUNS = Prepared(
     .order_by(t.node_runs.c.id)
     .limit(sa.bindparam("_limit")),
     record=NodeRunRecord,
-)
-_ATTEMPTS_OF = Prepared(
-    sa.select(t.attempts)
-    .where(t.attempts.c.run_id == sa.bindparam("_run"))
-    .order_by(t.attempts.c.id),
-    record=AttemptRecord,
 )
 
 
@@ -280,7 +275,10 @@ def logs_after(tx: Tx, run_id: str, *, after_id: int = 0, limit: int = 200) -> l
     return [LogRecord.from_row(r._mapping) for r in tx.conn.execute(query)]
 
 
-def attempts_of(tx: Tx, run_id: str) -> list[AttemptRecord]:
-    """Return every attempt of the run's node runs."""
-    rows, _count = _ATTEMPTS_OF.execute(tx.conn, {"_run": run_id})
-    return rows
+def attempts_of(
+    tx: Tx, run_id: str, nodes: Sequence[NodeRunRecord] | None = None
+) -> list[AttemptRecord]:
+    """Return every attempt of the run's node runs, in the order they finished (see
+    :mod:`flowplane.store.attempt_reads`); ``nodes``: every node run of the run, when
+    already read."""
+    return attempt_reads.attempts_of(tx, run_id, nodes)

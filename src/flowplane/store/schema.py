@@ -105,6 +105,13 @@ node_runs = sa.Table(
     sa.Column("item", JSONType, nullable=True),
     sa.Column("started_at_ms", Ms, nullable=True),
     sa.Column("finished_at_ms", Ms, nullable=True),
+    # The node run's successful attempt is kept on its row, not in ``attempts``: the worker
+    # that ran it ('' when none did: a waiting node settled by an approval, signal or child
+    # run) and when that attempt started (its end is ``finished_at_ms``). Set by the fenced
+    # update that finishes the node run, so it is recorded exactly once, with the output;
+    # NULL when the node run did not finish by an attempt (a foreach node's level row).
+    sa.Column("worker", sa.String(128), nullable=True),
+    sa.Column("attempt_started_ms", Ms, nullable=True),
     sa.UniqueConstraint("run_id", "node_id", "iteration", name="ux_node_runs_key"),
     # Only the statuses claims and the lease reaper look for: most rows are settled.
     sa.Index(
@@ -125,23 +132,15 @@ attempts = sa.Table(
     sa.Column("node_id", sa.String(64), nullable=False),
     sa.Column("iteration", sa.Integer, nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False),
-    # finished | failed | lost | superseded (re-run by a rewind)
+    # failed | lost | superseded (re-run by a rewind). A node run's successful attempt is
+    # kept on its node_runs row (see there): rows here say "finished" only in a database
+    # migrated from before 0008 where one could not be folded.
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("worker", sa.String(128), nullable=True),
     sa.Column("started_at_ms", Ms, nullable=True),
     sa.Column("finished_at_ms", Ms, nullable=False),
     sa.Column("error", JSONType, nullable=True),
     sa.UniqueConstraint("run_id", "node_id", "iteration", "attempt", name="ux_attempts_key"),
-    # The database itself guarantees a node run's output is recorded exactly once.
-    sa.Index(
-        "ux_attempts_one_success",
-        "run_id",
-        "node_id",
-        "iteration",
-        unique=True,
-        sqlite_where=sa.text("status = 'finished'"),
-        postgresql_where=sa.text("status = 'finished'"),
-    ),
 )
 
 # The event log: one row per (transaction, run) holding that transaction's events of the

@@ -124,6 +124,9 @@ class NodeRunRecord:
     item: Any = None
     started_at_ms: int | None = None
     finished_at_ms: int | None = None
+    # The successful attempt kept on the row: its worker ('' for none) and start.
+    worker: str | None = None
+    attempt_started_ms: int | None = None
 
     CONVERT: ClassVar[dict[str, Callable[[Any], Any]]] = {"status": _NODE_STATUS.__getitem__}
 

@@ -56,12 +56,13 @@ class Tx(RunsTx, NodeRunsTx, AttemptsTx, ApprovalsTx, SignalsTx, WorkflowsTx, Ev
         return run, updated
 
     def lock_run_and_finish_items(
-        self, run_id: str, finishes: Sequence[tuple[int, int, Any]]
+        self, run_id: str, finishes: Sequence[tuple[int, int, Any, int | None]], worker: str
     ) -> tuple[RunRecord | None, set[int]]:
         """:meth:`lock_run`, then, if the run is not terminal, finish each node run
-        ``(row id, lease epoch, output)`` that is still ``in-progress`` under that epoch
-        (each fenced on its own lease; the lease is released). Returns the locked run and
-        the ids of the node runs finished. (One statement on PostgreSQL.)
+        ``(row id, lease epoch, output, attempt start)`` that is still ``in-progress`` under
+        that epoch (each fenced on its own lease; the lease is released), recording its
+        successful attempt on ``worker``. Returns the locked run and the ids of the node
+        runs finished. (One statement on PostgreSQL.)
 
         Several completions of one run (a ``foreach``'s items) recorded in one transaction:
         the run is locked once for all of them (see ``Worker``'s group completions)."""
@@ -69,7 +70,7 @@ class Tx(RunsTx, NodeRunsTx, AttemptsTx, ApprovalsTx, SignalsTx, WorkflowsTx, Ev
         if run is None or run.status in TERMINAL_RUN:
             return run, set()
         done: set[int] = set()
-        for row_id, epoch, output in finishes:
+        for row_id, epoch, output, started in finishes:
             if self.update_node_run(
                 row_id,
                 expect_status="in-progress",
@@ -80,6 +81,8 @@ class Tx(RunsTx, NodeRunsTx, AttemptsTx, ApprovalsTx, SignalsTx, WorkflowsTx, Ev
                 finished_at_ms=self.now_ms,
                 lease_owner=None,
                 lease_expires_ms=None,
+                worker=worker,
+                attempt_started_ms=started,
             ):
                 done.add(row_id)
         return run, done
