@@ -518,7 +518,9 @@ class EventFeed:
         sub.queue.clear()
         sub.since = self._handoffs
         events, full = await self._replay(sub)
-        sub.stale = full
+        # Stale already if its queue overflowed during the read (the queue was dropped):
+        # the next read starts after this page, not the queue's events.
+        sub.stale = sub.stale or full
         if len(events) <= FIRST_PAGE_EVENTS and not full:
             sub.cursor = events[-1]["seq"] if events else sub.cursor
             if events:
