@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -567,3 +568,150 @@ async def test_feed_batches_keep_alive_when_quiet(store: Store) -> None:
     assert await asyncio.wait_for(anext(stream), 5) == []
     await stream.aclose()
     await feed.close()
+
+
+# --- SSE written to the socket directly (api/sse.py SocketSink) ----------------------------
+
+
+def _feed_subscribers(served: Served) -> list[Any]:
+    return list(served.app.state.services.feed._subscribers)
+
+
+async def _until(check: Any, what: str) -> None:
+    for _ in range(500):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never: {what}")
+
+
+async def _open_sse(served: Served, path: str) -> tuple[Any, Any]:
+    """A raw SSE client with a small receive buffer: it reads only when told to."""
+    import socket as socketlib
+
+    sock = socketlib.socket()
+    sock.setsockopt(socketlib.SOL_SOCKET, socketlib.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", int(served.url.rsplit(":", 1)[1])))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 24)
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {served.admin}\r\n"
+        "Connection: close\r\n\r\n".encode()
+    )
+    await reader.readuntil(b"retry:")
+    return reader, writer
+
+
+class _Ids:
+    """The ``id:`` of every complete SSE message read so far (chunks split anywhere)."""
+
+    def __init__(self) -> None:
+        self.seqs: list[int] = []
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> None:
+        self.pending += chunk
+        cut = self.pending.rfind(b"\n\n")
+        if cut >= 0:
+            done, self.pending = self.pending[: cut + 2], self.pending[cut + 2 :]
+            self.seqs.extend(int(seq) for seq in re.findall(rb"(?:^|\n)id: (\d+)\n", done))
+
+
+def _append_events(served: Served, namespace: str, count: int, size: int) -> None:
+    store = served.app.state.services.store
+
+    def append(tx: Tx) -> None:
+        for i in range(count):
+            tx.event("r-direct", namespace, "NodeLog", None, message=f"{i}:" + "x" * size)
+
+    for _ in range(10):
+        served.on_server(store.transact(append))
+
+
+async def test_sse_slow_client_stays_bounded_and_gets_everything(served: Served) -> None:
+    """A client that stops reading its namespace stream makes the server hold at most the
+    socket's high-water mark plus one write, and its feed queue at most its buffer; once it
+    reads again it gets every event of the namespace once and in order (it went back to the
+    table). A client reading along gets everything meanwhile."""
+    from flowplane.api.sse import SocketSink
+
+    head = served.on_server(served.app.state.services.feed.head())
+    path = f"/v1/events?namespace=direct-slow&afterSeq={head}"
+    slow_reader, slow_writer = await _open_sse(served, path)
+    fast_reader, fast_writer = await _open_sse(served, path)
+    await _until(lambda: len(_feed_subscribers(served)) >= 2, "both streams subscribed")
+    sinks = [s.sink for s in _feed_subscribers(served) if s.filter.namespaces == ("direct-slow",)]
+    assert len(sinks) == 2 and all(isinstance(sink, SocketSink) for sink in sinks)
+    fast_got = _Ids()
+
+    async def read_fast() -> None:
+        while len(fast_got.seqs) < 1000:
+            chunk = await fast_reader.read(1 << 16)
+            assert chunk
+            fast_got.feed(chunk)
+
+    fast = asyncio.create_task(read_fast())
+    # 10 commits of 100 events of ~1 kB: 1 MB, far more than the sockets' buffers.
+    await asyncio.to_thread(_append_events, served, "direct-slow", 100, 1000)
+    await asyncio.wait_for(fast, 30)
+    table = [e["seq"] for e in served.on_server(_namespace_table(served, "direct-slow", head))]
+    assert fast_got.seqs == table
+    for sub in _feed_subscribers(served):
+        if sub.filter.namespaces == ("direct-slow",):
+            assert len(sub.queue) <= served.app.state.services.feed.buffer
+            transport = sub.sink.transport
+            # uvloop's default high-water mark (64 kB) plus one write (at most 100 events).
+            assert transport.get_write_buffer_size() <= 64 * 1024 + 100 * 1200
+    slow_got = _Ids()
+    while len(slow_got.seqs) < len(table):
+        chunk = await asyncio.wait_for(slow_reader.read(1 << 16), 20)
+        assert chunk
+        slow_got.feed(chunk)
+    assert slow_got.seqs == table
+    for writer in (slow_writer, fast_writer):
+        writer.close()
+
+
+async def _namespace_table(served: Served, namespace: str, after: int) -> list[dict[str, Any]]:
+    store = served.app.state.services.store
+    return await _table(store, namespaces=[namespace], after_seq=after)
+
+
+async def test_sse_client_that_leaves_is_dropped(served: Served) -> None:
+    """A waiting stream whose client closes its socket leaves the feed (no write needed to
+    notice it)."""
+    before = len(_feed_subscribers(served))
+    _reader, writer = await _open_sse(served, "/v1/events?namespace=direct-gone")
+    await _until(lambda: len(_feed_subscribers(served)) == before + 1, "subscribed")
+    writer.close()
+    await _until(lambda: len(_feed_subscribers(served)) == before, "the stream left the feed")
+
+
+async def test_run_stream_ends_after_its_terminal_event_written_directly(served: Served) -> None:
+    """A run's stream whose events the tail writes to the socket still ends after the
+    run's terminal event."""
+    run_id = await start_approval_run(served, "direct-run")
+    await wait_status(served, run_id, "waiting-approval")
+    async with served.client() as c:
+        async with c.stream("GET", f"/v1/runs/{run_id}/events") as response:
+            got: list[str] = []
+            lines = response.aiter_lines()
+            async for line in lines:
+                if line.startswith("data: "):
+                    got.append(json.loads(line[6:])["type"])
+                    if got[-1] == "NodeWaitingApproval":
+                        break
+            await _until(
+                lambda: any(s.filter.run_id == run_id and s.waiting
+                            for s in _feed_subscribers(served)),
+                "the stream waits",
+            )  # fmt: skip
+            decision = {"runId": run_id, "nodeId": "ask", "approved": True}
+            assert (await rpc_call(c, "submitApproval", decision)).status_code == 200
+
+            async def rest() -> None:
+                async for line in lines:
+                    if line.startswith("data: "):
+                        got.append(json.loads(line[6:])["type"])
+
+            await asyncio.wait_for(rest(), 15)  # the stream ends by itself
+    assert "RunFinished" in got

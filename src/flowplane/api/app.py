@@ -17,6 +17,7 @@ from flowplane.api import problems, thodare, workflowdev
 from flowplane.api.edge import install_edge
 from flowplane.api.mcp_backend import mount_mcp
 from flowplane.api.security import start_security
+from flowplane.api.sse import RAW_SEND
 from flowplane.connectors.registry import Registry, default_registry
 from flowplane.services.container import Services, Store, Worker, open_services
 from flowplane.settings import Settings
@@ -100,6 +101,16 @@ async def _running(
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class FlowplaneApp(FastAPI):
+    """FastAPI, with the server's own ``send`` in each HTTP request's scope: event streams
+    write to their sockets with it (:class:`flowplane.api.sse.FeedStreamResponse`)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope[RAW_SEND] = send
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -129,7 +140,7 @@ def create_app(
             ):
                 yield
 
-    app = FastAPI(
+    app = FlowplaneApp(
         title="Flowplane",
         version=__version__,
         description="Durable workflow engine: workflows, runs, approvals and events over HTTP.",

@@ -8,8 +8,13 @@ after ``Last-Event-ID`` (or ``?afterSeq=``), sends a ``: keep-alive`` comment wh
 quiet for :data:`KEEPALIVE_SECONDS`, and closes after the run's terminal event.
 
 Streams of the API (``/v1/events``, ``/v1/runs/{id}/events``) write the event feed's
-batches (:func:`stream_batches`): one chunk per batch, each event's message rendered once
-for all subscribers; the feed bounds memory per subscriber and paces replays. Serve mode's
+batches (:class:`FeedStreamResponse`): one chunk per batch, each event's message rendered
+once for all subscribers; the feed bounds memory per subscriber and paces replays. Under
+uvicorn's httptools protocol (``flowplane serve``) the stream writes to its socket itself
+and, while it waits, the feed's tail writes each live read's bytes to it directly
+(:class:`SocketSink`): one ``transport.write`` of bytes shared by all subscribers instead of
+a wake-up, a generator chain and an ASGI ``send`` through the middleware per subscriber.
+Elsewhere (an in-process ASGI client) the same batches go through ``send``. Serve mode's
 stream (:meth:`RunService.follow`) goes through :func:`stream_events`: a producer task
 fills a bounded queue per connection; when a client reads slowly the producer simply stops
 reading the table (the table is the buffer).
@@ -21,13 +26,14 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Hashable, Sequence
 from typing import Any
 
 from starlette.responses import StreamingResponse
 
 from flowplane.errors import InvalidInput
 from flowplane.model.bounds import INT64_MAX, in_range
+from flowplane.services.feed import FeedBatches
 
 KEEPALIVE_SECONDS = 15.0
 """Quiet time after which a ``: keep-alive`` comment is sent."""
@@ -235,3 +241,165 @@ def event_stream_response(
         stream_events(source, keepalive_seconds=keepalive_seconds, event_name=event_name),
         headers=SSE_HEADERS,
     )
+
+
+RAW_SEND = "flowplane.raw_send"
+"""The scope key of the server's own ``send``, before any middleware wraps it (set by the
+app: :func:`flowplane.api.app.create_app`)."""
+_RETRY = f"retry: {RETRY_MS}\n\n".encode()
+_KEEPALIVE = b": keep-alive\n\n"
+_CYCLE_ATTRS = ("transport", "flow", "chunked_encoding", "disconnected", "response_complete")
+
+
+def _uvicorn_cycle(send: Any) -> Any:
+    """uvicorn's request-response cycle behind its ``send`` (httptools protocol), or
+    ``None`` (another server, a logging wrapper, an in-process client)."""
+    cycle = getattr(send, "__self__", None)
+    if cycle is None or type(cycle).__module__ != "uvicorn.protocols.http.httptools_impl":
+        return None
+    if not all(hasattr(cycle, name) for name in _CYCLE_ATTRS):
+        return None
+    return cycle
+
+
+class SocketSink:
+    """A stream's socket, written directly (see the module doc): HTTP/1.1 chunks on
+    uvicorn's transport, refused while uvicorn's flow control has paused writing (the
+    client is slow: the transport holds at most its high-water mark and one write more) or
+    once the client has gone.
+
+    Args:
+        cycle: uvicorn's request-response cycle of the stream (its response started).
+        event_name: the ``event:`` of every message (default: each event's type).
+        counter: counts the events written (``inc(n)``), or ``None``.
+    """
+
+    __slots__ = ("chunked", "counter", "cycle", "event_name", "flow", "keepalive", "key",
+                 "transport")  # fmt: skip
+
+    def __init__(self, cycle: Any, event_name: str | None, counter: Any = None) -> None:
+        self.cycle = cycle
+        self.transport = cycle.transport
+        self.flow = cycle.flow
+        self.chunked = bool(cycle.chunked_encoding)
+        self.event_name = event_name
+        self.counter = counter
+        self.key: Hashable = (event_name, self.chunked)
+        self.keepalive = self.frame(_KEEPALIVE)
+
+    def frame(self, body: bytes) -> bytes:
+        """``body`` as one write of the response (an HTTP/1.1 chunk when chunked)."""
+        return b"%x\r\n%b\r\n" % (len(body), body) if self.chunked else body
+
+    def encode(self, events: Sequence[dict[str, Any]]) -> bytes:
+        """The SSE messages of ``events`` as one write."""
+        name = self.event_name
+        return self.frame(b"".join([format_event(event, name) for event in events]))
+
+    @property
+    def gone(self) -> bool:
+        """Whether the client has gone."""
+        return bool(self.cycle.disconnected) or self.transport.is_closing()
+
+    def write(self, data: bytes) -> bool:
+        """Write now unless the client is slow or gone (then nothing is written)."""
+        if self.flow.write_paused or self.gone:
+            return False
+        self.transport.write(data)
+        return True
+
+    async def send(self, data: bytes) -> bool:
+        """Write, waiting first while the client is slow; ``False`` once it has gone."""
+        if self.flow.write_paused and not self.gone:
+            await self.flow.drain()
+        if self.gone:
+            return False
+        self.transport.write(data)
+        return True
+
+
+async def _counted(
+    batches: AsyncIterator[Sequence[dict[str, Any]]], counter: Any
+) -> AsyncIterator[Sequence[dict[str, Any]]]:
+    try:
+        async for batch in batches:
+            if batch and counter is not None:
+                counter.inc(len(batch))
+            yield batch
+    finally:
+        aclose = getattr(batches, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class FeedStreamResponse(StreamingResponse):
+    """The SSE response of batches of events (see the module doc): an event feed's
+    subscription is written to the socket directly under uvicorn's httptools protocol;
+    anything else goes through ``send`` as a :class:`StreamingResponse` of
+    :func:`stream_batches`.
+
+    Args:
+        batches: the batches (not yet iterated): a :class:`FeedBatches`, or any source.
+        event_name: the ``event:`` of every message (default: each event's type).
+        gauge: counts the open streams (``inc()``/``dec()``), or ``None``.
+        counter: counts the events sent (``inc(n)``), or ``None``.
+    """
+
+    def __init__(
+        self,
+        batches: AsyncIterator[Sequence[dict[str, Any]]],
+        *,
+        event_name: str | None = None,
+        gauge: Any = None,
+        counter: Any = None,
+    ) -> None:
+        super().__init__(
+            stream_batches(_counted(batches, counter), event_name), headers=SSE_HEADERS
+        )
+        self.batches = batches
+        self.event_name = event_name
+        self.gauge = gauge
+        self.counter = counter
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.gauge is not None:
+            self.gauge.inc()
+        try:
+            # GET only: uvicorn drops a HEAD response's body itself.
+            direct = scope["type"] == "http" and scope.get("method") == "GET"
+            cycle = _uvicorn_cycle(scope.get(RAW_SEND)) if direct else None
+            if cycle is None or not isinstance(self.batches, FeedBatches):
+                await super().__call__(scope, receive, send)
+            else:
+                await self._direct(self.batches, cycle, receive, send)
+        finally:
+            if self.gauge is not None:
+                self.gauge.dec()
+
+    async def _direct(self, stream: FeedBatches, cycle: Any, receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        sink = SocketSink(cycle, self.event_name, self.counter)
+        stream.attach(sink)
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            stream.close()
+
+        watcher = asyncio.create_task(watch(), name="flowplane-sse-disconnect")
+        try:
+            if await sink.send(sink.frame(_RETRY)):
+                async for batch in stream:
+                    if not await sink.send(sink.encode(batch) if batch else sink.keepalive):
+                        break
+                    if batch and self.counter is not None:
+                        self.counter.inc(len(batch))
+        except Exception as exc:  # the stream ends; the client resumes by seq
+            _log.warning("event stream failed: %s", exc)
+        finally:
+            watcher.cancel()
+            await stream.aclose()
+        if not sink.gone:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -25,7 +25,10 @@ then catches up from the table (the table is the buffer) and goes live again.
 Fan-out stays cheap per subscriber (docs/performance.md, "Event fan-out"): an event is
 encoded once (:class:`~flowplane.services.feed_pages.FeedEvent`), a stream takes what one
 read brought as one batch (one write), and under a stream of commits the tail reads at
-most once per ``subscribers x 0.2 ms`` (20 ms at most). Catching up is paced so that it
+most once per ``subscribers x 0.2 ms`` (20 ms at most). A stream with a :class:`Sink` (an
+SSE socket) that waits with nothing queued is written by the tail itself: one write of
+bytes shared by every such subscriber of the filter, no wake-up; a write the sink refuses
+(slow or gone client) goes to the queue as for any subscriber. Catching up is paced so that it
 cannot starve live streams or the engine sharing the process: long replay pages are read
 off the loop, few at a time, shared through a byte-bounded page cache, and handed out
 within a share of the loop's time (:data:`REPLAY_SHARE`).
@@ -39,10 +42,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from flowplane.errors import DatabaseUnavailable, InvalidInput, NotFound, RunNotFound
 from flowplane.services.caller import Caller
@@ -127,6 +130,34 @@ class EventFilter:
         return self.types is None or event.get("type") in self.types
 
 
+class Sink(Protocol):
+    """Where the tail writes a waiting subscriber's live events itself (a socket).
+
+    While a stream's own loop waits with nothing queued, the tail hands it what a read
+    brought with one :meth:`write` of bytes shared by every subscriber of the same filter
+    and ``key``: no wake-up, no per-stream coroutine or ASGI send per delivery. A write the
+    sink refuses (the client is slow or gone) is queued and the stream's loop woken, as
+    without a sink: the queue's bound and the fall-back to the table hold.
+
+    Attributes:
+        key: sinks with equal keys turn the same events into the same bytes.
+        keepalive: the bytes of a keep-alive.
+        counter: counts the events written (``inc(n)``), or ``None``.
+    """
+
+    key: Hashable
+    keepalive: bytes
+    counter: Any
+
+    def encode(self, events: Sequence[FeedEvent]) -> bytes:
+        """The bytes that deliver ``events``."""
+        ...
+
+    def write(self, data: bytes) -> bool:
+        """Write ``data`` now, or return ``False`` (slow or gone: nothing written)."""
+        ...
+
+
 class _Subscriber:
     """One live stream's state inside the feed."""
 
@@ -137,8 +168,14 @@ class _Subscriber:
         buffer: int,
         number: int,
         idle_seconds: float | None = None,
+        sink: Sink | None = None,
+        until_terminal: bool = False,
     ) -> None:
         self.filter = event_filter
+        self.sink = sink
+        self.until_terminal = until_terminal
+        # Caught up after a terminal event (or at the start): the run may be over.
+        self.check_terminal = until_terminal
         self.cursor = cursor
         self.buffer = buffer
         self.number = number  # registration order
@@ -159,8 +196,9 @@ class _Subscriber:
 
     @property
     def waiting(self) -> bool:
-        """Whether the stream waits for a wake-up."""
-        return self._waiter is not None
+        """Whether the stream waits for a wake-up (and has not been woken yet)."""
+        waiter = self._waiter
+        return waiter is not None and not waiter.done()
 
     def wake(self) -> None:
         """Wake the stream if it waits."""
@@ -200,6 +238,55 @@ class _Subscriber:
         """End the stream at the next opportunity."""
         self.closed = True
         self.wake()
+
+
+class FeedBatches:
+    """A subscription's batches (:meth:`EventFeed.batches`): an async iterator that
+    registers with the feed on its first step. Before that, :meth:`attach` gives it a
+    :class:`Sink` for the tail's direct writes; :meth:`close` ends it from outside (the
+    client left)."""
+
+    def __init__(
+        self,
+        feed: EventFeed,
+        event_filter: EventFilter,
+        after_seq: int,
+        until_terminal: bool,
+        idle_seconds: float | None,
+    ) -> None:
+        self.feed = feed
+        self.filter = event_filter
+        self.after_seq = after_seq
+        self.until_terminal = until_terminal
+        self.idle_seconds = idle_seconds
+        self.sink: Sink | None = None
+        self.subscriber: _Subscriber | None = None
+        self.closed = False
+        self._gen: AsyncGenerator[list[FeedEvent]] | None = None
+
+    def attach(self, sink: Sink) -> None:
+        """Let the tail write live events to ``sink`` while the stream waits."""
+        self.sink = sink
+
+    def close(self) -> None:
+        """End the stream at the next opportunity."""
+        self.closed = True
+        if self.subscriber is not None:
+            self.subscriber.close()
+
+    def __aiter__(self) -> FeedBatches:
+        return self
+
+    async def __anext__(self) -> list[FeedEvent]:
+        if self._gen is None:
+            self._gen = self.feed._batches(self)
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        """Leave the feed."""
+        self.closed = True
+        if self._gen is not None:
+            await self._gen.aclose()
 
 
 class _Read:
@@ -406,14 +493,14 @@ class EventFeed:
         finally:
             await batches.aclose()
 
-    async def batches(
+    def batches(
         self,
         event_filter: EventFilter,
         after_seq: int = 0,
         *,
         until_terminal: bool = False,
         idle_seconds: float | None = None,
-    ) -> AsyncGenerator[list[FeedEvent]]:
+    ) -> FeedBatches:
         """:meth:`stream`'s events in batches: what a replay page or a live read brought at
         once, for a writer that sends each batch in one write.
 
@@ -427,26 +514,40 @@ class EventFeed:
         replay chunks of :data:`REPLAY_CHUNK_EVENTS` are being handed out at once, each
         followed by a turn of the event loop: live streams and the engine's own work keep
         their turns while hundreds of subscribers catch up.
+
+        With a :class:`Sink` attached (:meth:`FeedBatches.attach`) the tail writes live
+        events to it directly while the stream waits; the batches yielded are then only
+        what the stream must write itself (replays, and what the sink refused).
         """
-        if self._closing:
+        return FeedBatches(self, event_filter, after_seq, until_terminal, idle_seconds)
+
+    async def _batches(self, stream: FeedBatches) -> AsyncGenerator[list[FeedEvent]]:
+        if self._closing or stream.closed:
             return
         self._registered += 1
+        event_filter, until_terminal = stream.filter, stream.until_terminal
         sub = _Subscriber(
-            event_filter, max(after_seq, 0), self.buffer, self._registered, idle_seconds
+            event_filter,
+            max(stream.after_seq, 0),
+            self.buffer,
+            self._registered,
+            stream.idle_seconds,
+            stream.sink,
+            until_terminal,
         )
+        stream.subscriber = sub
         self._subscribers.add(sub)
         self._groups.setdefault(event_filter, set()).add(sub)
         self._has_subscribers.set()
         try:
             await self._started()
-            check_terminal = until_terminal
             recent = self._from_recent(sub) if until_terminal else None
             if recent is not None:
                 # Caught up from what the tail saw: once the run had ended by then (a
                 # terminal event among them, whether the filter passes it or not, and
                 # whatever follows it), ask the table whether the stream is complete after
                 # what is queued (a resumed run goes on).
-                check_terminal = _has_terminal(recent.events)
+                sub.check_terminal = _has_terminal(recent.events)
             while not sub.closed:
                 batch: list[FeedEvent] = []
                 if sub.stale:
@@ -454,22 +555,22 @@ class EventFeed:
                     async with contextlib.aclosing(self._replayed(sub)) as replayed:
                         async for batch in replayed:
                             yield batch
-                            check_terminal |= until_terminal and _has_terminal(batch)
+                            sub.check_terminal |= until_terminal and _has_terminal(batch)
                     continue
                 if sub.queue:
                     batch = sub.take()
                     if batch:
                         yield batch
-                        check_terminal |= until_terminal and _has_terminal(batch)
+                        sub.check_terminal |= until_terminal and _has_terminal(batch)
                     continue
-                if check_terminal:
+                if sub.check_terminal:
                     # Caught up after a terminal event (or at the start): done if the run is.
-                    check_terminal = False
+                    sub.check_terminal = False
                     settled = await self._settled(event_filter, sub.cursor)
                     if settled:
                         return
                     if settled is not None:  # terminal, with events still to send
-                        sub.stale = check_terminal = True
+                        sub.stale = sub.check_terminal = True
                     continue
                 if sub.keepalive:
                     sub.keepalive = False
@@ -495,7 +596,9 @@ class EventFeed:
         sub.queue.clear()
         sub.since = self._handoffs
         events, full = await self._replay(sub)
-        sub.stale = full
+        # Stale already if its queue overflowed during the read (the queue was dropped):
+        # the next read starts after this page, not the queue's events.
+        sub.stale = sub.stale or full
         if len(events) <= FIRST_PAGE_EVENTS and not full:
             sub.cursor = events[-1]["seq"] if events else sub.cursor
             if events:
@@ -720,19 +823,21 @@ class EventFeed:
                 partial(_tail_events, after_seq=self._position, limit=self.batch)
             )
             self.recent.note(rows, forgets)
-            woken: set[_Subscriber] = set()
             groups = list(self._groups.items())
+            matched: dict[EventFilter, list[FeedEvent]] = {}
             if rows:
                 self._handoffs += 1
             for namespace, event in rows:
                 self._position = event["seq"]
-                for event_filter, subs in groups:
+                for event_filter, _subs in groups:
                     if event_filter.matches(event, namespace):
-                        for sub in subs:
-                            sub.offer(event)
-                        woken.update(subs)
-            for sub in woken:
-                sub.wake()
+                        matched.setdefault(event_filter, []).append(event)
+            if matched:
+                now = time.monotonic()
+                for event_filter, subs in groups:
+                    events = matched.get(event_filter)
+                    if events:
+                        _deliver(subs, events, now)
             if len(rows) < self.batch:
                 return
 
@@ -745,8 +850,53 @@ class EventFeed:
         for sub in self._subscribers:
             idle = sub.idle_seconds
             if idle is not None and sub.waiting and now - sub.active_at >= idle:
+                sink = sub.sink
+                if sink is not None and not sub.stale and sink.write(sink.keepalive):
+                    sub.active_at = now
+                    continue
                 sub.keepalive = True
                 sub.wake()
+
+
+def _deliver(subs: set[_Subscriber], events: list[FeedEvent], now: float) -> None:
+    """Hand what one read brought (``events``, all matching ``subs``' filter) to them: a
+    subscriber that waits with a sink gets it written at once, with the bytes shared by
+    every such subscriber of the same sink key; any other gets it queued and is woken."""
+    frames: dict[Hashable, bytes] = {}
+    counted: dict[int, list[Any]] = {}
+    first = events[0]["seq"]
+    terminal: bool | None = None
+    for sub in subs:
+        sink = sub.sink
+        if sink is not None and not sub.stale and sub.waiting:
+            # Only what is after its cursor (its last read may have gone past the tail).
+            cursor = sub.cursor
+            batch = events if first > cursor else [e for e in events if e["seq"] > cursor]
+            if not batch:
+                continue
+            if batch is events:
+                data = frames.get(sink.key)
+                if data is None:
+                    data = frames[sink.key] = sink.encode(events)
+            else:
+                data = sink.encode(batch)
+            if sink.write(data):
+                sub.cursor = batch[-1]["seq"]
+                sub.active_at = now
+                if sink.counter is not None:
+                    counted.setdefault(id(sink.counter), [sink.counter, 0])[1] += len(batch)
+                if sub.until_terminal:
+                    if terminal is None:
+                        terminal = _has_terminal(events)
+                    if terminal:
+                        sub.check_terminal = True  # its loop checks whether the run is over
+                        sub.wake()
+                continue
+        for event in events:
+            sub.offer(event)
+        sub.wake()
+    for counter, n in counted.values():
+        counter.inc(n)
 
 
 class _Budget:

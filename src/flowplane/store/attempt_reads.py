@@ -3,9 +3,12 @@
 A failed, lost or superseded attempt is a row of ``attempts``; a node run's successful
 attempt is kept on the node run's own row (``worker``, ``attempt_started_ms``,
 ``finished_at_ms``: see :mod:`flowplane.engine.attempts`). Readers see one list, as before:
-an :class:`AttemptRecord` per attempt, in the order the attempts finished (attempts that
-finished in the same millisecond in node run order, then attempt order), which is the order
-of the rows' ids when every attempt was a row. A success kept on a node run has no row id:
+an :class:`AttemptRecord` per attempt, in the order the attempts finished; attempts that
+finished in the same millisecond in node run order, then attempt order (before migration
+0008, when every attempt was a row, such ties were listed in the order their rows were
+written, e.g. the completion order of foreach items recorded together; nothing orders by
+more than the finish time, so ties now have one stable order on both backends). A success
+kept on a node run has no row id:
 its record's ``id`` is minus the node run's id (nothing shows attempt ids; they are not a
 cursor, see ``RunReads.log_page``).
 """

@@ -20,7 +20,7 @@ from flowplane.api.metrics import Metrics
 from flowplane.api.openapi import error_responses
 from flowplane.api.sse import (
     KEEPALIVE_SECONDS,
-    batch_stream_response,
+    FeedStreamResponse,
     event_stream_content,
     parse_last_event_id,
 )
@@ -82,8 +82,13 @@ def sse_response(
     metrics (once per batch: the per-event cost is what the feed must keep small)."""
     metrics = getattr(request.app.state, "metrics", None)
     if isinstance(metrics, Metrics):
-        batches = counted(batches, metrics)
-    return batch_stream_response(batches, event_name=event_name)
+        return FeedStreamResponse(
+            batches,
+            event_name=event_name,
+            gauge=metrics.stream_subscribers.labels("sse"),
+            counter=metrics.stream_events.labels("sse"),
+        )
+    return FeedStreamResponse(batches, event_name=event_name)
 
 
 async def counted(
