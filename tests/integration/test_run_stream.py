@@ -38,7 +38,7 @@ from flowplane.api.app import create_app
 from flowplane.api.run_stream import RunStreamShortcut
 from flowplane.client import AsyncClient
 from flowplane.errors import FlowplaneError
-from flowplane.services.feed import run_filter
+from flowplane.services.feed import namespace_filter, run_filter
 
 # The rate limit's remaining count depends on the requests each app served before.
 SKIPPED_HEADERS = {"x-request-id", "content-length", "ratelimit"}
@@ -304,3 +304,149 @@ async def test_a_deleted_run_has_no_stream(api: Api) -> None:
     # The feed saw the run (its events are in the feed's recent runs): deleted, it is a 404.
     gone = await api.http.get(url, headers=api.headers(VIEWER))
     assert gone.status_code == 404 and gone.json()["code"] == "RUN_NOT_FOUND"
+
+
+async def _dashboard(api: Api) -> asyncio.Task[None]:
+    """A stream of every namespace (a dashboard): the feed's tail runs all along."""
+    feed = api.app.state.services.feed
+
+    async def follow() -> None:
+        async for _ in feed.batches(namespace_filter(None), 10**9):
+            pass
+
+    task = asyncio.create_task(follow())
+    while not feed._ready.is_set():  # the tail knows its position
+        await asyncio.sleep(0.01)
+    return task
+
+
+async def _finished_recent_run(api: Api) -> str:
+    """A run that finished, its events in the feed's recent runs (the tail runs)."""
+    run_id = await api.dispatch_file("noops.yaml", NOOP_WORKFLOW)
+    await api.wait_status(run_id, "finished")
+    feed = api.app.state.services.feed
+    for _ in range(100):  # the tail read the run's last event (FrameCommitted)
+        if feed._position is not None and feed._position >= (await _table_seqs(api, run_id))[-1]:
+            break
+        await asyncio.sleep(0.01)
+    entry = feed.recent.get(run_id)
+    assert entry is not None and entry.events[-1]["type"] != "RunFinished"
+    return run_id
+
+
+async def test_resuming_a_finished_run_at_its_end_ends(api: Api) -> None:
+    """An EventSource reconnecting to a finished run with its last seq: the stream ends (the
+    run's last event, FrameCommitted, follows RunFinished), from recent runs as from the
+    table."""
+    keep = await _dashboard(api)
+    try:
+        run_id = await _finished_recent_run(api)
+        feed = api.app.state.services.feed
+        last = (await _table_seqs(api, run_id))[-1]
+        hits = feed.recent.hits
+        resumed = await asyncio.wait_for(
+            api.http.get(
+                f"/v1/runs/{run_id}/events",
+                headers={**api.headers(VIEWER), "Last-Event-ID": str(last)},
+            ),
+            10,
+        )
+        assert resumed.status_code == 200 and _seqs(resumed.text) == []
+        assert feed.recent.hits > hits  # started from the recent run, not the table
+    finally:
+        keep.cancel()
+
+
+@pytest.mark.parametrize("from_recent", [False, True])
+async def test_a_typed_stream_of_a_finished_run_ends(api: Api, from_recent: bool) -> None:
+    """A stream filtered by event type (JSON-RPC ``streamRunEvents`` with ``types``) of a
+    finished run ends, though the filter drops the run's terminal event."""
+    keep = await _dashboard(api) if from_recent else None
+    try:
+        if from_recent:
+            run_id = await _finished_recent_run(api)
+        else:
+            run_id = await api.dispatch_file("noops.yaml", NOOP_WORKFLOW)
+            await api.wait_status(run_id, "finished")
+        feed = api.app.state.services.feed
+        hits = feed.recent.hits
+        stream = feed.stream(run_filter(run_id, ["NodeFinished"]), 0, until_terminal=True)
+
+        async def consume() -> list[str]:
+            return [event["type"] async for event in stream]
+
+        seen = await asyncio.wait_for(consume(), 10)
+        assert seen == ["NodeFinished"] * 3
+        assert (feed.recent.hits > hits) == from_recent
+    finally:
+        if keep is not None:
+            keep.cancel()
+
+
+async def test_a_run_deleted_by_another_process_has_no_stream(
+    api: Api, db: tuple[str, str]
+) -> None:
+    """A run deleted by another process (the local CLI, retention elsewhere: no notification
+    reaches this one on SQLite) is served from recent runs at most the run cache's time after
+    it started: then its stream is a 404, as from the table."""
+    from flowplane.services.run_cache import RUN_CHANGED
+    from flowplane.store import retention
+    from flowplane.store.base import Store
+    from flowplane.store.tx import Tx
+
+    keep = await _dashboard(api)
+    try:
+        run_id = await _finished_recent_run(api)
+        url, schema = db
+        other = await Store.open(url, schema=schema, migrate=False)
+
+        def delete(tx: Tx) -> None:
+            retention.delete_runs(tx, [run_id])
+            tx.notify(RUN_CHANGED, run_id)
+
+        feed = api.app.state.services.feed
+        forget = feed.recent.forget
+        feed.recent.forget = lambda _run_id: None  # the notification is lost (or never sent)
+        try:
+            await other.transact(delete)
+        finally:
+            await other.close()
+        ttl = api.app.state.services.settings.run_cache_seconds
+        await asyncio.sleep(ttl + 0.2)  # past the run cache's bound since the run started
+        feed.recent.forget = forget
+        gone = await api.http.get(f"/v1/runs/{run_id}/events", headers=api.headers(VIEWER))
+        assert gone.status_code == 404 and gone.json()["code"] == "RUN_NOT_FOUND"
+    finally:
+        keep.cancel()
+
+
+@pytest.mark.parametrize("shortcut", [True, False])
+async def test_a_started_run_is_never_an_error(api: Api, shortcut: bool) -> None:
+    """Start and follow whose stream cannot be opened after the run started (the database
+    went away): the start's JSON, not an error a client would retry with a second run."""
+    from flowplane.errors import DatabaseUnavailable
+
+    (api.root / "noops.yaml").write_text(NOOP_WORKFLOW)
+    feed = api.app.state.services.feed
+
+    async def unavailable(*_args: Any, **_kwargs: Any) -> Any:
+        raise DatabaseUnavailable("the database is unavailable")
+
+    feed.for_run = unavailable
+    sse = {**api.headers(), "Accept": "text/event-stream"}
+    if shortcut:  # the start shortcut answers a plain JSON body
+        started = await api.http.post("/v1/runs", json={"workflowPath": "noops.yaml"}, headers=sse)
+    else:  # a charset in the content type: the route answers
+        started = await api.http.post(
+            "/v1/runs",
+            content=b'{"workflowPath": "noops.yaml"}',
+            headers={**sse, "Content-Type": "application/json; charset=utf-8"},
+        )
+    assert started.status_code == 200, started.text[:300]
+    assert started.headers["content-type"].startswith("application/json")
+    body = started.json()
+    assert body["created"] is True
+    del feed.for_run
+    await api.wait_status(body["runId"], "finished")
+    runs = await api.http.get("/v1/runs", headers=api.headers())
+    assert [run["runId"] for run in runs.json()] == [body["runId"]]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -47,6 +48,7 @@ PREFIX = "/v1/runs/"
 SUFFIX = "/events"
 TEMPLATE = "/v1/runs/{run_id}/events"
 _LAST_EVENT_ID = b"last-event-id"
+_log = logging.getLogger("flowplane.api")
 
 
 async def _no_body() -> Any:  # pragma: no cover - never iterated
@@ -103,23 +105,42 @@ def wants_stream(accept: Sequence[str]) -> bool:
     asks for the new run's event stream instead of its JSON."""
     for value in accept:
         for part in value.split(","):
-            media, _, params = part.partition(";")
-            if media.strip().lower() == STREAM_MEDIA_TYPE and "q=0" not in params.replace(
-                " ", ""
-            ).split(";"):
+            media, *params = part.split(";")
+            if media.strip().lower() == STREAM_MEDIA_TYPE and _quality(params) > 0:
                 return True
     return False
 
 
+def _quality(params: Sequence[str]) -> float:
+    """A media range's ``q`` (1 when absent or unreadable; 0: not acceptable)."""
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value.strip())
+            except ValueError:
+                return 1.0
+    return 1.0
+
+
 async def follow_started(
     request: Request, principal: Caller, run_id: str, *, created: bool
-) -> RunStream:
+) -> RunStream | None:
     """The event stream of a run the request just started (or named again), from its first
     event, the run named in the headers. The feed starts it from what its tail saw of the
     run (usually no read of the table: :meth:`EventFeed.recent_run
-    <flowplane.services.feed.EventFeed.recent_run>`)."""
+    <flowplane.services.feed.EventFeed.recent_run>`).
+
+    ``None`` when the stream cannot be authorized now (the database went away after the
+    start committed, the run was deleted at once): the caller answers the start's JSON
+    instead, never an error for a run that was started (a client would start it again);
+    a client that asked for the stream follows with ``GET /v1/runs/{id}/events``."""
     services: Services = request.app.state.services
-    event_filter = await services.feed.for_run(principal, run_id)
+    try:
+        event_filter = await services.feed.for_run(principal, run_id)
+    except FlowplaneError as exc:
+        _log.warning("run %s started; answering its JSON, not its stream (%s)", run_id, exc.code)
+        return None
     location = f"/v1/runs/{quote(run_id, safe='')}".encode()
     extra = [
         (b"location", location),

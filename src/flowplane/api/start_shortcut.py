@@ -139,8 +139,9 @@ class StartShortcut:
         if workflow_id is None and wants_stream(request.headers.getlist("accept")):
             # A start that follows its run (Accept: text/event-stream), as dispatch_run.
             stream = await follow_started(request, caller, result.run.id, created=result.created)
-            await stream(scope, receive, send)
-            return True
+            if stream is not None:
+                await stream(scope, receive, send)
+                return True
         body = render_dispatch(result)
         # What a Starlette Response with this JSON body sends.
         headers = [(b"content-length", str(len(body)).encode()), (b"content-type", _JSON)]

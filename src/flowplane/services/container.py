@@ -91,7 +91,7 @@ def build_services(store: Store, settings: Settings, registry: Registry) -> Serv
         triggers=TriggerService(store, runs, keyring),
         kv=KVService(store),
         credentials=CredentialService(store, keyring),
-        feed=EventFeed(store),
+        feed=EventFeed(store, recent_seconds=settings.run_cache_seconds),
         audit=AuditService(store),
         catalog=ConnectorCatalog(registry),
         ops=OpsService(store),

@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Hashable, Iterable, Sequence
@@ -49,7 +50,7 @@ from typing import Any, Protocol
 from flowplane.errors import DatabaseUnavailable, InvalidInput, NotFound, RunNotFound
 from flowplane.services.caller import Caller
 from flowplane.services.feed_pages import FeedEvent, PageCache, feed_event, feed_events
-from flowplane.services.feed_runs import RecentRun, RecentRuns
+from flowplane.services.feed_runs import TTL_SECONDS, RecentRun, RecentRuns
 from flowplane.services.run_cache import RUN_CHANGED
 from flowplane.status import TERMINAL_RUN
 from flowplane.store import reads
@@ -317,6 +318,7 @@ class EventFeed:
         replay_reads: int = REPLAY_READS,
         replay_slots: int = REPLAY_SLOTS,
         cache_bytes: int = PAGE_CACHE_BYTES,
+        recent_seconds: float = TTL_SECONDS,
     ) -> None:
         self.store = store
         self.batch = batch
@@ -345,11 +347,14 @@ class EventFeed:
         self.pages = PageCache(cache_bytes)
         # The events of runs the tail saw start: a run's stream opened right after starts
         # from them, without reading the table (services/feed_runs.py).
-        self.recent = RecentRuns()
+        # Served at most ``recent_seconds`` after the run started (the run cache's bound:
+        # a change no notification reaches).
+        self.recent = RecentRuns(ttl_seconds=recent_seconds)
         # The newest seq this process committed (a commit hook, while the tail runs), and
         # a future the tail resolves after each read: a stream of a run started here waits
         # for the tail to pass its start instead of reading the table.
         self._committed = 0
+        self._committed_lock = threading.Lock()  # commit hooks run in any thread
         self._advanced: asyncio.Future[None] | None = None
         self._linger_until = 0.0
         self.replay_reads = 0
@@ -389,6 +394,8 @@ class EventFeed:
         entry = self.recent.get(run_id)
         if entry is not None or self._position is None or not self._ready.is_set():
             return entry
+        if self.recent.ttl_seconds <= 0:
+            return None  # kept for no time (FLOWPLANE_RUN_CACHE_SECONDS=0): nothing to wait for
         target = self._committed
         if self._position >= target or self._task is None or self._task.done():
             return None
@@ -408,8 +415,9 @@ class EventFeed:
             if kind == "event":
                 with contextlib.suppress(ValueError, IndexError):
                     seq = int(payload.rsplit(" ", 1)[-1])
-                    if seq > self._committed:
-                        self._committed = seq
+                    with self._committed_lock:  # never backwards
+                        if seq > self._committed:
+                            self._committed = seq
             elif kind == RUN_CHANGED:
                 self.recent.forget(payload)
 
@@ -533,9 +541,13 @@ class EventFeed:
         self._has_subscribers.set()
         try:
             await self._started()
-            if until_terminal and self._from_recent(sub):
-                # Caught up from what the tail saw: done once a terminal event went out.
-                sub.check_terminal = not sub.queue and self._ended(sub)
+            recent = self._from_recent(sub) if until_terminal else None
+            if recent is not None:
+                # Caught up from what the tail saw: once the run had ended by then (a
+                # terminal event among them, whether the filter passes it or not, and
+                # whatever follows it), ask the table whether the stream is complete after
+                # what is queued (a resumed run goes on).
+                sub.check_terminal = _has_terminal(recent.events)
             while not sub.closed:
                 batch: list[FeedEvent] = []
                 if sub.stale:
@@ -714,16 +726,17 @@ class EventFeed:
         except TimeoutError:
             raise DatabaseUnavailable("the event feed could not read the event table") from None
 
-    def _from_recent(self, sub: _Subscriber) -> bool:
+    def _from_recent(self, sub: _Subscriber) -> RecentRun | None:
         """Start a run's stream from :attr:`recent` when the tail saw the run from its first
         event: every event of it up to the tail's position is there, and the tail offers
-        every later one (``sub`` takes offers from now on). ``False``: read the table."""
+        every later one (``sub`` takes offers from now on). Returns the entry it started
+        from (``None``: read the table)."""
         run_id = sub.filter.run_id
         if run_id is None or self._position is None:
-            return False
+            return None
         entry = self.recent.get(run_id)
         if entry is None:
-            return False
+            return None
         self.recent.hits += 1
         sub.stale = False
         sub.since = self._handoffs
@@ -732,13 +745,7 @@ class EventFeed:
         sub.queue.extend(
             event for event in entry.events if event["seq"] > cursor and match(event, "")
         )
-        return True
-
-    def _ended(self, sub: _Subscriber) -> bool:
-        """Whether the run of ``sub`` (started from :attr:`recent`, nothing queued) had
-        ended by the tail's position: its last event is a terminal one."""
-        entry = self.recent.get(sub.filter.run_id or "")
-        return entry is not None and bool(entry.events) and _has_terminal(entry.events[-1:])
+        return entry
 
     async def _settled(self, event_filter: EventFilter, cursor: int) -> bool | None:
         """Whether the run's stream is complete: ``True`` when the run is terminal (or
@@ -811,10 +818,11 @@ class EventFeed:
             self._ready.set()
         while True:
             self._wake.clear()
+            forgets = self.recent.forgets  # a run forgotten during the read is not noted
             rows = await self.store.read(
                 partial(_tail_events, after_seq=self._position, limit=self.batch)
             )
-            self.recent.note(rows)
+            self.recent.note(rows, forgets)
             groups = list(self._groups.items())
             matched: dict[EventFilter, list[FeedEvent]] = {}
             if rows:

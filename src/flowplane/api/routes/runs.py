@@ -98,11 +98,15 @@ async def dispatch_run(
     With ``Accept: text/event-stream`` the answer is the run's event stream from its first
     event until it ends (as ``GET /v1/runs/{id}/events``), the run named in ``Location``,
     ``X-Run-Id`` and ``X-Run-Created``: a run started and followed in one request. Refusals
-    are the same problem documents either way.
+    are the same problem documents either way. A started run is never answered with an
+    error: when its stream cannot be opened (the database went away after the start) the
+    answer is the JSON, and the client follows with ``GET /v1/runs/{id}/events``.
     """
     result = await launch_run(request, body, principal, idempotency_key)
     if wants_stream(request.headers.getlist("accept")):
-        return await follow_started(request, principal, result.run.id, created=result.created)
+        stream = await follow_started(request, principal, result.run.id, created=result.created)
+        if stream is not None:
+            return stream
     return DispatchResult(**run_fields(result.run), created=result.created)
 
 
