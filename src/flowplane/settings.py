@@ -143,7 +143,8 @@ class Settings(BaseSettings):
         default=2.0,
         ge=0,
         le=3600,
-        description="How long a run's detail (settled or live) and a page of `GET /v1/runs` "
+        description="How long a run's detail (settled or live), a page of `GET /v1/runs` and a "
+        "new run's events (a run stream's start, docs/events.md) "
         "may be served from memory; changes made through this process show at once, through "
         "another process on PostgreSQL within milliseconds (LISTEN), on SQLite within this "
         "time (0 = off).",
