@@ -137,6 +137,11 @@ def serve(kind: str, port: int, config: str) -> None:
             return JSONResponse({**document, "id": request.path_params["run_id"]})
 
         app = Starlette(routes=[Route("/v1/runs/{run_id}", get_run)])
+    # Both servers with the collector of `flowplane serve` (flowplane.cli.gc_tuning).
+    from flowplane.cli.gc_tuning import tune_for_serving
+    from flowplane.settings import Settings as _Settings
+
+    tune_for_serving(_Settings().gc_threshold)
     uvicorn.run(app, port=port, **uvicorn_options())
 
 

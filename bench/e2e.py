@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import secrets
@@ -326,6 +327,7 @@ async def engine_phase(backend: str, args: argparse.Namespace) -> Phase:
     """bench/engine.py's machinery: RunService + Worker in-process, 16 runs in flight."""
     from engine import ENDS, Bench, count_transactions
 
+    from flowplane.cli.gc_tuning import tune_for_serving
     from flowplane.connectors.registry import default_registry
     from flowplane.engine.worker import Worker
     from flowplane.settings import Settings
@@ -341,12 +343,18 @@ async def engine_phase(backend: str, args: argparse.Namespace) -> Phase:
                 worker = Worker(store, settings=settings, registry=default_registry())
                 task = asyncio.create_task(worker.run())
                 bench = Bench(store, count_transactions(store), ENDS)
+                # As `flowplane worker` and `serve` run (flowplane.cli.gc_tuning): both sides
+                # of the ratio with the same collector.
+                saved = gc.get_threshold()
+                tune_for_serving(settings.gc_threshold)
                 try:
                     await in_flight(bench, args.clients, 1.0)  # warm-up
                     cpu0 = time.process_time()
                     runs, latencies, elapsed = await in_flight(bench, args.clients, args.duration)
                     cpu = time.process_time() - cpu0
                 finally:
+                    gc.set_threshold(*saved)
+                    gc.unfreeze()
                     await worker.stop()
                     await task
                 return Phase("in-process", runs, elapsed, latencies, server_cpu=cpu)

@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     workers: int = Field(
         default=1, ge=0, description="Embedded worker loops in `serve` (0 = API only)."
     )
+    gc_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        le=10_000_000,
+        description="`serve` and `worker`: the objects alive once started are frozen out of "
+        "Python's garbage collector (`gc.freeze`) and the youngest generation is collected "
+        "after this many allocations instead of 700 (0 = Python's defaults).",
+    )
     worker_concurrency: int = Field(
         default=16, ge=1, le=1024, description="Node runs one worker executes at once."
     )

@@ -18,6 +18,7 @@ from flowplane.cli._common import (
     refuse_missing_database,
     setup_logging,
 )
+from flowplane.cli.gc_tuning import tune_for_serving
 from flowplane.cli.local import DatabaseSchema, DatabaseUrl, Plugins
 
 if TYPE_CHECKING:
@@ -112,6 +113,8 @@ def serve_command(
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
+                # Start-up is over (the app's services are open): see gc_tuning.
+                tune_for_serving(settings.gc_threshold)
                 bound = settings.port
                 for server in getattr(self, "servers", []):
                     for sock in server.sockets:
@@ -221,6 +224,7 @@ async def run_worker(settings: Settings, registry: Registry, grace_seconds: floa
     task = asyncio.create_task(worker.run(), name="fp-worker")
     retention = RetentionService(store, settings, SettledRunCache(ttl_seconds=0))
     pruning = asyncio.create_task(retention.run_forever(), name="fp-retention")
+    tune_for_serving(settings.gc_threshold)
     _log.info(
         "Flowplane worker %s started: database %s, concurrency %d",
         worker.id,
