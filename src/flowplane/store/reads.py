@@ -7,7 +7,7 @@ wire bodies of the events committed, rebuilt from their compact stored form
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -207,7 +207,7 @@ def events_after(
     batch), until ``limit`` events matched or the log ends.
     """
     c = t.event_batches.c
-    base = sa.select(t.event_batches)
+    base = sa.select(*_EVENT_COLUMNS)
     if run_id is not None:
         base = base.where(c.run_id == run_id)
     if namespaces is not None:
@@ -217,16 +217,49 @@ def events_after(
     position = after_seq
     while len(out) < limit:
         page = limit - len(out) if wanted is None else max(limit - len(out), 100)
-        query = base.where(c.last_seq > position).order_by(c.last_seq).limit(page)
-        rows = tx.conn.execute(query).all()
+        rows: Sequence[Mapping[Any, Any]]
+        if namespaces is None:  # the tail's and a run's reads: prepared (no IN list)
+            params: dict[str, Any] = {"_after": position, "_limit": page}
+            if run_id is None:
+                rows, _ = _EVENTS_AFTER.execute(tx.conn, params)
+            else:
+                rows, _ = _RUN_EVENTS_AFTER.execute(tx.conn, {**params, "_run": run_id})
+        else:
+            query = base.where(c.last_seq > position).order_by(c.last_seq).limit(page)
+            rows = [row._mapping for row in tx.conn.execute(query)]
         for row in rows:
-            for event in unpack_events(row._mapping, tx.dialect):
+            for event in unpack_events(row, tx.dialect):
                 if event.seq > after_seq and (wanted is None or event.type in wanted):
                     out.append(event)
         if len(rows) < page:
             break
-        position = rows[-1].last_seq
+        position = rows[-1]["last_seq"]
     return out[:limit]
+
+
+# What unpack_events reads of a batch (not its frame's changes).
+_EVENT_COLUMNS = tuple(
+    t.event_batches.c[name]
+    for name in ("last_seq", "size", "run_id", "namespace", "ts_ms", "events", "frame_no")
+)
+# The event feed's tail and a run's event reads, run on the driver's cursor (prepared.py):
+# the tail reads once per commit or so while anyone streams, and SQLAlchemy's execution
+# cost more than the read itself (issue 19).
+_EVENTS_AFTER = Prepared(
+    sa.select(*_EVENT_COLUMNS)
+    .where(t.event_batches.c.last_seq > sa.bindparam("_after"))
+    .order_by(t.event_batches.c.last_seq)
+    .limit(sa.bindparam("_limit"))
+)
+_RUN_EVENTS_AFTER = Prepared(
+    sa.select(*_EVENT_COLUMNS)
+    .where(
+        t.event_batches.c.run_id == sa.bindparam("_run"),
+        t.event_batches.c.last_seq > sa.bindparam("_after"),
+    )
+    .order_by(t.event_batches.c.last_seq)
+    .limit(sa.bindparam("_limit"))
+)
 
 
 def event_tail(tx: Tx, after_seq: int, limit: int) -> list[tuple[str, dict[str, Any]]]:
