@@ -59,6 +59,9 @@ from flowplane.store.tx import Tx
 
 BATCH_EVENTS = 500
 """Events read per query (tail and replay)."""
+LOCAL_ROWS = 1024
+"""Event rows this process committed that the tail has not taken yet (SQLite): past it
+they are dropped and the tail reads the table, as without them."""
 BUFFER_EVENTS = 1024
 """Live events one subscriber may hold before it falls back to reading the table."""
 POLL_SECONDS = 0.5
@@ -356,6 +359,12 @@ class EventFeed:
         self._committed = 0
         self._committed_lock = threading.Lock()  # commit hooks run in any thread
         self._advanced: asyncio.Future[None] | None = None
+        # SQLite: the event rows this process committed, with RecentRuns.forgets at their
+        # commit, taken by the tail instead of reading them back (see _take_local).
+        self._local_rows = store.dialect == "sqlite"
+        self._local: deque[tuple[dict[str, Any], int]] = deque()
+        self._local_lock = threading.Lock()
+        self.local_takes = 0
         self._linger_until = 0.0
         self.replay_reads = 0
         self._budget = _Budget(REPLAY_SHARE)
@@ -776,6 +785,8 @@ class EventFeed:
             self._on_notify, kinds=("event", RUN_CHANGED)
         )
         remove_hook = self.store.add_commit_hook(self._on_commit)
+        remove_rows = self.store.add_event_rows_hook(self._on_rows) if self._local_rows else None
+        polled = True  # the first read reads the table
         try:
             while not self._closing:
                 if not self._subscribers and time.monotonic() >= self._linger_until:
@@ -785,9 +796,10 @@ class EventFeed:
                     self.recent.clear()  # what it no longer reads may be missing from it
                     self._has_subscribers.clear()
                     await self._has_subscribers.wait()
+                    polled = True
                     continue
                 try:
-                    await self._read_new()
+                    await self._read_new(polled)
                     self._read_done()
                 except Exception as exc:
                     _log.warning("event feed read failed (%s); retrying", exc)
@@ -796,9 +808,11 @@ class EventFeed:
                 read_at = time.monotonic()
                 self._keepalives(read_at)
                 # Not wait_for: in 3.11 it can swallow the cancellation close() sends.
+                polled = True
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_seconds):
                         await self._wake.wait()
+                        polled = False
                 interval = min(
                     COALESCE_MAX_SECONDS, len(self._subscribers) * COALESCE_PER_SUBSCRIBER_SECONDS
                 )
@@ -808,9 +822,19 @@ class EventFeed:
         finally:
             self._remove_listener()
             remove_hook()
+            if remove_rows is not None:
+                remove_rows()
+            with self._local_lock:
+                self._local.clear()
             self._read_done()
 
-    async def _read_new(self) -> None:
+    async def _read_new(self, polled: bool = True) -> None:
+        """Hand out what was committed after the tail's position: this process's own
+        event rows when they follow on from it (SQLite), else a read of the table.
+
+        ``polled``: the tail's wait ran out (nothing woke it): read the table (another
+        process's commits wake nobody on SQLite). Woken by this process's commits, with
+        none of them past the position and none left to take, there is nothing to read."""
         if self._position is None:
             # Subscribers registered before this read: their replay starts after it.
             self._position = await self.store.read(reads.last_seq)
@@ -819,9 +843,28 @@ class EventFeed:
         while True:
             self._wake.clear()
             forgets = self.recent.forgets  # a run forgotten during the read is not noted
-            rows = await self.store.read(
-                partial(_tail_events, after_seq=self._position, limit=self.batch)
-            )
+            taken = self._take_local() if self._local_rows and not polled else None
+            if taken is not None:
+                local, forgets = taken  # the forget count at the first one's commit
+                rows = [
+                    (ns, feed_event(body))
+                    for ns, body in reads.event_rows_tail(local, self.store.dialect)
+                ]
+                self.local_takes += 1
+            elif (
+                self._local_rows
+                and not polled
+                and not self._local
+                and self._position >= self._committed
+            ):
+                return  # woken by commits already taken: nothing new
+            else:
+                rows = await self.store.read(
+                    partial(_tail_events, after_seq=self._position, limit=self.batch)
+                )
+                # Then the table until a short page: a row committed before this read began
+                # may carry an older forget count than the one note() is given here.
+                polled = True
             self.recent.note(rows, forgets)
             groups = list(self._groups.items())
             matched: dict[EventFilter, list[FeedEvent]] = {}
@@ -838,8 +881,54 @@ class EventFeed:
                     events = matched.get(event_filter)
                     if events:
                         _deliver(subs, events, now)
-            if len(rows) < self.batch:
+            if taken is None and len(rows) < self.batch:
                 return
+
+    def _on_rows(self, rows: list[dict[str, Any]]) -> None:
+        """An event-row hook (the committing thread, SQLite): keep a reader's copy of the
+        rows this process committed, for :meth:`_take_local`."""
+        if self._position is None:
+            return  # not following the table: it starts from the head when it does
+        since = self.recent.forgets
+        # A row of more than a read's worth of events (a big foreach's) is left to the
+        # table, which the tail reads a batch at a time (it leaves a gap here).
+        copies = [(reads.stored_copy(row), since) for row in rows if row["size"] <= self.batch]
+        with self._local_lock:
+            if len(self._local) + len(copies) > LOCAL_ROWS:
+                self._local.clear()  # far behind: the next rows leave a gap, read the table
+                return
+            self._local.extend(copies)
+
+    def _take_local(self) -> tuple[list[dict[str, Any]], int] | None:
+        """This process's rows that follow on from the tail's position without a gap (up
+        to :attr:`batch` events), with the smallest forget count among them; ``None`` when
+        none does: the next seq is another process's (SQLite numbers every commit's events
+        from one counter, in commit order), or rows were dropped, or there are none. Rows
+        the position has passed (read from the table meanwhile) are dropped."""
+        position = self._position
+        if position is None:
+            return None
+        taken: list[dict[str, Any]] = []
+        since: int | None = None
+        events = 0
+        with self._local_lock:
+            local = self._local
+            while local and events < self.batch:
+                row, forgets = local[0]
+                last = int(row["last_seq"])
+                if last <= position:
+                    local.popleft()
+                    continue
+                if last - int(row["size"]) != position:
+                    break  # a gap
+                local.popleft()
+                taken.append(row)
+                since = forgets if since is None else min(since, forgets)
+                position = last
+                events += int(row["size"])
+        if not taken or since is None:
+            return None
+        return taken, since
 
     def _keepalives(self, now: float) -> None:
         """Mark the streams that have waited ``idle_seconds`` (checked every poll, at most

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -62,6 +62,7 @@ class Store:
         ] = []
         self._listeners_lock = threading.Lock()
         self._commit_hooks: list[Callable[[list[Notification]], None]] = []
+        self._event_row_hooks: list[Callable[[list[dict[str, Any]]], None]] = []
         # Writer threads' own connections (with keep_writer_connections).
         self._writer = threading.local()
         self._writer_conns: list[sa.Connection] = []
@@ -192,6 +193,9 @@ class Store:
                         self._on_end(tx)
                 for hook in self._commit_hooks:
                     hook(tx.notifications)
+                if tx.event_rows:
+                    for row_hook in self._event_row_hooks:
+                        row_hook(tx.event_rows)
                 self._deliver_local(tx.notifications)
                 tx.run_hooks(committed=True)
                 return result
@@ -348,6 +352,21 @@ class Store:
 
         def remove() -> None:
             self._commit_hooks = [h for h in self._commit_hooks if h is not hook]
+
+        return remove
+
+    def add_event_rows_hook(
+        self, hook: Callable[[list[dict[str, Any]]], None]
+    ) -> Callable[[], None]:
+        """Call ``hook(rows)`` after every committed transaction that wrote events, with
+        the ``event_batches`` rows it wrote (as inserted: their ``events`` are the Python
+        values, not yet read back), in the thread that committed it, after the commit
+        hooks and before the transaction's notifications are delivered. The rows are the
+        transaction's own: a hook that keeps them copies what it keeps. Returns a remover."""
+        self._event_row_hooks = [*self._event_row_hooks, hook]
+
+        def remove() -> None:
+            self._event_row_hooks = [h for h in self._event_row_hooks if h is not hook]
 
         return remove
 

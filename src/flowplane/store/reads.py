@@ -7,6 +7,7 @@ wire bodies of the events committed, rebuilt from their compact stored form
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from flowplane.store import attempt_reads
 from flowplane.store import schema as t
 from flowplane.store.event_codec import unpack_events, unpack_frame
-from flowplane.store.prepared import Prepared
+from flowplane.store.prepared import Prepared, dumps
 from flowplane.store.records import (
     ApprovalRecord,
     AttemptRecord,
@@ -268,6 +269,31 @@ def event_tail(tx: Tx, after_seq: int, limit: int) -> list[tuple[str, dict[str, 
     the namespace, which the payload lacks, and the wire body)."""
     events = events_after(tx, after_seq=after_seq, limit=limit)
     return [(event.namespace, event.payload) for event in events]
+
+
+def stored_copy(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``event_batches`` row as this transaction inserted it, as a read of the table
+    gives it back on SQLite (its ``events`` through the stored JSON text: the values a
+    reader gets, none of the writer's objects)."""
+    return {
+        "last_seq": row["last_seq"],
+        "size": row["size"],
+        "run_id": row["run_id"],
+        "namespace": row["namespace"],
+        "ts_ms": row["ts_ms"],
+        "frame_no": row["frame_no"],
+        "events": json.loads(dumps(row["events"])),
+    }
+
+
+def event_rows_tail(
+    rows: Sequence[Mapping[str, Any]], dialect: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """:func:`event_tail` of ``event_batches`` rows already in hand (as read back from
+    the table: their ``events`` decoded from the stored JSON), every event of them."""
+    return [
+        (event.namespace, event.payload) for row in rows for event in unpack_events(row, dialect)
+    ]
 
 
 def last_seq(tx: Tx) -> int:

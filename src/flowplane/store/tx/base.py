@@ -46,6 +46,9 @@ class TxBase:
         self.inline = False
         self.now_ms = now_ms()
         self.notifications: list[tuple[str, str]] = []
+        # The event_batches rows this transaction wrote (EventsTx.flush), for the store's
+        # event-row hooks after commit.
+        self.event_rows: list[dict[str, Any]] = []
         self._events: list[tuple[str, str, str, str | None, dict[str, Any]]] = []
         self._changes: dict[str, list[list[Any]]] = {}
         # What flush hands to _write_events: one Batch (store.tx.events) per run.

@@ -140,6 +140,7 @@ class EventsTx(TxBase):
                 }
             )
         q.INSERT_EVENT_BATCHES.defer_many(self.conn, rows)
+        self.event_rows = rows
         self.notify("event", f"{last}")
         self._publish(self.notifications)
 
