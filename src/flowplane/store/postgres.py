@@ -32,6 +32,7 @@ from flowplane.store.prepared import (
     resync,
 )
 from flowplane.store.records import NodeRunRecord, RunRecord
+from flowplane.store.statements import claim
 from flowplane.store.tx import TERMINAL_RUN, Ahead, Row, Tx
 
 _log = logging.getLogger("flowplane.store.postgres")
@@ -144,10 +145,6 @@ def _lock_and_finish_items(count: int) -> Prepared[RunRecord]:
 
 
 _LOCK_AND_FINISH_ITEMS: dict[int, Prepared[RunRecord]] = {}
-
-
-def _by_id(node: NodeRunRecord) -> int:
-    return node.id
 
 
 def _collect(into: list[str], note: psycopg.Notify) -> None:
@@ -357,29 +354,7 @@ class PostgresTx(Tx):
 
     def claim(self, owner: str, limit: int, lease_ms: int) -> list[NodeRunRecord]:
         """Lease up to ``limit`` due node runs, skipping rows other workers hold."""
-        c = t.node_runs.c
-        due = (
-            sa.select(c.id)
-            .where(c.status.in_(("ready", "waiting-timer")), c.available_at_ms <= self.now_ms)
-            .order_by(c.available_at_ms, c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        rows = self.conn.execute(
-            t.node_runs.update()
-            .where(c.id.in_(due))
-            .values(
-                status="in-progress",
-                lease_owner=owner,
-                lease_expires_ms=self.now_ms + lease_ms,
-                lease_epoch=c.lease_epoch + 1,
-                attempt=c.attempt + sa.case((c.status == "ready", 1), else_=0),
-                started_at_ms=self.now_ms,
-            )
-            .returning(*t.node_runs.c)
-        )
-        return sorted((NodeRunRecord.from_row(r._mapping) for r in rows), key=_by_id)
+        return claim(self.conn, self.now_ms, owner, limit, lease_ms)
 
     def _skip_locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
         return query.with_for_update(skip_locked=True)

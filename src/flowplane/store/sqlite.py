@@ -13,10 +13,10 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 
 from flowplane.errors import StorageError
-from flowplane.store import schema as t
 from flowplane.store.base import Busy, Store
 from flowplane.store.prepared import driver_error, execute_sql
 from flowplane.store.records import NodeRunRecord
+from flowplane.store.statements import claim
 from flowplane.store.tx import OffLoop, Tx
 
 BUSY_TIMEOUT_MS = 10_000
@@ -24,48 +24,13 @@ BUSY_TIMEOUT_MS = 10_000
 CHECKPOINT_EVERY = 200
 T = TypeVar("T")
 
-_N = t.node_runs.c
-_DUE = (
-    sa.select(_N.id)
-    .where(_N.status.in_(("ready", "waiting-timer")), _N.available_at_ms <= sa.bindparam("_now"))
-    .order_by(_N.available_at_ms, _N.id)
-    .limit(sa.bindparam("_limit"))
-)
-_CLAIM = (
-    t.node_runs.update()
-    .where(_N.id.in_(sa.bindparam("_ids", expanding=True)))
-    .values(
-        status="in-progress",
-        lease_owner=sa.bindparam("_owner"),
-        lease_expires_ms=sa.bindparam("_expires"),
-        lease_epoch=_N.lease_epoch + 1,
-        attempt=_N.attempt + sa.case((_N.status == "ready", 1), else_=0),
-        started_at_ms=sa.bindparam("_now"),
-    )
-    .returning(*t.node_runs.c)
-)
-
-
-def _by_id(node: NodeRunRecord) -> int:
-    return node.id
-
 
 class SQLiteTx(Tx):
     """SQLite transaction: writes hold the database lock from ``BEGIN IMMEDIATE``."""
 
     def claim(self, owner: str, limit: int, lease_ms: int) -> list[NodeRunRecord]:
         """Lease up to ``limit`` due node runs; safe because the write lock is held."""
-        ids = [r[0] for r in self.conn.execute(_DUE, {"_now": self.now_ms, "_limit": limit})]
-        if not ids:
-            return []
-        params = {
-            "_ids": ids,
-            "_now": self.now_ms,
-            "_owner": owner,
-            "_expires": self.now_ms + lease_ms,
-        }
-        rows = self.conn.execute(_CLAIM, params)
-        return sorted((NodeRunRecord.from_row(r._mapping) for r in rows), key=_by_id)
+        return claim(self.conn, self.now_ms, owner, limit, lease_ms)
 
 
 class SQLiteStore(Store):

@@ -72,6 +72,43 @@ _PENDING_NODE_RUN = (
 SETTLE_PENDING = Prepared(t.node_runs.update().where(*_PENDING_NODE_RUN).returning(_N.id))
 
 
+CLAIMABLE_ROWS = sa.text(t.CLAIMABLE)
+"""The predicate of ``ix_node_runs_claim``, word for word: SQLite uses a partial index only
+for a query whose WHERE holds the index's own (it does not infer ``status IN (...)`` from
+``status = 'ready'``), and scanned every node run of the table for each claim without it.
+PostgreSQL infers it either way."""
+# Lease up to ``_limit`` due node runs (the worker's claim), one prepared statement on both
+# backends: SQLite's write lock (BEGIN IMMEDIATE) makes it safe there; PostgreSQL skips the
+# rows other workers hold (SQLite's compiler leaves FOR UPDATE out).
+CLAIM = Prepared(
+    t.node_runs.update()
+    .where(
+        _N.id.in_(
+            sa.select(_N.id)
+            .where(
+                CLAIMABLE_ROWS,
+                sa.or_(_N.status == "ready", _N.status == "waiting-timer"),
+                _N.available_at_ms <= sa.bindparam("_now"),
+            )
+            .order_by(_N.available_at_ms, _N.id)
+            .limit(sa.bindparam("_limit"))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(
+        status="in-progress",
+        lease_owner=sa.bindparam("_owner"),
+        lease_expires_ms=sa.bindparam("_expires"),
+        lease_epoch=_N.lease_epoch + 1,
+        attempt=_N.attempt + sa.case((_N.status == "ready", 1), else_=0),
+        started_at_ms=sa.bindparam("_now"),
+    )
+    .returning(*t.node_runs.c),
+    record=NodeRunRecord,
+)
+
+
 def _claim_ids(ids: Any) -> Any:
     return (
         t.node_runs.update()
@@ -174,7 +211,7 @@ BUMP_FRAME = Prepared(
 )
 NEXT_DUE = Prepared(
     sa.select(sa.func.min(_N.available_at_ms).label("next_due")).where(
-        sa.or_(_N.status == "ready", _N.status == "waiting-timer")
+        CLAIMABLE_ROWS, sa.or_(_N.status == "ready", _N.status == "waiting-timer")
     )
 )
 # A foreach node's items, counted by status / the first pending ones (item completions).
@@ -233,3 +270,16 @@ PENDING_ITEMS = Prepared(
     .limit(sa.bindparam("_limit")),
     record=NodeState,
 )
+
+
+def claim(
+    conn: sa.Connection, now_ms: int, owner: str, limit: int, lease_ms: int
+) -> list[NodeRunRecord]:
+    """Lease up to ``limit`` due node runs to ``owner`` (:data:`CLAIM`), by id."""
+    params = {"_now": now_ms, "_limit": limit, "_owner": owner, "_expires": now_ms + lease_ms}
+    rows, _count = CLAIM.execute(conn, params)
+    return sorted(rows, key=_node_run_id)
+
+
+def _node_run_id(node: NodeRunRecord) -> int:
+    return node.id

@@ -255,6 +255,7 @@ class NodeRunsTx(TxBase):
         query = (
             sa.select(t.node_runs)
             .where(
+                q.CLAIMABLE_ROWS,  # the claim index's own predicate (SQLite uses it then)
                 c.status == "in-progress",
                 c.lease_expires_ms.is_not(None),
                 c.lease_expires_ms < self.now_ms,
