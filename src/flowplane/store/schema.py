@@ -79,6 +79,8 @@ runs = sa.Table(
     # The W3C traceparent of the run's span (tracing on): workers continue its trace.
     sa.Column("trace_context", sa.String(256), nullable=True),
     sa.Index("ix_runs_namespace_created", "namespace", "created_at_ms"),
+    # A namespace's runs newest first (the run list of a caller limited to namespaces).
+    sa.Index("ix_runs_namespace_id", "namespace", "id"),
     sa.Index("ix_runs_status", "status"),
     sa.Index("ix_runs_parent", "parent_run_id"),
     sa.Index("ux_runs_idempotency", "namespace", "idempotency_key", unique=True),
