@@ -18,13 +18,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
+from migration_support import downgrade, store_at
 from runs_support import LOG_WORKFLOW, VIEWER, Api, started_api
 from sqlalchemy.dialects import postgresql
 from test_runs_api import parse_sse
 
 from flowplane.store import migrate, reads
-from flowplane.store.base import Store
 
 OLD_REVISION = "0006"
 
@@ -127,13 +126,8 @@ def _old_log(run_a: str, run_b: str) -> tuple[list[dict[str, Any]], list[dict[st
 
 
 async def test_migration_converts_an_existing_log(db: tuple[str, str]) -> None:
-    url, schema = db
-    store = await Store.open(url, schema=schema, migrate=False)
-    try:
-        if store.dialect == "postgresql":
-            with store.engine.begin() as conn:
-                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-        migrate.upgrade(store, OLD_REVISION)
+    schema = db[1]
+    async with store_at(db, OLD_REVISION) as store:
         old_events, old_frames = _old_tables()
         run_a, run_b = str(uuid.uuid4()), str(uuid.uuid4())
         events, frames = _old_log(run_a, run_b)
@@ -192,12 +186,7 @@ async def test_migration_converts_an_existing_log(db: tuple[str, str]) -> None:
         assert seqs == list(range(1, len(before) + 2))
 
         # And back: the downgrade restores the old rows.
-        with store.engine.connect() as conn:
-            command.downgrade(
-                migrate.alembic_config(conn, schema if store.dialect == "postgresql" else None),
-                OLD_REVISION,
-            )
-            conn.commit()
+        downgrade(store, schema, OLD_REVISION)
         with store.engine.begin() as conn:
             restored = [
                 _bytes(dict(r.payload))
@@ -206,5 +195,3 @@ async def test_migration_converts_an_existing_log(db: tuple[str, str]) -> None:
             restored_frames = conn.execute(sa.select(sa.func.count()).select_from(old_frames))
             assert restored_frames.scalar() == len(frames)
         assert restored[: len(before)] == before and len(restored) == len(before) + 1
-    finally:
-        await store.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
+from migration_support import downgrade, store_at
 
 from flowplane.store import migrate, reads
 from flowplane.store import schema as t
@@ -23,26 +23,13 @@ def _indexes(store: Store) -> set[str]:
 
 
 async def test_migration_adds_the_index_and_takes_it_away(db: tuple[str, str]) -> None:
-    url, schema = db
-    store = await Store.open(url, schema=schema, migrate=False)
-    try:
-        if store.dialect == "postgresql":
-            with store.engine.begin() as conn:
-                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-        migrate.upgrade(store, BEFORE)
+    async with store_at(db, BEFORE) as store:
         assert INDEX not in _indexes(store)
         migrate.upgrade(store)
         assert migrate.current_revision(store) == migrate.head_revision()
         assert INDEX in _indexes(store)
-        with store.engine.connect() as conn:
-            command.downgrade(
-                migrate.alembic_config(conn, schema if store.dialect == "postgresql" else None),
-                BEFORE,
-            )
-            conn.commit()
+        downgrade(store, db[1], BEFORE)
         assert INDEX not in _indexes(store)
-    finally:
-        await store.close()
 
 
 async def test_a_namespace_page_is_read_in_index_order(store: Store) -> None:

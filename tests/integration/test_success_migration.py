@@ -14,10 +14,9 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
+from migration_support import downgrade, store_at
 
 from flowplane.store import migrate, reads
-from flowplane.store.base import Store
 
 OLD_REVISION = "0007"
 COLUMNS = ("node_id", "iteration", "attempt", "status", "worker", "started_at_ms")
@@ -87,13 +86,8 @@ def _key(row: Any) -> tuple[Any, ...]:
 
 
 async def test_migration_moves_successes_and_back(db: tuple[str, str]) -> None:
-    url, schema = db
-    store = await Store.open(url, schema=schema, migrate=False)
-    try:
-        if store.dialect == "postgresql":
-            with store.engine.begin() as conn:
-                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-        migrate.upgrade(store, OLD_REVISION)
+    schema = db[1]
+    async with store_at(db, OLD_REVISION) as store:
         meta = sa.MetaData()
         node_runs = sa.Table("node_runs", meta, autoload_with=store.engine)
         attempts = sa.Table("attempts", meta, autoload_with=store.engine)
@@ -138,12 +132,7 @@ async def test_migration_moves_successes_and_back(db: tuple[str, str]) -> None:
             "waited:0": "",
         }
 
-        with store.engine.connect() as conn:
-            command.downgrade(
-                migrate.alembic_config(conn, schema if store.dialect == "postgresql" else None),
-                OLD_REVISION,
-            )
-            conn.commit()
+        downgrade(store, schema, OLD_REVISION)
         with store.engine.begin() as conn:
             restored = [_key(r._mapping) for r in conn.execute(sa.select(attempts))]
             assert sorted(restored, key=repr) == sorted(before, key=repr)
@@ -157,5 +146,3 @@ async def test_migration_moves_successes_and_back(db: tuple[str, str]) -> None:
                 assert "ux_attempts_one_success" in str(exc) or "UNIQUE" in str(exc)
             else:
                 raise AssertionError("the downgrade did not restore ux_attempts_one_success")
-    finally:
-        await store.close()
