@@ -1,6 +1,7 @@
-"""Migration 0009 on both backends: ``ix_runs_namespace_id`` (a namespace's runs in id
-order), and the run list of a caller limited to namespaces reads a page, not the whole
-namespace (SQLite's plan: no sort of the namespace's runs)."""
+"""Migration 0009 on both backends: ``ix_runs_namespace_id`` and ``ix_runs_status_id`` (a
+namespace's and a status's runs in id order), and the run list of a caller limited to
+namespaces, or filtered by status, reads a page, not every such run (SQLite's plan: no
+sort)."""
 
 from __future__ import annotations
 
@@ -24,12 +25,14 @@ def _indexes(store: Store) -> set[str]:
 
 async def test_migration_adds_the_index_and_takes_it_away(db: tuple[str, str]) -> None:
     async with store_at(db, BEFORE) as store:
-        assert INDEX not in _indexes(store)
+        before = _indexes(store)
+        assert INDEX not in before and "ix_runs_status" in before
         migrate.upgrade(store)
         assert migrate.current_revision(store) == migrate.head_revision()
-        assert INDEX in _indexes(store)
+        after = _indexes(store)
+        assert {INDEX, "ix_runs_status_id"} <= after and "ix_runs_status" not in after
         downgrade(store, db[1], BEFORE)
-        assert INDEX not in _indexes(store)
+        assert _indexes(store) == before
 
 
 async def test_a_namespace_page_is_read_in_index_order(store: Store) -> None:
@@ -45,6 +48,8 @@ async def test_a_namespace_page_is_read_in_index_order(store: Store) -> None:
     await store.transact(fill)
     page = await store.read(lambda tx: reads.run_summaries(tx, namespaces=["team"], limit=5))
     assert [run.id for run in page] == ["r000599", "r000598", "r000596", "r000595", "r000593"]
+    finished = await store.read(lambda tx: reads.run_summaries(tx, statuses=["finished"], limit=2))
+    assert [run.id for run in finished] == ["r000599", "r000598"]
     if store.dialect != "sqlite":
         return
     with store.engine.connect() as conn:
@@ -55,4 +60,12 @@ async def test_a_namespace_page_is_read_in_index_order(store: Store) -> None:
         ).all()
     steps = [str(row[3]) for row in plan]
     assert any(INDEX in step for step in steps), steps
+    assert not any("TEMP B-TREE" in step for step in steps), steps
+    with store.engine.connect() as conn:
+        plan = conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT id FROM runs WHERE status IN (?) ORDER BY id DESC LIMIT 5",
+            ("finished",),
+        ).all()
+    steps = [str(row[3]) for row in plan]
+    assert any("ix_runs_status_id" in step for step in steps), steps
     assert not any("TEMP B-TREE" in step for step in steps), steps

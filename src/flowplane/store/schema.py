@@ -81,7 +81,8 @@ runs = sa.Table(
     sa.Index("ix_runs_namespace_created", "namespace", "created_at_ms"),
     # A namespace's runs newest first (the run list of a caller limited to namespaces).
     sa.Index("ix_runs_namespace_id", "namespace", "id"),
-    sa.Index("ix_runs_status", "status"),
+    # Runs of a status newest first (a run list filtered by status; any status lookup).
+    sa.Index("ix_runs_status_id", "status", "id"),
     sa.Index("ix_runs_parent", "parent_run_id"),
     sa.Index("ux_runs_idempotency", "namespace", "idempotency_key", unique=True),
 )
