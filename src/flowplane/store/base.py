@@ -194,8 +194,7 @@ class Store:
                 for hook in self._commit_hooks:
                     hook(tx.notifications)
                 if tx.event_rows:
-                    for row_hook in self._event_row_hooks:
-                        row_hook(tx.event_rows)
+                    self._run_event_row_hooks(tx.event_rows)
                 self._deliver_local(tx.notifications)
                 tx.run_hooks(committed=True)
                 return result
@@ -360,15 +359,25 @@ class Store:
     ) -> Callable[[], None]:
         """Call ``hook(rows)`` after every committed transaction that wrote events, with
         the ``event_batches`` rows it wrote (as inserted: their ``events`` are the Python
-        values, not yet read back), in the thread that committed it, after the commit
-        hooks and before the transaction's notifications are delivered. The rows are the
-        transaction's own: a hook that keeps them copies what it keeps. Returns a remover."""
+        values, not yet read back; SQLite only: PostgreSQL numbers the events in the
+        statement that writes them, and hands no rows), in the thread that committed it,
+        after the commit hooks and before the transaction's notifications are delivered.
+        The rows are the transaction's own: a hook that keeps them copies what it keeps. A
+        hook that raises is logged, not raised (the transaction committed). Returns a
+        remover."""
         self._event_row_hooks = [*self._event_row_hooks, hook]
 
         def remove() -> None:
             self._event_row_hooks = [h for h in self._event_row_hooks if h is not hook]
 
         return remove
+
+    def _run_event_row_hooks(self, rows: list[dict[str, Any]]) -> None:
+        for hook in self._event_row_hooks:
+            try:
+                hook(rows)
+            except Exception:  # the transaction committed: never an error for its caller
+                _log.exception("an event-row hook failed")
 
     def _deliver_local(self, notifications: list[tuple[str, str]]) -> None:
         if not notifications:
