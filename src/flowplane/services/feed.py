@@ -846,10 +846,7 @@ class EventFeed:
             taken = self._take_local() if self._local_rows and not polled else None
             if taken is not None:
                 local, forgets = taken  # the forget count at the first one's commit
-                rows = [
-                    (ns, feed_event(body))
-                    for ns, body in reads.event_rows_tail(local, self.store.dialect)
-                ]
+                rows = _feed_events(reads.event_rows_tail(local, self.store.dialect))
                 self.local_takes += 1
             elif (
                 self._local_rows
@@ -1007,7 +1004,14 @@ class _Budget:
 
 
 def _tail_events(tx: Tx, after_seq: int, limit: int) -> list[tuple[str, FeedEvent]]:
-    return [(ns, feed_event(body)) for ns, body in reads.event_tail(tx, after_seq, limit)]
+    return _feed_events(reads.event_tail(tx, after_seq, limit))
+
+
+def _feed_events(
+    bodies: Iterable[tuple[str, dict[str, Any]]],
+) -> list[tuple[str, FeedEvent]]:
+    """``(namespace, wire body)`` pairs as the tail hands them out."""
+    return [(ns, feed_event(body)) for ns, body in bodies]
 
 
 def _has_terminal(events: Iterable[FeedEvent]) -> bool:

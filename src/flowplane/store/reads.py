@@ -208,11 +208,12 @@ def events_after(
     batch), until ``limit`` events matched or the log ends.
     """
     c = t.event_batches.c
-    base = sa.select(*_EVENT_COLUMNS)
-    if run_id is not None:
-        base = base.where(c.run_id == run_id)
+    # A namespace list is an IN list (not preparable): that read is built here, once.
+    scope: list[sa.ColumnElement[bool]] = []
     if namespaces is not None:
-        base = base.where(c.namespace.in_(list(namespaces)))
+        if run_id is not None:
+            scope.append(c.run_id == run_id)
+        scope.append(c.namespace.in_(list(namespaces)))
     wanted = set(types) if types else None
     out: list[EventRecord] = []
     position = after_seq
@@ -226,7 +227,7 @@ def events_after(
             else:
                 rows, _ = _RUN_EVENTS_AFTER.execute(tx.conn, {**params, "_run": run_id})
         else:
-            query = base.where(c.last_seq > position).order_by(c.last_seq).limit(page)
+            query = _events_query(*scope, c.last_seq > position).limit(page)
             rows = [row._mapping for row in tx.conn.execute(query)]
         for row in rows:
             for event in unpack_events(row, tx.dialect):
@@ -243,23 +244,22 @@ _EVENT_COLUMNS = tuple(
     t.event_batches.c[name]
     for name in ("last_seq", "size", "run_id", "namespace", "ts_ms", "events", "frame_no")
 )
+
+
+def _events_query(*conditions: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """The batches matching ``conditions``, in ``seq`` order (what unpack_events reads)."""
+    return sa.select(*_EVENT_COLUMNS).where(*conditions).order_by(t.event_batches.c.last_seq)
+
+
 # The event feed's tail and a run's event reads, run on the driver's cursor (prepared.py):
 # the tail reads once per commit or so while anyone streams, and SQLAlchemy's execution
 # cost more than the read itself (issue 19).
-_EVENTS_AFTER = Prepared(
-    sa.select(*_EVENT_COLUMNS)
-    .where(t.event_batches.c.last_seq > sa.bindparam("_after"))
-    .order_by(t.event_batches.c.last_seq)
-    .limit(sa.bindparam("_limit"))
-)
+_AFTER = t.event_batches.c.last_seq > sa.bindparam("_after")
+_EVENTS_AFTER = Prepared(_events_query(_AFTER).limit(sa.bindparam("_limit")))
 _RUN_EVENTS_AFTER = Prepared(
-    sa.select(*_EVENT_COLUMNS)
-    .where(
-        t.event_batches.c.run_id == sa.bindparam("_run"),
-        t.event_batches.c.last_seq > sa.bindparam("_after"),
+    _events_query(t.event_batches.c.run_id == sa.bindparam("_run"), _AFTER).limit(
+        sa.bindparam("_limit")
     )
-    .order_by(t.event_batches.c.last_seq)
-    .limit(sa.bindparam("_limit"))
 )
 
 
