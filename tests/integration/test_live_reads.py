@@ -155,8 +155,11 @@ async def test_an_approval_and_a_cancel_show_at_once(db: tuple[str, str], tmp_pa
     async with served(db, tmp_path, run_cache_seconds=LONG_TTL) as api:
         approved = await api.dispatch_file("approval.yaml", APPROVAL_WORKFLOW)
         cancelled = await api.dispatch_file("approval.yaml", APPROVAL_WORKFLOW)
+        # Both waiting first: a run still moving announces events, and while an announced
+        # event is not applied no live detail is kept (RunCache.unsure).
         for run_id in (approved, cancelled):
             await api.wait_status(run_id, "waiting-approval")
+        for run_id in (approved, cancelled):
             await detail(api, run_id)
             assert cached_live(api, run_id)
             assert (await detail(api, run_id))["status"] == "waiting-approval"
