@@ -89,9 +89,14 @@ CHUNK_COST_CAP_SECONDS = 0.002
 """The most one replay chunk's hand-out counts against the budget."""
 COALESCE_PER_SUBSCRIBER_SECONDS = 0.0002
 COALESCE_MAX_SECONDS = 0.02
-"""The tail reads new events at most once per ``subscribers x 0.2 ms`` (at most 20 ms):
-under a stream of commits, each subscriber gets one write per interval instead of one per
-commit. A quiet feed reads at once."""
+"""The tail begins a read of new events at most once per ``subscribers x 0.2 ms`` (at most
+20 ms), counted from when the previous read began: under a stream of commits, each
+subscriber gets one write per interval instead of one per commit. A quiet feed reads at
+once."""
+HANDOUT_REST = 0.25
+"""After a read, the tail waits at least this share of the time its hand-out took (writing
+to 1,000 sockets takes 10-20 ms, during which nothing else of the process runs): the other
+tasks get at least a fifth of the loop, however many subscribers there are."""
 LINGER_SECONDS = 2.0
 """How long the tail goes on reading after the last subscriber left (the next stream of a
 run started meanwhile starts from :attr:`EventFeed.recent`, without reading the table)."""
@@ -335,6 +340,7 @@ class EventFeed:
         # Counts the tail's hand-outs of events and (re)starts: a shared read's snapshot
         # covers what the tail handed out before it began (see _joinable).
         self._handoffs = 0
+        self._handout_seconds = 0.0  # the last read's hand-out (writes, queueing, wake-ups)
         self._position: int | None = None
         self._ready = asyncio.Event()
         self._has_subscribers = asyncio.Event()
@@ -798,6 +804,7 @@ class EventFeed:
                     await self._has_subscribers.wait()
                     polled = True
                     continue
+                began = time.monotonic()
                 try:
                     await self._read_new(polled)
                     self._read_done()
@@ -813,10 +820,10 @@ class EventFeed:
                     async with asyncio.timeout(self.poll_seconds):
                         await self._wake.wait()
                         polled = False
-                interval = min(
-                    COALESCE_MAX_SECONDS, len(self._subscribers) * COALESCE_PER_SUBSCRIBER_SECONDS
+                next_at = next_read_at(
+                    began, read_at, self._handout_seconds, len(self._subscribers)
                 )
-                pause = read_at + interval - time.monotonic()
+                pause = next_at - time.monotonic()
                 if pause > 0:
                     await asyncio.sleep(pause)  # more commits join this read
         finally:
@@ -840,6 +847,7 @@ class EventFeed:
             self._position = await self.store.read(reads.last_seq)
             self._handoffs += 1
             self._ready.set()
+        self._handout_seconds = 0.0
         while True:
             self._wake.clear()
             forgets = self.recent.forgets  # a run forgotten during the read is not noted
@@ -878,6 +886,7 @@ class EventFeed:
                     events = matched.get(event_filter)
                     if events:
                         _deliver(subs, events, now)
+                self._handout_seconds += time.monotonic() - now
             if taken is None and len(rows) < self.batch:
                 return
 
@@ -942,6 +951,16 @@ class EventFeed:
                     continue
                 sub.keepalive = True
                 sub.wake()
+
+
+def next_read_at(began: float, ended: float, handout: float, subscribers: int) -> float:
+    """When the tail may begin its next read, after one that began at ``began`` and ended
+    at ``ended`` (monotonic seconds), ``handout`` of it spent handing events out, with
+    ``subscribers`` subscribed: one read per coalescing interval counted from the last
+    read's start (a commit made while a long hand-out ran is not made to wait a whole
+    interval more), and a rest of :data:`HANDOUT_REST` of the hand-out."""
+    interval = min(COALESCE_MAX_SECONDS, subscribers * COALESCE_PER_SUBSCRIBER_SECONDS)
+    return max(began + interval, ended + handout * HANDOUT_REST)
 
 
 def _deliver(subs: set[_Subscriber], events: list[FeedEvent], now: float) -> None:
