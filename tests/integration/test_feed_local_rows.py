@@ -1,18 +1,22 @@
-"""The event feed's tail takes this process's own committed event rows (SQLite) instead of
-reading them back; another process's commits in between, and rows it could not keep, send
-it to the table.
+"""The event feed's tail takes this process's own committed event rows instead of reading
+them back; another process's commits in between (a gap in the seqs, or its NOTIFY on
+PostgreSQL), and rows it could not keep, send it to the table.
 
-Checked on both backends (PostgreSQL always reads the table) against the table: a stream
-gets every event once, in ``seq`` order, with the bodies a read of the table gives, while
-this process and "another process" (a second store on the same database, whose commits
-this process's hooks never see) interleave commits; a payload changed by its writer after
-the commit is delivered as it was committed.
+Checked on both backends against the table: a stream gets every event once, in ``seq``
+order, with the bodies a read of the table gives (to the byte: on PostgreSQL the stored
+JSON is JSONB's normal form, so keys are reordered and some numbers rewritten), while this
+process and "another process" (a second store on the same database, whose commits this
+process's hooks never see) interleave commits; a payload changed by its writer after the
+commit is delivered as it was committed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
+
+import pytest
 
 from flowplane.services.feed import EventFeed, namespace_filter
 from flowplane.services.feed_pages import FeedEvent
@@ -76,7 +80,8 @@ async def test_own_and_other_commits_arrive_once_in_order(
         def ours(i: int) -> Any:
             def fn(tx: Tx) -> None:
                 # Two runs in one transaction (two rows), one with a frame.
-                tx.event(f"own-{i}", "lr", "NodeLog", "n", message=f"own {i}", data=[i, {"k": i}])
+                data = [i, {"k": i, "zz": {"yy": -0.0, "b": 1e16 * i}, "a": 1.5e-07}]
+                tx.event(f"own-{i}", "lr", "NodeLog", "n", message=f"own {i}", data=data)
                 tx.event(f"own-b-{i}", "lr", "NodeLog", None, message=f"b {i}")
                 tx.change(f"own-{i}", "n", 0, "ready")
 
@@ -101,10 +106,9 @@ async def test_own_and_other_commits_arrive_once_in_order(
         table = await _table(store, "lr", after)
         assert [event["seq"] for event in got] == [body["seq"] for body in table]
         assert [dict(event) for event in got] == table  # the bodies a read gives
-        if store.dialect == "sqlite":
-            assert feed.local_takes > 0  # this process's rows were taken, not read back
-        else:
-            assert feed.local_takes == 0
+        # ... to the byte: key order and number forms (JSONB's on PostgreSQL)
+        assert [json.dumps(event) for event in got] == [json.dumps(body) for body in table]
+        assert feed.local_takes > 0  # this process's rows were taken, not read back
     finally:
         await feed.close()
         await other.close()
@@ -177,6 +181,38 @@ async def test_a_failing_row_hook_does_not_fail_a_committed_transaction(store: S
         assert await store.transact(fn) == "committed"
     finally:
         remove()
-    # PostgreSQL numbers events in the statement that writes them: no rows to hand.
-    assert seen == ([1] if store.dialect == "sqlite" else [])
+    assert seen == [1]
     assert [body["message"] for body in await _table(store, "hook", 0)] == ["kept"]
+
+
+async def test_another_process_commit_is_read_when_its_notify_comes(
+    store: Store, db: tuple[str, str]
+) -> None:
+    """PostgreSQL: after this process's own commits were taken, another process's commit
+    (its NOTIFY, past what this process committed) is read from the table at once, not
+    at the next poll (30 s here)."""
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite: another process's commits wake nobody; the poll reads them")
+    url, schema = db
+    other = await Store.open(url, schema=schema)
+    feed = EventFeed(store, poll_seconds=30)
+    try:
+        after = await feed.head()
+        follower = Follower(feed, "fn", after)
+        await follower.start()
+
+        def event(run_id: str, message: str) -> Any:
+            def fn(tx: Tx) -> None:
+                tx.event(run_id, "fn", "NodeLog", None, message=message)
+
+            return fn
+
+        await store.transact(event("own-1", "own"))
+        await other.transact(event("other-1", "other"))
+        head = await feed.head()
+        got = await asyncio.wait_for(follower.result(head), 5)
+        assert [event["message"] for event in got] == ["own", "other"]
+        assert feed.local_takes > 0
+    finally:
+        await feed.close()
+        await other.close()

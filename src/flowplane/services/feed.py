@@ -60,7 +60,7 @@ from flowplane.store.tx import Tx
 BATCH_EVENTS = 500
 """Events read per query (tail and replay)."""
 LOCAL_ROWS = 1024
-"""Event rows this process committed that the tail has not taken yet (SQLite): past it
+"""Event rows this process committed that the tail has not taken yet: past it
 they are dropped and the tail reads the table, as without them."""
 BUFFER_EVENTS = 1024
 """Live events one subscriber may hold before it falls back to reading the table."""
@@ -365,9 +365,11 @@ class EventFeed:
         self._committed = 0
         self._committed_lock = threading.Lock()  # commit hooks run in any thread
         self._advanced: asyncio.Future[None] | None = None
-        # SQLite: the event rows this process committed, with RecentRuns.forgets at their
-        # commit, taken by the tail instead of reading them back (see _take_local).
-        self._local_rows = store.dialect == "sqlite"
+        # The event rows this process committed, with RecentRuns.forgets at their commit,
+        # taken by the tail instead of reading them back (see _take_local); another
+        # process's commit (a NOTIFY past what this process committed) sends it to the
+        # table.
+        self._foreign = False
         self._local: deque[tuple[dict[str, Any], int]] = deque()
         self._local_lock = threading.Lock()
         self.local_takes = 0
@@ -782,6 +784,15 @@ class EventFeed:
 
     def _on_notify(self, kind: str, payload: str) -> None:
         if kind == "event":
+            # This process's own commits are announced after its commit hook has counted
+            # them; anything else (another process's NOTIFY, a listener's reconnect with
+            # no seq) is read from the table.
+            try:
+                foreign = int(payload) > self._committed
+            except ValueError:
+                foreign = True
+            if foreign:
+                self._foreign = True
             self._wake.set()
         elif kind == RUN_CHANGED:
             self.recent.forget(payload)  # changed by another process (or this one, again)
@@ -791,7 +802,7 @@ class EventFeed:
             self._on_notify, kinds=("event", RUN_CHANGED)
         )
         remove_hook = self.store.add_commit_hook(self._on_commit)
-        remove_rows = self.store.add_event_rows_hook(self._on_rows) if self._local_rows else None
+        remove_rows = self.store.add_event_rows_hook(self._on_rows)
         polled = True  # the first read reads the table
         try:
             while not self._closing:
@@ -829,39 +840,37 @@ class EventFeed:
         finally:
             self._remove_listener()
             remove_hook()
-            if remove_rows is not None:
-                remove_rows()
+            remove_rows()
             with self._local_lock:
                 self._local.clear()
             self._read_done()
 
     async def _read_new(self, polled: bool = True) -> None:
         """Hand out what was committed after the tail's position: this process's own
-        event rows when they follow on from it (SQLite), else a read of the table.
+        event rows when they follow on from it, else a read of the table.
 
-        ``polled``: the tail's wait ran out (nothing woke it): read the table (another
-        process's commits wake nobody on SQLite). Woken by this process's commits, with
-        none of them past the position and none left to take, there is nothing to read."""
+        ``polled``: the tail's wait ran out (nothing woke it: another process's commits
+        wake nobody on SQLite), or another process's NOTIFY came: read the table. Woken by
+        this process's commits, with none of them past the position and none left to
+        take, there is nothing to read."""
         if self._position is None:
             # Subscribers registered before this read: their replay starts after it.
             self._position = await self.store.read(reads.last_seq)
             self._handoffs += 1
             self._ready.set()
         self._handout_seconds = 0.0
+        if self._foreign:
+            self._foreign = False  # (a NOTIFY during the read sets it again)
+            polled = True
         while True:
             self._wake.clear()
             forgets = self.recent.forgets  # a run forgotten during the read is not noted
-            taken = self._take_local() if self._local_rows and not polled else None
+            taken = None if polled else self._take_local()
             if taken is not None:
                 local, forgets = taken  # the forget count at the first one's commit
                 rows = _feed_events(reads.event_rows_tail(local, self.store.dialect))
                 self.local_takes += 1
-            elif (
-                self._local_rows
-                and not polled
-                and not self._local
-                and self._position >= self._committed
-            ):
+            elif not polled and not self._local and self._position >= self._committed:
                 return  # woken by commits already taken: nothing new
             else:
                 rows = await self.store.read(
@@ -891,24 +900,34 @@ class EventFeed:
                 return
 
     def _on_rows(self, rows: list[dict[str, Any]]) -> None:
-        """An event-row hook (the committing thread, SQLite): keep a reader's copy of the
-        rows this process committed, for :meth:`_take_local`."""
+        """An event-row hook (the committing thread): keep a reader's copy of the rows
+        this process committed, for :meth:`_take_local`, in ``seq`` order (on PostgreSQL
+        two threads' commits may reach their hooks in the other order)."""
         if self._position is None:
             return  # not following the table: it starts from the head when it does
         since = self.recent.forgets
         # A row of more than a read's worth of events (a big foreach's) is left to the
         # table, which the tail reads a batch at a time (it leaves a gap here).
-        copies = [(reads.stored_copy(row), since) for row in rows if row["size"] <= self.batch]
+        dialect = self.store.dialect
+        copies = [
+            (reads.stored_copy(row, dialect), since) for row in rows if row["size"] <= self.batch
+        ]
+        if not copies:
+            return
         with self._local_lock:
-            if len(self._local) + len(copies) > LOCAL_ROWS:
-                self._local.clear()  # far behind: the next rows leave a gap, read the table
+            local = self._local
+            if len(local) + len(copies) > LOCAL_ROWS:
+                local.clear()  # far behind: the next rows leave a gap, read the table
                 return
-            self._local.extend(copies)
+            late = local and local[-1][0]["last_seq"] > copies[0][0]["last_seq"]
+            local.extend(copies)
+            if late:
+                self._local = deque(sorted(local, key=lambda item: item[0]["last_seq"]))
 
     def _take_local(self) -> tuple[list[dict[str, Any]], int] | None:
         """This process's rows that follow on from the tail's position without a gap (up
         to :attr:`batch` events), with the smallest forget count among them; ``None`` when
-        none does: the next seq is another process's (SQLite numbers every commit's events
+        none does: the next seq is another process's (every commit's events are numbered
         from one counter, in commit order), or rows were dropped, or there are none. Rows
         the position has passed (read from the table meanwhile) are dropped."""
         position = self._position

@@ -359,8 +359,8 @@ class Store:
     ) -> Callable[[], None]:
         """Call ``hook(rows)`` after every committed transaction that wrote events, with
         the ``event_batches`` rows it wrote (as inserted: their ``events`` are the Python
-        values, not yet read back; SQLite only: PostgreSQL numbers the events in the
-        statement that writes them, and hands no rows), in the thread that committed it,
+        values, not yet read back; on PostgreSQL numbered with the seqs the writing
+        statement allocated, which come back with the commit), in the thread that committed it,
         after the commit hooks and before the transaction's notifications are delivered.
         The rows are the transaction's own: a hook that keeps them copies what it keeps. A
         hook that raises is logged, not raised (the transaction committed). Returns a

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from flowplane.store.records import EventRecord, FrameRecord
@@ -86,6 +87,25 @@ def unpack_changes(events: list[list[Any]], changes: list[Any]) -> list[tuple[An
 def _jsonb_rank(key: str) -> tuple[int, bytes]:
     encoded = key.encode()
     return (len(encoded), encoded)
+
+
+def jsonb_normal(value: Any) -> Any:
+    """``value`` (decoded JSON) with every object's keys in the order PostgreSQL's JSONB
+    gives them back (shorter keys first, then by their bytes): what a value written
+    through a JSONB parameter reads back as."""
+    if isinstance(value, dict):
+        return {key: jsonb_normal(value[key]) for key in sorted(value, key=_jsonb_rank)}
+    if isinstance(value, list):
+        return [jsonb_normal(item) for item in value]
+    if isinstance(value, float):
+        # JSONB keeps numbers as ``numeric``: an exponent written as 1e+16 comes back as
+        # the integer it is, and there is no negative zero.
+        text = repr(value)
+        if "e+" in text:
+            return int(Decimal(text))
+        if value == 0:
+            return 0.0
+    return value
 
 
 def wire_order(body: dict[str, Any], dialect: str) -> dict[str, Any]:

@@ -336,15 +336,33 @@ class PostgresTx(Tx):
             )
         # Other wake-ups first, as Tx.flush sends them before its "event" one.
         self._publish(self.notifications)
+        now = self.now_ms
 
         def written(result: list[Row]) -> None:
-            self.notify("event", str(result[0]["last"]))
+            last = int(result[0]["last"])
+            self.notify("event", str(last))
+            # The rows as written (for Store.add_event_rows_hook), numbered now that the
+            # statement has allocated their seqs.
+            base = last - offset
+            self.event_rows = [
+                {
+                    "last_seq": base + row["o"],
+                    "size": row["size"],
+                    "run_id": row["run_id"],
+                    "namespace": row["namespace"],
+                    "ts_ms": now,
+                    "events": row["events"],
+                    "frame_no": row["frame_no"],
+                    "changes": row["changes"],
+                }
+                for row in rows
+            ]
 
         _WRITE_EVENTS.defer(
             self.conn,
             {
                 "_n": offset,
-                "_ts": self.now_ms,
+                "_ts": now,
                 "_batches": dumps(rows),
                 "_channel": self._event_channel,
                 "_prefix": self._prefix("event"),

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from flowplane.store import attempt_reads
 from flowplane.store import schema as t
-from flowplane.store.event_codec import unpack_events, unpack_frame
+from flowplane.store.event_codec import jsonb_normal, unpack_events, unpack_frame
 from flowplane.store.prepared import Prepared, dumps
 from flowplane.store.records import (
     ApprovalRecord,
@@ -271,10 +271,11 @@ def event_tail(tx: Tx, after_seq: int, limit: int) -> list[tuple[str, dict[str, 
     return [(event.namespace, event.payload) for event in events]
 
 
-def stored_copy(row: Mapping[str, Any]) -> dict[str, Any]:
+def stored_copy(row: Mapping[str, Any], dialect: str) -> dict[str, Any]:
     """An ``event_batches`` row as this transaction inserted it, as a read of the table
-    gives it back on SQLite (its ``events`` through the stored JSON text: the values a
-    reader gets, none of the writer's objects)."""
+    gives it back (its ``events`` through the stored JSON text: the values a reader gets,
+    none of the writer's objects; on PostgreSQL in JSONB's key order, as written)."""
+    events = json.loads(dumps(row["events"]))
     return {
         "last_seq": row["last_seq"],
         "size": row["size"],
@@ -282,7 +283,7 @@ def stored_copy(row: Mapping[str, Any]) -> dict[str, Any]:
         "namespace": row["namespace"],
         "ts_ms": row["ts_ms"],
         "frame_no": row["frame_no"],
-        "events": json.loads(dumps(row["events"])),
+        "events": jsonb_normal(events) if dialect == "postgresql" else events,
     }
 
 
