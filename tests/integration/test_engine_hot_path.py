@@ -214,3 +214,31 @@ async def test_no_hand_off_from_a_completion_that_did_not_apply(store: Store) ->
         assert result.accepted is False and result.handoff == []
         n1 = await store.read(lambda tx: tx.node_row(run_id, "n1", 0))
         assert n1 is not None and (n1.status, n1.lease_owner) == ("pending", None)
+
+
+async def test_a_run_output_holds_every_leaf(store: Store) -> None:
+    """A run's output is its leaves' outputs, read by one prepared statement for up to
+    16 leaves and by the general one beyond (both checked)."""
+    async with running(store) as rt:
+        for count in (1, 3, 16, 17, 24):
+            workflow = {
+                "name": f"leaves-{count}",
+                "nodes": [
+                    {"id": "root", "type": "test.count"},
+                    *(
+                        {
+                            "id": f"leaf{i}",
+                            "type": "test.count",
+                            "params": {"key": f"{count}.{i}", "value": i},
+                            "needs": ["root"],
+                        }
+                        for i in range(count)
+                    ),
+                ],
+            }
+            started = await rt.runs.start(Caller.system(), workflow)
+            run = await rt.runs.wait(Caller.system(), started.run.id, timeout=20)
+            assert run.status == "finished"
+            assert run.output == {
+                f"leaf{i}": {"key": f"{count}.{i}", "calls": 1, "value": i} for i in range(count)
+            }

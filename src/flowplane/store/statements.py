@@ -41,6 +41,24 @@ NODE_STATES_OF = NODE_STATES_ALL.where(_N.node_id.in_(sa.bindparam("_nodes", exp
 NODE_OUTPUTS = sa.select(_N.node_id, _N.iteration, _N.status, _N.output, _N.error).where(
     _N.run_id == sa.bindparam("_run"), _N.node_id.in_(sa.bindparam("_nodes", expanding=True))
 )
+NODE_OUTPUTS_PREPARED_MAX = 16
+"""The most node ids :func:`node_outputs_of` takes (more: :data:`NODE_OUTPUTS`)."""
+_NODE_OUTPUTS_OF: dict[int, Prepared[dict[str, Any]]] = {}
+
+
+def node_outputs_of(count: int) -> Prepared[dict[str, Any]]:
+    """:data:`NODE_OUTPUTS` for ``count`` node ids (``_n0`` ... ``_n<count-1>``), prepared:
+    a run's finish reads its leaves' outputs, a handful of ids."""
+    prepared = _NODE_OUTPUTS_OF.get(count)
+    if prepared is None:
+        prepared = _NODE_OUTPUTS_OF[count] = Prepared(
+            sa.select(_N.node_id, _N.iteration, _N.status, _N.output, _N.error).where(
+                _N.run_id == sa.bindparam("_run"),
+                _N.node_id.in_([sa.bindparam(f"_n{i}") for i in range(count)]),
+            )
+        )
+    return prepared
+
 UPDATE_NODE = {
     (by_status, by_epoch): t.node_runs.update().where(
         _N.id == sa.bindparam("_id"),

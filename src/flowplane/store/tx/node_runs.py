@@ -80,11 +80,17 @@ class NodeRunsTx(TxBase):
         self, run_id: str, node_ids: Iterable[str]
     ) -> dict[tuple[str, int], tuple[str, Any, Any]]:
         """Return ``{(node_id, iteration): (status, output, error)}`` for the given nodes."""
-        ids = list(node_ids)
+        ids = list(dict.fromkeys(node_ids))
         if not ids:
             return {}
-        rows = self.conn.execute(q.NODE_OUTPUTS, {"_run": run_id, "_nodes": ids})
-        return {(r.node_id, r.iteration): (r.status, r.output, r.error) for r in rows}
+        if len(ids) > q.NODE_OUTPUTS_PREPARED_MAX:
+            rows = self.conn.execute(q.NODE_OUTPUTS, {"_run": run_id, "_nodes": ids})
+            return {(r.node_id, r.iteration): (r.status, r.output, r.error) for r in rows}
+        params = {"_run": run_id, **{f"_n{i}": node_id for i, node_id in enumerate(ids)}}
+        found, _count = q.node_outputs_of(len(ids)).execute(self.conn, params)
+        return {
+            (r["node_id"], r["iteration"]): (r["status"], r["output"], r["error"]) for r in found
+        }
 
     def update_node_run(
         self,
