@@ -83,6 +83,9 @@ runs = sa.Table(
     sa.Index("ix_runs_namespace_id", "namespace", "id"),
     # Runs of a status newest first (a run list filtered by status; any status lookup).
     sa.Index("ix_runs_status_id", "status", "id"),
+    # A workflow's runs newest first, by name and by id (a run list filtered by workflow).
+    sa.Index("ix_runs_workflow_name_id", "workflow_name", "id"),
+    sa.Index("ix_runs_workflow_id_id", "workflow_id", "id"),
     sa.Index("ix_runs_parent", "parent_run_id"),
     sa.Index("ux_runs_idempotency", "namespace", "idempotency_key", unique=True),
 )
