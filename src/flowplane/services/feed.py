@@ -370,6 +370,10 @@ class EventFeed:
         # process's commit (a NOTIFY past what this process committed) sends it to the
         # table.
         self._foreign = False
+        # The tail's last read ended with a whole commit (a take of this process's rows, or
+        # a table read short of a full batch): what it noted of a run includes everything
+        # committed with the run's terminal event (see _settled).
+        self._whole = False
         self._local: deque[tuple[dict[str, Any], int]] = deque()
         self._local_lock = threading.Lock()
         self.local_takes = 0
@@ -767,10 +771,21 @@ class EventFeed:
     async def _settled(self, event_filter: EventFilter, cursor: int) -> bool | None:
         """Whether the run's stream is complete: ``True`` when the run is terminal (or
         gone) with no matching event after ``cursor``, ``False`` when it is terminal with
-        events still to send, ``None`` while it is active. One read, one snapshot."""
+        events still to send, ``None`` while it is active. One read, one snapshot; none
+        when :attr:`recent` holds the run's end."""
         run_id = event_filter.run_id
         if run_id is None:
             return None
+        entry = self.recent.get(run_id) if self._whole else None
+        if entry is not None and _has_terminal(entry.events):
+            # The tail saw the run end, with everything committed with it, and nobody has
+            # changed the run by hand since (a resume, a delete... would have forgotten
+            # it): no read. Without a terminal event there, the table says.
+            wanted = event_filter.types
+            return not any(
+                event["seq"] > cursor and (wanted is None or event["type"] in wanted)
+                for event in entry.events
+            )
         types = sorted(event_filter.types) if event_filter.types is not None else None
 
         def settled(tx: Tx) -> bool | None:
@@ -880,6 +895,7 @@ class EventFeed:
                 # may carry an older forget count than the one note() is given here.
                 polled = True
             self.recent.note(rows, forgets)
+            self._whole = taken is not None or len(rows) < self.batch
             groups = list(self._groups.items())
             matched: dict[EventFilter, list[FeedEvent]] = {}
             if rows:

@@ -59,6 +59,7 @@ def node_outputs_of(count: int) -> Prepared[dict[str, Any]]:
         )
     return prepared
 
+
 UPDATE_NODE = {
     (by_status, by_epoch): t.node_runs.update().where(
         _N.id == sa.bindparam("_id"),
