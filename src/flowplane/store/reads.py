@@ -164,7 +164,7 @@ def _summary_query(by_namespace: bool, params: dict[str, Any]) -> sa.Select[Any]
     if "_workflow" not in params:
         return page()
     workflow: sa.BindParameter[Any] = sa.bindparam("_workflow")
-    # (A run whose name is its own workflow id is in the first page only.)
+    # (A run the name finds is left out of the id half: no run twice.)
     by_name = page(c.workflow_name == workflow).subquery().select()
     by_id = page(c.workflow_id == workflow, c.workflow_name != workflow).subquery().select()
     both = sa.union_all(by_name, by_id).subquery()

@@ -1,10 +1,12 @@
 """runs listed by workflow in id order
 
 ``GET /v1/runs?workflow=w`` lists the newest runs of a workflow, given by name or id
-(``workflow_name = w OR workflow_id = w``). With no index on either column both backends
-read every run for each page (SQLite 60 ms with 200,000 runs). ``ix_runs_workflow_name_id``
-and ``ix_runs_workflow_id_id`` give a workflow's runs in id order by either column; the
-listing reads a page from each and keeps the first page of the two.
+(``workflow_name = w OR workflow_id = w``). With no index on either column, a page walked
+the runs newest first until it had found enough of the workflow's: every run for a rare
+workflow (22-25 ms on SQLite, 16-18 ms on PostgreSQL with 200,000 runs).
+``ix_runs_workflow_name_id`` and ``ix_runs_workflow_id_id`` give a workflow's runs in id
+order by either column; the listing reads a page from each and keeps the first page of the
+two.
 
 Revision ID: 0010
 Revises: 0009
