@@ -34,27 +34,34 @@ def _event(run_id: str, type_: str, node: str | None = None) -> Any:
     return fn
 
 
-async def _follow(feed: EventFeed, run_id: str, after: int) -> list[str]:
-    got: list[str] = []
-    async for batch in feed.batches(run_filter(run_id), after, until_terminal=True):
+async def _follow(feed: EventFeed, run_id: str, got: list[str]) -> None:
+    async for batch in feed.batches(run_filter(run_id), 0, until_terminal=True):
         got += [event["type"] for event in batch]
-    return got
+
+
+async def _until(check: Any) -> None:
+    for _ in range(500):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("timed out")
 
 
 async def _run_to_its_end(store: Store, feed: EventFeed, run_id: str, forget: bool) -> int:
     """Start a run, follow its stream, finish the run; the table reads while the stream
     ends (after the terminal event was handed out)."""
     reads = Reads(store)
+    got: list[str] = []
     await store.transact(_event(run_id, "RunStarted"))
-    await asyncio.sleep(0.2)  # the tail saw the start: the stream starts from it
-    stream = asyncio.create_task(_follow(feed, run_id, 0))
+    await _until(lambda: feed.recent.get(run_id) is not None)  # the tail saw the start
+    stream = asyncio.create_task(_follow(feed, run_id, got))
     await store.transact(_event(run_id, "NodeFinished", "a"))
-    await asyncio.sleep(0.2)
+    await _until(lambda: len(got) == 2)  # the stream has started and is live
     if forget:
         feed.recent.forget(run_id)  # what a run-changed notification does
     before = reads.count
     await store.transact(_event(run_id, "RunFinished"))
-    got = await asyncio.wait_for(stream, 10)
+    await asyncio.wait_for(stream, 10)
     assert got == ["RunStarted", "NodeFinished", "RunFinished"]
     return reads.count - before
 
@@ -64,7 +71,7 @@ async def test_a_run_seen_from_start_to_end_ends_its_stream_without_a_read(store
     try:
         await feed.head()
         # Another stream keeps the tail following the table throughout.
-        keep = asyncio.create_task(_follow(feed, "keep-alive", 0))
+        keep = asyncio.create_task(_follow(feed, "keep-alive", []))
         await asyncio.sleep(0.1)
         assert await _run_to_its_end(store, feed, "end-1", forget=False) == 0
         assert await _run_to_its_end(store, feed, "end-2", forget=True) >= 1  # the table says
