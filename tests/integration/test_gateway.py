@@ -687,8 +687,8 @@ async def test_sse_client_that_leaves_is_dropped(served: Served) -> None:
 
 
 async def test_run_stream_ends_after_its_terminal_event_written_directly(served: Served) -> None:
-    """A run's stream whose events the tail writes to the socket still ends after the
-    run's terminal event."""
+    """A run's stream (served below FastAPI's routing, api/run_stream.py) is written to
+    the socket by the tail and still ends after the run's terminal event."""
     run_id = await start_approval_run(served, "direct-run")
     await wait_status(served, run_id, "waiting-approval")
     async with served.client() as c:
@@ -701,9 +701,9 @@ async def test_run_stream_ends_after_its_terminal_event_written_directly(served:
                     if got[-1] == "NodeWaitingApproval":
                         break
             await _until(
-                lambda: any(s.filter.run_id == run_id and s.waiting
+                lambda: any(s.filter.run_id == run_id and s.waiting and s.sink is not None
                             for s in _feed_subscribers(served)),
-                "the stream waits",
+                "the stream waits, with its socket for the tail to write to",
             )  # fmt: skip
             decision = {"runId": run_id, "nodeId": "ask", "approved": True}
             assert (await rpc_call(c, "submitApproval", decision)).status_code == 200

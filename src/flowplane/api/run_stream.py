@@ -36,13 +36,15 @@ from flowplane.api.sse import (
     KEEPALIVE_SECONDS,
     SMITHERS_EVENT,
     SSE_HEADERS,
+    direct_cycle,
     parse_last_event_id,
     stream_batches,
+    write_direct,
 )
 from flowplane.errors import FlowplaneError
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
-from flowplane.services.feed import EventFilter
+from flowplane.services.feed import EventFilter, FeedBatches
 
 PREFIX = "/v1/runs/"
 SUFFIX = "/events"
@@ -63,21 +65,45 @@ _END = {"type": "http.response.body", "body": b"", "more_body": False}
 
 
 class RunStream(Response):
-    """The SSE response of a run's stream (:func:`serve_stream`: the route's headers, no
-    task group per stream), with ``extra`` headers after them (a start's ``Location``)."""
+    """The SSE response of a run's stream: the route's headers, with ``extra`` headers
+    after them (a start's ``Location``). Under ``flowplane serve`` (uvicorn's httptools
+    protocol) the feed writes it to the socket directly, as namespace streams
+    (:func:`~flowplane.api.sse.write_direct`); otherwise :func:`serve_stream` sends its
+    chunks (no task group per stream)."""
 
     def __init__(
         self,
-        chunks: AsyncIterator[bytes],
+        batches: FeedBatches,
+        metrics: Any,
         extra: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
-        self.chunks = chunks
+        self.batches = batches
+        self.metrics = metrics if isinstance(metrics, Metrics) else None
         self.status_code = 200
         self.background = None
         self.raw_headers = [*HEADERS, *extra]
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await serve_stream(self.chunks, receive, send, self.raw_headers)
+        cycle = direct_cycle(scope)
+        if cycle is None:
+            batches: AsyncIterator[Sequence[dict[str, Any]]] = self.batches
+            if self.metrics is not None:
+                batches = counted(batches, self.metrics)
+            chunks = stream_batches(batches, SMITHERS_EVENT)
+            await serve_stream(chunks, receive, send, self.raw_headers)
+            return
+        subscribers = sent = None
+        if self.metrics is not None:
+            subscribers = self.metrics.stream_subscribers.labels("sse")
+            sent = self.metrics.stream_events.labels("sse")
+            subscribers.inc()
+        try:
+            await write_direct(
+                self.batches, cycle, receive, send, self.raw_headers, SMITHERS_EVENT, sent
+            )
+        finally:
+            if subscribers is not None:
+                subscribers.dec()
 
 
 def run_stream(
@@ -89,12 +115,10 @@ def run_stream(
 ) -> RunStream:
     """The response following ``event_filter``'s run after ``after_seq`` until it ends, as
     the run events route streams it (Smithers' framing, counted in ``metrics``)."""
-    batches: AsyncIterator[Sequence[dict[str, Any]]] = services.feed.batches(
+    batches = services.feed.batches(
         event_filter, after_seq, until_terminal=True, idle_seconds=KEEPALIVE_SECONDS
     )
-    if isinstance(metrics, Metrics):
-        batches = counted(batches, metrics)
-    return RunStream(stream_batches(batches, SMITHERS_EVENT), extra)
+    return RunStream(batches, metrics, extra)
 
 
 STREAM_MEDIA_TYPE = "text/event-stream"

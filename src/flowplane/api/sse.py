@@ -8,8 +8,10 @@ after ``Last-Event-ID`` (or ``?afterSeq=``), sends a ``: keep-alive`` comment wh
 quiet for :data:`KEEPALIVE_SECONDS`, and closes after the run's terminal event.
 
 Streams of the API (``/v1/events``, ``/v1/runs/{id}/events``) write the event feed's
-batches (:class:`FeedStreamResponse`): one chunk per batch, each event's message rendered
-once for all subscribers; the feed bounds memory per subscriber and paces replays. Under
+batches (:class:`FeedStreamResponse`; a run's stream below FastAPI's routing,
+:mod:`flowplane.api.run_stream`, through :func:`write_direct` too): one chunk per batch,
+each event's message rendered once for all subscribers; the feed bounds memory per
+subscriber and paces replays. Under
 uvicorn's httptools protocol (``flowplane serve``) the stream writes to its socket itself
 and, while it waits, the feed's tail writes each live read's bytes to it directly
 (:class:`SocketSink`): one ``transport.write`` of bytes shared by all subscribers instead of
@@ -365,41 +367,63 @@ class FeedStreamResponse(StreamingResponse):
         if self.gauge is not None:
             self.gauge.inc()
         try:
-            # GET only: uvicorn drops a HEAD response's body itself.
-            direct = scope["type"] == "http" and scope.get("method") == "GET"
-            cycle = _uvicorn_cycle(scope.get(RAW_SEND)) if direct else None
+            cycle = direct_cycle(scope)
             if cycle is None or not isinstance(self.batches, FeedBatches):
                 await super().__call__(scope, receive, send)
             else:
-                await self._direct(self.batches, cycle, receive, send)
+                await write_direct(
+                    self.batches, cycle, receive, send, self.raw_headers,
+                    self.event_name, self.counter,
+                )  # fmt: skip
         finally:
             if self.gauge is not None:
                 self.gauge.dec()
 
-    async def _direct(self, stream: FeedBatches, cycle: Any, receive: Any, send: Any) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        sink = SocketSink(cycle, self.event_name, self.counter)
-        stream.attach(sink)
 
-        async def watch() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            stream.close()
+def direct_cycle(scope: Any) -> Any:
+    """uvicorn's request-response cycle of an HTTP request whose response body may be
+    written to the socket directly (:func:`write_direct`), or ``None``. Not for ``HEAD``:
+    uvicorn drops a HEAD response's body itself."""
+    if scope["type"] != "http" or scope.get("method") == "HEAD":
+        return None
+    return _uvicorn_cycle(scope.get(RAW_SEND))
 
-        watcher = asyncio.create_task(watch(), name="flowplane-sse-disconnect")
-        try:
-            if await sink.send(sink.frame(_RETRY)):
-                async for batch in stream:
-                    if not await sink.send(sink.encode(batch) if batch else sink.keepalive):
-                        break
-                    if batch and self.counter is not None:
-                        self.counter.inc(len(batch))
-        except Exception as exc:  # the stream ends; the client resumes by seq
-            _log.warning("event stream failed: %s", exc)
-        finally:
-            watcher.cancel()
-            await stream.aclose()
-        if not sink.gone:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+async def write_direct(
+    stream: FeedBatches,
+    cycle: Any,
+    receive: Any,
+    send: Any,
+    headers: list[tuple[bytes, bytes]],
+    event_name: str | None,
+    counter: Any,
+) -> None:
+    """Answer with the SSE stream of a feed subscription written to the socket: the
+    response start through ``send`` (the ASGI chain: headers, metrics), then a
+    :class:`SocketSink` the feed's tail writes live events to while the stream waits,
+    and the stream's own writes (replays, what the sink refused, keep-alives), then the
+    end through ``send``. ``counter`` counts the events written (``inc(n)``), or ``None``."""
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    sink = SocketSink(cycle, event_name, counter)
+    stream.attach(sink)
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        stream.close()
+
+    watcher = asyncio.create_task(watch(), name="flowplane-sse-disconnect")
+    try:
+        if await sink.send(sink.frame(_RETRY)):
+            async for batch in stream:
+                if not await sink.send(sink.encode(batch) if batch else sink.keepalive):
+                    break
+                if batch and counter is not None:
+                    counter.inc(len(batch))
+    except Exception as exc:  # the stream ends; the client resumes by seq
+        _log.warning("event stream failed: %s", exc)
+    finally:
+        watcher.cancel()
+        await stream.aclose()
+    if not sink.gone:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
