@@ -14,14 +14,16 @@ from flowplane.store.tx import Tx
 
 
 class Reads:
-    """Counts the store's read transactions (the feed's table reads)."""
+    """Counts the feed's reads of whether a run's stream is complete (its ``settled``
+    read transactions; the tail's own reads are not counted)."""
 
     def __init__(self, store: Store) -> None:
         self.count = 0
         self._read = store.read
 
         async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
-            self.count += 1
+            if getattr(fn, "__name__", "") == "settled":
+                self.count += 1
             return await self._read(fn, *args, **kwargs)
 
         store.read = counted  # type: ignore[method-assign]
@@ -48,8 +50,8 @@ async def _until(check: Any) -> None:
 
 
 async def _run_to_its_end(store: Store, feed: EventFeed, run_id: str, forget: bool) -> int:
-    """Start a run, follow its stream, finish the run; the table reads while the stream
-    ends (after the terminal event was handed out)."""
+    """Start a run, follow its stream, finish the run; the feed's reads of whether the
+    stream is complete, once the terminal event was handed out."""
     reads = Reads(store)
     got: list[str] = []
     await store.transact(_event(run_id, "RunStarted"))
