@@ -35,3 +35,9 @@ def downgrade(store: Store, schema: str, revision: str) -> None:
             revision,
         )
         conn.commit()
+
+
+def indexes(store: Store, table: str) -> set[str]:
+    """The names of ``table``'s indexes as the database has them."""
+    with store.engine.connect() as conn:
+        return {index["name"] or "" for index in sa.inspect(conn).get_indexes(table)}

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-from migration_support import downgrade, store_at
+from migration_support import downgrade, indexes, store_at
 
 from flowplane.store import migrate, reads
 from flowplane.store import schema as t
@@ -19,8 +18,7 @@ INDEX = "ix_runs_namespace_id"
 
 
 def _indexes(store: Store) -> set[str]:
-    with store.engine.connect() as conn:
-        return {index["name"] or "" for index in sa.inspect(conn).get_indexes("runs")}
+    return indexes(store, "runs")
 
 
 async def test_migration_adds_the_index_and_takes_it_away(db: tuple[str, str]) -> None:
