@@ -31,9 +31,9 @@ from flowplane.store.prepared import (
     flush_pending,
     resync,
 )
-from flowplane.store.records import NodeRunRecord, RunRecord
-from flowplane.store.statements import claim
+from flowplane.store.records import RunRecord
 from flowplane.store.tx import TERMINAL_RUN, Ahead, Row, Tx
+from flowplane.store.tx.events import event_rows
 
 _log = logging.getLogger("flowplane.store.postgres")
 _LOCK_RUN = Prepared(
@@ -343,20 +343,7 @@ class PostgresTx(Tx):
             self.notify("event", str(last))
             # The rows as written (for Store.add_event_rows_hook), numbered now that the
             # statement has allocated their seqs.
-            base = last - offset
-            self.event_rows = [
-                {
-                    "last_seq": base + row["o"],
-                    "size": row["size"],
-                    "run_id": row["run_id"],
-                    "namespace": row["namespace"],
-                    "ts_ms": now,
-                    "events": row["events"],
-                    "frame_no": row["frame_no"],
-                    "changes": row["changes"],
-                }
-                for row in rows
-            ]
+            self.event_rows = event_rows(batches, last, now)
 
         _WRITE_EVENTS.defer(
             self.conn,
@@ -369,10 +356,6 @@ class PostgresTx(Tx):
             },
             on_result=written,
         )
-
-    def claim(self, owner: str, limit: int, lease_ms: int) -> list[NodeRunRecord]:
-        """Lease up to ``limit`` due node runs, skipping rows other workers hold."""
-        return claim(self.conn, self.now_ms, owner, limit, lease_ms)
 
     def _skip_locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
         return query.with_for_update(skip_locked=True)

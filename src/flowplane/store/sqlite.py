@@ -15,8 +15,6 @@ from sqlalchemy import exc as sa_exc
 from flowplane.errors import StorageError
 from flowplane.store.base import Busy, Store
 from flowplane.store.prepared import driver_error, execute_sql
-from flowplane.store.records import NodeRunRecord
-from flowplane.store.statements import claim
 from flowplane.store.tx import OffLoop, Tx
 
 BUSY_TIMEOUT_MS = 10_000
@@ -27,10 +25,6 @@ T = TypeVar("T")
 
 class SQLiteTx(Tx):
     """SQLite transaction: writes hold the database lock from ``BEGIN IMMEDIATE``."""
-
-    def claim(self, owner: str, limit: int, lease_ms: int) -> list[NodeRunRecord]:
-        """Lease up to ``limit`` due node runs; safe because the write lock is held."""
-        return claim(self.conn, self.now_ms, owner, limit, lease_ms)
 
 
 class SQLiteStore(Store):

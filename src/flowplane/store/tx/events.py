@@ -36,6 +36,28 @@ class Batch:
         return len(self.events) + (self.frame_no is not None)
 
 
+def event_rows(batches: list[Batch], last: int, ts_ms: int) -> list[dict[str, Any]]:
+    """The ``event_batches`` rows of ``batches``, numbered so the last one ends at seq
+    ``last`` (as inserted; what ``Store.add_event_rows_hook`` hands out)."""
+    rows: list[dict[str, Any]] = []
+    seq = last - sum(batch.size for batch in batches)
+    for batch in batches:
+        seq += batch.size
+        rows.append(
+            {
+                "last_seq": seq,
+                "size": batch.size,
+                "run_id": batch.run_id,
+                "namespace": batch.namespace,
+                "ts_ms": ts_ms,
+                "events": batch.events,
+                "frame_no": batch.frame_no,
+                "changes": batch.changes,
+            }
+        )
+    return rows
+
+
 class EventsTx(TxBase):
     """Buffered events and frame changes, written at commit; wake-ups sent after it."""
 
@@ -120,25 +142,10 @@ class EventsTx(TxBase):
         batches, self._batches = self._batches, []
         total = sum(batch.size for batch in batches)
         last = self._bump_counter(total)
-        now = self.now_ms
-        rows: list[dict[str, Any]] = []
-        seq = last - total
         for batch in batches:
-            seq += batch.size
             if batch.set_frame:
                 q.BUMP_FRAME_TO.defer(self.conn, {"_run": batch.run_id, "_frame": batch.frame_no})
-            rows.append(
-                {
-                    "last_seq": seq,
-                    "size": batch.size,
-                    "run_id": batch.run_id,
-                    "namespace": batch.namespace,
-                    "ts_ms": now,
-                    "events": batch.events,
-                    "frame_no": batch.frame_no,
-                    "changes": batch.changes,
-                }
-            )
+        rows = event_rows(batches, last, self.now_ms)
         q.INSERT_EVENT_BATCHES.defer_many(self.conn, rows)
         self.event_rows = rows
         self.notify("event", f"{last}")

@@ -215,8 +215,10 @@ class NodeRunsTx(TxBase):
         return counts
 
     def claim(self, owner: str, limit: int, lease_ms: int) -> list[NodeRunRecord]:
-        """Lease up to ``limit`` due node runs (``ready`` or due ``waiting-timer``)."""
-        raise NotImplementedError
+        """Lease up to ``limit`` due node runs (``ready`` or due ``waiting-timer``), in id
+        order: one statement on both backends (:data:`statements.CLAIM`: SQLite's write
+        lock makes it safe there, PostgreSQL skips the rows other workers hold)."""
+        return q.claim(self.conn, self.now_ms, owner, limit, lease_ms)
 
     def claim_ids(self, owner: str, row_ids: Sequence[int], lease_ms: int) -> list[NodeRunRecord]:
         """Lease the given node runs if they are (still) ready and due; in id order."""
