@@ -226,7 +226,9 @@ class Worker:
                 for row in claimed:
                     self._spawn(row, work.runs.get(row.run_id))
             # Full, or no room to claim: due work may be left, so a freed slot must wake us.
-            self._saturated = len(claimed) == free
+            # (``free`` is below 0 while completions' hand-offs have started successors
+            # before the nodes that completed ended: that is full too.)
+            self._saturated = free <= 0 or len(claimed) == free
             if claimed and len(claimed) == free:
                 await asyncio.sleep(0)
                 if len(self._tasks) >= self.concurrency:
