@@ -85,3 +85,26 @@ async def test_busy_database_goes_to_the_writer_thread(sqlite_store: Store, tmp_
     await pending
     await sqlite_store.transact(lambda tx: _event(tx, "inline again"))
     assert await _messages(sqlite_store) == ["first", "waited", "inline again"]
+
+
+async def test_transactions_wait_for_those_on_the_writer_thread(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    # A transaction sent to the writer thread by a busy database retries on SQLite's busy
+    # handler, which sleeps longer and longer (up to 100 ms) between attempts. Had the
+    # transactions started after the lock's release run inline, they would take the lock
+    # in every gap and the waiting one would commit after all of them.
+    other = sqlite3.connect(tmp_path / "tx.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        waiting = asyncio.ensure_future(sqlite_store.transact(lambda tx: _event(tx, "waited")))
+        await asyncio.sleep(0.3)  # the busy handler's sleeps are long now
+        assert not waiting.done()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    for k in range(20):
+        await sqlite_store.transact(lambda tx, k=k: _event(tx, f"after {k}"))
+    assert waiting.done()
+    messages = await _messages(sqlite_store)
+    assert messages == ["waited", *(f"after {k}" for k in range(20))]

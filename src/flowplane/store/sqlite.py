@@ -33,6 +33,14 @@ class SQLiteStore(Store):
     dialect = "sqlite"
     keep_writer_connections = True
     _inline_commits = 0
+    # Write transactions sent to the writer thread and not yet ended, and the inline ones
+    # waiting for them to end (see transact).
+    _queued = 0
+    _drain_waiters: list[asyncio.Future[None]]
+
+    def __init__(self, url: str, *, schema: str = "flowplane") -> None:
+        super().__init__(url, schema=schema)
+        self._drain_waiters = []
 
     def _create_engine(self, url: str) -> sa.Engine:
         engine = sa.create_engine(
@@ -82,24 +90,49 @@ class SQLiteStore(Store):
         of one with ``max_parallel`` settling, which counts the items) goes to the writer
         thread at once; one that finds out it is long (the last item of a big ``foreach``)
         calls ``tx.off_loop()``: inline, it is rolled back and goes to the writer thread.
+
+        While transactions are on the writer thread, new ones wait for them to end before
+        they run inline: the loop would otherwise take the lock again and again between
+        the writer's attempts (SQLite's busy handler sleeps up to 100 ms between them), and
+        the queued ones, nodes of running runs, would wait for a lull that a busy process
+        never has (tails of 0.2-2 s after another connection, e.g. the heartbeats', held
+        the lock for a moment).
         """
         if self._closed:
             raise StorageError("store is closed")
         if scan:
-            return await super().transact(fn)
+            return await self._on_writer(fn)
         # Still a suspension point, as a hop to a thread was: callers (and asyncio's own
         # cancellation, e.g. wait_for's) were written against transactions that yield.
         await asyncio.sleep(0)
+        while self._queued:
+            drained = asyncio.get_running_loop().create_future()
+            self._drain_waiters.append(drained)
+            await drained
         self._writer.inline = True
         try:
             result = self.run_sync(fn, False, inline=True)
         except (Busy, OffLoop):  # rolled back: nothing happened
-            return await super().transact(fn)
+            return await self._on_writer(fn)
         self._inline_commits += 1
         if self._inline_commits % CHECKPOINT_EVERY == 0:
             with contextlib.suppress(RuntimeError):  # closing: nothing more to checkpoint
                 asyncio.get_running_loop().run_in_executor(self._write_executor, self._checkpoint)
         return result
+
+    async def _on_writer(self, fn: Callable[[Tx], T]) -> T:
+        """``fn`` in a write transaction on the writer thread, counted in :attr:`_queued`
+        until it ends."""
+        self._queued += 1
+        try:
+            return await super().transact(fn)
+        finally:
+            self._queued -= 1
+            if not self._queued:
+                waiters, self._drain_waiters = self._drain_waiters, []
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
 
     async def read(self, fn: Callable[[Tx], T], *, scan: bool = False) -> T:
         """Run ``fn(tx)`` in a read-only transaction, inline like :meth:`transact` (a WAL
