@@ -12,6 +12,8 @@ def test_ids_are_uuid7_and_increase_within_a_millisecond() -> None:
     ids = [new_id() for _ in range(2000)]  # many share a millisecond
     parsed = [uuid.UUID(i) for i in ids]
     assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
+    # The canonical form: lower-case hex, hyphens at 8-4-4-4-12.
+    assert all(str(u) == i for u, i in zip(parsed, ids, strict=True))
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
 

@@ -4,7 +4,6 @@ generated builders must give exactly what SQLAlchemy's way gives, on both dialec
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -123,32 +122,6 @@ def test_missing_required_parameter_raises_like_sqlalchemy() -> None:
     compiled = _Compiled(q.GET_RUN.stmt, DIALECTS["sqlite"], [])
     with pytest.raises(sa.exc.InvalidRequestError, match="_run"):
         compiled.args({})
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        {"a": 1, "b": [1.5, float("inf"), None, "é", {"c": True}]},
-        [],
-        {},
-        {1: "int key", None: "none key", 2.5: "float key"},
-        [[[[[]]]]],
-        {"big": 2**80, "neg": -0.0, "nan": float("nan")},
-    ],
-)
-def test_dumps_matches_json_dumps(value: Any) -> None:
-    assert prepared.dumps(value) == json.dumps(value)
-
-
-def test_dumps_errors_are_json_dumps_errors() -> None:
-    cycle: list[Any] = []
-    cycle.append(cycle)
-    with pytest.raises(ValueError, match="Circular reference"):
-        prepared.dumps(cycle)
-    with pytest.raises(TypeError, match="not JSON serializable"):
-        prepared.dumps({"a": object()})
-    # The encoder still works after a failure.
-    assert prepared.dumps({"a": [1]}) == '{"a": [1]}'
 
 
 @pytest.mark.parametrize("dialect_name", list(DIALECTS))

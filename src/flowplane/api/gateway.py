@@ -48,6 +48,7 @@ from flowplane.api.limits import json_depth_exceeds
 from flowplane.api.metrics import Metrics
 from flowplane.api.security import AuthRequired, Gatekeeper, Identity, gatekeeper_of
 from flowplane.errors import FlowplaneError, InvalidInput, RateLimited, Unauthorized
+from flowplane.jsontext import compact
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 from flowplane.settings import Settings
@@ -155,7 +156,7 @@ class FrameError(InvalidInput):
 
 
 def _dumps(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), default=str)
+    return compact(frame)
 
 
 def _response(frame_id: Any, payload: Any) -> dict[str, Any]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Hashable, Sequence
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 from starlette.responses import StreamingResponse
 
 from flowplane.errors import InvalidInput
+from flowplane.jsontext import compact
 from flowplane.model.bounds import INT64_MAX, in_range
 from flowplane.services.feed import FeedBatches
 
@@ -114,7 +114,7 @@ def format_event(event: dict[str, Any], name: str | None = None) -> bytes:
         if frame is None:
             frame = frames[name] = _frame(event, name, event.json)  # type: ignore[attr-defined]
         return frame
-    return _frame(event, name, json.dumps(event, separators=(",", ":"), default=str).encode())
+    return _frame(event, name, compact(event).encode())
 
 
 def _frame(event: dict[str, Any], name: str | None, data: bytes) -> bytes:

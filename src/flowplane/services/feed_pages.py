@@ -18,11 +18,12 @@ may still be served from it, exactly as if it had been read a moment earlier.
 from __future__ import annotations
 
 import bisect
-import json
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from flowplane.jsontext import compact
 
 __all__ = ["FeedEvent", "PageCache", "feed_event", "feed_events"]
 
@@ -40,7 +41,7 @@ class FeedEvent(dict[str, Any]):
 def feed_event(payload: dict[str, Any]) -> FeedEvent:
     """Wrap ``payload`` and encode it (as :func:`json.dumps` with compact separators)."""
     event = FeedEvent(payload)
-    event.json = json.dumps(payload, separators=(",", ":"), default=str).encode()
+    event.json = compact(payload).encode()
     event.frames = {}
     return event
 

@@ -18,6 +18,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
+from flowplane.jsontext import dumps
 from flowplane.store import schema as t
 from flowplane.store import statements as q
 from flowplane.store.base import Listener, Store
@@ -26,7 +27,6 @@ from flowplane.store.prepared import (
     Prepared,
     commit_batched,
     disable_batching,
-    dumps,
     enable_batching,
     flush_pending,
     resync,

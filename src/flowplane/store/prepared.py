@@ -23,13 +23,13 @@ record's ``__dict__`` (:func:`~flowplane.store.records.base.adopt`): no second c
 from __future__ import annotations
 
 import itertools
-import json
-import json.encoder
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar, overload
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+
+from flowplane.jsontext import dumps
 
 Processor = Callable[[Any], Any]
 Row = dict[str, Any]
@@ -227,7 +227,7 @@ def bind_processor(type_: Any, dialect: sa.Dialect) -> Processor | None:
     equivalent that is quicker for None, dicts and lists (see :func:`_json_processor`)."""
     impl = type_.dialect_impl(dialect)
     processor: Processor | None = impl.bind_processor(dialect)
-    if processor is None or _ENCODE is None or not _plain_json(impl, dialect):
+    if processor is None or not _plain_json(impl, dialect):
         return processor
     return _json_processor(None if impl.none_as_null else "null", processor)
 
@@ -279,38 +279,6 @@ def _json_processor(none: str | None, processor: Processor) -> Processor:
         return processor(value)
 
     return process
-
-
-# json.dumps's C encoder with its default settings, built once. json.dumps builds one per
-# call (with a fresh dict for its circular-reference check), which costs as much as
-# encoding a small dict.
-_ENCODE: Any = None
-_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-if _c_make_encoder is not None:
-    _defaults = json.JSONEncoder()
-    _ENCODE = _c_make_encoder(
-        None,  # no circular-reference check: a cycle fails below, then json.dumps reports it
-        _defaults.default,
-        json.encoder.encode_basestring_ascii,
-        _defaults.indent,
-        _defaults.key_separator,
-        _defaults.item_separator,
-        _defaults.sort_keys,
-        _defaults.skipkeys,
-        _defaults.allow_nan,
-    )
-
-
-def dumps(value: dict[str, Any] | list[Any]) -> str:
-    """``json.dumps(value)`` (default settings) of a dict or list, quicker: the same C
-    encoder, built once. Any failure (a value that cannot be encoded, a cycle: it hits
-    the recursion limit here) is left to ``json.dumps``, so errors are its own."""
-    if _ENCODE is None:
-        return json.dumps(value)
-    try:
-        return "".join(_ENCODE(value, 0))
-    except Exception:
-        return json.dumps(value)
 
 
 class Prepared(Generic[R]):

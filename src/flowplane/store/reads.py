@@ -13,10 +13,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from flowplane.jsontext import dumps
 from flowplane.store import attempt_reads
 from flowplane.store import schema as t
 from flowplane.store.event_codec import jsonb_normal, unpack_events, unpack_frame
-from flowplane.store.prepared import Prepared, dumps
+from flowplane.store.prepared import Prepared
 from flowplane.store.records import (
     ApprovalRecord,
     AttemptRecord,
