@@ -152,3 +152,47 @@ def test_literals_match_psycopg_mogrify() -> None:
         for binder in (session.literal, lambda v: session.mogrify("%s", [v])):
             with pytest.raises(psycopg.DataError):
                 binder("nul\x00")
+
+
+def test_a_batch_hands_each_statement_its_rows_count_and_error(store: Store) -> None:
+    """On PostgreSQL queued statements travel as one query (see prepared._run_batch): each
+    gets its own rows, decoded as a cursor would, the one that asked last its row count,
+    and a failing one raises SQLAlchemy's error for it (the connection still works)."""
+    from flowplane.store.prepared import commit_batched, disable_batching, enable_batching
+
+    if store.dialect != "postgresql":
+        pytest.skip("statements are batched on PostgreSQL only")
+    table = sa.table("fp_batch", sa.column("id", sa.Integer), sa.column("v", sa.JSON))
+    insert = Prepared(table.insert())
+    update = Prepared(table.update().where(table.c.id < sa.bindparam("_below")))
+    select = Prepared(sa.select(table.c.id, table.c.v).order_by(table.c.id))
+    with store.engine.connect() as conn:
+        conn.execute(sa.text("CREATE TEMP TABLE fp_batch (id int PRIMARY KEY, v jsonb)"))
+        conn.commit()
+        enable_batching(conn)
+        try:
+            early: list[Any] = []
+            for k in range(3):
+                insert.defer(conn, {"id": k, "v": {"k": k, "s": "é'\\"}})
+            select.defer(conn, {}, on_result=early.extend)
+            rows, count = update.execute(conn, {"v": None, "_below": 2})
+            assert early == [{"id": k, "v": {"k": k, "s": "é'\\"}} for k in range(3)]
+            assert (rows, count) == ([], 2)
+            assert select.execute(conn, {})[0][1:] == [
+                {"id": 1, "v": None},
+                {"id": 2, "v": {"k": 2, "s": "é'\\"}},
+            ]
+            commit_batched(conn)
+        finally:
+            disable_batching(conn)
+        enable_batching(conn)
+        try:
+            insert.defer(conn, {"id": 5, "v": None})
+            insert.defer(conn, {"id": 1, "v": None})  # taken: the batch fails here
+            with pytest.raises(sa.exc.IntegrityError, match="fp_batch_pkey"):
+                select.execute(conn, {})
+            conn.connection.dbapi_connection.rollback()  # (psycopg's: SQLAlchemy began none)
+        finally:
+            disable_batching(conn)
+        ids = [row["id"] for row in select.execute(conn, {})[0]]
+        assert ids == [0, 1, 2]

@@ -8,7 +8,8 @@ column types' bind and result processors looked up once, and then executed on th
 connection's DBAPI cursor inside the SQLAlchemy transaction.
 
 It behaves like ``Connection.execute`` where it matters: ``before_cursor_execute`` and
-``after_cursor_execute`` listeners are called, and driver errors are raised as
+``after_cursor_execute`` listeners are called (with no cursor for statements sent in a
+PostgreSQL batch, which uses none), and driver errors are raised as
 SQLAlchemy's ``DBAPIError`` subclasses (a lost connection invalidates it), so the store's
 retry and error handling see no difference. Only statements without expanding (``IN``)
 parameters can be prepared.
@@ -506,6 +507,42 @@ class _Session:
         self.encoding: str = self.transformer.encoding
         self.prepared: set[str] = set()
         self.generation = 0
+        # What send() and rows() use, looked up once.
+        from psycopg import errors, pq
+        from psycopg.generators import execute
+
+        self.execute = execute
+        self.error_from_result = errors.error_from_result
+        self.ok = pq.ConnStatus.OK
+        self.fatal = pq.ExecStatus.FATAL_ERROR
+        self.loader = Transformer(dbapi_conn)
+
+    def send(self, sql: str) -> list[Any]:
+        """Run ``sql`` (statements separated by ``;``) as one simple query on the
+        connection; return one result per statement. What ``cursor.execute(sql,
+        prepare=False)`` does, without a cursor: its set-up and the loaders it sets up for
+        every result, of which only the wanted ones are read here, cost more than the
+        query's own work on the client. A statement's error is raised as psycopg's."""
+        conn = self.dbapi_conn
+        pgconn = conn.pgconn
+        with conn.lock:
+            if pgconn.status != self.ok:
+                conn._check_connection_ok()  # raises the error psycopg would
+            pgconn.send_query(sql.encode(self.encoding))
+            results: list[Any] = conn.wait(self.execute(pgconn))
+        for result in results:
+            if result.status == self.fatal:
+                raise self.error_from_result(result, encoding=self.encoding)
+        return results
+
+    def rows(self, result: Any) -> list[tuple[Any, ...]]:
+        """The rows of one of :meth:`send`'s results, as tuples of Python values."""
+        if not result.ntuples:
+            return []
+        loader = self.loader
+        loader.set_pgresult(result)
+        rows: list[tuple[Any, ...]] = loader.load_rows(0, result.ntuples, tuple)
+        return rows
 
     def literal(self, value: Any) -> str:
         """``value`` as ``mogrify`` puts it in a query: the common parameter types (None,
@@ -572,45 +609,31 @@ def _run_batch(
         if on_result is not None:
             wanted.append((len(parts) - 1, on_result, item))
     sql = ";\n".join(parts)
-    cursor = dbapi_conn.cursor()
     try:
-        try:
-            cursor.execute(sql, prepare=False)
-        except conn.dialect.loaded_dbapi.Error as exc:
-            if new or getattr(exc, "sqlstate", None) == UNKNOWN_STATEMENT:
-                # Which PREPAREs ran is unknown (they outlive the transaction): new names.
-                session.prepared.clear()
-                session.generation += 1
-            raise _wrap(conn, cursor, sql, None, exc) from exc
-        session.prepared.update(new)
-        for item, item_args, item_many, _on_result in batch:
-            if not isinstance(item, _Plain):
-                for listener in after:
-                    listener(conn, cursor, item.sql, item_args, None, item_many)
-        position = _deliver(cursor, wanted)
-        rows: list[Any] = []
-        rowcount = -1
-        if compiled is not None and not isinstance(compiled, _Plain):
-            for _ in range(len(parts) - 1 - position):
-                cursor.nextset()
-            if compiled.results is not None:
-                rows = compiled.results.rows(cursor.fetchall())
-            rowcount = cursor.rowcount
-        return rows, rowcount
-    finally:
-        cursor.close()
-
-
-def _deliver(cursor: Any, wanted: list[tuple[int, Callable[[list[Any]], None], _Compiled]]) -> int:
-    """Hand queued statements their rows (one result per statement sent, in order);
-    return the index of the cursor's current result."""
-    position = 0
+        results = session.send(sql)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        if new or getattr(exc, "sqlstate", None) == UNKNOWN_STATEMENT:
+            # Which PREPAREs ran is unknown (they outlive the transaction): new names.
+            session.prepared.clear()
+            session.generation += 1
+        raise _wrap(conn, None, sql, None, exc) from exc
+    session.prepared.update(new)
+    for item, item_args, item_many, _on_result in batch:
+        if not isinstance(item, _Plain):
+            for listener in after:
+                listener(conn, None, item.sql, item_args, None, item_many)
+    # One result per statement sent, in order.
     for index, on_result, item in wanted:
-        for _ in range(index - position):
-            cursor.nextset()
-        position = index
-        on_result(item.results.rows(cursor.fetchall()) if item.results else [])
-    return position
+        on_result(item.results.rows(session.rows(results[index])) if item.results else [])
+    rows: list[Any] = []
+    rowcount = -1
+    if compiled is not None and not isinstance(compiled, _Plain):
+        last = results[len(parts) - 1]
+        if compiled.results is not None:
+            rows = compiled.results.rows(session.rows(last))
+        tuples = last.command_tuples
+        rowcount = tuples if tuples is not None else -1
+    return rows, rowcount
 
 
 def _execute_parts(
