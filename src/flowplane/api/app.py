@@ -106,9 +106,18 @@ class FlowplaneApp(FastAPI):
     write to their sockets with it (:class:`flowplane.api.sse.FeedStreamResponse`)."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            scope[RAW_SEND] = send
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        scope[RAW_SEND] = send
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # uvicorn's ``send`` is a method of the request's cycle object, which holds the
+            # scope: left there, every request would be a reference cycle, garbage only
+            # the collector frees (all of a request's objects at once, in 10-15 ms pauses
+            # of the event loop every ~0.5 s under load).
+            del scope[RAW_SEND]
 
 
 def create_app(
