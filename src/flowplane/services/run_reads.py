@@ -171,7 +171,7 @@ class RunReader:
         """
         caller.require("viewer")
         cache = self.settled
-        found = self.cached_detail(caller, run_id)
+        found = self.cached_detail(caller, run_id, claim=True)
         if found is None and cache.enabled and cache.unsure:
             await self._catch_up()  # (then the run's entry, if kept, is known fresh)
             found = self.cached_detail(caller, run_id)
@@ -188,16 +188,22 @@ class RunReader:
             cache.put_live(run_id, snapshot.run.namespace, snapshot, len(body), live_token)
         return body
 
-    def cached_detail(self, caller: Caller, run_id: str) -> bytes | LiveRun | None:
+    def cached_detail(
+        self, caller: Caller, run_id: str, *, claim: bool = False
+    ) -> bytes | LiveRun | None:
         """The cached detail of a run the caller may read, else ``None``: a settled run's
         body, or a live run's entry (its ``snapshot``, rendered per answer: durations grow).
 
         No read and no await: the fast path in front of the router
         (:mod:`flowplane.api.settled_runs`). ``None`` says "ask :meth:`detail`", which then
-        answers 403 or 404 as it always does.
+        answers 403 or 404 as it always does, and reads an entry due for a refresh
+        (``claim``, see :meth:`SettledRunCache.get`) while other requests are answered
+        from it.
         """
         cache = self.settled
-        found: CachedRun | LiveRun | None = cache.get(run_id) or cache.get_live(run_id)
+        found: CachedRun | LiveRun | None = cache.get(run_id, claim=claim) or cache.get_live(
+            run_id, claim=claim
+        )
         if found is None or not caller.allows("viewer") or not caller.can_see(found.namespace):
             return None
         return found.body if isinstance(found, CachedRun) else found
@@ -370,7 +376,8 @@ class RunReader:
         the router, :mod:`flowplane.api.settled_runs`)."""
         if not caller.allows("viewer"):
             return None
-        return self.settled.get_list((caller.namespaces, cache_key))
+        # (Claimed here: list_runs, which the route calls on None, reads without looking.)
+        return self.settled.get_list((caller.namespaces, cache_key), claim=True)
 
     async def events(
         self, caller: Caller, run_id: str, after_seq: int = 0, limit: int = 500
