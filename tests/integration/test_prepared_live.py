@@ -196,3 +196,32 @@ def test_a_batch_hands_each_statement_its_rows_count_and_error(store: Store) -> 
             disable_batching(conn)
         ids = [row["id"] for row in select.execute(conn, {})[0]]
         assert ids == [0, 1, 2]
+
+
+def test_a_batch_on_a_dropped_connection_is_a_disconnect(store: Store) -> None:
+    """A connection that is gone (closed under the batch) fails the batch with
+    SQLAlchemy's error for a lost connection, which the store retries on a new one."""
+    import contextlib
+
+    from flowplane.store.prepared import commit_batched, disable_batching, enable_batching
+
+    if store.dialect != "postgresql":
+        pytest.skip("statements are batched on PostgreSQL only")
+    select = Prepared(sa.select(sa.literal(1).label("one")))
+    with store.engine.connect() as conn:
+        conn.connection.dbapi_connection.rollback()  # (idle, whatever the pool left)
+        enable_batching(conn)
+        conn.connection.dbapi_connection.pgconn.finish()  # the server went away
+        with pytest.raises(sa.exc.OperationalError, match="closed") as caught:
+            select.execute(conn, {})
+        assert caught.value.connection_invalidated
+        with contextlib.suppress(Exception):
+            disable_batching(conn)
+    with store.engine.connect() as conn:  # the pool gives a working one
+        conn.connection.dbapi_connection.rollback()
+        enable_batching(conn)
+        try:
+            assert select.execute(conn, {})[0] == [{"one": 1}]
+            commit_batched(conn)
+        finally:
+            disable_batching(conn)

@@ -117,7 +117,7 @@ class FlowplaneApp(FastAPI):
             # scope: left there, every request would be a reference cycle, garbage only
             # the collector frees (all of a request's objects at once, in 10-15 ms pauses
             # of the event loop every ~0.5 s under load).
-            del scope[RAW_SEND]
+            scope.pop(RAW_SEND, None)
 
 
 def create_app(

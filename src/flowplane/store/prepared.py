@@ -512,8 +512,10 @@ class _Session:
         from psycopg.generators import execute
 
         self.execute = execute
+        self.errors = errors
         self.error_from_result = errors.error_from_result
         self.ok = pq.ConnStatus.OK
+        self.bad = pq.ConnStatus.BAD
         self.fatal = pq.ExecStatus.FATAL_ERROR
         self.loader = Transformer(dbapi_conn)
 
@@ -526,8 +528,12 @@ class _Session:
         conn = self.dbapi_conn
         pgconn = conn.pgconn
         with conn.lock:
-            if pgconn.status != self.ok:
-                conn._check_connection_ok()  # raises the error psycopg would
+            if pgconn.status != self.ok:  # (what psycopg's cursor raises then)
+                if pgconn.status == self.bad:
+                    raise self.errors.OperationalError("the connection is closed")
+                raise self.errors.InterfaceError(
+                    f"cannot execute operations: the connection is in status {pgconn.status}"
+                )
             pgconn.send_query(sql.encode(self.encoding))
             results: list[Any] = conn.wait(self.execute(pgconn))
         for result in results:
