@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
+from collections.abc import Callable
 from typing import Any
 
 _make: Any = getattr(json.encoder, "c_make_encoder", None)
@@ -40,19 +41,22 @@ _COMPACT = _encoder(str, ":", ",")
 
 def dumps(value: Any) -> str:
     """``json.dumps(value)``."""
-    if _DEFAULT is not None:
-        try:
-            return "".join(_DEFAULT(value, 0))
-        except Exception:
-            pass
-    return json.dumps(value)
+    return _encode(_DEFAULT, value, json.dumps)
 
 
 def compact(value: Any) -> str:
     """``json.dumps(value, separators=(",", ":"), default=str)``."""
-    if _COMPACT is not None:
+    return _encode(_COMPACT, value, _compact)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _encode(encoder: Any, value: Any, fallback: Callable[[Any], str]) -> str:
+    if encoder is not None:
         try:
-            return "".join(_COMPACT(value, 0))
+            return "".join(encoder(value, 0))
         except Exception:
             pass
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return fallback(value)
