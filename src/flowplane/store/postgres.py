@@ -52,12 +52,12 @@ WITH counter AS (
     RETURNING seq - CAST(:_n AS BIGINT) AS base
 ), batches AS (
     SELECT * FROM jsonb_to_recordset(CAST(:_batches AS JSONB)) AS v(
-        o BIGINT, size INTEGER, run_id VARCHAR, namespace VARCHAR, events JSON,
+        last_seq BIGINT, size INTEGER, run_id VARCHAR, namespace VARCHAR, events JSON,
         frame_no INTEGER, changes JSON, set_frame BOOLEAN)
 ), written AS (
     INSERT INTO event_batches (last_seq, size, run_id, namespace, ts_ms, events, frame_no,
                                changes)
-    SELECT counter.base + v.o, v.size, v.run_id, v.namespace, CAST(:_ts AS BIGINT),
+    SELECT counter.base + v.last_seq, v.size, v.run_id, v.namespace, CAST(:_ts AS BIGINT),
            v.events, v.frame_no, v.changes
     FROM counter, batches AS v
 ), framed AS (
@@ -318,32 +318,25 @@ class PostgresTx(Tx):
         locked from this statement to the commit, as with a separate bump: ``seq`` stays
         gap-free and in commit order."""
         batches, self._batches = self._batches, []
-        rows: list[dict[str, Any]] = []
-        offset = 0
-        for batch in batches:
-            offset += batch.size
-            rows.append(
-                {
-                    "o": offset,
-                    "size": batch.size,
-                    "run_id": batch.run_id,
-                    "namespace": batch.namespace,
-                    "events": batch.events,
-                    "frame_no": batch.frame_no,
-                    "changes": batch.changes,
-                    "set_frame": batch.set_frame,
-                }
-            )
         # Other wake-ups first, as Tx.flush sends them before its "event" one.
         self._publish(self.notifications)
         now = self.now_ms
+        # The rows numbered from seq 1: the statement adds the counter's base to each.
+        offset = sum(batch.size for batch in batches)
+        rows = event_rows(batches, offset, now)
+        for row, batch in zip(rows, batches, strict=True):
+            row["set_frame"] = batch.set_frame
 
         def written(result: list[Row]) -> None:
             last = int(result[0]["last"])
             self.notify("event", str(last))
             # The rows as written (for Store.add_event_rows_hook), numbered now that the
-            # statement has allocated their seqs.
-            self.event_rows = event_rows(batches, last, now)
+            # statement has allocated their seqs (they were sent as JSON already).
+            base = last - offset
+            for row in rows:
+                del row["set_frame"]
+                row["last_seq"] += base
+            self.event_rows = rows
 
         _WRITE_EVENTS.defer(
             self.conn,
