@@ -38,7 +38,8 @@ STATE_COLUMNS = (
 NODE_STATES_ALL = sa.select(*STATE_COLUMNS).where(_N.run_id == sa.bindparam("_run"))
 NODE_STATES = Prepared(NODE_STATES_ALL, record=NodeState)
 NODE_STATES_OF = NODE_STATES_ALL.where(_N.node_id.in_(sa.bindparam("_nodes", expanding=True)))
-NODE_OUTPUTS = sa.select(_N.node_id, _N.iteration, _N.status, _N.output, _N.error).where(
+_NODE_OUTPUT_COLUMNS = (_N.node_id, _N.iteration, _N.status, _N.output, _N.error)
+NODE_OUTPUTS = sa.select(*_NODE_OUTPUT_COLUMNS).where(
     _N.run_id == sa.bindparam("_run"), _N.node_id.in_(sa.bindparam("_nodes", expanding=True))
 )
 NODE_OUTPUTS_PREPARED_MAX = 16
@@ -52,7 +53,7 @@ def node_outputs_of(count: int) -> Prepared[dict[str, Any]]:
     prepared = _NODE_OUTPUTS_OF.get(count)
     if prepared is None:
         prepared = _NODE_OUTPUTS_OF[count] = Prepared(
-            sa.select(_N.node_id, _N.iteration, _N.status, _N.output, _N.error).where(
+            sa.select(*_NODE_OUTPUT_COLUMNS).where(
                 _N.run_id == sa.bindparam("_run"),
                 _N.node_id.in_([sa.bindparam(f"_n{i}") for i in range(count)]),
             )
