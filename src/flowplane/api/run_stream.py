@@ -31,7 +31,7 @@ from starlette.responses import Response, StreamingResponse
 
 from flowplane.api.deps import api_routes
 from flowplane.api.metrics import Metrics
-from flowplane.api.routes.events import counted
+from flowplane.api.routes.events import counted, sse_meters
 from flowplane.api.sse import (
     KEEPALIVE_SECONDS,
     SMITHERS_EVENT,
@@ -94,8 +94,7 @@ class RunStream(Response):
             return
         subscribers = sent = None
         if self.metrics is not None:
-            subscribers = self.metrics.stream_subscribers.labels("sse")
-            sent = self.metrics.stream_events.labels("sse")
+            subscribers, sent = sse_meters(self.metrics)
             subscribers.inc()
         try:
             await write_direct(

@@ -91,11 +91,15 @@ def sse_response(
     return FeedStreamResponse(batches, event_name=event_name)
 
 
+def sse_meters(metrics: Metrics) -> tuple[Any, Any]:
+    """The SSE streams' subscriber gauge and sent-events counter."""
+    return metrics.stream_subscribers.labels("sse"), metrics.stream_events.labels("sse")
+
+
 async def counted(
     batches: AsyncIterator[Sequence[dict[str, Any]]], metrics: Metrics
 ) -> AsyncIterator[Sequence[dict[str, Any]]]:
-    subscribers = metrics.stream_subscribers.labels("sse")
-    sent = metrics.stream_events.labels("sse")
+    subscribers, sent = sse_meters(metrics)
     subscribers.inc()
     try:
         async for batch in batches:
