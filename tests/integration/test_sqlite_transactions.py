@@ -108,3 +108,41 @@ async def test_transactions_wait_for_those_on_the_writer_thread(
     assert waiting.done()
     messages = await _messages(sqlite_store)
     assert messages == ["waited", *(f"after {k}" for k in range(20))]
+
+
+async def test_the_wal_is_started_over_under_steady_writes(
+    sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Inline commits one after the other while the writer thread checkpoints: a passive
+    # checkpoint never catches up with the last commit, and SQLite writes the WAL from
+    # its start again only after one did. Without a RESTART checkpoint the WAL (its file
+    # keeps its longest length) holds at least a page per commit.
+    from flowplane.store import sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 10**9)  # only the test's
+    monkeypatch.setattr(sqlite_module, "RESTART_WAL_PAGES", 64)
+    store: Any = sqlite_store
+    payload = "x" * 3000
+    commits = 0
+    stop = False
+
+    def write(tx: Any) -> None:
+        tx.event("run-1", "default", "NodeLog", "a", message=payload)
+
+    async def steady() -> None:
+        nonlocal commits
+        while not stop:
+            await store.transact(write)
+            commits += 1
+
+    writer = asyncio.create_task(steady())
+    try:
+        for _ in range(30):
+            await asyncio.sleep(0.02)
+            await store.checkpoint()
+    finally:
+        stop = True
+        await writer
+    pages = (tmp_path / "tx.db-wal").stat().st_size // 4096
+    assert commits > 100
+    assert pages < commits / 2, (pages, commits)

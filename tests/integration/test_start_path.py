@@ -13,11 +13,14 @@ import uuid
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from api_support import (  # noqa: F401  (the fixtures)
     ApiHarness,
     api_fixture,
     api_with_worker_fixture,
 )
+
+from flowplane.store import schema
 
 WORKFLOW = """
 name: {name}
@@ -282,3 +285,75 @@ async def test_grouped_starts_with_a_worker_taking_roots(api_with_worker: ApiHar
         assert detail["status"] == "finished", detail
         assert [node["nodeId"] for node in detail["nodes"]] == ["b", "a"]  # as inserted
         await _frames_and_audit(api, run_id, 3)
+
+
+def _head_statements(api: ApiHarness) -> tuple[list[str], Any]:
+    """The statements on ``workflows`` the store sends from now on (reads of a head, and
+    checks of an assumed one), and a function that stops recording them."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM workflows" in statement:
+            seen.append("check" if "count(*)" in statement else "read")
+
+    engine = api.services.store.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    return seen, lambda: sa.event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_a_known_head_is_checked_not_read(api: ApiHarness) -> None:
+    # PostgreSQL: a start assumes the head its service last saw committed and checks it in
+    # the same round trip as its writes; SQLite (no round trips) reads it.
+    workflow_id = await store(api)
+    first = await api.client.post(f"/v1/workflows/{workflow_id}/runs", json={})
+    assert first.status_code == 201, first.text
+    seen, stop = _head_statements(api)
+    try:
+        for _ in range(3):
+            again = await api.client.post(f"/v1/workflows/{workflow_id}/runs", json={})
+            assert again.status_code == 201 and again.json()["workflowVersion"] == 1
+    finally:
+        stop()
+    postgres = api.services.store.dialect == "postgresql"
+    assert seen == (["check"] * 3 if postgres else ["read"] * 3)
+
+
+async def test_a_head_changed_behind_the_service_is_read_again(api: ApiHarness) -> None:
+    # Another process (here: plain SQL) changes or deletes the workflow after this one
+    # saw its head: the check fails, the start runs again reading the head, and pins
+    # the version current then; a deleted workflow starts nothing.
+    workflow_id = await store(api)
+    first = await api.client.post(f"/v1/workflows/{workflow_id}/runs", json={})
+    assert first.status_code == 201 and first.json()["workflowVersion"] == 1
+    workflows = schema.workflows
+
+    def bump(tx: Any) -> None:
+        tx.conn.execute(
+            workflows.update()
+            .where(workflows.c.id == workflow_id)
+            .values(version=workflows.c.version + 1, updated_at_ms=workflows.c.updated_at_ms + 1)
+        )
+
+    await api.services.store.transact(bump)
+    seen, stop = _head_statements(api)
+    try:
+        answers = await asyncio.gather(
+            *(api.client.post(f"/v1/workflows/{workflow_id}/runs", json={}) for _ in range(4))
+        )
+    finally:
+        stop()
+    assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+    assert {a.json()["workflowVersion"] for a in answers} == {2}
+    assert "read" in seen
+    runs = await run_ids(api, workflow_id)
+    assert len(runs) == 5  # each start stored once, none twice after the failed check
+
+    def delete(tx: Any) -> None:
+        tx.conn.execute(
+            workflows.update().where(workflows.c.id == workflow_id).values(deleted_at_ms=1)
+        )
+
+    await api.services.store.transact(delete)
+    gone = await api.client.post(f"/v1/workflows/{workflow_id}/runs", json={})
+    assert gone.status_code == 404 and gone.json()["code"] == "workflow_not_found"
+    assert await run_ids(api, workflow_id) == runs

@@ -85,6 +85,12 @@ class RunService(RunReader):
         """The group commit of this service's starts of stored workflows."""
         return GroupCommit(self.store)
 
+    @functools.cached_property
+    def _heads(self) -> dict[tuple[Any, ...], WorkflowHead]:
+        """The workflow heads this service's starts last read or assumed in a committed
+        transaction (see :meth:`StoredRef.head`)."""
+        return {}
+
     # --- starting ------------------------------------------------------------------------
 
     async def launch(self, caller: Caller, request: LaunchRequest, *, root: Path) -> StartResult:
@@ -182,7 +188,7 @@ class RunService(RunReader):
 
         def dispatch(tx: Tx) -> tuple[RunRecord, bool]:
             tx.coalesce_inserts()  # the batch's runs and audit rows written together
-            head = ref.head(tx)
+            head = ref.head(tx, self._heads)
             if head is None or not caller.can_see(head.namespace):
                 raise WorkflowNotFound(f"workflow {ref.label!r} not found")
             key = starting.stored_key(head)
@@ -600,25 +606,41 @@ class StoredRef:
         """How errors name it."""
         return self.workflow_id or self.name or ""
 
-    def head(self, tx: Tx) -> WorkflowHead | None:
+    def head(
+        self, tx: Tx, known: dict[tuple[Any, ...], WorkflowHead] | None = None
+    ) -> WorkflowHead | None:
         """Its live head in ``tx``, read once per transaction (``tx.memo``).
 
         The starts that share a grouped transaction read a workflow's head once: none of
         them writes a workflow row, and all of them were waiting when it was read, so the
         head each one runs was current during its request, as when each read its own (a
         change committed meanwhile is run by the starts of the next transaction).
+
+        ``known``: the heads seen in committed transactions before. Where the store can
+        check one without a round trip of its own (PostgreSQL:
+        :func:`~flowplane.store.workflow_queries.assume_workflow_head`), the known head is
+        assumed, checked at the same point of the transaction as the read would have been;
+        if it is no longer current the transaction fails, forgets it and runs again,
+        reading it.
         """
         key = ("head", self.workflow_id, self.namespace, self.name)
         memo = tx.memo
         if key in memo:
             head: WorkflowHead | None = memo[key]
             return head
+        seen = known.get(key) if known is not None else None
+        if known is not None and seen is not None and wq.assume_workflow_head(tx, seen):
+            tx.after_rollback.append(functools.partial(_forget_head, known, key))
+            memo[key] = seen
+            return seen
         if self.workflow_id is not None:
             head = wq.get_workflow_head(tx, self.workflow_id)
         else:
             assert self.name is not None
             head = wq.get_workflow_head_by_name(tx, self.namespace, self.name)
         memo[key] = head
+        if known is not None and head is not None:
+            tx.after_commit.append(functools.partial(_remember_head, known, key, head))
         return head
 
     def request(self) -> LaunchRequest:
@@ -626,6 +648,22 @@ class StoredRef:
         return LaunchRequest(
             workflow_id=self.workflow_id, workflow=self.name, namespace=self.namespace
         )
+
+
+MAX_KNOWN_HEADS = 4096
+"""The most workflow heads one service remembers (then it starts afresh)."""
+
+
+def _remember_head(
+    known: dict[tuple[Any, ...], WorkflowHead], key: tuple[Any, ...], head: WorkflowHead
+) -> None:
+    if len(known) >= MAX_KNOWN_HEADS and key not in known:
+        known.clear()
+    known[key] = head
+
+
+def _forget_head(known: dict[tuple[Any, ...], WorkflowHead], key: tuple[Any, ...]) -> None:
+    known.pop(key, None)
 
 
 def _workflow_row(workflow_id: str, tx: Tx) -> WorkflowRecord | None:

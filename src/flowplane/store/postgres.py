@@ -34,6 +34,7 @@ from flowplane.store.prepared import (
 from flowplane.store.records import RunRecord
 from flowplane.store.tx import TERMINAL_RUN, Ahead, Row, Tx
 from flowplane.store.tx.events import event_rows
+from flowplane.store.workflow_queries import HEAD_CHANGED
 
 _log = logging.getLogger("flowplane.store.postgres")
 _LOCK_RUN = Prepared(
@@ -187,6 +188,9 @@ TRANSIENT_SQLSTATES = {
     "08003",
     "23505",
     UNKNOWN_STATEMENT,
+    # A workflow head a start assumed was no longer current (workflow_queries
+    # .assume_workflow_head); the start forgot it when it rolled back and reads it again.
+    HEAD_CHANGED,
 }
 # The server cannot be reached now: shutting down (57P01 admin_shutdown, 57P02
 # crash_shutdown), starting up (57P03 cannot_connect_now), out of connection slots (53300)

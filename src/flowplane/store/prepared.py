@@ -400,6 +400,12 @@ def _link(conn: sa.Connection) -> _Link:
     return link
 
 
+def batching(conn: sa.Connection) -> bool:
+    """Whether ``conn`` is in a batching transaction (see :func:`enable_batching`): a
+    :meth:`Prepared.defer`red statement then travels with the next round trip."""
+    return _pending(conn) is not None
+
+
 def _pending(conn: sa.Connection) -> list[_Queued] | None:
     link: _Link | None = conn.info.get(LINK)
     return link.pending if link is not None else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -20,6 +20,18 @@ from flowplane.store.tx import OffLoop, Tx
 BUSY_TIMEOUT_MS = 10_000
 # Inline (event-loop thread) commits between two WAL checkpoints on the writer thread.
 CHECKPOINT_EVERY = 200
+RESTART_WAL_PAGES = 4096
+"""A WAL still longer than this (pages: 16 MiB of 4 KiB pages) after a passive checkpoint
+is started over (a ``RESTART`` checkpoint). SQLite writes the WAL from its start again only
+once a checkpoint caught up with the last commit, which a passive one running beside
+steady inline commits never does: under ``bench/api.py``'s POST load the WAL grew by ~50
+MB/s, without end, and every read, which searches the WAL's index, slowed with it."""
+RESTART_WAIT_MS = 100
+"""How long a ``RESTART`` checkpoint waits for the write lock and for readers (it holds
+writers off meanwhile); when that is not enough it gives up until the next one."""
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+"""The size the WAL file is cut back to when it is started over (``journal_size_limit``):
+a burst of writes does not leave a large file behind for good."""
 T = TypeVar("T")
 
 
@@ -41,6 +53,15 @@ class SQLiteStore(Store):
     def __init__(self, url: str, *, schema: str = "flowplane") -> None:
         super().__init__(url, schema=schema)
         self._drain_waiters = []
+        self._checkpoints: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        # A checkpoint under way ends first (the writer thread finishes what it started).
+        checkpoints = list(self._checkpoints)
+        for task in checkpoints:
+            task.cancel()
+        await asyncio.gather(*checkpoints, return_exceptions=True)
+        await super().close()
 
     def _create_engine(self, url: str) -> sa.Engine:
         engine = sa.create_engine(
@@ -57,6 +78,8 @@ class SQLiteStore(Store):
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
+            # A WAL started over is cut back to this (SQLite does not shrink it otherwise).
+            cur.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cur.close()
 
@@ -116,16 +139,35 @@ class SQLiteStore(Store):
             return await self._on_writer(fn)
         self._inline_commits += 1
         if self._inline_commits % CHECKPOINT_EVERY == 0:
-            with contextlib.suppress(RuntimeError):  # closing: nothing more to checkpoint
-                asyncio.get_running_loop().run_in_executor(self._write_executor, self._checkpoint)
+            task = asyncio.get_running_loop().create_task(self.checkpoint())
+            self._checkpoints.add(task)
+            task.add_done_callback(self._checkpoints.discard)
         return result
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database on the writer thread (a passive checkpoint,
+        beside the inline commits); if the WAL is still longer than
+        :data:`RESTART_WAL_PAGES`, start it over (``RESTART``), inline commits waiting
+        meanwhile as for a transaction on the writer thread: one that found the lock free
+        in every gap would keep the checkpoint from ever taking it."""
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(Exception):  # closing, or the database went away
+            if await loop.run_in_executor(self._write_executor, self._checkpoint):
+                await self._holding_inline(
+                    loop.run_in_executor(self._write_executor, self._restart_wal)
+                )
 
     async def _on_writer(self, fn: Callable[[Tx], T]) -> T:
         """``fn`` in a write transaction on the writer thread, counted in :attr:`_queued`
         until it ends."""
+        return await self._holding_inline(super().transact(fn))
+
+    async def _holding_inline(self, work: Awaitable[T]) -> T:
+        """Await ``work`` (on the writer thread) counted in :attr:`_queued`: inline
+        transactions wait for it to end."""
         self._queued += 1
         try:
-            return await super().transact(fn)
+            return await work
         finally:
             self._queued -= 1
             if not self._queued:
@@ -154,9 +196,23 @@ class SQLiteStore(Store):
             execute_sql(conn, "PRAGMA busy_timeout=0")
             execute_sql(conn, "PRAGMA wal_autocheckpoint=0")
 
-    def _checkpoint(self) -> None:
-        with contextlib.suppress(Exception), self.engine.connect() as conn:
-            execute_sql(conn, "PRAGMA wal_checkpoint(PASSIVE)")
+    def _checkpoint(self) -> bool:
+        """A passive checkpoint; whether the WAL is longer than :data:`RESTART_WAL_PAGES`."""
+        with self.engine.connect() as conn:
+            dbapi_conn: Any = conn.connection.dbapi_connection
+            _busy, pages, _copied = dbapi_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            conn.commit()
+        return bool(pages > RESTART_WAL_PAGES)
+
+    def _restart_wal(self) -> None:
+        # Most of the WAL was just copied: what this copies is what was committed since.
+        with self.engine.connect() as conn:
+            dbapi_conn: Any = conn.connection.dbapi_connection
+            dbapi_conn.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
+            try:
+                dbapi_conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            finally:
+                dbapi_conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.commit()
 
     def _write_threads(self) -> int:

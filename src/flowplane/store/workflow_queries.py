@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from flowplane.store import schema as t
-from flowplane.store.prepared import Prepared
+from flowplane.store.prepared import Prepared, batching
 from flowplane.store.records import RevisionRecord, WorkflowHead, WorkflowRecord
 from flowplane.store.tx import Tx
 
@@ -30,6 +30,41 @@ def get_workflow_head(tx: Tx, workflow_id: str) -> WorkflowHead | None:
     """
     rows, _count = _HEAD_BY_ID.execute(tx.conn, {"_id": workflow_id})
     return rows[0] if rows else None
+
+
+# A head assumed rather than read (see assume_workflow_head): one row if it is still the
+# live head, and then 1 / 1; else 1 / 0, and the statement fails with SQLSTATE 22012.
+_HEAD_STILL = Prepared(
+    sa.text(
+        """
+SELECT 1 / count(*) AS still FROM workflows
+WHERE id = CAST(:_id AS VARCHAR) AND namespace = CAST(:_ns AS VARCHAR)
+  AND name = CAST(:_name AS VARCHAR) AND version = CAST(:_v AS INTEGER)
+  AND updated_at_ms = CAST(:_u AS BIGINT) AND deleted_at_ms IS NULL
+"""
+    ).columns(sa.column("still", sa.Integer))
+)
+HEAD_CHANGED = "22012"
+"""The SQLSTATE (division_by_zero) of a transaction whose assumed head was not current."""
+
+
+def assume_workflow_head(tx: Tx, head: WorkflowHead) -> bool:
+    """Take ``head`` as the live head of its workflow without reading it: on a batching
+    connection (PostgreSQL), queue a statement that fails the transaction (SQLSTATE
+    :data:`HEAD_CHANGED`, which the store retries as transient) unless it still is, so
+    the check costs no round trip of its own. ``False`` (nothing queued) elsewhere: read
+    the head instead."""
+    if not batching(tx.conn):
+        return False
+    params = {
+        "_id": head.id,
+        "_ns": head.namespace,
+        "_name": head.name,
+        "_v": head.version,
+        "_u": head.updated_at_ms,
+    }
+    _HEAD_STILL.defer(tx.conn, params)
+    return True
 
 
 def get_workflow_head_by_name(tx: Tx, namespace: str, name: str) -> WorkflowHead | None:
