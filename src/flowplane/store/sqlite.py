@@ -57,7 +57,9 @@ class SQLiteStore(Store):
 
     async def close(self) -> None:
         # A checkpoint under way ends first (the writer thread finishes what it started).
-        checkpoints = list(self._checkpoints)
+        # (Only this loop's: a task of another, closed loop was dropped with it.)
+        loop = asyncio.get_running_loop()
+        checkpoints = [task for task in self._checkpoints if task.get_loop() is loop]
         for task in checkpoints:
             task.cancel()
         await asyncio.gather(*checkpoints, return_exceptions=True)
