@@ -628,11 +628,12 @@ class StoredRef:
         if key in memo:
             head: WorkflowHead | None = memo[key]
             return head
-        seen = known.get(key) if known is not None else None
-        if known is not None and seen is not None and wq.assume_workflow_head(tx, seen):
-            tx.after_rollback.append(functools.partial(_forget_head, known, key))
-            memo[key] = seen
-            return seen
+        if known is not None:
+            seen = known.get(key)
+            if seen is not None and wq.assume_workflow_head(tx, seen):
+                tx.after_rollback.append(functools.partial(_forget_head, known, key))
+                memo[key] = seen
+                return seen
         if self.workflow_id is not None:
             head = wq.get_workflow_head(tx, self.workflow_id)
         else:

@@ -35,14 +35,16 @@ def get_workflow_head(tx: Tx, workflow_id: str) -> WorkflowHead | None:
 # A head assumed rather than read (see assume_workflow_head): one row if it is still the
 # live head, and then 1 / 1; else 1 / 0, and the statement fails with SQLSTATE 22012.
 _HEAD_STILL = Prepared(
-    sa.text(
-        """
-SELECT 1 / count(*) AS still FROM workflows
-WHERE id = CAST(:_id AS VARCHAR) AND namespace = CAST(:_ns AS VARCHAR)
-  AND name = CAST(:_name AS VARCHAR) AND version = CAST(:_v AS INTEGER)
-  AND updated_at_ms = CAST(:_u AS BIGINT) AND deleted_at_ms IS NULL
-"""
-    ).columns(sa.column("still", sa.Integer))
+    sa.select((sa.literal_column("1", sa.Integer) // sa.func.count()).label("still"))
+    .select_from(t.workflows)
+    .where(
+        _W.deleted_at_ms.is_(None),
+        _W.id == sa.bindparam("_id"),
+        _W.namespace == sa.bindparam("_ns"),
+        _W.name == sa.bindparam("_name"),
+        _W.version == sa.bindparam("_v"),
+        _W.updated_at_ms == sa.bindparam("_u"),
+    )
 )
 HEAD_CHANGED = "22012"
 """The SQLSTATE (division_by_zero) of a transaction whose assumed head was not current."""
