@@ -65,7 +65,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from fixtures import database, free_port
+from fixtures import database, free_port, start_py_spy
 
 from flowplane.services.auth import LOCAL
 
@@ -404,12 +404,21 @@ def run_python(request: Request, connections: int, seconds: float, _work: Path) 
 
 
 def measure(
-    generator: Any, server: Server, request: Request, args: argparse.Namespace, work: Path
+    generator: Any,
+    server: Server,
+    request: Request,
+    args: argparse.Namespace,
+    work: Path,
+    profile: str | None = None,
 ) -> Load:
-    """One loaded interval of ``request``, with the server's CPU time over it."""
+    """One loaded interval of ``request``, with the server's CPU time over it (and a py-spy
+    record of the server into ``profile``, when given)."""
+    spy = start_py_spy(server.proc.pid, profile, args.duration) if profile else None
     c0 = server.cpu_seconds()
     load: Load = generator(request, args.connections, args.duration, work)
     c1 = server.cpu_seconds()
+    if spy is not None:
+        spy.wait(60)
     load.cpu_seconds = c1 - c0 if c0 is not None and c1 is not None else None
     return load
 
@@ -432,7 +441,10 @@ def bench_backend(
                 servers.append(
                     start_server("flowplane", "flowplane", settings, work, probe, fixture.key)
                 )
-                return load_targets(*servers, fixture, args, generator, work), fixture
+                return (
+                    load_targets(*servers, fixture, args, generator, work, backend),
+                    fixture,
+                )
             finally:
                 for server in servers:
                     server.stop()
@@ -447,6 +459,7 @@ def load_targets(
     args: argparse.Namespace,
     generator: Any,
     work: Path,
+    backend: str,
 ) -> dict[str, list[Load]]:
     """Warm every target up, then load each in turn ``--rounds`` times."""
     probe = f"/v1/runs/{fixture.run_id}"
@@ -471,10 +484,20 @@ def load_targets(
     for server, request in targets.values():
         measure(generator, server, request, warm, work)
     loads: dict[str, list[Load]] = {name: [] for name in targets}
-    for _ in range(args.rounds):
+    for round_ in range(args.rounds):
         for name, (server, request) in targets.items():
-            loads[name].append(measure(generator, server, request, args, work))
+            profile = None
+            if args.profile and round_ == 0 and name != "bare":
+                profile = profile_path(args.profile, f"{backend}-{name}")
+            loads[name].append(measure(generator, server, request, args, work, profile))
     return loads
+
+
+def profile_path(pattern: str, label: str) -> str:
+    """``pattern`` (``FILE.svg`` or ``FILE.txt``) with ``label`` before its suffix."""
+    stem, dot, suffix = pattern.rpartition(".")
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-").lower()
+    return f"{stem}-{slug}.{suffix}" if dot else f"{pattern}-{slug}"
 
 
 def print_report(backend: str, loads: dict[str, list[Load]], fixture: Fixture) -> None:
@@ -527,6 +550,11 @@ def main() -> None:
         "--target",
         action="append",
         help='only this target besides bare (repeatable), e.g. --target "POST run"',
+    )
+    parser.add_argument(
+        "--profile",
+        help="py-spy records of the Flowplane server, one per target in the first round "
+        "(FILE.svg flame graphs or FILE.txt collapsed stacks, the target's name added)",
     )
     parser.add_argument("--serve", choices=["flowplane", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fixtures import database, free_port
+from fixtures import database, free_port, start_py_spy
 
 NODES = 3
 WORKFLOW_DOC: dict[str, Any] = {
@@ -59,7 +59,6 @@ WORKFLOW_DOC: dict[str, Any] = {
 RATE_LIMIT = 1_000_000_000
 ROLES = ("viewer", "executor", "editor", "admin")
 RUN_ENDS = (b"RunFinished", b"RunFailed", b"RunCancelled", b"RunTimedOut")
-PY_SPY = Path(sys.executable).parent / "py-spy"
 
 
 @dataclass
@@ -307,17 +306,6 @@ async def http_phase(
                     proc.wait()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def start_py_spy(pid: int, target: str, seconds: float) -> subprocess.Popen[bytes] | None:
-    """py-spy recording ``pid`` for ``seconds`` into ``target`` (None without py-spy)."""
-    if not PY_SPY.exists():
-        print(f"py-spy not found at {PY_SPY}: no profile", file=sys.stderr)
-        return None
-    fmt = "raw" if target.endswith(".txt") else "flamegraph"
-    cmd = [str(PY_SPY), "record", "-p", str(pid), "-d", str(int(seconds)), "-o", target]
-    cmd += ["-f", fmt, "-r", "200", "--nonblocking"]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 # --- the in-process phase --------------------------------------------------------------------

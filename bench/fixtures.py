@@ -1,4 +1,4 @@
-"""What the API benchmarks share: a free port and a fresh database per backend.
+"""What the API benchmarks share: a free port, a fresh database per backend and py-spy.
 
 Imported as a sibling module (``python bench/api.py`` puts ``bench/`` on ``sys.path``).
 """
@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 POSTGRES_URL = os.environ.get(
     "FLOWPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
+PY_SPY = Path(sys.executable).parent / "py-spy"
 
 
 def free_port() -> int:
@@ -39,3 +42,14 @@ def database(backend: str, work: Path) -> Iterator[tuple[str, str]]:
 
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def start_py_spy(pid: int, target: str, seconds: float) -> subprocess.Popen[bytes] | None:
+    """py-spy recording ``pid`` for ``seconds`` into ``target`` (None without py-spy)."""
+    if not PY_SPY.exists():
+        print(f"py-spy not found at {PY_SPY}: no profile", file=sys.stderr)
+        return None
+    fmt = "raw" if target.endswith(".txt") else "flamegraph"
+    cmd = [str(PY_SPY), "record", "-p", str(pid), "-d", str(int(seconds)), "-o", target]
+    cmd += ["-f", fmt, "-r", "200", "--nonblocking"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -36,6 +36,9 @@ SLOW_WORKFLOW = "name: slow-steps\nnodes:\n" + "".join(
     f"  - {{id: nap{i}, type: wait.duration, params: {{duration: 150ms}}}}\n"
     for i in range(STEPS)
 )
+FAST_WORKFLOW = "name: fast-steps\nnodes:\n" + "".join(
+    f"  - {{id: n{i}, type: util.noop}}\n" for i in range(3)
+)
 TERMINAL = {"RunFinished", "RunFailed", "RunCancelled", "RunTimedOut"}
 
 
@@ -58,7 +61,9 @@ async def launch(server: Serve, name: str = "slow-steps") -> str:
         listed = (await c.get("/v1/workflows")).json()["items"]
         found = [w["id"] for w in listed if w["name"] == name]
         if not found:
-            doc = SLOW_WORKFLOW.replace("slow-steps", name)
+            doc = (
+                FAST_WORKFLOW if name == "fast-steps" else SLOW_WORKFLOW.replace("slow-steps", name)
+            )
             r = await c.post("/v1/workflows", content=doc, headers={"Content-Type": "text/yaml"})
             assert r.status_code == 201, r.text
             found = [r.json()["id"]]
@@ -181,6 +186,44 @@ async def test_sse_drop_and_resume_equals_table(sqlite_serve: tuple[Serve, str])
     streamed = first + second + rest
     assert streamed == await table(url, "flowplane", run_id)
     assert TERMINAL & {e["type"] for e in rest}
+
+
+async def test_streams_the_client_closes_at_their_end_log_no_error(
+    sqlite_serve: tuple[Serve, str],
+) -> None:
+    """A client that closes its stream as soon as it read the run's end (a browser's
+    ``EventSource.close()``) races the server's own end of the stream: whichever comes
+    first, uvicorn must not log the response as left unfinished (an ERROR line per
+    stream in the operator's log)."""
+    server, _url = sqlite_serve
+    run_id = await launch(server, "fast-steps")
+    _events, ended = await sse(server, f"/v1/runs/{run_id}/events")
+    assert ended
+    host, port = server.url.removeprefix("http://").split(":")
+    request = (
+        f"GET /v1/runs/{run_id}/events HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {server.key}\r\nAccept: text/event-stream\r\n\r\n"
+    ).encode()
+
+    async def follow_and_close(times: int) -> int:
+        ends = 0
+        for _ in range(times):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(request)
+            while line := await reader.readline():
+                if line.startswith(b"data: ") and b"RunFinished" in line:
+                    ends += 1
+                    break
+            writer.close()  # at once, whatever the server still sends
+            await writer.wait_closed()
+        return ends
+
+    ends = await asyncio.gather(*(follow_and_close(40) for _ in range(8)))
+    assert sum(ends) == 320
+    await asyncio.sleep(0.5)  # the server's last disconnects logged
+    log = server.log.read_text()
+    assert "returned without completing response" not in log, log[-2000:]
+    assert "Traceback" not in log, log[-2000:]
 
 
 async def test_ws_reconnect_with_after_seq_equals_table(sqlite_serve: tuple[Serve, str]) -> None:

@@ -249,6 +249,9 @@ RAW_SEND = "flowplane.raw_send"
 """The scope key of the server's own ``send``, before any middleware wraps it (set by the
 app: :func:`flowplane.api.app.create_app`)."""
 _RETRY = f"retry: {RETRY_MS}\n\n".encode()
+LEAVING_SECONDS = 1.0
+"""How long a stream whose client has closed the connection waits for uvicorn to learn it
+(its ``connection_lost`` comes a turn of the loop after the transport starts closing)."""
 _KEEPALIVE = b": keep-alive\n\n"
 _CYCLE_ATTRS = ("transport", "flow", "chunked_encoding", "disconnected", "response_complete")
 
@@ -423,6 +426,14 @@ async def write_direct(
     except Exception as exc:  # the stream ends; the client resumes by seq
         _log.warning("event stream failed: %s", exc)
     finally:
+        if sink.gone and not watcher.done():
+            # The client closed the connection (its transport is closing) but uvicorn is
+            # told a turn of the loop later: returning before that, the response would be
+            # logged as left unfinished ("ASGI callable returned without completing
+            # response", an ERROR line per stream a browser closes at the run's end).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LEAVING_SECONDS):
+                    await asyncio.shield(watcher)
         watcher.cancel()
         await stream.aclose()
     if not sink.gone:
