@@ -426,15 +426,18 @@ async def write_direct(
     except Exception as exc:  # the stream ends; the client resumes by seq
         _log.warning("event stream failed: %s", exc)
     finally:
-        if sink.gone and not watcher.done():
-            # The client closed the connection (its transport is closing) but uvicorn is
-            # told a turn of the loop later: returning before that, the response would be
-            # logged as left unfinished ("ASGI callable returned without completing
-            # response", an ERROR line per stream a browser closes at the run's end).
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(LEAVING_SECONDS):
-                    await asyncio.shield(watcher)
-        watcher.cancel()
-        await stream.aclose()
+        try:
+            if sink.gone and not watcher.done():
+                # The client closed the connection (its transport is closing) but uvicorn
+                # is told a turn of the loop later: returning before that, the response
+                # would be logged as left unfinished ("ASGI callable returned without
+                # completing response", an ERROR line per stream a browser closes at the
+                # run's end).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(LEAVING_SECONDS):
+                        await asyncio.shield(watcher)
+        finally:
+            watcher.cancel()
+            await stream.aclose()
     if not sink.gone:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
