@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from serve_support import Serve, new_key, wait_ready
 from websockets.asyncio.client import connect
 
 from conftest import POSTGRES_URL, drop_schema, require_postgres
+from flowplane.cli.server import KEEP_ALIVE_SECONDS
 from flowplane.services.auth import AuthService
 from flowplane.settings import Settings
 from flowplane.store import reads
@@ -224,6 +226,66 @@ async def test_streams_the_client_closes_at_their_end_log_no_error(
     log = server.log.read_text()
     assert "returned without completing response" not in log, log[-2000:]
     assert "Traceback" not in log, log[-2000:]
+
+
+async def test_a_stop_under_load_does_not_wait_out_the_keep_alive(tmp_path: Path) -> None:
+    """Clients start runs and follow each on a fresh connection (a browser's
+    ``EventSource``), keeping the connections alive, while ``flowplane serve`` stops
+    (SIGTERM): a connection accepted as uvicorn stops listening is asked to close like the
+    others, so the stop does not wait out the keep-alive timeout for it (it took 5 s
+    more)."""
+    server = spawn(tmp_path, "serve", f"sqlite:///{tmp_path / 'fp.db'}", new_key())
+    ready(server)
+    workflow_run = await launch(server, "fast-steps")
+    async with httpx.AsyncClient(base_url=server.url, headers=server.headers) as c:
+        workflow_id = (await c.get(f"/v1/runs/{workflow_run}")).json()["workflowId"]
+    host, port = server.url.removeprefix("http://").split(":")
+    auth = f"Host: {host}\r\nAuthorization: Bearer {server.key}\r\n"
+    body = json.dumps({"workflowId": workflow_id}).encode()
+    start = (
+        f"POST /v1/runs HTTP/1.1\r\n{auth}Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+    async def client() -> int:
+        kept: deque[asyncio.StreamWriter] = deque()
+        followed = 0
+        starts, starter = await asyncio.open_connection(host, int(port))
+        try:
+            while True:
+                try:
+                    starter.write(start)
+                    head = await starts.readuntil(b"\r\n\r\n")
+                    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                    run_id = json.loads(await starts.readexactly(length))["runId"]
+                    reader, writer = await asyncio.open_connection(host, int(port))
+                    writer.write(
+                        f"GET /v1/runs/{run_id}/events HTTP/1.1\r\n{auth}\r\n".encode()
+                    )
+                    kept.append(writer)  # kept alive, as a browser keeps it
+                    while line := await reader.readline():
+                        if b"RunFinished" in line:
+                            break
+                except (OSError, asyncio.IncompleteReadError, IndexError):
+                    return followed  # the server stopped listening, or closed this one
+                followed += 1
+                if len(kept) > 20:
+                    kept.popleft().close()
+        finally:
+            starter.close()
+            for writer in kept:
+                writer.close()
+
+    clients = [asyncio.create_task(client()) for _ in range(8)]
+    try:
+        await asyncio.sleep(2.0)
+        seconds = await asyncio.to_thread(server.stop)
+        followed = await asyncio.wait_for(asyncio.gather(*clients), 30)
+    finally:
+        for task in clients:
+            task.cancel()
+    assert sum(followed) > 0
+    assert seconds < KEEP_ALIVE_SECONDS, server.log.read_text()[-3000:]
 
 
 async def test_ws_reconnect_with_after_seq_equals_table(sqlite_serve: tuple[Serve, str]) -> None:
