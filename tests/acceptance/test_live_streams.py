@@ -259,9 +259,7 @@ async def test_a_stop_under_load_does_not_wait_out_the_keep_alive(tmp_path: Path
                     length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
                     run_id = json.loads(await starts.readexactly(length))["runId"]
                     reader, writer = await asyncio.open_connection(host, int(port))
-                    writer.write(
-                        f"GET /v1/runs/{run_id}/events HTTP/1.1\r\n{auth}\r\n".encode()
-                    )
+                    writer.write(f"GET /v1/runs/{run_id}/events HTTP/1.1\r\n{auth}\r\n".encode())
                     kept.append(writer)  # kept alive, as a browser keeps it
                     while line := await reader.readline():
                         if b"RunFinished" in line:
