@@ -236,9 +236,13 @@ async def test_a_stop_under_load_does_not_wait_out_the_keep_alive(tmp_path: Path
     more)."""
     server = spawn(tmp_path, "serve", f"sqlite:///{tmp_path / 'fp.db'}", new_key())
     ready(server)
-    workflow_run = await launch(server, "fast-steps")
-    async with httpx.AsyncClient(base_url=server.url, headers=server.headers) as c:
-        workflow_id = (await c.get(f"/v1/runs/{workflow_run}")).json()["workflowId"]
+    try:
+        workflow_run = await launch(server, "fast-steps")
+        async with httpx.AsyncClient(base_url=server.url, headers=server.headers) as c:
+            workflow_id = (await c.get(f"/v1/runs/{workflow_run}")).json()["workflowId"]
+    except BaseException:
+        server.stop()
+        raise
     host, port = server.url.removeprefix("http://").split(":")
     auth = f"Host: {host}\r\nAuthorization: Bearer {server.key}\r\n"
     body = json.dumps({"workflowId": workflow_id}).encode()
@@ -282,6 +286,7 @@ async def test_a_stop_under_load_does_not_wait_out_the_keep_alive(tmp_path: Path
     finally:
         for task in clients:
             task.cancel()
+        server.stop()  # (stopped already, unless something above failed)
     assert sum(followed) > 0
     assert seconds < KEEP_ALIVE_SECONDS, server.log.read_text()[-3000:]
 
