@@ -427,7 +427,7 @@ async def write_direct(
         _log.warning("event stream failed: %s", exc)
     finally:
         try:
-            if sink.gone and not watcher.done():
+            if sink.gone and not cycle.disconnected and not watcher.done():
                 # The client closed the connection (its transport is closing) but uvicorn
                 # is told a turn of the loop later: returning before that, the response
                 # would be logged as left unfinished ("ASGI callable returned without
