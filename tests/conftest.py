@@ -70,3 +70,31 @@ async def store(db: tuple[str, str]) -> AsyncIterator[object]:
         yield s
     finally:
         await s.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` go first, spread over the pytest-xdist workers.
+
+    The work-stealing scheduler gives each worker a contiguous share of the collection and
+    lets idle workers take from the end of the others' shares: a slow test late in the
+    collection (the schemathesis runs take minutes) would end the whole run alone on one
+    worker. Here each share starts with its part of the slow tests (dealt round-robin), so
+    they run beside each other from the start and the quick tests fill in around them."""
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if not slow:
+        return
+    rest = [item for item in items if item.get_closest_marker("slow") is None]
+    workerinput = getattr(config, "workerinput", None)
+    workers = int(workerinput["workercount"]) if workerinput is not None else 1
+    ordered: list[pytest.Item] = []
+    left = len(items)
+    for share in range(workers):
+        size = left // (workers - share)  # the scheduler's first split, in its order
+        left -= size
+        firsts = slow[share::workers]
+        ordered += firsts
+        taken = max(0, size - len(firsts))
+        ordered += rest[:taken]
+        rest = rest[taken:]
+    ordered += rest
+    items[:] = ordered

@@ -239,6 +239,7 @@ def test_validate_reports_yaml_syntax_errors_with_line_and_column(
 # --- run ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_json_prints_events_and_exit_codes(env: dict[str, str], tmp_path: Path) -> None:
     signups = {"signups": [{"name": "Ada", "email": "ada@example.com"}]}
     result = flowplane(

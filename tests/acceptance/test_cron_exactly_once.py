@@ -84,6 +84,7 @@ async def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_three_workers_fire_each_slot_exactly_once(store: Store, tmp_path: Path) -> None:
     registry = default_registry()

@@ -15,6 +15,7 @@ import random
 from pathlib import Path
 
 import httpx
+import pytest
 from serve_support import Serve, serving
 
 from flowplane.store import reads
@@ -73,6 +74,7 @@ async def table(url: str, schema: str) -> list[int]:
         await store.close()
 
 
+@pytest.mark.slow
 async def test_a_mass_reconnect_gets_every_event_once_while_runs_go_on(
     db: tuple[str, str], tmp_path: Path
 ) -> None:

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_plugin_installs_and_runs(tmp_path: Path) -> None:
     target = tmp_path / "site"
     subprocess.run(

@@ -194,6 +194,7 @@ def _config(seeded: Seeded) -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ["admin", "viewer"])
 @pytest.mark.timeout(600)
 def test_openapi_conformance(seeded: Seeded, role: str, tmp_path: Path) -> None:

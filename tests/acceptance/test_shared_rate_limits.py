@@ -65,6 +65,7 @@ def _allowed(first: Serve, second: Serve) -> int:
     return statuses.count(200)
 
 
+@pytest.mark.slow
 def test_redis_counts_a_key_once_across_processes(tmp_path: Path) -> None:
     if not _redis_available():
         pytest.skip("Redis not available at 127.0.0.1:6379")

@@ -130,8 +130,18 @@ def metric_value(snapshot: dict[str, float], name: str) -> float:
     return sum(v for k, v in snapshot.items() if k == name or k.startswith(f"{name}{{"))
 
 
-def start_serve_app(base: Path, backend: str, workflow: str) -> tuple[ServeApp, str | None]:
-    """Start ``flowplane run wf.yaml --serve --port 0``; wait for its URL."""
+@dataclass
+class Launched:
+    """A ``flowplane run wf.yaml --serve --port 0`` process that has not printed its URL yet."""
+
+    proc: subprocess.Popen[bytes]
+    stderr: Path
+    key: str
+    schema: str | None
+
+
+def launch_serve_app(base: Path, backend: str, workflow: str) -> Launched:
+    """Start ``flowplane run wf.yaml --serve --port 0`` (see :func:`wait_serving`)."""
     base.mkdir(parents=True, exist_ok=True)
     (base / "wf.yaml").write_text(workflow)
     key = new_key()
@@ -146,41 +156,55 @@ def start_serve_app(base: Path, backend: str, workflow: str) -> tuple[ServeApp, 
     stderr = base / "stderr.txt"
     with (base / "stdout.txt").open("wb") as out, stderr.open("wb") as err:
         proc = subprocess.Popen([*cmd, *db_args], env=env, stdout=out, stderr=err, cwd=base)
+    return Launched(proc, stderr, key, schema)
+
+
+def wait_serving(launched: Launched) -> ServeApp:
+    """Wait for a launched app to print its URL (killed if it does not)."""
     deadline = time.monotonic() + START_SECONDS
+    proc, stderr = launched.proc, launched.stderr
     while not (found := SERVING.search(stderr.read_text())):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError(f"no URL printed:\n{stderr.read_text()}")
         time.sleep(0.1)
-    return ServeApp(proc, found.group(2), found.group(1), key), schema
+    return ServeApp(proc, found.group(2), found.group(1), launched.key)
+
+
+def start_serve_app(base: Path, backend: str, workflow: str) -> tuple[ServeApp, str | None]:
+    """Start ``flowplane run wf.yaml --serve --port 0``; wait for its URL."""
+    launched = launch_serve_app(base, backend, workflow)
+    return wait_serving(launched), launched.schema
+
+
+def stop_serve_app(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not stopped in 20 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def apps(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, ServeApp]]:
-    """One served run of each kind, on each backend."""
+    """One served run of each kind, on each backend (started side by side)."""
     base = tmp_path_factory.mktemp(f"smithers-serve-{request.param}")
-    started: dict[str, ServeApp] = {}
-    schemas: list[str] = []
+    launched: dict[str, Launched] = {}
     try:
         for name, workflow in WORKFLOWS.items():
-            app, schema = start_serve_app(base / name, request.param, workflow)
-            started[name] = app
-            if schema is not None:
-                schemas.append(schema)
-        yield started
+            launched[name] = launch_serve_app(base / name, request.param, workflow)
+        yield {name: wait_serving(one) for name, one in launched.items()}
     finally:
-        for app in started.values():
-            if app.proc.poll() is None:
-                app.proc.send_signal(signal.SIGTERM)
-                try:
-                    app.proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    app.proc.kill()
-                    app.proc.wait(10)
-        for schema in schemas:
-            drop_schema(schema)
+        for one in launched.values():
+            stop_serve_app(one.proc)
+        for one in launched.values():
+            if one.schema is not None:
+                drop_schema(one.schema)
 
 
 # --- GET / ------------------------------------------------------------------------------
@@ -285,8 +309,7 @@ def test_cancels_a_running_workflow(tmp_path: Path, backend: str) -> None:
         assert data["runId"] == app.run_id
         assert app.wait_for_status(["cancelled"])["status"] == "cancelled"
     finally:
-        app.proc.send_signal(signal.SIGTERM)
-        app.proc.wait(20)
+        stop_serve_app(app.proc)
         if schema is not None:
             drop_schema(schema)
 
