@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 SERVER_MODULES = (
     "sqlalchemy",
@@ -69,6 +70,33 @@ def test_remote_command_imports_no_server_modules() -> None:
     assert "flowplane.client" in loaded
     heavy = [m for m in SERVER_MODULES if m in loaded]
     assert heavy == [], f"flowplane runs list imported {heavy}"
+
+
+def test_the_api_app_imports_the_mcp_sdk_and_redis_only_when_used() -> None:
+    # The MCP SDK (~1 s) is imported by the first /mcp request, redis by a redis node.
+    loaded = _loaded_after(
+        "from flowplane.api.app import create_app\n"
+        "from flowplane.connectors.registry import default_registry\n"
+        "from flowplane.settings import Settings\n"
+        "create_app(Settings(database_url='sqlite://'), registry=default_registry())\n"
+    )
+    assert "fastapi" in loaded and "flowplane.connectors" in loaded
+    assert [m for m in ("mcp", "mcp_types", "redis") if m in loaded] == []
+
+
+def test_serve_refuses_bad_settings_before_importing_the_app(tmp_path: Path) -> None:
+    loaded = _loaded_after(
+        "import os\n"
+        "os.environ['FLOWPLANE_ALLOW_HOSTS'] = 'exa mple.com'\n"
+        "from typer.testing import CliRunner\n"
+        "from flowplane.cli.main import app\n"
+        f"os.chdir({str(tmp_path)!r})\n"
+        "result = CliRunner().invoke(app, ['serve', '--port', '0'])\n"
+        "assert result.exit_code == 2, result.output\n"
+        "assert 'invalid settings' in result.output, result.output\n"
+    )
+    heavy = [m for m in ("fastapi", "uvicorn", "flowplane.api") if m in loaded]
+    assert heavy == [], f"a refused flowplane serve imported {heavy}"
 
 
 def test_every_command_group_is_registered() -> None:

@@ -12,12 +12,16 @@ API key or JWT, rate limits); the backend is built for that request's caller.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel
+from starlette.routing import Route
 
 from flowplane.api.callers import of_request
 from flowplane.api.models.workflows import (
@@ -40,12 +44,14 @@ from flowplane.api.run_views import (
 from flowplane.client.models import ApprovalList, DispatchResult
 from flowplane.errors import Unauthorized
 from flowplane.mcp.backend import Json
-from flowplane.mcp.server import HttpEndpoint, http_endpoint
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 from flowplane.services.runs import StartResult
 
-__all__ = ["MCP_PATH", "ServicesBackend", "caller_of_context", "mount_mcp"]
+if TYPE_CHECKING:
+    from flowplane.mcp.server import HttpEndpoint
+
+__all__ = ["MCP_PATH", "LazyMcp", "ServicesBackend", "caller_of_context", "mount_mcp"]
 
 MCP_PATH = "/mcp"
 
@@ -218,14 +224,67 @@ def caller_of_context(ctx: Any) -> Caller:
     return of_request(principal)
 
 
-def mount_mcp(app: FastAPI, path: str = MCP_PATH) -> HttpEndpoint:
-    """Route ``path`` of ``app`` to the MCP server; the app's lifespan must enter
-    ``endpoint.running()`` (:func:`flowplane.api.app.create_app` does)."""
+class LazyMcp:
+    """``/mcp`` of an app, with the MCP server built on its first request.
+
+    The MCP SDK and the tools' models take ~1 s to import, a third of ``flowplane serve``'s
+    start-up, and most processes never serve an MCP request. The first request imports
+    them, builds the server and starts its session manager (under a lock: requests that
+    arrive meanwhile wait for it); :meth:`running`, entered by the app's lifespan, stops
+    the session manager at the app's end if it was started."""
+
+    def __init__(self, provider: Any, path: str) -> None:
+        self._provider = provider
+        self._path = path
+        self._endpoint: HttpEndpoint | None = None
+        self._lock = asyncio.Lock()
+        self._stack = contextlib.AsyncExitStack()
+        self._stopped = False
+        # An object, not a function: Starlette hands it the raw ASGI call.
+        self.route = Route(path, endpoint=_Asgi(self))
+
+    async def endpoint(self) -> HttpEndpoint:
+        """The MCP server, built and running."""
+        if self._endpoint is None:
+            async with self._lock:
+                if self._endpoint is None:
+                    if self._stopped:
+                        raise RuntimeError("the app has stopped")
+                    from flowplane.mcp.server import http_endpoint
+
+                    endpoint = http_endpoint(self._provider, self._path)
+                    await self._stack.enter_async_context(endpoint.running())
+                    self._endpoint = endpoint
+        return self._endpoint
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The app's life: at its end, stop the MCP server if a request started it."""
+        try:
+            yield
+        finally:
+            async with self._lock:
+                self._stopped = True
+                await self._stack.aclose()
+
+
+class _Asgi:
+    def __init__(self, lazy: LazyMcp) -> None:
+        self.lazy = lazy
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        endpoint = await self.lazy.endpoint()
+        await endpoint.route.handle(scope, receive, send)
+
+
+def mount_mcp(app: FastAPI, path: str = MCP_PATH) -> LazyMcp:
+    """Route ``path`` of ``app`` to the MCP server (built on first use); the app's lifespan
+    must enter ``running()`` (:func:`flowplane.api.app.create_app` does)."""
 
     def provider(ctx: Any) -> ServicesBackend:
         services: Services = app.state.services
         return ServicesBackend(services, caller_of_context(ctx))
 
-    endpoint = http_endpoint(provider, path)
-    app.router.routes.append(endpoint.route)
-    return endpoint
+    lazy = LazyMcp(provider, path)
+    app.router.routes.append(lazy.route)
+    return lazy

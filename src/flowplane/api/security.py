@@ -17,6 +17,7 @@ them.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
@@ -32,6 +33,7 @@ from flowplane.api.context import set_actor
 from flowplane.api.problems import error_response
 from flowplane.api.ratelimit import Limiter, limiter_of
 from flowplane.errors import FlowplaneError, Unauthorized
+from flowplane.security import passwords
 from flowplane.security.tokens import API_KEY_PREFIX
 from flowplane.services.auth import AuthService
 from flowplane.services.caller import Caller, Role
@@ -314,6 +316,8 @@ async def start_security(app: FastAPI, services: Services) -> None:
     ``FLOWPLANE_ADMIN_KEY`` makes that key deterministic instead.
     """
     auth = services.auth
+    # The dummy hash a login of an unknown user is checked against, made beside the start.
+    asyncio.get_running_loop().run_in_executor(None, passwords.prepare)
     await auth.jwt_secret()
     key = await auth.bootstrap(services.settings.admin_key)
     if key is not None:

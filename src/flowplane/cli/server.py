@@ -88,10 +88,6 @@ def serve_command(
     """Serve the HTTP API with embedded workers and the scheduler (SQLite by default)."""
     import asyncio
 
-    import uvicorn
-
-    from flowplane.api.app import create_app
-
     settings = build_settings(
         host=host,
         port=port,
@@ -107,6 +103,12 @@ def serve_command(
     status = asyncio.run(_wait_for_database(settings))
     if status is not None:
         raise typer.Exit(status)
+    # The app's modules are imported once the settings are known good: a refused setting
+    # is answered without them (about 2 s).
+    import uvicorn
+
+    from flowplane.api.app import create_app
+
     hooks = [_example_loader(load_examples)] if load_examples is not None else []
     app = create_app(settings, registry=registry, on_startup=hooks)
 

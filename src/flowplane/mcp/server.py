@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -185,7 +186,8 @@ class HttpEndpoint:
                 started.set()
                 await stop.wait()
 
-        task = asyncio.create_task(serve(), name="flowplane-mcp")
+        # A context of its own: a request that starts it must not lend it its ids.
+        task = asyncio.create_task(serve(), name="flowplane-mcp", context=contextvars.Context())
         ready = asyncio.create_task(started.wait())
         await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
         if task.done():

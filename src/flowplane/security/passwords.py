@@ -11,15 +11,28 @@ MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024
 
 _hasher = PasswordHasher()
-# Verified when the user does not exist, so a login takes as long either way.
-_DUMMY_HASH = _hasher.hash("flowplane-dummy-password")
+# Verified when the user does not exist, so a login takes as long either way. Made on the
+# first login, not on import: a hash takes ~0.2 s, and every process imports this module.
+_dummy_hash: str | None = None
 
 
 def use_cheap_hashing() -> None:
     """Switch to the cheapest Argon2id parameters: for test suites only, never in a server."""
-    global _hasher, _DUMMY_HASH
+    global _hasher, _dummy_hash
     _hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    _DUMMY_HASH = _hasher.hash("flowplane-dummy-password")
+    _dummy_hash = None
+
+
+def prepare() -> None:
+    """Make the dummy hash now (a server calls it on a thread as it starts)."""
+    _dummy()
+
+
+def _dummy() -> str:
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash("flowplane-dummy-password")
+    return _dummy_hash
 
 
 def check_password_policy(password: str) -> None:
@@ -41,7 +54,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     if len(password) > MAX_PASSWORD_CHARS:
         return False
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy(), password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
