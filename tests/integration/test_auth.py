@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -235,6 +236,27 @@ async def test_rate_limit(api: ApiHarness) -> None:
     assert limited.headers["ratelimit"].startswith('"default";r=0;')
     # Other keys have their own buckets.
     assert (await api.client.get("/v1/auth/me")).status_code == 200
+
+
+async def test_readyz_names_a_migration_behind(api: ApiHarness) -> None:
+    import sqlalchemy as sa
+
+    store = api.services.store
+    version = sa.table("alembic_version", sa.column("version_num", sa.String))
+
+    def set_version(tx: Any, value: str) -> None:
+        tx.conn.execute(version.update().values(version_num=value))
+
+    await store.transact(lambda tx: set_version(tx, "0009"))
+    try:
+        async with api.client_for(None) as anon:
+            ready = await anon.get("/readyz")
+        assert ready.status_code == 503, ready.text
+        body = ready.json()
+        assert body["code"] == "not_ready" and body["migration"] == "0009"
+        assert "expected 0010" in body["detail"]
+    finally:
+        await store.transact(lambda tx: set_version(tx, "0010"))
 
 
 async def test_ops_routes(api: ApiHarness) -> None:

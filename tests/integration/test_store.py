@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,7 +16,7 @@ from alembic.migration import MigrationContext
 
 from flowplane.store import reads
 from flowplane.store.base import Store
-from flowplane.store.migrate import current_revision, head_revision
+from flowplane.store.migrate import LATEST_REVISION, current_revision, head_revision
 from flowplane.store.schema import metadata
 
 
@@ -26,6 +28,31 @@ async def test_upgrade_head_matches_metadata(store: Store) -> None:
         return compare_metadata(ctx, metadata)
 
     assert await store.read(diff) == []
+
+
+def test_the_latest_revision_is_the_scripts_head() -> None:
+    assert LATEST_REVISION == head_revision()
+
+
+async def test_a_store_at_the_latest_revision_opens_without_alembic(
+    db: tuple[str, str],
+) -> None:
+    url, schema = db
+    store = await Store.open(url, schema=schema)
+    await store.close()
+    script = (
+        "import asyncio, sys\n"
+        "from flowplane.store.base import Store\n"
+        "async def main():\n"
+        f"    store = await Store.open({url!r}, schema={schema!r})\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "False", done.stderr
 
 
 async def test_event_seq_is_gap_free_and_ordered(store: Store) -> None:

@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from alembic.runtime.migration import MigrationContext
 
 from flowplane.errors import Forbidden
 from flowplane.services.caller import Caller
 from flowplane.store import schema as t
 from flowplane.store.base import Store
-from flowplane.store.migrate import head_revision
+from flowplane.store.migrate import LATEST_REVISION, version_of
 from flowplane.store.tx import Tx
 
 NODE_DURATION_BUCKETS_SECONDS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
@@ -56,10 +55,10 @@ class RunStats:
 
 async def readiness(store: Store) -> Readiness:
     """Check the database and the migration level."""
-    expected = head_revision()
+    expected = LATEST_REVISION
 
     def current(tx: Tx) -> str | None:
-        return MigrationContext.configure(tx.conn).get_current_revision()
+        return version_of(tx.conn)
 
     try:
         revision = await store.read(current)
