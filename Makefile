@@ -69,6 +69,7 @@ bench: install
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/storage.py
 	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/e2e.py
 	$(BIN)/python bench/ui.py
+	FLOWPLANE_TEST_POSTGRES_URL=$$(scripts/ensure-postgres.sh) $(BIN)/python bench/startup.py
 
 # The web UI: rebuild the committed bundle (src/flowplane/ui/static) from ui/ with the locked
 # toolchain, and retake the screenshots of docs/ui.md. See docs/ui.md.

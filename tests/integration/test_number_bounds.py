@@ -415,6 +415,8 @@ def serving(db: tuple[str, str], root: Path) -> Iterator[tuple[str, str]]:
     finally:
         server.should_exit = True
         thread.join(20)
+    # A subscription its client left as it started once kept the server from stopping.
+    assert not thread.is_alive(), "the server did not stop"
 
 
 async def test_ws_subscribe_with_a_huge_after_seq_is_refused(

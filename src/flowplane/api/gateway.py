@@ -52,6 +52,7 @@ from flowplane.jsontext import compact
 from flowplane.services.caller import Caller
 from flowplane.services.container import Services
 from flowplane.settings import Settings
+from flowplane.timeouts import wait_for
 
 PROTOCOL = 1
 """The frame protocol version (``connect`` answers it)."""
@@ -270,7 +271,7 @@ class Connection:
         await asyncio.gather(*tasks, return_exceptions=True)
         if not (self._disconnected or self._dropping):
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), drain)
+                await wait_for(self._queue.join(), drain)
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
         if not self._disconnected:
@@ -290,7 +291,7 @@ class Connection:
         except asyncio.QueueFull:
             pass
         try:
-            await asyncio.wait_for(self._queue.put(text), self.config.send_timeout_seconds)
+            await wait_for(self._queue.put(text), self.config.send_timeout_seconds)
         except TimeoutError:
             self._dropping = True
             self.close(CLOSE_SLOW_CONSUMER, "slow consumer: resume with afterSeq")
@@ -342,7 +343,7 @@ class Connection:
             while True:
                 timeout = self.config.handshake_seconds if self.principal is None else None
                 try:
-                    message = await asyncio.wait_for(self.websocket.receive(), timeout)
+                    message = await wait_for(self.websocket.receive(), timeout)
                 except TimeoutError:
                     self.close(CLOSE_POLICY, "send connect first")
                     return

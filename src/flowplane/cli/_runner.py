@@ -46,6 +46,7 @@ from flowplane.services.credentials import worker_options
 from flowplane.services.runs import TERMINAL_EVENTS, RunRecord, RunService
 from flowplane.settings import Settings
 from flowplane.store.base import Store
+from flowplane.timeouts import wait_for
 
 LOCAL = Caller.system()
 """Who a local run acts as: the process itself (it holds the database, not an API key)."""
@@ -220,7 +221,7 @@ class LocalRun:
         while True:
             timeout = None if deadline is None else max(0.0, deadline - loop.time())
             try:
-                tag, payload = await asyncio.wait_for(self.queue.get(), timeout)
+                tag, payload = await wait_for(self.queue.get(), timeout)
             except TimeoutError:
                 self.talk.print("[yellow]the run did not confirm the cancellation in time[/]")
                 return EXIT_INTERRUPTED
@@ -511,7 +512,7 @@ async def stop_worker(worker: Worker, task: asyncio.Task[Any]) -> None:
     """Stop the embedded worker, waiting up to :data:`WORKER_STOP_SECONDS` for it."""
     await worker.stop()
     try:
-        await asyncio.wait_for(asyncio.shield(task), WORKER_STOP_SECONDS)
+        await wait_for(asyncio.shield(task), WORKER_STOP_SECONDS)
     except TimeoutError:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -37,6 +37,7 @@ from flowplane.security.tokens import generate_api_key
 from flowplane.services.ops import OpsService
 from flowplane.services.runs import RunService
 from flowplane.store.base import Store
+from flowplane.timeouts import wait_for
 
 DEFAULT_PORT = 7331
 """Smithers' default port for serve mode."""
@@ -81,7 +82,7 @@ async def _start_server(server: _Server) -> asyncio.Task[None]:
 async def _stop_server(server: _Server, task: asyncio.Task[None]) -> None:
     server.should_exit = True
     try:
-        await asyncio.wait_for(asyncio.shield(task), SERVER_STOP_SECONDS)
+        await wait_for(asyncio.shield(task), SERVER_STOP_SECONDS)
     except TimeoutError:
         server.force_exit = True
         task.cancel()

@@ -20,6 +20,7 @@ from flowplane.cli._common import (
 )
 from flowplane.cli.gc_tuning import tune_for_serving
 from flowplane.cli.local import DatabaseSchema, DatabaseUrl, Plugins
+from flowplane.timeouts import wait_for
 
 if TYPE_CHECKING:
     import asyncio
@@ -458,7 +459,6 @@ async def _open_when_up(settings: Settings, signals: Any, what: str) -> Any:
         The open store, or an exit status: ``EXIT_OK`` when a signal arrived while waiting,
         ``EXIT_FAILED`` for a database that answers but refuses (wrong name, role, password).
     """
-    import asyncio
     import contextlib
 
     from flowplane.engine.outage import Backoff, describe
@@ -477,7 +477,7 @@ async def _open_when_up(settings: Settings, signals: Any, what: str) -> Any:
             _log.error("cannot open the database: %s", describe(exc))
             return EXIT_FAILED
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(_next(signals), delay)
+            await wait_for(_next(signals), delay)
         if not signals.empty():
             _log.info("stopped while waiting for the database")
             return EXIT_OK

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from flowplane.errors import DatabaseUnavailable
+from flowplane.timeouts import wait_for
 
 T = TypeVar("T")
 _log = logging.getLogger("flowplane.outage")
@@ -120,6 +121,6 @@ async def keep_running(
                 backoff.succeeded()
             delay = backoff.failed(exc)
         try:
-            await asyncio.wait_for(stopping.wait(), delay)
+            await wait_for(stopping.wait(), delay)
         except TimeoutError:
             pass

@@ -29,6 +29,7 @@ from flowplane.store import workflow_queries as wq
 from flowplane.store.base import Store
 from flowplane.store.records import ScheduleRecord, WorkflowRecord
 from flowplane.store.tx import Tx
+from flowplane.timeouts import wait_for
 
 _log = logging.getLogger("flowplane.cron")
 
@@ -283,7 +284,7 @@ class Scheduler:
                         _log.exception("scheduler tick failed")
                     delay = min(self.max_sleep_seconds, backoff.failed(exc))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                    await wait_for(self._wake.wait(), delay)
         finally:
             remove()
 

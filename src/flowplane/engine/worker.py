@@ -36,6 +36,7 @@ from flowplane.errors import FlowplaneError
 from flowplane.settings import Settings
 from flowplane.store.base import Store
 from flowplane.store.records import NodeRunRecord, RunRecord
+from flowplane.timeouts import wait_for
 
 _log = logging.getLogger("flowplane.worker")
 OUTPUT_CACHE_RUNS = 256
@@ -244,7 +245,7 @@ class Worker:
 
     async def _wait(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            await wait_for(self._wake.wait(), timeout)
 
     def _spawn(self, row: NodeRunRecord, run: RunRecord | None = None) -> None:
         if self._stopping.is_set():

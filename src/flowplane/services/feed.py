@@ -56,6 +56,7 @@ from flowplane.status import TERMINAL_RUN
 from flowplane.store import reads
 from flowplane.store.base import Store
 from flowplane.store.tx import Tx
+from flowplane.timeouts import wait_for
 
 BATCH_EVENTS = 500
 """Events read per query (tail and replay)."""
@@ -743,7 +744,7 @@ class EventFeed:
         elif self._ready.is_set():
             return  # the tail runs and knows its position: no wait (wait_for makes a task)
         try:
-            await asyncio.wait_for(self._ready.wait(), READY_TIMEOUT_SECONDS)
+            await wait_for(self._ready.wait(), READY_TIMEOUT_SECONDS)
         except TimeoutError:
             raise DatabaseUnavailable("the event feed could not read the event table") from None
 

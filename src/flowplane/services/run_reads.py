@@ -48,6 +48,7 @@ from flowplane.store.records import (
     RunRecord,
 )
 from flowplane.store.tx import Tx, now_ms
+from flowplane.timeouts import wait_for
 
 __all__ = [
     "NEEDS_SOMEONE",
@@ -577,7 +578,7 @@ class RunReader:
                         # Terminal and nothing more to read: the stream is complete.
                         return
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), poll_seconds)
+                        await wait_for(wake.wait(), poll_seconds)
         finally:
             remove()
 
@@ -589,7 +590,7 @@ class RunReader:
                 pass
             return await self.get(caller, run_id)
 
-        return await asyncio.wait_for(_wait(), timeout)
+        return await wait_for(_wait(), timeout)
 
     async def settle(
         self, caller: Caller, run_id: str, timeout: float, poll_seconds: float = 0.5
@@ -626,7 +627,7 @@ class RunReader:
                     return run, False
                 wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), min(poll_seconds, remaining))
+                    await wait_for(wake.wait(), min(poll_seconds, remaining))
                 run = await self.get(caller, run_id)
                 if run.status in NEEDS_SOMEONE:
                     return run, True

@@ -16,7 +16,6 @@ text or bytes is sent as JSON.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from typing import Any
 
 from flowplane.services.caller import Caller
 from flowplane.services.runs import RunService
+from flowplane.timeouts import wait_for
 
 REPLY_TYPE = "http.webhook_response"
 DROPPED_HEADERS = frozenset(
@@ -134,7 +134,7 @@ async def await_reply(runs: RunService, run_id: str, timeout: float) -> WebhookR
 
     _waiting += 1
     try:
-        return await asyncio.wait_for(watch(), timeout)
+        return await wait_for(watch(), timeout)
     except TimeoutError:
         return None
     finally:

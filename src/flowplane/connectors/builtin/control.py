@@ -26,6 +26,7 @@ from flowplane.connectors.builtin._paths import set_path
 from flowplane.connectors.builtin._schemas import obj, out, prop
 from flowplane.errors import ConnectorError, DurationInvalid
 from flowplane.model.durations import parse_duration
+from flowplane.timeouts import wait_for
 
 MAX_BATCH_ITEMS = 100_000
 MAX_BATCH_DELAY_SECONDS = 300.0
@@ -315,7 +316,7 @@ async def _sleep(ctx: NodeContext, seconds: float) -> None:
     while (left := deadline - loop.time()) > 0:
         ctx.check_cancelled()
         try:
-            await asyncio.wait_for(ctx.cancel_event.wait(), timeout=min(left, 5.0))
+            await wait_for(ctx.cancel_event.wait(), timeout=min(left, 5.0))
         except TimeoutError:
             await ctx.heartbeat()
     ctx.check_cancelled()

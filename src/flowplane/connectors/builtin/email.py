@@ -28,6 +28,7 @@ from flowplane.connectors.builtin._sandbox import sandbox_path
 from flowplane.connectors.builtin._schemas import CREDENTIAL_PROP, obj, out, prop
 from flowplane.errors import ConnectorError
 from flowplane.security.redaction import mask_values
+from flowplane.timeouts import wait_for
 
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
 MAX_RECIPIENTS = 500
@@ -255,7 +256,7 @@ async def email_send(params: dict[str, Any], ctx: NodeContext) -> Any:
     secrets = [url, parts.password]
     ctx.check_cancelled()
     try:
-        result = await asyncio.wait_for(
+        result = await wait_for(
             asyncio.to_thread(
                 _send, url, addresses[0], msg, recipients, timeout, params.get("starttls", "auto")
             ),
