@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fixtures import database, free_port, start_py_spy
+from fixtures import database, free_port, start_py_spy, stop_process
 
 NODES = 3
 WORKFLOW_DOC: dict[str, Any] = {
@@ -298,12 +298,7 @@ async def http_phase(
                 kind = "HTTP" if flow == "two" else "HTTP 1-req"
                 return Phase(kind, runs, elapsed, latencies, server_cpu, client_cpu, errors=errors)
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop_process(proc)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fixtures import database, free_port
+from fixtures import database, free_port, stop_process
 
 POSTGRES_URL = os.environ.get(
     "FLOWPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -104,12 +104,7 @@ def server(url: str, schema: str, work: Path, items: int) -> Iterator[str]:
             time.sleep(0.2)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 @dataclass

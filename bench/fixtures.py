@@ -53,3 +53,13 @@ def start_py_spy(pid: int, target: str, seconds: float) -> subprocess.Popen[byte
     cmd = [str(PY_SPY), "record", "-p", str(pid), "-d", str(int(seconds)), "-o", target]
     cmd += ["-f", fmt, "-r", "200", "--nonblocking"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import httpx
-from fixtures import database, free_port
+from fixtures import database, free_port, stop_process
 
 BARE = """
 import sys, uvicorn
@@ -60,12 +60,7 @@ def _time_to_answer(cmd: list[str], port: int, env: dict[str, str], cwd: Path) -
                 raise RuntimeError(f"{cmd} did not answer in 120 s")
             time.sleep(0.01)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def _time_to_exit(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
