@@ -20,7 +20,6 @@ from flowplane.cli._common import (
 )
 from flowplane.cli.gc_tuning import tune_for_serving
 from flowplane.cli.local import DatabaseSchema, DatabaseUrl, Plugins
-from flowplane.timeouts import wait_for
 
 if TYPE_CHECKING:
     import asyncio
@@ -464,6 +463,7 @@ async def _open_when_up(settings: Settings, signals: Any, what: str) -> Any:
     from flowplane.engine.outage import Backoff, describe
     from flowplane.errors import DatabaseUnavailable, StorageError
     from flowplane.store.base import Store
+    from flowplane.timeouts import wait_for
 
     backoff = Backoff(f"{what} ({display_url(settings.database_url)})")
     while True:
