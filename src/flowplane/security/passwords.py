@@ -11,8 +11,9 @@ MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024
 
 _hasher = PasswordHasher()
-# Verified when the user does not exist, so a login takes as long either way. Made on the
-# first login, not on import: a hash takes ~0.2 s, and every process imports this module.
+# Verified when the user does not exist, so a login takes as long either way. Made by
+# prepare() (on a thread as a server starts) or the first login, not on import: a hash
+# takes ~0.2 s, and every process imports this module.
 _dummy_hash: str | None = None
 
 
