@@ -6,14 +6,23 @@ SQLite uses a partial index only for a query whose WHERE holds the index's own p
 without it each claim scanned every node run of the table (13 ms per claim with 200,000
 finished ones, docs/performance.md). Checked with the database's own plan of the exact
 statement the store runs, and by the claims themselves on a table of finished runs.
+
+The index's predicate is written with ``OR`` (migration 0011): SQLite evaluates it for every
+node run inserted and every status changed, and built a temporary b-tree of a constant
+``IN`` list's values each time (``OpenEphemeral`` in the statement's program).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
+from engine_support import running
+from migration_support import downgrade, store_at
 
+from flowplane.services.caller import Caller
+from flowplane.store import migrate
 from flowplane.store import statements as q
 from flowplane.store.base import Store
 from flowplane.store.tx import Tx
@@ -91,3 +100,69 @@ async def test_claims_among_many_finished_node_runs(store: Store) -> None:
         ("due", "in-progress", 1)
     ]
     assert await store.transact(lambda tx: tx.claim("w", 16, 30_000)) == []
+
+
+def _claim_index_definition(store: Store, schema: str) -> str:
+    with store.engine.connect() as conn:
+        if store.dialect == "sqlite":
+            query = "SELECT sql FROM sqlite_master WHERE name = 'ix_node_runs_claim'"
+            return str(conn.exec_driver_sql(query).scalar_one())
+        query = "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND indexname = %s"
+        return str(conn.exec_driver_sql(query, (schema, "ix_node_runs_claim")).scalar_one())
+
+
+async def test_migration_writes_the_claim_predicate_with_or(db: tuple[str, str]) -> None:
+    async with store_at(db, "0010") as store:
+        before = _claim_index_definition(store, db[1])
+        assert ("IN (" if store.dialect == "sqlite" else "ANY (") in before, before
+        migrate.upgrade(store)
+        assert migrate.current_revision(store) == migrate.head_revision()
+        after = _claim_index_definition(store, db[1])
+        assert after.count(" OR ") == 2 and "IN (" not in after and "ANY" not in after, after
+        downgrade(store, db[1], "0010")
+        assert _claim_index_definition(store, db[1]) == before
+
+
+async def test_node_run_writes_build_no_temporary_btree(store: Store) -> None:
+    """Every insert and update of ``node_runs`` a 3-node run makes, as the store sent it: its
+    SQLite program opens no ephemeral table (a ``RETURNING`` clause needs one of its own;
+    statements with one are left out)."""
+    if store.dialect != "sqlite":
+        pytest.skip("the program of a statement (EXPLAIN's opcodes) is SQLite's")
+    captured: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        words = statement.split()
+        if words[:3] in (["INSERT", "INTO", "node_runs"], ["UPDATE", "node_runs", "SET"]):
+            if "RETURNING" not in words:
+                captured.append((statement, parameters))
+
+    chain = {
+        "name": "writes",
+        "nodes": [
+            {"id": f"n{i}", "type": "util.noop", **({"needs": [f"n{i - 1}"]} if i else {})}
+            for i in range(3)
+        ],
+    }
+    sa.event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        async with running(store) as rt:
+            run = (await rt.runs.start(Caller.system(), chain)).run.id
+            assert (await rt.runs.wait(Caller.system(), run, timeout=20)).status == "finished"
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", record)
+    inserts = [sql for sql, _ in captured if sql.startswith("INSERT")]
+    updates = [sql for sql, _ in captured if sql.startswith("UPDATE")]
+    assert inserts and updates, captured
+    with store.engine.connect() as conn:
+        for sql, params in captured:
+            rows = conn.exec_driver_sql("EXPLAIN " + sql, _first(params)).all()
+            assert "OpenEphemeral" not in [row[1] for row in rows], sql
+        conn.rollback()
+
+
+def _first(params: Any) -> Any:
+    """The parameters of one row (an ``executemany`` has a list of them)."""
+    if isinstance(params, list):
+        return params[0]
+    return params

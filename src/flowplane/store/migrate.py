@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 ADVISORY_LOCK_ID = 0x466C6F77  # "Flow"
-LATEST_REVISION = "0010"
+LATEST_REVISION = "0011"
 """The newest migration's revision (:func:`head_revision` reads it from the scripts; a
 test holds the two equal). A database already there is not handed to Alembic at start-up:
 importing Alembic and loading the scripts took ~0.4 s of every process's start."""

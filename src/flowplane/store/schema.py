@@ -12,7 +12,13 @@ metadata = sa.MetaData()
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 Id = sa.String(64)
 Ms = sa.BigInteger
-CLAIMABLE = "status IN ('ready', 'waiting-timer', 'in-progress')"
+CLAIMABLE = "(status = 'ready' OR status = 'waiting-timer' OR status = 'in-progress')"
+"""The node runs a worker may claim or the lease reaper looks at: the predicate of the
+partial index ``ix_node_runs_claim``, evaluated by SQLite for every insert of a node run and
+every update of its status. Written with ``OR``, not ``IN``: SQLite builds a temporary
+b-tree of the values of a constant ``IN`` list of more than two each time a statement runs
+(~2.4 µs a row, half the cost of inserting a node run), and compares ``OR`` terms in place
+(migration 0011)."""
 
 
 workflows = sa.Table(

@@ -94,9 +94,9 @@ SETTLE_PENDING = Prepared(t.node_runs.update().where(*_PENDING_NODE_RUN).returni
 
 CLAIMABLE_ROWS = sa.text(t.CLAIMABLE)
 """The predicate of ``ix_node_runs_claim``, word for word: SQLite uses a partial index only
-for a query whose WHERE holds the index's own (it does not infer ``status IN (...)`` from
-``status = 'ready'``), and scanned every node run of the table for each claim without it.
-PostgreSQL infers it either way."""
+for a query whose WHERE holds the index's own (it does not infer it from ``status =
+'ready'``), and scanned every node run of the table for each claim without it. PostgreSQL
+infers it either way."""
 # Lease up to ``_limit`` due node runs (the worker's claim), one prepared statement on both
 # backends: SQLite's write lock (BEGIN IMMEDIATE) makes it safe there; PostgreSQL skips the
 # rows other workers hold (SQLite's compiler leaves FOR UPDATE out).
