@@ -14,6 +14,7 @@ node run inserted and every status changed, and built a temporary b-tree of a co
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -102,25 +103,55 @@ async def test_claims_among_many_finished_node_runs(store: Store) -> None:
     assert await store.transact(lambda tx: tx.claim("w", 16, 30_000)) == []
 
 
-def _claim_index_definition(store: Store, schema: str) -> str:
+def _index_definition(store: Store, schema: str, name: str) -> str:
     with store.engine.connect() as conn:
         if store.dialect == "sqlite":
-            query = "SELECT sql FROM sqlite_master WHERE name = 'ix_node_runs_claim'"
-            return str(conn.exec_driver_sql(query).scalar_one())
+            query = "SELECT sql FROM sqlite_master WHERE name = ?"
+            return str(conn.exec_driver_sql(query, (name,)).scalar_one())
         query = "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND indexname = %s"
-        return str(conn.exec_driver_sql(query, (schema, "ix_node_runs_claim")).scalar_one())
+        return str(conn.exec_driver_sql(query, (schema, name)).scalar_one())
 
 
-async def test_migration_writes_the_claim_predicate_with_or(db: tuple[str, str]) -> None:
+PARTIAL = {"ix_runs_parent": "parent_run_id", "ux_runs_idempotency": "idempotency_key"}
+
+
+async def test_migration_0011_rewrites_three_indexes(db: tuple[str, str]) -> None:
     async with store_at(db, "0010") as store:
-        before = _claim_index_definition(store, db[1])
-        assert ("IN (" if store.dialect == "sqlite" else "ANY (") in before, before
+        names = ["ix_node_runs_claim", *PARTIAL]
+        before = {name: _index_definition(store, db[1], name) for name in names}
+        claim = before["ix_node_runs_claim"]
+        assert ("IN (" if store.dialect == "sqlite" else "ANY (") in claim, claim
+        assert not any("WHERE" in before[name] for name in PARTIAL), before
         migrate.upgrade(store)
         assert migrate.current_revision(store) == migrate.head_revision()
-        after = _claim_index_definition(store, db[1])
-        assert after.count(" OR ") == 2 and "IN (" not in after and "ANY" not in after, after
+        claim = _index_definition(store, db[1], "ix_node_runs_claim")
+        assert claim.count(" OR ") == 2 and "IN (" not in claim and "ANY" not in claim, claim
+        for name, column in PARTIAL.items():
+            partial = _index_definition(store, db[1], name)
+            assert re.search(rf"WHERE \(?{column} IS NOT NULL", partial), partial
         downgrade(store, db[1], "0010")
-        assert _claim_index_definition(store, db[1]) == before
+        assert {name: _index_definition(store, db[1], name) for name in names} == before
+
+
+async def test_lookups_by_parent_and_by_key_use_the_partial_indexes(store: Store) -> None:
+    captured: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "runs.parent_run_id =" in statement or "runs.idempotency_key =" in statement:
+            captured.append((statement, parameters))
+
+    sa.event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        await store.transact(lambda tx: tx.find_run_by_idempotency("default", "k"))
+        await store.transact(lambda tx: tx.child_runs("r"))
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", record)
+    assert len(captured) == 2, captured
+    with store.engine.connect() as conn:
+        plans = [_plan(conn, *statement) for statement in captured]
+        conn.rollback()
+    assert "ux_runs_idempotency" in plans[0], plans[0]
+    assert "ix_runs_parent" in plans[1], plans[1]
 
 
 async def test_node_run_writes_build_no_temporary_btree(store: Store) -> None:

@@ -92,8 +92,22 @@ runs = sa.Table(
     # A workflow's runs newest first, by name and by id (a run list filtered by workflow).
     sa.Index("ix_runs_workflow_name_id", "workflow_name", "id"),
     sa.Index("ix_runs_workflow_id_id", "workflow_id", "id"),
-    sa.Index("ix_runs_parent", "parent_run_id"),
-    sa.Index("ux_runs_idempotency", "namespace", "idempotency_key", unique=True),
+    # Only child runs and runs started with an Idempotency-Key are indexed by these (a
+    # lookup names a value, which implies the predicate; migration 0011).
+    sa.Index(
+        "ix_runs_parent",
+        "parent_run_id",
+        sqlite_where=sa.text("parent_run_id IS NOT NULL"),
+        postgresql_where=sa.text("parent_run_id IS NOT NULL"),
+    ),
+    sa.Index(
+        "ux_runs_idempotency",
+        "namespace",
+        "idempotency_key",
+        unique=True,
+        sqlite_where=sa.text("idempotency_key IS NOT NULL"),
+        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+    ),
 )
 
 node_runs = sa.Table(
