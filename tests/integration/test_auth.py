@@ -247,6 +247,8 @@ async def test_readyz_names_a_migration_behind(api: ApiHarness) -> None:
     def set_version(tx: Any, value: str) -> None:
         tx.conn.execute(version.update().values(version_num=value))
 
+    from flowplane.store.migrate import LATEST_REVISION
+
     await store.transact(lambda tx: set_version(tx, "0009"))
     try:
         async with api.client_for(None) as anon:
@@ -254,9 +256,9 @@ async def test_readyz_names_a_migration_behind(api: ApiHarness) -> None:
         assert ready.status_code == 503, ready.text
         body = ready.json()
         assert body["code"] == "not_ready" and body["migration"] == "0009"
-        assert "expected 0010" in body["detail"]
+        assert f"expected {LATEST_REVISION}" in body["detail"]
     finally:
-        await store.transact(lambda tx: set_version(tx, "0010"))
+        await store.transact(lambda tx: set_version(tx, LATEST_REVISION))
 
 
 async def test_ops_routes(api: ApiHarness) -> None:
