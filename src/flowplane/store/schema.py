@@ -19,6 +19,13 @@ every update of its status. Written with ``OR``, not ``IN``: SQLite builds a tem
 b-tree of the values of a constant ``IN`` list of more than two each time a statement runs
 (~2.4 µs a row, half the cost of inserting a node run), and compares ``OR`` terms in place
 (migration 0011)."""
+DEADLINED = (
+    "deadline_ms IS NOT NULL AND status <> 'finished' AND status <> 'failed' "
+    "AND status <> 'cancelled' AND status <> 'timed-out'"
+)
+"""The runs the run-timeout sweep looks at (active, with a deadline): the predicate of the
+partial index ``ix_runs_deadline``. Its statuses are ``status.TERMINAL_RUN`` (a test holds
+them equal); ``<>`` rather than ``NOT IN``, as for :data:`CLAIMABLE`."""
 
 
 workflows = sa.Table(
@@ -107,6 +114,13 @@ runs = sa.Table(
         unique=True,
         sqlite_where=sa.text("idempotency_key IS NOT NULL"),
         postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+    ),
+    # The active runs with a deadline, by deadline (the run-timeout sweep; migration 0011).
+    sa.Index(
+        "ix_runs_deadline",
+        "deadline_ms",
+        sqlite_where=sa.text(DEADLINED),
+        postgresql_where=sa.text(DEADLINED),
     ),
 )
 

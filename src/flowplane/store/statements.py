@@ -92,6 +92,9 @@ _PENDING_NODE_RUN = (
 SETTLE_PENDING = Prepared(t.node_runs.update().where(*_PENDING_NODE_RUN).returning(_N.id))
 
 
+DEADLINED_ROWS = sa.text(t.DEADLINED)
+"""The predicate of ``ix_runs_deadline``, word for word (SQLite uses the partial index then:
+the run-timeout sweep read every run without it)."""
 CLAIMABLE_ROWS = sa.text(t.CLAIMABLE)
 """The predicate of ``ix_node_runs_claim``, word for word: SQLite uses a partial index only
 for a query whose WHERE holds the index's own (it does not infer it from ``status =

@@ -71,11 +71,8 @@ class RunsTx(TxBase):
         self.write_coalesced()
         query = (
             sa.select(t.runs.c.id)
-            .where(
-                t.runs.c.deadline_ms.is_not(None),
-                t.runs.c.deadline_ms <= self.now_ms,
-                t.runs.c.status.not_in(TERMINAL_RUN),
-            )
+            # The deadline index's own predicate (active runs with a deadline), then the due.
+            .where(q.DEADLINED_ROWS, t.runs.c.deadline_ms <= self.now_ms)
             .limit(limit)
         )
         return [r[0] for r in self.conn.execute(query)]

@@ -1,6 +1,7 @@
-"""cheaper index writes: the claim index's predicate with OR, two run indexes partial
+"""partial indexes: the claim predicate with OR, two run indexes partial, runs by deadline
 
-Three indexes cost every start of a run more than they had to.
+Three indexes cost every start of a run more than they had to, and the run-timeout sweep
+read every run.
 
 * ``ix_node_runs_claim`` is partial: only the node runs a worker may claim (``ready``,
   ``waiting-timer``) or the lease reaper looks at (``in-progress``). Its predicate was
@@ -16,6 +17,15 @@ Three indexes cost every start of a run more than they had to.
   wrote an entry of ``NULL`` into both. They are now partial (``IS NOT NULL``): a lookup by
   parent or by key names a value, which implies it on both backends, and uniqueness is
   unchanged (``NULL`` keys never collided).
+
+* ``ix_runs_deadline`` (new): the active runs that have a deadline (a workflow's
+  ``timeout_seconds``), by deadline. Every worker's maintenance loop looks for runs past
+  their deadline every ``reaper_interval_seconds`` (5 s); with no index on ``deadline_ms``
+  that was a scan of every run ever kept: 38 ms on SQLite (on the event loop: writes there
+  are inline) and 31-35 ms on PostgreSQL with 200,000 runs. The sweep's query holds the
+  predicate word for word (``statements.DEADLINED_ROWS``), so it reads only the runs
+  it times out. The predicate is written with ``<>``, not ``NOT IN``, for the reason
+  above; a run without a deadline stops at its first term.
 
 Rebuilt on PostgreSQL too, so that both backends keep one schema.
 
@@ -36,6 +46,10 @@ depends_on: str | Sequence[str] | None = None
 
 OLD_CLAIMABLE = "status IN ('ready', 'waiting-timer', 'in-progress')"
 NEW_CLAIMABLE = "(status = 'ready' OR status = 'waiting-timer' OR status = 'in-progress')"
+DEADLINED = (
+    "deadline_ms IS NOT NULL AND status <> 'finished' AND status <> 'failed' "
+    "AND status <> 'cancelled' AND status <> 'timed-out'"
+)
 
 
 def _where(predicate: str | None) -> dict[str, object]:
@@ -63,7 +77,11 @@ def _indexes(claimable: str, partial: bool) -> None:
 
 def upgrade() -> None:
     _indexes(NEW_CLAIMABLE, partial=True)
+    with op.batch_alter_table("runs") as batch:
+        batch.create_index("ix_runs_deadline", ["deadline_ms"], unique=False, **_where(DEADLINED))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("runs") as batch:
+        batch.drop_index("ix_runs_deadline")
     _indexes(OLD_CLAIMABLE, partial=False)

@@ -1,15 +1,19 @@
-"""The worker's claim, its next-due read and the lease reaper's read use the claim index
-(``ix_node_runs_claim``, partial: only claimable and in-progress rows) on both backends,
-so their cost does not grow with the finished node runs a database keeps.
+"""Partial indexes on both backends, and the statements that use them.
+
+The worker's claim, its next-due read and the lease reaper's read use the claim index
+(``ix_node_runs_claim``, partial: only claimable and in-progress rows), and the run-timeout
+sweep the deadline index (``ix_runs_deadline``: active runs with a deadline), so their cost
+does not grow with the finished node runs and runs a database keeps.
 
 SQLite uses a partial index only for a query whose WHERE holds the index's own predicate:
 without it each claim scanned every node run of the table (13 ms per claim with 200,000
 finished ones, docs/performance.md). Checked with the database's own plan of the exact
 statement the store runs, and by the claims themselves on a table of finished runs.
 
-The index's predicate is written with ``OR`` (migration 0011): SQLite evaluates it for every
-node run inserted and every status changed, and built a temporary b-tree of a constant
-``IN`` list's values each time (``OpenEphemeral`` in the statement's program).
+The claim index's predicate is written with ``OR`` (migration 0011): SQLite evaluates it for
+every node run inserted and every status changed, and built a temporary b-tree of a constant
+``IN`` list's values each time (``OpenEphemeral`` in the statement's program). Lookups by
+parent run and by ``Idempotency-Key`` use indexes that hold only the runs having one.
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from engine_support import running
-from migration_support import downgrade, store_at
+from migration_support import downgrade, indexes, store_at
 
+from flowplane.engine import transitions
 from flowplane.services.caller import Caller
+from flowplane.status import TERMINAL_RUN
 from flowplane.store import migrate
+from flowplane.store import schema as t
 from flowplane.store import statements as q
 from flowplane.store.base import Store
 from flowplane.store.tx import Tx
@@ -115,10 +122,11 @@ def _index_definition(store: Store, schema: str, name: str) -> str:
 PARTIAL = {"ix_runs_parent": "parent_run_id", "ux_runs_idempotency": "idempotency_key"}
 
 
-async def test_migration_0011_rewrites_three_indexes(db: tuple[str, str]) -> None:
+async def test_migration_0011_rewrites_three_indexes_and_adds_one(db: tuple[str, str]) -> None:
     async with store_at(db, "0010") as store:
         names = ["ix_node_runs_claim", *PARTIAL]
         before = {name: _index_definition(store, db[1], name) for name in names}
+        assert "ix_runs_deadline" not in indexes(store, "runs")
         claim = before["ix_node_runs_claim"]
         assert ("IN (" if store.dialect == "sqlite" else "ANY (") in claim, claim
         assert not any("WHERE" in before[name] for name in PARTIAL), before
@@ -129,8 +137,11 @@ async def test_migration_0011_rewrites_three_indexes(db: tuple[str, str]) -> Non
         for name, column in PARTIAL.items():
             partial = _index_definition(store, db[1], name)
             assert re.search(rf"WHERE \(?{column} IS NOT NULL", partial), partial
+        deadline = _index_definition(store, db[1], "ix_runs_deadline")
+        assert "deadline_ms IS NOT NULL" in deadline and "NOT IN" not in deadline, deadline
         downgrade(store, db[1], "0010")
         assert {name: _index_definition(store, db[1], name) for name in names} == before
+        assert "ix_runs_deadline" not in indexes(store, "runs")
 
 
 async def test_lookups_by_parent_and_by_key_use_the_partial_indexes(store: Store) -> None:
@@ -197,3 +208,49 @@ def _first(params: Any) -> Any:
     if isinstance(params, list):
         return params[0]
     return params
+
+
+def test_the_deadline_predicate_names_the_terminal_statuses() -> None:
+    assert sorted(re.findall(r"status <> '([^']+)'", t.DEADLINED)) == sorted(TERMINAL_RUN)
+
+
+async def test_the_timeout_sweep_reads_only_active_runs_with_a_deadline(store: Store) -> None:
+    """2,000 finished runs past their deadline, one running run past it and one within
+    it: the sweep's plan uses the deadline index, and it times out just the one."""
+
+    def fill(tx: Tx) -> None:
+        rows = [
+            {"id": f"r{i:05d}", "status": "finished", "deadline_ms": i} for i in range(2000)
+        ] + [
+            {"id": "due", "status": "running", "deadline_ms": 5},
+            {"id": "later", "status": "running", "deadline_ms": 10**15},
+        ]
+        tx.conn.execute(
+            sa.text(
+                "INSERT INTO runs (id, workflow_name, status, namespace, document, input, "
+                "created_at_ms, updated_at_ms, deadline_ms) VALUES (:id, 'w', :status, "
+                "'default', '{}', '{}', 0, 0, :deadline_ms)"
+            ),
+            rows,
+        )
+
+    await store.transact(fill)
+    captured: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "deadline_ms <=" in statement:
+            captured.append((statement, parameters))
+
+    sa.event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        assert await store.transact(transitions.time_out_runs) == 1
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", record)
+    with store.engine.connect() as conn:
+        plan = _plan(conn, *captured[0])
+        statuses = dict(
+            conn.execute(sa.text("SELECT id, status FROM runs WHERE id IN ('due', 'later')")).all()
+        )
+        conn.rollback()
+    assert "ix_runs_deadline" in plan, plan
+    assert statuses == {"due": "timed-out", "later": "running"}
