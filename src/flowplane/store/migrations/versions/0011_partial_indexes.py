@@ -17,9 +17,8 @@ read every run.
   wrote an entry of ``NULL`` into both. They are now partial (``IS NOT NULL``): a lookup by
   parent or by key names a value, which implies it on both backends, and uniqueness is
   unchanged (``NULL`` keys never collided).
-
 * ``ix_runs_deadline`` (new): the active runs that have a deadline (a workflow's
-  ``timeout_seconds``), by deadline. Every worker's maintenance loop looks for runs past
+  ``timeout``), by deadline. Every worker's maintenance loop looks for runs past
   their deadline every ``reaper_interval_seconds`` (5 s); with no index on ``deadline_ms``
   that was a scan of every run ever kept: 38 ms on SQLite (on the event loop: writes there
   are inline) and 31-35 ms on PostgreSQL with 200,000 runs. The sweep's query holds the
