@@ -18,7 +18,9 @@ parent run and by ``Idempotency-Key`` use indexes that hold only the runs having
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -54,6 +56,23 @@ def _driver_sql(conn: sa.Connection, statement: Any, params: dict[str, Any]) -> 
     return compiled.string, values
 
 
+@contextlib.contextmanager
+def statements_sent(store: Store, wanted: Callable[[str], bool]) -> Iterator[list[Any]]:
+    """The ``(statement, parameters)`` sent to the database inside the block, as the store
+    sent them, of the statements ``wanted`` keeps."""
+    captured: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if wanted(statement):
+            captured.append((statement, parameters))
+
+    sa.event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        yield captured
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", record)
+
+
 def test_claim_reads_use_the_claim_index(store: Store) -> None:
     with store.engine.connect() as conn:
         claim = q.CLAIM._for(conn.dialect, PARAMS).stmt
@@ -65,17 +84,8 @@ def test_claim_reads_use_the_claim_index(store: Store) -> None:
 
 
 async def test_the_reaper_read_uses_the_claim_index(store: Store) -> None:
-    captured: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "lease_expires_ms <" in statement:
-            captured.append((statement, parameters))
-
-    sa.event.listen(store.engine, "before_cursor_execute", record)
-    try:
+    with statements_sent(store, lambda sql: "lease_expires_ms <" in sql) as captured:
         await store.transact(lambda tx: tx.expired_leases())
-    finally:
-        sa.event.remove(store.engine, "before_cursor_execute", record)
     assert captured
     with store.engine.connect() as conn:
         plan = _plan(conn, *captured[0])
@@ -145,18 +155,12 @@ async def test_migration_0011_rewrites_three_indexes_and_adds_one(db: tuple[str,
 
 
 async def test_lookups_by_parent_and_by_key_use_the_partial_indexes(store: Store) -> None:
-    captured: list[tuple[str, Any]] = []
+    def lookup(sql: str) -> bool:
+        return "runs.parent_run_id =" in sql or "runs.idempotency_key =" in sql
 
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "runs.parent_run_id =" in statement or "runs.idempotency_key =" in statement:
-            captured.append((statement, parameters))
-
-    sa.event.listen(store.engine, "before_cursor_execute", record)
-    try:
+    with statements_sent(store, lookup) as captured:
         await store.transact(lambda tx: tx.find_run_by_idempotency("default", "k"))
         await store.transact(lambda tx: tx.child_runs("r"))
-    finally:
-        sa.event.remove(store.engine, "before_cursor_execute", record)
     assert len(captured) == 2, captured
     with store.engine.connect() as conn:
         plans = [_plan(conn, *statement) for statement in captured]
@@ -171,13 +175,11 @@ async def test_node_run_writes_build_no_temporary_btree(store: Store) -> None:
     statements with one are left out)."""
     if store.dialect != "sqlite":
         pytest.skip("the program of a statement (EXPLAIN's opcodes) is SQLite's")
-    captured: list[tuple[str, Any]] = []
 
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        words = statement.split()
-        if words[:3] in (["INSERT", "INTO", "node_runs"], ["UPDATE", "node_runs", "SET"]):
-            if "RETURNING" not in words:
-                captured.append((statement, parameters))
+    def node_run_write(sql: str) -> bool:
+        words = sql.split()
+        writes = words[:3] in (["INSERT", "INTO", "node_runs"], ["UPDATE", "node_runs", "SET"])
+        return writes and "RETURNING" not in words
 
     chain = {
         "name": "writes",
@@ -186,13 +188,10 @@ async def test_node_run_writes_build_no_temporary_btree(store: Store) -> None:
             for i in range(3)
         ],
     }
-    sa.event.listen(store.engine, "before_cursor_execute", record)
-    try:
+    with statements_sent(store, node_run_write) as captured:
         async with running(store) as rt:
             run = (await rt.runs.start(Caller.system(), chain)).run.id
             assert (await rt.runs.wait(Caller.system(), run, timeout=20)).status == "finished"
-    finally:
-        sa.event.remove(store.engine, "before_cursor_execute", record)
     inserts = [sql for sql, _ in captured if sql.startswith("INSERT")]
     updates = [sql for sql, _ in captured if sql.startswith("UPDATE")]
     assert inserts and updates, captured
@@ -235,17 +234,8 @@ async def test_the_timeout_sweep_reads_only_active_runs_with_a_deadline(store: S
         )
 
     await store.transact(fill)
-    captured: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "deadline_ms <=" in statement:
-            captured.append((statement, parameters))
-
-    sa.event.listen(store.engine, "before_cursor_execute", record)
-    try:
+    with statements_sent(store, lambda sql: "deadline_ms <=" in sql) as captured:
         assert await store.transact(transitions.time_out_runs) == 1
-    finally:
-        sa.event.remove(store.engine, "before_cursor_execute", record)
     with store.engine.connect() as conn:
         plan = _plan(conn, *captured[0])
         statuses = dict(

@@ -28,6 +28,15 @@ partial index ``ix_runs_deadline``. Its statuses are ``status.TERMINAL_RUN`` (a 
 them equal); ``<>`` rather than ``NOT IN``, as for :data:`CLAIMABLE`."""
 
 
+def partial_index(name: str, *columns: str, where: str, unique: bool = False) -> sa.Index:
+    """An index of the rows ``where`` holds, on both backends (SQLite uses it only for a
+    query whose WHERE holds ``where``'s terms word for word)."""
+    predicate = sa.text(where)
+    return sa.Index(
+        name, *columns, unique=unique, sqlite_where=predicate, postgresql_where=predicate
+    )
+
+
 workflows = sa.Table(
     "workflows",
     metadata,
@@ -40,13 +49,8 @@ workflows = sa.Table(
     sa.Column("updated_at_ms", Ms, nullable=False),
     sa.Column("deleted_at_ms", Ms, nullable=True),
     sa.Column("created_by", sa.String(128), nullable=True),
-    sa.Index(
-        "ux_workflows_live_name",
-        "namespace",
-        "name",
-        unique=True,
-        sqlite_where=sa.text("deleted_at_ms IS NULL"),
-        postgresql_where=sa.text("deleted_at_ms IS NULL"),
+    partial_index(
+        "ux_workflows_live_name", "namespace", "name", unique=True, where="deleted_at_ms IS NULL"
     ),
 )
 
@@ -101,27 +105,16 @@ runs = sa.Table(
     sa.Index("ix_runs_workflow_id_id", "workflow_id", "id"),
     # Only child runs and runs started with an Idempotency-Key are indexed by these (a
     # lookup names a value, which implies the predicate; migration 0011).
-    sa.Index(
-        "ix_runs_parent",
-        "parent_run_id",
-        sqlite_where=sa.text("parent_run_id IS NOT NULL"),
-        postgresql_where=sa.text("parent_run_id IS NOT NULL"),
-    ),
-    sa.Index(
+    partial_index("ix_runs_parent", "parent_run_id", where="parent_run_id IS NOT NULL"),
+    partial_index(
         "ux_runs_idempotency",
         "namespace",
         "idempotency_key",
         unique=True,
-        sqlite_where=sa.text("idempotency_key IS NOT NULL"),
-        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+        where="idempotency_key IS NOT NULL",
     ),
     # The active runs with a deadline, by deadline (the run-timeout sweep; migration 0011).
-    sa.Index(
-        "ix_runs_deadline",
-        "deadline_ms",
-        sqlite_where=sa.text(DEADLINED),
-        postgresql_where=sa.text(DEADLINED),
-    ),
+    partial_index("ix_runs_deadline", "deadline_ms", where=DEADLINED),
 )
 
 node_runs = sa.Table(
@@ -154,13 +147,7 @@ node_runs = sa.Table(
     sa.Column("attempt_started_ms", Ms, nullable=True),
     sa.UniqueConstraint("run_id", "node_id", "iteration", name="ux_node_runs_key"),
     # Only the statuses claims and the lease reaper look for: most rows are settled.
-    sa.Index(
-        "ix_node_runs_claim",
-        "status",
-        "available_at_ms",
-        sqlite_where=sa.text(CLAIMABLE),
-        postgresql_where=sa.text(CLAIMABLE),
-    ),
+    partial_index("ix_node_runs_claim", "status", "available_at_ms", where=CLAIMABLE),
     sa.Index("ix_node_runs_run_status", "run_id", "status"),
 )
 
