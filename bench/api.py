@@ -65,7 +65,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from fixtures import database, free_port, start_py_spy
+from fixtures import database, free_port, start_py_spy, stop_process
 
 from flowplane.services.auth import LOCAL
 
@@ -167,12 +167,7 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 def start_server(name: str, kind: str, config: str, work: Path, probe: str, key: str) -> Server:
