@@ -241,13 +241,13 @@ async def test_rate_limit(api: ApiHarness) -> None:
 async def test_readyz_names_a_migration_behind(api: ApiHarness) -> None:
     import sqlalchemy as sa
 
+    from flowplane.store.migrate import LATEST_REVISION, VERSION_TABLE
+
     store = api.services.store
-    version = sa.table("alembic_version", sa.column("version_num", sa.String))
+    version = sa.table(VERSION_TABLE, sa.column("version_num", sa.String))
 
     def set_version(tx: Any, value: str) -> None:
         tx.conn.execute(version.update().values(version_num=value))
-
-    from flowplane.store.migrate import LATEST_REVISION
 
     await store.transact(lambda tx: set_version(tx, "0009"))
     try:
